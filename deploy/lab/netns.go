@@ -1,0 +1,153 @@
+// Package lab builds throw-away network labs out of Linux network namespaces:
+// nodes and clients joined by a bridge that lives in its own namespace, so
+// nothing on the host is ever touched. The demo, the integration tests and the
+// benchmarks all use it.
+package lab
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// RequireEnv is the environment variable that turns a skipped namespace test
+// into a failed one. CI sets it so root-only tests can never pass by skipping.
+const RequireEnv = "HAA_REQUIRE_NETNS"
+
+// Require skips t when network namespaces cannot be created (not root, no
+// iproute2), and fails it instead when HAA_REQUIRE_NETNS=1.
+func Require(t testing.TB) {
+	t.Helper()
+	if err := Available(); err != nil {
+		if os.Getenv(RequireEnv) == "1" {
+			t.Fatalf("network namespace test cannot run and %s=1: %v", RequireEnv, err)
+		}
+		t.Skipf("skipping network namespace test: %v (run as root, or set %s=1 to make this a failure)", err, RequireEnv)
+	}
+}
+
+// Available reports why namespaces cannot be used here, or nil.
+func Available() error {
+	if os.Geteuid() != 0 {
+		return errors.New("needs root")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return errors.New("needs iproute2 (the ip command)")
+	}
+	return nil
+}
+
+// UniqueName returns prefix plus a short random suffix. Namespace and link
+// names made with it never collide between tests running in parallel.
+func UniqueName(prefix string) string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return prefix + hex.EncodeToString(b[:])
+}
+
+// NS is a network namespace created by this package.
+type NS struct {
+	Name string
+}
+
+// NewNS creates the named namespace and brings its loopback up.
+func NewNS(name string) (*NS, error) {
+	if len(name) > 200 {
+		return nil, fmt.Errorf("namespace name %q too long", name)
+	}
+	if err := ip("netns", "add", name); err != nil {
+		return nil, err
+	}
+	ns := &NS{Name: name}
+	if err := ns.IP("link", "set", "lo", "up"); err != nil {
+		_ = ns.Close()
+		return nil, err
+	}
+	return ns, nil
+}
+
+// Close deletes the namespace; processes still inside keep it alive until
+// they exit, so callers stop their processes first.
+func (n *NS) Close() error {
+	return ip("netns", "del", n.Name)
+}
+
+// IP runs `ip -n NAME args...` (an iproute2 command inside the namespace).
+func (n *NS) IP(args ...string) error {
+	return ip(append([]string{"-n", n.Name}, args...)...)
+}
+
+// Command returns a command that runs inside the namespace through
+// `ip netns exec`.
+func (n *NS) Command(name string, args ...string) *exec.Cmd {
+	return exec.Command("ip", append([]string{"netns", "exec", n.Name, name}, args...)...)
+}
+
+// Output runs a command inside the namespace and returns its standard output.
+func (n *NS) Output(name string, args ...string) (string, error) {
+	cmd := n.Command(name, args...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%s %s in %s: %w: %s", name, strings.Join(args, " "), n.Name, err, strings.TrimSpace(stderr.String()))
+	}
+	return string(out), nil
+}
+
+// Do runs fn on an OS thread switched into the namespace. Sockets created by
+// fn stay in the namespace after Do returns and may be used from any
+// goroutine.
+func (n *NS) Do(fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := netns.GetFromName(n.Name)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := netns.Set(target); err != nil {
+		return err
+	}
+	ferr := fn()
+	if err := netns.Set(orig); err != nil {
+		// The thread is in an unknown namespace: keep it locked so the
+		// runtime discards it instead of reusing it.
+		runtime.LockOSThread()
+		return errors.Join(ferr, err)
+	}
+	return ferr
+}
+
+// Handle returns a netlink handle operating inside the namespace.
+func (n *NS) Handle() (*netlink.Handle, error) {
+	h, err := netns.GetFromName(n.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer h.Close()
+	return netlink.NewHandleAt(h)
+}
+
+func ip(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
