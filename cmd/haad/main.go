@@ -1,0 +1,134 @@
+// Command haad is the haa node agent: it runs the VRRP instances of its
+// configuration file on this node.
+//
+//	haad --config /etc/haa/haad.yaml
+//
+// SIGHUP reloads the file and applies only what changed; SIGTERM hands every
+// mastership over (priority-0 adverts) and exits.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/config"
+)
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRuntime = 1
+	exitConfig  = 2
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stderr))
+}
+
+func run(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("haad", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", "/etc/haa/haad.yaml", "agent configuration file (YAML)")
+	check := fs.Bool("check", false, "validate the configuration file and exit (0: valid, 2: invalid)")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	format := fs.String("log-format", "text", "log format: text or json")
+	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGTERM waits for the handover")
+	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
+	log, err := newLogger(stderr, *level, *format)
+	if err != nil {
+		fmt.Fprintln(stderr, "haad:", err)
+		return exitConfig
+	}
+
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "haad:", err)
+		return exitConfig
+	}
+	if *check {
+		fmt.Fprintf(stderr, "haad: %s is valid (%d instances)\n", *cfgPath, len(cfg.GetInstances()))
+		return exitOK
+	}
+
+	// Signals are caught before anything runs so none is lost.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+
+	agent, err := node.New(node.WithLogger(log))
+	if err != nil {
+		fmt.Fprintln(stderr, "haad:", err)
+		return exitRuntime
+	}
+	if _, err := agent.Apply(context.Background(), cfg); err != nil {
+		fmt.Fprintln(stderr, "haad:", err)
+		shutdown(agent, *shutdownTimeout, log)
+		if errors.Is(err, config.ErrInvalid) {
+			return exitConfig
+		}
+		return exitRuntime
+	}
+	log.Info("haad running", "config", *cfgPath, "node", cfg.GetName(), "instances", len(cfg.GetInstances()), "pid", os.Getpid())
+
+	for sig := range sigs {
+		switch sig {
+		case syscall.SIGHUP:
+			reload(agent, *cfgPath, log)
+		default:
+			log.Info("stopping: handing over mastership", "signal", sig.String())
+			return shutdown(agent, *shutdownTimeout, log)
+		}
+	}
+	return exitOK
+}
+
+// reload applies the file again; an invalid file is refused with the full
+// report and the running configuration stays.
+func reload(agent *node.Agent, path string, log *slog.Logger) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		log.Error("reload refused: the running configuration stays", "err", err.Error())
+		return
+	}
+	plan, err := agent.Apply(context.Background(), cfg)
+	if err != nil {
+		log.Error("reload failed", "err", err.Error())
+		return
+	}
+	log.Info("reloaded", "added", plan.Added, "removed", plan.Removed, "changed", plan.Changed, "unchanged", plan.Unchanged)
+}
+
+func shutdown(agent *node.Agent, timeout time.Duration, log *slog.Logger) int {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := agent.Shutdown(ctx); err != nil {
+		log.Error("shutdown incomplete", "err", err)
+		return exitRuntime
+	}
+	return exitOK
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}

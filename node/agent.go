@@ -1,0 +1,432 @@
+// Package node is the haad agent: it owns the VRRP instances and the
+// subsystems they use (sockets, virtual addresses, gratuitous ARP, link
+// monitoring) and applies configurations to them.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/garp"
+	"github.com/haa-dev/haa/node/vip"
+	"github.com/haa-dev/haa/node/vrrp"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// Agent runs the VRRP instances of one node.
+type Agent struct {
+	log    *slog.Logger
+	notify func(vrrp.Notice)
+	vips   *vip.Manager
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu serialises Apply and Shutdown: one mutation at a time.
+	mu        sync.Mutex
+	raw       *haav1.AgentConfig
+	cfg       *config.Agent
+	instances map[string]*instance
+
+	ifmu   sync.RWMutex
+	ifaces map[string]*iface
+}
+
+type instance struct {
+	cfg    config.Instance
+	runner *vrrp.Runner
+}
+
+// iface is the shared per-interface state: one socket, its demultiplexer
+// and a GARP sender.
+type iface struct {
+	name  string
+	conn  *vrrp.Conn
+	demux *vrrp.Iface
+	garp  *garp.Sender
+	refs  int
+	done  chan struct{}
+}
+
+// Option configures an Agent.
+type Option func(*Agent)
+
+// WithLogger sets the logger.
+func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
+
+// WithNotify receives every instance notice (transitions, drops, GARPs). It
+// is called from the instances' goroutines and must not block.
+func WithNotify(fn func(vrrp.Notice)) Option { return func(a *Agent) { a.notify = fn } }
+
+// New returns an agent with no instances; Apply gives it some.
+func New(opts ...Option) (*Agent, error) {
+	a := &Agent{
+		log:       slog.Default(),
+		instances: map[string]*instance{},
+		ifaces:    map[string]*iface{},
+	}
+	for _, o := range opts {
+		o(a)
+	}
+	a.vips = vip.New(nil)
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	if err := a.watchLinks(); err != nil {
+		a.cancel()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Config returns the configuration last applied, or nil.
+func (a *Agent) Config() *haav1.AgentConfig {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.raw
+}
+
+// Apply validates cfg, checks it against this node (interfaces exist) and
+// changes only what differs from the running configuration. An invalid
+// configuration changes nothing and returns a *config.Error listing every
+// problem.
+func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig) (Plan, error) {
+	want, err := config.Resolve(raw)
+	if err != nil {
+		return Plan{}, err
+	}
+	if err := checkNode(want); err != nil {
+		return Plan{}, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctx.Err() != nil {
+		return Plan{}, errors.New("agent is shut down")
+	}
+	var running []config.Instance
+	for _, in := range a.instances {
+		running = append(running, in.cfg)
+	}
+	plan := Diff(running, want.Instances)
+	byName := map[string]config.Instance{}
+	for _, in := range want.Instances {
+		byName[in.VRRP.Name] = in
+	}
+	var stop []string
+	stop = append(stop, plan.Removed...)
+	stop = append(stop, plan.Changed...)
+	a.stopInstances(ctx, stop)
+	var errs []error
+	for _, names := range [][]string{plan.Changed, plan.Added} {
+		for _, name := range names {
+			if err := a.startInstance(byName[name]); err != nil {
+				errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
+			}
+		}
+	}
+	a.raw, a.cfg = raw, want
+	a.log.Info("configuration applied", "added", plan.Added, "removed", plan.Removed,
+		"changed", plan.Changed, "unchanged", len(plan.Unchanged))
+	return plan, errors.Join(errs...)
+}
+
+// checkNode reports configuration that cannot run on this node.
+func checkNode(c *config.Agent) error {
+	var fields []config.FieldError
+	for i, in := range c.Instances {
+		if _, err := net.InterfaceByName(in.Interface); err != nil {
+			fields = append(fields, config.FieldError{
+				Path: fmt.Sprintf("instances[%d].interface", i),
+				Msg:  fmt.Sprintf("no interface %q on this node", in.Interface)})
+		}
+		for k, v := range in.VIPs {
+			if v.Dev == "" {
+				continue
+			}
+			if _, err := net.InterfaceByName(v.Dev); err != nil {
+				fields = append(fields, config.FieldError{
+					Path: fmt.Sprintf("instances[%d].vips[%d]", i, k),
+					Msg:  fmt.Sprintf("no interface %q on this node", v.Dev)})
+			}
+		}
+	}
+	if len(fields) > 0 {
+		return &config.Error{Fields: fields}
+	}
+	return nil
+}
+
+func (a *Agent) stopInstances(ctx context.Context, names []string) {
+	var wg sync.WaitGroup
+	for _, name := range names {
+		in := a.instances[name]
+		if in == nil {
+			continue
+		}
+		delete(a.instances, name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := in.runner.Shutdown(ctx); err != nil {
+				a.log.Warn("instance did not stop in time", "instance", name, "err", err)
+			}
+			a.releaseIface(in)
+		}()
+	}
+	wg.Wait()
+}
+
+func (a *Agent) startInstance(c config.Instance) error {
+	ifc, err := a.acquireIface(c.Interface)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			a.releaseIfaceRef(ifc)
+		}
+	}()
+	if !c.VRRP.Primary.IsValid() {
+		p, err := primaryAddr(c.Interface, a.allVIPs(c))
+		if err != nil {
+			return err
+		}
+		c.VRRP.Primary = p
+	}
+	set := &vipSet{m: a.vips, iface: c.Interface, vips: c.VIPs}
+	// Restart safety: addresses left by a crashed agent are removed until
+	// the protocol makes this node master again.
+	if err := set.Del(); err != nil {
+		return fmt.Errorf("removing stale virtual addresses: %w", err)
+	}
+	if len(c.Peers) == 0 {
+		if err := ifc.conn.JoinGroup(c.Group); err != nil {
+			return err
+		}
+	}
+	up, err := linkUp(c.Interface)
+	if err != nil {
+		return err
+	}
+	rc := vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
+		Peers: c.Peers, Checksum: c.Checksum, GARP: c.GARP}
+	r := vrrp.NewRunner(rc, ifc.conn, set, ifc.garp, a.log, a.notify)
+	if err := ifc.demux.Add(r); err != nil {
+		if len(c.Peers) == 0 {
+			_ = ifc.conn.LeaveGroup(c.Group)
+		}
+		return err
+	}
+	a.instances[c.VRRP.Name] = &instance{cfg: c, runner: r}
+	ok = true
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		r.Run(a.ctx, up)
+	}()
+	return nil
+}
+
+// allVIPs returns every VIP address of the configuration being applied and
+// the running one, so none is mistaken for the interface's own address.
+func (a *Agent) allVIPs(c config.Instance) map[netip.Addr]bool {
+	m := map[netip.Addr]bool{}
+	add := func(in config.Instance) {
+		for _, v := range in.VIPs {
+			m[v.Prefix.Addr()] = true
+		}
+	}
+	add(c)
+	for _, in := range a.instances {
+		add(in.cfg)
+	}
+	return m
+}
+
+func (a *Agent) acquireIface(name string) (*iface, error) {
+	a.ifmu.Lock()
+	defer a.ifmu.Unlock()
+	if ifc := a.ifaces[name]; ifc != nil {
+		ifc.refs++
+		return ifc, nil
+	}
+	conn, err := vrrp.ListenIPv4(name)
+	if err != nil {
+		return nil, err
+	}
+	g, err := garp.Open(name)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("gratuitous ARP on %s: %w", name, err)
+	}
+	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, a.log), garp: g, refs: 1, done: make(chan struct{})}
+	go func() {
+		defer close(ifc.done)
+		if err := ifc.demux.Serve(conn); err != nil {
+			a.log.Error("VRRP receive loop stopped", "iface", name, "err", err)
+		}
+	}()
+	a.ifaces[name] = ifc
+	return ifc, nil
+}
+
+func (a *Agent) releaseIface(in *instance) {
+	a.ifmu.RLock()
+	ifc := a.ifaces[in.cfg.Interface]
+	a.ifmu.RUnlock()
+	if ifc == nil {
+		return
+	}
+	ifc.demux.Remove(in.cfg.VRRP.VRID)
+	if len(in.cfg.Peers) == 0 {
+		_ = ifc.conn.LeaveGroup(in.cfg.Group)
+	}
+	a.releaseIfaceRef(ifc)
+}
+
+func (a *Agent) releaseIfaceRef(ifc *iface) {
+	a.ifmu.Lock()
+	ifc.refs--
+	last := ifc.refs == 0
+	if last {
+		delete(a.ifaces, ifc.name)
+	}
+	a.ifmu.Unlock()
+	if last {
+		ifc.conn.Close()
+		ifc.garp.Close()
+		<-ifc.done
+	}
+}
+
+// Shutdown stops every instance: masters send a priority-0 advert and
+// remove their addresses, so backups take over after the skew time.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	names := make([]string, 0, len(a.instances))
+	for n := range a.instances {
+		names = append(names, n)
+	}
+	a.stopInstances(ctx, names)
+	a.cancel()
+	a.wg.Wait()
+	return ctx.Err()
+}
+
+// InstanceStatus is what the agent knows about one instance.
+type InstanceStatus struct {
+	Config config.Instance
+	Status vrrp.Status
+	Stats  *vrrp.Stats
+}
+
+// Instances returns every running instance's status, by name.
+func (a *Agent) Instances() []InstanceStatus {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]InstanceStatus, 0, len(a.instances))
+	for _, in := range a.instances {
+		out = append(out, InstanceStatus{Config: in.cfg, Status: in.runner.Status(), Stats: in.runner.Stats()})
+	}
+	sortByName(out)
+	return out
+}
+
+// watchLinks follows link state through netlink events and tells the
+// instances on an interface when it goes down or comes back.
+func (a *Agent) watchLinks() error {
+	ch := make(chan netlink.LinkUpdate, 64)
+	err := netlink.LinkSubscribeWithOptions(ch, a.ctx.Done(), netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) { a.log.Error("link monitor", "err", err) },
+	})
+	if err != nil {
+		return fmt.Errorf("subscribing to link changes: %w", err)
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		last := map[string]bool{}
+		for u := range ch {
+			attrs := u.Attrs()
+			up := isUp(attrs)
+			if prev, seen := last[attrs.Name]; seen && prev == up {
+				continue
+			}
+			last[attrs.Name] = up
+			a.ifmu.RLock()
+			ifc := a.ifaces[attrs.Name]
+			a.ifmu.RUnlock()
+			if ifc == nil {
+				continue
+			}
+			a.log.Info("link state", "iface", attrs.Name, "up", up)
+			ifc.demux.Each(func(r *vrrp.Runner) { r.Link(up) })
+		}
+	}()
+	return nil
+}
+
+func isUp(attrs *netlink.LinkAttrs) bool {
+	return attrs.Flags&net.FlagUp != 0 && attrs.RawFlags&unix.IFF_RUNNING != 0
+}
+
+func linkUp(name string) (bool, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return false, fmt.Errorf("interface %s: %w", name, err)
+	}
+	return isUp(l.Attrs()), nil
+}
+
+// primaryAddr returns the first IPv4 address of the interface that is not a
+// VIP: the source of adverts and the tie-breaker.
+func primaryAddr(name string, vips map[netip.Addr]bool) (netip.Addr, error) {
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("interface %s: %w", name, err)
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", name, err)
+	}
+	for _, ad := range addrs {
+		ip, ok := netip.AddrFromSlice(ad.IP.To4())
+		if ok && !vips[ip] && ad.Flags&unix.IFA_F_SECONDARY == 0 {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address of its own: add one or set sourceAddress", name)
+}
+
+// vipSet adds and removes one instance's VIPs.
+type vipSet struct {
+	m     *vip.Manager
+	iface string
+	vips  []vip.VIP
+}
+
+func (s *vipSet) Add() error {
+	var errs []error
+	for _, v := range s.vips {
+		errs = append(errs, s.m.Add(s.iface, v))
+	}
+	return errors.Join(errs...)
+}
+
+func (s *vipSet) Del() error {
+	var errs []error
+	for _, v := range s.vips {
+		errs = append(errs, s.m.Del(s.iface, v))
+	}
+	return errors.Join(errs...)
+}

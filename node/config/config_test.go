@@ -1,0 +1,196 @@
+package config
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haa-dev/haa/node/vrrp"
+)
+
+// issueExample is the agent configuration of the issue, verbatim.
+const issueExample = `
+name: n1
+api:
+  socket: /run/haa/n1.sock      # served from the API issue on
+instances:
+  - name: VI_1
+    interface: eth0
+    vrid: 51
+    priority: 200
+    version: 3                  # 2 or 3; default 3
+    advertInterval: 0.1s        # v3: 10 ms steps; v2: whole seconds
+    preempt: true               # default true; false = keepalived's nopreempt
+    preemptDelay: 0s
+    vips: ["10.77.0.100/24", "10.77.0.101/24"]
+  - name: VI_2
+    interface: eth0
+    vrid: 52
+    priority: 100
+    version: 2
+    advertInterval: 1s
+    auth: {type: PASS, password: "1111"}
+    unicastPeers: ["10.77.0.2"] # empty: multicast to 224.0.0.18 (group configurable)
+    vips: ["10.77.0.110/24"]
+`
+
+func TestIssueExample(t *testing.T) {
+	cfg, err := Parse([]byte(issueExample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Name != "n1" || a.Socket != "/run/haa/n1.sock" || len(a.Instances) != 2 {
+		t.Fatalf("agent %+v", a)
+	}
+	v1, v2 := a.Instances[0], a.Instances[1]
+	if v1.VRRP.VRID != 51 || v1.VRRP.Priority != 200 || v1.VRRP.Version != 3 || v1.VRRP.Interval != 100*time.Millisecond ||
+		!v1.VRRP.Preempt || len(v1.VIPs) != 2 || v1.Group != vrrp.GroupV4 || len(v1.Peers) != 0 {
+		t.Errorf("VI_1 resolved to %+v", v1)
+	}
+	if v1.GARP != (vrrp.GARPConfig{Delay: 5 * time.Second, Repeat: 5, RefreshRepeat: 1}) {
+		t.Errorf("VI_1 GARP defaults %+v", v1.GARP)
+	}
+	if v2.VRRP.Version != 2 || v2.VRRP.Interval != time.Second || v2.VRRP.AuthType != vrrp.AuthSimple ||
+		string(v2.VRRP.AuthData[:4]) != "1111" || v2.Peers[0] != netip.MustParseAddr("10.77.0.2") {
+		t.Errorf("VI_2 resolved to %+v", v2)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse([]byte("name: x\ninstances: [{name: a, interface: eth0, vrid: 1, vips: [10.0.0.1]}]"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := a.Instances[0]
+	if in.VRRP.Priority != 100 || in.VRRP.Version != 3 || in.VRRP.Interval != time.Second || !in.VRRP.Preempt ||
+		in.VIPs[0].Prefix != netip.MustParsePrefix("10.0.0.1/32") || a.Socket != "/run/haa/x.sock" {
+		t.Fatalf("defaults: %+v socket %s", in, a.Socket)
+	}
+}
+
+func TestDurationsAcceptGoSyntax(t *testing.T) {
+	for in, want := range map[string]time.Duration{"0.1s": 100 * time.Millisecond, "100ms": 100 * time.Millisecond, "1s": time.Second, "1m": time.Minute} {
+		cfg, err := Parse([]byte("instances: [{advertInterval: " + in + "}]"))
+		if err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if got := cfg.Instances[0].GetAdvertInterval().AsDuration(); got != want {
+			t.Errorf("%s parsed as %v", in, got)
+		}
+	}
+}
+
+// wantProblems asserts that err lists exactly these "path: message" prefixes.
+func wantProblems(t *testing.T, err error, want ...string) {
+	t.Helper()
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("error %v is not ErrInvalid", err)
+	}
+	got := Fields(err)
+	if len(got) != len(want) {
+		t.Fatalf("got %d problems, want %d:\n%v", len(got), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(got[i].String(), w) {
+			t.Errorf("problem %d = %q, want prefix %q", i, got[i].String(), w)
+		}
+	}
+}
+
+func TestParseReportsEveryUnknownFieldAndType(t *testing.T) {
+	_, err := Parse([]byte(`
+name: n1
+colour: blue
+instances:
+  - name: VI_1
+    advert_int: 1
+    vrid: "x"
+    priority: -3
+    preempt: yes-please
+    advertInterval: 1
+    auth: {typ: PASS}
+`))
+	wantProblems(t, err,
+		"colour: unknown field",
+		`instances[0].advertInterval: duration 1 needs a unit`,
+		`instances[0].advert_int: unknown field "advert_int" (did you mean "advertInterval"?)`,
+		`instances[0].auth.typ: unknown field "typ" (did you mean "type"?)`,
+		`instances[0].preempt: expected true or false`,
+		`instances[0].priority: expected a whole number >= 0, got -3`,
+		`instances[0].vrid: expected a whole number, got the string "x"`,
+	)
+}
+
+func TestValidateReportsEveryProblemWithItsPath(t *testing.T) {
+	cfg, err := Parse([]byte(`
+name: "bad name"
+api: {socket: relative.sock}
+instances:
+  - name: VI_1
+    interface: eth0
+    vrid: 300
+    priority: 0
+    version: 4
+    vips: ["10.0.0.1/33"]
+  - name: VI_1
+    interface: eth0
+    vrid: 51
+    version: 2
+    advertInterval: 0.5s
+    auth: {type: PASS, password: "123456789"}
+    unicastPeers: ["10.0.0.2", "10.0.0.2", "224.0.0.5"]
+    vips: ["10.0.0.2/24"]
+    state: PRIMARY
+  - name: VI_3
+    interface: eth0
+    vrid: 51
+    advertInterval: 15ms
+    auth: {type: AH}
+    vips: ["10.0.0.2/24", "fe80::1/64"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblems(t, Validate(cfg),
+		`name: "bad name" is not a valid name`,
+		`api.socket: "relative.sock" must be an absolute path`,
+		`instances[0].vrid: 300 is out of range 1..255`,
+		`instances[0].priority: 0 is out of range 1..255`,
+		`instances[0].version: 4 is not a VRRP version`,
+		`instances[0].vips[0]: vip "10.0.0.1/33"`,
+		`instances[1].advertInterval: 500ms: VRRPv2 needs whole seconds`,
+		`instances[1].state: "PRIMARY": use MASTER or BACKUP`,
+		`instances[1].auth.password: 9 characters`,
+		`instances[1].unicastPeers[1]: 10.0.0.2 is listed twice`,
+		`instances[1].unicastPeers[2]: 224.0.0.5 is not a unicast address`,
+		`instances[1].name: "VI_1" is already used by instances[0]`,
+		`instances[2].advertInterval: 15ms: VRRPv3 needs 10ms..40.95s in steps of 10ms`,
+		`instances[2].vips[1]: fe80::1: IPv6 VIPs are not supported yet`,
+		`instances[2].auth.type: AH is obsolete`,
+		`instances[2].vrid: vrid 51 is already used on eth0 by instances[1]`,
+		`instances[2].vips[0]: 10.0.0.2 is already a VIP of VI_1`,
+	)
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "haad.yaml")
+	if err := os.WriteFile(p, []byte("instances: [{name: a, interface: eth0, vrid: 0, vips: [10.0.0.1]}]"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "instances[0].vrid: required") {
+		t.Fatalf("Load error %v", err)
+	}
+}

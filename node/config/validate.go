@@ -1,0 +1,304 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/haa-dev/haa/node/vip"
+	"github.com/haa-dev/haa/node/vrrp"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// Defaults, as keepalived's where keepalived has one.
+const (
+	DefaultPriority      = 100
+	DefaultVersion       = 3
+	DefaultInterval      = time.Second
+	DefaultGARPDelay     = 5 * time.Second
+	DefaultGARPRepeat    = 5
+	DefaultRefreshRepeat = 1
+	DefaultSocketDir     = "/run/haa"
+	MaxPreemptDelay      = 1000 * time.Second
+	MaxPasswordLen       = 8
+)
+
+// Agent is a validated configuration with every default filled in: what the
+// agent runs.
+type Agent struct {
+	Name      string
+	Socket    string
+	Instances []Instance
+}
+
+// Instance is one validated VRRP instance.
+type Instance struct {
+	VRRP      vrrp.Config // Primary is the configured source address, if any
+	Interface string
+	VIPs      []vip.VIP
+	Peers     []netip.Addr // unicast peers; empty: multicast to Group
+	Group     netip.Addr
+	Checksum  vrrp.ChecksumMode
+	GARP      vrrp.GARPConfig
+	// Spec is the instance as configured, to tell changed from unchanged.
+	Spec *haav1.Instance
+}
+
+var (
+	nameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.:-]{0,62}$`)
+	ifaceRE = regexp.MustCompile(`^[^\s/:]{1,15}$`)
+)
+
+// Validate checks a configuration and reports every problem with its path.
+func Validate(cfg *haav1.AgentConfig) error {
+	_, err := Resolve(cfg)
+	return err
+}
+
+// Resolve validates cfg and returns it with defaults applied.
+func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
+	var p problems
+	a := &Agent{Name: cfg.GetName()}
+	if a.Name == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			p.add("name", "no name given and the host name is unknown: set name")
+		}
+		a.Name = h
+	} else if !nameRE.MatchString(a.Name) {
+		p.add("name", "%q is not a valid name: use letters, digits, and _ . : - (at most 63)", a.Name)
+	}
+	a.Socket = cfg.GetApi().GetSocket()
+	if a.Socket == "" {
+		a.Socket = filepath.Join(DefaultSocketDir, a.Name+".sock")
+	} else if !filepath.IsAbs(a.Socket) {
+		p.add("api.socket", "%q must be an absolute path", a.Socket)
+	}
+
+	names := map[string]int{}
+	vrids := map[string]int{}
+	vips := map[netip.Addr]string{}
+	for i, spec := range cfg.GetInstances() {
+		path := fmt.Sprintf("instances[%d]", i)
+		in := resolveInstance(&p, path, spec)
+		if in == nil {
+			continue
+		}
+		if j, dup := names[spec.GetName()]; dup && spec.GetName() != "" {
+			p.add(path+".name", "%q is already used by instances[%d]", spec.GetName(), j)
+		}
+		names[spec.GetName()] = i
+		if in.VRRP.VRID != 0 && in.Interface != "" {
+			key := fmt.Sprintf("%s/%d", in.Interface, in.VRRP.VRID)
+			if j, dup := vrids[key]; dup {
+				p.add(path+".vrid", "vrid %d is already used on %s by instances[%d]: each virtual router on an interface needs its own vrid", in.VRRP.VRID, in.Interface, j)
+			}
+			vrids[key] = i
+		}
+		for k, v := range in.VIPs {
+			if other, dup := vips[v.Prefix.Addr()]; dup {
+				p.add(fmt.Sprintf("%s.vips[%d]", path, k), "%s is already a VIP of %s", v.Prefix.Addr(), other)
+			}
+			vips[v.Prefix.Addr()] = spec.GetName()
+		}
+		a.Instances = append(a.Instances, *in)
+	}
+	if err := p.err(""); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func resolveInstance(p *problems, path string, s *haav1.Instance) *Instance {
+	f := func(name string) string { return path + "." + name }
+	in := &Instance{Spec: s, Interface: s.GetInterface()}
+	c := &in.VRRP
+	c.Name = s.GetName()
+	switch {
+	case c.Name == "":
+		p.add(f("name"), "required: give the instance a name such as VI_1")
+	case !nameRE.MatchString(c.Name):
+		p.add(f("name"), "%q is not a valid name: use letters, digits, and _ . : - (at most 63)", c.Name)
+	}
+	switch {
+	case in.Interface == "":
+		p.add(f("interface"), "required: the interface the instance runs on, e.g. eth0")
+	case !ifaceRE.MatchString(in.Interface):
+		p.add(f("interface"), "%q is not a valid interface name", in.Interface)
+	}
+	switch v := s.GetVrid(); {
+	case v == 0:
+		p.add(f("vrid"), "required: a virtual router id 1..255 shared by the nodes of this virtual router")
+	case v > 255:
+		p.add(f("vrid"), "%d is out of range 1..255", v)
+	default:
+		c.VRID = uint8(v)
+	}
+	c.Priority = DefaultPriority
+	if s.Priority != nil {
+		if v := s.GetPriority(); v < 1 || v > 255 {
+			p.add(f("priority"), "%d is out of range 1..255 (255 only for the address owner)", v)
+		} else {
+			c.Priority = uint8(v)
+		}
+	}
+	c.Version = DefaultVersion
+	switch v := s.GetVersion(); v {
+	case 0:
+	case 2, 3:
+		c.Version = int(v)
+	default:
+		p.add(f("version"), "%d is not a VRRP version: use 2 or 3", v)
+	}
+	c.Interval = DefaultInterval
+	if s.AdvertInterval != nil {
+		c.Interval = s.GetAdvertInterval().AsDuration()
+		switch {
+		case c.Version == 2 && (c.Interval%time.Second != 0 || c.Interval < vrrp.MinIntervalV2 || c.Interval > vrrp.MaxIntervalV2):
+			p.add(f("advertInterval"), "%v: VRRPv2 needs whole seconds 1s..255s (use version: 3 for shorter intervals)", c.Interval)
+		case c.Version == 3 && (c.Interval%(10*time.Millisecond) != 0 || c.Interval < vrrp.MinIntervalV3 || c.Interval > vrrp.MaxIntervalV3):
+			p.add(f("advertInterval"), "%v: VRRPv3 needs 10ms..40.95s in steps of 10ms", c.Interval)
+		}
+	}
+	c.Preempt = true
+	if s.Preempt != nil {
+		c.Preempt = s.GetPreempt()
+	}
+	if s.PreemptDelay != nil {
+		c.PreemptDelay = s.GetPreemptDelay().AsDuration()
+		if c.PreemptDelay < 0 || c.PreemptDelay > MaxPreemptDelay {
+			p.add(f("preemptDelay"), "%v is out of range 0s..1000s", c.PreemptDelay)
+		}
+	}
+	switch strings.ToUpper(s.GetState()) {
+	case "", "BACKUP":
+	case "MASTER":
+		c.InitialMaster = true
+	default:
+		p.add(f("state"), "%q: use MASTER or BACKUP", s.GetState())
+	}
+
+	if len(s.GetVips()) == 0 {
+		p.add(f("vips"), "required: at least one virtual address, e.g. [\"10.0.0.100/24\"]")
+	}
+	for i, str := range s.GetVips() {
+		v, err := vip.Parse(str)
+		if err != nil {
+			p.add(fmt.Sprintf("%s[%d]", f("vips"), i), "%v", err)
+			continue
+		}
+		if !v.Prefix.Addr().Is4() {
+			p.add(fmt.Sprintf("%s[%d]", f("vips"), i), "%s: IPv6 VIPs are not supported yet", v.Prefix.Addr())
+			continue
+		}
+		in.VIPs = append(in.VIPs, v)
+		c.Addrs = append(c.Addrs, v.Prefix.Addr())
+	}
+
+	switch t := strings.ToUpper(s.GetAuth().GetType()); t {
+	case "", "NONE":
+		c.AuthType = vrrp.AuthNone
+		if s.GetAuth().GetPassword() != "" {
+			p.add(f("auth.password"), "set but auth.type is not PASS")
+		}
+	case "PASS":
+		c.AuthType = vrrp.AuthSimple
+		pw := s.GetAuth().GetPassword()
+		switch {
+		case c.Version != 2:
+			p.add(f("auth.type"), "authentication exists only in VRRPv2: set version: 2, or remove auth")
+		case pw == "":
+			p.add(f("auth.password"), "required with auth.type PASS")
+		case len(pw) > MaxPasswordLen:
+			p.add(f("auth.password"), "%d characters: VRRPv2 carries at most 8 (keepalived silently cut it; haa asks you to)", len(pw))
+		default:
+			copy(c.AuthData[:], pw)
+		}
+	case "AH":
+		p.add(f("auth.type"), "AH is obsolete (RFC 3768) and not supported: use PASS or remove auth")
+	default:
+		p.add(f("auth.type"), "%q: use PASS or NONE", s.GetAuth().GetType())
+	}
+
+	peers := map[netip.Addr]bool{}
+	for i, str := range s.GetUnicastPeers() {
+		a, err := netip.ParseAddr(strings.TrimSpace(str))
+		switch {
+		case err != nil:
+			p.add(fmt.Sprintf("%s[%d]", f("unicastPeers"), i), "%q is not an IP address", str)
+		case !a.Is4():
+			p.add(fmt.Sprintf("%s[%d]", f("unicastPeers"), i), "%s: only IPv4 peers are supported yet", a)
+		case a.IsMulticast() || a.IsUnspecified():
+			p.add(fmt.Sprintf("%s[%d]", f("unicastPeers"), i), "%s is not a unicast address", a)
+		case peers[a]:
+			p.add(fmt.Sprintf("%s[%d]", f("unicastPeers"), i), "%s is listed twice", a)
+		default:
+			peers[a] = true
+			in.Peers = append(in.Peers, a)
+		}
+	}
+	if src := s.GetSourceAddress(); src != "" {
+		a, err := netip.ParseAddr(src)
+		if err != nil || !a.Is4() || a.IsMulticast() || a.IsUnspecified() {
+			p.add(f("sourceAddress"), "%q is not a unicast IPv4 address", src)
+		} else {
+			c.Primary = a
+			if peers[a] {
+				p.add(f("unicastPeers"), "contains this node's own sourceAddress %s", a)
+			}
+		}
+	}
+	in.Group = vrrp.GroupV4
+	if g := s.GetMulticastGroup(); g != "" {
+		a, err := netip.ParseAddr(g)
+		if err != nil || !a.Is4() || !a.IsMulticast() {
+			p.add(f("multicastGroup"), "%q is not an IPv4 multicast address (224.0.0.0/4)", g)
+		} else if len(s.GetUnicastPeers()) > 0 {
+			p.add(f("multicastGroup"), "set together with unicastPeers: use one or the other")
+		} else {
+			in.Group = a
+		}
+	}
+	if s.GetV3ChecksumAsV2() {
+		if c.Version != 3 {
+			p.add(f("v3ChecksumAsV2"), "only meaningful with version: 3")
+		}
+		in.Checksum = vrrp.ChecksumV2Compat
+	}
+
+	g := s.GetGarp()
+	in.GARP = vrrp.GARPConfig{Delay: DefaultGARPDelay, Repeat: DefaultGARPRepeat, RefreshRepeat: DefaultRefreshRepeat}
+	if g.GetDelay() != nil {
+		in.GARP.Delay = g.GetDelay().AsDuration()
+	}
+	if g != nil && g.Repeat != nil {
+		in.GARP.Repeat = int(g.GetRepeat())
+		if in.GARP.Repeat < 1 || in.GARP.Repeat > 255 {
+			p.add(f("garp.repeat"), "%d is out of range 1..255", g.GetRepeat())
+		}
+	}
+	in.GARP.Refresh = g.GetRefresh().AsDuration()
+	if g != nil && g.RefreshRepeat != nil {
+		in.GARP.RefreshRepeat = int(g.GetRefreshRepeat())
+		if in.GARP.RefreshRepeat < 1 || in.GARP.RefreshRepeat > 255 {
+			p.add(f("garp.refreshRepeat"), "%d is out of range 1..255", g.GetRefreshRepeat())
+		}
+	}
+	in.GARP.Interval = g.GetInterval().AsDuration()
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"delay", in.GARP.Delay}, {"refresh", in.GARP.Refresh}, {"interval", in.GARP.Interval}} {
+		if d.v < 0 {
+			p.add(f("garp."+d.name), "%v must not be negative", d.v)
+		}
+	}
+	if in.GARP.Interval > time.Second {
+		p.add(f("garp.interval"), "%v is too long: at most 1s between the GARPs of a burst", in.GARP.Interval)
+	}
+	return in
+}

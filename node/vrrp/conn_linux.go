@@ -1,0 +1,133 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Conn is a raw IPv4 socket for IP protocol 112 bound to one interface. It
+// receives whole IP packets and sends packets whose IPv4 header it builds
+// itself (TTL 255, the instance's source address).
+type Conn struct {
+	ifname  string
+	ifindex int
+	f       *os.File
+	id      atomic.Uint32
+
+	mu     sync.Mutex
+	groups map[netip.Addr]int
+}
+
+// ListenIPv4 opens the VRRP socket of an interface.
+func ListenIPv4(ifname string) (*Conn, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp socket on %s: %w", ifname, err)
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, Protocol)
+	if err != nil {
+		return nil, fmt.Errorf("vrrp socket on %s: %w (haad needs CAP_NET_RAW)", ifname, err)
+	}
+	setup := []struct {
+		what string
+		fn   func() error
+	}{
+		{"bind to device", func() error { return unix.BindToDevice(fd, ifname) }},
+		{"IP_HDRINCL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1) }},
+		{"IP_MULTICAST_LOOP", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0) }},
+		{"IP_MULTICAST_TTL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 255) }},
+		{"IP_MULTICAST_IF", func() error {
+			return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
+		}},
+		{"SO_RCVBUF", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20) }},
+	}
+	for _, s := range setup {
+		if err := s.fn(); err != nil {
+			unix.Close(fd)
+			return nil, fmt.Errorf("vrrp socket on %s: %s: %w", ifname, s.what, err)
+		}
+	}
+	return &Conn{
+		ifname: ifname, ifindex: ifi.Index,
+		f:      os.NewFile(uintptr(fd), "vrrp-"+ifname),
+		groups: map[netip.Addr]int{},
+	}, nil
+}
+
+// Interface returns the interface name.
+func (c *Conn) Interface() string { return c.ifname }
+
+// JoinGroup joins a multicast group on the interface (reference counted).
+func (c *Conn) JoinGroup(g netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.groups[g] > 0 {
+		c.groups[g]++
+		return nil
+	}
+	if err := c.mreq(unix.IP_ADD_MEMBERSHIP, g); err != nil {
+		return fmt.Errorf("join %s on %s: %w", g, c.ifname, err)
+	}
+	c.groups[g] = 1
+	return nil
+}
+
+// LeaveGroup undoes one JoinGroup.
+func (c *Conn) LeaveGroup(g netip.Addr) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.groups[g] == 0 {
+		return nil
+	}
+	c.groups[g]--
+	if c.groups[g] > 0 {
+		return nil
+	}
+	delete(c.groups, g)
+	return c.mreq(unix.IP_DROP_MEMBERSHIP, g)
+}
+
+func (c *Conn) mreq(op int, g netip.Addr) error {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		m := &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)}
+		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, op, m)
+	})
+	return errors.Join(err, serr)
+}
+
+// Read reads one IP packet.
+func (c *Conn) Read(b []byte) (int, error) { return c.f.Read(b) }
+
+// Send sends msg from src to dst with a TTL of 255.
+func (c *Conn) Send(src, dst netip.Addr, msg []byte) error {
+	var buf [1500]byte
+	pkt := AppendIPv4(buf[:0], IPv4Header{
+		TOS: 0xc0, TTL: 255, Protocol: Protocol, ID: uint16(c.id.Add(1)), Src: src, Dst: dst,
+	}, msg)
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	sa := &unix.SockaddrInet4{Addr: dst.As4()}
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), pkt, 0, sa)
+		return serr != unix.EAGAIN
+	})
+	return errors.Join(err, serr)
+}
+
+// Close closes the socket; a blocked Read returns.
+func (c *Conn) Close() error { return c.f.Close() }

@@ -1,0 +1,142 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+)
+
+// Reader is the receive side of a VRRP socket: one whole IP packet per Read.
+type Reader interface {
+	Read(b []byte) (int, error)
+}
+
+// Iface demultiplexes the packets of one interface's socket to the
+// instances on that interface, by VRID. Packets that cannot be attributed
+// to an instance are counted on the Iface.
+type Iface struct {
+	name string
+	log  *slog.Logger
+
+	mu      sync.RWMutex
+	runners map[uint8]*Runner
+
+	stats Stats
+}
+
+// NewIface returns a demultiplexer for the named interface.
+func NewIface(name string, log *slog.Logger) *Iface {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Iface{name: name, log: log.With("iface", name), runners: map[uint8]*Runner{}}
+}
+
+// Stats counts the packets dropped before an instance was known.
+func (i *Iface) Stats() *Stats { return &i.stats }
+
+// Add attaches a runner; its VRID must be free on the interface.
+func (i *Iface) Add(r *Runner) error {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if _, dup := i.runners[r.rc.VRID]; dup {
+		return fmt.Errorf("vrid %d already runs on %s", r.rc.VRID, i.name)
+	}
+	i.runners[r.rc.VRID] = r
+	return nil
+}
+
+// Remove detaches the runner of a VRID.
+func (i *Iface) Remove(vrid uint8) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	delete(i.runners, vrid)
+}
+
+// Len returns the number of attached runners.
+func (i *Iface) Len() int {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	return len(i.runners)
+}
+
+// Serve reads packets until the reader fails (it is closed).
+func (i *Iface) Serve(rd Reader) error {
+	buf := make([]byte, 65536)
+	for {
+		n, err := rd.Read(buf)
+		if err != nil {
+			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
+				return nil
+			}
+			return fmt.Errorf("reading VRRP packets on %s: %w", i.name, err)
+		}
+		i.Handle(buf[:n])
+	}
+}
+
+// Handle runs the receive checks of RFC 5798 7.1 that need no instance
+// state on one IP packet and delivers the advert to its instance. Every
+// discarded packet is counted with its reason.
+func (i *Iface) Handle(pkt []byte) {
+	h, payload, err := ParseIPv4(pkt)
+	if err != nil {
+		i.drop(nil, err)
+		return
+	}
+	if h.Protocol != Protocol {
+		return
+	}
+	var r *Runner
+	if len(payload) >= 2 {
+		i.mu.RLock()
+		r = i.runners[payload[1]]
+		i.mu.RUnlock()
+	}
+	if h.TTL != 255 {
+		i.drop(r, &DropError{Reason: DropTTL, Detail: fmt.Sprintf("TTL %d from %s", h.TTL, h.Src)})
+		return
+	}
+	mode := ChecksumRFC
+	if r != nil {
+		mode = r.rc.Checksum
+	}
+	a, err := ParseAdvert(payload, h.Src, h.Dst, mode)
+	if err != nil {
+		i.drop(r, err)
+		return
+	}
+	if r == nil {
+		i.drop(nil, &DropError{Reason: DropUnknownVRID, Detail: fmt.Sprintf("vrid %d from %s", a.VRID, h.Src)})
+		return
+	}
+	r.Deliver(h.Src, &a)
+}
+
+func (i *Iface) drop(r *Runner, err error) {
+	var de *DropError
+	if !errors.As(err, &de) {
+		de = &DropError{Reason: DropAddrFamily, Detail: err.Error()}
+	}
+	if r != nil {
+		r.DropPacket(de.Reason, de.Detail)
+		return
+	}
+	i.stats.Drop(de.Reason)
+}
+
+// Each calls fn for every attached runner.
+func (i *Iface) Each(fn func(*Runner)) {
+	i.mu.RLock()
+	rs := make([]*Runner, 0, len(i.runners))
+	for _, r := range i.runners {
+		rs = append(rs, r)
+	}
+	i.mu.RUnlock()
+	for _, r := range rs {
+		fn(r)
+	}
+}

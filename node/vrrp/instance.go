@@ -1,0 +1,429 @@
+package vrrp
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State of a VRRP instance.
+type State int
+
+// States. Init is also the state after shutdown.
+const (
+	Init State = iota
+	Backup
+	Master
+	Fault
+)
+
+func (s State) String() string {
+	switch s {
+	case Init:
+		return "INIT"
+	case Backup:
+		return "BACKUP"
+	case Master:
+		return "MASTER"
+	case Fault:
+		return "FAULT"
+	}
+	return fmt.Sprintf("State(%d)", int(s))
+}
+
+// Cause says why a transition happened.
+type Cause string
+
+// Transition causes.
+const (
+	CauseStartup         Cause = "startup"
+	CauseOwner           Cause = "address_owner"
+	CauseMasterDown      Cause = "master_down_timer"
+	CauseHigherPriority  Cause = "higher_priority_advert"
+	CauseLinkDown        Cause = "interface_down"
+	CauseLinkUp          Cause = "interface_up"
+	CauseShutdown        Cause = "shutdown"
+	CausePriorityChanged Cause = "priority_changed"
+	CauseFailover        Cause = "failover_requested"
+)
+
+// Config is what the state machine needs to know about an instance. The
+// runner fills in Primary (the source address) before Start.
+type Config struct {
+	Name         string
+	VRID         uint8
+	Priority     uint8 // configured priority, 1..255
+	Version      int   // 2 or 3
+	Interval     time.Duration
+	Preempt      bool
+	PreemptDelay time.Duration
+	// InitialMaster is keepalived's `state MASTER`: the first master-down
+	// timer is one interval + skew instead of three.
+	InitialMaster bool
+	// Addrs are the virtual addresses carried in adverts and compared with
+	// received ones.
+	Addrs    []netip.Addr
+	AuthType uint8
+	AuthData [8]byte
+	// Primary is this node's address on the instance's interface: the
+	// source of adverts and the tie-breaker at equal priority.
+	Primary netip.Addr
+}
+
+// Event is an input to Instance.Step.
+type Event interface{ event() }
+
+// Events.
+type (
+	// EvStart starts the instance; LinkUp says whether its interface is up.
+	EvStart struct{ LinkUp bool }
+	// EvAdvert is an advert that passed the packet-level checks.
+	EvAdvert struct {
+		Src    netip.Addr
+		Advert *Advert
+	}
+	// EvTimer fires when Deadline has passed.
+	EvTimer struct{}
+	// EvLink reports the interface going up or down.
+	EvLink struct{ Up bool }
+	// EvShutdown stops the instance, handing over if it is master.
+	EvShutdown struct{}
+	// EvPriority sets the effective priority (trackers, maintenance).
+	EvPriority struct{ Priority uint8 }
+)
+
+func (EvStart) event()    {}
+func (EvAdvert) event()   {}
+func (EvTimer) event()    {}
+func (EvLink) event()     {}
+func (EvShutdown) event() {}
+func (EvPriority) event() {}
+
+// Action is an output of Instance.Step for the runner to carry out, in order.
+type Action interface{ action() }
+
+// Actions.
+type (
+	// ActSend sends an advert with the given priority.
+	ActSend struct{ Priority uint8 }
+	// ActAddVIPs adds the virtual addresses and announces them (GARP).
+	ActAddVIPs struct{}
+	// ActDelVIPs removes the virtual addresses and stops announcing them.
+	ActDelVIPs struct{}
+	// ActTransition reports a state change.
+	ActTransition struct {
+		From, To State
+		Cause    Cause
+	}
+	// ActDrop reports a discarded advert.
+	ActDrop struct {
+		Reason DropReason
+		Detail string
+	}
+	// ActMaster reports the master now seen (a backup learning it).
+	ActMaster struct {
+		Addr     netip.Addr
+		Priority uint8
+		Interval time.Duration
+	}
+)
+
+func (ActSend) action()       {}
+func (ActAddVIPs) action()    {}
+func (ActDelVIPs) action()    {}
+func (ActTransition) action() {}
+func (ActDrop) action()       {}
+func (ActMaster) action()     {}
+
+// Instance is the pure VRRP state machine of RFC 5798 section 6 (and RFC
+// 3768 for v2). It does no I/O and never reads the clock: time comes in with
+// every Step, and the runner arms one timer at Deadline.
+type Instance struct {
+	cfg      Config
+	state    State
+	priority uint8 // effective priority
+
+	deadline time.Time // zero: no timer
+	// masterInterval is the interval of the current master (v3 backups
+	// adopt it); the local interval otherwise.
+	masterInterval time.Duration
+	masterAddr     netip.Addr
+	masterPrio     uint8
+	preemptAfter   time.Time
+
+	acts []Action
+}
+
+// NewInstance returns an instance in Init. cfg must be valid.
+func NewInstance(cfg Config) *Instance {
+	return &Instance{cfg: cfg, priority: cfg.Priority, masterInterval: cfg.Interval}
+}
+
+// State returns the current state.
+func (in *Instance) State() State { return in.state }
+
+// Priority returns the effective priority.
+func (in *Instance) Priority() uint8 { return in.priority }
+
+// Config returns the configuration.
+func (in *Instance) Config() Config { return in.cfg }
+
+// Deadline returns when the runner must deliver EvTimer; ok is false when no
+// timer is armed.
+func (in *Instance) Deadline() (t time.Time, ok bool) { return in.deadline, !in.deadline.IsZero() }
+
+// MasterInterval is the advert interval in use: the master's as adopted by a
+// v3 backup, or the local one.
+func (in *Instance) MasterInterval() time.Duration { return in.masterInterval }
+
+// MasterAddr is the address of the master as last seen (this node's own
+// primary address while master).
+func (in *Instance) MasterAddr() netip.Addr { return in.masterAddr }
+
+// Step feeds one event at time now and returns the actions to carry out. The
+// returned slice is reused by the next Step.
+func (in *Instance) Step(now time.Time, ev Event) []Action {
+	in.acts = in.acts[:0]
+	switch e := ev.(type) {
+	case EvStart:
+		in.start(now, e.LinkUp)
+	case EvAdvert:
+		in.advert(now, e.Src, e.Advert)
+	case EvTimer:
+		in.timer(now)
+	case EvLink:
+		in.link(now, e.Up)
+	case EvShutdown:
+		in.shutdown()
+	case EvPriority:
+		in.setPriority(now, e.Priority)
+	}
+	return in.acts
+}
+
+func (in *Instance) emit(a Action) { in.acts = append(in.acts, a) }
+
+func (in *Instance) transition(to State, cause Cause) {
+	from := in.state
+	in.state = to
+	in.emit(ActTransition{From: from, To: to, Cause: cause})
+}
+
+func (in *Instance) mdi() time.Duration {
+	return MasterDownInterval(in.cfg.Version, in.priority, in.masterInterval)
+}
+
+func (in *Instance) skew() time.Duration {
+	return SkewTime(in.cfg.Version, in.priority, in.masterInterval)
+}
+
+func (in *Instance) start(now time.Time, up bool) {
+	if in.state != Init {
+		return
+	}
+	in.preemptAfter = now.Add(in.cfg.PreemptDelay)
+	if !up {
+		in.transition(Fault, CauseLinkDown)
+		return
+	}
+	in.enterInitial(now, CauseStartup)
+}
+
+// enterInitial is RFC 5798 6.4.1: the owner becomes master at once, others
+// wait for the master-down timer as backups.
+func (in *Instance) enterInitial(now time.Time, cause Cause) {
+	in.masterInterval = in.cfg.Interval
+	if in.priority == PriorityOwner {
+		in.becomeMaster(now, CauseOwner)
+		return
+	}
+	in.transition(Backup, cause)
+	in.masterAddr = netip.Addr{}
+	wait := in.mdi()
+	if in.cfg.InitialMaster {
+		wait = in.cfg.Interval + in.skew()
+	}
+	in.deadline = now.Add(wait)
+}
+
+func (in *Instance) becomeMaster(now time.Time, cause Cause) {
+	in.emit(ActSend{Priority: in.priority})
+	in.emit(ActAddVIPs{})
+	in.transition(Master, cause)
+	in.masterAddr = in.cfg.Primary
+	in.masterPrio = in.priority
+	in.masterInterval = in.cfg.Interval
+	in.deadline = now.Add(in.cfg.Interval)
+}
+
+func (in *Instance) becomeBackup(now time.Time, cause Cause) {
+	if in.state == Master {
+		in.emit(ActDelVIPs{})
+	}
+	in.transition(Backup, cause)
+	in.deadline = now.Add(in.mdi())
+}
+
+func (in *Instance) timer(now time.Time) {
+	if in.deadline.IsZero() || now.Before(in.deadline) {
+		return
+	}
+	switch in.state {
+	case Backup:
+		in.becomeMaster(now, CauseMasterDown)
+	case Master:
+		in.emit(ActSend{Priority: in.priority})
+		in.deadline = in.deadline.Add(in.cfg.Interval)
+		if !in.deadline.After(now) { // we were stalled: do not burst
+			in.deadline = now.Add(in.cfg.Interval)
+		}
+	default:
+		in.deadline = time.Time{}
+	}
+}
+
+// check applies the instance-level receive checks and returns a drop reason.
+func (in *Instance) check(a *Advert) (DropReason, string) {
+	if a.Version != in.cfg.Version {
+		return DropVersion, fmt.Sprintf("version %d, configured %d", a.Version, in.cfg.Version)
+	}
+	if a.Version == 2 {
+		if a.AuthType != in.cfg.AuthType {
+			return DropAuthType, fmt.Sprintf("auth type %d, configured %d", a.AuthType, in.cfg.AuthType)
+		}
+		if a.AuthType == AuthSimple && a.AuthData != in.cfg.AuthData {
+			return DropAuthFailure, "password mismatch"
+		}
+		if a.Interval != in.cfg.Interval {
+			return DropInterval, fmt.Sprintf("interval %v, configured %v", a.Interval, in.cfg.Interval)
+		}
+	}
+	if !sameAddrs(a.Addrs, in.cfg.Addrs) {
+		return DropAddrList, fmt.Sprintf("addresses %v, configured %v", a.Addrs, in.cfg.Addrs)
+	}
+	return DropNone, ""
+}
+
+func sameAddrs(a, b []netip.Addr) bool {
+	if len(a) != len(b) {
+		return false
+	}
+outer:
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				continue outer
+			}
+		}
+		return false
+	}
+	return true
+}
+
+func (in *Instance) advert(now time.Time, src netip.Addr, a *Advert) {
+	if src == in.cfg.Primary {
+		in.emit(ActDrop{Reason: DropOwnPacket})
+		return
+	}
+	if r, detail := in.check(a); r != DropNone {
+		in.emit(ActDrop{Reason: r, Detail: detail})
+		return
+	}
+	switch in.state {
+	case Backup:
+		in.backupAdvert(now, src, a)
+	case Master:
+		in.masterAdvert(now, src, a)
+	}
+}
+
+// backupAdvert is RFC 5798 6.4.2.
+func (in *Instance) backupAdvert(now time.Time, src netip.Addr, a *Advert) {
+	if a.Priority == PriorityStop {
+		in.deadline = now.Add(in.skew())
+		return
+	}
+	if !in.cfg.Preempt || a.Priority >= in.priority || now.Before(in.preemptAfter) {
+		if in.cfg.Version == 3 {
+			in.masterInterval = a.Interval
+		}
+		if src != in.masterAddr || a.Priority != in.masterPrio {
+			in.masterAddr, in.masterPrio = src, a.Priority
+			in.emit(ActMaster{Addr: src, Priority: a.Priority, Interval: in.masterInterval})
+		}
+		in.deadline = now.Add(in.mdi())
+	}
+	// Otherwise discard: the master-down timer runs out and we preempt.
+}
+
+// masterAdvert is RFC 5798 6.4.3.
+func (in *Instance) masterAdvert(now time.Time, src netip.Addr, a *Advert) {
+	if a.Priority == PriorityStop {
+		in.emit(ActSend{Priority: in.priority})
+		in.deadline = now.Add(in.cfg.Interval)
+		return
+	}
+	if a.Priority > in.priority || (a.Priority == in.priority && addrGreater(src, in.cfg.Primary)) {
+		if in.cfg.Version == 3 {
+			in.masterInterval = a.Interval
+		}
+		in.masterAddr, in.masterPrio = src, a.Priority
+		in.becomeBackup(now, CauseHigherPriority)
+		in.emit(ActMaster{Addr: src, Priority: a.Priority, Interval: in.masterInterval})
+	}
+}
+
+func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
+
+func (in *Instance) link(now time.Time, up bool) {
+	switch {
+	case !up && in.state != Fault && in.state != Init:
+		if in.state == Master {
+			in.emit(ActDelVIPs{})
+		}
+		in.transition(Fault, CauseLinkDown)
+		in.deadline = time.Time{}
+		in.masterAddr = netip.Addr{}
+	case up && in.state == Fault:
+		in.preemptAfter = now.Add(in.cfg.PreemptDelay)
+		in.enterInitial(now, CauseLinkUp)
+	}
+}
+
+func (in *Instance) shutdown() {
+	if in.state == Master {
+		in.emit(ActSend{Priority: PriorityStop})
+		in.emit(ActDelVIPs{})
+	}
+	if in.state != Init {
+		in.transition(Init, CauseShutdown)
+	}
+	in.deadline = time.Time{}
+}
+
+// setPriority changes the effective priority. The configured 255 (owner) is
+// never changed; others are clamped to 1..254.
+func (in *Instance) setPriority(now time.Time, p uint8) {
+	if in.cfg.Priority == PriorityOwner {
+		return
+	}
+	p = max(1, min(p, PriorityOwner-1))
+	if p == in.priority {
+		return
+	}
+	old := in.priority
+	in.priority = p
+	switch in.state {
+	case Master:
+		// Tell the backups at once; a backup with a higher priority now
+		// preempts on its own (RFC behaviour, as keepalived).
+		in.emit(ActSend{Priority: p})
+		in.deadline = now.Add(in.cfg.Interval)
+	case Backup:
+		// A raised priority may now exceed the master's: with preempt on,
+		// do not wait a whole master-down interval to take over.
+		if p > old && in.cfg.Preempt && in.masterAddr.IsValid() && p > in.masterPrio && !now.Before(in.preemptAfter) {
+			in.deadline = now.Add(in.skew())
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package vrrp
+
+import (
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+)
+
+var (
+	t0    = time.Unix(1_700_000_000, 0)
+	self  = netip.MustParseAddr("10.77.0.2")
+	lower = netip.MustParseAddr("10.77.0.1")
+	upper = netip.MustParseAddr("10.77.0.3")
+	vip1  = netip.MustParseAddr("10.77.0.100")
+)
+
+func cfg3(prio uint8) Config {
+	return Config{Name: "VI_1", VRID: 51, Priority: prio, Version: 3, Interval: 100 * time.Millisecond,
+		Preempt: true, Addrs: []netip.Addr{vip1}, Primary: self}
+}
+
+func adv(prio uint8) *Advert {
+	return &Advert{Version: 3, VRID: 51, Priority: prio, Interval: 100 * time.Millisecond, Addrs: []netip.Addr{vip1}}
+}
+
+func at(d time.Duration) time.Time { return t0.Add(d) }
+
+func step(in *Instance, now time.Time, ev Event) []Action {
+	return append([]Action(nil), in.Step(now, ev)...)
+}
+
+func wantActs(t *testing.T, got []Action, want ...Action) {
+	t.Helper()
+	if len(got) == 0 && len(want) == 0 {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("actions:\n got  %#v\n want %#v", got, want)
+	}
+}
+
+func wantDeadline(t *testing.T, in *Instance, want time.Time) {
+	t.Helper()
+	got, ok := in.Deadline()
+	if !ok || !got.Equal(want) {
+		t.Fatalf("deadline = %v (armed %v), want %v", got.Sub(t0), ok, want.Sub(t0))
+	}
+}
+
+func TestStartupBackupThenMaster(t *testing.T) {
+	in := NewInstance(cfg3(100))
+	wantActs(t, step(in, t0, EvStart{LinkUp: true}), ActTransition{Init, Backup, CauseStartup})
+	mdi := MasterDownInterval(3, 100, 100*time.Millisecond)
+	wantDeadline(t, in, at(mdi))
+	// Early timer delivery is ignored.
+	wantActs(t, step(in, at(mdi-time.Millisecond), EvTimer{}))
+	wantActs(t, step(in, at(mdi), EvTimer{}),
+		ActSend{100}, ActAddVIPs{}, ActTransition{Backup, Master, CauseMasterDown})
+	wantDeadline(t, in, at(mdi+100*time.Millisecond))
+	wantActs(t, step(in, at(mdi+100*time.Millisecond), EvTimer{}), ActSend{100})
+	wantDeadline(t, in, at(mdi+200*time.Millisecond))
+}
+
+func TestOwnerIsMasterAtOnce(t *testing.T) {
+	in := NewInstance(cfg3(255))
+	wantActs(t, step(in, t0, EvStart{LinkUp: true}),
+		ActSend{255}, ActAddVIPs{}, ActTransition{Init, Master, CauseOwner})
+	// Priority changes never touch the owner.
+	wantActs(t, step(in, t0, EvPriority{Priority: 50}))
+	if in.Priority() != 255 {
+		t.Fatalf("owner priority changed to %d", in.Priority())
+	}
+}
+
+func TestInitialMasterShortensFirstWait(t *testing.T) {
+	c := cfg3(100)
+	c.InitialMaster = true
+	in := NewInstance(c)
+	step(in, t0, EvStart{LinkUp: true})
+	wantDeadline(t, in, at(100*time.Millisecond+SkewTime(3, 100, 100*time.Millisecond)))
+	// A higher priority master still wins.
+	step(in, at(10*time.Millisecond), EvAdvert{Src: upper, Advert: adv(200)})
+	wantDeadline(t, in, at(10*time.Millisecond+MasterDownInterval(3, 100, 100*time.Millisecond)))
+}
+
+func TestBackupResetsTimerOnAdvertAndAdoptsInterval(t *testing.T) {
+	in := NewInstance(cfg3(100))
+	step(in, t0, EvStart{LinkUp: true})
+	a := adv(150)
+	a.Interval = time.Second
+	wantActs(t, step(in, at(time.Millisecond), EvAdvert{Src: upper, Advert: a}),
+		ActMaster{Addr: upper, Priority: 150, Interval: time.Second})
+	wantDeadline(t, in, at(time.Millisecond+MasterDownInterval(3, 100, time.Second)))
+	// The same master again: no new ActMaster.
+	wantActs(t, step(in, at(2*time.Millisecond), EvAdvert{Src: upper, Advert: a}))
+}
+
+func TestBackupPreemptsLowerMaster(t *testing.T) {
+	in := NewInstance(cfg3(200))
+	step(in, t0, EvStart{LinkUp: true})
+	mdi := MasterDownInterval(3, 200, 100*time.Millisecond)
+	// Lower-priority adverts are discarded: the timer keeps running.
+	wantActs(t, step(in, at(50*time.Millisecond), EvAdvert{Src: upper, Advert: adv(100)}))
+	wantDeadline(t, in, at(mdi))
+	acts := step(in, at(mdi), EvTimer{})
+	if in.State() != Master || len(acts) != 3 {
+		t.Fatalf("did not preempt: state %v actions %v", in.State(), acts)
+	}
+}
+
+func TestNoPreemptKeepsLowerMaster(t *testing.T) {
+	c := cfg3(200)
+	c.Preempt = false
+	in := NewInstance(c)
+	step(in, t0, EvStart{LinkUp: true})
+	step(in, at(50*time.Millisecond), EvAdvert{Src: upper, Advert: adv(100)})
+	wantDeadline(t, in, at(50*time.Millisecond+MasterDownInterval(3, 200, 100*time.Millisecond)))
+}
+
+func TestPreemptDelay(t *testing.T) {
+	c := cfg3(200)
+	c.PreemptDelay = 10 * time.Second
+	in := NewInstance(c)
+	step(in, t0, EvStart{LinkUp: true})
+	// Within the delay a lower master is accepted like with nopreempt.
+	step(in, at(time.Second), EvAdvert{Src: upper, Advert: adv(100)})
+	wantDeadline(t, in, at(time.Second+MasterDownInterval(3, 200, 100*time.Millisecond)))
+	// After it, discarded.
+	step(in, at(11*time.Second), EvAdvert{Src: upper, Advert: adv(100)})
+	wantDeadline(t, in, at(time.Second+MasterDownInterval(3, 200, 100*time.Millisecond)))
+}
+
+func TestBackupPriorityZeroUsesSkew(t *testing.T) {
+	in := NewInstance(cfg3(100))
+	step(in, t0, EvStart{LinkUp: true})
+	step(in, at(10*time.Millisecond), EvAdvert{Src: upper, Advert: adv(0)})
+	wantDeadline(t, in, at(10*time.Millisecond+SkewTime(3, 100, 100*time.Millisecond)))
+}
+
+func masterAt(t *testing.T, c Config) *Instance {
+	t.Helper()
+	in := NewInstance(c)
+	step(in, t0, EvStart{LinkUp: true})
+	d, _ := in.Deadline()
+	step(in, d, EvTimer{})
+	if in.State() != Master {
+		t.Fatalf("not master")
+	}
+	return in
+}
+
+func TestMasterYieldsToHigherPriority(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	now := at(time.Second)
+	wantActs(t, step(in, now, EvAdvert{Src: lower, Advert: adv(150)}),
+		ActDelVIPs{}, ActTransition{Master, Backup, CauseHigherPriority},
+		ActMaster{Addr: lower, Priority: 150, Interval: 100 * time.Millisecond})
+	wantDeadline(t, in, now.Add(MasterDownInterval(3, 100, 100*time.Millisecond)))
+}
+
+func TestMasterTieBreakOnPrimaryAddress(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	// Equal priority from a lower address: we stay master.
+	wantActs(t, step(in, at(time.Second), EvAdvert{Src: lower, Advert: adv(100)}))
+	if in.State() != Master {
+		t.Fatal("yielded to a lower address")
+	}
+	// Equal priority from a higher address: we yield.
+	step(in, at(time.Second), EvAdvert{Src: upper, Advert: adv(100)})
+	if in.State() != Backup {
+		t.Fatal("did not yield to a higher address")
+	}
+}
+
+func TestMasterIgnoresLowerAndAnswersPriorityZero(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	wantActs(t, step(in, at(time.Second), EvAdvert{Src: upper, Advert: adv(50)}))
+	wantActs(t, step(in, at(time.Second), EvAdvert{Src: upper, Advert: adv(0)}), ActSend{100})
+	wantDeadline(t, in, at(time.Second+100*time.Millisecond))
+}
+
+func TestShutdownSendsPriorityZero(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	wantActs(t, step(in, at(time.Second), EvShutdown{}),
+		ActSend{0}, ActDelVIPs{}, ActTransition{Master, Init, CauseShutdown})
+	if _, ok := in.Deadline(); ok {
+		t.Fatal("timer armed after shutdown")
+	}
+	// A backup leaves silently.
+	b := NewInstance(cfg3(100))
+	step(b, t0, EvStart{LinkUp: true})
+	wantActs(t, step(b, at(time.Second), EvShutdown{}), ActTransition{Backup, Init, CauseShutdown})
+}
+
+func TestLinkDownFaultAndBack(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	wantActs(t, step(in, at(time.Second), EvLink{Up: false}),
+		ActDelVIPs{}, ActTransition{Master, Fault, CauseLinkDown})
+	// Adverts and timers do nothing in fault.
+	wantActs(t, step(in, at(2*time.Second), EvAdvert{Src: upper, Advert: adv(50)}))
+	wantActs(t, step(in, at(2*time.Second), EvTimer{}))
+	wantActs(t, step(in, at(3*time.Second), EvLink{Up: true}), ActTransition{Fault, Backup, CauseLinkUp})
+	wantDeadline(t, in, at(3*time.Second+MasterDownInterval(3, 100, 100*time.Millisecond)))
+	// Starting with the link down goes straight to fault.
+	f := NewInstance(cfg3(100))
+	wantActs(t, step(f, t0, EvStart{LinkUp: false}), ActTransition{Init, Fault, CauseLinkDown})
+}
+
+func TestReceiveChecksDropAndNeverChangeState(t *testing.T) {
+	v2 := cfg3(100)
+	v2.Version, v2.Interval, v2.AuthType = 2, time.Second, AuthSimple
+	copy(v2.AuthData[:], "1111")
+	good := func() *Advert {
+		a := &Advert{Version: 2, VRID: 51, Priority: 250, Interval: time.Second, Addrs: []netip.Addr{vip1}, AuthType: AuthSimple}
+		copy(a.AuthData[:], "1111")
+		return a
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(a *Advert)
+		src    netip.Addr
+		want   DropReason
+	}{
+		{"version", func(a *Advert) { a.Version = 3 }, upper, DropVersion},
+		{"auth type", func(a *Advert) { a.AuthType = AuthNone }, upper, DropAuthType},
+		{"password", func(a *Advert) { copy(a.AuthData[:], "2222") }, upper, DropAuthFailure},
+		{"interval", func(a *Advert) { a.Interval = 2 * time.Second }, upper, DropInterval},
+		{"addresses", func(a *Advert) { a.Addrs = []netip.Addr{netip.MustParseAddr("10.77.0.200")} }, upper, DropAddrList},
+		{"extra address", func(a *Advert) { a.Addrs = append(a.Addrs, netip.MustParseAddr("10.77.0.200")) }, upper, DropAddrList},
+		{"own packet", func(a *Advert) {}, self, DropOwnPacket},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, st := range []State{Backup, Master} {
+				var in *Instance
+				if st == Master {
+					in = masterAt(t, v2)
+				} else {
+					in = NewInstance(v2)
+					step(in, t0, EvStart{LinkUp: true})
+				}
+				before, _ := in.Deadline()
+				a := good()
+				tc.mutate(a)
+				acts := step(in, at(500*time.Millisecond), EvAdvert{Src: tc.src, Advert: a})
+				if len(acts) != 1 || acts[0].(ActDrop).Reason != tc.want {
+					t.Fatalf("%v: actions %#v, want one drop %v", st, acts, tc.want)
+				}
+				after, _ := in.Deadline()
+				if in.State() != st || !after.Equal(before) {
+					t.Fatalf("%v: state or timer changed by a dropped packet", st)
+				}
+			}
+		})
+	}
+	// The good advert is accepted (and preempts the v2 master).
+	in := masterAt(t, v2)
+	step(in, at(time.Second), EvAdvert{Src: upper, Advert: good()})
+	if in.State() != Backup {
+		t.Fatal("valid v2 advert with higher priority not accepted")
+	}
+}
+
+func TestPriorityChanges(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	wantActs(t, step(in, at(time.Second), EvPriority{Priority: 80}), ActSend{80})
+	// Clamped to 1..254.
+	step(in, at(time.Second), EvPriority{Priority: 0})
+	if in.Priority() != 1 {
+		t.Fatalf("priority %d, want clamped to 1", in.Priority())
+	}
+	// A backup raised above the master preempts after skew, not MDI.
+	b := NewInstance(cfg3(100))
+	step(b, t0, EvStart{LinkUp: true})
+	step(b, at(10*time.Millisecond), EvAdvert{Src: upper, Advert: adv(150)})
+	step(b, at(20*time.Millisecond), EvPriority{Priority: 200})
+	wantDeadline(t, b, at(20*time.Millisecond+SkewTime(3, 200, 100*time.Millisecond)))
+}
+
+func TestMasterTimerDoesNotBurstAfterStall(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	d, _ := in.Deadline()
+	// Delivered 1 s late: one advert, next one a full interval later.
+	late := d.Add(time.Second)
+	wantActs(t, step(in, late, EvTimer{}), ActSend{100})
+	wantDeadline(t, in, late.Add(100*time.Millisecond))
+}

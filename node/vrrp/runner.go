@@ -1,0 +1,420 @@
+package vrrp
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Sender sends the VRRP message msg from src to dst (the runner's view of a
+// raw socket).
+type Sender interface {
+	Send(src, dst netip.Addr, msg []byte) error
+}
+
+// Addresses adds and removes an instance's virtual addresses.
+type Addresses interface {
+	Add() error
+	Del() error
+}
+
+// Announcer announces an address on the link (gratuitous ARP).
+type Announcer interface {
+	Announce(addr netip.Addr) error
+}
+
+// RunnerConfig is an instance's configuration as the runner needs it.
+type RunnerConfig struct {
+	Config
+	Interface string
+	Group     netip.Addr   // multicast destination
+	Peers     []netip.Addr // unicast destinations; empty: Group
+	Checksum  ChecksumMode
+	GARP      GARPConfig
+}
+
+// NoticeKind says what a Notice reports.
+type NoticeKind int
+
+// Notice kinds.
+const (
+	NoticeTransition NoticeKind = iota
+	NoticeMaster                // the master seen by a backup changed
+	NoticeDrop
+	NoticeGARP
+	NoticeError
+	NoticePriority
+)
+
+// Notice reports something that happened to an instance. The runner calls
+// the notify function synchronously: it must not block.
+type Notice struct {
+	Time     time.Time
+	Instance string
+	Kind     NoticeKind
+	From, To State
+	Cause    Cause
+	Drop     DropReason
+	Detail   string
+	Addr     netip.Addr
+	Priority uint8
+	Err      error
+}
+
+// Stats are an instance's counters.
+type Stats struct {
+	AdvertsSent     atomic.Uint64
+	AdvertsReceived atomic.Uint64
+	GARPsSent       atomic.Uint64
+	Transitions     atomic.Uint64
+	BecameMaster    atomic.Uint64
+	SendErrors      atomic.Uint64
+	drops           [numDropReasons]atomic.Uint64
+	// TimerSlipMax is the largest delay, in nanoseconds, between a timer's
+	// deadline and the moment it was handled.
+	TimerSlipMax atomic.Int64
+}
+
+// Drop counts one dropped packet.
+func (s *Stats) Drop(r DropReason) {
+	if r > DropNone && r < numDropReasons {
+		s.drops[r].Add(1)
+	}
+}
+
+// Drops returns the count for one reason.
+func (s *Stats) Drops(r DropReason) uint64 {
+	if r > DropNone && r < numDropReasons {
+		return s.drops[r].Load()
+	}
+	return 0
+}
+
+// Status is a snapshot of a running instance.
+type Status struct {
+	Name           string
+	State          State
+	Priority       uint8 // effective
+	MasterAddr     netip.Addr
+	MasterInterval time.Duration
+	LastChange     time.Time
+	LastFrom       State
+	LastCause      Cause
+}
+
+type inAdvert struct {
+	src netip.Addr
+	adv *Advert
+}
+
+// Runner drives one Instance: it delivers packets, timer expiries and
+// control events to it from a single goroutine and carries out its actions.
+type Runner struct {
+	rc     RunnerConfig
+	in     *Instance
+	send   Sender
+	addrs  Addresses
+	garp   Announcer
+	log    *slog.Logger
+	notify func(Notice)
+
+	adverts chan inAdvert
+	ctl     chan Event
+	done    chan struct{}
+	stopped atomic.Bool
+
+	stats Stats
+
+	mu     sync.Mutex
+	status Status
+
+	garpPlan []time.Time // pending GARP rounds, ascending
+}
+
+// NewRunner returns a runner; Run starts it. notify may be nil.
+func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, log *slog.Logger, notify func(Notice)) *Runner {
+	if log == nil {
+		log = slog.Default()
+	}
+	if notify == nil {
+		notify = func(Notice) {}
+	}
+	r := &Runner{
+		rc: rc, in: NewInstance(rc.Config), send: send, addrs: addrs, garp: garp,
+		log:     log.With("instance", rc.Name, "vrid", rc.VRID, "iface", rc.Interface),
+		notify:  notify,
+		adverts: make(chan inAdvert, 256),
+		ctl:     make(chan Event, 16),
+		done:    make(chan struct{}),
+	}
+	r.status = Status{Name: rc.Name, State: Init, Priority: rc.Priority}
+	return r
+}
+
+// Config returns the runner's configuration.
+func (r *Runner) Config() RunnerConfig { return r.rc }
+
+// Stats returns the live counters.
+func (r *Runner) Stats() *Stats { return &r.stats }
+
+// Status returns a snapshot of the instance.
+func (r *Runner) Status() Status {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.status
+}
+
+// Deliver hands a received advert to the instance without blocking; when
+// the instance is too far behind the packet is dropped and counted.
+func (r *Runner) Deliver(src netip.Addr, a *Advert) {
+	select {
+	case r.adverts <- inAdvert{src, a}:
+	default:
+		r.stats.Drop(DropQueueFull)
+	}
+}
+
+// DropPacket counts a packet for this instance dropped before delivery.
+func (r *Runner) DropPacket(reason DropReason, detail string) {
+	r.stats.Drop(reason)
+	r.notify(Notice{Time: time.Now(), Instance: r.rc.Name, Kind: NoticeDrop, Drop: reason, Detail: detail})
+}
+
+// Link reports the interface state.
+func (r *Runner) Link(up bool) { r.control(EvLink{Up: up}) }
+
+// SetPriority sets the effective priority.
+func (r *Runner) SetPriority(p uint8) { r.control(EvPriority{Priority: p}) }
+
+func (r *Runner) control(ev Event) {
+	select {
+	case r.ctl <- ev:
+	case <-r.done:
+	}
+}
+
+// Shutdown hands over (priority 0 advert if master), removes the VIPs and
+// stops the runner. It returns when Run has returned or ctx is done.
+func (r *Runner) Shutdown(ctx context.Context) error {
+	if r.stopped.CompareAndSwap(false, true) {
+		select {
+		case r.ctl <- EvShutdown{}:
+		case <-r.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	select {
+	case <-r.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Done is closed when Run has returned.
+func (r *Runner) Done() <-chan struct{} { return r.done }
+
+// Run runs the instance until Shutdown (or ctx is cancelled, which also
+// shuts it down). linkUp is the interface state at start.
+func (r *Runner) Run(ctx context.Context, linkUp bool) {
+	defer close(r.done)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	garpTimer := time.NewTimer(time.Hour)
+	garpTimer.Stop()
+	defer timer.Stop()
+	defer garpTimer.Stop()
+
+	var armed time.Time
+	rearm := func() {
+		d, ok := r.in.Deadline()
+		if !ok {
+			if !armed.IsZero() {
+				timer.Stop()
+				armed = time.Time{}
+			}
+			return
+		}
+		if d.Equal(armed) {
+			return
+		}
+		armed = d
+		timer.Reset(time.Until(d))
+	}
+	var garpArmed time.Time
+	rearmGARP := func() {
+		if len(r.garpPlan) == 0 {
+			if !garpArmed.IsZero() {
+				garpTimer.Stop()
+				garpArmed = time.Time{}
+			}
+			return
+		}
+		if next := r.garpPlan[0]; !next.Equal(garpArmed) {
+			garpArmed = next
+			garpTimer.Reset(time.Until(next))
+		}
+	}
+	do := func(now time.Time, ev Event) bool {
+		r.apply(now, r.in.Step(now, ev))
+		rearm()
+		rearmGARP()
+		return r.in.State() == Init && r.stopped.Load()
+	}
+
+	if do(time.Now(), EvStart{LinkUp: linkUp}) {
+		return
+	}
+	for {
+		select {
+		case m := <-r.adverts:
+			r.stats.AdvertsReceived.Add(1)
+			if do(time.Now(), EvAdvert{Src: m.src, Advert: m.adv}) {
+				return
+			}
+		case <-timer.C:
+			now := time.Now()
+			if slip := now.Sub(armed); slip > time.Duration(r.stats.TimerSlipMax.Load()) {
+				r.stats.TimerSlipMax.Store(int64(slip))
+			}
+			armed = time.Time{}
+			if do(now, EvTimer{}) {
+				return
+			}
+		case <-garpTimer.C:
+			garpArmed = time.Time{}
+			r.garpDue(time.Now())
+			rearmGARP()
+		case ev := <-r.ctl:
+			if _, ok := ev.(EvShutdown); ok {
+				r.stopped.Store(true)
+			}
+			if do(time.Now(), ev) {
+				return
+			}
+			if r.stopped.Load() { // shut down from Init/Fault
+				return
+			}
+		case <-ctx.Done():
+			r.stopped.Store(true)
+			do(time.Now(), EvShutdown{})
+			return
+		}
+	}
+}
+
+func (r *Runner) apply(now time.Time, acts []Action) {
+	for _, a := range acts {
+		switch a := a.(type) {
+		case ActSend:
+			r.sendAdvert(a.Priority)
+		case ActAddVIPs:
+			if err := r.addrs.Add(); err != nil {
+				r.log.Error("adding virtual addresses failed", "err", err)
+				r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: err, Detail: "add VIPs"})
+			}
+			r.planGARP(now)
+			r.garpDue(now)
+		case ActDelVIPs:
+			r.garpPlan = r.garpPlan[:0]
+			if err := r.addrs.Del(); err != nil {
+				r.log.Error("removing virtual addresses failed", "err", err)
+				r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: err, Detail: "delete VIPs"})
+			}
+		case ActTransition:
+			r.stats.Transitions.Add(1)
+			if a.To == Master {
+				r.stats.BecameMaster.Add(1)
+			}
+			r.mu.Lock()
+			r.status.LastChange, r.status.LastFrom, r.status.LastCause = now, a.From, a.Cause
+			r.mu.Unlock()
+			r.log.Info("state change", "from", a.From.String(), "state", a.To.String(), "cause", string(a.Cause), "priority", r.in.Priority())
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeTransition, From: a.From, To: a.To, Cause: a.Cause, Priority: r.in.Priority()})
+		case ActDrop:
+			r.stats.Drop(a.Reason)
+			r.log.Debug("advert dropped", "reason", a.Reason.String(), "detail", a.Detail)
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeDrop, Drop: a.Reason, Detail: a.Detail})
+		case ActMaster:
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeMaster, Addr: a.Addr, Priority: a.Priority})
+		}
+	}
+	r.mu.Lock()
+	prevPrio := r.status.Priority
+	r.status.State = r.in.State()
+	r.status.Priority = r.in.Priority()
+	r.status.MasterAddr = r.in.MasterAddr()
+	r.status.MasterInterval = r.in.MasterInterval()
+	r.mu.Unlock()
+	if prevPrio != r.in.Priority() {
+		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticePriority, Priority: r.in.Priority()})
+	}
+}
+
+func (r *Runner) sendAdvert(prio uint8) {
+	a := Advert{
+		Version: r.rc.Version, VRID: r.rc.VRID, Priority: prio, Interval: r.rc.Interval,
+		Addrs: r.rc.Addrs, AuthType: r.rc.AuthType, AuthData: r.rc.AuthData,
+	}
+	send := func(dst netip.Addr) {
+		msg, err := a.Marshal(r.rc.Primary, dst, r.rc.Checksum)
+		if err == nil {
+			err = r.send.Send(r.rc.Primary, dst, msg)
+		}
+		if err != nil {
+			if r.stats.SendErrors.Add(1) < 10 { // do not flood the log
+				r.log.Warn("sending advert failed", "dst", dst, "err", err)
+			}
+			return
+		}
+		r.stats.AdvertsSent.Add(1)
+	}
+	if len(r.rc.Peers) == 0 {
+		send(r.rc.Group)
+		return
+	}
+	for _, p := range r.rc.Peers {
+		send(p)
+	}
+}
+
+// planGARP schedules the bursts of a new master: Repeat rounds now (spaced
+// by Interval), the same again after Delay.
+func (r *Runner) planGARP(now time.Time) {
+	r.garpPlan = r.garpPlan[:0]
+	g := r.rc.GARP
+	burst := func(at time.Time, n int) {
+		for k := 0; k < n; k++ {
+			r.garpPlan = append(r.garpPlan, at.Add(time.Duration(k)*g.Interval))
+		}
+	}
+	burst(now, max(g.Repeat, 1))
+	if g.Delay > 0 {
+		burst(now.Add(g.Delay), max(g.Repeat, 1))
+	}
+}
+
+// garpDue sends the GARP rounds that are due and, when the plan runs out
+// while master with a refresh set, plans the next refresh.
+func (r *Runner) garpDue(now time.Time) {
+	for len(r.garpPlan) > 0 && !r.garpPlan[0].After(now) {
+		r.garpPlan = r.garpPlan[1:]
+		for _, a := range r.rc.Addrs {
+			if err := r.garp.Announce(a); err != nil {
+				r.log.Warn("gratuitous ARP failed", "addr", a, "err", err)
+				continue
+			}
+			r.stats.GARPsSent.Add(1)
+		}
+		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeGARP})
+	}
+	if len(r.garpPlan) == 0 && r.in.State() == Master && r.rc.GARP.Refresh > 0 {
+		for k := 0; k < max(r.rc.GARP.RefreshRepeat, 1); k++ {
+			r.garpPlan = append(r.garpPlan, now.Add(r.rc.GARP.Refresh+time.Duration(k)*r.rc.GARP.Interval))
+		}
+	}
+}

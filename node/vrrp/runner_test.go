@@ -1,0 +1,283 @@
+package vrrp
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// bus is an in-memory LAN: every advert sent by one runner is decoded and
+// delivered to the others, unless the link between them is cut.
+type bus struct {
+	mu      sync.Mutex
+	nodes   map[netip.Addr]*Runner
+	cut     map[[2]netip.Addr]bool
+	garbled int
+}
+
+func newBus() *bus { return &bus{nodes: map[netip.Addr]*Runner{}, cut: map[[2]netip.Addr]bool{}} }
+
+type port struct {
+	b    *bus
+	self netip.Addr
+}
+
+func (p port) Send(src, dst netip.Addr, msg []byte) error {
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	for addr, r := range p.b.nodes {
+		if addr == p.self || p.b.cut[[2]netip.Addr{p.self, addr}] {
+			continue
+		}
+		if dst != r.rc.Group && dst != addr {
+			continue
+		}
+		a, err := ParseAdvert(msg, src, dst, ChecksumRFC)
+		if err != nil {
+			p.b.garbled++
+			continue
+		}
+		r.Deliver(src, &a)
+	}
+	return nil
+}
+
+func (b *bus) partition(x, y netip.Addr, cut bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cut[[2]netip.Addr{x, y}] = cut
+	b.cut[[2]netip.Addr{y, x}] = cut
+}
+
+// vipHolder records whether a node holds its VIPs.
+type vipHolder struct {
+	mu   sync.Mutex
+	held bool
+	adds int
+}
+
+func (a *vipHolder) Add() error { a.mu.Lock(); a.held = true; a.adds++; a.mu.Unlock(); return nil }
+func (a *vipHolder) Del() error { a.mu.Lock(); a.held = false; a.mu.Unlock(); return nil }
+func (a *vipHolder) Held() bool { a.mu.Lock(); defer a.mu.Unlock(); return a.held }
+
+type announcer struct {
+	mu    sync.Mutex
+	times []time.Time
+}
+
+func (g *announcer) Announce(netip.Addr) error {
+	g.mu.Lock()
+	g.times = append(g.times, time.Now())
+	g.mu.Unlock()
+	return nil
+}
+
+func (g *announcer) count() int { g.mu.Lock(); defer g.mu.Unlock(); return len(g.times) }
+
+type node struct {
+	addr   netip.Addr
+	r      *Runner
+	vips   *vipHolder
+	garp   *announcer
+	cancel context.CancelFunc
+}
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func (b *bus) start(t *testing.T, last byte, prio uint8, mut func(*RunnerConfig)) *node {
+	addr := netip.AddrFrom4([4]byte{10, 77, 0, last})
+	rc := RunnerConfig{
+		Config: Config{Name: "VI_1", VRID: 51, Priority: prio, Version: 3, Interval: 100 * time.Millisecond,
+			Preempt: true, Addrs: []netip.Addr{vip1}, Primary: addr},
+		Interface: "eth0", Group: GroupV4,
+		GARP: GARPConfig{Delay: 5 * time.Second, Repeat: 5, RefreshRepeat: 1},
+	}
+	if mut != nil {
+		mut(&rc)
+	}
+	n := &node{addr: addr, vips: &vipHolder{}, garp: &announcer{}}
+	n.r = NewRunner(rc, port{b, addr}, n.vips, n.garp, quiet(), nil)
+	b.mu.Lock()
+	b.nodes[addr] = n.r
+	b.mu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	n.cancel = cancel
+	go n.r.Run(ctx, true)
+	t.Cleanup(func() { cancel(); <-n.r.Done() })
+	return n
+}
+
+func (b *bus) remove(n *node) {
+	b.mu.Lock()
+	delete(b.nodes, n.addr)
+	b.mu.Unlock()
+}
+
+func masters(ns ...*node) (names []string) {
+	for _, n := range ns {
+		if n.r.Status().State == Master {
+			names = append(names, n.addr.String())
+		}
+	}
+	return names
+}
+
+func holders(ns ...*node) (names []string) {
+	for _, n := range ns {
+		if n.vips.Held() {
+			names = append(names, n.addr.String())
+		}
+	}
+	return names
+}
+
+func wantOneMaster(t *testing.T, want *node, ns ...*node) {
+	t.Helper()
+	m, h := masters(ns...), holders(ns...)
+	if len(m) != 1 || m[0] != want.addr.String() || len(h) != 1 || h[0] != want.addr.String() {
+		t.Fatalf("masters %v, VIP holders %v; want only %v", m, h, want.addr)
+	}
+}
+
+func TestRunnerElectionFailoverAndPreemption(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := b.start(t, 1, 200, nil)
+		n2 := b.start(t, 2, 150, nil)
+		n3 := b.start(t, 3, 100, nil)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		wantOneMaster(t, n1, n1, n2, n3)
+
+		// The master leaves gracefully: priority 0, n2 takes over after
+		// its skew time rather than a master-down interval.
+		stop := time.Now()
+		if err := n1.r.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		b.remove(n1)
+		time.Sleep(SkewTime(3, 150, 100*time.Millisecond) + time.Millisecond)
+		synctest.Wait()
+		wantOneMaster(t, n2, n2, n3)
+		if took := n2.r.Status().LastChange.Sub(stop); took > 50*time.Millisecond {
+			t.Fatalf("handover after priority 0 took %v", took)
+		}
+
+		// n2 crashes (no priority 0): n3 takes over after its master-down interval.
+		crash := time.Now()
+		b.partition(n2.addr, n3.addr, true)
+		time.Sleep(MasterDownInterval(3, 100, 100*time.Millisecond) + 10*time.Millisecond)
+		synctest.Wait()
+		if got := n3.r.Status(); got.State != Master || got.LastChange.Sub(crash) > MasterDownInterval(3, 100, 100*time.Millisecond) {
+			t.Fatalf("n3 %v after %v", got.State, got.LastChange.Sub(crash))
+		}
+
+		// n1 returns with the highest priority and preempts.
+		n1 = b.start(t, 1, 200, nil)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		b.partition(n2.addr, n3.addr, false)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		wantOneMaster(t, n1, n1, n2, n3)
+	})
+}
+
+func TestRunnerSplitBrainHeals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := b.start(t, 1, 100, nil)
+		n2 := b.start(t, 2, 100, nil)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if m := masters(n1, n2); len(m) != 1 {
+			t.Fatalf("masters %v before the split", m)
+		}
+		b.partition(n1.addr, n2.addr, true)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if m := masters(n1, n2); len(m) != 2 {
+			t.Fatalf("masters %v during the split, want both", m)
+		}
+		b.partition(n1.addr, n2.addr, false)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		// Equal priority: the higher primary address wins.
+		wantOneMaster(t, n2, n1, n2)
+	})
+}
+
+func TestRunnerNoPreempt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		low := b.start(t, 1, 100, nil)
+		time.Sleep(time.Second)
+		high := b.start(t, 2, 200, func(rc *RunnerConfig) { rc.Preempt = false })
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		wantOneMaster(t, low, low, high)
+	})
+}
+
+func TestRunnerGARPSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n := b.start(t, 1, 255, func(rc *RunnerConfig) {
+			rc.GARP = GARPConfig{Delay: 5 * time.Second, Repeat: 3, Refresh: 60 * time.Second, RefreshRepeat: 2, Interval: 10 * time.Millisecond}
+		})
+		start := time.Now()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if c := n.garp.count(); c != 3 {
+			t.Fatalf("%d GARPs in the first burst, want 3", c)
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if c := n.garp.count(); c != 6 {
+			t.Fatalf("%d GARPs after the delayed burst, want 6", c)
+		}
+		time.Sleep(61 * time.Second)
+		synctest.Wait()
+		if c := n.garp.count(); c != 8 {
+			t.Fatalf("%d GARPs after one refresh, want 8", c)
+		}
+		n.garp.mu.Lock()
+		got := fmt.Sprint(n.garp.times[1].Sub(start), n.garp.times[3].Sub(start), n.garp.times[6].Sub(start))
+		n.garp.mu.Unlock()
+		if want := fmt.Sprint(10*time.Millisecond, 5*time.Second, 65*time.Second+20*time.Millisecond); got != want {
+			t.Fatalf("GARP times %s, want %s", got, want)
+		}
+		if n.r.Stats().GARPsSent.Load() != 8 {
+			t.Fatalf("GARPsSent %d", n.r.Stats().GARPsSent.Load())
+		}
+	})
+}
+
+func TestRunnerLinkDownReleasesVIPs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := b.start(t, 1, 200, nil)
+		n2 := b.start(t, 2, 100, nil)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		n1.r.Link(false)
+		b.partition(n1.addr, n2.addr, true)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n1.r.Status().State != Fault || n1.vips.Held() {
+			t.Fatalf("n1 %v holding %v after link down", n1.r.Status().State, n1.vips.Held())
+		}
+		wantOneMaster(t, n2, n1, n2)
+		b.partition(n1.addr, n2.addr, false)
+		n1.r.Link(true)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		wantOneMaster(t, n1, n1, n2)
+	})
+}
