@@ -4,7 +4,8 @@
 //	haad --config /etc/haa/haad.yaml
 //
 // SIGHUP reloads the file and applies only what changed; SIGTERM hands every
-// mastership over (priority-0 adverts) and exits.
+// mastership over (priority-0 adverts) and exits; SIGUSR1 writes every
+// instance's state and counters as JSON to --status-file.
 package main
 
 import (
@@ -42,6 +43,7 @@ func run(args []string, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGTERM waits for the handover")
+	statusFile := fs.String("status-file", "", "where SIGUSR1 writes every instance's state and counters as JSON (default /tmp/haad-NAME.json)")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
@@ -63,7 +65,14 @@ func run(args []string, stderr io.Writer) int {
 
 	// Signals are caught before anything runs so none is lost.
 	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	if *statusFile == "" {
+		name := cfg.GetName()
+		if name == "" {
+			name, _ = os.Hostname()
+		}
+		*statusFile = "/tmp/haad-" + name + ".json"
+	}
 
 	agent, err := node.New(node.WithLogger(log))
 	if err != nil {
@@ -84,6 +93,12 @@ func run(args []string, stderr io.Writer) int {
 		switch sig {
 		case syscall.SIGHUP:
 			reload(agent, *cfgPath, log)
+		case syscall.SIGUSR1:
+			if err := writeStatus(agent, *statusFile); err != nil {
+				log.Error("writing status file", "path", *statusFile, "err", err)
+			} else {
+				log.Info("status written", "path", *statusFile)
+			}
 		default:
 			log.Info("stopping: handing over mastership", "signal", sig.String())
 			return shutdown(agent, *shutdownTimeout, log)

@@ -12,12 +12,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // RequireEnv is the environment variable that turns a skipped namespace test
@@ -150,4 +154,91 @@ func ip(args ...string) error {
 		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// WriteSysctl writes value to /proc/sys/PATH inside the namespace. PATH uses
+// slashes ("net/ipv4/conf/eth0/arp_accept") so interface names with dots work.
+func (n *NS) WriteSysctl(path, value string) error {
+	return n.Do(func() error {
+		return os.WriteFile(filepath.Join("/proc/sys", path), []byte(value), 0)
+	})
+}
+
+// ReadSysctl reads /proc/sys/PATH inside the namespace, without the trailing
+// newline.
+func (n *NS) ReadSysctl(path string) (string, error) {
+	var out []byte
+	err := n.Do(func() error {
+		var err error
+		out, err = os.ReadFile(filepath.Join("/proc/sys", path))
+		return err
+	})
+	return strings.TrimSpace(string(out)), err
+}
+
+// Pids returns the processes whose network namespace is this one (what
+// `ip netns pids` prints). Exited but unreaped processes are not listed.
+func (n *NS) Pids() ([]int, error) {
+	var want unix.Stat_t
+	if err := unix.Stat(filepath.Join("/run/netns", n.Name), &want); err != nil {
+		return nil, fmt.Errorf("namespace %s: %w", n.Name, err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid <= 0 {
+			continue
+		}
+		if n.holds(pid, &want) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+func (n *NS) holds(pid int, want *unix.Stat_t) bool {
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/net", &st); err != nil {
+		return false
+	}
+	return st.Dev == want.Dev && st.Ino == want.Ino
+}
+
+// KillAll sends SIGKILL to every process inside the namespace and waits, at
+// most timeout, until none is left. Each process is pinned with a pidfd and
+// checked to still be inside the namespace before it is signalled, so a
+// recycled pid can never hit a process elsewhere.
+func (n *NS) KillAll(timeout time.Duration) error {
+	var want unix.Stat_t
+	if err := unix.Stat(filepath.Join("/run/netns", n.Name), &want); err != nil {
+		return fmt.Errorf("namespace %s: %w", n.Name, err)
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		pids, err := n.Pids()
+		if err != nil {
+			return err
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, pid := range pids {
+			fd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				continue // already gone
+			}
+			if n.holds(pid, &want) {
+				_ = unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+			}
+			_ = unix.Close(fd)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("namespace %s: processes %v still running %v after SIGKILL", n.Name, pids, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

@@ -57,8 +57,10 @@ type Config struct {
 	Interval     time.Duration
 	Preempt      bool
 	PreemptDelay time.Duration
-	// InitialMaster is keepalived's `state MASTER`: the first master-down
-	// timer is one interval + skew instead of three.
+	// InitialMaster is keepalived's `state MASTER`. keepalived 2.2.7 lets
+	// the election decide even then (measured: MASTER and BACKUP both take
+	// the VIP a master-down interval after start), and so does haa: it is
+	// kept for the status only.
 	InitialMaster bool
 	// Addrs are the virtual addresses carried in adverts and compared with
 	// received ones.
@@ -239,11 +241,7 @@ func (in *Instance) enterInitial(now time.Time, cause Cause) {
 	}
 	in.transition(Backup, cause)
 	in.masterAddr = netip.Addr{}
-	wait := in.mdi()
-	if in.cfg.InitialMaster {
-		wait = in.cfg.Interval + in.skew()
-	}
-	in.deadline = now.Add(wait)
+	in.deadline = now.Add(in.mdi())
 }
 
 func (in *Instance) becomeMaster(now time.Time, cause Cause) {

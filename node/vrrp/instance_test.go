@@ -73,12 +73,14 @@ func TestOwnerIsMasterAtOnce(t *testing.T) {
 	}
 }
 
-func TestInitialMasterShortensFirstWait(t *testing.T) {
+// keepalived 2.2.7's `state MASTER` waits the master-down interval like a
+// backup (measured in a namespace: 3.65 s with 1 s adverts either way).
+func TestInitialMasterWaitsLikeKeepalived(t *testing.T) {
 	c := cfg3(100)
 	c.InitialMaster = true
 	in := NewInstance(c)
-	step(in, t0, EvStart{LinkUp: true})
-	wantDeadline(t, in, at(100*time.Millisecond+SkewTime(3, 100, 100*time.Millisecond)))
+	wantActs(t, step(in, t0, EvStart{LinkUp: true}), ActTransition{Init, Backup, CauseStartup})
+	wantDeadline(t, in, at(MasterDownInterval(3, 100, 100*time.Millisecond)))
 	// A higher priority master still wins.
 	step(in, at(10*time.Millisecond), EvAdvert{Src: upper, Advert: adv(200)})
 	wantDeadline(t, in, at(10*time.Millisecond+MasterDownInterval(3, 100, 100*time.Millisecond)))

@@ -127,6 +127,9 @@ type Runner struct {
 	stopped atomic.Bool
 
 	stats Stats
+	// dropLogged holds, per reason, when a drop was last logged (unix ns):
+	// a misconfigured peer is logged every dropLogEvery, not per packet.
+	dropLogged [numDropReasons]atomic.Int64
 
 	mu     sync.Mutex
 	status Status
@@ -179,8 +182,21 @@ func (r *Runner) Deliver(src netip.Addr, a *Advert) {
 
 // DropPacket counts a packet for this instance dropped before delivery.
 func (r *Runner) DropPacket(reason DropReason, detail string) {
+	r.dropped(time.Now(), reason, detail)
+}
+
+const dropLogEvery = 10 * time.Second
+
+func (r *Runner) dropped(now time.Time, reason DropReason, detail string) {
 	r.stats.Drop(reason)
-	r.notify(Notice{Time: time.Now(), Instance: r.rc.Name, Kind: NoticeDrop, Drop: reason, Detail: detail})
+	if reason > DropNone && reason < numDropReasons {
+		last := r.dropLogged[reason].Load()
+		if now.UnixNano()-last >= int64(dropLogEvery) && r.dropLogged[reason].CompareAndSwap(last, now.UnixNano()) {
+			r.log.Warn("advert dropped (logged at most every 10s per reason; see the drop counters)",
+				"reason", reason.String(), "detail", detail, "count", r.stats.Drops(reason))
+		}
+	}
+	r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeDrop, Drop: reason, Detail: detail})
 }
 
 // Link reports the interface state.
@@ -336,9 +352,7 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 			r.log.Info("state change", "from", a.From.String(), "state", a.To.String(), "cause", string(a.Cause), "priority", r.in.Priority())
 			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeTransition, From: a.From, To: a.To, Cause: a.Cause, Priority: r.in.Priority()})
 		case ActDrop:
-			r.stats.Drop(a.Reason)
-			r.log.Debug("advert dropped", "reason", a.Reason.String(), "detail", a.Detail)
-			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeDrop, Drop: a.Reason, Detail: a.Detail})
+			r.dropped(now, a.Reason, a.Detail)
 		case ActMaster:
 			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeMaster, Addr: a.Addr, Priority: a.Priority})
 		}

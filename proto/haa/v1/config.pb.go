@@ -176,9 +176,10 @@ type Instance struct {
 	// Multicast group for adverts. Default 224.0.0.18.
 	// keepalived: vrrp_mcast_group4.
 	MulticastGroup string `protobuf:"bytes,13,opt,name=multicast_group,json=multicastGroup,proto3" json:"multicast_group,omitempty"`
-	// Initial state, MASTER or BACKUP (default). MASTER starts the election
-	// after one advert interval instead of three, exactly like keepalived's
-	// `state MASTER`; the protocol still decides. keepalived: state.
+	// Initial state, MASTER or BACKUP (default). As in keepalived 2.2.7 the
+	// election decides either way: a node configured MASTER still waits one
+	// master-down interval for a better master before taking over (only
+	// priority 255 is master at once). keepalived: state.
 	State string `protobuf:"bytes,14,opt,name=state,proto3" json:"state,omitempty"`
 	// Gratuitous ARP timing. keepalived: garp_master_*.
 	Garp *Garp `protobuf:"bytes,15,opt,name=garp,proto3" json:"garp,omitempty"`

@@ -1,0 +1,306 @@
+package vip
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/haa-dev/haa/deploy/lab"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// testNS is a namespace with two interfaces, d0 and d1, and a Manager
+// working inside it.
+type testNS struct {
+	ns *lab.NS
+	h  *netlink.Handle
+	m  *Manager
+}
+
+func newTestNS(t *testing.T) *testNS {
+	t.Helper()
+	lab.Require(t)
+	ns, err := lab.NewNS(lab.UniqueName("haavip"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Close(); err != nil {
+			t.Errorf("delete namespace: %v", err)
+		}
+	})
+	// The kernel has no dummy module here: veth pairs, peers left alone.
+	for _, d := range []string{"d0", "d1"} {
+		must(t, ns.IP("link", "add", d, "type", "veth", "peer", "name", d+"p"))
+		must(t, ns.IP("link", "set", d, "up"))
+	}
+	h, err := ns.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.Close)
+	m := New(h)
+	t.Cleanup(func() { _ = m.Close() })
+	return &testNS{ns: ns, h: h, m: m}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func parse(t *testing.T, s string) VIP {
+	t.Helper()
+	v, err := Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// ipAddr returns `ip -n NS addr show dev DEV`.
+func (n *testNS) ipAddr(t *testing.T, dev string) string {
+	t.Helper()
+	out, err := n.ns.Output("ip", "addr", "show", "dev", dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func (n *testNS) has(t *testing.T, iface string, v VIP, want bool) {
+	t.Helper()
+	got, err := n.m.Has(iface, v)
+	if err != nil {
+		t.Fatalf("Has(%s, %s): %v", iface, v, err)
+	}
+	if got != want {
+		t.Fatalf("Has(%s, %s) = %v, want %v\n%s", iface, v, got, want, n.ipAddr(t, v.Device(iface)))
+	}
+}
+
+func TestAddHasDel(t *testing.T) {
+	n := newTestNS(t)
+	v := parse(t, "10.66.0.100/24")
+	n.has(t, "d0", v, false)
+
+	for i := range 2 { // the second Add finds it present: no error
+		if err := n.m.Add("d0", v); err != nil {
+			t.Fatalf("Add #%d: %v", i+1, err)
+		}
+	}
+	n.has(t, "d0", v, true)
+	n.has(t, "d1", v, false)
+	n.has(t, "d0", parse(t, "10.66.0.100/32"), false) // prefix length counts
+	if out := n.ipAddr(t, "d0"); !strings.Contains(out, "inet 10.66.0.100/24 scope global d0") {
+		t.Errorf("ip addr shows no 10.66.0.100/24 (without brd, as keepalived):\n%s", out)
+	}
+
+	for i := range 2 { // the second Del finds it absent: no error
+		if err := n.m.Del("d0", v); err != nil {
+			t.Fatalf("Del #%d: %v", i+1, err)
+		}
+	}
+	n.has(t, "d0", v, false)
+}
+
+func TestLabel(t *testing.T) {
+	n := newTestNS(t)
+	v := parse(t, "10.66.1.1/24 label d0:vip brd 10.66.1.255 scope link")
+	must(t, n.m.Add("d0", v))
+	n.has(t, "d0", v, true)
+
+	out := n.ipAddr(t, "d0")
+	if !strings.Contains(out, "inet 10.66.1.1/24 brd 10.66.1.255 scope link d0:vip") {
+		t.Errorf("ip addr does not show the label, brd and scope:\n%s", out)
+	}
+	link, err := n.h.LinkByName("d0")
+	must(t, err)
+	addrs, err := n.h.AddrList(link, netlink.FAMILY_V4)
+	must(t, err)
+	found := false
+	for _, a := range addrs {
+		if a.IP.String() == "10.66.1.1" {
+			found = true
+			if a.Label != "d0:vip" || a.Scope != unix.RT_SCOPE_LINK || a.Broadcast.String() != "10.66.1.255" {
+				t.Errorf("netlink: label %q scope %d brd %s, want d0:vip %d 10.66.1.255", a.Label, a.Scope, a.Broadcast, unix.RT_SCOPE_LINK)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("netlink: 10.66.1.1 not listed: %v", addrs)
+	}
+	must(t, n.m.Del("d0", v))
+	n.has(t, "d0", v, false)
+}
+
+func TestBadLabel(t *testing.T) {
+	n := newTestNS(t)
+	v := parse(t, "10.66.2.1/24 label d1:vip")
+	err := n.m.Add("d0", v)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `must start with the interface name "d0"`) {
+		t.Fatalf("Add with label d1:vip on d0: %v, want ErrInvalid naming d0", err)
+	}
+	n.has(t, "d0", v, false)
+	// The same VIP is fine on d1.
+	must(t, n.m.Add("d1", v))
+	n.has(t, "d1", v, true)
+}
+
+func TestDevOverride(t *testing.T) {
+	n := newTestNS(t)
+	v := parse(t, "10.66.3.1/24 dev d1 label d1:x")
+	must(t, n.m.Add("d0", v))
+	n.has(t, "d0", v, true) // Has follows Dev too
+	if out := n.ipAddr(t, "d1"); !strings.Contains(out, "10.66.3.1/24") || !strings.Contains(out, "d1:x") {
+		t.Errorf("not on d1:\n%s", out)
+	}
+	if out := n.ipAddr(t, "d0"); strings.Contains(out, "10.66.3.1") {
+		t.Errorf("on d0 too:\n%s", out)
+	}
+	must(t, n.m.Del("d0", v))
+	if out := n.ipAddr(t, "d1"); strings.Contains(out, "10.66.3.1") {
+		t.Errorf("still on d1 after Del:\n%s", out)
+	}
+}
+
+func TestIPv6(t *testing.T) {
+	n := newTestNS(t)
+	for _, s := range []string{"fd00:66::100/64", "fe80::66/64 scope link", "2001:db8:66::1"} {
+		v := parse(t, s)
+		must(t, n.m.Add("d0", v))
+		must(t, n.m.Add("d0", v))
+		n.has(t, "d0", v, true)
+		out := n.ipAddr(t, "d0")
+		line := ""
+		for l := range strings.Lines(out) {
+			if strings.Contains(l, "inet6 "+v.Prefix.String()) {
+				line = l
+			}
+		}
+		// nodad: usable at once, never tentative.
+		if !strings.Contains(line, "nodad") || strings.Contains(line, "tentative") {
+			t.Errorf("%s: want nodad and not tentative:\n%s", v, out)
+		}
+		must(t, n.m.Del("d0", v))
+		must(t, n.m.Del("d0", v))
+		n.has(t, "d0", v, false)
+	}
+}
+
+func TestNoInterface(t *testing.T) {
+	n := newTestNS(t)
+	v := parse(t, "10.66.4.1/32")
+	if err := n.m.Add("nosuch0", v); !errors.Is(err, ErrNoInterface) {
+		t.Errorf("Add on a missing interface: %v, want ErrNoInterface", err)
+	}
+	if _, err := n.m.Has("nosuch0", v); !errors.Is(err, ErrNoInterface) {
+		t.Errorf("Has on a missing interface: %v, want ErrNoInterface", err)
+	}
+	if err := n.m.Del("nosuch0", v); err != nil {
+		t.Errorf("Del on a missing interface: %v, want nil (the address is absent)", err)
+	}
+	if err := n.m.Add("", v); !errors.Is(err, ErrInvalid) {
+		t.Errorf("Add without an interface: %v, want ErrInvalid", err)
+	}
+}
+
+// TestDelPrimaryKeepsSecondaries: two VIPs of one subnet on an interface
+// without another address there; the first is the kernel's primary. With
+// promote_secondaries off the kernel deletes the second with the first:
+// Del must leave it in place.
+func TestDelPrimaryKeepsSecondaries(t *testing.T) {
+	n := newTestNS(t)
+	if out, err := n.ns.Output("sysctl", "-qw", "net.ipv4.conf.d0.promote_secondaries=0"); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	first := parse(t, "10.66.5.1/24")
+	second := parse(t, "10.66.5.2/24 label d0:two brd 10.66.5.255")
+	other := parse(t, "10.66.6.1/24")
+	for _, v := range []VIP{first, second, other} {
+		must(t, n.m.Add("d0", v))
+	}
+	must(t, n.m.Del("d0", first))
+	n.has(t, "d0", first, false)
+	n.has(t, "d0", second, true)
+	n.has(t, "d0", other, true)
+	if out := n.ipAddr(t, "d0"); !strings.Contains(out, "inet 10.66.5.2/24 brd 10.66.5.255 scope global d0:two") {
+		t.Errorf("second VIP lost its label or brd:\n%s", out)
+	}
+}
+
+// TestConcurrent adds and removes VIPs from several goroutines through one
+// Manager, as several instances failing over at once do.
+func TestConcurrent(t *testing.T) {
+	n := newTestNS(t)
+	var wg sync.WaitGroup
+	errc := make(chan error, 64)
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 8 {
+				v := VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 67, byte(g), byte(i + 1)}), 24)}
+				if err := n.m.Add("d0", v); err != nil {
+					errc <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Error(err)
+	}
+	link, err := n.h.LinkByName("d0")
+	must(t, err)
+	addrs, err := n.h.AddrList(link, netlink.FAMILY_V4)
+	must(t, err)
+	if len(addrs) != 64 {
+		t.Errorf("%d addresses on d0, want 64", len(addrs))
+	}
+}
+
+// TestAddLatency reports how long Add and Del take (they are on the
+// failover path) and fails only on absurd values.
+func TestAddLatency(t *testing.T) {
+	n := newTestNS(t)
+	// Addresses already present make the kernel's job realistic.
+	for i := range 50 {
+		must(t, n.m.Add("d0", VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 68, 0, byte(i + 1)}), 24)}))
+	}
+	const rounds = 100
+	var add, del time.Duration
+	for i := range rounds {
+		v := VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 69, 0, byte(i + 1)}), 32)}
+		t0 := time.Now()
+		must(t, n.m.Add("d0", v))
+		t1 := time.Now()
+		must(t, n.m.Del("d0", v))
+		add += t1.Sub(t0)
+		del += time.Since(t1)
+	}
+	t.Logf("mean Add %v, mean Del %v (%d rounds, 50 other addresses)", add/rounds, del/rounds, rounds)
+	if add/rounds > 50*time.Millisecond {
+		t.Errorf("Add takes %v on average", add/rounds)
+	}
+}
+
+func ExampleParse() {
+	v, err := Parse("192.168.200.18/24 dev eth2 label eth2:1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(v.Prefix, v.Device("eth0"), v.Label)
+	_, err = Parse("10.0.0.1/33")
+	fmt.Println(err)
+	// Output:
+	// 192.168.200.18/24 eth2 eth2:1
+	// vip "10.0.0.1/33": prefix length 33 out of range 0..32
+}
