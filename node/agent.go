@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 
 	"github.com/vishvananda/netlink"
@@ -40,6 +41,9 @@ type Agent struct {
 
 	ifmu   sync.RWMutex
 	ifaces map[string]*iface
+
+	garpMu sync.Mutex
+	garps  map[string]*garp.Sender // by device; closed at Shutdown
 }
 
 type instance struct {
@@ -47,13 +51,12 @@ type instance struct {
 	runner *vrrp.Runner
 }
 
-// iface is the shared per-interface state: one socket, its demultiplexer
-// and a GARP sender.
+// iface is the shared per-interface state: one socket and its
+// demultiplexer.
 type iface struct {
 	name  string
 	conn  *vrrp.Conn
 	demux *vrrp.Iface
-	garp  *garp.Sender
 	refs  int
 	done  chan struct{}
 }
@@ -74,6 +77,7 @@ func New(opts ...Option) (*Agent, error) {
 		log:       slog.Default(),
 		instances: map[string]*instance{},
 		ifaces:    map[string]*iface{},
+		garps:     map[string]*garp.Sender{},
 	}
 	for _, o := range opts {
 		o(a)
@@ -217,9 +221,13 @@ func (a *Agent) startInstance(c config.Instance) error {
 	if err != nil {
 		return err
 	}
+	ann, err := a.announcer(c)
+	if err != nil {
+		return err
+	}
 	rc := vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
 		Peers: c.Peers, Checksum: c.Checksum, GARP: c.GARP}
-	r := vrrp.NewRunner(rc, ifc.conn, set, ifc.garp, a.log, a.notify)
+	r := vrrp.NewRunner(rc, ifc.conn, set, ann, a.log, a.notify)
 	if err := ifc.demux.Add(r); err != nil {
 		if len(c.Peers) == 0 {
 			_ = ifc.conn.LeaveGroup(c.Group)
@@ -263,12 +271,8 @@ func (a *Agent) acquireIface(name string) (*iface, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := garp.Open(name)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("gratuitous ARP on %s: %w", name, err)
-	}
-	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, a.log), garp: g, refs: 1, done: make(chan struct{})}
+	promoteSecondaries(name, a.log)
+	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, a.log), refs: 1, done: make(chan struct{})}
 	go func() {
 		defer close(ifc.done)
 		if err := ifc.demux.Serve(conn); err != nil {
@@ -303,8 +307,49 @@ func (a *Agent) releaseIfaceRef(ifc *iface) {
 	a.ifmu.Unlock()
 	if last {
 		ifc.conn.Close()
-		ifc.garp.Close()
 		<-ifc.done
+	}
+}
+
+// announcer returns the GARP sender of an instance: each VIP is announced on
+// the device it lives on.
+func (a *Agent) announcer(c config.Instance) (vrrp.Announcer, error) {
+	a.garpMu.Lock()
+	defer a.garpMu.Unlock()
+	ann := announcer{}
+	for _, v := range c.VIPs {
+		dev := v.Device(c.Interface)
+		s := a.garps[dev]
+		if s == nil {
+			var err error
+			if s, err = garp.Open(dev); err != nil {
+				return nil, fmt.Errorf("gratuitous ARP on %s: %w", dev, err)
+			}
+			a.garps[dev] = s
+		}
+		ann[v.Prefix.Addr()] = s
+	}
+	return ann, nil
+}
+
+// announcer maps each VIP to the sender of its device.
+type announcer map[netip.Addr]*garp.Sender
+
+func (m announcer) Announce(addr netip.Addr) error {
+	s := m[addr]
+	if s == nil {
+		return fmt.Errorf("no gratuitous ARP sender for %s", addr)
+	}
+	return s.Announce(addr)
+}
+
+// promoteSecondaries makes the kernel keep the other addresses of a subnet
+// when one is removed (as keepalived does): without it, removing a VIP that
+// became the subnet's primary address takes the other VIPs with it.
+func promoteSecondaries(name string, log *slog.Logger) {
+	p := "/proc/sys/net/ipv4/conf/" + name + "/promote_secondaries"
+	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
+		log.Warn("cannot enable promote_secondaries: removing one VIP may briefly remove others of its subnet", "iface", name, "err", err)
 	}
 }
 
@@ -320,6 +365,12 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	a.stopInstances(ctx, names)
 	a.cancel()
 	a.wg.Wait()
+	a.garpMu.Lock()
+	for dev, s := range a.garps {
+		s.Close()
+		delete(a.garps, dev)
+	}
+	a.garpMu.Unlock()
 	return ctx.Err()
 }
 
@@ -339,6 +390,24 @@ func (a *Agent) Instances() []InstanceStatus {
 		out = append(out, InstanceStatus{Config: in.cfg, Status: in.runner.Status(), Stats: in.runner.Stats()})
 	}
 	sortByName(out)
+	return out
+}
+
+// InterfaceDrops returns, per interface, the packets dropped before an
+// instance could be found (malformed, unknown VRID), by reason.
+func (a *Agent) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 {
+	a.ifmu.RLock()
+	defer a.ifmu.RUnlock()
+	out := map[string]map[vrrp.DropReason]uint64{}
+	for name, ifc := range a.ifaces {
+		m := map[vrrp.DropReason]uint64{}
+		for _, r := range vrrp.DropReasons() {
+			if n := ifc.demux.Stats().Drops(r); n > 0 {
+				m[r] = n
+			}
+		}
+		out[name] = m
+	}
 	return out
 }
 

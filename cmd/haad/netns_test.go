@@ -132,8 +132,25 @@ func (c *cluster) statusPath(n *lab.Node) string {
 	return filepath.Join(c.dir, "status-"+n.Name+".json")
 }
 
-// status asks a node's haad for its status file (SIGUSR1) and decodes it.
+// statusDoc is the SIGUSR1 status file.
+type statusDoc struct {
+	Instances      []instanceDump
+	InterfaceDrops map[string]map[string]uint64
+}
+
+// status asks a node's haad for its status file (SIGUSR1) and returns its
+// instances by name.
 func (c *cluster) status(n *lab.Node) map[string]instanceDump {
+	c.t.Helper()
+	doc := c.statusDoc(n)
+	m := map[string]instanceDump{}
+	for _, d := range doc.Instances {
+		m[d.Name] = d
+	}
+	return m
+}
+
+func (c *cluster) statusDoc(n *lab.Node) statusDoc {
 	c.t.Helper()
 	path := c.statusPath(n)
 	os.Remove(path)
@@ -149,15 +166,11 @@ func (c *cluster) status(n *lab.Node) map[string]instanceDump {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	var doc struct{ Instances []instanceDump }
+	var doc statusDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
 		c.t.Fatal(err)
 	}
-	m := map[string]instanceDump{}
-	for _, d := range doc.Instances {
-		m[d.Name] = d
-	}
-	return m
+	return doc
 }
 
 func (c *cluster) waitHolder(a netip.Addr, want *lab.Node, timeout time.Duration) *lab.Node {

@@ -55,7 +55,15 @@ func writeStatus(agent *node.Agent, path string) error {
 		}
 		out = append(out, d)
 	}
-	b, err := json.MarshalIndent(map[string]any{"instances": out}, "", "  ")
+	ifaces := map[string]map[string]uint64{}
+	for name, drops := range agent.InterfaceDrops() {
+		m := map[string]uint64{}
+		for r, n := range drops {
+			m[r.String()] = n
+		}
+		ifaces[name] = m
+	}
+	b, err := json.MarshalIndent(map[string]any{"instances": out, "interfaceDrops": ifaces}, "", "  ")
 	if err != nil {
 		return err
 	}
