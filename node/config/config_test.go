@@ -194,3 +194,9 @@ func TestLoadNamesTheFile(t *testing.T) {
 		t.Fatalf("Load error %v", err)
 	}
 }
+
+func TestShippedExampleIsValid(t *testing.T) {
+	if _, err := Load("../../deploy/examples/haad.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
