@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -42,8 +43,7 @@ type Agent struct {
 	ifmu   sync.RWMutex
 	ifaces map[string]*iface
 
-	garpMu sync.Mutex
-	garps  map[string]*garp.Sender // by device; closed at Shutdown
+	garps map[string]*garp.Sender // by device, guarded by mu; closed at Shutdown
 }
 
 type instance struct {
@@ -98,10 +98,15 @@ func (a *Agent) Config() *haav1.AgentConfig {
 	return a.raw
 }
 
-// Apply validates cfg, checks it against this node (interfaces exist) and
-// changes only what differs from the running configuration. An invalid
-// configuration changes nothing and returns a *config.Error listing every
-// problem.
+// ErrShutdown is returned by Apply after Shutdown.
+var ErrShutdown = errors.New("agent is shut down")
+
+// Apply validates cfg, checks it against this node (interfaces, addresses)
+// and changes only what differs from the running configuration: removed
+// instances stop, changed ones are updated in place or restarted (see
+// Change), added ones start, unchanged ones are not touched. A configuration
+// that is invalid or cannot run here changes nothing; an invalid one
+// returns a *config.Error listing every problem.
 func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig) (Plan, error) {
 	want, err := config.Resolve(raw)
 	if err != nil {
@@ -113,7 +118,7 @@ func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig) (Plan, error)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.ctx.Err() != nil {
-		return Plan{}, errors.New("agent is shut down")
+		return Plan{}, ErrShutdown
 	}
 	var running []config.Instance
 	for _, in := range a.instances {
@@ -124,22 +129,88 @@ func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig) (Plan, error)
 	for _, in := range want.Instances {
 		byName[in.VRRP.Name] = in
 	}
-	var stop []string
-	stop = append(stop, plan.Removed...)
-	stop = append(stop, plan.Changed...)
-	a.stopInstances(ctx, stop)
+
+	// Pre-flight everything that will start before stopping anything.
+	var start []string
+	stop := append([]string(nil), plan.Removed...)
+	for _, c := range plan.Changed {
+		if c.Restart {
+			start = append(start, c.Name)
+			stop = append(stop, c.Name)
+		}
+	}
+	start = append(start, plan.Added...)
+	ready := map[string]prepared{}
 	var errs []error
-	for _, names := range [][]string{plan.Changed, plan.Added} {
-		for _, name := range names {
-			if err := a.startInstance(byName[name]); err != nil {
-				errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
-			}
+	for _, name := range start {
+		p, err := a.prepare(byName[name])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
+		}
+		ready[name] = p
+	}
+	if err := errors.Join(errs...); err != nil {
+		return Plan{}, fmt.Errorf("nothing applied: %w", err)
+	}
+
+	a.stopInstances(ctx, stop)
+	for _, c := range plan.Changed {
+		if !c.Restart {
+			in := a.instances[c.Name]
+			next := byName[c.Name]
+			next.VRRP.Primary = in.cfg.VRRP.Primary
+			in.runner.Update(runnerConfig(next))
+			in.cfg = next
+		}
+	}
+	for _, name := range start {
+		if err := a.startInstance(ready[name]); err != nil {
+			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
 		}
 	}
 	a.raw, a.cfg = raw, want
 	a.log.Info("configuration applied", "added", plan.Added, "removed", plan.Removed,
-		"changed", plan.Changed, "unchanged", len(plan.Unchanged))
+		"changed", changeNames(plan.Changed), "unchanged", len(plan.Unchanged))
 	return plan, errors.Join(errs...)
+}
+
+func changeNames(cs []Change) []string {
+	out := make([]string, len(cs))
+	for i, c := range cs {
+		out[i] = c.Name
+		if c.Restart {
+			out[i] += " (restart)"
+		}
+	}
+	return out
+}
+
+func runnerConfig(c config.Instance) vrrp.RunnerConfig {
+	return vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
+		Peers: c.Peers, Checksum: c.Checksum, GARP: c.GARP}
+}
+
+// prepared is an instance whose node-dependent parts are resolved.
+type prepared struct {
+	cfg config.Instance
+	ann announcer
+}
+
+// prepare resolves what an instance needs from this node (its source
+// address, GARP senders) without changing anything that runs.
+func (a *Agent) prepare(c config.Instance) (prepared, error) {
+	if !c.VRRP.Primary.IsValid() {
+		p, err := primaryAddr(c.Interface, a.allVIPs(c))
+		if err != nil {
+			return prepared{}, err
+		}
+		c.VRRP.Primary = p
+	}
+	ann, err := a.announcer(c)
+	if err != nil {
+		return prepared{}, err
+	}
+	return prepared{cfg: c, ann: ann}, nil
 }
 
 // checkNode reports configuration that cannot run on this node.
@@ -188,54 +259,50 @@ func (a *Agent) stopInstances(ctx context.Context, names []string) {
 	wg.Wait()
 }
 
-func (a *Agent) startInstance(c config.Instance) error {
+func (a *Agent) startInstance(p prepared) (err error) {
+	c := p.cfg
 	ifc, err := a.acquireIface(c.Interface)
 	if err != nil {
 		return err
 	}
-	ok := false
+	joined := false
 	defer func() {
-		if !ok {
+		if err != nil {
+			if joined {
+				_ = ifc.conn.LeaveGroup(c.Group)
+			}
 			a.releaseIfaceRef(ifc)
 		}
 	}()
-	if !c.VRRP.Primary.IsValid() {
-		p, err := primaryAddr(c.Interface, a.allVIPs(c))
-		if err != nil {
-			return err
-		}
-		c.VRRP.Primary = p
-	}
 	set := &vipSet{m: a.vips, iface: c.Interface, vips: c.VIPs}
 	// Restart safety: addresses left by a crashed agent are removed until
 	// the protocol makes this node master again.
 	if err := set.Del(); err != nil {
 		return fmt.Errorf("removing stale virtual addresses: %w", err)
 	}
+	for _, v := range c.VIPs {
+		if v.Dev != "" {
+			promoteSecondaries(v.Dev, a.log)
+		}
+	}
 	if len(c.Peers) == 0 {
 		if err := ifc.conn.JoinGroup(c.Group); err != nil {
 			return err
 		}
+		joined = true
+	}
+	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.notify)
+	// Attach before reading the link state: a change in between reaches
+	// the runner as an event instead of being lost.
+	if err := ifc.demux.Add(r); err != nil {
+		return err
 	}
 	up, err := linkUp(c.Interface)
 	if err != nil {
-		return err
-	}
-	ann, err := a.announcer(c)
-	if err != nil {
-		return err
-	}
-	rc := vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
-		Peers: c.Peers, Checksum: c.Checksum, GARP: c.GARP}
-	r := vrrp.NewRunner(rc, ifc.conn, set, ann, a.log, a.notify)
-	if err := ifc.demux.Add(r); err != nil {
-		if len(c.Peers) == 0 {
-			_ = ifc.conn.LeaveGroup(c.Group)
-		}
+		ifc.demux.Remove(c.VRRP.VRID)
 		return err
 	}
 	a.instances[c.VRRP.Name] = &instance{cfg: c, runner: r}
-	ok = true
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -313,9 +380,9 @@ func (a *Agent) releaseIfaceRef(ifc *iface) {
 
 // announcer returns the GARP sender of an instance: each VIP is announced on
 // the device it lives on.
-func (a *Agent) announcer(c config.Instance) (vrrp.Announcer, error) {
-	a.garpMu.Lock()
-	defer a.garpMu.Unlock()
+//
+// Called with a.mu held, as every user of a.garps.
+func (a *Agent) announcer(c config.Instance) (announcer, error) {
 	ann := announcer{}
 	for _, v := range c.VIPs {
 		dev := v.Device(c.Interface)
@@ -364,14 +431,18 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 	}
 	a.stopInstances(ctx, names)
 	a.cancel()
-	a.wg.Wait()
-	a.garpMu.Lock()
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for instances to stop: %w", ctx.Err())
+	}
 	for dev, s := range a.garps {
 		s.Close()
 		delete(a.garps, dev)
 	}
-	a.garpMu.Unlock()
-	return ctx.Err()
+	return errors.Join(ctx.Err(), a.vips.Close())
 }
 
 // InstanceStatus is what the agent knows about one instance.
@@ -412,12 +483,11 @@ func (a *Agent) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 {
 }
 
 // watchLinks follows link state through netlink events and tells the
-// instances on an interface when it goes down or comes back.
+// instances on an interface when it goes down or comes back. The
+// subscription is renewed if netlink drops it (e.g. ENOBUFS), with a full
+// resync, for as long as the agent runs.
 func (a *Agent) watchLinks() error {
-	ch := make(chan netlink.LinkUpdate, 64)
-	err := netlink.LinkSubscribeWithOptions(ch, a.ctx.Done(), netlink.LinkSubscribeOptions{
-		ErrorCallback: func(err error) { a.log.Error("link monitor", "err", err) },
-	})
+	ch, err := a.subscribeLinks()
 	if err != nil {
 		return fmt.Errorf("subscribing to link changes: %w", err)
 	}
@@ -425,24 +495,69 @@ func (a *Agent) watchLinks() error {
 	go func() {
 		defer a.wg.Done()
 		last := map[string]bool{}
-		for u := range ch {
-			attrs := u.Attrs()
-			up := isUp(attrs)
-			if prev, seen := last[attrs.Name]; seen && prev == up {
-				continue
+		for {
+			for u := range ch {
+				a.linkUpdate(u, last)
 			}
-			last[attrs.Name] = up
-			a.ifmu.RLock()
-			ifc := a.ifaces[attrs.Name]
-			a.ifmu.RUnlock()
-			if ifc == nil {
-				continue
+			// The channel closed: shut down, or netlink dropped us.
+			for a.ctx.Err() == nil {
+				if ch, err = a.subscribeLinks(); err == nil {
+					a.log.Warn("link monitor restarted")
+					clear(last)
+					break
+				}
+				select {
+				case <-a.ctx.Done():
+				case <-time.After(time.Second):
+				}
 			}
-			a.log.Info("link state", "iface", attrs.Name, "up", up)
-			ifc.demux.Each(func(r *vrrp.Runner) { r.Link(up) })
+			if a.ctx.Err() != nil {
+				return
+			}
 		}
 	}()
 	return nil
+}
+
+func (a *Agent) subscribeLinks() (chan netlink.LinkUpdate, error) {
+	ch := make(chan netlink.LinkUpdate, 256)
+	err := netlink.LinkSubscribeWithOptions(ch, a.ctx.Done(), netlink.LinkSubscribeOptions{
+		ListExisting:      true,
+		ReceiveBufferSize: 1 << 20,
+		ErrorCallback: func(err error) {
+			if a.ctx.Err() == nil { // closing the socket at shutdown is not news
+				a.log.Error("link monitor", "err", err)
+			}
+		},
+	})
+	return ch, err
+}
+
+// linkUpdate hands a link change to the instances of that interface. A
+// deleted interface counts as down: its socket is bound to the old one, so
+// the instances stay in FAULT until haad is restarted.
+func (a *Agent) linkUpdate(u netlink.LinkUpdate, last map[string]bool) {
+	attrs := u.Attrs()
+	up := isUp(attrs) && u.Header.Type != unix.RTM_DELLINK
+	a.ifmu.RLock()
+	ifc := a.ifaces[attrs.Name]
+	a.ifmu.RUnlock()
+	if ifc != nil && attrs.Index != ifc.conn.Index() {
+		if up {
+			a.log.Error("interface was deleted and created again: its instances stay in FAULT; restart haad to use the new one",
+				"iface", attrs.Name)
+		}
+		up = false
+	}
+	if prev, seen := last[attrs.Name]; seen && prev == up {
+		return
+	}
+	last[attrs.Name] = up
+	if ifc == nil {
+		return
+	}
+	a.log.Info("link state", "iface", attrs.Name, "up", up)
+	ifc.demux.Each(func(r *vrrp.Runner) { r.Link(up) })
 }
 
 func isUp(attrs *netlink.LinkAttrs) bool {

@@ -7,20 +7,34 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/haa-dev/haa/node/config"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// Plan is what applying a configuration changes: instance names by fate.
+// Plan is what applying a configuration changes.
 type Plan struct {
 	Added     []string
 	Removed   []string
-	Changed   []string // restarted with the new configuration
+	Changed   []Change
 	Unchanged []string // left running as they are: no transition, no VIP flap
+}
+
+// Change is one instance whose configuration differs.
+type Change struct {
+	Name   string
+	Fields []string // the differing fields, by JSON name
+	// Restart: the instance is stopped (handing over if master) and
+	// started again. Otherwise the change is applied in place, without a
+	// transition of its own.
+	Restart bool
 }
 
 // Empty reports whether applying changes nothing.
 func (p Plan) Empty() bool {
 	return len(p.Added) == 0 && len(p.Removed) == 0 && len(p.Changed) == 0
 }
+
+// inPlace are the fields a running instance takes without a restart.
+var inPlace = map[string]bool{"priority": true, "preempt": true, "preemptDelay": true, "state": true, "garp": true}
 
 // Diff compares the running instances with the desired ones. It is pure.
 func Diff(running, desired []config.Instance) Plan {
@@ -40,7 +54,16 @@ func Diff(running, desired []config.Instance) Plan {
 		case proto.Equal(r.Spec, d.Spec):
 			p.Unchanged = append(p.Unchanged, name)
 		default:
-			p.Changed = append(p.Changed, name)
+			c := Change{Name: name, Fields: changedFields(r.Spec, d.Spec)}
+			for _, f := range c.Fields {
+				c.Restart = c.Restart || !inPlace[f]
+			}
+			// The address owner is master at once: becoming or ceasing to
+			// be one is a restart.
+			if (r.VRRP.Priority == 255) != (d.VRRP.Priority == 255) {
+				c.Restart = true
+			}
+			p.Changed = append(p.Changed, c)
 		}
 	}
 	for _, r := range running {
@@ -48,10 +71,25 @@ func Diff(running, desired []config.Instance) Plan {
 			p.Removed = append(p.Removed, r.VRRP.Name)
 		}
 	}
-	for _, s := range [][]string{p.Added, p.Removed, p.Changed, p.Unchanged} {
-		slices.Sort(s)
-	}
+	slices.Sort(p.Added)
+	slices.Sort(p.Removed)
+	slices.Sort(p.Unchanged)
+	slices.SortFunc(p.Changed, func(a, b Change) int { return strings.Compare(a.Name, b.Name) })
 	return p
+}
+
+// changedFields lists the top-level fields that differ, by JSON name.
+func changedFields(a, b *haav1.Instance) []string {
+	var out []string
+	fields := a.ProtoReflect().Descriptor().Fields()
+	ma, mb := a.ProtoReflect(), b.ProtoReflect()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if ma.Has(fd) != mb.Has(fd) || !ma.Get(fd).Equal(mb.Get(fd)) {
+			out = append(out, fd.JSONName())
+		}
+	}
+	return out
 }
 
 func sortByName(s []InstanceStatus) {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -36,6 +37,12 @@ func main() {
 }
 
 func run(args []string, stderr io.Writer) int {
+	// Signals are caught first: a SIGHUP or SIGUSR1 arriving while haad
+	// starts must not kill it.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
+	defer signal.Stop(sigs)
+
 	fs := flag.NewFlagSet("haad", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "/etc/haa/haad.yaml", "agent configuration file (YAML)")
@@ -43,7 +50,7 @@ func run(args []string, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGTERM waits for the handover")
-	statusFile := fs.String("status-file", "", "where SIGUSR1 writes every instance's state and counters as JSON (default /tmp/haad-NAME.json)")
+	statusFile := fs.String("status-file", "", "where SIGUSR1 writes every instance's state and counters as JSON (default /run/haa/haad-NAME.json)")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
@@ -63,15 +70,12 @@ func run(args []string, stderr io.Writer) int {
 		return exitOK
 	}
 
-	// Signals are caught before anything runs so none is lost.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT, syscall.SIGUSR1)
 	if *statusFile == "" {
 		name := cfg.GetName()
 		if name == "" {
 			name, _ = os.Hostname()
 		}
-		*statusFile = "/tmp/haad-" + name + ".json"
+		*statusFile = filepath.Join(config.DefaultSocketDir, "haad-"+name+".json")
 	}
 
 	agent, err := node.New(node.WithLogger(log))

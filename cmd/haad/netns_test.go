@@ -434,7 +434,7 @@ func TestReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfgPath := n1.HaadFiles(c.dir).Config
-	if err := os.WriteFile(cfgPath, []byte(c.config(n1, vi1, vi2)), 0o644); err != nil {
+	if err = os.WriteFile(cfgPath, []byte(c.config(n1, vi1, vi2)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.procs[n1].Signal(syscall.SIGHUP); err != nil {
@@ -444,6 +444,21 @@ func TestReload(t *testing.T) {
 	after := c.status(n1)
 	if after["VI_1"].Transitions != before.Transitions || !after["VI_1"].LastTransition.Equal(before.LastTransition) {
 		t.Fatalf("VI_1 changed on reload: before %+v after %+v", before, after["VI_1"])
+	}
+	// A new priority is applied in place: no transition, no flap.
+	vi1.prio = 180
+	if err := os.WriteFile(cfgPath, []byte(c.config(n1, vi1, vi2)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.procs[n1].Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	err = lab.Poll(3*time.Second, 20*time.Millisecond, "priority 180 in place", func() (bool, error) {
+		st := c.status(n1)["VI_1"]
+		return st.EffPriority == 180 && st.Transitions == before.Transitions, nil
+	})
+	if err != nil {
+		t.Fatalf("%v: %+v", err, c.status(n1)["VI_1"])
 	}
 	// An invalid file: refused, logged with its problem, nothing changes.
 	if err := os.WriteFile(cfgPath, []byte(c.config(n1, vi1, vi2)+"    bogus: 1\n"), 0o644); err != nil {

@@ -120,15 +120,18 @@ instances:
     priority: -3
     preempt: yes-please
     advertInterval: 1
-    auth: {typ: PASS}
+    auth: {typ: PASS, password: 1111}
+    unicastPeers: []
 `))
 	wantProblems(t, err,
 		"colour: unknown field",
 		`instances[0].advertInterval: duration 1 needs a unit`,
 		`instances[0].advert_int: unknown field "advert_int" (did you mean "advertInterval"?)`,
+		`instances[0].auth.password: expected a string, got the number 1111: quote it ("1111")`,
 		`instances[0].auth.typ: unknown field "typ" (did you mean "type"?)`,
 		`instances[0].preempt: expected true or false`,
 		`instances[0].priority: expected a whole number >= 0, got -3`,
+		`instances[0].unicastPeers: empty list`,
 		`instances[0].vrid: expected a whole number, got the string "x"`,
 	)
 }
@@ -153,6 +156,9 @@ instances:
     unicastPeers: ["10.0.0.2", "10.0.0.2", "224.0.0.5"]
     vips: ["10.0.0.2/24"]
     state: PRIMARY
+    preempt: false
+    preemptDelay: 5s
+    garp: {refresh: 10ms}
   - name: VI_3
     interface: eth0
     vrid: 51
@@ -171,10 +177,13 @@ instances:
 		`instances[0].version: 4 is not a VRRP version`,
 		`instances[0].vips[0]: vip "10.0.0.1/33"`,
 		`instances[1].advertInterval: 500ms: VRRPv2 needs whole seconds`,
+		`instances[1].preemptDelay: has no effect with preempt: false`,
 		`instances[1].state: "PRIMARY": use MASTER or BACKUP`,
 		`instances[1].auth.password: 9 characters`,
 		`instances[1].unicastPeers[1]: 10.0.0.2 is listed twice`,
 		`instances[1].unicastPeers[2]: 224.0.0.5 is not a unicast address`,
+		`instances[1].vips[0]: 10.0.0.2 is also a unicast peer`,
+		`instances[1].garp.refresh: 10ms is too short`,
 		`instances[1].name: "VI_1" is already used by instances[0]`,
 		`instances[2].advertInterval: 15ms: VRRPv3 needs 10ms..40.95s in steps of 10ms`,
 		`instances[2].vips[1]: fe80::1: IPv6 VIPs are not supported yet`,

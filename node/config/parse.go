@@ -134,6 +134,11 @@ func normalizeField(p *problems, path string, v any, fd protoreflect.FieldDescri
 			p.add(path, "expected a list, got %s", describe(v))
 			return v
 		}
+		if len(arr) == 0 && fd.JSONName() == "unicastPeers" {
+			// A template that rendered no peers must not silently turn
+			// a unicast setup into multicast.
+			p.add(path, "empty list: list the peers, or remove the field to use multicast")
+		}
 		for i := range arr {
 			arr[i] = normalizeValue(p, fmt.Sprintf("%s[%d]", path, i), arr[i], fd)
 		}
@@ -158,7 +163,11 @@ func normalizeValue(p *problems, path string, v any, fd protoreflect.FieldDescri
 	case protoreflect.MessageKind, protoreflect.GroupKind:
 		return normalize(p, path, v, fd.Message())
 	case protoreflect.StringKind, protoreflect.BytesKind:
-		if _, ok := v.(string); !ok {
+		switch x := v.(type) {
+		case string:
+		case json.Number:
+			p.add(path, "expected a string, got the number %s: quote it (%q)", x, x.String())
+		default:
 			p.add(path, "expected a string, got %s", describe(v))
 		}
 	case protoreflect.BoolKind:

@@ -174,6 +174,9 @@ func resolveInstance(p *problems, path string, s *haav1.Instance) *Instance {
 			p.add(f("preemptDelay"), "%v is out of range 0s..1000s", c.PreemptDelay)
 		}
 	}
+	if !c.Preempt && c.PreemptDelay > 0 {
+		p.add(f("preemptDelay"), "has no effect with preempt: false: remove one of them")
+	}
 	switch strings.ToUpper(s.GetState()) {
 	case "", "BACKUP":
 	case "MASTER":
@@ -252,6 +255,11 @@ func resolveInstance(p *problems, path string, s *haav1.Instance) *Instance {
 			}
 		}
 	}
+	for i, v := range in.VIPs {
+		if a := v.Prefix.Addr(); peers[a] || a == c.Primary {
+			p.add(fmt.Sprintf("%s[%d]", f("vips"), i), "%s is also a unicast peer or the source address: a VIP must be an address of its own", a)
+		}
+	}
 	in.Group = vrrp.GroupV4
 	if g := s.GetMulticastGroup(); g != "" {
 		a, err := netip.ParseAddr(g)
@@ -296,6 +304,9 @@ func resolveInstance(p *problems, path string, s *haav1.Instance) *Instance {
 		if d.v < 0 {
 			p.add(f("garp."+d.name), "%v must not be negative", d.v)
 		}
+	}
+	if r := in.GARP.Refresh; r > 0 && (r < time.Second || r <= time.Duration(in.GARP.RefreshRepeat)*in.GARP.Interval) {
+		p.add(f("garp.refresh"), "%v is too short: at least 1s and longer than refreshRepeat x interval (0 turns refreshing off)", r)
 	}
 	if in.GARP.Interval > time.Second {
 		p.add(f("garp.interval"), "%v is too long: at most 1s between the GARPs of a burst", in.GARP.Interval)

@@ -42,6 +42,8 @@ func ListenIPv4(ifname string) (*Conn, error) {
 		{"bind to device", func() error { return unix.BindToDevice(fd, ifname) }},
 		{"IP_HDRINCL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1) }},
 		{"IP_MULTICAST_LOOP", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0) }},
+		// Only the groups this socket joined, not every group joined on the host.
+		{"IP_MULTICAST_ALL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0) }},
 		{"IP_MULTICAST_TTL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 255) }},
 		{"IP_MULTICAST_IF", func() error {
 			return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
@@ -63,6 +65,9 @@ func ListenIPv4(ifname string) (*Conn, error) {
 
 // Interface returns the interface name.
 func (c *Conn) Interface() string { return c.ifname }
+
+// Index returns the index of the interface the socket is bound to.
+func (c *Conn) Index() int { return c.ifindex }
 
 // JoinGroup joins a multicast group on the interface (reference counted).
 func (c *Conn) JoinGroup(g netip.Addr) error {
@@ -114,7 +119,7 @@ func (c *Conn) Read(b []byte) (int, error) { return c.f.Read(b) }
 func (c *Conn) Send(src, dst netip.Addr, msg []byte) error {
 	var buf [1500]byte
 	pkt := AppendIPv4(buf[:0], IPv4Header{
-		TOS: 0xc0, TTL: 255, Protocol: Protocol, ID: uint16(c.id.Add(1)), Src: src, Dst: dst,
+		TOS: TOSInternetControl, TTL: 255, Protocol: Protocol, ID: uint16(c.id.Add(1)), Src: src, Dst: dst,
 	}, msg)
 	rc, err := c.f.SyscallConn()
 	if err != nil {

@@ -19,6 +19,7 @@ const (
 	DropAddrFamily             // addresses of the wrong family, or a bad IP header
 	DropOwnPacket              // our own advert looped back
 	DropQueueFull              // the instance could not keep up
+	DropDestination            // multicast advert at a unicast instance, or the reverse
 	numDropReasons
 )
 
@@ -37,6 +38,7 @@ var dropNames = [...]string{
 	DropAddrFamily:  "addr_family",
 	DropOwnPacket:   "own_packet",
 	DropQueueFull:   "queue_full",
+	DropDestination: "destination",
 }
 
 func (r DropReason) String() string {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"time"
 )
 
 // Reader is the receive side of a VRRP socket: one whole IP packet per Read.
@@ -56,23 +57,24 @@ func (i *Iface) Remove(vrid uint8) {
 	delete(i.runners, vrid)
 }
 
-// Len returns the number of attached runners.
-func (i *Iface) Len() int {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	return len(i.runners)
-}
-
-// Serve reads packets until the reader fails (it is closed).
+// Serve reads packets until the reader is closed.
 func (i *Iface) Serve(rd Reader) error {
 	buf := make([]byte, 65536)
+	var lastErr time.Time
 	for {
 		n, err := rd.Read(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
 				return nil
 			}
-			return fmt.Errorf("reading VRRP packets on %s: %w", i.name, err)
+			// A transient error (ENOBUFS, ENETDOWN...) must not stop
+			// reception for good: every backup would become master.
+			if time.Since(lastErr) > 10*time.Second {
+				i.log.Warn("reading VRRP packets failed: retrying", "err", err)
+			}
+			lastErr = time.Now()
+			time.Sleep(10 * time.Millisecond)
+			continue
 		}
 		i.Handle(buf[:n])
 	}
@@ -110,7 +112,14 @@ func (i *Iface) Handle(pkt []byte) {
 		return
 	}
 	if r == nil {
-		i.drop(nil, &DropError{Reason: DropUnknownVRID, Detail: fmt.Sprintf("vrid %d from %s", a.VRID, h.Src)})
+		i.stats.Drop(DropUnknownVRID)
+		return
+	}
+	// Like keepalived: a unicast instance ignores multicast adverts (a
+	// neighbouring cluster with the same VRID) and a multicast instance
+	// ignores unicast ones.
+	if unicast := len(r.rc.Peers) > 0; unicast == h.Dst.IsMulticast() || (!unicast && h.Dst != r.rc.Group) {
+		i.drop(r, &DropError{Reason: DropDestination, Detail: fmt.Sprintf("to %s from %s", h.Dst, h.Src)})
 		return
 	}
 	r.Deliver(h.Src, &a)

@@ -92,6 +92,10 @@ type (
 	EvShutdown struct{}
 	// EvPriority sets the effective priority (trackers, maintenance).
 	EvPriority struct{ Priority uint8 }
+	// EvReconfigure changes what can change without a restart: priority,
+	// preempt, preempt delay. VRID, version, interval and addresses
+	// cannot change in place.
+	EvReconfigure struct{ Config Config }
 )
 
 func (EvStart) event()    {}
@@ -99,7 +103,8 @@ func (EvAdvert) event()   {}
 func (EvTimer) event()    {}
 func (EvLink) event()     {}
 func (EvShutdown) event() {}
-func (EvPriority) event() {}
+func (EvPriority) event()    {}
+func (EvReconfigure) event() {}
 
 // Action is an output of Instance.Step for the runner to carry out, in order.
 type Action interface{ action() }
@@ -112,6 +117,9 @@ type (
 	ActAddVIPs struct{}
 	// ActDelVIPs removes the virtual addresses and stops announcing them.
 	ActDelVIPs struct{}
+	// ActAnnounce re-announces the addresses (one GARP burst) while
+	// master: after a conflict, so the LAN's ARP caches point here.
+	ActAnnounce struct{}
 	// ActTransition reports a state change.
 	ActTransition struct {
 		From, To State
@@ -133,6 +141,7 @@ type (
 func (ActSend) action()       {}
 func (ActAddVIPs) action()    {}
 func (ActDelVIPs) action()    {}
+func (ActAnnounce) action()   {}
 func (ActTransition) action() {}
 func (ActDrop) action()       {}
 func (ActMaster) action()     {}
@@ -152,6 +161,11 @@ type Instance struct {
 	masterAddr     netip.Addr
 	masterPrio     uint8
 	preemptAfter   time.Time
+	// lowerMaster: a backup currently hears a master below its priority
+	// (the preempt delay runs from when it first did, as in keepalived).
+	lowerMaster bool
+	// forcedAt is when a master last answered a lower-priority master.
+	forcedAt time.Time
 
 	acts []Action
 }
@@ -199,6 +213,8 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 		in.shutdown()
 	case EvPriority:
 		in.setPriority(now, e.Priority)
+	case EvReconfigure:
+		in.reconfigure(now, e.Config)
 	}
 	return in.acts
 }
@@ -296,16 +312,20 @@ func (in *Instance) check(a *Advert) (DropReason, string) {
 			return DropInterval, fmt.Sprintf("interval %v, configured %v", a.Interval, in.cfg.Interval)
 		}
 	}
-	if !sameAddrs(a.Addrs, in.cfg.Addrs) {
+	// RFC 5798 7.1: a differing address list is a misconfiguration; the
+	// packet is dropped unless it comes from the address owner.
+	if a.Priority != PriorityOwner && !sameAddrs(a.Addrs, in.cfg.Addrs) {
 		return DropAddrList, fmt.Sprintf("addresses %v, configured %v", a.Addrs, in.cfg.Addrs)
 	}
 	return DropNone, ""
 }
 
+// sameAddrs compares two address lists as sets.
 func sameAddrs(a, b []netip.Addr) bool {
-	if len(a) != len(b) {
-		return false
-	}
+	return len(a) == len(b) && subset(a, b) && subset(b, a)
+}
+
+func subset(a, b []netip.Addr) bool {
 outer:
 	for _, x := range a {
 		for _, y := range b {
@@ -341,7 +361,14 @@ func (in *Instance) backupAdvert(now time.Time, src netip.Addr, a *Advert) {
 		in.deadline = now.Add(in.skew())
 		return
 	}
-	if !in.cfg.Preempt || a.Priority >= in.priority || now.Before(in.preemptAfter) {
+	lower := a.Priority < in.priority
+	if lower && !in.lowerMaster {
+		// keepalived's preempt_delay: after start-up, or after first
+		// seeing a lower-priority master, wait before preempting.
+		in.preemptAfter = maxTime(in.preemptAfter, now.Add(in.cfg.PreemptDelay))
+	}
+	in.lowerMaster = lower
+	if !in.cfg.Preempt || !lower || now.Before(in.preemptAfter) {
 		if in.cfg.Version == 3 {
 			in.masterInterval = a.Interval
 		}
@@ -366,9 +393,32 @@ func (in *Instance) masterAdvert(now time.Time, src netip.Addr, a *Advert) {
 			in.masterInterval = a.Interval
 		}
 		in.masterAddr, in.masterPrio = src, a.Priority
+		// One last advert with our priority: if two masters meet after a
+		// split brain, the winner hears it and re-announces the addresses
+		// (below), whichever of the two spoke first. Without it the LAN's
+		// ARP caches may keep pointing at the loser.
+		in.emit(ActSend{Priority: in.priority})
 		in.becomeBackup(now, CauseHigherPriority)
 		in.emit(ActMaster{Addr: src, Priority: a.Priority, Interval: in.masterInterval})
+		return
 	}
+	// Another master below us (a split brain healing): force the election
+	// with an advert now and re-announce the addresses so the LAN's ARP
+	// caches point here, as keepalived does; at most once per master-down
+	// interval.
+	if in.forcedAt.IsZero() || now.Sub(in.forcedAt) >= in.mdi() {
+		in.forcedAt = now
+		in.emit(ActSend{Priority: in.priority})
+		in.emit(ActAnnounce{})
+		in.deadline = now.Add(in.cfg.Interval)
+	}
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
@@ -384,7 +434,20 @@ func (in *Instance) link(now time.Time, up bool) {
 		in.masterAddr = netip.Addr{}
 	case up && in.state == Fault:
 		in.preemptAfter = now.Add(in.cfg.PreemptDelay)
+		in.lowerMaster = false
 		in.enterInitial(now, CauseLinkUp)
+	}
+}
+
+// reconfigure applies the changes that need no restart. A new configured
+// priority replaces the effective one (trackers re-apply their weights).
+func (in *Instance) reconfigure(now time.Time, c Config) {
+	old := in.cfg
+	c.VRID, c.Version, c.Interval, c.Addrs = old.VRID, old.Version, old.Interval, old.Addrs
+	c.AuthType, c.AuthData, c.Primary = old.AuthType, old.AuthData, old.Primary
+	in.cfg = c
+	if c.Priority != old.Priority {
+		in.setPriority(now, c.Priority)
 	}
 }
 

@@ -120,6 +120,52 @@ func TestNoPreemptKeepsLowerMaster(t *testing.T) {
 	wantDeadline(t, in, at(50*time.Millisecond+MasterDownInterval(3, 200, 100*time.Millisecond)))
 }
 
+// keepalived's preempt_delay also runs from the moment a lower master is
+// first seen, not only from start-up.
+func TestPreemptDelayFromFirstLowerMaster(t *testing.T) {
+	c := cfg3(200)
+	c.PreemptDelay = 10 * time.Second
+	in := NewInstance(c)
+	step(in, t0, EvStart{LinkUp: true})
+	// A higher master for 20 s, then it drops to 100 (trackers).
+	for s := time.Duration(0); s <= 20*time.Second; s += time.Second {
+		step(in, at(s), EvAdvert{Src: upper, Advert: adv(250)})
+	}
+	step(in, at(21*time.Second), EvAdvert{Src: upper, Advert: adv(100)})
+	mdi := MasterDownInterval(3, 200, 100*time.Millisecond)
+	wantDeadline(t, in, at(21*time.Second+mdi)) // accepted: the delay runs
+	step(in, at(30*time.Second), EvAdvert{Src: upper, Advert: adv(100)})
+	wantDeadline(t, in, at(30*time.Second+mdi))
+	step(in, at(31*time.Second+time.Millisecond), EvAdvert{Src: upper, Advert: adv(100)})
+	wantDeadline(t, in, at(30*time.Second+mdi)) // delay over: discarded, we preempt
+}
+
+func TestAddressOwnerListMismatchIsProcessed(t *testing.T) {
+	in := NewInstance(cfg3(100))
+	step(in, t0, EvStart{LinkUp: true})
+	a := adv(255)
+	a.Addrs = []netip.Addr{netip.MustParseAddr("10.77.0.200")}
+	acts := step(in, at(time.Millisecond), EvAdvert{Src: upper, Advert: a})
+	if len(acts) != 1 || acts[0].(ActMaster).Priority != 255 {
+		t.Fatalf("owner advert with another address list: %#v", acts)
+	}
+	// Duplicates do not make lists equal.
+	if sameAddrs([]netip.Addr{vip1, vip1}, []netip.Addr{vip1, upper}) {
+		t.Fatal("[x x] equals [x y]")
+	}
+}
+
+func TestReconfigureInPlace(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	c := cfg3(150)
+	c.Preempt = false
+	c.VRID = 99 // not changeable in place: ignored
+	wantActs(t, step(in, at(time.Second), EvReconfigure{Config: c}), ActSend{150})
+	if in.Priority() != 150 || in.Config().Preempt || in.Config().VRID != 51 || in.State() != Master {
+		t.Fatalf("after reconfigure: prio %d cfg %+v state %v", in.Priority(), in.Config(), in.State())
+	}
+}
+
 func TestPreemptDelay(t *testing.T) {
 	c := cfg3(200)
 	c.PreemptDelay = 10 * time.Second
@@ -156,15 +202,16 @@ func TestMasterYieldsToHigherPriority(t *testing.T) {
 	in := masterAt(t, cfg3(100))
 	now := at(time.Second)
 	wantActs(t, step(in, now, EvAdvert{Src: lower, Advert: adv(150)}),
-		ActDelVIPs{}, ActTransition{Master, Backup, CauseHigherPriority},
+		ActSend{100}, ActDelVIPs{}, ActTransition{Master, Backup, CauseHigherPriority},
 		ActMaster{Addr: lower, Priority: 150, Interval: 100 * time.Millisecond})
 	wantDeadline(t, in, now.Add(MasterDownInterval(3, 100, 100*time.Millisecond)))
 }
 
 func TestMasterTieBreakOnPrimaryAddress(t *testing.T) {
 	in := masterAt(t, cfg3(100))
-	// Equal priority from a lower address: we stay master.
-	wantActs(t, step(in, at(time.Second), EvAdvert{Src: lower, Advert: adv(100)}))
+	// Equal priority from a lower address: we stay master (and force the
+	// election).
+	wantActs(t, step(in, at(time.Second), EvAdvert{Src: lower, Advert: adv(100)}), ActSend{100}, ActAnnounce{})
 	if in.State() != Master {
 		t.Fatal("yielded to a lower address")
 	}
@@ -175,9 +222,18 @@ func TestMasterTieBreakOnPrimaryAddress(t *testing.T) {
 	}
 }
 
-func TestMasterIgnoresLowerAndAnswersPriorityZero(t *testing.T) {
+// A master hearing a lower master (a split brain healing) forces the
+// election at once and re-announces its addresses, at most once per
+// master-down interval, as keepalived does.
+func TestMasterAnswersLowerMasterAndPriorityZero(t *testing.T) {
 	in := masterAt(t, cfg3(100))
-	wantActs(t, step(in, at(time.Second), EvAdvert{Src: upper, Advert: adv(50)}))
+	wantActs(t, step(in, at(time.Second), EvAdvert{Src: upper, Advert: adv(50)}), ActSend{100}, ActAnnounce{})
+	wantActs(t, step(in, at(time.Second+100*time.Millisecond), EvAdvert{Src: upper, Advert: adv(50)}))
+	mdi := MasterDownInterval(3, 100, 100*time.Millisecond)
+	wantActs(t, step(in, at(time.Second+mdi), EvAdvert{Src: upper, Advert: adv(50)}), ActSend{100}, ActAnnounce{})
+	if in.State() != Master {
+		t.Fatal("left master for a lower priority")
+	}
 	wantActs(t, step(in, at(time.Second), EvAdvert{Src: upper, Advert: adv(0)}), ActSend{100})
 	wantDeadline(t, in, at(time.Second+100*time.Millisecond))
 }

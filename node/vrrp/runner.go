@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,8 +50,10 @@ const (
 	NoticePriority
 )
 
-// Notice reports something that happened to an instance. The runner calls
-// the notify function synchronously: it must not block.
+// Notice reports something that happened to an instance. The notify
+// function is called synchronously from the instance's goroutine (and, for
+// drops found before delivery, from the interface's receive goroutine): it
+// must not block and must be safe for concurrent use.
 type Notice struct {
 	Time     time.Time
 	Instance string
@@ -103,6 +106,7 @@ type Status struct {
 	LastChange     time.Time
 	LastFrom       State
 	LastCause      Cause
+	VIPError       string // why the VIPs could not be added, while master
 }
 
 type inAdvert struct {
@@ -121,10 +125,10 @@ type Runner struct {
 	log    *slog.Logger
 	notify func(Notice)
 
-	adverts chan inAdvert
-	ctl     chan Event
-	done    chan struct{}
-	stopped atomic.Bool
+	adverts  chan inAdvert
+	ctl      chan Event
+	done     chan struct{}
+	stopOnce sync.Once
 
 	stats Stats
 	// dropLogged holds, per reason, when a drop was last logged (unix ns):
@@ -135,6 +139,17 @@ type Runner struct {
 	status Status
 
 	garpPlan []time.Time // pending GARP rounds, ascending
+
+	// Owned by the Run goroutine.
+	vipErr       error // the last VIP add failed: retried at every advert
+	sendLogged   time.Time
+	advertCache  map[advertKey][]byte
+	updateConfig chan RunnerConfig
+}
+
+type advertKey struct {
+	prio uint8
+	dst  netip.Addr
 }
 
 // NewRunner returns a runner; Run starts it. notify may be nil.
@@ -149,9 +164,11 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 		rc: rc, in: NewInstance(rc.Config), send: send, addrs: addrs, garp: garp,
 		log:     log.With("instance", rc.Name, "vrid", rc.VRID, "iface", rc.Interface),
 		notify:  notify,
-		adverts: make(chan inAdvert, 256),
-		ctl:     make(chan Event, 16),
-		done:    make(chan struct{}),
+		adverts:      make(chan inAdvert, 256),
+		ctl:          make(chan Event, 16),
+		done:         make(chan struct{}),
+		advertCache:  map[advertKey][]byte{},
+		updateConfig: make(chan RunnerConfig, 1),
 	}
 	r.status = Status{Name: rc.Name, State: Init, Priority: rc.Priority}
 	return r
@@ -212,16 +229,33 @@ func (r *Runner) control(ev Event) {
 	}
 }
 
+// Update applies a new configuration that differs only in what can change
+// in place (priority, preempt, preempt delay, initial state, GARP timing).
+func (r *Runner) Update(rc RunnerConfig) {
+	select {
+	case <-r.updateConfig: // replace an update not yet applied
+	default:
+	}
+	select {
+	case r.updateConfig <- rc:
+	case <-r.done:
+	}
+}
+
 // Shutdown hands over (priority 0 advert if master), removes the VIPs and
 // stops the runner. It returns when Run has returned or ctx is done.
 func (r *Runner) Shutdown(ctx context.Context) error {
-	if r.stopped.CompareAndSwap(false, true) {
+	var err error
+	r.stopOnce.Do(func() {
 		select {
 		case r.ctl <- EvShutdown{}:
 		case <-r.done:
 		case <-ctx.Done():
-			return ctx.Err()
+			err = ctx.Err()
 		}
+	})
+	if err != nil {
+		return err
 	}
 	select {
 	case <-r.done:
@@ -275,48 +309,38 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 			garpTimer.Reset(time.Until(next))
 		}
 	}
-	do := func(now time.Time, ev Event) bool {
+	do := func(now time.Time, ev Event) {
 		r.apply(now, r.in.Step(now, ev))
 		rearm()
 		rearmGARP()
-		return r.in.State() == Init && r.stopped.Load()
 	}
 
-	if do(time.Now(), EvStart{LinkUp: linkUp}) {
-		return
-	}
+	do(time.Now(), EvStart{LinkUp: linkUp})
 	for {
 		select {
 		case m := <-r.adverts:
 			r.stats.AdvertsReceived.Add(1)
-			if do(time.Now(), EvAdvert{Src: m.src, Advert: m.adv}) {
-				return
-			}
+			do(time.Now(), EvAdvert{Src: m.src, Advert: m.adv})
 		case <-timer.C:
 			now := time.Now()
 			if slip := now.Sub(armed); slip > time.Duration(r.stats.TimerSlipMax.Load()) {
 				r.stats.TimerSlipMax.Store(int64(slip))
 			}
 			armed = time.Time{}
-			if do(now, EvTimer{}) {
-				return
-			}
+			do(now, EvTimer{})
 		case <-garpTimer.C:
 			garpArmed = time.Time{}
 			r.garpDue(time.Now())
 			rearmGARP()
+		case rc := <-r.updateConfig:
+			r.rc.GARP = rc.GARP
+			do(time.Now(), EvReconfigure{Config: rc.Config})
 		case ev := <-r.ctl:
+			do(time.Now(), ev)
 			if _, ok := ev.(EvShutdown); ok {
-				r.stopped.Store(true)
-			}
-			if do(time.Now(), ev) {
-				return
-			}
-			if r.stopped.Load() { // shut down from Init/Fault
-				return
+				return // the instance is in Init: handed over, VIPs removed
 			}
 		case <-ctx.Done():
-			r.stopped.Store(true)
 			do(time.Now(), EvShutdown{})
 			return
 		}
@@ -327,16 +351,21 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case ActSend:
-			r.sendAdvert(a.Priority)
-		case ActAddVIPs:
-			if err := r.addrs.Add(); err != nil {
-				r.log.Error("adding virtual addresses failed", "err", err)
-				r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: err, Detail: "add VIPs"})
+			r.sendAdvert(now, a.Priority)
+			if r.vipErr != nil && r.in.State() == Master {
+				r.addVIPs(now) // retry at every advert until it works
 			}
-			r.planGARP(now)
+		case ActAddVIPs:
+			r.addVIPs(now)
+			r.garpPlan = r.garpPlan[:0]
+			r.planGARP(now, r.rc.GARP.Delay)
+			r.garpDue(now)
+		case ActAnnounce:
+			r.planGARP(now, 0)
 			r.garpDue(now)
 		case ActDelVIPs:
 			r.garpPlan = r.garpPlan[:0]
+			r.vipErr = nil
 			if err := r.addrs.Del(); err != nil {
 				r.log.Error("removing virtual addresses failed", "err", err)
 				r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: err, Detail: "delete VIPs"})
@@ -359,6 +388,10 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 	}
 	r.mu.Lock()
 	prevPrio := r.status.Priority
+	r.status.VIPError = ""
+	if r.vipErr != nil {
+		r.status.VIPError = r.vipErr.Error()
+	}
 	r.status.State = r.in.State()
 	r.status.Priority = r.in.Priority()
 	r.status.MasterAddr = r.in.MasterAddr()
@@ -369,19 +402,50 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 	}
 }
 
-func (r *Runner) sendAdvert(prio uint8) {
+// addVIPs adds the addresses; a failure is reported, kept in the status and
+// retried at every advert while master.
+func (r *Runner) addVIPs(now time.Time) {
+	err := r.addrs.Add()
+	if err != nil && r.vipErr == nil {
+		r.log.Error("adding virtual addresses failed: retrying at every advert", "err", err)
+		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: err, Detail: "add VIPs"})
+	}
+	if err == nil && r.vipErr != nil {
+		r.log.Info("virtual addresses added after a failure")
+	}
+	r.vipErr = err
+}
+
+// message returns the advert for a priority and destination; adverts never
+// change while the runner lives, so each is built once.
+func (r *Runner) message(prio uint8, dst netip.Addr) ([]byte, error) {
+	k := advertKey{prio, dst}
+	if msg, ok := r.advertCache[k]; ok {
+		return msg, nil
+	}
 	a := Advert{
 		Version: r.rc.Version, VRID: r.rc.VRID, Priority: prio, Interval: r.rc.Interval,
 		Addrs: r.rc.Addrs, AuthType: r.rc.AuthType, AuthData: r.rc.AuthData,
 	}
+	msg, err := a.Marshal(r.rc.Primary, dst, r.rc.Checksum)
+	if err == nil {
+		r.advertCache[k] = msg
+	}
+	return msg, err
+}
+
+func (r *Runner) sendAdvert(now time.Time, prio uint8) {
 	send := func(dst netip.Addr) {
-		msg, err := a.Marshal(r.rc.Primary, dst, r.rc.Checksum)
+		msg, err := r.message(prio, dst)
 		if err == nil {
 			err = r.send.Send(r.rc.Primary, dst, msg)
 		}
 		if err != nil {
-			if r.stats.SendErrors.Add(1) < 10 { // do not flood the log
-				r.log.Warn("sending advert failed", "dst", dst, "err", err)
+			r.stats.SendErrors.Add(1)
+			if now.Sub(r.sendLogged) >= dropLogEvery { // do not flood the log
+				r.sendLogged = now
+				r.log.Warn("sending advert failed (logged at most every 10s)", "dst", dst, "err", err,
+					"errors", r.stats.SendErrors.Load())
 			}
 			return
 		}
@@ -396,10 +460,9 @@ func (r *Runner) sendAdvert(prio uint8) {
 	}
 }
 
-// planGARP schedules the bursts of a new master: Repeat rounds now (spaced
-// by Interval), the same again after Delay.
-func (r *Runner) planGARP(now time.Time) {
-	r.garpPlan = r.garpPlan[:0]
+// planGARP schedules a burst of Repeat rounds now (spaced by Interval) and,
+// if delay > 0, the same again after delay, keeping the plan in time order.
+func (r *Runner) planGARP(now time.Time, delay time.Duration) {
 	g := r.rc.GARP
 	burst := func(at time.Time, n int) {
 		for k := 0; k < n; k++ {
@@ -407,9 +470,10 @@ func (r *Runner) planGARP(now time.Time) {
 		}
 	}
 	burst(now, max(g.Repeat, 1))
-	if g.Delay > 0 {
-		burst(now.Add(g.Delay), max(g.Repeat, 1))
+	if delay > 0 {
+		burst(now.Add(delay), max(g.Repeat, 1))
 	}
+	slices.SortFunc(r.garpPlan, func(a, b time.Time) int { return a.Compare(b) })
 }
 
 // garpDue sends the GARP rounds that are due and, when the plan runs out

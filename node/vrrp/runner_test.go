@@ -281,3 +281,108 @@ func TestRunnerLinkDownReleasesVIPs(t *testing.T) {
 		wantOneMaster(t, n1, n1, n2)
 	})
 }
+
+// A control event queued before Shutdown must not end the runner while it
+// is still master (it once did: the VIP stayed, no priority 0 was sent).
+func TestRunnerShutdownAfterQueuedControlEvents(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n := b.start(t, 1, 255, nil)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		n.r.Link(true)
+		n.r.SetPriority(200)
+		if err := n.r.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if st := n.r.Status(); st.State != Init || n.vips.Held() {
+			t.Fatalf("after Shutdown: state %v, VIPs held %v", st.State, n.vips.Held())
+		}
+	})
+}
+
+// After a split brain heals, the winner re-announces its addresses so the
+// LAN's ARP caches stop pointing at the loser.
+func TestRunnerSplitBrainHealReannounces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n1 := b.start(t, 1, 100, nil)
+		n2 := b.start(t, 2, 200, nil)
+		time.Sleep(time.Second)
+		b.partition(n1.addr, n2.addr, true)
+		time.Sleep(10 * time.Second) // both masters, both past their delayed GARP burst
+		synctest.Wait()
+		before := n2.garp.count()
+		b.partition(n1.addr, n2.addr, false)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		wantOneMaster(t, n2, n1, n2)
+		if got := n2.garp.count(); got < before+5 {
+			t.Fatalf("winner sent %d GARPs after the heal, want a burst of 5", got-before)
+		}
+	})
+}
+
+func TestRunnerGARPPlanStaysInOrder(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		n := b.start(t, 1, 255, func(rc *RunnerConfig) {
+			rc.GARP = GARPConfig{Delay: 2 * time.Second, Repeat: 5, Interval: time.Second}
+		})
+		start := time.Now()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		n.garp.mu.Lock()
+		defer n.garp.mu.Unlock()
+		var got []time.Duration
+		for _, at := range n.garp.times {
+			got = append(got, at.Sub(start).Round(time.Millisecond))
+		}
+		want := []time.Duration{0, 1, 2, 2, 3, 3, 4, 4, 5, 6}
+		for i := range want {
+			want[i] *= time.Second
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("GARP times %v, want %v", got, want)
+		}
+	})
+}
+
+type failingAddrs struct {
+	vipHolder
+	fails int
+}
+
+func (f *failingAddrs) Add() error {
+	f.mu.Lock()
+	if f.fails > 0 {
+		f.fails--
+		f.mu.Unlock()
+		return fmt.Errorf("no such device")
+	}
+	f.mu.Unlock()
+	return f.vipHolder.Add()
+}
+
+// A failed VIP add is retried at every advert and shown in the status.
+func TestRunnerRetriesFailedVIPAdd(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &failingAddrs{fails: 3}
+		rc := RunnerConfig{Config: Config{Name: "VI_1", VRID: 51, Priority: 255, Version: 3, Interval: 100 * time.Millisecond,
+			Addrs: []netip.Addr{vip1}, Primary: self}, Group: GroupV4, GARP: GARPConfig{Repeat: 1}}
+		r := NewRunner(rc, port{newBus(), self}, f, &announcer{}, quiet(), nil)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer func() { cancel(); <-r.Done() }()
+		go r.Run(ctx, true)
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if st := r.Status(); st.State != Master || st.VIPError == "" {
+			t.Fatalf("status %+v: want MASTER with a VIP error", st)
+		}
+		time.Sleep(350 * time.Millisecond)
+		synctest.Wait()
+		if st := r.Status(); st.VIPError != "" || !f.Held() {
+			t.Fatalf("status %+v held %v: want the VIPs added after retries", st, f.Held())
+		}
+	})
+}
