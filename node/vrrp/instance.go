@@ -98,11 +98,11 @@ type (
 	EvReconfigure struct{ Config Config }
 )
 
-func (EvStart) event()    {}
-func (EvAdvert) event()   {}
-func (EvTimer) event()    {}
-func (EvLink) event()     {}
-func (EvShutdown) event() {}
+func (EvStart) event()       {}
+func (EvAdvert) event()      {}
+func (EvTimer) event()       {}
+func (EvLink) event()        {}
+func (EvShutdown) event()    {}
 func (EvPriority) event()    {}
 func (EvReconfigure) event() {}
 

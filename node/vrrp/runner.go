@@ -162,8 +162,8 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 	}
 	r := &Runner{
 		rc: rc, in: NewInstance(rc.Config), send: send, addrs: addrs, garp: garp,
-		log:     log.With("instance", rc.Name, "vrid", rc.VRID, "iface", rc.Interface),
-		notify:  notify,
+		log:          log.With("instance", rc.Name, "vrid", rc.VRID, "iface", rc.Interface),
+		notify:       notify,
 		adverts:      make(chan inAdvert, 256),
 		ctl:          make(chan Event, 16),
 		done:         make(chan struct{}),
