@@ -291,15 +291,21 @@ func (a *Agent) startInstance(p prepared) (err error) {
 		}
 		joined = true
 	}
-	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.notify)
+	timer, err := vrrp.NewPreciseTimer()
+	if err != nil {
+		return err
+	}
+	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.notify, vrrp.WithTimer(timer))
 	// Attach before reading the link state: a change in between reaches
 	// the runner as an event instead of being lost.
 	if err := ifc.demux.Add(r); err != nil {
+		timer.Close()
 		return err
 	}
 	up, err := linkUp(c.Interface)
 	if err != nil {
 		ifc.demux.Remove(c.VRRP.VRID)
+		timer.Close()
 		return err
 	}
 	a.instances[c.VRRP.Name] = &instance{cfg: c, runner: r}

@@ -101,21 +101,25 @@ func (n *Node) Start(logPath, name string, args ...string) (*Proc, error) {
 // when the process exits (its exit error is then the program's, or ip's
 // complaint in the log).
 func (p *Proc) waitExec(name string) error {
-	exe := "/proc/" + strconv.Itoa(p.pid) + "/exe"
-	ipExe, err := os.Readlink(exe)
+	ipPath, err := exec.LookPath("ip")
 	if err != nil {
-		return nil // already gone
+		return err
+	}
+	ipExe, err := filepath.EvalSymlinks(ipPath)
+	if err != nil {
+		return err
 	}
 	if prog, err := exec.LookPath(name); err == nil {
 		if resolved, err := filepath.EvalSymlinks(prog); err == nil && resolved == ipExe {
 			return nil // the program is ip itself
 		}
 	}
+	exe := "/proc/" + strconv.Itoa(p.pid) + "/exe"
 	const limit = 2 * time.Second
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
 		cur, err := os.Readlink(exe)
 		if err != nil || cur != ipExe || p.Exited() {
-			return nil
+			return nil // exec'd (or gone)
 		}
 	}
 	return fmt.Errorf("ip netns exec did not exec into %s within %v", name, limit)

@@ -261,8 +261,10 @@ func (in *Instance) enterInitial(now time.Time, cause Cause) {
 }
 
 func (in *Instance) becomeMaster(now time.Time, cause Cause) {
-	in.emit(ActSend{Priority: in.priority})
+	// Addresses and their GARPs first: they are what clients wait for;
+	// the advert to the other routers follows microseconds later.
 	in.emit(ActAddVIPs{})
+	in.emit(ActSend{Priority: in.priority})
 	in.transition(Master, cause)
 	in.masterAddr = in.cfg.Primary
 	in.masterPrio = in.priority

@@ -56,7 +56,7 @@ func TestStartupBackupThenMaster(t *testing.T) {
 	// Early timer delivery is ignored.
 	wantActs(t, step(in, at(mdi-time.Millisecond), EvTimer{}))
 	wantActs(t, step(in, at(mdi), EvTimer{}),
-		ActSend{100}, ActAddVIPs{}, ActTransition{Backup, Master, CauseMasterDown})
+		ActAddVIPs{}, ActSend{100}, ActTransition{Backup, Master, CauseMasterDown})
 	wantDeadline(t, in, at(mdi+100*time.Millisecond))
 	wantActs(t, step(in, at(mdi+100*time.Millisecond), EvTimer{}), ActSend{100})
 	wantDeadline(t, in, at(mdi+200*time.Millisecond))
@@ -65,7 +65,7 @@ func TestStartupBackupThenMaster(t *testing.T) {
 func TestOwnerIsMasterAtOnce(t *testing.T) {
 	in := NewInstance(cfg3(255))
 	wantActs(t, step(in, t0, EvStart{LinkUp: true}),
-		ActSend{255}, ActAddVIPs{}, ActTransition{Init, Master, CauseOwner})
+		ActAddVIPs{}, ActSend{255}, ActTransition{Init, Master, CauseOwner})
 	// Priority changes never touch the owner.
 	wantActs(t, step(in, t0, EvPriority{Priority: 50}))
 	if in.Priority() != 255 {

@@ -140,6 +140,8 @@ type Runner struct {
 
 	garpPlan []time.Time // pending GARP rounds, ascending
 
+	timer Timer // protocol deadlines; default a time.Timer
+
 	// Owned by the Run goroutine.
 	vipErr       error // the last VIP add failed: retried at every advert
 	sendLogged   time.Time
@@ -153,7 +155,7 @@ type advertKey struct {
 }
 
 // NewRunner returns a runner; Run starts it. notify may be nil.
-func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, log *slog.Logger, notify func(Notice)) *Runner {
+func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, log *slog.Logger, notify func(Notice), opts ...RunnerOption) *Runner {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -171,6 +173,12 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 		updateConfig: make(chan RunnerConfig, 1),
 	}
 	r.status = Status{Name: rc.Name, State: Init, Priority: rc.Priority}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.timer == nil {
+		r.timer = newGoTimer()
+	}
 	return r
 }
 
@@ -272,11 +280,10 @@ func (r *Runner) Done() <-chan struct{} { return r.done }
 // shuts it down). linkUp is the interface state at start.
 func (r *Runner) Run(ctx context.Context, linkUp bool) {
 	defer close(r.done)
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
+	timer := r.timer
+	defer timer.Close()
 	garpTimer := time.NewTimer(time.Hour)
 	garpTimer.Stop()
-	defer timer.Stop()
 	defer garpTimer.Stop()
 
 	var armed time.Time
@@ -321,7 +328,11 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 		case m := <-r.adverts:
 			r.stats.AdvertsReceived.Add(1)
 			do(time.Now(), EvAdvert{Src: m.src, Advert: m.adv})
-		case <-timer.C:
+		case <-timer.C():
+			// Adverts that arrived before the deadline count first: after
+			// a scheduling stall both may be ready, and select picks at
+			// random.
+			r.drainAdverts(do)
 			now := time.Now()
 			if slip := now.Sub(armed); slip > time.Duration(r.stats.TimerSlipMax.Load()) {
 				r.stats.TimerSlipMax.Store(int64(slip))
@@ -342,6 +353,18 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 			}
 		case <-ctx.Done():
 			do(time.Now(), EvShutdown{})
+			return
+		}
+	}
+}
+
+func (r *Runner) drainAdverts(do func(time.Time, Event)) {
+	for {
+		select {
+		case m := <-r.adverts:
+			r.stats.AdvertsReceived.Add(1)
+			do(time.Now(), EvAdvert{Src: m.src, Advert: m.adv})
+		default:
 			return
 		}
 	}

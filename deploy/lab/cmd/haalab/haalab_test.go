@@ -1,0 +1,163 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/haa-dev/haa/deploy/lab"
+	"github.com/haa-dev/haa/node/config"
+)
+
+func TestBound(t *testing.T) {
+	for _, tc := range []struct {
+		version, prio int
+		interval      time.Duration
+		want          time.Duration
+	}{
+		{2, 100, time.Second, 3609375 * time.Microsecond},
+		{3, 100, 100 * time.Millisecond, 360937500 * time.Nanosecond},
+		{3, 100, 10 * time.Millisecond, 36093750 * time.Nanosecond},
+		{3, 150, 100 * time.Millisecond, 341406250 * time.Nanosecond},
+		{3, 255, 10 * time.Millisecond, 30039062 * time.Nanosecond},
+	} {
+		if got := bound(tc.version, tc.prio, tc.interval); got != tc.want {
+			t.Errorf("bound(v%d, prio %d, %v) = %v, want %v", tc.version, tc.prio, tc.interval, got, tc.want)
+		}
+	}
+}
+
+// The generated haad configuration is one haad accepts.
+func TestHaadConfigValid(t *testing.T) {
+	for _, st := range allSettings {
+		if _, err := config.Parse([]byte(haadConfig("n1", st.instances(benchPrioMaster)))); err != nil {
+			t.Errorf("%s: %v", st.Key, err)
+		}
+	}
+	if _, err := config.Parse([]byte(haadConfig("n2", soakInstances(254, benchPrioBackup)))); err != nil {
+		t.Errorf("soak: %v", err)
+	}
+}
+
+// The generated keepalived configuration passes `keepalived -t`.
+func TestKeepalivedConfigValid(t *testing.T) {
+	bin, err := lab.KeepalivedPath()
+	if err != nil {
+		t.Skip(err)
+	}
+	dir := t.TempDir()
+	check := func(name, conf string) {
+		t.Helper()
+		path := filepath.Join(dir, name+".conf")
+		if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if out, err := exec.Command(bin, "-t", "-l", "-f", path).CombinedOutput(); err != nil {
+			t.Errorf("%s: keepalived -t: %v\n%s\n%s", name, err, out, conf)
+		}
+	}
+	for _, st := range allSettings {
+		check(st.Key, keepalivedConfig("n1", st.instances(benchPrioMaster)))
+	}
+	check("soak", keepalivedConfig("n1", soakInstances(50, benchPrioMaster)))
+	conf := keepalivedConfig("n1", allSettings[2].instances(200))
+	for _, want := range []string{"vrrp_version 3", "advert_int 0.01", "state BACKUP", "priority 200"} {
+		if !strings.Contains(conf, want) {
+			t.Errorf("config lacks %q:\n%s", want, conf)
+		}
+	}
+	if strings.Contains(conf, "authentication") {
+		t.Errorf("v3 config with authentication:\n%s", conf)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	ts := []trial{
+		{Failover: failover{Outage: 30 * time.Millisecond}},
+		{Err: errors.New("boom")},
+		{Failover: failover{Outage: 10 * time.Millisecond}},
+		{Failover: failover{Outage: 40 * time.Millisecond}},
+		{Failover: failover{Outage: 20 * time.Millisecond}},
+	}
+	got := summarize(ts)
+	want := outageStats{N: 4, Failed: 1, Median: 25 * time.Millisecond, Min: 10 * time.Millisecond, Max: 40 * time.Millisecond}
+	if got != want {
+		t.Fatalf("summarize = %+v, want %+v", got, want)
+	}
+	if got := summarize(ts[:1]); got.Median != 30*time.Millisecond {
+		t.Fatalf("one trial: %+v", got)
+	}
+	if got := summarize(nil); got.N != 0 {
+		t.Fatalf("no trial: %+v", got)
+	}
+}
+
+func TestCPUTicksOwnProcess(t *testing.T) {
+	// Burn a little CPU so the counter is not zero.
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for x := 0; time.Now().Before(deadline); x++ {
+		_ = x * x
+	}
+	n, err := cpuTicks(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatal("no CPU time for this process")
+	}
+	before := cpuSample{at: time.Unix(0, 0), ticks: map[int]uint64{1: 100, 2: 50}}
+	after := cpuSample{at: time.Unix(10, 0), ticks: map[int]uint64{1: 150, 3: 10}}
+	if got := cpuPercent(before, after); got != 6 { // (50 + 10) ticks / 100 Hz / 10 s
+		t.Fatalf("cpuPercent = %v, want 6", got)
+	}
+}
+
+func TestParseBench(t *testing.T) {
+	o, err := parseBench([]string{"--quick"}, io.Discard)
+	if err != nil || o.trials != 3 || o.soak != 20*time.Second || len(o.settings) != 3 {
+		t.Fatalf("--quick: %+v, %v", o, err)
+	}
+	o, err = parseBench([]string{"--quick", "--trials", "5", "--settings", "10ms"}, io.Discard)
+	if err != nil || o.trials != 5 || len(o.settings) != 1 || o.settings[0].Interval != 10*time.Millisecond {
+		t.Fatalf("--quick --trials 5: %+v, %v", o, err)
+	}
+	for _, args := range [][]string{{"--trials", "0"}, {"--instances", "255"}, {"--settings", "5s"}, {"extra"}} {
+		if _, err := parseBench(args, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("%q: err %v, want a usage error", args, err)
+		}
+	}
+}
+
+func TestRenderReport(t *testing.T) {
+	st := allSettings[1]
+	res := []settingResult{{Setting: st, Trials: map[string][]trial{
+		"haad":       {{N: 1, Failover: failover{Outage: 362 * time.Millisecond}}, {N: 2, Err: errors.New("x | y")}},
+		"keepalived": {{N: 1, Failover: failover{Outage: 364 * time.Millisecond}}},
+	}}}
+	soaks := []soakResult{{Daemon: "haad", Instances: 50, Interval: soakInterval, Duration: time.Minute, CPUMaster: 1.5,
+		SlipMaster: time.Millisecond, SlipBackup: 0, SlipMasterBefore: time.Millisecond}}
+	out := renderReport(benchOptions{command: "haalab bench-failover", trials: 2}, machine{cpus: 2, kernel: "6.1"}, res, soaks)
+	for _, want := range []string{
+		"| 100 ms (VRRPv3) | 360.9 ms | 362.0 ms |",
+		"| yes | yes (+1.1 ms) | yes (failed trials: haad 1, keepalived 0) |",
+		"trial 2: x / y",
+		"| haad | 50 | 10ms | 1m0s | 0 | 0 | 1.50 % |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	got := commandLine([]string{"bin/haalab", "bench-failover", "--out", "my report.md", "--x", "it's"})
+	want := `bin/haalab bench-failover --out 'my report.md' --x 'it'\''s'`
+	if got != want {
+		t.Fatalf("commandLine = %s, want %s", got, want)
+	}
+}

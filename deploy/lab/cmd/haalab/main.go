@@ -1,0 +1,133 @@
+// Command haalab runs haad in a throw-away namespace lab (deploy/lab): a
+// narrated demo of failover and preemption, and the failover benchmark
+// against keepalived.
+//
+//	haalab demo --haad bin/haad
+//	haalab bench-failover --haad bin/haad --trials 10 --out out/bench-failover.md
+//
+// Everything happens inside network namespaces the lab creates; nothing on
+// the host is touched. The labs are removed at the end, on error, and on
+// Ctrl-C or SIGTERM.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitFail  = 1 // a step, a trial or the set-up failed
+	exitUsage = 2
+)
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+const usage = `haalab: haad in a network namespace lab
+
+usage:
+  haalab demo --haad PATH [--keep-going]
+  haalab bench-failover --haad PATH [--trials N] [--out FILE] [--soak 5m] [--instances 50] [--quick]
+
+Run "haalab COMMAND -h" for the flags of a command. Needs root.
+`
+
+// run runs the command line argv (argv[0] is the program) and returns the
+// exit status.
+func run(argv []string, stdout, stderr io.Writer) int {
+	args := argv[1:]
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return exitUsage
+		}
+		return exitOK
+	}
+	cmd, rest := args[0], args[1:]
+
+	// Ctrl-C / SIGTERM: cancel the run and remove every lab at once; the
+	// command then returns with an error.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	s := newSession(ctx, stdout)
+	finished := make(chan struct{})
+	watcherDone := make(chan struct{})
+	go func() {
+		defer close(watcherDone)
+		select {
+		case sig := <-sigs:
+			cancel(fmt.Errorf("%w by %v", errInterrupted, sig))
+			fmt.Fprintf(stderr, "\nhaalab: %v: removing the lab\n", sig)
+			s.closeAll()
+		case <-finished:
+		}
+	}()
+
+	var err error
+	switch cmd {
+	case "demo":
+		err = runDemo(s, rest, stderr)
+	case "bench-failover":
+		err = runBench(s, commandLine(argv), rest, stderr)
+	default:
+		fmt.Fprintf(stderr, "haalab: unknown command %q\n\n%s", cmd, usage)
+		close(finished)
+		return exitUsage
+	}
+	close(finished)
+	<-watcherDone
+	if cerr := s.closeAll(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("removing the lab: %w", cerr))
+	}
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(stderr, "haalab:", err)
+		return exitUsage
+	case errors.Is(context.Cause(ctx), errInterrupted):
+		fmt.Fprintln(stderr, "haalab:", context.Cause(ctx))
+		return exitFail
+	default:
+		fmt.Fprintln(stderr, "haalab:", strings.TrimSpace(err.Error()))
+		return exitFail
+	}
+}
+
+var (
+	// errUsage wraps command-line mistakes (exit status 2).
+	errUsage = errors.New("usage")
+	// errInterrupted is the cause of a run cancelled by a signal.
+	errInterrupted = errors.New("interrupted")
+)
+
+func usageErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// commandLine renders argv for a shell, quoting what needs it.
+func commandLine(argv []string) string {
+	parts := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~!") {
+			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+		parts[i] = a
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/haa-dev/haa/deploy/lab"
+)
+
+// pingEvery is the client's echo interval in every outage measurement.
+const pingEvery = 2 * time.Millisecond
+
+// failover is one measured power-off of a master.
+type failover struct {
+	// Outage is the longest gap in the client's replies after the power-off.
+	Outage time.Duration
+	// SinceAdvert is how long before the power-off the client saw the
+	// master's last advert: the failover is expected after the master-down
+	// interval minus this.
+	SinceAdvert time.Duration
+	// Detection is the time from the master's last advert to the new
+	// master's first one, as seen by the client: the protocol's part of
+	// the outage (0 when not seen). The rest is the new master adding the
+	// VIP and announcing it, and the client's next ping.
+	Detection      time.Duration
+	NewMaster      *lab.Node
+	Sent, Received int
+}
+
+// measureFailover is lab.MeasureFailover with the power-off placed in the
+// master's advert cycle: it pings vip from client every 2 ms and, when
+// aligned, powers the master off (link down + SIGKILL) right after the client
+// has seen one of its adverts, so the backup's master-down timer has just been
+// reset and the outage is the full master-down interval: the protocol bound.
+// Not aligned, the power-off happens at whatever phase it falls on.
+func measureFailover(l *lab.Lab, client *lab.Node, vip netip.Addr, master *lab.Node, proc *lab.Proc,
+	w *advertWatch, aligned bool, interval, timeout time.Duration) (failover, error) {
+	p, err := client.StartPing(vip, pingEvery, timeout+10*time.Second)
+	if err != nil {
+		return failover{}, err
+	}
+	defer p.Stop()
+	if err := p.WaitReplies(50, 3*time.Second); err != nil {
+		return failover{}, fmt.Errorf("client does not reach %s before the power-off: %w", vip, err)
+	}
+	if aligned {
+		if _, err := w.Next(master.Addr, 3*interval+time.Second); err != nil {
+			return failover{}, fmt.Errorf("%s: %w", master.Name, err)
+		}
+	}
+	at := time.Now()
+	last := w.Last(master.Addr)
+	if err := lab.PowerOff(master, proc); err != nil {
+		return failover{}, err
+	}
+	fo := failover{}
+	if !last.IsZero() {
+		fo.SinceAdvert = at.Sub(last)
+	}
+	// Replies resuming tell that someone took over; only then look for who,
+	// so that no netlink polling competes with the daemons for the CPU
+	// during the outage.
+	if err := p.WaitReplies(50, timeout); err != nil {
+		hs, _ := l.Holders(vip)
+		return failover{}, fmt.Errorf("client does not reach %s after the power-off (holders %s): %w", vip, lab.Names(hs), err)
+	}
+	err = lab.Poll(time.Second, 10*time.Millisecond, "a new master of "+vip.String(), func() (bool, error) {
+		hs, err := l.Holders(vip)
+		if err != nil {
+			return false, err
+		}
+		for _, h := range hs {
+			if h != master {
+				fo.NewMaster = h
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return failover{}, err
+	}
+	if first, ok := w.FirstAfter(fo.NewMaster.Addr, at); ok && !last.IsZero() {
+		fo.Detection = first.Sub(last)
+	}
+	st := p.Stop()
+	fo.Outage, fo.Sent, fo.Received = st.GapAfter(at), st.Sent, len(st.Replies)
+	return fo, nil
+}
+
+// bound is the protocol's master-down interval of a backup of priority prio:
+// 3 * interval + skew. v3 scales the skew with the interval; v2's skew is
+// (256 - prio) / 256 seconds whatever the interval.
+func bound(version, prio int, interval time.Duration) time.Duration {
+	skew := time.Duration(256-prio) * interval / 256
+	if version == 2 {
+		skew = time.Duration(256-prio) * time.Second / 256
+	}
+	return 3*interval + skew
+}
+
+// cpuTicks returns utime + stime of pid from /proc/PID/stat, in clock ticks.
+func cpuTicks(pid int) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces: fields after it start
+	// past the last ')'.
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return u + st, nil
+}
+
+// clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
+const clockTicks = 100
+
+// cpuSample is the CPU time used so far by every process in a namespace.
+type cpuSample struct {
+	at    time.Time
+	ticks map[int]uint64
+}
+
+func sampleCPU(ns *lab.NS) (cpuSample, error) {
+	pids, err := ns.Pids()
+	if err != nil {
+		return cpuSample{}, err
+	}
+	s := cpuSample{at: time.Now(), ticks: map[int]uint64{}}
+	for _, pid := range pids {
+		if t, err := cpuTicks(pid); err == nil {
+			s.ticks[pid] = t
+		}
+	}
+	if len(s.ticks) == 0 {
+		return s, fmt.Errorf("%s: no process to measure", ns.Name)
+	}
+	return s, nil
+}
+
+// cpuPercent is the CPU used between two samples by the processes of the
+// later one, in % of one core. A process that appeared in between counts
+// from zero; one that exited is lost (none should).
+func cpuPercent(before, after cpuSample) float64 {
+	var ticks uint64
+	for pid, t := range after.ticks {
+		if b, ok := before.ticks[pid]; ok && b <= t {
+			ticks += t - b
+		} else if !ok {
+			ticks += t
+		}
+	}
+	wall := after.at.Sub(before.at).Seconds()
+	if wall <= 0 {
+		return 0
+	}
+	return float64(ticks) / clockTicks / wall * 100
+}

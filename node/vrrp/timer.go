@@ -1,0 +1,34 @@
+package vrrp
+
+import "time"
+
+// Timer is the runner's clock for its protocol deadlines (advert and
+// master-down). The default is a time.Timer, which fake time (synctest)
+// drives; on Linux the agent uses NewPreciseTimer.
+type Timer interface {
+	C() <-chan time.Time
+	// Reset arms the timer to fire once after d.
+	Reset(d time.Duration)
+	Stop()
+	// Close releases the timer's resources.
+	Close() error
+}
+
+// RunnerOption configures a Runner.
+type RunnerOption func(*Runner)
+
+// WithTimer makes the runner use t for its protocol deadlines.
+func WithTimer(t Timer) RunnerOption { return func(r *Runner) { r.timer = t } }
+
+type goTimer struct{ t *time.Timer }
+
+func newGoTimer() Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return goTimer{t}
+}
+
+func (g goTimer) C() <-chan time.Time   { return g.t.C }
+func (g goTimer) Reset(d time.Duration) { g.t.Reset(d) }
+func (g goTimer) Stop()                 { g.t.Stop() }
+func (g goTimer) Close() error          { g.t.Stop(); return nil }
