@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,6 +50,9 @@ func ListenIPv4(ifname string) (*Conn, error) {
 		{"IP_MULTICAST_IF", func() error {
 			return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
 		}},
+		// Kernel receive timestamps: the master-down timer runs from the
+		// moment an advert arrived, not from when haad got to it.
+		{"SO_TIMESTAMPNS", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }},
 		{"SO_RCVBUF", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20) }},
 	}
 	for _, s := range setup {
@@ -114,6 +119,52 @@ func (c *Conn) mreq(op int, g netip.Addr) error {
 
 // Read reads one IP packet.
 func (c *Conn) Read(b []byte) (int, error) { return c.f.Read(b) }
+
+// ReadPacket reads one IP packet and tells when it arrived, on the
+// monotonic clock (from the kernel's receive timestamp).
+func (c *Conn) ReadPacket(b []byte) (int, time.Time, error) {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	var oob [64]byte
+	var n, oobn int
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), b, oob[:], 0)
+		return rerr != unix.EAGAIN
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, time.Time{}, err
+	}
+	return n, arrival(oob[:oobn], time.Now()), nil
+}
+
+// arrival converts the kernel's wall-clock receive timestamp into the
+// packet's age subtracted from now (which carries Go's monotonic reading,
+// so a clock step cannot move deadlines). Without a usable timestamp it is
+// now.
+func arrival(oob []byte, now time.Time) time.Time {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return now
+	}
+	for _, m := range msgs {
+		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_TIMESTAMPNS || len(m.Data) < 16 {
+			continue
+		}
+		ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
+		age := now.Sub(time.Unix(ts.Sec, ts.Nsec))
+		if age < 0 || age > time.Second {
+			return now // clock stepped: ignore
+		}
+		return now.Add(-age)
+	}
+	return now
+}
 
 // Send sends msg from src to dst with a TTL of 255.
 func (c *Conn) Send(src, dst netip.Addr, msg []byte) error {

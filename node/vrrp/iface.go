@@ -10,9 +10,10 @@ import (
 	"time"
 )
 
-// Reader is the receive side of a VRRP socket: one whole IP packet per Read.
+// Reader is the receive side of a VRRP socket: one whole IP packet per
+// read, with its arrival time.
 type Reader interface {
-	Read(b []byte) (int, error)
+	ReadPacket(b []byte) (int, time.Time, error)
 }
 
 // Iface demultiplexes the packets of one interface's socket to the
@@ -62,7 +63,7 @@ func (i *Iface) Serve(rd Reader) error {
 	buf := make([]byte, 65536)
 	var lastErr time.Time
 	for {
-		n, err := rd.Read(buf)
+		n, at, err := rd.ReadPacket(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
 				return nil
@@ -76,14 +77,17 @@ func (i *Iface) Serve(rd Reader) error {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		i.Handle(buf[:n])
+		i.HandleAt(buf[:n], at)
 	}
 }
 
-// Handle runs the receive checks of RFC 5798 7.1 that need no instance
-// state on one IP packet and delivers the advert to its instance. Every
-// discarded packet is counted with its reason.
-func (i *Iface) Handle(pkt []byte) {
+// Handle is HandleAt for a packet that arrived now.
+func (i *Iface) Handle(pkt []byte) { i.HandleAt(pkt, time.Now()) }
+
+// HandleAt runs the receive checks of RFC 5798 7.1 that need no instance
+// state on one IP packet that arrived at at, and delivers the advert to its
+// instance. Every discarded packet is counted with its reason.
+func (i *Iface) HandleAt(pkt []byte, at time.Time) {
 	h, payload, err := ParseIPv4(pkt)
 	if err != nil {
 		i.drop(nil, err)
@@ -122,7 +126,7 @@ func (i *Iface) Handle(pkt []byte) {
 		i.drop(r, &DropError{Reason: DropDestination, Detail: fmt.Sprintf("to %s from %s", h.Dst, h.Src)})
 		return
 	}
-	r.Deliver(h.Src, &a)
+	r.DeliverAt(h.Src, &a, at)
 }
 
 func (i *Iface) drop(r *Runner, err error) {

@@ -112,6 +112,7 @@ type Status struct {
 type inAdvert struct {
 	src netip.Addr
 	adv *Advert
+	at  time.Time
 }
 
 // Runner drives one Instance: it delivers packets, timer expiries and
@@ -195,11 +196,14 @@ func (r *Runner) Status() Status {
 	return r.status
 }
 
-// Deliver hands a received advert to the instance without blocking; when
-// the instance is too far behind the packet is dropped and counted.
-func (r *Runner) Deliver(src netip.Addr, a *Advert) {
+// Deliver hands an advert received now to the instance; see DeliverAt.
+func (r *Runner) Deliver(src netip.Addr, a *Advert) { r.DeliverAt(src, a, time.Now()) }
+
+// DeliverAt hands an advert that arrived at at to the instance without
+// blocking; when the instance is too far behind it is dropped and counted.
+func (r *Runner) DeliverAt(src netip.Addr, a *Advert, at time.Time) {
 	select {
-	case r.adverts <- inAdvert{src, a}:
+	case r.adverts <- inAdvert{src, a, at}:
 	default:
 		r.stats.Drop(DropQueueFull)
 	}
@@ -327,7 +331,7 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 		select {
 		case m := <-r.adverts:
 			r.stats.AdvertsReceived.Add(1)
-			do(time.Now(), EvAdvert{Src: m.src, Advert: m.adv})
+			do(m.at, EvAdvert{Src: m.src, Advert: m.adv})
 		case <-timer.C():
 			// Adverts that arrived before the deadline count first: after
 			// a scheduling stall both may be ready, and select picks at
@@ -363,7 +367,7 @@ func (r *Runner) drainAdverts(do func(time.Time, Event)) {
 		select {
 		case m := <-r.adverts:
 			r.stats.AdvertsReceived.Add(1)
-			do(time.Now(), EvAdvert{Src: m.src, Advert: m.adv})
+			do(m.at, EvAdvert{Src: m.src, Advert: m.adv})
 		default:
 			return
 		}
