@@ -22,6 +22,7 @@ type Conn struct {
 	ifindex int
 	f       *os.File
 	id      atomic.Uint32
+	closed  atomic.Bool
 
 	mu     sync.Mutex
 	groups map[netip.Addr]int
@@ -138,6 +139,9 @@ func (c *Conn) ReadPacket(b []byte) (int, time.Time, error) {
 		err = rerr
 	}
 	if err != nil {
+		if c.closed.Load() {
+			return 0, time.Time{}, os.ErrClosed
+		}
 		return 0, time.Time{}, err
 	}
 	return n, arrival(oob[:oobn], time.Now()), nil
@@ -186,4 +190,7 @@ func (c *Conn) Send(src, dst netip.Addr, msg []byte) error {
 }
 
 // Close closes the socket; a blocked Read returns.
-func (c *Conn) Close() error { return c.f.Close() }
+func (c *Conn) Close() error {
+	c.closed.Store(true)
+	return c.f.Close()
+}
