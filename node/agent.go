@@ -26,9 +26,15 @@ import (
 
 // Agent runs the VRRP instances of one node.
 type Agent struct {
-	log    *slog.Logger
-	notify func(vrrp.Notice)
-	vips   *vip.Manager
+	log       *slog.Logger
+	notify    func(vrrp.Notice)
+	vips      *vip.Manager
+	events    *EventLog
+	drops     dropReports
+	version   string
+	started   time.Time
+	stateFile string // generation, hash, maintenance; "" : not kept
+	cfgFile   string // where applied configurations are persisted
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -39,6 +45,11 @@ type Agent struct {
 	raw       *haav1.AgentConfig
 	cfg       *config.Agent
 	instances map[string]*instance
+	gen       uint64
+	hash      string
+	maint     Maintenance
+	maintSeq  uint64 // invalidates the TTL timer of an older SetMaintenance
+	listen    []string
 
 	ifmu   sync.RWMutex
 	ifaces map[string]*iface
@@ -71,6 +82,20 @@ func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
 // is called from the instances' goroutines and must not block.
 func WithNotify(fn func(vrrp.Notice)) Option { return func(a *Agent) { a.notify = fn } }
 
+// WithVersion sets the version reported by Node.
+func WithVersion(v string) Option { return func(a *Agent) { a.version = v } }
+
+// WithStateFile keeps the configuration generation and the maintenance mode
+// in path, so both survive a restart.
+func WithStateFile(path string) Option { return func(a *Agent) { a.stateFile = path } }
+
+// WithConfigFile is where Apply with Persist writes the applied
+// configuration (atomically), so a restart runs it.
+func WithConfigFile(path string) Option { return func(a *Agent) { a.cfgFile = path } }
+
+// WithEventBuffer sets how many events are kept for reconnecting clients.
+func WithEventBuffer(n int) Option { return func(a *Agent) { a.events = NewEventLog(n) } }
+
 // New returns an agent with no instances; Apply gives it some.
 func New(opts ...Option) (*Agent, error) {
 	a := &Agent{
@@ -78,9 +103,18 @@ func New(opts ...Option) (*Agent, error) {
 		instances: map[string]*instance{},
 		ifaces:    map[string]*iface{},
 		garps:     map[string]*garp.Sender{},
+		started:   time.Now(),
+		version:   "dev",
 	}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.events == nil {
+		a.events = NewEventLog(DefaultEventBuffer)
+	}
+	a.drops.m = map[dropKey]*dropReport{}
+	if err := a.loadState(); err != nil {
+		return nil, err
 	}
 	a.vips = vip.New(nil)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
@@ -98,8 +132,31 @@ func (a *Agent) Config() *haav1.AgentConfig {
 	return a.raw
 }
 
-// ErrShutdown is returned by Apply after Shutdown.
-var ErrShutdown = errors.New("agent is shut down")
+// ApplyOptions qualify an Apply.
+type ApplyOptions struct {
+	// DryRun validates and plans only.
+	DryRun bool
+	// ExpectedGeneration, if set, must be the running generation.
+	ExpectedGeneration *uint64
+	// Persist writes the configuration to the config file (WithConfigFile)
+	// before applying it: what the API does; the file itself at start-up
+	// and on SIGHUP is not rewritten.
+	Persist bool
+}
+
+// ApplyResult is the outcome of an Apply.
+type ApplyResult struct {
+	Plan       Plan
+	Generation uint64 // running after the call
+	Hash       string
+	Applied    bool
+}
+
+// Errors of Apply besides *config.Error (test with errors.Is).
+var (
+	ErrGenerationMismatch = errors.New("configuration generation mismatch")
+	ErrShutdown           = errors.New("agent is shut down")
+)
 
 // Apply validates cfg, checks it against this node (interfaces, addresses)
 // and changes only what differs from the running configuration: removed
@@ -107,30 +164,36 @@ var ErrShutdown = errors.New("agent is shut down")
 // Change), added ones start, unchanged ones are not touched. A configuration
 // that is invalid or cannot run here changes nothing; an invalid one
 // returns a *config.Error listing every problem.
-func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig) (Plan, error) {
+func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig, opts ApplyOptions) (ApplyResult, error) {
 	want, err := config.Resolve(raw)
 	if err != nil {
-		return Plan{}, err
+		return ApplyResult{}, err
 	}
 	if err := checkNode(want); err != nil {
-		return Plan{}, err
+		return ApplyResult{}, err
 	}
+	hash := ConfigHash(raw)
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.ctx.Err() != nil {
-		return Plan{}, ErrShutdown
+		return ApplyResult{}, ErrShutdown
+	}
+	if e := opts.ExpectedGeneration; e != nil && *e != a.gen {
+		return ApplyResult{}, fmt.Errorf("expected generation %d, running %d: get the configuration again and retry: %w",
+			*e, a.gen, ErrGenerationMismatch)
 	}
 	var running []config.Instance
 	for _, in := range a.instances {
 		running = append(running, in.cfg)
 	}
 	plan := Diff(running, want.Instances)
+	res := ApplyResult{Plan: plan, Generation: a.gen, Hash: a.hash}
 	byName := map[string]config.Instance{}
 	for _, in := range want.Instances {
 		byName[in.VRRP.Name] = in
 	}
 
-	// Pre-flight everything that will start before stopping anything.
+	// Pre-flight everything that will start before changing anything.
 	var start []string
 	stop := append([]string(nil), plan.Removed...)
 	for _, c := range plan.Changed {
@@ -150,7 +213,15 @@ func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig) (Plan, error)
 		ready[name] = p
 	}
 	if err := errors.Join(errs...); err != nil {
-		return Plan{}, fmt.Errorf("nothing applied: %w", err)
+		return ApplyResult{}, fmt.Errorf("nothing applied: %w", err)
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	if opts.Persist && a.cfgFile != "" && hash != a.hash {
+		if err := writeConfigFile(a.cfgFile, raw, a.gen+1); err != nil {
+			return ApplyResult{}, fmt.Errorf("nothing applied: persisting the configuration: %w", err)
+		}
 	}
 
 	a.stopInstances(ctx, stop)
@@ -168,10 +239,21 @@ func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig) (Plan, error)
 			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
 		}
 	}
+	if hash != a.hash {
+		a.gen++
+		a.hash = hash
+	}
 	a.raw, a.cfg = raw, want
-	a.log.Info("configuration applied", "added", plan.Added, "removed", plan.Removed,
+	a.events.SetNode(want.Name)
+	if err := a.saveState(); err != nil {
+		errs = append(errs, err)
+	}
+	res.Generation, res.Hash, res.Applied = a.gen, a.hash, true
+	a.events.Append(&haav1.Event{Kind: &haav1.Event_ConfigApplied{ConfigApplied: &haav1.ConfigApplied{
+		Generation: a.gen, Hash: a.hash, Plan: PlanProto(plan)}}})
+	a.log.Info("configuration applied", "generation", a.gen, "added", plan.Added, "removed", plan.Removed,
 		"changed", changeNames(plan.Changed), "unchanged", len(plan.Unchanged))
-	return plan, errors.Join(errs...)
+	return res, errors.Join(errs...)
 }
 
 func changeNames(cs []Change) []string {
@@ -295,7 +377,11 @@ func (a *Agent) startInstance(p prepared) (err error) {
 	if err != nil {
 		return err
 	}
-	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.notify, vrrp.WithTimer(timer))
+	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer)}
+	if a.maint.Enabled {
+		ropts = append(ropts, vrrp.WithHold())
+	}
+	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.noticeFunc(c), ropts...)
 	// Attach before reading the link state: a change in between reaches
 	// the runner as an event instead of being lost.
 	if err := ifc.demux.Add(r); err != nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/haa-dev/haa/node"
 	"github.com/haa-dev/haa/node/config"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
 // Exit codes.
@@ -50,6 +51,7 @@ func run(args []string, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGTERM waits for the handover")
+	stateFile := fs.String("state-file", "", "where the configuration generation and maintenance mode are kept across restarts (default /var/lib/haa/haad-NAME.state.json)")
 	statusFile := fs.String("status-file", "", "where SIGUSR1 writes every instance's state and counters as JSON (default /run/haa/haad-NAME.json)")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
@@ -71,19 +73,19 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	if *statusFile == "" {
-		name := cfg.GetName()
-		if name == "" {
-			name, _ = os.Hostname()
-		}
-		*statusFile = filepath.Join(config.DefaultSocketDir, "haad-"+name+".json")
+		*statusFile = filepath.Join(config.DefaultSocketDir, "haad-"+nodeName(cfg)+".json")
 	}
 
-	agent, err := node.New(node.WithLogger(log))
+	if *stateFile == "" {
+		*stateFile = filepath.Join(defaultStateDir, "haad-"+nodeName(cfg)+".state.json")
+	}
+	agent, err := node.New(node.WithLogger(log), node.WithVersion(version),
+		node.WithStateFile(*stateFile), node.WithConfigFile(*cfgPath))
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitRuntime
 	}
-	if _, err := agent.Apply(context.Background(), cfg); err != nil {
+	if _, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{}); err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		shutdown(agent, *shutdownTimeout, log)
 		if errors.Is(err, config.ErrInvalid) {
@@ -119,12 +121,13 @@ func reload(agent *node.Agent, path string, log *slog.Logger) {
 		log.Error("reload refused: the running configuration stays", "err", err.Error())
 		return
 	}
-	plan, err := agent.Apply(context.Background(), cfg)
+	res, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{})
 	if err != nil {
 		log.Error("reload failed", "err", err.Error())
 		return
 	}
-	log.Info("reloaded", "added", plan.Added, "removed", plan.Removed, "changed", plan.Changed, "unchanged", plan.Unchanged)
+	p := res.Plan
+	log.Info("reloaded", "generation", res.Generation, "added", p.Added, "removed", p.Removed, "changed", p.Changed, "unchanged", p.Unchanged)
 }
 
 func shutdown(agent *node.Agent, timeout time.Duration, log *slog.Logger) int {
@@ -135,6 +138,19 @@ func shutdown(agent *node.Agent, timeout time.Duration, log *slog.Logger) int {
 		return exitRuntime
 	}
 	return exitOK
+}
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+const defaultStateDir = "/var/lib/haa"
+
+func nodeName(cfg *haav1.AgentConfig) string {
+	if n := cfg.GetName(); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
 }
 
 func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {

@@ -46,18 +46,21 @@ func ModuleRoot() (string, error) {
 }
 
 // HaadFiles are the files StartHaad uses for one node in dir.
-type HaadFiles struct{ Config, Log string }
+type HaadFiles struct{ Config, Log, State string }
 
 // HaadFiles returns the file names of the node's haad in dir.
 func (n *Node) HaadFiles(dir string) HaadFiles {
 	return HaadFiles{
 		Config: filepath.Join(dir, "haad-"+n.NS.Name+".yaml"),
 		Log:    filepath.Join(dir, "haad-"+n.NS.Name+".log"),
+		State:  filepath.Join(dir, "haad-"+n.NS.Name+".state.json"),
 	}
 }
 
 // StartHaad writes config to dir/haad-NS.yaml and runs `bin --config FILE
-// [args...]` in the node's namespace, logging to dir/haad-NS.log.
+// --state-file dir/haad-NS.state.json [args...]` in the node's namespace,
+// logging to dir/haad-NS.log. A restarted haad on the same node finds its
+// state again.
 func (n *Node) StartHaad(dir, bin, config string, args ...string) (*Proc, error) {
 	f := n.HaadFiles(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -66,7 +69,7 @@ func (n *Node) StartHaad(dir, bin, config string, args ...string) (*Proc, error)
 	if err := os.WriteFile(f.Config, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
-	return n.Start(f.Log, bin, append([]string{"--config", f.Config}, args...)...)
+	return n.Start(f.Log, bin, append([]string{"--config", f.Config, "--state-file", f.State}, args...)...)
 }
 
 // Holders returns the nodes that answer for a on the LAN: their eth0 is up

@@ -45,6 +45,7 @@ const (
 	CauseShutdown        Cause = "shutdown"
 	CausePriorityChanged Cause = "priority_changed"
 	CauseFailover        Cause = "failover_requested"
+	CauseMaintenance     Cause = "maintenance"
 )
 
 // Config is what the state machine needs to know about an instance. The
@@ -96,6 +97,12 @@ type (
 	// preempt, preempt delay. VRID, version, interval and addresses
 	// cannot change in place.
 	EvReconfigure struct{ Config Config }
+	// EvHold puts the instance on hold (maintenance): a master hands over
+	// and a held instance never becomes master, until released.
+	EvHold struct{ On bool }
+	// EvFailover makes a master hand over and then accept the new master
+	// whatever its priority (no preemption) until it is master again.
+	EvFailover struct{}
 )
 
 func (EvStart) event()       {}
@@ -105,6 +112,8 @@ func (EvLink) event()        {}
 func (EvShutdown) event()    {}
 func (EvPriority) event()    {}
 func (EvReconfigure) event() {}
+func (EvHold) event()        {}
+func (EvFailover) event()    {}
 
 // Action is an output of Instance.Step for the runner to carry out, in order.
 type Action interface{ action() }
@@ -166,6 +175,9 @@ type Instance struct {
 	lowerMaster bool
 	// forcedAt is when a master last answered a lower-priority master.
 	forcedAt time.Time
+	// held: maintenance, never master. yield: after a requested failover,
+	// accept the new master whatever its priority.
+	held, yield bool
 
 	acts []Action
 }
@@ -180,6 +192,18 @@ func (in *Instance) State() State { return in.state }
 
 // Priority returns the effective priority.
 func (in *Instance) Priority() uint8 { return in.priority }
+
+// Held reports why the instance is kept from becoming master: "maintenance",
+// "failover" (it yields to the master it handed over to), or "".
+func (in *Instance) Held() string {
+	switch {
+	case in.held:
+		return "maintenance"
+	case in.yield:
+		return "failover"
+	}
+	return ""
+}
 
 // Config returns the configuration.
 func (in *Instance) Config() Config { return in.cfg }
@@ -215,6 +239,13 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 		in.setPriority(now, e.Priority)
 	case EvReconfigure:
 		in.reconfigure(now, e.Config)
+	case EvHold:
+		in.hold(now, e.On)
+	case EvFailover:
+		if in.state == Master {
+			in.yield = true
+			in.handOver(now, CauseFailover)
+		}
 	}
 	return in.acts
 }
@@ -251,7 +282,7 @@ func (in *Instance) start(now time.Time, up bool) {
 // wait for the master-down timer as backups.
 func (in *Instance) enterInitial(now time.Time, cause Cause) {
 	in.masterInterval = in.cfg.Interval
-	if in.priority == PriorityOwner {
+	if in.priority == PriorityOwner && !in.held {
 		in.becomeMaster(now, CauseOwner)
 		return
 	}
@@ -261,6 +292,7 @@ func (in *Instance) enterInitial(now time.Time, cause Cause) {
 }
 
 func (in *Instance) becomeMaster(now time.Time, cause Cause) {
+	in.yield = false
 	// Addresses and their GARPs first: they are what clients wait for;
 	// the advert to the other routers follows microseconds later.
 	in.emit(ActAddVIPs{})
@@ -286,6 +318,10 @@ func (in *Instance) timer(now time.Time) {
 	}
 	switch in.state {
 	case Backup:
+		if in.held {
+			in.deadline = now.Add(in.mdi())
+			return
+		}
 		in.becomeMaster(now, CauseMasterDown)
 	case Master:
 		in.emit(ActSend{Priority: in.priority})
@@ -370,7 +406,7 @@ func (in *Instance) backupAdvert(now time.Time, src netip.Addr, a *Advert) {
 		in.preemptAfter = maxTime(in.preemptAfter, now.Add(in.cfg.PreemptDelay))
 	}
 	in.lowerMaster = lower
-	if !in.cfg.Preempt || !lower || now.Before(in.preemptAfter) {
+	if !in.cfg.Preempt || in.yield || in.held || !lower || now.Before(in.preemptAfter) {
 		if in.cfg.Version == 3 {
 			in.masterInterval = a.Interval
 		}
@@ -451,6 +487,24 @@ func (in *Instance) reconfigure(now time.Time, c Config) {
 	if c.Priority != old.Priority {
 		in.setPriority(now, c.Priority)
 	}
+}
+
+// handOver leaves mastership on request: a priority-0 advert makes the
+// backups take over after their skew time.
+func (in *Instance) handOver(now time.Time, cause Cause) {
+	in.emit(ActSend{Priority: PriorityStop})
+	in.emit(ActDelVIPs{})
+	in.transition(Backup, cause)
+	in.masterAddr = netip.Addr{}
+	in.deadline = now.Add(in.mdi())
+}
+
+func (in *Instance) hold(now time.Time, on bool) {
+	in.held = on
+	if on && in.state == Master {
+		in.handOver(now, CauseMaintenance)
+	}
+	// Released: a backup's running master-down timer decides as usual.
 }
 
 func (in *Instance) shutdown() {

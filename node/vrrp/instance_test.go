@@ -343,3 +343,53 @@ func TestMasterTimerDoesNotBurstAfterStall(t *testing.T) {
 	wantActs(t, step(in, late, EvTimer{}), ActSend{100})
 	wantDeadline(t, in, late.Add(100*time.Millisecond))
 }
+
+func TestMaintenanceHold(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	wantActs(t, step(in, at(time.Second), EvHold{On: true}),
+		ActSend{0}, ActDelVIPs{}, ActTransition{Master, Backup, CauseMaintenance})
+	// Nobody else: the timer fires again and again, the instance stays backup.
+	for i := 0; i < 5; i++ {
+		d, _ := in.Deadline()
+		wantActs(t, step(in, d, EvTimer{}))
+	}
+	if in.State() != Backup || in.Held() != "maintenance" {
+		t.Fatalf("state %v held %q", in.State(), in.Held())
+	}
+	// Even a lower master is accepted.
+	step(in, at(time.Minute), EvAdvert{Src: upper, Advert: adv(50)})
+	wantDeadline(t, in, at(time.Minute+MasterDownInterval(3, 100, 100*time.Millisecond)))
+	// Released: the next master-down expiry makes it master.
+	step(in, at(time.Minute), EvHold{On: false})
+	d, _ := in.Deadline()
+	if acts := step(in, d, EvTimer{}); in.State() != Master || len(acts) != 3 {
+		t.Fatalf("not master after release: %v", acts)
+	}
+	// An owner on hold starts as backup.
+	o := NewInstance(cfg3(255))
+	step(o, t0, EvHold{On: true})
+	wantActs(t, step(o, t0, EvStart{LinkUp: true}), ActTransition{Init, Backup, CauseStartup})
+}
+
+func TestFailoverYieldsUntilMasterAgain(t *testing.T) {
+	in := masterAt(t, cfg3(200))
+	wantActs(t, step(in, at(time.Second), EvFailover{}),
+		ActSend{0}, ActDelVIPs{}, ActTransition{Master, Backup, CauseFailover})
+	// The new master has a lower priority: accepted, no preemption.
+	for s := 2 * time.Second; s < 10*time.Second; s += 100 * time.Millisecond {
+		step(in, at(s), EvAdvert{Src: upper, Advert: adv(100)})
+	}
+	if in.State() != Backup || in.Held() != "failover" {
+		t.Fatalf("preempted back after a failover: %v", in.State())
+	}
+	// The new master dies: we take over, and the yield ends.
+	d, _ := in.Deadline()
+	step(in, d, EvTimer{})
+	if in.State() != Master || in.Held() != "" {
+		t.Fatalf("state %v held %q", in.State(), in.Held())
+	}
+	// Failover of a backup does nothing.
+	b := NewInstance(cfg3(100))
+	step(b, t0, EvStart{LinkUp: true})
+	wantActs(t, step(b, t0, EvFailover{}))
+}

@@ -48,6 +48,7 @@ const (
 	NoticeGARP
 	NoticeError
 	NoticePriority
+	NoticeVIPs // VIPs added (Added) or removed
 )
 
 // Notice reports something that happened to an instance. The notify
@@ -65,6 +66,7 @@ type Notice struct {
 	Addr     netip.Addr
 	Priority uint8
 	Err      error
+	Added    bool
 }
 
 // Stats are an instance's counters.
@@ -107,6 +109,8 @@ type Status struct {
 	LastFrom       State
 	LastCause      Cause
 	VIPError       string // why the VIPs could not be added, while master
+	Held           string // "maintenance", "failover" or ""
+	VIPsHeld       bool
 }
 
 type inAdvert struct {
@@ -145,6 +149,7 @@ type Runner struct {
 
 	// Owned by the Run goroutine.
 	vipErr       error // the last VIP add failed: retried at every advert
+	vipsHeld     bool
 	sendLogged   time.Time
 	advertCache  map[advertKey][]byte
 	updateConfig chan RunnerConfig
@@ -233,6 +238,12 @@ func (r *Runner) Link(up bool) { r.control(EvLink{Up: up}) }
 
 // SetPriority sets the effective priority.
 func (r *Runner) SetPriority(p uint8) { r.control(EvPriority{Priority: p}) }
+
+// Hold puts the instance on hold (maintenance) or releases it.
+func (r *Runner) Hold(on bool) { r.control(EvHold{On: on}) }
+
+// Failover makes a master hand over to another node.
+func (r *Runner) Failover() { r.control(EvFailover{}) }
 
 func (r *Runner) control(ev Event) {
 	select {
@@ -384,6 +395,8 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 			}
 		case ActAddVIPs:
 			r.addVIPs(now)
+			r.vipsHeld = true
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeVIPs, Added: true})
 			r.garpPlan = r.garpPlan[:0]
 			r.planGARP(now, r.rc.GARP.Delay)
 			r.garpDue(now)
@@ -393,6 +406,8 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 		case ActDelVIPs:
 			r.garpPlan = r.garpPlan[:0]
 			r.vipErr = nil
+			r.vipsHeld = false
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeVIPs})
 			if err := r.addrs.Del(); err != nil {
 				r.log.Error("removing virtual addresses failed", "err", err)
 				r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: err, Detail: "delete VIPs"})
@@ -420,6 +435,8 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 		r.status.VIPError = r.vipErr.Error()
 	}
 	r.status.State = r.in.State()
+	r.status.Held = r.in.Held()
+	r.status.VIPsHeld = r.vipsHeld
 	r.status.Priority = r.in.Priority()
 	r.status.MasterAddr = r.in.MasterAddr()
 	r.status.MasterInterval = r.in.MasterInterval()

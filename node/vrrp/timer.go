@@ -32,3 +32,7 @@ func (g goTimer) C() <-chan time.Time   { return g.t.C }
 func (g goTimer) Reset(d time.Duration) { g.t.Reset(d) }
 func (g goTimer) Stop()                 { g.t.Stop() }
 func (g goTimer) Close() error          { g.t.Stop(); return nil }
+
+// WithHold starts the instance on hold (maintenance): it never becomes
+// master until Hold(false).
+func WithHold() RunnerOption { return func(r *Runner) { r.in.held = true } }

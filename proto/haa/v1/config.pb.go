@@ -92,8 +92,11 @@ func (x *AgentConfig) GetInstances() []*Instance {
 // ApiConfig says where the agent's gRPC API listens.
 type ApiConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unix socket path. Default: /run/haa/NAME.sock.
-	Socket        string `protobuf:"bytes,1,opt,name=socket,proto3" json:"socket,omitempty"`
+	// Unix socket path (mode 0600, directory created). Default:
+	// /run/haa/NAME.sock.
+	Socket string `protobuf:"bytes,1,opt,name=socket,proto3" json:"socket,omitempty"`
+	// An optional TCP listener, for haactl on other machines.
+	Tcp           *TcpListener `protobuf:"bytes,2,opt,name=tcp,proto3" json:"tcp,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -131,6 +134,141 @@ func (*ApiConfig) Descriptor() ([]byte, []int) {
 func (x *ApiConfig) GetSocket() string {
 	if x != nil {
 		return x.Socket
+	}
+	return ""
+}
+
+func (x *ApiConfig) GetTcp() *TcpListener {
+	if x != nil {
+		return x.Tcp
+	}
+	return nil
+}
+
+// TcpListener is the API's TCP listener. It requires TLS unless insecure.
+type TcpListener struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port, e.g. "10.0.0.1:9651".
+	Listen string `protobuf:"bytes,1,opt,name=listen,proto3" json:"listen,omitempty"`
+	Tls    *Tls   `protobuf:"bytes,2,opt,name=tls,proto3" json:"tls,omitempty"`
+	// Plaintext without authentication: anyone who reaches the port controls
+	// the node. Only for labs; a warning is logged.
+	Insecure      bool `protobuf:"varint,3,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TcpListener) Reset() {
+	*x = TcpListener{}
+	mi := &file_haa_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TcpListener) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TcpListener) ProtoMessage() {}
+
+func (x *TcpListener) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TcpListener.ProtoReflect.Descriptor instead.
+func (*TcpListener) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *TcpListener) GetListen() string {
+	if x != nil {
+		return x.Listen
+	}
+	return ""
+}
+
+func (x *TcpListener) GetTls() *Tls {
+	if x != nil {
+		return x.Tls
+	}
+	return nil
+}
+
+func (x *TcpListener) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
+}
+
+// Tls is the server side of TLS.
+type Tls struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// PEM certificate and key files of the server.
+	CertFile string `protobuf:"bytes,1,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	KeyFile  string `protobuf:"bytes,2,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// PEM CA bundle: when set, clients must present a certificate it signed
+	// (mutual TLS); calls without one get Unauthenticated.
+	ClientCaFile  string `protobuf:"bytes,3,opt,name=client_ca_file,json=clientCaFile,proto3" json:"client_ca_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tls) Reset() {
+	*x = Tls{}
+	mi := &file_haa_v1_config_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tls) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tls) ProtoMessage() {}
+
+func (x *Tls) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tls.ProtoReflect.Descriptor instead.
+func (*Tls) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Tls) GetCertFile() string {
+	if x != nil {
+		return x.CertFile
+	}
+	return ""
+}
+
+func (x *Tls) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *Tls) GetClientCaFile() string {
+	if x != nil {
+		return x.ClientCaFile
 	}
 	return ""
 }
@@ -192,7 +330,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -204,7 +342,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -217,7 +355,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Instance) GetName() string {
@@ -346,7 +484,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -358,7 +496,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -371,7 +509,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Auth) GetType() string {
@@ -410,7 +548,7 @@ type Garp struct {
 
 func (x *Garp) Reset() {
 	*x = Garp{}
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -422,7 +560,7 @@ func (x *Garp) String() string {
 func (*Garp) ProtoMessage() {}
 
 func (x *Garp) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -435,7 +573,7 @@ func (x *Garp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Garp.ProtoReflect.Descriptor instead.
 func (*Garp) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Garp) GetDelay() *durationpb.Duration {
@@ -481,9 +619,18 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\vAgentConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x03api\x18\x02 \x01(\v2\x11.haa.v1.ApiConfigR\x03api\x12.\n" +
-	"\tinstances\x18\x03 \x03(\v2\x10.haa.v1.InstanceR\tinstances\"#\n" +
+	"\tinstances\x18\x03 \x03(\v2\x10.haa.v1.InstanceR\tinstances\"J\n" +
 	"\tApiConfig\x12\x16\n" +
-	"\x06socket\x18\x01 \x01(\tR\x06socket\"\xd5\x04\n" +
+	"\x06socket\x18\x01 \x01(\tR\x06socket\x12%\n" +
+	"\x03tcp\x18\x02 \x01(\v2\x13.haa.v1.TcpListenerR\x03tcp\"`\n" +
+	"\vTcpListener\x12\x16\n" +
+	"\x06listen\x18\x01 \x01(\tR\x06listen\x12\x1d\n" +
+	"\x03tls\x18\x02 \x01(\v2\v.haa.v1.TlsR\x03tls\x12\x1a\n" +
+	"\binsecure\x18\x03 \x01(\bR\binsecure\"c\n" +
+	"\x03Tls\x12\x1b\n" +
+	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
+	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
+	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xd5\x04\n" +
 	"\bInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -530,30 +677,34 @@ func file_haa_v1_config_proto_rawDescGZIP() []byte {
 	return file_haa_v1_config_proto_rawDescData
 }
 
-var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_haa_v1_config_proto_goTypes = []any{
 	(*AgentConfig)(nil),         // 0: haa.v1.AgentConfig
 	(*ApiConfig)(nil),           // 1: haa.v1.ApiConfig
-	(*Instance)(nil),            // 2: haa.v1.Instance
-	(*Auth)(nil),                // 3: haa.v1.Auth
-	(*Garp)(nil),                // 4: haa.v1.Garp
-	(*durationpb.Duration)(nil), // 5: google.protobuf.Duration
+	(*TcpListener)(nil),         // 2: haa.v1.TcpListener
+	(*Tls)(nil),                 // 3: haa.v1.Tls
+	(*Instance)(nil),            // 4: haa.v1.Instance
+	(*Auth)(nil),                // 5: haa.v1.Auth
+	(*Garp)(nil),                // 6: haa.v1.Garp
+	(*durationpb.Duration)(nil), // 7: google.protobuf.Duration
 }
 var file_haa_v1_config_proto_depIdxs = []int32{
-	1, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
-	2, // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
-	5, // 2: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
-	5, // 3: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
-	3, // 4: haa.v1.Instance.auth:type_name -> haa.v1.Auth
-	4, // 5: haa.v1.Instance.garp:type_name -> haa.v1.Garp
-	5, // 6: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
-	5, // 7: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
-	5, // 8: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	1,  // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
+	4,  // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
+	2,  // 2: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
+	3,  // 3: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
+	7,  // 4: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
+	7,  // 5: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
+	5,  // 6: haa.v1.Instance.auth:type_name -> haa.v1.Auth
+	6,  // 7: haa.v1.Instance.garp:type_name -> haa.v1.Garp
+	7,  // 8: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
+	7,  // 9: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
+	7,  // 10: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_config_proto_init() }
@@ -561,15 +712,15 @@ func file_haa_v1_config_proto_init() {
 	if File_haa_v1_config_proto != nil {
 		return
 	}
-	file_haa_v1_config_proto_msgTypes[2].OneofWrappers = []any{}
 	file_haa_v1_config_proto_msgTypes[4].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_config_proto_rawDesc), len(file_haa_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
