@@ -55,6 +55,10 @@ proto: tools
 ## proto-check: lint, and generated code must match the .proto files.
 proto-check: tools
 	buf lint
+	@# The API must not break compatibility with what main ships.
+	@if git rev-parse --verify -q main >/dev/null; then \
+	  buf breaking --against '.git#branch=main' && echo "no breaking change against main"; \
+	else echo "no main branch here: breaking-change check skipped"; fi
 	@tmp=$$(mktemp -d); trap 'rm -rf $$tmp' EXIT; \
 	buf generate -o $$tmp; \
 	for f in $$(cd $$tmp && find . -name '*.go'); do \

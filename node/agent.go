@@ -315,6 +315,19 @@ func checkNode(c *config.Agent) error {
 			}
 		}
 	}
+	if t := c.TLS; t != nil {
+		for _, f := range []struct{ path, file string }{
+			{"api.tcp.tls.certFile", t.GetCertFile()}, {"api.tcp.tls.keyFile", t.GetKeyFile()},
+			{"api.tcp.tls.clientCaFile", t.GetClientCaFile()},
+		} {
+			if f.file == "" {
+				continue
+			}
+			if _, err := os.Stat(f.file); err != nil {
+				fields = append(fields, config.FieldError{Path: f.path, Msg: fmt.Sprintf("cannot read %s on this node: %v", f.file, err)})
+			}
+		}
+	}
 	if len(fields) > 0 {
 		return &config.Error{Fields: fields}
 	}

@@ -3,9 +3,13 @@
 //
 //	haad --config /etc/haa/haad.yaml
 //
-// SIGHUP reloads the file and applies only what changed; SIGTERM hands every
-// mastership over (priority-0 adverts) and exits; SIGUSR1 writes every
-// instance's state and counters as JSON to --status-file.
+// Once the file's configuration runs, haad serves its gRPC API
+// (haa.v1.AgentService) on the unix socket api.socket (default
+// /run/haa/NAME.sock) and, if configured, on api.tcp.
+//
+// SIGHUP reloads the file and applies only what changed; SIGTERM stops the
+// API, hands every mastership over (priority-0 adverts) and exits; SIGUSR1
+// writes every instance's state and counters as JSON to --status-file.
 package main
 
 import (
@@ -24,6 +28,7 @@ import (
 	"github.com/haa-dev/haa/node"
 	"github.com/haa-dev/haa/node/config"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+	"github.com/haa-dev/haa/server"
 )
 
 // Exit codes.
@@ -51,6 +56,7 @@ func run(args []string, stderr io.Writer) int {
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGTERM waits for the handover")
+	socket := fs.String("socket", "", "serve the API on this unix socket instead of api.socket")
 	stateFile := fs.String("state-file", "", "where the configuration generation and maintenance mode are kept across restarts (default /var/lib/haa/haad-NAME.state.json)")
 	statusFile := fs.String("status-file", "", "where SIGUSR1 writes every instance's state and counters as JSON (default /run/haa/haad-NAME.json)")
 	if err := fs.Parse(args); err != nil {
@@ -93,24 +99,75 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return exitRuntime
 	}
-	log.Info("haad running", "config", *cfgPath, "node", cfg.GetName(), "instances", len(cfg.GetInstances()), "pid", os.Getpid())
+	api, served, err := startAPI(agent, cfg, *socket, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "haad:", err)
+		shutdown(agent, *shutdownTimeout, log)
+		return exitRuntime
+	}
+	log.Info("haad running", "config", *cfgPath, "node", cfg.GetName(), "instances", len(cfg.GetInstances()),
+		"api", api.Addrs(), "pid", os.Getpid())
 
-	for sig := range sigs {
-		switch sig {
-		case syscall.SIGHUP:
-			reload(agent, *cfgPath, log)
-		case syscall.SIGUSR1:
-			if err := writeStatus(agent, *statusFile); err != nil {
-				log.Error("writing status file", "path", *statusFile, "err", err)
-			} else {
-				log.Info("status written", "path", *statusFile)
+	for {
+		select {
+		case err := <-served:
+			// Serve ends only at Stop, or when a listener fails: VRRP goes
+			// on without the API.
+			log.Error("the API stopped serving: the instances keep running; restart haad to get the API back", "err", err)
+			served = nil
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP:
+				reload(agent, *cfgPath, log)
+			case syscall.SIGUSR1:
+				if err := writeStatus(agent, *statusFile); err != nil {
+					log.Error("writing status file", "path", *statusFile, "err", err)
+				} else {
+					log.Info("status written", "path", *statusFile)
+				}
+			default:
+				log.Info("stopping: handing over mastership", "signal", sig.String())
+				stopAPI(api, log)
+				return shutdown(agent, *shutdownTimeout, log)
 			}
-		default:
-			log.Info("stopping: handing over mastership", "signal", sig.String())
-			return shutdown(agent, *shutdownTimeout, log)
 		}
 	}
-	return exitOK
+}
+
+// apiStopTimeout bounds how long a stopping haad lets API calls in progress
+// finish (event streams end at once).
+const apiStopTimeout = 3 * time.Second
+
+// startAPI serves the API of the running configuration: on its unix socket
+// and, if configured, its TCP listener. The API's settings are read at start
+// only: a change of api takes effect at the next start.
+func startAPI(agent *node.Agent, cfg *haav1.AgentConfig, socket string, log *slog.Logger) (*server.Listeners, <-chan error, error) {
+	resolved, err := config.Resolve(cfg) // valid: Apply accepted it
+	if err != nil {
+		return nil, nil, err
+	}
+	if socket == "" {
+		socket = resolved.Socket
+	}
+	api, err := server.Listen(server.New(agent, log), cfg.GetApi(), socket, log)
+	if err != nil {
+		return nil, nil, fmt.Errorf("cannot serve the API: %w", err)
+	}
+	agent.SetListenAddresses(api.Addrs())
+	served := make(chan error, 1)
+	go func() { served <- api.Serve() }()
+	api.SetServing(true) // the configuration runs: the first Apply succeeded
+	return api, served, nil
+}
+
+// stopAPI reports NOT_SERVING, ends the event streams and lets calls in
+// progress finish, for apiStopTimeout at most.
+func stopAPI(api *server.Listeners, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), apiStopTimeout)
+	defer cancel()
+	if err := api.Stop(ctx); err != nil {
+		log.Warn("API stopped", "err", err)
+	}
 }
 
 // reload applies the file again; an invalid file is refused with the full

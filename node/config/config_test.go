@@ -209,3 +209,53 @@ func TestShippedExampleIsValid(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAPITCPListener(t *testing.T) {
+	const inst = "\ninstances: [{name: a, interface: eth0, vrid: 1, vips: [10.0.0.1]}]\n"
+	valid := []string{
+		`api: {tcp: {listen: "10.0.0.1:9651", tls: {certFile: /etc/haa/tls.crt, keyFile: /etc/haa/tls.key}}}`,
+		`api: {tcp: {listen: ":9651", tls: {certFile: /c, keyFile: /k, clientCaFile: /ca}}}`,
+		`api: {tcp: {listen: "[fd00::1]:9651", tls: {certFile: /c, keyFile: /k}}}`,
+		`api: {tcp: {listen: "localhost:9651", insecure: true}}`,
+	}
+	for _, y := range valid {
+		cfg, err := Parse([]byte("name: n1\n" + y + inst))
+		if err != nil {
+			t.Fatalf("%s: %v", y, err)
+		}
+		if err := Validate(cfg); err != nil {
+			t.Errorf("%s: %v", y, err)
+		}
+	}
+	for _, c := range []struct {
+		yaml string
+		want []string
+	}{
+		{`api: {tcp: {listen: "10.0.0.1:9651"}}`,
+			[]string{"api.tcp.tls: required unless api.tcp.insecure: true"}},
+		{`api: {tcp: {tls: {certFile: /c, keyFile: /k}}}`,
+			[]string{"api.tcp.listen: required: host:port"}},
+		{`api: {tcp: {listen: "10.0.0.1", insecure: true}}`,
+			[]string{`api.tcp.listen: "10.0.0.1" is not host:port`}},
+		{`api: {tcp: {listen: "10.0.0.1:http", insecure: true}}`,
+			[]string{`api.tcp.listen: "10.0.0.1:http": port "http" is not a number 1..65535`}},
+		{`api: {tcp: {listen: "10.0.0.1:0", insecure: true}}`,
+			[]string{`api.tcp.listen: "10.0.0.1:0": port "0" is not a number 1..65535`}},
+		{`api: {tcp: {listen: "bad host:1", insecure: true}}`,
+			[]string{`api.tcp.listen: "bad host:1": "bad host" is neither an IP address nor a host name`}},
+		{`api: {tcp: {listen: ":9651", insecure: true, tls: {certFile: /c, keyFile: /k}}}`,
+			[]string{"api.tcp.insecure: set together with tls"}},
+		{`api: {tcp: {listen: ":9651", tls: {clientCaFile: /ca}}}`,
+			[]string{"api.tcp.tls.certFile: required", "api.tcp.tls.keyFile: required", "api.tcp.tls.clientCaFile: needs certFile and keyFile"}},
+		{`api: {tcp: {listen: ":9651", tls: {certFile: c.pem, keyFile: /k, clientCaFile: ca.pem}}}`,
+			[]string{`api.tcp.tls.certFile: "c.pem" must be an absolute path`, `api.tcp.tls.clientCaFile: "ca.pem" must be an absolute path`}},
+		{`api: {tcp: {}}`,
+			[]string{"api.tcp.listen: required", "api.tcp.tls: required unless api.tcp.insecure: true"}},
+	} {
+		cfg, err := Parse([]byte("name: n1\n" + c.yaml + inst))
+		if err != nil {
+			t.Fatalf("%s: %v", c.yaml, err)
+		}
+		t.Run(c.yaml, func(t *testing.T) { wantProblems(t, Validate(cfg), c.want...) })
+	}
+}

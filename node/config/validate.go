@@ -2,10 +2,12 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +34,7 @@ const (
 type Agent struct {
 	Name      string
 	Socket    string
+	TLS       *haav1.Tls // of the API's TCP listener, if any
 	Instances []Instance
 }
 
@@ -72,11 +75,15 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 	} else if !nameRE.MatchString(a.Name) {
 		p.add("name", "%q is not a valid name: use letters, digits, and _ . : - (at most 63)", a.Name)
 	}
+	a.TLS = cfg.GetApi().GetTcp().GetTls()
 	a.Socket = cfg.GetApi().GetSocket()
 	if a.Socket == "" {
 		a.Socket = filepath.Join(DefaultSocketDir, a.Name+".sock")
 	} else if !filepath.IsAbs(a.Socket) {
 		p.add("api.socket", "%q must be an absolute path", a.Socket)
+	}
+	if t := cfg.GetApi().GetTcp(); t != nil {
+		validateTCP(&p, t)
 	}
 
 	names := map[string]int{}
@@ -111,6 +118,54 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// hostRE is a host name a TCP listener may be given instead of an address.
+var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
+
+// validateTCP checks the API's TCP listener: an address to listen on, and
+// TLS unless explicitly insecure.
+func validateTCP(p *problems, t *haav1.TcpListener) {
+	const path = "api.tcp"
+	switch host, port, err := net.SplitHostPort(t.GetListen()); {
+	case t.GetListen() == "":
+		p.add(path+".listen", "required: host:port to listen on, e.g. \"10.0.0.1:9651\"")
+	case err != nil:
+		p.add(path+".listen", "%q is not host:port, e.g. \"10.0.0.1:9651\" or \"[fd00::1]:9651\"", t.GetListen())
+	default:
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			p.add(path+".listen", "%q: port %q is not a number 1..65535", t.GetListen(), port)
+		}
+		if _, err := netip.ParseAddr(host); host != "" && err != nil && !hostRE.MatchString(host) {
+			p.add(path+".listen", "%q: %q is neither an IP address nor a host name", t.GetListen(), host)
+		}
+	}
+	tls := t.GetTls()
+	if t.GetInsecure() {
+		if tls != nil {
+			p.add(path+".insecure", "set together with tls: remove one of them (insecure means plaintext without authentication)")
+		}
+		return
+	}
+	if tls == nil {
+		p.add(path+".tls", "required unless api.tcp.insecure: true (the API controls the node: serve it over TLS)")
+		return
+	}
+	for _, f := range []struct{ name, v, what string }{
+		{"certFile", tls.GetCertFile(), "required: the server's PEM certificate"},
+		{"keyFile", tls.GetKeyFile(), "required: the PEM key of certFile"},
+		{"clientCaFile", tls.GetClientCaFile(), ""},
+	} {
+		switch {
+		case f.v == "" && f.what != "":
+			p.add(path+".tls."+f.name, "%s", f.what)
+		case f.v != "" && !filepath.IsAbs(f.v):
+			p.add(path+".tls."+f.name, "%q must be an absolute path", f.v)
+		}
+	}
+	if tls.GetClientCaFile() != "" && tls.GetCertFile() == "" {
+		p.add(path+".tls.clientCaFile", "needs certFile and keyFile: client certificates are checked within the server's TLS")
+	}
 }
 
 func resolveInstance(p *problems, path string, s *haav1.Instance) *Instance {
