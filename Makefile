@@ -15,6 +15,7 @@ export GOFLAGS := -buildvcs=false
 BUF_VERSION          := v1.75.0
 PROTOC_GEN_GO        := v1.36.12
 PROTOC_GEN_GO_GRPC   := v1.6.2
+GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
@@ -39,7 +40,9 @@ apt-deps:
 	@# keepalived's package starts a system instance on some hosts; the tests run their own.
 	@-systemctl stop keepalived 2>/dev/null || true
 
-tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc
+tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl
+$(TOOLS)/grpcurl:
+	GOBIN=$(TOOLS) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 $(TOOLS)/buf:
 	GOBIN=$(TOOLS) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
 $(TOOLS)/protoc-gen-go:
@@ -73,7 +76,7 @@ lint: proto-check
 ## test: unit, namespace and interop tests. Namespace tests skip without
 ## root; with HAA_REQUIRE_NETNS=1 (CI) they fail instead.
 test: deps lint
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	HAA_GRPCURL=$(TOOLS)/grpcurl $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
 test-unit:
 	$(GO) test -count=1 -short ./...
