@@ -19,12 +19,12 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover fuzz clean
+.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover bench-api fuzz clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/haad ./deploy/lab/cmd/haalab
+	$(GO) build -o $(BIN)/ ./cmd/haad ./cmd/haactl ./deploy/lab/cmd/haalab
 
 ## deps: Debian packages the tests use as real peers and tools.
 apt-deps:
@@ -87,6 +87,10 @@ demo: apt-deps build
 bench-failover: apt-deps build
 	mkdir -p out
 	$(BIN)/haalab bench-failover --haad $(BIN)/haad --trials 10 --out out/bench-failover.md
+
+bench-api: build
+	mkdir -p out
+	$(BIN)/haalab bench-api --haad $(BIN)/haad --transitions 1000 --out out/bench-api.md
 
 fuzz:
 	$(GO) test ./node/vrrp -run '^$$' -fuzz FuzzParsePacket -fuzztime $(FUZZTIME)

@@ -38,6 +38,7 @@ const usage = `haalab: haad in a network namespace lab
 usage:
   haalab demo --haad PATH [--keep-going]
   haalab bench-failover --haad PATH [--trials N] [--out FILE] [--soak 5m] [--instances 50] [--quick]
+  haalab bench-api --haad PATH [--transitions 1000] [--calls 10000] [--out FILE]
 
 Run "haalab COMMAND -h" for the flags of a command. Needs root.
 `
@@ -82,6 +83,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = runDemo(s, rest, stderr)
 	case "bench-failover":
 		err = runBench(s, commandLine(argv), rest, stderr)
+	case "bench-api":
+		err = runBenchAPI(s, commandLine(argv), rest, stderr)
 	default:
 		fmt.Fprintf(stderr, "haalab: unknown command %q\n\n%s", cmd, usage)
 		close(finished)
