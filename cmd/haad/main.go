@@ -127,8 +127,13 @@ func run(args []string, stderr io.Writer) int {
 				}
 			default:
 				log.Info("stopping: handing over mastership", "signal", sig.String())
+				// Hand over first so watchers see the last transitions,
+				// then close the API.
+				api.SetServing(false)
+				code := shutdown(agent, *shutdownTimeout, log)
+				time.Sleep(50 * time.Millisecond) // let the streams send them
 				stopAPI(api, log)
-				return shutdown(agent, *shutdownTimeout, log)
+				return code
 			}
 		}
 	}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haa-dev/haa/ctl"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+func newDescribeCmd(a *app) *cobra.Command {
+	cmd := group("describe", "Show everything about one thing")
+	cmd.AddCommand(&cobra.Command{
+		Use:     "instance NAME",
+		Aliases: []string{"instances", "inst"},
+		Short:   "Show everything about one VRRP instance",
+		Long: `Show everything the node knows about one VRRP instance: state and why it
+last changed, priorities, master, advert interval, the VIPs configured and
+held (and why they could not be added), whether it is held as backup, its
+counters and its dropped packets by reason. -o json|yaml prints a
+haa.v1.InstanceStatus.`,
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: a.completeInstances,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
+				in, err := c.Instance(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				if a.output != outTable {
+					return a.printMessage(in)
+				}
+				return printInstance(a, in)
+			})
+		},
+	})
+	return cmd
+}
+
+func printInstance(a *app, in *haav1.InstanceStatus) error {
+	t := newTable()
+	t.row("Name:", in.GetName())
+	t.row("Interface:", in.GetInterface())
+	t.row("VRID:", fmt.Sprint(in.GetVrid()))
+	t.row("Version:", fmt.Sprint(in.GetVersion()))
+	t.row("State:", stateName(in.GetState()))
+	t.row("Priority:", fmt.Sprintf("%d (configured %d)", in.GetEffectivePriority(), in.GetConfiguredPriority()))
+	master := orDash(in.GetMasterAddress())
+	if in.GetState() == haav1.State_STATE_MASTER && in.GetMasterAddress() != "" {
+		master += " (this node)"
+	}
+	t.row("Master:", master)
+	t.row("Source address:", orDash(in.GetSourceAddress()))
+	t.row("Advert interval:", fmtDuration(in.GetAdvertInterval()))
+	t.row("VIPs:", joinOrDash(in.GetVips()))
+	t.row("VIPs held:", joinOrDash(in.GetVipsHeld()))
+	t.row("VIP error:", orDash(in.GetVipError()))
+	t.row("Hold:", orDash(in.GetHold()))
+	if tr := in.GetLastTransition(); tr != nil {
+		when := "-"
+		if tr.GetTime() != nil {
+			when = fmt.Sprintf("%s (%s ago)", fmtTime(tr.GetTime()), age(time.Since(tr.GetTime().AsTime())))
+		}
+		t.row("Last transition:", fmt.Sprintf("%s -> %s at %s", stateName(tr.GetFrom()), stateName(tr.GetTo()), when))
+		t.row("  cause:", orDash(tr.GetCause()))
+	} else {
+		t.row("Last transition:", "-")
+	}
+	cs := in.GetCounters()
+	t.row("Counters:", "")
+	t.row("  adverts sent:", fmt.Sprint(cs.GetAdvertsSent()))
+	t.row("  adverts received:", fmt.Sprint(cs.GetAdvertsReceived()))
+	t.row("  GARPs sent:", fmt.Sprint(cs.GetGarpsSent()))
+	t.row("  transitions:", fmt.Sprint(cs.GetTransitions()))
+	t.row("  timer slip max:", fmtDuration(cs.GetTimerSlipMax()))
+	drops := cs.GetDrops()
+	if len(drops) == 0 {
+		t.row("Drops:", "none")
+	} else {
+		t.row("Drops:", "")
+		for _, reason := range slices.Sorted(maps.Keys(drops)) {
+			t.row("  "+reason+":", fmt.Sprint(drops[reason]))
+		}
+	}
+	return t.flush(a.out)
+}

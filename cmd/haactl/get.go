@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haa-dev/haa/ctl"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+func newGetCmd(a *app) *cobra.Command {
+	cmd := group("get", "Show the node, its instances, its configuration or its recent events")
+	cmd.AddCommand(newGetNodeCmd(a), newGetInstancesCmd(a), newGetConfigCmd(a), newGetEventsCmd(a))
+	return cmd
+}
+
+func newGetNodeCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "node",
+		Short: "Show the agent: name, version, uptime, configuration generation, maintenance",
+		Long: `Show the agent: name, version, uptime, configuration generation and hash,
+API listeners and maintenance. -o json|yaml prints a haa.v1.Node.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
+				n, err := c.Node(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output != outTable {
+					return a.printMessage(n)
+				}
+				t := newTable()
+				t.row("NAME", n.GetName())
+				t.row("VERSION", orDash(n.GetVersion()))
+				t.row("PID", fmt.Sprint(n.GetPid()))
+				started := fmtTime(n.GetStartTime())
+				if n.GetUptime() != nil {
+					started += fmt.Sprintf(" (up %s)", n.GetUptime().AsDuration().Truncate(time.Second))
+				}
+				t.row("STARTED", started)
+				t.row("CONFIG", fmt.Sprintf("generation %d, hash %s", n.GetConfigGeneration(), shortHash(n.GetConfigHash())))
+				t.row("LISTEN", joinOrDash(n.GetListenAddresses()))
+				t.row("MAINTENANCE", maintenanceText(n.GetMaintenance()))
+				return t.flush(a.out)
+			})
+		},
+	}
+}
+
+func newGetInstancesCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "instances",
+		Aliases: []string{"instance", "inst"},
+		Short:   "List the VRRP instances with their state",
+		Long: `List the VRRP instances with their state. PRIO is the effective priority,
+followed by the configured one when they differ; VIPS counts the addresses
+held out of those configured. -o json|yaml prints a
+haa.v1.ListInstancesResponse.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
+				ins, err := c.Instances(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output != outTable {
+					return a.printMessage(&haav1.ListInstancesResponse{Instances: ins})
+				}
+				if len(ins) == 0 {
+					fmt.Fprintln(a.errOut, "No instances: the configuration has none (haactl get config).")
+					return nil
+				}
+				t := newTable()
+				t.row("NAME", "IFACE", "VRID", "VER", "STATE", "PRIO", "MASTER", "VIPS", "LAST TRANSITION", "NOTES")
+				for _, in := range ins {
+					t.row(in.GetName(), in.GetInterface(), fmt.Sprint(in.GetVrid()), fmt.Sprint(in.GetVersion()),
+						stateName(in.GetState()), priority(in), orDash(in.GetMasterAddress()),
+						fmt.Sprintf("%d/%d", len(in.GetVipsHeld()), len(in.GetVips())),
+						lastTransition(in.GetLastTransition()), notes(in))
+				}
+				return t.flush(a.out)
+			})
+		},
+	}
+}
+
+func priority(in *haav1.InstanceStatus) string {
+	if in.GetEffectivePriority() == in.GetConfiguredPriority() {
+		return fmt.Sprint(in.GetEffectivePriority())
+	}
+	return fmt.Sprintf("%d (%d)", in.GetEffectivePriority(), in.GetConfiguredPriority())
+}
+
+func lastTransition(tr *haav1.Transition) string {
+	if tr == nil {
+		return "-"
+	}
+	s := "?"
+	if tr.GetTime() != nil {
+		s = age(time.Since(tr.GetTime().AsTime())) + " ago"
+	}
+	if tr.GetCause() != "" {
+		s += ", " + tr.GetCause()
+	}
+	return s
+}
+
+func notes(in *haav1.InstanceStatus) string {
+	var n []string
+	if in.GetHold() != "" {
+		n = append(n, "held: "+in.GetHold())
+	}
+	if in.GetVipError() != "" {
+		n = append(n, "VIP error (haactl describe instance "+in.GetName()+")")
+	}
+	return strings.Join(n, "; ")
+}
+
+func newGetConfigCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "config",
+		Short: "Print the running configuration",
+		Long: `Print the running configuration. -o table (the default) prints it as a
+configuration file, with its generation and hash in a comment: a file that
+haactl apply -f takes back. -o json|yaml prints a haa.v1.GetConfigResponse.`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
+				r, err := c.Config(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output != outTable {
+					return a.printMessage(r)
+				}
+				y, err := toYAML(r.GetConfig())
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(a.out, "# running configuration: generation %d, hash %s\n%s", r.GetGeneration(), r.GetHash(), y)
+				return err
+			})
+		},
+	}
+}
+
+func newGetEventsCmd(a *app) *cobra.Command {
+	var since uint64
+	var last int
+	cmd := &cobra.Command{
+		Use:     "events",
+		Aliases: []string{"event"},
+		Short:   "List the recent events the node still buffers",
+		Long: `List the events the node still buffers (its last few thousand), oldest
+first, and return: with --since N only those after event N, with --last K
+only the newest K. Use haactl watch to follow new events.
+
+The API has no "newest event" marker: the node sends what it buffers at once,
+and haactl returns when nothing more has come for a moment (so an event that
+happens meanwhile may be listed too). Each event's seq is its position: give
+the last one to haactl watch --since to continue from there.
+
+-o json prints one haa.v1.Event per line, -o yaml one document per event.`,
+		Example: `  haactl get events --last 20
+  haactl get events --since 1200 -o json | jq -c 'select(.stateChanged)'`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var sinceP *uint64
+			if cmd.Flags().Changed("since") {
+				sinceP = &since
+			}
+			if last < 0 {
+				return &usageError{err: fmt.Errorf("--last %d: want a count >= 0", last), cmd: cmd.CommandPath()}
+			}
+			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
+				evs, err := c.Events(ctx, sinceP, 0)
+				if err != nil {
+					return err
+				}
+				if last > 0 && len(evs) > last {
+					evs = evs[len(evs)-last:]
+				}
+				return a.printEvents(evs)
+			})
+		},
+	}
+	cmd.Flags().Uint64Var(&since, "since", 0, "only the events after this seq (default: every buffered event)")
+	cmd.Flags().IntVar(&last, "last", 0, "only the newest K events (0: all)")
+	return cmd
+}
+
+func (a *app) printEvents(evs []*haav1.Event) error {
+	if a.output != outTable {
+		for _, e := range evs {
+			if err := a.printStreamed(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if len(evs) == 0 {
+		fmt.Fprintln(a.errOut, "No events.")
+		return nil
+	}
+	for _, e := range evs {
+		if _, err := fmt.Fprintln(a.out, eventLine(e)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"sigs.k8s.io/yaml"
+
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// marshalJSON is the protobuf JSON form of m, compact and stable (protojson
+// varies its whitespace on purpose; encoding/json fixes it).
+func marshalJSON(m proto.Message) ([]byte, error) {
+	b, err := protojson.MarshalOptions{}.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, b); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// toYAML renders m as YAML: the JSON form, so the field names are the same
+// (and a configuration renders the way its file is written).
+func toYAML(m proto.Message) ([]byte, error) {
+	b, err := marshalJSON(m)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(b)
+}
+
+// printMessage prints m as -o json (indented) or -o yaml.
+func (a *app) printMessage(m proto.Message) error {
+	switch a.output {
+	case outYAML:
+		b, err := toYAML(m)
+		if err != nil {
+			return err
+		}
+		_, err = a.out.Write(b)
+		return err
+	default:
+		b, err := marshalJSON(m)
+		if err != nil {
+			return err
+		}
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, b, "", "  "); err != nil {
+			return err
+		}
+		buf.WriteByte('\n')
+		_, err = a.out.Write(buf.Bytes())
+		return err
+	}
+}
+
+// printStreamed prints one message of a stream: -o json one object per
+// line, -o yaml one document each.
+func (a *app) printStreamed(m proto.Message) error {
+	switch a.output {
+	case outYAML:
+		b, err := toYAML(m)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.out, "---\n%s", b)
+		return err
+	default:
+		b, err := marshalJSON(m)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(a.out, "%s\n", b)
+		return err
+	}
+}
+
+// table writes aligned columns; cells are tab-separated, rows end in \n.
+// Trailing blanks of empty last cells are trimmed.
+type table struct {
+	buf bytes.Buffer
+	tw  *tabwriter.Writer
+}
+
+func newTable() *table {
+	t := &table{}
+	t.tw = tabwriter.NewWriter(&t.buf, 0, 8, 2, ' ', 0)
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush(w io.Writer) error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	var out strings.Builder
+	for line := range strings.Lines(t.buf.String()) {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	_, err := io.WriteString(w, out.String())
+	return err
+}
+
+func stateName(s haav1.State) string {
+	if s == haav1.State_STATE_UNSPECIFIED {
+		return "-"
+	}
+	return strings.TrimPrefix(s.String(), "STATE_")
+}
+
+const timeLayout = "2006-01-02 15:04:05"
+
+func fmtTime(ts *timestamppb.Timestamp) string {
+	if ts == nil {
+		return "-"
+	}
+	return ts.AsTime().Local().Format(timeLayout)
+}
+
+func fmtDuration(d *durationpb.Duration) string {
+	if d == nil {
+		return "-"
+	}
+	return d.AsDuration().String()
+}
+
+// age is a coarse duration for people: 45s, 12m, 3h12m, 2d3h.
+func age(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(d/time.Second))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh%dm", int(d/time.Hour), int(d%time.Hour/time.Minute))
+	}
+	return fmt.Sprintf("%dd%dh", int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour))
+}
+
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	if h == "" {
+		return "-"
+	}
+	return h
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func joinOrDash(s []string) string { return orDash(strings.Join(s, ", ")) }
+
+func maintenanceText(m *haav1.Maintenance) string {
+	if !m.GetEnabled() {
+		return "off"
+	}
+	if m.GetUntil() == nil {
+		return "on until turned off"
+	}
+	return fmt.Sprintf("on until %s (in %s)", fmtTime(m.GetUntil()), age(time.Until(m.GetUntil().AsTime())))
+}
+
+// eventLine is one event for people: time, seq, instance, what happened.
+func eventLine(e *haav1.Event) string {
+	ts := "-"
+	if e.GetTime() != nil {
+		ts = e.GetTime().AsTime().Local().Format(timeLayout + ".000")
+	}
+	return fmt.Sprintf("%s  %5d  %-8s  %s", ts, e.GetSeq(), orDash(e.GetInstance()), describeEvent(e))
+}
+
+func describeEvent(e *haav1.Event) string {
+	switch k := e.GetKind().(type) {
+	case *haav1.Event_StateChanged:
+		s := k.StateChanged
+		d := fmt.Sprintf("%s -> %s (%s", stateName(s.GetFrom()), stateName(s.GetTo()), orDash(s.GetCause()))
+		if s.GetPriority() != 0 {
+			d += fmt.Sprintf(", priority %d", s.GetPriority())
+		}
+		return d + ")"
+	case *haav1.Event_PriorityChanged:
+		return fmt.Sprintf("priority now %d", k.PriorityChanged.GetPriority())
+	case *haav1.Event_VipsChanged:
+		if k.VipsChanged.GetAdded() {
+			return "VIPs added: " + joinOrDash(k.VipsChanged.GetVips())
+		}
+		return "VIPs removed: " + joinOrDash(k.VipsChanged.GetVips())
+	case *haav1.Event_GarpSent:
+		return "gratuitous ARP/NA sent for " + joinOrDash(k.GarpSent.GetAddresses())
+	case *haav1.Event_ConfigApplied:
+		c := k.ConfigApplied
+		return fmt.Sprintf("configuration applied: generation %d (hash %s): %s",
+			c.GetGeneration(), shortHash(c.GetHash()), planSummary(c.GetPlan()))
+	case *haav1.Event_PacketsDropped:
+		p := k.PacketsDropped
+		d := fmt.Sprintf("dropped %d packet", p.GetCount())
+		if p.GetCount() != 1 {
+			d += "s"
+		}
+		d += ": " + orDash(p.GetReason())
+		if p.GetDetail() != "" {
+			d += " (" + p.GetDetail() + ")"
+		}
+		return d
+	case *haav1.Event_MaintenanceChanged:
+		return "maintenance " + maintenanceText(k.MaintenanceChanged.GetMaintenance())
+	case *haav1.Event_MasterChanged:
+		d := "master is now " + orDash(k.MasterChanged.GetAddress())
+		if p := k.MasterChanged.GetPriority(); p != 0 {
+			d += fmt.Sprintf(" (priority %d)", p)
+		}
+		return d
+	case *haav1.Event_Error:
+		return "error: " + k.Error.GetMessage()
+	}
+	return "unknown event (a newer haad?): haactl watch -o json shows it"
+}
+
+// planSummary is a plan on one line: added VI_3; changed VI_1 (restart).
+func planSummary(p *haav1.Plan) string {
+	var parts []string
+	if len(p.GetAdded()) > 0 {
+		parts = append(parts, "added "+strings.Join(p.GetAdded(), ", "))
+	}
+	if len(p.GetRemoved()) > 0 {
+		parts = append(parts, "removed "+strings.Join(p.GetRemoved(), ", "))
+	}
+	if len(p.GetChanged()) > 0 {
+		var cs []string
+		for _, c := range p.GetChanged() {
+			if c.GetRestart() {
+				cs = append(cs, c.GetName()+" (restart)")
+			} else {
+				cs = append(cs, c.GetName())
+			}
+		}
+		parts = append(parts, "changed "+strings.Join(cs, ", "))
+	}
+	if len(parts) == 0 {
+		return "no instance changed"
+	}
+	return strings.Join(parts, "; ")
+}
