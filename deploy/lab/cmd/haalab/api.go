@@ -160,8 +160,8 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 	var b strings.Builder
 	fmt.Fprintf(&b, "# API benchmark\n\n- date: %s\n- machine: %d CPUs, Linux %s\n- command: `%s`\n\n",
 		m.date.Format("2006-01-02 15:04 MST"), m.cpus, m.kernel, cmdline)
-	fmt.Fprintf(&b, "Event latency: from the transition as stamped by the agent (the event's time) to its arrival at a client\n" +
-		"following WatchEvents through ctl (the library haactl watch uses), over the unix socket; transitions made by\n" +
+	fmt.Fprintf(&b, "Event latency: from the transition as stamped by the agent (the event's time) to its arrival at a client\n"+
+		"following WatchEvents through ctl (the library haactl watch uses), over the unix socket; transitions made by\n"+
 		"turning maintenance on and off (%d VRRPv3 instance(s) at 10 ms changing state together). GetNode: sequential round trips\n"+
 		"after 200 warm-up calls.\n\n", *perToggle)
 	b.WriteString("| measurement | samples | p50 | p99 | max | target | met |\n| --- | ---: | ---: | ---: | ---: | ---: | :---: |\n")
