@@ -152,20 +152,27 @@ func (c *Conn) ReadPacket(b []byte) (int, time.Time, error) {
 // so a clock step cannot move deadlines). Without a usable timestamp it is
 // now.
 func arrival(oob []byte, now time.Time) time.Time {
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return now
-	}
-	for _, m := range msgs {
-		if m.Header.Level != unix.SOL_SOCKET || m.Header.Type != unix.SCM_TIMESTAMPNS || len(m.Data) < 16 {
-			continue
+	// Walk the control messages by hand: this runs for every packet and
+	// unix.ParseSocketControlMessage allocates.
+	for len(oob) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.CmsgLen(0) || l > len(oob) {
+			return now
 		}
-		ts := (*unix.Timespec)(unsafe.Pointer(&m.Data[0]))
-		age := now.Sub(time.Unix(ts.Sec, ts.Nsec))
-		if age < 0 || age > time.Second {
-			return now // clock stepped: ignore
+		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(16) {
+			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
+			age := now.Sub(time.Unix(ts.Sec, ts.Nsec))
+			if age < 0 || age > time.Second {
+				return now // clock stepped: ignore
+			}
+			return now.Add(-age)
 		}
-		return now.Add(-age)
+		next := unix.CmsgSpace(l - unix.CmsgLen(0))
+		if next > len(oob) {
+			return now
+		}
+		oob = oob[next:]
 	}
 	return now
 }

@@ -295,27 +295,43 @@ func (r *Runner) Done() <-chan struct{} { return r.done }
 // shuts it down). linkUp is the interface state at start.
 func (r *Runner) Run(ctx context.Context, linkUp bool) {
 	defer close(r.done)
-	timer := r.timer
-	defer timer.Close()
+	// Two clocks: the master-down timer of a backup is what failover
+	// latency hangs on, so it uses the precise timer (a timerfd on Linux);
+	// a master's advert timer can be a millisecond late without harm and
+	// uses a cheap Go timer.
+	precise, coarse := r.timer, newGoTimer()
+	defer precise.Close()
+	defer coarse.Close()
 	garpTimer := time.NewTimer(time.Hour)
 	garpTimer.Stop()
 	defer garpTimer.Stop()
 
-	var armed time.Time
+	var armed time.Time // deadline the armed timer fires at; zero: none
+	var armedT Timer
 	rearm := func() {
 		d, ok := r.in.Deadline()
-		if !ok {
-			if !armed.IsZero() {
-				timer.Stop()
-				armed = time.Time{}
+		want := coarse
+		if r.in.State() == Backup {
+			want = precise
+		}
+		switch {
+		case !ok:
+			if armedT != nil {
+				armedT.Stop()
+				armedT, armed = nil, time.Time{}
 			}
 			return
-		}
-		if d.Equal(armed) {
+		case armedT == want && !armed.After(d):
+			// Lazy: a backup's deadline moves with every advert; the
+			// timer fires at the older one, Step ignores the early
+			// tick and the timer is armed again for the new deadline.
 			return
 		}
-		armed = d
-		timer.Reset(time.Until(d))
+		if armedT != nil && armedT != want {
+			armedT.Stop()
+		}
+		armedT, armed = want, d
+		want.Reset(time.Until(d))
 	}
 	var garpArmed time.Time
 	rearmGARP := func() {
@@ -343,17 +359,10 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 		case m := <-r.adverts:
 			r.stats.AdvertsReceived.Add(1)
 			do(m.at, EvAdvert{Src: m.src, Advert: m.adv})
-		case <-timer.C():
-			// Adverts that arrived before the deadline count first: after
-			// a scheduling stall both may be ready, and select picks at
-			// random.
-			r.drainAdverts(do)
-			now := time.Now()
-			if slip := now.Sub(armed); slip > time.Duration(r.stats.TimerSlipMax.Load()) {
-				r.stats.TimerSlipMax.Store(int64(slip))
-			}
-			armed = time.Time{}
-			do(now, EvTimer{})
+		case <-precise.C():
+			r.timerFired(armedT == precise, &armed, &armedT, do)
+		case <-coarse.C():
+			r.timerFired(armedT == coarse, &armed, &armedT, do)
 		case <-garpTimer.C:
 			garpArmed = time.Time{}
 			r.garpDue(time.Now())
@@ -371,6 +380,25 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 			return
 		}
 	}
+}
+
+// timerFired handles a tick of the protocol timer that was armed (current)
+// or a stale one from a timer since replaced.
+func (r *Runner) timerFired(current bool, armed *time.Time, armedT *Timer, do func(time.Time, Event)) {
+	if !current {
+		return
+	}
+	*armed, *armedT = time.Time{}, nil
+	now := time.Now()
+	if d, ok := r.in.Deadline(); ok && !now.Before(d) {
+		if slip := now.Sub(d); slip > time.Duration(r.stats.TimerSlipMax.Load()) {
+			r.stats.TimerSlipMax.Store(int64(slip))
+		}
+	}
+	// Adverts that arrived before the deadline count first: after a
+	// scheduling stall both may be ready, and select picks at random.
+	r.drainAdverts(do)
+	do(time.Now(), EvTimer{})
 }
 
 func (r *Runner) drainAdverts(do func(time.Time, Event)) {

@@ -6,12 +6,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/haa-dev/haa/ctl"
 	"github.com/haa-dev/haa/deploy/lab"
@@ -151,6 +158,10 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 		}
 		rtt = append(rtt, time.Since(t0))
 	}
+	floor, err := grpcFloor(ctx, dir, *calls)
+	if err != nil {
+		return fmt.Errorf("measuring the bare gRPC floor: %w", err)
+	}
 	cancel()
 
 	mu.Lock()
@@ -172,6 +183,9 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 	}
 	row("event latency (transition -> watching client)", ev, 5*time.Millisecond)
 	row("GetNode round trip (unix socket)", rtt, time.Millisecond)
+	row("floor: bare gRPC health Check, another process (unix socket)", floor, time.Millisecond)
+	b.WriteString("\nThe floor is an empty gRPC server (grpc-go's health service, nothing else) in a separate process on the same\n" +
+		"kind of socket: what any Go gRPC round trip between two processes costs on this machine.\n")
 	report := b.String()
 	fmt.Fprint(s.out, "\n"+report)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
@@ -188,3 +202,59 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+
+// grpcFloor measures round trips to a bare gRPC health server in another
+// process (haalab itself, re-executed), as the floor GetNode is compared to.
+func grpcFloor(ctx context.Context, dir string, calls int) ([]time.Duration, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	sock := filepath.Join(dir, "floor.sock")
+	cmd := exec.CommandContext(ctx, self, "grpc-floor-server", sock)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := lab.Poll(5*time.Second, 10*time.Millisecond, "the floor server", func() (bool, error) {
+		_, err := os.Stat(sock)
+		return err == nil, nil
+	}); err != nil {
+		return nil, err
+	}
+	conn, err := grpc.NewClient("unix://"+sock, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	hc := healthpb.NewHealthClient(conn)
+	for i := 0; i < 200; i++ {
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			return nil, err
+		}
+	}
+	out := make([]time.Duration, 0, calls)
+	for i := 0; i < calls; i++ {
+		t0 := time.Now()
+		if _, err := hc.Check(ctx, &healthpb.HealthCheckRequest{}); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Since(t0))
+	}
+	return out, nil
+}
+
+// runFloorServer serves an empty gRPC health service on a unix socket until
+// killed (hidden subcommand of bench-api).
+func runFloorServer(args []string) error {
+	if len(args) != 1 {
+		return usageErrorf("grpc-floor-server SOCKET")
+	}
+	l, err := net.Listen("unix", args[0])
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer()
+	healthpb.RegisterHealthServer(srv, health.NewServer())
+	return srv.Serve(l)
+}

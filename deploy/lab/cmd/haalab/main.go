@@ -85,6 +85,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = runBench(s, commandLine(argv), rest, stderr)
 	case "bench-api":
 		err = runBenchAPI(s, commandLine(argv), rest, stderr)
+	case "grpc-floor-server": // bench-api's reference server
+		err = runFloorServer(rest)
 	default:
 		fmt.Fprintf(stderr, "haalab: unknown command %q\n\n%s", cmd, usage)
 		close(finished)
