@@ -135,7 +135,15 @@ func TestHaactlEndToEnd(t *testing.T) {
 	}
 	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 50})
 	c.waitHolder(vip, n2, 5*time.Second)
-	c.api(n1)
+	// The restarted n1 must be a backup hearing n2 before n2 hands over
+	// (the killed haad's socket file is still there: do not trust it).
+	err := lab.Poll(5*time.Second, 20*time.Millisecond, "n1 backup of n2", func() (bool, error) {
+		st := c.status(n1)["VI_1"]
+		return st.State == "BACKUP" && st.Master == n2.Addr.String(), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if out := run(n2, "failover", "VI_1"); !strings.Contains(out, n1.Addr.String()) {
 		t.Fatalf("failover:\n%s", out)
 	}

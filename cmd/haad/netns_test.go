@@ -154,11 +154,21 @@ func (c *cluster) statusDoc(n *lab.Node) statusDoc {
 	c.t.Helper()
 	path := c.statusPath(n)
 	os.Remove(path)
+	// SIGUSR1 before haad installed its handler would kill it: wait for
+	// this process's "haad running" line.
+	running := fmt.Sprintf("pid=%d", c.procs[n].Pid())
+	err := lab.Poll(10*time.Second, 10*time.Millisecond, n.Name+"'s haad running", func() (bool, error) {
+		b, err := os.ReadFile(n.HaadFiles(c.dir).Log)
+		return err == nil && strings.Contains(string(b), running), nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
 	if err := c.procs[n].Signal(syscall.SIGUSR1); err != nil {
 		c.t.Fatal(err)
 	}
 	var b []byte
-	err := lab.Poll(5*time.Second, 10*time.Millisecond, "status file of "+n.Name, func() (bool, error) {
+	err = lab.Poll(5*time.Second, 10*time.Millisecond, "status file of "+n.Name, func() (bool, error) {
 		var err error
 		b, err = os.ReadFile(path)
 		return err == nil, nil
