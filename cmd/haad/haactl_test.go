@@ -7,45 +7,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/haa-dev/haa/deploy/lab"
 )
 
-var (
-	haactlOnce sync.Once
-	haactlBin  string
-	haactlErr  error
-)
-
-func haactl(t *testing.T) string {
-	t.Helper()
-	haactlOnce.Do(func() {
-		root, err := lab.ModuleRoot()
-		if err != nil {
-			haactlErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "haactl-bin")
-		if err != nil {
-			haactlErr = err
-			return
-		}
-		haactlBin = filepath.Join(dir, "haactl")
-		cmd := exec.Command("go", "build", "-o", haactlBin, "./cmd/haactl")
-		cmd.Dir = root
-		if out, err := cmd.CombinedOutput(); err != nil {
-			haactlErr = err
-			t.Logf("%s", out)
-		}
-	})
-	if haactlErr != nil {
-		t.Fatal(haactlErr)
-	}
-	return haactlBin
-}
+func haactl(t *testing.T) string { return binary(t, "haactl") }
 
 // The operator's path: haactl against real haad processes. Apply a
 // configuration, watch a power-off, fail over, go into maintenance.

@@ -19,33 +19,46 @@ import (
 	"github.com/haa-dev/haa/deploy/lab"
 )
 
-var (
-	haadOnce sync.Once
-	haadBin  string
-	haadErr  error
-)
+// binary builds ./cmd/NAME once per test run and returns its path.
+var binary = func() func(t *testing.T, name string) string {
+	type built struct {
+		once sync.Once
+		path string
+		err  error
+	}
+	var mu sync.Mutex
+	cache := map[string]*built{}
+	return func(t *testing.T, name string) string {
+		t.Helper()
+		mu.Lock()
+		b := cache[name]
+		if b == nil {
+			b = &built{}
+			cache[name] = b
+		}
+		mu.Unlock()
+		b.once.Do(func() {
+			root, err := lab.ModuleRoot()
+			if err != nil {
+				b.err = err
+				return
+			}
+			dir, err := os.MkdirTemp("", name+"-bin")
+			if err != nil {
+				b.err = err
+				return
+			}
+			b.path, b.err = lab.Build(root, dir, "./cmd/"+name)
+		})
+		if b.err != nil {
+			t.Fatal(b.err)
+		}
+		return b.path
+	}
+}()
 
 // haad returns the haad binary, built once per test run.
-func haad(t *testing.T) string {
-	t.Helper()
-	haadOnce.Do(func() {
-		root, err := lab.ModuleRoot()
-		if err != nil {
-			haadErr = err
-			return
-		}
-		dir, err := os.MkdirTemp("", "haad-bin")
-		if err != nil {
-			haadErr = err
-			return
-		}
-		haadBin, haadErr = lab.BuildHaad(root, dir)
-	})
-	if haadErr != nil {
-		t.Fatal(haadErr)
-	}
-	return haadBin
-}
+func haad(t *testing.T) string { return binary(t, "haad") }
 
 var vip = netip.MustParseAddr("10.77.0.100")
 

@@ -14,14 +14,14 @@ import (
 	"github.com/vishvananda/netlink"
 )
 
-// BuildHaad compiles cmd/haad of this module into dir and returns its path.
-// moduleDir is the module root (where go.mod is).
-func BuildHaad(moduleDir, dir string) (string, error) {
-	out := filepath.Join(dir, "haad")
-	cmd := exec.Command("go", "build", "-o", out, "./cmd/haad")
+// Build compiles the main package pkg (e.g. "./cmd/haad") of the module at
+// moduleDir into dir and returns the binary's path.
+func Build(moduleDir, dir, pkg string) (string, error) {
+	out := filepath.Join(dir, filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", out, pkg)
 	cmd.Dir = moduleDir
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/haad: %w\n%s", err, b)
+		return "", fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
 	}
 	return out, nil
 }
