@@ -68,7 +68,7 @@ func Listen(srv *Server, api *haav1.ApiConfig, socketPath string, log *slog.Logg
 		return nil, err
 	}
 	l.socket = socketPath
-	l.add(ul, "unix://"+socketPath, l.newGRPC(nil, false))
+	l.add(ul, "unix://"+socketPath, l.newGRPC(nil, nil))
 
 	if tcp := api.GetTcp(); tcp != nil {
 		if err := l.listenTCP(tcp); err != nil {
@@ -90,8 +90,8 @@ func (l *Listeners) listenTCP(tcp *haav1.TcpListener) error {
 		return errors.New("api.tcp.listen is empty: give host:port")
 	}
 	var (
-		creds      credentials.TransportCredentials
-		clientCert bool
+		creds     credentials.TransportCredentials
+		clientCAs *x509.CertPool
 	)
 	switch {
 	case tcp.GetInsecure():
@@ -104,7 +104,7 @@ func (l *Listeners) listenTCP(tcp *haav1.TcpListener) error {
 			return err
 		}
 		creds = credentials.NewTLS(cfg)
-		clientCert = cfg.ClientCAs != nil
+		clientCAs = cfg.ClientCAs
 	}
 	ln, err := net.Listen("tcp", tcp.GetListen())
 	if err != nil {
@@ -115,11 +115,11 @@ func (l *Listeners) listenTCP(tcp *haav1.TcpListener) error {
 	case creds == nil:
 		l.log.Warn("API on TCP WITHOUT TLS OR AUTHENTICATION (api.tcp.insecure): anyone who reaches this address controls the node; use only in a lab",
 			"addr", addr)
-	case !clientCert:
+	case clientCAs == nil:
 		l.log.Warn("API on TCP with TLS but without client certificates: anyone who reaches this address controls the node; set api.tcp.tls.clientCaFile",
 			"addr", addr)
 	}
-	l.add(ln, addr, l.newGRPC(creds, clientCert))
+	l.add(ln, addr, l.newGRPC(creds, clientCAs))
 	return nil
 }
 
@@ -144,10 +144,11 @@ func serverTLS(t *haav1.Tls) (*tls.Config, error) {
 			return nil, fmt.Errorf("api.tcp.tls.clientCaFile %s holds no PEM certificate", ca)
 		}
 		cfg.ClientCAs = pool
-		// A certificate, when given, must verify; a missing one is refused
-		// per call with Unauthenticated (a clear answer) rather than by
-		// failing the handshake.
-		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		// The handshake only asks for a certificate; each call verifies
+		// it against ClientCAs, so a missing or wrong certificate gets
+		// Unauthenticated (a clear answer, no data) rather than a failed
+		// handshake.
+		cfg.ClientAuth = tls.RequestClientCert
 	}
 	return cfg, nil
 }
@@ -208,14 +209,25 @@ func removeStale(path string) error {
 }
 
 // newGRPC returns a gRPC server with the AgentService, health and
-// reflection. With clientCert every call needs a verified client
-// certificate.
-func (l *Listeners) newGRPC(creds credentials.TransportCredentials, clientCert bool) *grpc.Server {
+// reflection. With clientCAs every call needs a client certificate that
+// they signed.
+func (l *Listeners) newGRPC(creds credentials.TransportCredentials, clientCAs *x509.CertPool) *grpc.Server {
 	unary := []grpc.UnaryServerInterceptor{l.logUnary}
 	stream := []grpc.StreamServerInterceptor{l.logStream}
-	if clientCert {
-		unary = append([]grpc.UnaryServerInterceptor{requireCertUnary}, unary...)
-		stream = append([]grpc.StreamServerInterceptor{requireCertStream}, stream...)
+	if clientCAs != nil {
+		check := certChecker(clientCAs)
+		unary = append([]grpc.UnaryServerInterceptor{func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := check(ctx); err != nil {
+				return nil, err
+			}
+			return h(ctx, req)
+		}}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := check(ss.Context()); err != nil {
+				return err
+			}
+			return h(srv, ss)
+		}}, stream...)
 	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
@@ -308,29 +320,26 @@ func (l *Listeners) closeListeners() {
 	}
 }
 
-// requireCertUnary and requireCertStream refuse calls without a verified
-// client certificate.
-func requireCertUnary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-	if err := checkClientCert(ctx); err != nil {
-		return nil, err
-	}
-	return h(ctx, req)
-}
-
-func requireCertStream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-	if err := checkClientCert(ss.Context()); err != nil {
-		return err
-	}
-	return h(srv, ss)
-}
-
-func checkClientCert(ctx context.Context) error {
-	if p, ok := peer.FromContext(ctx); ok {
-		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
-			return nil
+// certChecker verifies the caller's client certificate against pool.
+func certChecker(pool *x509.CertPool) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if p, ok := peer.FromContext(ctx); ok {
+			if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
+				certs := ti.State.PeerCertificates
+				inter := x509.NewCertPool()
+				for _, c := range certs[1:] {
+					inter.AddCert(c)
+				}
+				_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
+					KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+				if err == nil {
+					return nil
+				}
+				return status.Errorf(codes.Unauthenticated, "client certificate %q not accepted: %v", certs[0].Subject, err)
+			}
 		}
+		return status.Error(codes.Unauthenticated, "a client certificate signed by the agent's api.tcp.tls.clientCaFile is required")
 	}
-	return status.Error(codes.Unauthenticated, "a client certificate signed by the agent's api.tcp.tls.clientCaFile is required")
 }
 
 // mutating lists the calls that change the node: logged at info level.
@@ -370,8 +379,8 @@ func peerName(ctx context.Context) string {
 	if !ok {
 		return ""
 	}
-	if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
-		return ti.State.VerifiedChains[0][0].Subject.String()
+	if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
+		return ti.State.PeerCertificates[0].Subject.String()
 	}
 	if p.Addr == nil || p.Addr.Network() == "unix" {
 		return "unix" // access to the socket is its mode: root

@@ -26,7 +26,6 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
-	"google.golang.org/grpc/status"
 
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -322,11 +321,8 @@ func TestMutualTLS(t *testing.T) {
 	}
 	err := tlsClient(t, addr, ca, "", "")
 	wantCode(t, err, codes.Unauthenticated, "client certificate")
-	if err := tlsClient(t, addr, ca, strangerCert, strangerKey); err == nil {
-		t.Fatal("a certificate of another CA was accepted")
-	} else if c := status.Code(err); c == codes.OK || c == codes.Unimplemented {
-		t.Fatalf("another CA: %v", err)
-	}
+	// A certificate of another CA: Unauthenticated too, not a transport error.
+	wantCode(t, tlsClient(t, addr, ca, strangerCert, strangerKey), codes.Unauthenticated, "client certificate")
 	// Streams are guarded too.
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		RootCAs: func() *x509.CertPool { p := x509.NewCertPool(); p.AddCert(ca.cert); return p }()})))
