@@ -113,11 +113,7 @@ func becameMaster(instance string) func(*haav1.Event) bool {
 
 func TestAPIInspectAndWatchAFailover(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
-	n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
-	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 200})
-	c.start(n2, instance{name: "VI_1", vrid: 51, prio: 100})
-	c.waitHolder(vip, n1, 5*time.Second)
+	c, n1, n2 := newPair(t)
 	a1, a2 := c.api(n1), c.api(n2)
 	ctx := context.Background()
 
@@ -192,11 +188,7 @@ func vi(name string, vrid int, prio int, addr string) *haav1.Instance {
 
 func TestAPIApplyConfig(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
-	n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
-	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 200})
-	c.start(n2, instance{name: "VI_1", vrid: 51, prio: 100})
-	c.waitHolder(vip, n1, 5*time.Second)
+	c, n1, _ := newPair(t)
 	a1 := c.api(n1)
 	ctx := context.Background()
 	cfgFile := n1.HaadFiles(c.dir).Config
@@ -309,11 +301,7 @@ func TestAPIApplyConfig(t *testing.T) {
 
 func TestAPIFailoverAndMaintenance(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
-	n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
-	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 200})
-	c.start(n2, instance{name: "VI_1", vrid: 51, prio: 100})
-	c.waitHolder(vip, n1, 5*time.Second)
+	c, n1, n2 := newPair(t)
 	a1, a2 := c.api(n1), c.api(n2)
 	ctx := context.Background()
 

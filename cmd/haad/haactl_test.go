@@ -19,11 +19,7 @@ func haactl(t *testing.T) string { return binary(t, "haactl") }
 // configuration, watch a power-off, fail over, go into maintenance.
 func TestHaactlEndToEnd(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
-	n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
-	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 200})
-	c.start(n2, instance{name: "VI_1", vrid: 51, prio: 100})
-	c.waitHolder(vip, n1, 5*time.Second)
+	c, n1, n2 := newPair(t)
 	bin := haactl(t)
 	target := func(n *lab.Node) string { return "unix://" + n.HaadFiles(c.dir).Socket }
 	c.api(n1) // the sockets exist

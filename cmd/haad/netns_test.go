@@ -83,6 +83,18 @@ func newCluster(t *testing.T, nodes int) *cluster {
 	return c
 }
 
+// newPair runs VI_1 (VRID 51, the VIP, 100 ms adverts) on two nodes, n1
+// priority 200 and n2 100, and waits until n1 holds the VIP.
+func newPair(t *testing.T) (*cluster, *lab.Node, *lab.Node) {
+	t.Helper()
+	c := newCluster(t, 2)
+	n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
+	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 200})
+	c.start(n2, instance{name: "VI_1", vrid: 51, prio: 100})
+	c.waitHolder(vip, n1, 5*time.Second)
+	return c, n1, n2
+}
+
 func (c *cluster) dumpLogs() {
 	for _, n := range c.lab.Nodes {
 		b, err := os.ReadFile(n.HaadFiles(c.dir).Log)
@@ -348,11 +360,7 @@ func TestPassMismatch(t *testing.T) {
 // one is master and the VIP is on exactly one node.
 func TestSplitBrainHeals(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
-	n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
-	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 200})
-	c.start(n2, instance{name: "VI_1", vrid: 51, prio: 100})
-	c.waitHolder(vip, n1, 5*time.Second)
+	c, n1, n2 := newPair(t)
 	isolate := func(on string) {
 		for _, n := range []*lab.Node{n1, n2} {
 			if err := c.lab.Switch.Command("bridge", "link", "set", "dev", n.Port, "isolated", on).Run(); err != nil {
@@ -415,11 +423,7 @@ func TestKill9Restart(t *testing.T) {
 // the link comes back: BACKUP, then preemption.
 func TestLinkDownFault(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, 2)
-	n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
-	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 200})
-	c.start(n2, instance{name: "VI_1", vrid: 51, prio: 100})
-	c.waitHolder(vip, n1, 5*time.Second)
+	c, n1, n2 := newPair(t)
 	if err := n1.LinkDown(); err != nil {
 		t.Fatal(err)
 	}
