@@ -79,6 +79,64 @@ func (State) EnumDescriptor() ([]byte, []int) {
 	return file_haa_v1_agent_proto_rawDescGZIP(), []int{0}
 }
 
+// MemberState is a fleet member's state in gossip.
+type MemberState int32
+
+const (
+	MemberState_MEMBER_STATE_UNSPECIFIED MemberState = 0
+	MemberState_MEMBER_STATE_ALIVE       MemberState = 1
+	// Not answering probes; declared dead unless it refutes in time.
+	MemberState_MEMBER_STATE_SUSPECT MemberState = 2
+	MemberState_MEMBER_STATE_DEAD    MemberState = 3
+	// Left the fleet on purpose (haad stopped).
+	MemberState_MEMBER_STATE_LEFT MemberState = 4
+)
+
+// Enum value maps for MemberState.
+var (
+	MemberState_name = map[int32]string{
+		0: "MEMBER_STATE_UNSPECIFIED",
+		1: "MEMBER_STATE_ALIVE",
+		2: "MEMBER_STATE_SUSPECT",
+		3: "MEMBER_STATE_DEAD",
+		4: "MEMBER_STATE_LEFT",
+	}
+	MemberState_value = map[string]int32{
+		"MEMBER_STATE_UNSPECIFIED": 0,
+		"MEMBER_STATE_ALIVE":       1,
+		"MEMBER_STATE_SUSPECT":     2,
+		"MEMBER_STATE_DEAD":        3,
+		"MEMBER_STATE_LEFT":        4,
+	}
+)
+
+func (x MemberState) Enum() *MemberState {
+	p := new(MemberState)
+	*p = x
+	return p
+}
+
+func (x MemberState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (MemberState) Descriptor() protoreflect.EnumDescriptor {
+	return file_haa_v1_agent_proto_enumTypes[1].Descriptor()
+}
+
+func (MemberState) Type() protoreflect.EnumType {
+	return &file_haa_v1_agent_proto_enumTypes[1]
+}
+
+func (x MemberState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use MemberState.Descriptor instead.
+func (MemberState) EnumDescriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
 // GetNodeRequest asks for the node.
 type GetNodeRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1306,6 +1364,11 @@ type Event struct {
 	//	*Event_MaintenanceChanged
 	//	*Event_MasterChanged
 	//	*Event_Error
+	//	*Event_SplitBrain
+	//	*Event_Drift
+	//	*Event_VridCollision
+	//	*Event_FleetApplied
+	//	*Event_MemberChanged
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1457,6 +1520,51 @@ func (x *Event) GetError() *InstanceError {
 	return nil
 }
 
+func (x *Event) GetSplitBrain() *SplitBrain {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_SplitBrain); ok {
+			return x.SplitBrain
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetDrift() *Drift {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_Drift); ok {
+			return x.Drift
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetVridCollision() *VridCollision {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_VridCollision); ok {
+			return x.VridCollision
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetFleetApplied() *FleetApplied {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_FleetApplied); ok {
+			return x.FleetApplied
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetMemberChanged() *MemberChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_MemberChanged); ok {
+			return x.MemberChanged
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -1497,6 +1605,26 @@ type Event_Error struct {
 	Error *InstanceError `protobuf:"bytes,18,opt,name=error,proto3,oneof"`
 }
 
+type Event_SplitBrain struct {
+	SplitBrain *SplitBrain `protobuf:"bytes,19,opt,name=split_brain,json=splitBrain,proto3,oneof"`
+}
+
+type Event_Drift struct {
+	Drift *Drift `protobuf:"bytes,20,opt,name=drift,proto3,oneof"`
+}
+
+type Event_VridCollision struct {
+	VridCollision *VridCollision `protobuf:"bytes,21,opt,name=vrid_collision,json=vridCollision,proto3,oneof"`
+}
+
+type Event_FleetApplied struct {
+	FleetApplied *FleetApplied `protobuf:"bytes,22,opt,name=fleet_applied,json=fleetApplied,proto3,oneof"`
+}
+
+type Event_MemberChanged struct {
+	MemberChanged *MemberChanged `protobuf:"bytes,23,opt,name=member_changed,json=memberChanged,proto3,oneof"`
+}
+
 func (*Event_StateChanged) isEvent_Kind() {}
 
 func (*Event_PriorityChanged) isEvent_Kind() {}
@@ -1514,6 +1642,16 @@ func (*Event_MaintenanceChanged) isEvent_Kind() {}
 func (*Event_MasterChanged) isEvent_Kind() {}
 
 func (*Event_Error) isEvent_Kind() {}
+
+func (*Event_SplitBrain) isEvent_Kind() {}
+
+func (*Event_Drift) isEvent_Kind() {}
+
+func (*Event_VridCollision) isEvent_Kind() {}
+
+func (*Event_FleetApplied) isEvent_Kind() {}
+
+func (*Event_MemberChanged) isEvent_Kind() {}
 
 // StateChanged is a transition.
 type StateChanged struct {
@@ -1993,6 +2131,426 @@ func (x *InstanceError) GetMessage() string {
 	return ""
 }
 
+// NodeInstance names an instance of a node.
+type NodeInstance struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Instance      string                 `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeInstance) Reset() {
+	*x = NodeInstance{}
+	mi := &file_haa_v1_agent_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeInstance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeInstance) ProtoMessage() {}
+
+func (x *NodeInstance) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeInstance.ProtoReflect.Descriptor instead.
+func (*NodeInstance) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *NodeInstance) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *NodeInstance) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+// SplitBrain reports two or more nodes claiming MASTER for one virtual
+// router on one segment (seen through gossip), and later its end.
+type SplitBrain struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The network of the instances' addresses, e.g. 10.77.0.0/24.
+	Segment string `protobuf:"bytes,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	Vrid    uint32 `protobuf:"varint,2,opt,name=vrid,proto3" json:"vrid,omitempty"`
+	// The nodes claiming MASTER while it lasted.
+	Masters []*NodeInstance `protobuf:"bytes,3,rep,name=masters,proto3" json:"masters,omitempty"`
+	// The conflict is over: one master is left (it re-announces its
+	// addresses with gratuitous ARP).
+	Resolved bool `protobuf:"varint,4,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	// With resolved: the node that stayed master.
+	Master        string `protobuf:"bytes,5,opt,name=master,proto3" json:"master,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SplitBrain) Reset() {
+	*x = SplitBrain{}
+	mi := &file_haa_v1_agent_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SplitBrain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SplitBrain) ProtoMessage() {}
+
+func (x *SplitBrain) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SplitBrain.ProtoReflect.Descriptor instead.
+func (*SplitBrain) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *SplitBrain) GetSegment() string {
+	if x != nil {
+		return x.Segment
+	}
+	return ""
+}
+
+func (x *SplitBrain) GetVrid() uint32 {
+	if x != nil {
+		return x.Vrid
+	}
+	return 0
+}
+
+func (x *SplitBrain) GetMasters() []*NodeInstance {
+	if x != nil {
+		return x.Masters
+	}
+	return nil
+}
+
+func (x *SplitBrain) GetResolved() bool {
+	if x != nil {
+		return x.Resolved
+	}
+	return false
+}
+
+func (x *SplitBrain) GetMaster() string {
+	if x != nil {
+		return x.Master
+	}
+	return ""
+}
+
+// Drift reports a node whose fleet instances differ from what the fleet
+// document it stores says it should run (an apply failed there), and later
+// its end.
+type Drift struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Node  string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	// The fleet generation the node stores.
+	FleetGeneration uint64 `protobuf:"varint,2,opt,name=fleet_generation,json=fleetGeneration,proto3" json:"fleet_generation,omitempty"`
+	// Hash of the fleet instances it runs, and of those the document gives it.
+	Hash         string `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	ExpectedHash string `protobuf:"bytes,4,opt,name=expected_hash,json=expectedHash,proto3" json:"expected_hash,omitempty"`
+	// Why, when known (the apply's error).
+	Reason        string `protobuf:"bytes,5,opt,name=reason,proto3" json:"reason,omitempty"`
+	Resolved      bool   `protobuf:"varint,6,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Drift) Reset() {
+	*x = Drift{}
+	mi := &file_haa_v1_agent_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Drift) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Drift) ProtoMessage() {}
+
+func (x *Drift) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Drift.ProtoReflect.Descriptor instead.
+func (*Drift) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *Drift) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *Drift) GetFleetGeneration() uint64 {
+	if x != nil {
+		return x.FleetGeneration
+	}
+	return 0
+}
+
+func (x *Drift) GetHash() string {
+	if x != nil {
+		return x.Hash
+	}
+	return ""
+}
+
+func (x *Drift) GetExpectedHash() string {
+	if x != nil {
+		return x.ExpectedHash
+	}
+	return ""
+}
+
+func (x *Drift) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *Drift) GetResolved() bool {
+	if x != nil {
+		return x.Resolved
+	}
+	return false
+}
+
+// VridCollision reports one vrid used by different virtual routers
+// (different addresses or versions) on one segment, and later its end.
+type VridCollision struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Segment       string                 `protobuf:"bytes,1,opt,name=segment,proto3" json:"segment,omitempty"`
+	Vrid          uint32                 `protobuf:"varint,2,opt,name=vrid,proto3" json:"vrid,omitempty"`
+	Instances     []*NodeInstance        `protobuf:"bytes,3,rep,name=instances,proto3" json:"instances,omitempty"`
+	Resolved      bool                   `protobuf:"varint,4,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VridCollision) Reset() {
+	*x = VridCollision{}
+	mi := &file_haa_v1_agent_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VridCollision) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VridCollision) ProtoMessage() {}
+
+func (x *VridCollision) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VridCollision.ProtoReflect.Descriptor instead.
+func (*VridCollision) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *VridCollision) GetSegment() string {
+	if x != nil {
+		return x.Segment
+	}
+	return ""
+}
+
+func (x *VridCollision) GetVrid() uint32 {
+	if x != nil {
+		return x.Vrid
+	}
+	return 0
+}
+
+func (x *VridCollision) GetInstances() []*NodeInstance {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+func (x *VridCollision) GetResolved() bool {
+	if x != nil {
+		return x.Resolved
+	}
+	return false
+}
+
+// FleetApplied reports a fleet document stored (and its part run) here.
+type FleetApplied struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Generation uint64                 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
+	// Where it came from: "api", or "gossip from NODE" (catching up).
+	Source string `protobuf:"bytes,2,opt,name=source,proto3" json:"source,omitempty"`
+	// This node's plan.
+	Plan          *Plan `protobuf:"bytes,3,opt,name=plan,proto3" json:"plan,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FleetApplied) Reset() {
+	*x = FleetApplied{}
+	mi := &file_haa_v1_agent_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FleetApplied) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FleetApplied) ProtoMessage() {}
+
+func (x *FleetApplied) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FleetApplied.ProtoReflect.Descriptor instead.
+func (*FleetApplied) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *FleetApplied) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *FleetApplied) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *FleetApplied) GetPlan() *Plan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+// MemberChanged reports a fleet member joining, failing or leaving.
+type MemberChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Node          string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	State         MemberState            `protobuf:"varint,2,opt,name=state,proto3,enum=haa.v1.MemberState" json:"state,omitempty"`
+	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberChanged) Reset() {
+	*x = MemberChanged{}
+	mi := &file_haa_v1_agent_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberChanged) ProtoMessage() {}
+
+func (x *MemberChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberChanged.ProtoReflect.Descriptor instead.
+func (*MemberChanged) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *MemberChanged) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *MemberChanged) GetState() MemberState {
+	if x != nil {
+		return x.State
+	}
+	return MemberState_MEMBER_STATE_UNSPECIFIED
+}
+
+func (x *MemberChanged) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
 // FailoverRequest names the instance to hand over.
 type FailoverRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -2005,7 +2563,7 @@ type FailoverRequest struct {
 
 func (x *FailoverRequest) Reset() {
 	*x = FailoverRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[29]
+	mi := &file_haa_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2017,7 +2575,7 @@ func (x *FailoverRequest) String() string {
 func (*FailoverRequest) ProtoMessage() {}
 
 func (x *FailoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[29]
+	mi := &file_haa_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2030,7 +2588,7 @@ func (x *FailoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailoverRequest.ProtoReflect.Descriptor instead.
 func (*FailoverRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *FailoverRequest) GetInstance() string {
@@ -2057,7 +2615,7 @@ type FailoverResponse struct {
 
 func (x *FailoverResponse) Reset() {
 	*x = FailoverResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[30]
+	mi := &file_haa_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2069,7 +2627,7 @@ func (x *FailoverResponse) String() string {
 func (*FailoverResponse) ProtoMessage() {}
 
 func (x *FailoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[30]
+	mi := &file_haa_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2082,7 +2640,7 @@ func (x *FailoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailoverResponse.ProtoReflect.Descriptor instead.
 func (*FailoverResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *FailoverResponse) GetNewMaster() string {
@@ -2105,7 +2663,7 @@ type SetMaintenanceRequest struct {
 
 func (x *SetMaintenanceRequest) Reset() {
 	*x = SetMaintenanceRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[31]
+	mi := &file_haa_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2117,7 +2675,7 @@ func (x *SetMaintenanceRequest) String() string {
 func (*SetMaintenanceRequest) ProtoMessage() {}
 
 func (x *SetMaintenanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[31]
+	mi := &file_haa_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2130,7 +2688,7 @@ func (x *SetMaintenanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaintenanceRequest.ProtoReflect.Descriptor instead.
 func (*SetMaintenanceRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *SetMaintenanceRequest) GetEnabled() bool {
@@ -2157,7 +2715,7 @@ type SetMaintenanceResponse struct {
 
 func (x *SetMaintenanceResponse) Reset() {
 	*x = SetMaintenanceResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[32]
+	mi := &file_haa_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2169,7 +2727,7 @@ func (x *SetMaintenanceResponse) String() string {
 func (*SetMaintenanceResponse) ProtoMessage() {}
 
 func (x *SetMaintenanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[32]
+	mi := &file_haa_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2182,7 +2740,7 @@ func (x *SetMaintenanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaintenanceResponse.ProtoReflect.Descriptor instead.
 func (*SetMaintenanceResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SetMaintenanceResponse) GetMaintenance() *Maintenance {
@@ -2291,7 +2849,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"_since_seq\":\n" +
 	"\x13WatchEventsResponse\x12#\n" +
-	"\x05event\x18\x01 \x01(\v2\r.haa.v1.EventR\x05event\"\xb0\x05\n" +
+	"\x05event\x18\x01 \x01(\v2\r.haa.v1.EventR\x05event\"\xcb\a\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
@@ -2306,7 +2864,13 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x0fpackets_dropped\x18\x0f \x01(\v2\x16.haa.v1.PacketsDroppedH\x00R\x0epacketsDropped\x12M\n" +
 	"\x13maintenance_changed\x18\x10 \x01(\v2\x1a.haa.v1.MaintenanceChangedH\x00R\x12maintenanceChanged\x12>\n" +
 	"\x0emaster_changed\x18\x11 \x01(\v2\x15.haa.v1.MasterChangedH\x00R\rmasterChanged\x12-\n" +
-	"\x05error\x18\x12 \x01(\v2\x15.haa.v1.InstanceErrorH\x00R\x05errorB\x06\n" +
+	"\x05error\x18\x12 \x01(\v2\x15.haa.v1.InstanceErrorH\x00R\x05error\x125\n" +
+	"\vsplit_brain\x18\x13 \x01(\v2\x12.haa.v1.SplitBrainH\x00R\n" +
+	"splitBrain\x12%\n" +
+	"\x05drift\x18\x14 \x01(\v2\r.haa.v1.DriftH\x00R\x05drift\x12>\n" +
+	"\x0evrid_collision\x18\x15 \x01(\v2\x15.haa.v1.VridCollisionH\x00R\rvridCollision\x12;\n" +
+	"\rfleet_applied\x18\x16 \x01(\v2\x14.haa.v1.FleetAppliedH\x00R\ffleetApplied\x12>\n" +
+	"\x0emember_changed\x18\x17 \x01(\v2\x15.haa.v1.MemberChangedH\x00R\rmemberChangedB\x06\n" +
 	"\x04kind\"\x82\x01\n" +
 	"\fStateChanged\x12!\n" +
 	"\x04from\x18\x01 \x01(\x0e2\r.haa.v1.StateR\x04from\x12\x1d\n" +
@@ -2336,7 +2900,39 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1a\n" +
 	"\bpriority\x18\x02 \x01(\rR\bpriority\")\n" +
 	"\rInstanceError\x12\x18\n" +
-	"\amessage\x18\x01 \x01(\tR\amessage\"b\n" +
+	"\amessage\x18\x01 \x01(\tR\amessage\">\n" +
+	"\fNodeInstance\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\tR\binstance\"\x9e\x01\n" +
+	"\n" +
+	"SplitBrain\x12\x18\n" +
+	"\asegment\x18\x01 \x01(\tR\asegment\x12\x12\n" +
+	"\x04vrid\x18\x02 \x01(\rR\x04vrid\x12.\n" +
+	"\amasters\x18\x03 \x03(\v2\x14.haa.v1.NodeInstanceR\amasters\x12\x1a\n" +
+	"\bresolved\x18\x04 \x01(\bR\bresolved\x12\x16\n" +
+	"\x06master\x18\x05 \x01(\tR\x06master\"\xb3\x01\n" +
+	"\x05Drift\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12)\n" +
+	"\x10fleet_generation\x18\x02 \x01(\x04R\x0ffleetGeneration\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\tR\x04hash\x12#\n" +
+	"\rexpected_hash\x18\x04 \x01(\tR\fexpectedHash\x12\x16\n" +
+	"\x06reason\x18\x05 \x01(\tR\x06reason\x12\x1a\n" +
+	"\bresolved\x18\x06 \x01(\bR\bresolved\"\x8d\x01\n" +
+	"\rVridCollision\x12\x18\n" +
+	"\asegment\x18\x01 \x01(\tR\asegment\x12\x12\n" +
+	"\x04vrid\x18\x02 \x01(\rR\x04vrid\x122\n" +
+	"\tinstances\x18\x03 \x03(\v2\x14.haa.v1.NodeInstanceR\tinstances\x12\x1a\n" +
+	"\bresolved\x18\x04 \x01(\bR\bresolved\"h\n" +
+	"\fFleetApplied\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x01 \x01(\x04R\n" +
+	"generation\x12\x16\n" +
+	"\x06source\x18\x02 \x01(\tR\x06source\x12 \n" +
+	"\x04plan\x18\x03 \x01(\v2\f.haa.v1.PlanR\x04plan\"h\n" +
+	"\rMemberChanged\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12)\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x13.haa.v1.MemberStateR\x05state\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\"b\n" +
 	"\x0fFailoverRequest\x12\x1a\n" +
 	"\binstance\x18\x01 \x01(\tR\binstance\x123\n" +
 	"\atimeout\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\atimeout\"1\n" +
@@ -2354,7 +2950,13 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"STATE_INIT\x10\x01\x12\x10\n" +
 	"\fSTATE_BACKUP\x10\x02\x12\x10\n" +
 	"\fSTATE_MASTER\x10\x03\x12\x0f\n" +
-	"\vSTATE_FAULT\x10\x042\xc4\x04\n" +
+	"\vSTATE_FAULT\x10\x04*\x8b\x01\n" +
+	"\vMemberState\x12\x1c\n" +
+	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
+	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
+	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
+	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x042\xc4\x04\n" +
 	"\fAgentService\x12:\n" +
 	"\aGetNode\x12\x16.haa.v1.GetNodeRequest\x1a\x17.haa.v1.GetNodeResponse\x12L\n" +
 	"\rListInstances\x12\x1c.haa.v1.ListInstancesRequest\x1a\x1d.haa.v1.ListInstancesResponse\x12F\n" +
@@ -2377,108 +2979,124 @@ func file_haa_v1_agent_proto_rawDescGZIP() []byte {
 	return file_haa_v1_agent_proto_rawDescData
 }
 
-var file_haa_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 34)
+var file_haa_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_haa_v1_agent_proto_goTypes = []any{
 	(State)(0),                     // 0: haa.v1.State
-	(*GetNodeRequest)(nil),         // 1: haa.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),        // 2: haa.v1.GetNodeResponse
-	(*Node)(nil),                   // 3: haa.v1.Node
-	(*Maintenance)(nil),            // 4: haa.v1.Maintenance
-	(*ListInstancesRequest)(nil),   // 5: haa.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),  // 6: haa.v1.ListInstancesResponse
-	(*GetInstanceRequest)(nil),     // 7: haa.v1.GetInstanceRequest
-	(*GetInstanceResponse)(nil),    // 8: haa.v1.GetInstanceResponse
-	(*InstanceStatus)(nil),         // 9: haa.v1.InstanceStatus
-	(*Transition)(nil),             // 10: haa.v1.Transition
-	(*Counters)(nil),               // 11: haa.v1.Counters
-	(*GetConfigRequest)(nil),       // 12: haa.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),      // 13: haa.v1.GetConfigResponse
-	(*ApplyConfigRequest)(nil),     // 14: haa.v1.ApplyConfigRequest
-	(*ApplyConfigResponse)(nil),    // 15: haa.v1.ApplyConfigResponse
-	(*Plan)(nil),                   // 16: haa.v1.Plan
-	(*InstanceChange)(nil),         // 17: haa.v1.InstanceChange
-	(*WatchEventsRequest)(nil),     // 18: haa.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),    // 19: haa.v1.WatchEventsResponse
-	(*Event)(nil),                  // 20: haa.v1.Event
-	(*StateChanged)(nil),           // 21: haa.v1.StateChanged
-	(*PriorityChanged)(nil),        // 22: haa.v1.PriorityChanged
-	(*VipsChanged)(nil),            // 23: haa.v1.VipsChanged
-	(*GarpSent)(nil),               // 24: haa.v1.GarpSent
-	(*ConfigApplied)(nil),          // 25: haa.v1.ConfigApplied
-	(*PacketsDropped)(nil),         // 26: haa.v1.PacketsDropped
-	(*MaintenanceChanged)(nil),     // 27: haa.v1.MaintenanceChanged
-	(*MasterChanged)(nil),          // 28: haa.v1.MasterChanged
-	(*InstanceError)(nil),          // 29: haa.v1.InstanceError
-	(*FailoverRequest)(nil),        // 30: haa.v1.FailoverRequest
-	(*FailoverResponse)(nil),       // 31: haa.v1.FailoverResponse
-	(*SetMaintenanceRequest)(nil),  // 32: haa.v1.SetMaintenanceRequest
-	(*SetMaintenanceResponse)(nil), // 33: haa.v1.SetMaintenanceResponse
-	nil,                            // 34: haa.v1.Counters.DropsEntry
-	(*timestamppb.Timestamp)(nil),  // 35: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 36: google.protobuf.Duration
-	(*AgentConfig)(nil),            // 37: haa.v1.AgentConfig
+	(MemberState)(0),               // 1: haa.v1.MemberState
+	(*GetNodeRequest)(nil),         // 2: haa.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),        // 3: haa.v1.GetNodeResponse
+	(*Node)(nil),                   // 4: haa.v1.Node
+	(*Maintenance)(nil),            // 5: haa.v1.Maintenance
+	(*ListInstancesRequest)(nil),   // 6: haa.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),  // 7: haa.v1.ListInstancesResponse
+	(*GetInstanceRequest)(nil),     // 8: haa.v1.GetInstanceRequest
+	(*GetInstanceResponse)(nil),    // 9: haa.v1.GetInstanceResponse
+	(*InstanceStatus)(nil),         // 10: haa.v1.InstanceStatus
+	(*Transition)(nil),             // 11: haa.v1.Transition
+	(*Counters)(nil),               // 12: haa.v1.Counters
+	(*GetConfigRequest)(nil),       // 13: haa.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),      // 14: haa.v1.GetConfigResponse
+	(*ApplyConfigRequest)(nil),     // 15: haa.v1.ApplyConfigRequest
+	(*ApplyConfigResponse)(nil),    // 16: haa.v1.ApplyConfigResponse
+	(*Plan)(nil),                   // 17: haa.v1.Plan
+	(*InstanceChange)(nil),         // 18: haa.v1.InstanceChange
+	(*WatchEventsRequest)(nil),     // 19: haa.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),    // 20: haa.v1.WatchEventsResponse
+	(*Event)(nil),                  // 21: haa.v1.Event
+	(*StateChanged)(nil),           // 22: haa.v1.StateChanged
+	(*PriorityChanged)(nil),        // 23: haa.v1.PriorityChanged
+	(*VipsChanged)(nil),            // 24: haa.v1.VipsChanged
+	(*GarpSent)(nil),               // 25: haa.v1.GarpSent
+	(*ConfigApplied)(nil),          // 26: haa.v1.ConfigApplied
+	(*PacketsDropped)(nil),         // 27: haa.v1.PacketsDropped
+	(*MaintenanceChanged)(nil),     // 28: haa.v1.MaintenanceChanged
+	(*MasterChanged)(nil),          // 29: haa.v1.MasterChanged
+	(*InstanceError)(nil),          // 30: haa.v1.InstanceError
+	(*NodeInstance)(nil),           // 31: haa.v1.NodeInstance
+	(*SplitBrain)(nil),             // 32: haa.v1.SplitBrain
+	(*Drift)(nil),                  // 33: haa.v1.Drift
+	(*VridCollision)(nil),          // 34: haa.v1.VridCollision
+	(*FleetApplied)(nil),           // 35: haa.v1.FleetApplied
+	(*MemberChanged)(nil),          // 36: haa.v1.MemberChanged
+	(*FailoverRequest)(nil),        // 37: haa.v1.FailoverRequest
+	(*FailoverResponse)(nil),       // 38: haa.v1.FailoverResponse
+	(*SetMaintenanceRequest)(nil),  // 39: haa.v1.SetMaintenanceRequest
+	(*SetMaintenanceResponse)(nil), // 40: haa.v1.SetMaintenanceResponse
+	nil,                            // 41: haa.v1.Counters.DropsEntry
+	(*timestamppb.Timestamp)(nil),  // 42: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 43: google.protobuf.Duration
+	(*AgentConfig)(nil),            // 44: haa.v1.AgentConfig
 }
 var file_haa_v1_agent_proto_depIdxs = []int32{
-	3,  // 0: haa.v1.GetNodeResponse.node:type_name -> haa.v1.Node
-	35, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	36, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
-	4,  // 3: haa.v1.Node.maintenance:type_name -> haa.v1.Maintenance
-	35, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
-	9,  // 5: haa.v1.ListInstancesResponse.instances:type_name -> haa.v1.InstanceStatus
-	9,  // 6: haa.v1.GetInstanceResponse.instance:type_name -> haa.v1.InstanceStatus
+	4,  // 0: haa.v1.GetNodeResponse.node:type_name -> haa.v1.Node
+	42, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	43, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
+	5,  // 3: haa.v1.Node.maintenance:type_name -> haa.v1.Maintenance
+	42, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
+	10, // 5: haa.v1.ListInstancesResponse.instances:type_name -> haa.v1.InstanceStatus
+	10, // 6: haa.v1.GetInstanceResponse.instance:type_name -> haa.v1.InstanceStatus
 	0,  // 7: haa.v1.InstanceStatus.state:type_name -> haa.v1.State
-	36, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
-	10, // 9: haa.v1.InstanceStatus.last_transition:type_name -> haa.v1.Transition
-	11, // 10: haa.v1.InstanceStatus.counters:type_name -> haa.v1.Counters
-	35, // 11: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	43, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
+	11, // 9: haa.v1.InstanceStatus.last_transition:type_name -> haa.v1.Transition
+	12, // 10: haa.v1.InstanceStatus.counters:type_name -> haa.v1.Counters
+	42, // 11: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
 	0,  // 12: haa.v1.Transition.from:type_name -> haa.v1.State
 	0,  // 13: haa.v1.Transition.to:type_name -> haa.v1.State
-	34, // 14: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
-	36, // 15: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
-	37, // 16: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
-	37, // 17: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
-	16, // 18: haa.v1.ApplyConfigResponse.plan:type_name -> haa.v1.Plan
-	17, // 19: haa.v1.Plan.changed:type_name -> haa.v1.InstanceChange
-	20, // 20: haa.v1.WatchEventsResponse.event:type_name -> haa.v1.Event
-	35, // 21: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
-	21, // 22: haa.v1.Event.state_changed:type_name -> haa.v1.StateChanged
-	22, // 23: haa.v1.Event.priority_changed:type_name -> haa.v1.PriorityChanged
-	23, // 24: haa.v1.Event.vips_changed:type_name -> haa.v1.VipsChanged
-	24, // 25: haa.v1.Event.garp_sent:type_name -> haa.v1.GarpSent
-	25, // 26: haa.v1.Event.config_applied:type_name -> haa.v1.ConfigApplied
-	26, // 27: haa.v1.Event.packets_dropped:type_name -> haa.v1.PacketsDropped
-	27, // 28: haa.v1.Event.maintenance_changed:type_name -> haa.v1.MaintenanceChanged
-	28, // 29: haa.v1.Event.master_changed:type_name -> haa.v1.MasterChanged
-	29, // 30: haa.v1.Event.error:type_name -> haa.v1.InstanceError
-	0,  // 31: haa.v1.StateChanged.from:type_name -> haa.v1.State
-	0,  // 32: haa.v1.StateChanged.to:type_name -> haa.v1.State
-	16, // 33: haa.v1.ConfigApplied.plan:type_name -> haa.v1.Plan
-	4,  // 34: haa.v1.MaintenanceChanged.maintenance:type_name -> haa.v1.Maintenance
-	36, // 35: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
-	36, // 36: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
-	4,  // 37: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
-	1,  // 38: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
-	5,  // 39: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
-	7,  // 40: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
-	12, // 41: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
-	14, // 42: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
-	18, // 43: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
-	30, // 44: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
-	32, // 45: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
-	2,  // 46: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
-	6,  // 47: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
-	8,  // 48: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
-	13, // 49: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
-	15, // 50: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
-	19, // 51: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
-	31, // 52: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
-	33, // 53: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
-	46, // [46:54] is the sub-list for method output_type
-	38, // [38:46] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	41, // 14: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
+	43, // 15: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
+	44, // 16: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
+	44, // 17: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
+	17, // 18: haa.v1.ApplyConfigResponse.plan:type_name -> haa.v1.Plan
+	18, // 19: haa.v1.Plan.changed:type_name -> haa.v1.InstanceChange
+	21, // 20: haa.v1.WatchEventsResponse.event:type_name -> haa.v1.Event
+	42, // 21: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
+	22, // 22: haa.v1.Event.state_changed:type_name -> haa.v1.StateChanged
+	23, // 23: haa.v1.Event.priority_changed:type_name -> haa.v1.PriorityChanged
+	24, // 24: haa.v1.Event.vips_changed:type_name -> haa.v1.VipsChanged
+	25, // 25: haa.v1.Event.garp_sent:type_name -> haa.v1.GarpSent
+	26, // 26: haa.v1.Event.config_applied:type_name -> haa.v1.ConfigApplied
+	27, // 27: haa.v1.Event.packets_dropped:type_name -> haa.v1.PacketsDropped
+	28, // 28: haa.v1.Event.maintenance_changed:type_name -> haa.v1.MaintenanceChanged
+	29, // 29: haa.v1.Event.master_changed:type_name -> haa.v1.MasterChanged
+	30, // 30: haa.v1.Event.error:type_name -> haa.v1.InstanceError
+	32, // 31: haa.v1.Event.split_brain:type_name -> haa.v1.SplitBrain
+	33, // 32: haa.v1.Event.drift:type_name -> haa.v1.Drift
+	34, // 33: haa.v1.Event.vrid_collision:type_name -> haa.v1.VridCollision
+	35, // 34: haa.v1.Event.fleet_applied:type_name -> haa.v1.FleetApplied
+	36, // 35: haa.v1.Event.member_changed:type_name -> haa.v1.MemberChanged
+	0,  // 36: haa.v1.StateChanged.from:type_name -> haa.v1.State
+	0,  // 37: haa.v1.StateChanged.to:type_name -> haa.v1.State
+	17, // 38: haa.v1.ConfigApplied.plan:type_name -> haa.v1.Plan
+	5,  // 39: haa.v1.MaintenanceChanged.maintenance:type_name -> haa.v1.Maintenance
+	31, // 40: haa.v1.SplitBrain.masters:type_name -> haa.v1.NodeInstance
+	31, // 41: haa.v1.VridCollision.instances:type_name -> haa.v1.NodeInstance
+	17, // 42: haa.v1.FleetApplied.plan:type_name -> haa.v1.Plan
+	1,  // 43: haa.v1.MemberChanged.state:type_name -> haa.v1.MemberState
+	43, // 44: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
+	43, // 45: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
+	5,  // 46: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
+	2,  // 47: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
+	6,  // 48: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
+	8,  // 49: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
+	13, // 50: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
+	15, // 51: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
+	19, // 52: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
+	37, // 53: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
+	39, // 54: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
+	3,  // 55: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
+	7,  // 56: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
+	9,  // 57: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
+	14, // 58: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
+	16, // 59: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
+	20, // 60: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
+	38, // 61: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
+	40, // 62: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
+	55, // [55:63] is the sub-list for method output_type
+	47, // [47:55] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_agent_proto_init() }
@@ -2499,14 +3117,19 @@ func file_haa_v1_agent_proto_init() {
 		(*Event_MaintenanceChanged)(nil),
 		(*Event_MasterChanged)(nil),
 		(*Event_Error)(nil),
+		(*Event_SplitBrain)(nil),
+		(*Event_Drift)(nil),
+		(*Event_VridCollision)(nil),
+		(*Event_FleetApplied)(nil),
+		(*Event_MemberChanged)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_agent_proto_rawDesc), len(file_haa_v1_agent_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   34,
+			NumEnums:      2,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

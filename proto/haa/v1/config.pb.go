@@ -33,7 +33,13 @@ type AgentConfig struct {
 	// Where the agent serves its API.
 	Api *ApiConfig `protobuf:"bytes,2,opt,name=api,proto3" json:"api,omitempty"`
 	// The VRRP instances this node takes part in. keepalived: vrrp_instance.
-	Instances     []*Instance `protobuf:"bytes,3,rep,name=instances,proto3" json:"instances,omitempty"`
+	// A node that is part of a fleet also runs its instances of the fleet
+	// document (see Fleet); names and vrids must not clash with them.
+	Instances []*Instance `protobuf:"bytes,3,rep,name=instances,proto3" json:"instances,omitempty"`
+	// Gossip with the other agents of the fleet (hashicorp/memberlist):
+	// membership, health and the fleet document. Unset: the node is on its
+	// own. Read at start: a change takes effect when haad restarts.
+	Gossip        *Gossip `protobuf:"bytes,4,opt,name=gossip,proto3" json:"gossip,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -89,6 +95,396 @@ func (x *AgentConfig) GetInstances() []*Instance {
 	return nil
 }
 
+func (x *AgentConfig) GetGossip() *Gossip {
+	if x != nil {
+		return x.Gossip
+	}
+	return nil
+}
+
+// Gossip says how the agent gossips with the rest of the fleet. Gossip
+// informs and distributes; VRRP on the wire still decides mastership.
+type Gossip struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port to listen on, UDP and TCP, e.g. "10.77.0.1:7946". Port
+	// default 7946.
+	Bind string `protobuf:"bytes,1,opt,name=bind,proto3" json:"bind,omitempty"`
+	// host:port the other nodes reach this one at, when not bind (NAT, or
+	// bind 0.0.0.0).
+	Advertise string `protobuf:"bytes,2,opt,name=advertise,proto3" json:"advertise,omitempty"`
+	// host:port of other nodes to join at start, and to rejoin after a
+	// partition. Any one reachable node is enough.
+	Join []string `protobuf:"bytes,3,rep,name=join,proto3" json:"join,omitempty"`
+	// File with the gossip encryption key (AES-GCM): base64 of 16, 24 or 32
+	// random bytes, as `haactl keygen` prints; readable by root only.
+	// Required unless bind is a loopback address or insecure is set. Every
+	// node of the fleet needs the same key.
+	KeyFile string `protobuf:"bytes,4,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	// Only nodes with the same label gossip together (several fleets on one
+	// network); packets with another label are dropped and counted.
+	Label string `protobuf:"bytes,5,opt,name=label,proto3" json:"label,omitempty"`
+	// Gossip in clear text on a non-loopback address: anyone on the network
+	// can read and forge fleet state. Labs only; a warning is logged.
+	Insecure      bool `protobuf:"varint,6,opt,name=insecure,proto3" json:"insecure,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Gossip) Reset() {
+	*x = Gossip{}
+	mi := &file_haa_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Gossip) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Gossip) ProtoMessage() {}
+
+func (x *Gossip) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Gossip.ProtoReflect.Descriptor instead.
+func (*Gossip) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Gossip) GetBind() string {
+	if x != nil {
+		return x.Bind
+	}
+	return ""
+}
+
+func (x *Gossip) GetAdvertise() string {
+	if x != nil {
+		return x.Advertise
+	}
+	return ""
+}
+
+func (x *Gossip) GetJoin() []string {
+	if x != nil {
+		return x.Join
+	}
+	return nil
+}
+
+func (x *Gossip) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
+func (x *Gossip) GetLabel() string {
+	if x != nil {
+		return x.Label
+	}
+	return ""
+}
+
+func (x *Gossip) GetInsecure() bool {
+	if x != nil {
+		return x.Insecure
+	}
+	return false
+}
+
+// Fleet is one declarative document for a whole fleet of agents:
+// `haactl apply -f fleet.yaml` with `kind: Fleet`. Every node stores it; a
+// node runs the instances that name it, with its own priority.
+type Fleet struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Always "Fleet".
+	Kind string `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	// The fleet generation, set by haactl apply (one more than the fleet's
+	// current one); leave it out in files. A node that missed an apply
+	// catches up from its peers and reports the generation it runs.
+	Generation uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	// The nodes that take part, by name (AgentConfig.name). Each must be a
+	// member of the fleet's gossip.
+	Nodes []string `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	// The virtual routers of the fleet.
+	Instances     []*FleetInstance `protobuf:"bytes,4,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Fleet) Reset() {
+	*x = Fleet{}
+	mi := &file_haa_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Fleet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Fleet) ProtoMessage() {}
+
+func (x *Fleet) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Fleet.ProtoReflect.Descriptor instead.
+func (*Fleet) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *Fleet) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *Fleet) GetGeneration() uint64 {
+	if x != nil {
+		return x.Generation
+	}
+	return 0
+}
+
+func (x *Fleet) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *Fleet) GetInstances() []*FleetInstance {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+// FleetInstance is one VRRP instance of a fleet document: the fields of
+// Instance (same names, numbers and meaning) plus who runs it.
+type FleetInstance struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique name of the instance in the fleet, e.g. VI_1.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// As Instance.interface; a node whose interface is named differently
+	// sets it in overrides.
+	Interface string `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
+	// As Instance.vrid.
+	Vrid uint32 `protobuf:"varint,3,opt,name=vrid,proto3" json:"vrid,omitempty"`
+	// Priority of the nodes that priorities does not list. Default 100.
+	Priority *uint32 `protobuf:"varint,4,opt,name=priority,proto3,oneof" json:"priority,omitempty"`
+	// As Instance.version.
+	Version uint32 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// As Instance.advert_interval.
+	AdvertInterval *durationpb.Duration `protobuf:"bytes,6,opt,name=advert_interval,json=advertInterval,proto3" json:"advert_interval,omitempty"`
+	// As Instance.preempt.
+	Preempt *bool `protobuf:"varint,7,opt,name=preempt,proto3,oneof" json:"preempt,omitempty"`
+	// As Instance.preempt_delay.
+	PreemptDelay *durationpb.Duration `protobuf:"bytes,8,opt,name=preempt_delay,json=preemptDelay,proto3" json:"preempt_delay,omitempty"`
+	// As Instance.vips. Each must lie in a subnet of its device on every
+	// node that runs the instance.
+	Vips []string `protobuf:"bytes,9,rep,name=vips,proto3" json:"vips,omitempty"`
+	// As Instance.auth.
+	Auth *Auth `protobuf:"bytes,10,opt,name=auth,proto3" json:"auth,omitempty"`
+	// As Instance.unicast_peers (per node: overrides).
+	UnicastPeers []string `protobuf:"bytes,11,rep,name=unicast_peers,json=unicastPeers,proto3" json:"unicast_peers,omitempty"`
+	// As Instance.source_address (per node: overrides).
+	SourceAddress string `protobuf:"bytes,12,opt,name=source_address,json=sourceAddress,proto3" json:"source_address,omitempty"`
+	// As Instance.multicast_group.
+	MulticastGroup string `protobuf:"bytes,13,opt,name=multicast_group,json=multicastGroup,proto3" json:"multicast_group,omitempty"`
+	// As Instance.state.
+	State string `protobuf:"bytes,14,opt,name=state,proto3" json:"state,omitempty"`
+	// As Instance.garp.
+	Garp *Garp `protobuf:"bytes,15,opt,name=garp,proto3" json:"garp,omitempty"`
+	// As Instance.v3_checksum_as_v2.
+	V3ChecksumAsV2 bool `protobuf:"varint,16,opt,name=v3_checksum_as_v2,json=v3ChecksumAsV2,proto3" json:"v3_checksum_as_v2,omitempty"`
+	// Priority per node name, e.g. {lb1: 100, lb2: 80}. The instance runs on
+	// the nodes listed here, or on every node of the document when empty.
+	Priorities map[string]uint32 `protobuf:"bytes,100,rep,name=priorities,proto3" json:"priorities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Per-node changes to this instance, by node name: any Instance field
+	// but name, vrid and priority (use priorities), e.g.
+	// {lb2: {interface: ens4}}.
+	Overrides     map[string]*Instance `protobuf:"bytes,101,rep,name=overrides,proto3" json:"overrides,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FleetInstance) Reset() {
+	*x = FleetInstance{}
+	mi := &file_haa_v1_config_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FleetInstance) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FleetInstance) ProtoMessage() {}
+
+func (x *FleetInstance) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FleetInstance.ProtoReflect.Descriptor instead.
+func (*FleetInstance) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *FleetInstance) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FleetInstance) GetInterface() string {
+	if x != nil {
+		return x.Interface
+	}
+	return ""
+}
+
+func (x *FleetInstance) GetVrid() uint32 {
+	if x != nil {
+		return x.Vrid
+	}
+	return 0
+}
+
+func (x *FleetInstance) GetPriority() uint32 {
+	if x != nil && x.Priority != nil {
+		return *x.Priority
+	}
+	return 0
+}
+
+func (x *FleetInstance) GetVersion() uint32 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *FleetInstance) GetAdvertInterval() *durationpb.Duration {
+	if x != nil {
+		return x.AdvertInterval
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetPreempt() bool {
+	if x != nil && x.Preempt != nil {
+		return *x.Preempt
+	}
+	return false
+}
+
+func (x *FleetInstance) GetPreemptDelay() *durationpb.Duration {
+	if x != nil {
+		return x.PreemptDelay
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetVips() []string {
+	if x != nil {
+		return x.Vips
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetAuth() *Auth {
+	if x != nil {
+		return x.Auth
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetUnicastPeers() []string {
+	if x != nil {
+		return x.UnicastPeers
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetSourceAddress() string {
+	if x != nil {
+		return x.SourceAddress
+	}
+	return ""
+}
+
+func (x *FleetInstance) GetMulticastGroup() string {
+	if x != nil {
+		return x.MulticastGroup
+	}
+	return ""
+}
+
+func (x *FleetInstance) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *FleetInstance) GetGarp() *Garp {
+	if x != nil {
+		return x.Garp
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetV3ChecksumAsV2() bool {
+	if x != nil {
+		return x.V3ChecksumAsV2
+	}
+	return false
+}
+
+func (x *FleetInstance) GetPriorities() map[string]uint32 {
+	if x != nil {
+		return x.Priorities
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetOverrides() map[string]*Instance {
+	if x != nil {
+		return x.Overrides
+	}
+	return nil
+}
+
 // ApiConfig says where the agent's gRPC API listens.
 type ApiConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -103,7 +499,7 @@ type ApiConfig struct {
 
 func (x *ApiConfig) Reset() {
 	*x = ApiConfig{}
-	mi := &file_haa_v1_config_proto_msgTypes[1]
+	mi := &file_haa_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -115,7 +511,7 @@ func (x *ApiConfig) String() string {
 func (*ApiConfig) ProtoMessage() {}
 
 func (x *ApiConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[1]
+	mi := &file_haa_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -128,7 +524,7 @@ func (x *ApiConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiConfig.ProtoReflect.Descriptor instead.
 func (*ApiConfig) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *ApiConfig) GetSocket() string {
@@ -160,7 +556,7 @@ type TcpListener struct {
 
 func (x *TcpListener) Reset() {
 	*x = TcpListener{}
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +568,7 @@ func (x *TcpListener) String() string {
 func (*TcpListener) ProtoMessage() {}
 
 func (x *TcpListener) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +581,7 @@ func (x *TcpListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TcpListener.ProtoReflect.Descriptor instead.
 func (*TcpListener) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *TcpListener) GetListen() string {
@@ -224,7 +620,7 @@ type Tls struct {
 
 func (x *Tls) Reset() {
 	*x = Tls{}
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -236,7 +632,7 @@ func (x *Tls) String() string {
 func (*Tls) ProtoMessage() {}
 
 func (x *Tls) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -249,7 +645,7 @@ func (x *Tls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tls.ProtoReflect.Descriptor instead.
 func (*Tls) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Tls) GetCertFile() string {
@@ -330,7 +726,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -342,7 +738,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -355,7 +751,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Instance) GetName() string {
@@ -484,7 +880,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_haa_v1_config_proto_msgTypes[5]
+	mi := &file_haa_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -496,7 +892,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[5]
+	mi := &file_haa_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -509,7 +905,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Auth) GetType() string {
@@ -548,7 +944,7 @@ type Garp struct {
 
 func (x *Garp) Reset() {
 	*x = Garp{}
-	mi := &file_haa_v1_config_proto_msgTypes[6]
+	mi := &file_haa_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -560,7 +956,7 @@ func (x *Garp) String() string {
 func (*Garp) ProtoMessage() {}
 
 func (x *Garp) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[6]
+	mi := &file_haa_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -573,7 +969,7 @@ func (x *Garp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Garp.ProtoReflect.Descriptor instead.
 func (*Garp) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Garp) GetDelay() *durationpb.Duration {
@@ -615,11 +1011,57 @@ var File_haa_v1_config_proto protoreflect.FileDescriptor
 
 const file_haa_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x13haa/v1/config.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\"v\n" +
+	"\x13haa/v1/config.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\"\x9e\x01\n" +
 	"\vAgentConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x03api\x18\x02 \x01(\v2\x11.haa.v1.ApiConfigR\x03api\x12.\n" +
-	"\tinstances\x18\x03 \x03(\v2\x10.haa.v1.InstanceR\tinstances\"J\n" +
+	"\tinstances\x18\x03 \x03(\v2\x10.haa.v1.InstanceR\tinstances\x12&\n" +
+	"\x06gossip\x18\x04 \x01(\v2\x0e.haa.v1.GossipR\x06gossip\"\x9b\x01\n" +
+	"\x06Gossip\x12\x12\n" +
+	"\x04bind\x18\x01 \x01(\tR\x04bind\x12\x1c\n" +
+	"\tadvertise\x18\x02 \x01(\tR\tadvertise\x12\x12\n" +
+	"\x04join\x18\x03 \x03(\tR\x04join\x12\x19\n" +
+	"\bkey_file\x18\x04 \x01(\tR\akeyFile\x12\x14\n" +
+	"\x05label\x18\x05 \x01(\tR\x05label\x12\x1a\n" +
+	"\binsecure\x18\x06 \x01(\bR\binsecure\"\x86\x01\n" +
+	"\x05Fleet\x12\x12\n" +
+	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1e\n" +
+	"\n" +
+	"generation\x18\x02 \x01(\x04R\n" +
+	"generation\x12\x14\n" +
+	"\x05nodes\x18\x03 \x03(\tR\x05nodes\x123\n" +
+	"\tinstances\x18\x04 \x03(\v2\x15.haa.v1.FleetInstanceR\tinstances\"\xf4\x06\n" +
+	"\rFleetInstance\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
+	"\x04vrid\x18\x03 \x01(\rR\x04vrid\x12\x1f\n" +
+	"\bpriority\x18\x04 \x01(\rH\x00R\bpriority\x88\x01\x01\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\rR\aversion\x12B\n" +
+	"\x0fadvert_interval\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x0eadvertInterval\x12\x1d\n" +
+	"\apreempt\x18\a \x01(\bH\x01R\apreempt\x88\x01\x01\x12>\n" +
+	"\rpreempt_delay\x18\b \x01(\v2\x19.google.protobuf.DurationR\fpreemptDelay\x12\x12\n" +
+	"\x04vips\x18\t \x03(\tR\x04vips\x12 \n" +
+	"\x04auth\x18\n" +
+	" \x01(\v2\f.haa.v1.AuthR\x04auth\x12#\n" +
+	"\runicast_peers\x18\v \x03(\tR\funicastPeers\x12%\n" +
+	"\x0esource_address\x18\f \x01(\tR\rsourceAddress\x12'\n" +
+	"\x0fmulticast_group\x18\r \x01(\tR\x0emulticastGroup\x12\x14\n" +
+	"\x05state\x18\x0e \x01(\tR\x05state\x12 \n" +
+	"\x04garp\x18\x0f \x01(\v2\f.haa.v1.GarpR\x04garp\x12)\n" +
+	"\x11v3_checksum_as_v2\x18\x10 \x01(\bR\x0ev3ChecksumAsV2\x12E\n" +
+	"\n" +
+	"priorities\x18d \x03(\v2%.haa.v1.FleetInstance.PrioritiesEntryR\n" +
+	"priorities\x12B\n" +
+	"\toverrides\x18e \x03(\v2$.haa.v1.FleetInstance.OverridesEntryR\toverrides\x1a=\n" +
+	"\x0fPrioritiesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\rR\x05value:\x028\x01\x1aN\n" +
+	"\x0eOverridesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12&\n" +
+	"\x05value\x18\x02 \x01(\v2\x10.haa.v1.InstanceR\x05value:\x028\x01B\v\n" +
+	"\t_priorityB\n" +
+	"\n" +
+	"\b_preempt\"J\n" +
 	"\tApiConfig\x12\x16\n" +
 	"\x06socket\x18\x01 \x01(\tR\x06socket\x12%\n" +
 	"\x03tcp\x18\x02 \x01(\v2\x13.haa.v1.TcpListenerR\x03tcp\"`\n" +
@@ -677,34 +1119,48 @@ func file_haa_v1_config_proto_rawDescGZIP() []byte {
 	return file_haa_v1_config_proto_rawDescData
 }
 
-var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_haa_v1_config_proto_goTypes = []any{
 	(*AgentConfig)(nil),         // 0: haa.v1.AgentConfig
-	(*ApiConfig)(nil),           // 1: haa.v1.ApiConfig
-	(*TcpListener)(nil),         // 2: haa.v1.TcpListener
-	(*Tls)(nil),                 // 3: haa.v1.Tls
-	(*Instance)(nil),            // 4: haa.v1.Instance
-	(*Auth)(nil),                // 5: haa.v1.Auth
-	(*Garp)(nil),                // 6: haa.v1.Garp
-	(*durationpb.Duration)(nil), // 7: google.protobuf.Duration
+	(*Gossip)(nil),              // 1: haa.v1.Gossip
+	(*Fleet)(nil),               // 2: haa.v1.Fleet
+	(*FleetInstance)(nil),       // 3: haa.v1.FleetInstance
+	(*ApiConfig)(nil),           // 4: haa.v1.ApiConfig
+	(*TcpListener)(nil),         // 5: haa.v1.TcpListener
+	(*Tls)(nil),                 // 6: haa.v1.Tls
+	(*Instance)(nil),            // 7: haa.v1.Instance
+	(*Auth)(nil),                // 8: haa.v1.Auth
+	(*Garp)(nil),                // 9: haa.v1.Garp
+	nil,                         // 10: haa.v1.FleetInstance.PrioritiesEntry
+	nil,                         // 11: haa.v1.FleetInstance.OverridesEntry
+	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
 }
 var file_haa_v1_config_proto_depIdxs = []int32{
-	1,  // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
-	4,  // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
-	2,  // 2: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
-	3,  // 3: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
-	7,  // 4: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
-	7,  // 5: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
-	5,  // 6: haa.v1.Instance.auth:type_name -> haa.v1.Auth
-	6,  // 7: haa.v1.Instance.garp:type_name -> haa.v1.Garp
-	7,  // 8: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
-	7,  // 9: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
-	7,  // 10: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
+	7,  // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
+	1,  // 2: haa.v1.AgentConfig.gossip:type_name -> haa.v1.Gossip
+	3,  // 3: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
+	12, // 4: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
+	12, // 5: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
+	8,  // 6: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
+	9,  // 7: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
+	10, // 8: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
+	11, // 9: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
+	5,  // 10: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
+	6,  // 11: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
+	12, // 12: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
+	12, // 13: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
+	8,  // 14: haa.v1.Instance.auth:type_name -> haa.v1.Auth
+	9,  // 15: haa.v1.Instance.garp:type_name -> haa.v1.Garp
+	12, // 16: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
+	12, // 17: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
+	12, // 18: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
+	7,  // 19: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_config_proto_init() }
@@ -712,15 +1168,16 @@ func file_haa_v1_config_proto_init() {
 	if File_haa_v1_config_proto != nil {
 		return
 	}
-	file_haa_v1_config_proto_msgTypes[4].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[7].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_config_proto_rawDesc), len(file_haa_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
