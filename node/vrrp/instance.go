@@ -103,6 +103,10 @@ type (
 	// EvFailover makes a master hand over and then accept the new master
 	// whatever its priority (no preemption) until it is master again.
 	EvFailover struct{}
+	// EvAnnounce asks a master to re-announce its addresses (one GARP
+	// burst), e.g. once a split brain seen through gossip is over. Ignored
+	// in any other state.
+	EvAnnounce struct{}
 )
 
 func (EvStart) event()       {}
@@ -114,6 +118,7 @@ func (EvPriority) event()    {}
 func (EvReconfigure) event() {}
 func (EvHold) event()        {}
 func (EvFailover) event()    {}
+func (EvAnnounce) event()    {}
 
 // Action is an output of Instance.Step for the runner to carry out, in order.
 type Action interface{ action() }
@@ -245,6 +250,10 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 		if in.state == Master {
 			in.yield = true
 			in.handOver(now, CauseFailover)
+		}
+	case EvAnnounce:
+		if in.state == Master {
+			in.emit(ActAnnounce{})
 		}
 	}
 	return in.acts

@@ -393,3 +393,11 @@ func TestFailoverYieldsUntilMasterAgain(t *testing.T) {
 	step(b, t0, EvStart{LinkUp: true})
 	wantActs(t, step(b, t0, EvFailover{}))
 }
+
+func TestAnnounceOnlyWhileMaster(t *testing.T) {
+	in := masterAt(t, cfg3(200))
+	wantActs(t, step(in, at(time.Second), EvAnnounce{}), ActAnnounce{})
+	b := NewInstance(cfg3(100))
+	step(b, t0, EvStart{LinkUp: true})
+	wantActs(t, step(b, t0, EvAnnounce{}))
+}

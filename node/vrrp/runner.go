@@ -245,6 +245,9 @@ func (r *Runner) Hold(on bool) { r.control(EvHold{On: on}) }
 // Failover makes a master hand over to another node.
 func (r *Runner) Failover() { r.control(EvFailover{}) }
 
+// Announce makes a master re-announce its addresses (one GARP burst).
+func (r *Runner) Announce() { r.control(EvAnnounce{}) }
+
 func (r *Runner) control(ev Event) {
 	select {
 	case r.ctl <- ev:
