@@ -283,7 +283,7 @@ func TestAPIApplyConfig(t *testing.T) {
 	if err := c.procs[n1].Stop(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	p2, err := n1.Start(n1.HaadFiles(c.dir).Log, c.bin, "--config", cfgFile, "--state-file", n1.HaadFiles(c.dir).State,
+	p2, err := n1.Start(n1.HaadFiles(c.dir).Log, c.bin, "--config", cfgFile, "--state-file", n1.HaadFiles(c.dir).State, "--fleet-file", n1.HaadFiles(c.dir).Fleet,
 		"--socket", n1.HaadFiles(c.dir).Socket, "--status-file", c.statusPath(n1))
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func ModuleRoot() (string, error) {
 }
 
 // HaadFiles are the files StartHaad uses for one node in dir.
-type HaadFiles struct{ Config, Log, State, Socket string }
+type HaadFiles struct{ Config, Log, State, Fleet, Socket string }
 
 // HaadFiles returns the file names of the node's haad in dir.
 func (n *Node) HaadFiles(dir string) HaadFiles {
@@ -54,12 +54,14 @@ func (n *Node) HaadFiles(dir string) HaadFiles {
 		Config: filepath.Join(dir, "haad-"+n.NS.Name+".yaml"),
 		Log:    filepath.Join(dir, "haad-"+n.NS.Name+".log"),
 		State:  filepath.Join(dir, "haad-"+n.NS.Name+".state.json"),
+		Fleet:  filepath.Join(dir, "haad-"+n.NS.Name+".fleet.json"),
 		Socket: filepath.Join(dir, "haad-"+n.NS.Name+".sock"),
 	}
 }
 
 // StartHaad writes config to dir/haad-NS.yaml and runs `bin --config FILE
-// --state-file dir/haad-NS.state.json --socket dir/haad-NS.sock [args...]`
+// --state-file dir/haad-NS.state.json --fleet-file dir/haad-NS.fleet.json
+// --socket dir/haad-NS.sock [args...]`
 // in the node's namespace,
 // logging to dir/haad-NS.log. A restarted haad on the same node finds its
 // state again.
@@ -71,7 +73,7 @@ func (n *Node) StartHaad(dir, bin, config string, args ...string) (*Proc, error)
 	if err := os.WriteFile(f.Config, []byte(config), 0o644); err != nil {
 		return nil, err
 	}
-	return n.Start(f.Log, bin, append([]string{"--config", f.Config, "--state-file", f.State, "--socket", f.Socket}, args...)...)
+	return n.Start(f.Log, bin, append([]string{"--config", f.Config, "--state-file", f.State, "--fleet-file", f.Fleet, "--socket", f.Socket}, args...)...)
 }
 
 // Holders returns the nodes that answer for a on the LAN: their eth0 is up
