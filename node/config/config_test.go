@@ -259,3 +259,36 @@ func TestAPITCPListener(t *testing.T) {
 		t.Run(c.yaml, func(t *testing.T) { wantProblems(t, Validate(cfg), c.want...) })
 	}
 }
+
+func TestGossipValidation(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // paths with problems
+	}{
+		{"loopback needs no key", "gossip: {bind: 127.0.0.1:7946}", nil},
+		{"key file", "gossip: {bind: 10.0.0.1:7946, keyFile: /etc/haa/gossip.key, join: [10.0.0.2, 'lb2:7946']}", nil},
+		{"insecure", "gossip: {bind: 10.0.0.1, insecure: true}", nil},
+		{"no key", "gossip: {bind: 10.0.0.1:7946}", []string{"gossip.keyFile"}},
+		{"both", "gossip: {bind: 10.0.0.1:7946, keyFile: /k, insecure: true}", []string{"gossip.insecure"}},
+		{"relative key", "gossip: {bind: 10.0.0.1:7946, keyFile: k}", []string{"gossip.keyFile"}},
+		{"no bind", "gossip: {insecure: true}", []string{"gossip.bind"}},
+		{"host name bind", "gossip: {bind: 'lb1:7946', insecure: true}", []string{"gossip.bind"}},
+		{"bad port", "gossip: {bind: '10.0.0.1:99999', insecure: true}", []string{"gossip.bind"}},
+		{"any needs advertise", "gossip: {bind: '0.0.0.0:7946', insecure: true}", []string{"gossip.advertise"}},
+		{"bad join", "gossip: {bind: 127.0.0.1, join: ['a b:1']}", []string{"gossip.join[0]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte("name: lb1\n" + tc.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, f := range Fields(Validate(cfg)) {
+				got = append(got, f.Path)
+			}
+			if strings.Join(got, ",") != strings.Join(tc.want, ",") {
+				t.Fatalf("problems at %v, want %v: %v", got, tc.want, Validate(cfg))
+			}
+		})
+	}
+}

@@ -150,8 +150,13 @@ func normalizeField(p *problems, path string, v any, fd protoreflect.FieldDescri
 			p.add(path, "expected a mapping, got %s", describe(v))
 			return v
 		}
-		for k, e := range obj {
-			obj[k] = normalizeValue(p, join(path, k), e, fd.MapValue())
+		keys := make([]string, 0, len(obj))
+		for k := range obj {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys) // problems in a stable order
+		for _, k := range keys {
+			obj[k] = normalizeValue(p, join(path, k), obj[k], fd.MapValue())
 		}
 		return obj
 	}

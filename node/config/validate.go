@@ -85,6 +85,9 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 	if t := cfg.GetApi().GetTcp(); t != nil {
 		validateTCP(&p, t)
 	}
+	if g := cfg.GetGossip(); g != nil {
+		validateGossip(&p, g)
+	}
 
 	names := map[string]int{}
 	vrids := map[string]int{}
