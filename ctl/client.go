@@ -151,3 +151,34 @@ func (c *Client) SetMaintenance(ctx context.Context, on bool, ttl time.Duration)
 	}
 	return r.GetMaintenance(), nil
 }
+
+// Fleet returns the fleet as the agent sees it through gossip: the members,
+// every node's instances with how fresh that news is, the fleet document it
+// stores and the problems detected. An agent that does not gossip answers
+// with itself alone and no gossip counters (see DialFleet).
+func (c *Client) Fleet(ctx context.Context) (*haav1.GetFleetResponse, error) {
+	return c.fleet.GetFleet(ctx, &haav1.GetFleetRequest{})
+}
+
+// ApplyFleet stores a fleet document on the agent and runs its part of it
+// (req.DryRun: plans only; req.Hold: without offering it to the peers yet).
+// An invalid document, or one the node cannot run, is codes.InvalidArgument
+// (ErrorDetails lists the problems); a document older than the stored one,
+// or another one of the same generation, fails with an error wrapping
+// ErrStaleGeneration (codes.FailedPrecondition). Either way nothing
+// changed. A document stored but run with failures returns the response
+// and an error wrapping ErrPartial. Most callers want Fleet.Apply, which
+// applies to every member.
+func (c *Client) ApplyFleet(ctx context.Context, req *haav1.ApplyFleetRequest) (*haav1.ApplyFleetResponse, error) {
+	r, err := c.fleet.ApplyFleet(ctx, req)
+	if err != nil {
+		if r, ok := partial[*haav1.ApplyFleetResponse](err); ok {
+			return r, fmt.Errorf("%w: %w", ErrPartial, err)
+		}
+		if status.Code(err) == codes.FailedPrecondition {
+			return nil, fmt.Errorf("%w: %w", ErrStaleGeneration, err)
+		}
+		return nil, err
+	}
+	return r, nil
+}

@@ -120,6 +120,7 @@ type Client struct {
 	target Target
 	conn   *grpc.ClientConn
 	api    haav1.AgentServiceClient
+	fleet  haav1.FleetServiceClient
 }
 
 // Dial returns a client of the agent at target (see ParseTarget). A unix
@@ -177,7 +178,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("target %s: %w", t, err)
 	}
-	return &Client{target: t, conn: conn, api: haav1.NewAgentServiceClient(conn)}, nil
+	return &Client{target: t, conn: conn, api: haav1.NewAgentServiceClient(conn), fleet: haav1.NewFleetServiceClient(conn)}, nil
 }
 
 // checkSocket fails early, with ErrNoAgent, when there is no socket file.

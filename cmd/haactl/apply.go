@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -15,14 +16,9 @@ import (
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// readConfig reads and parses a configuration file ("-": standard input)
-// with the agent's own parser, so that a mistyped field or a wrong type is
-// reported with its path before anything is sent. The agent validates the
-// rest (it knows its version's rules).
-func readConfig(cmd *cobra.Command, file string) (*haav1.AgentConfig, string, error) {
-	var data []byte
-	var err error
-	src := file
+// readInput reads a file, "-": standard input. src names it in messages.
+func readInput(cmd *cobra.Command, file string) (data []byte, src string, err error) {
+	src = file
 	if file == "-" {
 		src = "<stdin>"
 		data, err = io.ReadAll(cmd.InOrStdin())
@@ -32,24 +28,49 @@ func readConfig(cmd *cobra.Command, file string) (*haav1.AgentConfig, string, er
 	if err != nil {
 		return nil, src, failf("cannot read the configuration: %v", err)
 	}
+	return data, src, nil
+}
+
+// readConfig reads and parses a configuration file ("-": standard input)
+// with the agent's own parser, so that a mistyped field or a wrong type is
+// reported with its path before anything is sent. The agent validates the
+// rest (it knows its version's rules).
+func readConfig(cmd *cobra.Command, file string) (*haav1.AgentConfig, string, error) {
+	data, src, err := readInput(cmd, file)
+	if err != nil {
+		return nil, src, err
+	}
+	return parseConfig(data, src, file)
+}
+
+func parseConfig(data []byte, src, file string) (*haav1.AgentConfig, string, error) {
+	if config.IsFleet(data) {
+		return nil, src, failf("%s is a fleet document (kind: Fleet): haactl apply -f %s --dry-run shows each node's plan", src, file)
+	}
 	cfg, err := config.Parse(data)
 	if err != nil {
-		var vs []ctl.FieldViolation
-		for _, f := range config.Fields(err) {
-			vs = append(vs, ctl.FieldViolation{Field: f.Path, Description: f.Msg})
-		}
-		return nil, src, invalidConfig(src, vs, "nothing was sent to the agent")
+		return nil, src, invalidConfig(src, fieldViolations(err), "nothing was sent to the agent")
 	}
 	return cfg, src, nil
 }
 
+// fieldViolations lists the problems of a *config.Error.
+func fieldViolations(err error) []ctl.FieldViolation {
+	var vs []ctl.FieldViolation
+	for _, f := range config.Fields(err) {
+		vs = append(vs, ctl.FieldViolation{Field: f.Path, Description: f.Msg})
+	}
+	return vs
+}
+
 func newApplyCmd(a *app) *cobra.Command {
-	var file string
+	var file, strategy string
 	var dryRun bool
 	var expected uint64
+	var converge time.Duration
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
-		Short: "Apply a configuration file to the node",
+		Short: "Apply a configuration file to the node, or a fleet document to the fleet",
 		Long: `Apply a configuration file (the format of haad --config; - reads standard
 input) to the node: the agent validates it, compares it with the running
 configuration and changes what differs. Nothing changes unless all of it is
@@ -63,12 +84,54 @@ master).
 --dry-run only shows the plan (haactl diff also shows the text differences).
 --expected-generation N applies only if generation N still runs (see haactl
 get node), so that two operators cannot overwrite each other's change.
--o json|yaml prints a haa.v1.ApplyConfigResponse.`,
+-o json|yaml prints a haa.v1.ApplyConfigResponse.
+
+A fleet document (kind: Fleet: nodes, and instances with their priorities
+per node) goes to the whole fleet, found through the members --target lists
+(comma-separated; any one that answers is enough). Each node runs the
+instances that name it, beside those of its own file. haactl checks the
+document, refuses a node the fleet does not know, and gives the document
+the fleet's next generation. Every member then plans it (a dry run): if
+any refuses, nothing changes anywhere and every node's problems are listed.
+Then, with --strategy all (the default), every node applies it at once;
+with --strategy rolling, one node at a time, those master of the fewest
+instances first and the current master last, each time waiting until VRRP
+has converged (each instance has one master, the one its priorities say),
+for --converge-timeout at most: if it has not, the rollout stops and says
+what did not converge and which nodes were left unchanged. haactl prints
+each node's plan and result, and exits 1 if any node failed or could not be
+reached (it catches up through gossip when it returns). -o json|yaml prints
+the report: each node's plan (haa.v1.Plan), result (haa.v1.ApplyFleetResponse)
+or error.`,
 		Example: `  haactl apply -f /etc/haa/haad.yaml --dry-run
-  haactl apply -f /etc/haa/haad.yaml --expected-generation 7`,
+  haactl apply -f /etc/haa/haad.yaml --expected-generation 7
+  haactl apply -f fleet.yaml --dry-run
+  haactl --target 10.0.0.1:9651,10.0.0.2:9651 --tls-ca ca.pem apply -f fleet.yaml --strategy rolling`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, src, err := readConfig(cmd, file)
+			data, src, err := readInput(cmd, file)
+			if err != nil {
+				return err
+			}
+			if config.IsFleet(data) {
+				if cmd.Flags().Changed("expected-generation") {
+					return &usageError{err: errors.New("--expected-generation applies to a node's configuration, not to a fleet document: the fleet's generation is set by haactl"), cmd: cmd.CommandPath()}
+				}
+				if strategy != ctl.StrategyAll && strategy != ctl.StrategyRolling {
+					return &usageError{err: fmt.Errorf("--strategy %q: want all or rolling", strategy), cmd: cmd.CommandPath()}
+				}
+				doc, err := parseFleet(data, src)
+				if err != nil {
+					return err
+				}
+				return a.applyFleet(cmd, doc, src, ctl.FleetApplyOptions{DryRun: dryRun, Strategy: strategy, ConvergeTimeout: converge})
+			}
+			for _, f := range []string{"strategy", "converge-timeout"} {
+				if cmd.Flags().Changed(f) {
+					return &usageError{err: fmt.Errorf("--%s applies to a fleet document (kind: Fleet) only", f), cmd: cmd.CommandPath()}
+				}
+			}
+			cfg, src, err := parseConfig(data, src, file)
 			if err != nil {
 				return err
 			}
@@ -113,8 +176,11 @@ get node), so that two operators cannot overwrite each other's change.
 	cmd.Flags().StringVarP(&file, "filename", "f", "", "the configuration file (- for standard input)")
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only show the plan")
 	cmd.Flags().Uint64Var(&expected, "expected-generation", 0, "apply only if this generation still runs")
+	cmd.Flags().StringVar(&strategy, "strategy", ctl.StrategyAll, "fleet document: all (every node at once) or rolling (one node at a time, the master last)")
+	cmd.Flags().DurationVar(&converge, "converge-timeout", ctl.DefaultConvergeTimeout, "fleet document, rolling: how long to wait for VRRP to converge after each node")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
+	_ = cmd.RegisterFlagCompletionFunc("strategy", cobra.FixedCompletions([]string{ctl.StrategyAll, ctl.StrategyRolling}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

@@ -53,6 +53,8 @@ func (a *app) explain(err error) error {
 	switch {
 	case errors.Is(err, ctl.ErrNoAgent):
 		return failf("%v see --target (or HAA_TARGET)", err)
+	case errors.Is(err, ctl.ErrNoGossip):
+		return failf("%v (--target)", err)
 	case errors.As(err, &lost):
 		return failf("%v: run haactl get instances to see the current state, then haactl watch (without --since) to follow from now on", lost)
 	case errors.Is(err, context.DeadlineExceeded):
@@ -114,12 +116,17 @@ func (a *app) unavailableHint(msg string) string {
 // invalidConfig lists every field violation, one per line, prefixed with
 // the source so that editors and grep can use the lines.
 func invalidConfig(src string, vs []ctl.FieldViolation, outcome string) error {
+	return invalid(src, "configuration", vs, outcome)
+}
+
+// invalid lists every field violation of a file holding a what.
+func invalid(src, what string, vs []ctl.FieldViolation, outcome string) error {
 	var b strings.Builder
 	problems := "1 problem"
 	if len(vs) != 1 {
 		problems = fmt.Sprintf("%d problems", len(vs))
 	}
-	fmt.Fprintf(&b, "%s is not a valid configuration (%s), %s:", src, problems, outcome)
+	fmt.Fprintf(&b, "%s is not a valid %s (%s), %s:", src, what, problems, outcome)
 	for _, v := range vs {
 		fmt.Fprintf(&b, "\n%s: %s", src, v)
 	}

@@ -13,19 +13,25 @@ import (
 )
 
 func newGetCmd(a *app) *cobra.Command {
-	cmd := group("get", "Show the node, its instances, its configuration or its recent events")
-	cmd.AddCommand(newGetNodeCmd(a), newGetInstancesCmd(a), newGetConfigCmd(a), newGetEventsCmd(a))
+	cmd := group("get", "Show the node, its instances, its configuration or its recent events; or the fleet")
+	cmd.AddCommand(newGetNodeCmd(a), newGetInstancesCmd(a), newGetConfigCmd(a), newGetEventsCmd(a),
+		newGetNodesCmd(a), newGetFleetCmd(a), newGetIssuesCmd(a))
 	return cmd
 }
 
 func newGetNodeCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	cmd := &cobra.Command{
 		Use:   "node",
 		Short: "Show the agent: name, version, uptime, configuration generation, maintenance",
 		Long: `Show the agent: name, version, uptime, configuration generation and hash,
-API listeners and maintenance. -o json|yaml prints a haa.v1.Node.`,
+API listeners and maintenance. -o json|yaml prints a haa.v1.Node.
+--all lists every member of the fleet instead, as haactl get nodes.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all {
+				return a.fleetView(cmd, func(v *haav1.GetFleetResponse) error { return a.printMembers(v) })
+			}
 			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
 				n, err := c.Node(ctx)
 				if err != nil {
@@ -50,19 +56,35 @@ API listeners and maintenance. -o json|yaml prints a haa.v1.Node.`,
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "every member of the fleet (haactl get nodes)")
+	return cmd
 }
 
 func newGetInstancesCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	cmd := &cobra.Command{
 		Use:     "instances",
 		Aliases: []string{"instance", "inst"},
 		Short:   "List the VRRP instances with their state",
 		Long: `List the VRRP instances with their state. PRIO is the effective priority,
 followed by the configured one when they differ; VIPS counts the addresses
 held out of those configured. -o json|yaml prints a
-haa.v1.ListInstancesResponse.`,
+haa.v1.ListInstancesResponse.
+
+--all lists the instances of every node of the fleet instead, as gossip
+reports them to the node --target names: NODE, INSTANCE, STATE, PRIO (the
+effective priority), VIPS, GEN ("fleet N": from the fleet document of
+generation N; "local N": from the node's own configuration of generation N)
+and AGE (how old the news is; "-" for a node gossip says failed: its state
+is unknown). -o json|yaml prints a haa.v1.GetFleetResponse with the
+instances only.`,
+		Example: `  haactl get instances
+  haactl get instances --all`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all {
+				return a.fleetView(cmd, a.printFleetInstances)
+			}
 			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
 				ins, err := c.Instances(ctx)
 				if err != nil {
@@ -87,6 +109,8 @@ haa.v1.ListInstancesResponse.`,
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "the instances of every node of the fleet")
+	return cmd
 }
 
 func priority(in *haav1.InstanceStatus) string {

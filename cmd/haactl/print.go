@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"sigs.k8s.io/yaml"
 
+	"github.com/haa-dev/haa/ctl"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
@@ -238,6 +239,34 @@ func describeEvent(e *haav1.Event) string {
 		return d
 	case *haav1.Event_Error:
 		return "error: " + k.Error.GetMessage()
+	case *haav1.Event_SplitBrain:
+		sb := k.SplitBrain
+		if sb.GetResolved() {
+			return fmt.Sprintf("split brain over on %s vrid %d: %s stays master", sb.GetSegment(), sb.GetVrid(), orDash(sb.GetMaster()))
+		}
+		return fmt.Sprintf("split brain on %s vrid %d: masters %s", sb.GetSegment(), sb.GetVrid(), nodeInstanceList(sb.GetMasters()))
+	case *haav1.Event_VridCollision:
+		vc := k.VridCollision
+		if vc.GetResolved() {
+			return fmt.Sprintf("vrid collision over on %s vrid %d", vc.GetSegment(), vc.GetVrid())
+		}
+		return fmt.Sprintf("vrid collision on %s vrid %d: used by %s", vc.GetSegment(), vc.GetVrid(), nodeInstanceList(vc.GetInstances()))
+	case *haav1.Event_Drift:
+		d := k.Drift
+		if d.GetResolved() {
+			return fmt.Sprintf("drift over: %s runs what fleet generation %d gives it", d.GetNode(), d.GetFleetGeneration())
+		}
+		return fmt.Sprintf("drift: %s does not run what the fleet document gives it (%s)", d.GetNode(), driftText(d))
+	case *haav1.Event_FleetApplied:
+		fa := k.FleetApplied
+		return fmt.Sprintf("fleet generation %d applied (%s): %s", fa.GetGeneration(), orDash(fa.GetSource()), planSummary(fa.GetPlan()))
+	case *haav1.Event_MemberChanged:
+		mc := k.MemberChanged
+		d := fmt.Sprintf("member %s is %s", mc.GetNode(), ctl.MemberStateName(mc.GetState()))
+		if mc.GetAddress() != "" {
+			d += " (" + mc.GetAddress() + ")"
+		}
+		return d
 	}
 	return "unknown event (a newer haad?): haactl watch -o json shows it"
 }

@@ -17,11 +17,16 @@ import (
 // DialFunc connects to an agent: ctl.Dial in production.
 type DialFunc func(ctx context.Context, target string, opts ...ctl.Option) (*ctl.Client, error)
 
+// DialFleetFunc connects to a fleet through seeds: ctl.DialFleet in
+// production.
+type DialFleetFunc func(ctx context.Context, seeds []string, opts ...ctl.Option) (*ctl.Fleet, error)
+
 // app is the state of one command line: the global flags and where to
 // write. Every command is a closure over it; nothing is global.
 type app struct {
 	out, errOut io.Writer
 	dial        DialFunc
+	dialFleet   DialFleetFunc
 
 	target                                string
 	tlsCA, tlsCert, tlsKey, tlsServerName string
@@ -50,7 +55,7 @@ func defaultTarget() string {
 }
 
 func newRootCmd(out, errOut io.Writer, dial DialFunc) *cobra.Command {
-	a := &app{out: out, errOut: errOut, dial: dial}
+	a := &app{out: out, errOut: errOut, dial: dial, dialFleet: ctl.DialFleet}
 	root := &cobra.Command{
 		Use:   "haactl",
 		Short: "Control haad, the haa VRRP agent",
@@ -60,14 +65,29 @@ It talks to one agent: the local one on its unix socket by default
 (unix:///run/haa/HOSTNAME.sock, or $HAA_TARGET), or a remote one over TLS
 with --target HOST:PORT --tls-ca ... (mutual TLS: --tls-cert, --tls-key).
 
+Agents that gossip form a fleet: any of them answers for all (get nodes,
+get instances --all, get fleet, get issues), and haactl reaches every
+member through the API address it advertises (watch --all, and apply -f of
+a fleet document: kind: Fleet, one document for the whole fleet; rollout
+dual-master writes one). For these, --target may list a few members,
+comma-separated: the first that answers is used.
+
 -o json and -o yaml print the API's messages (haa.v1, protobuf JSON names) for
 scripts; the default, -o table, is for people. haactl exits non-zero when
-anything failed, 2 for a wrong command line.`,
+anything failed (on any node of the fleet), 2 for a wrong command line.`,
 		Example: `  haactl get instances
   haactl describe instance VI_1
   haactl diff -f /etc/haa/haad.yaml && haactl apply -f /etc/haa/haad.yaml
   haactl watch
-  haactl --target 10.0.0.2:9651 --tls-ca ca.pem get node -o json`,
+  haactl --target 10.0.0.2:9651 --tls-ca ca.pem get node -o json
+
+  # a fleet
+  haactl get nodes
+  haactl get instances --all
+  haactl apply -f fleet.yaml --dry-run && haactl apply -f fleet.yaml --strategy rolling
+  haactl rollout dual-master --nodes lb1,lb2 --vips 192.168.55.140/24,192.168.55.141/24 --interface eth0
+  haactl --target 10.0.0.1:9651,10.0.0.2:9651 --tls-ca ca.pem watch --all
+  haactl keygen > /etc/haa/gossip.key`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.NoArgs,
@@ -90,7 +110,7 @@ anything failed, 2 for a wrong command line.`,
 		return &usageError{err: err, cmd: c.CommandPath()}
 	})
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.target, "target", defaultTarget(), "the agent: unix:///path/to/socket or host:port (env HAA_TARGET)")
+	pf.StringVar(&a.target, "target", defaultTarget(), "the agent: unix:///path/to/socket or host:port (env HAA_TARGET); fleet commands: a comma-separated list of members")
 	pf.StringVar(&a.tlsCA, "tls-ca", "", "PEM CA bundle that signed the agent's certificate (TCP; default: system roots)")
 	pf.StringVar(&a.tlsCert, "tls-cert", "", "PEM client certificate, for an agent that requires mutual TLS")
 	pf.StringVar(&a.tlsKey, "tls-key", "", "PEM key of --tls-cert")
@@ -108,6 +128,8 @@ anything failed, 2 for a wrong command line.`,
 		newWatchCmd(a),
 		newFailoverCmd(a),
 		newMaintenanceCmd(a),
+		newRolloutCmd(a),
+		newKeygenCmd(a),
 	)
 	return root
 }
@@ -178,6 +200,43 @@ func (a *app) callTimeout(cmd *cobra.Command, d time.Duration, fn func(ctx conte
 	}
 	defer c.Close()
 	return a.explain(fn(ctx, c))
+}
+
+// seeds are the members --target lists, for fleet commands.
+func (a *app) seeds() []string {
+	var out []string
+	for _, s := range strings.Split(a.target, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// connectFleet dials the fleet through the seeds of --target.
+func (a *app) connectFleet(ctx context.Context) (*ctl.Fleet, error) {
+	seeds := a.seeds()
+	f, err := a.dialFleet(ctx, seeds, a.options()...)
+	switch {
+	case err == nil:
+		return f, nil
+	case len(seeds) > 1 && ctx.Err() == nil:
+		return nil, failf("no member of --target answered with the fleet:\n  %s\ncheck --target (a comma-separated list of fleet members)",
+			strings.ReplaceAll(err.Error(), "\n", "\n  "))
+	}
+	return nil, a.explain(err)
+}
+
+// callFleet runs fn with the fleet and --timeout, and explains its error.
+func (a *app) callFleet(cmd *cobra.Command, fn func(ctx context.Context, f *ctl.Fleet) error) error {
+	ctx, cancel := context.WithTimeout(cmdContext(cmd), a.timeout)
+	defer cancel()
+	f, err := a.connectFleet(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return a.explain(fn(ctx, f))
 }
 
 func cmdContext(cmd *cobra.Command) context.Context {

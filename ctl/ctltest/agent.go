@@ -1,6 +1,7 @@
 // Package ctltest is an in-memory haad for tests of API clients (ctl,
 // haactl): a fake haav1.AgentServiceServer with canned state that records
-// what it is asked, served on a unix socket.
+// what it is asked, served on a unix socket; and a fleet of them (Cluster),
+// each also serving a fake haav1.FleetServiceServer.
 package ctltest
 
 import (
@@ -55,6 +56,8 @@ type Agent struct {
 	BreakErr   error
 	// Errors fails RPCs by method name ("GetNode", "ApplyConfig"...).
 	Errors map[string]error
+	// Fleet, if set, is served alongside the agent (see NewCluster).
+	Fleet haav1.FleetServiceServer
 
 	mu       sync.Mutex
 	events   []*haav1.Event
@@ -525,6 +528,9 @@ func (s *Server) Start() error {
 	}
 	s.srv = grpc.NewServer(opts...)
 	haav1.RegisterAgentServiceServer(s.srv, s.agent)
+	if s.agent.Fleet != nil {
+		haav1.RegisterFleetServiceServer(s.srv, s.agent.Fleet)
+	}
 	go s.srv.Serve(l)
 	return nil
 }

@@ -1,0 +1,446 @@
+package ctltest
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/haa-dev/haa/node/config"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// Cluster is a fleet of fake agents: each is an Agent served on its own
+// unix socket with a FleetNode as its FleetService, whose GetFleet lists
+// every node of the cluster (api_address: its socket, unix:///...) and
+// their instances. ApplyFleet validates the document (config.ValidateFleet),
+// honours generations, dry_run and hold like haad, records every request,
+// and runs the node's part of the document: the Agent's instances change
+// (new ones BACKUP). With AutoElect, VRRP converges at once after every
+// apply (see Elect).
+type Cluster struct {
+	// AutoElect runs Elect after every apply that is not a dry run.
+	AutoElect bool
+	// Now is the cluster's clock (nil: time.Now).
+	Now func() time.Time
+
+	mu    sync.Mutex
+	nodes []*FleetNode
+}
+
+// FleetNode is one node of a Cluster, and its fake FleetService. Change it
+// with its methods while served.
+type FleetNode struct {
+	haav1.UnimplementedFleetServiceServer
+
+	Name   string
+	Agent  *Agent
+	Server *Server
+	// Target is the API address: unix:///path.
+	Target string
+	// Addr is its source address, 10.77.0.N (segment 10.77.0.0/24).
+	Addr string
+
+	c *Cluster
+	// Guarded by c.mu.
+	state    haav1.MemberState
+	noGossip bool
+	age      time.Duration
+	doc      *haav1.Fleet
+	held     bool
+	fleetIns []*haav1.Instance
+	refuse   error
+	fail     error
+	delay    time.Duration
+	onApply  func(*haav1.ApplyFleetRequest)
+	applies  []*haav1.ApplyFleetRequest
+	issues   []*haav1.FleetIssue
+}
+
+// NewCluster serves a fake agent for each name (alive, gossiping, no
+// instances, no document) until the test ends.
+func NewCluster(t testing.TB, names ...string) *Cluster {
+	t.Helper()
+	c := &Cluster{}
+	for i, name := range names {
+		n := &FleetNode{Name: name, c: c, Addr: fmt.Sprintf("10.77.0.%d", i+1), state: haav1.MemberState_MEMBER_STATE_ALIVE, age: time.Second}
+		n.Agent = &Agent{
+			Node:   &haav1.Node{Name: name, Version: "test", Pid: int32(1000 + i), StartTime: timestamppb.New(time.Date(2025, 11, 22, 3, 0, 0, 0, time.UTC))},
+			Config: &haav1.AgentConfig{Name: name},
+			Fleet:  n,
+		}
+		n.Server = Serve(t, n.Agent)
+		n.Target = n.Server.Target
+		c.nodes = append(c.nodes, n)
+	}
+	slices.SortFunc(c.nodes, func(a, b *FleetNode) int { return cmp.Compare(a.Name, b.Name) })
+	return c
+}
+
+func (c *Cluster) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// Node returns the node by name; nil if none.
+func (c *Cluster) Node(name string) *FleetNode {
+	for _, n := range c.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
+// Nodes returns the nodes by name.
+func (c *Cluster) Nodes() []*FleetNode { return slices.Clone(c.nodes) }
+
+// Targets returns the nodes' API addresses, by node name.
+func (c *Cluster) Targets() []string {
+	var out []string
+	for _, n := range c.nodes {
+		out = append(out, n.Target)
+	}
+	return out
+}
+
+// SetDocument stores doc on every node (as applied earlier, released) and
+// runs each node's part; with AutoElect, VRRP converges.
+func (c *Cluster) SetDocument(doc *haav1.Fleet) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range c.nodes {
+		n.storeLocked(doc, false)
+	}
+	if c.AutoElect {
+		c.electLocked()
+	}
+}
+
+// Elect makes VRRP converge at once: for each instance name, among the
+// alive nodes that run it, not in FAULT and not held, the one with the
+// highest effective priority (then source address) becomes MASTER and the
+// others BACKUP.
+func (c *Cluster) Elect() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.electLocked()
+}
+
+func (c *Cluster) electLocked() {
+	type cand struct {
+		n  *FleetNode
+		in *haav1.InstanceStatus
+	}
+	byName := map[string][]cand{}
+	for _, n := range c.nodes {
+		if n.state != haav1.MemberState_MEMBER_STATE_ALIVE {
+			continue
+		}
+		n.Agent.mu.Lock()
+		for _, in := range n.Agent.Instances {
+			byName[in.GetName()] = append(byName[in.GetName()], cand{n, in})
+		}
+		n.Agent.mu.Unlock()
+	}
+	for _, cs := range byName {
+		var best *cand
+		for i, x := range cs {
+			if x.in.GetState() == haav1.State_STATE_FAULT || x.in.GetHold() != "" {
+				continue
+			}
+			if best == nil || x.in.GetEffectivePriority() > best.in.GetEffectivePriority() ||
+				(x.in.GetEffectivePriority() == best.in.GetEffectivePriority() && addr(x.in).Compare(addr(best.in)) > 0) {
+				best = &cs[i]
+			}
+		}
+		for _, x := range cs {
+			x.n.Agent.mu.Lock()
+			switch {
+			case x.in.GetState() == haav1.State_STATE_FAULT:
+			case best != nil && x.n == best.n:
+				x.in.State, x.in.MasterAddress = haav1.State_STATE_MASTER, x.n.Addr
+			default:
+				x.in.State = haav1.State_STATE_BACKUP
+				if best != nil {
+					x.in.MasterAddress = best.n.Addr
+				}
+			}
+			x.n.Agent.mu.Unlock()
+		}
+	}
+}
+
+func addr(in *haav1.InstanceStatus) netip.Addr {
+	a, _ := netip.ParseAddr(in.GetSourceAddress())
+	return a
+}
+
+// SetDocument stores doc on this node alone (held or not) and runs its
+// part.
+func (n *FleetNode) SetDocument(doc *haav1.Fleet, hold bool) {
+	n.locked(func() { n.storeLocked(doc, hold) })
+}
+
+// SetState sets the node's member state, as gossip reports it.
+func (n *FleetNode) SetState(s haav1.MemberState) { n.locked(func() { n.state = s }) }
+
+// SetGossip turns the node's gossip off (it then answers GetFleet with
+// itself alone and no gossip counters, like haad without gossip) or on.
+func (n *FleetNode) SetGossip(on bool) { n.locked(func() { n.noGossip = !on }) }
+
+// SetAge sets how old the node's news is in GetFleet (default 1s).
+func (n *FleetNode) SetAge(d time.Duration) { n.locked(func() { n.age = d }) }
+
+// Refuse makes every ApplyFleet (dry run or not) fail with err, e.g.
+// InvalidArgument(...); nil accepts again.
+func (n *FleetNode) Refuse(err error) { n.locked(func() { n.refuse = err }) }
+
+// Fail makes every ApplyFleet that is not a dry run fail with err (e.g.
+// status.Error(codes.Internal, ...), or Partial(...) for one that took
+// effect: the document is then stored); nil succeeds again.
+func (n *FleetNode) Fail(err error) { n.locked(func() { n.fail = err }) }
+
+// SetDelay makes every FleetService call wait d first (a slow node).
+func (n *FleetNode) SetDelay(d time.Duration) { n.locked(func() { n.delay = d }) }
+
+// OnApply calls fn after every ApplyFleet that is not a dry run has taken
+// effect (and after AutoElect), without locks held: fn may change agents'
+// instances (Agent.Update) to simulate VRRP.
+func (n *FleetNode) OnApply(fn func(req *haav1.ApplyFleetRequest)) {
+	n.locked(func() { n.onApply = fn })
+}
+
+// SetIssues sets the issues the node's GetFleet reports.
+func (n *FleetNode) SetIssues(is ...*haav1.FleetIssue) { n.locked(func() { n.issues = is }) }
+
+// Applies returns every ApplyFleet request received.
+func (n *FleetNode) Applies() []*haav1.ApplyFleetRequest {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	return slices.Clone(n.applies)
+}
+
+// Document returns the stored document (nil: none) and whether it is held.
+func (n *FleetNode) Document() (*haav1.Fleet, bool) {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	if n.doc == nil {
+		return nil, false
+	}
+	return proto.Clone(n.doc).(*haav1.Fleet), n.held
+}
+
+func (n *FleetNode) locked(fn func()) {
+	n.c.mu.Lock()
+	defer n.c.mu.Unlock()
+	fn()
+}
+
+func (n *FleetNode) wait(ctx context.Context) error {
+	n.c.mu.Lock()
+	d := n.delay
+	n.c.mu.Unlock()
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return status.FromContextError(ctx.Err()).Err()
+	}
+}
+
+// GetFleet implements haav1.FleetServiceServer.
+func (n *FleetNode) GetFleet(ctx context.Context, _ *haav1.GetFleetRequest) (*haav1.GetFleetResponse, error) {
+	if err := n.wait(ctx); err != nil {
+		return nil, err
+	}
+	c := n.c
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.now()
+	r := &haav1.GetFleetResponse{Node: n.Name, Issues: slices.Clone(n.issues)}
+	if n.doc != nil {
+		r.Document = proto.Clone(n.doc).(*haav1.Fleet)
+	}
+	members := c.nodes
+	if n.noGossip {
+		members = []*FleetNode{n}
+	} else {
+		r.Gossip = &haav1.GossipStats{BytesSent: 1000, BytesReceived: 2000, Since: timestamppb.New(now.Add(-time.Hour))}
+	}
+	for _, m := range members {
+		m.Agent.mu.Lock()
+		mem := &haav1.Member{Name: m.Name, GossipAddress: m.Addr + ":7946", ApiAddress: m.Target, State: m.state,
+			Version: m.Agent.Node.GetVersion(), ConfigGeneration: m.Agent.Generation, ConfigHash: Hash(m.Agent.Config),
+			FleetHash: config.InstancesHash(m.fleetIns), Health: &haav1.NodeHealth{Healthy: true},
+			Updated: timestamppb.New(now.Add(-m.age)), Age: durationpb.New(m.age), StateSince: timestamppb.New(now.Add(-time.Hour))}
+		if m.doc != nil {
+			mem.FleetGeneration = m.doc.GetGeneration()
+		}
+		if n.doc != nil {
+			mem.ExpectedFleetHash = config.FleetNodeHash(n.doc, m.Name)
+		}
+		if m.state == haav1.MemberState_MEMBER_STATE_ALIVE && r.Gossip != nil {
+			r.Gossip.Alive++
+		}
+		for _, in := range m.Agent.Instances {
+			fi := &haav1.FleetInstanceStatus{Node: m.Name, Name: in.GetName(), Interface: in.GetInterface(), Vrid: in.GetVrid(),
+				Segment: "10.77.0.0/24", State: in.GetState(), Priority: in.GetEffectivePriority(), Vips: slices.Clone(in.GetVips()),
+				Generation: mem.GetConfigGeneration(), FleetGeneration: mem.GetFleetGeneration(), Updated: mem.GetUpdated(), Age: mem.GetAge(),
+				FromFleet: slices.ContainsFunc(m.fleetIns, func(fi *haav1.Instance) bool { return fi.GetName() == in.GetName() })}
+			if m.state != haav1.MemberState_MEMBER_STATE_ALIVE && m.state != haav1.MemberState_MEMBER_STATE_SUSPECT {
+				fi.State = haav1.State_STATE_UNSPECIFIED
+			}
+			r.Instances = append(r.Instances, fi)
+		}
+		m.Agent.mu.Unlock()
+		r.Members = append(r.Members, mem)
+	}
+	return r, nil
+}
+
+// ApplyFleet implements haav1.FleetServiceServer like haad: generation 0 is
+// the stored one + 1; an older one is FailedPrecondition, and so is another
+// document of the stored generation; the same document again changes
+// nothing (and without hold releases a held one).
+func (n *FleetNode) ApplyFleet(ctx context.Context, req *haav1.ApplyFleetRequest) (*haav1.ApplyFleetResponse, error) {
+	n.locked(func() { n.applies = append(n.applies, proto.Clone(req).(*haav1.ApplyFleetRequest)) })
+	if err := n.wait(ctx); err != nil {
+		return nil, err
+	}
+	c := n.c
+	c.mu.Lock()
+	if n.refuse != nil {
+		defer c.mu.Unlock()
+		return nil, n.refuse
+	}
+	doc := req.GetDocument()
+	if doc == nil {
+		defer c.mu.Unlock()
+		return nil, InvalidArgument("no document", "document", "required")
+	}
+	if err := config.ValidateFleet(doc); err != nil {
+		defer c.mu.Unlock()
+		var fv []string
+		for _, f := range config.Fields(err) {
+			fv = append(fv, f.Path, f.Msg)
+		}
+		return nil, InvalidArgument(err.Error(), fv...)
+	}
+	doc = proto.Clone(doc).(*haav1.Fleet)
+	var cur uint64
+	if n.doc != nil {
+		cur = n.doc.GetGeneration()
+	}
+	if doc.Generation == 0 {
+		doc.Generation = cur + 1
+	}
+	switch {
+	case doc.Generation < cur:
+		c.mu.Unlock()
+		return nil, status.Errorf(codes.FailedPrecondition, "document generation %d is older than generation %d stored on %s: get the fleet again and re-apply", doc.Generation, cur, n.Name)
+	case n.doc != nil && doc.Generation == cur && config.DocumentHash(doc) != config.DocumentHash(n.doc):
+		c.mu.Unlock()
+		return nil, status.Errorf(codes.FailedPrecondition, "%s already stores another document of generation %d (applied concurrently?): re-run the apply", n.Name, cur)
+	}
+	ins, _ := config.ForNode(doc, n.Name)
+	plan := Plan(&haav1.AgentConfig{Instances: n.fleetIns}, &haav1.AgentConfig{Instances: ins})
+	resp := &haav1.ApplyFleetResponse{Node: n.Name, Plan: plan, FleetGeneration: cur}
+	for _, in := range ins {
+		resp.Instances = append(resp.Instances, in.GetName())
+	}
+	if req.GetDryRun() {
+		n.Agent.mu.Lock()
+		resp.Generation, resp.Hash = n.Agent.Generation, Hash(n.Agent.Config)
+		n.Agent.mu.Unlock()
+		c.mu.Unlock()
+		return resp, nil
+	}
+	if n.fail != nil {
+		err := n.fail
+		for _, d := range status.Convert(err).Details() {
+			if _, ok := d.(*haav1.ApplyFleetResponse); ok { // took effect in part: stored
+				n.storeLocked(doc, req.GetHold())
+			}
+		}
+		c.mu.Unlock()
+		return nil, err
+	}
+	n.storeLocked(doc, req.GetHold())
+	n.Agent.mu.Lock()
+	resp.Generation, resp.Hash = n.Agent.Generation, Hash(n.Agent.Config)
+	n.Agent.mu.Unlock()
+	resp.FleetGeneration, resp.Applied = doc.GetGeneration(), true
+	n.Agent.Publish(&haav1.Event{Kind: &haav1.Event_FleetApplied{FleetApplied: &haav1.FleetApplied{
+		Generation: doc.GetGeneration(), Source: "api", Plan: plan}}})
+	if c.AutoElect {
+		c.electLocked()
+	}
+	onApply := n.onApply
+	c.mu.Unlock()
+	if onApply != nil {
+		onApply(req)
+	}
+	return resp, nil
+}
+
+// storeLocked stores doc and runs the node's part: the agent's instances
+// follow (added ones BACKUP, the others keep their state).
+func (n *FleetNode) storeLocked(doc *haav1.Fleet, hold bool) {
+	doc = proto.Clone(doc).(*haav1.Fleet)
+	ins, _ := config.ForNode(doc, n.Name)
+	plan := Plan(&haav1.AgentConfig{Instances: n.fleetIns}, &haav1.AgentConfig{Instances: ins})
+	n.doc, n.held = doc, hold
+	old := n.fleetIns
+	n.fleetIns = ins
+	if len(plan.Added)+len(plan.Removed)+len(plan.Changed) == 0 {
+		return
+	}
+	a := n.Agent
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.Generation++
+	prev := map[string]*haav1.InstanceStatus{}
+	a.Instances = slices.DeleteFunc(a.Instances, func(st *haav1.InstanceStatus) bool {
+		if slices.ContainsFunc(old, func(in *haav1.Instance) bool { return in.GetName() == st.GetName() }) {
+			prev[st.GetName()] = st
+			return true
+		}
+		return false
+	})
+	for _, in := range ins {
+		st := prev[in.GetName()] // kept: its state too
+		if st == nil {
+			st = &haav1.InstanceStatus{Name: in.GetName(), State: haav1.State_STATE_BACKUP}
+		}
+		prio := uint32(100)
+		if in.Priority != nil {
+			prio = in.GetPriority()
+		}
+		version := in.GetVersion()
+		if version == 0 {
+			version = 3
+		}
+		st.Interface, st.Vrid, st.Version = in.GetInterface(), in.GetVrid(), version
+		st.ConfiguredPriority, st.EffectivePriority = prio, prio
+		st.Vips, st.SourceAddress, st.AdvertInterval = slices.Clone(in.GetVips()), n.Addr, in.GetAdvertInterval()
+		a.Instances = append(a.Instances, st)
+	}
+}

@@ -1,0 +1,114 @@
+package ctl
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/haa-dev/haa/node/config"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// Converged checks whether VRRP has settled for the instances of doc, from
+// every node's instances (ListInstances, by node name; the nodes missing
+// from byNode are not judged). It returns what has not converged, one
+// problem per line, e.g. "VI_1: two masters: lb1, lb2", "VI_2: no master",
+// "VI_1: lb2 (priority 100) should be master, lb1 (80) is"; nil when all
+// has. For each instance of the document, among the nodes that run an
+// instance of that name now (during a rolling apply some still run the
+// previous document's):
+//   - none is INIT (still starting);
+//   - exactly one is MASTER;
+//   - if the node that should be master preempts (preempt, default true),
+//     the master is the node with the highest effective priority among
+//     those not in FAULT and not held as backup (maintenance, failover).
+//     With equal priorities either is right: VRRP keeps the master it has
+//     (the highest source address only wins between two masters).
+//
+// An instance that no node runs yet is not judged.
+func Converged(byNode map[string][]*haav1.InstanceStatus, doc *haav1.Fleet) []string {
+	nodes := slices.Sorted(maps.Keys(byNode))
+	var problems []string
+	for _, fi := range doc.GetInstances() {
+		name := fi.GetName()
+		type run struct {
+			node string
+			in   *haav1.InstanceStatus
+		}
+		var runs []run
+		for _, n := range nodes {
+			for _, in := range byNode[n] {
+				if in.GetName() == name {
+					runs = append(runs, run{n, in})
+					break
+				}
+			}
+		}
+		if len(runs) == 0 {
+			continue
+		}
+		var masters, inits []string
+		var master *run
+		var best *run
+		for i, r := range runs {
+			switch r.in.GetState() {
+			case haav1.State_STATE_MASTER:
+				masters = append(masters, r.node)
+				master = &runs[i]
+			case haav1.State_STATE_INIT:
+				inits = append(inits, r.node)
+			}
+			if r.in.GetState() == haav1.State_STATE_FAULT || r.in.GetState() == haav1.State_STATE_INIT || r.in.GetHold() != "" {
+				continue
+			}
+			if best == nil || better(r.in, best.in) {
+				best = &runs[i]
+			}
+		}
+		if len(inits) > 0 {
+			problems = append(problems, fmt.Sprintf("%s: %s still INIT", name, strings.Join(inits, ", ")))
+		}
+		switch len(masters) {
+		case 0:
+			problems = append(problems, name+": no master")
+		case 1:
+			if best != nil && best.node != master.node && best.in.GetEffectivePriority() > master.in.GetEffectivePriority() &&
+				preempts(doc, best.node, name) {
+				problems = append(problems, fmt.Sprintf("%s: %s (priority %d) should be master, %s (%d) is",
+					name, best.node, best.in.GetEffectivePriority(), master.node, master.in.GetEffectivePriority()))
+			}
+		case 2:
+			problems = append(problems, fmt.Sprintf("%s: two masters: %s", name, strings.Join(masters, ", ")))
+		default:
+			problems = append(problems, fmt.Sprintf("%s: %d masters: %s", name, len(masters), strings.Join(masters, ", ")))
+		}
+	}
+	return problems
+}
+
+// better orders the candidates for master: the highest effective
+// priority, then the highest source address.
+func better(a, b *haav1.InstanceStatus) bool {
+	if a.GetEffectivePriority() != b.GetEffectivePriority() {
+		return a.GetEffectivePriority() > b.GetEffectivePriority()
+	}
+	aa, _ := netip.ParseAddr(a.GetSourceAddress())
+	ba, _ := netip.ParseAddr(b.GetSourceAddress())
+	return aa.Compare(ba) > 0
+}
+
+// preempts tells whether node's instance name preempts a lower-priority
+// master, according to doc (true when the document does not give the node
+// that instance: it runs a configuration of its own, preempting by
+// default).
+func preempts(doc *haav1.Fleet, node, name string) bool {
+	ins, _ := config.ForNode(doc, node)
+	for _, in := range ins {
+		if in.GetName() == name {
+			return in.Preempt == nil || in.GetPreempt()
+		}
+	}
+	return true
+}
