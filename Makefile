@@ -2,6 +2,7 @@
 #   make demo            the agent's real job in a namespace lab
 #   make test            everything CI runs (unit, namespace, keepalived interop)
 #   make bench-failover  client-visible outage vs keepalived (writes out/bench-failover.md)
+#   make bench-fleet     32 gossiping agents: apply wall time, catch-up, gossip traffic
 #   make fuzz            the advert decoder under go test -fuzz, bounded
 
 SHELL      := /bin/bash
@@ -19,7 +20,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover bench-api fuzz clean
+.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover bench-api bench-fleet fuzz clean
 
 all: build
 
@@ -91,6 +92,10 @@ bench-failover: apt-deps build
 bench-api: build
 	mkdir -p out
 	$(BIN)/haalab bench-api --haad $(BIN)/haad --transitions 1000 --out out/bench-api.md
+
+bench-fleet: build
+	mkdir -p out
+	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 32 --applies 10 --out out/bench-fleet.md
 
 fuzz:
 	$(GO) test ./node/vrrp -run '^$$' -fuzz FuzzParsePacket -fuzztime $(FUZZTIME)

@@ -42,7 +42,8 @@ type Agent struct {
 
 	// mu serialises Apply and Shutdown: one mutation at a time.
 	mu        sync.Mutex
-	raw       *haav1.AgentConfig
+	raw       *haav1.AgentConfig // running: local + the fleet's instances
+	local     *haav1.AgentConfig // the node's own configuration (file, ApplyConfig)
 	cfg       *config.Agent
 	instances map[string]*instance
 	gen       uint64
@@ -55,11 +56,17 @@ type Agent struct {
 	ifaces map[string]*iface
 
 	garps map[string]*garp.Sender // by device, guarded by mu; closed at Shutdown
+
+	fleetState
 }
 
 type instance struct {
 	cfg    config.Instance
 	runner *vrrp.Runner
+	// segment is the network of the source address (e.g. 10.77.0.0/24),
+	// definition identifies the virtual router: both for fleet detection.
+	segment    netip.Prefix
+	definition string
 }
 
 // iface is the shared per-interface state: one socket and its
@@ -116,6 +123,9 @@ func New(opts ...Option) (*Agent, error) {
 	if err := a.loadState(); err != nil {
 		return nil, err
 	}
+	if err := a.loadFleet(); err != nil {
+		return nil, err
+	}
 	a.vips = vip.New(nil)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	if err := a.watchLinks(); err != nil {
@@ -165,21 +175,45 @@ var (
 // that is invalid or cannot run here changes nothing; an invalid one
 // returns a *config.Error listing every problem.
 func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig, opts ApplyOptions) (ApplyResult, error) {
-	want, err := config.Resolve(raw)
-	if err != nil {
-		return ApplyResult{}, err
-	}
-	if err := checkNode(want); err != nil {
-		return ApplyResult{}, err
-	}
-	hash := ConfigHash(raw)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	res, _, err := a.apply(ctx, raw, a.doc, false, opts)
+	return res, err
+}
+
+// apply composes local with the fleet document (nil: none) and applies the
+// result; fleetSide says which of the two is being changed (for the paths
+// of errors). It returns the composition that runs. Called with a.mu held.
+func (a *Agent) apply(ctx context.Context, local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool, opts ApplyOptions) (ApplyResult, composed, error) {
+	comp, err := compose(local, doc, fleetSide)
+	if err != nil {
+		return ApplyResult{}, composed{}, err
+	}
+	raw := comp.cfg
+	want, err := config.Resolve(raw)
+	if err != nil {
+		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	}
+	if err := checkNode(want); err != nil {
+		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	}
+	if comp.nLocal < len(want.Instances) {
+		vips := map[netip.Addr]bool{}
+		for _, in := range want.Instances {
+			for _, v := range in.VIPs {
+				vips[v.Prefix.Addr()] = true
+			}
+		}
+		if err := checkSubnets(want, comp.nLocal, vips); err != nil {
+			return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+		}
+	}
+	hash := ConfigHash(raw)
 	if a.ctx.Err() != nil {
-		return ApplyResult{}, ErrShutdown
+		return ApplyResult{}, composed{}, ErrShutdown
 	}
 	if e := opts.ExpectedGeneration; e != nil && *e != a.gen {
-		return ApplyResult{}, fmt.Errorf("expected generation %d, running %d: get the configuration again and retry: %w",
+		return ApplyResult{}, composed{}, fmt.Errorf("expected generation %d, running %d: get the configuration again and retry: %w",
 			*e, a.gen, ErrGenerationMismatch)
 	}
 	var running []config.Instance
@@ -213,14 +247,14 @@ func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig, opts ApplyOpt
 		ready[name] = p
 	}
 	if err := errors.Join(errs...); err != nil {
-		return ApplyResult{}, fmt.Errorf("nothing applied: %w", err)
+		return ApplyResult{}, composed{}, fmt.Errorf("nothing applied: %w", err)
 	}
 	if opts.DryRun {
-		return res, nil
+		return res, comp, nil
 	}
-	if opts.Persist && a.cfgFile != "" && hash != a.hash {
-		if err := writeConfigFile(a.cfgFile, raw, a.gen+1); err != nil {
-			return ApplyResult{}, fmt.Errorf("nothing applied: persisting the configuration: %w", err)
+	if opts.Persist && a.cfgFile != "" && ConfigHash(local) != ConfigHash(a.local) {
+		if err := writeConfigFile(a.cfgFile, local, a.gen+1); err != nil {
+			return ApplyResult{}, composed{}, fmt.Errorf("nothing applied: persisting the configuration: %w", err)
 		}
 	}
 
@@ -243,7 +277,8 @@ func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig, opts ApplyOpt
 		a.gen++
 		a.hash = hash
 	}
-	a.raw, a.cfg = raw, want
+	a.raw, a.cfg, a.local = raw, want, local
+	a.fleetNames = comp.fleetNames()
 	a.events.SetNode(want.Name)
 	if err := a.saveState(); err != nil {
 		errs = append(errs, err)
@@ -253,7 +288,8 @@ func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig, opts ApplyOpt
 		Generation: a.gen, Hash: a.hash, Plan: PlanProto(plan)}}})
 	a.log.Info("configuration applied", "generation", a.gen, "added", plan.Added, "removed", plan.Removed,
 		"changed", changeNames(plan.Changed), "unchanged", len(plan.Unchanged))
-	return res, errors.Join(errs...)
+	a.published()
+	return res, comp, errors.Join(errs...)
 }
 
 func changeNames(cs []Change) []string {
@@ -407,7 +443,8 @@ func (a *Agent) startInstance(p prepared) (err error) {
 		timer.Close()
 		return err
 	}
-	a.instances[c.VRRP.Name] = &instance{cfg: c, runner: r}
+	a.instances[c.VRRP.Name] = &instance{cfg: c, runner: r,
+		segment: segmentOf(c.Interface, c.VRRP.Primary), definition: config.Definition(c.Spec)}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -529,13 +566,16 @@ func promoteSecondaries(name string, log *slog.Logger) {
 // remove their addresses, so backups take over after the skew time.
 func (a *Agent) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	names := make([]string, 0, len(a.instances))
 	for n := range a.instances {
 		names = append(names, n)
 	}
 	a.stopInstances(ctx, names)
-	a.cancel()
+	a.cancel() // Apply refuses from now on
+	a.mu.Unlock()
+	a.stopGossip()
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	done := make(chan struct{})
 	go func() { a.wg.Wait(); close(done) }()
 	select {

@@ -55,12 +55,13 @@ func (a *Agent) SetListenAddresses(addrs []string) {
 	a.mu.Unlock()
 }
 
-// ConfigState returns the running configuration with its generation and
-// hash (nil before the first Apply).
+// ConfigState returns the node's own configuration (what Apply takes: the
+// fleet document's instances are not in it) with the generation and hash of
+// everything running (nil before the first Apply).
 func (a *Agent) ConfigState() (*haav1.AgentConfig, uint64, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.raw, a.gen, a.hash
+	return a.local, a.gen, a.hash
 }
 
 // Instance returns one instance's status.

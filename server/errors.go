@@ -34,8 +34,11 @@ func (s *Server) status(err error) error {
 	switch {
 	case errors.Is(err, config.ErrInvalid):
 		return invalidConfig(err)
-	case errors.Is(err, node.ErrGenerationMismatch):
+	case errors.Is(err, node.ErrGenerationMismatch), errors.Is(err, node.ErrFleetStale),
+		errors.Is(err, node.ErrFleetConflict):
 		code = codes.FailedPrecondition
+	case errors.Is(err, node.ErrNotStarted):
+		code = codes.Unavailable
 	case errors.Is(err, node.ErrNotFound):
 		code = codes.NotFound
 	case errors.Is(err, node.ErrNotMaster):

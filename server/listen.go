@@ -242,6 +242,9 @@ func (l *Listeners) newGRPC(creds credentials.TransportCredentials, clientCAs *x
 	}
 	gs := grpc.NewServer(opts...)
 	haav1.RegisterAgentServiceServer(gs, l.srv)
+	if l.srv.fleet != nil {
+		haav1.RegisterFleetServiceServer(gs, l.srv.fleet)
+	}
 	healthpb.RegisterHealthServer(gs, l.health)
 	reflection.Register(gs)
 	return gs

@@ -38,8 +38,9 @@ type Core interface {
 type Server struct {
 	haav1.UnimplementedAgentServiceServer
 
-	core Core
-	log  *slog.Logger
+	core  Core
+	log   *slog.Logger
+	fleet *Fleet // FleetService, when core implements FleetCore
 
 	// closing ends the event streams when the API stops: a graceful stop
 	// would otherwise wait for watchers that never leave.
@@ -54,7 +55,11 @@ func New(core Core, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{core: core, log: log, closing: make(chan struct{})}
+	s := &Server{core: core, log: log, closing: make(chan struct{})}
+	if fc, ok := core.(FleetCore); ok {
+		s.fleet = NewFleet(fc, log)
+	}
+	return s
 }
 
 // close ends every event stream (with Unavailable) and refuses new ones.

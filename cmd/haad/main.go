@@ -19,9 +19,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -58,6 +61,7 @@ func run(args []string, stderr io.Writer) int {
 	shutdownTimeout := fs.Duration("shutdown-timeout", 10*time.Second, "how long SIGTERM waits for the handover")
 	socket := fs.String("socket", "", "serve the API on this unix socket instead of api.socket")
 	stateFile := fs.String("state-file", "", "where the configuration generation and maintenance mode are kept across restarts (default /var/lib/haa/haad-NAME.state.json)")
+	fleetFile := fs.String("fleet-file", "", "where the fleet document is kept across restarts (default /var/lib/haa/haad-NAME.fleet.json)")
 	statusFile := fs.String("status-file", "", "where SIGUSR1 writes every instance's state and counters as JSON (default /run/haa/haad-NAME.json)")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
@@ -85,13 +89,24 @@ func run(args []string, stderr io.Writer) int {
 	if *stateFile == "" {
 		*stateFile = filepath.Join(defaultStateDir, "haad-"+nodeName(cfg)+".state.json")
 	}
+	if *fleetFile == "" {
+		*fleetFile = filepath.Join(defaultStateDir, "haad-"+nodeName(cfg)+".fleet.json")
+	}
 	agent, err := node.New(node.WithLogger(log), node.WithVersion(version),
-		node.WithStateFile(*stateFile), node.WithConfigFile(*cfgPath))
+		node.WithStateFile(*stateFile), node.WithConfigFile(*cfgPath), node.WithFleetFile(*fleetFile))
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitRuntime
 	}
-	if _, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{}); err != nil {
+	_, err = agent.Apply(context.Background(), cfg, node.ApplyOptions{})
+	if err != nil && agent.HasFleet() {
+		// The node's own file must run even when the stored fleet
+		// document's part cannot (an interface renamed...): the node then
+		// reports drift until a document that runs arrives.
+		agent.SuspendFleet(err)
+		_, err = agent.Apply(context.Background(), cfg, node.ApplyOptions{})
+	}
+	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		shutdown(agent, *shutdownTimeout, log)
 		if errors.Is(err, config.ErrInvalid) {
@@ -104,6 +119,15 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "haad:", err)
 		shutdown(agent, *shutdownTimeout, log)
 		return exitRuntime
+	}
+	if g := cfg.GetGossip(); g != nil {
+		if err := agent.StartGossip(g, apiAddress(api.Addrs(), g)); err != nil {
+			fmt.Fprintln(stderr, "haad:", err)
+			api.SetServing(false)
+			shutdown(agent, *shutdownTimeout, log)
+			stopAPI(api, log)
+			return exitConfig
+		}
 	}
 	log.Info("haad running", "config", *cfgPath, "node", cfg.GetName(), "instances", len(cfg.GetInstances()),
 		"api", api.Addrs(), "pid", os.Getpid())
@@ -137,6 +161,36 @@ func run(args []string, stderr io.Writer) int {
 			}
 		}
 	}
+}
+
+// apiAddress is where the other nodes' users reach this node's API, for the
+// gossip metadata: the TCP listener if there is one (an unspecified host
+// replaced by the gossip address), else the unix socket.
+func apiAddress(addrs []string, g *haav1.Gossip) string {
+	for _, a := range addrs {
+		hp, ok := strings.CutPrefix(a, "tcp://")
+		if !ok {
+			continue
+		}
+		host, port, err := net.SplitHostPort(hp)
+		if err != nil {
+			return hp
+		}
+		if ip, err := netip.ParseAddr(host); err == nil && ip.IsUnspecified() {
+			adv := g.GetAdvertise()
+			if adv == "" {
+				adv = g.GetBind()
+			}
+			if h, _, err := net.SplitHostPort(adv); err == nil {
+				host = h
+			}
+		}
+		return net.JoinHostPort(host, port)
+	}
+	if len(addrs) > 0 {
+		return addrs[0]
+	}
+	return ""
 }
 
 // apiStopTimeout bounds how long a stopping haad lets API calls in progress

@@ -39,6 +39,7 @@ usage:
   haalab demo --haad PATH [--keep-going]
   haalab bench-failover --haad PATH [--trials N] [--out FILE] [--soak 5m] [--instances 50] [--quick]
   haalab bench-api --haad PATH [--transitions 1000] [--calls 10000] [--out FILE]
+  haalab bench-fleet --haad PATH --haactl PATH [--nodes 32] [--applies 10] [--returns 5] [--idle 30s] [--out FILE]
 
 Run "haalab COMMAND -h" for the flags of a command. Needs root.
 `
@@ -85,6 +86,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = runBench(s, commandLine(argv), rest, stderr)
 	case "bench-api":
 		err = runBenchAPI(s, commandLine(argv), rest, stderr)
+	case "bench-fleet":
+		err = runBenchFleet(s, commandLine(argv), rest, stderr)
 	case "grpc-floor-server": // bench-api's reference server
 		err = runFloorServer(rest)
 	default:

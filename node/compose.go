@@ -1,0 +1,210 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/haa-dev/haa/node/config"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// composed is a node's running configuration: its own (local) configuration
+// with the instances the fleet document gives it appended.
+type composed struct {
+	cfg    *haav1.AgentConfig
+	nLocal int
+	// fleetPaths[i] is where instance nLocal+i comes from in the document.
+	fleetPaths []string
+}
+
+// fleetNames returns the names of the instances that come from the fleet.
+func (c composed) fleetNames() []string {
+	var out []string
+	for _, in := range c.cfg.GetInstances()[c.nLocal:] {
+		out = append(out, in.GetName())
+	}
+	return out
+}
+
+// nodeName is the name a configuration gives the node (the host name when
+// it gives none), as config.Resolve decides.
+func nodeName(local *haav1.AgentConfig) string {
+	if local.GetName() != "" {
+		return local.GetName()
+	}
+	a, err := config.Resolve(&haav1.AgentConfig{})
+	if err != nil {
+		return ""
+	}
+	return a.Name
+}
+
+// compose appends the document's instances for this node to local. A name
+// used by both is an error (reported from the side being applied: fleet
+// paths when fleetSide, local paths otherwise).
+func compose(local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool) (composed, error) {
+	out := composed{cfg: proto.Clone(local).(*haav1.AgentConfig), nLocal: len(local.GetInstances())}
+	if doc == nil {
+		return out, nil
+	}
+	ins, paths := config.ForNode(doc, nodeName(local))
+	localNames := map[string]int{}
+	for i, in := range local.GetInstances() {
+		localNames[in.GetName()] = i
+	}
+	var fields []config.FieldError
+	for k, in := range ins {
+		j, dup := localNames[in.GetName()]
+		if !dup {
+			continue
+		}
+		if fleetSide {
+			fields = append(fields, config.FieldError{Path: paths[k] + ".name",
+				Msg: fmt.Sprintf("%q is also an instance of node %s's own configuration (its instances[%d]): rename one, or remove it from the node's file",
+					in.GetName(), nodeName(local), j)})
+		} else {
+			fields = append(fields, config.FieldError{Path: fmt.Sprintf("instances[%d].name", j),
+				Msg: fmt.Sprintf("%q is also an instance of the fleet document (%s): rename one, or remove it from the document",
+					in.GetName(), paths[k])})
+		}
+	}
+	if len(fields) > 0 {
+		return composed{}, &config.Error{Fields: fields}
+	}
+	out.cfg.Instances = append(out.cfg.Instances, ins...)
+	out.fleetPaths = paths
+	return out, nil
+}
+
+var instancePathRE = regexp.MustCompile(`instances\[(\d+)\]`)
+
+// repath rewrites the instance paths of a validation error of a composed
+// configuration (instances[i] of the composition) into paths of what the
+// user wrote: the document's ("instances[k]") and the node's own file
+// ("local.instances[j]") when fleetSide, the file's ("instances[j]") and
+// the document's ("fleet.instances[k]") otherwise.
+func (c composed) repath(err error, fleetSide bool) error {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	rewrite := func(s string) string {
+		return instancePathRE.ReplaceAllStringFunc(s, func(m string) string {
+			i, _ := strconv.Atoi(instancePathRE.FindStringSubmatch(m)[1])
+			switch {
+			case i >= c.nLocal && i-c.nLocal < len(c.fleetPaths):
+				p := c.fleetPaths[i-c.nLocal]
+				if !fleetSide {
+					p = "fleet." + p
+				}
+				return p
+			case fleetSide:
+				return "local." + m
+			}
+			return m
+		})
+	}
+	out := &config.Error{Source: ce.Source}
+	for _, f := range ce.Fields {
+		out.Fields = append(out.Fields, config.FieldError{Path: rewrite(f.Path), Msg: rewrite(f.Msg)})
+	}
+	return out
+}
+
+// checkSubnets reports the fleet instances' VIPs that lie outside every
+// subnet of the device they go on: on a fleet, where one document serves
+// many nodes, such a VIP is almost always a typo or the wrong node. (A
+// node's own file may still put a VIP anywhere, as keepalived allows.)
+func checkSubnets(want *config.Agent, from int, vips map[netip.Addr]bool) error {
+	var fields []config.FieldError
+	subnets := map[string][]netip.Prefix{}
+	for i := from; i < len(want.Instances); i++ {
+		in := want.Instances[i]
+		for k, v := range in.VIPs {
+			dev := v.Device(in.Interface)
+			nets, ok := subnets[dev]
+			if !ok {
+				nets = deviceSubnets(dev, vips)
+				subnets[dev] = nets
+			}
+			addr := v.Prefix.Addr()
+			inside := false
+			for _, n := range nets {
+				inside = inside || n.Contains(addr)
+			}
+			if !inside {
+				have := "no IPv4 address"
+				if len(nets) > 0 {
+					have = "subnets " + joinPrefixes(nets)
+				}
+				fields = append(fields, config.FieldError{Path: fmt.Sprintf("instances[%d].vips[%d]", i, k),
+					Msg: fmt.Sprintf("%s is outside the subnets of %s on node %s (%s): use an address of its subnet, or name the device that has it (\"ADDR dev IF\")",
+						addr, dev, want.Name, have)})
+			}
+		}
+	}
+	if len(fields) > 0 {
+		return &config.Error{Fields: fields}
+	}
+	return nil
+}
+
+// deviceSubnets returns the IPv4 networks of a device's own addresses (not
+// VIPs); none when the device is missing (checkNode reports that).
+func deviceSubnets(dev string, vips map[netip.Addr]bool) []netip.Prefix {
+	l, err := netlink.LinkByName(dev)
+	if err != nil {
+		return nil
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, ad := range addrs {
+		ip, ok := netip.AddrFromSlice(ad.IP.To4())
+		if !ok || vips[ip] {
+			continue
+		}
+		ones, _ := ad.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip, ones).Masked())
+	}
+	return out
+}
+
+func joinPrefixes(ps []netip.Prefix) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = p.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// segmentOf returns the network of addr on the interface (e.g.
+// 10.77.0.0/24): the segment an instance's adverts reach. Invalid when the
+// address is not on the interface.
+func segmentOf(iface string, addr netip.Addr) netip.Prefix {
+	l, err := netlink.LinkByName(iface)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	for _, ad := range addrs {
+		ip, ok := netip.AddrFromSlice(ad.IP.To4())
+		if ok && ip == addr {
+			ones, _ := ad.Mask.Size()
+			return netip.PrefixFrom(ip, ones).Masked()
+		}
+	}
+	return netip.Prefix{}
+}
