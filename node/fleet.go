@@ -48,7 +48,7 @@ type fleetState struct {
 	incarnation uint64
 	summarySeq  atomic.Uint64
 	issues      atomic.Pointer[[]*haav1.FleetIssue] // lasting ones, from the detector
-	splitBrains atomic.Uint64 // split brains this node took part in
+	splitBrains atomic.Uint64                       // split brains this node took part in
 }
 
 // FleetApplyOptions qualify an ApplyFleet.

@@ -282,7 +282,6 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	return nil
 }
 
-
 // totalRSS sums the resident memory of the processes (VmRSS).
 func totalRSS(procs map[*lab.Node]*lab.Proc) int64 {
 	var total int64
