@@ -303,7 +303,7 @@ func (a *Agent) FleetStatus() *haav1.GetFleetResponse {
 		view = a.gossip.View()
 		st := a.gossip.Stats()
 		out.Gossip = &haav1.GossipStats{BytesSent: st.BytesSent, BytesReceived: st.BytesReceived, Rejected: st.Rejected,
-			Since: timestamp(st.Since), Alive: uint32(st.Alive)}
+			Since: timestamp(st.Since), Alive: uint32(st.Alive), SplitBrains: a.splitBrains.Load()}
 	} else {
 		view = gossip.View{Self: name, Members: []gossip.Member{{Name: name, State: haav1.MemberState_MEMBER_STATE_ALIVE, Since: a.started}}}
 	}

@@ -20,7 +20,12 @@ var _ memberlist.Delegate = (*delegate)(nil)
 // NodeMeta encodes Local.Meta within limit bytes.
 func (d *delegate) NodeMeta(limit int) []byte {
 	g := (*Gossip)(d)
-	return g.encodeMeta(g.local.Meta(), limit)
+	m := g.local.Meta()
+	if g.leaving.Load() {
+		m = proto.Clone(m).(*haav1.GossipMeta)
+		m.Leaving = true
+	}
+	return g.encodeMeta(m, limit)
 }
 
 // NotifyMsg receives a peer's broadcast.
@@ -142,7 +147,7 @@ func (e *events) NotifyUpdate(n *memberlist.Node) {
 
 func (e *events) NotifyLeave(n *memberlist.Node) {
 	st := haav1.MemberState_MEMBER_STATE_DEAD
-	if departedState(n) == memberlist.StateLeft {
+	if saidLeaving(n) {
 		st = haav1.MemberState_MEMBER_STATE_LEFT
 	}
 	(*Gossip)(e).memberEvent(n, st)
@@ -265,3 +270,10 @@ func (b *broadcast) Invalidates(o memberlist.Broadcast) bool {
 func (b *broadcast) Message() []byte { return b.msg }
 func (b *broadcast) Finished()       {}
 func (b *broadcast) Name() string    { return b.name }
+
+// saidLeaving reports whether a departed member said it was leaving (its last
+// metadata has leaving set) rather than failing.
+func saidLeaving(n *memberlist.Node) bool {
+	var m haav1.GossipMeta
+	return len(n.Meta) > 0 && proto.Unmarshal(n.Meta, &m) == nil && m.GetLeaving()
+}

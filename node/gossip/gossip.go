@@ -195,6 +195,7 @@ type Gossip struct {
 
 	// Push/pull merges, by kind (tests).
 	joinMerges, periodicMerges atomic.Uint64
+	leaving                    atomic.Bool // Leave under way: the metadata says so
 }
 
 type member struct {
@@ -539,7 +540,14 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 		g.stateMu.Unlock()
 		return nil
 	}
-	err := g.ml.Load().Leave(timeout)
+	// Say so in the metadata first (half the time), so the others report
+	// LEFT, not DEAD, when the node goes.
+	ml := g.ml.Load()
+	g.leaving.Store(true)
+	if uerr := ml.UpdateNode(timeout / 2); uerr != nil {
+		g.log.Debug("announcing the leave", "err", uerr)
+	}
+	err := ml.Leave(timeout / 2)
 	g.stateMu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("leave: %w (the others will see this node fail instead of leave)", err)

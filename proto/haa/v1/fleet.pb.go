@@ -629,7 +629,9 @@ type GossipStats struct {
 	Rejected map[string]uint64      `protobuf:"bytes,3,rep,name=rejected,proto3" json:"rejected,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	Since    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=since,proto3" json:"since,omitempty"`
 	// Members alive now, this node included.
-	Alive         uint32 `protobuf:"varint,5,opt,name=alive,proto3" json:"alive,omitempty"`
+	Alive uint32 `protobuf:"varint,5,opt,name=alive,proto3" json:"alive,omitempty"`
+	// Split brains this node took part in since it started.
+	SplitBrains   uint64 `protobuf:"varint,6,opt,name=split_brains,json=splitBrains,proto3" json:"split_brains,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -695,6 +697,13 @@ func (x *GossipStats) GetSince() *timestamppb.Timestamp {
 func (x *GossipStats) GetAlive() uint32 {
 	if x != nil {
 		return x.Alive
+	}
+	return 0
+}
+
+func (x *GossipStats) GetSplitBrains() uint64 {
+	if x != nil {
+		return x.SplitBrains
 	}
 	return 0
 }
@@ -923,14 +932,15 @@ const file_haa_v1_fleet_proto_rawDesc = "" +
 	"splitBrain\x12%\n" +
 	"\x05drift\x18\x02 \x01(\v2\r.haa.v1.DriftH\x00R\x05drift\x12>\n" +
 	"\x0evrid_collision\x18\x03 \x01(\v2\x15.haa.v1.VridCollisionH\x00R\rvridCollisionB\x06\n" +
-	"\x04kind\"\x97\x02\n" +
+	"\x04kind\"\xba\x02\n" +
 	"\vGossipStats\x12\x1d\n" +
 	"\n" +
 	"bytes_sent\x18\x01 \x01(\x04R\tbytesSent\x12%\n" +
 	"\x0ebytes_received\x18\x02 \x01(\x04R\rbytesReceived\x12=\n" +
 	"\brejected\x18\x03 \x03(\v2!.haa.v1.GossipStats.RejectedEntryR\brejected\x120\n" +
 	"\x05since\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x14\n" +
-	"\x05alive\x18\x05 \x01(\rR\x05alive\x1a;\n" +
+	"\x05alive\x18\x05 \x01(\rR\x05alive\x12!\n" +
+	"\fsplit_brains\x18\x06 \x01(\x04R\vsplitBrains\x1a;\n" +
 	"\rRejectedEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x04R\x05value:\x028\x01\"k\n" +
