@@ -655,3 +655,9 @@ func FuzzParseFleet(f *testing.F) {
 		}
 	})
 }
+
+func TestExampleFleetDocument(t *testing.T) {
+	if _, err := LoadFleet("../../deploy/examples/fleet.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
