@@ -120,6 +120,8 @@ func New(opts ...Option) (*Agent, error) {
 		a.events = NewEventLog(DefaultEventBuffer)
 	}
 	a.drops.m = map[dropKey]*dropReport{}
+	a.pub = make(chan struct{}, 1)
+	a.changed = make(chan struct{}, 1)
 	if err := a.loadState(); err != nil {
 		return nil, err
 	}
@@ -571,9 +573,9 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		names = append(names, n)
 	}
 	a.stopInstances(ctx, names)
-	a.cancel() // Apply refuses from now on
+	a.cancel() // Apply refuses from now on; the fleet loops stop
 	a.mu.Unlock()
-	a.stopGossip()
+	a.stopGossip() // without a.mu: the fleet loops may be waiting for it
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	done := make(chan struct{})

@@ -128,6 +128,7 @@ func (a *Agent) SetMaintenance(on bool, ttl time.Duration) (Maintenance, error) 
 		in.runner.Hold(on)
 	}
 	a.armMaintenanceTTL()
+	a.published()
 	err := a.saveState()
 	a.log.Info("maintenance", "enabled", on, "until", m.Until)
 	a.events.Append(&haav1.Event{Kind: &haav1.Event_MaintenanceChanged{MaintenanceChanged: &haav1.MaintenanceChanged{
@@ -175,6 +176,10 @@ func (a *Agent) noticeFunc(c config.Instance) func(vrrp.Notice) {
 	return func(n vrrp.Notice) {
 		if a.notify != nil {
 			a.notify(n)
+		}
+		switch n.Kind {
+		case vrrp.NoticeTransition, vrrp.NoticePriority, vrrp.NoticeVIPs, vrrp.NoticeError:
+			a.published() // the fleet hears of it at once
 		}
 		e := &haav1.Event{Time: timestamp(n.Time), Instance: n.Instance}
 		switch n.Kind {

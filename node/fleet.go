@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,13 +40,15 @@ type fleetState struct {
 	pending    *haav1.Fleet // a newer document that cannot run here
 	pendingErr string       // why
 
-	gossip      *gossip.Gossip // nil: the node gossips with no one
+	gossip      atomic.Pointer[gossip.Gossip] // nil: the node gossips with no one
+	fleetWG     sync.WaitGroup                // the publisher and the detector
 	meta        atomic.Pointer[haav1.GossipMeta]
 	offer       atomic.Pointer[haav1.Fleet]
 	pub         chan struct{} // wakes the publisher
 	changed     chan struct{} // wakes the detector
-	apiAddr     string
-	incarnation uint64
+	apiAddr     string        // guarded by Agent.mu
+	incarnation uint64        // guarded by Agent.mu
+	lastSummary string        // what the publisher last sent (time aside)
 	summarySeq  atomic.Uint64
 	issues      atomic.Pointer[[]*haav1.FleetIssue] // lasting ones, from the detector
 	splitBrains atomic.Uint64                       // split brains this node took part in
@@ -60,6 +63,10 @@ type FleetApplyOptions struct {
 	// Source says where the document comes from, for the event: "api",
 	// "gossip from NODE".
 	Source string
+	// Adopt is catching up from a peer: a document of the stored
+	// generation with a higher hash replaces the stored one (two applies
+	// raced: every node settles on the same one) instead of being refused.
+	Adopt bool
 }
 
 // FleetApplyResult is the outcome of an ApplyFleet.
@@ -97,20 +104,30 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 	if a.doc != nil {
 		cur = a.doc.GetGeneration()
 	}
+	// A suspended or unrunnable newer document still counts: an older one
+	// must not slip in under it (retrying that very one is fine).
+	floor := cur
+	if p := a.pending; p != nil && p.GetGeneration() > floor && config.DocumentHash(p) != config.DocumentHash(doc) {
+		floor = p.GetGeneration()
+	}
 	if doc.Generation == 0 {
-		doc.Generation = cur + 1
+		doc.Generation = max(cur, floor) + 1
 	}
 	same := false
 	switch {
-	case doc.Generation < cur:
+	case doc.Generation < floor:
 		return FleetApplyResult{}, fmt.Errorf("document generation %d is older than generation %d stored on %s: get the fleet again and re-apply: %w",
-			doc.Generation, cur, a.cfg.Name, ErrFleetStale)
+			doc.Generation, floor, a.cfg.Name, ErrFleetStale)
 	case a.doc != nil && doc.Generation == cur:
-		if config.DocumentHash(doc) != config.DocumentHash(a.doc) {
+		switch dh, ch := config.DocumentHash(doc), config.DocumentHash(a.doc); {
+		case dh == ch:
+			same = true
+		case opts.Adopt && dh > ch:
+			// The race's winner replaces this node's document.
+		default:
 			return FleetApplyResult{}, fmt.Errorf("%s already stores another document of generation %d (applied concurrently?): re-run the apply, it takes the next generation: %w",
 				a.cfg.Name, cur, ErrFleetConflict)
 		}
-		same = true
 	}
 	mine, _ := config.ForNode(doc, a.cfg.Name)
 	names := make([]string, len(mine))
@@ -121,7 +138,14 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 		// Already running: only the hold may change.
 		res := FleetApplyResult{ApplyResult: ApplyResult{Plan: Plan{Unchanged: names}, Generation: a.gen, Hash: a.hash, Applied: !opts.DryRun},
 			Node: a.cfg.Name, FleetGeneration: cur, Instances: names}
-		if !opts.DryRun && a.docHeld != opts.Hold {
+		if opts.DryRun {
+			return res, nil
+		}
+		if a.pending != nil && a.pending.GetGeneration() <= doc.Generation {
+			a.pending, a.pendingErr = nil, ""
+			a.published()
+		}
+		if a.docHeld != opts.Hold {
 			a.docHeld = opts.Hold
 			err := a.saveFleet()
 			a.published()
@@ -243,9 +267,6 @@ func (a *Agent) saveFleet() error {
 // published tells the publisher that the node's state changed. It never
 // blocks.
 func (a *Agent) published() {
-	if a.pub == nil {
-		return
-	}
 	select {
 	case a.pub <- struct{}{}:
 	default:
@@ -278,19 +299,20 @@ func (a *Agent) StartGossip(cfg *haav1.Gossip, api string, opts ...GossipOption)
 	if cfg.GetKeyFile() != "" {
 		k, err := gossip.LoadKey(cfg.GetKeyFile())
 		if err != nil {
-			return fmt.Errorf("gossip.keyFile: %w", err)
+			return &config.Error{Fields: []config.FieldError{{Path: "gossip.keyFile", Msg: err.Error()}}}
 		}
 		key = k
 	} else if !gossip.IsLoopback(cfg.GetBind()) && !cfg.GetInsecure() {
-		return errors.New("gossip.keyFile: required when gossip.bind is not a loopback address: create one with `haactl keygen`, or set gossip.insecure (labs only)")
+		return &config.Error{Fields: []config.FieldError{{Path: "gossip.keyFile",
+			Msg: "required when gossip.bind is not a loopback address: create one with `haactl keygen`, or set gossip.insecure (labs only)"}}}
 	}
 	if key == nil && !gossip.IsLoopback(cfg.GetBind()) {
 		a.log.Warn("gossip is in clear text and unauthenticated (gossip.insecure): anyone on the network can read and forge fleet state")
 	}
+	a.mu.Lock()
 	a.apiAddr = api
 	a.incarnation = uint64(time.Now().UnixNano())
-	a.pub = make(chan struct{}, 1)
-	a.changed = make(chan struct{}, 1)
+	a.mu.Unlock()
 	a.refreshMeta()
 	gc := gossip.Config{
 		Name: name, Bind: cfg.GetBind(), Advertise: cfg.GetAdvertise(), Join: cfg.GetJoin(),
@@ -301,23 +323,25 @@ func (a *Agent) StartGossip(cfg *haav1.Gossip, api string, opts ...GossipOption)
 	}
 	g, err := gossip.Start(gc, (*gossipLocal)(a), (*gossipHandler)(a))
 	if err != nil {
-		return fmt.Errorf("gossip: %w", err)
+		return err
 	}
-	a.gossip = g
-	a.wg.Add(2)
-	go a.publishLoop()
-	go a.detectLoop()
+	a.gossip.Store(g)
+	a.fleetWG.Add(2)
+	go a.publishLoop(g)
+	go a.detectLoop(g)
 	a.published()
 	return nil
 }
 
 // stopGossip leaves the fleet (the others see LEFT, not a failure).
 func (a *Agent) stopGossip() {
-	if a.gossip == nil {
+	g := a.gossip.Load()
+	if g == nil {
 		return
 	}
-	a.publish() // the last state: no instance any more
-	if err := a.gossip.Leave(time.Second); err != nil {
+	a.fleetWG.Wait() // the publisher and the detector have stopped (ctx is done)
+	a.publish(g)     // the last state: no instance any more
+	if err := g.Leave(time.Second); err != nil {
 		a.log.Warn("leaving the fleet", "err", err)
 	}
 }
@@ -340,13 +364,17 @@ func (h *gossipHandler) Offered(from string, doc *haav1.Fleet) {
 	if !newer(doc, cur) || (pending != nil && !newer(doc, pending)) {
 		return
 	}
-	_, err := a.ApplyFleet(a.ctx, doc, FleetApplyOptions{Source: "gossip from " + from})
-	if err == nil {
+	res, err := a.ApplyFleet(a.ctx, doc, FleetApplyOptions{Source: "gossip from " + from, Adopt: true})
+	switch {
+	case err == nil:
 		return
-	}
-	var ce *config.Error
-	if !errors.As(err, &ce) && !errors.Is(err, ErrFleetConflict) {
-		a.log.Error("catching up with the fleet document failed", "from", from, "fleet_generation", doc.GetGeneration(), "err", err)
+	case res.Applied:
+		// Stored and running, in part: drift reports what is missing.
+		a.log.Error("caught up with the fleet document, but part of it failed", "from", from,
+			"fleet_generation", doc.GetGeneration(), "err", err)
+		return
+	case errors.Is(err, ErrFleetStale), errors.Is(err, ErrShutdown), errors.Is(err, ErrNotStarted):
+		return // overtaken by a newer apply, or stopping
 	}
 	a.mu.Lock()
 	a.pending, a.pendingErr = proto.Clone(doc).(*haav1.Fleet), err.Error()
@@ -377,19 +405,23 @@ func newer(doc, than *haav1.Fleet) bool {
 }
 
 // publishLoop sends the node's summary and metadata to gossip when they
-// change (at most every 50 ms) and refreshes them every second.
-func (a *Agent) publishLoop() {
-	defer a.wg.Done()
-	tick := time.NewTicker(time.Second)
+// change, at most every 50 ms (gossip itself re-sends the summary every
+// few seconds).
+func (a *Agent) publishLoop(g *gossip.Gossip) {
+	defer a.fleetWG.Done()
+	tick := time.NewTicker(time.Second) // catches what no notice reports
 	defer tick.Stop()
-	for {
+	for a.ctx.Err() == nil {
 		select {
 		case <-a.ctx.Done():
 			return
 		case <-a.pub:
 		case <-tick.C:
 		}
-		a.publish()
+		if a.ctx.Err() != nil {
+			return
+		}
+		a.publish(g)
 		select {
 		case <-a.ctx.Done():
 			return
@@ -398,20 +430,30 @@ func (a *Agent) publishLoop() {
 	}
 }
 
-func (a *Agent) publish() {
-	if a.gossip == nil {
-		return
-	}
+// publish sends the summary if it changed, and the metadata if it changed.
+func (a *Agent) publish(g *gossip.Gossip) {
 	s := a.summary()
-	s.Seq = a.summarySeq.Add(1)
-	a.gossip.SetSummary(s)
+	key := summaryKey(s)
+	if key != a.lastSummary {
+		a.lastSummary = key
+		s.Seq = a.summarySeq.Add(1)
+		g.SetSummary(s)
+	}
 	if a.refreshMeta() {
-		a.gossip.UpdateMeta()
+		g.UpdateMeta()
 	}
 	select {
 	case a.changed <- struct{}{}:
 	default:
 	}
+}
+
+// summaryKey identifies a summary's content, its time aside.
+func summaryKey(s *haav1.NodeSummary) string {
+	c := proto.Clone(s).(*haav1.NodeSummary)
+	c.Time = nil
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	return string(b)
 }
 
 // refreshMeta recomputes the metadata and the offered document; it reports
@@ -439,6 +481,7 @@ func (a *Agent) buildMeta() (*haav1.GossipMeta, *haav1.Fleet) {
 		if !a.docHeld {
 			offer = a.doc
 			m.FleetOffer = a.doc.Generation
+			m.FleetOfferHash = config.DocumentHash(a.doc)
 		}
 	}
 	return m, offer
@@ -447,7 +490,7 @@ func (a *Agent) buildMeta() (*haav1.GossipMeta, *haav1.Fleet) {
 // summary is the node's health summary now.
 func (a *Agent) summary() *haav1.NodeSummary {
 	a.mu.Lock()
-	name, maint, pendingErr := a.cfg.Name, a.maint.Enabled, a.pendingErr
+	name, maint, pendingErr, incarnation := a.cfg.Name, a.maint.Enabled, a.pendingErr, a.incarnation
 	fromFleet := map[string]bool{}
 	for _, n := range a.fleetNames {
 		fromFleet[n] = true
@@ -466,7 +509,7 @@ func (a *Agent) summary() *haav1.NodeSummary {
 	}
 	a.mu.Unlock()
 	slices.SortFunc(es, func(x, y entry) int { return strings.Compare(x.in.cfg.VRRP.Name, y.in.cfg.VRRP.Name) })
-	s := &haav1.NodeSummary{Node: name, Incarnation: a.incarnation, Time: timestamp(time.Now()),
+	s := &haav1.NodeSummary{Node: name, Incarnation: incarnation, Time: timestamp(time.Now()),
 		Health: &haav1.NodeHealth{Maintenance: maint}}
 	for _, e := range es {
 		c, st := e.in.cfg, e.st.Status

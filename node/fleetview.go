@@ -26,8 +26,8 @@ const issueGrace = 2 * time.Second
 // and its own drift (as events), re-announces the addresses of a split
 // brain it stays master of once it is over, and catches up with a newer
 // document a peer offers.
-func (a *Agent) detectLoop() {
-	defer a.wg.Done()
+func (a *Agent) detectLoop(g *gossip.Gossip) {
+	defer a.fleetWG.Done()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	var tr fleet.Tracker
@@ -35,6 +35,7 @@ func (a *Agent) detectLoop() {
 	members := map[string]haav1.MemberState{}
 	asked := map[string]time.Time{}
 	var drift *haav1.Drift
+	first := true
 	for {
 		select {
 		case <-a.ctx.Done():
@@ -42,23 +43,35 @@ func (a *Agent) detectLoop() {
 		case <-a.changed:
 		case <-tick.C:
 		}
-		view := a.gossip.View()
+		if a.ctx.Err() != nil {
+			return
+		}
+		view := g.View()
+		if first {
+			// Who is there at start-up is not news.
+			for _, m := range view.Members {
+				members[m.Name] = m.State
+			}
+			first = false
+		}
 		a.memberEvents(view, members)
 		name := view.Self
 		ins := a.fleetInstances(view, a.summary())
 		confirmed := lasting(fleet.Detect(ins), since, time.Now())
 		a.issues.Store(&confirmed)
-		var mine []*haav1.FleetIssue
-		for _, is := range confirmed {
+		// Every lasting issue is tracked (an issue ends when it is gone,
+		// not when this node leaves it); events only for those this node
+		// is part of.
+		appeared, resolved := tr.Update(confirmed)
+		for _, is := range appeared {
 			if involves(is, name) {
-				mine = append(mine, is)
+				a.issueEvent(is, false)
 			}
 		}
-		appeared, resolved := tr.Update(mine)
-		for _, is := range appeared {
-			a.issueEvent(is, false)
-		}
 		for _, is := range resolved {
+			if !involves(is, name) {
+				continue
+			}
 			if sb := is.GetSplitBrain(); sb != nil {
 				sb.Master = fleet.MasterOf(ins, sb.GetSegment(), sb.GetVrid())
 				if sb.Master == name {
@@ -68,7 +81,7 @@ func (a *Agent) detectLoop() {
 			a.issueEvent(is, true)
 		}
 		drift = a.driftEvent(drift)
-		a.catchUp(view, asked)
+		a.catchUp(g, view, asked)
 	}
 }
 
@@ -207,19 +220,24 @@ func (a *Agent) driftEvent(prev *haav1.Drift) *haav1.Drift {
 
 // catchUp asks a peer that offers a newer document than this node stores
 // for it (the answer comes through gossipHandler.Offered).
-func (a *Agent) catchUp(view gossip.View, asked map[string]time.Time) {
+func (a *Agent) catchUp(g *gossip.Gossip, view gossip.View, asked map[string]time.Time) {
 	a.mu.Lock()
 	var have uint64
+	haveHash := ""
 	if a.doc != nil {
-		have = a.doc.GetGeneration()
+		have, haveHash = a.doc.GetGeneration(), config.DocumentHash(a.doc)
 	}
-	if a.pending != nil {
-		have = max(have, a.pending.GetGeneration())
+	if a.pending != nil && a.pending.GetGeneration() >= have {
+		have, haveHash = a.pending.GetGeneration(), config.DocumentHash(a.pending)
 	}
 	a.mu.Unlock()
+	// A peer offers a newer generation, or the winner of a race for this one.
+	newer := func(m *haav1.GossipMeta) bool {
+		return m.GetFleetOffer() > have || m.GetFleetOffer() == have && have > 0 && m.GetFleetOfferHash() > haveHash
+	}
 	now := time.Now()
 	for _, m := range view.Members {
-		if m.Name == view.Self || m.State != haav1.MemberState_MEMBER_STATE_ALIVE || m.Meta.GetFleetOffer() <= have {
+		if m.Name == view.Self || m.State != haav1.MemberState_MEMBER_STATE_ALIVE || !newer(m.Meta) {
 			continue
 		}
 		if now.Sub(asked[m.Name]) < catchUpEvery {
@@ -227,7 +245,7 @@ func (a *Agent) catchUp(view gossip.View, asked map[string]time.Time) {
 		}
 		asked[m.Name] = now
 		a.log.Info("catching up with the fleet document", "from", m.Name, "fleet_generation", m.Meta.GetFleetOffer(), "stored", have)
-		if err := a.gossip.CatchUp(m.Name); err != nil {
+		if err := g.CatchUp(m.Name); err != nil {
 			a.log.Warn("catching up failed: retrying", "from", m.Name, "err", err)
 		}
 		return // one peer at a time: its document may be the newest
@@ -299,9 +317,9 @@ func (a *Agent) FleetStatus() *haav1.GetFleetResponse {
 	selfMeta, _ := a.buildMeta()
 	var view gossip.View
 	out := &haav1.GetFleetResponse{Node: name, Document: doc}
-	if a.gossip != nil {
-		view = a.gossip.View()
-		st := a.gossip.Stats()
+	if g := a.gossip.Load(); g != nil {
+		view = g.View()
+		st := g.Stats()
 		out.Gossip = &haav1.GossipStats{BytesSent: st.BytesSent, BytesReceived: st.BytesReceived, Rejected: st.Rejected,
 			Since: timestamp(st.Since), Alive: uint32(st.Alive), SplitBrains: a.splitBrains.Load()}
 	} else {

@@ -122,11 +122,14 @@ func run(args []string, stderr io.Writer) int {
 	}
 	if g := cfg.GetGossip(); g != nil {
 		if err := agent.StartGossip(g, apiAddress(api.Addrs(), g)); err != nil {
-			fmt.Fprintln(stderr, "haad:", err)
+			fmt.Fprintln(stderr, "haad: gossip:", err)
 			api.SetServing(false)
 			shutdown(agent, *shutdownTimeout, log)
 			stopAPI(api, log)
-			return exitConfig
+			if errors.Is(err, config.ErrInvalid) {
+				return exitConfig
+			}
+			return exitRuntime
 		}
 	}
 	log.Info("haad running", "config", *cfgPath, "node", cfg.GetName(), "instances", len(cfg.GetInstances()),

@@ -40,9 +40,12 @@ type GossipMeta struct {
 	FleetOffer uint64 `protobuf:"varint,8,opt,name=fleet_offer,json=fleetOffer,proto3" json:"fleet_offer,omitempty"`
 	// The node is leaving the fleet on purpose (set just before it leaves):
 	// the others report it LEFT rather than DEAD.
-	Leaving       bool `protobuf:"varint,9,opt,name=leaving,proto3" json:"leaving,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Leaving bool `protobuf:"varint,9,opt,name=leaving,proto3" json:"leaving,omitempty"`
+	// Hash of the document offered (two documents of one generation: the
+	// higher hash wins everywhere).
+	FleetOfferHash string `protobuf:"bytes,10,opt,name=fleet_offer_hash,json=fleetOfferHash,proto3" json:"fleet_offer_hash,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GossipMeta) Reset() {
@@ -136,6 +139,13 @@ func (x *GossipMeta) GetLeaving() bool {
 		return x.Leaving
 	}
 	return false
+}
+
+func (x *GossipMeta) GetFleetOfferHash() string {
+	if x != nil {
+		return x.FleetOfferHash
+	}
+	return ""
 }
 
 // NodeSummary is a node's health summary, or one part of it when it does
@@ -479,7 +489,7 @@ var File_haa_v1_gossip_proto protoreflect.FileDescriptor
 
 const file_haa_v1_gossip_proto_rawDesc = "" +
 	"\n" +
-	"\x13haa/v1/gossip.proto\x12\x06haa.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12haa/v1/agent.proto\x1a\x13haa/v1/config.proto\x1a\x12haa/v1/fleet.proto\"\x9f\x02\n" +
+	"\x13haa/v1/gossip.proto\x12\x06haa.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12haa/v1/agent.proto\x1a\x13haa/v1/config.proto\x1a\x12haa/v1/fleet.proto\"\xc9\x02\n" +
 	"\n" +
 	"GossipMeta\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
@@ -493,7 +503,9 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"fleet_hash\x18\a \x01(\tR\tfleetHash\x12\x1f\n" +
 	"\vfleet_offer\x18\b \x01(\x04R\n" +
 	"fleetOffer\x12\x18\n" +
-	"\aleaving\x18\t \x01(\bR\aleaving\"\x92\x02\n" +
+	"\aleaving\x18\t \x01(\bR\aleaving\x12(\n" +
+	"\x10fleet_offer_hash\x18\n" +
+	" \x01(\tR\x0efleetOfferHash\"\x92\x02\n" +
 	"\vNodeSummary\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x10\n" +
