@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
@@ -33,17 +34,14 @@ func (c composed) fleetNames() []string {
 	return out
 }
 
-// nodeName is the name a configuration gives the node (the host name when
-// it gives none), as config.Resolve decides.
+// nodeName is the name a configuration gives the node: the host name when
+// it gives none, as config.Resolve decides.
 func nodeName(local *haav1.AgentConfig) string {
 	if local.GetName() != "" {
 		return local.GetName()
 	}
-	a, err := config.Resolve(&haav1.AgentConfig{})
-	if err != nil {
-		return ""
-	}
-	return a.Name
+	h, _ := os.Hostname()
+	return h
 }
 
 // compose appends the document's instances for this node to local. A name
@@ -159,22 +157,12 @@ func checkSubnets(want *config.Agent, from int, vips map[netip.Addr]bool) error 
 // deviceSubnets returns the IPv4 networks of a device's own addresses (not
 // VIPs); none when the device is missing (checkNode reports that).
 func deviceSubnets(dev string, vips map[netip.Addr]bool) []netip.Prefix {
-	l, err := netlink.LinkByName(dev)
-	if err != nil {
-		return nil
-	}
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		return nil
-	}
+	addrs, _ := ipv4Addrs(dev)
 	var out []netip.Prefix
-	for _, ad := range addrs {
-		ip, ok := netip.AddrFromSlice(ad.IP.To4())
-		if !ok || vips[ip] {
-			continue
+	for _, p := range addrs {
+		if !vips[p.Addr()] {
+			out = append(out, p.Masked())
 		}
-		ones, _ := ad.Mask.Size()
-		out = append(out, netip.PrefixFrom(ip, ones).Masked())
 	}
 	return out
 }
@@ -191,20 +179,34 @@ func joinPrefixes(ps []netip.Prefix) string {
 // 10.77.0.0/24): the segment an instance's adverts reach. Invalid when the
 // address is not on the interface.
 func segmentOf(iface string, addr netip.Addr) netip.Prefix {
-	l, err := netlink.LinkByName(iface)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		return netip.Prefix{}
-	}
-	for _, ad := range addrs {
-		ip, ok := netip.AddrFromSlice(ad.IP.To4())
-		if ok && ip == addr {
-			ones, _ := ad.Mask.Size()
-			return netip.PrefixFrom(ip, ones).Masked()
+	addrs, _ := ipv4Addrs(iface)
+	for _, p := range addrs {
+		if p.Addr() == addr {
+			return p.Masked()
 		}
 	}
 	return netip.Prefix{}
+}
+
+// ipv4Addrs returns a device's IPv4 addresses with their prefix lengths,
+// secondary ones included, in the kernel's order.
+func ipv4Addrs(dev string) ([]netip.Prefix, error) {
+	l, err := netlink.LinkByName(dev)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", dev, err)
+	}
+	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("addresses of %s: %w", dev, err)
+	}
+	out := make([]netip.Prefix, 0, len(addrs))
+	for _, ad := range addrs {
+		ip, ok := netip.AddrFromSlice(ad.IP.To4())
+		if !ok {
+			continue
+		}
+		ones, _ := ad.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip, ones))
+	}
+	return out, nil
 }

@@ -129,13 +129,9 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 				a.cfg.Name, cur, ErrFleetConflict)
 		}
 	}
-	mine, _ := config.ForNode(doc, a.cfg.Name)
-	names := make([]string, len(mine))
-	for i, in := range mine {
-		names[i] = in.GetName()
-	}
 	if same && a.fleetHashLocked() == config.FleetNodeHash(doc, a.cfg.Name) {
 		// Already running: only the hold may change.
+		names := slices.Clone(a.fleetNames)
 		res := FleetApplyResult{ApplyResult: ApplyResult{Plan: Plan{Unchanged: names}, Generation: a.gen, Hash: a.hash, Applied: !opts.DryRun},
 			Node: a.cfg.Name, FleetGeneration: cur, Instances: names}
 		if opts.DryRun {
@@ -153,7 +149,8 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 		}
 		return res, nil
 	}
-	res, _, err := a.apply(ctx, a.local, doc, true, ApplyOptions{DryRun: opts.DryRun})
+	res, comp, err := a.apply(ctx, a.local, doc, true, ApplyOptions{DryRun: opts.DryRun})
+	names := comp.fleetNames()
 	out := FleetApplyResult{ApplyResult: res, Node: a.cfg.Name, FleetGeneration: cur, Instances: names}
 	if opts.DryRun || !res.Applied {
 		return out, err
@@ -212,8 +209,8 @@ func (a *Agent) SuspendFleet(why error) {
 		"fleet_generation", a.pending.GetGeneration(), "err", why)
 }
 
-// fleetFile is the stored document.
-type fleetFile struct {
+// storedFleet is the content of the fleet file.
+type storedFleet struct {
 	Held     bool            `json:"held"`
 	Document json.RawMessage `json:"document"`
 }
@@ -230,7 +227,7 @@ func (a *Agent) loadFleet() error {
 	if err != nil {
 		return fmt.Errorf("reading the fleet document: %w", err)
 	}
-	var f fleetFile
+	var f storedFleet
 	doc := &haav1.Fleet{}
 	if err := json.Unmarshal(b, &f); err == nil {
 		err = protojson.Unmarshal(f.Document, doc)
@@ -254,7 +251,7 @@ func (a *Agent) saveFleet() error {
 	if err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(fleetFile{Held: a.docHeld, Document: js}, "", "  ")
+	b, err := json.MarshalIndent(storedFleet{Held: a.docHeld, Document: js}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -490,7 +487,7 @@ func (a *Agent) buildMeta() (*haav1.GossipMeta, *haav1.Fleet) {
 // summary is the node's health summary now.
 func (a *Agent) summary() *haav1.NodeSummary {
 	a.mu.Lock()
-	name, maint, pendingErr, incarnation := a.cfg.Name, a.maint.Enabled, a.pendingErr, a.incarnation
+	name, maint, incarnation := a.cfg.Name, a.maint.Enabled, a.incarnation
 	fromFleet := map[string]bool{}
 	for _, n := range a.fleetNames {
 		fromFleet[n] = true
@@ -503,10 +500,7 @@ func (a *Agent) summary() *haav1.NodeSummary {
 	for _, in := range a.instances {
 		es = append(es, entry{in: in, st: InstanceStatus{Config: in.cfg, Status: in.runner.Status()}})
 	}
-	driftReason := ""
-	if a.doc != nil && a.fleetHashLocked() != config.FleetNodeHash(a.doc, name) {
-		driftReason = fmt.Sprintf("runs other fleet instances than generation %d gives it (an instance failed to start?)", a.doc.Generation)
-	}
+	drift := a.selfDriftLocked()
 	a.mu.Unlock()
 	slices.SortFunc(es, func(x, y entry) int { return strings.Compare(x.in.cfg.VRRP.Name, y.in.cfg.VRRP.Name) })
 	s := &haav1.NodeSummary{Node: name, Incarnation: incarnation, Time: timestamp(time.Now()),
@@ -531,11 +525,8 @@ func (a *Agent) summary() *haav1.NodeSummary {
 			s.Health.Problems = append(s.Health.Problems, c.VRRP.Name+": cannot add its VIPs: "+st.VIPError)
 		}
 	}
-	if pendingErr != "" {
-		s.Health.Problems = append(s.Health.Problems, "a newer fleet document cannot run here: "+truncate(pendingErr, 300))
-	}
-	if driftReason != "" {
-		s.Health.Problems = append(s.Health.Problems, driftReason)
+	if drift != nil {
+		s.Health.Problems = append(s.Health.Problems, drift.GetReason())
 	}
 	s.Health.Healthy = !maint && len(s.Health.Problems) == 0
 	return s

@@ -163,12 +163,17 @@ func nodeInstances(ps []*haav1.NodeInstance) []string {
 	return out
 }
 
+// on reports whether the instance is the virtual router vrid of segment.
+func (in *instance) on(segment string, vrid uint32) bool {
+	return in.segment.IsValid() && in.segment.String() == segment && uint32(in.cfg.VRRP.VRID) == vrid
+}
+
 // instanceOn names this node's instance of a virtual router.
 func (a *Agent) instanceOn(segment string, vrid uint32) string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for name, in := range a.instances {
-		if in.segment.IsValid() && in.segment.String() == segment && uint32(in.cfg.VRRP.VRID) == vrid {
+		if in.on(segment, vrid) {
 			return name
 		}
 	}
@@ -181,29 +186,39 @@ func (a *Agent) announce(segment string, vrid uint32) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, in := range a.instances {
-		if in.segment.IsValid() && in.segment.String() == segment && uint32(in.cfg.VRRP.VRID) == vrid {
+		if in.on(segment, vrid) {
 			a.log.Info("re-announcing the virtual addresses after the split brain", "instance", in.cfg.VRRP.Name, "vrid", vrid)
 			in.runner.Announce()
 		}
 	}
 }
 
+// selfDriftLocked is this node's own drift, if any: a newer document that
+// cannot run here, or fleet instances that do not run as the document says.
+// Called with a.mu held.
+func (a *Agent) selfDriftLocked() *haav1.Drift {
+	name := a.cfg.Name
+	var stored uint64
+	if a.doc != nil {
+		stored = a.doc.GetGeneration()
+	}
+	switch {
+	case a.pending != nil:
+		return &haav1.Drift{Node: name, FleetGeneration: stored, Hash: a.fleetHashLocked(),
+			ExpectedHash: config.FleetNodeHash(a.pending, name),
+			Reason:       fmt.Sprintf("fleet generation %d cannot run here: %s", a.pending.GetGeneration(), truncate(a.pendingErr, 300))}
+	case a.doc != nil && a.fleetHashLocked() != config.FleetNodeHash(a.doc, name):
+		return &haav1.Drift{Node: name, FleetGeneration: stored, Hash: a.fleetHashLocked(),
+			ExpectedHash: config.FleetNodeHash(a.doc, name),
+			Reason:       fmt.Sprintf("runs other fleet instances than generation %d gives it (an instance failed to start?)", stored)}
+	}
+	return nil
+}
+
 // driftEvent reports this node's own drift when it starts and ends.
 func (a *Agent) driftEvent(prev *haav1.Drift) *haav1.Drift {
 	a.mu.Lock()
-	var cur *haav1.Drift
-	name := a.cfg.Name
-	switch {
-	case a.pending != nil:
-		cur = &haav1.Drift{Node: name, FleetGeneration: a.pending.GetGeneration(), Hash: a.fleetHashLocked(),
-			ExpectedHash: config.FleetNodeHash(a.pending, name), Reason: a.pendingErr}
-		if a.doc != nil {
-			cur.FleetGeneration = a.doc.GetGeneration()
-		}
-	case a.doc != nil && a.fleetHashLocked() != config.FleetNodeHash(a.doc, name):
-		cur = &haav1.Drift{Node: name, FleetGeneration: a.doc.GetGeneration(), Hash: a.fleetHashLocked(),
-			ExpectedHash: config.FleetNodeHash(a.doc, name), Reason: "an instance of the document is not running here"}
-	}
+	cur := a.selfDriftLocked()
 	a.mu.Unlock()
 	switch {
 	case cur != nil && (prev == nil || prev.GetReason() != cur.GetReason() || prev.GetExpectedHash() != cur.GetExpectedHash()):

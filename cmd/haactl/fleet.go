@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,10 +30,7 @@ func parseFleet(data []byte, src string) (*haav1.Fleet, error) {
 // applyFleet applies a fleet document to the fleet and prints each node's
 // plan and result (table: as it goes).
 func (a *app) applyFleet(cmd *cobra.Command, doc *haav1.Fleet, src string, o ctl.FleetApplyOptions) error {
-	ctx := cmdContext(cmd)
-	dctx, cancel := context.WithTimeout(ctx, a.timeout)
-	f, err := a.connectFleet(dctx)
-	cancel()
+	ctx, f, err := a.openFleet(cmd)
 	if err != nil {
 		return err
 	}

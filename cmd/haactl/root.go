@@ -227,6 +227,17 @@ func (a *app) connectFleet(ctx context.Context) (*ctl.Fleet, error) {
 	return nil, a.explain(err)
 }
 
+// openFleet dials the fleet within --timeout, for commands whose work then
+// takes longer (a rolling apply, a watch): it returns the command's context
+// and the fleet, which the caller closes.
+func (a *app) openFleet(cmd *cobra.Command) (context.Context, *ctl.Fleet, error) {
+	ctx := cmdContext(cmd)
+	dctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	f, err := a.connectFleet(dctx)
+	return ctx, f, err
+}
+
 // callFleet runs fn with the fleet and --timeout, and explains its error.
 func (a *app) callFleet(cmd *cobra.Command, fn func(ctx context.Context, f *ctl.Fleet) error) error {
 	ctx, cancel := context.WithTimeout(cmdContext(cmd), a.timeout)

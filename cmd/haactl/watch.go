@@ -115,10 +115,7 @@ named on standard error, once; a broken stream is resumed as above.`,
 
 // watchFleet follows every reachable member's events.
 func (a *app) watchFleet(cmd *cobra.Command) error {
-	ctx := cmdContext(cmd)
-	dctx, cancel := context.WithTimeout(ctx, a.timeout)
-	f, err := a.connectFleet(dctx)
-	cancel()
+	ctx, f, err := a.openFleet(cmd)
 	if err != nil {
 		return err
 	}
