@@ -79,6 +79,56 @@ func (State) EnumDescriptor() ([]byte, []int) {
 	return file_haa_v1_agent_proto_rawDescGZIP(), []int{0}
 }
 
+// State of a tracker.
+type TrackerState int32
+
+const (
+	TrackerState_TRACKER_STATE_UNSPECIFIED TrackerState = 0
+	TrackerState_TRACKER_STATE_OK          TrackerState = 1
+	TrackerState_TRACKER_STATE_FAILED      TrackerState = 2
+)
+
+// Enum value maps for TrackerState.
+var (
+	TrackerState_name = map[int32]string{
+		0: "TRACKER_STATE_UNSPECIFIED",
+		1: "TRACKER_STATE_OK",
+		2: "TRACKER_STATE_FAILED",
+	}
+	TrackerState_value = map[string]int32{
+		"TRACKER_STATE_UNSPECIFIED": 0,
+		"TRACKER_STATE_OK":          1,
+		"TRACKER_STATE_FAILED":      2,
+	}
+)
+
+func (x TrackerState) Enum() *TrackerState {
+	p := new(TrackerState)
+	*p = x
+	return p
+}
+
+func (x TrackerState) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (TrackerState) Descriptor() protoreflect.EnumDescriptor {
+	return file_haa_v1_agent_proto_enumTypes[1].Descriptor()
+}
+
+func (TrackerState) Type() protoreflect.EnumType {
+	return &file_haa_v1_agent_proto_enumTypes[1]
+}
+
+func (x TrackerState) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use TrackerState.Descriptor instead.
+func (TrackerState) EnumDescriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{1}
+}
+
 // MemberState is a fleet member's state in gossip.
 type MemberState int32
 
@@ -121,11 +171,11 @@ func (x MemberState) String() string {
 }
 
 func (MemberState) Descriptor() protoreflect.EnumDescriptor {
-	return file_haa_v1_agent_proto_enumTypes[1].Descriptor()
+	return file_haa_v1_agent_proto_enumTypes[2].Descriptor()
 }
 
 func (MemberState) Type() protoreflect.EnumType {
-	return &file_haa_v1_agent_proto_enumTypes[1]
+	return &file_haa_v1_agent_proto_enumTypes[2]
 }
 
 func (x MemberState) Number() protoreflect.EnumNumber {
@@ -134,7 +184,7 @@ func (x MemberState) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use MemberState.Descriptor instead.
 func (MemberState) EnumDescriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{1}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{2}
 }
 
 // GetNodeRequest asks for the node.
@@ -583,6 +633,17 @@ type InstanceStatus struct {
 	// The instance is held as backup (maintenance or a failover).
 	Hold          string `protobuf:"bytes,15,opt,name=hold,proto3" json:"hold,omitempty"`
 	SourceAddress string `protobuf:"bytes,16,opt,name=source_address,json=sourceAddress,proto3" json:"source_address,omitempty"`
+	// The trackers of the instance (its own and its sync group's) and what
+	// each does to its priority now.
+	Trackers []*TrackerStatus `protobuf:"bytes,17,rep,name=trackers,proto3" json:"trackers,omitempty"`
+	// The sync group the instance belongs to, if any.
+	SyncGroup string `protobuf:"bytes,18,opt,name=sync_group,json=syncGroup,proto3" json:"sync_group,omitempty"`
+	// The latest notify commands run for the instance (and its sync group),
+	// oldest first.
+	NotifyResults []*NotifyResult `protobuf:"bytes,19,rep,name=notify_results,json=notifyResults,proto3" json:"notify_results,omitempty"`
+	// Why the instance is in FAULT: "interface eth0 down", "tracker chk_db
+	// failed", "sync group VG_1: VI_2 in FAULT".
+	FaultReason   string `protobuf:"bytes,20,opt,name=fault_reason,json=faultReason,proto3" json:"fault_reason,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -729,6 +790,277 @@ func (x *InstanceStatus) GetSourceAddress() string {
 	return ""
 }
 
+func (x *InstanceStatus) GetTrackers() []*TrackerStatus {
+	if x != nil {
+		return x.Trackers
+	}
+	return nil
+}
+
+func (x *InstanceStatus) GetSyncGroup() string {
+	if x != nil {
+		return x.SyncGroup
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetNotifyResults() []*NotifyResult {
+	if x != nil {
+		return x.NotifyResults
+	}
+	return nil
+}
+
+func (x *InstanceStatus) GetFaultReason() string {
+	if x != nil {
+		return x.FaultReason
+	}
+	return ""
+}
+
+// TrackerStatus is a tracker as one instance sees it.
+type TrackerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// script, interface, file or process.
+	Kind  string       `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	State TrackerState `protobuf:"varint,3,opt,name=state,proto3,enum=haa.v1.TrackerState" json:"state,omitempty"`
+	// The weight this instance applies (the tracker's, or the reference's).
+	Weight int32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	// What the tracker adds to the priority now (negative: subtracts).
+	Contribution int32 `protobuf:"varint,5,opt,name=contribution,proto3" json:"contribution,omitempty"`
+	// The tracker puts the instance in FAULT now (weight 0 and failed).
+	Fault bool `protobuf:"varint,6,opt,name=fault,proto3" json:"fault,omitempty"`
+	// The last result: "exit status 1", "link down", "value 3", "2
+	// processes", ...
+	Detail string `protobuf:"bytes,7,opt,name=detail,proto3" json:"detail,omitempty"`
+	// Since when the tracker is in its state.
+	Since *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=since,proto3" json:"since,omitempty"`
+	// Tracked through the sync group (not the instance's own reference).
+	ViaSyncGroup  bool `protobuf:"varint,9,opt,name=via_sync_group,json=viaSyncGroup,proto3" json:"via_sync_group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackerStatus) Reset() {
+	*x = TrackerStatus{}
+	mi := &file_haa_v1_agent_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackerStatus) ProtoMessage() {}
+
+func (x *TrackerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackerStatus.ProtoReflect.Descriptor instead.
+func (*TrackerStatus) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TrackerStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *TrackerStatus) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *TrackerStatus) GetState() TrackerState {
+	if x != nil {
+		return x.State
+	}
+	return TrackerState_TRACKER_STATE_UNSPECIFIED
+}
+
+func (x *TrackerStatus) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *TrackerStatus) GetContribution() int32 {
+	if x != nil {
+		return x.Contribution
+	}
+	return 0
+}
+
+func (x *TrackerStatus) GetFault() bool {
+	if x != nil {
+		return x.Fault
+	}
+	return false
+}
+
+func (x *TrackerStatus) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *TrackerStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *TrackerStatus) GetViaSyncGroup() bool {
+	if x != nil {
+		return x.ViaSyncGroup
+	}
+	return false
+}
+
+// NotifyResult is the outcome of one notify command.
+type NotifyResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Time  *timestamppb.Timestamp `protobuf:"bytes,1,opt,name=time,proto3" json:"time,omitempty"`
+	// INSTANCE or GROUP.
+	Type string `protobuf:"bytes,2,opt,name=type,proto3" json:"type,omitempty"`
+	// The instance's or group's name.
+	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// MASTER, BACKUP, FAULT or STOP.
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	// The command as run.
+	Command []string `protobuf:"bytes,5,rep,name=command,proto3" json:"command,omitempty"`
+	// Exit status; -1 when it did not start, was killed or timed out.
+	ExitCode int32                `protobuf:"varint,6,opt,name=exit_code,json=exitCode,proto3" json:"exit_code,omitempty"`
+	Duration *durationpb.Duration `protobuf:"bytes,7,opt,name=duration,proto3" json:"duration,omitempty"`
+	// The first lines of its output (stdout and stderr).
+	Output string `protobuf:"bytes,8,opt,name=output,proto3" json:"output,omitempty"`
+	// Why it failed, beyond its exit status (timeout, not started).
+	Error string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	// Position of this command among the node's notify commands, gapless:
+	// commands of one instance run in this order.
+	Seq           uint64 `protobuf:"varint,10,opt,name=seq,proto3" json:"seq,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyResult) Reset() {
+	*x = NotifyResult{}
+	mi := &file_haa_v1_agent_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyResult) ProtoMessage() {}
+
+func (x *NotifyResult) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyResult.ProtoReflect.Descriptor instead.
+func (*NotifyResult) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *NotifyResult) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
+	}
+	return nil
+}
+
+func (x *NotifyResult) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *NotifyResult) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NotifyResult) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *NotifyResult) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *NotifyResult) GetExitCode() int32 {
+	if x != nil {
+		return x.ExitCode
+	}
+	return 0
+}
+
+func (x *NotifyResult) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+func (x *NotifyResult) GetOutput() string {
+	if x != nil {
+		return x.Output
+	}
+	return ""
+}
+
+func (x *NotifyResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *NotifyResult) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
 // Transition is a state change of an instance.
 type Transition struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -736,7 +1068,8 @@ type Transition struct {
 	From  State                  `protobuf:"varint,2,opt,name=from,proto3,enum=haa.v1.State" json:"from,omitempty"`
 	To    State                  `protobuf:"varint,3,opt,name=to,proto3,enum=haa.v1.State" json:"to,omitempty"`
 	// startup, master_down_timer, higher_priority_advert, interface_down,
-	// interface_up, shutdown, address_owner, maintenance, failover_requested.
+	// interface_up, shutdown, address_owner, maintenance, failover_requested,
+	// priority_changed, tracker_failed, fault_cleared, sync_group.
 	Cause         string `protobuf:"bytes,4,opt,name=cause,proto3" json:"cause,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -744,7 +1077,7 @@ type Transition struct {
 
 func (x *Transition) Reset() {
 	*x = Transition{}
-	mi := &file_haa_v1_agent_proto_msgTypes[9]
+	mi := &file_haa_v1_agent_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -756,7 +1089,7 @@ func (x *Transition) String() string {
 func (*Transition) ProtoMessage() {}
 
 func (x *Transition) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[9]
+	mi := &file_haa_v1_agent_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -769,7 +1102,7 @@ func (x *Transition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Transition.ProtoReflect.Descriptor instead.
 func (*Transition) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{9}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Transition) GetTime() *timestamppb.Timestamp {
@@ -817,7 +1150,7 @@ type Counters struct {
 
 func (x *Counters) Reset() {
 	*x = Counters{}
-	mi := &file_haa_v1_agent_proto_msgTypes[10]
+	mi := &file_haa_v1_agent_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +1162,7 @@ func (x *Counters) String() string {
 func (*Counters) ProtoMessage() {}
 
 func (x *Counters) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[10]
+	mi := &file_haa_v1_agent_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +1175,7 @@ func (x *Counters) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Counters.ProtoReflect.Descriptor instead.
 func (*Counters) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{10}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Counters) GetAdvertsSent() uint64 {
@@ -896,7 +1229,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[11]
+	mi := &file_haa_v1_agent_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -908,7 +1241,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[11]
+	mi := &file_haa_v1_agent_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -921,7 +1254,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{11}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{13}
 }
 
 // GetConfigResponse carries the running configuration.
@@ -936,7 +1269,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[12]
+	mi := &file_haa_v1_agent_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1281,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[12]
+	mi := &file_haa_v1_agent_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1294,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{12}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *GetConfigResponse) GetConfig() *AgentConfig {
@@ -1000,7 +1333,7 @@ type ApplyConfigRequest struct {
 
 func (x *ApplyConfigRequest) Reset() {
 	*x = ApplyConfigRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[13]
+	mi := &file_haa_v1_agent_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1012,7 +1345,7 @@ func (x *ApplyConfigRequest) String() string {
 func (*ApplyConfigRequest) ProtoMessage() {}
 
 func (x *ApplyConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[13]
+	mi := &file_haa_v1_agent_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1025,7 +1358,7 @@ func (x *ApplyConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyConfigRequest.ProtoReflect.Descriptor instead.
 func (*ApplyConfigRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{13}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ApplyConfigRequest) GetConfig() *AgentConfig {
@@ -1064,7 +1397,7 @@ type ApplyConfigResponse struct {
 
 func (x *ApplyConfigResponse) Reset() {
 	*x = ApplyConfigResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[14]
+	mi := &file_haa_v1_agent_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1409,7 @@ func (x *ApplyConfigResponse) String() string {
 func (*ApplyConfigResponse) ProtoMessage() {}
 
 func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[14]
+	mi := &file_haa_v1_agent_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1422,7 @@ func (x *ApplyConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyConfigResponse.ProtoReflect.Descriptor instead.
 func (*ApplyConfigResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{14}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ApplyConfigResponse) GetPlan() *Plan {
@@ -1133,7 +1466,7 @@ type Plan struct {
 
 func (x *Plan) Reset() {
 	*x = Plan{}
-	mi := &file_haa_v1_agent_proto_msgTypes[15]
+	mi := &file_haa_v1_agent_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1145,7 +1478,7 @@ func (x *Plan) String() string {
 func (*Plan) ProtoMessage() {}
 
 func (x *Plan) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[15]
+	mi := &file_haa_v1_agent_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1158,7 +1491,7 @@ func (x *Plan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Plan.ProtoReflect.Descriptor instead.
 func (*Plan) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{15}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Plan) GetAdded() []string {
@@ -1204,7 +1537,7 @@ type InstanceChange struct {
 
 func (x *InstanceChange) Reset() {
 	*x = InstanceChange{}
-	mi := &file_haa_v1_agent_proto_msgTypes[16]
+	mi := &file_haa_v1_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1216,7 +1549,7 @@ func (x *InstanceChange) String() string {
 func (*InstanceChange) ProtoMessage() {}
 
 func (x *InstanceChange) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[16]
+	mi := &file_haa_v1_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1229,7 +1562,7 @@ func (x *InstanceChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceChange.ProtoReflect.Descriptor instead.
 func (*InstanceChange) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{16}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *InstanceChange) GetName() string {
@@ -1264,7 +1597,7 @@ type WatchEventsRequest struct {
 
 func (x *WatchEventsRequest) Reset() {
 	*x = WatchEventsRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[17]
+	mi := &file_haa_v1_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1609,7 @@ func (x *WatchEventsRequest) String() string {
 func (*WatchEventsRequest) ProtoMessage() {}
 
 func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[17]
+	mi := &file_haa_v1_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1622,7 @@ func (x *WatchEventsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsRequest.ProtoReflect.Descriptor instead.
 func (*WatchEventsRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{17}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *WatchEventsRequest) GetSinceSeq() uint64 {
@@ -1309,7 +1642,7 @@ type WatchEventsResponse struct {
 
 func (x *WatchEventsResponse) Reset() {
 	*x = WatchEventsResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[18]
+	mi := &file_haa_v1_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1321,7 +1654,7 @@ func (x *WatchEventsResponse) String() string {
 func (*WatchEventsResponse) ProtoMessage() {}
 
 func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[18]
+	mi := &file_haa_v1_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1334,7 +1667,7 @@ func (x *WatchEventsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchEventsResponse.ProtoReflect.Descriptor instead.
 func (*WatchEventsResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{18}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *WatchEventsResponse) GetEvent() *Event {
@@ -1369,6 +1702,8 @@ type Event struct {
 	//	*Event_VridCollision
 	//	*Event_FleetApplied
 	//	*Event_MemberChanged
+	//	*Event_TrackerChanged
+	//	*Event_NotifyRan
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1376,7 +1711,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_haa_v1_agent_proto_msgTypes[19]
+	mi := &file_haa_v1_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1723,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[19]
+	mi := &file_haa_v1_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1736,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{19}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Event) GetSeq() uint64 {
@@ -1565,6 +1900,24 @@ func (x *Event) GetMemberChanged() *MemberChanged {
 	return nil
 }
 
+func (x *Event) GetTrackerChanged() *TrackerChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_TrackerChanged); ok {
+			return x.TrackerChanged
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetNotifyRan() *NotifyRan {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_NotifyRan); ok {
+			return x.NotifyRan
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -1625,6 +1978,14 @@ type Event_MemberChanged struct {
 	MemberChanged *MemberChanged `protobuf:"bytes,23,opt,name=member_changed,json=memberChanged,proto3,oneof"`
 }
 
+type Event_TrackerChanged struct {
+	TrackerChanged *TrackerChanged `protobuf:"bytes,24,opt,name=tracker_changed,json=trackerChanged,proto3,oneof"`
+}
+
+type Event_NotifyRan struct {
+	NotifyRan *NotifyRan `protobuf:"bytes,25,opt,name=notify_ran,json=notifyRan,proto3,oneof"`
+}
+
 func (*Event_StateChanged) isEvent_Kind() {}
 
 func (*Event_PriorityChanged) isEvent_Kind() {}
@@ -1653,6 +2014,10 @@ func (*Event_FleetApplied) isEvent_Kind() {}
 
 func (*Event_MemberChanged) isEvent_Kind() {}
 
+func (*Event_TrackerChanged) isEvent_Kind() {}
+
+func (*Event_NotifyRan) isEvent_Kind() {}
+
 // StateChanged is a transition.
 type StateChanged struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1666,7 +2031,7 @@ type StateChanged struct {
 
 func (x *StateChanged) Reset() {
 	*x = StateChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[20]
+	mi := &file_haa_v1_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1678,7 +2043,7 @@ func (x *StateChanged) String() string {
 func (*StateChanged) ProtoMessage() {}
 
 func (x *StateChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[20]
+	mi := &file_haa_v1_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1691,7 +2056,7 @@ func (x *StateChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StateChanged.ProtoReflect.Descriptor instead.
 func (*StateChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{20}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *StateChanged) GetFrom() State {
@@ -1724,15 +2089,17 @@ func (x *StateChanged) GetPriority() uint32 {
 
 // PriorityChanged is a change of the effective priority.
 type PriorityChanged struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Priority      uint32                 `protobuf:"varint,1,opt,name=priority,proto3" json:"priority,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Priority uint32                 `protobuf:"varint,1,opt,name=priority,proto3" json:"priority,omitempty"`
+	// The configured priority it derives from.
+	Configured    uint32 `protobuf:"varint,2,opt,name=configured,proto3" json:"configured,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PriorityChanged) Reset() {
 	*x = PriorityChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[21]
+	mi := &file_haa_v1_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1744,7 +2111,7 @@ func (x *PriorityChanged) String() string {
 func (*PriorityChanged) ProtoMessage() {}
 
 func (x *PriorityChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[21]
+	mi := &file_haa_v1_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1757,7 +2124,7 @@ func (x *PriorityChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PriorityChanged.ProtoReflect.Descriptor instead.
 func (*PriorityChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{21}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *PriorityChanged) GetPriority() uint32 {
@@ -1765,6 +2132,128 @@ func (x *PriorityChanged) GetPriority() uint32 {
 		return x.Priority
 	}
 	return 0
+}
+
+func (x *PriorityChanged) GetConfigured() uint32 {
+	if x != nil {
+		return x.Configured
+	}
+	return 0
+}
+
+// TrackerChanged reports a tracker turning OK or failed.
+type TrackerChanged struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Tracker string                 `protobuf:"bytes,1,opt,name=tracker,proto3" json:"tracker,omitempty"`
+	State   TrackerState           `protobuf:"varint,2,opt,name=state,proto3,enum=haa.v1.TrackerState" json:"state,omitempty"`
+	Detail  string                 `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
+	// The instances tracking it.
+	Instances     []string `protobuf:"bytes,4,rep,name=instances,proto3" json:"instances,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackerChanged) Reset() {
+	*x = TrackerChanged{}
+	mi := &file_haa_v1_agent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackerChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackerChanged) ProtoMessage() {}
+
+func (x *TrackerChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackerChanged.ProtoReflect.Descriptor instead.
+func (*TrackerChanged) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *TrackerChanged) GetTracker() string {
+	if x != nil {
+		return x.Tracker
+	}
+	return ""
+}
+
+func (x *TrackerChanged) GetState() TrackerState {
+	if x != nil {
+		return x.State
+	}
+	return TrackerState_TRACKER_STATE_UNSPECIFIED
+}
+
+func (x *TrackerChanged) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *TrackerChanged) GetInstances() []string {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+// NotifyRan reports a notify command that finished.
+type NotifyRan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Result        *NotifyResult          `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NotifyRan) Reset() {
+	*x = NotifyRan{}
+	mi := &file_haa_v1_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NotifyRan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NotifyRan) ProtoMessage() {}
+
+func (x *NotifyRan) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NotifyRan.ProtoReflect.Descriptor instead.
+func (*NotifyRan) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *NotifyRan) GetResult() *NotifyResult {
+	if x != nil {
+		return x.Result
+	}
+	return nil
 }
 
 // VipsChanged reports addresses added or removed.
@@ -1778,7 +2267,7 @@ type VipsChanged struct {
 
 func (x *VipsChanged) Reset() {
 	*x = VipsChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[22]
+	mi := &file_haa_v1_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1790,7 +2279,7 @@ func (x *VipsChanged) String() string {
 func (*VipsChanged) ProtoMessage() {}
 
 func (x *VipsChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[22]
+	mi := &file_haa_v1_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1803,7 +2292,7 @@ func (x *VipsChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VipsChanged.ProtoReflect.Descriptor instead.
 func (*VipsChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{22}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *VipsChanged) GetAdded() bool {
@@ -1830,7 +2319,7 @@ type GarpSent struct {
 
 func (x *GarpSent) Reset() {
 	*x = GarpSent{}
-	mi := &file_haa_v1_agent_proto_msgTypes[23]
+	mi := &file_haa_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1842,7 +2331,7 @@ func (x *GarpSent) String() string {
 func (*GarpSent) ProtoMessage() {}
 
 func (x *GarpSent) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[23]
+	mi := &file_haa_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1855,7 +2344,7 @@ func (x *GarpSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GarpSent.ProtoReflect.Descriptor instead.
 func (*GarpSent) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{23}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *GarpSent) GetAddresses() []string {
@@ -1877,7 +2366,7 @@ type ConfigApplied struct {
 
 func (x *ConfigApplied) Reset() {
 	*x = ConfigApplied{}
-	mi := &file_haa_v1_agent_proto_msgTypes[24]
+	mi := &file_haa_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2378,7 @@ func (x *ConfigApplied) String() string {
 func (*ConfigApplied) ProtoMessage() {}
 
 func (x *ConfigApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[24]
+	mi := &file_haa_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +2391,7 @@ func (x *ConfigApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigApplied.ProtoReflect.Descriptor instead.
 func (*ConfigApplied) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{24}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ConfigApplied) GetGeneration() uint64 {
@@ -1939,7 +2428,7 @@ type PacketsDropped struct {
 
 func (x *PacketsDropped) Reset() {
 	*x = PacketsDropped{}
-	mi := &file_haa_v1_agent_proto_msgTypes[25]
+	mi := &file_haa_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1951,7 +2440,7 @@ func (x *PacketsDropped) String() string {
 func (*PacketsDropped) ProtoMessage() {}
 
 func (x *PacketsDropped) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[25]
+	mi := &file_haa_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1964,7 +2453,7 @@ func (x *PacketsDropped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PacketsDropped.ProtoReflect.Descriptor instead.
 func (*PacketsDropped) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *PacketsDropped) GetReason() string {
@@ -1998,7 +2487,7 @@ type MaintenanceChanged struct {
 
 func (x *MaintenanceChanged) Reset() {
 	*x = MaintenanceChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[26]
+	mi := &file_haa_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2010,7 +2499,7 @@ func (x *MaintenanceChanged) String() string {
 func (*MaintenanceChanged) ProtoMessage() {}
 
 func (x *MaintenanceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[26]
+	mi := &file_haa_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2023,7 +2512,7 @@ func (x *MaintenanceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaintenanceChanged.ProtoReflect.Descriptor instead.
 func (*MaintenanceChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *MaintenanceChanged) GetMaintenance() *Maintenance {
@@ -2044,7 +2533,7 @@ type MasterChanged struct {
 
 func (x *MasterChanged) Reset() {
 	*x = MasterChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[27]
+	mi := &file_haa_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2056,7 +2545,7 @@ func (x *MasterChanged) String() string {
 func (*MasterChanged) ProtoMessage() {}
 
 func (x *MasterChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[27]
+	mi := &file_haa_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2069,7 +2558,7 @@ func (x *MasterChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterChanged.ProtoReflect.Descriptor instead.
 func (*MasterChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *MasterChanged) GetAddress() string {
@@ -2096,7 +2585,7 @@ type InstanceError struct {
 
 func (x *InstanceError) Reset() {
 	*x = InstanceError{}
-	mi := &file_haa_v1_agent_proto_msgTypes[28]
+	mi := &file_haa_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2108,7 +2597,7 @@ func (x *InstanceError) String() string {
 func (*InstanceError) ProtoMessage() {}
 
 func (x *InstanceError) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[28]
+	mi := &file_haa_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2121,7 +2610,7 @@ func (x *InstanceError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceError.ProtoReflect.Descriptor instead.
 func (*InstanceError) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *InstanceError) GetMessage() string {
@@ -2142,7 +2631,7 @@ type NodeInstance struct {
 
 func (x *NodeInstance) Reset() {
 	*x = NodeInstance{}
-	mi := &file_haa_v1_agent_proto_msgTypes[29]
+	mi := &file_haa_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2154,7 +2643,7 @@ func (x *NodeInstance) String() string {
 func (*NodeInstance) ProtoMessage() {}
 
 func (x *NodeInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[29]
+	mi := &file_haa_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2167,7 +2656,7 @@ func (x *NodeInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInstance.ProtoReflect.Descriptor instead.
 func (*NodeInstance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *NodeInstance) GetNode() string {
@@ -2204,7 +2693,7 @@ type SplitBrain struct {
 
 func (x *SplitBrain) Reset() {
 	*x = SplitBrain{}
-	mi := &file_haa_v1_agent_proto_msgTypes[30]
+	mi := &file_haa_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2216,7 +2705,7 @@ func (x *SplitBrain) String() string {
 func (*SplitBrain) ProtoMessage() {}
 
 func (x *SplitBrain) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[30]
+	mi := &file_haa_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2229,7 +2718,7 @@ func (x *SplitBrain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitBrain.ProtoReflect.Descriptor instead.
 func (*SplitBrain) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SplitBrain) GetSegment() string {
@@ -2287,7 +2776,7 @@ type Drift struct {
 
 func (x *Drift) Reset() {
 	*x = Drift{}
-	mi := &file_haa_v1_agent_proto_msgTypes[31]
+	mi := &file_haa_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2299,7 +2788,7 @@ func (x *Drift) String() string {
 func (*Drift) ProtoMessage() {}
 
 func (x *Drift) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[31]
+	mi := &file_haa_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2312,7 +2801,7 @@ func (x *Drift) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drift.ProtoReflect.Descriptor instead.
 func (*Drift) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *Drift) GetNode() string {
@@ -2371,7 +2860,7 @@ type VridCollision struct {
 
 func (x *VridCollision) Reset() {
 	*x = VridCollision{}
-	mi := &file_haa_v1_agent_proto_msgTypes[32]
+	mi := &file_haa_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2383,7 +2872,7 @@ func (x *VridCollision) String() string {
 func (*VridCollision) ProtoMessage() {}
 
 func (x *VridCollision) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[32]
+	mi := &file_haa_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2396,7 +2885,7 @@ func (x *VridCollision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VridCollision.ProtoReflect.Descriptor instead.
 func (*VridCollision) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *VridCollision) GetSegment() string {
@@ -2441,7 +2930,7 @@ type FleetApplied struct {
 
 func (x *FleetApplied) Reset() {
 	*x = FleetApplied{}
-	mi := &file_haa_v1_agent_proto_msgTypes[33]
+	mi := &file_haa_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2453,7 +2942,7 @@ func (x *FleetApplied) String() string {
 func (*FleetApplied) ProtoMessage() {}
 
 func (x *FleetApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[33]
+	mi := &file_haa_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2466,7 +2955,7 @@ func (x *FleetApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetApplied.ProtoReflect.Descriptor instead.
 func (*FleetApplied) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *FleetApplied) GetGeneration() uint64 {
@@ -2502,7 +2991,7 @@ type MemberChanged struct {
 
 func (x *MemberChanged) Reset() {
 	*x = MemberChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[34]
+	mi := &file_haa_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2514,7 +3003,7 @@ func (x *MemberChanged) String() string {
 func (*MemberChanged) ProtoMessage() {}
 
 func (x *MemberChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[34]
+	mi := &file_haa_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2527,7 +3016,7 @@ func (x *MemberChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChanged.ProtoReflect.Descriptor instead.
 func (*MemberChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *MemberChanged) GetNode() string {
@@ -2563,7 +3052,7 @@ type FailoverRequest struct {
 
 func (x *FailoverRequest) Reset() {
 	*x = FailoverRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[35]
+	mi := &file_haa_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2575,7 +3064,7 @@ func (x *FailoverRequest) String() string {
 func (*FailoverRequest) ProtoMessage() {}
 
 func (x *FailoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[35]
+	mi := &file_haa_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2588,7 +3077,7 @@ func (x *FailoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailoverRequest.ProtoReflect.Descriptor instead.
 func (*FailoverRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FailoverRequest) GetInstance() string {
@@ -2615,7 +3104,7 @@ type FailoverResponse struct {
 
 func (x *FailoverResponse) Reset() {
 	*x = FailoverResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[36]
+	mi := &file_haa_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +3116,7 @@ func (x *FailoverResponse) String() string {
 func (*FailoverResponse) ProtoMessage() {}
 
 func (x *FailoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[36]
+	mi := &file_haa_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +3129,7 @@ func (x *FailoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailoverResponse.ProtoReflect.Descriptor instead.
 func (*FailoverResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FailoverResponse) GetNewMaster() string {
@@ -2663,7 +3152,7 @@ type SetMaintenanceRequest struct {
 
 func (x *SetMaintenanceRequest) Reset() {
 	*x = SetMaintenanceRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[37]
+	mi := &file_haa_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2675,7 +3164,7 @@ func (x *SetMaintenanceRequest) String() string {
 func (*SetMaintenanceRequest) ProtoMessage() {}
 
 func (x *SetMaintenanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[37]
+	mi := &file_haa_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2688,7 +3177,7 @@ func (x *SetMaintenanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaintenanceRequest.ProtoReflect.Descriptor instead.
 func (*SetMaintenanceRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetMaintenanceRequest) GetEnabled() bool {
@@ -2715,7 +3204,7 @@ type SetMaintenanceResponse struct {
 
 func (x *SetMaintenanceResponse) Reset() {
 	*x = SetMaintenanceResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[38]
+	mi := &file_haa_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2727,7 +3216,7 @@ func (x *SetMaintenanceResponse) String() string {
 func (*SetMaintenanceResponse) ProtoMessage() {}
 
 func (x *SetMaintenanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[38]
+	mi := &file_haa_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2740,7 +3229,7 @@ func (x *SetMaintenanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaintenanceResponse.ProtoReflect.Descriptor instead.
 func (*SetMaintenanceResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetMaintenanceResponse) GetMaintenance() *Maintenance {
@@ -2779,7 +3268,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x12GetInstanceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
 	"\x13GetInstanceResponse\x122\n" +
-	"\binstance\x18\x01 \x01(\v2\x16.haa.v1.InstanceStatusR\binstance\"\xd4\x04\n" +
+	"\binstance\x18\x01 \x01(\v2\x16.haa.v1.InstanceStatusR\binstance\"\x86\x06\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -2797,7 +3286,34 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\bcounters\x18\r \x01(\v2\x10.haa.v1.CountersR\bcounters\x12\x1b\n" +
 	"\tvip_error\x18\x0e \x01(\tR\bvipError\x12\x12\n" +
 	"\x04hold\x18\x0f \x01(\tR\x04hold\x12%\n" +
-	"\x0esource_address\x18\x10 \x01(\tR\rsourceAddress\"\x94\x01\n" +
+	"\x0esource_address\x18\x10 \x01(\tR\rsourceAddress\x121\n" +
+	"\btrackers\x18\x11 \x03(\v2\x15.haa.v1.TrackerStatusR\btrackers\x12\x1d\n" +
+	"\n" +
+	"sync_group\x18\x12 \x01(\tR\tsyncGroup\x12;\n" +
+	"\x0enotify_results\x18\x13 \x03(\v2\x14.haa.v1.NotifyResultR\rnotifyResults\x12!\n" +
+	"\ffault_reason\x18\x14 \x01(\tR\vfaultReason\"\xa5\x02\n" +
+	"\rTrackerStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04kind\x18\x02 \x01(\tR\x04kind\x12*\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x14.haa.v1.TrackerStateR\x05state\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\x05R\x06weight\x12\"\n" +
+	"\fcontribution\x18\x05 \x01(\x05R\fcontribution\x12\x14\n" +
+	"\x05fault\x18\x06 \x01(\bR\x05fault\x12\x16\n" +
+	"\x06detail\x18\a \x01(\tR\x06detail\x120\n" +
+	"\x05since\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12$\n" +
+	"\x0evia_sync_group\x18\t \x01(\bR\fviaSyncGroup\"\xaa\x02\n" +
+	"\fNotifyResult\x12.\n" +
+	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
+	"\x04type\x18\x02 \x01(\tR\x04type\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x14\n" +
+	"\x05state\x18\x04 \x01(\tR\x05state\x12\x18\n" +
+	"\acommand\x18\x05 \x03(\tR\acommand\x12\x1b\n" +
+	"\texit_code\x18\x06 \x01(\x05R\bexitCode\x125\n" +
+	"\bduration\x18\a \x01(\v2\x19.google.protobuf.DurationR\bduration\x12\x16\n" +
+	"\x06output\x18\b \x01(\tR\x06output\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error\x12\x10\n" +
+	"\x03seq\x18\n" +
+	" \x01(\x04R\x03seq\"\x94\x01\n" +
 	"\n" +
 	"Transition\x12.\n" +
 	"\x04time\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12!\n" +
@@ -2849,7 +3365,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"_since_seq\":\n" +
 	"\x13WatchEventsResponse\x12#\n" +
-	"\x05event\x18\x01 \x01(\v2\r.haa.v1.EventR\x05event\"\xcb\a\n" +
+	"\x05event\x18\x01 \x01(\v2\r.haa.v1.EventR\x05event\"\xc2\b\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
@@ -2870,15 +3386,28 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x05drift\x18\x14 \x01(\v2\r.haa.v1.DriftH\x00R\x05drift\x12>\n" +
 	"\x0evrid_collision\x18\x15 \x01(\v2\x15.haa.v1.VridCollisionH\x00R\rvridCollision\x12;\n" +
 	"\rfleet_applied\x18\x16 \x01(\v2\x14.haa.v1.FleetAppliedH\x00R\ffleetApplied\x12>\n" +
-	"\x0emember_changed\x18\x17 \x01(\v2\x15.haa.v1.MemberChangedH\x00R\rmemberChangedB\x06\n" +
+	"\x0emember_changed\x18\x17 \x01(\v2\x15.haa.v1.MemberChangedH\x00R\rmemberChanged\x12A\n" +
+	"\x0ftracker_changed\x18\x18 \x01(\v2\x16.haa.v1.TrackerChangedH\x00R\x0etrackerChanged\x122\n" +
+	"\n" +
+	"notify_ran\x18\x19 \x01(\v2\x11.haa.v1.NotifyRanH\x00R\tnotifyRanB\x06\n" +
 	"\x04kind\"\x82\x01\n" +
 	"\fStateChanged\x12!\n" +
 	"\x04from\x18\x01 \x01(\x0e2\r.haa.v1.StateR\x04from\x12\x1d\n" +
 	"\x02to\x18\x02 \x01(\x0e2\r.haa.v1.StateR\x02to\x12\x14\n" +
 	"\x05cause\x18\x03 \x01(\tR\x05cause\x12\x1a\n" +
-	"\bpriority\x18\x04 \x01(\rR\bpriority\"-\n" +
+	"\bpriority\x18\x04 \x01(\rR\bpriority\"M\n" +
 	"\x0fPriorityChanged\x12\x1a\n" +
-	"\bpriority\x18\x01 \x01(\rR\bpriority\"7\n" +
+	"\bpriority\x18\x01 \x01(\rR\bpriority\x12\x1e\n" +
+	"\n" +
+	"configured\x18\x02 \x01(\rR\n" +
+	"configured\"\x8c\x01\n" +
+	"\x0eTrackerChanged\x12\x18\n" +
+	"\atracker\x18\x01 \x01(\tR\atracker\x12*\n" +
+	"\x05state\x18\x02 \x01(\x0e2\x14.haa.v1.TrackerStateR\x05state\x12\x16\n" +
+	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x1c\n" +
+	"\tinstances\x18\x04 \x03(\tR\tinstances\"9\n" +
+	"\tNotifyRan\x12,\n" +
+	"\x06result\x18\x01 \x01(\v2\x14.haa.v1.NotifyResultR\x06result\"7\n" +
 	"\vVipsChanged\x12\x14\n" +
 	"\x05added\x18\x01 \x01(\bR\x05added\x12\x12\n" +
 	"\x04vips\x18\x02 \x03(\tR\x04vips\"(\n" +
@@ -2950,7 +3479,11 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"STATE_INIT\x10\x01\x12\x10\n" +
 	"\fSTATE_BACKUP\x10\x02\x12\x10\n" +
 	"\fSTATE_MASTER\x10\x03\x12\x0f\n" +
-	"\vSTATE_FAULT\x10\x04*\x8b\x01\n" +
+	"\vSTATE_FAULT\x10\x04*]\n" +
+	"\fTrackerState\x12\x1d\n" +
+	"\x19TRACKER_STATE_UNSPECIFIED\x10\x00\x12\x14\n" +
+	"\x10TRACKER_STATE_OK\x10\x01\x12\x18\n" +
+	"\x14TRACKER_STATE_FAILED\x10\x02*\x8b\x01\n" +
 	"\vMemberState\x12\x1c\n" +
 	"\x18MEMBER_STATE_UNSPECIFIED\x10\x00\x12\x16\n" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
@@ -2979,124 +3512,139 @@ func file_haa_v1_agent_proto_rawDescGZIP() []byte {
 	return file_haa_v1_agent_proto_rawDescData
 }
 
-var file_haa_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_haa_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
 var file_haa_v1_agent_proto_goTypes = []any{
 	(State)(0),                     // 0: haa.v1.State
-	(MemberState)(0),               // 1: haa.v1.MemberState
-	(*GetNodeRequest)(nil),         // 2: haa.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),        // 3: haa.v1.GetNodeResponse
-	(*Node)(nil),                   // 4: haa.v1.Node
-	(*Maintenance)(nil),            // 5: haa.v1.Maintenance
-	(*ListInstancesRequest)(nil),   // 6: haa.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),  // 7: haa.v1.ListInstancesResponse
-	(*GetInstanceRequest)(nil),     // 8: haa.v1.GetInstanceRequest
-	(*GetInstanceResponse)(nil),    // 9: haa.v1.GetInstanceResponse
-	(*InstanceStatus)(nil),         // 10: haa.v1.InstanceStatus
-	(*Transition)(nil),             // 11: haa.v1.Transition
-	(*Counters)(nil),               // 12: haa.v1.Counters
-	(*GetConfigRequest)(nil),       // 13: haa.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),      // 14: haa.v1.GetConfigResponse
-	(*ApplyConfigRequest)(nil),     // 15: haa.v1.ApplyConfigRequest
-	(*ApplyConfigResponse)(nil),    // 16: haa.v1.ApplyConfigResponse
-	(*Plan)(nil),                   // 17: haa.v1.Plan
-	(*InstanceChange)(nil),         // 18: haa.v1.InstanceChange
-	(*WatchEventsRequest)(nil),     // 19: haa.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),    // 20: haa.v1.WatchEventsResponse
-	(*Event)(nil),                  // 21: haa.v1.Event
-	(*StateChanged)(nil),           // 22: haa.v1.StateChanged
-	(*PriorityChanged)(nil),        // 23: haa.v1.PriorityChanged
-	(*VipsChanged)(nil),            // 24: haa.v1.VipsChanged
-	(*GarpSent)(nil),               // 25: haa.v1.GarpSent
-	(*ConfigApplied)(nil),          // 26: haa.v1.ConfigApplied
-	(*PacketsDropped)(nil),         // 27: haa.v1.PacketsDropped
-	(*MaintenanceChanged)(nil),     // 28: haa.v1.MaintenanceChanged
-	(*MasterChanged)(nil),          // 29: haa.v1.MasterChanged
-	(*InstanceError)(nil),          // 30: haa.v1.InstanceError
-	(*NodeInstance)(nil),           // 31: haa.v1.NodeInstance
-	(*SplitBrain)(nil),             // 32: haa.v1.SplitBrain
-	(*Drift)(nil),                  // 33: haa.v1.Drift
-	(*VridCollision)(nil),          // 34: haa.v1.VridCollision
-	(*FleetApplied)(nil),           // 35: haa.v1.FleetApplied
-	(*MemberChanged)(nil),          // 36: haa.v1.MemberChanged
-	(*FailoverRequest)(nil),        // 37: haa.v1.FailoverRequest
-	(*FailoverResponse)(nil),       // 38: haa.v1.FailoverResponse
-	(*SetMaintenanceRequest)(nil),  // 39: haa.v1.SetMaintenanceRequest
-	(*SetMaintenanceResponse)(nil), // 40: haa.v1.SetMaintenanceResponse
-	nil,                            // 41: haa.v1.Counters.DropsEntry
-	(*timestamppb.Timestamp)(nil),  // 42: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 43: google.protobuf.Duration
-	(*AgentConfig)(nil),            // 44: haa.v1.AgentConfig
+	(TrackerState)(0),              // 1: haa.v1.TrackerState
+	(MemberState)(0),               // 2: haa.v1.MemberState
+	(*GetNodeRequest)(nil),         // 3: haa.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),        // 4: haa.v1.GetNodeResponse
+	(*Node)(nil),                   // 5: haa.v1.Node
+	(*Maintenance)(nil),            // 6: haa.v1.Maintenance
+	(*ListInstancesRequest)(nil),   // 7: haa.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),  // 8: haa.v1.ListInstancesResponse
+	(*GetInstanceRequest)(nil),     // 9: haa.v1.GetInstanceRequest
+	(*GetInstanceResponse)(nil),    // 10: haa.v1.GetInstanceResponse
+	(*InstanceStatus)(nil),         // 11: haa.v1.InstanceStatus
+	(*TrackerStatus)(nil),          // 12: haa.v1.TrackerStatus
+	(*NotifyResult)(nil),           // 13: haa.v1.NotifyResult
+	(*Transition)(nil),             // 14: haa.v1.Transition
+	(*Counters)(nil),               // 15: haa.v1.Counters
+	(*GetConfigRequest)(nil),       // 16: haa.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),      // 17: haa.v1.GetConfigResponse
+	(*ApplyConfigRequest)(nil),     // 18: haa.v1.ApplyConfigRequest
+	(*ApplyConfigResponse)(nil),    // 19: haa.v1.ApplyConfigResponse
+	(*Plan)(nil),                   // 20: haa.v1.Plan
+	(*InstanceChange)(nil),         // 21: haa.v1.InstanceChange
+	(*WatchEventsRequest)(nil),     // 22: haa.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),    // 23: haa.v1.WatchEventsResponse
+	(*Event)(nil),                  // 24: haa.v1.Event
+	(*StateChanged)(nil),           // 25: haa.v1.StateChanged
+	(*PriorityChanged)(nil),        // 26: haa.v1.PriorityChanged
+	(*TrackerChanged)(nil),         // 27: haa.v1.TrackerChanged
+	(*NotifyRan)(nil),              // 28: haa.v1.NotifyRan
+	(*VipsChanged)(nil),            // 29: haa.v1.VipsChanged
+	(*GarpSent)(nil),               // 30: haa.v1.GarpSent
+	(*ConfigApplied)(nil),          // 31: haa.v1.ConfigApplied
+	(*PacketsDropped)(nil),         // 32: haa.v1.PacketsDropped
+	(*MaintenanceChanged)(nil),     // 33: haa.v1.MaintenanceChanged
+	(*MasterChanged)(nil),          // 34: haa.v1.MasterChanged
+	(*InstanceError)(nil),          // 35: haa.v1.InstanceError
+	(*NodeInstance)(nil),           // 36: haa.v1.NodeInstance
+	(*SplitBrain)(nil),             // 37: haa.v1.SplitBrain
+	(*Drift)(nil),                  // 38: haa.v1.Drift
+	(*VridCollision)(nil),          // 39: haa.v1.VridCollision
+	(*FleetApplied)(nil),           // 40: haa.v1.FleetApplied
+	(*MemberChanged)(nil),          // 41: haa.v1.MemberChanged
+	(*FailoverRequest)(nil),        // 42: haa.v1.FailoverRequest
+	(*FailoverResponse)(nil),       // 43: haa.v1.FailoverResponse
+	(*SetMaintenanceRequest)(nil),  // 44: haa.v1.SetMaintenanceRequest
+	(*SetMaintenanceResponse)(nil), // 45: haa.v1.SetMaintenanceResponse
+	nil,                            // 46: haa.v1.Counters.DropsEntry
+	(*timestamppb.Timestamp)(nil),  // 47: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),    // 48: google.protobuf.Duration
+	(*AgentConfig)(nil),            // 49: haa.v1.AgentConfig
 }
 var file_haa_v1_agent_proto_depIdxs = []int32{
-	4,  // 0: haa.v1.GetNodeResponse.node:type_name -> haa.v1.Node
-	42, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	43, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
-	5,  // 3: haa.v1.Node.maintenance:type_name -> haa.v1.Maintenance
-	42, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
-	10, // 5: haa.v1.ListInstancesResponse.instances:type_name -> haa.v1.InstanceStatus
-	10, // 6: haa.v1.GetInstanceResponse.instance:type_name -> haa.v1.InstanceStatus
+	5,  // 0: haa.v1.GetNodeResponse.node:type_name -> haa.v1.Node
+	47, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	48, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
+	6,  // 3: haa.v1.Node.maintenance:type_name -> haa.v1.Maintenance
+	47, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
+	11, // 5: haa.v1.ListInstancesResponse.instances:type_name -> haa.v1.InstanceStatus
+	11, // 6: haa.v1.GetInstanceResponse.instance:type_name -> haa.v1.InstanceStatus
 	0,  // 7: haa.v1.InstanceStatus.state:type_name -> haa.v1.State
-	43, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
-	11, // 9: haa.v1.InstanceStatus.last_transition:type_name -> haa.v1.Transition
-	12, // 10: haa.v1.InstanceStatus.counters:type_name -> haa.v1.Counters
-	42, // 11: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
-	0,  // 12: haa.v1.Transition.from:type_name -> haa.v1.State
-	0,  // 13: haa.v1.Transition.to:type_name -> haa.v1.State
-	41, // 14: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
-	43, // 15: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
-	44, // 16: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
-	44, // 17: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
-	17, // 18: haa.v1.ApplyConfigResponse.plan:type_name -> haa.v1.Plan
-	18, // 19: haa.v1.Plan.changed:type_name -> haa.v1.InstanceChange
-	21, // 20: haa.v1.WatchEventsResponse.event:type_name -> haa.v1.Event
-	42, // 21: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
-	22, // 22: haa.v1.Event.state_changed:type_name -> haa.v1.StateChanged
-	23, // 23: haa.v1.Event.priority_changed:type_name -> haa.v1.PriorityChanged
-	24, // 24: haa.v1.Event.vips_changed:type_name -> haa.v1.VipsChanged
-	25, // 25: haa.v1.Event.garp_sent:type_name -> haa.v1.GarpSent
-	26, // 26: haa.v1.Event.config_applied:type_name -> haa.v1.ConfigApplied
-	27, // 27: haa.v1.Event.packets_dropped:type_name -> haa.v1.PacketsDropped
-	28, // 28: haa.v1.Event.maintenance_changed:type_name -> haa.v1.MaintenanceChanged
-	29, // 29: haa.v1.Event.master_changed:type_name -> haa.v1.MasterChanged
-	30, // 30: haa.v1.Event.error:type_name -> haa.v1.InstanceError
-	32, // 31: haa.v1.Event.split_brain:type_name -> haa.v1.SplitBrain
-	33, // 32: haa.v1.Event.drift:type_name -> haa.v1.Drift
-	34, // 33: haa.v1.Event.vrid_collision:type_name -> haa.v1.VridCollision
-	35, // 34: haa.v1.Event.fleet_applied:type_name -> haa.v1.FleetApplied
-	36, // 35: haa.v1.Event.member_changed:type_name -> haa.v1.MemberChanged
-	0,  // 36: haa.v1.StateChanged.from:type_name -> haa.v1.State
-	0,  // 37: haa.v1.StateChanged.to:type_name -> haa.v1.State
-	17, // 38: haa.v1.ConfigApplied.plan:type_name -> haa.v1.Plan
-	5,  // 39: haa.v1.MaintenanceChanged.maintenance:type_name -> haa.v1.Maintenance
-	31, // 40: haa.v1.SplitBrain.masters:type_name -> haa.v1.NodeInstance
-	31, // 41: haa.v1.VridCollision.instances:type_name -> haa.v1.NodeInstance
-	17, // 42: haa.v1.FleetApplied.plan:type_name -> haa.v1.Plan
-	1,  // 43: haa.v1.MemberChanged.state:type_name -> haa.v1.MemberState
-	43, // 44: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
-	43, // 45: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
-	5,  // 46: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
-	2,  // 47: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
-	6,  // 48: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
-	8,  // 49: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
-	13, // 50: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
-	15, // 51: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
-	19, // 52: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
-	37, // 53: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
-	39, // 54: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
-	3,  // 55: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
-	7,  // 56: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
-	9,  // 57: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
-	14, // 58: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
-	16, // 59: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
-	20, // 60: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
-	38, // 61: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
-	40, // 62: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
-	55, // [55:63] is the sub-list for method output_type
-	47, // [47:55] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	48, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
+	14, // 9: haa.v1.InstanceStatus.last_transition:type_name -> haa.v1.Transition
+	15, // 10: haa.v1.InstanceStatus.counters:type_name -> haa.v1.Counters
+	12, // 11: haa.v1.InstanceStatus.trackers:type_name -> haa.v1.TrackerStatus
+	13, // 12: haa.v1.InstanceStatus.notify_results:type_name -> haa.v1.NotifyResult
+	1,  // 13: haa.v1.TrackerStatus.state:type_name -> haa.v1.TrackerState
+	47, // 14: haa.v1.TrackerStatus.since:type_name -> google.protobuf.Timestamp
+	47, // 15: haa.v1.NotifyResult.time:type_name -> google.protobuf.Timestamp
+	48, // 16: haa.v1.NotifyResult.duration:type_name -> google.protobuf.Duration
+	47, // 17: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	0,  // 18: haa.v1.Transition.from:type_name -> haa.v1.State
+	0,  // 19: haa.v1.Transition.to:type_name -> haa.v1.State
+	46, // 20: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
+	48, // 21: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
+	49, // 22: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
+	49, // 23: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
+	20, // 24: haa.v1.ApplyConfigResponse.plan:type_name -> haa.v1.Plan
+	21, // 25: haa.v1.Plan.changed:type_name -> haa.v1.InstanceChange
+	24, // 26: haa.v1.WatchEventsResponse.event:type_name -> haa.v1.Event
+	47, // 27: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
+	25, // 28: haa.v1.Event.state_changed:type_name -> haa.v1.StateChanged
+	26, // 29: haa.v1.Event.priority_changed:type_name -> haa.v1.PriorityChanged
+	29, // 30: haa.v1.Event.vips_changed:type_name -> haa.v1.VipsChanged
+	30, // 31: haa.v1.Event.garp_sent:type_name -> haa.v1.GarpSent
+	31, // 32: haa.v1.Event.config_applied:type_name -> haa.v1.ConfigApplied
+	32, // 33: haa.v1.Event.packets_dropped:type_name -> haa.v1.PacketsDropped
+	33, // 34: haa.v1.Event.maintenance_changed:type_name -> haa.v1.MaintenanceChanged
+	34, // 35: haa.v1.Event.master_changed:type_name -> haa.v1.MasterChanged
+	35, // 36: haa.v1.Event.error:type_name -> haa.v1.InstanceError
+	37, // 37: haa.v1.Event.split_brain:type_name -> haa.v1.SplitBrain
+	38, // 38: haa.v1.Event.drift:type_name -> haa.v1.Drift
+	39, // 39: haa.v1.Event.vrid_collision:type_name -> haa.v1.VridCollision
+	40, // 40: haa.v1.Event.fleet_applied:type_name -> haa.v1.FleetApplied
+	41, // 41: haa.v1.Event.member_changed:type_name -> haa.v1.MemberChanged
+	27, // 42: haa.v1.Event.tracker_changed:type_name -> haa.v1.TrackerChanged
+	28, // 43: haa.v1.Event.notify_ran:type_name -> haa.v1.NotifyRan
+	0,  // 44: haa.v1.StateChanged.from:type_name -> haa.v1.State
+	0,  // 45: haa.v1.StateChanged.to:type_name -> haa.v1.State
+	1,  // 46: haa.v1.TrackerChanged.state:type_name -> haa.v1.TrackerState
+	13, // 47: haa.v1.NotifyRan.result:type_name -> haa.v1.NotifyResult
+	20, // 48: haa.v1.ConfigApplied.plan:type_name -> haa.v1.Plan
+	6,  // 49: haa.v1.MaintenanceChanged.maintenance:type_name -> haa.v1.Maintenance
+	36, // 50: haa.v1.SplitBrain.masters:type_name -> haa.v1.NodeInstance
+	36, // 51: haa.v1.VridCollision.instances:type_name -> haa.v1.NodeInstance
+	20, // 52: haa.v1.FleetApplied.plan:type_name -> haa.v1.Plan
+	2,  // 53: haa.v1.MemberChanged.state:type_name -> haa.v1.MemberState
+	48, // 54: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
+	48, // 55: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
+	6,  // 56: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
+	3,  // 57: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
+	7,  // 58: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
+	9,  // 59: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
+	16, // 60: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
+	18, // 61: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
+	22, // 62: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
+	42, // 63: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
+	44, // 64: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
+	4,  // 65: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
+	8,  // 66: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
+	10, // 67: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
+	17, // 68: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
+	19, // 69: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
+	23, // 70: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
+	43, // 71: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
+	45, // 72: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
+	65, // [65:73] is the sub-list for method output_type
+	57, // [57:65] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_agent_proto_init() }
@@ -3105,9 +3653,9 @@ func file_haa_v1_agent_proto_init() {
 		return
 	}
 	file_haa_v1_config_proto_init()
-	file_haa_v1_agent_proto_msgTypes[13].OneofWrappers = []any{}
-	file_haa_v1_agent_proto_msgTypes[17].OneofWrappers = []any{}
-	file_haa_v1_agent_proto_msgTypes[19].OneofWrappers = []any{
+	file_haa_v1_agent_proto_msgTypes[15].OneofWrappers = []any{}
+	file_haa_v1_agent_proto_msgTypes[19].OneofWrappers = []any{}
+	file_haa_v1_agent_proto_msgTypes[21].OneofWrappers = []any{
 		(*Event_StateChanged)(nil),
 		(*Event_PriorityChanged)(nil),
 		(*Event_VipsChanged)(nil),
@@ -3122,14 +3670,16 @@ func file_haa_v1_agent_proto_init() {
 		(*Event_VridCollision)(nil),
 		(*Event_FleetApplied)(nil),
 		(*Event_MemberChanged)(nil),
+		(*Event_TrackerChanged)(nil),
+		(*Event_NotifyRan)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_agent_proto_rawDesc), len(file_haa_v1_agent_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   40,
+			NumEnums:      3,
+			NumMessages:   44,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,7 +39,13 @@ type AgentConfig struct {
 	// Gossip with the other agents of the fleet (hashicorp/memberlist):
 	// membership, health and the fleet document. Unset: the node is on its
 	// own. Read at start: a change takes effect when haad restarts.
-	Gossip        *Gossip `protobuf:"bytes,4,opt,name=gossip,proto3" json:"gossip,omitempty"`
+	Gossip *Gossip `protobuf:"bytes,4,opt,name=gossip,proto3" json:"gossip,omitempty"`
+	// Health checks that move the priority of the instances that track them,
+	// or put them in FAULT. keepalived: vrrp_script, vrrp_track_file,
+	// vrrp_track_process, track_interface.
+	Trackers []*Tracker `protobuf:"bytes,5,rep,name=trackers,proto3" json:"trackers,omitempty"`
+	// Instances that change state together. keepalived: vrrp_sync_group.
+	SyncGroups    []*SyncGroup `protobuf:"bytes,6,rep,name=sync_groups,json=syncGroups,proto3" json:"sync_groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -102,6 +108,641 @@ func (x *AgentConfig) GetGossip() *Gossip {
 	return nil
 }
 
+func (x *AgentConfig) GetTrackers() []*Tracker {
+	if x != nil {
+		return x.Trackers
+	}
+	return nil
+}
+
+func (x *AgentConfig) GetSyncGroups() []*SyncGroup {
+	if x != nil {
+		return x.SyncGroups
+	}
+	return nil
+}
+
+// Tracker is one health check, referenced by name from Instance.track. Set
+// exactly one of script, interface, file and process.
+//
+// Weights are keepalived's: a positive weight is added to the priority
+// while the check is OK, a negative one subtracted while it fails; weight 0
+// (the default) puts the tracking instances in FAULT while it fails. The
+// effective priority is clamped to 1..254; a priority of 255 never moves.
+type Tracker struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique name, e.g. chk_nginx.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// A command run periodically: exit 0 is OK. keepalived: vrrp_script.
+	Script *ScriptCheck `protobuf:"bytes,2,opt,name=script,proto3" json:"script,omitempty"`
+	// The link state of an interface (netlink events). keepalived:
+	// track_interface.
+	Interface *InterfaceCheck `protobuf:"bytes,3,opt,name=interface,proto3" json:"interface,omitempty"`
+	// A number read from a file. keepalived: vrrp_track_file.
+	File *FileCheck `protobuf:"bytes,4,opt,name=file,proto3" json:"file,omitempty"`
+	// Running processes, read from /proc. keepalived: vrrp_track_process.
+	Process *ProcessCheck `protobuf:"bytes,5,opt,name=process,proto3" json:"process,omitempty"`
+	// -253..253 (file: -254..254, multiplied by the file's number). Default
+	// 0: failure means FAULT.
+	Weight        int32 `protobuf:"varint,6,opt,name=weight,proto3" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Tracker) Reset() {
+	*x = Tracker{}
+	mi := &file_haa_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Tracker) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Tracker) ProtoMessage() {}
+
+func (x *Tracker) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Tracker.ProtoReflect.Descriptor instead.
+func (*Tracker) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Tracker) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Tracker) GetScript() *ScriptCheck {
+	if x != nil {
+		return x.Script
+	}
+	return nil
+}
+
+func (x *Tracker) GetInterface() *InterfaceCheck {
+	if x != nil {
+		return x.Interface
+	}
+	return nil
+}
+
+func (x *Tracker) GetFile() *FileCheck {
+	if x != nil {
+		return x.File
+	}
+	return nil
+}
+
+func (x *Tracker) GetProcess() *ProcessCheck {
+	if x != nil {
+		return x.Process
+	}
+	return nil
+}
+
+func (x *Tracker) GetWeight() int32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+// ScriptCheck runs a command. The command is run directly (no shell): ask
+// for one with ["/bin/sh", "-c", "..."]. The program and the directories
+// above it must not be writable by anyone but root or the user it runs as.
+type ScriptCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Program and arguments, e.g. ["/usr/bin/pgrep", "-x", "nginx"]. A
+	// program without a slash is looked up in PATH when the configuration
+	// is applied.
+	Command []string `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	// Run it this often. Default 1s. keepalived: interval.
+	Interval *durationpb.Duration `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
+	// Kill it (with its process group) after this long: a failure. Default:
+	// the interval. keepalived: timeout.
+	Timeout *durationpb.Duration `protobuf:"bytes,3,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Successes in a row that turn a failed check OK. Default 1.
+	// keepalived: rise.
+	Rise uint32 `protobuf:"varint,4,opt,name=rise,proto3" json:"rise,omitempty"`
+	// Failures in a row that turn an OK check failed. Default 1.
+	// keepalived: fall.
+	Fall uint32 `protobuf:"varint,5,opt,name=fall,proto3" json:"fall,omitempty"`
+	// Run as this user ("name" or "name:group"). Default root.
+	// keepalived: user / script_user.
+	User          string `protobuf:"bytes,6,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ScriptCheck) Reset() {
+	*x = ScriptCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ScriptCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ScriptCheck) ProtoMessage() {}
+
+func (x *ScriptCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ScriptCheck.ProtoReflect.Descriptor instead.
+func (*ScriptCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ScriptCheck) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ScriptCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *ScriptCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *ScriptCheck) GetRise() uint32 {
+	if x != nil {
+		return x.Rise
+	}
+	return 0
+}
+
+func (x *ScriptCheck) GetFall() uint32 {
+	if x != nil {
+		return x.Fall
+	}
+	return 0
+}
+
+func (x *ScriptCheck) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// InterfaceCheck follows an interface's link state: failed while it is down
+// or gone.
+type InterfaceCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Interface name, e.g. eth1.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InterfaceCheck) Reset() {
+	*x = InterfaceCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InterfaceCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InterfaceCheck) ProtoMessage() {}
+
+func (x *InterfaceCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InterfaceCheck.ProtoReflect.Descriptor instead.
+func (*InterfaceCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *InterfaceCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// FileCheck reads an integer from a file whenever it changes. With weight
+// 0, a non-zero number is a failure; otherwise the number times the weight
+// is added to the priority, and a result below -253 means FAULT. A missing
+// or empty file reads as 0.
+type FileCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absolute path, e.g. /run/haa/drain.
+	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FileCheck) Reset() {
+	*x = FileCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FileCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FileCheck) ProtoMessage() {}
+
+func (x *FileCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FileCheck.ProtoReflect.Descriptor instead.
+func (*FileCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *FileCheck) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+// ProcessCheck counts the running processes of a program: OK while there
+// are at least quorum (and at most quorum_max, when set).
+type ProcessCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The process name (as in /proc/PID/comm, or the base name of its
+	// program), e.g. nginx.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// When set, only processes whose first arguments (after the program) are
+	// these count. keepalived: param_match initial.
+	Args []string `protobuf:"bytes,2,rep,name=args,proto3" json:"args,omitempty"`
+	// Processes needed. Default 1. keepalived: quorum.
+	Quorum uint32 `protobuf:"varint,3,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	// More than this many is a failure too. Default: no limit.
+	// keepalived: quorum_max.
+	QuorumMax uint32 `protobuf:"varint,4,opt,name=quorum_max,json=quorumMax,proto3" json:"quorum_max,omitempty"`
+	// Count them this often. Default 1s.
+	Interval      *durationpb.Duration `protobuf:"bytes,5,opt,name=interval,proto3" json:"interval,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProcessCheck) Reset() {
+	*x = ProcessCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProcessCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProcessCheck) ProtoMessage() {}
+
+func (x *ProcessCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProcessCheck.ProtoReflect.Descriptor instead.
+func (*ProcessCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ProcessCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ProcessCheck) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProcessCheck) GetQuorum() uint32 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
+func (x *ProcessCheck) GetQuorumMax() uint32 {
+	if x != nil {
+		return x.QuorumMax
+	}
+	return 0
+}
+
+func (x *ProcessCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+// TrackRef makes an instance (or every instance of a sync group) track a
+// tracker.
+type TrackRef struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The tracker's name (AgentConfig.trackers).
+	Tracker string `protobuf:"bytes,1,opt,name=tracker,proto3" json:"tracker,omitempty"`
+	// Replaces the tracker's weight for this instance.
+	Weight        *int32 `protobuf:"varint,2,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TrackRef) Reset() {
+	*x = TrackRef{}
+	mi := &file_haa_v1_config_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TrackRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TrackRef) ProtoMessage() {}
+
+func (x *TrackRef) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TrackRef.ProtoReflect.Descriptor instead.
+func (*TrackRef) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *TrackRef) GetTracker() string {
+	if x != nil {
+		return x.Tracker
+	}
+	return ""
+}
+
+func (x *TrackRef) GetWeight() int32 {
+	if x != nil && x.Weight != nil {
+		return *x.Weight
+	}
+	return 0
+}
+
+// Notify names the commands run when an instance or sync group changes
+// state. Each is a program and its arguments, run directly (no shell), one
+// at a time and in order per instance or group, never delaying VRRP; the
+// outcome of each is an event.
+type Notify struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Run on becoming MASTER. keepalived: notify_master.
+	Master []string `protobuf:"bytes,1,rep,name=master,proto3" json:"master,omitempty"`
+	// Run on becoming BACKUP. keepalived: notify_backup.
+	Backup []string `protobuf:"bytes,2,rep,name=backup,proto3" json:"backup,omitempty"`
+	// Run on entering FAULT. keepalived: notify_fault.
+	Fault []string `protobuf:"bytes,3,rep,name=fault,proto3" json:"fault,omitempty"`
+	// Run when the instance stops (haad stops, or it is removed).
+	// keepalived: notify_stop.
+	Stop []string `protobuf:"bytes,4,rep,name=stop,proto3" json:"stop,omitempty"`
+	// Run on every change, after the state's own command, with keepalived's
+	// arguments appended: INSTANCE|GROUP, the name, the new state
+	// (MASTER, BACKUP, FAULT, STOP) and the priority. keepalived: notify.
+	Any []string `protobuf:"bytes,5,rep,name=any,proto3" json:"any,omitempty"`
+	// Kill a command (and its process group) after this long. Default 30s.
+	Timeout *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Run as this user ("name" or "name:group"). Default root.
+	// keepalived: script_user.
+	User          string `protobuf:"bytes,7,opt,name=user,proto3" json:"user,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Notify) Reset() {
+	*x = Notify{}
+	mi := &file_haa_v1_config_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Notify) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Notify) ProtoMessage() {}
+
+func (x *Notify) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Notify.ProtoReflect.Descriptor instead.
+func (*Notify) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *Notify) GetMaster() []string {
+	if x != nil {
+		return x.Master
+	}
+	return nil
+}
+
+func (x *Notify) GetBackup() []string {
+	if x != nil {
+		return x.Backup
+	}
+	return nil
+}
+
+func (x *Notify) GetFault() []string {
+	if x != nil {
+		return x.Fault
+	}
+	return nil
+}
+
+func (x *Notify) GetStop() []string {
+	if x != nil {
+		return x.Stop
+	}
+	return nil
+}
+
+func (x *Notify) GetAny() []string {
+	if x != nil {
+		return x.Any
+	}
+	return nil
+}
+
+func (x *Notify) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Notify) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+// SyncGroup is a set of instances that change state together: the group
+// becomes MASTER only when every member may, a member that must become
+// BACKUP takes the others with it, and a member in FAULT puts the whole
+// group in FAULT. The members' trackers count for every member, so their
+// priorities move together. keepalived: vrrp_sync_group.
+type SyncGroup struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique name, e.g. VG_1.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The member instances, by name; an instance is in one group at most.
+	Instances []string `protobuf:"bytes,2,rep,name=instances,proto3" json:"instances,omitempty"`
+	// Commands run when the group changes state (arguments of `any`: GROUP,
+	// the group's name, the state, 0).
+	Notify *Notify `protobuf:"bytes,3,opt,name=notify,proto3" json:"notify,omitempty"`
+	// Trackers that every member tracks.
+	Track         []*TrackRef `protobuf:"bytes,4,rep,name=track,proto3" json:"track,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SyncGroup) Reset() {
+	*x = SyncGroup{}
+	mi := &file_haa_v1_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SyncGroup) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SyncGroup) ProtoMessage() {}
+
+func (x *SyncGroup) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SyncGroup.ProtoReflect.Descriptor instead.
+func (*SyncGroup) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SyncGroup) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SyncGroup) GetInstances() []string {
+	if x != nil {
+		return x.Instances
+	}
+	return nil
+}
+
+func (x *SyncGroup) GetNotify() *Notify {
+	if x != nil {
+		return x.Notify
+	}
+	return nil
+}
+
+func (x *SyncGroup) GetTrack() []*TrackRef {
+	if x != nil {
+		return x.Track
+	}
+	return nil
+}
+
 // Gossip says how the agent gossips with the rest of the fleet. Gossip
 // informs and distributes; VRRP on the wire still decides mastership.
 type Gossip struct {
@@ -132,7 +773,7 @@ type Gossip struct {
 
 func (x *Gossip) Reset() {
 	*x = Gossip{}
-	mi := &file_haa_v1_config_proto_msgTypes[1]
+	mi := &file_haa_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -144,7 +785,7 @@ func (x *Gossip) String() string {
 func (*Gossip) ProtoMessage() {}
 
 func (x *Gossip) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[1]
+	mi := &file_haa_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -157,7 +798,7 @@ func (x *Gossip) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gossip.ProtoReflect.Descriptor instead.
 func (*Gossip) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Gossip) GetBind() string {
@@ -217,14 +858,19 @@ type Fleet struct {
 	// member of the fleet's gossip.
 	Nodes []string `protobuf:"bytes,3,rep,name=nodes,proto3" json:"nodes,omitempty"`
 	// The virtual routers of the fleet.
-	Instances     []*FleetInstance `protobuf:"bytes,4,rep,name=instances,proto3" json:"instances,omitempty"`
+	Instances []*FleetInstance `protobuf:"bytes,4,rep,name=instances,proto3" json:"instances,omitempty"`
+	// Trackers every node of the document runs (names must not clash with a
+	// node's own trackers).
+	Trackers []*Tracker `protobuf:"bytes,5,rep,name=trackers,proto3" json:"trackers,omitempty"`
+	// Sync groups of the document's instances, on every node that runs them.
+	SyncGroups    []*SyncGroup `protobuf:"bytes,6,rep,name=sync_groups,json=syncGroups,proto3" json:"sync_groups,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Fleet) Reset() {
 	*x = Fleet{}
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -236,7 +882,7 @@ func (x *Fleet) String() string {
 func (*Fleet) ProtoMessage() {}
 
 func (x *Fleet) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -249,7 +895,7 @@ func (x *Fleet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fleet.ProtoReflect.Descriptor instead.
 func (*Fleet) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Fleet) GetKind() string {
@@ -276,6 +922,20 @@ func (x *Fleet) GetNodes() []string {
 func (x *Fleet) GetInstances() []*FleetInstance {
 	if x != nil {
 		return x.Instances
+	}
+	return nil
+}
+
+func (x *Fleet) GetTrackers() []*Tracker {
+	if x != nil {
+		return x.Trackers
+	}
+	return nil
+}
+
+func (x *Fleet) GetSyncGroups() []*SyncGroup {
+	if x != nil {
+		return x.SyncGroups
 	}
 	return nil
 }
@@ -318,6 +978,11 @@ type FleetInstance struct {
 	Garp *Garp `protobuf:"bytes,15,opt,name=garp,proto3" json:"garp,omitempty"`
 	// As Instance.v3_checksum_as_v2.
 	V3ChecksumAsV2 bool `protobuf:"varint,16,opt,name=v3_checksum_as_v2,json=v3ChecksumAsV2,proto3" json:"v3_checksum_as_v2,omitempty"`
+	// As Instance.track: the trackers of the node's own configuration or of
+	// the document.
+	Track []*TrackRef `protobuf:"bytes,17,rep,name=track,proto3" json:"track,omitempty"`
+	// As Instance.notify.
+	Notify *Notify `protobuf:"bytes,18,opt,name=notify,proto3" json:"notify,omitempty"`
 	// Priority per node name, e.g. {lb1: 100, lb2: 80}. The instance runs on
 	// the nodes listed here, or on every node of the document when empty.
 	Priorities map[string]uint32 `protobuf:"bytes,100,rep,name=priorities,proto3" json:"priorities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
@@ -331,7 +996,7 @@ type FleetInstance struct {
 
 func (x *FleetInstance) Reset() {
 	*x = FleetInstance{}
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -343,7 +1008,7 @@ func (x *FleetInstance) String() string {
 func (*FleetInstance) ProtoMessage() {}
 
 func (x *FleetInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -356,7 +1021,7 @@ func (x *FleetInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetInstance.ProtoReflect.Descriptor instead.
 func (*FleetInstance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FleetInstance) GetName() string {
@@ -471,6 +1136,20 @@ func (x *FleetInstance) GetV3ChecksumAsV2() bool {
 	return false
 }
 
+func (x *FleetInstance) GetTrack() []*TrackRef {
+	if x != nil {
+		return x.Track
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetNotify() *Notify {
+	if x != nil {
+		return x.Notify
+	}
+	return nil
+}
+
 func (x *FleetInstance) GetPriorities() map[string]uint32 {
 	if x != nil {
 		return x.Priorities
@@ -499,7 +1178,7 @@ type ApiConfig struct {
 
 func (x *ApiConfig) Reset() {
 	*x = ApiConfig{}
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +1190,7 @@ func (x *ApiConfig) String() string {
 func (*ApiConfig) ProtoMessage() {}
 
 func (x *ApiConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +1203,7 @@ func (x *ApiConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiConfig.ProtoReflect.Descriptor instead.
 func (*ApiConfig) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ApiConfig) GetSocket() string {
@@ -556,7 +1235,7 @@ type TcpListener struct {
 
 func (x *TcpListener) Reset() {
 	*x = TcpListener{}
-	mi := &file_haa_v1_config_proto_msgTypes[5]
+	mi := &file_haa_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -568,7 +1247,7 @@ func (x *TcpListener) String() string {
 func (*TcpListener) ProtoMessage() {}
 
 func (x *TcpListener) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[5]
+	mi := &file_haa_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -581,7 +1260,7 @@ func (x *TcpListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TcpListener.ProtoReflect.Descriptor instead.
 func (*TcpListener) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TcpListener) GetListen() string {
@@ -620,7 +1299,7 @@ type Tls struct {
 
 func (x *Tls) Reset() {
 	*x = Tls{}
-	mi := &file_haa_v1_config_proto_msgTypes[6]
+	mi := &file_haa_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -632,7 +1311,7 @@ func (x *Tls) String() string {
 func (*Tls) ProtoMessage() {}
 
 func (x *Tls) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[6]
+	mi := &file_haa_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -645,7 +1324,7 @@ func (x *Tls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tls.ProtoReflect.Descriptor instead.
 func (*Tls) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Tls) GetCertFile() string {
@@ -720,13 +1399,19 @@ type Instance struct {
 	// v3 over IPv4 only: compute the checksum without the pseudo-header, for
 	// peers that do so. keepalived: v3_checksum_as_v2 (vrrp_v3_checksum_as_v2).
 	V3ChecksumAsV2 bool `protobuf:"varint,16,opt,name=v3_checksum_as_v2,json=v3ChecksumAsV2,proto3" json:"v3_checksum_as_v2,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Trackers that move this instance's priority or put it in FAULT. The
+	// instance's own interface is always tracked (down: FAULT).
+	// keepalived: track_script, track_interface, track_file, track_process.
+	Track []*TrackRef `protobuf:"bytes,17,rep,name=track,proto3" json:"track,omitempty"`
+	// Commands run on state changes. keepalived: notify_*.
+	Notify        *Notify `protobuf:"bytes,18,opt,name=notify,proto3" json:"notify,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_haa_v1_config_proto_msgTypes[7]
+	mi := &file_haa_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -738,7 +1423,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[7]
+	mi := &file_haa_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -751,7 +1436,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Instance) GetName() string {
@@ -866,6 +1551,20 @@ func (x *Instance) GetV3ChecksumAsV2() bool {
 	return false
 }
 
+func (x *Instance) GetTrack() []*TrackRef {
+	if x != nil {
+		return x.Track
+	}
+	return nil
+}
+
+func (x *Instance) GetNotify() *Notify {
+	if x != nil {
+		return x.Notify
+	}
+	return nil
+}
+
 // Auth is VRRPv2 authentication. It guards against configuration mistakes,
 // not attackers: the password travels in clear text.
 type Auth struct {
@@ -880,7 +1579,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_haa_v1_config_proto_msgTypes[8]
+	mi := &file_haa_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -892,7 +1591,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[8]
+	mi := &file_haa_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -905,7 +1604,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Auth) GetType() string {
@@ -944,7 +1643,7 @@ type Garp struct {
 
 func (x *Garp) Reset() {
 	*x = Garp{}
-	mi := &file_haa_v1_config_proto_msgTypes[9]
+	mi := &file_haa_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -956,7 +1655,7 @@ func (x *Garp) String() string {
 func (*Garp) ProtoMessage() {}
 
 func (x *Garp) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[9]
+	mi := &file_haa_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -969,7 +1668,7 @@ func (x *Garp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Garp.ProtoReflect.Descriptor instead.
 func (*Garp) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Garp) GetDelay() *durationpb.Duration {
@@ -1011,26 +1710,74 @@ var File_haa_v1_config_proto protoreflect.FileDescriptor
 
 const file_haa_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x13haa/v1/config.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\"\x9e\x01\n" +
+	"\x13haa/v1/config.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\"\xff\x01\n" +
 	"\vAgentConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x03api\x18\x02 \x01(\v2\x11.haa.v1.ApiConfigR\x03api\x12.\n" +
 	"\tinstances\x18\x03 \x03(\v2\x10.haa.v1.InstanceR\tinstances\x12&\n" +
-	"\x06gossip\x18\x04 \x01(\v2\x0e.haa.v1.GossipR\x06gossip\"\x9b\x01\n" +
+	"\x06gossip\x18\x04 \x01(\v2\x0e.haa.v1.GossipR\x06gossip\x12+\n" +
+	"\btrackers\x18\x05 \x03(\v2\x0f.haa.v1.TrackerR\btrackers\x122\n" +
+	"\vsync_groups\x18\x06 \x03(\v2\x11.haa.v1.SyncGroupR\n" +
+	"syncGroups\"\xef\x01\n" +
+	"\aTracker\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x06script\x18\x02 \x01(\v2\x13.haa.v1.ScriptCheckR\x06script\x124\n" +
+	"\tinterface\x18\x03 \x01(\v2\x16.haa.v1.InterfaceCheckR\tinterface\x12%\n" +
+	"\x04file\x18\x04 \x01(\v2\x11.haa.v1.FileCheckR\x04file\x12.\n" +
+	"\aprocess\x18\x05 \x01(\v2\x14.haa.v1.ProcessCheckR\aprocess\x12\x16\n" +
+	"\x06weight\x18\x06 \x01(\x05R\x06weight\"\xcf\x01\n" +
+	"\vScriptCheck\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\x125\n" +
+	"\binterval\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x12\n" +
+	"\x04rise\x18\x04 \x01(\rR\x04rise\x12\x12\n" +
+	"\x04fall\x18\x05 \x01(\rR\x04fall\x12\x12\n" +
+	"\x04user\x18\x06 \x01(\tR\x04user\"$\n" +
+	"\x0eInterfaceCheck\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\x1f\n" +
+	"\tFileCheck\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\"\xa4\x01\n" +
+	"\fProcessCheck\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
+	"\x04args\x18\x02 \x03(\tR\x04args\x12\x16\n" +
+	"\x06quorum\x18\x03 \x01(\rR\x06quorum\x12\x1d\n" +
+	"\n" +
+	"quorum_max\x18\x04 \x01(\rR\tquorumMax\x125\n" +
+	"\binterval\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\binterval\"L\n" +
+	"\bTrackRef\x12\x18\n" +
+	"\atracker\x18\x01 \x01(\tR\atracker\x12\x1b\n" +
+	"\x06weight\x18\x02 \x01(\x05H\x00R\x06weight\x88\x01\x01B\t\n" +
+	"\a_weight\"\xbd\x01\n" +
+	"\x06Notify\x12\x16\n" +
+	"\x06master\x18\x01 \x03(\tR\x06master\x12\x16\n" +
+	"\x06backup\x18\x02 \x03(\tR\x06backup\x12\x14\n" +
+	"\x05fault\x18\x03 \x03(\tR\x05fault\x12\x12\n" +
+	"\x04stop\x18\x04 \x03(\tR\x04stop\x12\x10\n" +
+	"\x03any\x18\x05 \x03(\tR\x03any\x123\n" +
+	"\atimeout\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x12\n" +
+	"\x04user\x18\a \x01(\tR\x04user\"\x8d\x01\n" +
+	"\tSyncGroup\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
+	"\tinstances\x18\x02 \x03(\tR\tinstances\x12&\n" +
+	"\x06notify\x18\x03 \x01(\v2\x0e.haa.v1.NotifyR\x06notify\x12&\n" +
+	"\x05track\x18\x04 \x03(\v2\x10.haa.v1.TrackRefR\x05track\"\x9b\x01\n" +
 	"\x06Gossip\x12\x12\n" +
 	"\x04bind\x18\x01 \x01(\tR\x04bind\x12\x1c\n" +
 	"\tadvertise\x18\x02 \x01(\tR\tadvertise\x12\x12\n" +
 	"\x04join\x18\x03 \x03(\tR\x04join\x12\x19\n" +
 	"\bkey_file\x18\x04 \x01(\tR\akeyFile\x12\x14\n" +
 	"\x05label\x18\x05 \x01(\tR\x05label\x12\x1a\n" +
-	"\binsecure\x18\x06 \x01(\bR\binsecure\"\x86\x01\n" +
+	"\binsecure\x18\x06 \x01(\bR\binsecure\"\xe7\x01\n" +
 	"\x05Fleet\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
 	"generation\x12\x14\n" +
 	"\x05nodes\x18\x03 \x03(\tR\x05nodes\x123\n" +
-	"\tinstances\x18\x04 \x03(\v2\x15.haa.v1.FleetInstanceR\tinstances\"\xf4\x06\n" +
+	"\tinstances\x18\x04 \x03(\v2\x15.haa.v1.FleetInstanceR\tinstances\x12+\n" +
+	"\btrackers\x18\x05 \x03(\v2\x0f.haa.v1.TrackerR\btrackers\x122\n" +
+	"\vsync_groups\x18\x06 \x03(\v2\x11.haa.v1.SyncGroupR\n" +
+	"syncGroups\"\xc4\a\n" +
 	"\rFleetInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -1048,7 +1795,9 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x0fmulticast_group\x18\r \x01(\tR\x0emulticastGroup\x12\x14\n" +
 	"\x05state\x18\x0e \x01(\tR\x05state\x12 \n" +
 	"\x04garp\x18\x0f \x01(\v2\f.haa.v1.GarpR\x04garp\x12)\n" +
-	"\x11v3_checksum_as_v2\x18\x10 \x01(\bR\x0ev3ChecksumAsV2\x12E\n" +
+	"\x11v3_checksum_as_v2\x18\x10 \x01(\bR\x0ev3ChecksumAsV2\x12&\n" +
+	"\x05track\x18\x11 \x03(\v2\x10.haa.v1.TrackRefR\x05track\x12&\n" +
+	"\x06notify\x18\x12 \x01(\v2\x0e.haa.v1.NotifyR\x06notify\x12E\n" +
 	"\n" +
 	"priorities\x18d \x03(\v2%.haa.v1.FleetInstance.PrioritiesEntryR\n" +
 	"priorities\x12B\n" +
@@ -1072,7 +1821,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x03Tls\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
-	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xd5\x04\n" +
+	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xa5\x05\n" +
 	"\bInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -1090,7 +1839,9 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x0fmulticast_group\x18\r \x01(\tR\x0emulticastGroup\x12\x14\n" +
 	"\x05state\x18\x0e \x01(\tR\x05state\x12 \n" +
 	"\x04garp\x18\x0f \x01(\v2\f.haa.v1.GarpR\x04garp\x12)\n" +
-	"\x11v3_checksum_as_v2\x18\x10 \x01(\bR\x0ev3ChecksumAsV2B\v\n" +
+	"\x11v3_checksum_as_v2\x18\x10 \x01(\bR\x0ev3ChecksumAsV2\x12&\n" +
+	"\x05track\x18\x11 \x03(\v2\x10.haa.v1.TrackRefR\x05track\x12&\n" +
+	"\x06notify\x18\x12 \x01(\v2\x0e.haa.v1.NotifyR\x06notifyB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
 	"\b_preempt\"6\n" +
@@ -1119,48 +1870,74 @@ func file_haa_v1_config_proto_rawDescGZIP() []byte {
 	return file_haa_v1_config_proto_rawDescData
 }
 
-var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_haa_v1_config_proto_goTypes = []any{
 	(*AgentConfig)(nil),         // 0: haa.v1.AgentConfig
-	(*Gossip)(nil),              // 1: haa.v1.Gossip
-	(*Fleet)(nil),               // 2: haa.v1.Fleet
-	(*FleetInstance)(nil),       // 3: haa.v1.FleetInstance
-	(*ApiConfig)(nil),           // 4: haa.v1.ApiConfig
-	(*TcpListener)(nil),         // 5: haa.v1.TcpListener
-	(*Tls)(nil),                 // 6: haa.v1.Tls
-	(*Instance)(nil),            // 7: haa.v1.Instance
-	(*Auth)(nil),                // 8: haa.v1.Auth
-	(*Garp)(nil),                // 9: haa.v1.Garp
-	nil,                         // 10: haa.v1.FleetInstance.PrioritiesEntry
-	nil,                         // 11: haa.v1.FleetInstance.OverridesEntry
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
+	(*Tracker)(nil),             // 1: haa.v1.Tracker
+	(*ScriptCheck)(nil),         // 2: haa.v1.ScriptCheck
+	(*InterfaceCheck)(nil),      // 3: haa.v1.InterfaceCheck
+	(*FileCheck)(nil),           // 4: haa.v1.FileCheck
+	(*ProcessCheck)(nil),        // 5: haa.v1.ProcessCheck
+	(*TrackRef)(nil),            // 6: haa.v1.TrackRef
+	(*Notify)(nil),              // 7: haa.v1.Notify
+	(*SyncGroup)(nil),           // 8: haa.v1.SyncGroup
+	(*Gossip)(nil),              // 9: haa.v1.Gossip
+	(*Fleet)(nil),               // 10: haa.v1.Fleet
+	(*FleetInstance)(nil),       // 11: haa.v1.FleetInstance
+	(*ApiConfig)(nil),           // 12: haa.v1.ApiConfig
+	(*TcpListener)(nil),         // 13: haa.v1.TcpListener
+	(*Tls)(nil),                 // 14: haa.v1.Tls
+	(*Instance)(nil),            // 15: haa.v1.Instance
+	(*Auth)(nil),                // 16: haa.v1.Auth
+	(*Garp)(nil),                // 17: haa.v1.Garp
+	nil,                         // 18: haa.v1.FleetInstance.PrioritiesEntry
+	nil,                         // 19: haa.v1.FleetInstance.OverridesEntry
+	(*durationpb.Duration)(nil), // 20: google.protobuf.Duration
 }
 var file_haa_v1_config_proto_depIdxs = []int32{
-	4,  // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
-	7,  // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
-	1,  // 2: haa.v1.AgentConfig.gossip:type_name -> haa.v1.Gossip
-	3,  // 3: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
-	12, // 4: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
-	12, // 5: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
-	8,  // 6: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
-	9,  // 7: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
-	10, // 8: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
-	11, // 9: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
-	5,  // 10: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
-	6,  // 11: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
-	12, // 12: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
-	12, // 13: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
-	8,  // 14: haa.v1.Instance.auth:type_name -> haa.v1.Auth
-	9,  // 15: haa.v1.Instance.garp:type_name -> haa.v1.Garp
-	12, // 16: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
-	12, // 17: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
-	12, // 18: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
-	7,  // 19: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	12, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
+	15, // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
+	9,  // 2: haa.v1.AgentConfig.gossip:type_name -> haa.v1.Gossip
+	1,  // 3: haa.v1.AgentConfig.trackers:type_name -> haa.v1.Tracker
+	8,  // 4: haa.v1.AgentConfig.sync_groups:type_name -> haa.v1.SyncGroup
+	2,  // 5: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
+	3,  // 6: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
+	4,  // 7: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
+	5,  // 8: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
+	20, // 9: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
+	20, // 10: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
+	20, // 11: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
+	20, // 12: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
+	7,  // 13: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
+	6,  // 14: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
+	11, // 15: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
+	1,  // 16: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
+	8,  // 17: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
+	20, // 18: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
+	20, // 19: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
+	16, // 20: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
+	17, // 21: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
+	6,  // 22: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
+	7,  // 23: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
+	18, // 24: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
+	19, // 25: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
+	13, // 26: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
+	14, // 27: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
+	20, // 28: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
+	20, // 29: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
+	16, // 30: haa.v1.Instance.auth:type_name -> haa.v1.Auth
+	17, // 31: haa.v1.Instance.garp:type_name -> haa.v1.Garp
+	6,  // 32: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
+	7,  // 33: haa.v1.Instance.notify:type_name -> haa.v1.Notify
+	20, // 34: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
+	20, // 35: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
+	20, // 36: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
+	15, // 37: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
+	38, // [38:38] is the sub-list for method output_type
+	38, // [38:38] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_config_proto_init() }
@@ -1168,16 +1945,17 @@ func file_haa_v1_config_proto_init() {
 	if File_haa_v1_config_proto != nil {
 		return
 	}
-	file_haa_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[7].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[9].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[11].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[15].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[17].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_config_proto_rawDesc), len(file_haa_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
