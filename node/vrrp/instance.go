@@ -46,6 +46,9 @@ const (
 	CausePriorityChanged Cause = "priority_changed"
 	CauseFailover        Cause = "failover_requested"
 	CauseMaintenance     Cause = "maintenance"
+	CauseTrackFault      Cause = "tracker_failed"
+	CauseFaultCleared    Cause = "fault_cleared"
+	CauseSyncGroup       Cause = "sync_group"
 )
 
 // Config is what the state machine needs to know about an instance. The
@@ -71,6 +74,11 @@ type Config struct {
 	// Primary is this node's address on the instance's interface: the
 	// source of adverts and the tie-breaker at equal priority.
 	Primary netip.Addr
+	// Gated: the instance is a member of a sync group. When its
+	// master-down timer expires it does not become master but wants to
+	// (ActSync), and becomes master on EvSyncMaster, once every member of
+	// the group wants to.
+	Gated bool
 }
 
 // Event is an input to Instance.Step.
@@ -91,8 +99,23 @@ type (
 	EvLink struct{ Up bool }
 	// EvShutdown stops the instance, handing over if it is master.
 	EvShutdown struct{}
-	// EvPriority sets the effective priority (trackers, maintenance).
-	EvPriority struct{ Priority uint8 }
+	// EvTrack is the trackers' verdict: Offset is added to the configured
+	// priority (the result clamped to 1..254; 255 never moves), and a
+	// non-empty Fault puts the instance in FAULT for that reason until it
+	// is cleared.
+	EvTrack struct {
+		Offset int
+		Fault  string
+	}
+	// EvSyncFault puts a sync group member in FAULT because another
+	// member is (Reason), or releases it (Reason empty).
+	EvSyncFault struct{ Reason string }
+	// EvSyncMaster makes a sync group member that wants to be master (its
+	// master-down timer expired) master: every member wants to.
+	EvSyncMaster struct{}
+	// EvSyncBackup makes a sync group member that is master hand over:
+	// another member had to become backup.
+	EvSyncBackup struct{}
 	// EvReconfigure changes what can change without a restart: priority,
 	// preempt, preempt delay. VRID, version, interval and addresses
 	// cannot change in place.
@@ -114,7 +137,10 @@ func (EvAdvert) event()      {}
 func (EvTimer) event()       {}
 func (EvLink) event()        {}
 func (EvShutdown) event()    {}
-func (EvPriority) event()    {}
+func (EvTrack) event()       {}
+func (EvSyncFault) event()   {}
+func (EvSyncMaster) event()  {}
+func (EvSyncBackup) event()  {}
 func (EvReconfigure) event() {}
 func (EvHold) event()        {}
 func (EvFailover) event()    {}
@@ -150,6 +176,11 @@ type (
 		Priority uint8
 		Interval time.Duration
 	}
+	// ActSync reports, for the sync group, whether the instance wants to
+	// become master (a gated backup whose timer expired) and whether it is
+	// in FAULT for a reason of its own (not the group's). Emitted, last,
+	// by every Step that changes either.
+	ActSync struct{ Want, OwnFault bool }
 )
 
 func (ActSend) action()       {}
@@ -159,6 +190,7 @@ func (ActAnnounce) action()   {}
 func (ActTransition) action() {}
 func (ActDrop) action()       {}
 func (ActMaster) action()     {}
+func (ActSync) action()       {}
 
 // Instance is the pure VRRP state machine of RFC 5798 section 6 (and RFC
 // 3768 for v2). It does no I/O and never reads the clock: time comes in with
@@ -184,6 +216,16 @@ type Instance struct {
 	// accept the new master whatever its priority.
 	held, yield bool
 
+	// Fault sources: the link, the trackers, the sync group.
+	linkDown   bool
+	trackFault string
+	syncFault  string
+	offset     int // the trackers' offset to the configured priority
+	// want: a gated backup whose master-down timer expired.
+	want bool
+	// What the last ActSync said.
+	sentWant, sentOwnFault bool
+
 	acts []Action
 }
 
@@ -191,6 +233,34 @@ type Instance struct {
 func NewInstance(cfg Config) *Instance {
 	return &Instance{cfg: cfg, priority: cfg.Priority, masterInterval: cfg.Interval}
 }
+
+// SetInitialTrack sets the trackers' verdict before the instance starts
+// (see EvTrack), so it starts with it.
+func (in *Instance) SetInitialTrack(offset int, fault string) {
+	in.offset, in.trackFault = offset, fault
+	in.priority = in.effective()
+}
+
+// SetInitialSyncFault sets a sync group fault before the instance starts.
+func (in *Instance) SetInitialSyncFault(reason string) { in.syncFault = reason }
+
+// FaultReason says why the instance is (or would be) in FAULT: "interface
+// down", the trackers' or the sync group's reason; "" when nothing is wrong.
+func (in *Instance) FaultReason() string {
+	switch {
+	case in.linkDown:
+		return "interface down"
+	case in.trackFault != "":
+		return in.trackFault
+	}
+	return in.syncFault
+}
+
+// Wants reports whether a gated backup wants to become master.
+func (in *Instance) Wants() bool { return in.want }
+
+// ownFault: in FAULT (or would be) for a reason of its own.
+func (in *Instance) ownFault() bool { return in.linkDown || in.trackFault != "" }
 
 // State returns the current state.
 func (in *Instance) State() State { return in.state }
@@ -240,8 +310,20 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 		in.link(now, e.Up)
 	case EvShutdown:
 		in.shutdown()
-	case EvPriority:
-		in.setPriority(now, e.Priority)
+	case EvTrack:
+		in.offset = e.Offset
+		in.updatePriority(now)
+		in.setFault(now, &in.trackFault, e.Fault, CauseTrackFault)
+	case EvSyncFault:
+		in.setFault(now, &in.syncFault, e.Reason, CauseSyncGroup)
+	case EvSyncMaster:
+		if in.state == Backup && in.want && !in.held && in.FaultReason() == "" {
+			in.becomeMaster(now, CauseSyncGroup)
+		}
+	case EvSyncBackup:
+		if in.state == Master {
+			in.handOver(now, CauseSyncGroup)
+		}
 	case EvReconfigure:
 		in.reconfigure(now, e.Config)
 	case EvHold:
@@ -255,6 +337,13 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 		if in.state == Master {
 			in.emit(ActAnnounce{})
 		}
+	}
+	if in.state != Backup {
+		in.want = false
+	}
+	if own := in.ownFault(); in.cfg.Gated && (in.want != in.sentWant || own != in.sentOwnFault) {
+		in.sentWant, in.sentOwnFault = in.want, own
+		in.emit(ActSync{Want: in.want, OwnFault: own})
 	}
 	return in.acts
 }
@@ -280,23 +369,34 @@ func (in *Instance) start(now time.Time, up bool) {
 		return
 	}
 	in.preemptAfter = now.Add(in.cfg.PreemptDelay)
-	if !up {
+	in.linkDown = !up
+	switch {
+	case in.linkDown:
 		in.transition(Fault, CauseLinkDown)
-		return
+	case in.trackFault != "":
+		in.transition(Fault, CauseTrackFault)
+	case in.syncFault != "":
+		in.transition(Fault, CauseSyncGroup)
+	default:
+		in.enterInitial(now, CauseStartup)
 	}
-	in.enterInitial(now, CauseStartup)
 }
 
 // enterInitial is RFC 5798 6.4.1: the owner becomes master at once, others
 // wait for the master-down timer as backups.
 func (in *Instance) enterInitial(now time.Time, cause Cause) {
 	in.masterInterval = in.cfg.Interval
-	if in.priority == PriorityOwner && !in.held {
+	if in.priority == PriorityOwner && !in.held && !in.cfg.Gated {
 		in.becomeMaster(now, CauseOwner)
 		return
 	}
 	in.transition(Backup, cause)
 	in.masterAddr = netip.Addr{}
+	if in.priority == PriorityOwner && !in.held {
+		in.want = true // gated owner: master as soon as the group agrees
+		in.deadline = time.Time{}
+		return
+	}
 	in.deadline = now.Add(in.mdi())
 }
 
@@ -329,6 +429,13 @@ func (in *Instance) timer(now time.Time) {
 	case Backup:
 		if in.held {
 			in.deadline = now.Add(in.mdi())
+			return
+		}
+		if in.cfg.Gated {
+			// The group decides (EvSyncMaster); an accepted advert
+			// withdraws the wish and re-arms the timer.
+			in.want = true
+			in.deadline = time.Time{}
 			return
 		}
 		in.becomeMaster(now, CauseMasterDown)
@@ -423,9 +530,20 @@ func (in *Instance) backupAdvert(now time.Time, src netip.Addr, a *Advert) {
 			in.masterAddr, in.masterPrio = src, a.Priority
 			in.emit(ActMaster{Addr: src, Priority: a.Priority, Interval: in.masterInterval})
 		}
+		in.want = false
 		in.deadline = now.Add(in.mdi())
+		return
 	}
-	// Otherwise discard: the master-down timer runs out and we preempt.
+	// Otherwise discard (RFC 5798 6.4.2) and preempt. The RFC lets the
+	// master-down timer run out; the master has told us it is below us,
+	// so waiting the skew time is enough (the highest backup still goes
+	// first): a master whose check failed is replaced in a fraction of
+	// an interval instead of three.
+	if !in.want {
+		if d := now.Add(in.skew()); in.deadline.IsZero() || d.Before(in.deadline) {
+			in.deadline = d
+		}
+	}
 }
 
 // masterAdvert is RFC 5798 6.4.3.
@@ -471,18 +589,47 @@ func maxTime(a, b time.Time) time.Time {
 func addrGreater(a, b netip.Addr) bool { return a.Compare(b) > 0 }
 
 func (in *Instance) link(now time.Time, up bool) {
+	in.linkDown = !up
+	cause := CauseLinkUp
+	if !up {
+		cause = CauseLinkDown
+	}
+	in.refault(now, cause)
+}
+
+// setFault sets one fault source and enters or leaves FAULT accordingly.
+func (in *Instance) setFault(now time.Time, field *string, reason string, cause Cause) {
+	if *field == reason {
+		return
+	}
+	*field = reason
+	if reason == "" {
+		cause = CauseFaultCleared
+	}
+	in.refault(now, cause)
+}
+
+// refault enters FAULT while any fault source is set, and leaves it (as a
+// backup, or master at once if the address owner) when none is.
+func (in *Instance) refault(now time.Time, cause Cause) {
+	faulty := in.FaultReason() != ""
 	switch {
-	case !up && in.state != Fault && in.state != Init:
+	case faulty && in.state != Fault && in.state != Init:
 		if in.state == Master {
+			if !in.linkDown {
+				// Hand over at once rather than after the master-down
+				// interval: the link still carries adverts.
+				in.emit(ActSend{Priority: PriorityStop})
+			}
 			in.emit(ActDelVIPs{})
 		}
-		in.transition(Fault, CauseLinkDown)
+		in.transition(Fault, cause)
 		in.deadline = time.Time{}
 		in.masterAddr = netip.Addr{}
-	case up && in.state == Fault:
+	case !faulty && in.state == Fault:
 		in.preemptAfter = now.Add(in.cfg.PreemptDelay)
 		in.lowerMaster = false
-		in.enterInitial(now, CauseLinkUp)
+		in.enterInitial(now, cause)
 	}
 }
 
@@ -494,7 +641,10 @@ func (in *Instance) reconfigure(now time.Time, c Config) {
 	c.AuthType, c.AuthData, c.Primary = old.AuthType, old.AuthData, old.Primary
 	in.cfg = c
 	if c.Priority != old.Priority {
-		in.setPriority(now, c.Priority)
+		in.updatePriority(now)
+	}
+	if old.Gated && !c.Gated && in.state == Backup && in.want && !in.held {
+		in.becomeMaster(now, CauseMasterDown) // its timer had expired
 	}
 }
 
@@ -527,13 +677,18 @@ func (in *Instance) shutdown() {
 	in.deadline = time.Time{}
 }
 
-// setPriority changes the effective priority. The configured 255 (owner) is
-// never changed; others are clamped to 1..254.
-func (in *Instance) setPriority(now time.Time, p uint8) {
+// effective is the configured priority moved by the trackers' offset and
+// clamped to 1..254; the configured 255 (owner) never moves.
+func (in *Instance) effective() uint8 {
 	if in.cfg.Priority == PriorityOwner {
-		return
+		return PriorityOwner
 	}
-	p = max(1, min(p, PriorityOwner-1))
+	return uint8(max(1, min(int(in.cfg.Priority)+in.offset, PriorityOwner-1)))
+}
+
+// updatePriority applies a change of the effective priority.
+func (in *Instance) updatePriority(now time.Time) {
+	p := in.effective()
 	if p == in.priority {
 		return
 	}

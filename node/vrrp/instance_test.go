@@ -67,7 +67,7 @@ func TestOwnerIsMasterAtOnce(t *testing.T) {
 	wantActs(t, step(in, t0, EvStart{LinkUp: true}),
 		ActAddVIPs{}, ActSend{255}, ActTransition{Init, Master, CauseOwner})
 	// Priority changes never touch the owner.
-	wantActs(t, step(in, t0, EvPriority{Priority: 50}))
+	wantActs(t, step(in, t0, EvTrack{Offset: -50}))
 	if in.Priority() != 255 {
 		t.Fatalf("owner priority changed to %d", in.Priority())
 	}
@@ -101,11 +101,15 @@ func TestBackupResetsTimerOnAdvertAndAdoptsInterval(t *testing.T) {
 func TestBackupPreemptsLowerMaster(t *testing.T) {
 	in := NewInstance(cfg3(200))
 	step(in, t0, EvStart{LinkUp: true})
-	mdi := MasterDownInterval(3, 200, 100*time.Millisecond)
-	// Lower-priority adverts are discarded: the timer keeps running.
+	// Lower-priority adverts are discarded, and the master that sent one
+	// is preempted after the skew time rather than the master-down
+	// interval; later adverts do not push the deadline back.
 	wantActs(t, step(in, at(50*time.Millisecond), EvAdvert{Src: upper, Advert: adv(100)}))
-	wantDeadline(t, in, at(mdi))
-	acts := step(in, at(mdi), EvTimer{})
+	due := at(50*time.Millisecond + SkewTime(3, 200, 100*time.Millisecond))
+	wantDeadline(t, in, due)
+	wantActs(t, step(in, at(60*time.Millisecond), EvAdvert{Src: upper, Advert: adv(100)}))
+	wantDeadline(t, in, due)
+	acts := step(in, due, EvTimer{})
 	if in.State() != Master || len(acts) != 3 {
 		t.Fatalf("did not preempt: state %v actions %v", in.State(), acts)
 	}
@@ -321,9 +325,9 @@ func TestReceiveChecksDropAndNeverChangeState(t *testing.T) {
 
 func TestPriorityChanges(t *testing.T) {
 	in := masterAt(t, cfg3(100))
-	wantActs(t, step(in, at(time.Second), EvPriority{Priority: 80}), ActSend{80})
+	wantActs(t, step(in, at(time.Second), EvTrack{Offset: -20}), ActSend{80})
 	// Clamped to 1..254.
-	step(in, at(time.Second), EvPriority{Priority: 0})
+	step(in, at(time.Second), EvTrack{Offset: -200})
 	if in.Priority() != 1 {
 		t.Fatalf("priority %d, want clamped to 1", in.Priority())
 	}
@@ -331,7 +335,7 @@ func TestPriorityChanges(t *testing.T) {
 	b := NewInstance(cfg3(100))
 	step(b, t0, EvStart{LinkUp: true})
 	step(b, at(10*time.Millisecond), EvAdvert{Src: upper, Advert: adv(150)})
-	step(b, at(20*time.Millisecond), EvPriority{Priority: 200})
+	step(b, at(20*time.Millisecond), EvTrack{Offset: 100})
 	wantDeadline(t, b, at(20*time.Millisecond+SkewTime(3, 200, 100*time.Millisecond)))
 }
 
@@ -400,4 +404,88 @@ func TestAnnounceOnlyWhileMaster(t *testing.T) {
 	b := NewInstance(cfg3(100))
 	step(b, t0, EvStart{LinkUp: true})
 	wantActs(t, step(b, t0, EvAnnounce{}))
+}
+
+func TestTrackerFaultAndOffset(t *testing.T) {
+	in := masterAt(t, cfg3(100))
+	// A failed weight-0 tracker: hand over at once (the link works), FAULT.
+	wantActs(t, step(in, at(time.Second), EvTrack{Fault: "tracker chk failed"}),
+		ActSend{PriorityStop}, ActDelVIPs{}, ActTransition{Master, Fault, CauseTrackFault})
+	if in.FaultReason() != "tracker chk failed" {
+		t.Fatalf("fault reason %q", in.FaultReason())
+	}
+	// The link goes down and the tracker recovers: still FAULT (link).
+	wantActs(t, step(in, at(2*time.Second), EvLink{Up: false}))
+	wantActs(t, step(in, at(3*time.Second), EvTrack{Offset: -10}))
+	if in.State() != Fault || in.FaultReason() != "interface down" || in.Priority() != 90 {
+		t.Fatalf("state %v reason %q priority %d", in.State(), in.FaultReason(), in.Priority())
+	}
+	// Link back: backup with the tracked priority.
+	wantActs(t, step(in, at(4*time.Second), EvLink{Up: true}), ActTransition{Fault, Backup, CauseLinkUp})
+	wantDeadline(t, in, at(4*time.Second+MasterDownInterval(3, 90, 100*time.Millisecond)))
+	// A fault cleared by the tracker itself says so.
+	step(in, at(5*time.Second), EvTrack{Fault: "x"})
+	wantActs(t, step(in, at(6*time.Second), EvTrack{}), ActTransition{Fault, Backup, CauseFaultCleared})
+	if in.Priority() != 100 {
+		t.Fatalf("priority %d after the offset cleared", in.Priority())
+	}
+}
+
+func TestStartsInFaultWithFailedTracker(t *testing.T) {
+	in := NewInstance(cfg3(100))
+	in.SetInitialTrack(-20, "tracker chk failed")
+	wantActs(t, step(in, t0, EvStart{LinkUp: true}), ActTransition{Init, Fault, CauseTrackFault})
+	if in.Priority() != 80 {
+		t.Fatalf("priority %d, want 80", in.Priority())
+	}
+	// The owner's priority never moves, but a fault still counts.
+	o := NewInstance(cfg3(255))
+	o.SetInitialTrack(-100, "")
+	wantActs(t, step(o, t0, EvStart{LinkUp: true}), ActAddVIPs{}, ActSend{255}, ActTransition{Init, Master, CauseOwner})
+	wantActs(t, step(o, t0, EvTrack{Offset: 20, Fault: "f"}),
+		ActSend{PriorityStop}, ActDelVIPs{}, ActTransition{Master, Fault, CauseTrackFault})
+	if o.Priority() != 255 {
+		t.Fatalf("owner priority %d", o.Priority())
+	}
+}
+
+func TestGatedMemberWaitsForItsGroup(t *testing.T) {
+	c := cfg3(100)
+	c.Gated = true
+	in := NewInstance(c)
+	step(in, t0, EvStart{LinkUp: true})
+	mdi := MasterDownInterval(3, 100, 100*time.Millisecond)
+	// The timer expires: it wants to be master, no more.
+	wantActs(t, step(in, at(mdi), EvTimer{}), ActSync{Want: true})
+	if in.State() != Backup {
+		t.Fatalf("gated member became %v by itself", in.State())
+	}
+	// A master appears: the wish is withdrawn, the timer re-armed.
+	wantActs(t, step(in, at(mdi+time.Millisecond), EvAdvert{Src: upper, Advert: adv(150)}),
+		ActMaster{Addr: upper, Priority: 150, Interval: 100 * time.Millisecond}, ActSync{})
+	wantDeadline(t, in, at(mdi+time.Millisecond+mdi))
+	// A stale go-ahead is ignored.
+	wantActs(t, step(in, at(mdi+2*time.Millisecond), EvSyncMaster{}))
+	// Expires again, the group agrees: master.
+	step(in, at(2*mdi+time.Millisecond), EvTimer{})
+	wantActs(t, step(in, at(2*mdi+2*time.Millisecond), EvSyncMaster{}),
+		ActAddVIPs{}, ActSend{100}, ActTransition{Backup, Master, CauseSyncGroup}, ActSync{})
+	// Another member had to become backup: hand over.
+	wantActs(t, step(in, at(3*mdi), EvSyncBackup{}),
+		ActSend{PriorityStop}, ActDelVIPs{}, ActTransition{Master, Backup, CauseSyncGroup})
+	// Another member is in FAULT: so is this one, but not of its own.
+	wantActs(t, step(in, at(3*mdi), EvSyncFault{Reason: "sync group VG_1: VI_2 in FAULT"}),
+		ActTransition{Backup, Fault, CauseSyncGroup})
+	// Its own link fails meanwhile: own fault reported.
+	wantActs(t, step(in, at(3*mdi), EvLink{Up: false}), ActSync{OwnFault: true})
+	wantActs(t, step(in, at(3*mdi), EvLink{Up: true}), ActSync{})
+	wantActs(t, step(in, at(3*mdi), EvSyncFault{}), ActTransition{Fault, Backup, CauseFaultCleared})
+}
+
+func TestGatedOwnerWantsAtOnce(t *testing.T) {
+	c := cfg3(255)
+	c.Gated = true
+	in := NewInstance(c)
+	wantActs(t, step(in, t0, EvStart{LinkUp: true}), ActTransition{Init, Backup, CauseStartup}, ActSync{Want: true})
+	wantActs(t, step(in, t0, EvSyncMaster{}), ActAddVIPs{}, ActSend{255}, ActTransition{Backup, Master, CauseSyncGroup}, ActSync{})
 }

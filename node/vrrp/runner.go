@@ -49,6 +49,9 @@ const (
 	NoticeError
 	NoticePriority
 	NoticeVIPs // VIPs added (Added) or removed
+	// NoticeSync: whether the instance wants to become master (Want) and
+	// is in FAULT for a reason of its own (OwnFault), for its sync group.
+	NoticeSync
 )
 
 // Notice reports something that happened to an instance. The notify
@@ -67,6 +70,8 @@ type Notice struct {
 	Priority uint8
 	Err      error
 	Added    bool
+	Want     bool
+	OwnFault bool
 }
 
 // Stats are an instance's counters.
@@ -111,6 +116,7 @@ type Status struct {
 	VIPError       string // why the VIPs could not be added, while master
 	Held           string // "maintenance", "failover" or ""
 	VIPsHeld       bool
+	FaultReason    string // why it is (or would be) in FAULT; "" if nothing is wrong
 }
 
 type inAdvert struct {
@@ -236,8 +242,19 @@ func (r *Runner) dropped(now time.Time, reason DropReason, detail string) {
 // Link reports the interface state.
 func (r *Runner) Link(up bool) { r.control(EvLink{Up: up}) }
 
-// SetPriority sets the effective priority.
-func (r *Runner) SetPriority(p uint8) { r.control(EvPriority{Priority: p}) }
+// SetTrack hands the trackers' verdict to the instance (see EvTrack).
+func (r *Runner) SetTrack(offset int, fault string) {
+	r.control(EvTrack{Offset: offset, Fault: fault})
+}
+
+// SyncFault puts a sync group member in FAULT for reason, or releases it.
+func (r *Runner) SyncFault(reason string) { r.control(EvSyncFault{Reason: reason}) }
+
+// SyncMaster makes a sync group member that wants to be master master.
+func (r *Runner) SyncMaster() { r.control(EvSyncMaster{}) }
+
+// SyncBackup makes a sync group member that is master hand over.
+func (r *Runner) SyncBackup() { r.control(EvSyncBackup{}) }
 
 // Hold puts the instance on hold (maintenance) or releases it.
 func (r *Runner) Hold(on bool) { r.control(EvHold{On: on}) }
@@ -457,6 +474,9 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 			r.dropped(now, a.Reason, a.Detail)
 		case ActMaster:
 			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeMaster, Addr: a.Addr, Priority: a.Priority})
+		case ActSync:
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeSync, Want: a.Want, OwnFault: a.OwnFault,
+				Priority: r.in.Priority()})
 		}
 	}
 	r.mu.Lock()
@@ -471,6 +491,7 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 	r.status.Priority = r.in.Priority()
 	r.status.MasterAddr = r.in.MasterAddr()
 	r.status.MasterInterval = r.in.MasterInterval()
+	r.status.FaultReason = r.in.FaultReason()
 	r.mu.Unlock()
 	if prevPrio != r.in.Priority() {
 		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticePriority, Priority: r.in.Priority()})

@@ -291,7 +291,7 @@ func TestRunnerShutdownAfterQueuedControlEvents(t *testing.T) {
 		time.Sleep(time.Second)
 		synctest.Wait()
 		n.r.Link(true)
-		n.r.SetPriority(200)
+		n.r.SetTrack(-55, "")
 		if err := n.r.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}

@@ -36,3 +36,13 @@ func (g goTimer) Close() error          { g.t.Stop(); return nil }
 // WithHold starts the instance on hold (maintenance): it never becomes
 // master until Hold(false).
 func WithHold() RunnerOption { return func(r *Runner) { r.in.held = true } }
+
+// WithTrack starts the instance with the trackers' verdict (see EvTrack)
+// and, for a sync group member, the group's fault (reason "" for none).
+func WithTrack(offset int, fault, syncFault string) RunnerOption {
+	return func(r *Runner) {
+		r.in.SetInitialTrack(offset, fault)
+		r.in.SetInitialSyncFault(syncFault)
+		r.status.Priority = r.in.Priority()
+	}
+}
