@@ -98,6 +98,11 @@ func (g *Group) Transition(instance string, from, to vrrp.State, cause vrrp.Caus
 	if to == vrrp.Init {
 		m.ownFault = false
 	}
+	if from == vrrp.Init || to == vrrp.Init {
+		// A member (re)started or stopped: a new state machine, which
+		// has not been told about the group's fault yet.
+		m.fault = ""
+	}
 	var cmds []Command
 	if from == vrrp.Master && to == vrrp.Backup && cause != vrrp.CauseSyncGroup {
 		for _, o := range g.members {

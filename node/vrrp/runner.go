@@ -117,6 +117,8 @@ type Status struct {
 	Held           string // "maintenance", "failover" or ""
 	VIPsHeld       bool
 	FaultReason    string // why it is (or would be) in FAULT; "" if nothing is wrong
+	Want           bool   // a sync group member waiting for its group to become master
+	OwnFault       bool   // in FAULT (or would be) for a reason of its own, not its group's
 }
 
 type inAdvert struct {
@@ -492,6 +494,8 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 	r.status.MasterAddr = r.in.MasterAddr()
 	r.status.MasterInterval = r.in.MasterInterval()
 	r.status.FaultReason = r.in.FaultReason()
+	r.status.Want = r.in.Wants()
+	r.status.OwnFault = r.in.ownFault()
 	r.mu.Unlock()
 	if prevPrio != r.in.Priority() {
 		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticePriority, Priority: r.in.Priority()})
