@@ -17,12 +17,16 @@ import (
 )
 
 // composed is a node's running configuration: its own (local) configuration
-// with the instances the fleet document gives it appended.
+// with the instances, trackers and sync groups the fleet document gives it
+// appended.
 type composed struct {
 	cfg    *haav1.AgentConfig
 	nLocal int
 	// fleetPaths[i] is where instance nLocal+i comes from in the document.
 	fleetPaths []string
+	// The same for trackers and sync groups.
+	nLocalTrackers, nLocalGroups int
+	trackerPaths, groupPaths     []string
 }
 
 // fleetNames returns the names of the instances that come from the fleet.
@@ -44,67 +48,105 @@ func nodeName(local *haav1.AgentConfig) string {
 	return h
 }
 
-// compose appends the document's instances for this node to local. A name
-// used by both is an error (reported from the side being applied: fleet
-// paths when fleetSide, local paths otherwise).
+// compose appends the document's instances for this node to local, and the
+// trackers and sync groups of the document the node runs (ForNodeExtras).
+// A name of an instance, tracker or sync group used by both is an error
+// (reported from the side being applied: fleet paths when fleetSide, local
+// paths otherwise).
 func compose(local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool) (composed, error) {
-	out := composed{cfg: proto.Clone(local).(*haav1.AgentConfig), nLocal: len(local.GetInstances())}
+	out := composed{cfg: proto.Clone(local).(*haav1.AgentConfig), nLocal: len(local.GetInstances()),
+		nLocalTrackers: len(local.GetTrackers()), nLocalGroups: len(local.GetSyncGroups())}
 	if doc == nil {
 		return out, nil
 	}
-	ins, paths := config.ForNode(doc, nodeName(local))
-	localNames := map[string]int{}
-	for i, in := range local.GetInstances() {
-		localNames[in.GetName()] = i
-	}
+	node := nodeName(local)
+	ins, paths := config.ForNode(doc, node)
+	trackers, groups, trackerPaths, groupPaths := config.ForNodeExtras(doc, node)
 	var fields []config.FieldError
-	for k, in := range ins {
-		j, dup := localNames[in.GetName()]
-		if !dup {
-			continue
+	clash := func(what, list string, localNames, fleetNames []string, fleetPaths []string) {
+		at := map[string]int{}
+		for j, name := range localNames {
+			if _, dup := at[name]; !dup {
+				at[name] = j
+			}
 		}
-		if fleetSide {
-			fields = append(fields, config.FieldError{Path: paths[k] + ".name",
-				Msg: fmt.Sprintf("%q is also an instance of node %s's own configuration (its instances[%d]): rename one, or remove it from the node's file",
-					in.GetName(), nodeName(local), j)})
-		} else {
-			fields = append(fields, config.FieldError{Path: fmt.Sprintf("instances[%d].name", j),
-				Msg: fmt.Sprintf("%q is also an instance of the fleet document (%s): rename one, or remove it from the document",
-					in.GetName(), paths[k])})
+		for k, name := range fleetNames {
+			j, dup := at[name]
+			if !dup {
+				continue
+			}
+			if fleetSide {
+				fields = append(fields, config.FieldError{Path: fleetPaths[k] + ".name",
+					Msg: fmt.Sprintf("%q is also %s of node %s's own configuration (its %s[%d]): rename one, or remove it from the node's file",
+						name, what, node, list, j)})
+			} else {
+				fields = append(fields, config.FieldError{Path: fmt.Sprintf("%s[%d].name", list, j),
+					Msg: fmt.Sprintf("%q is also %s of the fleet document (%s): rename one, or remove it from the document",
+						name, what, fleetPaths[k])})
+			}
 		}
 	}
+	clash("a tracker", "trackers", namesOf(local.GetTrackers()), namesOf(trackers), trackerPaths)
+	clash("an instance", "instances", namesOf(local.GetInstances()), namesOf(ins), paths)
+	clash("a sync group", "syncGroups", namesOf(local.GetSyncGroups()), namesOf(groups), groupPaths)
 	if len(fields) > 0 {
 		return composed{}, &config.Error{Fields: fields}
 	}
 	out.cfg.Instances = append(out.cfg.Instances, ins...)
 	out.fleetPaths = paths
+	out.cfg.Trackers = append(out.cfg.Trackers, trackers...)
+	out.trackerPaths = trackerPaths
+	out.cfg.SyncGroups = append(out.cfg.SyncGroups, groups...)
+	out.groupPaths = groupPaths
 	return out, nil
 }
 
-var instancePathRE = regexp.MustCompile(`instances\[(\d+)\]`)
+// namesOf returns the names of instances, trackers or sync groups.
+func namesOf[T interface{ GetName() string }](list []T) []string {
+	out := make([]string, len(list))
+	for i, x := range list {
+		out[i] = x.GetName()
+	}
+	return out
+}
 
-// repath rewrites the instance paths of a validation error of a composed
-// configuration (instances[i] of the composition) into paths of what the
-// user wrote: the document's ("instances[k]") and the node's own file
-// ("local.instances[j]") when fleetSide, the file's ("instances[j]") and
-// the document's ("fleet.instances[k]") otherwise.
+// topPathRE matches a path into one of the composed lists at the top of
+// the configuration: at the start, or after a character that cannot be
+// part of a path ("syncGroups[0].instances[1]" is not an instance's path).
+var topPathRE = regexp.MustCompile(`(^|[^\w.])(instances|trackers|syncGroups)\[(\d+)\]`)
+
+// repath rewrites the instance, tracker and sync group paths of a
+// validation error of a composed configuration (instances[i] of the
+// composition) into paths of what the user wrote: the document's
+// ("instances[k]") and the node's own file ("local.instances[j]") when
+// fleetSide, the file's ("instances[j]") and the document's
+// ("fleet.instances[k]") otherwise.
 func (c composed) repath(err error, fleetSide bool) error {
 	var ce *config.Error
 	if !errors.As(err, &ce) {
 		return err
 	}
 	rewrite := func(s string) string {
-		return instancePathRE.ReplaceAllStringFunc(s, func(m string) string {
-			i, _ := strconv.Atoi(instancePathRE.FindStringSubmatch(m)[1])
+		return topPathRE.ReplaceAllStringFunc(s, func(m string) string {
+			sub := topPathRE.FindStringSubmatch(m)
+			before, list, top := sub[1], sub[2], m[len(sub[1]):]
+			i, _ := strconv.Atoi(sub[3])
+			nLocal, paths := c.nLocal, c.fleetPaths
+			switch list {
+			case "trackers":
+				nLocal, paths = c.nLocalTrackers, c.trackerPaths
+			case "syncGroups":
+				nLocal, paths = c.nLocalGroups, c.groupPaths
+			}
 			switch {
-			case i >= c.nLocal && i-c.nLocal < len(c.fleetPaths):
-				p := c.fleetPaths[i-c.nLocal]
+			case i >= nLocal && i-nLocal < len(paths):
+				p := paths[i-nLocal]
 				if !fleetSide {
 					p = "fleet." + p
 				}
-				return p
+				return before + p
 			case fleetSide:
-				return "local." + m
+				return before + "local." + top
 			}
 			return m
 		})

@@ -34,7 +34,8 @@ func (p Plan) Empty() bool {
 }
 
 // inPlace are the fields a running instance takes without a restart.
-var inPlace = map[string]bool{"priority": true, "preempt": true, "preemptDelay": true, "state": true, "garp": true}
+var inPlace = map[string]bool{"priority": true, "preempt": true, "preemptDelay": true, "state": true, "garp": true,
+	"track": true, "notify": true}
 
 // Diff compares the running instances with the desired ones. It is pure.
 func Diff(running, desired []config.Instance) Plan {

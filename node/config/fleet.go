@@ -77,6 +77,7 @@ func IsFleet(data []byte) bool {
 //
 //   - kind is "Fleet";
 //   - nodes is not empty, and its names are valid and unique;
+//   - trackers are valid by the rules of an agent's own trackers;
 //   - instance names are unique;
 //   - the keys of priorities and overrides are nodes of the document, and
 //     an override's node runs the instance; priorities are 1..255; an
@@ -90,11 +91,17 @@ func IsFleet(data []byte) bool {
 //     override (instances[0].overrides.lb2.interface);
 //   - on each node, no two instances share a vrid on one interface, and no
 //     VIP is used twice; reported once at the later instance, the message
-//     naming every node it happens on.
+//     naming every node it happens on;
+//   - the track references of instances, overrides and sync groups name
+//     trackers of the document (a node's own trackers are not known
+//     where a document is validated);
+//   - sync groups are valid by the rules of an agent's own, their
+//     instances being the document's, and the instances of a group run on
+//     the same nodes.
 //
-// Problems come in document order: kind, nodes, then per instance its own
-// fields, name, priorities, overrides (sorted by node) and the per-node
-// clashes.
+// Problems come in document order: kind, nodes, trackers, then per instance
+// its own fields, name, priorities, overrides (sorted by node) and the
+// per-node clashes, then the sync groups.
 //
 // An empty instances list is valid: applied, it removes every instance the
 // previous document gave the nodes.
@@ -109,7 +116,7 @@ func ValidateFleet(doc *haav1.Fleet) error {
 // priorities name the node, or every instance without priorities. A node
 // that is not in nodes gets none.
 //
-// Each instance is the FleetInstance's Instance fields (1..16), with
+// Each instance is the FleetInstance's Instance fields (1..18), with
 // priority = priorities[node] when set (else the instance's priority, or
 // unset for the default), and then every field the node's override sets
 // replacing the instance's: scalars, lists and messages (garp, auth) as a
@@ -140,8 +147,9 @@ func runsOn(fi *haav1.FleetInstance, node string) bool {
 	return ok
 }
 
-// baseInstance copies fi's Instance fields (1..16, same numbers) into a new
-// Instance.
+// baseInstance copies fi's Instance fields (1..18, same numbers and types)
+// into a new Instance; priorities and overrides (100, 101) are not
+// Instance fields and are dropped.
 func baseInstance(fi *haav1.FleetInstance) *haav1.Instance {
 	in := &haav1.Instance{}
 	if fi == nil {
@@ -181,6 +189,48 @@ func nodeInstance(fi *haav1.FleetInstance, node string) *haav1.Instance {
 		proto.Merge(in, ovc)
 	}
 	return in
+}
+
+// ForNodeExtras returns what node runs of the document besides its
+// instances (ForNode), fresh copies in document order with their paths in
+// the document ("trackers[2]", "syncGroups[0]"): the sync groups whose
+// instances all run on the node, and the trackers that the instances node
+// runs (overrides included) or those groups track. A tracker no one tracks
+// on the node is not run there. A node that is not in nodes gets none.
+func ForNodeExtras(doc *haav1.Fleet, node string) (trackers []*haav1.Tracker, groups []*haav1.SyncGroup, trackerPaths, groupPaths []string) {
+	ins, _ := ForNode(doc, node)
+	if len(ins) == 0 {
+		return nil, nil, nil, nil
+	}
+	running := map[string]bool{}
+	tracked := map[string]bool{}
+	for _, in := range ins {
+		running[in.GetName()] = true
+		for _, r := range in.GetTrack() {
+			tracked[r.GetTracker()] = true
+		}
+	}
+	for k, g := range doc.GetSyncGroups() {
+		all := len(g.GetInstances()) > 0
+		for _, name := range g.GetInstances() {
+			all = all && running[name]
+		}
+		if !all {
+			continue
+		}
+		for _, r := range g.GetTrack() {
+			tracked[r.GetTracker()] = true
+		}
+		groups = append(groups, proto.Clone(g).(*haav1.SyncGroup))
+		groupPaths = append(groupPaths, fmt.Sprintf("syncGroups[%d]", k))
+	}
+	for k, t := range doc.GetTrackers() {
+		if t.GetName() != "" && tracked[t.GetName()] {
+			trackers = append(trackers, proto.Clone(t).(*haav1.Tracker))
+			trackerPaths = append(trackerPaths, fmt.Sprintf("trackers[%d]", k))
+		}
+	}
+	return trackers, groups, trackerPaths, groupPaths
 }
 
 // hashLen is the length of InstancesHash and DocumentHash, in hex digits.
@@ -277,6 +327,8 @@ type fleetCheck struct {
 	doc    *haav1.Fleet
 	nodes  []string // the valid nodes, unique, in document order
 	isNode map[string]bool
+	// The document's trackers, which its instances and groups may track.
+	trackers trackerSet
 	// Per node, the instances it runs, for the per-node checks.
 	placed map[string][]placement
 	// Per instance, its problems in the order they are reported.
@@ -304,6 +356,7 @@ func validateFleet(p *problems, doc *haav1.Fleet) {
 	c := &fleetCheck{doc: doc, isNode: map[string]bool{}, placed: map[string][]placement{},
 		perInstance: make([]problems, len(doc.GetInstances()))}
 	c.checkNodes(p)
+	_, c.trackers = resolveTrackers(p, "trackers", doc.GetTrackers())
 	names := map[string]int{}
 	for i, fi := range doc.GetInstances() {
 		ip := &c.perInstance[i]
@@ -321,6 +374,57 @@ func validateFleet(p *problems, doc *haav1.Fleet) {
 	c.checkPerNode()
 	for _, ip := range c.perInstance {
 		*p = append(*p, ip...)
+	}
+	c.checkSyncGroups(p)
+}
+
+// fleetMissingTracker ends the message of a reference to a tracker the
+// document does not define.
+const fleetMissingTracker = " in the document: define it under the document's trackers (a document cannot use a node's own trackers), or fix the name"
+
+// checkSyncGroups checks the sync groups by the rules of an agent's own,
+// and that the instances of each run on the same nodes (else a node would
+// run part of a group).
+func (c *fleetCheck) checkSyncGroups(p *problems) {
+	instances := map[string]bool{}
+	byName := map[string]*haav1.FleetInstance{}
+	for _, fi := range c.doc.GetInstances() {
+		if name := fi.GetName(); name != "" && byName[name] == nil {
+			instances[name], byName[name] = true, fi
+		}
+	}
+	resolveSyncGroups(p, "syncGroups", c.doc.GetSyncGroups(), instances, c.trackers, "the document", fleetMissingTracker,
+		func(p *problems, g int, sg *haav1.SyncGroup) { c.sameNodes(p, g, sg, byName) })
+}
+
+// sameNodes reports each instance of group g that does not run on the
+// nodes of its first instance, once, at the first node where they differ.
+func (c *fleetCheck) sameNodes(p *problems, g int, sg *haav1.SyncGroup, byName map[string]*haav1.FleetInstance) {
+	var first *haav1.FleetInstance
+	seen := map[string]bool{}
+	for _, name := range sg.GetInstances() {
+		fi := byName[name]
+		if fi == nil || seen[name] {
+			continue
+		}
+		seen[name] = true
+		if first == nil {
+			first = fi
+			continue
+		}
+		for _, n := range c.nodes {
+			a, b := runsOn(first, n), runsOn(fi, n)
+			if a == b {
+				continue
+			}
+			on, off := first.GetName(), name
+			if b {
+				on, off = name, first.GetName()
+			}
+			p.add(fmt.Sprintf("syncGroups[%d]", g), "%s does not run on %s but %s does: a sync group's instances must run on the same nodes (give them priorities for the same nodes)",
+				off, n, on)
+			break
+		}
 	}
 }
 
@@ -369,7 +473,7 @@ func (c *fleetCheck) checkInstance(ip *problems, i int, fi *haav1.FleetInstance)
 	// The instance's own fields, reported as far as some node runs them
 	// (a field every node overrides does not matter).
 	var base problems
-	resolveInstance(&base, path, baseInstance(fi))
+	resolveInstance(&base, path, baseInstance(fi), c.trackers, fleetMissingTracker)
 	used := make([]bool, len(base))
 	if len(running) == 0 {
 		// Nobody runs it (checkPriorities says why): check it anyway.
@@ -384,7 +488,7 @@ func (c *fleetCheck) checkInstance(ip *problems, i int, fi *haav1.FleetInstance)
 		opath := path + ".overrides." + n
 		_, ownPrio := fi.GetPriorities()[n]
 		var np problems
-		in := resolveInstance(&np, path, spec)
+		in := resolveInstance(&np, path, spec, c.trackers, fleetMissingTracker)
 		for _, e := range np {
 			rel := strings.TrimPrefix(e.Path, path+".")
 			field := rel

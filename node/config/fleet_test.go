@@ -629,7 +629,7 @@ func TestValidateFleetNilEntries(t *testing.T) {
 // parses can be validated, split per node and hashed.
 func FuzzParseFleet(f *testing.F) {
 	for _, s := range []string{fleetExample, "kind: Fleet", "", "{", "kind: Fleet\ninstances: [{overrides: {a: {}}}]",
-		"kind: Fleet\nnodes: [a]\ninstances: [{name: x, priorities: {a: 1}, overrides: {a: {garp: {repeat: 2}}}}]"} {
+		"kind: Fleet\nnodes: [a]\ninstances: [{name: x, priorities: {a: 1}, overrides: {a: {garp: {repeat: 2}}}}]", fleetTrack} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -646,6 +646,10 @@ func FuzzParseFleet(f *testing.F) {
 				t.Fatalf("%d instances, %d paths", len(ins), len(paths))
 			}
 			_ = FleetNodeHash(doc, n)
+			ts, gs, tp, gp := ForNodeExtras(doc, n)
+			if len(ts) != len(tp) || len(gs) != len(gp) {
+				t.Fatalf("%d trackers, %d paths; %d groups, %d paths", len(ts), len(tp), len(gs), len(gp))
+			}
 			for _, in := range ins {
 				_ = Definition(in)
 			}

@@ -32,10 +32,12 @@ const (
 // Agent is a validated configuration with every default filled in: what the
 // agent runs.
 type Agent struct {
-	Name      string
-	Socket    string
-	TLS       *haav1.Tls // of the API's TCP listener, if any
-	Instances []Instance
+	Name       string
+	Socket     string
+	TLS        *haav1.Tls // of the API's TCP listener, if any
+	Instances  []Instance
+	Trackers   []Tracker   // every tracker, in the configured order
+	SyncGroups []SyncGroup // in the configured order
 }
 
 // Instance is one validated VRRP instance.
@@ -47,6 +49,8 @@ type Instance struct {
 	Group     netip.Addr
 	Checksum  vrrp.ChecksumMode
 	GARP      vrrp.GARPConfig
+	Track     []TrackRef // the trackers it tracks itself (not those of its sync group)
+	Notify    *Notify    // nil: none
 	// Spec is the instance as configured, to tell changed from unchanged.
 	Spec *haav1.Instance
 }
@@ -62,7 +66,10 @@ func Validate(cfg *haav1.AgentConfig) error {
 	return err
 }
 
-// Resolve validates cfg and returns it with defaults applied.
+// Resolve validates cfg and returns it with defaults applied. Problems
+// come in the order of the document: name, api, gossip, trackers, then per
+// instance its fields and the clashes with the instances before it, then
+// the sync groups.
 func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 	var p problems
 	a := &Agent{Name: cfg.GetName()}
@@ -89,12 +96,15 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 		validateGossip(&p, g)
 	}
 
+	var trackers trackerSet
+	a.Trackers, trackers = resolveTrackers(&p, "trackers", cfg.GetTrackers())
+
 	names := map[string]int{}
 	vrids := map[string]int{}
 	vips := map[netip.Addr]string{}
 	for i, spec := range cfg.GetInstances() {
 		path := fmt.Sprintf("instances[%d]", i)
-		in := resolveInstance(&p, path, spec)
+		in := resolveInstance(&p, path, spec, trackers, missingTracker)
 		if in == nil {
 			continue
 		}
@@ -117,6 +127,13 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 		}
 		a.Instances = append(a.Instances, *in)
 	}
+	instances := map[string]bool{}
+	for _, in := range cfg.GetInstances() {
+		if name := in.GetName(); name != "" {
+			instances[name] = true
+		}
+	}
+	a.SyncGroups = resolveSyncGroups(&p, "syncGroups", cfg.GetSyncGroups(), instances, trackers, "this configuration", missingTracker, nil)
 	if err := p.err(""); err != nil {
 		return nil, err
 	}
@@ -171,7 +188,13 @@ func validateTCP(p *problems, t *haav1.TcpListener) {
 	}
 }
 
-func resolveInstance(p *problems, path string, s *haav1.Instance) *Instance {
+// missingTracker ends the message of a reference to a tracker that an
+// agent's configuration does not define.
+const missingTracker = ": define it under trackers, or fix the name"
+
+// resolveInstance validates one instance; its track references may name
+// trackers (missing ends the message of one that does not).
+func resolveInstance(p *problems, path string, s *haav1.Instance, trackers trackerSet, missing string) *Instance {
 	f := func(name string) string { return path + "." + name }
 	in := &Instance{Spec: s, Interface: s.GetInterface()}
 	c := &in.VRRP
@@ -369,5 +392,7 @@ func resolveInstance(p *problems, path string, s *haav1.Instance) *Instance {
 	if in.GARP.Interval > time.Second {
 		p.add(f("garp.interval"), "%v is too long: at most 1s between the GARPs of a burst", in.GARP.Interval)
 	}
+	in.Track = resolveTrack(p, f("track"), s.GetTrack(), trackers, missing)
+	in.Notify = resolveNotify(p, f("notify"), s.GetNotify())
 	return in
 }
