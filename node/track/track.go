@@ -1,0 +1,176 @@
+// Package track runs the trackers of a configuration (keepalived's
+// vrrp_script, track_interface, vrrp_track_file and vrrp_track_process) and
+// turns their results into what they do to an instance's priority.
+//
+// A Checker (Script, File, Process, Link) runs until its context ends and
+// reports a Result whenever its state changes. Contribute applies a
+// tracker's weight to a Result, and Effective sums the contributions into
+// the priority an instance runs with. RiseFall debounces single results.
+package track
+
+import (
+	"context"
+	"time"
+)
+
+// Result is a tracker's state.
+type Result struct {
+	// OK is whether the check passes. A file tracker is OK when it reads
+	// 0; Contribute decides what its number does.
+	OK bool
+	// Value is the number a file tracker read (0 for other kinds).
+	Value int
+	// Detail is the last outcome in words: "exit status 1", "timed out
+	// after 2s", "link down", "value 3", "2 processes (need 1..)", "no
+	// such file (reads as 0)".
+	Detail string
+	// Since is when OK (or Value) last changed.
+	Since time.Time
+}
+
+// Checker is one running tracker.
+type Checker interface {
+	// Run checks until ctx ends, calling report with the first result at
+	// once (or after the first check) and then whenever OK, Value or
+	// Detail changes; identical results are not reported again. report
+	// is called from Run's goroutine only and must not block long.
+	Run(ctx context.Context, report func(Result))
+}
+
+// Contribution is what one tracker does to one instance.
+type Contribution struct {
+	// Delta is added to the priority (negative: subtracted).
+	Delta int
+	// Fault puts the instance in FAULT.
+	Fault bool
+}
+
+// Largest priority change a tracker may make without faulting, and the
+// bounds of a priority that trackers can change.
+const (
+	maxWeight   = 253
+	minPriority = 1
+	maxPriority = 254
+	owner       = 255 // the address owner's priority: never changes
+)
+
+// fileValueLimit bounds a file's number before it is multiplied by the
+// weight: any number beyond it already moves the priority past its bounds,
+// and the bound keeps the product from overflowing.
+const fileValueLimit = 1 << 20
+
+// Contribute applies keepalived's weight rules to a tracker's result. kind
+// is "script", "interface", "file" or "process".
+//
+// Script, interface and process trackers: a positive weight is added while
+// the tracker is OK; a negative weight is added (subtracted) while it has
+// failed; with weight 0 a failure is a Fault.
+//
+// File trackers: with weight 0, a non-zero Value is a Fault. Otherwise
+// Delta is Value times weight, and a Delta below -253 is a Fault instead
+// (Delta 0).
+func Contribute(kind string, weight int, r Result) Contribution {
+	if kind == "file" {
+		if weight == 0 {
+			return Contribution{Fault: r.Value != 0}
+		}
+		v := min(max(r.Value, -fileValueLimit), fileValueLimit)
+		if d := v * weight; d >= -maxWeight {
+			return Contribution{Delta: d}
+		}
+		return Contribution{Fault: true}
+	}
+	switch {
+	case weight > 0 && r.OK:
+		return Contribution{Delta: weight}
+	case weight < 0 && !r.OK:
+		return Contribution{Delta: weight}
+	case weight == 0 && !r.OK:
+		return Contribution{Fault: true}
+	}
+	return Contribution{}
+}
+
+// Effective is the priority an instance runs with: base plus the sum of
+// the contributions' deltas, kept within 1..254. An owner's priority (255)
+// never changes. fault is true when any contribution is a Fault.
+func Effective(base uint8, cs []Contribution) (prio uint8, fault bool) {
+	sum := int(base)
+	for _, c := range cs {
+		sum += c.Delta
+		fault = fault || c.Fault
+	}
+	if base == owner {
+		return owner, fault
+	}
+	return uint8(min(max(sum, minPriority), maxPriority)), fault
+}
+
+// RiseFall turns single results into a state: rise OK results in a row
+// make a failed check OK, fall failures in a row make an OK check failed.
+// It starts OK (keepalived's default). Not safe for concurrent use.
+type RiseFall struct {
+	rise, fall int
+	ok         bool
+	streak     int // results in a row that disagree with ok
+}
+
+// NewRiseFall returns a RiseFall in the OK state. rise or fall below 1
+// means 1.
+func NewRiseFall(rise, fall int) *RiseFall {
+	return &RiseFall{rise: max(rise, 1), fall: max(fall, 1), ok: true}
+}
+
+// Observe records one result and returns the state and whether this
+// result changed it.
+func (r *RiseFall) Observe(ok bool) (state, changed bool) {
+	if ok == r.ok {
+		r.streak = 0
+		return r.ok, false
+	}
+	r.streak++
+	need := r.fall
+	if !r.ok {
+		need = r.rise
+	}
+	if r.streak < need {
+		return r.ok, false
+	}
+	r.ok, r.streak = ok, 0
+	return r.ok, true
+}
+
+// sleep waits for d or until ctx ends, and reports whether ctx is still
+// live.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// reporter sends a checker's results on, dropping repeats and keeping
+// Since at the last change of OK or Value.
+type reporter struct {
+	report func(Result)
+	last   Result
+	sent   bool
+}
+
+// send reports r unless it equals the last result reported (Since aside).
+func (p *reporter) send(r Result) {
+	if p.sent {
+		if r.OK == p.last.OK && r.Value == p.last.Value {
+			if r.Detail == p.last.Detail {
+				return
+			}
+			r.Since = p.last.Since
+		}
+	}
+	p.last, p.sent = r, true
+	p.report(r)
+}
