@@ -11,14 +11,17 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/garp"
+	"github.com/haa-dev/haa/node/notify"
 	"github.com/haa-dev/haa/node/vip"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
@@ -58,6 +61,7 @@ type Agent struct {
 	garps map[string]*garp.Sender // by device, guarded by mu; closed at Shutdown
 
 	fleetState
+	tracking
 }
 
 type instance struct {
@@ -67,6 +71,11 @@ type instance struct {
 	// definition identifies the virtual router: both for fleet detection.
 	segment    netip.Prefix
 	definition string
+	// notifier runs its notify commands; initOffset and initFault are the
+	// trackers' verdict it started with.
+	notifier   *notifier
+	initOffset int
+	initFault  string
 }
 
 // iface is the shared per-interface state: one socket and its
@@ -130,6 +139,7 @@ func New(opts ...Option) (*Agent, error) {
 	}
 	a.vips = vip.New(nil)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.startTracking()
 	if err := a.watchLinks(); err != nil {
 		a.cancel()
 		return nil, err
@@ -199,6 +209,11 @@ func (a *Agent) apply(ctx context.Context, local *haav1.AgentConfig, doc *haav1.
 	if err := checkNode(want); err != nil {
 		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
 	}
+	gate(want)
+	cmds, err := resolveCommands(want)
+	if err != nil {
+		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	}
 	if comp.nLocal < len(want.Instances) {
 		vips := map[netip.Addr]bool{}
 		for _, in := range want.Instances {
@@ -261,20 +276,29 @@ func (a *Agent) apply(ctx context.Context, local *haav1.AgentConfig, doc *haav1.
 	}
 
 	a.stopInstances(ctx, stop)
+	inPlace := slices.Clone(plan.Unchanged) // a sync group joined or left changes them too
 	for _, c := range plan.Changed {
 		if !c.Restart {
-			in := a.instances[c.Name]
-			next := byName[c.Name]
-			next.VRRP.Primary = in.cfg.VRRP.Primary
-			in.runner.Update(runnerConfig(next))
-			in.cfg = next
+			inPlace = append(inPlace, c.Name)
 		}
 	}
+	for _, name := range inPlace {
+		in := a.instances[name]
+		next := byName[name]
+		next.VRRP.Primary = in.cfg.VRRP.Primary
+		if !proto.Equal(in.cfg.Spec, next.Spec) || in.cfg.VRRP.Gated != next.VRRP.Gated {
+			in.runner.Update(runnerConfig(next))
+		}
+		in.cfg = next
+	}
+	a.reconcileTracking(want, cmds)
 	for _, name := range start {
 		if err := a.startInstance(ready[name]); err != nil {
 			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
 		}
 	}
+	a.setNotifySpecs(cmds)
+	a.linkTracking()
 	if hash != a.hash {
 		a.gen++
 		a.hash = hash
@@ -386,6 +410,7 @@ func (a *Agent) stopInstances(ctx context.Context, names []string) {
 			if err := in.runner.Shutdown(ctx); err != nil {
 				a.log.Warn("instance did not stop in time", "instance", name, "err", err)
 			}
+			a.closeQueue(in.notifier.queue) // after its STOP commands
 			a.releaseIface(in)
 		}()
 	}
@@ -428,11 +453,13 @@ func (a *Agent) startInstance(p prepared) (err error) {
 	if err != nil {
 		return err
 	}
-	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer)}
+	offset, fault := a.initialVerdict(c.VRRP.Name)
+	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer), vrrp.WithTrack(offset, fault, "")}
 	if a.maint.Enabled {
 		ropts = append(ropts, vrrp.WithHold())
 	}
-	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.noticeFunc(c), ropts...)
+	nt := &notifier{queue: notify.NewQueue(a.notifyDone)}
+	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.noticeFunc(c, nt), ropts...)
 	// Attach before reading the link state: a change in between reaches
 	// the runner as an event instead of being lost.
 	if err := ifc.demux.Add(r); err != nil {
@@ -443,10 +470,12 @@ func (a *Agent) startInstance(p prepared) (err error) {
 	if err != nil {
 		ifc.demux.Remove(c.VRRP.VRID)
 		timer.Close()
+		a.closeQueue(nt.queue)
 		return err
 	}
 	a.instances[c.VRRP.Name] = &instance{cfg: c, runner: r,
-		segment: segmentOf(c.Interface, c.VRRP.Primary), definition: config.Definition(c.Spec)}
+		segment: segmentOf(c.Interface, c.VRRP.Primary), definition: config.Definition(c.Spec),
+		notifier: nt, initOffset: offset, initFault: fault}
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
@@ -573,13 +602,19 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		names = append(names, n)
 	}
 	a.stopInstances(ctx, names)
+	a.stopTracking(ctx)
 	a.cancel() // Apply refuses from now on; the fleet loops stop
 	a.mu.Unlock()
 	a.stopGossip() // without a.mu: the fleet loops may be waiting for it
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	done := make(chan struct{})
-	go func() { a.wg.Wait(); close(done) }()
+	go func() {
+		a.wg.Wait()
+		a.tracking.twg.Wait()
+		a.tracking.notifyWG.Wait() // the STOP notify commands
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -597,6 +632,20 @@ type InstanceStatus struct {
 	Config config.Instance
 	Status vrrp.Status
 	Stats  *vrrp.Stats
+	// Trackers are the instance's trackers (its own, then its sync
+	// group's) and what each does to it now.
+	Trackers  []TrackerView
+	SyncGroup string
+	// Notifies are the latest notify commands of the instance and its
+	// group, oldest first.
+	Notifies []NotifyRecord
+}
+
+// status returns an instance's status. Called with a.mu held.
+func (a *Agent) status(in *instance) InstanceStatus {
+	st := InstanceStatus{Config: in.cfg, Status: in.runner.Status(), Stats: in.runner.Stats()}
+	st.Trackers, st.SyncGroup, st.Notifies = a.trackingStatus(in.cfg.VRRP.Name)
+	return st
 }
 
 // Instances returns every running instance's status, by name.
@@ -605,7 +654,7 @@ func (a *Agent) Instances() []InstanceStatus {
 	defer a.mu.Unlock()
 	out := make([]InstanceStatus, 0, len(a.instances))
 	for _, in := range a.instances {
-		out = append(out, InstanceStatus{Config: in.cfg, Status: in.runner.Status(), Stats: in.runner.Stats()})
+		out = append(out, a.status(in))
 	}
 	sortByName(out)
 	return out
@@ -686,6 +735,7 @@ func (a *Agent) subscribeLinks() (chan netlink.LinkUpdate, error) {
 func (a *Agent) linkUpdate(u netlink.LinkUpdate, last map[string]bool) {
 	attrs := u.Attrs()
 	up := isUp(attrs) && u.Header.Type != unix.RTM_DELLINK
+	a.linkChanged(attrs.Name, up)
 	a.ifmu.RLock()
 	ifc := a.ifaces[attrs.Name]
 	a.ifmu.RUnlock()

@@ -72,7 +72,7 @@ func (a *Agent) Instance(name string) (InstanceStatus, error) {
 	if in == nil {
 		return InstanceStatus{}, fmt.Errorf("instance %q: %w", name, ErrNotFound)
 	}
-	return InstanceStatus{Config: in.cfg, Status: in.runner.Status(), Stats: in.runner.Stats()}, nil
+	return a.status(in), nil
 }
 
 // Failover makes this node's master of the instance hand over (priority-0
@@ -163,8 +163,9 @@ func MaintenanceProto(m Maintenance) *haav1.Maintenance {
 	return out
 }
 
-// noticeFunc turns an instance's notices into events.
-func (a *Agent) noticeFunc(c config.Instance) func(vrrp.Notice) {
+// noticeFunc turns an instance's notices into events, notify commands and
+// news for its sync group.
+func (a *Agent) noticeFunc(c config.Instance, nt *notifier) func(vrrp.Notice) {
 	vips := make([]string, len(c.VIPs))
 	for i, v := range c.VIPs {
 		vips[i] = v.Prefix.String()
@@ -181,13 +182,18 @@ func (a *Agent) noticeFunc(c config.Instance) func(vrrp.Notice) {
 		case vrrp.NoticeTransition, vrrp.NoticePriority, vrrp.NoticeVIPs, vrrp.NoticeError:
 			a.published() // the fleet hears of it at once
 		}
+		if n.Kind == vrrp.NoticeTransition {
+			nt.transition(n.Instance, n.To, n.Priority)
+		}
+		a.groupNotice(n)
 		e := &haav1.Event{Time: timestamp(n.Time), Instance: n.Instance}
 		switch n.Kind {
 		case vrrp.NoticeTransition:
 			e.Kind = &haav1.Event_StateChanged{StateChanged: &haav1.StateChanged{
 				From: StateProto(n.From), To: StateProto(n.To), Cause: string(n.Cause), Priority: uint32(n.Priority)}}
 		case vrrp.NoticePriority:
-			e.Kind = &haav1.Event_PriorityChanged{PriorityChanged: &haav1.PriorityChanged{Priority: uint32(n.Priority)}}
+			e.Kind = &haav1.Event_PriorityChanged{PriorityChanged: &haav1.PriorityChanged{
+				Priority: uint32(n.Priority), Configured: uint32(c.VRRP.Priority)}}
 		case vrrp.NoticeVIPs:
 			e.Kind = &haav1.Event_VipsChanged{VipsChanged: &haav1.VipsChanged{Added: n.Added, Vips: vips}}
 		case vrrp.NoticeGARP:

@@ -67,6 +67,24 @@ func instanceProto(in node.InstanceStatus) *haav1.InstanceStatus {
 			Cause: string(st.LastCause),
 		}
 	}
+	if st.State == vrrp.Fault {
+		out.FaultReason = st.FaultReason
+	}
+	out.SyncGroup = in.SyncGroup
+	for _, t := range in.Trackers {
+		ts := &haav1.TrackerStatus{Name: t.Name, Kind: t.Kind, State: haav1.TrackerState_TRACKER_STATE_OK,
+			Weight: int32(t.Weight), Contribution: int32(t.Delta), Fault: t.Fault, Detail: t.Detail, ViaSyncGroup: t.ViaGroup}
+		if !t.OK {
+			ts.State = haav1.TrackerState_TRACKER_STATE_FAILED
+		}
+		if !t.Since.IsZero() {
+			ts.Since = timestamppb.New(t.Since)
+		}
+		out.Trackers = append(out.Trackers, ts)
+	}
+	for _, r := range in.Notifies {
+		out.NotifyResults = append(out.NotifyResults, node.NotifyProto(r))
+	}
 	return out
 }
 

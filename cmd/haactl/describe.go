@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,7 +23,9 @@ func newDescribeCmd(a *app) *cobra.Command {
 		Long: `Show everything the node knows about one VRRP instance: state and why it
 last changed, priorities, master, advert interval, the VIPs configured and
 held (and why they could not be added), whether it is held as backup, its
-counters and its dropped packets by reason. -o json|yaml prints a
+counters and its dropped packets by reason, its trackers (state, weight,
+what each does to the priority now), its sync group, why it is in FAULT,
+and the latest notify commands with their exit status. -o json|yaml prints a
 haa.v1.InstanceStatus.`,
 		Args:              usageArgs(cobra.ExactArgs(1)),
 		ValidArgsFunction: a.completeInstances,
@@ -61,6 +64,18 @@ func printInstance(a *app, in *haav1.InstanceStatus) error {
 	t.row("VIPs held:", joinOrDash(in.GetVipsHeld()))
 	t.row("VIP error:", orDash(in.GetVipError()))
 	t.row("Hold:", orDash(in.GetHold()))
+	if r := in.GetFaultReason(); r != "" {
+		t.row("Fault reason:", r)
+	}
+	if g := in.GetSyncGroup(); g != "" {
+		t.row("Sync group:", g)
+	}
+	if trs := in.GetTrackers(); len(trs) > 0 {
+		t.row("Trackers:", "")
+		for _, tr := range trs {
+			t.row("  "+tr.GetName()+":", trackerText(tr))
+		}
+	}
 	if tr := in.GetLastTransition(); tr != nil {
 		when := "-"
 		if tr.GetTime() != nil {
@@ -87,5 +102,51 @@ func printInstance(a *app, in *haav1.InstanceStatus) error {
 			t.row("  "+reason+":", fmt.Sprint(drops[reason]))
 		}
 	}
+	if ns := in.GetNotifyResults(); len(ns) > 0 {
+		t.row("Notify (latest):", "")
+		for _, n := range ns {
+			t.row("  "+fmtTime(n.GetTime())+":", notifyText(n))
+		}
+	}
 	return t.flush(a.out)
+}
+
+// trackerText is one tracker of an instance: state, kind, weight, what it
+// does to the priority, the last result and since when.
+func trackerText(tr *haav1.TrackerStatus) string {
+	state := "OK"
+	if tr.GetState() == haav1.TrackerState_TRACKER_STATE_FAILED {
+		state = "FAILED"
+	}
+	effect := fmt.Sprintf("%+d", tr.GetContribution())
+	if tr.GetFault() {
+		effect = "FAULT"
+	}
+	d := fmt.Sprintf("%-6s  %-9s  weight %-4d  priority %s", state, tr.GetKind(), tr.GetWeight(), effect)
+	if tr.GetViaSyncGroup() {
+		d += "  (via sync group)"
+	}
+	if tr.GetDetail() != "" {
+		d += "  " + tr.GetDetail()
+	}
+	if tr.GetSince() != nil {
+		d += fmt.Sprintf(" (for %s)", age(time.Since(tr.GetSince().AsTime())))
+	}
+	return d
+}
+
+// notifyText is one notify command's outcome.
+func notifyText(n *haav1.NotifyResult) string {
+	d := fmt.Sprintf("%s %s %s: %s -> exit %d in %s", n.GetType(), n.GetName(), n.GetState(),
+		strings.Join(n.GetCommand(), " "), n.GetExitCode(), fmtDuration(n.GetDuration()))
+	if n.GetError() != "" {
+		d += " (" + n.GetError() + ")"
+	}
+	if out := strings.TrimSpace(n.GetOutput()); out != "" {
+		if i := strings.IndexByte(out, '\n'); i >= 0 {
+			out = out[:i] + " ..."
+		}
+		d += ": " + out
+	}
+	return d
 }

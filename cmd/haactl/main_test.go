@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -904,4 +905,42 @@ func TestPartial(t *testing.T) {
 	}
 	wantFail(t, haactl(t, target, "", "maintenance", "on"), 1,
 		"haactl: maintenance is on until turned off now, but haad could not keep it across a restart: maintenance set (enabled=true), but: write state: read-only file system\n")
+}
+
+func TestDescribeInstanceTrackersAndNotify(t *testing.T) {
+	fake, target := serve(t)
+	since := time.Now().Add(-3 * time.Second)
+	fake.Instances = append(fake.Instances, &haav1.InstanceStatus{
+		Name: "VI_3", Interface: "eth0", Vrid: 53, Version: 3, State: haav1.State_STATE_FAULT,
+		ConfiguredPriority: 100, EffectivePriority: 80, SyncGroup: "VG_1",
+		FaultReason: "tracker uplink failed: link down",
+		Trackers: []*haav1.TrackerStatus{
+			{Name: "chk_nginx", Kind: "script", State: haav1.TrackerState_TRACKER_STATE_FAILED, Weight: -20,
+				Contribution: -20, Detail: "exit status 1", Since: timestamppb.New(since)},
+			{Name: "uplink", Kind: "interface", State: haav1.TrackerState_TRACKER_STATE_FAILED, Fault: true,
+				Detail: "link down"},
+			{Name: "drain_flag", Kind: "file", State: haav1.TrackerState_TRACKER_STATE_OK, Weight: -10,
+				Detail: "value 0", ViaSyncGroup: true},
+		},
+		NotifyResults: []*haav1.NotifyResult{{Time: timestamppb.New(since), Type: "INSTANCE", Name: "VI_3", State: "FAULT",
+			Command: []string{"/etc/haa/notify.sh", "fault"}, ExitCode: 0, Duration: durationpb.New(12 * time.Millisecond),
+			Output: "paged\nsecond line"}},
+	})
+	r := haactl(t, target, "", "describe", "instance", "VI_3")
+	wantOK(t, r)
+	for _, s := range []string{
+		"Priority:            80 (configured 100)\n",
+		"Fault reason:        tracker uplink failed: link down\n",
+		"Sync group:          VG_1\n",
+		"  chk_nginx:         FAILED  script     weight -20   priority -20  exit status 1 (for 3s)\n",
+		"  uplink:            FAILED  interface  weight 0     priority FAULT  link down\n",
+		"  drain_flag:        OK      file       weight -10   priority +0  (via sync group)  value 0\n",
+		"INSTANCE VI_3 FAULT: /etc/haa/notify.sh fault -> exit 0 in 12ms: paged ...\n",
+	} {
+		// The label column's width depends on the longest label.
+		squash := func(s string) string { return regexp.MustCompile(` {2,}`).ReplaceAllString(s, "  ") }
+		if !strings.Contains(squash(r.out), squash(s)) {
+			t.Errorf("no %q in\n%s", s, r.out)
+		}
+	}
 }

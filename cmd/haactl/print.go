@@ -206,7 +206,27 @@ func describeEvent(e *haav1.Event) string {
 		}
 		return d + ")"
 	case *haav1.Event_PriorityChanged:
-		return fmt.Sprintf("priority now %d", k.PriorityChanged.GetPriority())
+		pc := k.PriorityChanged
+		if c := pc.GetConfigured(); c != 0 && c != pc.GetPriority() {
+			return fmt.Sprintf("priority now %d (configured %d, trackers %+d)", pc.GetPriority(), c, int(pc.GetPriority())-int(c))
+		}
+		return fmt.Sprintf("priority now %d", pc.GetPriority())
+	case *haav1.Event_TrackerChanged:
+		tc := k.TrackerChanged
+		state := "OK"
+		if tc.GetState() == haav1.TrackerState_TRACKER_STATE_FAILED {
+			state = "FAILED"
+		}
+		d := fmt.Sprintf("tracker %s %s", tc.GetTracker(), state)
+		if tc.GetDetail() != "" {
+			d += " (" + tc.GetDetail() + ")"
+		}
+		if len(tc.GetInstances()) > 0 {
+			d += ", tracked by " + strings.Join(tc.GetInstances(), ", ")
+		}
+		return d
+	case *haav1.Event_NotifyRan:
+		return "notify " + notifyText(k.NotifyRan.GetResult())
 	case *haav1.Event_VipsChanged:
 		if k.VipsChanged.GetAdded() {
 			return "VIPs added: " + joinOrDash(k.VipsChanged.GetVips())

@@ -78,6 +78,17 @@ func run(args []string, stderr io.Writer) int {
 		return exitConfig
 	}
 	if *check {
+		// The programs it runs must exist here and be safe to run as root.
+		if res, err := config.Resolve(cfg); err == nil {
+			if err := node.CheckCommands(res); err != nil {
+				var ce *config.Error
+				if errors.As(err, &ce) {
+					ce.Source = *cfgPath
+				}
+				fmt.Fprintln(stderr, "haad:", err)
+				return exitConfig
+			}
+		}
 		fmt.Fprintf(stderr, "haad: %s is valid (%d instances)\n", *cfgPath, len(cfg.GetInstances()))
 		return exitOK
 	}

@@ -978,8 +978,8 @@ type FleetInstance struct {
 	Garp *Garp `protobuf:"bytes,15,opt,name=garp,proto3" json:"garp,omitempty"`
 	// As Instance.v3_checksum_as_v2.
 	V3ChecksumAsV2 bool `protobuf:"varint,16,opt,name=v3_checksum_as_v2,json=v3ChecksumAsV2,proto3" json:"v3_checksum_as_v2,omitempty"`
-	// As Instance.track: the trackers of the node's own configuration or of
-	// the document.
+	// As Instance.track, naming trackers of the document (Fleet.trackers):
+	// haactl checks a document without the nodes' own files.
 	Track []*TrackRef `protobuf:"bytes,17,rep,name=track,proto3" json:"track,omitempty"`
 	// As Instance.notify.
 	Notify *Notify `protobuf:"bytes,18,opt,name=notify,proto3" json:"notify,omitempty"`

@@ -1,0 +1,113 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/syncgroup"
+	"github.com/haa-dev/haa/node/track"
+)
+
+// The verdict of an instance: its own trackers with their weights, its
+// group's, and the other members' weights (not their faults, which come
+// through the group).
+func TestVerdict(t *testing.T) {
+	run := func(kind string, weight int, r track.Result) *trackerRun {
+		return &trackerRun{cfg: config.Tracker{Kind: kind, Weight: weight}, result: r}
+	}
+	tr := &tracking{
+		runs: map[string]*trackerRun{
+			"chk":    run("script", -20, track.Result{OK: false, Detail: "exit status 1"}),
+			"uplink": run("interface", 0, track.Result{OK: true, Detail: "link up"}),
+			"drain":  run("file", -1, track.Result{OK: true, Value: 3}),
+			"db":     run("script", 0, track.Result{OK: false, Detail: "exit status 2"}),
+			"bonus":  run("process", 15, track.Result{OK: true}),
+		},
+		views: map[string]*tracked{
+			"VI_1": {refs: []config.TrackRef{{Tracker: "chk", Weight: -20}, {Tracker: "uplink"}, {Tracker: "drain", Weight: -10}}},
+			"VI_2": {refs: []config.TrackRef{{Tracker: "db"}}},
+			"VI_3": {refs: []config.TrackRef{{Tracker: "bonus", Weight: 15}}},
+		},
+	}
+	gr := &groupRun{cfg: config.SyncGroup{Name: "VG_1", Instances: []string{"VI_1", "VI_2"},
+		Track: []config.TrackRef{{Tracker: "bonus", Weight: 5}}}, g: syncgroup.New("VG_1", []string{"VI_1", "VI_2"})}
+	tr.memberOf = map[string]*groupRun{"VI_1": gr, "VI_2": gr}
+
+	offset, fault, views := tr.verdict("VI_1")
+	// -20 (chk) + 0 (uplink) + 3*-10 (drain) + 5 (group's bonus); db is
+	// VI_2's: weight 0, so nothing to add and its fault is the group's.
+	if offset != -45 || fault != "" {
+		t.Fatalf("VI_1: offset %d fault %q, want -45 and none", offset, fault)
+	}
+	var names []string
+	for _, v := range views {
+		names = append(names, v.Name)
+	}
+	if want := []string{"chk", "uplink", "drain", "bonus", "db"}; !reflect.DeepEqual(names, want) {
+		t.Fatalf("VI_1 trackers %v, want %v", names, want)
+	}
+	if v := views[2]; v.OK || v.Delta != -30 {
+		t.Errorf("drain as VI_1 sees it: %+v", v)
+	}
+	if v := views[4]; !v.ViaGroup || v.Fault {
+		t.Errorf("db as VI_1 sees it: %+v", v)
+	}
+	offset, fault, _ = tr.verdict("VI_2")
+	if offset != -45 || fault != "tracker db failed: exit status 2" { // the group moves together
+		t.Fatalf("VI_2: offset %d fault %q", offset, fault)
+	}
+	offset, fault, _ = tr.verdict("VI_3")
+	if offset != 15 || fault != "" {
+		t.Fatalf("VI_3: offset %d fault %q", offset, fault)
+	}
+}
+
+// Programs are checked on the node, each problem at its path.
+func TestResolveCommandsPaths(t *testing.T) {
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok.sh")
+	bad := filepath.Join(dir, "bad.sh")
+	for _, f := range []string{ok, bad} {
+		if err := os.WriteFile(f, []byte("#!/bin/sh\nexit 0\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(bad, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	c := &config.Agent{
+		Trackers: []config.Tracker{
+			{Name: "a", Kind: "script", Script: &config.Script{Command: []string{ok}}},
+			{Name: "b", Kind: "script", Script: &config.Script{Command: []string{"no-such-program-haa"}}},
+		},
+		Instances:  []config.Instance{{Notify: &config.Notify{Master: []string{ok}, Fault: []string{bad, "x"}}}},
+		SyncGroups: []config.SyncGroup{{Name: "G", Notify: &config.Notify{Any: []string{ok}}}},
+	}
+	c.Instances[0].VRRP.Name = "VI_1"
+	_, err := resolveCommands(c)
+	fields := config.Fields(err)
+	if len(fields) != 2 || fields[0].Path != "trackers[1].script.command[0]" || fields[1].Path != "instances[0].notify.fault[0]" {
+		t.Fatalf("problems %v", fields)
+	}
+	if !strings.Contains(fields[1].Msg, "writable") {
+		t.Errorf("insecure script: %q", fields[1].Msg)
+	}
+	if !strings.Contains(fields[0].Msg, "not found") {
+		t.Errorf("missing program: %q", fields[0].Msg)
+	}
+	if err := os.Chmod(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c.Trackers = c.Trackers[:1]
+	cmds, err := resolveCommands(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmds.trackers["a"] == nil || cmds.notify["VI_1"].Fault == nil || cmds.groups["G"].Any == nil {
+		t.Fatalf("resolved %+v", cmds)
+	}
+}
