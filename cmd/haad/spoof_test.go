@@ -48,7 +48,14 @@ func TestSpoofedAndMalformedPacketsAreDropped(t *testing.T) {
 	n1 := c.lab.Nodes[0]
 	c.start(n1, instance{name: "VI_1", vrid: 51, prio: 100})
 	c.waitHolder(vip, n1, 5*time.Second)
-	before := c.status(n1)["VI_1"]
+	// The VIP is added a moment before the transition is recorded.
+	var before instanceDump
+	if err := lab.Poll(5*time.Second, 20*time.Millisecond, "n1 reports MASTER", func() (bool, error) {
+		before = c.status(n1)["VI_1"]
+		return before.State == "MASTER", nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 
 	attacker := c.lab.Clients[0]
 	src := attacker.Addr
