@@ -3,6 +3,7 @@
 #   make test            everything CI runs (unit, namespace, keepalived interop)
 #   make bench-failover  client-visible outage vs keepalived (writes out/bench-failover.md)
 #   make bench-fleet     32 gossiping agents: apply wall time, catch-up, gossip traffic
+#   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
 #   make fuzz            the advert decoder under go test -fuzz, bounded
 
 SHELL      := /bin/bash
@@ -20,7 +21,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover bench-api bench-fleet fuzz clean
+.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover bench-api bench-fleet bench-track fuzz clean
 
 all: build
 
@@ -30,7 +31,7 @@ build:
 ## deps: Debian packages the tests use as real peers and tools.
 apt-deps:
 	@need=""; \
-	for p in keepalived:/usr/sbin/keepalived iproute2:/usr/sbin/ip tcpdump:/usr/bin/tcpdump; do \
+	for p in keepalived:/usr/sbin/keepalived iproute2:/usr/sbin/ip tcpdump:/usr/bin/tcpdump curl:/usr/bin/curl; do \
 	  [ -x "$${p#*:}" ] || need="$$need $${p%%:*}"; \
 	done; \
 	if [ -n "$$need" ]; then \
@@ -96,6 +97,10 @@ bench-api: build
 bench-fleet: build
 	mkdir -p out
 	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 32 --applies 10 --out out/bench-fleet.md
+
+bench-track: apt-deps build
+	mkdir -p out
+	$(BIN)/haalab bench-track --haad $(BIN)/haad --trials 10 --out out/bench-track.md
 
 fuzz:
 	$(GO) test ./node/vrrp -run '^$$' -fuzz FuzzParsePacket -fuzztime $(FUZZTIME)

@@ -40,6 +40,7 @@ usage:
   haalab bench-failover --haad PATH [--trials N] [--out FILE] [--soak 5m] [--instances 50] [--quick]
   haalab bench-api --haad PATH [--transitions 1000] [--calls 10000] [--out FILE]
   haalab bench-fleet --haad PATH --haactl PATH [--nodes 32] [--applies 10] [--returns 5] [--idle 30s] [--out FILE]
+  haalab bench-track --haad PATH [--trials 10] [--out FILE]
 
 Run "haalab COMMAND -h" for the flags of a command. Needs root.
 `
@@ -88,6 +89,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = runBenchAPI(s, commandLine(argv), rest, stderr)
 	case "bench-fleet":
 		err = runBenchFleet(s, commandLine(argv), rest, stderr)
+	case "bench-track":
+		err = runBenchTrack(s, commandLine(argv), rest, stderr)
 	case "grpc-floor-server": // bench-api's reference server
 		err = runFloorServer(rest)
 	default:
