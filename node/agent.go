@@ -59,6 +59,10 @@ type Agent struct {
 	ifaces map[string]*iface
 
 	garps map[string]*garp.Sender // by device, guarded by mu; closed at Shutdown
+	// notifiers run each instance's notify commands, by instance name,
+	// guarded by mu: kept across a restart of the instance so its STOP
+	// and its next commands stay in order; closed when it is removed.
+	notifiers map[string]*notifier
 
 	fleetState
 	tracking
@@ -119,6 +123,7 @@ func New(opts ...Option) (*Agent, error) {
 		instances: map[string]*instance{},
 		ifaces:    map[string]*iface{},
 		garps:     map[string]*garp.Sender{},
+		notifiers: map[string]*notifier{},
 		started:   time.Now(),
 		version:   "dev",
 	}
@@ -293,11 +298,14 @@ func (a *Agent) apply(ctx context.Context, local *haav1.AgentConfig, doc *haav1.
 	}
 	a.reconcileTracking(want, cmds)
 	for _, name := range start {
-		if err := a.startInstance(ready[name]); err != nil {
+		p := ready[name]
+		p.notify = cmds.notify[name]
+		if err := a.startInstance(p); err != nil {
 			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
 		}
 	}
 	a.setNotifySpecs(cmds)
+	a.closeNotifiers()
 	a.linkTracking()
 	if hash != a.hash {
 		a.gen++
@@ -336,8 +344,9 @@ func runnerConfig(c config.Instance) vrrp.RunnerConfig {
 
 // prepared is an instance whose node-dependent parts are resolved.
 type prepared struct {
-	cfg config.Instance
-	ann announcer
+	cfg    config.Instance
+	ann    announcer
+	notify *notify.Spec
 }
 
 // prepare resolves what an instance needs from this node (its source
@@ -410,7 +419,6 @@ func (a *Agent) stopInstances(ctx context.Context, names []string) {
 			if err := in.runner.Shutdown(ctx); err != nil {
 				a.log.Warn("instance did not stop in time", "instance", name, "err", err)
 			}
-			a.closeQueue(in.notifier.queue) // after its STOP commands
 			a.releaseIface(in)
 		}()
 	}
@@ -453,12 +461,17 @@ func (a *Agent) startInstance(p prepared) (err error) {
 	if err != nil {
 		return err
 	}
-	offset, fault := a.initialVerdict(c.VRRP.Name)
-	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer), vrrp.WithTrack(offset, fault, "")}
+	offset, fault, groupFault := a.initialVerdict(c.VRRP.Name)
+	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer), vrrp.WithTrack(offset, fault, groupFault)}
 	if a.maint.Enabled {
 		ropts = append(ropts, vrrp.WithHold())
 	}
-	nt := &notifier{queue: notify.NewQueue(a.notifyDone)}
+	nt := a.notifiers[c.VRRP.Name]
+	if nt == nil {
+		nt = &notifier{queue: notify.NewQueue(a.notifyDone)}
+		a.notifiers[c.VRRP.Name] = nt
+	}
+	nt.setSpec(p.notify) // before it runs: its first transition has commands too
 	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.noticeFunc(c, nt), ropts...)
 	// Attach before reading the link state: a change in between reaches
 	// the runner as an event instead of being lost.
@@ -470,7 +483,6 @@ func (a *Agent) startInstance(p prepared) (err error) {
 	if err != nil {
 		ifc.demux.Remove(c.VRRP.VRID)
 		timer.Close()
-		a.closeQueue(nt.queue)
 		return err
 	}
 	a.instances[c.VRRP.Name] = &instance{cfg: c, runner: r,
@@ -602,6 +614,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		names = append(names, n)
 	}
 	a.stopInstances(ctx, names)
+	a.closeNotifiers()
 	a.stopTracking(ctx)
 	a.cancel() // Apply refuses from now on; the fleet loops stop
 	a.mu.Unlock()

@@ -34,6 +34,8 @@ type tracking struct {
 	seq      uint64 // of notify commands
 
 	tq       fifo[trackMsg]
+	closeCtx context.Context // notify queues finish their commands until it ends
+	closeEnd context.CancelFunc
 	twg      sync.WaitGroup // tracker goroutines and the loop
 	notifyWG sync.WaitGroup // notify queues closing
 }
@@ -227,6 +229,7 @@ func (a *Agent) startTracking() {
 	t.views = map[string]*tracked{}
 	t.results = map[string][]NotifyRecord{}
 	t.tq.init()
+	t.closeCtx, t.closeEnd = context.WithCancel(context.Background())
 	t.twg.Add(1)
 	go func() {
 		defer t.twg.Done()
@@ -259,6 +262,9 @@ func (a *Agent) reconcileTracking(c *config.Agent, cmds commands) {
 			run.cancel()
 			delete(t.runs, tr.Name)
 			run = nil
+		}
+		if run != nil {
+			run.cfg = tr // a new weight only: the check and its result stay
 		}
 		if run == nil && needed[tr.Name] {
 			t.runs[tr.Name] = a.startTracker(tr, cmds.trackers[tr.Name])
@@ -303,9 +309,13 @@ func (a *Agent) reconcileTracking(c *config.Agent, cmds commands) {
 	t.views = views
 }
 
-// sameTracker reports whether a running tracker is the one configured.
+// sameTracker reports whether a running tracker checks what the one
+// configured checks (its weight aside: that only changes what its result
+// does).
 func sameTracker(run *trackerRun, tr config.Tracker, cmd *script.Command) bool {
-	if !proto.Equal(run.cfg.Spec, tr.Spec) {
+	a, b := proto.Clone(run.cfg.Spec).(*haav1.Tracker), proto.Clone(tr.Spec).(*haav1.Tracker)
+	a.Weight, b.Weight = 0, 0
+	if !proto.Equal(a, b) {
 		return false
 	}
 	var argv []string
@@ -356,7 +366,7 @@ func (a *Agent) startTracker(tr config.Tracker, cmd *script.Command) *trackerRun
 func (a *Agent) linkTracking() {
 	t := &a.tracking
 	t.tmu.Lock()
-	var seed []*vrrp.Runner
+	var members []*vrrp.Runner
 	for name, v := range t.views {
 		in := a.instances[name]
 		if in == nil {
@@ -368,18 +378,28 @@ func (a *Agent) linkTracking() {
 			v.offset, v.fault = in.initOffset, in.initFault
 		}
 		if gr := t.memberOf[name]; gr != nil {
-			seed = append(seed, in.runner)
+			members = append(members, in.runner)
 		}
 	}
 	t.tmu.Unlock()
-	// The groups learn the members' current states (a group created
-	// around running instances hears no transition from them).
-	for _, r := range seed {
-		st := r.Status()
-		t.tq.push(trackMsg{notice: &vrrp.Notice{Instance: r.Config().Name, Kind: vrrp.NoticeTransition, From: vrrp.Init, To: st.State, Cause: vrrp.CauseStartup}})
-		t.tq.push(trackMsg{notice: &vrrp.Notice{Instance: r.Config().Name, Kind: vrrp.NoticeSync, Want: st.Want, OwnFault: st.OwnFault}})
+	// The groups learn their members' states (a group created around
+	// running instances hears no transition from them): each runner
+	// reports them in order with its other notices.
+	for _, r := range members {
+		r.Resync()
 	}
 	t.tq.push(trackMsg{recompute: true})
+}
+
+// closeNotifiers closes the notify queues of instances that no longer run,
+// once they ran what they hold. Called with a.mu held.
+func (a *Agent) closeNotifiers() {
+	for name, nt := range a.notifiers {
+		if a.instances[name] == nil {
+			a.closeQueue(nt.queue)
+			delete(a.notifiers, name)
+		}
+	}
 }
 
 // setNotifySpecs gives each running instance its notify commands.
@@ -389,14 +409,17 @@ func (a *Agent) setNotifySpecs(cmds commands) {
 	}
 }
 
-// initialVerdict is what a starting instance begins with. Called with a.mu
-// held.
-func (a *Agent) initialVerdict(name string) (offset int, fault string) {
+// initialVerdict is what a starting instance begins with: the trackers'
+// verdict and its sync group's fault. Called with a.mu held.
+func (a *Agent) initialVerdict(name string) (offset int, fault, groupFault string) {
 	t := &a.tracking
 	t.tmu.Lock()
 	defer t.tmu.Unlock()
 	offset, fault, _ = t.verdict(name)
-	return offset, fault
+	if gr := t.memberOf[name]; gr != nil {
+		groupFault = gr.g.Reason(name)
+	}
+	return offset, fault, groupFault
 }
 
 // ref is one tracker reference of an instance, with where it comes from.
@@ -577,9 +600,12 @@ func (a *Agent) memberNotice(n vrrp.Notice) {
 	}
 	before := gr.g.State()
 	var cmds []syncgroup.Command
-	if n.Kind == vrrp.NoticeTransition {
+	switch n.Kind {
+	case vrrp.NoticeTransition:
 		cmds = gr.g.Transition(n.Instance, n.From, n.To, n.Cause)
-	} else {
+	case vrrp.NoticeState: // Resync: the member's state, afresh
+		cmds = gr.g.Transition(n.Instance, vrrp.Init, n.To, vrrp.CauseStartup)
+	default:
 		cmds = gr.g.Sync(n.Instance, n.Want, n.OwnFault)
 	}
 	after := gr.g.State()
@@ -624,7 +650,7 @@ func (a *Agent) inGroup(name string) bool {
 // groupNotice passes a runner's notice to the loop when the instance is in
 // a sync group. Never blocks.
 func (a *Agent) groupNotice(n vrrp.Notice) {
-	if (n.Kind == vrrp.NoticeTransition || n.Kind == vrrp.NoticeSync) && a.inGroup(n.Instance) {
+	if (n.Kind == vrrp.NoticeTransition || n.Kind == vrrp.NoticeSync || n.Kind == vrrp.NoticeState) && a.inGroup(n.Instance) {
 		a.tracking.tq.push(trackMsg{notice: &n})
 	}
 }
@@ -674,7 +700,9 @@ func (a *Agent) closeQueue(q *notify.Queue) {
 	t.notifyWG.Add(1)
 	go func() {
 		defer t.notifyWG.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		// Shutdown ends closeCtx when its own deadline passes: the
+		// command running then is killed, the rest reported unrun.
+		ctx, cancel := context.WithTimeout(t.closeCtx, 5*time.Minute)
 		defer cancel()
 		if err := q.Close(ctx); err != nil {
 			a.log.Warn("notify commands left unfinished", "err", err)
@@ -704,6 +732,7 @@ func (a *Agent) stopTracking(ctx context.Context) {
 	}
 	clear(t.memberOf)
 	t.tmu.Unlock()
+	context.AfterFunc(ctx, t.closeEnd)
 }
 
 // trackingStatus returns an instance's trackers, group and latest notify

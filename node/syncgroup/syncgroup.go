@@ -53,8 +53,12 @@ type member struct {
 	state    vrrp.State
 	want     bool
 	ownFault bool
-	fault    string // the group fault reason last sent to it
+	fault    string // the group fault reason last sent to it; unsent: not yet
 }
+
+// unsent marks a member not told the group's fault yet: the next settle
+// tells it, "" (no fault) included.
+const unsent = "\x00unsent"
 
 // Group is one sync group.
 type Group struct {
@@ -68,7 +72,7 @@ type Group struct {
 func New(name string, instances []string) *Group {
 	g := &Group{name: name, members: append([]string(nil), instances...), st: map[string]*member{}}
 	for _, m := range instances {
-		g.st[m] = &member{}
+		g.st[m] = &member{fault: unsent}
 	}
 	return g
 }
@@ -101,10 +105,12 @@ func (g *Group) Transition(instance string, from, to vrrp.State, cause vrrp.Caus
 	if from == vrrp.Init || to == vrrp.Init {
 		// A member (re)started or stopped: a new state machine, which
 		// has not been told about the group's fault yet.
-		m.fault = ""
+		m.fault = unsent
 	}
 	var cmds []Command
-	if from == vrrp.Master && to == vrrp.Backup && cause != vrrp.CauseSyncGroup {
+	// A master member that hands over or stops by itself takes the other
+	// masters with it: the peer's group can only take over as a whole.
+	if from == vrrp.Master && (to == vrrp.Backup || to == vrrp.Init) && cause != vrrp.CauseSyncGroup {
 		for _, o := range g.members {
 			if o != instance && g.st[o].state == vrrp.Master {
 				cmds = append(cmds, Command{Instance: o, Kind: Backup})
@@ -112,6 +118,17 @@ func (g *Group) Transition(instance string, from, to vrrp.State, cause vrrp.Caus
 		}
 	}
 	return g.settle(cmds)
+}
+
+// Reason is the group fault reason for a member now ("" for none): what a
+// restarted member starts with.
+func (g *Group) Reason(instance string) string {
+	for _, p := range g.members {
+		if p != instance && g.st[p].ownFault {
+			return fmt.Sprintf("sync group %s: %s in FAULT", g.name, p)
+		}
+	}
+	return ""
 }
 
 // Sync records a member's wish to be master and whether it is in FAULT for
@@ -137,14 +154,7 @@ func (g *Group) settle(cmds []Command) []Command {
 	var faults []Command
 	for _, o := range g.members {
 		m := g.st[o]
-		reason := ""
-		for _, p := range g.members { // the first other member in FAULT
-			if p != o && g.st[p].ownFault {
-				reason = fmt.Sprintf("sync group %s: %s in FAULT", g.name, p)
-				break
-			}
-		}
-		if reason != m.fault {
+		if reason := g.Reason(o); reason != m.fault {
 			m.fault = reason
 			faults = append(faults, Command{Instance: o, Kind: Fault, Reason: reason})
 		}

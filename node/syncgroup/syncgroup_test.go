@@ -19,8 +19,11 @@ func want(t *testing.T, got []Command, exp ...Command) {
 
 func started(t *testing.T) *Group {
 	g := New("VG_1", []string{"VI_1", "VI_2"})
-	want(t, g.Transition("VI_1", vrrp.Init, vrrp.Backup, vrrp.CauseStartup))
-	want(t, g.Transition("VI_2", vrrp.Init, vrrp.Backup, vrrp.CauseStartup))
+	// A new group tells each member its fault state once, none included
+	// (a member may still carry a fault from a group it was in before).
+	want(t, g.Transition("VI_1", vrrp.Init, vrrp.Backup, vrrp.CauseStartup),
+		Command{Instance: "VI_1", Kind: Fault}, Command{Instance: "VI_2", Kind: Fault})
+	want(t, g.Transition("VI_2", vrrp.Init, vrrp.Backup, vrrp.CauseStartup), Command{Instance: "VI_2", Kind: Fault})
 	if g.State() != vrrp.Backup {
 		t.Fatalf("state %v", g.State())
 	}
@@ -89,7 +92,7 @@ func TestFaultTakesTheGroup(t *testing.T) {
 func TestStoppedMemberBlocksMastership(t *testing.T) {
 	g := started(t)
 	g.Sync("VI_1", true, false)
-	g.Transition("VI_2", vrrp.Backup, vrrp.Init, vrrp.CauseShutdown)
+	want(t, g.Transition("VI_2", vrrp.Backup, vrrp.Init, vrrp.CauseShutdown), Command{Instance: "VI_2", Kind: Fault})
 	want(t, g.Sync("VI_1", true, false))
 	g.Transition("VI_1", vrrp.Backup, vrrp.Init, vrrp.CauseShutdown)
 	if g.State() != vrrp.Init {
@@ -97,4 +100,31 @@ func TestStoppedMemberBlocksMastership(t *testing.T) {
 	}
 	// Unknown instances are ignored.
 	want(t, g.Sync("VI_9", true, true))
+}
+
+func TestStoppingMasterTakesTheOthers(t *testing.T) {
+	g := started(t)
+	g.Sync("VI_1", true, false)
+	g.Sync("VI_2", true, false)
+	g.Transition("VI_1", vrrp.Backup, vrrp.Master, vrrp.CauseSyncGroup)
+	g.Transition("VI_2", vrrp.Backup, vrrp.Master, vrrp.CauseSyncGroup)
+	// VI_1 restarts (a configuration change): the peer's group can only
+	// take over as a whole, so VI_2 hands over too.
+	want(t, g.Transition("VI_1", vrrp.Master, vrrp.Init, vrrp.CauseShutdown),
+		Command{Instance: "VI_1", Kind: Fault}, Command{Instance: "VI_2", Kind: Backup})
+}
+
+func TestRestartedMemberStartsWithTheGroupFault(t *testing.T) {
+	g := started(t)
+	g.Sync("VI_2", false, true)
+	if r := g.Reason("VI_1"); r != "sync group VG_1: VI_2 in FAULT" {
+		t.Fatalf("reason for VI_1: %q", r)
+	}
+	if r := g.Reason("VI_2"); r != "" {
+		t.Fatalf("reason for VI_2 itself: %q", r)
+	}
+	// VI_1 restarts: told again.
+	g.Transition("VI_1", vrrp.Fault, vrrp.Init, vrrp.CauseShutdown)
+	want(t, g.Transition("VI_1", vrrp.Init, vrrp.Fault, vrrp.CauseSyncGroup),
+		Command{Instance: "VI_1", Kind: Fault, Reason: "sync group VG_1: VI_2 in FAULT"})
 }

@@ -116,6 +116,9 @@ type (
 	// EvSyncBackup makes a sync group member that is master hand over:
 	// another member had to become backup.
 	EvSyncBackup struct{}
+	// EvResync asks for the instance's state and its ActSync again, in
+	// order with everything it reports (a sync group learning its members).
+	EvResync struct{}
 	// EvReconfigure changes what can change without a restart: priority,
 	// preempt, preempt delay. VRID, version, interval and addresses
 	// cannot change in place.
@@ -141,6 +144,7 @@ func (EvTrack) event()       {}
 func (EvSyncFault) event()   {}
 func (EvSyncMaster) event()  {}
 func (EvSyncBackup) event()  {}
+func (EvResync) event()      {}
 func (EvReconfigure) event() {}
 func (EvHold) event()        {}
 func (EvFailover) event()    {}
@@ -181,6 +185,8 @@ type (
 	// in FAULT for a reason of its own (not the group's). Emitted, last,
 	// by every Step that changes either.
 	ActSync struct{ Want, OwnFault bool }
+	// ActState reports the current state (EvResync).
+	ActState struct{ State State }
 )
 
 func (ActSend) action()       {}
@@ -191,6 +197,7 @@ func (ActTransition) action() {}
 func (ActDrop) action()       {}
 func (ActMaster) action()     {}
 func (ActSync) action()       {}
+func (ActState) action()      {}
 
 // Instance is the pure VRRP state machine of RFC 5798 section 6 (and RFC
 // 3768 for v2). It does no I/O and never reads the clock: time comes in with
@@ -324,6 +331,9 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 		if in.state == Master {
 			in.handOver(now, CauseSyncGroup)
 		}
+	case EvResync:
+		in.emit(ActState{State: in.state})
+		in.sentWant, in.sentOwnFault = !in.want, !in.ownFault() // force ActSync below
 	case EvReconfigure:
 		in.reconfigure(now, e.Config)
 	case EvHold:
@@ -643,8 +653,11 @@ func (in *Instance) reconfigure(now time.Time, c Config) {
 	if c.Priority != old.Priority {
 		in.updatePriority(now)
 	}
-	if old.Gated && !c.Gated && in.state == Backup && in.want && !in.held {
-		in.becomeMaster(now, CauseMasterDown) // its timer had expired
+	if old.Gated && !c.Gated {
+		if in.state == Backup && in.want && !in.held {
+			in.becomeMaster(now, CauseMasterDown) // its timer had expired
+		}
+		in.setFault(now, &in.syncFault, "", CauseSyncGroup) // no group to fault it any more
 	}
 }
 

@@ -489,3 +489,22 @@ func TestGatedOwnerWantsAtOnce(t *testing.T) {
 	wantActs(t, step(in, t0, EvStart{LinkUp: true}), ActTransition{Init, Backup, CauseStartup}, ActSync{Want: true})
 	wantActs(t, step(in, t0, EvSyncMaster{}), ActAddVIPs{}, ActSend{255}, ActTransition{Backup, Master, CauseSyncGroup}, ActSync{})
 }
+
+func TestResyncAndUngate(t *testing.T) {
+	c := cfg3(100)
+	c.Gated = true
+	in := NewInstance(c)
+	step(in, t0, EvStart{LinkUp: true})
+	// Resync reports the state and the member's wish, even unchanged.
+	wantActs(t, step(in, at(time.Millisecond), EvResync{}), ActState{State: Backup}, ActSync{})
+	step(in, at(time.Millisecond), EvSyncFault{Reason: "sync group G: VI_2 in FAULT"})
+	if in.State() != Fault {
+		t.Fatalf("state %v", in.State())
+	}
+	// Leaving the group releases its fault.
+	c.Gated = false
+	wantActs(t, step(in, at(2*time.Millisecond), EvReconfigure{Config: c}), ActTransition{Fault, Backup, CauseFaultCleared})
+	if in.FaultReason() != "" {
+		t.Fatalf("fault reason %q after leaving the group", in.FaultReason())
+	}
+}

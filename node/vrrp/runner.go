@@ -52,6 +52,8 @@ const (
 	// NoticeSync: whether the instance wants to become master (Want) and
 	// is in FAULT for a reason of its own (OwnFault), for its sync group.
 	NoticeSync
+	// NoticeState reports the current state (To) on request (Resync).
+	NoticeState
 )
 
 // Notice reports something that happened to an instance. The notify
@@ -257,6 +259,10 @@ func (r *Runner) SyncMaster() { r.control(EvSyncMaster{}) }
 
 // SyncBackup makes a sync group member that is master hand over.
 func (r *Runner) SyncBackup() { r.control(EvSyncBackup{}) }
+
+// Resync makes the runner report its state (NoticeState) and, for a sync
+// group member, its NoticeSync again, in order with its other notices.
+func (r *Runner) Resync() { r.control(EvResync{}) }
 
 // Hold puts the instance on hold (maintenance) or releases it.
 func (r *Runner) Hold(on bool) { r.control(EvHold{On: on}) }
@@ -476,6 +482,8 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 			r.dropped(now, a.Reason, a.Detail)
 		case ActMaster:
 			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeMaster, Addr: a.Addr, Priority: a.Priority})
+		case ActState:
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeState, To: a.State, Priority: r.in.Priority()})
 		case ActSync:
 			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeSync, Want: a.Want, OwnFault: a.OwnFault,
 				Priority: r.in.Priority()})
