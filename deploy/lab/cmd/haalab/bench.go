@@ -144,22 +144,8 @@ func runBench(s *session, command string, args []string, stderr io.Writer) error
 		return err
 	}
 	o.command = command
-	haad, err := checkHaad(o.haad)
+	haad, dir, err := benchPrep(o.haad, o.logs, "haalab-bench-")
 	if err != nil {
-		return err
-	}
-	if _, err := lab.KeepalivedPath(); err != nil {
-		return err
-	}
-	if err := lab.Available(); err != nil {
-		return fmt.Errorf("the lab %v", err)
-	}
-	dir := o.logs
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "haalab-bench-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	daemons := []daemon{haadDaemon{bin: haad}, keepalivedDaemon{}}
@@ -453,4 +439,24 @@ func median(v []time.Duration) time.Duration {
 		return v[len(v)/2]
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// benchPrep checks what a benchmark against keepalived needs (haad, the
+// keepalived binary, the lab) and returns the haad binary and the log
+// directory: logs, or a new temporary one named after prefix.
+func benchPrep(haadPath, logs, prefix string) (haad, dir string, err error) {
+	if haad, err = checkHaad(haadPath); err != nil {
+		return "", "", err
+	}
+	if _, err := lab.KeepalivedPath(); err != nil {
+		return "", "", err
+	}
+	if err := lab.Available(); err != nil {
+		return "", "", fmt.Errorf("the lab %v", err)
+	}
+	if logs == "" {
+		dir, err = os.MkdirTemp("", prefix)
+		return haad, dir, err
+	}
+	return haad, logs, os.MkdirAll(logs, 0o755)
 }

@@ -121,22 +121,8 @@ func runBenchTrack(s *session, command string, args []string, stderr io.Writer) 
 		return err
 	}
 	o.command = command
-	haad, err := checkHaad(o.haad)
+	haad, dir, err := benchPrep(o.haad, o.logs, "haalab-track-")
 	if err != nil {
-		return err
-	}
-	if _, err := lab.KeepalivedPath(); err != nil {
-		return err
-	}
-	if err := lab.Available(); err != nil {
-		return fmt.Errorf("the lab %v", err)
-	}
-	dir := o.logs
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "haalab-track-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
 	if dir, err = filepath.Abs(dir); err != nil {
