@@ -507,13 +507,15 @@ func TestShutdownStopsGoroutines(t *testing.T) {
 	waitFor(t, "b joins a", 5*time.Second, func() bool { return allAlive(a, "b") })
 	b.UpdateMeta()
 	t0 := time.Now()
-	if err := b.Leave(time.Second); err != nil {
+	// Leave returns once the leave is gossiped, long before its timeout
+	// (the bound is generous: CI runs packages in parallel on 2 cores).
+	if err := b.Leave(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(t0); took > 500*time.Millisecond {
+	if took := time.Since(t0); took > 2500*time.Millisecond {
 		t.Errorf("Leave and Shutdown took %v", took)
 	}
 	deadline := time.Now().Add(3 * time.Second)
