@@ -44,7 +44,6 @@ type tracking struct {
 type trackerRun struct {
 	cfg    config.Tracker
 	argv   []string // the resolved command of a script tracker
-	user   string
 	cancel context.CancelFunc
 	link   *track.Link // interface trackers
 	result track.Result
@@ -62,7 +61,6 @@ type groupRun struct {
 // tracked is what the loop needs of one instance.
 type tracked struct {
 	runner *vrrp.Runner
-	base   uint8
 	refs   []config.TrackRef
 	// The verdict last handed to runner.
 	offset int
@@ -303,7 +301,7 @@ func (a *Agent) reconcileTracking(c *config.Agent, cmds commands) {
 		if v == nil {
 			v = &tracked{}
 		}
-		v.base, v.refs = in.VRRP.Priority, in.Track
+		v.refs = in.Track
 		views[in.VRRP.Name] = v
 	}
 	t.views = views
@@ -482,6 +480,14 @@ func (t *tracking) verdict(name string) (offset int, fault string, views []Track
 	return offset, fault, views
 }
 
+// TrackerStateProto converts a tracker's state to its API form.
+func TrackerStateProto(ok bool) haav1.TrackerState {
+	if ok {
+		return haav1.TrackerState_TRACKER_STATE_OK
+	}
+	return haav1.TrackerState_TRACKER_STATE_FAILED
+}
+
 // trackerOK is the state shown for a tracker: a file tracker is failed when
 // its number would fault or lower the priority.
 func trackerOK(kind string, weight int, r track.Result) bool {
@@ -538,16 +544,7 @@ func (a *Agent) trackerReport(run *trackerRun, r track.Result) {
 	t.tmu.Unlock()
 	slices.Sort(users)
 	if changed := prev.OK != r.OK || prev.Value != r.Value; changed || !known && !r.OK {
-		state := haav1.TrackerState_TRACKER_STATE_OK
-		if !r.OK {
-			state = haav1.TrackerState_TRACKER_STATE_FAILED
-		}
-		if run.cfg.Kind == "file" {
-			state = haav1.TrackerState_TRACKER_STATE_OK
-			if !trackerOK("file", run.cfg.Weight, r) {
-				state = haav1.TrackerState_TRACKER_STATE_FAILED
-			}
-		}
+		state := TrackerStateProto(trackerOK(run.cfg.Kind, run.cfg.Weight, r))
 		a.log.Info("tracker changed", "tracker", run.cfg.Name, "ok", r.OK, "value", r.Value, "detail", r.Detail, "instances", users)
 		a.events.Append(&haav1.Event{Kind: &haav1.Event_TrackerChanged{TrackerChanged: &haav1.TrackerChanged{
 			Tracker: run.cfg.Name, State: state, Detail: r.Detail, Instances: users}}})

@@ -72,11 +72,8 @@ func instanceProto(in node.InstanceStatus) *haav1.InstanceStatus {
 	}
 	out.SyncGroup = in.SyncGroup
 	for _, t := range in.Trackers {
-		ts := &haav1.TrackerStatus{Name: t.Name, Kind: t.Kind, State: haav1.TrackerState_TRACKER_STATE_OK,
+		ts := &haav1.TrackerStatus{Name: t.Name, Kind: t.Kind, State: node.TrackerStateProto(t.OK),
 			Weight: int32(t.Weight), Contribution: int32(t.Delta), Fault: t.Fault, Detail: t.Detail, ViaSyncGroup: t.ViaGroup}
-		if !t.OK {
-			ts.State = haav1.TrackerState_TRACKER_STATE_FAILED
-		}
 		if !t.Since.IsZero() {
 			ts.Since = timestamppb.New(t.Since)
 		}

@@ -114,10 +114,7 @@ func printInstance(a *app, in *haav1.InstanceStatus) error {
 // trackerText is one tracker of an instance: state, kind, weight, what it
 // does to the priority, the last result and since when.
 func trackerText(tr *haav1.TrackerStatus) string {
-	state := "OK"
-	if tr.GetState() == haav1.TrackerState_TRACKER_STATE_FAILED {
-		state = "FAILED"
-	}
+	state := trackerStateName(tr.GetState())
 	effect := fmt.Sprintf("%+d", tr.GetContribution())
 	if tr.GetFault() {
 		effect = "FAULT"
@@ -133,6 +130,14 @@ func trackerText(tr *haav1.TrackerStatus) string {
 		d += fmt.Sprintf(" (for %s)", age(time.Since(tr.GetSince().AsTime())))
 	}
 	return d
+}
+
+// trackerStateName is OK or FAILED.
+func trackerStateName(s haav1.TrackerState) string {
+	if s == haav1.TrackerState_TRACKER_STATE_FAILED {
+		return "FAILED"
+	}
+	return "OK"
 }
 
 // notifyText is one notify command's outcome.

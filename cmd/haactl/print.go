@@ -213,11 +213,7 @@ func describeEvent(e *haav1.Event) string {
 		return fmt.Sprintf("priority now %d", pc.GetPriority())
 	case *haav1.Event_TrackerChanged:
 		tc := k.TrackerChanged
-		state := "OK"
-		if tc.GetState() == haav1.TrackerState_TRACKER_STATE_FAILED {
-			state = "FAILED"
-		}
-		d := fmt.Sprintf("tracker %s %s", tc.GetTracker(), state)
+		d := fmt.Sprintf("tracker %s %s", tc.GetTracker(), trackerStateName(tc.GetState()))
 		if tc.GetDetail() != "" {
 			d += " (" + tc.GetDetail() + ")"
 		}

@@ -45,14 +45,9 @@ type Contribution struct {
 	Fault bool
 }
 
-// Largest priority change a tracker may make without faulting, and the
-// bounds of a priority that trackers can change.
-const (
-	maxWeight   = 253
-	minPriority = 1
-	maxPriority = 254
-	owner       = 255 // the address owner's priority: never changes
-)
+// maxWeight is the largest priority change a tracker may make without
+// faulting. (The priority itself is clamped by the VRRP core.)
+const maxWeight = 253
 
 // fileValueLimit bounds a file's number before it is multiplied by the
 // weight: any number beyond it already moves the priority past its bounds,
@@ -89,21 +84,6 @@ func Contribute(kind string, weight int, r Result) Contribution {
 		return Contribution{Fault: true}
 	}
 	return Contribution{}
-}
-
-// Effective is the priority an instance runs with: base plus the sum of
-// the contributions' deltas, kept within 1..254. An owner's priority (255)
-// never changes. fault is true when any contribution is a Fault.
-func Effective(base uint8, cs []Contribution) (prio uint8, fault bool) {
-	sum := int(base)
-	for _, c := range cs {
-		sum += c.Delta
-		fault = fault || c.Fault
-	}
-	if base == owner {
-		return owner, fault
-	}
-	return uint8(min(max(sum, minPriority), maxPriority)), fault
 }
 
 // RiseFall turns single results into a state: rise OK results in a row

@@ -50,37 +50,6 @@ func TestContribute(t *testing.T) {
 	}
 }
 
-func TestEffective(t *testing.T) {
-	d := func(n int) Contribution { return Contribution{Delta: n} }
-	fault := Contribution{Fault: true}
-	tests := []struct {
-		name      string
-		base      uint8
-		cs        []Contribution
-		wantPrio  uint8
-		wantFault bool
-	}{
-		{"no trackers", 100, nil, 100, false},
-		{"sum", 100, []Contribution{d(-20), d(10), d(-5)}, 85, false},
-		{"clamped to 1", 100, []Contribution{d(-253)}, 1, false},
-		{"clamped to 1 from 1", 1, []Contribution{d(-1)}, 1, false},
-		{"clamped to 254", 200, []Contribution{d(100)}, 254, false},
-		{"254 from below", 250, []Contribution{d(4)}, 254, false},
-		{"large file delta clamped", 100, []Contribution{d(508), d(-253)}, 254, false},
-		{"255 never changes", 255, []Contribution{d(-100)}, 255, false},
-		{"255 never changes up", 255, []Contribution{d(100)}, 255, false},
-		{"255 can fault", 255, []Contribution{fault}, 255, true},
-		{"fault", 100, []Contribution{d(-20), fault}, 80, true},
-		{"fault and delta", 100, []Contribution{{Delta: 5, Fault: true}}, 105, true},
-	}
-	for _, tt := range tests {
-		prio, f := Effective(tt.base, tt.cs)
-		if prio != tt.wantPrio || f != tt.wantFault {
-			t.Errorf("%s: Effective(%d, %v) = %d, %v, want %d, %v", tt.name, tt.base, tt.cs, prio, f, tt.wantPrio, tt.wantFault)
-		}
-	}
-}
-
 func TestRiseFall(t *testing.T) {
 	// Each step: the observation, then the state and whether it changed.
 	type step struct{ in, state, changed bool }

@@ -351,9 +351,11 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 	if in.state != Backup {
 		in.want = false
 	}
-	if own := in.ownFault(); in.cfg.Gated && (in.want != in.sentWant || own != in.sentOwnFault) {
-		in.sentWant, in.sentOwnFault = in.want, own
-		in.emit(ActSync{Want: in.want, OwnFault: own})
+	if in.cfg.Gated { // only sync group members report (not on every advert of the others)
+		if own := in.ownFault(); in.want != in.sentWant || own != in.sentOwnFault {
+			in.sentWant, in.sentOwnFault = in.want, own
+			in.emit(ActSync{Want: in.want, OwnFault: own})
+		}
 	}
 	return in.acts
 }

@@ -431,6 +431,38 @@ func TestTrackerFaultAndOffset(t *testing.T) {
 	}
 }
 
+// The effective priority: configured plus the trackers' offset, kept within
+// 1..254; the owner's 255 never moves (a fault still counts for it).
+func TestEffectivePriority(t *testing.T) {
+	tests := []struct {
+		name   string
+		base   uint8
+		offset int
+		want   uint8
+	}{
+		{"no trackers", 100, 0, 100},
+		{"sum", 100, -20 + 10 - 5, 85},
+		{"clamped to 1", 100, -253, 1},
+		{"clamped to 1 from 1", 1, -1, 1},
+		{"clamped to 254", 200, 100, 254},
+		{"254 from below", 250, 4, 254},
+		{"large file delta clamped", 100, 508 - 253, 254},
+		{"255 never changes", 255, -100, 255},
+		{"255 never changes up", 255, 100, 255},
+	}
+	for _, tt := range tests {
+		in := NewInstance(cfg3(tt.base))
+		in.SetInitialTrack(tt.offset, "")
+		if got := in.Priority(); got != tt.want {
+			t.Errorf("%s: priority %d with offset %d = %d, want %d", tt.name, tt.base, tt.offset, got, tt.want)
+		}
+		in.SetInitialTrack(tt.offset, "tracker x failed")
+		if in.Priority() != tt.want || in.FaultReason() != "tracker x failed" {
+			t.Errorf("%s: with a fault: priority %d, reason %q", tt.name, in.Priority(), in.FaultReason())
+		}
+	}
+}
+
 func TestStartsInFaultWithFailedTracker(t *testing.T) {
 	in := NewInstance(cfg3(100))
 	in.SetInitialTrack(-20, "tracker chk failed")
