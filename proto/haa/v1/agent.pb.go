@@ -285,6 +285,9 @@ type Node struct {
 	ListenAddresses []string     `protobuf:"bytes,7,rep,name=listen_addresses,json=listenAddresses,proto3" json:"listen_addresses,omitempty"`
 	Maintenance     *Maintenance `protobuf:"bytes,8,opt,name=maintenance,proto3" json:"maintenance,omitempty"`
 	Pid             int32        `protobuf:"varint,9,opt,name=pid,proto3" json:"pid,omitempty"`
+	// The load-balancing backend (ipvs or nftables) and why it was chosen.
+	LbBackend       string `protobuf:"bytes,10,opt,name=lb_backend,json=lbBackend,proto3" json:"lb_backend,omitempty"`
+	LbBackendReason string `protobuf:"bytes,11,opt,name=lb_backend_reason,json=lbBackendReason,proto3" json:"lb_backend_reason,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -380,6 +383,20 @@ func (x *Node) GetPid() int32 {
 		return x.Pid
 	}
 	return 0
+}
+
+func (x *Node) GetLbBackend() string {
+	if x != nil {
+		return x.LbBackend
+	}
+	return ""
+}
+
+func (x *Node) GetLbBackendReason() string {
+	if x != nil {
+		return x.LbBackendReason
+	}
+	return ""
 }
 
 // Maintenance is the node's maintenance mode.
@@ -1704,6 +1721,8 @@ type Event struct {
 	//	*Event_MemberChanged
 	//	*Event_TrackerChanged
 	//	*Event_NotifyRan
+	//	*Event_RealServerChanged
+	//	*Event_VirtualServerChanged
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1918,6 +1937,24 @@ func (x *Event) GetNotifyRan() *NotifyRan {
 	return nil
 }
 
+func (x *Event) GetRealServerChanged() *RealServerChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_RealServerChanged); ok {
+			return x.RealServerChanged
+		}
+	}
+	return nil
+}
+
+func (x *Event) GetVirtualServerChanged() *VirtualServerChanged {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_VirtualServerChanged); ok {
+			return x.VirtualServerChanged
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -1986,6 +2023,14 @@ type Event_NotifyRan struct {
 	NotifyRan *NotifyRan `protobuf:"bytes,25,opt,name=notify_ran,json=notifyRan,proto3,oneof"`
 }
 
+type Event_RealServerChanged struct {
+	RealServerChanged *RealServerChanged `protobuf:"bytes,26,opt,name=real_server_changed,json=realServerChanged,proto3,oneof"`
+}
+
+type Event_VirtualServerChanged struct {
+	VirtualServerChanged *VirtualServerChanged `protobuf:"bytes,27,opt,name=virtual_server_changed,json=virtualServerChanged,proto3,oneof"`
+}
+
 func (*Event_StateChanged) isEvent_Kind() {}
 
 func (*Event_PriorityChanged) isEvent_Kind() {}
@@ -2017,6 +2062,10 @@ func (*Event_MemberChanged) isEvent_Kind() {}
 func (*Event_TrackerChanged) isEvent_Kind() {}
 
 func (*Event_NotifyRan) isEvent_Kind() {}
+
+func (*Event_RealServerChanged) isEvent_Kind() {}
+
+func (*Event_VirtualServerChanged) isEvent_Kind() {}
 
 // StateChanged is a transition.
 type StateChanged struct {
@@ -2211,6 +2260,167 @@ func (x *TrackerChanged) GetInstances() []string {
 	return nil
 }
 
+// RealServerChanged reports a real server that failed or recovered, or
+// whose weight an operator changed.
+type RealServerChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VirtualServer string                 `protobuf:"bytes,1,opt,name=virtual_server,json=virtualServer,proto3" json:"virtual_server,omitempty"`
+	RealServer    string                 `protobuf:"bytes,2,opt,name=real_server,json=realServer,proto3" json:"real_server,omitempty"`
+	Healthy       bool                   `protobuf:"varint,3,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// The weight programmed now.
+	Weight uint32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	// What happened: "down", "up", "drained", "enabled", "weight".
+	Cause string `protobuf:"bytes,5,opt,name=cause,proto3" json:"cause,omitempty"`
+	// The failed check's reason, or who changed the weight.
+	Detail        string `protobuf:"bytes,6,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RealServerChanged) Reset() {
+	*x = RealServerChanged{}
+	mi := &file_haa_v1_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RealServerChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RealServerChanged) ProtoMessage() {}
+
+func (x *RealServerChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RealServerChanged.ProtoReflect.Descriptor instead.
+func (*RealServerChanged) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RealServerChanged) GetVirtualServer() string {
+	if x != nil {
+		return x.VirtualServer
+	}
+	return ""
+}
+
+func (x *RealServerChanged) GetRealServer() string {
+	if x != nil {
+		return x.RealServer
+	}
+	return ""
+}
+
+func (x *RealServerChanged) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *RealServerChanged) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *RealServerChanged) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *RealServerChanged) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// VirtualServerChanged reports a virtual server that lost or regained its
+// quorum.
+type VirtualServerChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VirtualServer string                 `protobuf:"bytes,1,opt,name=virtual_server,json=virtualServer,proto3" json:"virtual_server,omitempty"`
+	Up            bool                   `protobuf:"varint,2,opt,name=up,proto3" json:"up,omitempty"`
+	// The weights of its healthy real servers, added up.
+	HealthyWeight uint32 `protobuf:"varint,3,opt,name=healthy_weight,json=healthyWeight,proto3" json:"healthy_weight,omitempty"`
+	// Whether the sorry server takes the connections now.
+	Sorry         bool `protobuf:"varint,4,opt,name=sorry,proto3" json:"sorry,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VirtualServerChanged) Reset() {
+	*x = VirtualServerChanged{}
+	mi := &file_haa_v1_agent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VirtualServerChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VirtualServerChanged) ProtoMessage() {}
+
+func (x *VirtualServerChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VirtualServerChanged.ProtoReflect.Descriptor instead.
+func (*VirtualServerChanged) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *VirtualServerChanged) GetVirtualServer() string {
+	if x != nil {
+		return x.VirtualServer
+	}
+	return ""
+}
+
+func (x *VirtualServerChanged) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *VirtualServerChanged) GetHealthyWeight() uint32 {
+	if x != nil {
+		return x.HealthyWeight
+	}
+	return 0
+}
+
+func (x *VirtualServerChanged) GetSorry() bool {
+	if x != nil {
+		return x.Sorry
+	}
+	return false
+}
+
 // NotifyRan reports a notify command that finished.
 type NotifyRan struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2221,7 +2431,7 @@ type NotifyRan struct {
 
 func (x *NotifyRan) Reset() {
 	*x = NotifyRan{}
-	mi := &file_haa_v1_agent_proto_msgTypes[25]
+	mi := &file_haa_v1_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2443,7 @@ func (x *NotifyRan) String() string {
 func (*NotifyRan) ProtoMessage() {}
 
 func (x *NotifyRan) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[25]
+	mi := &file_haa_v1_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2456,7 @@ func (x *NotifyRan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NotifyRan.ProtoReflect.Descriptor instead.
 func (*NotifyRan) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{25}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *NotifyRan) GetResult() *NotifyResult {
@@ -2267,7 +2477,7 @@ type VipsChanged struct {
 
 func (x *VipsChanged) Reset() {
 	*x = VipsChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[26]
+	mi := &file_haa_v1_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2489,7 @@ func (x *VipsChanged) String() string {
 func (*VipsChanged) ProtoMessage() {}
 
 func (x *VipsChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[26]
+	mi := &file_haa_v1_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2502,7 @@ func (x *VipsChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VipsChanged.ProtoReflect.Descriptor instead.
 func (*VipsChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{26}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *VipsChanged) GetAdded() bool {
@@ -2319,7 +2529,7 @@ type GarpSent struct {
 
 func (x *GarpSent) Reset() {
 	*x = GarpSent{}
-	mi := &file_haa_v1_agent_proto_msgTypes[27]
+	mi := &file_haa_v1_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2331,7 +2541,7 @@ func (x *GarpSent) String() string {
 func (*GarpSent) ProtoMessage() {}
 
 func (x *GarpSent) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[27]
+	mi := &file_haa_v1_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2344,7 +2554,7 @@ func (x *GarpSent) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GarpSent.ProtoReflect.Descriptor instead.
 func (*GarpSent) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{27}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *GarpSent) GetAddresses() []string {
@@ -2366,7 +2576,7 @@ type ConfigApplied struct {
 
 func (x *ConfigApplied) Reset() {
 	*x = ConfigApplied{}
-	mi := &file_haa_v1_agent_proto_msgTypes[28]
+	mi := &file_haa_v1_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2378,7 +2588,7 @@ func (x *ConfigApplied) String() string {
 func (*ConfigApplied) ProtoMessage() {}
 
 func (x *ConfigApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[28]
+	mi := &file_haa_v1_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2601,7 @@ func (x *ConfigApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ConfigApplied.ProtoReflect.Descriptor instead.
 func (*ConfigApplied) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{28}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ConfigApplied) GetGeneration() uint64 {
@@ -2428,7 +2638,7 @@ type PacketsDropped struct {
 
 func (x *PacketsDropped) Reset() {
 	*x = PacketsDropped{}
-	mi := &file_haa_v1_agent_proto_msgTypes[29]
+	mi := &file_haa_v1_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2650,7 @@ func (x *PacketsDropped) String() string {
 func (*PacketsDropped) ProtoMessage() {}
 
 func (x *PacketsDropped) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[29]
+	mi := &file_haa_v1_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2663,7 @@ func (x *PacketsDropped) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PacketsDropped.ProtoReflect.Descriptor instead.
 func (*PacketsDropped) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{29}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *PacketsDropped) GetReason() string {
@@ -2487,7 +2697,7 @@ type MaintenanceChanged struct {
 
 func (x *MaintenanceChanged) Reset() {
 	*x = MaintenanceChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[30]
+	mi := &file_haa_v1_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2709,7 @@ func (x *MaintenanceChanged) String() string {
 func (*MaintenanceChanged) ProtoMessage() {}
 
 func (x *MaintenanceChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[30]
+	mi := &file_haa_v1_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2722,7 @@ func (x *MaintenanceChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MaintenanceChanged.ProtoReflect.Descriptor instead.
 func (*MaintenanceChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{30}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *MaintenanceChanged) GetMaintenance() *Maintenance {
@@ -2533,7 +2743,7 @@ type MasterChanged struct {
 
 func (x *MasterChanged) Reset() {
 	*x = MasterChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[31]
+	mi := &file_haa_v1_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2545,7 +2755,7 @@ func (x *MasterChanged) String() string {
 func (*MasterChanged) ProtoMessage() {}
 
 func (x *MasterChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[31]
+	mi := &file_haa_v1_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2558,7 +2768,7 @@ func (x *MasterChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MasterChanged.ProtoReflect.Descriptor instead.
 func (*MasterChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{31}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *MasterChanged) GetAddress() string {
@@ -2585,7 +2795,7 @@ type InstanceError struct {
 
 func (x *InstanceError) Reset() {
 	*x = InstanceError{}
-	mi := &file_haa_v1_agent_proto_msgTypes[32]
+	mi := &file_haa_v1_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2807,7 @@ func (x *InstanceError) String() string {
 func (*InstanceError) ProtoMessage() {}
 
 func (x *InstanceError) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[32]
+	mi := &file_haa_v1_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2820,7 @@ func (x *InstanceError) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstanceError.ProtoReflect.Descriptor instead.
 func (*InstanceError) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{32}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *InstanceError) GetMessage() string {
@@ -2631,7 +2841,7 @@ type NodeInstance struct {
 
 func (x *NodeInstance) Reset() {
 	*x = NodeInstance{}
-	mi := &file_haa_v1_agent_proto_msgTypes[33]
+	mi := &file_haa_v1_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2643,7 +2853,7 @@ func (x *NodeInstance) String() string {
 func (*NodeInstance) ProtoMessage() {}
 
 func (x *NodeInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[33]
+	mi := &file_haa_v1_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2656,7 +2866,7 @@ func (x *NodeInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeInstance.ProtoReflect.Descriptor instead.
 func (*NodeInstance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{33}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *NodeInstance) GetNode() string {
@@ -2693,7 +2903,7 @@ type SplitBrain struct {
 
 func (x *SplitBrain) Reset() {
 	*x = SplitBrain{}
-	mi := &file_haa_v1_agent_proto_msgTypes[34]
+	mi := &file_haa_v1_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2705,7 +2915,7 @@ func (x *SplitBrain) String() string {
 func (*SplitBrain) ProtoMessage() {}
 
 func (x *SplitBrain) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[34]
+	mi := &file_haa_v1_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2718,7 +2928,7 @@ func (x *SplitBrain) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitBrain.ProtoReflect.Descriptor instead.
 func (*SplitBrain) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{34}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SplitBrain) GetSegment() string {
@@ -2776,7 +2986,7 @@ type Drift struct {
 
 func (x *Drift) Reset() {
 	*x = Drift{}
-	mi := &file_haa_v1_agent_proto_msgTypes[35]
+	mi := &file_haa_v1_agent_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2788,7 +2998,7 @@ func (x *Drift) String() string {
 func (*Drift) ProtoMessage() {}
 
 func (x *Drift) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[35]
+	mi := &file_haa_v1_agent_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2801,7 +3011,7 @@ func (x *Drift) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drift.ProtoReflect.Descriptor instead.
 func (*Drift) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{35}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *Drift) GetNode() string {
@@ -2860,7 +3070,7 @@ type VridCollision struct {
 
 func (x *VridCollision) Reset() {
 	*x = VridCollision{}
-	mi := &file_haa_v1_agent_proto_msgTypes[36]
+	mi := &file_haa_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +3082,7 @@ func (x *VridCollision) String() string {
 func (*VridCollision) ProtoMessage() {}
 
 func (x *VridCollision) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[36]
+	mi := &file_haa_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +3095,7 @@ func (x *VridCollision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VridCollision.ProtoReflect.Descriptor instead.
 func (*VridCollision) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{36}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *VridCollision) GetSegment() string {
@@ -2930,7 +3140,7 @@ type FleetApplied struct {
 
 func (x *FleetApplied) Reset() {
 	*x = FleetApplied{}
-	mi := &file_haa_v1_agent_proto_msgTypes[37]
+	mi := &file_haa_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2942,7 +3152,7 @@ func (x *FleetApplied) String() string {
 func (*FleetApplied) ProtoMessage() {}
 
 func (x *FleetApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[37]
+	mi := &file_haa_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2955,7 +3165,7 @@ func (x *FleetApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetApplied.ProtoReflect.Descriptor instead.
 func (*FleetApplied) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *FleetApplied) GetGeneration() uint64 {
@@ -2991,7 +3201,7 @@ type MemberChanged struct {
 
 func (x *MemberChanged) Reset() {
 	*x = MemberChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[38]
+	mi := &file_haa_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3003,7 +3213,7 @@ func (x *MemberChanged) String() string {
 func (*MemberChanged) ProtoMessage() {}
 
 func (x *MemberChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[38]
+	mi := &file_haa_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3016,7 +3226,7 @@ func (x *MemberChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChanged.ProtoReflect.Descriptor instead.
 func (*MemberChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *MemberChanged) GetNode() string {
@@ -3052,7 +3262,7 @@ type FailoverRequest struct {
 
 func (x *FailoverRequest) Reset() {
 	*x = FailoverRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[39]
+	mi := &file_haa_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3064,7 +3274,7 @@ func (x *FailoverRequest) String() string {
 func (*FailoverRequest) ProtoMessage() {}
 
 func (x *FailoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[39]
+	mi := &file_haa_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3077,7 +3287,7 @@ func (x *FailoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailoverRequest.ProtoReflect.Descriptor instead.
 func (*FailoverRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{39}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *FailoverRequest) GetInstance() string {
@@ -3104,7 +3314,7 @@ type FailoverResponse struct {
 
 func (x *FailoverResponse) Reset() {
 	*x = FailoverResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[40]
+	mi := &file_haa_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3116,7 +3326,7 @@ func (x *FailoverResponse) String() string {
 func (*FailoverResponse) ProtoMessage() {}
 
 func (x *FailoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[40]
+	mi := &file_haa_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3129,7 +3339,7 @@ func (x *FailoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailoverResponse.ProtoReflect.Descriptor instead.
 func (*FailoverResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{40}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FailoverResponse) GetNewMaster() string {
@@ -3152,7 +3362,7 @@ type SetMaintenanceRequest struct {
 
 func (x *SetMaintenanceRequest) Reset() {
 	*x = SetMaintenanceRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[41]
+	mi := &file_haa_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3164,7 +3374,7 @@ func (x *SetMaintenanceRequest) String() string {
 func (*SetMaintenanceRequest) ProtoMessage() {}
 
 func (x *SetMaintenanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[41]
+	mi := &file_haa_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3177,7 +3387,7 @@ func (x *SetMaintenanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaintenanceRequest.ProtoReflect.Descriptor instead.
 func (*SetMaintenanceRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SetMaintenanceRequest) GetEnabled() bool {
@@ -3204,7 +3414,7 @@ type SetMaintenanceResponse struct {
 
 func (x *SetMaintenanceResponse) Reset() {
 	*x = SetMaintenanceResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[42]
+	mi := &file_haa_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3216,7 +3426,7 @@ func (x *SetMaintenanceResponse) String() string {
 func (*SetMaintenanceResponse) ProtoMessage() {}
 
 func (x *SetMaintenanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[42]
+	mi := &file_haa_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3229,12 +3439,545 @@ func (x *SetMaintenanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaintenanceResponse.ProtoReflect.Descriptor instead.
 func (*SetMaintenanceResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetMaintenanceResponse) GetMaintenance() *Maintenance {
 	if x != nil {
 		return x.Maintenance
+	}
+	return nil
+}
+
+// ListVirtualServersRequest asks for every virtual server.
+type ListVirtualServersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVirtualServersRequest) Reset() {
+	*x = ListVirtualServersRequest{}
+	mi := &file_haa_v1_agent_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVirtualServersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVirtualServersRequest) ProtoMessage() {}
+
+func (x *ListVirtualServersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVirtualServersRequest.ProtoReflect.Descriptor instead.
+func (*ListVirtualServersRequest) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{45}
+}
+
+// ListVirtualServersResponse lists the virtual servers by name.
+type ListVirtualServersResponse struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	VirtualServers []*VirtualServerStatus `protobuf:"bytes,1,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
+	// The backend that programs them (ipvs or nftables).
+	Backend       string `protobuf:"bytes,2,opt,name=backend,proto3" json:"backend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListVirtualServersResponse) Reset() {
+	*x = ListVirtualServersResponse{}
+	mi := &file_haa_v1_agent_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListVirtualServersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListVirtualServersResponse) ProtoMessage() {}
+
+func (x *ListVirtualServersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListVirtualServersResponse.ProtoReflect.Descriptor instead.
+func (*ListVirtualServersResponse) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ListVirtualServersResponse) GetVirtualServers() []*VirtualServerStatus {
+	if x != nil {
+		return x.VirtualServers
+	}
+	return nil
+}
+
+func (x *ListVirtualServersResponse) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+// VirtualServerStatus is one virtual server as it runs.
+type VirtualServerStatus struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "ADDR:PORT" or empty for fwmark.
+	Address    string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Protocol   string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	Fwmark     uint32 `protobuf:"varint,4,opt,name=fwmark,proto3" json:"fwmark,omitempty"`
+	Scheduler  string `protobuf:"bytes,5,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
+	Forwarding string `protobuf:"bytes,6,opt,name=forwarding,proto3" json:"forwarding,omitempty"`
+	// Quorum reached.
+	Up            bool   `protobuf:"varint,7,opt,name=up,proto3" json:"up,omitempty"`
+	Quorum        uint32 `protobuf:"varint,8,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	HealthyWeight uint32 `protobuf:"varint,9,opt,name=healthy_weight,json=healthyWeight,proto3" json:"healthy_weight,omitempty"`
+	// The sorry server, and whether it takes the connections now.
+	SorryServer   string              `protobuf:"bytes,10,opt,name=sorry_server,json=sorryServer,proto3" json:"sorry_server,omitempty"`
+	SorryActive   bool                `protobuf:"varint,11,opt,name=sorry_active,json=sorryActive,proto3" json:"sorry_active,omitempty"`
+	RealServers   []*RealServerStatus `protobuf:"bytes,12,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VirtualServerStatus) Reset() {
+	*x = VirtualServerStatus{}
+	mi := &file_haa_v1_agent_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VirtualServerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VirtualServerStatus) ProtoMessage() {}
+
+func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VirtualServerStatus.ProtoReflect.Descriptor instead.
+func (*VirtualServerStatus) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *VirtualServerStatus) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetFwmark() uint32 {
+	if x != nil {
+		return x.Fwmark
+	}
+	return 0
+}
+
+func (x *VirtualServerStatus) GetScheduler() string {
+	if x != nil {
+		return x.Scheduler
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetForwarding() string {
+	if x != nil {
+		return x.Forwarding
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetUp() bool {
+	if x != nil {
+		return x.Up
+	}
+	return false
+}
+
+func (x *VirtualServerStatus) GetQuorum() uint32 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
+func (x *VirtualServerStatus) GetHealthyWeight() uint32 {
+	if x != nil {
+		return x.HealthyWeight
+	}
+	return 0
+}
+
+func (x *VirtualServerStatus) GetSorryServer() string {
+	if x != nil {
+		return x.SorryServer
+	}
+	return ""
+}
+
+func (x *VirtualServerStatus) GetSorryActive() bool {
+	if x != nil {
+		return x.SorryActive
+	}
+	return false
+}
+
+func (x *VirtualServerStatus) GetRealServers() []*RealServerStatus {
+	if x != nil {
+		return x.RealServers
+	}
+	return nil
+}
+
+// RealServerStatus is one real server as it runs.
+type RealServerStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Address string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	Healthy bool                   `protobuf:"varint,2,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	// The configured weight.
+	ConfiguredWeight uint32 `protobuf:"varint,3,opt,name=configured_weight,json=configuredWeight,proto3" json:"configured_weight,omitempty"`
+	// The weight programmed into the kernel now (0: drained, inhibited or
+	// removed).
+	Weight uint32 `protobuf:"varint,4,opt,name=weight,proto3" json:"weight,omitempty"`
+	// Whether it is in the kernel's table (a failed server is removed unless
+	// inhibit_on_failure).
+	Programmed bool `protobuf:"varint,5,opt,name=programmed,proto3" json:"programmed,omitempty"`
+	// Set by SetRealServer: drained, or the operator's weight.
+	Drained        bool    `protobuf:"varint,6,opt,name=drained,proto3" json:"drained,omitempty"`
+	WeightOverride *uint32 `protobuf:"varint,7,opt,name=weight_override,json=weightOverride,proto3,oneof" json:"weight_override,omitempty"`
+	// The health check: kind, last result and when health last changed.
+	Check      string                 `protobuf:"bytes,8,opt,name=check,proto3" json:"check,omitempty"`
+	LastResult string                 `protobuf:"bytes,9,opt,name=last_result,json=lastResult,proto3" json:"last_result,omitempty"`
+	Since      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=since,proto3" json:"since,omitempty"`
+	// Connections, where the backend counts them (ipvs).
+	ActiveConnections   *uint64 `protobuf:"varint,11,opt,name=active_connections,json=activeConnections,proto3,oneof" json:"active_connections,omitempty"`
+	InactiveConnections *uint64 `protobuf:"varint,12,opt,name=inactive_connections,json=inactiveConnections,proto3,oneof" json:"inactive_connections,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *RealServerStatus) Reset() {
+	*x = RealServerStatus{}
+	mi := &file_haa_v1_agent_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RealServerStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RealServerStatus) ProtoMessage() {}
+
+func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RealServerStatus.ProtoReflect.Descriptor instead.
+func (*RealServerStatus) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *RealServerStatus) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *RealServerStatus) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
+func (x *RealServerStatus) GetConfiguredWeight() uint32 {
+	if x != nil {
+		return x.ConfiguredWeight
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetProgrammed() bool {
+	if x != nil {
+		return x.Programmed
+	}
+	return false
+}
+
+func (x *RealServerStatus) GetDrained() bool {
+	if x != nil {
+		return x.Drained
+	}
+	return false
+}
+
+func (x *RealServerStatus) GetWeightOverride() uint32 {
+	if x != nil && x.WeightOverride != nil {
+		return *x.WeightOverride
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetCheck() string {
+	if x != nil {
+		return x.Check
+	}
+	return ""
+}
+
+func (x *RealServerStatus) GetLastResult() string {
+	if x != nil {
+		return x.LastResult
+	}
+	return ""
+}
+
+func (x *RealServerStatus) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+func (x *RealServerStatus) GetActiveConnections() uint64 {
+	if x != nil && x.ActiveConnections != nil {
+		return *x.ActiveConnections
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetInactiveConnections() uint64 {
+	if x != nil && x.InactiveConnections != nil {
+		return *x.InactiveConnections
+	}
+	return 0
+}
+
+// SetRealServerRequest changes one real server at runtime.
+type SetRealServerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Virtual server name (VirtualServerStatus.name).
+	VirtualServer string `protobuf:"bytes,1,opt,name=virtual_server,json=virtualServer,proto3" json:"virtual_server,omitempty"`
+	// Real server "ADDR:PORT".
+	RealServer string `protobuf:"bytes,2,opt,name=real_server,json=realServer,proto3" json:"real_server,omitempty"`
+	// Types that are valid to be assigned to Action:
+	//
+	//	*SetRealServerRequest_Drain
+	//	*SetRealServerRequest_Enable
+	//	*SetRealServerRequest_Weight
+	Action        isSetRealServerRequest_Action `protobuf_oneof:"action"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRealServerRequest) Reset() {
+	*x = SetRealServerRequest{}
+	mi := &file_haa_v1_agent_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRealServerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRealServerRequest) ProtoMessage() {}
+
+func (x *SetRealServerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRealServerRequest.ProtoReflect.Descriptor instead.
+func (*SetRealServerRequest) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *SetRealServerRequest) GetVirtualServer() string {
+	if x != nil {
+		return x.VirtualServer
+	}
+	return ""
+}
+
+func (x *SetRealServerRequest) GetRealServer() string {
+	if x != nil {
+		return x.RealServer
+	}
+	return ""
+}
+
+func (x *SetRealServerRequest) GetAction() isSetRealServerRequest_Action {
+	if x != nil {
+		return x.Action
+	}
+	return nil
+}
+
+func (x *SetRealServerRequest) GetDrain() bool {
+	if x != nil {
+		if x, ok := x.Action.(*SetRealServerRequest_Drain); ok {
+			return x.Drain
+		}
+	}
+	return false
+}
+
+func (x *SetRealServerRequest) GetEnable() bool {
+	if x != nil {
+		if x, ok := x.Action.(*SetRealServerRequest_Enable); ok {
+			return x.Enable
+		}
+	}
+	return false
+}
+
+func (x *SetRealServerRequest) GetWeight() uint32 {
+	if x != nil {
+		if x, ok := x.Action.(*SetRealServerRequest_Weight); ok {
+			return x.Weight
+		}
+	}
+	return 0
+}
+
+type isSetRealServerRequest_Action interface {
+	isSetRealServerRequest_Action()
+}
+
+type SetRealServerRequest_Drain struct {
+	// Weight 0 until enabled.
+	Drain bool `protobuf:"varint,3,opt,name=drain,proto3,oneof"`
+}
+
+type SetRealServerRequest_Enable struct {
+	// Back to its configured weight.
+	Enable bool `protobuf:"varint,4,opt,name=enable,proto3,oneof"`
+}
+
+type SetRealServerRequest_Weight struct {
+	// This weight (0..65535) until enabled.
+	Weight uint32 `protobuf:"varint,5,opt,name=weight,proto3,oneof"`
+}
+
+func (*SetRealServerRequest_Drain) isSetRealServerRequest_Action() {}
+
+func (*SetRealServerRequest_Enable) isSetRealServerRequest_Action() {}
+
+func (*SetRealServerRequest_Weight) isSetRealServerRequest_Action() {}
+
+// SetRealServerResponse carries the real server after the change.
+type SetRealServerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	RealServer    *RealServerStatus      `protobuf:"bytes,1,opt,name=real_server,json=realServer,proto3" json:"real_server,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRealServerResponse) Reset() {
+	*x = SetRealServerResponse{}
+	mi := &file_haa_v1_agent_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRealServerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRealServerResponse) ProtoMessage() {}
+
+func (x *SetRealServerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRealServerResponse.ProtoReflect.Descriptor instead.
+func (*SetRealServerResponse) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *SetRealServerResponse) GetRealServer() *RealServerStatus {
+	if x != nil {
+		return x.RealServer
 	}
 	return nil
 }
@@ -3246,7 +3989,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x12haa/v1/agent.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13haa/v1/config.proto\"\x10\n" +
 	"\x0eGetNodeRequest\"3\n" +
 	"\x0fGetNodeResponse\x12 \n" +
-	"\x04node\x18\x01 \x01(\v2\f.haa.v1.NodeR\x04node\"\xe4\x02\n" +
+	"\x04node\x18\x01 \x01(\v2\f.haa.v1.NodeR\x04node\"\xaf\x03\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x129\n" +
@@ -3258,7 +4001,11 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"configHash\x12)\n" +
 	"\x10listen_addresses\x18\a \x03(\tR\x0flistenAddresses\x125\n" +
 	"\vmaintenance\x18\b \x01(\v2\x13.haa.v1.MaintenanceR\vmaintenance\x12\x10\n" +
-	"\x03pid\x18\t \x01(\x05R\x03pid\"Y\n" +
+	"\x03pid\x18\t \x01(\x05R\x03pid\x12\x1d\n" +
+	"\n" +
+	"lb_backend\x18\n" +
+	" \x01(\tR\tlbBackend\x12*\n" +
+	"\x11lb_backend_reason\x18\v \x01(\tR\x0flbBackendReason\"Y\n" +
 	"\vMaintenance\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x120\n" +
 	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x16\n" +
@@ -3365,7 +4112,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"_since_seq\":\n" +
 	"\x13WatchEventsResponse\x12#\n" +
-	"\x05event\x18\x01 \x01(\v2\r.haa.v1.EventR\x05event\"\xc2\b\n" +
+	"\x05event\x18\x01 \x01(\v2\r.haa.v1.EventR\x05event\"\xe5\t\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
@@ -3389,7 +4136,9 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x0emember_changed\x18\x17 \x01(\v2\x15.haa.v1.MemberChangedH\x00R\rmemberChanged\x12A\n" +
 	"\x0ftracker_changed\x18\x18 \x01(\v2\x16.haa.v1.TrackerChangedH\x00R\x0etrackerChanged\x122\n" +
 	"\n" +
-	"notify_ran\x18\x19 \x01(\v2\x11.haa.v1.NotifyRanH\x00R\tnotifyRanB\x06\n" +
+	"notify_ran\x18\x19 \x01(\v2\x11.haa.v1.NotifyRanH\x00R\tnotifyRan\x12K\n" +
+	"\x13real_server_changed\x18\x1a \x01(\v2\x19.haa.v1.RealServerChangedH\x00R\x11realServerChanged\x12T\n" +
+	"\x16virtual_server_changed\x18\x1b \x01(\v2\x1c.haa.v1.VirtualServerChangedH\x00R\x14virtualServerChangedB\x06\n" +
 	"\x04kind\"\x82\x01\n" +
 	"\fStateChanged\x12!\n" +
 	"\x04from\x18\x01 \x01(\x0e2\r.haa.v1.StateR\x04from\x12\x1d\n" +
@@ -3405,7 +4154,20 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\atracker\x18\x01 \x01(\tR\atracker\x12*\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x14.haa.v1.TrackerStateR\x05state\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12\x1c\n" +
-	"\tinstances\x18\x04 \x03(\tR\tinstances\"9\n" +
+	"\tinstances\x18\x04 \x03(\tR\tinstances\"\xbb\x01\n" +
+	"\x11RealServerChanged\x12%\n" +
+	"\x0evirtual_server\x18\x01 \x01(\tR\rvirtualServer\x12\x1f\n" +
+	"\vreal_server\x18\x02 \x01(\tR\n" +
+	"realServer\x12\x18\n" +
+	"\ahealthy\x18\x03 \x01(\bR\ahealthy\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\rR\x06weight\x12\x14\n" +
+	"\x05cause\x18\x05 \x01(\tR\x05cause\x12\x16\n" +
+	"\x06detail\x18\x06 \x01(\tR\x06detail\"\x8a\x01\n" +
+	"\x14VirtualServerChanged\x12%\n" +
+	"\x0evirtual_server\x18\x01 \x01(\tR\rvirtualServer\x12\x0e\n" +
+	"\x02up\x18\x02 \x01(\bR\x02up\x12%\n" +
+	"\x0ehealthy_weight\x18\x03 \x01(\rR\rhealthyWeight\x12\x14\n" +
+	"\x05sorry\x18\x04 \x01(\bR\x05sorry\"9\n" +
 	"\tNotifyRan\x12,\n" +
 	"\x06result\x18\x01 \x01(\v2\x14.haa.v1.NotifyResultR\x06result\"7\n" +
 	"\vVipsChanged\x12\x14\n" +
@@ -3472,7 +4234,58 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x12+\n" +
 	"\x03ttl\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"O\n" +
 	"\x16SetMaintenanceResponse\x125\n" +
-	"\vmaintenance\x18\x01 \x01(\v2\x13.haa.v1.MaintenanceR\vmaintenance*c\n" +
+	"\vmaintenance\x18\x01 \x01(\v2\x13.haa.v1.MaintenanceR\vmaintenance\"\x1b\n" +
+	"\x19ListVirtualServersRequest\"|\n" +
+	"\x1aListVirtualServersResponse\x12D\n" +
+	"\x0fvirtual_servers\x18\x01 \x03(\v2\x1b.haa.v1.VirtualServerStatusR\x0evirtualServers\x12\x18\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\"\x87\x03\n" +
+	"\x13VirtualServerStatus\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06fwmark\x18\x04 \x01(\rR\x06fwmark\x12\x1c\n" +
+	"\tscheduler\x18\x05 \x01(\tR\tscheduler\x12\x1e\n" +
+	"\n" +
+	"forwarding\x18\x06 \x01(\tR\n" +
+	"forwarding\x12\x0e\n" +
+	"\x02up\x18\a \x01(\bR\x02up\x12\x16\n" +
+	"\x06quorum\x18\b \x01(\rR\x06quorum\x12%\n" +
+	"\x0ehealthy_weight\x18\t \x01(\rR\rhealthyWeight\x12!\n" +
+	"\fsorry_server\x18\n" +
+	" \x01(\tR\vsorryServer\x12!\n" +
+	"\fsorry_active\x18\v \x01(\bR\vsorryActive\x12;\n" +
+	"\freal_servers\x18\f \x03(\v2\x18.haa.v1.RealServerStatusR\vrealServers\"\x8c\x04\n" +
+	"\x10RealServerStatus\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x18\n" +
+	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12+\n" +
+	"\x11configured_weight\x18\x03 \x01(\rR\x10configuredWeight\x12\x16\n" +
+	"\x06weight\x18\x04 \x01(\rR\x06weight\x12\x1e\n" +
+	"\n" +
+	"programmed\x18\x05 \x01(\bR\n" +
+	"programmed\x12\x18\n" +
+	"\adrained\x18\x06 \x01(\bR\adrained\x12,\n" +
+	"\x0fweight_override\x18\a \x01(\rH\x00R\x0eweightOverride\x88\x01\x01\x12\x14\n" +
+	"\x05check\x18\b \x01(\tR\x05check\x12\x1f\n" +
+	"\vlast_result\x18\t \x01(\tR\n" +
+	"lastResult\x120\n" +
+	"\x05since\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x122\n" +
+	"\x12active_connections\x18\v \x01(\x04H\x01R\x11activeConnections\x88\x01\x01\x126\n" +
+	"\x14inactive_connections\x18\f \x01(\x04H\x02R\x13inactiveConnections\x88\x01\x01B\x12\n" +
+	"\x10_weight_overrideB\x15\n" +
+	"\x13_active_connectionsB\x17\n" +
+	"\x15_inactive_connections\"\xb4\x01\n" +
+	"\x14SetRealServerRequest\x12%\n" +
+	"\x0evirtual_server\x18\x01 \x01(\tR\rvirtualServer\x12\x1f\n" +
+	"\vreal_server\x18\x02 \x01(\tR\n" +
+	"realServer\x12\x16\n" +
+	"\x05drain\x18\x03 \x01(\bH\x00R\x05drain\x12\x18\n" +
+	"\x06enable\x18\x04 \x01(\bH\x00R\x06enable\x12\x18\n" +
+	"\x06weight\x18\x05 \x01(\rH\x00R\x06weightB\b\n" +
+	"\x06action\"R\n" +
+	"\x15SetRealServerResponse\x129\n" +
+	"\vreal_server\x18\x01 \x01(\v2\x18.haa.v1.RealServerStatusR\n" +
+	"realServer*c\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -3489,7 +4302,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
 	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x042\xc4\x04\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x042\xef\x05\n" +
 	"\fAgentService\x12:\n" +
 	"\aGetNode\x12\x16.haa.v1.GetNodeRequest\x1a\x17.haa.v1.GetNodeResponse\x12L\n" +
 	"\rListInstances\x12\x1c.haa.v1.ListInstancesRequest\x1a\x1d.haa.v1.ListInstancesResponse\x12F\n" +
@@ -3498,7 +4311,9 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\vApplyConfig\x12\x1a.haa.v1.ApplyConfigRequest\x1a\x1b.haa.v1.ApplyConfigResponse\x12H\n" +
 	"\vWatchEvents\x12\x1a.haa.v1.WatchEventsRequest\x1a\x1b.haa.v1.WatchEventsResponse0\x01\x12=\n" +
 	"\bFailover\x12\x17.haa.v1.FailoverRequest\x1a\x18.haa.v1.FailoverResponse\x12O\n" +
-	"\x0eSetMaintenance\x12\x1d.haa.v1.SetMaintenanceRequest\x1a\x1e.haa.v1.SetMaintenanceResponseB+Z)github.com/haa-dev/haa/proto/haa/v1;haav1b\x06proto3"
+	"\x0eSetMaintenance\x12\x1d.haa.v1.SetMaintenanceRequest\x1a\x1e.haa.v1.SetMaintenanceResponse\x12[\n" +
+	"\x12ListVirtualServers\x12!.haa.v1.ListVirtualServersRequest\x1a\".haa.v1.ListVirtualServersResponse\x12L\n" +
+	"\rSetRealServer\x12\x1c.haa.v1.SetRealServerRequest\x1a\x1d.haa.v1.SetRealServerResponseB+Z)github.com/haa-dev/haa/proto/haa/v1;haav1b\x06proto3"
 
 var (
 	file_haa_v1_agent_proto_rawDescOnce sync.Once
@@ -3513,138 +4328,156 @@ func file_haa_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_haa_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 44)
+var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
 var file_haa_v1_agent_proto_goTypes = []any{
-	(State)(0),                     // 0: haa.v1.State
-	(TrackerState)(0),              // 1: haa.v1.TrackerState
-	(MemberState)(0),               // 2: haa.v1.MemberState
-	(*GetNodeRequest)(nil),         // 3: haa.v1.GetNodeRequest
-	(*GetNodeResponse)(nil),        // 4: haa.v1.GetNodeResponse
-	(*Node)(nil),                   // 5: haa.v1.Node
-	(*Maintenance)(nil),            // 6: haa.v1.Maintenance
-	(*ListInstancesRequest)(nil),   // 7: haa.v1.ListInstancesRequest
-	(*ListInstancesResponse)(nil),  // 8: haa.v1.ListInstancesResponse
-	(*GetInstanceRequest)(nil),     // 9: haa.v1.GetInstanceRequest
-	(*GetInstanceResponse)(nil),    // 10: haa.v1.GetInstanceResponse
-	(*InstanceStatus)(nil),         // 11: haa.v1.InstanceStatus
-	(*TrackerStatus)(nil),          // 12: haa.v1.TrackerStatus
-	(*NotifyResult)(nil),           // 13: haa.v1.NotifyResult
-	(*Transition)(nil),             // 14: haa.v1.Transition
-	(*Counters)(nil),               // 15: haa.v1.Counters
-	(*GetConfigRequest)(nil),       // 16: haa.v1.GetConfigRequest
-	(*GetConfigResponse)(nil),      // 17: haa.v1.GetConfigResponse
-	(*ApplyConfigRequest)(nil),     // 18: haa.v1.ApplyConfigRequest
-	(*ApplyConfigResponse)(nil),    // 19: haa.v1.ApplyConfigResponse
-	(*Plan)(nil),                   // 20: haa.v1.Plan
-	(*InstanceChange)(nil),         // 21: haa.v1.InstanceChange
-	(*WatchEventsRequest)(nil),     // 22: haa.v1.WatchEventsRequest
-	(*WatchEventsResponse)(nil),    // 23: haa.v1.WatchEventsResponse
-	(*Event)(nil),                  // 24: haa.v1.Event
-	(*StateChanged)(nil),           // 25: haa.v1.StateChanged
-	(*PriorityChanged)(nil),        // 26: haa.v1.PriorityChanged
-	(*TrackerChanged)(nil),         // 27: haa.v1.TrackerChanged
-	(*NotifyRan)(nil),              // 28: haa.v1.NotifyRan
-	(*VipsChanged)(nil),            // 29: haa.v1.VipsChanged
-	(*GarpSent)(nil),               // 30: haa.v1.GarpSent
-	(*ConfigApplied)(nil),          // 31: haa.v1.ConfigApplied
-	(*PacketsDropped)(nil),         // 32: haa.v1.PacketsDropped
-	(*MaintenanceChanged)(nil),     // 33: haa.v1.MaintenanceChanged
-	(*MasterChanged)(nil),          // 34: haa.v1.MasterChanged
-	(*InstanceError)(nil),          // 35: haa.v1.InstanceError
-	(*NodeInstance)(nil),           // 36: haa.v1.NodeInstance
-	(*SplitBrain)(nil),             // 37: haa.v1.SplitBrain
-	(*Drift)(nil),                  // 38: haa.v1.Drift
-	(*VridCollision)(nil),          // 39: haa.v1.VridCollision
-	(*FleetApplied)(nil),           // 40: haa.v1.FleetApplied
-	(*MemberChanged)(nil),          // 41: haa.v1.MemberChanged
-	(*FailoverRequest)(nil),        // 42: haa.v1.FailoverRequest
-	(*FailoverResponse)(nil),       // 43: haa.v1.FailoverResponse
-	(*SetMaintenanceRequest)(nil),  // 44: haa.v1.SetMaintenanceRequest
-	(*SetMaintenanceResponse)(nil), // 45: haa.v1.SetMaintenanceResponse
-	nil,                            // 46: haa.v1.Counters.DropsEntry
-	(*timestamppb.Timestamp)(nil),  // 47: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),    // 48: google.protobuf.Duration
-	(*AgentConfig)(nil),            // 49: haa.v1.AgentConfig
+	(State)(0),                         // 0: haa.v1.State
+	(TrackerState)(0),                  // 1: haa.v1.TrackerState
+	(MemberState)(0),                   // 2: haa.v1.MemberState
+	(*GetNodeRequest)(nil),             // 3: haa.v1.GetNodeRequest
+	(*GetNodeResponse)(nil),            // 4: haa.v1.GetNodeResponse
+	(*Node)(nil),                       // 5: haa.v1.Node
+	(*Maintenance)(nil),                // 6: haa.v1.Maintenance
+	(*ListInstancesRequest)(nil),       // 7: haa.v1.ListInstancesRequest
+	(*ListInstancesResponse)(nil),      // 8: haa.v1.ListInstancesResponse
+	(*GetInstanceRequest)(nil),         // 9: haa.v1.GetInstanceRequest
+	(*GetInstanceResponse)(nil),        // 10: haa.v1.GetInstanceResponse
+	(*InstanceStatus)(nil),             // 11: haa.v1.InstanceStatus
+	(*TrackerStatus)(nil),              // 12: haa.v1.TrackerStatus
+	(*NotifyResult)(nil),               // 13: haa.v1.NotifyResult
+	(*Transition)(nil),                 // 14: haa.v1.Transition
+	(*Counters)(nil),                   // 15: haa.v1.Counters
+	(*GetConfigRequest)(nil),           // 16: haa.v1.GetConfigRequest
+	(*GetConfigResponse)(nil),          // 17: haa.v1.GetConfigResponse
+	(*ApplyConfigRequest)(nil),         // 18: haa.v1.ApplyConfigRequest
+	(*ApplyConfigResponse)(nil),        // 19: haa.v1.ApplyConfigResponse
+	(*Plan)(nil),                       // 20: haa.v1.Plan
+	(*InstanceChange)(nil),             // 21: haa.v1.InstanceChange
+	(*WatchEventsRequest)(nil),         // 22: haa.v1.WatchEventsRequest
+	(*WatchEventsResponse)(nil),        // 23: haa.v1.WatchEventsResponse
+	(*Event)(nil),                      // 24: haa.v1.Event
+	(*StateChanged)(nil),               // 25: haa.v1.StateChanged
+	(*PriorityChanged)(nil),            // 26: haa.v1.PriorityChanged
+	(*TrackerChanged)(nil),             // 27: haa.v1.TrackerChanged
+	(*RealServerChanged)(nil),          // 28: haa.v1.RealServerChanged
+	(*VirtualServerChanged)(nil),       // 29: haa.v1.VirtualServerChanged
+	(*NotifyRan)(nil),                  // 30: haa.v1.NotifyRan
+	(*VipsChanged)(nil),                // 31: haa.v1.VipsChanged
+	(*GarpSent)(nil),                   // 32: haa.v1.GarpSent
+	(*ConfigApplied)(nil),              // 33: haa.v1.ConfigApplied
+	(*PacketsDropped)(nil),             // 34: haa.v1.PacketsDropped
+	(*MaintenanceChanged)(nil),         // 35: haa.v1.MaintenanceChanged
+	(*MasterChanged)(nil),              // 36: haa.v1.MasterChanged
+	(*InstanceError)(nil),              // 37: haa.v1.InstanceError
+	(*NodeInstance)(nil),               // 38: haa.v1.NodeInstance
+	(*SplitBrain)(nil),                 // 39: haa.v1.SplitBrain
+	(*Drift)(nil),                      // 40: haa.v1.Drift
+	(*VridCollision)(nil),              // 41: haa.v1.VridCollision
+	(*FleetApplied)(nil),               // 42: haa.v1.FleetApplied
+	(*MemberChanged)(nil),              // 43: haa.v1.MemberChanged
+	(*FailoverRequest)(nil),            // 44: haa.v1.FailoverRequest
+	(*FailoverResponse)(nil),           // 45: haa.v1.FailoverResponse
+	(*SetMaintenanceRequest)(nil),      // 46: haa.v1.SetMaintenanceRequest
+	(*SetMaintenanceResponse)(nil),     // 47: haa.v1.SetMaintenanceResponse
+	(*ListVirtualServersRequest)(nil),  // 48: haa.v1.ListVirtualServersRequest
+	(*ListVirtualServersResponse)(nil), // 49: haa.v1.ListVirtualServersResponse
+	(*VirtualServerStatus)(nil),        // 50: haa.v1.VirtualServerStatus
+	(*RealServerStatus)(nil),           // 51: haa.v1.RealServerStatus
+	(*SetRealServerRequest)(nil),       // 52: haa.v1.SetRealServerRequest
+	(*SetRealServerResponse)(nil),      // 53: haa.v1.SetRealServerResponse
+	nil,                                // 54: haa.v1.Counters.DropsEntry
+	(*timestamppb.Timestamp)(nil),      // 55: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 56: google.protobuf.Duration
+	(*AgentConfig)(nil),                // 57: haa.v1.AgentConfig
 }
 var file_haa_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: haa.v1.GetNodeResponse.node:type_name -> haa.v1.Node
-	47, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	48, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
+	55, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	56, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
 	6,  // 3: haa.v1.Node.maintenance:type_name -> haa.v1.Maintenance
-	47, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
+	55, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
 	11, // 5: haa.v1.ListInstancesResponse.instances:type_name -> haa.v1.InstanceStatus
 	11, // 6: haa.v1.GetInstanceResponse.instance:type_name -> haa.v1.InstanceStatus
 	0,  // 7: haa.v1.InstanceStatus.state:type_name -> haa.v1.State
-	48, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
+	56, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
 	14, // 9: haa.v1.InstanceStatus.last_transition:type_name -> haa.v1.Transition
 	15, // 10: haa.v1.InstanceStatus.counters:type_name -> haa.v1.Counters
 	12, // 11: haa.v1.InstanceStatus.trackers:type_name -> haa.v1.TrackerStatus
 	13, // 12: haa.v1.InstanceStatus.notify_results:type_name -> haa.v1.NotifyResult
 	1,  // 13: haa.v1.TrackerStatus.state:type_name -> haa.v1.TrackerState
-	47, // 14: haa.v1.TrackerStatus.since:type_name -> google.protobuf.Timestamp
-	47, // 15: haa.v1.NotifyResult.time:type_name -> google.protobuf.Timestamp
-	48, // 16: haa.v1.NotifyResult.duration:type_name -> google.protobuf.Duration
-	47, // 17: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	55, // 14: haa.v1.TrackerStatus.since:type_name -> google.protobuf.Timestamp
+	55, // 15: haa.v1.NotifyResult.time:type_name -> google.protobuf.Timestamp
+	56, // 16: haa.v1.NotifyResult.duration:type_name -> google.protobuf.Duration
+	55, // 17: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
 	0,  // 18: haa.v1.Transition.from:type_name -> haa.v1.State
 	0,  // 19: haa.v1.Transition.to:type_name -> haa.v1.State
-	46, // 20: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
-	48, // 21: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
-	49, // 22: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
-	49, // 23: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
+	54, // 20: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
+	56, // 21: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
+	57, // 22: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
+	57, // 23: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
 	20, // 24: haa.v1.ApplyConfigResponse.plan:type_name -> haa.v1.Plan
 	21, // 25: haa.v1.Plan.changed:type_name -> haa.v1.InstanceChange
 	24, // 26: haa.v1.WatchEventsResponse.event:type_name -> haa.v1.Event
-	47, // 27: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
+	55, // 27: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
 	25, // 28: haa.v1.Event.state_changed:type_name -> haa.v1.StateChanged
 	26, // 29: haa.v1.Event.priority_changed:type_name -> haa.v1.PriorityChanged
-	29, // 30: haa.v1.Event.vips_changed:type_name -> haa.v1.VipsChanged
-	30, // 31: haa.v1.Event.garp_sent:type_name -> haa.v1.GarpSent
-	31, // 32: haa.v1.Event.config_applied:type_name -> haa.v1.ConfigApplied
-	32, // 33: haa.v1.Event.packets_dropped:type_name -> haa.v1.PacketsDropped
-	33, // 34: haa.v1.Event.maintenance_changed:type_name -> haa.v1.MaintenanceChanged
-	34, // 35: haa.v1.Event.master_changed:type_name -> haa.v1.MasterChanged
-	35, // 36: haa.v1.Event.error:type_name -> haa.v1.InstanceError
-	37, // 37: haa.v1.Event.split_brain:type_name -> haa.v1.SplitBrain
-	38, // 38: haa.v1.Event.drift:type_name -> haa.v1.Drift
-	39, // 39: haa.v1.Event.vrid_collision:type_name -> haa.v1.VridCollision
-	40, // 40: haa.v1.Event.fleet_applied:type_name -> haa.v1.FleetApplied
-	41, // 41: haa.v1.Event.member_changed:type_name -> haa.v1.MemberChanged
+	31, // 30: haa.v1.Event.vips_changed:type_name -> haa.v1.VipsChanged
+	32, // 31: haa.v1.Event.garp_sent:type_name -> haa.v1.GarpSent
+	33, // 32: haa.v1.Event.config_applied:type_name -> haa.v1.ConfigApplied
+	34, // 33: haa.v1.Event.packets_dropped:type_name -> haa.v1.PacketsDropped
+	35, // 34: haa.v1.Event.maintenance_changed:type_name -> haa.v1.MaintenanceChanged
+	36, // 35: haa.v1.Event.master_changed:type_name -> haa.v1.MasterChanged
+	37, // 36: haa.v1.Event.error:type_name -> haa.v1.InstanceError
+	39, // 37: haa.v1.Event.split_brain:type_name -> haa.v1.SplitBrain
+	40, // 38: haa.v1.Event.drift:type_name -> haa.v1.Drift
+	41, // 39: haa.v1.Event.vrid_collision:type_name -> haa.v1.VridCollision
+	42, // 40: haa.v1.Event.fleet_applied:type_name -> haa.v1.FleetApplied
+	43, // 41: haa.v1.Event.member_changed:type_name -> haa.v1.MemberChanged
 	27, // 42: haa.v1.Event.tracker_changed:type_name -> haa.v1.TrackerChanged
-	28, // 43: haa.v1.Event.notify_ran:type_name -> haa.v1.NotifyRan
-	0,  // 44: haa.v1.StateChanged.from:type_name -> haa.v1.State
-	0,  // 45: haa.v1.StateChanged.to:type_name -> haa.v1.State
-	1,  // 46: haa.v1.TrackerChanged.state:type_name -> haa.v1.TrackerState
-	13, // 47: haa.v1.NotifyRan.result:type_name -> haa.v1.NotifyResult
-	20, // 48: haa.v1.ConfigApplied.plan:type_name -> haa.v1.Plan
-	6,  // 49: haa.v1.MaintenanceChanged.maintenance:type_name -> haa.v1.Maintenance
-	36, // 50: haa.v1.SplitBrain.masters:type_name -> haa.v1.NodeInstance
-	36, // 51: haa.v1.VridCollision.instances:type_name -> haa.v1.NodeInstance
-	20, // 52: haa.v1.FleetApplied.plan:type_name -> haa.v1.Plan
-	2,  // 53: haa.v1.MemberChanged.state:type_name -> haa.v1.MemberState
-	48, // 54: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
-	48, // 55: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
-	6,  // 56: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
-	3,  // 57: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
-	7,  // 58: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
-	9,  // 59: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
-	16, // 60: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
-	18, // 61: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
-	22, // 62: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
-	42, // 63: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
-	44, // 64: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
-	4,  // 65: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
-	8,  // 66: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
-	10, // 67: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
-	17, // 68: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
-	19, // 69: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
-	23, // 70: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
-	43, // 71: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
-	45, // 72: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
-	65, // [65:73] is the sub-list for method output_type
-	57, // [57:65] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	30, // 43: haa.v1.Event.notify_ran:type_name -> haa.v1.NotifyRan
+	28, // 44: haa.v1.Event.real_server_changed:type_name -> haa.v1.RealServerChanged
+	29, // 45: haa.v1.Event.virtual_server_changed:type_name -> haa.v1.VirtualServerChanged
+	0,  // 46: haa.v1.StateChanged.from:type_name -> haa.v1.State
+	0,  // 47: haa.v1.StateChanged.to:type_name -> haa.v1.State
+	1,  // 48: haa.v1.TrackerChanged.state:type_name -> haa.v1.TrackerState
+	13, // 49: haa.v1.NotifyRan.result:type_name -> haa.v1.NotifyResult
+	20, // 50: haa.v1.ConfigApplied.plan:type_name -> haa.v1.Plan
+	6,  // 51: haa.v1.MaintenanceChanged.maintenance:type_name -> haa.v1.Maintenance
+	38, // 52: haa.v1.SplitBrain.masters:type_name -> haa.v1.NodeInstance
+	38, // 53: haa.v1.VridCollision.instances:type_name -> haa.v1.NodeInstance
+	20, // 54: haa.v1.FleetApplied.plan:type_name -> haa.v1.Plan
+	2,  // 55: haa.v1.MemberChanged.state:type_name -> haa.v1.MemberState
+	56, // 56: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
+	56, // 57: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
+	6,  // 58: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
+	50, // 59: haa.v1.ListVirtualServersResponse.virtual_servers:type_name -> haa.v1.VirtualServerStatus
+	51, // 60: haa.v1.VirtualServerStatus.real_servers:type_name -> haa.v1.RealServerStatus
+	55, // 61: haa.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
+	51, // 62: haa.v1.SetRealServerResponse.real_server:type_name -> haa.v1.RealServerStatus
+	3,  // 63: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
+	7,  // 64: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
+	9,  // 65: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
+	16, // 66: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
+	18, // 67: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
+	22, // 68: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
+	44, // 69: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
+	46, // 70: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
+	48, // 71: haa.v1.AgentService.ListVirtualServers:input_type -> haa.v1.ListVirtualServersRequest
+	52, // 72: haa.v1.AgentService.SetRealServer:input_type -> haa.v1.SetRealServerRequest
+	4,  // 73: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
+	8,  // 74: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
+	10, // 75: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
+	17, // 76: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
+	19, // 77: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
+	23, // 78: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
+	45, // 79: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
+	47, // 80: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
+	49, // 81: haa.v1.AgentService.ListVirtualServers:output_type -> haa.v1.ListVirtualServersResponse
+	53, // 82: haa.v1.AgentService.SetRealServer:output_type -> haa.v1.SetRealServerResponse
+	73, // [73:83] is the sub-list for method output_type
+	63, // [63:73] is the sub-list for method input_type
+	63, // [63:63] is the sub-list for extension type_name
+	63, // [63:63] is the sub-list for extension extendee
+	0,  // [0:63] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_agent_proto_init() }
@@ -3672,6 +4505,14 @@ func file_haa_v1_agent_proto_init() {
 		(*Event_MemberChanged)(nil),
 		(*Event_TrackerChanged)(nil),
 		(*Event_NotifyRan)(nil),
+		(*Event_RealServerChanged)(nil),
+		(*Event_VirtualServerChanged)(nil),
+	}
+	file_haa_v1_agent_proto_msgTypes[48].OneofWrappers = []any{}
+	file_haa_v1_agent_proto_msgTypes[49].OneofWrappers = []any{
+		(*SetRealServerRequest_Drain)(nil),
+		(*SetRealServerRequest_Enable)(nil),
+		(*SetRealServerRequest_Weight)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -3679,7 +4520,7 @@ func file_haa_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_agent_proto_rawDesc), len(file_haa_v1_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   44,
+			NumMessages:   52,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

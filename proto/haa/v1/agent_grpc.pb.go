@@ -19,14 +19,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	AgentService_GetNode_FullMethodName        = "/haa.v1.AgentService/GetNode"
-	AgentService_ListInstances_FullMethodName  = "/haa.v1.AgentService/ListInstances"
-	AgentService_GetInstance_FullMethodName    = "/haa.v1.AgentService/GetInstance"
-	AgentService_GetConfig_FullMethodName      = "/haa.v1.AgentService/GetConfig"
-	AgentService_ApplyConfig_FullMethodName    = "/haa.v1.AgentService/ApplyConfig"
-	AgentService_WatchEvents_FullMethodName    = "/haa.v1.AgentService/WatchEvents"
-	AgentService_Failover_FullMethodName       = "/haa.v1.AgentService/Failover"
-	AgentService_SetMaintenance_FullMethodName = "/haa.v1.AgentService/SetMaintenance"
+	AgentService_GetNode_FullMethodName            = "/haa.v1.AgentService/GetNode"
+	AgentService_ListInstances_FullMethodName      = "/haa.v1.AgentService/ListInstances"
+	AgentService_GetInstance_FullMethodName        = "/haa.v1.AgentService/GetInstance"
+	AgentService_GetConfig_FullMethodName          = "/haa.v1.AgentService/GetConfig"
+	AgentService_ApplyConfig_FullMethodName        = "/haa.v1.AgentService/ApplyConfig"
+	AgentService_WatchEvents_FullMethodName        = "/haa.v1.AgentService/WatchEvents"
+	AgentService_Failover_FullMethodName           = "/haa.v1.AgentService/Failover"
+	AgentService_SetMaintenance_FullMethodName     = "/haa.v1.AgentService/SetMaintenance"
+	AgentService_ListVirtualServers_FullMethodName = "/haa.v1.AgentService/ListVirtualServers"
+	AgentService_SetRealServer_FullMethodName      = "/haa.v1.AgentService/SetRealServer"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -62,6 +64,14 @@ type AgentServiceClient interface {
 	// become master until the TTL expires or maintenance is turned off. It
 	// survives a restart of the agent.
 	SetMaintenance(ctx context.Context, in *SetMaintenanceRequest, opts ...grpc.CallOption) (*SetMaintenanceResponse, error)
+	// ListVirtualServers returns every virtual server with its real servers,
+	// their health, weights and, where the backend counts them, connections.
+	ListVirtualServers(ctx context.Context, in *ListVirtualServersRequest, opts ...grpc.CallOption) (*ListVirtualServersResponse, error)
+	// SetRealServer drains a real server (weight 0: no new connections,
+	// existing ones go on), enables it again or sets its weight, without a
+	// configuration change. It lasts until the real server's configuration
+	// changes or haad restarts. NotFound if there is no such server.
+	SetRealServer(ctx context.Context, in *SetRealServerRequest, opts ...grpc.CallOption) (*SetRealServerResponse, error)
 }
 
 type agentServiceClient struct {
@@ -161,6 +171,26 @@ func (c *agentServiceClient) SetMaintenance(ctx context.Context, in *SetMaintena
 	return out, nil
 }
 
+func (c *agentServiceClient) ListVirtualServers(ctx context.Context, in *ListVirtualServersRequest, opts ...grpc.CallOption) (*ListVirtualServersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListVirtualServersResponse)
+	err := c.cc.Invoke(ctx, AgentService_ListVirtualServers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *agentServiceClient) SetRealServer(ctx context.Context, in *SetRealServerRequest, opts ...grpc.CallOption) (*SetRealServerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetRealServerResponse)
+	err := c.cc.Invoke(ctx, AgentService_SetRealServer_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -194,6 +224,14 @@ type AgentServiceServer interface {
 	// become master until the TTL expires or maintenance is turned off. It
 	// survives a restart of the agent.
 	SetMaintenance(context.Context, *SetMaintenanceRequest) (*SetMaintenanceResponse, error)
+	// ListVirtualServers returns every virtual server with its real servers,
+	// their health, weights and, where the backend counts them, connections.
+	ListVirtualServers(context.Context, *ListVirtualServersRequest) (*ListVirtualServersResponse, error)
+	// SetRealServer drains a real server (weight 0: no new connections,
+	// existing ones go on), enables it again or sets its weight, without a
+	// configuration change. It lasts until the real server's configuration
+	// changes or haad restarts. NotFound if there is no such server.
+	SetRealServer(context.Context, *SetRealServerRequest) (*SetRealServerResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -227,6 +265,12 @@ func (UnimplementedAgentServiceServer) Failover(context.Context, *FailoverReques
 }
 func (UnimplementedAgentServiceServer) SetMaintenance(context.Context, *SetMaintenanceRequest) (*SetMaintenanceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetMaintenance not implemented")
+}
+func (UnimplementedAgentServiceServer) ListVirtualServers(context.Context, *ListVirtualServersRequest) (*ListVirtualServersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListVirtualServers not implemented")
+}
+func (UnimplementedAgentServiceServer) SetRealServer(context.Context, *SetRealServerRequest) (*SetRealServerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetRealServer not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -386,6 +430,42 @@ func _AgentService_SetMaintenance_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_ListVirtualServers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListVirtualServersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).ListVirtualServers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_ListVirtualServers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).ListVirtualServers(ctx, req.(*ListVirtualServersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AgentService_SetRealServer_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetRealServerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).SetRealServer(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_SetRealServer_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).SetRealServer(ctx, req.(*SetRealServerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -420,6 +500,14 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetMaintenance",
 			Handler:    _AgentService_SetMaintenance_Handler,
+		},
+		{
+			MethodName: "ListVirtualServers",
+			Handler:    _AgentService_ListVirtualServers_Handler,
+		},
+		{
+			MethodName: "SetRealServer",
+			Handler:    _AgentService_SetRealServer_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

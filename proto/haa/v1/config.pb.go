@@ -45,7 +45,12 @@ type AgentConfig struct {
 	// vrrp_track_process, track_interface.
 	Trackers []*Tracker `protobuf:"bytes,5,rep,name=trackers,proto3" json:"trackers,omitempty"`
 	// Instances that change state together. keepalived: vrrp_sync_group.
-	SyncGroups    []*SyncGroup `protobuf:"bytes,6,rep,name=sync_groups,json=syncGroups,proto3" json:"sync_groups,omitempty"`
+	SyncGroups []*SyncGroup `protobuf:"bytes,6,rep,name=sync_groups,json=syncGroups,proto3" json:"sync_groups,omitempty"`
+	// Load-balanced services: virtual servers whose health-checked real
+	// servers the kernel balances connections to. keepalived: virtual_server.
+	VirtualServers []*VirtualServer `protobuf:"bytes,7,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
+	// How the virtual servers are programmed into the kernel.
+	LoadBalancer  *LoadBalancer `protobuf:"bytes,8,opt,name=load_balancer,json=loadBalancer,proto3" json:"load_balancer,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -122,6 +127,956 @@ func (x *AgentConfig) GetSyncGroups() []*SyncGroup {
 	return nil
 }
 
+func (x *AgentConfig) GetVirtualServers() []*VirtualServer {
+	if x != nil {
+		return x.VirtualServers
+	}
+	return nil
+}
+
+func (x *AgentConfig) GetLoadBalancer() *LoadBalancer {
+	if x != nil {
+		return x.LoadBalancer
+	}
+	return nil
+}
+
+// LoadBalancer chooses the kernel mechanism that balances the virtual
+// servers and bounds the health checkers. Read at start: a change takes
+// effect when haad restarts.
+type LoadBalancer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "ipvs" (the kernel's IP Virtual Server, as keepalived), "nftables"
+	// (DNAT rules in the table "haa_lvs": nat forwarding with the rr, wrr and
+	// sh schedulers, IPv4, no persistence) or "auto" (default): ipvs where
+	// the kernel has it (/proc/net/ip_vs), else nftables. GetNode reports
+	// the choice and why.
+	Backend string `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
+	// Health checks in flight at once, over every real server. Default 64.
+	MaxConcurrentChecks uint32 `protobuf:"varint,2,opt,name=max_concurrent_checks,json=maxConcurrentChecks,proto3" json:"max_concurrent_checks,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *LoadBalancer) Reset() {
+	*x = LoadBalancer{}
+	mi := &file_haa_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LoadBalancer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LoadBalancer) ProtoMessage() {}
+
+func (x *LoadBalancer) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LoadBalancer.ProtoReflect.Descriptor instead.
+func (*LoadBalancer) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *LoadBalancer) GetBackend() string {
+	if x != nil {
+		return x.Backend
+	}
+	return ""
+}
+
+func (x *LoadBalancer) GetMaxConcurrentChecks() uint32 {
+	if x != nil {
+		return x.MaxConcurrentChecks
+	}
+	return 0
+}
+
+// VirtualServer is one load-balanced service: connections to address (or
+// packets carrying fwmark) are spread over the real servers that pass
+// their health checks. keepalived: virtual_server.
+type VirtualServer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Unique name, used by the API and haactl. Default: "ADDR:PORT/PROTO"
+	// (e.g. "10.0.0.100:80/tcp") or "fwmark:N".
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// "ADDR:PORT" ("[ADDR]:PORT" for IPv6), usually a VIP of an instance.
+	// Set address or fwmark.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// tcp (default), udp or sctp. keepalived: protocol.
+	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// Balance packets carrying this firewall mark instead of one address.
+	// keepalived: virtual_server fwmark.
+	Fwmark uint32 `protobuf:"varint,4,opt,name=fwmark,proto3" json:"fwmark,omitempty"`
+	// rr, wrr (default), lc, wlc, lblc, lblcr, dh, sh, sed, nq or mh, as
+	// ipvsadm. The nftables backend has rr, wrr and sh. keepalived:
+	// lb_algo / lvs_sched.
+	Scheduler string `protobuf:"bytes,5,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
+	// nat (default), dr or tunnel. The nftables backend has nat.
+	// keepalived: lb_kind / lvs_method.
+	Forwarding string `protobuf:"bytes,6,opt,name=forwarding,proto3" json:"forwarding,omitempty"`
+	// Send a client to the same real server for this long after its last
+	// connection. keepalived: persistence_timeout.
+	PersistenceTimeout *durationpb.Duration `protobuf:"bytes,7,opt,name=persistence_timeout,json=persistenceTimeout,proto3" json:"persistence_timeout,omitempty"`
+	// With persistence: clients in one network of this prefix length count
+	// as one client. Default 32 (IPv6 128). keepalived:
+	// persistence_granularity.
+	PersistencePrefix uint32 `protobuf:"varint,8,opt,name=persistence_prefix,json=persistencePrefix,proto3" json:"persistence_prefix,omitempty"`
+	// "ADDR:PORT" that takes the connections while the service is down
+	// (quorum lost, e.g. every real server failed). keepalived: sorry_server.
+	SorryServer string `protobuf:"bytes,9,opt,name=sorry_server,json=sorryServer,proto3" json:"sorry_server,omitempty"`
+	// The service is up while the weights of its healthy real servers add up
+	// to at least quorum. Default 1. keepalived: quorum.
+	Quorum uint32 `protobuf:"varint,10,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	// Down below quorum - hysteresis, up again at quorum + hysteresis.
+	// keepalived: hysteresis.
+	Hysteresis uint32 `protobuf:"varint,11,opt,name=hysteresis,proto3" json:"hysteresis,omitempty"`
+	// A failed real server keeps its place with weight 0 (existing
+	// connections go on, no new ones) instead of being removed.
+	// keepalived: inhibit_on_failure.
+	InhibitOnFailure bool `protobuf:"varint,12,opt,name=inhibit_on_failure,json=inhibitOnFailure,proto3" json:"inhibit_on_failure,omitempty"`
+	// The real servers.
+	RealServers []*RealServer `protobuf:"bytes,13,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
+	// The health check of every real server that sets none itself; unset:
+	// such servers are always healthy.
+	Check *HealthCheck `protobuf:"bytes,14,opt,name=check,proto3" json:"check,omitempty"`
+	// Commands run when the service comes up (quorum reached) and goes down
+	// (quorum lost). keepalived: quorum_up, quorum_down.
+	QuorumUp      []string `protobuf:"bytes,15,rep,name=quorum_up,json=quorumUp,proto3" json:"quorum_up,omitempty"`
+	QuorumDown    []string `protobuf:"bytes,16,rep,name=quorum_down,json=quorumDown,proto3" json:"quorum_down,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VirtualServer) Reset() {
+	*x = VirtualServer{}
+	mi := &file_haa_v1_config_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VirtualServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VirtualServer) ProtoMessage() {}
+
+func (x *VirtualServer) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VirtualServer.ProtoReflect.Descriptor instead.
+func (*VirtualServer) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *VirtualServer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *VirtualServer) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *VirtualServer) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *VirtualServer) GetFwmark() uint32 {
+	if x != nil {
+		return x.Fwmark
+	}
+	return 0
+}
+
+func (x *VirtualServer) GetScheduler() string {
+	if x != nil {
+		return x.Scheduler
+	}
+	return ""
+}
+
+func (x *VirtualServer) GetForwarding() string {
+	if x != nil {
+		return x.Forwarding
+	}
+	return ""
+}
+
+func (x *VirtualServer) GetPersistenceTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.PersistenceTimeout
+	}
+	return nil
+}
+
+func (x *VirtualServer) GetPersistencePrefix() uint32 {
+	if x != nil {
+		return x.PersistencePrefix
+	}
+	return 0
+}
+
+func (x *VirtualServer) GetSorryServer() string {
+	if x != nil {
+		return x.SorryServer
+	}
+	return ""
+}
+
+func (x *VirtualServer) GetQuorum() uint32 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
+func (x *VirtualServer) GetHysteresis() uint32 {
+	if x != nil {
+		return x.Hysteresis
+	}
+	return 0
+}
+
+func (x *VirtualServer) GetInhibitOnFailure() bool {
+	if x != nil {
+		return x.InhibitOnFailure
+	}
+	return false
+}
+
+func (x *VirtualServer) GetRealServers() []*RealServer {
+	if x != nil {
+		return x.RealServers
+	}
+	return nil
+}
+
+func (x *VirtualServer) GetCheck() *HealthCheck {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+func (x *VirtualServer) GetQuorumUp() []string {
+	if x != nil {
+		return x.QuorumUp
+	}
+	return nil
+}
+
+func (x *VirtualServer) GetQuorumDown() []string {
+	if x != nil {
+		return x.QuorumDown
+	}
+	return nil
+}
+
+// RealServer is one server behind a virtual server.
+type RealServer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "ADDR:PORT"; the port may be left out (the virtual server's port).
+	// keepalived: real_server.
+	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	// Share of the connections, 0..65535; 0 takes no new connections.
+	// Default 1. keepalived: weight.
+	Weight *uint32 `protobuf:"varint,2,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
+	// Its own health check, instead of the virtual server's.
+	Check *HealthCheck `protobuf:"bytes,3,opt,name=check,proto3" json:"check,omitempty"`
+	// Commands run when it passes its check again and when it fails (run
+	// directly, no shell; in order per virtual server). keepalived:
+	// notify_up, notify_down.
+	NotifyUp      []string `protobuf:"bytes,4,rep,name=notify_up,json=notifyUp,proto3" json:"notify_up,omitempty"`
+	NotifyDown    []string `protobuf:"bytes,5,rep,name=notify_down,json=notifyDown,proto3" json:"notify_down,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RealServer) Reset() {
+	*x = RealServer{}
+	mi := &file_haa_v1_config_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RealServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RealServer) ProtoMessage() {}
+
+func (x *RealServer) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RealServer.ProtoReflect.Descriptor instead.
+func (*RealServer) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RealServer) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *RealServer) GetWeight() uint32 {
+	if x != nil && x.Weight != nil {
+		return *x.Weight
+	}
+	return 0
+}
+
+func (x *RealServer) GetCheck() *HealthCheck {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+func (x *RealServer) GetNotifyUp() []string {
+	if x != nil {
+		return x.NotifyUp
+	}
+	return nil
+}
+
+func (x *RealServer) GetNotifyDown() []string {
+	if x != nil {
+		return x.NotifyDown
+	}
+	return nil
+}
+
+// HealthCheck tests a real server. Set exactly one of the kinds. A server
+// starts healthy (keepalived's default), fails after `fall` failed checks
+// in a row and is healthy again after `rise` good ones.
+type HealthCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Connect to the port. keepalived: TCP_CHECK.
+	Tcp *TcpCheck `protobuf:"bytes,1,opt,name=tcp,proto3" json:"tcp,omitempty"`
+	// GET a URL. keepalived: HTTP_GET.
+	Http *HttpCheck `protobuf:"bytes,2,opt,name=http,proto3" json:"http,omitempty"`
+	// GET a URL over TLS. keepalived: SSL_GET.
+	Https *HttpCheck `protobuf:"bytes,3,opt,name=https,proto3" json:"https,omitempty"`
+	// Expect an SMTP greeting and a reply to HELO. keepalived: SMTP_CHECK.
+	Smtp *SmtpCheck `protobuf:"bytes,4,opt,name=smtp,proto3" json:"smtp,omitempty"`
+	// Ask a DNS question. keepalived: DNS_CHECK.
+	Dns *DnsCheck `protobuf:"bytes,5,opt,name=dns,proto3" json:"dns,omitempty"`
+	// Send a datagram, optionally expect a reply. keepalived: UDP_CHECK.
+	Udp *UdpCheck `protobuf:"bytes,6,opt,name=udp,proto3" json:"udp,omitempty"`
+	// ICMP echo to the server's address. keepalived: PING_CHECK.
+	Ping *PingCheck `protobuf:"bytes,7,opt,name=ping,proto3" json:"ping,omitempty"`
+	// Run a command: exit 0 is healthy. keepalived: MISC_CHECK.
+	Exec *ExecCheck `protobuf:"bytes,8,opt,name=exec,proto3" json:"exec,omitempty"`
+	// Check this often. Default 5s. keepalived: delay_loop.
+	Interval *durationpb.Duration `protobuf:"bytes,10,opt,name=interval,proto3" json:"interval,omitempty"`
+	// A check that takes longer has failed. Default 3s, at most the
+	// interval. keepalived: connect_timeout.
+	Timeout *durationpb.Duration `protobuf:"bytes,11,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Good checks in a row that make a failed server healthy. Default 1.
+	Rise uint32 `protobuf:"varint,12,opt,name=rise,proto3" json:"rise,omitempty"`
+	// Failed checks in a row that make a healthy server fail. Default 1.
+	// keepalived: retry / nb_get_retry (+1).
+	Fall uint32 `protobuf:"varint,13,opt,name=fall,proto3" json:"fall,omitempty"`
+	// After a failed check, check again this soon (instead of the interval)
+	// until it falls. Default 1s, at most the interval. keepalived:
+	// delay_before_retry.
+	RetryDelay *durationpb.Duration `protobuf:"bytes,14,opt,name=retry_delay,json=retryDelay,proto3" json:"retry_delay,omitempty"`
+	// The first check waits a random time up to this, so that many servers
+	// are not checked at once. Default: the interval; 0s: none.
+	Jitter *durationpb.Duration `protobuf:"bytes,15,opt,name=jitter,proto3" json:"jitter,omitempty"`
+	// Check this port instead of the real server's. keepalived: connect_port.
+	Port          uint32 `protobuf:"varint,16,opt,name=port,proto3" json:"port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HealthCheck) Reset() {
+	*x = HealthCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HealthCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HealthCheck) ProtoMessage() {}
+
+func (x *HealthCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
+func (*HealthCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HealthCheck) GetTcp() *TcpCheck {
+	if x != nil {
+		return x.Tcp
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetHttp() *HttpCheck {
+	if x != nil {
+		return x.Http
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetHttps() *HttpCheck {
+	if x != nil {
+		return x.Https
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetSmtp() *SmtpCheck {
+	if x != nil {
+		return x.Smtp
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetDns() *DnsCheck {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetUdp() *UdpCheck {
+	if x != nil {
+		return x.Udp
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetPing() *PingCheck {
+	if x != nil {
+		return x.Ping
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetExec() *ExecCheck {
+	if x != nil {
+		return x.Exec
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetInterval() *durationpb.Duration {
+	if x != nil {
+		return x.Interval
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetRise() uint32 {
+	if x != nil {
+		return x.Rise
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetFall() uint32 {
+	if x != nil {
+		return x.Fall
+	}
+	return 0
+}
+
+func (x *HealthCheck) GetRetryDelay() *durationpb.Duration {
+	if x != nil {
+		return x.RetryDelay
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetJitter() *durationpb.Duration {
+	if x != nil {
+		return x.Jitter
+	}
+	return nil
+}
+
+func (x *HealthCheck) GetPort() uint32 {
+	if x != nil {
+		return x.Port
+	}
+	return 0
+}
+
+// TcpCheck succeeds when a TCP connection is accepted.
+type TcpCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TcpCheck) Reset() {
+	*x = TcpCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TcpCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TcpCheck) ProtoMessage() {}
+
+func (x *TcpCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TcpCheck.ProtoReflect.Descriptor instead.
+func (*TcpCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
+}
+
+// HttpCheck GETs a URL of the real server.
+type HttpCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Default "/". keepalived: url path.
+	Path string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
+	// Status codes that count as healthy. Default: 200..299.
+	// keepalived: status_code.
+	StatusCodes []uint32 `protobuf:"varint,2,rep,packed,name=status_codes,json=statusCodes,proto3" json:"status_codes,omitempty"`
+	// Host header. Default: the server's address.
+	// keepalived: virtualhost.
+	Host string `protobuf:"bytes,3,opt,name=host,proto3" json:"host,omitempty"`
+	// MD5 of the body, in hex (as keepalived's genhash prints).
+	// keepalived: digest.
+	Digest string `protobuf:"bytes,4,opt,name=digest,proto3" json:"digest,omitempty"`
+	// A regular expression (RE2) the body must match. keepalived: regex.
+	Regex string `protobuf:"bytes,5,opt,name=regex,proto3" json:"regex,omitempty"`
+	// https: verify the server's certificate (against ca_file or the
+	// system's roots, for server_name). Default false, as keepalived's
+	// SSL_GET: a check by address rarely matches a certificate.
+	TlsVerify bool `protobuf:"varint,6,opt,name=tls_verify,json=tlsVerify,proto3" json:"tls_verify,omitempty"`
+	// https: the name sent (SNI) and verified. Default: host.
+	ServerName string `protobuf:"bytes,7,opt,name=server_name,json=serverName,proto3" json:"server_name,omitempty"`
+	// https: PEM CA bundle for tls_verify.
+	CaFile        string `protobuf:"bytes,8,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HttpCheck) Reset() {
+	*x = HttpCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HttpCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HttpCheck) ProtoMessage() {}
+
+func (x *HttpCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HttpCheck.ProtoReflect.Descriptor instead.
+func (*HttpCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *HttpCheck) GetPath() string {
+	if x != nil {
+		return x.Path
+	}
+	return ""
+}
+
+func (x *HttpCheck) GetStatusCodes() []uint32 {
+	if x != nil {
+		return x.StatusCodes
+	}
+	return nil
+}
+
+func (x *HttpCheck) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *HttpCheck) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *HttpCheck) GetRegex() string {
+	if x != nil {
+		return x.Regex
+	}
+	return ""
+}
+
+func (x *HttpCheck) GetTlsVerify() bool {
+	if x != nil {
+		return x.TlsVerify
+	}
+	return false
+}
+
+func (x *HttpCheck) GetServerName() string {
+	if x != nil {
+		return x.ServerName
+	}
+	return ""
+}
+
+func (x *HttpCheck) GetCaFile() string {
+	if x != nil {
+		return x.CaFile
+	}
+	return ""
+}
+
+// SmtpCheck reads the greeting (2xx) and sends HELO (2xx reply).
+type SmtpCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name sent with HELO. Default: the node's name. keepalived: helo_name.
+	HeloName      string `protobuf:"bytes,1,opt,name=helo_name,json=heloName,proto3" json:"helo_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SmtpCheck) Reset() {
+	*x = SmtpCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SmtpCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SmtpCheck) ProtoMessage() {}
+
+func (x *SmtpCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SmtpCheck.ProtoReflect.Descriptor instead.
+func (*SmtpCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *SmtpCheck) GetHeloName() string {
+	if x != nil {
+		return x.HeloName
+	}
+	return ""
+}
+
+// DnsCheck asks a question over UDP and expects an answer without error.
+type DnsCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Query type: A, AAAA, NS, SOA (default), MX, TXT, PTR, CNAME, SRV.
+	// keepalived: type.
+	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
+	// Name asked. Default ".". keepalived: name.
+	Name          string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DnsCheck) Reset() {
+	*x = DnsCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DnsCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DnsCheck) ProtoMessage() {}
+
+func (x *DnsCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DnsCheck.ProtoReflect.Descriptor instead.
+func (*DnsCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DnsCheck) GetType() string {
+	if x != nil {
+		return x.Type
+	}
+	return ""
+}
+
+func (x *DnsCheck) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// UdpCheck sends payload to the port. Without expect, it fails only when
+// an ICMP error (port unreachable) comes back; with expect, the reply
+// must start with it.
+type UdpCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Datagram sent. Default empty. keepalived: payload.
+	Payload string `protobuf:"bytes,1,opt,name=payload,proto3" json:"payload,omitempty"`
+	// Expected start of the reply. keepalived: require_reply.
+	Expect        string `protobuf:"bytes,2,opt,name=expect,proto3" json:"expect,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UdpCheck) Reset() {
+	*x = UdpCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UdpCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UdpCheck) ProtoMessage() {}
+
+func (x *UdpCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UdpCheck.ProtoReflect.Descriptor instead.
+func (*UdpCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UdpCheck) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+func (x *UdpCheck) GetExpect() string {
+	if x != nil {
+		return x.Expect
+	}
+	return ""
+}
+
+// PingCheck sends an ICMP echo request and expects the reply.
+type PingCheck struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingCheck) Reset() {
+	*x = PingCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingCheck) ProtoMessage() {}
+
+func (x *PingCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingCheck.ProtoReflect.Descriptor instead.
+func (*PingCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{10}
+}
+
+// ExecCheck runs a command (directly, no shell) with the real server's
+// address and port as HAA_RS_ADDRESS and HAA_RS_PORT in its environment.
+type ExecCheck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Program and arguments. keepalived: misc_path.
+	Command []string `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
+	// Run as this user. Default root. keepalived: user.
+	User string `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// The exit code sets the weight: 0 healthy with the configured weight,
+	// 1 failed, 2..255 healthy with weight code-2. keepalived: misc_dynamic.
+	Dynamic       bool `protobuf:"varint,3,opt,name=dynamic,proto3" json:"dynamic,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExecCheck) Reset() {
+	*x = ExecCheck{}
+	mi := &file_haa_v1_config_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExecCheck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExecCheck) ProtoMessage() {}
+
+func (x *ExecCheck) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExecCheck.ProtoReflect.Descriptor instead.
+func (*ExecCheck) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *ExecCheck) GetCommand() []string {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
+func (x *ExecCheck) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *ExecCheck) GetDynamic() bool {
+	if x != nil {
+		return x.Dynamic
+	}
+	return false
+}
+
 // Tracker is one health check, referenced by name from Instance.track. Set
 // exactly one of script, interface, file and process.
 //
@@ -151,7 +1106,7 @@ type Tracker struct {
 
 func (x *Tracker) Reset() {
 	*x = Tracker{}
-	mi := &file_haa_v1_config_proto_msgTypes[1]
+	mi := &file_haa_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -163,7 +1118,7 @@ func (x *Tracker) String() string {
 func (*Tracker) ProtoMessage() {}
 
 func (x *Tracker) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[1]
+	mi := &file_haa_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +1131,7 @@ func (x *Tracker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tracker.ProtoReflect.Descriptor instead.
 func (*Tracker) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Tracker) GetName() string {
@@ -250,7 +1205,7 @@ type ScriptCheck struct {
 
 func (x *ScriptCheck) Reset() {
 	*x = ScriptCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -262,7 +1217,7 @@ func (x *ScriptCheck) String() string {
 func (*ScriptCheck) ProtoMessage() {}
 
 func (x *ScriptCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -275,7 +1230,7 @@ func (x *ScriptCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScriptCheck.ProtoReflect.Descriptor instead.
 func (*ScriptCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScriptCheck) GetCommand() []string {
@@ -332,7 +1287,7 @@ type InterfaceCheck struct {
 
 func (x *InterfaceCheck) Reset() {
 	*x = InterfaceCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -344,7 +1299,7 @@ func (x *InterfaceCheck) String() string {
 func (*InterfaceCheck) ProtoMessage() {}
 
 func (x *InterfaceCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -357,7 +1312,7 @@ func (x *InterfaceCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceCheck.ProtoReflect.Descriptor instead.
 func (*InterfaceCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *InterfaceCheck) GetName() string {
@@ -381,7 +1336,7 @@ type FileCheck struct {
 
 func (x *FileCheck) Reset() {
 	*x = FileCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -393,7 +1348,7 @@ func (x *FileCheck) String() string {
 func (*FileCheck) ProtoMessage() {}
 
 func (x *FileCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -406,7 +1361,7 @@ func (x *FileCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileCheck.ProtoReflect.Descriptor instead.
 func (*FileCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *FileCheck) GetPath() string {
@@ -439,7 +1394,7 @@ type ProcessCheck struct {
 
 func (x *ProcessCheck) Reset() {
 	*x = ProcessCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[5]
+	mi := &file_haa_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -451,7 +1406,7 @@ func (x *ProcessCheck) String() string {
 func (*ProcessCheck) ProtoMessage() {}
 
 func (x *ProcessCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[5]
+	mi := &file_haa_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -464,7 +1419,7 @@ func (x *ProcessCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessCheck.ProtoReflect.Descriptor instead.
 func (*ProcessCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ProcessCheck) GetName() string {
@@ -516,7 +1471,7 @@ type TrackRef struct {
 
 func (x *TrackRef) Reset() {
 	*x = TrackRef{}
-	mi := &file_haa_v1_config_proto_msgTypes[6]
+	mi := &file_haa_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -528,7 +1483,7 @@ func (x *TrackRef) String() string {
 func (*TrackRef) ProtoMessage() {}
 
 func (x *TrackRef) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[6]
+	mi := &file_haa_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -541,7 +1496,7 @@ func (x *TrackRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackRef.ProtoReflect.Descriptor instead.
 func (*TrackRef) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *TrackRef) GetTracker() string {
@@ -588,7 +1543,7 @@ type Notify struct {
 
 func (x *Notify) Reset() {
 	*x = Notify{}
-	mi := &file_haa_v1_config_proto_msgTypes[7]
+	mi := &file_haa_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -600,7 +1555,7 @@ func (x *Notify) String() string {
 func (*Notify) ProtoMessage() {}
 
 func (x *Notify) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[7]
+	mi := &file_haa_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -613,7 +1568,7 @@ func (x *Notify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notify.ProtoReflect.Descriptor instead.
 func (*Notify) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Notify) GetMaster() []string {
@@ -687,7 +1642,7 @@ type SyncGroup struct {
 
 func (x *SyncGroup) Reset() {
 	*x = SyncGroup{}
-	mi := &file_haa_v1_config_proto_msgTypes[8]
+	mi := &file_haa_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -699,7 +1654,7 @@ func (x *SyncGroup) String() string {
 func (*SyncGroup) ProtoMessage() {}
 
 func (x *SyncGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[8]
+	mi := &file_haa_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -712,7 +1667,7 @@ func (x *SyncGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncGroup.ProtoReflect.Descriptor instead.
 func (*SyncGroup) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SyncGroup) GetName() string {
@@ -773,7 +1728,7 @@ type Gossip struct {
 
 func (x *Gossip) Reset() {
 	*x = Gossip{}
-	mi := &file_haa_v1_config_proto_msgTypes[9]
+	mi := &file_haa_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -785,7 +1740,7 @@ func (x *Gossip) String() string {
 func (*Gossip) ProtoMessage() {}
 
 func (x *Gossip) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[9]
+	mi := &file_haa_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -798,7 +1753,7 @@ func (x *Gossip) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gossip.ProtoReflect.Descriptor instead.
 func (*Gossip) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *Gossip) GetBind() string {
@@ -870,7 +1825,7 @@ type Fleet struct {
 
 func (x *Fleet) Reset() {
 	*x = Fleet{}
-	mi := &file_haa_v1_config_proto_msgTypes[10]
+	mi := &file_haa_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -882,7 +1837,7 @@ func (x *Fleet) String() string {
 func (*Fleet) ProtoMessage() {}
 
 func (x *Fleet) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[10]
+	mi := &file_haa_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -895,7 +1850,7 @@ func (x *Fleet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fleet.ProtoReflect.Descriptor instead.
 func (*Fleet) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Fleet) GetKind() string {
@@ -996,7 +1951,7 @@ type FleetInstance struct {
 
 func (x *FleetInstance) Reset() {
 	*x = FleetInstance{}
-	mi := &file_haa_v1_config_proto_msgTypes[11]
+	mi := &file_haa_v1_config_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1008,7 +1963,7 @@ func (x *FleetInstance) String() string {
 func (*FleetInstance) ProtoMessage() {}
 
 func (x *FleetInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[11]
+	mi := &file_haa_v1_config_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1021,7 +1976,7 @@ func (x *FleetInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetInstance.ProtoReflect.Descriptor instead.
 func (*FleetInstance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *FleetInstance) GetName() string {
@@ -1178,7 +2133,7 @@ type ApiConfig struct {
 
 func (x *ApiConfig) Reset() {
 	*x = ApiConfig{}
-	mi := &file_haa_v1_config_proto_msgTypes[12]
+	mi := &file_haa_v1_config_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +2145,7 @@ func (x *ApiConfig) String() string {
 func (*ApiConfig) ProtoMessage() {}
 
 func (x *ApiConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[12]
+	mi := &file_haa_v1_config_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +2158,7 @@ func (x *ApiConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiConfig.ProtoReflect.Descriptor instead.
 func (*ApiConfig) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ApiConfig) GetSocket() string {
@@ -1235,7 +2190,7 @@ type TcpListener struct {
 
 func (x *TcpListener) Reset() {
 	*x = TcpListener{}
-	mi := &file_haa_v1_config_proto_msgTypes[13]
+	mi := &file_haa_v1_config_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1247,7 +2202,7 @@ func (x *TcpListener) String() string {
 func (*TcpListener) ProtoMessage() {}
 
 func (x *TcpListener) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[13]
+	mi := &file_haa_v1_config_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1260,7 +2215,7 @@ func (x *TcpListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TcpListener.ProtoReflect.Descriptor instead.
 func (*TcpListener) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TcpListener) GetListen() string {
@@ -1299,7 +2254,7 @@ type Tls struct {
 
 func (x *Tls) Reset() {
 	*x = Tls{}
-	mi := &file_haa_v1_config_proto_msgTypes[14]
+	mi := &file_haa_v1_config_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1311,7 +2266,7 @@ func (x *Tls) String() string {
 func (*Tls) ProtoMessage() {}
 
 func (x *Tls) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[14]
+	mi := &file_haa_v1_config_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1324,7 +2279,7 @@ func (x *Tls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tls.ProtoReflect.Descriptor instead.
 func (*Tls) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Tls) GetCertFile() string {
@@ -1411,7 +2366,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_haa_v1_config_proto_msgTypes[15]
+	mi := &file_haa_v1_config_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1423,7 +2378,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[15]
+	mi := &file_haa_v1_config_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1436,7 +2391,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Instance) GetName() string {
@@ -1579,7 +2534,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_haa_v1_config_proto_msgTypes[16]
+	mi := &file_haa_v1_config_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1591,7 +2546,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[16]
+	mi := &file_haa_v1_config_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1604,7 +2559,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Auth) GetType() string {
@@ -1643,7 +2598,7 @@ type Garp struct {
 
 func (x *Garp) Reset() {
 	*x = Garp{}
-	mi := &file_haa_v1_config_proto_msgTypes[17]
+	mi := &file_haa_v1_config_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +2610,7 @@ func (x *Garp) String() string {
 func (*Garp) ProtoMessage() {}
 
 func (x *Garp) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[17]
+	mi := &file_haa_v1_config_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +2623,7 @@ func (x *Garp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Garp.ProtoReflect.Descriptor instead.
 func (*Garp) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Garp) GetDelay() *durationpb.Duration {
@@ -1710,7 +2665,7 @@ var File_haa_v1_config_proto protoreflect.FileDescriptor
 
 const file_haa_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x13haa/v1/config.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\"\xff\x01\n" +
+	"\x13haa/v1/config.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\"\xfa\x02\n" +
 	"\vAgentConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x03api\x18\x02 \x01(\v2\x11.haa.v1.ApiConfigR\x03api\x12.\n" +
@@ -1718,7 +2673,88 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x06gossip\x18\x04 \x01(\v2\x0e.haa.v1.GossipR\x06gossip\x12+\n" +
 	"\btrackers\x18\x05 \x03(\v2\x0f.haa.v1.TrackerR\btrackers\x122\n" +
 	"\vsync_groups\x18\x06 \x03(\v2\x11.haa.v1.SyncGroupR\n" +
-	"syncGroups\"\xef\x01\n" +
+	"syncGroups\x12>\n" +
+	"\x0fvirtual_servers\x18\a \x03(\v2\x15.haa.v1.VirtualServerR\x0evirtualServers\x129\n" +
+	"\rload_balancer\x18\b \x01(\v2\x14.haa.v1.LoadBalancerR\floadBalancer\"\\\n" +
+	"\fLoadBalancer\x12\x18\n" +
+	"\abackend\x18\x01 \x01(\tR\abackend\x122\n" +
+	"\x15max_concurrent_checks\x18\x02 \x01(\rR\x13maxConcurrentChecks\"\xd3\x04\n" +
+	"\rVirtualServer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06fwmark\x18\x04 \x01(\rR\x06fwmark\x12\x1c\n" +
+	"\tscheduler\x18\x05 \x01(\tR\tscheduler\x12\x1e\n" +
+	"\n" +
+	"forwarding\x18\x06 \x01(\tR\n" +
+	"forwarding\x12J\n" +
+	"\x13persistence_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\x12persistenceTimeout\x12-\n" +
+	"\x12persistence_prefix\x18\b \x01(\rR\x11persistencePrefix\x12!\n" +
+	"\fsorry_server\x18\t \x01(\tR\vsorryServer\x12\x16\n" +
+	"\x06quorum\x18\n" +
+	" \x01(\rR\x06quorum\x12\x1e\n" +
+	"\n" +
+	"hysteresis\x18\v \x01(\rR\n" +
+	"hysteresis\x12,\n" +
+	"\x12inhibit_on_failure\x18\f \x01(\bR\x10inhibitOnFailure\x125\n" +
+	"\freal_servers\x18\r \x03(\v2\x12.haa.v1.RealServerR\vrealServers\x12)\n" +
+	"\x05check\x18\x0e \x01(\v2\x13.haa.v1.HealthCheckR\x05check\x12\x1b\n" +
+	"\tquorum_up\x18\x0f \x03(\tR\bquorumUp\x12\x1f\n" +
+	"\vquorum_down\x18\x10 \x03(\tR\n" +
+	"quorumDown\"\xb7\x01\n" +
+	"\n" +
+	"RealServer\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1b\n" +
+	"\x06weight\x18\x02 \x01(\rH\x00R\x06weight\x88\x01\x01\x12)\n" +
+	"\x05check\x18\x03 \x01(\v2\x13.haa.v1.HealthCheckR\x05check\x12\x1b\n" +
+	"\tnotify_up\x18\x04 \x03(\tR\bnotifyUp\x12\x1f\n" +
+	"\vnotify_down\x18\x05 \x03(\tR\n" +
+	"notifyDownB\t\n" +
+	"\a_weight\"\xd5\x04\n" +
+	"\vHealthCheck\x12\"\n" +
+	"\x03tcp\x18\x01 \x01(\v2\x10.haa.v1.TcpCheckR\x03tcp\x12%\n" +
+	"\x04http\x18\x02 \x01(\v2\x11.haa.v1.HttpCheckR\x04http\x12'\n" +
+	"\x05https\x18\x03 \x01(\v2\x11.haa.v1.HttpCheckR\x05https\x12%\n" +
+	"\x04smtp\x18\x04 \x01(\v2\x11.haa.v1.SmtpCheckR\x04smtp\x12\"\n" +
+	"\x03dns\x18\x05 \x01(\v2\x10.haa.v1.DnsCheckR\x03dns\x12\"\n" +
+	"\x03udp\x18\x06 \x01(\v2\x10.haa.v1.UdpCheckR\x03udp\x12%\n" +
+	"\x04ping\x18\a \x01(\v2\x11.haa.v1.PingCheckR\x04ping\x12%\n" +
+	"\x04exec\x18\b \x01(\v2\x11.haa.v1.ExecCheckR\x04exec\x125\n" +
+	"\binterval\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\binterval\x123\n" +
+	"\atimeout\x18\v \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12\x12\n" +
+	"\x04rise\x18\f \x01(\rR\x04rise\x12\x12\n" +
+	"\x04fall\x18\r \x01(\rR\x04fall\x12:\n" +
+	"\vretry_delay\x18\x0e \x01(\v2\x19.google.protobuf.DurationR\n" +
+	"retryDelay\x121\n" +
+	"\x06jitter\x18\x0f \x01(\v2\x19.google.protobuf.DurationR\x06jitter\x12\x12\n" +
+	"\x04port\x18\x10 \x01(\rR\x04port\"\n" +
+	"\n" +
+	"\bTcpCheck\"\xdd\x01\n" +
+	"\tHttpCheck\x12\x12\n" +
+	"\x04path\x18\x01 \x01(\tR\x04path\x12!\n" +
+	"\fstatus_codes\x18\x02 \x03(\rR\vstatusCodes\x12\x12\n" +
+	"\x04host\x18\x03 \x01(\tR\x04host\x12\x16\n" +
+	"\x06digest\x18\x04 \x01(\tR\x06digest\x12\x14\n" +
+	"\x05regex\x18\x05 \x01(\tR\x05regex\x12\x1d\n" +
+	"\n" +
+	"tls_verify\x18\x06 \x01(\bR\ttlsVerify\x12\x1f\n" +
+	"\vserver_name\x18\a \x01(\tR\n" +
+	"serverName\x12\x17\n" +
+	"\aca_file\x18\b \x01(\tR\x06caFile\"(\n" +
+	"\tSmtpCheck\x12\x1b\n" +
+	"\thelo_name\x18\x01 \x01(\tR\bheloName\"2\n" +
+	"\bDnsCheck\x12\x12\n" +
+	"\x04type\x18\x01 \x01(\tR\x04type\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"<\n" +
+	"\bUdpCheck\x12\x18\n" +
+	"\apayload\x18\x01 \x01(\tR\apayload\x12\x16\n" +
+	"\x06expect\x18\x02 \x01(\tR\x06expect\"\v\n" +
+	"\tPingCheck\"S\n" +
+	"\tExecCheck\x12\x18\n" +
+	"\acommand\x18\x01 \x03(\tR\acommand\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x18\n" +
+	"\adynamic\x18\x03 \x01(\bR\adynamic\"\xef\x01\n" +
 	"\aTracker\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x06script\x18\x02 \x01(\v2\x13.haa.v1.ScriptCheckR\x06script\x124\n" +
@@ -1870,74 +2906,103 @@ func file_haa_v1_config_proto_rawDescGZIP() []byte {
 	return file_haa_v1_config_proto_rawDescData
 }
 
-var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_haa_v1_config_proto_goTypes = []any{
 	(*AgentConfig)(nil),         // 0: haa.v1.AgentConfig
-	(*Tracker)(nil),             // 1: haa.v1.Tracker
-	(*ScriptCheck)(nil),         // 2: haa.v1.ScriptCheck
-	(*InterfaceCheck)(nil),      // 3: haa.v1.InterfaceCheck
-	(*FileCheck)(nil),           // 4: haa.v1.FileCheck
-	(*ProcessCheck)(nil),        // 5: haa.v1.ProcessCheck
-	(*TrackRef)(nil),            // 6: haa.v1.TrackRef
-	(*Notify)(nil),              // 7: haa.v1.Notify
-	(*SyncGroup)(nil),           // 8: haa.v1.SyncGroup
-	(*Gossip)(nil),              // 9: haa.v1.Gossip
-	(*Fleet)(nil),               // 10: haa.v1.Fleet
-	(*FleetInstance)(nil),       // 11: haa.v1.FleetInstance
-	(*ApiConfig)(nil),           // 12: haa.v1.ApiConfig
-	(*TcpListener)(nil),         // 13: haa.v1.TcpListener
-	(*Tls)(nil),                 // 14: haa.v1.Tls
-	(*Instance)(nil),            // 15: haa.v1.Instance
-	(*Auth)(nil),                // 16: haa.v1.Auth
-	(*Garp)(nil),                // 17: haa.v1.Garp
-	nil,                         // 18: haa.v1.FleetInstance.PrioritiesEntry
-	nil,                         // 19: haa.v1.FleetInstance.OverridesEntry
-	(*durationpb.Duration)(nil), // 20: google.protobuf.Duration
+	(*LoadBalancer)(nil),        // 1: haa.v1.LoadBalancer
+	(*VirtualServer)(nil),       // 2: haa.v1.VirtualServer
+	(*RealServer)(nil),          // 3: haa.v1.RealServer
+	(*HealthCheck)(nil),         // 4: haa.v1.HealthCheck
+	(*TcpCheck)(nil),            // 5: haa.v1.TcpCheck
+	(*HttpCheck)(nil),           // 6: haa.v1.HttpCheck
+	(*SmtpCheck)(nil),           // 7: haa.v1.SmtpCheck
+	(*DnsCheck)(nil),            // 8: haa.v1.DnsCheck
+	(*UdpCheck)(nil),            // 9: haa.v1.UdpCheck
+	(*PingCheck)(nil),           // 10: haa.v1.PingCheck
+	(*ExecCheck)(nil),           // 11: haa.v1.ExecCheck
+	(*Tracker)(nil),             // 12: haa.v1.Tracker
+	(*ScriptCheck)(nil),         // 13: haa.v1.ScriptCheck
+	(*InterfaceCheck)(nil),      // 14: haa.v1.InterfaceCheck
+	(*FileCheck)(nil),           // 15: haa.v1.FileCheck
+	(*ProcessCheck)(nil),        // 16: haa.v1.ProcessCheck
+	(*TrackRef)(nil),            // 17: haa.v1.TrackRef
+	(*Notify)(nil),              // 18: haa.v1.Notify
+	(*SyncGroup)(nil),           // 19: haa.v1.SyncGroup
+	(*Gossip)(nil),              // 20: haa.v1.Gossip
+	(*Fleet)(nil),               // 21: haa.v1.Fleet
+	(*FleetInstance)(nil),       // 22: haa.v1.FleetInstance
+	(*ApiConfig)(nil),           // 23: haa.v1.ApiConfig
+	(*TcpListener)(nil),         // 24: haa.v1.TcpListener
+	(*Tls)(nil),                 // 25: haa.v1.Tls
+	(*Instance)(nil),            // 26: haa.v1.Instance
+	(*Auth)(nil),                // 27: haa.v1.Auth
+	(*Garp)(nil),                // 28: haa.v1.Garp
+	nil,                         // 29: haa.v1.FleetInstance.PrioritiesEntry
+	nil,                         // 30: haa.v1.FleetInstance.OverridesEntry
+	(*durationpb.Duration)(nil), // 31: google.protobuf.Duration
 }
 var file_haa_v1_config_proto_depIdxs = []int32{
-	12, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
-	15, // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
-	9,  // 2: haa.v1.AgentConfig.gossip:type_name -> haa.v1.Gossip
-	1,  // 3: haa.v1.AgentConfig.trackers:type_name -> haa.v1.Tracker
-	8,  // 4: haa.v1.AgentConfig.sync_groups:type_name -> haa.v1.SyncGroup
-	2,  // 5: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
-	3,  // 6: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
-	4,  // 7: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
-	5,  // 8: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
-	20, // 9: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
-	20, // 10: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
-	20, // 11: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
-	20, // 12: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
-	7,  // 13: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
-	6,  // 14: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
-	11, // 15: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
-	1,  // 16: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
-	8,  // 17: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
-	20, // 18: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
-	20, // 19: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
-	16, // 20: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
-	17, // 21: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
-	6,  // 22: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
-	7,  // 23: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
-	18, // 24: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
-	19, // 25: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
-	13, // 26: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
-	14, // 27: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
-	20, // 28: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
-	20, // 29: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
-	16, // 30: haa.v1.Instance.auth:type_name -> haa.v1.Auth
-	17, // 31: haa.v1.Instance.garp:type_name -> haa.v1.Garp
-	6,  // 32: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
-	7,  // 33: haa.v1.Instance.notify:type_name -> haa.v1.Notify
-	20, // 34: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
-	20, // 35: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
-	20, // 36: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
-	15, // 37: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
-	38, // [38:38] is the sub-list for method output_type
-	38, // [38:38] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	23, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
+	26, // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
+	20, // 2: haa.v1.AgentConfig.gossip:type_name -> haa.v1.Gossip
+	12, // 3: haa.v1.AgentConfig.trackers:type_name -> haa.v1.Tracker
+	19, // 4: haa.v1.AgentConfig.sync_groups:type_name -> haa.v1.SyncGroup
+	2,  // 5: haa.v1.AgentConfig.virtual_servers:type_name -> haa.v1.VirtualServer
+	1,  // 6: haa.v1.AgentConfig.load_balancer:type_name -> haa.v1.LoadBalancer
+	31, // 7: haa.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
+	3,  // 8: haa.v1.VirtualServer.real_servers:type_name -> haa.v1.RealServer
+	4,  // 9: haa.v1.VirtualServer.check:type_name -> haa.v1.HealthCheck
+	4,  // 10: haa.v1.RealServer.check:type_name -> haa.v1.HealthCheck
+	5,  // 11: haa.v1.HealthCheck.tcp:type_name -> haa.v1.TcpCheck
+	6,  // 12: haa.v1.HealthCheck.http:type_name -> haa.v1.HttpCheck
+	6,  // 13: haa.v1.HealthCheck.https:type_name -> haa.v1.HttpCheck
+	7,  // 14: haa.v1.HealthCheck.smtp:type_name -> haa.v1.SmtpCheck
+	8,  // 15: haa.v1.HealthCheck.dns:type_name -> haa.v1.DnsCheck
+	9,  // 16: haa.v1.HealthCheck.udp:type_name -> haa.v1.UdpCheck
+	10, // 17: haa.v1.HealthCheck.ping:type_name -> haa.v1.PingCheck
+	11, // 18: haa.v1.HealthCheck.exec:type_name -> haa.v1.ExecCheck
+	31, // 19: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	31, // 20: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	31, // 21: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
+	31, // 22: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	13, // 23: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
+	14, // 24: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
+	15, // 25: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
+	16, // 26: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
+	31, // 27: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
+	31, // 28: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
+	31, // 29: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
+	31, // 30: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
+	18, // 31: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
+	17, // 32: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
+	22, // 33: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
+	12, // 34: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
+	19, // 35: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
+	31, // 36: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
+	31, // 37: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
+	27, // 38: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
+	28, // 39: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
+	17, // 40: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
+	18, // 41: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
+	29, // 42: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
+	30, // 43: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
+	24, // 44: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
+	25, // 45: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
+	31, // 46: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
+	31, // 47: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
+	27, // 48: haa.v1.Instance.auth:type_name -> haa.v1.Auth
+	28, // 49: haa.v1.Instance.garp:type_name -> haa.v1.Garp
+	17, // 50: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
+	18, // 51: haa.v1.Instance.notify:type_name -> haa.v1.Notify
+	31, // 52: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
+	31, // 53: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
+	31, // 54: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
+	26, // 55: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
+	56, // [56:56] is the sub-list for method output_type
+	56, // [56:56] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_config_proto_init() }
@@ -1945,17 +3010,18 @@ func file_haa_v1_config_proto_init() {
 	if File_haa_v1_config_proto != nil {
 		return
 	}
-	file_haa_v1_config_proto_msgTypes[6].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[11].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[15].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
 	file_haa_v1_config_proto_msgTypes[17].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[22].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[26].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[28].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_config_proto_rawDesc), len(file_haa_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   20,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
