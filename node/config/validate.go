@@ -38,6 +38,12 @@ type Agent struct {
 	Instances  []Instance
 	Trackers   []Tracker   // every tracker, in the configured order
 	SyncGroups []SyncGroup // in the configured order
+	// VirtualServers are the load-balanced services, in the configured
+	// order; LBBackend is "auto", "ipvs" or "nftables"; MaxChecks bounds
+	// the health checks in flight.
+	VirtualServers []VirtualServer
+	LBBackend      string
+	MaxChecks      int
 }
 
 // Instance is one validated VRRP instance.
@@ -69,7 +75,7 @@ func Validate(cfg *haav1.AgentConfig) error {
 // Resolve validates cfg and returns it with defaults applied. Problems
 // come in the order of the document: name, api, gossip, trackers, then per
 // instance its fields and the clashes with the instances before it, then
-// the sync groups.
+// the sync groups, the virtual servers and the load balancer.
 func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 	var p problems
 	a := &Agent{Name: cfg.GetName()}
@@ -134,6 +140,7 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 		}
 	}
 	a.SyncGroups = resolveSyncGroups(&p, "syncGroups", cfg.GetSyncGroups(), instances, trackers, "this configuration", missingTracker, nil)
+	resolveLVS(&p, a, cfg)
 	if err := p.err(""); err != nil {
 		return nil, err
 	}
