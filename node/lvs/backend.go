@@ -1,0 +1,69 @@
+package lvs
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+)
+
+// chooseProcIPVS exists when the kernel has IPVS (a variable for tests).
+var chooseProcIPVS = "/proc/net/ip_vs"
+
+// chooseNewIPVS opens the IPVS backend (a variable for tests).
+var chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) { return NewIPVS(opts...) }
+
+// Choose opens the load-balancing backend for loadBalancer.backend
+// requested ("", "auto", "ipvs" or "nftables") and says why it is the one:
+// "auto" (or "") takes IPVS where the kernel has it (/proc/net/ip_vs) and
+// nftables DNAT elsewhere; an explicit choice is "configured", and ipvs
+// without IPVS in the kernel is an error. opts configure the nftables
+// backend; WithNetNS also points the IPVS backend at that namespace.
+func Choose(requested string, opts ...NFTOption) (b Backend, reason string, err error) {
+	hasIPVS := false
+	if _, err := os.Stat(chooseProcIPVS); err == nil {
+		hasIPVS = true
+	}
+	switch requested {
+	case "", "auto":
+		if hasIPVS {
+			b, err = chooseIPVS(opts)
+			return b, "the kernel has IPVS (" + chooseProcIPVS + ")", err
+		}
+		b, err = chooseNFT(opts)
+		return b, "the kernel has no IPVS (" + chooseProcIPVS + " missing): using nftables DNAT", err
+	case "ipvs":
+		if !hasIPVS {
+			return nil, "", fmt.Errorf("loadBalancer.backend is ipvs but the kernel has no IPVS (%s missing): load the ip_vs module (modprobe ip_vs) or set loadBalancer.backend: nftables (or auto)", chooseProcIPVS)
+		}
+		b, err = chooseIPVS(opts)
+		return b, "configured", err
+	case "nftables":
+		b, err = chooseNFT(opts)
+		return b, "configured", err
+	}
+	return nil, "", fmt.Errorf("unknown load-balancing backend %q: use auto, ipvs or nftables", requested)
+}
+
+func chooseNFT(opts []NFTOption) (Backend, error) {
+	b, err := NewNFTables(opts...)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return b, nil
+}
+
+func chooseIPVS(opts []NFTOption) (Backend, error) {
+	cfg := nftConfig{netns: -1}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	var iopts []IPVSOption
+	if cfg.netns >= 0 {
+		iopts = append(iopts, WithIPVSNetNS("/proc/self/fd/"+strconv.Itoa(cfg.netns)))
+	}
+	b, err := chooseNewIPVS(iopts...)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}

@@ -1,0 +1,509 @@
+package lvs
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moby/ipvs"
+)
+
+// IPVSProcFile exists when the kernel has IPVS (the ip_vs module loaded or
+// built in).
+const IPVSProcFile = "/proc/net/ip_vs"
+
+// ipvsSvcPersistent is IP_VS_SVC_F_PERSISTENT (include/uapi/linux/ip_vs.h).
+// The kernel adds others when read back (IP_VS_SVC_F_HASHED): only this one
+// means anything to the model.
+const ipvsSvcPersistent = 0x0001
+
+// IPVS programs virtual servers into the kernel's IPVS table through its
+// generic netlink family (github.com/moby/ipvs). It implements Backend and
+// Counter. Every method is safe for concurrent use: the calls share one
+// netlink socket and are serialised.
+type IPVS struct {
+	mu sync.Mutex
+	h  *ipvs.Handle
+	// fwd remembers the forwarding method of services this backend
+	// programmed: IPVS keeps it per destination, so a service without
+	// destinations would otherwise read back as nat.
+	fwd map[Key]Forwarding
+}
+
+// IPVSOption configures NewIPVS.
+type IPVSOption func(*ipvsConfig)
+
+type ipvsConfig struct {
+	netns string
+}
+
+// WithIPVSNetNS programs the IPVS table of the network namespace at path
+// (for example /var/run/netns/NAME) instead of the caller's.
+func WithIPVSNetNS(path string) IPVSOption {
+	return func(c *ipvsConfig) { c.netns = path }
+}
+
+// NewIPVS opens the kernel's IPVS table. It fails when the kernel has no
+// IPVS (IPVSProcFile missing), saying what to do about it.
+func NewIPVS(opts ...IPVSOption) (*IPVS, error) {
+	var c ipvsConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	if _, err := os.Stat(IPVSProcFile); err != nil {
+		return nil, fmt.Errorf("the kernel has no IPVS (%s missing): load the ip_vs module (modprobe ip_vs) or use the nftables backend", IPVSProcFile)
+	}
+	h, err := ipvs.New(c.netns)
+	if err != nil {
+		if c.netns != "" {
+			return nil, fmt.Errorf("opening IPVS in the network namespace %s: %w", c.netns, err)
+		}
+		return nil, fmt.Errorf("opening IPVS: %w", err)
+	}
+	return &IPVS{h: h, fwd: map[Key]Forwarding{}}, nil
+}
+
+// Name returns "ipvs".
+func (*IPVS) Name() string { return "ipvs" }
+
+// Supports accepts every service of the model: all schedulers of
+// Schedulers, every forwarding method, persistence, IPv4 and IPv6. It only
+// refuses what the model itself forbids (an unknown scheduler, a key that is
+// neither an address nor a mark, an out-of-range prefix).
+func (*IPVS) Supports(s Service) error {
+	if !slices.Contains(Schedulers, s.Scheduler) {
+		return fmt.Errorf("scheduler %q is unknown: use one of %v", s.Scheduler, Schedulers)
+	}
+	if err := ipvsCheckKey(s.Key); err != nil {
+		return err
+	}
+	switch s.Forwarding {
+	case NAT, DirectRoute, Tunnel:
+	default:
+		return fmt.Errorf("forwarding %s is unknown: use nat, dr or tunnel", s.Forwarding)
+	}
+	if s.Persistence < 0 {
+		return fmt.Errorf("persistence %v is negative", s.Persistence)
+	}
+	if s.Persistence > 0 && s.Persistence/time.Second > time.Duration(^uint32(0)) {
+		return fmt.Errorf("persistence %v is too long for IPVS", s.Persistence)
+	}
+	bits := 32
+	if s.Key.Is6() {
+		bits = 128
+	}
+	if s.PersistPrefix < 0 || s.PersistPrefix > bits {
+		return fmt.Errorf("persistence prefix /%d: use 1..%d (0: a whole address)", s.PersistPrefix, bits)
+	}
+	return nil
+}
+
+func ipvsCheckKey(k Key) error {
+	if k.FWMark != 0 {
+		if k.Addr.IsValid() || k.Proto != 0 {
+			return fmt.Errorf("virtual server %s: a fwmark service has no address nor protocol", k)
+		}
+		return nil
+	}
+	if !k.Addr.IsValid() || k.Addr.Addr().Is4In6() {
+		return fmt.Errorf("virtual server %s: no valid address", k)
+	}
+	switch k.Proto {
+	case TCP, UDP, SCTP:
+	default:
+		return fmt.Errorf("virtual server %s: protocol %s is not tcp, udp or sctp", k, k.Proto)
+	}
+	return nil
+}
+
+// Apply carries out p op by op, in order. It stops at the first error,
+// which names the operation; the programmed state is then what Read says.
+// Deleting a service deletes its destinations (the kernel does). Changing
+// a service's forwarding method updates its destinations already
+// programmed (IPVS keeps the method per destination).
+func (b *IPVS) Apply(ctx context.Context, p Plan) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h == nil {
+		return errors.New("ipvs: backend closed")
+	}
+	for _, op := range p {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := b.apply(op); err != nil {
+			return fmt.Errorf("ipvs: %s: %w", op, err)
+		}
+	}
+	return nil
+}
+
+func (b *IPVS) apply(op Op) error {
+	svc, err := toIPVSService(op.Service)
+	if err != nil {
+		return err
+	}
+	switch op.Kind {
+	case AddService:
+		if err := b.h.NewService(svc); err != nil {
+			return err
+		}
+		b.fwd[op.Service.Key] = op.Service.Forwarding
+	case UpdateService:
+		if err := b.h.UpdateService(svc); err != nil {
+			return err
+		}
+		b.fwd[op.Service.Key] = op.Service.Forwarding
+		dests, err := b.h.GetDestinations(svc)
+		if err != nil {
+			return fmt.Errorf("reading its destinations: %w", err)
+		}
+		flags := toIPVSFlags(op.Service.Forwarding)
+		for _, d := range dests {
+			if d.ConnectionFlags&ipvs.ConnectionFlagFwdMask == flags {
+				continue
+			}
+			nd := &ipvs.Destination{Address: d.Address, Port: d.Port, Weight: d.Weight,
+				ConnectionFlags: flags, AddressFamily: d.AddressFamily,
+				UpperThreshold: d.UpperThreshold, LowerThreshold: d.LowerThreshold}
+			if err := b.h.UpdateDestination(svc, nd); err != nil {
+				return fmt.Errorf("forwarding of %s: %w", net.JoinHostPort(d.Address.String(), fmt.Sprint(d.Port)), err)
+			}
+		}
+	case DeleteService:
+		if err := b.h.DelService(svc); err != nil {
+			return err
+		}
+		delete(b.fwd, op.Service.Key)
+	case AddDest, UpdateDest, DeleteDest:
+		d, err := toIPVSDest(op.Service, op.Dest)
+		if err != nil {
+			return err
+		}
+		switch op.Kind {
+		case AddDest:
+			return b.h.NewDestination(svc, d)
+		case UpdateDest:
+			return b.h.UpdateDestination(svc, d)
+		default:
+			return b.h.DelDestination(svc, d)
+		}
+	default:
+		return fmt.Errorf("unknown operation %d", op.Kind)
+	}
+	return nil
+}
+
+// Read returns every service of the kernel's IPVS table (in its namespace)
+// with its destinations, whoever programmed them: the caller keeps the ones
+// it owns. A service's forwarding method is its destinations' (the first by
+// address when they differ); without destinations it is the one this
+// backend programmed, else nat. Services the model cannot express (an
+// unknown protocol or address family) are left out.
+func (b *IPVS) Read(ctx context.Context) (State, error) {
+	st := State{}
+	err := b.each(ctx, func(s *ipvs.Service, k Key, dests []*ipvs.Destination) error {
+		vs, err := fromIPVS(s, dests)
+		if err != nil {
+			return nil // not expressible in the model: not ours
+		}
+		if len(dests) == 0 {
+			if f, ok := b.fwd[k]; ok {
+				vs.Forwarding = f
+			}
+		}
+		st[vs.Key] = vs
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Conns returns the active and inactive connection counts of every
+// destination of every service in the table.
+func (b *IPVS) Conns(ctx context.Context) (map[Key]map[netip.AddrPort]Conns, error) {
+	out := map[Key]map[netip.AddrPort]Conns{}
+	err := b.each(ctx, func(s *ipvs.Service, k Key, dests []*ipvs.Destination) error {
+		m := map[netip.AddrPort]Conns{}
+		for _, d := range dests {
+			ap, err := fromIPVSDestAddr(d)
+			if err != nil {
+				continue
+			}
+			m[ap] = Conns{Active: uint64(max(0, d.ActiveConnections)), Inactive: uint64(max(0, d.InactiveConnections))}
+		}
+		out[k] = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// each calls fn for every service the model can key, with its
+// destinations, holding the lock.
+func (b *IPVS) each(ctx context.Context, fn func(s *ipvs.Service, k Key, dests []*ipvs.Destination) error) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h == nil {
+		return errors.New("ipvs: backend closed")
+	}
+	svcs, err := b.h.GetServices()
+	if err != nil {
+		return fmt.Errorf("ipvs: listing services: %w", err)
+	}
+	for _, s := range svcs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		k, err := fromIPVSKey(s)
+		if err != nil {
+			continue
+		}
+		dests, err := b.h.GetDestinations(s)
+		if err != nil {
+			return fmt.Errorf("ipvs: listing the real servers of %s: %w", k, err)
+		}
+		if err := fn(s, k, dests); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close releases the netlink socket; the programmed services stay.
+func (b *IPVS) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h != nil {
+		b.h.Close()
+		b.h = nil
+	}
+	return nil
+}
+
+// family is the address family of a key (AF_INET or AF_INET6).
+func ipvsFamily(k Key) uint16 {
+	if k.Is6() {
+		return syscall.AF_INET6
+	}
+	return syscall.AF_INET
+}
+
+// toIPVSService converts a service for the netlink calls. Persistence is
+// rounded up to whole seconds (IPVS counts in seconds). The netmask is the
+// persistence granularity: for IPv4 a mask in network byte order (what the
+// kernel's __be32 field holds; moby/ipvs writes Netmask in host order, so
+// the value is the mask's bytes read in host order), for IPv6 a prefix
+// length; the whole address (/32, /128) when PersistPrefix is 0. The
+// kernel refuses IPv6 services whose netmask is not 1..128 even without
+// persistence.
+func toIPVSService(s Service) (*ipvs.Service, error) {
+	if err := ipvsCheckKey(s.Key); err != nil {
+		return nil, err
+	}
+	v6 := s.Key.Is6()
+	out := &ipvs.Service{
+		AddressFamily: ipvsFamily(s.Key),
+		SchedName:     s.Scheduler,
+	}
+	if s.Key.FWMark != 0 {
+		out.FWMark = s.Key.FWMark
+	} else {
+		out.Address = net.IP(s.Key.Addr.Addr().AsSlice())
+		out.Port = s.Key.Addr.Port()
+		out.Protocol = uint16(s.Key.Proto)
+	}
+	bits := 32
+	if v6 {
+		bits = 128
+	}
+	prefix := bits
+	if s.Persistence > 0 {
+		secs := (s.Persistence + time.Second - 1) / time.Second
+		if secs > time.Duration(^uint32(0)) {
+			return nil, fmt.Errorf("persistence %v is too long for IPVS", s.Persistence)
+		}
+		out.Flags = ipvsSvcPersistent
+		out.Timeout = uint32(secs)
+		if s.PersistPrefix != 0 {
+			prefix = s.PersistPrefix
+		}
+	}
+	if prefix < 1 || prefix > bits {
+		return nil, fmt.Errorf("persistence prefix /%d: use 1..%d", prefix, bits)
+	}
+	if v6 {
+		out.Netmask = uint32(prefix)
+	} else {
+		var mask [4]byte
+		binary.BigEndian.PutUint32(mask[:], ^uint32(0)<<(32-prefix))
+		out.Netmask = binary.NativeEndian.Uint32(mask[:])
+	}
+	return out, nil
+}
+
+// toIPVSFlags is the destination connection flags of a forwarding method.
+func toIPVSFlags(f Forwarding) uint32 {
+	switch f {
+	case DirectRoute:
+		return ipvs.ConnectionFlagDirectRoute
+	case Tunnel:
+		return ipvs.ConnectionFlagTunnel
+	}
+	return ipvs.ConnectionFlagMasq
+}
+
+// fromIPVSFlags is the forwarding method of destination connection flags:
+// masquerading (and the old kernels' local-node) is nat.
+func fromIPVSFlags(flags uint32) Forwarding {
+	switch flags & ipvs.ConnectionFlagFwdMask {
+	case ipvs.ConnectionFlagDirectRoute:
+		return DirectRoute
+	case ipvs.ConnectionFlagTunnel:
+		return Tunnel
+	}
+	return NAT
+}
+
+// toIPVSDest converts a destination of service s. Its address family must
+// be the service's: moby/ipvs does not send a destination family, so the
+// kernel takes the service's.
+func toIPVSDest(s Service, d Dest) (*ipvs.Destination, error) {
+	if !d.Addr.IsValid() {
+		return nil, errors.New("real server without an address")
+	}
+	a := d.Addr.Addr().Unmap()
+	if a.Is6() != s.Key.Is6() {
+		return nil, fmt.Errorf("real server %s is not of the virtual server's address family", d.Addr)
+	}
+	if d.Weight < 0 || d.Weight > 65535 {
+		return nil, fmt.Errorf("real server %s: weight %d outside 0..65535", d.Addr, d.Weight)
+	}
+	return &ipvs.Destination{
+		Address:         net.IP(a.AsSlice()),
+		Port:            d.Addr.Port(),
+		Weight:          d.Weight,
+		ConnectionFlags: toIPVSFlags(s.Forwarding),
+		AddressFamily:   ipvsFamily(s.Key),
+	}, nil
+}
+
+// ipFromIPVS converts a netlink address of the given family.
+func ipFromIPVS(ip net.IP, fam uint16) (netip.Addr, error) {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Addr{}, fmt.Errorf("bad address %v", ip)
+	}
+	switch fam {
+	case syscall.AF_INET:
+		a = a.Unmap()
+		if !a.Is4() {
+			return netip.Addr{}, fmt.Errorf("address %v is not IPv4", ip)
+		}
+	case syscall.AF_INET6:
+		if !a.Is6() {
+			a = netip.AddrFrom16(a.As16())
+		}
+	default:
+		return netip.Addr{}, fmt.Errorf("address family %d", fam)
+	}
+	return a, nil
+}
+
+// fromIPVSKey is the model's key of a kernel service.
+func fromIPVSKey(s *ipvs.Service) (Key, error) {
+	if s.AddressFamily != syscall.AF_INET && s.AddressFamily != syscall.AF_INET6 {
+		return Key{}, fmt.Errorf("address family %d", s.AddressFamily)
+	}
+	if s.FWMark != 0 {
+		return Key{FWMark: s.FWMark, V6: s.AddressFamily == syscall.AF_INET6}, nil
+	}
+	a, err := ipFromIPVS(s.Address, s.AddressFamily)
+	if err != nil {
+		return Key{}, err
+	}
+	p := Protocol(s.Protocol)
+	if s.Protocol > 255 || (p != TCP && p != UDP && p != SCTP) {
+		return Key{}, fmt.Errorf("protocol %d", s.Protocol)
+	}
+	return Key{Addr: netip.AddrPortFrom(a, s.Port), Proto: p}, nil
+}
+
+// fromIPVSService is the model's service of a kernel one; forwarding is
+// left nat (IPVS keeps it per destination: see fromIPVS). PersistPrefix
+// reads back as the netmask's length, the whole address (/32, /128)
+// included; 0 without persistence.
+func fromIPVSService(s *ipvs.Service) (Service, error) {
+	k, err := fromIPVSKey(s)
+	if err != nil {
+		return Service{}, err
+	}
+	out := Service{Key: k, Scheduler: s.SchedName, Forwarding: NAT}
+	if s.Flags&ipvsSvcPersistent != 0 {
+		out.Persistence = time.Duration(s.Timeout) * time.Second
+		if k.Is6() {
+			out.PersistPrefix = int(s.Netmask)
+		} else {
+			var mask [4]byte
+			binary.NativeEndian.PutUint32(mask[:], s.Netmask)
+			m := binary.BigEndian.Uint32(mask[:])
+			ones := 0
+			for m&(1<<31) != 0 {
+				ones++
+				m <<= 1
+			}
+			out.PersistPrefix = ones
+		}
+	}
+	return out, nil
+}
+
+// fromIPVSDestAddr is a destination's address and port.
+func fromIPVSDestAddr(d *ipvs.Destination) (netip.AddrPort, error) {
+	a, err := ipFromIPVS(d.Address, d.AddressFamily)
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return netip.AddrPortFrom(a, d.Port), nil
+}
+
+// fromIPVS is the model's virtual server of a kernel service and its
+// destinations. The forwarding method is the destinations' (the first by
+// address when they differ), nat without destinations.
+func fromIPVS(s *ipvs.Service, dests []*ipvs.Destination) (*VirtualServer, error) {
+	svc, err := fromIPVSService(s)
+	if err != nil {
+		return nil, err
+	}
+	vs := &VirtualServer{Service: svc, Dests: make(map[netip.AddrPort]int, len(dests))}
+	var first netip.AddrPort
+	for _, d := range dests {
+		ap, err := fromIPVSDestAddr(d)
+		if err != nil {
+			return nil, fmt.Errorf("real server of %s: %w", svc.Key, err)
+		}
+		vs.Dests[ap] = d.Weight
+		if !first.IsValid() || ap.Compare(first) < 0 {
+			first = ap
+			vs.Forwarding = fromIPVSFlags(d.ConnectionFlags)
+		}
+	}
+	return vs, nil
+}
+
+var (
+	_ Backend = (*IPVS)(nil)
+	_ Counter = (*IPVS)(nil)
+)
