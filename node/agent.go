@@ -66,6 +66,7 @@ type Agent struct {
 
 	fleetState
 	tracking
+	balancer
 }
 
 type instance struct {
@@ -145,6 +146,7 @@ func New(opts ...Option) (*Agent, error) {
 	a.vips = vip.New(nil)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.startTracking()
+	a.startBalancer()
 	if err := a.watchLinks(); err != nil {
 		a.cancel()
 		return nil, err
@@ -216,6 +218,10 @@ func (a *Agent) apply(ctx context.Context, local *haav1.AgentConfig, doc *haav1.
 	}
 	gate(want)
 	cmds, err := resolveCommands(want)
+	if err != nil {
+		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	}
+	lbCmds, err := a.prepareBalancer(want)
 	if err != nil {
 		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
 	}
@@ -307,6 +313,9 @@ func (a *Agent) apply(ctx context.Context, local *haav1.AgentConfig, doc *haav1.
 	a.setNotifySpecs(cmds)
 	a.closeNotifiers()
 	a.linkTracking()
+	if err := a.reconcileBalancer(want, lbCmds); err != nil {
+		errs = append(errs, err)
+	}
 	if hash != a.hash {
 		a.gen++
 		a.hash = hash
@@ -609,12 +618,17 @@ func promoteSecondaries(name string, log *slog.Logger) {
 // remove their addresses, so backups take over after the skew time.
 func (a *Agent) Shutdown(ctx context.Context) error {
 	a.mu.Lock()
+	if a.ctx.Err() != nil {
+		a.mu.Unlock()
+		return nil // already shut down
+	}
 	names := make([]string, 0, len(a.instances))
 	for n := range a.instances {
 		names = append(names, n)
 	}
 	a.stopInstances(ctx, names)
 	a.closeNotifiers()
+	lbErr := a.stopBalancer(ctx)
 	a.stopTracking(ctx)
 	a.cancel() // Apply refuses from now on; the fleet loops stop
 	a.mu.Unlock()
@@ -626,6 +640,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		a.wg.Wait()
 		a.tracking.twg.Wait()
 		a.tracking.notifyWG.Wait() // the STOP notify commands
+		a.balancer.lwg.Wait()
 		close(done)
 	}()
 	select {
@@ -637,7 +652,7 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 		s.Close()
 		delete(a.garps, dev)
 	}
-	return errors.Join(ctx.Err(), a.vips.Close())
+	return errors.Join(ctx.Err(), lbErr, a.vips.Close())
 }
 
 // InstanceStatus is what the agent knows about one instance.

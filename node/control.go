@@ -34,6 +34,8 @@ type NodeInfo struct {
 	Listen      []string
 	Maintenance Maintenance
 	Pid         int
+	// The load-balancing backend and why it was chosen.
+	LBBackend, LBReason string
 }
 
 // Node returns the agent's identity and configuration state.
@@ -44,8 +46,9 @@ func (a *Agent) Node() NodeInfo {
 	if a.cfg != nil {
 		name = a.cfg.Name
 	}
+	lb, why := a.Backend()
 	return NodeInfo{Name: name, Version: a.version, Started: a.started, Generation: a.gen, Hash: a.hash,
-		Listen: append([]string(nil), a.listen...), Maintenance: a.maint, Pid: os.Getpid()}
+		Listen: append([]string(nil), a.listen...), Maintenance: a.maint, Pid: os.Getpid(), LBBackend: lb, LBReason: why}
 }
 
 // SetListenAddresses records where the API listens, for Node.

@@ -20,6 +20,8 @@ func nodeProto(n node.NodeInfo, now time.Time) *haav1.Node {
 		ListenAddresses:  n.Listen,
 		Maintenance:      node.MaintenanceProto(n.Maintenance),
 		Pid:              int32(n.Pid),
+		LbBackend:        n.LBBackend,
+		LbBackendReason:  n.LBReason,
 	}
 	if !n.Started.IsZero() {
 		out.StartTime = timestamppb.New(n.Started)

@@ -39,8 +39,10 @@ func (s *Server) status(err error) error {
 		code = codes.FailedPrecondition
 	case errors.Is(err, node.ErrNotStarted):
 		code = codes.Unavailable
-	case errors.Is(err, node.ErrNotFound):
+	case errors.Is(err, node.ErrNotFound), errors.Is(err, node.ErrNoVirtualServer), errors.Is(err, node.ErrNoRealServer):
 		code = codes.NotFound
+	case errors.Is(err, node.ErrBadWeight):
+		code = codes.InvalidArgument
 	case errors.Is(err, node.ErrNotMaster):
 		code = codes.FailedPrecondition
 	case errors.Is(err, node.ErrNoTakeover):

@@ -1,0 +1,310 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/lvs"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// fakeBackend records the plans it is given and keeps the state they make.
+type fakeBackend struct {
+	mu     sync.Mutex
+	plans  []lvs.Plan
+	state  lvs.State
+	refuse string // Supports refuses this scheduler
+	closed bool
+}
+
+func (f *fakeBackend) Name() string { return "fake" }
+
+func (f *fakeBackend) Supports(s lvs.Service) error {
+	if s.Scheduler == f.refuse {
+		return fmt.Errorf("scheduler %s is not available", s.Scheduler)
+	}
+	return nil
+}
+
+func (f *fakeBackend) Apply(_ context.Context, p lvs.Plan) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.plans = append(f.plans, p)
+	lvs.Apply(f.state, p)
+	return nil
+}
+
+func (f *fakeBackend) Read(context.Context) (lvs.State, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state.Clone(), nil
+}
+
+func (f *fakeBackend) Close() error {
+	f.mu.Lock()
+	f.closed = true
+	f.mu.Unlock()
+	return nil
+}
+
+// since returns the ops of the plans after the first n, as strings.
+func (f *fakeBackend) since(n int) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, p := range f.plans[n:] {
+		for _, op := range p {
+			out = append(out, op.String())
+		}
+	}
+	return out
+}
+
+func (f *fakeBackend) count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.plans)
+}
+
+func (f *fakeBackend) dests(k lvs.Key) map[netip.AddrPort]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if vs := f.state[k]; vs != nil {
+		return maps(vs.Dests)
+	}
+	return nil
+}
+
+func maps(m map[netip.AddrPort]int) map[netip.AddrPort]int {
+	out := map[netip.AddrPort]int{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// listener accepts TCP connections on 127.0.0.1 until closed.
+func listener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+func waitFor(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func lbAgent(t *testing.T, fb *fakeBackend) *Agent {
+	t.Helper()
+	a, err := New(WithBalancerBackend(fb), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	return a
+}
+
+func lbConfig(t *testing.T, yaml string) *haav1.AgentConfig {
+	t.Helper()
+	cfg, err := config.Parse([]byte("name: lb1\n" + yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestBalancerProgramsOnlyWhatChanged drives the agent's virtual servers
+// with real TCP checks against local listeners and a recording backend:
+// every change, whether a check, the API or a new configuration, reaches
+// the backend as the smallest plan.
+func TestBalancerProgramsOnlyWhatChanged(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	a := lbAgent(t, fb)
+	ln1, ln2 := listener(t), listener(t)
+	rs1 := netip.MustParseAddrPort(ln1.Addr().String())
+	rs2 := netip.MustParseAddrPort(ln2.Addr().String())
+	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
+	doc := fmt.Sprintf(`virtualServers:
+  - name: web
+    address: 10.9.0.1:80
+    check: {tcp: {}, interval: 100ms, timeout: 100ms, retryDelay: 20ms, fall: 2, rise: 2, jitter: 0s}
+    realServers:
+      - address: %s
+      - {address: %s, weight: 2}
+`, rs1, rs2)
+	ctx := context.Background()
+	if _, err := a.Apply(ctx, lbConfig(t, doc), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := fb.since(0), []string{
+		"add-service " + key.String(),
+		"add-dest " + key.String() + " " + rs1.String() + " weight 1",
+		"add-dest " + key.String() + " " + rs2.String() + " weight 2",
+	}; !slices.Equal(sorted(got), sorted(want)) {
+		t.Fatalf("first plan:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if name, _ := a.Backend(); name != "fake" {
+		t.Errorf("Backend() = %q", name)
+	}
+
+	// A real server fails its checks: its destination alone goes.
+	n := fb.count()
+	ln2.Close()
+	waitFor(t, "rs2 removed", func() bool { _, ok := fb.dests(key)[rs2]; return !ok })
+	if got := fb.since(n); !slices.Equal(got, []string{"delete-dest " + key.String() + " " + rs2.String() + " weight 2"}) {
+		t.Errorf("plans after rs2 failed: %v", got)
+	}
+	vss, backend := a.VirtualServers(ctx)
+	if backend != "fake" || len(vss) != 1 {
+		t.Fatalf("VirtualServers: %v %q", vss, backend)
+	}
+	if r := vss[0].GetRealServers()[1]; r.GetHealthy() || r.GetProgrammed() || r.GetLastResult() == "" {
+		t.Errorf("rs2 after failing: %v", r)
+	}
+
+	// The API: weight, drain, enable; one op each.
+	for _, step := range []struct {
+		act  RealServerAction
+		want string
+	}{
+		{RealServerAction{Weight: ptr(5)}, "update-dest " + key.String() + " " + rs1.String() + " weight 5"},
+		{RealServerAction{Drain: true}, "update-dest " + key.String() + " " + rs1.String() + " weight 0"},
+		{RealServerAction{Enable: true}, "update-dest " + key.String() + " " + rs1.String() + " weight 1"},
+	} {
+		n = fb.count()
+		if _, err := a.SetRealServer("web", rs1.String(), step.act); err != nil {
+			t.Fatal(err)
+		}
+		if got := fb.since(n); !slices.Equal(got, []string{step.want}) {
+			t.Errorf("after %+v: %v, want %s", step.act, got, step.want)
+		}
+	}
+	if _, err := a.SetRealServer("nope", rs1.String(), RealServerAction{Drain: true}); !errors.Is(err, ErrNoVirtualServer) {
+		t.Errorf("unknown virtual server: %v", err)
+	}
+	if _, err := a.SetRealServer("web", "10.1.1.1:1", RealServerAction{Drain: true}); !errors.Is(err, ErrNoRealServer) {
+		t.Errorf("unknown real server: %v", err)
+	}
+	if _, err := a.SetRealServer("web", rs1.String(), RealServerAction{Weight: ptr(70000)}); !errors.Is(err, ErrBadWeight) {
+		t.Errorf("weight 70000: %v", err)
+	}
+
+	// A new configuration that only adds a real server adds only it; the
+	// failed one stays failed (its health survives the change).
+	rs3 := netip.MustParseAddrPort("127.0.0.1:9") // nothing listens: it fails after fall checks
+	n = fb.count()
+	doc2 := strings.Replace(doc, "      - {address: "+rs2.String()+", weight: 2}\n",
+		"      - {address: "+rs2.String()+", weight: 2}\n      - address: "+rs3.String()+"\n", 1)
+	if _, err := a.Apply(ctx, lbConfig(t, doc2), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fb.since(n); !slices.Equal(got, []string{"add-dest " + key.String() + " " + rs3.String() + " weight 1"}) {
+		t.Errorf("plans after adding rs3: %v", got)
+	}
+	waitFor(t, "rs3 removed", func() bool { _, ok := fb.dests(key)[rs3]; return !ok })
+
+	// An unsupported scheduler is refused with its path; nothing changes.
+	fb.mu.Lock()
+	fb.refuse = "sh"
+	fb.mu.Unlock()
+	n = fb.count()
+	_, err := a.Apply(ctx, lbConfig(t, strings.Replace(doc, "    address: 10.9.0.1:80\n", "    address: 10.9.0.1:80\n    scheduler: sh\n", 1)), ApplyOptions{})
+	if fields := config.Fields(err); len(fields) != 1 || fields[0].Path != "virtualServers[0]" || !strings.Contains(fields[0].Msg, "sh") {
+		t.Errorf("unsupported scheduler: %v", err)
+	}
+	if got := fb.since(n); len(got) != 0 {
+		t.Errorf("a refused configuration changed the backend: %v", got)
+	}
+
+	// Removing the virtual server removes its service.
+	n = fb.count()
+	if _, err := a.Apply(ctx, lbConfig(t, ""), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fb.since(n); !slices.Equal(got, []string{"delete-service " + key.String()}) {
+		t.Errorf("plans after removing web: %v", got)
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := a.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	if !fb.closed {
+		t.Error("backend not closed at shutdown")
+	}
+}
+
+// TestBalancerShutdownRemovesServices: a clean stop removes what the agent
+// programmed, as keepalived does.
+func TestBalancerShutdownRemovesServices(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	a := lbAgent(t, fb)
+	if _, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
+  - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
+  - {address: 10.9.0.2:53, protocol: udp, sorryServer: "10.9.1.9:53"}
+`), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fb.mu.Lock()
+	if len(fb.state) != 2 {
+		t.Errorf("programmed %d services, want 2", len(fb.state))
+	}
+	fb.mu.Unlock()
+	vss, _ := a.VirtualServers(context.Background())
+	if len(vss) != 2 || vss[0].GetName() != "10.9.0.1:80/tcp" || vss[1].GetSorryActive() != true {
+		t.Errorf("VirtualServers: %v", vss)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	if len(fb.state) != 0 {
+		t.Errorf("after shutdown the backend holds %v", fb.state)
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func sorted(s []string) []string {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
