@@ -16,6 +16,7 @@ import (
 
 func newDescribeCmd(a *app) *cobra.Command {
 	cmd := group("describe", "Show everything about one thing")
+	cmd.AddCommand(newDescribeVirtualServerCmd(a))
 	cmd.AddCommand(&cobra.Command{
 		Use:     "instance NAME",
 		Aliases: []string{"instances", "inst"},

@@ -13,8 +13,8 @@ import (
 )
 
 func newGetCmd(a *app) *cobra.Command {
-	cmd := group("get", "Show the node, its instances, its configuration or its recent events; or the fleet")
-	cmd.AddCommand(newGetNodeCmd(a), newGetInstancesCmd(a), newGetConfigCmd(a), newGetEventsCmd(a),
+	cmd := group("get", "Show the node, its instances, virtual servers, configuration or recent events; or the fleet")
+	cmd.AddCommand(newGetNodeCmd(a), newGetInstancesCmd(a), newGetVirtualServersCmd(a), newGetConfigCmd(a), newGetEventsCmd(a),
 		newGetNodesCmd(a), newGetFleetCmd(a), newGetIssuesCmd(a))
 	return cmd
 }
@@ -25,7 +25,9 @@ func newGetNodeCmd(a *app) *cobra.Command {
 		Use:   "node",
 		Short: "Show the agent: name, version, uptime, configuration generation, maintenance",
 		Long: `Show the agent: name, version, uptime, configuration generation and hash,
-API listeners and maintenance. -o json|yaml prints a haa.v1.Node.
+API listeners, maintenance and, once it runs virtual servers, the load
+balancing backend (ipvs or nftables) and why it was chosen. -o json|yaml
+prints a haa.v1.Node.
 --all lists every member of the fleet instead, as haactl get nodes.`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -52,6 +54,12 @@ API listeners and maintenance. -o json|yaml prints a haa.v1.Node.
 				t.row("CONFIG", fmt.Sprintf("generation %d, hash %s", n.GetConfigGeneration(), shortHash(n.GetConfigHash())))
 				t.row("LISTEN", joinOrDash(n.GetListenAddresses()))
 				t.row("MAINTENANCE", maintenanceText(n.GetMaintenance()))
+				if b := n.GetLbBackend(); b != "" {
+					if r := n.GetLbBackendReason(); r != "" {
+						b += " (" + r + ")"
+					}
+					t.row("LB BACKEND", b)
+				}
 				return t.flush(a.out)
 			})
 		},

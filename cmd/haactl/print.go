@@ -107,16 +107,25 @@ func (t *table) row(cells ...string) {
 }
 
 func (t *table) flush(w io.Writer) error {
-	if err := t.tw.Flush(); err != nil {
+	lines, err := t.lines()
+	if err != nil {
 		return err
 	}
-	var out strings.Builder
-	for line := range strings.Lines(t.buf.String()) {
-		out.WriteString(strings.TrimRight(line, " \n"))
-		out.WriteByte('\n')
-	}
-	_, err := io.WriteString(w, out.String())
+	_, err = io.WriteString(w, strings.Join(lines, ""))
 	return err
+}
+
+// lines returns the table's rows, aligned, each ending in \n: for a caller
+// that interleaves the rows of two tables.
+func (t *table) lines() ([]string, error) {
+	if err := t.tw.Flush(); err != nil {
+		return nil, err
+	}
+	var out []string
+	for line := range strings.Lines(t.buf.String()) {
+		out = append(out, strings.TrimRight(line, " \n")+"\n")
+	}
+	return out, nil
 }
 
 func stateName(s haav1.State) string {
@@ -283,8 +292,50 @@ func describeEvent(e *haav1.Event) string {
 			d += " (" + mc.GetAddress() + ")"
 		}
 		return d
+	case *haav1.Event_RealServerChanged:
+		return realServerChangedText(k.RealServerChanged)
+	case *haav1.Event_VirtualServerChanged:
+		vc := k.VirtualServerChanged
+		d := fmt.Sprintf("virtual server %s has its quorum again (healthy weight %d)", vc.GetVirtualServer(), vc.GetHealthyWeight())
+		if !vc.GetUp() {
+			d = fmt.Sprintf("virtual server %s lost its quorum (healthy weight %d)", vc.GetVirtualServer(), vc.GetHealthyWeight())
+		}
+		if vc.GetSorry() {
+			d += ": sorry server active"
+		}
+		return d
 	}
 	return "unknown event (a newer haad?): haactl watch -o json shows it"
+}
+
+// realServerChangedText is a real server that failed, recovered, or was
+// drained, enabled or re-weighted: "real server 10.0.0.1:80 of web down:
+// connection refused (weight 0)".
+func realServerChangedText(rc *haav1.RealServerChanged) string {
+	cause := rc.GetCause()
+	if cause == "" {
+		cause = "down"
+		if rc.GetHealthy() {
+			cause = "up"
+		}
+	}
+	// "drained through the API", "down: connection refused", "re-weighted:
+	// set to 50 through the API".
+	verb, sep := cause, ": "
+	switch cause {
+	case "drained", "enabled":
+		sep = " "
+	case "weight":
+		verb = "re-weighted"
+	}
+	d := fmt.Sprintf("real server %s of %s %s", rc.GetRealServer(), rc.GetVirtualServer(), verb)
+	if rc.GetDetail() != "" {
+		d += sep + oneLine(rc.GetDetail())
+	}
+	if !rc.GetHealthy() && cause != "down" {
+		return d + fmt.Sprintf(" (down, weight %d)", rc.GetWeight())
+	}
+	return d + fmt.Sprintf(" (weight %d)", rc.GetWeight())
 }
 
 // planSummary is a plan on one line: added VI_3; changed VI_1 (restart).

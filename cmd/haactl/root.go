@@ -65,6 +65,12 @@ It talks to one agent: the local one on its unix socket by default
 (unix:///run/haa/HOSTNAME.sock, or $HAA_TARGET), or a remote one over TLS
 with --target HOST:PORT --tls-ca ... (mutual TLS: --tls-cert, --tls-key).
 
+haad also balances load, as keepalived's virtual servers do: get vs lists
+the virtual servers, each with its real servers' health, weights and
+connections (as ipvsadm -Ln does, with the health checks' results);
+describe virtual-server shows one; drain, enable and weight change a real
+server at runtime, on that node, until haad restarts.
+
 Agents that gossip form a fleet: any of them answers for all (get nodes,
 get instances --all, get fleet, get issues), and haactl reaches every
 member through the API address it advertises (watch --all, and apply -f of
@@ -80,6 +86,12 @@ anything failed (on any node of the fleet), 2 for a wrong command line.`,
   haactl diff -f /etc/haa/haad.yaml && haactl apply -f /etc/haa/haad.yaml
   haactl watch
   haactl --target 10.0.0.2:9651 --tls-ca ca.pem get node -o json
+
+  # load balancing
+  haactl get vs
+  haactl describe virtual-server web
+  haactl drain web 10.0.1.11:80      # no new connections; haactl enable web 10.0.1.11:80 undoes it
+  haactl weight web 10.0.1.11:80 50
 
   # a fleet
   haactl get nodes
@@ -128,6 +140,9 @@ anything failed (on any node of the fleet), 2 for a wrong command line.`,
 		newWatchCmd(a),
 		newFailoverCmd(a),
 		newMaintenanceCmd(a),
+		newDrainCmd(a),
+		newEnableCmd(a),
+		newWeightCmd(a),
 		newRolloutCmd(a),
 		newKeygenCmd(a),
 	)

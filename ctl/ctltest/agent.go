@@ -58,6 +58,10 @@ type Agent struct {
 	Errors map[string]error
 	// Fleet, if set, is served alongside the agent (see NewCluster).
 	Fleet haav1.FleetServiceServer
+	// VirtualServers and Backend are what ListVirtualServers returns;
+	// SetRealServer changes the real servers in place (see balancer.go).
+	VirtualServers []*haav1.VirtualServerStatus
+	Backend        string
 
 	mu       sync.Mutex
 	events   []*haav1.Event
@@ -65,6 +69,7 @@ type Agent struct {
 	wake     chan struct{}
 	watches  []*uint64
 	applies  []*haav1.ApplyConfigRequest
+	rsSets   []*haav1.SetRealServerRequest
 	requests []string
 }
 

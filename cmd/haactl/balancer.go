@@ -1,0 +1,429 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/haa-dev/haa/ctl"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// vsHint says where the virtual servers are listed.
+const vsHint = "haactl get vs lists the virtual servers and their real servers"
+
+func newGetVirtualServersCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "virtual-servers",
+		Aliases: []string{"vs", "virtualservers", "virtual-server", "virtualserver"},
+		Short:   "List the virtual servers and their real servers, with their health",
+		Long: `List the load balancer's virtual servers, each followed by its real servers
+("->", as ipvsadm -Ln does), and the backend that programs them (ipvs or
+nftables, see haactl get node).
+
+A virtual server: NAME, ADDRESS (ADDR:PORT/PROTO, or fwmark:N), SCHED (the
+scheduler), FWD (forwarding: nat, dr or tunnel), UP (whether the weights of
+its healthy real servers reach its quorum; "sorry" when the sorry server
+takes the connections) and HEALTHY/QUORUM (those weights added up, and the
+quorum).
+
+A real server: its ADDRESS, HEALTH (up or down, by its check), WEIGHT (the
+weight programmed now / the configured one; "-" when it is not in the
+backend's table: a failed server is removed unless inhibit_on_failure),
+OVERRIDE (what haactl drain or haactl weight set, undone by haactl enable),
+CHECK (the health check's kind), LAST RESULT (the check's last answer),
+SINCE (how long its health has been what it is) and CONNS (active/inactive
+connections; "-" where the backend does not count them: nftables).
+
+-o json|yaml prints a haa.v1.ListVirtualServersResponse.`,
+		Example: `  haactl get vs
+  haactl get vs -o json | jq '.virtualServers[] | select(.up | not) | .name'`,
+		Args: usageArgs(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
+				r, err := c.VirtualServers(ctx)
+				if err != nil {
+					return err
+				}
+				if a.output != outTable {
+					return a.printMessage(r)
+				}
+				if len(r.GetVirtualServers()) == 0 {
+					fmt.Fprintln(a.errOut, "No virtual servers: the configuration has none (haactl get config).")
+					return nil
+				}
+				return printVirtualServers(a, r)
+			})
+		},
+	}
+}
+
+// printVirtualServers prints the virtual servers the way ipvsadm -Ln does:
+// the header of both tables first, then each virtual server followed by
+// its real servers. The two tables are aligned each on its own.
+func printVirtualServers(a *app, r *haav1.ListVirtualServersResponse) error {
+	vst, rst := newTable(), newTable()
+	vst.row("NAME", "ADDRESS", "SCHED", "FWD", "UP", "HEALTHY/QUORUM")
+	rst.row(append([]string{"  -> REAL SERVER"}, realServerHeader[1:]...)...)
+	for _, vs := range r.GetVirtualServers() {
+		vst.row(vs.GetName(), vsAddress(vs), orDash(vs.GetScheduler()), orDash(vs.GetForwarding()), vsUp(vs),
+			fmt.Sprintf("%d/%d", vs.GetHealthyWeight(), vs.GetQuorum()))
+		for _, rs := range vs.GetRealServers() {
+			row := realServerRow(rs)
+			row[0] = "  -> " + row[0]
+			rst.row(row...)
+		}
+	}
+	vsLines, err := vst.lines()
+	if err != nil {
+		return err
+	}
+	rsLines, err := rst.lines()
+	if err != nil {
+		return err
+	}
+	var b strings.Builder
+	if r.GetBackend() != "" {
+		fmt.Fprintf(&b, "backend: %s\n", r.GetBackend())
+	}
+	b.WriteString(vsLines[0])
+	b.WriteString(rsLines[0])
+	next := 1
+	for i, vs := range r.GetVirtualServers() {
+		b.WriteString(vsLines[i+1])
+		for range vs.GetRealServers() {
+			b.WriteString(rsLines[next])
+			next++
+		}
+	}
+	_, err = fmt.Fprint(a.out, b.String())
+	return err
+}
+
+// realServerHeader heads the columns of realServerRow.
+var realServerHeader = []string{"ADDRESS", "HEALTH", "WEIGHT", "OVERRIDE", "CHECK", "LAST RESULT", "SINCE", "CONNS"}
+
+// realServerRow is one real server: address, health, weight programmed /
+// configured, override, check, last result, for how long, connections.
+func realServerRow(rs *haav1.RealServerStatus) []string {
+	health := "down"
+	if rs.GetHealthy() {
+		health = "up"
+	}
+	weight := fmt.Sprintf("-/%d", rs.GetConfiguredWeight())
+	if rs.GetProgrammed() {
+		weight = fmt.Sprintf("%d/%d", rs.GetWeight(), rs.GetConfiguredWeight())
+	}
+	since := "-"
+	if rs.GetSince() != nil {
+		since = age(time.Since(rs.GetSince().AsTime()))
+	}
+	conns := "-"
+	if rs.ActiveConnections != nil || rs.InactiveConnections != nil {
+		conns = fmt.Sprintf("%d/%d", rs.GetActiveConnections(), rs.GetInactiveConnections())
+	}
+	return []string{rs.GetAddress(), health, weight, overrideText(rs), orDash(rs.GetCheck()),
+		orDash(oneLine(rs.GetLastResult())), since, conns}
+}
+
+// overrideText is what an operator set: drained, weight N, or "-".
+func overrideText(rs *haav1.RealServerStatus) string {
+	switch {
+	case rs.GetDrained():
+		return "drained"
+	case rs.WeightOverride != nil:
+		return fmt.Sprintf("weight %d", rs.GetWeightOverride())
+	}
+	return "-"
+}
+
+// oneLine keeps a text on one line of a table.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// vsAddress is ADDR:PORT/PROTO, or fwmark:N.
+func vsAddress(vs *haav1.VirtualServerStatus) string {
+	if vs.GetFwmark() != 0 {
+		return fmt.Sprintf("fwmark:%d", vs.GetFwmark())
+	}
+	if vs.GetProtocol() == "" {
+		return orDash(vs.GetAddress())
+	}
+	return vs.GetAddress() + "/" + vs.GetProtocol()
+}
+
+// vsUp is yes or no (quorum reached), with ", sorry" when the sorry server
+// takes the connections.
+func vsUp(vs *haav1.VirtualServerStatus) string {
+	s := "no"
+	if vs.GetUp() {
+		s = "yes"
+	}
+	if vs.GetSorryActive() {
+		s += ", sorry"
+	}
+	return s
+}
+
+func newDescribeVirtualServerCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:     "virtual-server NAME",
+		Aliases: []string{"vs", "virtualserver", "virtual-servers", "virtualservers"},
+		Short:   "Show everything about one virtual server and its real servers",
+		Long: `Show one virtual server: its address, scheduler and forwarding, whether it
+reaches its quorum, its sorry server and whether it takes the connections,
+the backend, and its real servers (the columns of haactl get vs). -o
+json|yaml prints a haa.v1.VirtualServerStatus.`,
+		Args:              usageArgs(cobra.ExactArgs(1)),
+		ValidArgsFunction: a.completeBalancer(false),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
+				r, err := c.VirtualServers(ctx)
+				if err != nil {
+					return err
+				}
+				vs := findVirtualServer(r, args[0])
+				if vs == nil {
+					return failf("no virtual server %q: %s", args[0], vsHint)
+				}
+				if a.output != outTable {
+					return a.printMessage(vs)
+				}
+				return printVirtualServer(a, vs, r.GetBackend())
+			})
+		},
+	}
+}
+
+func findVirtualServer(r *haav1.ListVirtualServersResponse, name string) *haav1.VirtualServerStatus {
+	for _, vs := range r.GetVirtualServers() {
+		if vs.GetName() == name {
+			return vs
+		}
+	}
+	return nil
+}
+
+func printVirtualServer(a *app, vs *haav1.VirtualServerStatus, backend string) error {
+	t := newTable()
+	t.row("Name:", vs.GetName())
+	t.row("Address:", vsAddress(vs))
+	t.row("Scheduler:", orDash(vs.GetScheduler()))
+	t.row("Forwarding:", orDash(vs.GetForwarding()))
+	if vs.GetUp() {
+		t.row("Up:", fmt.Sprintf("yes: healthy weight %d >= quorum %d", vs.GetHealthyWeight(), vs.GetQuorum()))
+	} else {
+		t.row("Up:", fmt.Sprintf("no: healthy weight %d < quorum %d", vs.GetHealthyWeight(), vs.GetQuorum()))
+	}
+	sorry := "-"
+	switch {
+	case vs.GetSorryServer() != "" && vs.GetSorryActive():
+		sorry = vs.GetSorryServer() + ", active: it takes the connections"
+	case vs.GetSorryServer() != "":
+		sorry = vs.GetSorryServer() + ", standby (used when the quorum is lost)"
+	}
+	t.row("Sorry server:", sorry)
+	t.row("Backend:", orDash(backend))
+	if len(vs.GetRealServers()) == 0 {
+		t.row("Real servers:", "none")
+		return t.flush(a.out)
+	}
+	t.row("Real servers:", "")
+	if err := t.flush(a.out); err != nil {
+		return err
+	}
+	rt := newTable()
+	rt.row(append([]string{"  " + realServerHeader[0]}, realServerHeader[1:]...)...)
+	for _, rs := range vs.GetRealServers() {
+		row := realServerRow(rs)
+		row[0] = "  " + row[0]
+		rt.row(row...)
+	}
+	return rt.flush(a.out)
+}
+
+// newRealServerCmd is drain, enable or weight: a change of one real server
+// of a virtual server, printed afterwards.
+func newRealServerCmd(a *app, use, short, long, example string, nargs int, action func(args []string) (ctl.RealServerAction, error),
+	done func(vs string, rs *haav1.RealServerStatus) string) *cobra.Command {
+	return &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Long:              long,
+		Example:           example,
+		Args:              usageArgs(cobra.ExactArgs(nargs)),
+		ValidArgsFunction: a.completeBalancer(true),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			act, err := action(args)
+			if err != nil {
+				return &usageError{err: err, cmd: cmd.CommandPath()}
+			}
+			vsName, rsAddr := args[0], args[1]
+			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
+				rs, err := c.SetRealServer(ctx, vsName, rsAddr, act)
+				if errors.Is(err, ctl.ErrNotFound) {
+					return notFound(ctx, c, vsName, rsAddr, err)
+				}
+				if err != nil {
+					return err
+				}
+				if a.output != outTable {
+					return a.printMessage(rs)
+				}
+				t := newTable()
+				t.row(realServerHeader...)
+				t.row(realServerRow(rs)...)
+				if err := t.flush(a.out); err != nil {
+					return err
+				}
+				_, err = fmt.Fprintf(a.out, "\n%s\n", done(vsName, rs))
+				return err
+			})
+		},
+	}
+}
+
+// notFound explains a virtual or real server the agent does not have,
+// listing those it has.
+func notFound(ctx context.Context, c *ctl.Client, vsName, rsAddr string, err error) error {
+	msg := statusMessage(err)
+	r, lerr := c.VirtualServers(ctx)
+	if lerr != nil {
+		return failf("%s: %s", msg, vsHint)
+	}
+	vs := findVirtualServer(r, vsName)
+	if vs == nil {
+		var names []string
+		for _, v := range r.GetVirtualServers() {
+			names = append(names, v.GetName())
+		}
+		if len(names) == 0 {
+			return failf("%s: the node has no virtual servers (haactl get config)", msg)
+		}
+		return failf("%s: the node has %s (haactl get vs lists them)", msg, strings.Join(names, ", "))
+	}
+	var addrs []string
+	for _, rs := range vs.GetRealServers() {
+		addrs = append(addrs, rs.GetAddress())
+	}
+	if len(addrs) == 0 {
+		return failf("%s: %s has no real servers", msg, vsName)
+	}
+	return failf("%s: the real servers of %s are %s (give ADDR:PORT)", msg, vsName, strings.Join(addrs, ", "))
+}
+
+// persistence is how long a change made through the API lasts.
+const persistence = `The change is not a configuration change: it lasts until the real
+server's configuration changes or haad restarts, and only on this node
+(run it on each node that balances the virtual server).`
+
+func newDrainCmd(a *app) *cobra.Command {
+	return newRealServerCmd(a, "drain VIRTUAL-SERVER REAL-SERVER",
+		"Drain a real server: no new connections, the established ones go on",
+		`Drain a real server of a virtual server: its weight becomes 0, so it takes no
+new connections while the established ones go on, until haactl enable.
+REAL-SERVER is ADDR:PORT, or ADDR alone when only one real server of the
+virtual server has it. haactl prints the real server afterwards (the
+columns of haactl get vs); -o json|yaml prints a haa.v1.RealServerStatus.
+
+`+persistence,
+		`  haactl drain web 10.0.1.11:80
+  haactl get vs        # wait for its active connections to end
+  haactl enable web 10.0.1.11:80`,
+		2, func([]string) (ctl.RealServerAction, error) { return ctl.Drain(), nil },
+		func(vs string, rs *haav1.RealServerStatus) string {
+			return fmt.Sprintf("Drained: %s of %s takes no new connections; its established ones go on (haactl enable %s %s undoes it).",
+				rs.GetAddress(), vs, vs, rs.GetAddress())
+		})
+}
+
+func newEnableCmd(a *app) *cobra.Command {
+	cmd := newRealServerCmd(a, "enable VIRTUAL-SERVER REAL-SERVER",
+		"Undo drain or weight: give a real server its configured weight back",
+		`Undo haactl drain and haactl weight: the real server gets its configured
+weight back (still 0 while its health check fails). REAL-SERVER is
+ADDR:PORT, or ADDR alone when only one real server of the virtual server
+has it. -o json|yaml prints a haa.v1.RealServerStatus.`,
+		`  haactl enable web 10.0.1.11:80`,
+		2, func([]string) (ctl.RealServerAction, error) { return ctl.Enable(), nil },
+		func(vs string, rs *haav1.RealServerStatus) string {
+			s := fmt.Sprintf("Enabled: %s of %s has its configured weight %d back", rs.GetAddress(), vs, rs.GetConfiguredWeight())
+			if !rs.GetHealthy() {
+				s += ", once its health check passes (it is down)"
+			}
+			return s + "."
+		})
+	cmd.Aliases = []string{"undrain"}
+	return cmd
+}
+
+func newWeightCmd(a *app) *cobra.Command {
+	return newRealServerCmd(a, "weight VIRTUAL-SERVER REAL-SERVER WEIGHT",
+		"Give a real server another weight than its configured one",
+		`Give a real server of a virtual server WEIGHT (0..65535) instead of its
+configured weight, until haactl enable. Weight 0 takes it out of new
+connections as haactl drain does. REAL-SERVER is ADDR:PORT, or ADDR alone
+when only one real server of the virtual server has it. -o json|yaml prints
+a haa.v1.RealServerStatus.
+
+`+persistence,
+		`  haactl weight web 10.0.1.11:80 50
+  haactl enable web 10.0.1.11:80     # back to the configured weight`,
+		3, func(args []string) (ctl.RealServerAction, error) {
+			w, err := strconv.ParseUint(args[2], 10, 32)
+			if err != nil || w > 65535 {
+				return ctl.RealServerAction{}, fmt.Errorf("weight %q: want a whole number 0..65535", args[2])
+			}
+			return ctl.Weight(uint32(w)), nil
+		},
+		func(vs string, rs *haav1.RealServerStatus) string {
+			s := fmt.Sprintf("Weight set: %s of %s has weight %d instead of its configured %d (haactl enable %s %s restores it)",
+				rs.GetAddress(), vs, rs.GetWeightOverride(), rs.GetConfiguredWeight(), vs, rs.GetAddress())
+			if !rs.GetHealthy() {
+				s += "; it is down: weight 0 until its health check passes"
+			}
+			return s + "."
+		})
+}
+
+// completeBalancer completes a virtual server's name and, withReal, then
+// one of its real servers.
+func (a *app) completeBalancer(withReal bool) cobra.CompletionFunc {
+	return func(cmd *cobra.Command, args []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 1 || (len(args) == 1 && !withReal) {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		ctx, cancel := context.WithTimeout(cmdContext(cmd), 2*time.Second)
+		defer cancel()
+		c, err := a.dial(ctx, a.target, a.options()...)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		defer c.Close()
+		r, err := c.VirtualServers(ctx)
+		if err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		var out []cobra.Completion
+		if len(args) == 0 {
+			for _, vs := range r.GetVirtualServers() {
+				if strings.HasPrefix(vs.GetName(), prefix) {
+					out = append(out, vs.GetName())
+				}
+			}
+			return out, cobra.ShellCompDirectiveNoFileComp
+		}
+		for _, rs := range findVirtualServer(r, args[0]).GetRealServers() {
+			if strings.HasPrefix(rs.GetAddress(), prefix) {
+				out = append(out, rs.GetAddress())
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	}
+}
