@@ -1,0 +1,381 @@
+package main
+
+// The load balancer end to end: a client namespace reaches a VIP held by a
+// haad director, whose virtual server spreads the connections over three
+// real-server namespaces running small HTTP servers, through the nftables
+// backend (this kernel has no IPVS). Health checks, the runtime API and
+// the sorry server are exercised against real servers going away and
+// coming back.
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netns"
+
+	"github.com/haa-dev/haa/deploy/lab"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// rsPort is where the real servers (and the sorry server) listen.
+const rsPort = 8080
+
+// realServer is an HTTP server in a namespace of its own, answering its
+// name on / and 200 on /health.
+type realServer struct {
+	t    *testing.T
+	n    *lab.Node
+	body string
+	mu   sync.Mutex
+	srv  *http.Server
+	done chan struct{}
+}
+
+func newRealServer(t *testing.T, n *lab.Node, body string) *realServer {
+	rs := &realServer{t: t, n: n, body: body}
+	rs.start()
+	t.Cleanup(rs.stop)
+	return rs
+}
+
+func (rs *realServer) addr() netip.AddrPort { return netip.AddrPortFrom(rs.n.Addr, rsPort) }
+
+func (rs *realServer) start() {
+	rs.t.Helper()
+	var ln net.Listener
+	err := rs.n.Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", rsPort))
+		return err
+	})
+	if err != nil {
+		rs.t.Fatalf("%s: real server: %v", rs.n.Name, err)
+	}
+	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, rs.body) })}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln)
+	}()
+	rs.mu.Lock()
+	rs.srv, rs.done = srv, done
+	rs.mu.Unlock()
+}
+
+// stop closes the listener and every connection: connections are refused
+// from now on.
+func (rs *realServer) stop() {
+	rs.mu.Lock()
+	srv, done := rs.srv, rs.done
+	rs.srv = nil
+	rs.mu.Unlock()
+	if srv == nil {
+		return
+	}
+	_ = srv.Close()
+	<-done
+}
+
+// client makes HTTP requests from a namespace, each on a new connection.
+type client struct {
+	n  *lab.Node
+	hc *http.Client
+}
+
+func newClient(n *lab.Node) *client {
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var c net.Conn
+		err := n.Do(func() error {
+			var err error
+			c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}
+	return &client{n: n, hc: &http.Client{Timeout: 3 * time.Second,
+		Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, Proxy: nil}}}
+}
+
+func (c *client) get(url string) (string, error) {
+	resp, err := c.hc.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return string(b), nil
+}
+
+// spread makes n requests and counts the answers; any failed request
+// fails the test.
+func (c *client) spread(t *testing.T, url string, n int) map[string]int {
+	t.Helper()
+	got := map[string]int{}
+	for i := range n {
+		body, err := c.get(url)
+		if err != nil {
+			t.Fatalf("request %d of %d to %s failed: %v (answers so far: %v)", i+1, n, url, err, got)
+		}
+		got[body]++
+	}
+	return got
+}
+
+func sameCounts(got, want map[string]int) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for k, v := range want {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func listVS(t *testing.T, cl haav1.AgentServiceClient) *haav1.ListVirtualServersResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := cl.ListVirtualServers(ctx, &haav1.ListVirtualServersRequest{})
+	if err != nil {
+		t.Fatalf("ListVirtualServers: %v", err)
+	}
+	return r
+}
+
+func realOf(vs *haav1.VirtualServerStatus, addr netip.AddrPort) *haav1.RealServerStatus {
+	for _, rs := range vs.GetRealServers() {
+		if rs.GetAddress() == addr.String() {
+			return rs
+		}
+	}
+	return nil
+}
+
+func setRS(t *testing.T, cl haav1.AgentServiceClient, req *haav1.SetRealServerRequest) *haav1.RealServerStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := cl.SetRealServer(ctx, req)
+	if err != nil {
+		t.Fatalf("SetRealServer %v: %v", req, err)
+	}
+	return r.GetRealServer()
+}
+
+func realServerChanged(addr netip.AddrPort, cause string) func(*haav1.Event) bool {
+	return func(e *haav1.Event) bool {
+		rc := e.GetRealServerChanged()
+		return rc != nil && rc.GetRealServer() == addr.String() && rc.GetCause() == cause
+	}
+}
+
+func TestLoadBalancerNamespaces(t *testing.T) {
+	l := lab.NewT(t, lab.Options{Prefix: lab.UniqueName("lb"), Nodes: 1, Clients: 5})
+	c := &cluster{t: t, lab: l, dir: t.TempDir(), bin: haad(t), procs: map[*lab.Node]*lab.Proc{}}
+	t.Cleanup(func() {
+		if t.Failed() {
+			c.dumpLogs()
+		}
+	})
+	director, user := l.Nodes[0], l.Clients[0]
+	// LVS-NAT on one LAN: the director forwards, and the real servers send
+	// their replies to the client through it (where conntrack undoes the
+	// DNAT), never straight to the client.
+	for _, kv := range [][2]string{{"net/ipv4/ip_forward", "1"}, {"net/ipv4/conf/all/send_redirects", "0"},
+		{"net/ipv4/conf/eth0/send_redirects", "0"}} {
+		if err := director.WriteSysctl(kv[0], kv[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var reals []*realServer
+	for i, n := range l.Clients[1:4] {
+		if err := n.IP("route", "add", user.Addr.String()+"/32", "via", director.Addr.String()); err != nil {
+			t.Fatal(err)
+		}
+		if err := n.WriteSysctl("net/ipv4/conf/all/accept_redirects", "0"); err != nil {
+			t.Fatal(err)
+		}
+		reals = append(reals, newRealServer(t, n, fmt.Sprintf("rs%d", i+1)))
+	}
+	sorryNS := l.Clients[4]
+	if err := sorryNS.IP("route", "add", user.Addr.String()+"/32", "via", director.Addr.String()); err != nil {
+		t.Fatal(err)
+	}
+	sorry := newRealServer(t, sorryNS, "sorry")
+
+	const (
+		fall       = 3
+		rise       = 2
+		retryDelay = 150 * time.Millisecond
+	)
+	top := fmt.Sprintf(`virtualServers:
+  - name: web
+    address: %s:80
+    scheduler: wrr
+    sorryServer: %s
+    check:
+      http: {path: /health}
+      interval: 300ms
+      timeout: 300ms
+      retryDelay: %s
+      fall: %d
+      rise: %d
+      jitter: 0s
+    realServers:
+      - address: %s
+      - {address: %s, notifyDown: [/bin/true]}
+      - address: %s
+`, vip, sorry.addr(), retryDelay, fall, rise, reals[0].addr(), reals[1].addr(), reals[2].addr())
+	c.startTop(director, top, instance{name: "VI_1", vrid: 61, prio: 200})
+	c.waitHolder(vip, director, 10*time.Second)
+	api := c.api(director)
+	w := c.watch(api, nil)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	nodeResp, err := api.GetNode(ctx, &haav1.GetNodeRequest{})
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := nodeResp.GetNode().GetLbBackend(); got != "nftables" || !strings.Contains(nodeResp.GetNode().GetLbBackendReason(), "ip_vs") {
+		t.Errorf("GetNode backend %q (%q), want nftables because the kernel has no IPVS", got, nodeResp.GetNode().GetLbBackendReason())
+	}
+
+	url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(vip, 80))
+	cl := newClient(user)
+
+	// Equal weights: wrr takes each server in turn.
+	if got := cl.spread(t, url, 30); !sameCounts(got, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}) {
+		t.Errorf("30 requests with weights 1:1:1 went %v, want 10 each", got)
+	}
+
+	// Runtime weights, drain and enable, without a reload.
+	if rs := setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: reals[0].addr().String(),
+		Action: &haav1.SetRealServerRequest_Weight{Weight: 3}}); rs.GetWeight() != 3 || rs.GetWeightOverride() != 3 {
+		t.Errorf("after weight 3: %v", rs)
+	}
+	w.waitFor(t, "a weight event", realServerChanged(reals[0].addr(), "weight"))
+	if got := cl.spread(t, url, 50); !sameCounts(got, map[string]int{"rs1": 30, "rs2": 10, "rs3": 10}) {
+		t.Errorf("50 requests with weights 3:1:1 went %v, want 30/10/10", got)
+	}
+	if rs := setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: reals[2].addr().String(),
+		Action: &haav1.SetRealServerRequest_Drain{Drain: true}}); rs.GetWeight() != 0 || !rs.GetDrained() || !rs.GetProgrammed() {
+		t.Errorf("after drain: %v", rs)
+	}
+	w.waitFor(t, "a drain event", realServerChanged(reals[2].addr(), "drained"))
+	if got := cl.spread(t, url, 40); !sameCounts(got, map[string]int{"rs1": 30, "rs2": 10}) {
+		t.Errorf("40 requests with rs3 drained went %v, want 30/10/0", got)
+	}
+	for _, rs := range []*realServer{reals[0], reals[2]} {
+		setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: rs.addr().String(),
+			Action: &haav1.SetRealServerRequest_Enable{Enable: true}})
+	}
+	if got := cl.spread(t, url, 30); !sameCounts(got, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}) {
+		t.Errorf("30 requests after enable went %v, want 10 each", got)
+	}
+
+	// A real server stops: after `fall` failed checks it is removed, and
+	// from then on no request fails.
+	stopped := time.Now()
+	reals[1].stop()
+	down := w.waitFor(t, "rs2 down", realServerChanged(reals[1].addr(), "down"))
+	if at := down.GetTime().AsTime(); at.Sub(stopped) < (fall-1)*retryDelay {
+		t.Errorf("rs2 removed %s after it stopped: before %d failed checks %s apart", at.Sub(stopped), fall, retryDelay)
+	}
+	if d := down.GetRealServerChanged().GetDetail(); !strings.Contains(d, "refused") {
+		t.Errorf("down event detail %q, want the failed check's reason (connection refused)", d)
+	}
+	if got := cl.spread(t, url, 30); !sameCounts(got, map[string]int{"rs1": 15, "rs3": 15}) {
+		t.Errorf("30 requests with rs2 down went %v, want 15/0/15", got)
+	}
+	vs := listVS(t, api).GetVirtualServers()[0]
+	if rs := realOf(vs, reals[1].addr()); rs.GetHealthy() || rs.GetProgrammed() || !strings.Contains(rs.GetLastResult(), "refused") {
+		t.Errorf("rs2 while down: %v", rs)
+	}
+	w.waitFor(t, "rs2's notifyDown ran", func(e *haav1.Event) bool {
+		r := e.GetNotifyRan().GetResult()
+		return r.GetType() == "REAL_SERVER" && r.GetName() == "web/"+reals[1].addr().String() && r.GetState() == "DOWN" && r.GetExitCode() == 0
+	})
+
+	// It comes back: after `rise` good checks it takes connections again.
+	reals[1].start()
+	w.waitFor(t, "rs2 up", realServerChanged(reals[1].addr(), "up"))
+	if got := cl.spread(t, url, 30); !sameCounts(got, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}) {
+		t.Errorf("30 requests with rs2 back went %v, want 10 each", got)
+	}
+
+	// Every real server down: quorum is lost and the sorry server answers.
+	for _, rs := range reals {
+		rs.stop()
+	}
+	w.waitFor(t, "quorum lost", func(e *haav1.Event) bool {
+		vc := e.GetVirtualServerChanged()
+		return vc != nil && !vc.GetUp() && vc.GetSorry()
+	})
+	if got := cl.spread(t, url, 10); !sameCounts(got, map[string]int{"sorry": 10}) {
+		t.Errorf("10 requests with every real server down went %v, want the sorry server", got)
+	}
+	vs = listVS(t, api).GetVirtualServers()[0]
+	if vs.GetUp() || !vs.GetSorryActive() || vs.GetHealthyWeight() != 0 {
+		t.Errorf("virtual server with every real server down: %v", vs)
+	}
+	// One comes back: quorum again, the sorry server steps aside.
+	reals[0].start()
+	w.waitFor(t, "quorum back", func(e *haav1.Event) bool {
+		vc := e.GetVirtualServerChanged()
+		return vc != nil && vc.GetUp() && !vc.GetSorry()
+	})
+	if got := cl.spread(t, url, 10); !sameCounts(got, map[string]int{"rs1": 10}) {
+		t.Errorf("10 requests with rs1 back went %v, want rs1 only", got)
+	}
+
+	// A clean stop removes what haad programmed.
+	if err := c.procs[director].Stop(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if tables := nftTables(t, director); slices.Contains(tables, "haa_lvs") {
+		t.Errorf("nftables tables after haad stopped: %v, want haa_lvs gone", tables)
+	}
+}
+
+// nftTables lists the nftables tables of a namespace.
+func nftTables(t *testing.T, n *lab.Node) []string {
+	t.Helper()
+	h, err := netns.GetFromName(n.NS.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	conn, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts, err := conn.ListTables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, tb := range ts {
+		names = append(names, tb.Name)
+	}
+	return names
+}
