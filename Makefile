@@ -4,6 +4,7 @@
 #   make bench-failover  client-visible outage vs keepalived (writes out/bench-failover.md)
 #   make bench-fleet     32 gossiping agents: apply wall time, catch-up, gossip traffic
 #   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
+#   make bench-lvs       10,000 virtual servers programmed, one weight changed (writes out/bench-lvs.md)
 #   make fuzz            the advert decoder under go test -fuzz, bounded
 
 SHELL      := /bin/bash
@@ -21,7 +22,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover bench-api bench-fleet bench-track fuzz clean
+.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover bench-api bench-fleet bench-track bench-lvs fuzz clean
 
 all: build
 
@@ -101,6 +102,10 @@ bench-fleet: build
 bench-track: apt-deps build
 	mkdir -p out
 	$(BIN)/haalab bench-track --haad $(BIN)/haad --trials 10 --out out/bench-track.md
+
+bench-lvs: build
+	mkdir -p out
+	$(BIN)/haalab bench-lvs --services 10000 --dests 5 --backend auto --out out/bench-lvs.md
 
 fuzz:
 	$(GO) test ./node/vrrp -run '^$$' -fuzz FuzzParsePacket -fuzztime $(FUZZTIME)

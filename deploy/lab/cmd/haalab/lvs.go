@@ -1,0 +1,463 @@
+package main
+
+// bench-lvs: how long the load balancer's backend takes to program a large
+// table of virtual servers from empty, to change one real server's weight
+// in it, and what the table costs in memory, in a fresh network namespace.
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"github.com/haa-dev/haa/deploy/lab"
+	"github.com/haa-dev/haa/node/lvs"
+)
+
+// The targets of issue 6 at 10,000 services x 5 real servers.
+const (
+	lvsTargetFull   = 5 * time.Second
+	lvsTargetChange = 50 * time.Millisecond
+)
+
+// lvsOptions are bench-lvs's flags.
+type lvsOptions struct {
+	services, dests int
+	backend         string
+	rounds, changes int
+	out             string
+	command         string
+}
+
+func parseBenchLVS(args []string, stderr io.Writer) (lvsOptions, error) {
+	fs := flag.NewFlagSet("haalab bench-lvs", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o lvsOptions
+	fs.IntVar(&o.services, "services", 10000, "virtual servers (10.x.y.z:80/tcp, wrr)")
+	fs.IntVar(&o.dests, "dests", 5, "real servers per virtual server")
+	fs.StringVar(&o.backend, "backend", "auto", "backend: auto, nftables or ipvs")
+	fs.IntVar(&o.rounds, "rounds", 3, "full programs, each in a fresh namespace")
+	fs.IntVar(&o.changes, "changes", 20, "single weight changes per round")
+	fs.StringVar(&o.out, "out", "out/bench-lvs.md", "Markdown report to write")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, usageErrorf("bench-lvs: %v", err)
+	}
+	if fs.NArg() > 0 {
+		return o, usageErrorf("bench-lvs: unexpected arguments %q", fs.Args())
+	}
+	switch {
+	case o.services < 1 || o.services > 100000:
+		return o, usageErrorf("bench-lvs: --services %d: use 1..100000", o.services)
+	case o.dests < 1 || o.dests > 64:
+		return o, usageErrorf("bench-lvs: --dests %d: use 1..64", o.dests)
+	case o.services*o.dests > 1000000:
+		return o, usageErrorf("bench-lvs: --services x --dests = %d: at most 1000000 real servers", o.services*o.dests)
+	case o.rounds < 1 || o.rounds > 100:
+		return o, usageErrorf("bench-lvs: --rounds %d: use 1..100", o.rounds)
+	case o.changes < 1 || o.changes > 10000:
+		return o, usageErrorf("bench-lvs: --changes %d: use 1..10000", o.changes)
+	}
+	switch o.backend {
+	case "auto", "nftables", "ipvs":
+	default:
+		return o, usageErrorf("bench-lvs: --backend %q: use auto, nftables or ipvs", o.backend)
+	}
+	return o, nil
+}
+
+// lvsVIP is virtual server i's address: 10.1.0.0 onwards (never in
+// 10.200.0.0/16 and up, where the real servers are).
+func lvsVIP(i int) netip.AddrPort {
+	n := uint32(10)<<24 | uint32(1)<<16 + uint32(i)
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), 80)
+}
+
+// lvsReal is real server j of virtual server i: 10.200.0.1 onwards, every
+// one distinct.
+func lvsReal(i, j, dests int) netip.AddrPort {
+	n := uint32(10)<<24 | uint32(200)<<16 + uint32(i*dests+j+1)
+	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}), 8080)
+}
+
+// lvsDesired is the benchmark's table: services wrr virtual servers over
+// NAT, dests real servers each with weights 1, 2, 3, 1, 2, ...
+func lvsDesired(services, dests int) lvs.State {
+	st := make(lvs.State, services)
+	for i := range services {
+		k := lvs.Key{Addr: lvsVIP(i), Proto: lvs.TCP}
+		vs := &lvs.VirtualServer{
+			Service: lvs.Service{Key: k, Scheduler: "wrr", Forwarding: lvs.NAT},
+			Dests:   make(map[netip.AddrPort]int, dests),
+		}
+		for j := range dests {
+			vs.Dests[lvsReal(i, j, dests)] = j%3 + 1
+		}
+		st[k] = vs
+	}
+	return st
+}
+
+// lvsRound is one fresh namespace: a full program, single weight
+// changes, a full delete.
+type lvsRound struct {
+	backend, reason string
+	// full = diff + apply.
+	full, fullDiff time.Duration
+	read           time.Duration
+	changes        []time.Duration
+	changeDiff     []time.Duration
+	del            time.Duration
+	// Memory after programming: the Go heap in use (after a GC), the
+	// process's resident set, and the kernel's (whole machine) Slab and
+	// MemAvailable changes since before programming, in bytes.
+	heap, rss         uint64
+	slab, unavailable int64
+	ops               int
+}
+
+// runBenchLVS runs bench-lvs; command is the command line, for the report.
+func runBenchLVS(s *session, command string, args []string, stderr io.Writer) error {
+	o, err := parseBenchLVS(args, stderr)
+	if err != nil {
+		return err
+	}
+	o.command = command
+	if err := lab.Available(); err != nil {
+		return fmt.Errorf("bench-lvs needs network namespaces: %w", err)
+	}
+	fmt.Fprintf(s.out, "haa load-balancer benchmark: %d virtual servers x %d real servers, backend %s, %d round(s) of a full program and %d weight changes\n\n",
+		o.services, o.dests, o.backend, o.rounds, o.changes)
+	var rounds []lvsRound
+	for r := range o.rounds {
+		if err := s.err(); err != nil {
+			return err
+		}
+		res, err := runLVSRound(s, o, r+1)
+		if err != nil {
+			return fmt.Errorf("round %d: %w", r+1, err)
+		}
+		rounds = append(rounds, res)
+	}
+	report := renderLVSReport(o, rounds, time.Now().UTC())
+	fmt.Fprintln(s.out)
+	fmt.Fprint(s.out, report)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "\nreport written to %s\n", o.out)
+	}
+	return nil
+}
+
+// runLVSRound programs the table into a backend chosen in a new namespace,
+// changes single weights, reads the table back, deletes it, and removes the
+// namespace.
+func runLVSRound(s *session, o lvsOptions, n int) (res lvsRound, err error) {
+	ns, err := lab.NewNS(lab.UniqueName("hlvs"))
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cerr := ns.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("removing namespace %s: %w", ns.Name, cerr))
+		}
+	}()
+	h, err := netns.GetFromName(ns.Name)
+	if err != nil {
+		return res, err
+	}
+	defer h.Close()
+	// Choose inside the namespace too: a backend that opens its sockets in
+	// the caller's namespace (ipvs) then programs this one, never the host.
+	var b lvs.Backend
+	if err := ns.Do(func() error {
+		var err error
+		b, res.reason, err = lvs.Choose(o.backend, lvs.WithNetNS(int(h)))
+		return err
+	}); err != nil {
+		return res, fmt.Errorf("choosing the %s backend: %w", o.backend, err)
+	}
+	defer func() {
+		if cerr := b.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("closing the backend: %w", cerr))
+		}
+	}()
+	res.backend = b.Name()
+	ctx := s.ctx
+
+	desired := lvsDesired(o.services, o.dests)
+	for _, vs := range desired {
+		if err := b.Supports(vs.Service); err != nil {
+			return res, fmt.Errorf("%s: %w", vs.Key, err)
+		}
+		break // all alike
+	}
+	memBefore, err := readMeminfo()
+	if err != nil {
+		return res, err
+	}
+	runtime.GC()
+
+	// Full program from empty.
+	t0 := time.Now()
+	plan := lvs.Diff(lvs.State{}, desired)
+	res.fullDiff = time.Since(t0)
+	if err := b.Apply(ctx, plan); err != nil {
+		return res, fmt.Errorf("programming %d virtual servers: %w", o.services, err)
+	}
+	res.full = time.Since(t0)
+	res.ops = len(plan)
+	plan = nil
+	memAfter, err := readMeminfo()
+	if err != nil {
+		return res, err
+	}
+	runtime.GC()
+	var mstats runtime.MemStats
+	runtime.ReadMemStats(&mstats)
+	res.heap = mstats.HeapInuse
+	res.rss = selfRSS()
+	res.slab = (memAfter["Slab"] - memBefore["Slab"]) << 10
+	res.unavailable = (memBefore["MemAvailable"] - memAfter["MemAvailable"]) << 10
+	s.say("round %d (%s): %d virtual servers x %d real servers programmed in %v (Diff %v, %d ops)",
+		n, res.backend, o.services, o.dests, res.full.Round(time.Millisecond), res.fullDiff.Round(100*time.Microsecond), res.ops)
+
+	// Read back: what the kernel holds is the table.
+	t0 = time.Now()
+	got, err := b.Read(ctx)
+	res.read = time.Since(t0)
+	if err != nil {
+		return res, fmt.Errorf("reading the table back: %w", err)
+	}
+	if d := lvs.Diff(got, desired); len(d) > 0 {
+		return res, fmt.Errorf("the table read back differs from the programmed one by %d op(s), first: %s", len(d), d[0])
+	}
+	got = nil
+
+	// Single weight changes at random places in the full table.
+	for range o.changes {
+		if err := s.err(); err != nil {
+			return res, err
+		}
+		i := rand.IntN(o.services)
+		k := lvs.Key{Addr: lvsVIP(i), Proto: lvs.TCP}
+		cur := desired[k]
+		next := &lvs.VirtualServer{Service: cur.Service, Dests: make(map[netip.AddrPort]int, len(cur.Dests))}
+		for a, w := range cur.Dests {
+			next.Dests[a] = w
+		}
+		a := lvsReal(i, rand.IntN(o.dests), o.dests)
+		next.Dests[a] = next.Dests[a]%10 + 1
+		t0 := time.Now()
+		p := lvs.Diff(lvs.State{k: cur}, lvs.State{k: next})
+		dd := time.Since(t0)
+		if err := b.Apply(ctx, p); err != nil {
+			return res, fmt.Errorf("changing a weight of %s: %w", k, err)
+		}
+		res.changes = append(res.changes, time.Since(t0))
+		res.changeDiff = append(res.changeDiff, dd)
+		if len(p) != 1 || p[0].Kind != lvs.UpdateDest {
+			return res, fmt.Errorf("a weight change of %s made a plan of %d op(s), want one %s: %v", k, len(p), lvs.UpdateDest, p)
+		}
+		desired[k] = next
+	}
+	sorted := slices.Clone(res.changes)
+	s.say("round %d: %d weight changes, median %s, max %s", n, len(res.changes), lvsDur(median(sorted)), lvsDur(slices.Max(sorted)))
+	if got, err = b.Read(ctx); err != nil {
+		return res, fmt.Errorf("reading the table back after the changes: %w", err)
+	}
+	if d := lvs.Diff(got, desired); len(d) > 0 {
+		return res, fmt.Errorf("after the weight changes the table read back differs by %d op(s), first: %s", len(d), d[0])
+	}
+	got = nil
+
+	// Delete everything.
+	t0 = time.Now()
+	if err := b.Apply(ctx, lvs.Diff(desired, lvs.State{})); err != nil {
+		return res, fmt.Errorf("deleting every virtual server: %w", err)
+	}
+	res.del = time.Since(t0)
+	if got, err = b.Read(ctx); err != nil {
+		return res, fmt.Errorf("reading the table back after deleting it: %w", err)
+	}
+	if len(got) > 0 {
+		return res, fmt.Errorf("%d virtual server(s) left after deleting every one", len(got))
+	}
+	s.say("round %d: deleted in %v", n, res.del.Round(time.Millisecond))
+	return res, nil
+}
+
+// readMeminfo returns /proc/meminfo's fields in kB.
+func readMeminfo() (map[string]int64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := map[string]int64{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, rest, ok := strings.Cut(sc.Text(), ":")
+		if !ok {
+			continue
+		}
+		if fs := strings.Fields(rest); len(fs) > 0 {
+			if v, err := strconv.ParseInt(fs[0], 10, 64); err == nil {
+				m[name] = v
+			}
+		}
+	}
+	return m, sc.Err()
+}
+
+// selfRSS is this process's resident set (VmRSS), in bytes; 0 if unknown.
+func selfRSS() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseUint(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// lvsDur formats a duration in milliseconds, or microseconds below one.
+func lvsDur(d time.Duration) string {
+	if d < time.Millisecond {
+		return us(d)
+	}
+	return ms(d)
+}
+
+func mib(v int64) string { return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20)) }
+
+func medianInt(v []int64) int64 {
+	v = slices.Clone(v)
+	slices.Sort(v)
+	if len(v) == 0 {
+		return 0
+	}
+	if len(v)%2 == 1 {
+		return v[len(v)/2]
+	}
+	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+func renderLVSReport(o lvsOptions, rounds []lvsRound, date time.Time) string {
+	var b strings.Builder
+	kernel := "unknown"
+	if v, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		kernel = strings.TrimSpace(string(v))
+	}
+	backend, reason := "none", ""
+	if len(rounds) > 0 {
+		backend, reason = rounds[0].backend, rounds[0].reason
+	}
+	fmt.Fprintf(&b, "# Load-balancer benchmark: the %s backend\n\n", backend)
+	fmt.Fprintf(&b, "- date: %s\n", date.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "- machine: %d CPUs (nproc), Linux %s (uname -r)\n", runtime.NumCPU(), kernel)
+	fmt.Fprintf(&b, "- backend: %s (--backend %s: %s)\n", backend, o.backend, reason)
+	fmt.Fprintf(&b, "- command: `%s`\n\n", o.command)
+
+	var full, fullDiff, read, del, changes, changeDiff []time.Duration
+	var heap, rss, slab, unavail []int64
+	ops := 0
+	for _, r := range rounds {
+		full = append(full, r.full)
+		fullDiff = append(fullDiff, r.fullDiff)
+		read = append(read, r.read)
+		del = append(del, r.del)
+		changes = append(changes, r.changes...)
+		changeDiff = append(changeDiff, r.changeDiff...)
+		heap = append(heap, int64(r.heap))
+		rss = append(rss, int64(r.rss))
+		slab = append(slab, r.slab)
+		unavail = append(unavail, r.unavailable)
+		ops = r.ops
+	}
+	fmt.Fprintf(&b, "## Programming %d virtual servers x %d real servers\n\n", o.services, o.dests)
+	fmt.Fprintf(&b, "Per round, in a fresh network namespace: node/lvs.Choose picks the backend, then a table of %d virtual servers\n", o.services)
+	fmt.Fprintf(&b, "(10.x.y.z:80/tcp, scheduler wrr, forwarding nat) with %d real servers each (10.200.x.y:8080, weights 1, 2, 3, 1, ...,\n", o.dests)
+	b.WriteString("all distinct) is programmed from empty: Diff(empty, desired) and the backend's Apply, timed together (Diff's share\n")
+	fmt.Fprintf(&b, "in brackets; %d ops). The table is read back and must equal the desired one. Then %d single weight changes at random\n", ops, o.changes)
+	b.WriteString("virtual servers of the full table: Diff of that one virtual server (one update-dest op) and Apply, timed together;\n")
+	b.WriteString("the table is read back and checked again, and finally deleted (Diff(desired, empty) and Apply).\n")
+	fmt.Fprintf(&b, "%d round(s).\n\n", len(rounds))
+
+	b.WriteString("| measure | n | median | max | target | met |\n| --- | ---: | ---: | ---: | ---: | :---: |\n")
+	row := func(name string, v, diff []time.Duration, target time.Duration) {
+		if len(v) == 0 {
+			fmt.Fprintf(&b, "| %s | 0 | n/a | n/a | | |\n", name)
+			return
+		}
+		v = slices.Clone(v)
+		med, mx := median(v), slices.Max(v)
+		medS := lvsDur(med)
+		if diff != nil {
+			medS += " (Diff " + lvsDur(median(slices.Clone(diff))) + ")"
+		}
+		tgt, met := "-", "-"
+		if target > 0 {
+			tgt, met = fmt.Sprintf("< %d ms", target.Milliseconds()), yesNo(mx < target)
+			if target%time.Second == 0 {
+				tgt = fmt.Sprintf("< %d s", target/time.Second)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s |\n", name, len(v), medS, lvsDur(mx), tgt, met)
+	}
+	row("full program from empty (Diff + Apply)", full, fullDiff, lvsTargetFull)
+	row("one weight change in the full table (Diff + Apply)", changes, changeDiff, lvsTargetChange)
+	row("Read of the whole table", read, nil, 0)
+	row("delete everything (Diff + Apply)", del, nil, 0)
+	if o.services != 10000 || o.dests != 5 {
+		fmt.Fprintf(&b, "\nThe targets are issue 6's for 10,000 virtual servers x 5 real servers; this run used %d x %d.\n", o.services, o.dests)
+	}
+
+	b.WriteString("\nMemory after programming, over the rounds. Go heap: HeapInuse after a GC, which holds\n")
+	b.WriteString("the benchmark's desired table as the agent would, and whatever the backend keeps. RSS: haalab's VmRSS. Kernel: the\n")
+	b.WriteString("change of the whole machine's Slab and MemAvailable (/proc/meminfo) from before the program to after it: other\n")
+	b.WriteString("activity on the machine shows up here too: MemAvailable moves with the page cache (a negative drop is memory\n")
+	b.WriteString("freed elsewhere); Slab, where the kernel allocates the table's objects, is the steadier of the two.\n\n")
+	b.WriteString("| measure | median | max |\n| --- | ---: | ---: |\n")
+	mrow := func(name string, v []int64) {
+		if len(v) == 0 {
+			fmt.Fprintf(&b, "| %s | n/a | n/a |\n", name)
+			return
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", name, mib(medianInt(v)), mib(slices.Max(v)))
+	}
+	mrow("Go heap in use", heap)
+	mrow("process RSS", rss)
+	mrow("kernel Slab growth", slab)
+	mrow("kernel MemAvailable drop", unavail)
+
+	b.WriteString("\nEvery round (full program; delete; weight changes median / max):\n\n")
+	for i, r := range rounds {
+		c := slices.Clone(r.changes)
+		fmt.Fprintf(&b, "- round %d: %s; %s; %s / %s\n", i+1, lvsDur(r.full), lvsDur(r.del), lvsDur(median(c)), lvsDur(slices.Max(c)))
+	}
+	return b.String()
+}
