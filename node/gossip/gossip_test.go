@@ -515,7 +515,7 @@ func TestShutdownStopsGoroutines(t *testing.T) {
 	if err := a.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	if took := time.Since(t0); took > 2500*time.Millisecond {
+	if took := time.Since(t0); took > 4*time.Second { // under the Leave timeout: it did not wait it out
 		t.Errorf("Leave and Shutdown took %v", took)
 	}
 	deadline := time.Now().Add(3 * time.Second)
