@@ -128,7 +128,10 @@ func (a *Agent) prepareBalancer(c *config.Agent) (map[string]lbCommands, error) 
 	b.lmu.Lock()
 	backend := b.backend
 	b.lmu.Unlock()
-	if backend == nil && len(c.VirtualServers) > 0 {
+	// Chosen at the first configuration even without virtual servers, so
+	// GetNode always says which backend runs and a leftover table of a
+	// crashed haad is cleared.
+	if backend == nil {
 		nb, reason, err := b.newBackend(c.LBBackend)
 		if err != nil {
 			return nil, &config.Error{Fields: []config.FieldError{{Path: "loadBalancer.backend", Msg: err.Error()}}}

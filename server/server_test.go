@@ -51,6 +51,8 @@ type fakeCore struct {
 
 	maintErr error
 	maints   []maintCall
+
+	lb lbState
 }
 
 type applyCall struct {
