@@ -48,6 +48,7 @@ type balancer struct {
 	vss        map[string]*vsRun // by name
 	order      []string          // names in the configured order
 	programmed lvs.State         // what the backend holds of ours
+	dropped    []lvs.Key         // services of removed virtual servers, until programmed
 	lq         fifo[checkReport]
 	lwg        sync.WaitGroup
 }
@@ -60,7 +61,7 @@ type vsRun struct {
 	sorry bool
 	hw    int
 	cmds  lbCommands
-	queue *notify.Queue // its notify commands, in order
+	queue *notify.Queue // its notify commands, in order; nil until it has one to run
 }
 
 // realRun is one real server of a running virtual server.
@@ -229,7 +230,7 @@ func (a *Agent) reconcileBalancer(c *config.Agent, cmds map[string]lbCommands) e
 			if run != nil {
 				a.dropVirtualServer(run)
 			}
-			run = &vsRun{up: true, queue: notify.NewQueue(a.notifyDone)}
+			run = &vsRun{up: true}
 			b.vss[vs.Name] = run
 		}
 		a.updateVirtualServer(run, vs, cmds[vs.Name])
@@ -320,7 +321,10 @@ func (a *Agent) dropVirtualServer(run *vsRun) {
 		b.sched.Remove(r.id)
 	}
 	delete(b.vss, run.cfg.Name)
-	a.closeQueue(run.queue)
+	if run.queue != nil {
+		a.closeQueue(run.queue)
+	}
+	b.dropped = append(b.dropped, run.cfg.Service.Key)
 	run.reals = nil
 }
 
@@ -379,7 +383,7 @@ func (a *Agent) checkReports(reports []checkReport) {
 			a.log.Info("real server "+cause, "virtual_server", vsName, "real_server", r.cfg.Addr, "detail", rep.st.Last.Detail)
 			events = append(events, change{run, r, cause, rep.st.Last.Detail})
 			if cmd != nil {
-				run.queue.Push(notify.Job{Type: "REAL_SERVER", Name: vsName + "/" + r.cfg.Addr.String(), State: state,
+				a.lbNotify(run, notify.Job{Type: "REAL_SERVER", Name: vsName + "/" + r.cfg.Addr.String(), State: state,
 					Cmd: cmd, Timeout: notify.DefaultTimeout})
 			}
 		}
@@ -415,16 +419,14 @@ func lvsReal(r *realRun) lvs.Real {
 func (a *Agent) program(runs ...*vsRun) error {
 	b := &a.balancer
 	actual, desired := lvs.State{}, lvs.State{}
-	// Services of dropped virtual servers.
-	live := map[lvs.Key]bool{}
-	for _, run := range b.vss {
-		live[run.cfg.Service.Key] = true
-	}
-	for k, vs := range b.programmed {
-		if !live[k] {
+	// Services of dropped virtual servers go (unless a running one took
+	// the same key over).
+	for _, k := range b.dropped {
+		if vs := b.programmed[k]; vs != nil {
 			actual[k] = vs
 		}
 	}
+	b.dropped = b.dropped[:0]
 	for _, run := range runs {
 		if b.vss[run.cfg.Name] != run {
 			continue
@@ -466,19 +468,26 @@ func (a *Agent) program(runs ...*vsRun) error {
 // servers and those we programmed before.
 func (a *Agent) owned(st lvs.State) lvs.State {
 	b := &a.balancer
+	ours := map[lvs.Key]bool{}
+	for _, run := range b.vss {
+		ours[run.cfg.Service.Key] = true
+	}
 	out := lvs.State{}
 	for k, vs := range st {
-		if _, ok := b.programmed[k]; ok {
+		if _, ok := b.programmed[k]; ok || ours[k] {
 			out[k] = vs
-			continue
-		}
-		for _, run := range b.vss {
-			if run.cfg.Service.Key == k {
-				out[k] = vs
-			}
 		}
 	}
 	return out
+}
+
+// lbNotify queues a virtual server's notify command, starting its queue
+// at the first one (most virtual servers have none).
+func (a *Agent) lbNotify(run *vsRun, j notify.Job) {
+	if run.queue == nil {
+		run.queue = notify.NewQueue(a.notifyDone)
+	}
+	run.queue.Push(j)
 }
 
 // quorumChanged reports a virtual server going up or down and runs its
@@ -493,7 +502,7 @@ func (a *Agent) quorumChanged(run *vsRun, out lvs.Outcome) {
 	a.events.Append(&haav1.Event{Kind: &haav1.Event_VirtualServerChanged{VirtualServerChanged: &haav1.VirtualServerChanged{
 		VirtualServer: run.cfg.Name, Up: out.Up, HealthyWeight: uint32(out.HealthyWeight), Sorry: out.SorryActive}}})
 	if cmd != nil {
-		run.queue.Push(notify.Job{Type: "VIRTUAL_SERVER", Name: run.cfg.Name, State: state, Cmd: cmd,
+		a.lbNotify(run, notify.Job{Type: "VIRTUAL_SERVER", Name: run.cfg.Name, State: state, Cmd: cmd,
 			Timeout: notify.DefaultTimeout})
 	}
 }
@@ -657,7 +666,9 @@ func (a *Agent) stopBalancer(ctx context.Context) error {
 		b.sched = nil
 	}
 	for _, run := range b.vss {
-		a.closeQueue(run.queue)
+		if run.queue != nil {
+			a.closeQueue(run.queue)
+		}
 	}
 	clear(b.vss)
 	if b.backend == nil {
