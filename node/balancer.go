@@ -49,9 +49,28 @@ type balancer struct {
 	order      []string          // names in the configured order
 	programmed lvs.State         // what the backend holds of ours
 	dropped    []lvs.Key         // services of removed virtual servers, until programmed
+	byID       map[string]*realRun
+	nextID     uint64
+	requested  string // loadBalancer.backend when the backend was chosen
+	seeded     bool   // programmed was read from the backend once
+	// failed: the last program failed; the repair loop reads the kernel
+	// back and programs again at retryAt (backing off). It also checks
+	// every repairEvery that nothing else changed the table.
+	failed     bool
+	retryAt    time.Time
+	backoff    time.Duration
+	lastRepair time.Time
 	lq         fifo[checkReport]
 	lwg        sync.WaitGroup
 }
+
+// Repair timing of the programmed table.
+const (
+	repairEvery    = time.Minute
+	retryFirst     = time.Second
+	retryMax       = 30 * time.Second
+	programTimeout = 30 * time.Second
+)
 
 // vsRun is one running virtual server.
 type vsRun struct {
@@ -66,8 +85,9 @@ type vsRun struct {
 
 // realRun is one real server of a running virtual server.
 type realRun struct {
+	run      *vsRun
 	cfg      config.RealServer
-	id       string // its check's id in the scheduler
+	id       string // its check's id in the scheduler: new at every (re)start, "" without a check
 	check    *haav1.HealthCheck
 	status   check.Status
 	drained  bool
@@ -99,6 +119,7 @@ func WithBalancerBackend(b lvs.Backend) Option {
 func (a *Agent) startBalancer() {
 	b := &a.balancer
 	b.vss = map[string]*vsRun{}
+	b.byID = map[string]*realRun{}
 	b.programmed = lvs.State{}
 	if b.newBackend == nil {
 		b.newBackend = func(requested string) (lvs.Backend, string, error) { return lvs.Choose(requested) }
@@ -117,6 +138,62 @@ func (a *Agent) startBalancer() {
 			b.lmu.Unlock()
 		}
 	}()
+	b.lwg.Add(1)
+	go func() {
+		defer b.lwg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.ctx.Done():
+				return
+			case now := <-t.C:
+				b.lmu.Lock()
+				if b.backend != nil && len(b.vss) > 0 &&
+					((b.failed && !now.Before(b.retryAt)) || now.Sub(b.lastRepair) >= repairEvery) {
+					a.repair()
+				}
+				b.lmu.Unlock()
+			}
+		}
+	}()
+}
+
+// repair reads the backend's table back and programs what differs from
+// what the virtual servers want: after a failed program, and now and then
+// in case something else (nft flush ruleset, ipvsadm -C) changed it.
+// Called with lmu held.
+func (a *Agent) repair() {
+	b := &a.balancer
+	b.lastRepair = time.Now()
+	ctx, cancel := context.WithTimeout(a.ctx, programTimeout)
+	defer cancel()
+	st, err := b.backend.Read(ctx)
+	if err != nil {
+		a.programFailed(fmt.Errorf("%s backend: reading the table back: %w", b.lbName, err))
+		return
+	}
+	b.programmed = a.owned(st)
+	runs := make([]*vsRun, 0, len(b.vss))
+	for _, run := range b.vss {
+		runs = append(runs, run)
+	}
+	was := b.failed
+	if err := a.program(runs...); err != nil {
+		return
+	}
+	b.failed, b.backoff = false, 0
+	if was {
+		a.log.Info("virtual servers programmed again after a failure", "backend", b.lbName)
+	}
+}
+
+// programFailed records a failed program: the repair loop retries it.
+func (a *Agent) programFailed(err error) {
+	b := &a.balancer
+	b.backoff = min(max(2*b.backoff, retryFirst), retryMax)
+	b.failed, b.retryAt = true, time.Now().Add(b.backoff)
+	a.log.Error("programming virtual servers failed; retrying", "backend", b.lbName, "in", b.backoff, "err", err)
 }
 
 // prepareBalancer chooses the backend (at the first configuration; the
@@ -129,25 +206,39 @@ func (a *Agent) prepareBalancer(c *config.Agent) (map[string]lbCommands, error) 
 	b.lmu.Lock()
 	backend := b.backend
 	b.lmu.Unlock()
-	// Chosen at the first configuration even without virtual servers, so
-	// GetNode always says which backend runs and a leftover table of a
-	// crashed haad is cleared.
-	if backend == nil {
+	// Chosen at the first configuration with virtual servers: an agent
+	// that only runs VRRP never needs nftables or IPVS.
+	switch {
+	case backend == nil && len(c.VirtualServers) > 0:
 		nb, reason, err := b.newBackend(c.LBBackend)
 		if err != nil {
 			return nil, &config.Error{Fields: []config.FieldError{{Path: "loadBalancer.backend", Msg: err.Error()}}}
 		}
 		b.lmu.Lock()
-		b.backend, b.lbName, b.lbReason = nb, nb.Name(), reason
+		b.backend, b.lbName, b.lbReason, b.requested = nb, nb.Name(), reason, c.LBBackend
 		b.lmu.Unlock()
 		backend = nb
 		a.log.Info("load-balancing backend chosen", "backend", nb.Name(), "reason", reason)
+	case backend != nil && c.LBBackend != b.requested:
+		a.log.Warn("loadBalancer.backend changed: it takes effect when haad restarts", "running", b.lbName,
+			"was", b.requested, "now", c.LBBackend)
 	}
 	out := map[string]lbCommands{}
 	for i, vs := range c.VirtualServers {
 		path := fmt.Sprintf("virtualServers[%d]", i)
 		if err := backend.Supports(vs.Service); err != nil {
 			fields = append(fields, config.FieldError{Path: path, Msg: fmt.Sprintf("%s backend: %v", backend.Name(), err)})
+		} else if dc, ok := backend.(lvs.DestChecker); ok {
+			probe := &lvs.VirtualServer{Service: vs.Service, Dests: map[netip.AddrPort]int{}}
+			for _, rs := range vs.Reals {
+				probe.Dests[rs.Addr] = rs.Weight
+			}
+			if vs.Sorry.IsValid() {
+				probe.Dests[vs.Sorry] = 1
+			}
+			if err := dc.SupportsDests(probe); err != nil {
+				fields = append(fields, config.FieldError{Path: path + ".realServers", Msg: fmt.Sprintf("%s backend: %v", backend.Name(), err)})
+			}
 		}
 		cmds := lbCommands{up: map[netip.AddrPort]*script.Command{}, down: map[netip.AddrPort]*script.Command{},
 			exec: map[netip.AddrPort]*script.Command{}}
@@ -202,8 +293,9 @@ func forwardingOff(vss []config.VirtualServer) bool {
 // reconcileBalancer makes the running virtual servers those of c: checks
 // start, restart or stop as their real servers change, and the backend
 // gets the difference. Real servers keep their health and any runtime
-// weight across the change unless their own configuration changed.
-// Called by apply with a.mu held.
+// weight across the change unless their own configuration changed; a
+// virtual server renamed (same address) keeps them too. Called by apply
+// with a.mu held.
 func (a *Agent) reconcileBalancer(c *config.Agent, cmds map[string]lbCommands) error {
 	b := &a.balancer
 	b.lmu.Lock()
@@ -211,18 +303,52 @@ func (a *Agent) reconcileBalancer(c *config.Agent, cmds map[string]lbCommands) e
 	if b.backend == nil {
 		return nil
 	}
-	if b.sched == nil && len(c.VirtualServers) > 0 {
+	if b.sched == nil {
 		b.sched = check.NewScheduler(c.MaxChecks, func(id string, st check.Status) {
 			b.lq.push(checkReport{id: id, st: st})
 		})
 	}
-	keep := map[string]bool{}
+	if !b.seeded {
+		// What an earlier haad left (IPVS keeps it across a crash) is
+		// taken as programmed, so the first plan adjusts instead of
+		// failing on services that exist. Others' services are left
+		// alone.
+		b.seeded = true
+		ctx, cancel := context.WithTimeout(a.ctx, programTimeout)
+		st, err := b.backend.Read(ctx)
+		cancel()
+		if err != nil {
+			a.log.Warn("reading the backend's table", "backend", b.lbName, "err", err)
+		}
+		for _, vs := range c.VirtualServers {
+			if v := st[vs.Service.Key]; v != nil {
+				b.programmed[vs.Service.Key] = v
+			}
+		}
+	}
+	names := map[string]bool{}
+	for _, vs := range c.VirtualServers {
+		names[vs.Name] = true
+	}
+	renamed := map[lvs.Key]*vsRun{} // runs whose name is gone, by key
+	for name, run := range b.vss {
+		if !names[name] {
+			renamed[run.cfg.Service.Key] = run
+		}
+	}
 	b.order = b.order[:0]
 	var changed []*vsRun
 	for _, vs := range c.VirtualServers {
-		keep[vs.Name] = true
 		b.order = append(b.order, vs.Name)
 		run := b.vss[vs.Name]
+		if run == nil {
+			if old := renamed[vs.Service.Key]; old != nil {
+				delete(renamed, vs.Service.Key)
+				delete(b.vss, old.cfg.Name)
+				run = old
+				b.vss[vs.Name] = run
+			}
+		}
 		if run != nil && proto.Equal(run.cfg.Spec, vs.Spec) && sameCommands(run.cmds, cmds[vs.Name]) {
 			continue
 		}
@@ -236,10 +362,8 @@ func (a *Agent) reconcileBalancer(c *config.Agent, cmds map[string]lbCommands) e
 		a.updateVirtualServer(run, vs, cmds[vs.Name])
 		changed = append(changed, run)
 	}
-	for name, run := range b.vss {
-		if !keep[name] {
-			a.dropVirtualServer(run)
-		}
+	for _, run := range renamed {
+		a.dropVirtualServer(run)
 	}
 	return a.program(changed...)
 }
@@ -265,7 +389,8 @@ func sameCommands(x, y lbCommands) bool {
 
 // updateVirtualServer gives run a new configuration: real servers that
 // left stop their checks, new ones start, those whose check changed
-// restart it (keeping their health).
+// restart it (keeping their health) under a new id, so that a report of
+// the old check still queued is recognised and dropped.
 func (a *Agent) updateVirtualServer(run *vsRun, vs config.VirtualServer, cmds lbCommands) {
 	b := &a.balancer
 	old := map[netip.AddrPort]*realRun{}
@@ -281,8 +406,7 @@ func (a *Agent) updateVirtualServer(run *vsRun, vs config.VirtualServer, cmds lb
 		r := old[rs.Addr]
 		delete(old, rs.Addr)
 		if r == nil {
-			r = &realRun{id: vs.Name + "|" + rs.Addr.String(), override: -1,
-				status: check.Status{Healthy: true, Weight: -1, Since: time.Now()}}
+			r = &realRun{run: run, override: -1, status: check.Status{Healthy: true, Weight: -1, Since: time.Now()}}
 		} else if rs.Weight != r.cfg.Weight {
 			// A new configured weight ends any runtime one.
 			r.drained, r.override = false, -1
@@ -292,21 +416,35 @@ func (a *Agent) updateVirtualServer(run *vsRun, vs config.VirtualServer, cmds lb
 		r.cfg, r.check = rs, hc
 		switch {
 		case rs.Check == nil:
-			b.sched.Remove(r.id)
+			a.stopCheck(r)
 			r.status.Healthy, r.status.Weight, r.status.Last = true, -1, check.Result{}
 		case restart:
+			a.stopCheck(r)
 			spec := *rs.Check
 			if spec.Kind == check.Exec {
 				spec.Exec = &check.ExecSpec{Run: execRunner{cmds.exec[rs.Addr]}, Dynamic: rs.Check.Exec != nil && rs.Check.Exec.Dynamic}
 			}
+			b.nextID++
+			r.id = strconv.FormatUint(b.nextID, 10)
+			b.byID[r.id] = r
 			b.sched.Set(r.id, spec)
 		}
 		reals = append(reals, r)
 	}
 	for _, r := range old {
-		b.sched.Remove(r.id)
+		a.stopCheck(r)
 	}
 	run.cfg, run.reals, run.cmds = vs, reals, cmds
+}
+
+// stopCheck stops a real server's check, if it has one.
+func (a *Agent) stopCheck(r *realRun) {
+	b := &a.balancer
+	if r.id != "" {
+		b.sched.Remove(r.id)
+		delete(b.byID, r.id)
+		r.id = ""
+	}
 }
 
 func sameCommand(p, q *script.Command) bool {
@@ -318,9 +456,11 @@ func sameCommand(p, q *script.Command) bool {
 func (a *Agent) dropVirtualServer(run *vsRun) {
 	b := &a.balancer
 	for _, r := range run.reals {
-		b.sched.Remove(r.id)
+		a.stopCheck(r)
 	}
-	delete(b.vss, run.cfg.Name)
+	if b.vss[run.cfg.Name] == run {
+		delete(b.vss, run.cfg.Name)
+	}
 	if run.queue != nil {
 		a.closeQueue(run.queue)
 	}
@@ -348,25 +488,20 @@ func (e execRunner) Run(ctx context.Context, timeout time.Duration, env []string
 
 // checkReports applies health changes. Called with lmu held.
 func (a *Agent) checkReports(reports []checkReport) {
-	b := &a.balancer
-	var changed []*vsRun
 	type change struct {
-		run           *vsRun
 		r             *realRun
+		healthy       bool
 		cause, detail string
 	}
+	b := &a.balancer
+	var changed []*vsRun
 	var events []change
 	for _, rep := range reports {
-		vsName, _, _ := strings.Cut(rep.id, "|")
-		run := b.vss[vsName]
-		if run == nil {
+		r := b.byID[rep.id] // nil: a check stopped or restarted since
+		if r == nil {
 			continue
 		}
-		i := slices.IndexFunc(run.reals, func(r *realRun) bool { return r.id == rep.id })
-		if i < 0 {
-			continue
-		}
-		r := run.reals[i]
+		run := r.run
 		was := r.status
 		r.status = rep.st
 		if was.Healthy == rep.st.Healthy && was.Weight == rep.st.Weight {
@@ -375,36 +510,36 @@ func (a *Agent) checkReports(reports []checkReport) {
 		if !slices.Contains(changed, run) {
 			changed = append(changed, run)
 		}
-		if was.Healthy != rep.st.Healthy {
-			cause, cmd, state := "down", run.cmds.down[r.cfg.Addr], "DOWN"
-			if rep.st.Healthy {
-				cause, cmd, state = "up", run.cmds.up[r.cfg.Addr], "UP"
-			}
-			a.log.Info("real server "+cause, "virtual_server", vsName, "real_server", r.cfg.Addr, "detail", rep.st.Last.Detail)
-			events = append(events, change{run, r, cause, rep.st.Last.Detail})
-			if cmd != nil {
-				a.lbNotify(run, notify.Job{Type: "REAL_SERVER", Name: vsName + "/" + r.cfg.Addr.String(), State: state,
-					Cmd: cmd, Timeout: notify.DefaultTimeout})
-			}
+		if was.Healthy == rep.st.Healthy { // a dynamic exec check's weight
+			events = append(events, change{r, true, "weight", fmt.Sprintf("set to %d by its exec check", lvsReal(r).Effective())})
+			continue
+		}
+		cause, cmd, state := "down", run.cmds.down[r.cfg.Addr], "DOWN"
+		if rep.st.Healthy {
+			cause, cmd, state = "up", run.cmds.up[r.cfg.Addr], "UP"
+		}
+		a.log.Info("real server "+cause, "virtual_server", run.cfg.Name, "real_server", r.cfg.Addr, "detail", rep.st.Last.Detail)
+		events = append(events, change{r, rep.st.Healthy, cause, rep.st.Last.Detail})
+		if cmd != nil {
+			a.lbNotify(run, notify.Job{Type: "REAL_SERVER", Name: run.cfg.Name + "/" + r.cfg.Addr.String(), State: state,
+				Cmd: cmd, Timeout: notify.DefaultTimeout})
 		}
 	}
-	if err := a.program(changed...); err != nil {
-		a.log.Error("programming virtual servers", "err", err)
-	}
+	_ = a.program(changed...) // a failure is logged and retried
 	for _, c := range events {
-		a.realServerEvent(c.run, c.r, c.cause, c.detail)
+		a.realServerEvent(c.r, c.healthy, c.cause, c.detail)
 	}
 }
 
 // realServerEvent records a real server's change with the weight it has
 // in the backend now. Called with lmu held, after program.
-func (a *Agent) realServerEvent(run *vsRun, r *realRun, cause, detail string) {
+func (a *Agent) realServerEvent(r *realRun, healthy bool, cause, detail string) {
 	w := 0
-	if vs := a.balancer.programmed[run.cfg.Service.Key]; vs != nil {
+	if vs := a.balancer.programmed[r.run.cfg.Service.Key]; vs != nil {
 		w = vs.Dests[r.cfg.Addr]
 	}
 	a.events.Append(&haav1.Event{Kind: &haav1.Event_RealServerChanged{RealServerChanged: &haav1.RealServerChanged{
-		VirtualServer: run.cfg.Name, RealServer: r.cfg.Addr.String(), Healthy: r.status.Healthy,
+		VirtualServer: r.run.cfg.Name, RealServer: r.cfg.Addr.String(), Healthy: healthy,
 		Weight: uint32(w), Cause: cause, Detail: detail}}})
 }
 
@@ -451,14 +586,17 @@ func (a *Agent) program(runs ...*vsRun) error {
 	if len(plan) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(a.ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(a.ctx, programTimeout)
 	defer cancel()
 	if err := b.backend.Apply(ctx, plan); err != nil {
-		// What is programmed now is unknown: read it back.
+		// What is programmed now is unknown: read it back; the repair
+		// loop programs the rest.
 		if st, rerr := b.backend.Read(ctx); rerr == nil {
 			b.programmed = a.owned(st)
 		}
-		return fmt.Errorf("%s backend: %w", b.lbName, err)
+		err = fmt.Errorf("%s backend: %w", b.lbName, err)
+		a.programFailed(err)
+		return err
 	}
 	lvs.Apply(b.programmed, plan)
 	return nil
@@ -531,6 +669,7 @@ func (a *Agent) SetRealServer(vsName, addr string, act RealServerAction) (*haav1
 		return nil, fmt.Errorf("virtual server %s has no real server %q: %w", vsName, addr, ErrNoRealServer)
 	}
 	var cause, detail string
+	wasDrained, wasOverride := r.drained, r.override
 	switch {
 	case act.Weight != nil:
 		if *act.Weight < 0 || *act.Weight > MaxWeight {
@@ -546,11 +685,12 @@ func (a *Agent) SetRealServer(vsName, addr string, act RealServerAction) (*haav1
 		cause, detail = "enabled", "through the API"
 	}
 	if err := a.program(run); err != nil {
+		r.drained, r.override = wasDrained, wasOverride // the repair loop programs the old weight back
 		return nil, err
 	}
 	a.log.Info("real server "+cause, "virtual_server", vsName, "real_server", r.cfg.Addr, "weight", lvsReal(r).Effective())
-	a.realServerEvent(run, r, cause, detail)
-	return a.realStatus(run, r, nil), nil
+	a.realServerEvent(r, r.status.Healthy, cause, detail)
+	return a.realStatus(r), nil
 }
 
 // findReal finds a real server by "ADDR:PORT" (or ADDR alone when only one
@@ -585,15 +725,36 @@ func findReal(run *vsRun, addr string) *realRun {
 func (a *Agent) VirtualServers(ctx context.Context) ([]*haav1.VirtualServerStatus, string) {
 	b := &a.balancer
 	b.lmu.Lock()
-	defer b.lmu.Unlock()
-	var conns map[lvs.Key]map[netip.AddrPort]lvs.Conns
-	if c, ok := b.backend.(lvs.Counter); ok && len(b.vss) > 0 {
-		var err error
-		if conns, err = c.Conns(ctx); err != nil {
-			a.log.Warn("reading connection counts", "backend", b.lbName, "err", err)
+	backend, name := b.backend, b.lbName
+	out, keys := a.virtualServers()
+	b.lmu.Unlock()
+	// Connection counts are read without lmu: a large IPVS table takes a
+	// while, and checks and changes must not wait for it.
+	c, ok := backend.(lvs.Counter)
+	if !ok || len(out) == 0 {
+		return out, name
+	}
+	conns, err := c.Conns(ctx)
+	if err != nil {
+		a.log.Warn("reading connection counts", "backend", name, "err", err)
+		return out, name
+	}
+	for i, st := range out {
+		for _, rs := range st.RealServers {
+			if n, ok := conns[keys[i]][netip.MustParseAddrPort(rs.Address)]; ok {
+				rs.ActiveConnections, rs.InactiveConnections = proto.Uint64(n.Active), proto.Uint64(n.Inactive)
+			}
 		}
 	}
+	return out, name
+}
+
+// virtualServers returns every virtual server's API form and key, in the
+// configured order. Called with lmu held.
+func (a *Agent) virtualServers() ([]*haav1.VirtualServerStatus, []lvs.Key) {
+	b := &a.balancer
 	out := make([]*haav1.VirtualServerStatus, 0, len(b.order))
+	keys := make([]lvs.Key, 0, len(b.order))
 	for _, name := range b.order {
 		run := b.vss[name]
 		if run == nil {
@@ -612,35 +773,36 @@ func (a *Agent) VirtualServers(ctx context.Context) ([]*haav1.VirtualServerStatu
 			st.SorryServer = vs.Sorry.String()
 		}
 		for _, r := range run.reals {
-			st.RealServers = append(st.RealServers, a.realStatus(run, r, conns[vs.Service.Key]))
+			st.RealServers = append(st.RealServers, a.realStatus(r))
 		}
 		out = append(out, st)
+		keys = append(keys, vs.Service.Key)
 	}
-	return out, b.lbName
+	return out, keys
 }
 
 // realStatus is a real server's API form. Called with lmu held.
-func (a *Agent) realStatus(run *vsRun, r *realRun, conns map[netip.AddrPort]lvs.Conns) *haav1.RealServerStatus {
+func (a *Agent) realStatus(r *realRun) *haav1.RealServerStatus {
 	b := &a.balancer
 	st := &haav1.RealServerStatus{Address: r.cfg.Addr.String(), Healthy: r.status.Healthy,
 		ConfiguredWeight: uint32(r.cfg.Weight), Drained: r.drained, LastResult: r.status.Last.Detail,
 		Since: timestamp(r.status.Since), Check: "none"}
 	if r.cfg.Check != nil {
 		st.Check = string(r.cfg.Check.Kind)
-		if r.status.Last.Duration > 0 && r.status.Last.OK && st.LastResult == "" {
-			st.LastResult = "ok"
+		if cur, ok := b.sched.Status(r.id); ok { // the latest check, not only the last change
+			st.LastResult = cur.Last.Detail
+			if st.LastResult == "" && cur.Last.OK {
+				st.LastResult = "ok"
+			}
 		}
 	}
 	if r.override >= 0 {
 		st.WeightOverride = proto.Uint32(uint32(r.override))
 	}
-	if vs := b.programmed[run.cfg.Service.Key]; vs != nil {
+	if vs := b.programmed[r.run.cfg.Service.Key]; vs != nil {
 		if w, ok := vs.Dests[r.cfg.Addr]; ok {
 			st.Programmed, st.Weight = true, uint32(w)
 		}
-	}
-	if c, ok := conns[r.cfg.Addr]; ok {
-		st.ActiveConnections, st.InactiveConnections = proto.Uint64(c.Active), proto.Uint64(c.Inactive)
 	}
 	return st
 }
@@ -676,7 +838,11 @@ func (a *Agent) stopBalancer(ctx context.Context) error {
 	}
 	var err error
 	if plan := lvs.Diff(b.programmed, lvs.State{}); len(plan) > 0 {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		d := programTimeout
+		if dl, ok := ctx.Deadline(); ok {
+			d = min(d, time.Until(dl))
+		}
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 		defer cancel()
 		if err = b.backend.Apply(actx, plan); err != nil {
 			err = fmt.Errorf("removing the virtual servers: %w", err)

@@ -24,8 +24,9 @@ type fakeBackend struct {
 	mu     sync.Mutex
 	plans  []lvs.Plan
 	state  lvs.State
-	refuse string // Supports refuses this scheduler
-	closed bool
+	refuse   string // Supports refuses this scheduler
+	failNext int    // Apply fails this many times more
+	closed   bool
 }
 
 func (f *fakeBackend) Name() string { return "fake" }
@@ -40,6 +41,10 @@ func (f *fakeBackend) Supports(s lvs.Service) error {
 func (f *fakeBackend) Apply(_ context.Context, p lvs.Plan) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failNext > 0 {
+		f.failNext--
+		return errors.New("injected failure")
+	}
 	f.plans = append(f.plans, p)
 	lvs.Apply(f.state, p)
 	return nil
@@ -307,4 +312,59 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// TestBalancerRetriesAFailedProgram: a plan the backend refused is
+// programmed again by the repair loop, without any change to the
+// configuration or to health.
+func TestBalancerRetriesAFailedProgram(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}, failNext: 1}
+	a := lbAgent(t, fb)
+	_, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
+  - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
+`), ApplyOptions{})
+	if err == nil || !strings.Contains(err.Error(), "injected failure") {
+		t.Fatalf("Apply with a failing backend: %v", err)
+	}
+	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
+	waitFor(t, "the service programmed by the repair loop", func() bool {
+		return fb.dests(key)[netip.MustParseAddrPort("10.9.1.1:80")] == 1
+	})
+}
+
+// TestBalancerRenameKeepsHealth: renaming a virtual server (same address)
+// keeps its real servers' health: a failed one is not added back.
+func TestBalancerRenameKeepsHealth(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	a := lbAgent(t, fb)
+	ln := listener(t)
+	up := netip.MustParseAddrPort(ln.Addr().String())
+	down := netip.MustParseAddrPort("127.0.0.1:9")
+	doc := func(name string) *haav1.AgentConfig {
+		return lbConfig(t, fmt.Sprintf(`virtualServers:
+  - name: %s
+    address: 10.9.0.1:80
+    check: {tcp: {}, interval: 100ms, timeout: 100ms, retryDelay: 20ms, fall: 1, jitter: 0s}
+    realServers: [{address: %s}, {address: %s}]
+`, name, up, down))
+	}
+	if _, err := a.Apply(context.Background(), doc("web"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
+	waitFor(t, "the failed real server removed", func() bool { _, ok := fb.dests(key)[down]; return !ok })
+	n := fb.count()
+	if _, err := a.Apply(context.Background(), doc("www"), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fb.since(n); len(got) != 0 {
+		t.Errorf("renaming the virtual server programmed %v, want nothing", got)
+	}
+	vss, _ := a.VirtualServers(context.Background())
+	if len(vss) != 1 || vss[0].GetName() != "www" || vss[0].GetRealServers()[1].GetHealthy() {
+		t.Errorf("after the rename: %v", vss)
+	}
+	if _, err := a.SetRealServer("www", up.String(), RealServerAction{Drain: true}); err != nil {
+		t.Errorf("the renamed virtual server does not take API calls: %v", err)
+	}
 }

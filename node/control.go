@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/lvs"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -47,6 +48,14 @@ func (a *Agent) Node() NodeInfo {
 		name = a.cfg.Name
 	}
 	lb, why := a.Backend()
+	if lb == "" {
+		requested := ""
+		if a.cfg != nil {
+			requested = a.cfg.LBBackend
+		}
+		lb, why = lvs.Preferred(requested)
+		why += " (opened with the first virtual server)"
+	}
 	return NodeInfo{Name: name, Version: a.version, Started: a.started, Generation: a.gen, Hash: a.hash,
 		Listen: append([]string(nil), a.listen...), Maintenance: a.maint, Pid: os.Getpid(), LBBackend: lb, LBReason: why}
 }

@@ -19,29 +19,35 @@ var chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) { return NewIPVS(o
 // without IPVS in the kernel is an error. opts configure the nftables
 // backend; WithNetNS also points the IPVS backend at that namespace.
 func Choose(requested string, opts ...NFTOption) (b Backend, reason string, err error) {
-	hasIPVS := false
-	if _, err := os.Stat(chooseProcIPVS); err == nil {
-		hasIPVS = true
-	}
-	switch requested {
-	case "", "auto":
-		if hasIPVS {
-			b, err = chooseIPVS(opts)
-			return b, "the kernel has IPVS (" + chooseProcIPVS + ")", err
-		}
-		b, err = chooseNFT(opts)
-		return b, "the kernel has no IPVS (" + chooseProcIPVS + " missing): using nftables DNAT", err
-	case "ipvs":
-		if !hasIPVS {
-			return nil, "", fmt.Errorf("loadBalancer.backend is ipvs but the kernel has no IPVS (%s missing): load the ip_vs module (modprobe ip_vs) or set loadBalancer.backend: nftables (or auto)", chooseProcIPVS)
-		}
+	name, reason := Preferred(requested)
+	switch {
+	case requested != "" && requested != "auto" && requested != "ipvs" && requested != "nftables":
+		return nil, "", fmt.Errorf("unknown load-balancing backend %q: use auto, ipvs or nftables", requested)
+	case requested == "ipvs" && !hasIPVS():
+		return nil, "", fmt.Errorf("loadBalancer.backend is ipvs but the kernel has no IPVS (%s missing): load the ip_vs module (modprobe ip_vs) or set loadBalancer.backend: nftables (or auto)", chooseProcIPVS)
+	case name == "ipvs":
 		b, err = chooseIPVS(opts)
-		return b, "configured", err
-	case "nftables":
+	default:
 		b, err = chooseNFT(opts)
-		return b, "configured", err
 	}
-	return nil, "", fmt.Errorf("unknown load-balancing backend %q: use auto, ipvs or nftables", requested)
+	return b, reason, err
+}
+
+// Preferred says which backend Choose opens for requested, and why,
+// without opening it.
+func Preferred(requested string) (name, reason string) {
+	switch {
+	case requested == "ipvs" || requested == "nftables":
+		return requested, "configured"
+	case hasIPVS():
+		return "ipvs", "the kernel has IPVS (" + chooseProcIPVS + ")"
+	}
+	return "nftables", "the kernel has no IPVS (" + chooseProcIPVS + " missing): using nftables DNAT"
+}
+
+func hasIPVS() bool {
+	_, err := os.Stat(chooseProcIPVS)
+	return err == nil
 }
 
 func chooseNFT(opts []NFTOption) (Backend, error) {

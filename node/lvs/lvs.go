@@ -216,3 +216,11 @@ type Counter interface {
 type Conns struct {
 	Active, Inactive uint64
 }
+
+// DestChecker is implemented by backends that restrict real servers too
+// (nftables: IPv4 with a port). SupportsDests reports why vs's
+// destinations cannot be programmed, in words that tell the user what to
+// change.
+type DestChecker interface {
+	SupportsDests(vs *VirtualServer) error
+}

@@ -296,6 +296,9 @@ func (*NFTables) Supports(s Service) error {
 	return nil
 }
 
+// SupportsDests implements DestChecker.
+func (*NFTables) SupportsDests(vs *VirtualServer) error { return nftCheckDests(vs) }
+
 func nftCheckDests(vs *VirtualServer) error {
 	if len(vs.Dests) > nftMaxDests {
 		return fmt.Errorf("%d real servers: the nftables backend takes at most %d per virtual server", len(vs.Dests), nftMaxDests)
@@ -569,13 +572,18 @@ func (b *nftBatch) finish(n *NFTables) []nftPart {
 	var pre, post []nftPart
 	elems := func(list *[]nftPart, what string, set *nftables.Set, es []nftables.SetElement, del bool) {
 		for chunk := range slices.Chunk(es, nftElemsPerMsg) {
-			*list = append(*list, n.marshal(what+" map "+set.Name, func(c *nftables.Conn) {
+			var err error
+			p := n.marshal(what+" map "+set.Name, func(c *nftables.Conn) {
 				if del {
-					_ = c.SetDeleteElements(set, chunk)
+					err = c.SetDeleteElements(set, chunk)
 				} else {
-					_ = c.SetAddElements(set, chunk)
+					err = c.SetAddElements(set, chunk)
 				}
-			}))
+			})
+			if p.err == nil && err != nil {
+				p.err = err
+			}
+			*list = append(*list, p)
 		}
 	}
 	for _, name := range []string{nftServicesM, nftFWMarksM} {

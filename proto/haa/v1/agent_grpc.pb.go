@@ -69,8 +69,8 @@ type AgentServiceClient interface {
 	ListVirtualServers(ctx context.Context, in *ListVirtualServersRequest, opts ...grpc.CallOption) (*ListVirtualServersResponse, error)
 	// SetRealServer drains a real server (weight 0: no new connections,
 	// existing ones go on), enables it again or sets its weight, without a
-	// configuration change. It lasts until the real server's configuration
-	// changes or haad restarts. NotFound if there is no such server.
+	// configuration change. It lasts until the real server's configured
+	// weight changes or haad restarts. NotFound if there is no such server.
 	SetRealServer(ctx context.Context, in *SetRealServerRequest, opts ...grpc.CallOption) (*SetRealServerResponse, error)
 }
 
@@ -229,8 +229,8 @@ type AgentServiceServer interface {
 	ListVirtualServers(context.Context, *ListVirtualServersRequest) (*ListVirtualServersResponse, error)
 	// SetRealServer drains a real server (weight 0: no new connections,
 	// existing ones go on), enables it again or sets its weight, without a
-	// configuration change. It lasts until the real server's configuration
-	// changes or haad restarts. NotFound if there is no such server.
+	// configuration change. It lasts until the real server's configured
+	// weight changes or haad restarts. NotFound if there is no such server.
 	SetRealServer(context.Context, *SetRealServerRequest) (*SetRealServerResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
