@@ -39,6 +39,10 @@ const MaxBody = 1 << 20
 // deadline).
 const maxReads = 64
 
+// maxPingReads is the same for ping: a raw ICMP socket sees every echo
+// reply of the host, those of many checks in flight included.
+const maxPingReads = 4096
+
 // timeoutError is the cause of a probe's context ending at its Timeout.
 type timeoutError struct{ d time.Duration }
 
@@ -524,7 +528,7 @@ func (p probe) ping() Result {
 		return p.failErr("send", err)
 	}
 	buf := make([]byte, 1500)
-	for range maxReads {
+	for range maxPingReads {
 		n, from, err := c.ReadFrom(buf)
 		if err != nil {
 			return p.failErr("reply", err)
