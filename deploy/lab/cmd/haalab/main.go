@@ -41,7 +41,7 @@ usage:
   haalab bench-api --haad PATH [--transitions 1000] [--calls 10000] [--out FILE]
   haalab bench-fleet --haad PATH --haactl PATH [--nodes 32] [--applies 10] [--returns 5] [--idle 30s] [--out FILE]
   haalab bench-track --haad PATH [--trials 10] [--out FILE]
-  haalab bench-lvs [--services 10000] [--dests 5] [--backend auto|nftables|ipvs] [--rounds 3] [--changes 20] [--out FILE]
+  haalab bench-lvs [--services 10000] [--dests 5] [--backend auto|nftables|ipvs] [--rounds 3] [--changes 20] [--haad PATH] [--out FILE]
 
 Run "haalab COMMAND -h" for the flags of a command. Needs root.
 `
