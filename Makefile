@@ -105,7 +105,7 @@ bench-track: apt-deps build
 
 bench-lvs: build
 	mkdir -p out
-	$(BIN)/haalab bench-lvs --services 10000 --dests 5 --backend auto --out out/bench-lvs.md
+	$(BIN)/haalab bench-lvs --haad $(BIN)/haad --services 10000 --dests 5 --backend auto --out out/bench-lvs.md
 
 fuzz:
 	$(GO) test ./node/vrrp -run '^$$' -fuzz FuzzParsePacket -fuzztime $(FUZZTIME)

@@ -3,9 +3,12 @@ package main
 // bench-lvs: how long the load balancer's backend takes to program a large
 // table of virtual servers from empty, to change one real server's weight
 // in it, and what the table costs in memory, in a fresh network namespace.
+// With --haad, the same table again through a real haad's API, as an
+// operator sees it: ApplyConfig, ListVirtualServers, SetRealServer, stop.
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,10 +23,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/moby/ipvs"
 	"github.com/vishvananda/netns"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/haa-dev/haa/deploy/lab"
 	"github.com/haa-dev/haa/node/lvs"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
 // The targets of issue 6 at 10,000 services x 5 real servers.
@@ -39,6 +48,8 @@ type lvsOptions struct {
 	rounds, changes int
 	out             string
 	command         string
+	// haad is the haad binary (absolute); empty: no "through haad" part.
+	haad string
 }
 
 func parseBenchLVS(args []string, stderr io.Writer) (lvsOptions, error) {
@@ -51,6 +62,7 @@ func parseBenchLVS(args []string, stderr io.Writer) (lvsOptions, error) {
 	fs.IntVar(&o.rounds, "rounds", 3, "full programs, each in a fresh namespace")
 	fs.IntVar(&o.changes, "changes", 20, "single weight changes per round")
 	fs.StringVar(&o.out, "out", "out/bench-lvs.md", "Markdown report to write")
+	fs.StringVar(&o.haad, "haad", "", "haad binary: also apply the table through a running haad's API (empty: skip)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return o, err
@@ -76,6 +88,16 @@ func parseBenchLVS(args []string, stderr io.Writer) (lvsOptions, error) {
 	case "auto", "nftables", "ipvs":
 	default:
 		return o, usageErrorf("bench-lvs: --backend %q: use auto, nftables or ipvs", o.backend)
+	}
+	if o.haad != "" {
+		abs, err := filepath.Abs(o.haad)
+		if err != nil {
+			return o, usageErrorf("bench-lvs: --haad %s: %v", o.haad, err)
+		}
+		if fi, err := os.Stat(abs); err != nil || fi.IsDir() {
+			return o, usageErrorf("bench-lvs: --haad %s: not a file (make build)", o.haad)
+		}
+		o.haad = abs
 	}
 	return o, nil
 }
@@ -153,7 +175,21 @@ func runBenchLVS(s *session, command string, args []string, stderr io.Writer) er
 		}
 		rounds = append(rounds, res)
 	}
-	report := renderLVSReport(o, rounds, time.Now().UTC())
+	var hrounds []lvsHaadRound
+	if o.haad != "" {
+		fmt.Fprintf(s.out, "\nthrough haad (API): %s, the same table applied to a running agent\n\n", o.haad)
+		for r := range o.rounds {
+			if err := s.err(); err != nil {
+				return err
+			}
+			res, err := runLVSHaadRound(s, o, r+1)
+			if err != nil {
+				return fmt.Errorf("through haad, round %d: %w", r+1, err)
+			}
+			hrounds = append(hrounds, res)
+		}
+	}
+	report := renderLVSReport(o, rounds, hrounds, time.Now().UTC())
 	fmt.Fprintln(s.out)
 	fmt.Fprint(s.out, report)
 	if o.out != "" {
@@ -306,6 +342,301 @@ func runLVSRound(s *session, o lvsOptions, n int) (res lvsRound, err error) {
 	return res, nil
 }
 
+// lvsHaadRound is one fresh lab of one node running haad: the table
+// applied through the API, listed, single weights set, haad stopped.
+type lvsHaadRound struct {
+	backend string
+	// apply: the ApplyConfig call, as the client sees it; reqBytes its
+	// request's size.
+	apply      time.Duration
+	reqBytes   int
+	generation uint64
+	// list: the ListVirtualServers call; listBytes its response's size.
+	list      time.Duration
+	listBytes int
+	changes   []time.Duration
+	// stop: SIGTERM to exit, which removes the table.
+	stop time.Duration
+	// haad's VmRSS before ApplyConfig, after it, and at the end (after
+	// the list and the changes); hwm its peak (VmHWM) then; in bytes.
+	rssBefore, rssAfter, rssEnd, hwm uint64
+}
+
+// lvsAgentConfig is the benchmark's table as a haad configuration: node
+// n1, the virtual servers of lvsDesired (wrr, nat, tcp by default), no
+// health check (every real server stays healthy).
+func lvsAgentConfig(services, dests int, backend string) *haav1.AgentConfig {
+	cfg := &haav1.AgentConfig{Name: "n1", VirtualServers: make([]*haav1.VirtualServer, services)}
+	if backend != "auto" {
+		cfg.LoadBalancer = &haav1.LoadBalancer{Backend: backend}
+	}
+	for i := range services {
+		vs := &haav1.VirtualServer{Address: lvsVIP(i).String(), Scheduler: "wrr",
+			RealServers: make([]*haav1.RealServer, dests)}
+		for j := range dests {
+			vs.RealServers[j] = &haav1.RealServer{Address: lvsReal(i, j, dests).String(), Weight: proto.Uint32(uint32(j%3 + 1))}
+		}
+		cfg.VirtualServers[i] = vs
+	}
+	return cfg
+}
+
+// lvsHaadStartConfig is the configuration haad starts with: the node's
+// name (and the backend when one is asked for: it is chosen at start).
+func lvsHaadStartConfig(backend string) string {
+	if backend == "auto" {
+		return "name: n1\n"
+	}
+	return fmt.Sprintf("name: n1\nloadBalancer: {backend: %s}\n", backend)
+}
+
+// runLVSHaadRound starts haad in a new one-node lab, applies the table
+// through its API and checks it, sets single weights, stops haad and
+// removes the lab.
+func runLVSHaadRound(s *session, o lvsOptions, n int) (res lvsHaadRound, err error) {
+	l, err := s.newLab(lab.Options{Prefix: lab.UniqueName("hlvh"), Nodes: 1, Clients: -1})
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cerr := s.closeLab(l); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("removing lab %s: %w", l.Prefix, cerr))
+		}
+	}()
+	dir, err := os.MkdirTemp("", "haalab-lvs")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	node := l.Nodes[0]
+	files := node.HaadFiles(dir)
+	p, err := node.StartHaad(dir, o.haad, lvsHaadStartConfig(o.backend), "--log-level", "info")
+	if err != nil {
+		return res, err
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = p.Stop(5 * time.Second)
+		}
+		if err != nil {
+			err = fmt.Errorf("%w (haad's log: %s)", err, lvsLogTail(files.Log))
+		}
+	}()
+	if err := lab.Poll(10*time.Second, 10*time.Millisecond, "haad's API socket", func() (bool, error) {
+		if p.Exited() {
+			return false, errors.New("haad exited")
+		}
+		_, err := os.Stat(files.Socket)
+		return err == nil, nil
+	}); err != nil {
+		return res, err
+	}
+	conn, err := grpc.NewClient("unix://"+files.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)))
+	if err != nil {
+		return res, err
+	}
+	defer conn.Close()
+	api := haav1.NewAgentServiceClient(conn)
+	ctx, cancel := context.WithTimeout(s.ctx, 5*time.Minute)
+	defer cancel()
+
+	// Connected, the node configured and the backend chosen: the
+	// connection is warm before anything is timed.
+	var node0 *haav1.GetNodeResponse
+	if err := lab.Poll(10*time.Second, 20*time.Millisecond, "haad's GetNode", func() (bool, error) {
+		var err error
+		node0, err = api.GetNode(ctx, &haav1.GetNodeRequest{})
+		return err == nil, nil
+	}); err != nil {
+		return res, err
+	}
+	if pid := node0.GetNode().GetPid(); int(pid) != p.Pid() {
+		return res, fmt.Errorf("GetNode says pid %d, haad is pid %d", pid, p.Pid())
+	}
+	res.backend = node0.GetNode().GetLbBackend()
+	res.rssBefore, _ = procMem(p.Pid(), "VmRSS")
+
+	// ApplyConfig: validation, programming and persisting, through the
+	// agent.
+	cfg := lvsAgentConfig(o.services, o.dests, o.backend)
+	req := &haav1.ApplyConfigRequest{Config: cfg}
+	res.reqBytes = proto.Size(req)
+	t0 := time.Now()
+	ar, err := api.ApplyConfig(ctx, req)
+	res.apply = time.Since(t0)
+	if err != nil {
+		return res, fmt.Errorf("ApplyConfig of %d virtual servers (%.1f MiB): %w", o.services, float64(res.reqBytes)/(1<<20), err)
+	}
+	if !ar.GetApplied() {
+		return res, fmt.Errorf("ApplyConfig of %d virtual servers: not applied: %v", o.services, ar)
+	}
+	res.generation = ar.GetGeneration()
+	res.rssAfter, _ = procMem(p.Pid(), "VmRSS")
+	s.say("through haad, round %d: ApplyConfig of %d virtual servers x %d real servers (%.1f MiB) took %v, generation %d; haad RSS %s -> %s",
+		n, o.services, o.dests, float64(res.reqBytes)/(1<<20), res.apply.Round(time.Millisecond), res.generation,
+		mib(int64(res.rssBefore)), mib(int64(res.rssAfter)))
+
+	// The kernel holds them (straight from netlink, not through haad).
+	if k, _, err := lvsKernelServices(node.NS.Name, res.backend); err != nil {
+		return res, fmt.Errorf("reading the kernel's table: %w", err)
+	} else if k != o.services {
+		return res, fmt.Errorf("the kernel's %s table holds %d virtual servers, want %d", res.backend, k, o.services)
+	}
+
+	// ListVirtualServers: every one there, every real server programmed.
+	t0 = time.Now()
+	lr, err := api.ListVirtualServers(ctx, &haav1.ListVirtualServersRequest{})
+	res.list = time.Since(t0)
+	if err != nil {
+		return res, fmt.Errorf("ListVirtualServers: %w", err)
+	}
+	res.listBytes = proto.Size(lr)
+	if lr.GetBackend() != res.backend {
+		return res, fmt.Errorf("ListVirtualServers says backend %q, GetNode %q", lr.GetBackend(), res.backend)
+	}
+	byAddr, err := lvsCheckList(lr, o.services, o.dests)
+	if err != nil {
+		return res, err
+	}
+	s.say("through haad, round %d: ListVirtualServers returned %d virtual servers (%.1f MiB) in %v, all %d real servers programmed",
+		n, len(lr.GetVirtualServers()), float64(res.listBytes)/(1<<20), res.list.Round(time.Millisecond), o.services*o.dests)
+	lr = nil
+
+	// SetRealServer: one weight at a time, at random virtual servers.
+	for c := range o.changes {
+		if err := s.err(); err != nil {
+			return res, err
+		}
+		i, j := rand.IntN(o.services), rand.IntN(o.dests)
+		name := byAddr[lvsVIP(i).String()]
+		addr := lvsReal(i, j, o.dests).String()
+		w := uint32(10 + c%1000) // never a configured weight (1..3)
+		t0 := time.Now()
+		sr, err := api.SetRealServer(ctx, &haav1.SetRealServerRequest{VirtualServer: name, RealServer: addr,
+			Action: &haav1.SetRealServerRequest_Weight{Weight: w}})
+		d := time.Since(t0)
+		if err != nil {
+			return res, fmt.Errorf("SetRealServer %s %s weight %d: %w", name, addr, w, err)
+		}
+		rs := sr.GetRealServer()
+		if rs.GetAddress() != addr || rs.GetWeight() != w || !rs.GetProgrammed() || rs.GetWeightOverride() != w {
+			return res, fmt.Errorf("SetRealServer %s %s weight %d returned %v, want weight %d programmed", name, addr, w, rs, w)
+		}
+		res.changes = append(res.changes, d)
+	}
+	sorted := slices.Clone(res.changes)
+	s.say("through haad, round %d: %d SetRealServer calls, median %s, max %s", n, len(res.changes),
+		lvsDur(median(sorted)), lvsDur(slices.Max(sorted)))
+	res.rssEnd, _ = procMem(p.Pid(), "VmRSS")
+	res.hwm, _ = procMem(p.Pid(), "VmHWM")
+
+	// Stop: SIGTERM; haad removes what it programmed and exits.
+	t0 = time.Now()
+	serr := p.Stop(30 * time.Second)
+	res.stop = time.Since(t0)
+	stopped = true
+	if serr != nil {
+		return res, fmt.Errorf("haad stopped with %v after SIGTERM", serr)
+	}
+	k, table, err := lvsKernelServices(node.NS.Name, res.backend)
+	if err != nil {
+		return res, fmt.Errorf("reading the kernel's table after haad stopped: %w", err)
+	}
+	if k != 0 || table {
+		return res, fmt.Errorf("after haad stopped the kernel holds %d virtual server(s) (nftables table %s present: %v)", k, lvsNFTTable, table)
+	}
+	s.say("through haad, round %d: haad stopped (SIGTERM, table removed) in %v", n, res.stop.Round(time.Millisecond))
+	return res, nil
+}
+
+// lvsCheckList checks a ListVirtualServers response against the
+// benchmark's table and returns the virtual servers' names by address.
+func lvsCheckList(lr *haav1.ListVirtualServersResponse, services, dests int) (map[string]string, error) {
+	vss := lr.GetVirtualServers()
+	if len(vss) != services {
+		return nil, fmt.Errorf("ListVirtualServers returned %d virtual servers, want %d", len(vss), services)
+	}
+	byAddr := make(map[string]string, services)
+	for i, vs := range vss {
+		want := lvsVIP(i).String()
+		if vs.GetAddress() != want || vs.GetProtocol() != "tcp" || vs.GetScheduler() != "wrr" || !vs.GetUp() {
+			return nil, fmt.Errorf("virtual server %d: %s %s %s up %v, want %s tcp wrr up", i, vs.GetAddress(), vs.GetProtocol(),
+				vs.GetScheduler(), vs.GetUp(), want)
+		}
+		rss := vs.GetRealServers()
+		if len(rss) != dests {
+			return nil, fmt.Errorf("virtual server %s: %d real servers, want %d", vs.GetName(), len(rss), dests)
+		}
+		for j, rs := range rss {
+			w := uint32(j%3 + 1)
+			if rs.GetAddress() != lvsReal(i, j, dests).String() || !rs.GetHealthy() || !rs.GetProgrammed() ||
+				rs.GetWeight() != w || rs.GetConfiguredWeight() != w {
+				return nil, fmt.Errorf("virtual server %s, real server %d: %v, want %s healthy, programmed with weight %d",
+					vs.GetName(), j, rs, lvsReal(i, j, dests), w)
+			}
+		}
+		byAddr[want] = vs.GetName()
+	}
+	return byAddr, nil
+}
+
+// lvsNFTTable is the nftables backend's table (node/lvs).
+const lvsNFTTable = "haa_lvs"
+
+// lvsKernelServices counts the virtual servers programmed in a namespace,
+// read from the kernel without node/lvs (whose nftables backend would
+// delete the table on opening it): the elements of the nftables map
+// services of table haa_lvs, or the IPVS services. table: whether the
+// nftables table exists.
+func lvsKernelServices(nsName, backend string) (n int, table bool, err error) {
+	switch backend {
+	case "ipvs":
+		h, err := ipvs.New("/run/netns/" + nsName)
+		if err != nil {
+			return 0, false, err
+		}
+		defer h.Close()
+		svcs, err := h.GetServices()
+		return len(svcs), false, err
+	case "nftables":
+		ns, err := netns.GetFromName(nsName)
+		if err != nil {
+			return 0, false, err
+		}
+		defer ns.Close()
+		c, err := nftables.New(nftables.WithNetNSFd(int(ns)))
+		if err != nil {
+			return 0, false, err
+		}
+		tables, err := c.ListTablesOfFamily(nftables.TableFamilyIPv4)
+		if err != nil {
+			return 0, false, err
+		}
+		i := slices.IndexFunc(tables, func(t *nftables.Table) bool { return t.Name == lvsNFTTable })
+		if i < 0 {
+			return 0, false, nil
+		}
+		elems, err := c.GetSetElements(&nftables.Set{Table: tables[i], Name: "services"})
+		return len(elems), true, err
+	}
+	return 0, false, fmt.Errorf("unknown backend %q", backend)
+}
+
+// lvsLogTail is the end of a log file, for error messages.
+func lvsLogTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return path + ": " + err.Error()
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 5 {
+		lines = lines[len(lines)-5:]
+	}
+	return path + ": ..." + strings.Join(lines, " | ")
+}
+
 // readMeminfo returns /proc/meminfo's fields in kB.
 func readMeminfo() (map[string]int64, error) {
 	f, err := os.Open("/proc/meminfo")
@@ -331,17 +662,24 @@ func readMeminfo() (map[string]int64, error) {
 
 // selfRSS is this process's resident set (VmRSS), in bytes; 0 if unknown.
 func selfRSS() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
+	v, _ := procMem(os.Getpid(), "VmRSS")
+	return v
+}
+
+// procMem reads a memory field of /proc/PID/status (VmRSS, VmHWM), in
+// bytes.
+func procMem(pid int, field string) (uint64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return 0
+		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseUint(f[1], 10, 64)
-			return kb << 10
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == field+":" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			return kb << 10, err
 		}
 	}
-	return 0
+	return 0, fmt.Errorf("/proc/%d/status has no %s", pid, field)
 }
 
 // lvsDur formats a duration in milliseconds, or microseconds below one.
@@ -366,7 +704,7 @@ func medianInt(v []int64) int64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
-func renderLVSReport(o lvsOptions, rounds []lvsRound, date time.Time) string {
+func renderLVSReport(o lvsOptions, rounds []lvsRound, hrounds []lvsHaadRound, date time.Time) string {
 	var b strings.Builder
 	kernel := "unknown"
 	if v, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
@@ -406,6 +744,31 @@ func renderLVSReport(o lvsOptions, rounds []lvsRound, date time.Time) string {
 	b.WriteString("virtual servers of the full table: Diff of that one virtual server (one update-dest op) and Apply, timed together;\n")
 	b.WriteString("the table is read back and checked again, and finally deleted (Diff(desired, empty) and Apply).\n")
 	fmt.Fprintf(&b, "%d round(s).\n\n", len(rounds))
+	var hApply, hList, hChanges, hStop []time.Duration
+	var hGrowth, hBefore, hEnd, hHWM []int64
+	var reqBytes, listBytes int
+	for _, r := range hrounds {
+		hApply = append(hApply, r.apply)
+		hList = append(hList, r.list)
+		hChanges = append(hChanges, r.changes...)
+		hStop = append(hStop, r.stop)
+		hGrowth = append(hGrowth, int64(r.rssAfter)-int64(r.rssBefore))
+		hBefore = append(hBefore, int64(r.rssBefore))
+		hEnd = append(hEnd, int64(r.rssEnd))
+		hHWM = append(hHWM, int64(r.hwm))
+		reqBytes, listBytes = r.reqBytes, r.listBytes
+	}
+	if len(hrounds) > 0 {
+		fmt.Fprintf(&b, "Through haad (API), as an operator sees it: per round a fresh lab of one node runs `%s` (backend %s)\n", o.haad, hrounds[0].backend)
+		fmt.Fprintf(&b, "started with only `%s`, and haalab calls its API over the unix socket. One ApplyConfig\n", strings.ReplaceAll(strings.TrimSpace(lvsHaadStartConfig(o.backend)), "\n", "; "))
+		fmt.Fprintf(&b, "(%.1f MiB) carries the same table as an AgentConfig (no health checks: every real server stays healthy), timed from\n", float64(reqBytes)/(1<<20))
+		b.WriteString("the client: validation, programming into the kernel and persisting the configuration file. The kernel's table is then\n")
+		b.WriteString("counted over netlink, and ListVirtualServers (timed, ")
+		fmt.Fprintf(&b, "%.1f MiB) must list every virtual server, up, with every real server healthy and\n", float64(listBytes)/(1<<20))
+		fmt.Fprintf(&b, "programmed with its configured weight. Then %d SetRealServer{weight: N} calls at random real servers, each a round trip\n", o.changes)
+		b.WriteString("that reprograms one service; each reply must say weight N, programmed. Finally SIGTERM: haad removes its table (checked\n")
+		b.WriteString("over netlink) and exits, timed from the signal to the exit.\n\n")
+	}
 
 	b.WriteString("| measure | n | median | max | target | met |\n| --- | ---: | ---: | ---: | ---: | :---: |\n")
 	row := func(name string, v, diff []time.Duration, target time.Duration) {
@@ -432,6 +795,12 @@ func renderLVSReport(o lvsOptions, rounds []lvsRound, date time.Time) string {
 	row("one weight change in the full table (Diff + Apply)", changes, changeDiff, lvsTargetChange)
 	row("Read of the whole table", read, nil, 0)
 	row("delete everything (Diff + Apply)", del, nil, 0)
+	if len(hrounds) > 0 {
+		row("through haad (API): ApplyConfig, full program from empty (validate + program + persist)", hApply, nil, lvsTargetFull)
+		row("through haad (API): one SetRealServer{weight} in the full table", hChanges, nil, lvsTargetChange)
+		row("through haad (API): ListVirtualServers of the whole table", hList, nil, 0)
+		row("through haad (API): stop (SIGTERM until exit; removes the table)", hStop, nil, 0)
+	}
 	if o.services != 10000 || o.dests != 5 {
 		fmt.Fprintf(&b, "\nThe targets are issue 6's for 10,000 virtual servers x 5 real servers; this run used %d x %d.\n", o.services, o.dests)
 	}
@@ -440,7 +809,13 @@ func renderLVSReport(o lvsOptions, rounds []lvsRound, date time.Time) string {
 	b.WriteString("the benchmark's desired table as the agent would, and whatever the backend keeps. RSS: haalab's VmRSS. Kernel: the\n")
 	b.WriteString("change of the whole machine's Slab and MemAvailable (/proc/meminfo) from before the program to after it: other\n")
 	b.WriteString("activity on the machine shows up here too: MemAvailable moves with the page cache (a negative drop is memory\n")
-	b.WriteString("freed elsewhere); Slab, where the kernel allocates the table's objects, is the steadier of the two.\n\n")
+	b.WriteString("freed elsewhere); Slab, where the kernel allocates the table's objects, is the steadier of the two.\n")
+	if len(hrounds) > 0 {
+		b.WriteString("Through haad (API): haad's own VmRSS (/proc/PID/status) once it runs with no virtual server, its growth from\n")
+		b.WriteString("there to right after ApplyConfig returned (Go's garbage not yet collected included: what the operator sees), VmRSS\n")
+		b.WriteString("after ListVirtualServers and the SetRealServer calls, and the peak (VmHWM) by then.\n")
+	}
+	b.WriteString("\n")
 	b.WriteString("| measure | median | max |\n| --- | ---: | ---: |\n")
 	mrow := func(name string, v []int64) {
 		if len(v) == 0 {
@@ -453,11 +828,24 @@ func renderLVSReport(o lvsOptions, rounds []lvsRound, date time.Time) string {
 	mrow("process RSS", rss)
 	mrow("kernel Slab growth", slab)
 	mrow("kernel MemAvailable drop", unavail)
+	if len(hrounds) > 0 {
+		mrow("through haad (API): haad RSS before ApplyConfig", hBefore)
+		mrow("through haad (API): haad RSS growth by ApplyConfig", hGrowth)
+		mrow("through haad (API): haad RSS after ListVirtualServers and the changes", hEnd)
+		mrow("through haad (API): haad peak RSS (VmHWM)", hHWM)
+	}
 
 	b.WriteString("\nEvery round (full program; delete; weight changes median / max):\n\n")
 	for i, r := range rounds {
 		c := slices.Clone(r.changes)
 		fmt.Fprintf(&b, "- round %d: %s; %s; %s / %s\n", i+1, lvsDur(r.full), lvsDur(r.del), lvsDur(median(c)), lvsDur(slices.Max(c)))
+	}
+	if len(hrounds) > 0 {
+		b.WriteString("\nThrough haad (API), every round (ApplyConfig; ListVirtualServers; SetRealServer median / max; stop):\n\n")
+		for i, r := range hrounds {
+			c := slices.Clone(r.changes)
+			fmt.Fprintf(&b, "- round %d: %s; %s; %s / %s; %s\n", i+1, lvsDur(r.apply), lvsDur(r.list), lvsDur(median(c)), lvsDur(slices.Max(c)), lvsDur(r.stop))
+		}
 	}
 	return b.String()
 }
