@@ -21,9 +21,9 @@ import (
 
 // fakeBackend records the plans it is given and keeps the state they make.
 type fakeBackend struct {
-	mu     sync.Mutex
-	plans  []lvs.Plan
-	state  lvs.State
+	mu       sync.Mutex
+	plans    []lvs.Plan
+	state    lvs.State
 	refuse   string // Supports refuses this scheduler
 	failNext int    // Apply fails this many times more
 	closed   bool
