@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/haa-dev/haa/node/track"
 )
 
 // Scheduler runs many checks, each on its own schedule, with at most a
@@ -45,7 +47,7 @@ type entry struct {
 	id   string
 	spec Spec
 	st   Status
-	rf   riseFall
+	rf   *track.RiseFall
 
 	index  int                // in the heap; -1: not in it
 	cancel context.CancelFunc // of the probe in flight; nil: none
@@ -94,7 +96,7 @@ func (s *Scheduler) Set(id string, spec Spec) {
 		st = old.st
 		s.detach(old)
 	}
-	e := &entry{id: id, spec: spec, st: st, rf: newRiseFall(spec.Rise, spec.Fall, st.Healthy), index: -1}
+	e := &entry{id: id, spec: spec, st: st, rf: track.NewRiseFallIn(spec.Rise, spec.Fall, st.Healthy), index: -1}
 	s.checks[id] = e
 	at := now
 	if spec.Jitter > 0 {
@@ -236,7 +238,7 @@ func (s *Scheduler) done(e *entry, r Result) {
 	}
 	e.cancel = nil
 	e.st.Last = r
-	healthy, changed := e.rf.observe(r.OK)
+	healthy, changed := e.rf.Observe(r.OK)
 	weightChanged := false
 	if r.OK && healthy && r.Weight != e.st.Weight {
 		e.st.Weight, weightChanged = r.Weight, true
@@ -292,36 +294,3 @@ func (h *dueHeap) Pop() any {
 	return d
 }
 
-// riseFall is track.RiseFall that may start in either state: rise OK
-// results in a row make a failed check healthy, fall failures in a row
-// make a healthy check fail.
-type riseFall struct {
-	rise, fall int
-	ok         bool
-	streak     int // results in a row that disagree with ok
-}
-
-// newRiseFall returns a riseFall in state ok; rise or fall below 1 means
-// 1.
-func newRiseFall(rise, fall int, ok bool) riseFall {
-	return riseFall{rise: max(rise, 1), fall: max(fall, 1), ok: ok}
-}
-
-// observe records one result and returns the state and whether this
-// result changed it.
-func (r *riseFall) observe(ok bool) (state, changed bool) {
-	if ok == r.ok {
-		r.streak = 0
-		return r.ok, false
-	}
-	r.streak++
-	need := r.fall
-	if !r.ok {
-		need = r.rise
-	}
-	if r.streak < need {
-		return r.ok, false
-	}
-	r.ok, r.streak = ok, 0
-	return r.ok, true
-}

@@ -101,6 +101,14 @@ func NewRiseFall(rise, fall int) *RiseFall {
 	return &RiseFall{rise: max(rise, 1), fall: max(fall, 1), ok: true}
 }
 
+// NewRiseFallIn returns a RiseFall in state ok (a check that restarts
+// keeps the state it had).
+func NewRiseFallIn(rise, fall int, ok bool) *RiseFall {
+	r := NewRiseFall(rise, fall)
+	r.ok = ok
+	return r
+}
+
 // Observe records one result and returns the state and whether this
 // result changed it.
 func (r *RiseFall) Observe(ok bool) (state, changed bool) {
