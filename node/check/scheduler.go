@@ -293,4 +293,3 @@ func (h *dueHeap) Pop() any {
 	*h = old[:n-1]
 	return d
 }
-
