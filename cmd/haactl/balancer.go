@@ -399,31 +399,19 @@ func (a *app) completeBalancer(withReal bool) cobra.CompletionFunc {
 		if len(args) > 1 || (len(args) == 1 && !withReal) {
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		}
-		ctx, cancel := context.WithTimeout(cmdContext(cmd), 2*time.Second)
-		defer cancel()
-		c, err := a.dial(ctx, a.target, a.options()...)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		defer c.Close()
-		r, err := c.VirtualServers(ctx)
-		if err != nil {
-			return nil, cobra.ShellCompDirectiveNoFileComp
-		}
-		var out []cobra.Completion
-		if len(args) == 0 {
-			for _, vs := range r.GetVirtualServers() {
-				if strings.HasPrefix(vs.GetName(), prefix) {
+		return a.complete(cmd, prefix, func(ctx context.Context, c *ctl.Client) ([]string, error) {
+			r, err := c.VirtualServers(ctx)
+			var out []string
+			if len(args) == 0 {
+				for _, vs := range r.GetVirtualServers() {
 					out = append(out, vs.GetName())
 				}
+				return out, err
 			}
-			return out, cobra.ShellCompDirectiveNoFileComp
-		}
-		for _, rs := range findVirtualServer(r, args[0]).GetRealServers() {
-			if strings.HasPrefix(rs.GetAddress(), prefix) {
+			for _, rs := range findVirtualServer(r, args[0]).GetRealServers() {
 				out = append(out, rs.GetAddress())
 			}
-		}
-		return out, cobra.ShellCompDirectiveNoFileComp
+			return out, err
+		})
 	}
 }

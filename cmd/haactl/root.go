@@ -305,6 +305,19 @@ func (a *app) completeInstances(cmd *cobra.Command, args []string, prefix string
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
+	return a.complete(cmd, prefix, func(ctx context.Context, c *ctl.Client) ([]string, error) {
+		ins, err := c.Instances(ctx)
+		var names []string
+		for _, in := range ins {
+			names = append(names, in.GetName())
+		}
+		return names, err
+	})
+}
+
+// complete offers the candidates list returns (asked of the agent within
+// 2 s) that start with prefix; nothing when the agent does not answer.
+func (a *app) complete(cmd *cobra.Command, prefix string, list func(ctx context.Context, c *ctl.Client) ([]string, error)) ([]string, cobra.ShellCompDirective) {
 	ctx, cancel := context.WithTimeout(cmdContext(cmd), 2*time.Second)
 	defer cancel()
 	c, err := a.dial(ctx, a.target, a.options()...)
@@ -312,15 +325,15 @@ func (a *app) completeInstances(cmd *cobra.Command, args []string, prefix string
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
 	defer c.Close()
-	ins, err := c.Instances(ctx)
+	all, err := list(ctx, c)
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var names []string
-	for _, in := range ins {
-		if strings.HasPrefix(in.GetName(), prefix) {
-			names = append(names, in.GetName())
+	var out []string
+	for _, s := range all {
+		if strings.HasPrefix(s, prefix) {
+			out = append(out, s)
 		}
 	}
-	return names, cobra.ShellCompDirectiveNoFileComp
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
