@@ -3,11 +3,21 @@ package lvs
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"strconv"
 )
 
 // chooseProcIPVS exists when the kernel has IPVS (a variable for tests).
 var chooseProcIPVS = "/proc/net/ip_vs"
+
+// chooseLoadIPVS asks the kernel to load the ip_vs module, as keepalived
+// does at start: on most distributions it is there but not loaded until
+// someone needs it (a variable for tests).
+var chooseLoadIPVS = func() {
+	if path, err := exec.LookPath("modprobe"); err == nil {
+		_ = exec.Command(path, "-q", "ip_vs").Run()
+	}
+}
 
 // chooseNewIPVS opens the IPVS backend (a variable for tests).
 var chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) { return NewIPVS(opts...) }
@@ -19,6 +29,9 @@ var chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) { return NewIPVS(o
 // without IPVS in the kernel is an error. opts configure the nftables
 // backend; WithNetNS also points the IPVS backend at that namespace.
 func Choose(requested string, opts ...NFTOption) (b Backend, reason string, err error) {
+	if requested != "nftables" && !hasIPVS() {
+		chooseLoadIPVS()
+	}
 	name, reason := Preferred(requested)
 	switch {
 	case requested != "" && requested != "auto" && requested != "ipvs" && requested != "nftables":

@@ -28,8 +28,9 @@ func TestChoose(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing")
-	oldProc, oldNew := chooseProcIPVS, chooseNewIPVS
-	t.Cleanup(func() { chooseProcIPVS, chooseNewIPVS = oldProc, oldNew })
+	oldProc, oldNew, oldLoad := chooseProcIPVS, chooseNewIPVS, chooseLoadIPVS
+	t.Cleanup(func() { chooseProcIPVS, chooseNewIPVS, chooseLoadIPVS = oldProc, oldNew, oldLoad })
+	chooseLoadIPVS = func() {} // never load a module on the host from a test
 	var fake *fakeIPVS
 	chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) {
 		fake = &fakeIPVS{opts: opts}
@@ -112,8 +113,9 @@ func TestChooseIPVSNetNS(t *testing.T) {
 	if err := os.WriteFile(present, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	oldProc, oldNew := chooseProcIPVS, chooseNewIPVS
-	t.Cleanup(func() { chooseProcIPVS, chooseNewIPVS = oldProc, oldNew })
+	oldProc, oldNew, oldLoad := chooseProcIPVS, chooseNewIPVS, chooseLoadIPVS
+	t.Cleanup(func() { chooseProcIPVS, chooseNewIPVS, chooseLoadIPVS = oldProc, oldNew, oldLoad })
+	chooseLoadIPVS = func() {} // never load a module on the host from a test
 	chooseProcIPVS = present
 	var got ipvsConfig
 	chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) {
