@@ -1,0 +1,76 @@
+// Package keepalived reads keepalived.conf files and converts them into
+// haa's configuration (haav1.AgentConfig), so that a keepalived user can
+// run an existing file unchanged (haad --keepalived-config) or convert it
+// once (haactl import); Fleet merges the files of several nodes into one
+// Fleet document.
+//
+// # Grammar
+//
+// Words are separated by white space; { and } are words of their own
+// (`real_server 10.0.0.1 80{`), and a { may open a block on the next line.
+// A statement is a keyword, its values on the same line, and optionally a
+// block. ! and # start a comment at the start of a word, anywhere on a line
+// (inside a word or between double quotes they are plain characters, as in
+// keepalived). "Double quotes" make one word of the text between them (\"
+// is a quote inside). `include PATTERN` lines are replaced by the files the
+// glob matches, in sorted order, relative to the including file's
+// directory; a pattern that matches nothing, an include loop or nesting
+// deeper than 16 is an error. Blocks nest at most 8 deep; a } without its {
+// or a { never closed is an error at its line. keepalived's preprocessor
+// ($NAME parameters, @name conditional lines, ~SEQ) is refused.
+//
+// # Coverage
+//
+// Converted (with keepalived's semantics; see the comments at each):
+//   - global_defs: router_id, vrrp_version, vrrp_mcast_group4,
+//     vrrp_garp_master_delay/_repeat/_refresh/_refresh_repeat,
+//     vrrp_garp_interval, script_user, default_interface, vrrp_strict (its
+//     effects on the instances), enable_script_security (a note);
+//   - vrrp_script: script, interval, timeout, weight, rise, fall, user;
+//     vrrp_track_file: file, weight; vrrp_track_process: process,
+//     param_match, weight, quorum, quorum_max;
+//   - vrrp_instance: state, interface, virtual_router_id, priority,
+//     advert_int, version, authentication { auth_type PASS, auth_pass },
+//     virtual_ipaddress (dev, label, brd, scope), virtual_ipaddress_excluded,
+//     nopreempt, preempt, preempt_delay, unicast_src_ip, mcast_src_ip,
+//     unicast_peer, mcast_dst_ip, track_interface, track_script,
+//     track_file, track_process (each NAME [weight W]), notify_master,
+//     notify_backup, notify_fault, notify_stop, notify, garp_master_*,
+//     garp_interval, strict_mode, v3_checksum_as_v2;
+//   - vrrp_sync_group: group, notify_*, track_*, sync_group_tracking_weight
+//     (and its old name global_tracking);
+//   - virtual_server IP PORT | fwmark N: delay_loop, lb_algo/lvs_sched,
+//     lb_kind/lvs_method, protocol, persistence_timeout,
+//     persistence_granularity, sorry_server, quorum, hysteresis, quorum_up,
+//     quorum_down, inhibit_on_failure, virtualhost, retry,
+//     delay_before_retry, connect_timeout, warmup; real_server: weight,
+//     inhibit_on_failure, notify_up, notify_down, virtualhost, the same
+//     timings, and one checker: HTTP_GET / SSL_GET (url { path, digest,
+//     status_code, virtualhost, regex }, virtualhost, nb_get_retry),
+//     TCP_CHECK, SMTP_CHECK (helo_name), DNS_CHECK (type, name),
+//     MISC_CHECK (misc_path, misc_timeout, misc_dynamic, user), UDP_CHECK
+//     (payload, require_reply), PING_CHECK, with connect_port.
+//
+// Warned about and not converted: what haa does not do or does
+// differently, when running without it keeps the addresses and the real
+// servers where keepalived would put them (e-mail, SNMP, D-Bus, process
+// tuning, firewall rules, VMAC, IPv6 neighbour advertisements, notify
+// FIFOs, IPVS sync daemon, checker binding options, ...): the tables of
+// keywords.go, each with what to do instead.
+//
+// Refused (an error with file:line): an unknown or misspelled keyword (with
+// the closest known one as a hint, never used in its place), a bad value,
+// and what haa cannot express faithfully: AH authentication, IPv6
+// instances and VIPs, virtual_routes/virtual_rules, BFD, track groups,
+// virtual server groups, real-server file checks, a second checker on a
+// real server, reversed weights, binary UDP payloads, a checker's
+// connect_ip, SMTP_CHECK host blocks.
+//
+// # Output
+//
+// Only the fields the file sets, or where keepalived's default differs from
+// haa's, are written: the VRRP version (keepalived's default is 2, haa's 3)
+// and the advertisement interval always; a tracked file's weight 1; a
+// check's interval 60s (delay_loop), timeout 5s (connect_timeout) and
+// fall 2 (retry 1); the scheduler wlc; loadBalancer.backend ipvs.
+package keepalived

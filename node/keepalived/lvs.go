@@ -1,0 +1,948 @@
+package keepalived
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/lvs"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// keepalived's checker defaults (check_api.c, check_data.c), where they
+// differ from haa's.
+const (
+	// delay_loop: 60s (haa's check interval: 5s).
+	kaDelayLoop = 60 * time.Second
+	// connect_timeout: 5s (haa: 3s).
+	kaConnectTimeout = 5 * time.Second
+	// delay_before_retry: 1s (DNS_CHECK: delay_loop).
+	kaDelayBeforeRetry = time.Second
+	// retry: 1 (MISC_CHECK 0, DNS_CHECK 3). See finishCheck for fall.
+	kaRetry     = 1
+	kaRetryMisc = 0
+	kaRetryDNS  = 3
+	// The scheduler when lb_algo is not given (IPVS_DEF_SCHED).
+	kaScheduler = "wlc"
+)
+
+// timing are the check timings a virtual server, a real server or a
+// checker may set; a checker takes each from itself, else its real
+// server, else its virtual server, else keepalived's default.
+type timing struct {
+	delayLoop, connectTimeout, delayBeforeRetry, warmup *time.Duration
+	retry                                               *uint32
+	tok                                                 map[string]token
+}
+
+// timingHandlers adds the handlers of the timing keywords to hs.
+func (c *conv) timingHandlers(tm *timing, hs map[string]handler, checker bool) {
+	tm.tok = map[string]token{}
+	secs := func(field string, dst **time.Duration) handler {
+		return line(func(st *stmt) {
+			if v, ok := c.seconds(st, true, config.MaxCheckInterval); ok {
+				if v <= 0 && field != "warmup" {
+					c.r.errorf(st.args[0], st.kw.text, "must be more than 0: write e.g. %s 1", st.kw.text)
+					return
+				}
+				*dst = &v
+				tm.tok[field] = st.kw
+			}
+		})
+	}
+	hs["delay_loop"] = secs("delay_loop", &tm.delayLoop)
+	hs["connect_timeout"] = secs("connect_timeout", &tm.connectTimeout)
+	hs["delay_before_retry"] = secs("delay_before_retry", &tm.delayBeforeRetry)
+	hs["warmup"] = secs("warmup", &tm.warmup)
+	retry := line(func(st *stmt) {
+		if _, dup := tm.tok["retry"]; dup {
+			c.r.errorf(st.kw, st.kw.text, "the retries are already set at line %d (retry and nb_get_retry are the same): keep one", tm.tok["retry"].pos.Line)
+			return
+		}
+		if n, ok := c.uintValue(st, 0, config.MaxRiseFall-1); ok {
+			v := uint32(n)
+			tm.retry = &v
+			tm.tok["retry"] = st.kw
+		}
+	})
+	hs["retry"] = retry
+	if checker {
+		// nb_get_retry: HTTP_GET/SSL_GET's old name of retry.
+		hs["nb_get_retry"] = retry
+	}
+}
+
+// vsDef is a virtual_server being read.
+type vsDef struct {
+	kw      token
+	vs      *haav1.VirtualServer
+	toks    map[string]token
+	tm      timing
+	host    *string
+	addr    netip.AddrPort // the service address, unset for fwmark
+	fwmark  bool
+	proto   string
+	sorry   *token // the sorry_server keyword
+	sorryAP netip.AddrPort
+	reals   []*rsDef
+}
+
+// rsDef is a real_server being read.
+type rsDef struct {
+	kw      token
+	addr    netip.Addr
+	port    uint16 // 0: not given
+	rs      *haav1.RealServer
+	toks    map[string]token
+	tm      timing
+	host    *string
+	checks  []*checkDef
+	inhibit bool
+}
+
+// checkDef is a checker (HTTP_GET, TCP_CHECK, ...) being read.
+type checkDef struct {
+	kw          token
+	hc          *haav1.HealthCheck
+	http        *haav1.HttpCheck // HTTP_GET, SSL_GET
+	tm          timing
+	host        *string
+	miscTimeout *time.Duration
+	toks        map[string]token
+}
+
+// virtualServer reads `virtual_server IP PORT { ... }` or
+// `virtual_server fwmark N { ... }`.
+func (c *conv) virtualServer(st *stmt) {
+	v := &vsDef{kw: st.kw, vs: &haav1.VirtualServer{}, toks: map[string]token{"": st.kw}}
+	switch {
+	case len(st.args) == 2 && st.args[0].text == "fwmark":
+		n, ok := c.uintTok(st, st.args[1], 1, 1<<32-1)
+		if !ok {
+			return
+		}
+		v.vs.Fwmark, v.fwmark = uint32(n), true
+		v.toks["fwmark"] = st.kw
+	case len(st.args) == 2 && st.args[0].text == "group":
+		c.r.errorf(st.args[0], st.kw.text, "haa has no virtual server groups: write one virtual_server per address of group %s (or use a fwmark virtual_server)", st.args[1].text)
+		return
+	case len(st.args) == 2:
+		a, ok := c.addrTok(st, st.args[0])
+		if !ok {
+			return
+		}
+		p, ok := c.uintTok(st, st.args[1], 1, 65535)
+		if !ok {
+			return
+		}
+		v.addr = netip.AddrPortFrom(a, uint16(p))
+		v.vs.Address = v.addr.String()
+		v.toks["address"] = st.kw
+	case len(st.args) == 1:
+		c.r.errorf(st.args[0], st.kw.text, "needs a port: write virtual_server %s PORT (haa has no all-ports services: use a fwmark virtual_server for those)", st.args[0].text)
+		return
+	default:
+		c.nargs(st, 2, 2, "virtual_server IP PORT, or virtual_server fwmark N")
+		return
+	}
+	c.vss = append(c.vss, v)
+	hs := map[string]handler{
+		"lb_algo":    line(func(st *stmt) { c.scheduler(st, v) }),
+		"lvs_sched":  line(func(st *stmt) { c.scheduler(st, v) }),
+		"lb_kind":    line(func(st *stmt) { c.forwarding(st, v) }),
+		"lvs_method": line(func(st *stmt) { c.forwarding(st, v) }),
+		// keepalived compares protocol names exactly (TCP, UDP, SCTP).
+		"protocol": line(func(st *stmt) {
+			if t, ok := c.value(st, "protocol TCP"); ok {
+				switch t.text {
+				case "TCP", "UDP", "SCTP":
+					v.proto = t.text
+					v.toks["protocol"] = st.kw
+				default:
+					c.r.errorf(t, st.kw.text, "%q is not a protocol: write TCP, UDP or SCTP, in capitals", t.text)
+				}
+			}
+		}),
+		"persistence_timeout": line(func(st *stmt) {
+			if d, ok := c.seconds(st, false, config.MaxPersistence); ok {
+				v.vs.PersistenceTimeout = dur(d)
+				v.toks["persistenceTimeout"] = st.kw
+			}
+		}),
+		"persistence_granularity": line(func(st *stmt) {
+			if t, ok := c.value(st, "persistence_granularity 255.255.255.0"); ok {
+				if n, ok := c.prefixLen(st, t); ok {
+					v.vs.PersistencePrefix = n
+					v.toks["persistencePrefix"] = st.kw
+				}
+			}
+		}),
+		"sorry_server": line(func(st *stmt) {
+			if !c.nargs(st, 1, 2, "sorry_server IP PORT") {
+				return
+			}
+			a, ok := c.addrTok(st, st.args[0])
+			if !ok {
+				return
+			}
+			var port uint64
+			if len(st.args) == 2 {
+				if port, ok = c.uintTok(st, st.args[1], 1, 65535); !ok {
+					return
+				}
+			}
+			v.sorry, v.sorryAP = &st.kw, netip.AddrPortFrom(a, uint16(port))
+			v.toks["sorryServer"] = st.kw
+		}),
+		"quorum": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 1, 1<<31); ok {
+				v.vs.Quorum = uint32(n)
+				v.toks["quorum"] = st.kw
+			}
+		}),
+		"hysteresis": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 0, 1<<31); ok {
+				v.vs.Hysteresis = uint32(n)
+				v.toks["hysteresis"] = st.kw
+			}
+		}),
+		"quorum_up": line(func(st *stmt) {
+			if cmd, ok := c.quorumCommand(st); ok {
+				v.vs.QuorumUp = cmd
+				v.toks["quorumUp"] = st.kw
+			}
+		}),
+		"quorum_down": line(func(st *stmt) {
+			if cmd, ok := c.quorumCommand(st); ok {
+				v.vs.QuorumDown = cmd
+				v.toks["quorumDown"] = st.kw
+			}
+		}),
+		"inhibit_on_failure": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				v.vs.InhibitOnFailure = true
+				v.toks["inhibitOnFailure"] = st.kw
+			}
+		}),
+		"virtualhost": line(func(st *stmt) {
+			if t, ok := c.value(st, "virtualhost www.example.com"); ok {
+				v.host = &t.text
+			}
+		}),
+		"real_server": {fn: func(st *stmt) { c.realServer(st, v) }, repeat: true, block: blockAny},
+	}
+	c.timingHandlers(&v.tm, hs, false)
+	c.walk("virtual_server "+joinTexts(st.args), st.block, hs, vsUnsupported)
+}
+
+// addrTok parses an IP address.
+func (c *conv) addrTok(st *stmt, t token) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(t.text)
+	if err != nil || a.Zone() != "" {
+		c.r.errorf(t, st.kw.text, "%q is not an IP address: write e.g. %s 10.0.0.10 80", t.text, st.kw.text)
+		return netip.Addr{}, false
+	}
+	return a.Unmap(), true
+}
+
+// prefixLen reads persistence_granularity: an IPv4 netmask
+// (255.255.255.0) or, as keepalived takes for IPv6, a prefix length.
+func (c *conv) prefixLen(st *stmt, t token) (uint32, bool) {
+	if n, err := strconv.ParseUint(t.text, 10, 8); err == nil && n >= 1 && n <= 128 {
+		return uint32(n), true
+	}
+	a, err := netip.ParseAddr(t.text)
+	if err == nil && a.Is4() {
+		b := a.As4()
+		m := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+		ones := uint32(0)
+		for m&(1<<31) != 0 {
+			ones++
+			m <<= 1
+		}
+		if m == 0 && ones > 0 {
+			return ones, true
+		}
+	}
+	c.r.errorf(t, st.kw.text, "%q is not a netmask: write e.g. persistence_granularity 255.255.255.0 (or a prefix length such as 24)", t.text)
+	return 0, false
+}
+
+func (c *conv) scheduler(st *stmt, v *vsDef) {
+	if old, dup := v.toks["scheduler"]; dup {
+		c.r.errorf(st.kw, st.kw.text, "the scheduler is already set at line %d (lb_algo and lvs_sched are the same): keep one", old.pos.Line)
+		return
+	}
+	t, ok := c.value(st, "lb_algo wrr")
+	if !ok {
+		return
+	}
+	if !slices.Contains(lvs.Schedulers, t.text) {
+		c.r.errorf(t, st.kw.text, "%q is not an IPVS scheduler: write one of %s", t.text, strings.Join(lvs.Schedulers, ", "))
+		return
+	}
+	v.vs.Scheduler = t.text
+	v.toks["scheduler"] = st.kw
+}
+
+// forwarding reads lb_kind / lvs_method (NAT, DR, TUN: keepalived compares
+// them exactly).
+func (c *conv) forwarding(st *stmt, v *vsDef) {
+	if old, dup := v.toks["forwarding"]; dup {
+		c.r.errorf(st.kw, st.kw.text, "the forwarding method is already set at line %d (lb_kind and lvs_method are the same): keep one", old.pos.Line)
+		return
+	}
+	t, ok := c.value(st, "lb_kind DR")
+	if !ok {
+		return
+	}
+	switch t.text {
+	case "NAT":
+		v.vs.Forwarding = "nat"
+	case "DR":
+		v.vs.Forwarding = "dr"
+	case "TUN":
+		v.vs.Forwarding = "tunnel"
+	default:
+		c.r.errorf(t, st.kw.text, "%q is not a forwarding method: write NAT, DR or TUN, in capitals", t.text)
+		return
+	}
+	v.toks["forwarding"] = st.kw
+}
+
+// quorumCommand reads quorum_up/quorum_down (and notify_up/notify_down):
+// haa runs them as root; a user given on the line is not honoured.
+func (c *conv) quorumCommand(st *stmt) ([]string, bool) {
+	cmd, user, ok := c.notifyCommand(st)
+	if ok && user != "" {
+		c.r.warnf(st.args[1], st.kw.text, "haa runs this command as root, not as %s: make sure it may, and remove the user", user)
+	}
+	if ok && user == "" && c.g.scriptUser != "" {
+		c.r.warnf(st.kw, st.kw.text, "haa runs this command as root, not as script_user %s: make sure it may", c.g.scriptUser)
+	}
+	return cmd, ok
+}
+
+// realServer reads `real_server IP [PORT] { ... }`.
+func (c *conv) realServer(st *stmt, v *vsDef) {
+	if !c.nargs(st, 1, 2, "real_server IP PORT") {
+		return
+	}
+	a, ok := c.addrTok(st, st.args[0])
+	if !ok {
+		return
+	}
+	r := &rsDef{kw: st.kw, addr: a, rs: &haav1.RealServer{}, toks: map[string]token{"": st.kw, "address": st.kw}}
+	if len(st.args) == 2 {
+		p, ok := c.uintTok(st, st.args[1], 1, 65535)
+		if !ok {
+			return
+		}
+		r.port = uint16(p)
+	}
+	v.reals = append(v.reals, r)
+	hs := map[string]handler{
+		"weight": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 0, config.MaxRealWeight); ok {
+				r.rs.Weight = proto.Uint32(uint32(n))
+				r.toks["weight"] = st.kw
+			}
+		}),
+		"inhibit_on_failure": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				r.inhibit = true
+				r.toks["inhibit"] = st.kw
+			}
+		}),
+		"notify_up": line(func(st *stmt) {
+			if cmd, ok := c.quorumCommand(st); ok {
+				r.rs.NotifyUp = cmd
+				r.toks["notifyUp"] = st.kw
+			}
+		}),
+		"notify_down": line(func(st *stmt) {
+			if cmd, ok := c.quorumCommand(st); ok {
+				r.rs.NotifyDown = cmd
+				r.toks["notifyDown"] = st.kw
+			}
+		}),
+		"lvs_method": line(func(st *stmt) {
+			r.toks["lvs_method"] = st.kw
+			if len(st.args) == 1 {
+				r.toks["lvs_method_value"] = st.args[0]
+			}
+		}),
+		"virtualhost": line(func(st *stmt) {
+			if t, ok := c.value(st, "virtualhost www.example.com"); ok {
+				r.host = &t.text
+			}
+		}),
+	}
+	c.timingHandlers(&r.tm, hs, false)
+	for _, kind := range []string{"HTTP_GET", "SSL_GET", "TCP_CHECK", "SMTP_CHECK", "DNS_CHECK", "MISC_CHECK", "UDP_CHECK", "PING_CHECK"} {
+		hs[kind] = handler{fn: func(st *stmt) { c.checker(st, r) }, repeat: true, block: blockAny}
+	}
+	c.walk(fmt.Sprintf("real_server %s", joinTexts(st.args)), st.block, hs, rsUnsupported)
+}
+
+// checker reads one checker block of a real server. haa runs one health
+// check per real server; keepalived runs every checker and the server is
+// up while all pass, so a second checker is an error rather than dropped.
+func (c *conv) checker(st *stmt, r *rsDef) {
+	if len(r.checks) > 0 {
+		c.r.errorf(st.kw, st.kw.text, "haa runs one health check per real server (the %s at line %d): keep one checker, or combine the checks in a MISC_CHECK script", r.checks[0].kw.text, r.checks[0].kw.pos.Line)
+		return
+	}
+	if len(st.args) > 0 {
+		c.r.errorf(st.args[0], st.kw.text, "takes no value (%q): write %s { ... }", st.args[0].text, st.kw.text)
+		return
+	}
+	ck := &checkDef{kw: st.kw, hc: &haav1.HealthCheck{}, toks: map[string]token{"": st.kw}}
+	var given map[string]token // the checker's keywords, for the deferred checks
+	r.checks = append(r.checks, ck)
+	hs := map[string]handler{}
+	unsup := map[string]unsupported{}
+	for k, v := range checkerUnsupported {
+		unsup[k] = v
+	}
+	c.timingHandlers(&ck.tm, hs, true)
+	port := line(func(st *stmt) {
+		if n, ok := c.uintValue(st, 1, 65535); ok {
+			ck.hc.Port = uint32(n)
+			ck.toks["port"] = st.kw
+		}
+	})
+	hs["connect_port"] = port
+	switch st.kw.text {
+	case "HTTP_GET", "SSL_GET":
+		ck.http = &haav1.HttpCheck{}
+		if st.kw.text == "HTTP_GET" {
+			ck.hc.Http = ck.http
+		} else {
+			// keepalived's SSL_GET does not verify the server's
+			// certificate, and neither does haa's https by default.
+			ck.hc.Https = ck.http
+		}
+		var first *token
+		hs["virtualhost"] = line(func(st *stmt) {
+			if t, ok := c.value(st, "virtualhost www.example.com"); ok {
+				ck.host = &t.text
+			}
+		})
+		hs["url"] = blkRepeat(func(st *stmt) {
+			if first != nil {
+				// keepalived checks every url (all must pass); haa
+				// checks one.
+				c.r.warnf(st.kw, st.kw.text, "haa checks one URL per server: only the url at line %d is checked, this one is not; check the others with a MISC_CHECK, or remove this block", first.pos.Line)
+				return
+			}
+			first = &st.kw
+			c.url(st, ck)
+		})
+		for k, v := range httpUnsupported {
+			unsup[k] = v
+		}
+		defer func() {
+			if first == nil && missing(given, "url") {
+				c.r.errorf(st.kw, st.kw.text, "no url block: add url { path / } (keepalived ignores a %s without url)", st.kw.text)
+			}
+		}()
+	case "TCP_CHECK":
+		ck.hc.Tcp = &haav1.TcpCheck{}
+	case "SMTP_CHECK":
+		sm := &haav1.SmtpCheck{}
+		ck.hc.Smtp = sm
+		hs["helo_name"] = line(func(st *stmt) {
+			if t, ok := c.value(st, "helo_name mail.example.com"); ok {
+				sm.HeloName = t.text
+				ck.toks["smtp.heloName"] = st.kw
+			}
+		})
+		unsup["host"] = fail("haa checks the real server itself: move connect_port (and connect_timeout) out of the host block into SMTP_CHECK and remove the host block (check other hosts with a MISC_CHECK)")
+	case "DNS_CHECK":
+		d := &haav1.DnsCheck{}
+		ck.hc.Dns = d
+		hs["type"] = line(func(st *stmt) {
+			if t, ok := c.value(st, "type A"); ok {
+				if !slices.Contains(config.DNSTypes, t.text) {
+					c.r.errorf(t, st.kw.text, "%q is not a query type haa asks: write one of %s", t.text, strings.Join(config.DNSTypes, ", "))
+					return
+				}
+				d.Type = t.text
+				ck.toks["dns.type"] = st.kw
+			}
+		})
+		hs["name"] = line(func(st *stmt) {
+			if t, ok := c.value(st, "name example.com"); ok {
+				d.Name = t.text
+				ck.toks["dns.name"] = st.kw
+			}
+		})
+	case "MISC_CHECK":
+		e := &haav1.ExecCheck{}
+		ck.hc.Exec = e
+		// No connection: no connect_* keywords.
+		delete(hs, "connect_port")
+		delete(hs, "connect_timeout")
+		delete(unsup, "connect_ip")
+		delete(unsup, "bindto")
+		delete(unsup, "bind_port")
+		delete(unsup, "bind_if")
+		delete(unsup, "fwmark")
+		hs["misc_path"] = line(func(st *stmt) {
+			if !c.nargs(st, 1, -1, `misc_path "/path/to/check ARGS"`) {
+				return
+			}
+			if cmd, ok := c.command(st, st.args); ok {
+				e.Command = cmd
+				ck.toks["exec.command"] = st.kw
+			}
+		})
+		hs["misc_timeout"] = line(func(st *stmt) {
+			if v, ok := c.seconds(st, false, config.MaxTimeout); ok {
+				if v == 0 {
+					return // keepalived: 0 = the default (delay_loop)
+				}
+				ck.miscTimeout = &v
+				ck.toks["misc_timeout"] = st.kw
+			}
+		})
+		hs["misc_dynamic"] = line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				e.Dynamic = true
+			}
+		})
+		hs["user"] = line(func(st *stmt) {
+			if u, ok := c.user(st); ok {
+				e.User = u
+				ck.toks["exec.user"] = st.kw
+			}
+		})
+		defer func() {
+			if len(e.Command) == 0 && missing(given, "misc_path") {
+				c.r.errorf(st.kw, st.kw.text, "no misc_path: add misc_path \"/path/to/check\"")
+			}
+			if e.User == "" {
+				e.User = c.g.scriptUser
+			}
+		}()
+	case "UDP_CHECK":
+		u := &haav1.UdpCheck{}
+		ck.hc.Udp = u
+		hs["payload"] = line(func(st *stmt) {
+			if !c.nargs(st, 1, -1, "payload 68656c6c6f") {
+				return
+			}
+			if b, ok := c.hexText(st); ok {
+				u.Payload = b
+				ck.toks["udp.payload"] = st.kw
+			}
+		})
+		hs["require_reply"] = line(func(st *stmt) {
+			if len(st.args) == 0 {
+				c.r.warnf(st.kw, st.kw.text, "haa cannot require just any reply: without data, a server fails only when an ICMP error comes back; give the reply's first bytes (hex) to require a reply")
+				return
+			}
+			if b, ok := c.hexText(st); ok {
+				u.Expect = b
+				ck.toks["udp.expect"] = st.kw
+			}
+		})
+		lenWarn := line(func(st *stmt) {
+			c.r.warnf(st.kw, st.kw.text, "haa does not check the length of the reply: remove it")
+		})
+		hs["min_reply_length"] = lenWarn
+		hs["max_reply_length"] = lenWarn
+	case "PING_CHECK":
+		ck.hc.Ping = &haav1.PingCheck{}
+		hs["connect_port"] = line(func(st *stmt) {
+			c.r.warnf(st.kw, st.kw.text, "a ping has no port: remove it")
+		})
+	}
+	given = c.walk(st.kw.text, st.block, hs, unsup)
+}
+
+// hexText decodes keepalived's hex strings (UDP_CHECK payload and
+// require_reply: hex digits, spaces allowed) into the text haa's udp check
+// takes. Binary data is refused: haa's payload and expect are text.
+func (c *conv) hexText(st *stmt) (string, bool) {
+	h := strings.ReplaceAll(joinTexts(st.args), " ", "")
+	b, err := hex.DecodeString(h)
+	if err != nil || len(b) == 0 {
+		c.r.errorf(st.args[0], st.kw.text, "%q is not a hex string (keepalived's form): write the bytes in hex, e.g. %s 68656c6c6f", joinTexts(st.args), st.kw.text)
+		return "", false
+	}
+	s := string(b)
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, func(r rune) bool { return r == 0 }) {
+		c.r.errorf(st.args[0], st.kw.text, "the bytes are not text (UTF-8 without NUL), and haa's udp check sends and expects text: check this server with a MISC_CHECK instead")
+		return "", false
+	}
+	return s, true
+}
+
+// url reads the first url block of an HTTP_GET/SSL_GET.
+func (c *conv) url(st *stmt, ck *checkDef) {
+	h := ck.http
+	hs := map[string]handler{
+		"path": line(func(st *stmt) {
+			if t, ok := c.value(st, "path /"); ok {
+				h.Path = t.text
+				ck.toks["http.path"] = st.kw
+			}
+		}),
+		"digest": line(func(st *stmt) {
+			if t, ok := c.value(st, "digest 9b3a0c85a887a256d6939da88aabd8cd"); ok {
+				h.Digest = t.text
+				ck.toks["http.digest"] = st.kw
+			}
+		}),
+		// keepalived 2.x takes codes and ranges ("200-299 301"); the
+		// default is 200..299, as haa's.
+		"status_code": line(func(st *stmt) {
+			if !c.nargs(st, 1, -1, "status_code 200") {
+				return
+			}
+			var codes []uint32
+			for _, a := range st.args {
+				lo, hi, ok := strings.Cut(a.text, "-")
+				if !ok {
+					hi = lo
+				}
+				l, err1 := strconv.ParseUint(lo, 10, 16)
+				u, err2 := strconv.ParseUint(hi, 10, 16)
+				if err1 != nil || err2 != nil || l < 100 || u > 599 || l > u {
+					c.r.errorf(a, st.kw.text, "%q is not an HTTP status code or range (100..599): write e.g. status_code 200 or status_code 200-299", a.text)
+					return
+				}
+				for code := l; code <= u; code++ {
+					if !slices.Contains(codes, uint32(code)) {
+						codes = append(codes, uint32(code))
+					}
+				}
+			}
+			slices.Sort(codes)
+			if len(codes) == 100 && codes[0] == 200 && codes[99] == 299 {
+				codes = nil // haa's default
+			}
+			h.StatusCodes = codes
+			ck.toks["http.statusCodes"] = st.kw
+		}),
+		"virtualhost": line(func(st *stmt) {
+			if t, ok := c.value(st, "virtualhost www.example.com"); ok {
+				ck.host = &t.text
+			}
+		}),
+		"regex": line(func(st *stmt) {
+			if !c.nargs(st, 1, -1, `regex "pattern"`) {
+				return
+			}
+			// keepalived's regex is PCRE2, haa's RE2: the common
+			// subset is the same; validation reports the rest.
+			h.Regex = joinTexts(st.args)
+			ck.toks["http.regex"] = st.kw
+		}),
+	}
+	given := c.walk("url", st.block, hs, urlUnsupported)
+	if h.Path == "" && missing(given, "path") {
+		c.r.errorf(st.kw, st.kw.text, "no path: add path / (keepalived ignores a url without path)")
+	}
+}
+
+// finishVS converts a virtual server.
+func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
+	vs := v.vs
+	path := fmt.Sprintf("virtualServers[%d]", idx)
+	defer c.record(path, v.toks)
+	if v.proto != "" {
+		if v.fwmark {
+			c.r.warnf(v.toks["protocol"], "protocol", "a fwmark service balances every protocol the mark selects: keepalived ignores protocol here, and so does this conversion; remove it")
+		} else if v.proto != "TCP" {
+			vs.Protocol = strings.ToLower(v.proto)
+		}
+	}
+	if vs.Scheduler == "" {
+		vs.Scheduler = kaScheduler
+		c.r.warnf(v.kw, v.kw.text, "no lb_algo: keepalived uses %s (haa's default is wrr), and so does this conversion; write lb_algo %s to say so", kaScheduler, kaScheduler)
+	}
+	keepPort := vs.Forwarding == "dr" || vs.Forwarding == "tunnel"
+	if v.sorry != nil {
+		ap := v.sorryAP
+		switch {
+		case ap.Port() == 0 && !v.fwmark:
+			ap = netip.AddrPortFrom(ap.Addr(), v.addr.Port())
+		case keepPort && !v.fwmark && ap.Port() != v.addr.Port():
+			c.r.warnf(*v.sorry, "sorry_server", "%s forwarding cannot change the port: keepalived uses port %d, and so does this conversion; write sorry_server %s %d", strings.ToUpper(vs.Forwarding), v.addr.Port(), ap.Addr(), v.addr.Port())
+			ap = netip.AddrPortFrom(ap.Addr(), v.addr.Port())
+		}
+		if ap.Port() == 0 {
+			c.r.errorf(*v.sorry, "sorry_server", "a fwmark service's sorry server needs a port in haa: write sorry_server %s PORT", ap.Addr())
+		} else {
+			vs.SorryServer = ap.String()
+		}
+	}
+	inhibit := 0
+	var checks []*haav1.HealthCheck
+	var weights uint64
+	for k, r := range v.reals {
+		rp := fmt.Sprintf("%s.realServers[%d]", path, k)
+		rs := r.rs
+		port := r.port
+		switch {
+		case v.fwmark && keepPort && port != 0:
+			c.r.warnf(r.kw, "real_server", "a fwmark service with %s forwarding keeps the packets' ports: keepalived clears this port, and so does this conversion; write real_server %s", strings.ToUpper(vs.Forwarding), r.addr)
+			port = 0
+		case !v.fwmark && keepPort && port != 0 && port != v.addr.Port():
+			c.r.warnf(r.kw, "real_server", "%s forwarding cannot change the port: keepalived uses port %d, and so does this conversion; write real_server %s %d", strings.ToUpper(vs.Forwarding), v.addr.Port(), r.addr, v.addr.Port())
+			port = v.addr.Port()
+		}
+		if port != 0 {
+			rs.Address = netip.AddrPortFrom(r.addr, port).String()
+		} else {
+			rs.Address = r.addr.String()
+		}
+		if t, ok := r.toks["lvs_method"]; ok {
+			want := map[string]string{"nat": "NAT", "dr": "DR", "tunnel": "TUN", "": "NAT"}[vs.Forwarding]
+			if vt, ok := r.toks["lvs_method_value"]; !ok || vt.text != want {
+				c.r.errorf(t, "lvs_method", "haa forwards every real server of a virtual server the same way (%s here): remove the real server's lvs_method, or make it %s", want, want)
+			}
+		}
+		if r.rs.Weight != nil {
+			weights += uint64(r.rs.GetWeight())
+		} else {
+			weights++
+		}
+		if r.inhibit {
+			inhibit++
+		}
+		var hc *haav1.HealthCheck
+		if len(r.checks) > 0 {
+			toks := map[string]token{}
+			hc = c.finishCheck(r.checks[0], r, v, toks)
+			c.record(rp+".check", toks)
+			rs.Check = hc
+		}
+		checks = append(checks, hc)
+		c.record(rp, r.toks)
+		vs.RealServers = append(vs.RealServers, rs)
+	}
+	// haa's inhibit_on_failure is the virtual server's; keepalived's is
+	// per real server (the virtual server's being their default).
+	if inhibit > 0 && !vs.InhibitOnFailure {
+		vs.InhibitOnFailure = true
+		if inhibit < len(v.reals) {
+			for _, r := range v.reals {
+				if r.inhibit {
+					c.r.warnf(r.toks["inhibit"], "inhibit_on_failure", "haa's inhibit_on_failure is per virtual server: every real server of %s keeps its place with weight 0 when it fails, not only this one; move inhibit_on_failure to the virtual_server", vs.GetAddress()+fwmarkName(vs))
+					break
+				}
+			}
+		}
+	}
+	// Real servers with the same check: one check on the virtual server.
+	if len(checks) > 1 && checks[0] != nil {
+		same := true
+		for _, hc := range checks[1:] {
+			same = same && hc != nil && proto.Equal(hc, checks[0])
+		}
+		if same {
+			vs.Check = checks[0]
+			for _, rs := range vs.RealServers {
+				rs.Check = nil
+			}
+			for k := range v.reals {
+				for p, t := range c.paths {
+					pre := fmt.Sprintf("%s.realServers[%d].check", path, k)
+					if k == 0 && strings.HasPrefix(p, pre) {
+						c.paths[path+".check"+strings.TrimPrefix(p, pre)] = t
+					}
+				}
+			}
+		}
+	}
+	// keepalived lowers a quorum above the real servers' total weight
+	// (the service could never come up) and a hysteresis not below the
+	// quorum, with a log each; so does this conversion.
+	q := uint64(max(vs.Quorum, 1))
+	if q > weights && weights > 0 {
+		c.r.warnf(v.toks["quorum"], "quorum", "%d is more than the real servers' weights add up to (%d): keepalived lowers it to %d, and so does this conversion; write quorum %d", q, weights, weights, weights)
+		vs.Quorum = uint32(weights)
+		q = weights
+	}
+	if uint64(vs.Hysteresis) >= q {
+		c.r.warnf(v.toks["hysteresis"], "hysteresis", "%d is not below the quorum %d: keepalived uses %d, and so does this conversion; write hysteresis %d", vs.Hysteresis, q, q-1, q-1)
+		vs.Hysteresis = uint32(q - 1)
+	}
+	return vs
+}
+
+func fwmarkName(vs *haav1.VirtualServer) string {
+	if vs.GetFwmark() != 0 {
+		return fmt.Sprintf("fwmark %d", vs.GetFwmark())
+	}
+	return ""
+}
+
+// finishCheck converts a checker with its timings: each from the checker,
+// else its real server, else its virtual server, else keepalived's
+// default.
+//
+//   - interval = delay_loop (keepalived's default 60s; haa's 5s);
+//   - timeout = connect_timeout (default 5s; haa's 3s), MISC_CHECK's
+//     misc_timeout (default: delay_loop); haa needs it at most the
+//     interval, keepalived does not: a longer one becomes the interval,
+//     with a warning;
+//   - fall = retry + 1: keepalived retries a failed check `retry` times
+//     (every delay_before_retry) and marks the server down on the failure
+//     after the last retry, that is after retry+1 failures in a row
+//     (default retry 1, so fall 2; MISC_CHECK 0, DNS_CHECK 3); nb_get_retry
+//     is HTTP_GET's old name of retry;
+//   - retryDelay = delay_before_retry (default 1s, DNS_CHECK: delay_loop);
+//   - jitter = warmup (keepalived's default: delay_loop, as haa's);
+//   - rise 1: one good check makes a failed server healthy, as keepalived.
+//
+// A value is written when the file gives it or when keepalived's default
+// differs from haa's.
+func (c *conv) finishCheck(ck *checkDef, r *rsDef, v *vsDef, toks map[string]token) *haav1.HealthCheck {
+	hc := ck.hc
+	for k, t := range ck.toks {
+		if k == "" || !strings.Contains(k, "_") {
+			toks[k] = t
+		}
+	}
+	toks[""] = ck.kw
+	kind := ck.kw.text
+	pick := func(field string) (*time.Duration, token) {
+		for _, tm := range []*timing{&ck.tm, &r.tm, &v.tm} {
+			var d *time.Duration
+			switch field {
+			case "delay_loop":
+				d = tm.delayLoop
+			case "connect_timeout":
+				d = tm.connectTimeout
+			case "delay_before_retry":
+				d = tm.delayBeforeRetry
+			case "warmup":
+				d = tm.warmup
+			}
+			if d != nil {
+				return d, tm.tok[field]
+			}
+		}
+		return nil, ck.kw
+	}
+
+	interval := kaDelayLoop
+	d, from := pick("delay_loop")
+	if d != nil {
+		interval = *d
+	}
+	if d != nil || interval != config.DefaultCheckInterval {
+		hc.Interval = dur(interval)
+		toks["interval"] = from
+	}
+
+	timeout, timeoutTok, given := kaConnectTimeout, ck.kw, false
+	what := "connect_timeout"
+	if kind == "MISC_CHECK" {
+		what = "misc_timeout"
+		timeout = interval
+		if ck.miscTimeout != nil {
+			timeout, timeoutTok, given = *ck.miscTimeout, ck.toks["misc_timeout"], true
+		}
+	} else if d, t := pick("connect_timeout"); d != nil {
+		timeout, timeoutTok, given = *d, t, true
+	}
+	if timeout > interval {
+		src := "keepalived's default " + what
+		if given {
+			src = what
+		}
+		c.r.warnf(timeoutTok, timeoutTok.text, "%s %s is longer than the check interval %s: haa needs the timeout to be at most the interval, so it is %s; shorten %s or lengthen delay_loop", src, secs(timeout), secs(interval), secs(interval), what)
+		timeout = interval
+	}
+	if given || timeout != min(config.DefaultCheckTimeout, interval) {
+		hc.Timeout = dur(timeout)
+		toks["timeout"] = timeoutTok
+	}
+
+	retry := uint32(kaRetry)
+	switch kind {
+	case "MISC_CHECK":
+		retry = kaRetryMisc
+	case "DNS_CHECK":
+		retry = kaRetryDNS
+	}
+	retryTok := ck.kw
+	for _, tm := range []*timing{&ck.tm, &r.tm, &v.tm} {
+		if tm.retry != nil {
+			retry, retryTok = *tm.retry, tm.tok["retry"]
+			break
+		}
+	}
+	if retry+1 != config.DefaultFall {
+		hc.Fall = retry + 1
+		toks["fall"] = retryTok
+	}
+
+	rd, given := kaDelayBeforeRetry, false
+	if kind == "DNS_CHECK" {
+		rd = interval
+	}
+	d, from = pick("delay_before_retry")
+	if d != nil {
+		rd, given = *d, true
+	}
+	if rd > interval {
+		if given {
+			c.r.warnf(from, from.text, "delay_before_retry %s is longer than the check interval %s: haa retries at most one interval after a failure, so it is %s", secs(rd), secs(interval), secs(interval))
+		}
+		rd = interval
+	}
+	if rd <= 0 {
+		rd = min(config.DefaultRetryDelay, interval)
+	}
+	if given || rd != min(config.DefaultRetryDelay, interval) {
+		hc.RetryDelay = dur(rd)
+		toks["retryDelay"] = from
+	}
+
+	if d, from := pick("warmup"); d != nil {
+		w := *d
+		if w > interval {
+			c.r.warnf(from, from.text, "warmup %s is longer than the check interval %s: haa spreads the first checks over at most one interval, so it is %s", secs(w), secs(interval), secs(interval))
+			w = interval
+		}
+		hc.Jitter = dur(w)
+		toks["jitter"] = from
+	}
+
+	if ck.http != nil {
+		host := ck.host
+		for _, h := range []*string{r.host, v.host} {
+			if host == nil {
+				host = h
+			}
+		}
+		if host != nil {
+			ck.http.Host = *host
+		}
+		kindField := "http"
+		if hc.Https != nil {
+			kindField = "https"
+		}
+		for k, t := range ck.toks {
+			if strings.HasPrefix(k, "http.") {
+				toks[kindField+strings.TrimPrefix(k, "http")] = t
+			}
+		}
+	}
+	return hc
+}

@@ -1,0 +1,225 @@
+package keepalived
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// lexParse runs the lexer and the parser on src (file "t.conf", includes
+// relative to dir) and returns the statements and the errors.
+func lexParse(t *testing.T, src, dir string) ([]*stmt, []Problem) {
+	t.Helper()
+	var r report
+	lx := &lexer{r: &r}
+	toks := lx.file("t.conf", []byte(src), dir)
+	sts := parse(toks, &r)
+	return sts, sorted(r.errs)
+}
+
+// render writes statements back in a canonical form: kw args {…}; quoted
+// words in double quotes.
+func render(sts []*stmt) string {
+	var b strings.Builder
+	for i, st := range sts {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(word(st.kw))
+		for _, a := range st.args {
+			b.WriteString(" " + word(a))
+		}
+		if st.hasBlock {
+			b.WriteString(" {" + render(st.block) + "}")
+		}
+	}
+	return b.String()
+}
+
+func word(t token) string {
+	if t.quoted {
+		return `"` + t.text + `"`
+	}
+	return t.text
+}
+
+func TestParseForms(t *testing.T) {
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"comment after value", "priority 100 # the priority\n", "priority 100"},
+		{"bang comment after value", "priority 100 ! the priority\n", "priority 100"},
+		{"comment lines", "! a\n# b\n   ! c\npriority 1\n", "priority 1"},
+		{"comment char inside a word", "path /index.html#top\n", "path /index.html#top"},
+		{"comment inside quotes", `script "echo 'a # b' ! c"` + "\n", `script "echo 'a # b' ! c"`},
+		{"quoted string with spaces", `script "/bin/check --flag x"`, `script "/bin/check --flag x"`},
+		{"escaped quote in quotes", `script "echo \"hi\""`, `script "echo "hi""`},
+		{"empty quotes", `auth_pass ""`, `auth_pass ""`},
+		{"brace glued to a value", "real_server 10.0.0.1 80{\nweight 1\n}", "real_server 10.0.0.1 80 {weight 1}"},
+		{"brace on the next line", "vrrp_instance VI_1\n{\n  state MASTER\n}\n", "vrrp_instance VI_1 {state MASTER}"},
+		{"block on one line", "group { VI_1 VI_2 }", "group {VI_1 VI_2}"},
+		{"close brace after a value", "url {\n path /\n status_code 200 }\n", "url {path /; status_code 200}"},
+		{"glued braces", "a{b}", "a {b}"},
+		{"statements end at the line", "a 1\nb 2 3\n", "a 1; b 2 3"},
+		{"nested blocks", "vs 1 { rs 2 { HTTP_GET { url { path / } } } }", "vs 1 {rs 2 {HTTP_GET {url {path /}}}}"},
+		{"CRLF", "priority 100\r\nstate MASTER\r\n", "priority 100; state MASTER"},
+		{"tabs", "\tpriority\t100\t\n", "priority 100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sts, errs := lexParse(t, tc.src, t.TempDir())
+			if len(errs) > 0 {
+				t.Fatalf("errors: %v", errs)
+			}
+			if got := render(sts); got != tc.want {
+				t.Errorf("got  %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	deep := strings.Repeat("a {\n", maxDepth+1) + strings.Repeat("}\n", maxDepth+1)
+	for _, tc := range []struct {
+		name, src string
+		want      []string // each error, as "line: text it contains"
+	}{
+		{"extra close brace", "a {\n}\n}\n", []string{"t.conf:3: } closes no block"}},
+		{"missing close brace", "x 1\nvrrp_instance VI_1 {\n  state MASTER\n", []string{"t.conf:2: vrrp_instance: the block opened here is never closed: add the }"}},
+		{"two unclosed", "a {\nb {\n", []string{"t.conf:1: a: the block opened here is never closed", "t.conf:2: b: the block opened here is never closed"}},
+		{"brace without keyword", "{\n}\n", []string{"t.conf:1: { without a keyword"}},
+		{"too deep", deep, []string{"t.conf:9: a: blocks nested more than 8 deep"}},
+		{"unterminated quote", "script \"/bin/x\n", []string{`t.conf:1: the quoted string "\"/bin/x" is not closed: add the closing "`}},
+		{"parameter", "$IF=eth0\n", []string{"t.conf:1: keepalived parameters ($IF=eth0) are not supported"}},
+		{"parameter use", "interface $IF\n", []string{"t.conf:1: keepalived parameters ($IF) are not supported"}},
+		{"conditional", "@lb1 priority 100\n", []string{"t.conf:1: conditional configuration (@lb1) is not supported"}},
+		{"include without file", "include\n", []string{"t.conf:1: include: no file given"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs := lexParse(t, tc.src, t.TempDir())
+			if len(errs) != len(tc.want) {
+				t.Fatalf("got %d errors %v, want %d", len(errs), errs, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(errs[i].String(), w) {
+					t.Errorf("error %d: got %q, want it to start with %q", i, errs[i], w)
+				}
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestInclude(t *testing.T) {
+	dir := t.TempDir()
+	// Globs expand in sorted order; a relative include is relative to the
+	// including file's directory (conf.d/b.conf includes sub/c.conf of
+	// conf.d).
+	writeFile(t, filepath.Join(dir, "conf.d/b.conf"), "b 2\ninclude sub/*.conf\n")
+	writeFile(t, filepath.Join(dir, "conf.d/a.conf"), "a 1 # from a\n")
+	writeFile(t, filepath.Join(dir, "conf.d/sub/c.conf"), "c {\n 3\n}\n")
+	writeFile(t, filepath.Join(dir, "conf.d/notes.txt"), "not included\n")
+	var r report
+	lx := &lexer{r: &r}
+	toks := lx.file(filepath.Join(dir, "main.conf"), []byte("first 0\ninclude conf.d/*.conf\nlast 9\n"), dir)
+	sts := parse(toks, &r)
+	if len(r.errs) > 0 {
+		t.Fatal(sorted(r.errs))
+	}
+	if got, want := render(sts), "first 0; a 1; b 2; c {3}; last 9"; got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	// Positions name the included files.
+	if got, want := sts[3].kw.pos, (Pos{filepath.Join(dir, "conf.d/sub/c.conf"), 1}); got != want {
+		t.Errorf("position of c: %v, want %v", got, want)
+	}
+	if got, want := sts[4].kw.pos, (Pos{filepath.Join(dir, "main.conf"), 3}); got != want {
+		t.Errorf("position of last: %v, want %v", got, want)
+	}
+
+	// An absolute include.
+	_, errs := lexParse(t, "include "+filepath.Join(dir, "conf.d/a.conf")+"\n", t.TempDir())
+	if len(errs) > 0 {
+		t.Errorf("absolute include: %v", errs)
+	}
+}
+
+func TestIncludeErrors(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "loop.conf"), "x 1\ninclude loop.conf\n")
+	writeFile(t, filepath.Join(dir, "a.conf"), "include b.conf\n")
+	writeFile(t, filepath.Join(dir, "b.conf"), "include a.conf\n")
+	for _, tc := range []struct{ name, src, want string }{
+		{"no match", "include nothing/*.conf\n", `t.conf:1: include: no file matches "nothing/*.conf"`},
+		{"bad pattern", "include [\n", `t.conf:1: include: "[" is not a valid glob pattern`},
+		{"self include", "include loop.conf\n", "loop.conf:2: include: " + filepath.Join(dir, "loop.conf") + " includes itself"},
+		{"include cycle", "include a.conf\n", "b.conf:1: include: " + filepath.Join(dir, "a.conf") + " includes itself"},
+		{"directory", "include .\n", "t.conf:1: include: " + dir + " is a directory"},
+		{"brace", "include x {\n}\n", "t.conf:1: include: include takes no block"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs := lexParse(t, tc.src, dir)
+			if len(errs) == 0 {
+				t.Fatal("no error")
+			}
+			found := false
+			for _, e := range errs {
+				found = found || strings.Contains(e.String(), tc.want)
+			}
+			if !found {
+				t.Errorf("errors %v\nwant one containing %q", errs, tc.want)
+			}
+		})
+	}
+}
+
+func TestSplitCommand(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		argv  []string
+		shell bool
+	}{
+		{"/usr/bin/pgrep -x nginx", []string{"/usr/bin/pgrep", "-x", "nginx"}, false},
+		{"  /bin/check   a  ", []string{"/bin/check", "a"}, false},
+		{`/bin/echo 'a b' "c d" e\ f`, []string{"/bin/echo", "a b", "c d", "e f"}, false},
+		{`/bin/echo "a \"q\" \\ b"`, []string{"/bin/echo", `a "q" \ b`}, false},
+		{`/bin/echo ''`, []string{"/bin/echo", ""}, false},
+		{"/bin/check --opt=1", []string{"/bin/check", "--opt=1"}, false},
+		{"killall -0 nginx && exit 0 || exit 1", nil, true},
+		{"[[ -f /x ]] && exit 1", nil, true},
+		{"pidof nginx > /dev/null", nil, true},
+		{"echo $HOME", nil, true},
+		{`echo "$HOME"`, nil, true},
+		{"echo `date`", nil, true},
+		{"ls *.conf", nil, true},
+		{"a; b", nil, true},
+		{"FOO=1 /bin/x", nil, true},
+		{"~/bin/x", nil, true},
+		{"echo 'unterminated", nil, true},
+		{"! pidof x", nil, true},
+	} {
+		argv, shell := splitCommand(tc.in)
+		if shell != tc.shell {
+			t.Errorf("%q: shell %v, want %v", tc.in, shell, tc.shell)
+			continue
+		}
+		if !tc.shell && strings.Join(argv, "\x00") != strings.Join(tc.argv, "\x00") {
+			t.Errorf("%q: %q, want %q", tc.in, argv, tc.argv)
+		}
+	}
+	if got := shellFor("[[ -f x ]]"); got != "/bin/bash" {
+		t.Errorf("shellFor [[: %s", got)
+	}
+	if got := shellFor("a && b"); got != "/bin/sh" {
+		t.Errorf("shellFor &&: %s", got)
+	}
+}

@@ -1,0 +1,1199 @@
+package keepalived
+
+import (
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/vip"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// Tracker kinds, and the keepalived block that defines each.
+const (
+	kindScript    = "script"
+	kindFile      = "file"
+	kindProcess   = "process"
+	kindInterface = "interface"
+)
+
+var kindBlock = map[string]string{
+	kindScript:    "vrrp_script",
+	kindFile:      "vrrp_track_file",
+	kindProcess:   "vrrp_track_process",
+	kindInterface: "track_interface",
+}
+
+// trackDef is one tracker: a vrrp_script, vrrp_track_file,
+// vrrp_track_process, or an interface some instance tracks.
+type trackDef struct {
+	kind string
+	kw   token // the defining keyword (an interface's: its first reference)
+	name string
+	t    *haav1.Tracker
+	toks map[string]token // field path in the tracker -> token
+	used bool
+	// weightSet: the definition gives a weight (a file's default is 1).
+	weightSet bool
+}
+
+// defineTracker starts the tracker a block defines (`vrrp_script NAME {`).
+func (c *conv) defineTracker(st *stmt, kind string) *trackDef {
+	t, ok := c.value(st, kindBlock[kind]+" NAME { ... }")
+	if !ok {
+		return nil
+	}
+	if old, dup := c.trackers[t.text]; dup {
+		if old.kind == kind {
+			c.r.errorf(t, st.kw.text, "%s %s is already defined at %s: rename one of them", st.kw.text, t.text, at(old.kw, t))
+		} else {
+			c.r.errorf(t, st.kw.text, "%q is already the name of the %s at %s, and haa's trackers share one namespace: rename one of them", t.text, kindBlock[old.kind], at(old.kw, t))
+		}
+		return nil
+	}
+	d := &trackDef{kind: kind, kw: st.kw, name: t.text, t: &haav1.Tracker{Name: t.text}, toks: map[string]token{"": st.kw, "name": t}}
+	c.trackers[d.name] = d
+	c.trackerDefs = append(c.trackerDefs, d)
+	return d
+}
+
+// weight converts `weight W [reverse]` (lim: the largest |W| haa allows).
+func (c *conv) weight(st *stmt, lim int64) (int32, bool) {
+	if !c.nargs(st, 1, 2, "weight -20") {
+		return 0, false
+	}
+	if len(st.args) == 2 {
+		if st.args[1].text == "reverse" {
+			c.r.errorf(st.args[1], st.kw.text, "haa has no reversed weights: use a negative weight (subtracted while the check fails) or a positive one (added while it succeeds) instead, and remove reverse")
+		} else {
+			c.r.errorf(st.args[1], st.kw.text, "unknown weight option %q: write weight W", st.args[1].text)
+		}
+		return 0, false
+	}
+	w, ok := c.intTok(st, st.args[0], -lim, lim)
+	return int32(w), ok
+}
+
+// vrrpScript converts `vrrp_script NAME { ... }` into a script tracker.
+// keepalived's defaults are haa's: interval 1s, rise 1, fall 1, weight 0
+// (failure means FAULT); its default timeout (0) means the interval, as
+// haa's. Only what the block sets is written.
+func (c *conv) vrrpScript(st *stmt) {
+	d := c.defineTracker(st, kindScript)
+	if d == nil {
+		return
+	}
+	sc := &haav1.ScriptCheck{}
+	d.t.Script = sc
+	hs := map[string]handler{
+		"script": line(func(st *stmt) {
+			if !c.nargs(st, 1, -1, `script "/path/to/check ARGS"`) {
+				return
+			}
+			if cmd, ok := c.command(st, st.args); ok {
+				sc.Command = cmd
+				d.toks["script.command"] = st.kw
+			}
+		}),
+		"interval": line(func(st *stmt) {
+			if v, ok := c.scriptSeconds(st, config.MaxCheckInterval); ok {
+				sc.Interval = dur(v)
+				d.toks["script.interval"] = st.kw
+			}
+		}),
+		"timeout": line(func(st *stmt) {
+			if v, ok := c.scriptSeconds(st, config.MaxTimeout); ok {
+				sc.Timeout = dur(v)
+				d.toks["script.timeout"] = st.kw
+			}
+		}),
+		"weight": line(func(st *stmt) {
+			if w, ok := c.weight(st, config.MaxWeight); ok {
+				d.t.Weight, d.weightSet = w, true
+				d.toks["weight"] = st.kw
+			}
+		}),
+		"rise": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 1, config.MaxRiseFall); ok {
+				sc.Rise = uint32(n)
+				d.toks["script.rise"] = st.kw
+			}
+		}),
+		"fall": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 1, config.MaxRiseFall); ok {
+				sc.Fall = uint32(n)
+				d.toks["script.fall"] = st.kw
+			}
+		}),
+		"user": line(func(st *stmt) {
+			if u, ok := c.user(st); ok {
+				sc.User = u
+				d.toks["script.user"] = st.kw
+			}
+		}),
+	}
+	given := c.walk("vrrp_script "+d.name, st.block, hs, scriptUnsupported)
+	if len(sc.Command) == 0 && missing(given, "script") {
+		c.r.errorf(st.kw, st.kw.text, "vrrp_script %s has no script: add script \"/path/to/check\" (keepalived drops such a vrrp_script)", d.name)
+	}
+	if sc.User == "" {
+		sc.User = c.g.scriptUser
+	}
+}
+
+// scriptSeconds reads a vrrp_script interval or timeout: whole seconds;
+// keepalived reads 0 as 1 (with a log), and so does this conversion.
+func (c *conv) scriptSeconds(st *stmt, hi time.Duration) (time.Duration, bool) {
+	v, ok := c.seconds(st, false, hi)
+	if ok && v == 0 {
+		c.r.warnf(st.args[0], st.kw.text, "0 is read as 1 second, as keepalived does: write %s 1", st.kw.text)
+		v = time.Second
+	}
+	return v, ok
+}
+
+// trackFileDef converts `vrrp_track_file NAME { file PATH; weight W }`.
+func (c *conv) trackFileDef(st *stmt) {
+	d := c.defineTracker(st, kindFile)
+	if d == nil {
+		return
+	}
+	fc := &haav1.FileCheck{}
+	d.t.File = fc
+	// keepalived's default weight of a tracked file is 1 (the number in
+	// the file is added to the priority); haa's is 0 (a non-zero number
+	// means FAULT): keepalived's is written out.
+	d.t.Weight = 1
+	hs := map[string]handler{
+		"file": line(func(st *stmt) {
+			if t, ok := c.value(st, "file /run/keepalived/track"); ok {
+				fc.Path = t.text
+				d.toks["file.path"] = st.kw
+			}
+		}),
+		"weight": line(func(st *stmt) {
+			if w, ok := c.weight(st, config.MaxFileWeight); ok {
+				d.t.Weight, d.weightSet = w, true
+				d.toks["weight"] = st.kw
+			}
+		}),
+		"init_file": line(func(st *stmt) {
+			c.r.warnf(st.kw, st.kw.text, "haa does not create the file; a missing or empty file reads as 0: create it at boot if it must hold another value, and remove init_file")
+		}),
+	}
+	given := c.walk("vrrp_track_file "+d.name, st.block, hs, nil)
+	if fc.Path == "" && missing(given, "file") {
+		c.r.errorf(st.kw, st.kw.text, "vrrp_track_file %s has no file: add file /path/to/file", d.name)
+	}
+}
+
+// trackProcessDef converts `vrrp_track_process NAME { ... }`.
+func (c *conv) trackProcessDef(st *stmt) {
+	d := c.defineTracker(st, kindProcess)
+	if d == nil {
+		return
+	}
+	pc := &haav1.ProcessCheck{}
+	d.t.Process = pc
+	var procTok token
+	match := ""
+	hs := map[string]handler{
+		"process": line(func(st *stmt) {
+			if !c.nargs(st, 1, -1, "process NAME [ARGS...]") {
+				return
+			}
+			procTok = st.args[0]
+			pc.Name = st.args[0].text
+			if strings.Contains(pc.Name, "/") {
+				pc.Name = filepath.Base(pc.Name)
+				c.r.warnf(st.args[0], st.kw.text, "haa counts processes by name: %q is tracked as %q", st.args[0].text, pc.Name)
+			}
+			for _, a := range st.args[1:] {
+				pc.Args = append(pc.Args, a.text)
+			}
+			d.toks["process.name"] = st.kw
+		}),
+		"param_match": line(func(st *stmt) {
+			if !c.nargs(st, 0, 1, "param_match initial") {
+				return
+			}
+			match = "exact"
+			if len(st.args) == 1 {
+				switch v := st.args[0].text; v {
+				case "initial", "partial":
+					match = v
+				default:
+					c.r.errorf(st.args[0], st.kw.text, "unknown param_match %q: write param_match initial (what haa does)", v)
+				}
+			}
+		}),
+		"weight": line(func(st *stmt) {
+			if w, ok := c.weight(st, config.MaxWeight); ok {
+				d.t.Weight, d.weightSet = w, true
+				d.toks["weight"] = st.kw
+			}
+		}),
+		"quorum": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 1, 65535); ok {
+				pc.Quorum = uint32(n)
+				d.toks["process.quorum"] = st.kw
+			}
+		}),
+		"quorum_max": line(func(st *stmt) {
+			n, ok := c.uintValue(st, 0, 65535)
+			if !ok {
+				return
+			}
+			if n == 0 {
+				c.r.errorf(st.args[0], st.kw.text, "quorum_max 0 (the process must not run) cannot be expressed in haa: track it with a vrrp_script instead (e.g. script \"/bin/sh -c '! pidof NAME'\")")
+				return
+			}
+			pc.QuorumMax = uint32(n)
+			d.toks["process.quorumMax"] = st.kw
+		}),
+		"delay":           line(c.processDelay),
+		"terminate_delay": line(c.processDelay),
+		"fork_delay":      line(c.processDelay),
+		"full_command": line(func(st *stmt) {
+			c.r.warnf(st.kw, st.kw.text, "haa matches the process name, then the first arguments when process lists some: remove it")
+		}),
+	}
+	given := c.walk("vrrp_track_process "+d.name, st.block, hs, nil)
+	switch {
+	case pc.Name == "" && missing(given, "process"):
+		c.r.errorf(st.kw, st.kw.text, "vrrp_track_process %s has no process: add process NAME", d.name)
+	case len(pc.Args) > 0 && match != "initial":
+		c.r.warnf(procTok, "process", "haa matches the first arguments (keepalived's param_match initial): a process with more arguments after them counts too; add param_match initial to say so")
+	}
+}
+
+func (c *conv) processDelay(st *stmt) {
+	c.r.warnf(st.kw, st.kw.text, "haa counts the processes every second and acts on the count at once: remove it")
+}
+
+// trackUse is one entry of a track_* block: a tracker and an optional
+// weight that replaces the tracker's.
+type trackUse struct {
+	kind   string
+	name   string
+	tok    token
+	weight *int32
+}
+
+// trackBlock reads the entries of a track_script/track_interface/
+// track_file/track_process block: `NAME [weight W]` per line.
+func (c *conv) trackBlock(st *stmt, kind string, out *[]trackUse) {
+	lim := int64(config.MaxWeight)
+	if kind == kindFile {
+		lim = config.MaxFileWeight
+	}
+	for _, e := range st.block {
+		if e.hasBlock {
+			c.r.errorf(e.open, st.kw.text, "entries of %s take no block: write one NAME [weight W] per line", st.kw.text)
+			continue
+		}
+		u := trackUse{kind: kind, name: e.kw.text, tok: e.kw}
+		if len(e.args) > 0 {
+			if e.args[0].text != "weight" {
+				c.r.errorf(e.args[0], st.kw.text, "unknown option %q after %s: write %s or %s weight W", e.args[0].text, e.kw.text, e.kw.text, e.kw.text)
+				continue
+			}
+			w, ok := c.weight(&stmt{kw: e.args[0], args: e.args[1:]}, lim)
+			if !ok {
+				continue
+			}
+			u.weight = &w
+		}
+		*out = append(*out, u)
+	}
+}
+
+// notifyDef collects the notify commands of an instance or sync group.
+type notifyDef struct {
+	n     *haav1.Notify
+	users map[string]string // field -> the user the line names
+	toks  map[string]token  // field -> keyword
+}
+
+var notifyFields = []string{"master", "backup", "fault", "stop", "any"}
+
+// notifyHandlers are the handlers of notify_master, notify_backup,
+// notify_fault, notify_stop and notify.
+func (c *conv) notifyHandlers(nd *notifyDef) map[string]handler {
+	nd.users, nd.toks = map[string]string{}, map[string]token{}
+	mk := func(field string, set func(n *haav1.Notify, cmd []string)) handler {
+		return line(func(st *stmt) {
+			cmd, user, ok := c.notifyCommand(st)
+			if !ok {
+				return
+			}
+			if nd.n == nil {
+				nd.n = &haav1.Notify{}
+			}
+			set(nd.n, cmd)
+			nd.users[field], nd.toks[field] = user, st.kw
+		})
+	}
+	return map[string]handler{
+		"notify_master": mk("master", func(n *haav1.Notify, cmd []string) { n.Master = cmd }),
+		"notify_backup": mk("backup", func(n *haav1.Notify, cmd []string) { n.Backup = cmd }),
+		"notify_fault":  mk("fault", func(n *haav1.Notify, cmd []string) { n.Fault = cmd }),
+		"notify_stop":   mk("stop", func(n *haav1.Notify, cmd []string) { n.Stop = cmd }),
+		// keepalived appends "INSTANCE|GROUP NAME STATE PRIORITY" to the
+		// notify command's arguments, and haa's any does the same.
+		"notify": mk("any", func(n *haav1.Notify, cmd []string) { n.Any = cmd }),
+	}
+}
+
+// finishNotify returns the Notify of nd (nil: none), with the user all its
+// commands run as: each line's own, else global_defs script_user.
+func (c *conv) finishNotify(nd *notifyDef, toks map[string]token) *haav1.Notify {
+	if nd.n == nil {
+		return nil
+	}
+	user, first := "", ""
+	for _, f := range notifyFields {
+		t, ok := nd.toks[f]
+		if !ok {
+			continue
+		}
+		toks["notify."+f] = t
+		u := nd.users[f]
+		if u == "" {
+			u = c.g.scriptUser
+		}
+		if first == "" {
+			user, first = u, f
+			continue
+		}
+		if u != user {
+			c.r.errorf(t, t.text, "runs as %s but %s runs as %s: haa runs every notify command of an instance or group as one user: give them the same user", userName(u), nd.toks[first].text, userName(user))
+		}
+	}
+	nd.n.User = user
+	return nd.n
+}
+
+func userName(u string) string {
+	if u == "" {
+		return "root"
+	}
+	return u
+}
+
+// instDef is a vrrp_instance being read.
+type instDef struct {
+	kw   token
+	name string
+	toks map[string]token // haa field -> keyword
+
+	iface        string
+	vrid         uint32
+	state        string
+	prio         *uint32
+	version      int
+	advert       *time.Duration
+	hasAuth      bool
+	authType     string
+	authPass     string
+	nopreempt    bool
+	preempt      bool
+	preemptDelay *time.Duration
+	strict       *bool
+	mcast        string
+	src          string
+	peers        []string
+	vips         []*stmt // entries of virtual_ipaddress
+	evips        []*stmt // entries of virtual_ipaddress_excluded
+	garp         garpDef
+	tracks       []trackUse
+	notify       notifyDef
+	v3as2        bool
+	group        *groupDef
+	given        map[string]token // the keywords of the block
+}
+
+// vrrpInstance reads `vrrp_instance NAME { ... }`; finishInstance converts
+// it once the whole file (sync groups, trackers) is known.
+func (c *conv) vrrpInstance(st *stmt) {
+	t, ok := c.value(st, "vrrp_instance NAME { ... }")
+	if !ok {
+		return
+	}
+	if old, dup := c.instByName[t.text]; dup {
+		c.r.errorf(t, st.kw.text, "vrrp_instance %s is already defined at %s: rename one of them", t.text, at(old.kw, t))
+		return
+	}
+	in := &instDef{kw: st.kw, name: t.text, toks: map[string]token{}}
+	c.instByName[in.name] = in
+	c.instances = append(c.instances, in)
+	hs := map[string]handler{
+		// keepalived compares the state with strcmp: "master" is not
+		// MASTER (it logs and uses BACKUP). Refused rather than guessed.
+		"state": line(func(st *stmt) {
+			if t, ok := c.value(st, "state MASTER"); ok {
+				switch t.text {
+				case "MASTER", "BACKUP":
+					in.state = t.text
+					in.toks["state"] = st.kw
+				default:
+					c.r.errorf(t, st.kw.text, "%q is not a state: write MASTER or BACKUP, in capitals (keepalived reads anything else as BACKUP)", t.text)
+				}
+			}
+		}),
+		"interface": line(func(st *stmt) {
+			if t, ok := c.value(st, "interface eth0"); ok {
+				in.iface = t.text
+				in.toks["interface"] = st.kw
+			}
+		}),
+		"virtual_router_id": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 1, 255); ok {
+				in.vrid = uint32(n)
+				in.toks["vrid"] = st.kw
+			}
+		}),
+		"priority": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 1, 255); ok {
+				p := uint32(n)
+				in.prio = &p
+				in.toks["priority"] = st.kw
+			}
+		}),
+		"advert_int": line(func(st *stmt) {
+			if v, ok := c.seconds(st, true, time.Hour); ok {
+				if v <= 0 {
+					c.r.errorf(st.args[0], st.kw.text, "must be more than 0: write e.g. advert_int 1")
+					return
+				}
+				in.advert = &v
+				in.toks["advertInterval"] = st.kw
+			}
+		}),
+		"version": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 2, 3); ok {
+				in.version = int(n)
+				in.toks["version"] = st.kw
+			}
+		}),
+		"authentication": blk(func(st *stmt) {
+			in.hasAuth = true
+			in.toks["auth"] = st.kw
+			c.walk("authentication", st.block, map[string]handler{
+				"auth_type": line(func(st *stmt) {
+					if t, ok := c.value(st, "auth_type PASS"); ok {
+						switch t.text {
+						case "PASS":
+							in.authType = t.text
+							in.toks["auth.type"] = st.kw
+						case "AH":
+							c.r.errorf(t, st.kw.text, "IPsec AH authentication is obsolete (RFC 3768) and not supported by haa: use auth_type PASS on every node, or remove the authentication block")
+						default:
+							c.r.errorf(t, st.kw.text, "%q is not an authentication type: write PASS (or remove the authentication block)", t.text)
+						}
+					}
+				}),
+				"auth_pass": line(func(st *stmt) {
+					t, ok := c.value(st, "auth_pass secret")
+					if !ok {
+						return
+					}
+					// keepalived copies at most 8 characters into the
+					// advert (VRRPv2's authentication data) and logs
+					// "Truncating auth_pass": a longer password works
+					// only by its first 8 characters, which is what
+					// the peers see and so what haa must send.
+					pw := t.text
+					if len(pw) > config.MaxPasswordLen {
+						pw = pw[:config.MaxPasswordLen]
+						c.r.warnf(t, st.kw.text, "VRRPv2 carries 8 characters of password: keepalived uses %q, and so does this conversion; write auth_pass %s", pw, pw)
+					}
+					in.authPass = pw
+					in.toks["auth.password"] = st.kw
+				}),
+			}, nil)
+		}),
+		"virtual_ipaddress": blkRepeat(func(st *stmt) {
+			in.toks["vips"] = st.kw
+			in.vips = append(in.vips, st.block...)
+		}),
+		"virtual_ipaddress_excluded": blkRepeat(func(st *stmt) {
+			if len(st.block) > 0 {
+				c.r.warnf(st.kw, st.kw.text, "haa advertises every address: these are added to the instance's VIPs and listed in its adverts; peers must list them too (keepalived nodes: under virtual_ipaddress). Move them into virtual_ipaddress")
+			}
+			in.evips = append(in.evips, st.block...)
+		}),
+		"nopreempt": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, "nopreempt") {
+				in.nopreempt = true
+				in.toks["preempt"] = st.kw
+			}
+		}),
+		// The old keyword for keepalived's default.
+		"preempt": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, "preempt") {
+				in.preempt = true
+			}
+		}),
+		"preempt_delay": line(func(st *stmt) {
+			if v, ok := c.seconds(st, true, config.MaxPreemptDelay); ok {
+				in.preemptDelay = &v
+				in.toks["preemptDelay"] = st.kw
+			}
+		}),
+		"unicast_src_ip": line(func(st *stmt) { c.srcIP(st, in) }),
+		"mcast_src_ip":   line(func(st *stmt) { c.srcIP(st, in) }),
+		"mcast_dst_ip": line(func(st *stmt) {
+			if t, ok := c.value(st, "mcast_dst_ip 224.0.0.18"); ok {
+				in.mcast = t.text
+				in.toks["multicastGroup"] = st.kw
+			}
+		}),
+		"unicast_peer": blkRepeat(func(st *stmt) {
+			in.toks["unicastPeers"] = st.kw
+			for _, e := range st.block {
+				if e.hasBlock {
+					c.r.errorf(e.open, st.kw.text, "peers take no block: write one address per line")
+					continue
+				}
+				in.peers = append(in.peers, e.kw.text)
+				if len(e.args) > 0 {
+					c.r.warnf(e.args[0], st.kw.text, "haa does not check the TTL of adverts per peer (%s): remove the options after the address", joinTexts(e.args))
+				}
+			}
+		}),
+		"track_interface": blkRepeat(func(st *stmt) { c.trackBlock(st, kindInterface, &in.tracks) }),
+		"track_script":    blkRepeat(func(st *stmt) { c.trackBlock(st, kindScript, &in.tracks) }),
+		"track_file":      blkRepeat(func(st *stmt) { c.trackBlock(st, kindFile, &in.tracks) }),
+		"track_process":   blkRepeat(func(st *stmt) { c.trackBlock(st, kindProcess, &in.tracks) }),
+
+		"garp_master_delay":          line(func(st *stmt) { c.garpDelay(st, &in.garp) }),
+		"garp_master_repeat":         line(func(st *stmt) { c.garpRepeat(st, &in.garp, &in.garp.repeat, "repeat") }),
+		"garp_master_refresh":        line(func(st *stmt) { c.garpRefresh(st, &in.garp) }),
+		"garp_master_refresh_repeat": line(func(st *stmt) { c.garpRepeat(st, &in.garp, &in.garp.refreshRepeat, "refreshRepeat") }),
+		"garp_interval":              line(func(st *stmt) { c.garpInterval(st, &in.garp) }),
+		"strict_mode": line(func(st *stmt) {
+			if !c.nargs(st, 0, 1, "strict_mode [true|false]") {
+				return
+			}
+			v := true
+			if len(st.args) == 1 {
+				var ok bool
+				if v, ok = c.boolTok(st, st.args[0]); !ok {
+					return
+				}
+			}
+			in.strict = &v
+			in.toks["strict"] = st.kw
+		}),
+		"v3_checksum_as_v2": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, "v3_checksum_as_v2") {
+				in.v3as2 = true
+				in.toks["v3ChecksumAsV2"] = st.kw
+			}
+		}),
+	}
+	for k, h := range c.notifyHandlers(&in.notify) {
+		hs[k] = h
+	}
+	in.given = c.walk("vrrp_instance "+in.name, st.block, hs, instanceUnsupported)
+}
+
+// boolTok reads keepalived's true/false words.
+func (c *conv) boolTok(st *stmt, t token) (bool, bool) {
+	switch strings.ToLower(t.text) {
+	case "true", "on", "yes":
+		return true, true
+	case "false", "off", "no":
+		return false, true
+	}
+	c.r.errorf(t, st.kw.text, "%q is not true or false: write %s true or %s false", t.text, st.kw.text, st.kw.text)
+	return false, false
+}
+
+func (c *conv) srcIP(st *stmt, in *instDef) {
+	t, ok := c.value(st, st.kw.text+" 10.0.0.1")
+	if !ok {
+		return
+	}
+	if old, set := in.toks["sourceAddress"]; set {
+		c.r.errorf(st.kw, st.kw.text, "the source address is already set at line %d: keep one of unicast_src_ip and mcast_src_ip", old.pos.Line)
+		return
+	}
+	in.src = t.text
+	in.toks["sourceAddress"] = st.kw
+}
+
+func joinTexts(ts []token) string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = t.text
+	}
+	return strings.Join(s, " ")
+}
+
+// garp_master_delay: whole seconds (keepalived's default 5, as haa's).
+func (c *conv) garpDelay(st *stmt, gd *garpDef) {
+	if v, ok := c.seconds(st, false, time.Hour); ok {
+		gd.delay = &v
+		gd.set("delay", st.kw)
+	}
+}
+
+// garp_master_refresh: whole seconds, 0 = never (keepalived's default, as
+// haa's).
+func (c *conv) garpRefresh(st *stmt, gd *garpDef) {
+	if v, ok := c.seconds(st, false, 24*time.Hour); ok {
+		gd.refresh = &v
+		gd.set("refresh", st.kw)
+	}
+}
+
+// garp_master_repeat, garp_master_refresh_repeat: keepalived reads 0 as 1
+// (with a log), and so does this conversion.
+func (c *conv) garpRepeat(st *stmt, gd *garpDef, dst **uint32, field string) {
+	n, ok := c.uintValue(st, 0, 255)
+	if !ok {
+		return
+	}
+	if n == 0 {
+		c.r.warnf(st.args[0], st.kw.text, "0 is read as 1, as keepalived does: write %s 1", st.kw.text)
+		n = 1
+	}
+	v := uint32(n)
+	*dst = &v
+	gd.set(field, st.kw)
+}
+
+// garp_interval: seconds with decimals (keepalived's default 0, as haa's).
+func (c *conv) garpInterval(st *stmt, gd *garpDef) {
+	if v, ok := c.seconds(st, true, time.Second); ok {
+		gd.interval = &v
+		gd.set("interval", st.kw)
+	}
+}
+
+// finishGarp returns the Garp of an instance: its own values, else those
+// of global_defs (keepalived's vrrp_garp_*, the defaults of every
+// instance). Values equal to haa's defaults that only global_defs gives
+// are left out.
+func (c *conv) finishGarp(own garpDef, toks map[string]token) *haav1.Garp {
+	gl := c.g.garp
+	g := &haav1.Garp{}
+	set := false
+	pick := func(field string, o, d *time.Duration, dflt time.Duration) *time.Duration {
+		switch {
+		case o != nil:
+			toks["garp."+field] = own.tok[field]
+			return o
+		case d != nil && *d != dflt:
+			toks["garp."+field] = gl.tok[field]
+			return d
+		}
+		return nil
+	}
+	pickN := func(field string, o, d *uint32, dflt uint32) *uint32 {
+		switch {
+		case o != nil:
+			toks["garp."+field] = own.tok[field]
+			return o
+		case d != nil && *d != dflt:
+			toks["garp."+field] = gl.tok[field]
+			return d
+		}
+		return nil
+	}
+	if v := pick("delay", own.delay, gl.delay, config.DefaultGARPDelay); v != nil {
+		g.Delay, set = dur(*v), true
+	}
+	if v := pickN("repeat", own.repeat, gl.repeat, config.DefaultGARPRepeat); v != nil {
+		g.Repeat, set = proto.Uint32(*v), true
+	}
+	if v := pick("refresh", own.refresh, gl.refresh, 0); v != nil {
+		g.Refresh, set = dur(*v), true
+	}
+	if v := pickN("refreshRepeat", own.refreshRepeat, gl.refreshRepeat, config.DefaultRefreshRepeat); v != nil {
+		g.RefreshRepeat, set = proto.Uint32(*v), true
+	}
+	if v := pick("interval", own.interval, gl.interval, 0); v != nil {
+		g.Interval, set = dur(*v), true
+	}
+	if !set {
+		return nil
+	}
+	return g
+}
+
+// finishInstance converts an instance, applying keepalived's rules
+// (vrrp_complete_instance) where haa's would differ. idx is its index in
+// the converted configuration.
+func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
+	spec := &haav1.Instance{Name: in.name}
+	toks := in.toks
+	toks[""], toks["name"] = in.kw, in.kw
+	defer c.record(fmt.Sprintf("instances[%d]", idx), toks)
+
+	// interface: the instance's, else global_defs default_interface.
+	spec.Interface = c.iface(in.iface)
+	if in.iface == "" {
+		switch {
+		case c.g.defaultIface != "":
+			spec.Interface = c.g.defaultIface
+			toks["interface"] = c.g.defaultTok
+		case missing(in.given, "interface"):
+			c.r.errorf(in.kw, in.kw.text, "vrrp_instance %s has no interface: add interface eth0 (the interface its adverts go out of)", in.name)
+		}
+	}
+	spec.Vrid = in.vrid
+	if missing(in.given, "virtual_router_id") {
+		c.r.errorf(in.kw, in.kw.text, "vrrp_instance %s has no virtual_router_id: add virtual_router_id N (1..255, the same on every node of this virtual router)", in.name)
+	}
+
+	// VRRP version: keepalived's default is 2 (global_defs vrrp_version
+	// changes it), haa's is 3, so it is always written.
+	version := in.version
+	if version == 0 {
+		version = c.g.version
+		if version != 0 {
+			toks["version"] = c.g.versionTok
+		}
+	}
+	if version == 0 {
+		version = 2
+	}
+	spec.Version = uint32(version)
+	strict := c.g.strict
+	strictTok := c.g.strictTok
+	if in.strict != nil {
+		strict, strictTok = *in.strict, in.toks["strict"]
+	}
+
+	// Priority and state. keepalived: without priority, state MASTER
+	// means priority 255 (the address owner), else 100; in strict mode
+	// the state follows the priority (MASTER only for 255).
+	prio := uint32(config.DefaultPriority)
+	state := in.state
+	switch {
+	case in.prio != nil:
+		prio = *in.prio
+		spec.Priority = proto.Uint32(prio)
+	case state == "MASTER":
+		prio = 255
+		spec.Priority = proto.Uint32(prio)
+		toks["priority"] = toks["state"]
+		c.r.warnf(toks["state"], "state", "state MASTER without a priority: keepalived makes this node the address owner (priority 255), and so does this conversion; write priority 255 to say so, or a priority below 255 to let a better node take over")
+	}
+	if strict && (state == "MASTER") != (prio == 255) && (state != "" || prio == 255) {
+		want := "BACKUP"
+		if prio == 255 {
+			want = "MASTER"
+		}
+		here := toks["state"]
+		if _, ok := toks["state"]; !ok {
+			here = toks["priority"]
+		}
+		c.r.warnf(here, here.text, "in keepalived's strict mode (%s at %s) state MASTER goes with priority 255 only: keepalived starts this instance as %s, and so does this conversion; write state %s", strictTok.text, at(strictTok, here), want, want)
+		state = want
+	}
+	if state == "MASTER" {
+		spec.State = state
+	}
+
+	// Authentication (VRRPv2 only): keepalived ignores it in strict
+	// mode, with VRRPv3, and without a password.
+	if in.hasAuth {
+		here := toks["auth"]
+		switch {
+		case in.authType == "":
+			if in.authPass != "" {
+				c.r.warnf(here, here.text, "auth_pass without auth_type PASS: keepalived sends no authentication, and neither does this conversion; add auth_type PASS, or remove the block")
+			}
+		case strict:
+			c.r.warnf(here, here.text, "keepalived's strict mode (%s at %s) ignores authentication, and so does this conversion: remove the authentication block", strictTok.text, at(strictTok, here))
+		case version == 3:
+			c.r.warnf(here, here.text, "VRRPv3 has no authentication: keepalived ignores it, and so does this conversion; remove the block")
+		case in.authPass == "":
+			c.r.warnf(here, here.text, "auth_type PASS without auth_pass: keepalived ignores the authentication, and so does this conversion; add auth_pass, or remove the block")
+		default:
+			spec.Auth = &haav1.Auth{Type: "PASS", Password: in.authPass}
+		}
+	}
+
+	// Preemption. keepalived resets nopreempt for the address owner and
+	// clears it with state MASTER; it clears preempt_delay with state
+	// MASTER, in strict mode and with nopreempt.
+	nopreempt := in.nopreempt
+	if nopreempt && prio == 255 {
+		c.r.warnf(toks["preempt"], "nopreempt", "the address owner (priority 255) always takes over: keepalived ignores nopreempt here, and so does this conversion; remove it")
+		nopreempt = false
+	}
+	if nopreempt && state == "MASTER" {
+		c.r.warnf(toks["preempt"], "nopreempt", "keepalived ignores nopreempt with state MASTER, and so does this conversion: for a node that does not take over when it comes back, use state BACKUP (on every node) with nopreempt")
+		nopreempt = false
+	}
+	switch {
+	case nopreempt:
+		spec.Preempt = proto.Bool(false)
+	case in.preempt:
+		spec.Preempt = proto.Bool(true)
+	}
+	if pd := in.preemptDelay; pd != nil {
+		here := toks["preemptDelay"]
+		switch {
+		case *pd > 0 && state == "MASTER":
+			c.r.warnf(here, here.text, "keepalived ignores preempt_delay with state MASTER, and so does this conversion: use state BACKUP to delay preemption, or remove it")
+		case *pd > 0 && strict:
+			c.r.warnf(here, here.text, "keepalived's strict mode (%s at %s) ignores preempt_delay, and so does this conversion: remove it", strictTok.text, at(strictTok, here))
+		case *pd > 0 && nopreempt:
+			c.r.warnf(here, here.text, "keepalived ignores preempt_delay with nopreempt, and so does this conversion: remove one of them")
+		default:
+			spec.PreemptDelay = dur(*pd)
+		}
+	}
+
+	// Advertisement interval (keepalived's default 1s, as haa's; always
+	// written). keepalived rounds: VRRPv2 carries whole seconds 1..255
+	// (rounded to the nearest second, at least 1, at most 255), VRRPv3
+	// centiseconds up to 40.95s.
+	adv := config.DefaultInterval
+	if in.advert != nil {
+		adv = *in.advert
+	}
+	here := toks["advertInterval"]
+	if version == 2 {
+		switch {
+		case adv >= 256*time.Second:
+			c.r.warnf(here, here.text, "VRRPv2 advertises at most every 255 seconds: keepalived uses 255, and so does this conversion; write advert_int 255")
+			adv = 255 * time.Second
+		case adv%time.Second != 0:
+			r := max((adv+time.Second/2)/time.Second*time.Second, time.Second)
+			c.r.warnf(here, here.text, "VRRPv2 advertises whole seconds: keepalived rounds %s to %s, and so does this conversion; write advert_int %d (or use version 3 for shorter intervals)", secs(adv), secs(r), r/time.Second)
+			adv = r
+		}
+	} else {
+		const cs = 10 * time.Millisecond
+		switch {
+		case adv >= 4096*cs:
+			c.r.warnf(here, here.text, "VRRPv3 advertises at most every 40.95 seconds: keepalived uses 40.95, and so does this conversion; write advert_int 40.95")
+			adv = 4095 * cs
+		case adv%cs != 0:
+			r := max((adv+cs/2)/cs*cs, cs)
+			c.r.warnf(here, here.text, "VRRPv3 advertises in hundredths of a second: keepalived rounds %s to %s, and so does this conversion; write advert_int %s", secs(adv), secs(r), secs(r))
+			adv = r
+		}
+	}
+	spec.AdvertInterval = dur(adv)
+
+	// Addresses.
+	for _, e := range in.vips {
+		if v := c.vipEntry(e, in, "virtual_ipaddress"); v != "" {
+			spec.Vips = append(spec.Vips, v)
+		}
+	}
+	for _, e := range in.evips {
+		if v := c.vipEntry(e, in, "virtual_ipaddress_excluded"); v != "" {
+			spec.Vips = append(spec.Vips, v)
+		}
+	}
+	if len(in.vips)+len(in.evips) == 0 && missing(in.given, "virtual_ipaddress") && missing(in.given, "virtual_ipaddress_excluded") {
+		c.r.errorf(in.kw, in.kw.text, "vrrp_instance %s has no virtual address: add virtual_ipaddress { ADDR/LEN } (haa needs at least one)", in.name)
+	}
+	spec.UnicastPeers = in.peers
+	spec.SourceAddress = in.src
+	if strict && len(in.peers) > 0 {
+		here := toks["unicastPeers"]
+		c.r.errorf(here, here.text, "keepalived's strict mode (%s at %s) refuses unicast peers on a multicast interface and does not run this instance: remove the strict mode, or the unicast_peer block", strictTok.text, at(strictTok, here))
+	}
+	switch {
+	case in.mcast != "" && len(in.peers) > 0:
+		c.r.warnf(toks["multicastGroup"], "mcast_dst_ip", "unicast_peer is set, so adverts are not sent to a multicast group (as in keepalived): remove mcast_dst_ip")
+	case in.mcast != "":
+		spec.MulticastGroup = in.mcast
+	case c.g.mcast != "" && len(in.peers) == 0:
+		// global_defs vrrp_mcast_group4: the group of every multicast
+		// instance.
+		spec.MulticastGroup = c.g.mcast
+		toks["multicastGroup"] = c.g.mcastTok
+	}
+	if in.v3as2 {
+		if version == 3 {
+			spec.V3ChecksumAsV2 = true
+		} else {
+			here := toks["v3ChecksumAsV2"]
+			c.r.warnf(here, here.text, "applies to VRRPv3 only and this instance runs version %d: remove it", version)
+		}
+	}
+	spec.Garp = c.finishGarp(in.garp, toks)
+	spec.Track = c.trackRefs(in.tracks, in.group, spec.Interface)
+	spec.Notify = c.finishNotify(&in.notify, toks)
+	return spec
+}
+
+// secs writes d in seconds, as keepalived's configuration does.
+func secs(d time.Duration) string {
+	return fmt.Sprintf("%gs", d.Seconds())
+}
+
+// vipEntry converts one line of virtual_ipaddress: "ADDR[/LEN] [dev IF]
+// [label L] [brd B] [scope S]", haa's VIP syntax. Interfaces are renamed
+// (Options.Interfaces) in dev, and in a label that starts with the
+// interface's name ("eth0:1").
+func (c *conv) vipEntry(e *stmt, in *instDef, kw string) string {
+	if e.hasBlock {
+		c.r.errorf(e.open, kw, "an address takes no block: write one ADDR[/LEN] [dev IF] [label L] per line")
+		return ""
+	}
+	words := []string{e.kw.text}
+	for _, a := range e.args {
+		words = append(words, a.text)
+	}
+	dev := in.iface
+	if dev == "" {
+		dev = c.g.defaultIface
+	}
+	for i := 1; i+1 < len(words); i++ {
+		if strings.EqualFold(words[i], "dev") {
+			dev = words[i+1]
+			words[i+1] = c.iface(words[i+1])
+		}
+	}
+	if newDev := c.iface(dev); newDev != dev {
+		for i := 1; i+1 < len(words); i++ {
+			if strings.EqualFold(words[i], "label") && strings.HasPrefix(words[i+1], dev+":") {
+				words[i+1] = newDev + strings.TrimPrefix(words[i+1], dev)
+			}
+		}
+	}
+	s := strings.Join(words, " ")
+	v, err := vip.Parse(s)
+	if err != nil {
+		msg := err.Error()
+		if ve, ok := err.(*vip.Error); ok {
+			msg = ve.Msg
+		}
+		if strings.Contains(msg, "not supported") {
+			msg += ": remove it"
+		}
+		c.r.errorf(e.kw, kw, "%q: %s: fix this address line", s, msg)
+		return ""
+	}
+	if !v.Prefix.Addr().Is4() {
+		c.r.errorf(e.kw, kw, "%s: haa has no IPv6 VIPs yet: remove this line (and convert the IPv4 instances only)", v.Prefix.Addr())
+		return ""
+	}
+	return s
+}
+
+// trackRefs resolves the track_* entries of an instance (group: its sync
+// group, iface: its interface) or, with iface "", of a sync group.
+//
+// keepalived ignores tracking an instance's own interface (it always
+// tracks it). For the members of a sync group without
+// sync_group_tracking_weight it ignores weights (vrrp_complete_instance):
+// weighted scripts and processes are not tracked at all, a tracked
+// interface's weight becomes 0 (down means FAULT), a tracked file keeps
+// weight 0 when it had keepalived's default weight, else is not tracked.
+// This conversion does the same, with a warning each.
+func (c *conv) trackRefs(uses []trackUse, group *groupDef, iface string) []*haav1.TrackRef {
+	var out []*haav1.TrackRef
+	for _, u := range uses {
+		var d *trackDef
+		if u.kind == kindInterface {
+			name := c.iface(u.name)
+			if iface != "" && name == iface {
+				c.r.warnf(u.tok, "track_interface", "%s is the instance's own interface: keepalived ignores this line (it always tracks it), and so does this conversion; remove it", u.name)
+				continue
+			}
+			d = c.ifTracker(name, u.tok)
+			if d == nil {
+				continue
+			}
+		} else {
+			d = c.trackers[u.name]
+			switch {
+			case d != nil && d.kind == u.kind:
+			case c.unknownNames[u.name]:
+				continue // its block has an unknown keyword, already reported
+			case d != nil:
+				c.r.errorf(u.tok, "track_"+u.kind, "%s is a %s, not a %s: list it under track_%s", u.name, kindBlock[d.kind], kindBlock[u.kind], d.kind)
+				continue
+			default:
+				c.r.errorf(u.tok, "track_"+u.kind, "no %s named %q: define it (%s %s { ... }) or fix the name", kindBlock[u.kind], u.name, kindBlock[u.kind], u.name)
+				continue
+			}
+		}
+		ref := &haav1.TrackRef{Tracker: d.name}
+		if u.weight != nil {
+			ref.Weight = proto.Int32(*u.weight)
+		}
+		if group != nil && !group.trackWeight {
+			eff := d.t.Weight
+			if u.weight != nil {
+				eff = *u.weight
+			}
+			if eff != 0 {
+				why := fmt.Sprintf("in sync group %s (without sync_group_tracking_weight) keepalived ignores weights", group.name)
+				fix := "add sync_group_tracking_weight to the group to keep the weights"
+				switch {
+				case d.kind == kindInterface:
+					c.r.warnf(u.tok, "track_interface", "%s: %s is tracked with weight 0 (down means FAULT), as keepalived does; %s", why, u.name, fix)
+					ref.Weight = proto.Int32(0)
+				case d.kind == kindFile && u.weight == nil && !d.weightSet:
+					c.r.warnf(u.tok, "track_file", "%s: %s is tracked with weight 0 (a non-zero number means FAULT), as keepalived does; %s", why, u.name, fix)
+					ref.Weight = proto.Int32(0)
+				default:
+					c.r.warnf(u.tok, "track_"+d.kind, "%s: keepalived does not track %s (weight %d) at all, and neither does this conversion; %s, or give it weight 0", why, u.name, eff, fix)
+					continue
+				}
+			}
+		}
+		d.used = true
+		out = append(out, ref)
+	}
+	return out
+}
+
+// ifTracker returns the interface tracker of name ("if_NAME"), made on
+// first use.
+func (c *conv) ifTracker(name string, from token) *trackDef {
+	tn := "if_" + name
+	if d, ok := c.trackers[tn]; ok {
+		if d.kind == kindInterface {
+			return d
+		}
+		c.r.errorf(from, "track_interface", "the tracker for interface %s would be named %s, but the %s at %s has that name: rename it", name, tn, kindBlock[d.kind], at(d.kw, from))
+		return nil
+	}
+	d := &trackDef{kind: kindInterface, kw: from, name: tn,
+		t:    &haav1.Tracker{Name: tn, Interface: &haav1.InterfaceCheck{Name: name}},
+		toks: map[string]token{"": from, "name": from, "interface.name": from}}
+	c.trackers[tn] = d
+	c.trackerDefs = append(c.trackerDefs, d)
+	return d
+}
+
+// finishTrackers returns the trackers that something tracks, in file
+// order. keepalived does not run a vrrp_script no one tracks; it is not
+// converted either.
+func (c *conv) finishTrackers() []*haav1.Tracker {
+	defs := slices.Clone(c.trackerDefs)
+	slices.SortStableFunc(defs, func(a, b *trackDef) int { return a.kw.seq - b.kw.seq })
+	var out []*haav1.Tracker
+	for _, d := range defs {
+		if !d.used {
+			if d.kind != kindInterface {
+				c.r.warnf(d.kw, d.kw.text, "%s is tracked by no instance or sync group: keepalived does not run it, and it is not converted; track it (track_%s { %s }) or remove it", d.name, d.kind, d.name)
+			}
+			continue
+		}
+		c.record(fmt.Sprintf("trackers[%d]", len(out)), d.toks)
+		out = append(out, d.t)
+	}
+	return out
+}
+
+// groupDef is a vrrp_sync_group being read.
+type groupDef struct {
+	kw          token
+	name        string
+	members     []token
+	trackWeight bool
+	tracks      []trackUse
+	notify      notifyDef
+	toks        map[string]token
+}
+
+// syncGroup reads `vrrp_sync_group NAME { group { VI_1 VI_2 } ... }`.
+func (c *conv) syncGroup(st *stmt) {
+	t, ok := c.value(st, "vrrp_sync_group NAME { ... }")
+	if !ok {
+		return
+	}
+	for _, g := range c.groups {
+		if g.name == t.text {
+			c.r.errorf(t, st.kw.text, "vrrp_sync_group %s is already defined at %s: rename one of them", t.text, at(g.kw, t))
+			return
+		}
+	}
+	g := &groupDef{kw: st.kw, name: t.text, toks: map[string]token{}}
+	c.groups = append(c.groups, g)
+	hs := map[string]handler{
+		"group": blk(func(st *stmt) {
+			g.toks["instances"] = st.kw
+			for _, e := range st.block {
+				if e.hasBlock {
+					c.r.errorf(e.open, "group", "instance names take no block: list the vrrp_instance names")
+					continue
+				}
+				g.members = append(g.members, e.kw)
+				g.members = append(g.members, e.args...)
+			}
+		}),
+		"sync_group_tracking_weight": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				g.trackWeight = true
+			}
+		}),
+		"global_tracking": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				g.trackWeight = true
+				c.r.warnf(st.kw, st.kw.text, "keepalived's deprecated name of sync_group_tracking_weight (converted as such): write sync_group_tracking_weight")
+			}
+		}),
+		"track_interface": blkRepeat(func(st *stmt) { c.trackBlock(st, kindInterface, &g.tracks) }),
+		"track_script":    blkRepeat(func(st *stmt) { c.trackBlock(st, kindScript, &g.tracks) }),
+		"track_file":      blkRepeat(func(st *stmt) { c.trackBlock(st, kindFile, &g.tracks) }),
+		"track_process":   blkRepeat(func(st *stmt) { c.trackBlock(st, kindProcess, &g.tracks) }),
+	}
+	for k, h := range c.notifyHandlers(&g.notify) {
+		hs[k] = h
+	}
+	c.walk("vrrp_sync_group "+g.name, st.block, hs, syncGroupUnsupported)
+}
+
+// linkGroups ties the sync groups and their instances together.
+func (c *conv) linkGroups() {
+	for _, g := range c.groups {
+		for _, m := range g.members {
+			in := c.instByName[m.text]
+			switch {
+			case in == nil:
+				if !c.unknownNames[m.text] {
+					c.r.errorf(m, "group", "no vrrp_instance named %q: fix the name, or remove it from the group", m.text)
+				}
+			case in.group == g:
+				c.r.errorf(m, "group", "%s is listed twice: remove one", m.text)
+			case in.group != nil:
+				c.r.errorf(m, "group", "%s is already in vrrp_sync_group %s: an instance belongs to one sync group at most; remove it from one of them", m.text, in.group.name)
+			default:
+				in.group = g
+			}
+		}
+	}
+}
+
+// finishGroup converts a sync group.
+func (c *conv) finishGroup(g *groupDef, idx int) *haav1.SyncGroup {
+	sg := &haav1.SyncGroup{Name: g.name}
+	toks := g.toks
+	toks[""], toks["name"] = g.kw, g.kw
+	defer c.record(fmt.Sprintf("syncGroups[%d]", idx), toks)
+	for _, m := range g.members {
+		if in := c.instByName[m.text]; in != nil && in.group == g && !slices.Contains(sg.Instances, m.text) {
+			sg.Instances = append(sg.Instances, m.text)
+		}
+	}
+	if _, ok := toks["instances"]; !ok {
+		c.r.errorf(g.kw, g.kw.text, "vrrp_sync_group %s has no group block: add group { VI_1 VI_2 }", g.name)
+	} else if len(g.members) == 1 {
+		c.r.errorf(g.members[0], "group", "a sync group needs at least two instances: add another, or remove the group (moving its notify and track lines into the instance)")
+	}
+	sg.Notify = c.finishNotify(&g.notify, toks)
+	sg.Track = c.trackRefs(g.tracks, nil, "")
+	return sg
+}
