@@ -145,6 +145,7 @@ anything failed (on any node of the fleet), 2 for a wrong command line.`,
 		newWeightCmd(a),
 		newRolloutCmd(a),
 		newKeygenCmd(a),
+		newImportCmd(a),
 	)
 	return root
 }

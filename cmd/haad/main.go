@@ -2,6 +2,13 @@
 // configuration file on this node.
 //
 //	haad --config /etc/haa/haad.yaml
+//	haad --keepalived-config /etc/keepalived/keepalived.conf
+//
+// --keepalived-config runs an existing keepalived.conf unchanged (package
+// node/keepalived converts it at start and at every SIGHUP; what haa does
+// not support is logged as a warning each time). With it, a configuration
+// applied through the API (haactl apply) is not persisted anywhere: it runs
+// until the next SIGHUP or restart, which run the keepalived file again.
 //
 // Once the file's configuration runs, haad serves its gRPC API
 // (haa.v1.AgentService) on the unix socket api.socket (default
@@ -30,6 +37,7 @@ import (
 
 	"github.com/haa-dev/haa/node"
 	"github.com/haa-dev/haa/node/config"
+	kaconf "github.com/haa-dev/haa/node/keepalived"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 	"github.com/haa-dev/haa/server"
 )
@@ -55,6 +63,7 @@ func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("haad", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "/etc/haa/haad.yaml", "agent configuration file (YAML)")
+	kaPath := fs.String("keepalived-config", "", "run this keepalived.conf instead of --config (converted at start and at every SIGHUP)")
 	check := fs.Bool("check", false, "validate the configuration file and exit (0: valid, 2: invalid)")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	format := fs.String("log-format", "text", "log format: text or json")
@@ -66,31 +75,33 @@ func run(args []string, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "haad: unexpected argument %q: give the file with --config or --keepalived-config\n", fs.Arg(0))
+		return exitConfig
+	}
+	src := source{path: *cfgPath}
+	if *kaPath != "" {
+		configSet := false
+		fs.Visit(func(f *flag.Flag) { configSet = configSet || f.Name == "config" })
+		if configSet {
+			fmt.Fprintln(stderr, "haad: --config and --keepalived-config: give one of them")
+			return exitConfig
+		}
+		src = source{path: *kaPath, keepalived: true}
+	}
 	log, err := newLogger(stderr, *level, *format)
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitConfig
 	}
 
-	cfg, err := config.Load(*cfgPath)
+	if *check {
+		return checkConfig(src, stderr)
+	}
+	cfg, err := src.load(logWarnings(log))
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitConfig
-	}
-	if *check {
-		// The programs it runs must exist here and be safe to run as root.
-		if res, err := config.Resolve(cfg); err == nil {
-			if err := node.CheckCommands(res); err != nil {
-				var ce *config.Error
-				if errors.As(err, &ce) {
-					ce.Source = *cfgPath
-				}
-				fmt.Fprintln(stderr, "haad:", err)
-				return exitConfig
-			}
-		}
-		fmt.Fprintf(stderr, "haad: %s is valid (%d instances)\n", *cfgPath, len(cfg.GetInstances()))
-		return exitOK
 	}
 
 	if *statusFile == "" {
@@ -103,8 +114,14 @@ func run(args []string, stderr io.Writer) int {
 	if *fleetFile == "" {
 		*fleetFile = filepath.Join(defaultStateDir, "haad-"+nodeName(cfg)+".fleet.json")
 	}
-	agent, err := node.New(node.WithLogger(log), node.WithVersion(version),
-		node.WithStateFile(*stateFile), node.WithConfigFile(*cfgPath), node.WithFleetFile(*fleetFile))
+	opts := []node.Option{node.WithLogger(log), node.WithVersion(version),
+		node.WithStateFile(*stateFile), node.WithFleetFile(*fleetFile)}
+	if !src.keepalived {
+		// haactl apply persists what it applies into the file, so that a
+		// restart runs it; a keepalived.conf is never rewritten.
+		opts = append(opts, node.WithConfigFile(src.path))
+	}
+	agent, err := node.New(opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitRuntime
@@ -118,7 +135,7 @@ func run(args []string, stderr io.Writer) int {
 		_, err = agent.Apply(context.Background(), cfg, node.ApplyOptions{})
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "haad:", err)
+		fmt.Fprintln(stderr, "haad:", src.annotate(err))
 		shutdown(agent, *shutdownTimeout, log)
 		if errors.Is(err, config.ErrInvalid) {
 			return exitConfig
@@ -143,7 +160,11 @@ func run(args []string, stderr io.Writer) int {
 			return exitRuntime
 		}
 	}
-	log.Info("haad running", "config", *cfgPath, "node", cfg.GetName(), "instances", len(cfg.GetInstances()),
+	if src.keepalived {
+		log.Info("running a keepalived configuration: what haactl apply changes is not persisted; SIGHUP and restarts run the file again (haactl import converts it to haa's YAML)",
+			"keepalived-config", src.path)
+	}
+	log.Info("haad running", src.flag(), src.path, "node", cfg.GetName(), "instances", len(cfg.GetInstances()),
 		"api", api.Addrs(), "pid", os.Getpid())
 
 	for {
@@ -156,7 +177,7 @@ func run(args []string, stderr io.Writer) int {
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
-				reload(agent, *cfgPath, log)
+				reload(agent, src, log)
 			case syscall.SIGUSR1:
 				if err := writeStatus(agent, *statusFile); err != nil {
 					log.Error("writing status file", "path", *statusFile, "err", err)
@@ -243,17 +264,132 @@ func stopAPI(api *server.Listeners, log *slog.Logger) {
 	}
 }
 
+// source is where the configuration comes from: a haa YAML file (--config)
+// or a keepalived.conf (--keepalived-config).
+type source struct {
+	path       string
+	keepalived bool
+}
+
+// flag names the source's flag, for messages.
+func (s source) flag() string {
+	if s.keepalived {
+		return "keepalived-config"
+	}
+	return "config"
+}
+
+// load reads, converts (keepalived) and validates the configuration. warn
+// gets each of a keepalived file's warnings; a keepalived file's errors
+// come as one error listing every problem on its own line, as "file:line:
+// keyword: message".
+func (s source) load(warn func(kaconf.Problem)) (*haav1.AgentConfig, error) {
+	if !s.keepalived {
+		return config.Load(s.path)
+	}
+	cfg, warnings, err := kaconf.Load(s.path, kaconf.Options{})
+	var ke *kaconf.Error
+	if errors.As(err, &ke) {
+		return nil, &keepalivedError{path: s.path, err: ke}
+	}
+	if err != nil {
+		return nil, err // "read keepalived configuration: ..."
+	}
+	for _, w := range warnings {
+		warn(w)
+	}
+	// The converter writes what haa supports; the conversion must still
+	// be a valid haa configuration (values out of range...).
+	if err := config.Validate(cfg); err != nil {
+		return nil, s.annotate(err)
+	}
+	return cfg, nil
+}
+
+// annotate names a keepalived file as the source of a configuration error
+// that names none (the field paths are those of the converted
+// configuration: haactl import shows it).
+func (s source) annotate(err error) error {
+	var ce *config.Error
+	if s.keepalived && errors.As(err, &ce) && ce.Source == "" {
+		ce.Source = s.path + " (converted from keepalived: haactl import shows the result)"
+	}
+	return err
+}
+
+// keepalivedError is a keepalived file's every problem, one per line
+// ("file:line: keyword: message"). It is a configuration error
+// (config.ErrInvalid).
+type keepalivedError struct {
+	path string
+	err  *kaconf.Error
+}
+
+func (e *keepalivedError) Error() string {
+	var b strings.Builder
+	problems := "1 problem"
+	if n := len(e.err.Problems); n != 1 {
+		problems = fmt.Sprintf("%d problems", n)
+	}
+	fmt.Fprintf(&b, "invalid keepalived configuration %s (%s):", e.path, problems)
+	for _, p := range e.err.Problems {
+		b.WriteString("\n")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+func (e *keepalivedError) Unwrap() []error { return []error{e.err, config.ErrInvalid} }
+
+// logWarnings logs each warning of a keepalived file.
+func logWarnings(log *slog.Logger) func(kaconf.Problem) {
+	return func(p kaconf.Problem) {
+		log.Warn("keepalived.conf: not supported", "file", p.Pos.File, "line", p.Pos.Line, "keyword", p.Keyword, "detail", p.Msg)
+	}
+}
+
+// checkConfig is --check: the file must load and the programs it runs must
+// exist here and be safe to run as root.
+func checkConfig(src source, stderr io.Writer) int {
+	warnings := 0
+	cfg, err := src.load(func(p kaconf.Problem) {
+		warnings++
+		fmt.Fprintf(stderr, "haad: warning: %s\n", p)
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, "haad:", err)
+		return exitConfig
+	}
+	if res, err := config.Resolve(cfg); err == nil {
+		if err := node.CheckCommands(res); err != nil {
+			var ce *config.Error
+			if errors.As(err, &ce) && !src.keepalived {
+				ce.Source = src.path
+			}
+			fmt.Fprintln(stderr, "haad:", src.annotate(err))
+			return exitConfig
+		}
+	}
+	if !src.keepalived {
+		fmt.Fprintf(stderr, "haad: %s is valid (%d instances)\n", src.path, len(cfg.GetInstances()))
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "haad: %s is valid (%d instances, %d virtual servers, %d warnings)\n",
+		src.path, len(cfg.GetInstances()), len(cfg.GetVirtualServers()), warnings)
+	return exitOK
+}
+
 // reload applies the file again; an invalid file is refused with the full
 // report and the running configuration stays.
-func reload(agent *node.Agent, path string, log *slog.Logger) {
-	cfg, err := config.Load(path)
+func reload(agent *node.Agent, src source, log *slog.Logger) {
+	cfg, err := src.load(logWarnings(log))
 	if err != nil {
 		log.Error("reload refused: the running configuration stays", "err", err.Error())
 		return
 	}
 	res, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{})
 	if err != nil {
-		log.Error("reload failed", "err", err.Error())
+		log.Error("reload failed", "err", src.annotate(err).Error())
 		return
 	}
 	p := res.Plan
