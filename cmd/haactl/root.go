@@ -99,7 +99,11 @@ anything failed (on any node of the fleet), 2 for a wrong command line.`,
   haactl apply -f fleet.yaml --dry-run && haactl apply -f fleet.yaml --strategy rolling
   haactl rollout dual-master --nodes lb1,lb2 --vips 192.168.55.140/24,192.168.55.141/24 --interface eth0
   haactl --target 10.0.0.1:9651,10.0.0.2:9651 --tls-ca ca.pem watch --all
-  haactl keygen > /etc/haa/gossip.key`,
+  haactl keygen > /etc/haa/gossip.key
+
+  # from keepalived (offline)
+  haactl import /etc/keepalived/keepalived.conf > /etc/haa/haad.yaml
+  haactl import lb1.conf lb2.conf --node lb1,lb2 > fleet.yaml`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		Args:          cobra.NoArgs,
