@@ -288,8 +288,13 @@ type Node struct {
 	// The load-balancing backend (ipvs or nftables) and why it was chosen.
 	LbBackend       string `protobuf:"bytes,10,opt,name=lb_backend,json=lbBackend,proto3" json:"lb_backend,omitempty"`
 	LbBackendReason string `protobuf:"bytes,11,opt,name=lb_backend_reason,json=lbBackendReason,proto3" json:"lb_backend_reason,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The log level now: debug, info, warn or error.
+	LogLevel string `protobuf:"bytes,12,opt,name=log_level,json=logLevel,proto3" json:"log_level,omitempty"`
+	// Where Prometheus metrics are served (http://host:port/metrics), if
+	// anywhere.
+	MetricsAddress string `protobuf:"bytes,13,opt,name=metrics_address,json=metricsAddress,proto3" json:"metrics_address,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Node) Reset() {
@@ -395,6 +400,20 @@ func (x *Node) GetLbBackend() string {
 func (x *Node) GetLbBackendReason() string {
 	if x != nil {
 		return x.LbBackendReason
+	}
+	return ""
+}
+
+func (x *Node) GetLogLevel() string {
+	if x != nil {
+		return x.LogLevel
+	}
+	return ""
+}
+
+func (x *Node) GetMetricsAddress() string {
+	if x != nil {
+		return x.MetricsAddress
 	}
 	return ""
 }
@@ -3982,6 +4001,105 @@ func (x *SetRealServerResponse) GetRealServer() *RealServerStatus {
 	return nil
 }
 
+// SetLogLevelRequest sets the log level.
+type SetLogLevelRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// debug, info, warn or error.
+	Level         string `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLogLevelRequest) Reset() {
+	*x = SetLogLevelRequest{}
+	mi := &file_haa_v1_agent_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLogLevelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLogLevelRequest) ProtoMessage() {}
+
+func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLogLevelRequest.ProtoReflect.Descriptor instead.
+func (*SetLogLevelRequest) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *SetLogLevelRequest) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+// SetLogLevelResponse says what changed.
+type SetLogLevelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Level         string                 `protobuf:"bytes,1,opt,name=level,proto3" json:"level,omitempty"`
+	Previous      string                 `protobuf:"bytes,2,opt,name=previous,proto3" json:"previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetLogLevelResponse) Reset() {
+	*x = SetLogLevelResponse{}
+	mi := &file_haa_v1_agent_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetLogLevelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetLogLevelResponse) ProtoMessage() {}
+
+func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetLogLevelResponse.ProtoReflect.Descriptor instead.
+func (*SetLogLevelResponse) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *SetLogLevelResponse) GetLevel() string {
+	if x != nil {
+		return x.Level
+	}
+	return ""
+}
+
+func (x *SetLogLevelResponse) GetPrevious() string {
+	if x != nil {
+		return x.Previous
+	}
+	return ""
+}
+
 var File_haa_v1_agent_proto protoreflect.FileDescriptor
 
 const file_haa_v1_agent_proto_rawDesc = "" +
@@ -3989,7 +4107,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x12haa/v1/agent.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13haa/v1/config.proto\"\x10\n" +
 	"\x0eGetNodeRequest\"3\n" +
 	"\x0fGetNodeResponse\x12 \n" +
-	"\x04node\x18\x01 \x01(\v2\f.haa.v1.NodeR\x04node\"\xaf\x03\n" +
+	"\x04node\x18\x01 \x01(\v2\f.haa.v1.NodeR\x04node\"\xf5\x03\n" +
 	"\x04Node\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x129\n" +
@@ -4005,7 +4123,9 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"lb_backend\x18\n" +
 	" \x01(\tR\tlbBackend\x12*\n" +
-	"\x11lb_backend_reason\x18\v \x01(\tR\x0flbBackendReason\"Y\n" +
+	"\x11lb_backend_reason\x18\v \x01(\tR\x0flbBackendReason\x12\x1b\n" +
+	"\tlog_level\x18\f \x01(\tR\blogLevel\x12'\n" +
+	"\x0fmetrics_address\x18\r \x01(\tR\x0emetricsAddress\"Y\n" +
 	"\vMaintenance\x12\x18\n" +
 	"\aenabled\x18\x01 \x01(\bR\aenabled\x120\n" +
 	"\x05until\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\"\x16\n" +
@@ -4285,7 +4405,12 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x06action\"R\n" +
 	"\x15SetRealServerResponse\x129\n" +
 	"\vreal_server\x18\x01 \x01(\v2\x18.haa.v1.RealServerStatusR\n" +
-	"realServer*c\n" +
+	"realServer\"*\n" +
+	"\x12SetLogLevelRequest\x12\x14\n" +
+	"\x05level\x18\x01 \x01(\tR\x05level\"G\n" +
+	"\x13SetLogLevelResponse\x12\x14\n" +
+	"\x05level\x18\x01 \x01(\tR\x05level\x12\x1a\n" +
+	"\bprevious\x18\x02 \x01(\tR\bprevious*c\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x0e\n" +
 	"\n" +
@@ -4302,7 +4427,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x12MEMBER_STATE_ALIVE\x10\x01\x12\x18\n" +
 	"\x14MEMBER_STATE_SUSPECT\x10\x02\x12\x15\n" +
 	"\x11MEMBER_STATE_DEAD\x10\x03\x12\x15\n" +
-	"\x11MEMBER_STATE_LEFT\x10\x042\xef\x05\n" +
+	"\x11MEMBER_STATE_LEFT\x10\x042\xb7\x06\n" +
 	"\fAgentService\x12:\n" +
 	"\aGetNode\x12\x16.haa.v1.GetNodeRequest\x1a\x17.haa.v1.GetNodeResponse\x12L\n" +
 	"\rListInstances\x12\x1c.haa.v1.ListInstancesRequest\x1a\x1d.haa.v1.ListInstancesResponse\x12F\n" +
@@ -4313,7 +4438,8 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\bFailover\x12\x17.haa.v1.FailoverRequest\x1a\x18.haa.v1.FailoverResponse\x12O\n" +
 	"\x0eSetMaintenance\x12\x1d.haa.v1.SetMaintenanceRequest\x1a\x1e.haa.v1.SetMaintenanceResponse\x12[\n" +
 	"\x12ListVirtualServers\x12!.haa.v1.ListVirtualServersRequest\x1a\".haa.v1.ListVirtualServersResponse\x12L\n" +
-	"\rSetRealServer\x12\x1c.haa.v1.SetRealServerRequest\x1a\x1d.haa.v1.SetRealServerResponseB+Z)github.com/haa-dev/haa/proto/haa/v1;haav1b\x06proto3"
+	"\rSetRealServer\x12\x1c.haa.v1.SetRealServerRequest\x1a\x1d.haa.v1.SetRealServerResponse\x12F\n" +
+	"\vSetLogLevel\x12\x1a.haa.v1.SetLogLevelRequest\x1a\x1b.haa.v1.SetLogLevelResponseB+Z)github.com/haa-dev/haa/proto/haa/v1;haav1b\x06proto3"
 
 var (
 	file_haa_v1_agent_proto_rawDescOnce sync.Once
@@ -4328,7 +4454,7 @@ func file_haa_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_haa_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 52)
+var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
 var file_haa_v1_agent_proto_goTypes = []any{
 	(State)(0),                         // 0: haa.v1.State
 	(TrackerState)(0),                  // 1: haa.v1.TrackerState
@@ -4384,40 +4510,42 @@ var file_haa_v1_agent_proto_goTypes = []any{
 	(*RealServerStatus)(nil),           // 51: haa.v1.RealServerStatus
 	(*SetRealServerRequest)(nil),       // 52: haa.v1.SetRealServerRequest
 	(*SetRealServerResponse)(nil),      // 53: haa.v1.SetRealServerResponse
-	nil,                                // 54: haa.v1.Counters.DropsEntry
-	(*timestamppb.Timestamp)(nil),      // 55: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 56: google.protobuf.Duration
-	(*AgentConfig)(nil),                // 57: haa.v1.AgentConfig
+	(*SetLogLevelRequest)(nil),         // 54: haa.v1.SetLogLevelRequest
+	(*SetLogLevelResponse)(nil),        // 55: haa.v1.SetLogLevelResponse
+	nil,                                // 56: haa.v1.Counters.DropsEntry
+	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 58: google.protobuf.Duration
+	(*AgentConfig)(nil),                // 59: haa.v1.AgentConfig
 }
 var file_haa_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: haa.v1.GetNodeResponse.node:type_name -> haa.v1.Node
-	55, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	56, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
+	57, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	58, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
 	6,  // 3: haa.v1.Node.maintenance:type_name -> haa.v1.Maintenance
-	55, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
+	57, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
 	11, // 5: haa.v1.ListInstancesResponse.instances:type_name -> haa.v1.InstanceStatus
 	11, // 6: haa.v1.GetInstanceResponse.instance:type_name -> haa.v1.InstanceStatus
 	0,  // 7: haa.v1.InstanceStatus.state:type_name -> haa.v1.State
-	56, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
+	58, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
 	14, // 9: haa.v1.InstanceStatus.last_transition:type_name -> haa.v1.Transition
 	15, // 10: haa.v1.InstanceStatus.counters:type_name -> haa.v1.Counters
 	12, // 11: haa.v1.InstanceStatus.trackers:type_name -> haa.v1.TrackerStatus
 	13, // 12: haa.v1.InstanceStatus.notify_results:type_name -> haa.v1.NotifyResult
 	1,  // 13: haa.v1.TrackerStatus.state:type_name -> haa.v1.TrackerState
-	55, // 14: haa.v1.TrackerStatus.since:type_name -> google.protobuf.Timestamp
-	55, // 15: haa.v1.NotifyResult.time:type_name -> google.protobuf.Timestamp
-	56, // 16: haa.v1.NotifyResult.duration:type_name -> google.protobuf.Duration
-	55, // 17: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	57, // 14: haa.v1.TrackerStatus.since:type_name -> google.protobuf.Timestamp
+	57, // 15: haa.v1.NotifyResult.time:type_name -> google.protobuf.Timestamp
+	58, // 16: haa.v1.NotifyResult.duration:type_name -> google.protobuf.Duration
+	57, // 17: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
 	0,  // 18: haa.v1.Transition.from:type_name -> haa.v1.State
 	0,  // 19: haa.v1.Transition.to:type_name -> haa.v1.State
-	54, // 20: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
-	56, // 21: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
-	57, // 22: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
-	57, // 23: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
+	56, // 20: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
+	58, // 21: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
+	59, // 22: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
+	59, // 23: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
 	20, // 24: haa.v1.ApplyConfigResponse.plan:type_name -> haa.v1.Plan
 	21, // 25: haa.v1.Plan.changed:type_name -> haa.v1.InstanceChange
 	24, // 26: haa.v1.WatchEventsResponse.event:type_name -> haa.v1.Event
-	55, // 27: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
+	57, // 27: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
 	25, // 28: haa.v1.Event.state_changed:type_name -> haa.v1.StateChanged
 	26, // 29: haa.v1.Event.priority_changed:type_name -> haa.v1.PriorityChanged
 	31, // 30: haa.v1.Event.vips_changed:type_name -> haa.v1.VipsChanged
@@ -4446,12 +4574,12 @@ var file_haa_v1_agent_proto_depIdxs = []int32{
 	38, // 53: haa.v1.VridCollision.instances:type_name -> haa.v1.NodeInstance
 	20, // 54: haa.v1.FleetApplied.plan:type_name -> haa.v1.Plan
 	2,  // 55: haa.v1.MemberChanged.state:type_name -> haa.v1.MemberState
-	56, // 56: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
-	56, // 57: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
+	58, // 56: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
+	58, // 57: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
 	6,  // 58: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
 	50, // 59: haa.v1.ListVirtualServersResponse.virtual_servers:type_name -> haa.v1.VirtualServerStatus
 	51, // 60: haa.v1.VirtualServerStatus.real_servers:type_name -> haa.v1.RealServerStatus
-	55, // 61: haa.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
+	57, // 61: haa.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
 	51, // 62: haa.v1.SetRealServerResponse.real_server:type_name -> haa.v1.RealServerStatus
 	3,  // 63: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
 	7,  // 64: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
@@ -4463,18 +4591,20 @@ var file_haa_v1_agent_proto_depIdxs = []int32{
 	46, // 70: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
 	48, // 71: haa.v1.AgentService.ListVirtualServers:input_type -> haa.v1.ListVirtualServersRequest
 	52, // 72: haa.v1.AgentService.SetRealServer:input_type -> haa.v1.SetRealServerRequest
-	4,  // 73: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
-	8,  // 74: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
-	10, // 75: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
-	17, // 76: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
-	19, // 77: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
-	23, // 78: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
-	45, // 79: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
-	47, // 80: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
-	49, // 81: haa.v1.AgentService.ListVirtualServers:output_type -> haa.v1.ListVirtualServersResponse
-	53, // 82: haa.v1.AgentService.SetRealServer:output_type -> haa.v1.SetRealServerResponse
-	73, // [73:83] is the sub-list for method output_type
-	63, // [63:73] is the sub-list for method input_type
+	54, // 73: haa.v1.AgentService.SetLogLevel:input_type -> haa.v1.SetLogLevelRequest
+	4,  // 74: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
+	8,  // 75: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
+	10, // 76: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
+	17, // 77: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
+	19, // 78: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
+	23, // 79: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
+	45, // 80: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
+	47, // 81: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
+	49, // 82: haa.v1.AgentService.ListVirtualServers:output_type -> haa.v1.ListVirtualServersResponse
+	53, // 83: haa.v1.AgentService.SetRealServer:output_type -> haa.v1.SetRealServerResponse
+	55, // 84: haa.v1.AgentService.SetLogLevel:output_type -> haa.v1.SetLogLevelResponse
+	74, // [74:85] is the sub-list for method output_type
+	63, // [63:74] is the sub-list for method input_type
 	63, // [63:63] is the sub-list for extension type_name
 	63, // [63:63] is the sub-list for extension extendee
 	0,  // [0:63] is the sub-list for field type_name
@@ -4520,7 +4650,7 @@ func file_haa_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_agent_proto_rawDesc), len(file_haa_v1_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   52,
+			NumMessages:   54,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -29,6 +29,7 @@ const (
 	AgentService_SetMaintenance_FullMethodName     = "/haa.v1.AgentService/SetMaintenance"
 	AgentService_ListVirtualServers_FullMethodName = "/haa.v1.AgentService/ListVirtualServers"
 	AgentService_SetRealServer_FullMethodName      = "/haa.v1.AgentService/SetRealServer"
+	AgentService_SetLogLevel_FullMethodName        = "/haa.v1.AgentService/SetLogLevel"
 )
 
 // AgentServiceClient is the client API for AgentService service.
@@ -72,6 +73,9 @@ type AgentServiceClient interface {
 	// configuration change. It lasts until the real server's configured
 	// weight changes or haad restarts. NotFound if there is no such server.
 	SetRealServer(ctx context.Context, in *SetRealServerRequest, opts ...grpc.CallOption) (*SetRealServerResponse, error)
+	// SetLogLevel changes the agent's log level now (until haad restarts or
+	// another call), e.g. to debug while investigating.
+	SetLogLevel(ctx context.Context, in *SetLogLevelRequest, opts ...grpc.CallOption) (*SetLogLevelResponse, error)
 }
 
 type agentServiceClient struct {
@@ -191,6 +195,16 @@ func (c *agentServiceClient) SetRealServer(ctx context.Context, in *SetRealServe
 	return out, nil
 }
 
+func (c *agentServiceClient) SetLogLevel(ctx context.Context, in *SetLogLevelRequest, opts ...grpc.CallOption) (*SetLogLevelResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetLogLevelResponse)
+	err := c.cc.Invoke(ctx, AgentService_SetLogLevel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AgentServiceServer is the server API for AgentService service.
 // All implementations must embed UnimplementedAgentServiceServer
 // for forward compatibility.
@@ -232,6 +246,9 @@ type AgentServiceServer interface {
 	// configuration change. It lasts until the real server's configured
 	// weight changes or haad restarts. NotFound if there is no such server.
 	SetRealServer(context.Context, *SetRealServerRequest) (*SetRealServerResponse, error)
+	// SetLogLevel changes the agent's log level now (until haad restarts or
+	// another call), e.g. to debug while investigating.
+	SetLogLevel(context.Context, *SetLogLevelRequest) (*SetLogLevelResponse, error)
 	mustEmbedUnimplementedAgentServiceServer()
 }
 
@@ -271,6 +288,9 @@ func (UnimplementedAgentServiceServer) ListVirtualServers(context.Context, *List
 }
 func (UnimplementedAgentServiceServer) SetRealServer(context.Context, *SetRealServerRequest) (*SetRealServerResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetRealServer not implemented")
+}
+func (UnimplementedAgentServiceServer) SetLogLevel(context.Context, *SetLogLevelRequest) (*SetLogLevelResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetLogLevel not implemented")
 }
 func (UnimplementedAgentServiceServer) mustEmbedUnimplementedAgentServiceServer() {}
 func (UnimplementedAgentServiceServer) testEmbeddedByValue()                      {}
@@ -466,6 +486,24 @@ func _AgentService_SetRealServer_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AgentService_SetLogLevel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetLogLevelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AgentServiceServer).SetLogLevel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AgentService_SetLogLevel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AgentServiceServer).SetLogLevel(ctx, req.(*SetLogLevelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // AgentService_ServiceDesc is the grpc.ServiceDesc for AgentService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -508,6 +546,10 @@ var AgentService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetRealServer",
 			Handler:    _AgentService_SetRealServer_Handler,
+		},
+		{
+			MethodName: "SetLogLevel",
+			Handler:    _AgentService_SetLogLevel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

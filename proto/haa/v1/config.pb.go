@@ -50,7 +50,9 @@ type AgentConfig struct {
 	// servers the kernel balances connections to. keepalived: virtual_server.
 	VirtualServers []*VirtualServer `protobuf:"bytes,7,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
 	// How the virtual servers are programmed into the kernel.
-	LoadBalancer  *LoadBalancer `protobuf:"bytes,8,opt,name=load_balancer,json=loadBalancer,proto3" json:"load_balancer,omitempty"`
+	LoadBalancer *LoadBalancer `protobuf:"bytes,8,opt,name=load_balancer,json=loadBalancer,proto3" json:"load_balancer,omitempty"`
+	// Prometheus metrics over HTTP. Unset: none.
+	Metrics       *Metrics `protobuf:"bytes,9,opt,name=metrics,proto3" json:"metrics,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -141,6 +143,62 @@ func (x *AgentConfig) GetLoadBalancer() *LoadBalancer {
 	return nil
 }
 
+func (x *AgentConfig) GetMetrics() *Metrics {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+// Metrics is the agent's Prometheus endpoint: GET /metrics on listen. It
+// is plain HTTP without authentication: bind it to loopback or a
+// management network. Read at start: a change takes effect when haad
+// restarts.
+type Metrics struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// host:port, e.g. "127.0.0.1:9650".
+	Listen        string `protobuf:"bytes,1,opt,name=listen,proto3" json:"listen,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Metrics) Reset() {
+	*x = Metrics{}
+	mi := &file_haa_v1_config_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Metrics) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Metrics) ProtoMessage() {}
+
+func (x *Metrics) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Metrics.ProtoReflect.Descriptor instead.
+func (*Metrics) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Metrics) GetListen() string {
+	if x != nil {
+		return x.Listen
+	}
+	return ""
+}
+
 // LoadBalancer chooses the kernel mechanism that balances the virtual
 // servers and bounds the health checkers. Read at start: a change takes
 // effect when haad restarts.
@@ -160,7 +218,7 @@ type LoadBalancer struct {
 
 func (x *LoadBalancer) Reset() {
 	*x = LoadBalancer{}
-	mi := &file_haa_v1_config_proto_msgTypes[1]
+	mi := &file_haa_v1_config_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -172,7 +230,7 @@ func (x *LoadBalancer) String() string {
 func (*LoadBalancer) ProtoMessage() {}
 
 func (x *LoadBalancer) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[1]
+	mi := &file_haa_v1_config_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -185,7 +243,7 @@ func (x *LoadBalancer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LoadBalancer.ProtoReflect.Descriptor instead.
 func (*LoadBalancer) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{1}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *LoadBalancer) GetBackend() string {
@@ -260,7 +318,7 @@ type VirtualServer struct {
 
 func (x *VirtualServer) Reset() {
 	*x = VirtualServer{}
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -272,7 +330,7 @@ func (x *VirtualServer) String() string {
 func (*VirtualServer) ProtoMessage() {}
 
 func (x *VirtualServer) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[2]
+	mi := &file_haa_v1_config_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -285,7 +343,7 @@ func (x *VirtualServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualServer.ProtoReflect.Descriptor instead.
 func (*VirtualServer) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{2}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *VirtualServer) GetName() string {
@@ -422,7 +480,7 @@ type RealServer struct {
 
 func (x *RealServer) Reset() {
 	*x = RealServer{}
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -434,7 +492,7 @@ func (x *RealServer) String() string {
 func (*RealServer) ProtoMessage() {}
 
 func (x *RealServer) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[3]
+	mi := &file_haa_v1_config_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -447,7 +505,7 @@ func (x *RealServer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealServer.ProtoReflect.Descriptor instead.
 func (*RealServer) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{3}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RealServer) GetAddress() string {
@@ -531,7 +589,7 @@ type HealthCheck struct {
 
 func (x *HealthCheck) Reset() {
 	*x = HealthCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -543,7 +601,7 @@ func (x *HealthCheck) String() string {
 func (*HealthCheck) ProtoMessage() {}
 
 func (x *HealthCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[4]
+	mi := &file_haa_v1_config_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -556,7 +614,7 @@ func (x *HealthCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HealthCheck.ProtoReflect.Descriptor instead.
 func (*HealthCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{4}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *HealthCheck) GetTcp() *TcpCheck {
@@ -673,7 +731,7 @@ type TcpCheck struct {
 
 func (x *TcpCheck) Reset() {
 	*x = TcpCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[5]
+	mi := &file_haa_v1_config_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -685,7 +743,7 @@ func (x *TcpCheck) String() string {
 func (*TcpCheck) ProtoMessage() {}
 
 func (x *TcpCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[5]
+	mi := &file_haa_v1_config_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -698,7 +756,7 @@ func (x *TcpCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TcpCheck.ProtoReflect.Descriptor instead.
 func (*TcpCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{5}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
 }
 
 // HttpCheck GETs a URL of the real server.
@@ -731,7 +789,7 @@ type HttpCheck struct {
 
 func (x *HttpCheck) Reset() {
 	*x = HttpCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[6]
+	mi := &file_haa_v1_config_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -743,7 +801,7 @@ func (x *HttpCheck) String() string {
 func (*HttpCheck) ProtoMessage() {}
 
 func (x *HttpCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[6]
+	mi := &file_haa_v1_config_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -756,7 +814,7 @@ func (x *HttpCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HttpCheck.ProtoReflect.Descriptor instead.
 func (*HttpCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{6}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *HttpCheck) GetPath() string {
@@ -826,7 +884,7 @@ type SmtpCheck struct {
 
 func (x *SmtpCheck) Reset() {
 	*x = SmtpCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[7]
+	mi := &file_haa_v1_config_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +896,7 @@ func (x *SmtpCheck) String() string {
 func (*SmtpCheck) ProtoMessage() {}
 
 func (x *SmtpCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[7]
+	mi := &file_haa_v1_config_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +909,7 @@ func (x *SmtpCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SmtpCheck.ProtoReflect.Descriptor instead.
 func (*SmtpCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{7}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SmtpCheck) GetHeloName() string {
@@ -875,7 +933,7 @@ type DnsCheck struct {
 
 func (x *DnsCheck) Reset() {
 	*x = DnsCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[8]
+	mi := &file_haa_v1_config_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -887,7 +945,7 @@ func (x *DnsCheck) String() string {
 func (*DnsCheck) ProtoMessage() {}
 
 func (x *DnsCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[8]
+	mi := &file_haa_v1_config_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -900,7 +958,7 @@ func (x *DnsCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DnsCheck.ProtoReflect.Descriptor instead.
 func (*DnsCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{8}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DnsCheck) GetType() string {
@@ -932,7 +990,7 @@ type UdpCheck struct {
 
 func (x *UdpCheck) Reset() {
 	*x = UdpCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[9]
+	mi := &file_haa_v1_config_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -944,7 +1002,7 @@ func (x *UdpCheck) String() string {
 func (*UdpCheck) ProtoMessage() {}
 
 func (x *UdpCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[9]
+	mi := &file_haa_v1_config_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -957,7 +1015,7 @@ func (x *UdpCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UdpCheck.ProtoReflect.Descriptor instead.
 func (*UdpCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{9}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *UdpCheck) GetPayload() string {
@@ -983,7 +1041,7 @@ type PingCheck struct {
 
 func (x *PingCheck) Reset() {
 	*x = PingCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[10]
+	mi := &file_haa_v1_config_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1053,7 @@ func (x *PingCheck) String() string {
 func (*PingCheck) ProtoMessage() {}
 
 func (x *PingCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[10]
+	mi := &file_haa_v1_config_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1066,7 @@ func (x *PingCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingCheck.ProtoReflect.Descriptor instead.
 func (*PingCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{10}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{11}
 }
 
 // ExecCheck runs a command (directly, no shell) with the real server's
@@ -1028,7 +1086,7 @@ type ExecCheck struct {
 
 func (x *ExecCheck) Reset() {
 	*x = ExecCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[11]
+	mi := &file_haa_v1_config_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1040,7 +1098,7 @@ func (x *ExecCheck) String() string {
 func (*ExecCheck) ProtoMessage() {}
 
 func (x *ExecCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[11]
+	mi := &file_haa_v1_config_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1053,7 +1111,7 @@ func (x *ExecCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExecCheck.ProtoReflect.Descriptor instead.
 func (*ExecCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{11}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExecCheck) GetCommand() []string {
@@ -1106,7 +1164,7 @@ type Tracker struct {
 
 func (x *Tracker) Reset() {
 	*x = Tracker{}
-	mi := &file_haa_v1_config_proto_msgTypes[12]
+	mi := &file_haa_v1_config_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1118,7 +1176,7 @@ func (x *Tracker) String() string {
 func (*Tracker) ProtoMessage() {}
 
 func (x *Tracker) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[12]
+	mi := &file_haa_v1_config_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1131,7 +1189,7 @@ func (x *Tracker) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tracker.ProtoReflect.Descriptor instead.
 func (*Tracker) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{12}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Tracker) GetName() string {
@@ -1205,7 +1263,7 @@ type ScriptCheck struct {
 
 func (x *ScriptCheck) Reset() {
 	*x = ScriptCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[13]
+	mi := &file_haa_v1_config_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1217,7 +1275,7 @@ func (x *ScriptCheck) String() string {
 func (*ScriptCheck) ProtoMessage() {}
 
 func (x *ScriptCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[13]
+	mi := &file_haa_v1_config_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1230,7 +1288,7 @@ func (x *ScriptCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScriptCheck.ProtoReflect.Descriptor instead.
 func (*ScriptCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{13}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ScriptCheck) GetCommand() []string {
@@ -1287,7 +1345,7 @@ type InterfaceCheck struct {
 
 func (x *InterfaceCheck) Reset() {
 	*x = InterfaceCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[14]
+	mi := &file_haa_v1_config_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1299,7 +1357,7 @@ func (x *InterfaceCheck) String() string {
 func (*InterfaceCheck) ProtoMessage() {}
 
 func (x *InterfaceCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[14]
+	mi := &file_haa_v1_config_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1312,7 +1370,7 @@ func (x *InterfaceCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InterfaceCheck.ProtoReflect.Descriptor instead.
 func (*InterfaceCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{14}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *InterfaceCheck) GetName() string {
@@ -1336,7 +1394,7 @@ type FileCheck struct {
 
 func (x *FileCheck) Reset() {
 	*x = FileCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[15]
+	mi := &file_haa_v1_config_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1406,7 @@ func (x *FileCheck) String() string {
 func (*FileCheck) ProtoMessage() {}
 
 func (x *FileCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[15]
+	mi := &file_haa_v1_config_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1419,7 @@ func (x *FileCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FileCheck.ProtoReflect.Descriptor instead.
 func (*FileCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{15}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *FileCheck) GetPath() string {
@@ -1394,7 +1452,7 @@ type ProcessCheck struct {
 
 func (x *ProcessCheck) Reset() {
 	*x = ProcessCheck{}
-	mi := &file_haa_v1_config_proto_msgTypes[16]
+	mi := &file_haa_v1_config_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1406,7 +1464,7 @@ func (x *ProcessCheck) String() string {
 func (*ProcessCheck) ProtoMessage() {}
 
 func (x *ProcessCheck) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[16]
+	mi := &file_haa_v1_config_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1419,7 +1477,7 @@ func (x *ProcessCheck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProcessCheck.ProtoReflect.Descriptor instead.
 func (*ProcessCheck) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{16}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ProcessCheck) GetName() string {
@@ -1471,7 +1529,7 @@ type TrackRef struct {
 
 func (x *TrackRef) Reset() {
 	*x = TrackRef{}
-	mi := &file_haa_v1_config_proto_msgTypes[17]
+	mi := &file_haa_v1_config_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1483,7 +1541,7 @@ func (x *TrackRef) String() string {
 func (*TrackRef) ProtoMessage() {}
 
 func (x *TrackRef) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[17]
+	mi := &file_haa_v1_config_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1496,7 +1554,7 @@ func (x *TrackRef) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TrackRef.ProtoReflect.Descriptor instead.
 func (*TrackRef) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{17}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *TrackRef) GetTracker() string {
@@ -1543,7 +1601,7 @@ type Notify struct {
 
 func (x *Notify) Reset() {
 	*x = Notify{}
-	mi := &file_haa_v1_config_proto_msgTypes[18]
+	mi := &file_haa_v1_config_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1555,7 +1613,7 @@ func (x *Notify) String() string {
 func (*Notify) ProtoMessage() {}
 
 func (x *Notify) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[18]
+	mi := &file_haa_v1_config_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1568,7 +1626,7 @@ func (x *Notify) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Notify.ProtoReflect.Descriptor instead.
 func (*Notify) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{18}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *Notify) GetMaster() []string {
@@ -1642,7 +1700,7 @@ type SyncGroup struct {
 
 func (x *SyncGroup) Reset() {
 	*x = SyncGroup{}
-	mi := &file_haa_v1_config_proto_msgTypes[19]
+	mi := &file_haa_v1_config_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1654,7 +1712,7 @@ func (x *SyncGroup) String() string {
 func (*SyncGroup) ProtoMessage() {}
 
 func (x *SyncGroup) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[19]
+	mi := &file_haa_v1_config_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1667,7 +1725,7 @@ func (x *SyncGroup) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SyncGroup.ProtoReflect.Descriptor instead.
 func (*SyncGroup) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{19}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *SyncGroup) GetName() string {
@@ -1728,7 +1786,7 @@ type Gossip struct {
 
 func (x *Gossip) Reset() {
 	*x = Gossip{}
-	mi := &file_haa_v1_config_proto_msgTypes[20]
+	mi := &file_haa_v1_config_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +1798,7 @@ func (x *Gossip) String() string {
 func (*Gossip) ProtoMessage() {}
 
 func (x *Gossip) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[20]
+	mi := &file_haa_v1_config_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +1811,7 @@ func (x *Gossip) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Gossip.ProtoReflect.Descriptor instead.
 func (*Gossip) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{20}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *Gossip) GetBind() string {
@@ -1825,7 +1883,7 @@ type Fleet struct {
 
 func (x *Fleet) Reset() {
 	*x = Fleet{}
-	mi := &file_haa_v1_config_proto_msgTypes[21]
+	mi := &file_haa_v1_config_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1837,7 +1895,7 @@ func (x *Fleet) String() string {
 func (*Fleet) ProtoMessage() {}
 
 func (x *Fleet) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[21]
+	mi := &file_haa_v1_config_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1850,7 +1908,7 @@ func (x *Fleet) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Fleet.ProtoReflect.Descriptor instead.
 func (*Fleet) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{21}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Fleet) GetKind() string {
@@ -1951,7 +2009,7 @@ type FleetInstance struct {
 
 func (x *FleetInstance) Reset() {
 	*x = FleetInstance{}
-	mi := &file_haa_v1_config_proto_msgTypes[22]
+	mi := &file_haa_v1_config_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2021,7 @@ func (x *FleetInstance) String() string {
 func (*FleetInstance) ProtoMessage() {}
 
 func (x *FleetInstance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[22]
+	mi := &file_haa_v1_config_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2034,7 @@ func (x *FleetInstance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetInstance.ProtoReflect.Descriptor instead.
 func (*FleetInstance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{22}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *FleetInstance) GetName() string {
@@ -2133,7 +2191,7 @@ type ApiConfig struct {
 
 func (x *ApiConfig) Reset() {
 	*x = ApiConfig{}
-	mi := &file_haa_v1_config_proto_msgTypes[23]
+	mi := &file_haa_v1_config_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2145,7 +2203,7 @@ func (x *ApiConfig) String() string {
 func (*ApiConfig) ProtoMessage() {}
 
 func (x *ApiConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[23]
+	mi := &file_haa_v1_config_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2158,7 +2216,7 @@ func (x *ApiConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiConfig.ProtoReflect.Descriptor instead.
 func (*ApiConfig) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{23}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ApiConfig) GetSocket() string {
@@ -2190,7 +2248,7 @@ type TcpListener struct {
 
 func (x *TcpListener) Reset() {
 	*x = TcpListener{}
-	mi := &file_haa_v1_config_proto_msgTypes[24]
+	mi := &file_haa_v1_config_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2202,7 +2260,7 @@ func (x *TcpListener) String() string {
 func (*TcpListener) ProtoMessage() {}
 
 func (x *TcpListener) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[24]
+	mi := &file_haa_v1_config_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2215,7 +2273,7 @@ func (x *TcpListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TcpListener.ProtoReflect.Descriptor instead.
 func (*TcpListener) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{24}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *TcpListener) GetListen() string {
@@ -2254,7 +2312,7 @@ type Tls struct {
 
 func (x *Tls) Reset() {
 	*x = Tls{}
-	mi := &file_haa_v1_config_proto_msgTypes[25]
+	mi := &file_haa_v1_config_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2266,7 +2324,7 @@ func (x *Tls) String() string {
 func (*Tls) ProtoMessage() {}
 
 func (x *Tls) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[25]
+	mi := &file_haa_v1_config_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2279,7 +2337,7 @@ func (x *Tls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tls.ProtoReflect.Descriptor instead.
 func (*Tls) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{25}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Tls) GetCertFile() string {
@@ -2366,7 +2424,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_haa_v1_config_proto_msgTypes[26]
+	mi := &file_haa_v1_config_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2378,7 +2436,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[26]
+	mi := &file_haa_v1_config_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2391,7 +2449,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{26}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Instance) GetName() string {
@@ -2534,7 +2592,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_haa_v1_config_proto_msgTypes[27]
+	mi := &file_haa_v1_config_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2546,7 +2604,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[27]
+	mi := &file_haa_v1_config_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2559,7 +2617,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{27}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Auth) GetType() string {
@@ -2598,7 +2656,7 @@ type Garp struct {
 
 func (x *Garp) Reset() {
 	*x = Garp{}
-	mi := &file_haa_v1_config_proto_msgTypes[28]
+	mi := &file_haa_v1_config_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2610,7 +2668,7 @@ func (x *Garp) String() string {
 func (*Garp) ProtoMessage() {}
 
 func (x *Garp) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[28]
+	mi := &file_haa_v1_config_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2623,7 +2681,7 @@ func (x *Garp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Garp.ProtoReflect.Descriptor instead.
 func (*Garp) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{28}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Garp) GetDelay() *durationpb.Duration {
@@ -2665,7 +2723,7 @@ var File_haa_v1_config_proto protoreflect.FileDescriptor
 
 const file_haa_v1_config_proto_rawDesc = "" +
 	"\n" +
-	"\x13haa/v1/config.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\"\xfa\x02\n" +
+	"\x13haa/v1/config.proto\x12\x06haa.v1\x1a\x1egoogle/protobuf/duration.proto\"\xa5\x03\n" +
 	"\vAgentConfig\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\x03api\x18\x02 \x01(\v2\x11.haa.v1.ApiConfigR\x03api\x12.\n" +
@@ -2675,7 +2733,10 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\vsync_groups\x18\x06 \x03(\v2\x11.haa.v1.SyncGroupR\n" +
 	"syncGroups\x12>\n" +
 	"\x0fvirtual_servers\x18\a \x03(\v2\x15.haa.v1.VirtualServerR\x0evirtualServers\x129\n" +
-	"\rload_balancer\x18\b \x01(\v2\x14.haa.v1.LoadBalancerR\floadBalancer\"\\\n" +
+	"\rload_balancer\x18\b \x01(\v2\x14.haa.v1.LoadBalancerR\floadBalancer\x12)\n" +
+	"\ametrics\x18\t \x01(\v2\x0f.haa.v1.MetricsR\ametrics\"!\n" +
+	"\aMetrics\x12\x16\n" +
+	"\x06listen\x18\x01 \x01(\tR\x06listen\"\\\n" +
 	"\fLoadBalancer\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x122\n" +
 	"\x15max_concurrent_checks\x18\x02 \x01(\rR\x13maxConcurrentChecks\"\xd3\x04\n" +
@@ -2906,103 +2967,105 @@ func file_haa_v1_config_proto_rawDescGZIP() []byte {
 	return file_haa_v1_config_proto_rawDescData
 }
 
-var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
+var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_haa_v1_config_proto_goTypes = []any{
 	(*AgentConfig)(nil),         // 0: haa.v1.AgentConfig
-	(*LoadBalancer)(nil),        // 1: haa.v1.LoadBalancer
-	(*VirtualServer)(nil),       // 2: haa.v1.VirtualServer
-	(*RealServer)(nil),          // 3: haa.v1.RealServer
-	(*HealthCheck)(nil),         // 4: haa.v1.HealthCheck
-	(*TcpCheck)(nil),            // 5: haa.v1.TcpCheck
-	(*HttpCheck)(nil),           // 6: haa.v1.HttpCheck
-	(*SmtpCheck)(nil),           // 7: haa.v1.SmtpCheck
-	(*DnsCheck)(nil),            // 8: haa.v1.DnsCheck
-	(*UdpCheck)(nil),            // 9: haa.v1.UdpCheck
-	(*PingCheck)(nil),           // 10: haa.v1.PingCheck
-	(*ExecCheck)(nil),           // 11: haa.v1.ExecCheck
-	(*Tracker)(nil),             // 12: haa.v1.Tracker
-	(*ScriptCheck)(nil),         // 13: haa.v1.ScriptCheck
-	(*InterfaceCheck)(nil),      // 14: haa.v1.InterfaceCheck
-	(*FileCheck)(nil),           // 15: haa.v1.FileCheck
-	(*ProcessCheck)(nil),        // 16: haa.v1.ProcessCheck
-	(*TrackRef)(nil),            // 17: haa.v1.TrackRef
-	(*Notify)(nil),              // 18: haa.v1.Notify
-	(*SyncGroup)(nil),           // 19: haa.v1.SyncGroup
-	(*Gossip)(nil),              // 20: haa.v1.Gossip
-	(*Fleet)(nil),               // 21: haa.v1.Fleet
-	(*FleetInstance)(nil),       // 22: haa.v1.FleetInstance
-	(*ApiConfig)(nil),           // 23: haa.v1.ApiConfig
-	(*TcpListener)(nil),         // 24: haa.v1.TcpListener
-	(*Tls)(nil),                 // 25: haa.v1.Tls
-	(*Instance)(nil),            // 26: haa.v1.Instance
-	(*Auth)(nil),                // 27: haa.v1.Auth
-	(*Garp)(nil),                // 28: haa.v1.Garp
-	nil,                         // 29: haa.v1.FleetInstance.PrioritiesEntry
-	nil,                         // 30: haa.v1.FleetInstance.OverridesEntry
-	(*durationpb.Duration)(nil), // 31: google.protobuf.Duration
+	(*Metrics)(nil),             // 1: haa.v1.Metrics
+	(*LoadBalancer)(nil),        // 2: haa.v1.LoadBalancer
+	(*VirtualServer)(nil),       // 3: haa.v1.VirtualServer
+	(*RealServer)(nil),          // 4: haa.v1.RealServer
+	(*HealthCheck)(nil),         // 5: haa.v1.HealthCheck
+	(*TcpCheck)(nil),            // 6: haa.v1.TcpCheck
+	(*HttpCheck)(nil),           // 7: haa.v1.HttpCheck
+	(*SmtpCheck)(nil),           // 8: haa.v1.SmtpCheck
+	(*DnsCheck)(nil),            // 9: haa.v1.DnsCheck
+	(*UdpCheck)(nil),            // 10: haa.v1.UdpCheck
+	(*PingCheck)(nil),           // 11: haa.v1.PingCheck
+	(*ExecCheck)(nil),           // 12: haa.v1.ExecCheck
+	(*Tracker)(nil),             // 13: haa.v1.Tracker
+	(*ScriptCheck)(nil),         // 14: haa.v1.ScriptCheck
+	(*InterfaceCheck)(nil),      // 15: haa.v1.InterfaceCheck
+	(*FileCheck)(nil),           // 16: haa.v1.FileCheck
+	(*ProcessCheck)(nil),        // 17: haa.v1.ProcessCheck
+	(*TrackRef)(nil),            // 18: haa.v1.TrackRef
+	(*Notify)(nil),              // 19: haa.v1.Notify
+	(*SyncGroup)(nil),           // 20: haa.v1.SyncGroup
+	(*Gossip)(nil),              // 21: haa.v1.Gossip
+	(*Fleet)(nil),               // 22: haa.v1.Fleet
+	(*FleetInstance)(nil),       // 23: haa.v1.FleetInstance
+	(*ApiConfig)(nil),           // 24: haa.v1.ApiConfig
+	(*TcpListener)(nil),         // 25: haa.v1.TcpListener
+	(*Tls)(nil),                 // 26: haa.v1.Tls
+	(*Instance)(nil),            // 27: haa.v1.Instance
+	(*Auth)(nil),                // 28: haa.v1.Auth
+	(*Garp)(nil),                // 29: haa.v1.Garp
+	nil,                         // 30: haa.v1.FleetInstance.PrioritiesEntry
+	nil,                         // 31: haa.v1.FleetInstance.OverridesEntry
+	(*durationpb.Duration)(nil), // 32: google.protobuf.Duration
 }
 var file_haa_v1_config_proto_depIdxs = []int32{
-	23, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
-	26, // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
-	20, // 2: haa.v1.AgentConfig.gossip:type_name -> haa.v1.Gossip
-	12, // 3: haa.v1.AgentConfig.trackers:type_name -> haa.v1.Tracker
-	19, // 4: haa.v1.AgentConfig.sync_groups:type_name -> haa.v1.SyncGroup
-	2,  // 5: haa.v1.AgentConfig.virtual_servers:type_name -> haa.v1.VirtualServer
-	1,  // 6: haa.v1.AgentConfig.load_balancer:type_name -> haa.v1.LoadBalancer
-	31, // 7: haa.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
-	3,  // 8: haa.v1.VirtualServer.real_servers:type_name -> haa.v1.RealServer
-	4,  // 9: haa.v1.VirtualServer.check:type_name -> haa.v1.HealthCheck
-	4,  // 10: haa.v1.RealServer.check:type_name -> haa.v1.HealthCheck
-	5,  // 11: haa.v1.HealthCheck.tcp:type_name -> haa.v1.TcpCheck
-	6,  // 12: haa.v1.HealthCheck.http:type_name -> haa.v1.HttpCheck
-	6,  // 13: haa.v1.HealthCheck.https:type_name -> haa.v1.HttpCheck
-	7,  // 14: haa.v1.HealthCheck.smtp:type_name -> haa.v1.SmtpCheck
-	8,  // 15: haa.v1.HealthCheck.dns:type_name -> haa.v1.DnsCheck
-	9,  // 16: haa.v1.HealthCheck.udp:type_name -> haa.v1.UdpCheck
-	10, // 17: haa.v1.HealthCheck.ping:type_name -> haa.v1.PingCheck
-	11, // 18: haa.v1.HealthCheck.exec:type_name -> haa.v1.ExecCheck
-	31, // 19: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	31, // 20: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	31, // 21: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
-	31, // 22: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	13, // 23: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
-	14, // 24: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
-	15, // 25: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
-	16, // 26: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
-	31, // 27: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
-	31, // 28: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
-	31, // 29: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
-	31, // 30: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
-	18, // 31: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
-	17, // 32: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
-	22, // 33: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
-	12, // 34: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
-	19, // 35: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
-	31, // 36: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
-	31, // 37: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
-	27, // 38: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
-	28, // 39: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
-	17, // 40: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
-	18, // 41: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
-	29, // 42: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
-	30, // 43: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
-	24, // 44: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
-	25, // 45: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
-	31, // 46: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
-	31, // 47: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
-	27, // 48: haa.v1.Instance.auth:type_name -> haa.v1.Auth
-	28, // 49: haa.v1.Instance.garp:type_name -> haa.v1.Garp
-	17, // 50: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
-	18, // 51: haa.v1.Instance.notify:type_name -> haa.v1.Notify
-	31, // 52: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
-	31, // 53: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
-	31, // 54: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
-	26, // 55: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
-	56, // [56:56] is the sub-list for method output_type
-	56, // [56:56] is the sub-list for method input_type
-	56, // [56:56] is the sub-list for extension type_name
-	56, // [56:56] is the sub-list for extension extendee
-	0,  // [0:56] is the sub-list for field type_name
+	24, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
+	27, // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
+	21, // 2: haa.v1.AgentConfig.gossip:type_name -> haa.v1.Gossip
+	13, // 3: haa.v1.AgentConfig.trackers:type_name -> haa.v1.Tracker
+	20, // 4: haa.v1.AgentConfig.sync_groups:type_name -> haa.v1.SyncGroup
+	3,  // 5: haa.v1.AgentConfig.virtual_servers:type_name -> haa.v1.VirtualServer
+	2,  // 6: haa.v1.AgentConfig.load_balancer:type_name -> haa.v1.LoadBalancer
+	1,  // 7: haa.v1.AgentConfig.metrics:type_name -> haa.v1.Metrics
+	32, // 8: haa.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
+	4,  // 9: haa.v1.VirtualServer.real_servers:type_name -> haa.v1.RealServer
+	5,  // 10: haa.v1.VirtualServer.check:type_name -> haa.v1.HealthCheck
+	5,  // 11: haa.v1.RealServer.check:type_name -> haa.v1.HealthCheck
+	6,  // 12: haa.v1.HealthCheck.tcp:type_name -> haa.v1.TcpCheck
+	7,  // 13: haa.v1.HealthCheck.http:type_name -> haa.v1.HttpCheck
+	7,  // 14: haa.v1.HealthCheck.https:type_name -> haa.v1.HttpCheck
+	8,  // 15: haa.v1.HealthCheck.smtp:type_name -> haa.v1.SmtpCheck
+	9,  // 16: haa.v1.HealthCheck.dns:type_name -> haa.v1.DnsCheck
+	10, // 17: haa.v1.HealthCheck.udp:type_name -> haa.v1.UdpCheck
+	11, // 18: haa.v1.HealthCheck.ping:type_name -> haa.v1.PingCheck
+	12, // 19: haa.v1.HealthCheck.exec:type_name -> haa.v1.ExecCheck
+	32, // 20: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	32, // 21: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	32, // 22: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
+	32, // 23: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	14, // 24: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
+	15, // 25: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
+	16, // 26: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
+	17, // 27: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
+	32, // 28: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
+	32, // 29: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
+	32, // 30: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
+	32, // 31: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
+	19, // 32: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
+	18, // 33: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
+	23, // 34: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
+	13, // 35: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
+	20, // 36: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
+	32, // 37: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
+	32, // 38: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
+	28, // 39: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
+	29, // 40: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
+	18, // 41: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
+	19, // 42: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
+	30, // 43: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
+	31, // 44: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
+	25, // 45: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
+	26, // 46: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
+	32, // 47: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
+	32, // 48: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
+	28, // 49: haa.v1.Instance.auth:type_name -> haa.v1.Auth
+	29, // 50: haa.v1.Instance.garp:type_name -> haa.v1.Garp
+	18, // 51: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
+	19, // 52: haa.v1.Instance.notify:type_name -> haa.v1.Notify
+	32, // 53: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
+	32, // 54: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
+	32, // 55: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
+	27, // 56: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
+	57, // [57:57] is the sub-list for method output_type
+	57, // [57:57] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_config_proto_init() }
@@ -3010,18 +3073,18 @@ func file_haa_v1_config_proto_init() {
 	if File_haa_v1_config_proto != nil {
 		return
 	}
-	file_haa_v1_config_proto_msgTypes[3].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[17].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[22].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[26].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[28].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[4].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[18].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[23].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[27].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[29].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_config_proto_rawDesc), len(file_haa_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   31,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
