@@ -39,6 +39,9 @@ type Agent struct {
 	stateFile string // generation, hash, maintenance; "" : not kept
 	cfgFile   string // where applied configurations are persisted
 
+	level   *slog.LevelVar // the logger's level (WithLogLevel), or nil
+	levelMu sync.Mutex     // one SetLogLevel at a time
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -54,6 +57,8 @@ type Agent struct {
 	maint     Maintenance
 	maintSeq  uint64 // invalidates the TTL timer of an older SetMaintenance
 	listen    []string
+	// metricsURL is where metrics are served (SetMetricsAddress), for Node.
+	metricsURL string
 
 	ifmu   sync.RWMutex
 	ifaces map[string]*iface

@@ -37,6 +37,12 @@ type NodeInfo struct {
 	Pid         int
 	// The load-balancing backend and why it was chosen.
 	LBBackend, LBReason string
+	// MetricsAddress is where Prometheus metrics are served
+	// (http://host:port/metrics), or "".
+	MetricsAddress string
+	// LogLevel is the log level now (see SetLogLevel); "" if it cannot
+	// change (no WithLogLevel).
+	LogLevel string
 }
 
 // Node returns the agent's identity and configuration state.
@@ -57,13 +63,21 @@ func (a *Agent) Node() NodeInfo {
 		why += " (opened with the first virtual server)"
 	}
 	return NodeInfo{Name: name, Version: a.version, Started: a.started, Generation: a.gen, Hash: a.hash,
-		Listen: append([]string(nil), a.listen...), Maintenance: a.maint, Pid: os.Getpid(), LBBackend: lb, LBReason: why}
+		Listen: append([]string(nil), a.listen...), Maintenance: a.maint, Pid: os.Getpid(), LBBackend: lb, LBReason: why, MetricsAddress: a.metricsURL,
+		LogLevel: a.logLevel()}
 }
 
 // SetListenAddresses records where the API listens, for Node.
 func (a *Agent) SetListenAddresses(addrs []string) {
 	a.mu.Lock()
 	a.listen = append([]string(nil), addrs...)
+	a.mu.Unlock()
+}
+
+// SetMetricsAddress records where metrics are served, for Node.
+func (a *Agent) SetMetricsAddress(url string) {
+	a.mu.Lock()
+	a.metricsURL = url
 	a.mu.Unlock()
 }
 

@@ -15,6 +15,7 @@ func nodeProto(n node.NodeInfo, now time.Time) *haav1.Node {
 	out := &haav1.Node{
 		Name:             n.Name,
 		Version:          n.Version,
+		LogLevel:         n.LogLevel,
 		ConfigGeneration: n.Generation,
 		ConfigHash:       n.Hash,
 		ListenAddresses:  n.Listen,
@@ -22,6 +23,7 @@ func nodeProto(n node.NodeInfo, now time.Time) *haav1.Node {
 		Pid:              int32(n.Pid),
 		LbBackend:        n.LBBackend,
 		LbBackendReason:  n.LBReason,
+		MetricsAddress:   n.MetricsAddress,
 	}
 	if !n.Started.IsZero() {
 		out.StartTime = timestamppb.New(n.Started)

@@ -47,6 +47,7 @@ type Listeners struct {
 	servers   []*grpc.Server
 	listeners []net.Listener
 	socket    string
+	metrics   *APIMetrics // nil: calls are not counted
 }
 
 // Listen opens the API's listeners: the unix socket at socketPath (its
@@ -55,11 +56,14 @@ type Listeners struct {
 // TLS (client certificates required when clientCaFile is set) or, with
 // insecure, plaintext. Nothing is served until Serve. Health is NOT_SERVING
 // until SetServing(true).
-func Listen(srv *Server, api *haav1.ApiConfig, socketPath string, log *slog.Logger) (*Listeners, error) {
+func Listen(srv *Server, api *haav1.ApiConfig, socketPath string, log *slog.Logger, opts ...ListenOption) (*Listeners, error) {
 	if log == nil {
 		log = slog.Default()
 	}
 	l := &Listeners{srv: srv, log: log, health: health.NewServer()}
+	for _, o := range opts {
+		o(l)
+	}
 	l.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
 	l.health.SetServingStatus(ServiceName, healthpb.HealthCheckResponse_NOT_SERVING)
 
@@ -229,6 +233,10 @@ func (l *Listeners) newGRPC(creds credentials.TransportCredentials, clientCAs *x
 			return h(srv, ss)
 		}}, stream...)
 	}
+	if m := l.metrics; m != nil {
+		unary = append([]grpc.UnaryServerInterceptor{m.Unary()}, unary...)
+		stream = append([]grpc.StreamServerInterceptor{m.Stream()}, stream...)
+	}
 	opts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
@@ -247,6 +255,9 @@ func (l *Listeners) newGRPC(creds credentials.TransportCredentials, clientCAs *x
 	}
 	healthpb.RegisterHealthServer(gs, l.health)
 	reflection.Register(gs)
+	if l.metrics != nil {
+		l.metrics.register(gs)
+	}
 	return gs
 }
 

@@ -17,6 +17,11 @@
 // SIGHUP reloads the file and applies only what changed; SIGTERM stops the
 // API, hands every mastership over (priority-0 adverts) and exits; SIGUSR1
 // writes every instance's state and counters as JSON to --status-file.
+//
+// Under systemd (Type=notify, deploy/systemd/haad.service) haad sends
+// READY=1 once the configuration runs and the API serves, RELOADING=1 and
+// READY=1 around a SIGHUP, and STOPPING=1 at SIGTERM. haactl log-level
+// changes the log level at runtime.
 package main
 
 import (
@@ -89,7 +94,8 @@ func run(args []string, stderr io.Writer) int {
 		}
 		src = source{path: *kaPath, keepalived: true}
 	}
-	log, err := newLogger(stderr, *level, *format)
+	logLevel := new(slog.LevelVar) // haactl log-level changes it
+	log, err := newLogger(stderr, logLevel, *level, *format)
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitConfig
@@ -98,6 +104,7 @@ func run(args []string, stderr io.Writer) int {
 	if *check {
 		return checkConfig(src, stderr)
 	}
+	sd := newSDNotifier(log) // systemd (Type=notify), if it started haad
 	cfg, err := src.load(logWarnings(log))
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
@@ -114,7 +121,7 @@ func run(args []string, stderr io.Writer) int {
 	if *fleetFile == "" {
 		*fleetFile = filepath.Join(defaultStateDir, "haad-"+nodeName(cfg)+".fleet.json")
 	}
-	opts := []node.Option{node.WithLogger(log), node.WithVersion(version),
+	opts := []node.Option{node.WithLogger(log), node.WithLogLevel(logLevel), node.WithVersion(version),
 		node.WithStateFile(*stateFile), node.WithFleetFile(*fleetFile)}
 	if !src.keepalived {
 		// haactl apply persists what it applies into the file, so that a
@@ -142,7 +149,14 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return exitRuntime
 	}
-	api, served, err := startAPI(agent, cfg, *socket, log)
+	mx, err := startMetrics(agent, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "haad:", err)
+		shutdown(agent, *shutdownTimeout, log)
+		return exitRuntime
+	}
+	defer mx.stop()
+	api, served, err := startAPI(agent, cfg, *socket, log, mx.listenOptions()...)
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		shutdown(agent, *shutdownTimeout, log)
@@ -160,6 +174,7 @@ func run(args []string, stderr io.Writer) int {
 			return exitRuntime
 		}
 	}
+	sd.ready(agent) // the configuration runs and the API serves
 	if src.keepalived {
 		log.Info("running a keepalived configuration: what haactl apply changes is not persisted; SIGHUP and restarts run the file again (haactl import converts it to haa's YAML)",
 			"keepalived-config", src.path)
@@ -177,7 +192,9 @@ func run(args []string, stderr io.Writer) int {
 		case sig := <-sigs:
 			switch sig {
 			case syscall.SIGHUP:
+				sd.reloading()
 				reload(agent, src, log)
+				sd.ready(agent)
 			case syscall.SIGUSR1:
 				if err := writeStatus(agent, *statusFile); err != nil {
 					log.Error("writing status file", "path", *statusFile, "err", err)
@@ -185,6 +202,7 @@ func run(args []string, stderr io.Writer) int {
 					log.Info("status written", "path", *statusFile)
 				}
 			default:
+				sd.stopping()
 				log.Info("stopping: handing over mastership", "signal", sig.String())
 				// Hand over first so watchers see the last transitions,
 				// then close the API.
@@ -235,7 +253,7 @@ const apiStopTimeout = 3 * time.Second
 // startAPI serves the API of the running configuration: on its unix socket
 // and, if configured, its TCP listener. The API's settings are read at start
 // only: a change of api takes effect at the next start.
-func startAPI(agent *node.Agent, cfg *haav1.AgentConfig, socket string, log *slog.Logger) (*server.Listeners, <-chan error, error) {
+func startAPI(agent *node.Agent, cfg *haav1.AgentConfig, socket string, log *slog.Logger, opts ...server.ListenOption) (*server.Listeners, <-chan error, error) {
 	resolved, err := config.Resolve(cfg) // valid: Apply accepted it
 	if err != nil {
 		return nil, nil, err
@@ -243,7 +261,7 @@ func startAPI(agent *node.Agent, cfg *haav1.AgentConfig, socket string, log *slo
 	if socket == "" {
 		socket = resolved.Socket
 	}
-	api, err := server.Listen(server.New(agent, log), cfg.GetApi(), socket, log)
+	api, err := server.Listen(server.New(agent, log), cfg.GetApi(), socket, log, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot serve the API: %w", err)
 	}
@@ -419,8 +437,7 @@ func nodeName(cfg *haav1.AgentConfig) string {
 	return h
 }
 
-func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
-	var lv slog.Level
+func newLogger(w io.Writer, lv *slog.LevelVar, level, format string) (*slog.Logger, error) {
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
 	}

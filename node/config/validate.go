@@ -75,7 +75,7 @@ func Validate(cfg *haav1.AgentConfig) error {
 // Resolve validates cfg and returns it with defaults applied. Problems
 // come in the order of the document: name, api, gossip, trackers, then per
 // instance its fields and the clashes with the instances before it, then
-// the sync groups, the virtual servers and the load balancer.
+// the sync groups, the virtual servers, the load balancer and metrics.
 func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 	var p problems
 	a := &Agent{Name: cfg.GetName()}
@@ -141,6 +141,9 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 	}
 	a.SyncGroups = resolveSyncGroups(&p, "syncGroups", cfg.GetSyncGroups(), instances, trackers, "this configuration", missingTracker, nil)
 	resolveLVS(&p, a, cfg)
+	if m := cfg.GetMetrics(); m != nil {
+		validateMetrics(&p, m, cfg.GetApi())
+	}
 	if err := p.err(""); err != nil {
 		return nil, err
 	}

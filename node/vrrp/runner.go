@@ -88,6 +88,15 @@ type Stats struct {
 	// TimerSlipMax is the largest delay, in nanoseconds, between a timer's
 	// deadline and the moment it was handled.
 	TimerSlipMax atomic.Int64
+	slips        [numTimerKinds]SlipHistogram
+}
+
+// TimerSlip returns the histogram of how late one kind of timer fired.
+func (s *Stats) TimerSlip(k TimerKind) *SlipHistogram {
+	if k < 0 || k >= numTimerKinds {
+		return &SlipHistogram{}
+	}
+	return &s.slips[k]
 }
 
 // Drop counts one dropped packet.
@@ -419,8 +428,15 @@ func (r *Runner) timerFired(current bool, armed *time.Time, armedT *Timer, do fu
 	*armed, *armedT = time.Time{}, nil
 	now := time.Now()
 	if d, ok := r.in.Deadline(); ok && !now.Before(d) {
-		if slip := now.Sub(d); slip > time.Duration(r.stats.TimerSlipMax.Load()) {
+		slip := now.Sub(d)
+		if slip > time.Duration(r.stats.TimerSlipMax.Load()) {
 			r.stats.TimerSlipMax.Store(int64(slip))
+		}
+		switch r.in.State() {
+		case Master:
+			r.stats.slips[TimerAdvert].Observe(slip)
+		case Backup:
+			r.stats.slips[TimerMasterDown].Observe(slip)
 		}
 	}
 	// Adverts that arrived before the deadline count first: after a
