@@ -6,6 +6,7 @@
 #   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
 #   make bench-lvs       10,000 virtual servers programmed, one weight changed (writes out/bench-lvs.md)
 #   make fuzz            the advert decoder under go test -fuzz, bounded
+#   make deb             the Debian package (out/haa_VERSION_ARCH.deb): binaries, systemd unit, completions
 
 SHELL      := /bin/bash
 GO         ?= go
@@ -22,7 +23,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check demo bench-failover bench-api bench-fleet bench-track bench-lvs fuzz clean
+.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs fuzz clean
 
 all: build
 
@@ -57,6 +58,11 @@ deps: apt-deps tools
 
 proto: tools
 	buf generate
+
+## docs: the configuration and API references (deploy/docs/config.md, api.md)
+## from the proto comments; go test ./deploy/docs/... fails when they are stale.
+docs: $(TOOLS)/buf
+	$(GO) run ./deploy/docs/gen -buf $(TOOLS)/buf -out deploy/docs
 
 ## proto-check: lint, and generated code must match the .proto files.
 proto-check: tools
@@ -109,6 +115,28 @@ bench-lvs: build
 
 fuzz:
 	$(GO) test ./node/vrrp -run '^$$' -fuzz FuzzParsePacket -fuzztime $(FUZZTIME)
+
+## deb: the Debian package out/haa_VERSION_ARCH.deb (deploy/packaging/nfpm.yaml):
+## both binaries, the systemd unit, the tmpfiles entry, the examples and
+## haactl's completions. VERSION defaults to git describe (vX.Y.Z tags give
+## X.Y.Z); DEB_BUILD and DEB_OUT move the staging and output directories.
+.PHONY: deb
+NFPM_VERSION   := v2.45.2
+VERSION        ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+DEB_VERSION    ?= $(shell deploy/packaging/debversion.sh '$(VERSION)')
+DEB_MAINTAINER ?= haa maintainers <maintainers@haa.invalid>
+DEB_BUILD      ?= $(BIN)/deb
+DEB_OUT        ?= $(CURDIR)/out
+deb:
+	rm -rf $(DEB_BUILD) && mkdir -p $(DEB_BUILD)/completions $(DEB_OUT)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '-s -w -X main.version=$(VERSION)' -o $(DEB_BUILD)/ ./cmd/haad ./cmd/haactl
+	$(DEB_BUILD)/haactl completion bash > $(DEB_BUILD)/completions/haactl
+	$(DEB_BUILD)/haactl completion zsh > $(DEB_BUILD)/completions/_haactl
+	$(DEB_BUILD)/haactl completion fish > $(DEB_BUILD)/completions/haactl.fish
+	HAA_VERSION='$(DEB_VERSION)' HAA_ARCH=$$($(GO) env GOARCH) HAA_BUILD='$(DEB_BUILD)' HAA_MAINTAINER='$(DEB_MAINTAINER)' \
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct 2>/dev/null || date +%s) \
+	  $(GO) run github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION) pkg --packager deb \
+	    --config deploy/packaging/nfpm.yaml --target $(DEB_OUT)/
 
 clean:
 	rm -rf $(BIN) out
