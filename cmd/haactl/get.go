@@ -60,6 +60,12 @@ prints a haa.v1.Node.
 					}
 					t.row("LB BACKEND", b)
 				}
+				if l := n.GetLogLevel(); l != "" {
+					t.row("LOG LEVEL", l)
+				}
+				if m := n.GetMetricsAddress(); m != "" {
+					t.row("METRICS", m)
+				}
 				return t.flush(a.out)
 			})
 		},
