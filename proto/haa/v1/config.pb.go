@@ -156,7 +156,7 @@ func (x *AgentConfig) GetMetrics() *Metrics {
 // restarts.
 type Metrics struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// host:port, e.g. "127.0.0.1:9650".
+	// host:port, e.g. "127.0.0.1:9650". Required.
 	Listen        string `protobuf:"bytes,1,opt,name=listen,proto3" json:"listen,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -269,7 +269,7 @@ type VirtualServer struct {
 	// (e.g. "10.0.0.100:80/tcp") or "fwmark:N".
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// "ADDR:PORT" ("[ADDR]:PORT" for IPv6), usually a VIP of an instance.
-	// Set address or fwmark.
+	// Set address or fwmark. keepalived: virtual_server IP PORT.
 	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	// tcp (default), udp or sctp. keepalived: protocol.
 	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
@@ -303,7 +303,7 @@ type VirtualServer struct {
 	// connections go on, no new ones) instead of being removed.
 	// keepalived: inhibit_on_failure.
 	InhibitOnFailure bool `protobuf:"varint,12,opt,name=inhibit_on_failure,json=inhibitOnFailure,proto3" json:"inhibit_on_failure,omitempty"`
-	// The real servers.
+	// The real servers. keepalived: real_server.
 	RealServers []*RealServer `protobuf:"bytes,13,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
 	// The health check of every real server that sets none itself; unset:
 	// such servers are always healthy.
@@ -462,7 +462,7 @@ func (x *VirtualServer) GetQuorumDown() []string {
 type RealServer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// "ADDR:PORT"; the port may be left out (the virtual server's port).
-	// keepalived: real_server.
+	// Required. keepalived: real_server IP PORT.
 	Address string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
 	// Share of the connections, 0..65535; 0 takes no new connections.
 	// Default 1. keepalived: weight.
@@ -1144,7 +1144,7 @@ func (x *ExecCheck) GetDynamic() bool {
 // effective priority is clamped to 1..254; a priority of 255 never moves.
 type Tracker struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unique name, e.g. chk_nginx.
+	// Unique name, e.g. chk_nginx. Required. keepalived: vrrp_script NAME.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// A command run periodically: exit 0 is OK. keepalived: vrrp_script.
 	Script *ScriptCheck `protobuf:"bytes,2,opt,name=script,proto3" json:"script,omitempty"`
@@ -1156,7 +1156,7 @@ type Tracker struct {
 	// Running processes, read from /proc. keepalived: vrrp_track_process.
 	Process *ProcessCheck `protobuf:"bytes,5,opt,name=process,proto3" json:"process,omitempty"`
 	// -253..253 (file: -254..254, multiplied by the file's number). Default
-	// 0: failure means FAULT.
+	// 0: failure means FAULT. keepalived: weight.
 	Weight        int32 `protobuf:"varint,6,opt,name=weight,proto3" json:"weight,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1241,7 +1241,7 @@ type ScriptCheck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Program and arguments, e.g. ["/usr/bin/pgrep", "-x", "nginx"]. A
 	// program without a slash is looked up in PATH when the configuration
-	// is applied.
+	// is applied. Required. keepalived: script.
 	Command []string `protobuf:"bytes,1,rep,name=command,proto3" json:"command,omitempty"`
 	// Run it this often. Default 1s. keepalived: interval.
 	Interval *durationpb.Duration `protobuf:"bytes,2,opt,name=interval,proto3" json:"interval,omitempty"`
@@ -1337,7 +1337,7 @@ func (x *ScriptCheck) GetUser() string {
 // or gone.
 type InterfaceCheck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Interface name, e.g. eth1.
+	// Interface name, e.g. eth1. Required. keepalived: track_interface.
 	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1386,7 +1386,7 @@ func (x *InterfaceCheck) GetName() string {
 // or empty file reads as 0.
 type FileCheck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Absolute path, e.g. /run/haa/drain.
+	// Absolute path, e.g. /run/haa/drain. Required. keepalived: file.
 	Path          string `protobuf:"bytes,1,opt,name=path,proto3" json:"path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1434,7 +1434,7 @@ func (x *FileCheck) GetPath() string {
 type ProcessCheck struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The process name (as in /proc/PID/comm, or the base name of its
-	// program), e.g. nginx.
+	// program), e.g. nginx. Required. keepalived: process.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// When set, only processes whose first arguments (after the program) are
 	// these count. keepalived: param_match initial.
@@ -1685,9 +1685,10 @@ func (x *Notify) GetUser() string {
 // priorities move together. keepalived: vrrp_sync_group.
 type SyncGroup struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unique name, e.g. VG_1.
+	// Unique name, e.g. VG_1. Required. keepalived: vrrp_sync_group NAME.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// The member instances, by name; an instance is in one group at most.
+	// keepalived: group.
 	Instances []string `protobuf:"bytes,2,rep,name=instances,proto3" json:"instances,omitempty"`
 	// Commands run when the group changes state (arguments of `any`: GROUP,
 	// the group's name, the state, 0).
@@ -2364,13 +2365,15 @@ func (x *Tls) GetClientCaFile() string {
 // Instance is one VRRP virtual router on one interface.
 type Instance struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Unique name of the instance on this node, e.g. VI_1.
+	// Unique name of the instance on this node, e.g. VI_1. Required.
+	// keepalived: vrrp_instance NAME.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Interface the instance runs on (sends and receives adverts, holds the
-	// VIPs unless a VIP names another device). keepalived: interface.
+	// VIPs unless a VIP names another device). Required. keepalived:
+	// interface.
 	Interface string `protobuf:"bytes,2,opt,name=interface,proto3" json:"interface,omitempty"`
 	// Virtual router ID, 1..255, shared by every node of the virtual router.
-	// keepalived: virtual_router_id.
+	// Required. keepalived: virtual_router_id.
 	Vrid uint32 `protobuf:"varint,3,opt,name=vrid,proto3" json:"vrid,omitempty"`
 	// Priority 1..255; 255 means this node owns the addresses. Default 100.
 	// keepalived: priority.
@@ -2382,7 +2385,8 @@ type Instance struct {
 	// seconds 1..255. Default 1s. keepalived: advert_int.
 	AdvertInterval *durationpb.Duration `protobuf:"bytes,6,opt,name=advert_interval,json=advertInterval,proto3" json:"advert_interval,omitempty"`
 	// Whether a higher-priority backup takes over from a lower-priority
-	// master. Default true; false is keepalived's nopreempt.
+	// master. Default true; false is keepalived's nopreempt. keepalived:
+	// nopreempt (inverted).
 	Preempt *bool `protobuf:"varint,7,opt,name=preempt,proto3,oneof" json:"preempt,omitempty"`
 	// After start-up (or the interface coming back), wait this long before
 	// preempting a lower-priority master. keepalived: preempt_delay.
