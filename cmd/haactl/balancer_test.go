@@ -263,7 +263,9 @@ func TestGetNodeBackend(t *testing.T) {
 	if r := haactl(t, target, "", "get", "node"); !strings.HasSuffix(r.out, "LB BACKEND   ipvs\n") {
 		t.Errorf("without a reason:\n%s", r.out)
 	}
-	fake.Update(func(a *ctltest.Agent) { a.Node.LogLevel, a.Node.MetricsAddress = "debug", "http://127.0.0.1:9650/metrics" })
+	fake.Update(func(a *ctltest.Agent) {
+		a.Node.LogLevel, a.Node.MetricsAddress = "debug", "http://127.0.0.1:9650/metrics"
+	})
 	if r := haactl(t, target, "", "get", "node"); !strings.HasSuffix(r.out, "LOG LEVEL    debug\nMETRICS      http://127.0.0.1:9650/metrics\n") {
 		t.Errorf("with a log level and metrics:\n%s", r.out)
 	}

@@ -3,6 +3,7 @@ package keepalived
 import (
 	"fmt"
 	"os"
+	osuser "os/user"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -398,9 +399,11 @@ func (c *conv) convert(sts []*stmt) *haav1.AgentConfig {
 		rest = append(rest, st)
 	}
 	top := map[string]handler{
-		"global_defs":        blkRepeat(func(*stmt) {}), // done above
-		"vrrp_script":        blkRepeat(c.vrrpScript),
-		"vrrp_track_file":    blkRepeat(c.trackFileDef),
+		"global_defs":     blkRepeat(func(*stmt) {}), // done above
+		"vrrp_script":     blkRepeat(c.vrrpScript),
+		"vrrp_track_file": blkRepeat(c.trackFileDef),
+		// keepalived's current name; vrrp_track_file is its old synonym.
+		"track_file":         blkRepeat(c.trackFileDef),
 		"vrrp_track_process": blkRepeat(c.trackProcessDef),
 		"vrrp_instance":      blkRepeat(c.vrrpInstance),
 		"vrrp_sync_group":    blkRepeat(c.syncGroup),
@@ -412,6 +415,9 @@ func (c *conv) convert(sts []*stmt) *haav1.AgentConfig {
 		unsup[k] = v
 	}
 	c.walk("top", rest, top, unsup)
+	if len(c.instances) == 0 && len(c.vss) == 0 && len(c.r.errs) == 0 {
+		c.r.warnf(c.start, "", "nothing to run: no vrrp_instance or virtual_server")
+	}
 
 	cfg := &haav1.AgentConfig{Name: c.g.routerID}
 	if c.opts.Name != "" {
@@ -558,9 +564,15 @@ func (c *conv) command(st *stmt, words []token) ([]string, bool) {
 // notifyCommand converts `KW "COMMAND" [USER [GROUP]]` (notify_*,
 // notify_up/down, quorum_up/down): as in keepalived, the command is the
 // first word (quote it when it has arguments) and the words after it name
-// the user it runs as.
+// the user (and group) it runs as. keepalived ignores the line when that
+// user or group does not exist, which is what a tutorial's
+// `notify_master /etc/keepalived/notify.sh master` comes to; so does this
+// conversion (ok false), with a warning at the line.
 func (c *conv) notifyCommand(st *stmt) (cmd []string, user string, ok bool) {
 	if !c.nargs(st, 1, 3, st.kw.text+` "/path/to/script ARGS" [USER [GROUP]]`) {
+		return nil, "", false
+	}
+	if len(st.args) > 1 && !c.runAsExists(st) {
 		return nil, "", false
 	}
 	cmd, ok = c.command(st, st.args[:1])
@@ -577,6 +589,51 @@ func (c *conv) notifyCommand(st *stmt) (cmd []string, user string, ok bool) {
 		}
 	}
 	return cmd, user, true
+}
+
+// userExists and groupExists look users and groups up on this machine
+// (variables, for the tests).
+var (
+	userExists = func(name string) bool {
+		_, err := osuser.Lookup(name)
+		return err == nil
+	}
+	groupExists = func(name string) bool {
+		_, err := osuser.LookupGroup(name)
+		return err == nil
+	}
+)
+
+// runAsExists checks the user (and group) after the command of a notify
+// line, and warns when keepalived would ignore the line for want of them.
+func (c *conv) runAsExists(st *stmt) bool {
+	words := st.args[1:]
+	userOK := userExists(words[0].text)
+	groupOK := len(words) < 2 || groupExists(words[1].text)
+	if userOK && groupOK {
+		return true
+	}
+	texts := make([]string, len(words))
+	for i, w := range words {
+		texts[i] = w.text
+	}
+	read, as, what := fmt.Sprintf("%q", texts[0]), "the user", "user"
+	if len(words) == 2 {
+		read, as = fmt.Sprintf("%q %q", texts[0], texts[1]), "the user and group"
+		switch {
+		case !userOK && !groupOK:
+			what = "user and group"
+		case !groupOK:
+			what = "group"
+		}
+	}
+	pass := "an argument"
+	if len(words) > 1 {
+		pass = "arguments"
+	}
+	whole := strings.ReplaceAll(st.args[0].text+" "+strings.Join(texts, " "), `"`, `\"`)
+	c.r.warnf(st.kw, st.kw.text, "keepalived reads %s as %s to run the script as and, with no such %s, ignores the line; this conversion ignores it too: to pass %s, quote the whole command: %s \"%s\"", read, as, what, pass, st.kw.text, whole)
+	return false
 }
 
 // validate runs haa's own validation on the converted configuration, as a

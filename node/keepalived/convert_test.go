@@ -3,6 +3,8 @@ package keepalived
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,7 +91,18 @@ func TestUnknownKeywords(t *testing.T) {
 	}
 }
 
+// withUsers makes the users and groups of this machine, as notify lines
+// see them, users and groups for the time of the test.
+func withUsers(t *testing.T, users, groups []string) {
+	t.Helper()
+	u, g := userExists, groupExists
+	t.Cleanup(func() { userExists, groupExists = u, g })
+	userExists = func(name string) bool { return slices.Contains(users, name) }
+	groupExists = func(name string) bool { return slices.Contains(groups, name) }
+}
+
 func TestBadValues(t *testing.T) {
+	withUsers(t, []string{"alice", "bob"}, nil)
 	for _, tc := range []struct {
 		name, src string
 		line      int
@@ -100,7 +113,6 @@ func TestBadValues(t *testing.T) {
 		{"priority not a number", instance(" priority high\n"), 7, "priority", `"high" is not a whole number 1..255`},
 		{"state in lower case", instance(" state master\n"), 7, "state", "write MASTER or BACKUP, in capitals"},
 		{"AH", instance(" authentication {\n  auth_type AH\n  auth_pass x\n }\n"), 8, "auth_type", "AH authentication is obsolete"},
-		{"advert_int 0", instance(" advert_int 0\n"), 7, "advert_int", "must be more than 0"},
 		{"advert_int text", instance(" advert_int fast\n"), 7, "advert_int", `"fast" is not a number of seconds`},
 		{"weight reverse", "vrrp_script chk {\n script /bin/true\n weight 10 reverse\n}\n" + instance(" track_script {\n  chk\n }\n"), 3, "weight", "no reversed weights"},
 		{"weight too big", "vrrp_script chk {\n script /bin/true\n weight 300\n}\n" + instance(" track_script {\n  chk\n }\n"), 3, "weight", "-253..253"},
@@ -112,11 +124,12 @@ func TestBadValues(t *testing.T) {
 		{"no vrid", "vrrp_instance VI_1 {\n interface eth0\n virtual_ipaddress {\n  10.0.0.1\n }\n}\n", 1, "vrrp_instance", "has no virtual_router_id"},
 		{"no vips", "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 7\n}\n", 1, "vrrp_instance", "has no virtual address"},
 		{"bad vip", instance(" virtual_ipaddress {\n  10.0.0.300/24\n }\n"), 8, "virtual_ipaddress", `"10.0.0.300" is not an IP address`},
-		{"vip option", instance(" virtual_ipaddress {\n  10.0.0.5/24 dev eth0 no_track\n }\n"), 8, "virtual_ipaddress", "not supported: remove it"},
+		{"vip option", instance(" virtual_ipaddress {\n  10.0.0.5/24 dev eth0 noprefixroute\n }\n"), 8, "virtual_ipaddress", `"10.0.0.5/24 dev eth0 noprefixroute": keepalived option "noprefixroute" is not supported by haa: remove it from this line`},
+		{"preferred_lft without value", instance(" virtual_ipaddress {\n  10.0.0.5/24 preferred_lft\n }\n"), 8, "virtual_ipaddress", "preferred_lft needs a value, and keepalived leaves out an address without one: write preferred_lft forever (or 0), or remove preferred_lft"},
+		{"excluded addresses", instance(" virtual_ipaddress_excluded {\n  10.0.0.101/24\n }\n"), 7, "virtual_ipaddress_excluded", "virtual_ipaddress_excluded is not supported: haa would advertise these addresses and keepalived peers would drop its adverts; move them into virtual_ipaddress on every node (or leave them out)"},
 		{"ipv6 vip", instance(" virtual_ipaddress {\n  fd00::5/64\n }\n"), 8, "virtual_ipaddress", "no IPv6 VIPs"},
 		{"duplicate instance", instance("") + instance(""), 8, "vrrp_instance", "vrrp_instance VI_1 is already defined at line 1"},
 		{"virtual_routes", instance(" virtual_routes {\n  10.1.0.0/16 via 10.0.0.1\n }\n"), 7, "virtual_routes", "notify_master"},
-		{"sync group of one", instance("") + "vrrp_sync_group G {\n group {\n  VI_1\n }\n}\n", 10, "group", "at least two instances"},
 		{"sync group unknown member", instance("") + "vrrp_sync_group G {\n group {\n  VI_1\n  VI_9\n }\n}\n", 11, "group", `no vrrp_instance named "VI_9"`},
 		{"notify users differ", instance(" notify_master \"/bin/m\" alice\n notify_backup \"/bin/b\" bob\n"), 8, "notify_backup", "runs as bob but notify_master runs as alice"},
 		{"strict unicast", "global_defs {\n vrrp_strict\n}\n" + instance(" unicast_peer {\n  10.0.0.2\n }\n"), 10, "unicast_peer", "refuses unicast peers"},
@@ -139,6 +152,8 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 		instance(" priorty 100\n state master\n advert_int -1\n authentication {\n  auth_type AH\n }\n track_script {\n  x weight 1 reverse\n  y\n }\n"),
 		"virtual_server 10.0.0.1 {\n}\nvirtual_server group G {\n}\nvirtual_server 10.0.0.1 80 {\n lb_kind dr\n lb_algo foo\n protocol tcp\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n   connect_ip 10.0.0.9\n  }\n  MISC_CHECK {\n  }\n }\n}\n",
 		"vrrp_script {\n}\nvrrp_track_process p {\n quorum_max 0\n}\n",
+		instance(" virtual_ipaddress {\n  10.0.0.5/24 noprefixroute\n  10.0.0.300\n }\n virtual_ipaddress_excluded {\n  10.0.0.6\n }\n"),
+		"virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   url {\n    path /x\n   }\n  }\n }\n}\nvirtual_server fwmark 1 {\n lb_kind DR\n sorry_server 10.0.0.9\n}\n",
 	}
 	verbs := []string{"write", "remove", "add", "fix", "rename", "keep", "give", "use", "change", "list", "define", "make", "move", "check", "put", "track", "delete", "flatten", "start", "set"}
 	for _, src := range srcs {
@@ -151,11 +166,15 @@ func TestErrorsSayWhatToDo(t *testing.T) {
 			if !ok {
 				t.Errorf("%v: does not say what to change", p)
 			}
+			if strings.Contains(low, ": remove it: fix") {
+				t.Errorf("%v: says what to change twice", p)
+			}
 		}
 	}
 }
 
 func TestInstanceSemantics(t *testing.T) {
+	withUsers(t, []string{"nobody"}, []string{"nogroup"})
 	for _, tc := range []struct {
 		name, src string
 		check     func(in *haav1.Instance) string // "" when right
@@ -173,8 +192,25 @@ func TestInstanceSemantics(t *testing.T) {
 		{"v2 advert_int rounds to 1 at least", instance(" advert_int 0.2\n"), func(in *haav1.Instance) string {
 			return want(in.GetAdvertInterval().AsDuration() == time.Second, "advert 1s")
 		}, "advert_int"},
-		{"v2 advert_int at most 255", instance(" advert_int 300\n"), func(in *haav1.Instance) string {
+		// keepalived ignores advert_int outside 0.01..255 ("not valid")
+		// and keeps 1 second, in both versions.
+		{"v2 advert_int above 255 ignored", instance(" advert_int 300\n"), func(in *haav1.Instance) string {
+			return want(in.GetAdvertInterval().AsDuration() == time.Second, "advert 1s")
+		}, "advert_int"},
+		{"v2 advert_int 255", instance(" advert_int 254.6\n"), func(in *haav1.Instance) string {
 			return want(in.GetAdvertInterval().AsDuration() == 255*time.Second, "advert 255s")
+		}, "advert_int"},
+		{"advert_int 0 ignored", instance(" advert_int 0\n"), func(in *haav1.Instance) string {
+			return want(in.GetAdvertInterval().AsDuration() == time.Second, "advert 1s")
+		}, "advert_int"},
+		{"advert_int negative ignored", instance(" advert_int -1\n"), func(in *haav1.Instance) string {
+			return want(in.GetAdvertInterval().AsDuration() == time.Second, "advert 1s")
+		}, "advert_int"},
+		{"v3 advert_int below 0.01 ignored", instance(" version 3\n advert_int 0.005\n"), func(in *haav1.Instance) string {
+			return want(in.GetAdvertInterval().AsDuration() == time.Second, "advert 1s")
+		}, "advert_int"},
+		{"v3 advert_int at most 40.95", instance(" version 3\n advert_int 100\n"), func(in *haav1.Instance) string {
+			return want(in.GetAdvertInterval().AsDuration() == 40950*time.Millisecond, "advert 40.95s")
 		}, "advert_int"},
 		{"v3 advert_int to 10ms", instance(" version 3\n advert_int 0.123\n"), func(in *haav1.Instance) string {
 			return want(in.GetAdvertInterval().AsDuration() == 120*time.Millisecond, "advert 0.12s")
@@ -226,9 +262,13 @@ func TestInstanceSemantics(t *testing.T) {
 		{"script_user for notify", "global_defs {\n script_user haa\n}\n" + instance(" notify_master /bin/m\n"), func(in *haav1.Instance) string {
 			return want(in.GetNotify().GetUser() == "haa", "user haa")
 		}, ""},
-		{"excluded addresses", instance(" virtual_ipaddress_excluded {\n  10.0.0.101/24\n }\n"), func(in *haav1.Instance) string {
-			return want(fmt.Sprint(in.GetVips()) == "[10.0.0.100/24 10.0.0.101/24]", "two vips")
-		}, "virtual_ipaddress_excluded"},
+		{"empty excluded addresses", instance(" virtual_ipaddress_excluded {\n }\n"), func(in *haav1.Instance) string {
+			return want(fmt.Sprint(in.GetVips()) == "[10.0.0.100/24]", "one vip")
+		}, ""},
+		// no_track and preferred_lft do not change who holds the address.
+		{"no_track and preferred_lft", instance(" virtual_ipaddress {\n  10.0.0.5/24 no_track dev eth0 preferred_lft 0 label eth0:5\n }\n"), func(in *haav1.Instance) string {
+			return want(fmt.Sprint(in.GetVips()) == "[10.0.0.100/24 10.0.0.5/24 dev eth0 label eth0:5]", "the vip without no_track and preferred_lft")
+		}, "virtual_ipaddress"},
 		{"default_interface", "global_defs {\n default_interface eth9\n}\n" + strings.Replace(instance(""), " interface eth0\n", "", 1), func(in *haav1.Instance) string {
 			return want(in.GetInterface() == "eth9", "eth9")
 		}, ""},
@@ -459,9 +499,6 @@ virtual_server 10.0.0.10 80 {
                 status_code 200-299
                 digest 9b3a0c85a887a256d6939da88aabd8cd
             }
-            url {
-                path /other
-            }
             virtualhost www.example.com
         }
     }
@@ -490,7 +527,7 @@ virtual_server 10.0.0.10 80 {
 	for _, w := range []struct {
 		line int
 		kw   string
-	}{{2, "virtual_server"}, {5, "quorum"}, {6, "hysteresis"}, {7, "sorry_server"}, {8, "connect_timeout"}, {9, "real_server"}, {10, "inhibit_on_failure"}, {17, "url"}} {
+	}{{2, "virtual_server"}, {5, "quorum"}, {6, "hysteresis"}, {7, "sorry_server"}, {8, "connect_timeout"}, {9, "real_server"}, {10, "inhibit_on_failure"}} {
 		if !hasProblem(warns, w.line, w.kw) {
 			t.Errorf("no warning at line %d %s:\n%s", w.line, w.kw, problemLines(warns))
 		}
@@ -503,6 +540,7 @@ func TestVirtualServerErrors(t *testing.T) {
 		line      int
 		kw, msg   string
 	}{
+		{"second url", "virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   url {\n    path /other\n   }\n  }\n }\n}\n", 8, "url", "a second url is not supported: haa checks one path per real server; keep the most telling one"},
 		{"two checkers", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n", 5, "HTTP_GET", "one health check per real server"},
 		{"group", "virtual_server group G {\n}\n", 1, "virtual_server", "no virtual server groups"},
 		{"no port", "virtual_server 10.0.0.1 {\n}\n", 1, "virtual_server", "needs a port"},
@@ -672,5 +710,285 @@ func TestLoadWithIncludes(t *testing.T) {
 	_, _, err = Load(filepath.Join(dir, "keepalived.conf"), Options{})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "conf.d/30-bad.conf")+":2: prioirty: unknown keyword") {
 		t.Errorf("error %v", err)
+	}
+}
+
+// The rounding warnings of advert_int suggest a value that keepalived and
+// haa take as it is: converting the suggestion gives the same interval
+// without a warning.
+func TestAdvertIntSuggestions(t *testing.T) {
+	suggestion := regexp.MustCompile(`write advert_int ([^ ,;()]+)`)
+	for _, tc := range []struct {
+		version, value string
+		want           time.Duration
+	}{
+		{"2", "1.5", 2 * time.Second},
+		{"2", "2.5", 3 * time.Second},
+		{"2", "0.2", time.Second},
+		{"2", "300", time.Second},
+		{"2", "0", time.Second},
+		{"3", "0.123", 120 * time.Millisecond},
+		{"3", "0.335", 340 * time.Millisecond},
+		{"3", "100", 40950 * time.Millisecond},
+		{"3", "0.001", time.Second},
+	} {
+		src := instance(" version " + tc.version + "\n advert_int " + tc.value + "\n")
+		cfg, warns := ok(t, src, Options{})
+		if got := cfg.GetInstances()[0].GetAdvertInterval().AsDuration(); got != tc.want {
+			t.Errorf("v%s advert_int %s: %s, want %s", tc.version, tc.value, got, tc.want)
+		}
+		var msg string
+		for _, w := range warns {
+			if w.Keyword == "advert_int" {
+				msg = w.Msg
+			}
+		}
+		m := suggestion.FindStringSubmatch(msg)
+		if m == nil {
+			t.Errorf("v%s advert_int %s: no suggestion in %q", tc.version, tc.value, msg)
+			continue
+		}
+		if strings.HasSuffix(m[1], "s") {
+			t.Errorf("v%s advert_int %s: the suggestion %q has a unit keepalived does not take", tc.version, tc.value, m[1])
+		}
+		cfg, warns = ok(t, instance(" version "+tc.version+"\n advert_int "+m[1]+"\n"), Options{})
+		if got := cfg.GetInstances()[0].GetAdvertInterval().AsDuration(); got != tc.want || len(warns) != 0 {
+			t.Errorf("v%s advert_int %s (suggested for %s): %s, want %s without warning; warnings:\n%s", tc.version, m[1], tc.value, got, tc.want, problemLines(warns))
+		}
+	}
+	_, warns := ok(t, instance(" advert_int 300\n"), Options{})
+	if !hasProblem(warns, 7, "advert_int", `300 is outside 0.01..255 seconds: keepalived ignores it ("not valid") and advertises every second, and so does this conversion`) {
+		t.Errorf("warnings:\n%s", problemLines(warns))
+	}
+}
+
+// keepalived reads the words after an unquoted notify command as the user
+// (and group) to run it as, and ignores the line when they do not exist.
+func TestNotifyUser(t *testing.T) {
+	withUsers(t, []string{"nobody"}, []string{"nogroup"})
+	src := instance(" notify_master /etc/keepalived/notify.sh master\n notify_backup /etc/keepalived/notify.sh backup\n notify_fault \"/bin/f\" nobody nosuchgroup\n notify_stop /bin/s nobody nogroup\n")
+	cfg, warns := ok(t, src, Options{})
+	n := cfg.GetInstances()[0].GetNotify()
+	if n.GetMaster() != nil || n.GetBackup() != nil || n.GetFault() != nil || fmt.Sprint(n.GetStop()) != "[/bin/s]" || n.GetUser() != "nobody:nogroup" {
+		t.Errorf("notify %v: want only notify_stop, as nobody:nogroup", n)
+	}
+	for _, w := range []struct {
+		line     int
+		kw, text string
+	}{
+		{7, "notify_master", `keepalived reads "master" as the user to run the script as and, with no such user, ignores the line; this conversion ignores it too: to pass an argument, quote the whole command: notify_master "/etc/keepalived/notify.sh master"`},
+		{8, "notify_backup", `keepalived reads "backup" as the user to run the script as and, with no such user, ignores the line; this conversion ignores it too: to pass an argument, quote the whole command: notify_backup "/etc/keepalived/notify.sh backup"`},
+		{9, "notify_fault", `keepalived reads "nobody" "nosuchgroup" as the user and group to run the script as and, with no such group, ignores the line; this conversion ignores it too: to pass arguments, quote the whole command: notify_fault "/bin/f nobody nosuchgroup"`},
+		{10, "notify_stop", `"/bin/s" runs as user "nobody:nogroup"`},
+	} {
+		found := false
+		for _, p := range warns {
+			found = found || p.Pos.Line == w.line && p.Keyword == w.kw && p.Msg == w.text || w.kw == "notify_stop" && p.Pos.Line == w.line && strings.HasPrefix(p.Msg, w.text)
+		}
+		if !found {
+			t.Errorf("no warning at line %d %s: %s\ngot:\n%s", w.line, w.kw, w.text, problemLines(warns))
+		}
+	}
+	if len(warns) != 4 {
+		t.Errorf("want 4 warnings, got:\n%s", problemLines(warns))
+	}
+}
+
+// A sync group of one instance: keepalived runs it; haa has none, so its
+// lines go to the instance.
+func TestSyncGroupOfOne(t *testing.T) {
+	withUsers(t, nil, nil)
+	src := "vrrp_script w {\n script /bin/true\n weight 10\n}\nvrrp_script g {\n script /bin/false\n}\n" +
+		instance(" track_script {\n  w\n }\n notify_backup \"/bin/b\"\n") + // VI_1 at line 7
+		"vrrp_sync_group G {\n group {\n  VI_1\n }\n notify_master \"/bin/gm\"\n notify \"/bin/any\"\n track_script {\n  g\n }\n}\n"
+	cfg, warns := ok(t, src, Options{})
+	if len(cfg.GetSyncGroups()) != 0 {
+		t.Errorf("sync groups %v, want none", cfg.GetSyncGroups())
+	}
+	in := cfg.GetInstances()[0]
+	n := in.GetNotify()
+	if fmt.Sprint(n.GetMaster()) != "[/bin/gm]" || fmt.Sprint(n.GetBackup()) != "[/bin/b]" || fmt.Sprint(n.GetAny()) != "[/bin/any]" {
+		t.Errorf("notify %v: want the group's master and any with the instance's backup", n)
+	}
+	// w has a weight, and VI_1 is still a sync group member for
+	// keepalived: not tracked.
+	if got := fmt.Sprint(trackList(in.GetTrack())); got != "[g]" {
+		t.Errorf("track %s, want [g]", got)
+	}
+	if !hasProblem(warns, 19, "vrrp_sync_group", "vrrp_sync_group G has one instance (VI_1): keepalived warns and runs it; haa needs two instances or more in a group, so this conversion leaves the group out") ||
+		!hasProblem(warns, 24, "notify", "the command gets INSTANCE VI_1 (not GROUP G) as its first arguments") ||
+		!hasProblem(warns, 15, "track_script", "in sync group G (without sync_group_tracking_weight)") {
+		t.Errorf("warnings:\n%s", problemLines(warns))
+	}
+
+	// The group and its instance both have a notify_master: refused.
+	ps := fails(t, instance(" notify_master \"/bin/m\"\n")+"vrrp_sync_group G {\n group {\n  VI_1\n }\n notify_master \"/bin/gm\"\n}\n")
+	if !hasProblem(ps, 13, "notify_master", "which has its own notify_master (line 7)", "combine the two commands") {
+		t.Errorf("problems:\n%s", problemLines(ps))
+	}
+}
+
+// The address owner (priority 255) tracks as in keepalived: what has a
+// weight is not tracked (its priority cannot move), but a file of weight 1
+// (tracked with weight 0) and processes.
+func TestOwnerTracking(t *testing.T) {
+	src := `vrrp_script sw {
+    script /bin/true
+    weight 10
+}
+vrrp_script s0 {
+    script /bin/true
+}
+vrrp_track_file f1 {
+    file /run/f1
+}
+track_file f5 {
+    file /run/f5
+    weight 5
+}
+vrrp_track_process p5 {
+    process nginx
+    weight 5
+}
+` + instance(`
+    priority 255
+    track_script {
+        sw
+        s0
+    }
+    track_interface {
+        eth1 weight 5
+        eth2
+    }
+    track_file {
+        f1
+        f5
+    }
+    track_process {
+        p5
+    }
+`)
+	cfg, warns := ok(t, src, Options{})
+	if got := fmt.Sprint(trackList(cfg.GetInstances()[0].GetTrack())); got != "[s0 if_eth2 f1:0 p5]" {
+		t.Errorf("track %s, want [s0 if_eth2 f1:0 p5]", got)
+	}
+	for _, w := range []struct {
+		line int
+		kw   string
+		msg  string
+	}{
+		{28, "track_script", "for the address owner (priority 255) keepalived ignores tracking weights: keepalived does not track sw (weight 10) at all"},
+		{32, "track_interface", "keepalived does not track eth1 (weight 5) at all"},
+		{36, "track_file", "f1 is tracked with weight 0 (a non-zero number means FAULT), as keepalived does; write f1 weight 0 to say so, or give the instance a priority below 255"},
+		{37, "track_file", "keepalived does not track f5 (weight 5) at all"},
+	} {
+		if !hasProblem(warns, w.line, w.kw, w.msg) {
+			t.Errorf("no warning at line %d %s %q:\n%s", w.line, w.kw, w.msg, problemLines(warns))
+		}
+	}
+}
+
+// Sync group members track a process with its weight, and a file of
+// weight 1 (even given) with weight 0, as keepalived 2.2.7.
+func TestSyncGroupProcessAndFile(t *testing.T) {
+	defs := "vrrp_track_process p5 {\n process nginx\n weight 5\n}\nvrrp_track_file f1 {\n file /run/f1\n weight 1\n}\n"
+	inst := func(name string, vrid int) string {
+		return fmt.Sprintf("vrrp_instance %s {\n interface eth0\n virtual_router_id %d\n virtual_ipaddress {\n  10.0.0.%d\n }\n track_process {\n  p5\n }\n track_file {\n  f1\n }\n}\n", name, vrid, vrid)
+	}
+	cfg, _ := ok(t, defs+inst("VI_1", 1)+inst("VI_2", 2)+"vrrp_sync_group G {\n group {\n  VI_1\n  VI_2\n }\n}\n", Options{})
+	for _, in := range cfg.GetInstances() {
+		if got := fmt.Sprint(trackList(in.GetTrack())); got != "[p5 f1:0]" {
+			t.Errorf("%s track %s, want [p5 f1:0]", in.GetName(), got)
+		}
+	}
+}
+
+func TestNothingToRun(t *testing.T) {
+	for _, src := range []string{"", "! only comments\n", "global_defs {\n router_id lb1\n}\nvrrp_script s {\n script /bin/true\n}\n"} {
+		_, warns := ok(t, src, Options{})
+		if !slices.Contains(warns, Problem{Pos{"t.conf", 1}, "", "nothing to run: no vrrp_instance or virtual_server"}) {
+			t.Errorf("%q: warnings:\n%s", src, problemLines(warns))
+		}
+	}
+	if _, warns := ok(t, instance(""), Options{}); len(warns) != 0 {
+		t.Errorf("warnings:\n%s", problemLines(warns))
+	}
+}
+
+// track_file NAME { ... } is keepalived's current name of vrrp_track_file.
+func TestTopLevelTrackFile(t *testing.T) {
+	cfg, _ := ok(t, "track_file drain {\n file /run/drain\n weight 2\n}\n"+instance(" track_file {\n  drain\n }\n"), Options{})
+	tr := cfg.GetTrackers()
+	if len(tr) != 1 || tr[0].GetName() != "drain" || tr[0].GetFile().GetPath() != "/run/drain" || tr[0].GetWeight() != 2 {
+		t.Errorf("trackers %v", tr)
+	}
+	ps := fails(t, "track_file drain {\n weight 2\n}\n"+instance(" track_file {\n  drain\n }\n"))
+	if !hasProblem(ps, 1, "track_file", "track_file drain has no file: add file /path/to/file") {
+		t.Errorf("problems:\n%s", problemLines(ps))
+	}
+}
+
+// keepalived 2.2: a virtual server's weight is the weight of its real
+// servers that give none; no protocol is UDP.
+func TestVirtualServerWeightAndProtocol(t *testing.T) {
+	src := `virtual_server 10.0.0.10 80 {
+    weight 5
+    quorum 12
+    lb_algo wrr
+    real_server 10.0.0.11 80 {
+    }
+    real_server 10.0.0.12 80 {
+        weight 2
+    }
+}
+virtual_server fwmark 7 {
+    lb_algo rr
+    lb_kind DR
+    sorry_server 10.0.0.99 8080
+    real_server 10.0.0.11 80 {
+    }
+}
+`
+	cfg, warns := ok(t, src, Options{})
+	vs := cfg.GetVirtualServers()[0]
+	if vs.GetRealServers()[0].GetWeight() != 5 || vs.GetRealServers()[1].GetWeight() != 2 || vs.GetQuorum() != 7 {
+		t.Errorf("weights %d %d quorum %d, want 5 2 7", vs.GetRealServers()[0].GetWeight(), vs.GetRealServers()[1].GetWeight(), vs.GetQuorum())
+	}
+	if vs.GetProtocol() != "udp" || cfg.GetVirtualServers()[1].GetProtocol() != "" {
+		t.Errorf("protocols %q %q, want udp and none (fwmark)", vs.GetProtocol(), cfg.GetVirtualServers()[1].GetProtocol())
+	}
+	fw := cfg.GetVirtualServers()[1]
+	if fw.GetRealServers()[0].GetAddress() != "10.0.0.11" || fw.GetSorryServer() != "10.0.0.99:8080" {
+		t.Errorf("fwmark DR service %v", fw)
+	}
+	for _, w := range []struct {
+		line    int
+		kw, msg string
+	}{
+		{1, "virtual_server", "keepalived defaults to UDP here; write protocol TCP if this service is TCP"},
+		{3, "quorum", "12 is more than the real servers' weights add up to (7)"},
+		{14, "sorry_server", "a fwmark service with DR forwarding keeps the packets' ports: keepalived clears this port"},
+		{15, "real_server", "keepalived clears this port"},
+	} {
+		if !hasProblem(warns, w.line, w.kw, w.msg) {
+			t.Errorf("no warning at line %d %s %q:\n%s", w.line, w.kw, w.msg, problemLines(warns))
+		}
+	}
+	if hasProblem(warns, 11, "virtual_server", "UDP") {
+		t.Errorf("a fwmark service has no protocol:\n%s", problemLines(warns))
+	}
+}
+
+// An address owner in a sync group: keepalived applies the sync group's
+// rule first (a weighted interface is tracked with weight 0, not dropped).
+func TestOwnerInSyncGroup(t *testing.T) {
+	withUsers(t, nil, nil)
+	src := instance(" priority 255\n track_interface {\n  eth1 weight 5\n }\n") + "vrrp_sync_group G {\n group {\n  VI_1\n }\n}\n"
+	cfg, warns := ok(t, src, Options{})
+	if got := fmt.Sprint(trackList(cfg.GetInstances()[0].GetTrack())); got != "[if_eth1:0]" {
+		t.Errorf("track %s, want [if_eth1:0]", got)
+	}
+	if !hasProblem(warns, 9, "track_interface", "in sync group G (without sync_group_tracking_weight) keepalived ignores weights: eth1 is tracked with weight 0") {
+		t.Errorf("warnings:\n%s", problemLines(warns))
 	}
 }

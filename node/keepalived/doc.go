@@ -9,13 +9,15 @@
 // Words are separated by white space; { and } are words of their own
 // (`real_server 10.0.0.1 80{`), and a { may open a block on the next line.
 // A statement is a keyword, its values on the same line, and optionally a
-// block. ! and # start a comment at the start of a word, anywhere on a line
-// (inside a word or between double quotes they are plain characters, as in
-// keepalived). "Double quotes" make one word of the text between them (\"
-// is a quote inside). `include PATTERN` lines are replaced by the files the
-// glob matches, in sorted order, relative to the including file's
-// directory; a pattern that matches nothing, an include loop or nesting
-// deeper than 16 is an error. Blocks nest at most 8 deep; a } without its {
+// block. ! and # start a comment anywhere outside double quotes, even
+// inside a word (`auth_pass pa#ss` is "pa", as in keepalived 2.2); \# and
+// \! do not escape them in keepalived 2.2.7 (the \ is dropped and the line
+// still ends there), and a warning says so. "Double quotes" make one word
+// of the text between them (\" is a quote inside). `include PATTERN` lines
+// are replaced by the files the glob matches, in sorted order, relative to
+// the including file's directory; a glob that matches nothing is a
+// warning (keepalived goes on without it), a plain path that does not
+// exist, an include loop or nesting deeper than 16 an error. Blocks nest at most 8 deep; a } without its {
 // or a { never closed is an error at its line. keepalived's preprocessor
 // ($NAME parameters, @name conditional lines, ~SEQ) is refused.
 //
@@ -27,25 +29,31 @@
 //     vrrp_garp_interval, script_user, default_interface, vrrp_strict (its
 //     effects on the instances), enable_script_security (a note);
 //   - vrrp_script: script, interval, timeout, weight, rise, fall, user;
-//     vrrp_track_file: file, weight; vrrp_track_process: process,
+//     track_file (or its old name vrrp_track_file): file, weight;
+//     vrrp_track_process: process,
 //     param_match, weight, quorum, quorum_max;
 //   - vrrp_instance: state, interface, virtual_router_id, priority,
 //     advert_int, version, authentication { auth_type PASS, auth_pass },
-//     virtual_ipaddress (dev, label, brd, scope), virtual_ipaddress_excluded,
+//     virtual_ipaddress (dev, label, brd, scope; no_track and
+//     preferred_lft are ignored with a warning),
 //     nopreempt, preempt, preempt_delay, unicast_src_ip, mcast_src_ip,
 //     unicast_peer, mcast_dst_ip, track_interface, track_script,
 //     track_file, track_process (each NAME [weight W]), notify_master,
 //     notify_backup, notify_fault, notify_stop, notify, garp_master_*,
 //     garp_interval, strict_mode, v3_checksum_as_v2;
 //   - vrrp_sync_group: group, notify_*, track_*, sync_group_tracking_weight
-//     (and its old name global_tracking);
+//     (and its old name global_tracking); a group of one instance (which
+//     keepalived runs, with a warning) is left out and its lines go to
+//     the instance;
 //   - virtual_server IP PORT | fwmark N: delay_loop, lb_algo/lvs_sched,
-//     lb_kind/lvs_method, protocol, persistence_timeout,
+//     lb_kind/lvs_method, protocol (keepalived's default UDP, with a
+//     warning), weight (the default weight of its real servers),
+//     persistence_timeout,
 //     persistence_granularity, sorry_server, quorum, hysteresis, quorum_up,
 //     quorum_down, inhibit_on_failure, virtualhost, retry,
 //     delay_before_retry, connect_timeout, warmup; real_server: weight,
 //     inhibit_on_failure, notify_up, notify_down, virtualhost, the same
-//     timings, and one checker: HTTP_GET / SSL_GET (url { path, digest,
+//     timings, and one checker: HTTP_GET / SSL_GET (one url { path, digest,
 //     status_code, virtualhost, regex }, virtualhost, nb_get_retry),
 //     TCP_CHECK, SMTP_CHECK (helo_name), DNS_CHECK (type, name),
 //     MISC_CHECK (misc_path, misc_timeout, misc_dynamic, user), UDP_CHECK
@@ -61,8 +69,9 @@
 // Refused (an error with file:line): an unknown or misspelled keyword (with
 // the closest known one as a hint, never used in its place), a bad value,
 // and what haa cannot express faithfully: AH authentication, IPv6
-// instances and VIPs, virtual_routes/virtual_rules, BFD, track groups,
-// virtual server groups, real-server file checks, a second checker on a
+// instances and VIPs, virtual_ipaddress_excluded (haa would advertise the
+// addresses), virtual_routes/virtual_rules, BFD, track groups, virtual
+// server groups, real-server file checks, a second checker or url on a
 // real server, reversed weights, binary UDP payloads, a checker's
 // connect_ip, SMTP_CHECK host blocks.
 //

@@ -26,6 +26,9 @@ const (
 	processMsg = "tunes keepalived's own processes; haad has no equivalent: remove it"
 	ipv6Msg    = "haa has no IPv6 VRRP instances yet: remove it"
 	ignoredMsg = "has no equivalent in haa and is ignored: remove it"
+	// haa drops an advert whose address list is not its own (RFC 5798
+	// 7.1), unless it comes from the address owner.
+	skipCheckMsg = "haa always checks the addresses of adverts: it drops an advert whose address list differs from its own (except the address owner's), so the virtual_ipaddress lists must be identical on every node: make them so and remove it"
 )
 
 // topUnsupported are top-level keywords (blocks or lines).
@@ -71,7 +74,7 @@ var globalUnsupported = map[string]unsupported{
 	"snmp_socket":                         warn(snmpMsg),
 	"enable_dbus":                         warn("haa has no D-Bus interface: use haactl or its gRPC API: remove it"),
 	"dbus_service_name":                   warn("haa has no D-Bus interface: use haactl or its gRPC API: remove it"),
-	"vrrp_skip_check_adv_addr":            warn("haa always checks that an advert lists the addresses it expects (RFC 5798 7.1): make the virtual_ipaddress lists the same on every node and remove it"),
+	"vrrp_skip_check_adv_addr":            warn(skipCheckMsg),
 	"vrrp_check_unicast_src":              warn("haa accepts unicast adverts from any source on the interface: remove it"),
 	"vrrp_gna_interval":                   warn("IPv6 neighbour advertisements: " + ipv6Msg),
 	"vrrp_mcast_group6":                   warn(ipv6Msg),
@@ -177,7 +180,7 @@ var instanceUnsupported = map[string]unsupported{
 	"vmac_garp_intvl":            warn("haa has no VMAC interfaces: remove it"),
 	"accept":                     warn("haa adds no firewall rules: a backup never drops traffic to the VIPs (it does not hold them): remove it"),
 	"no_accept":                  warn("haa adds no firewall rules: traffic to the VIPs is never blocked: remove it"),
-	"skip_check_adv_addr":        warn("haa always checks that an advert lists the addresses it expects (RFC 5798 7.1): make the virtual_ipaddress lists the same on every node and remove it"),
+	"skip_check_adv_addr":        warn(skipCheckMsg),
 	"check_unicast_src":          warn("haa accepts unicast adverts from any source on the interface: remove it"),
 	"smtp_alert":                 warn(mailMsg),
 	"debug":                      warn("haad's log level is set with its --log-level flag: remove it"),
@@ -239,7 +242,6 @@ var vsUnsupported = map[string]unsupported{
 	"snmp_name":               warn(snmpMsg),
 	"sorry_server_inhibit":    warn("haa adds the sorry server while the service is down and removes it after: remove it"),
 	"sorry_server_lvs_method": warn("the sorry server uses the virtual server's lb_kind in haa: remove it"),
-	"weight":                  warn("haa has no virtual server weight (it only matters to keepalived's virtual_server_group): remove it"),
 	"ip_family":               warn("haa takes the family from the addresses: remove it"),
 	"nat_mask":                warn(ignoredMsg),
 }

@@ -54,9 +54,22 @@ func (lx *lexer) file(name string, data []byte, dir string) []token {
 	return out
 }
 
-// line lexes one line. A comment starts with ! or # at the start of a word
-// and runs to the end of the line; inside a word (a#b) or between quotes
-// both are plain characters, as in keepalived's parser.
+// line lexes one line, as keepalived 2.2 reads it (decomment, then
+// alloc_strvec):
+//
+//   - a ! or # outside double quotes starts a comment that runs to the end
+//     of the line, wherever it is, even inside a word: `auth_pass pa#ss` is
+//     "pa" and `virtual_router_id 51#c` is 51;
+//   - keepalived's documented escapes \# and \! do not escape in 2.2: the
+//     line is decommented twice (the processes that run VRRP and the
+//     checkers read the copy of the configuration that the parent process
+//     writes after a first pass), so \# loses its backslash the first time
+//     and starts a comment the second. `auth_pass pa\#ss` is "pa" and
+//     `virtual_router_id 5\#1` is 5 (checked with keepalived 2.2.7's
+//     configuration dump); the conversion reads them so, with a warning;
+//   - "double quotes" make one word of the text between them, and a " opens
+//     one even inside a word (`a"b c"` is a and "b c"); \" stands for a "
+//     inside it (commands are split later, with their own quoting rules).
 func (lx *lexer) line(file string, n int, s string) []token {
 	lx.lines++
 	var toks []token
@@ -71,13 +84,13 @@ func (lx *lexer) line(file string, n int, s string) []token {
 			i++
 		case c == '!' || c == '#':
 			return lx.special(toks)
+		case c == '\\' && i+1 < len(s) && (s[i+1] == '#' || s[i+1] == '!'):
+			lx.escapedComment(toks, file, n, s[i:i+2])
+			return lx.special(toks)
 		case c == '{' || c == '}':
 			add(string(c), false)
 			i++
 		case c == '"':
-			// A quoted string runs to the next " on the line; \" stands
-			// for a " inside it. keepalived has no other escapes here
-			// (commands are split later, with their own quoting rules).
 			var b strings.Builder
 			j := i + 1
 			closed := false
@@ -101,8 +114,19 @@ func (lx *lexer) line(file string, n int, s string) []token {
 			}
 			i = j + 1
 		default:
+			// A word ends at white space, a brace, a quote or a comment
+			// (\# and \! included); \\ is two characters of the word
+			// (\\#: a backslash, then a comment), as in decomment.
 			j := i
-			for j < len(s) && !isSpace(s[j]) && s[j] != '{' && s[j] != '}' {
+			for j < len(s) && !isSpace(s[j]) && !strings.ContainsRune("{}\"!#", rune(s[j])) {
+				if s[j] == '\\' && j+1 < len(s) {
+					if s[j+1] == '#' || s[j+1] == '!' {
+						break
+					}
+					if s[j+1] == '\\' {
+						j++
+					}
+				}
 				j++
 			}
 			add(s[i:j], false)
@@ -110,6 +134,18 @@ func (lx *lexer) line(file string, n int, s string) []token {
 		}
 	}
 	return lx.special(toks)
+}
+
+// escapedComment warns about \# or \! (esc) outside quotes, which
+// keepalived 2.2 reads as the start of a comment (see line); toks are the
+// words of the line before it.
+func (lx *lexer) escapedComment(toks []token, file string, n int, esc string) {
+	at := token{pos: Pos{file, n}, seq: lx.seq, line: lx.lines}
+	kw := ""
+	if len(toks) > 0 {
+		at, kw = toks[0], toks[0].text
+	}
+	lx.r.warnf(at, kw, "%s does not escape the %s in keepalived 2.2: it drops the \\ and the rest of the line is still a comment, so the line ends before %s, here as in keepalived; to keep a %s in a value, write the value in double quotes (e.g. \"pa%sss\")", esc, esc[1:], esc, esc[1:], esc[1:])
 }
 
 // special reports keepalived's preprocessor features, which haa does not
@@ -157,9 +193,11 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\v' || c == '\
 
 // include expands `include PATTERN...`: every file matching each glob
 // pattern, in sorted order (filepath.Glob), a relative pattern being
-// relative to the directory of the including file. A pattern that matches
-// nothing is an error: keepalived would go on without the file, but a
-// configuration that silently lost a part is not what the user meant.
+// relative to the directory of the including file. keepalived logs "Config
+// files missing" for an include that matches nothing and goes on: a glob
+// pattern that matches nothing (an empty conf.d/*.conf) is a warning, a
+// plain path to a file that does not exist an error (a file that was meant
+// to be there, and whose part of the configuration would be lost).
 func (lx *lexer) include(kw token, patterns []token, dir string) []token {
 	if len(patterns) == 0 {
 		lx.r.errorf(kw, "include", "no file given: write include FILE or include GLOB, e.g. include /etc/keepalived/conf.d/*.conf")
@@ -181,7 +219,11 @@ func (lx *lexer) include(kw token, patterns []token, dir string) []token {
 			continue
 		}
 		if len(matches) == 0 {
-			lx.r.errorf(p, "include", "no file matches %q (looked for %s): fix the path, or remove the include", p.text, pattern)
+			if isGlob(p.text) {
+				lx.r.warnf(p, "include", "no file matches %q (looked for %s): keepalived logs \"Config files missing\" and goes on without it, and so does this conversion; fix the pattern, or remove the include if nothing is to be included", p.text, pattern)
+			} else {
+				lx.r.errorf(p, "include", "%s does not exist: fix the path, or remove the include", pattern)
+			}
 			continue
 		}
 		for _, m := range matches {
@@ -190,6 +232,9 @@ func (lx *lexer) include(kw token, patterns []token, dir string) []token {
 	}
 	return out
 }
+
+// isGlob reports whether an include pattern has glob characters.
+func isGlob(pattern string) bool { return strings.ContainsAny(pattern, "*?[") }
 
 func (lx *lexer) includeFile(at token, path string) []token {
 	abs, err := filepath.Abs(path)

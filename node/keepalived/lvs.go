@@ -93,6 +93,9 @@ type vsDef struct {
 	sorry   *token // the sorry_server keyword
 	sorryAP netip.AddrPort
 	reals   []*rsDef
+	// weight is the virtual server's weight: the weight of its real
+	// servers that give none (keepalived 2.2; nil: 1).
+	weight *uint32
 }
 
 // rsDef is a real_server being read.
@@ -235,6 +238,14 @@ func (c *conv) virtualServer(st *stmt) {
 		"virtualhost": line(func(st *stmt) {
 			if t, ok := c.value(st, "virtualhost www.example.com"); ok {
 				v.host = &t.text
+			}
+		}),
+		// keepalived 2.2: the default weight of the real servers.
+		"weight": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 0, config.MaxRealWeight); ok {
+				w := uint32(n)
+				v.weight = &w
+				v.toks["weight"] = st.kw
 			}
 		}),
 		"real_server": {fn: func(st *stmt) { c.realServer(st, v) }, repeat: true, block: blockAny},
@@ -440,8 +451,9 @@ func (c *conv) checker(st *stmt, r *rsDef) {
 		hs["url"] = blkRepeat(func(st *stmt) {
 			if first != nil {
 				// keepalived checks every url (all must pass); haa
-				// checks one.
-				c.r.warnf(st.kw, st.kw.text, "haa checks one URL per server: only the url at line %d is checked, this one is not; check the others with a MISC_CHECK, or remove this block", first.pos.Line)
+				// checks one: dropping one would pass servers
+				// keepalived fails.
+				c.r.errorf(st.kw, st.kw.text, "a second url is not supported: haa checks one path per real server; keep the most telling one")
 				return
 			}
 			first = &st.kw
@@ -661,12 +673,16 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 	vs := v.vs
 	path := fmt.Sprintf("virtualServers[%d]", idx)
 	defer c.record(path, v.toks)
-	if v.proto != "" {
-		if v.fwmark {
-			c.r.warnf(v.toks["protocol"], "protocol", "a fwmark service balances every protocol the mark selects: keepalived ignores protocol here, and so does this conversion; remove it")
-		} else if v.proto != "TCP" {
-			vs.Protocol = strings.ToLower(v.proto)
-		}
+	switch {
+	case v.proto != "" && v.fwmark:
+		c.r.warnf(v.toks["protocol"], "protocol", "a fwmark service balances every protocol the mark selects: keepalived ignores protocol here, and so does this conversion; remove it")
+	case v.proto != "" && v.proto != "TCP":
+		vs.Protocol = strings.ToLower(v.proto)
+	case v.proto == "" && !v.fwmark:
+		// keepalived 2.2.7: "no protocol set - defaulting to UDP" (haa's
+		// default is TCP).
+		vs.Protocol = "udp"
+		c.r.warnf(v.kw, v.kw.text, "keepalived defaults to UDP here; write protocol TCP if this service is TCP")
 	}
 	if vs.Scheduler == "" {
 		vs.Scheduler = kaScheduler
@@ -681,11 +697,20 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		case keepPort && !v.fwmark && ap.Port() != v.addr.Port():
 			c.r.warnf(*v.sorry, "sorry_server", "%s forwarding cannot change the port: keepalived uses port %d, and so does this conversion; write sorry_server %s %d", strings.ToUpper(vs.Forwarding), v.addr.Port(), ap.Addr(), v.addr.Port())
 			ap = netip.AddrPortFrom(ap.Addr(), v.addr.Port())
+		case keepPort && v.fwmark && ap.Port() != 0:
+			// keepalived clears the port ("sorry server has port
+			// specified - clearing"): packets keep their own. haa's
+			// sorry server is ADDR:PORT, and with DR or TUN the port
+			// is not used: it is written as given.
+			c.r.warnf(*v.sorry, "sorry_server", "a fwmark service with %s forwarding keeps the packets' ports: keepalived clears this port (\"sorry server has port specified - clearing\"), and haa does not use it either; it stays in the converted configuration only because haa writes a sorry server as ADDR:PORT", strings.ToUpper(vs.Forwarding))
 		}
-		if ap.Port() == 0 {
-			c.r.errorf(*v.sorry, "sorry_server", "a fwmark service's sorry server needs a port in haa: write sorry_server %s PORT", ap.Addr())
-		} else {
+		switch {
+		case ap.Port() != 0:
 			vs.SorryServer = ap.String()
+		case keepPort:
+			c.r.errorf(*v.sorry, "sorry_server", "haa writes a sorry server as ADDR:PORT, even where %s forwarding does not use the port: write sorry_server %s PORT with any port (keepalived clears it, with a warning)", strings.ToUpper(vs.Forwarding), ap.Addr())
+		default:
+			c.r.errorf(*v.sorry, "sorry_server", "a fwmark service's sorry server needs a port in haa: write sorry_server %s PORT", ap.Addr())
 		}
 	}
 	inhibit := 0
@@ -712,6 +737,12 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 			want := map[string]string{"nat": "NAT", "dr": "DR", "tunnel": "TUN", "": "NAT"}[vs.Forwarding]
 			if vt, ok := r.toks["lvs_method_value"]; !ok || vt.text != want {
 				c.r.errorf(t, "lvs_method", "haa forwards every real server of a virtual server the same way (%s here): remove the real server's lvs_method, or make it %s", want, want)
+			}
+		}
+		if r.rs.Weight == nil && v.weight != nil {
+			rs.Weight = proto.Uint32(*v.weight)
+			if _, ok := r.toks["weight"]; !ok {
+				r.toks["weight"] = v.toks["weight"]
 			}
 		}
 		if r.rs.Weight != nil {

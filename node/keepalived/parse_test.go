@@ -51,8 +51,22 @@ func TestParseForms(t *testing.T) {
 		{"comment after value", "priority 100 # the priority\n", "priority 100"},
 		{"bang comment after value", "priority 100 ! the priority\n", "priority 100"},
 		{"comment lines", "! a\n# b\n   ! c\npriority 1\n", "priority 1"},
-		{"comment char inside a word", "path /index.html#top\n", "path /index.html#top"},
+		// keepalived 2.2 cuts the line at a # or ! anywhere outside
+		// quotes, even inside a word.
+		{"comment char inside a word", "path /index.html#top\n", "path /index.html"},
+		{"comment char glued to a number", "virtual_router_id 51#c\n", "virtual_router_id 51"},
+		{"bang inside a word", "auth_pass pa!ss\n", "auth_pass pa"},
+		{"comment char glued to a brace", "vrrp_instance VI_1 {# x\n}\n", "vrrp_instance VI_1 {}"},
 		{"comment inside quotes", `script "echo 'a # b' ! c"` + "\n", `script "echo 'a # b' ! c"`},
+		{"quotes inside a word", `auth_pass x"y#z"w` + "\n", `auth_pass x "y#z" w`},
+		{"backslash kept", `auth_pass a\b` + "\n", `auth_pass a\b`},
+		{"escaped comment char inside quotes", `auth_pass "a\#b"` + "\n", `auth_pass "a\#b"`},
+		// keepalived 2.2.7 drops the \ of \# and \! and still cuts the
+		// line there (see lexer.line); TestEscapedComment checks the
+		// warning.
+		{"escaped hash", `auth_pass pa\#ss` + "\n", "auth_pass pa"},
+		{"escaped bang", `auth_pass pa\!ss more` + "\n", "auth_pass pa"},
+		{"escaped backslash then hash", `auth_pass a\\#b` + "\n", `auth_pass a\\`},
 		{"quoted string with spaces", `script "/bin/check --flag x"`, `script "/bin/check --flag x"`},
 		{"escaped quote in quotes", `script "echo \"hi\""`, `script "echo "hi""`},
 		{"empty quotes", `auth_pass ""`, `auth_pass ""`},
@@ -159,7 +173,7 @@ func TestIncludeErrors(t *testing.T) {
 	writeFile(t, filepath.Join(dir, "a.conf"), "include b.conf\n")
 	writeFile(t, filepath.Join(dir, "b.conf"), "include a.conf\n")
 	for _, tc := range []struct{ name, src, want string }{
-		{"no match", "include nothing/*.conf\n", `t.conf:1: include: no file matches "nothing/*.conf"`},
+		{"no such file", "include nothing.conf\n", "t.conf:1: include: " + filepath.Join(dir, "nothing.conf") + " does not exist: fix the path"},
 		{"bad pattern", "include [\n", `t.conf:1: include: "[" is not a valid glob pattern`},
 		{"self include", "include loop.conf\n", "loop.conf:2: include: " + filepath.Join(dir, "loop.conf") + " includes itself"},
 		{"include cycle", "include a.conf\n", "b.conf:1: include: " + filepath.Join(dir, "a.conf") + " includes itself"},
@@ -221,5 +235,46 @@ func TestSplitCommand(t *testing.T) {
 	}
 	if got := shellFor("a && b"); got != "/bin/sh" {
 		t.Errorf("shellFor &&: %s", got)
+	}
+}
+
+// \# and \! are no escapes in keepalived 2.2 (checked with keepalived
+// 2.2.7: `auth_pass pa\#ss` is "pa"): the line ends there, with a warning
+// that says how to keep the character.
+func TestEscapedComment(t *testing.T) {
+	var r report
+	lx := &lexer{r: &r}
+	toks := lx.file("t.conf", []byte("x 1\nauth_pass pa\\#ss\n\\!y\n"), t.TempDir())
+	if got := render(parse(toks, &r)); got != "x 1; auth_pass pa" {
+		t.Errorf("got %s", got)
+	}
+	ws := sorted(r.warns)
+	if len(r.errs) > 0 || len(ws) != 2 {
+		t.Fatalf("errors %v, warnings %v", sorted(r.errs), ws)
+	}
+	for i, w := range []string{
+		`t.conf:2: auth_pass: \# does not escape the # in keepalived 2.2: it drops the \ and the rest of the line is still a comment, so the line ends before \#, here as in keepalived; to keep a # in a value, write the value in double quotes (e.g. "pa#ss")`,
+		`t.conf:3: \! does not escape the !`,
+	} {
+		if !strings.HasPrefix(ws[i].String(), w) {
+			t.Errorf("warning %d: %s\nwant %s...", i, ws[i], w)
+		}
+	}
+}
+
+// keepalived goes on without an include that matches nothing ("Config
+// files missing"): a glob that matches nothing is a warning.
+func TestIncludeGlobMatchesNothing(t *testing.T) {
+	dir := t.TempDir()
+	var r report
+	lx := &lexer{r: &r}
+	toks := lx.file(filepath.Join(dir, "main.conf"), []byte("a 1\ninclude conf.d/*.conf\nb 2\n"), dir)
+	if got := render(parse(toks, &r)); got != "a 1; b 2" {
+		t.Errorf("got %s", got)
+	}
+	ws := sorted(r.warns)
+	want := filepath.Join(dir, "main.conf") + `:2: include: no file matches "conf.d/*.conf" (looked for ` + filepath.Join(dir, "conf.d/*.conf") + `): keepalived logs "Config files missing" and goes on without it, and so does this conversion`
+	if len(r.errs) > 0 || len(ws) != 1 || !strings.HasPrefix(ws[0].String(), want) {
+		t.Errorf("errors %v, warnings %v\nwant the warning %s...", sorted(r.errs), ws, want)
 	}
 }

@@ -3,7 +3,9 @@ package keepalived
 import (
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,6 +15,9 @@ import (
 	"github.com/haa-dev/haa/node/vip"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
+
+// ownerPriority is the priority of the address owner.
+const ownerPriority = 255
 
 // Tracker kinds, and the keepalived block that defines each.
 const (
@@ -24,12 +29,12 @@ const (
 
 var kindBlock = map[string]string{
 	kindScript:    "vrrp_script",
-	kindFile:      "vrrp_track_file",
+	kindFile:      "track_file", // or its old name vrrp_track_file
 	kindProcess:   "vrrp_track_process",
 	kindInterface: "track_interface",
 }
 
-// trackDef is one tracker: a vrrp_script, vrrp_track_file,
+// trackDef is one tracker: a vrrp_script, track_file (vrrp_track_file),
 // vrrp_track_process, or an interface some instance tracks.
 type trackDef struct {
 	kind string
@@ -38,13 +43,19 @@ type trackDef struct {
 	t    *haav1.Tracker
 	toks map[string]token // field path in the tracker -> token
 	used bool
-	// weightSet: the definition gives a weight (a file's default is 1).
-	weightSet bool
+}
+
+// block names the keepalived block that defines d, as the file writes it.
+func (d *trackDef) block() string {
+	if d.kind == kindInterface {
+		return kindBlock[kindInterface]
+	}
+	return d.kw.text
 }
 
 // defineTracker starts the tracker a block defines (`vrrp_script NAME {`).
 func (c *conv) defineTracker(st *stmt, kind string) *trackDef {
-	t, ok := c.value(st, kindBlock[kind]+" NAME { ... }")
+	t, ok := c.value(st, st.kw.text+" NAME { ... }")
 	if !ok {
 		return nil
 	}
@@ -52,7 +63,7 @@ func (c *conv) defineTracker(st *stmt, kind string) *trackDef {
 		if old.kind == kind {
 			c.r.errorf(t, st.kw.text, "%s %s is already defined at %s: rename one of them", st.kw.text, t.text, at(old.kw, t))
 		} else {
-			c.r.errorf(t, st.kw.text, "%q is already the name of the %s at %s, and haa's trackers share one namespace: rename one of them", t.text, kindBlock[old.kind], at(old.kw, t))
+			c.r.errorf(t, st.kw.text, "%q is already the name of the %s at %s, and haa's trackers share one namespace: rename one of them", t.text, old.block(), at(old.kw, t))
 		}
 		return nil
 	}
@@ -114,7 +125,7 @@ func (c *conv) vrrpScript(st *stmt) {
 		}),
 		"weight": line(func(st *stmt) {
 			if w, ok := c.weight(st, config.MaxWeight); ok {
-				d.t.Weight, d.weightSet = w, true
+				d.t.Weight = w
 				d.toks["weight"] = st.kw
 			}
 		}),
@@ -157,7 +168,8 @@ func (c *conv) scriptSeconds(st *stmt, hi time.Duration) (time.Duration, bool) {
 	return v, ok
 }
 
-// trackFileDef converts `vrrp_track_file NAME { file PATH; weight W }`.
+// trackFileDef converts `track_file NAME { file PATH; weight W }` (or
+// vrrp_track_file, its old name).
 func (c *conv) trackFileDef(st *stmt) {
 	d := c.defineTracker(st, kindFile)
 	if d == nil {
@@ -178,7 +190,7 @@ func (c *conv) trackFileDef(st *stmt) {
 		}),
 		"weight": line(func(st *stmt) {
 			if w, ok := c.weight(st, config.MaxFileWeight); ok {
-				d.t.Weight, d.weightSet = w, true
+				d.t.Weight = w
 				d.toks["weight"] = st.kw
 			}
 		}),
@@ -186,9 +198,9 @@ func (c *conv) trackFileDef(st *stmt) {
 			c.r.warnf(st.kw, st.kw.text, "haa does not create the file; a missing or empty file reads as 0: create it at boot if it must hold another value, and remove init_file")
 		}),
 	}
-	given := c.walk("vrrp_track_file "+d.name, st.block, hs, nil)
+	given := c.walk(st.kw.text+" "+d.name, st.block, hs, nil)
 	if fc.Path == "" && missing(given, "file") {
-		c.r.errorf(st.kw, st.kw.text, "vrrp_track_file %s has no file: add file /path/to/file", d.name)
+		c.r.errorf(st.kw, st.kw.text, "%s %s has no file: add file /path/to/file", st.kw.text, d.name)
 	}
 }
 
@@ -234,7 +246,7 @@ func (c *conv) trackProcessDef(st *stmt) {
 		}),
 		"weight": line(func(st *stmt) {
 			if w, ok := c.weight(st, config.MaxWeight); ok {
-				d.t.Weight, d.weightSet = w, true
+				d.t.Weight = w
 				d.toks["weight"] = st.kw
 			}
 		}),
@@ -409,7 +421,6 @@ type instDef struct {
 	src          string
 	peers        []string
 	vips         []*stmt // entries of virtual_ipaddress
-	evips        []*stmt // entries of virtual_ipaddress_excluded
 	garp         garpDef
 	tracks       []trackUse
 	notify       notifyDef
@@ -466,11 +477,7 @@ func (c *conv) vrrpInstance(st *stmt) {
 			}
 		}),
 		"advert_int": line(func(st *stmt) {
-			if v, ok := c.seconds(st, true, time.Hour); ok {
-				if v <= 0 {
-					c.r.errorf(st.args[0], st.kw.text, "must be more than 0: write e.g. advert_int 1")
-					return
-				}
+			if v, ok := c.advertInt(st); ok {
 				in.advert = &v
 				in.toks["advertInterval"] = st.kw
 			}
@@ -522,11 +529,13 @@ func (c *conv) vrrpInstance(st *stmt) {
 			in.toks["vips"] = st.kw
 			in.vips = append(in.vips, st.block...)
 		}),
+		// keepalived adds the excluded addresses on the master but does
+		// not list them in its adverts; haa lists every address it holds,
+		// and a keepalived peer drops adverts whose list is not its own.
 		"virtual_ipaddress_excluded": blkRepeat(func(st *stmt) {
 			if len(st.block) > 0 {
-				c.r.warnf(st.kw, st.kw.text, "haa advertises every address: these are added to the instance's VIPs and listed in its adverts; peers must list them too (keepalived nodes: under virtual_ipaddress). Move them into virtual_ipaddress")
+				c.r.errorf(st.kw, st.kw.text, "virtual_ipaddress_excluded is not supported: haa would advertise these addresses and keepalived peers would drop its adverts; move them into virtual_ipaddress on every node (or leave them out)")
 			}
-			in.evips = append(in.evips, st.block...)
 		}),
 		"nopreempt": line(func(st *stmt) {
 			if c.nargs(st, 0, 0, "nopreempt") {
@@ -602,6 +611,32 @@ func (c *conv) vrrpInstance(st *stmt) {
 		hs[k] = h
 	}
 	in.given = c.walk("vrrp_instance "+in.name, st.block, hs, instanceUnsupported)
+}
+
+// advertRE is a number as keepalived's advert_int takes it (strtod: a
+// sign, digits, decimals).
+var advertRE = regexp.MustCompile(`^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$`)
+
+// advertInt reads advert_int: seconds with decimals. keepalived ignores a
+// value outside 0.01..255 ("Advert interval (300) not valid! Must be > 0 -
+// ignoring") and keeps its default, 1 second; so does this conversion,
+// with a warning. finishInstance rounds the value for the VRRP version.
+func (c *conv) advertInt(st *stmt) (time.Duration, bool) {
+	t, ok := c.value(st, "advert_int 1")
+	if !ok {
+		return 0, false
+	}
+	if !advertRE.MatchString(t.text) {
+		c.r.errorf(t, st.kw.text, "%q is not a number of seconds: write e.g. advert_int 1 (or advert_int 0.5 with version 3)", t.text)
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(t.text, 64)
+	if err != nil || f < 0.01 || f > 255 {
+		c.r.warnf(t, st.kw.text, "%s is outside 0.01..255 seconds: keepalived ignores it (\"not valid\") and advertises every second, and so does this conversion; write advert_int 1, or a value in that range", t.text)
+		return time.Second, true
+	}
+	// To the microsecond, as keepalived's timers (TIMER_HZ).
+	return time.Duration(f*1e6+0.5) * time.Microsecond, true
 }
 
 // boolTok reads keepalived's true/false words.
@@ -857,22 +892,20 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 	}
 
 	// Advertisement interval (keepalived's default 1s, as haa's; always
-	// written). keepalived rounds: VRRPv2 carries whole seconds 1..255
-	// (rounded to the nearest second, at least 1, at most 255), VRRPv3
-	// centiseconds up to 40.95s.
+	// written). advertInt took 0.01..255 seconds; keepalived rounds:
+	// VRRPv2 carries whole seconds (rounded to the nearest, at least 1),
+	// VRRPv3 centiseconds up to 40.95s. The suggested values are written
+	// as advert_int takes them, in both keepalived and haa: seconds
+	// without a unit.
 	adv := config.DefaultInterval
 	if in.advert != nil {
 		adv = *in.advert
 	}
 	here := toks["advertInterval"]
 	if version == 2 {
-		switch {
-		case adv >= 256*time.Second:
-			c.r.warnf(here, here.text, "VRRPv2 advertises at most every 255 seconds: keepalived uses 255, and so does this conversion; write advert_int 255")
-			adv = 255 * time.Second
-		case adv%time.Second != 0:
+		if adv%time.Second != 0 {
 			r := max((adv+time.Second/2)/time.Second*time.Second, time.Second)
-			c.r.warnf(here, here.text, "VRRPv2 advertises whole seconds: keepalived rounds %s to %s, and so does this conversion; write advert_int %d (or use version 3 for shorter intervals)", secs(adv), secs(r), r/time.Second)
+			c.r.warnf(here, here.text, "VRRPv2 advertises whole seconds: keepalived rounds %s to %s, and so does this conversion; write advert_int %s (or use version 3 for shorter intervals)", secs(adv), secs(r), seconds(r))
 			adv = r
 		}
 	} else {
@@ -883,7 +916,7 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 			adv = 4095 * cs
 		case adv%cs != 0:
 			r := max((adv+cs/2)/cs*cs, cs)
-			c.r.warnf(here, here.text, "VRRPv3 advertises in hundredths of a second: keepalived rounds %s to %s, and so does this conversion; write advert_int %s", secs(adv), secs(r), secs(r))
+			c.r.warnf(here, here.text, "VRRPv3 advertises in hundredths of a second: keepalived rounds %s to %s, and so does this conversion; write advert_int %s", secs(adv), secs(r), seconds(r))
 			adv = r
 		}
 	}
@@ -895,12 +928,7 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 			spec.Vips = append(spec.Vips, v)
 		}
 	}
-	for _, e := range in.evips {
-		if v := c.vipEntry(e, in, "virtual_ipaddress_excluded"); v != "" {
-			spec.Vips = append(spec.Vips, v)
-		}
-	}
-	if len(in.vips)+len(in.evips) == 0 && missing(in.given, "virtual_ipaddress") && missing(in.given, "virtual_ipaddress_excluded") {
+	if len(in.vips) == 0 && missing(in.given, "virtual_ipaddress") && missing(in.given, "virtual_ipaddress_excluded") {
 		c.r.errorf(in.kw, in.kw.text, "vrrp_instance %s has no virtual address: add virtual_ipaddress { ADDR/LEN } (haa needs at least one)", in.name)
 	}
 	spec.UnicastPeers = in.peers
@@ -929,14 +957,23 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 		}
 	}
 	spec.Garp = c.finishGarp(in.garp, toks)
-	spec.Track = c.trackRefs(in.tracks, in.group, spec.Interface)
+	spec.Track = c.trackRefs(in.tracks, in.group, spec.Interface, prio == ownerPriority)
+	if g := in.group; g != nil && g.single == in {
+		c.foldGroup(g, in, spec)
+	}
 	spec.Notify = c.finishNotify(&in.notify, toks)
 	return spec
 }
 
-// secs writes d in seconds, as keepalived's configuration does.
+// secs writes d in seconds with a unit ("1.5s"), for messages.
 func secs(d time.Duration) string {
 	return fmt.Sprintf("%gs", d.Seconds())
+}
+
+// seconds writes d as keepalived's configuration takes it: seconds without
+// a unit ("0.12").
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
 }
 
 // vipEntry converts one line of virtual_ipaddress: "ADDR[/LEN] [dev IF]
@@ -949,7 +986,31 @@ func (c *conv) vipEntry(e *stmt, in *instDef, kw string) string {
 		return ""
 	}
 	words := []string{e.kw.text}
-	for _, a := range e.args {
+	// keepalived's no_track and preferred_lft change nothing about which
+	// node holds the address: they are left out, with a warning.
+	for i := 0; i < len(e.args); i++ {
+		a := e.args[i]
+		switch strings.ToLower(a.text) {
+		case "no_track":
+			c.r.warnf(a, kw, "no_track is ignored: it only changes what keepalived does when someone else deletes the address (the instance stays MASTER, the address comes back at its next transition), not which node holds it; remove it")
+			continue
+		case "preferred_lft":
+			if i+1 >= len(e.args) {
+				c.r.errorf(a, kw, "preferred_lft needs a value, and keepalived leaves out an address without one: write preferred_lft forever (or 0), or remove preferred_lft")
+				return ""
+			}
+			c.r.warnf(a, kw, "preferred_lft is ignored: it sets the preferred lifetime of the address (an IPv6 matter), not which node holds it; remove it")
+			i++
+			continue
+		case "dev", "label", "brd", "broadcast", "scope":
+			// A value follows: keep it as it is, whatever it spells.
+			words = append(words, a.text)
+			if i+1 < len(e.args) {
+				i++
+				words = append(words, e.args[i].text)
+			}
+			continue
+		}
 		words = append(words, a.text)
 	}
 	dev := in.iface
@@ -977,7 +1038,9 @@ func (c *conv) vipEntry(e *stmt, in *instDef, kw string) string {
 			msg = ve.Msg
 		}
 		if strings.Contains(msg, "not supported") {
-			msg += ": remove it"
+			// One remedy: vip.Parse's message says what, not what to do.
+			c.r.errorf(e.kw, kw, "%q: %s by haa: remove it from this line", s, msg)
+			return ""
 		}
 		c.r.errorf(e.kw, kw, "%q: %s: fix this address line", s, msg)
 		return ""
@@ -990,16 +1053,25 @@ func (c *conv) vipEntry(e *stmt, in *instDef, kw string) string {
 }
 
 // trackRefs resolves the track_* entries of an instance (group: its sync
-// group, iface: its interface) or, with iface "", of a sync group.
+// group, iface: its interface, owner: its priority is 255) or, with iface
+// "", of a sync group.
 //
 // keepalived ignores tracking an instance's own interface (it always
-// tracks it). For the members of a sync group without
-// sync_group_tracking_weight it ignores weights (vrrp_complete_instance):
-// weighted scripts and processes are not tracked at all, a tracked
-// interface's weight becomes 0 (down means FAULT), a tracked file keeps
-// weight 0 when it had keepalived's default weight, else is not tracked.
+// tracks it), and ignores weights (vrrp_complete_instance) where they
+// cannot move the priority (checked with keepalived 2.2.7):
+//
+//   - for the members of a sync group without sync_group_tracking_weight:
+//     a tracked interface's weight becomes 0 (down means FAULT), a script
+//     with a weight is not tracked at all, a tracked file with weight 1
+//     (its default) is tracked with weight 0, with another weight not at
+//     all; processes keep their weights;
+//   - else for the address owner (priority 255): the same, but a tracked
+//     interface with a weight is not tracked at all; processes are tracked
+//     as given (the owner's priority never moves, in keepalived as in
+//     haa).
+//
 // This conversion does the same, with a warning each.
-func (c *conv) trackRefs(uses []trackUse, group *groupDef, iface string) []*haav1.TrackRef {
+func (c *conv) trackRefs(uses []trackUse, group *groupDef, iface string, owner bool) []*haav1.TrackRef {
 	var out []*haav1.TrackRef
 	for _, u := range uses {
 		var d *trackDef
@@ -1020,7 +1092,7 @@ func (c *conv) trackRefs(uses []trackUse, group *groupDef, iface string) []*haav
 			case c.unknownNames[u.name]:
 				continue // its block has an unknown keyword, already reported
 			case d != nil:
-				c.r.errorf(u.tok, "track_"+u.kind, "%s is a %s, not a %s: list it under track_%s", u.name, kindBlock[d.kind], kindBlock[u.kind], d.kind)
+				c.r.errorf(u.tok, "track_"+u.kind, "%s is a %s, not a %s: list it under track_%s", u.name, d.block(), kindBlock[u.kind], d.kind)
 				continue
 			default:
 				c.r.errorf(u.tok, "track_"+u.kind, "no %s named %q: define it (%s %s { ... }) or fix the name", kindBlock[u.kind], u.name, kindBlock[u.kind], u.name)
@@ -1031,23 +1103,33 @@ func (c *conv) trackRefs(uses []trackUse, group *groupDef, iface string) []*haav
 		if u.weight != nil {
 			ref.Weight = proto.Int32(*u.weight)
 		}
-		if group != nil && !group.trackWeight {
-			eff := d.t.Weight
-			if u.weight != nil {
-				eff = *u.weight
+		eff := d.t.Weight
+		if u.weight != nil {
+			eff = *u.weight
+		}
+		kw := "track_" + d.kind
+		if eff != 0 && d.kind != kindProcess {
+			// keepalived applies the sync group's rule first.
+			var why, fix string
+			inGroup := group != nil && !group.trackWeight
+			switch {
+			case inGroup:
+				why = fmt.Sprintf("in sync group %s (without sync_group_tracking_weight) keepalived ignores weights", group.name)
+				fix = "or add sync_group_tracking_weight to the group to keep the weights"
+			case owner:
+				why = "for the address owner (priority 255) keepalived ignores tracking weights"
+				fix = "or give the instance a priority below 255"
 			}
-			if eff != 0 {
-				why := fmt.Sprintf("in sync group %s (without sync_group_tracking_weight) keepalived ignores weights", group.name)
-				fix := "add sync_group_tracking_weight to the group to keep the weights"
+			if why != "" {
 				switch {
-				case d.kind == kindInterface:
-					c.r.warnf(u.tok, "track_interface", "%s: %s is tracked with weight 0 (down means FAULT), as keepalived does; %s", why, u.name, fix)
+				case d.kind == kindInterface && inGroup:
+					c.r.warnf(u.tok, kw, "%s: %s is tracked with weight 0 (down means FAULT), as keepalived does; give it no weight to say so, %s", why, u.name, fix)
 					ref.Weight = proto.Int32(0)
-				case d.kind == kindFile && u.weight == nil && !d.weightSet:
-					c.r.warnf(u.tok, "track_file", "%s: %s is tracked with weight 0 (a non-zero number means FAULT), as keepalived does; %s", why, u.name, fix)
+				case d.kind == kindFile && eff == 1:
+					c.r.warnf(u.tok, kw, "%s: %s is tracked with weight 0 (a non-zero number means FAULT), as keepalived does; write %s weight 0 to say so, %s", why, u.name, u.name, fix)
 					ref.Weight = proto.Int32(0)
 				default:
-					c.r.warnf(u.tok, "track_"+d.kind, "%s: keepalived does not track %s (weight %d) at all, and neither does this conversion; %s, or give it weight 0", why, u.name, eff, fix)
+					c.r.warnf(u.tok, kw, "%s: keepalived does not track %s (weight %d) at all, and neither does this conversion; give it weight 0 (%s), %s", why, u.name, eff, failMeans[d.kind], fix)
 					continue
 				}
 			}
@@ -1058,6 +1140,13 @@ func (c *conv) trackRefs(uses []trackUse, group *groupDef, iface string) []*haav
 	return out
 }
 
+// failMeans says what a failed tracker of weight 0 does, by kind.
+var failMeans = map[string]string{
+	kindInterface: "down means FAULT",
+	kindScript:    "failure means FAULT",
+	kindFile:      "a non-zero number means FAULT",
+}
+
 // ifTracker returns the interface tracker of name ("if_NAME"), made on
 // first use.
 func (c *conv) ifTracker(name string, from token) *trackDef {
@@ -1066,7 +1155,7 @@ func (c *conv) ifTracker(name string, from token) *trackDef {
 		if d.kind == kindInterface {
 			return d
 		}
-		c.r.errorf(from, "track_interface", "the tracker for interface %s would be named %s, but the %s at %s has that name: rename it", name, tn, kindBlock[d.kind], at(d.kw, from))
+		c.r.errorf(from, "track_interface", "the tracker for interface %s would be named %s, but the %s at %s has that name: rename it", name, tn, d.block(), at(d.kw, from))
 		return nil
 	}
 	d := &trackDef{kind: kindInterface, kw: from, name: tn,
@@ -1106,6 +1195,8 @@ type groupDef struct {
 	tracks      []trackUse
 	notify      notifyDef
 	toks        map[string]token
+	// single is the group's one instance, when it has one: see linkGroups.
+	single *instDef
 }
 
 // syncGroup reads `vrrp_sync_group NAME { group { VI_1 VI_2 } ... }`.
@@ -1174,11 +1265,76 @@ func (c *conv) linkGroups() {
 				in.group = g
 			}
 		}
+		// keepalived runs a sync group of one instance, with a warning
+		// ("Sync group G has only 1 virtual router(s) - this probably
+		// isn't what you want"); haa's sync groups have two instances
+		// or more. The group is left out and its track and notify lines
+		// go to the instance (foldGroup), which is what a group of one
+		// does; the instance stays in the group for keepalived's rule on
+		// tracking weights (trackRefs).
+		if len(g.members) == 1 {
+			if in := c.instByName[g.members[0].text]; in != nil && in.group == g {
+				g.single = in
+				c.r.warnf(g.kw, g.kw.text, "vrrp_sync_group %s has one instance (%s): keepalived warns and runs it; haa needs two instances or more in a group, so this conversion leaves the group out and moves its track and notify lines into %s (whose tracking weights keepalived still treats as a sync group member's); add the other instance to the group, or move the lines into the instance and remove the group", g.name, in.name, in.name)
+			}
+		}
 	}
+}
+
+// foldGroup moves the track and notify lines of g, a sync group whose one
+// instance is in, into the instance's spec (and notify, which
+// finishInstance converts after).
+func (c *conv) foldGroup(g *groupDef, in *instDef, spec *haav1.Instance) {
+	for _, ref := range c.trackRefs(g.tracks, nil, "", false) {
+		if !slices.ContainsFunc(spec.Track, func(r *haav1.TrackRef) bool { return r.GetTracker() == ref.GetTracker() }) {
+			spec.Track = append(spec.Track, ref)
+		}
+	}
+	if g.notify.n == nil {
+		return
+	}
+	nd := &in.notify
+	if nd.n == nil {
+		nd.n = &haav1.Notify{}
+		nd.users, nd.toks = map[string]string{}, map[string]token{}
+	}
+	for _, f := range notifyFields {
+		t, ok := g.notify.toks[f]
+		if !ok {
+			continue
+		}
+		if own, clash := nd.toks[f]; clash {
+			c.r.errorf(t, t.text, "vrrp_sync_group %s has one instance, so this conversion moves its lines into vrrp_instance %s, which has its own %s (%s); haa runs one command per state change: combine the two commands into one script, or add the other instance to the group", g.name, in.name, own.text, at(own, t))
+			continue
+		}
+		*notifyCmd(nd.n, f) = *notifyCmd(g.notify.n, f)
+		nd.users[f], nd.toks[f] = g.notify.users[f], t
+		if f == "any" {
+			c.r.warnf(t, t.text, "moved into vrrp_instance %s with its one-instance group: the command gets INSTANCE %s (not GROUP %s) as its first arguments; check that it does what you meant", in.name, in.name, g.name)
+		}
+	}
+}
+
+// notifyCmd returns the command of field f ("master", ..., "any") of n.
+func notifyCmd(n *haav1.Notify, f string) *[]string {
+	switch f {
+	case "master":
+		return &n.Master
+	case "backup":
+		return &n.Backup
+	case "fault":
+		return &n.Fault
+	case "stop":
+		return &n.Stop
+	}
+	return &n.Any
 }
 
 // finishGroup converts a sync group.
 func (c *conv) finishGroup(g *groupDef, idx int) *haav1.SyncGroup {
+	if g.single != nil {
+		return nil // folded into its instance
+	}
 	sg := &haav1.SyncGroup{Name: g.name}
 	toks := g.toks
 	toks[""], toks["name"] = g.kw, g.kw
@@ -1190,10 +1346,8 @@ func (c *conv) finishGroup(g *groupDef, idx int) *haav1.SyncGroup {
 	}
 	if _, ok := toks["instances"]; !ok {
 		c.r.errorf(g.kw, g.kw.text, "vrrp_sync_group %s has no group block: add group { VI_1 VI_2 }", g.name)
-	} else if len(g.members) == 1 {
-		c.r.errorf(g.members[0], "group", "a sync group needs at least two instances: add another, or remove the group (moving its notify and track lines into the instance)")
 	}
 	sg.Notify = c.finishNotify(&g.notify, toks)
-	sg.Track = c.trackRefs(g.tracks, nil, "")
+	sg.Track = c.trackRefs(g.tracks, nil, "", false)
 	return sg
 }
