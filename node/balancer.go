@@ -749,6 +749,15 @@ func (a *Agent) VirtualServers(ctx context.Context) ([]*haav1.VirtualServerStatu
 	return out, name
 }
 
+// VirtualServerStates returns every virtual server as VirtualServers
+// does, without connection counts: it never asks the backend.
+func (a *Agent) VirtualServerStates() []*haav1.VirtualServerStatus {
+	a.balancer.lmu.Lock()
+	defer a.balancer.lmu.Unlock()
+	out, _ := a.virtualServers()
+	return out
+}
+
 // virtualServers returns every virtual server's API form and key, in the
 // configured order. Called with lmu held.
 func (a *Agent) virtualServers() ([]*haav1.VirtualServerStatus, []lvs.Key) {

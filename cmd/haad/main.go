@@ -133,6 +133,15 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitRuntime
 	}
+	// The metrics port is bound before anything runs: a port in use stops
+	// haad before it takes any address, not after.
+	mx, err := startMetrics(agent, cfg, log)
+	if err != nil {
+		fmt.Fprintln(stderr, "haad:", err)
+		shutdown(agent, *shutdownTimeout, log)
+		return exitRuntime
+	}
+	defer mx.stop()
 	_, err = agent.Apply(context.Background(), cfg, node.ApplyOptions{})
 	if err != nil && agent.HasFleet() {
 		// The node's own file must run even when the stored fleet
@@ -149,13 +158,6 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return exitRuntime
 	}
-	mx, err := startMetrics(agent, cfg, log)
-	if err != nil {
-		fmt.Fprintln(stderr, "haad:", err)
-		shutdown(agent, *shutdownTimeout, log)
-		return exitRuntime
-	}
-	defer mx.stop()
 	api, served, err := startAPI(agent, cfg, *socket, log, mx.listenOptions()...)
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
@@ -193,8 +195,7 @@ func run(args []string, stderr io.Writer) int {
 			switch sig {
 			case syscall.SIGHUP:
 				sd.reloading()
-				reload(agent, src, log)
-				sd.ready(agent)
+				sd.ready(agent, reload(agent, src, log))
 			case syscall.SIGUSR1:
 				if err := writeStatus(agent, *statusFile); err != nil {
 					log.Error("writing status file", "path", *statusFile, "err", err)
@@ -399,19 +400,23 @@ func checkConfig(src source, stderr io.Writer) int {
 
 // reload applies the file again; an invalid file is refused with the full
 // report and the running configuration stays.
-func reload(agent *node.Agent, src source, log *slog.Logger) {
+// reload applies the configuration file again and returns why it did
+// not, if it did not (for systemd's STATUS).
+func reload(agent *node.Agent, src source, log *slog.Logger) error {
 	cfg, err := src.load(logWarnings(log))
 	if err != nil {
 		log.Error("reload refused: the running configuration stays", "err", err.Error())
-		return
+		return fmt.Errorf("reload refused: %w", err)
 	}
 	res, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{})
 	if err != nil {
-		log.Error("reload failed", "err", src.annotate(err).Error())
-		return
+		err = src.annotate(err)
+		log.Error("reload failed", "err", err.Error())
+		return fmt.Errorf("reload failed: %w", err)
 	}
 	p := res.Plan
 	log.Info("reloaded", "generation", res.Generation, "added", p.Added, "removed", p.Removed, "changed", p.Changed, "unchanged", p.Unchanged)
+	return nil
 }
 
 func shutdown(agent *node.Agent, timeout time.Duration, log *slog.Logger) int {

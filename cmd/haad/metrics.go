@@ -54,6 +54,9 @@ func startMetrics(agent *node.Agent, cfg *haav1.AgentConfig, log *slog.Logger) (
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError, // a broken metric must not hide the others
 		Timeout:       10 * time.Second,
+		// Scrapes read the agent's state under its locks: a few at once
+		// at most, whatever the number of scrapers.
+		MaxRequestsInFlight: 4,
 	}))
 	m := &metricsServer{api: api, url: "http://" + ln.Addr().String() + "/metrics", log: log,
 		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},

@@ -56,8 +56,17 @@ func (n *sdNotifier) notify(vars ...string) {
 }
 
 // ready says that the configuration runs and the API serves.
-func (n *sdNotifier) ready(agent *node.Agent) {
-	n.notify("READY=1", "STATUS="+runningStatus(agent.Node(), len(agent.Instances())))
+// ready says that haad runs; after a reload that did not take, STATUS
+// says so (the first line of why) while the old configuration runs on.
+func (n *sdNotifier) ready(agent *node.Agent, reloadErr ...error) {
+	status := runningStatus(agent.Node(), len(agent.Instances()))
+	for _, err := range reloadErr {
+		if err != nil {
+			first, _, _ := strings.Cut(err.Error(), "\n")
+			status = first + "; " + status
+		}
+	}
+	n.notify("READY=1", "STATUS="+status)
 }
 
 // reloading says that a SIGHUP reload starts; ready must follow it.

@@ -117,7 +117,7 @@ func TestUnitFile(t *testing.T) {
 var paths = []string{
 	"/usr/sbin/haad",
 	"/usr/bin/haactl",
-	"/lib/systemd/system/haad.service",
+	"/usr/lib/systemd/system/haad.service",
 	"/usr/lib/tmpfiles.d/haa.conf",
 	"/etc/haa/haad.yaml",
 	"/usr/share/doc/haa/examples/haad.yaml",
@@ -219,7 +219,7 @@ func TestDebianPackage(t *testing.T) {
 	x := filepath.Join(dir, "x")
 	dpkg("-x", deb, x)
 	for pkg, src := range map[string]string{
-		"lib/systemd/system/haad.service":       "deploy/systemd/haad.service",
+		"usr/lib/systemd/system/haad.service":   "deploy/systemd/haad.service",
 		"usr/lib/tmpfiles.d/haa.conf":           "deploy/systemd/haa.conf",
 		"etc/haa/haad.yaml":                     "deploy/examples/haad.yaml",
 		"usr/share/doc/haa/examples/fleet.yaml": "deploy/examples/fleet.yaml",

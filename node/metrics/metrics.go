@@ -7,7 +7,6 @@
 package metrics
 
 import (
-	"context"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,16 +23,14 @@ type Source interface {
 	Node() node.NodeInfo
 	Instances() []node.InstanceStatus
 	Trackers() []node.TrackerState
-	VirtualServers(ctx context.Context) ([]*haav1.VirtualServerStatus, string)
+	// VirtualServerStates is the load balancer's state without connection
+	// counts: a scrape never waits for the kernel's table.
+	VirtualServerStates() []*haav1.VirtualServerStatus
 	CheckDurations() map[string]map[string]time.Duration
 	FleetStatus() *haav1.GetFleetResponse
 }
 
 var _ Source = (*node.Agent)(nil)
-
-// scrapeTimeout bounds what one scrape waits for the load-balancing
-// backend's table.
-const scrapeTimeout = 5 * time.Second
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, labels, nil)
@@ -161,9 +158,7 @@ func (c *Collector) instance(m emitter, in node.InstanceStatus) {
 }
 
 func (c *Collector) virtualServers(m emitter) {
-	ctx, cancel := context.WithTimeout(context.Background(), scrapeTimeout)
-	defer cancel()
-	vss, _ := c.src.VirtualServers(ctx)
+	vss := c.src.VirtualServerStates()
 	if len(vss) == 0 {
 		return
 	}
@@ -188,7 +183,10 @@ func (c *Collector) fleet(m emitter) {
 	count := map[haav1.MemberState]int{}
 	for _, mem := range f.GetMembers() {
 		count[mem.GetState()]++
-		if h := mem.GetHealth(); h != nil {
+		// A dead or departed member's last summary is stale: report
+		// health only for members that are there.
+		alive := mem.GetState() == haav1.MemberState_MEMBER_STATE_ALIVE || mem.GetState() == haav1.MemberState_MEMBER_STATE_SUSPECT
+		if h := mem.GetHealth(); h != nil && alive {
 			m.gauge(gossipMemberHealthy, bool01(h.GetHealthy()), mem.GetName())
 		}
 	}

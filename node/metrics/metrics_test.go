@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"sort"
@@ -18,8 +17,7 @@ import (
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// fake is a Source with fixed answers; it records the context deadline
-// VirtualServers was given.
+// fake is a Source with fixed answers.
 type fake struct {
 	info      node.NodeInfo
 	instances []node.InstanceStatus
@@ -27,7 +25,6 @@ type fake struct {
 	vss       []*haav1.VirtualServerStatus
 	durations map[string]map[string]time.Duration
 	fleet     *haav1.GetFleetResponse
-	vsCtxOK   bool
 }
 
 func (f *fake) Node() node.NodeInfo                  { return f.info }
@@ -38,10 +35,7 @@ func (f *fake) CheckDurations() map[string]map[string]time.Duration {
 	return f.durations
 }
 
-func (f *fake) VirtualServers(ctx context.Context) ([]*haav1.VirtualServerStatus, string) {
-	_, f.vsCtxOK = ctx.Deadline()
-	return f.vss, "ipvs"
-}
+func (f *fake) VirtualServerStates() []*haav1.VirtualServerStatus { return f.vss }
 
 func instance(name string, prio, eff uint8, st vrrp.State) node.InstanceStatus {
 	return node.InstanceStatus{
@@ -133,9 +127,6 @@ func gather(t *testing.T, src Source) map[string]*dto.MetricFamily {
 func TestCollectorEveryFamily(t *testing.T) {
 	f := newFake()
 	got := gather(t, f)
-	if !f.vsCtxOK {
-		t.Error("VirtualServers got a context without deadline: a stuck backend would hang the scrape")
-	}
 	want := map[string][]string{
 		"haa_instance_state": {
 			"haa_instance_state{state=backup,vrrp_instance=VI_1} 0", "haa_instance_state{state=backup,vrrp_instance=VI_2} 1",

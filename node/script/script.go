@@ -218,7 +218,50 @@ func lookupUser(spec string) (*syscall.Credential, int, error) {
 	if euid := os.Geteuid(); euid != 0 && int(uid) != euid {
 		return nil, 0, fmt.Errorf("haad runs as uid %d, not root, so it cannot run commands as user %q: run haad as root or remove the user", euid, spec)
 	}
+	if int(uid) != os.Geteuid() {
+		if missing := missingCaps(capSetuid, capSetgid, capKill); len(missing) > 0 {
+			return nil, 0, fmt.Errorf("running commands as user %q needs %s, which haad does not have (its systemd unit grants only CAP_NET_ADMIN and CAP_NET_RAW): add them to CapabilityBoundingSet in a drop-in (see deploy/docs/operations.md) or remove the user",
+				spec, strings.Join(missing, ", "))
+		}
+	}
 	return &syscall.Credential{Uid: uid, Gid: gid, Groups: groups}, int(uid), nil
+}
+
+// The capabilities that running a command as another user takes: setting
+// its uid and gids, and killing its process group on timeout.
+const (
+	capKill   = 5
+	capSetgid = 6
+	capSetuid = 7
+)
+
+var capNames = map[int]string{capKill: "CAP_KILL", capSetgid: "CAP_SETGID", capSetuid: "CAP_SETUID"}
+
+// missingCaps returns the names of the capabilities this process lacks
+// (from CapEff in /proc/self/status); none when that cannot be read.
+func missingCaps(caps ...int) []string {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		hex, ok := strings.CutPrefix(line, "CapEff:")
+		if !ok {
+			continue
+		}
+		eff, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+		if err != nil {
+			return nil
+		}
+		var missing []string
+		for _, c := range caps {
+			if eff&(1<<c) == 0 {
+				missing = append(missing, capNames[c])
+			}
+		}
+		return missing
+	}
+	return nil
 }
 
 // Secure reports why running path as uid would be unsafe (keepalived's

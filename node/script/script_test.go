@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -547,5 +548,33 @@ func TestRunAsUser(t *testing.T) {
 	r = resolve(t, "root", "/usr/bin/id", "-u").Run(t.Context(), 10*time.Second, nil, nil)
 	if r.Output != "0" {
 		t.Errorf("as root: id -u %q", r.Output)
+	}
+}
+
+// TestUserNeedsCapabilities: under systemd's two capabilities (the unit
+// grants CAP_NET_ADMIN and CAP_NET_RAW only), a command with a user is
+// refused when the configuration is resolved, with what to add, instead
+// of failing at every run.
+func TestUserNeedsCapabilities(t *testing.T) {
+	if os.Getenv("HAA_CAPTEST") == "1" {
+		_, err := Resolve([]string{"/bin/true"}, "nobody")
+		fmt.Println("RESULT:", err)
+		return
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil || os.Geteuid() != 0 {
+		t.Skip("needs root and setpriv (util-linux)")
+	}
+	cmd := exec.Command(setpriv, "--bounding-set=-all,+net_admin,+net_raw", os.Args[0], "-test.run=^TestUserNeedsCapabilities$", "-test.v")
+	cmd.Env = append(os.Environ(), "HAA_CAPTEST=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if !strings.Contains(string(out), "RESULT: running commands as user \"nobody\" needs CAP_SETUID, CAP_SETGID, CAP_KILL") {
+		t.Errorf("with two capabilities: %s", out)
+	}
+	if _, err := Resolve([]string{"/bin/true"}, "nobody"); err != nil {
+		t.Errorf("as root with every capability: %v", err)
 	}
 }
