@@ -119,7 +119,7 @@ var paths = []string{
 	"/usr/bin/haactl",
 	"/usr/lib/systemd/system/haad.service",
 	"/usr/lib/tmpfiles.d/haa.conf",
-	"/etc/haa/haad.yaml",
+	"/usr/share/haa/haad.yaml",
 	"/usr/share/doc/haa/examples/haad.yaml",
 	"/usr/share/doc/haa/examples/fleet.yaml",
 	"/usr/share/bash-completion/completions/haactl",
@@ -204,8 +204,13 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("no %s", field)
 		}
 	}
-	if got := strings.Fields(dpkg("-I", deb, "conffiles")); !slices.Equal(got, []string{"/etc/haa/haad.yaml"}) {
-		t.Errorf("conffiles %q, want /etc/haa/haad.yaml", got)
+	// No conffile: haactl apply rewrites /etc/haa/haad.yaml, which postinst
+	// creates from the template only when it is missing.
+	if out, err := exec.Command("dpkg-deb", "-I", deb, "conffiles").CombinedOutput(); err == nil && strings.TrimSpace(string(out)) != "" {
+		t.Errorf("conffiles %q, want none", out)
+	}
+	if post := dpkg("-I", deb, "postinst"); !strings.Contains(post, "install -m 0640 /usr/share/haa/haad.yaml /etc/haa/haad.yaml") {
+		t.Errorf("postinst does not create /etc/haa/haad.yaml from the template:\n%s", post)
 	}
 	info := dpkg("-I", deb)
 	for _, script := range []string{"postinst", "prerm", "postrm"} {
@@ -221,7 +226,7 @@ func TestDebianPackage(t *testing.T) {
 	for pkg, src := range map[string]string{
 		"usr/lib/systemd/system/haad.service":   "deploy/systemd/haad.service",
 		"usr/lib/tmpfiles.d/haa.conf":           "deploy/systemd/haa.conf",
-		"etc/haa/haad.yaml":                     "deploy/examples/haad.yaml",
+		"usr/share/haa/haad.yaml":               "deploy/examples/haad.yaml",
 		"usr/share/doc/haa/examples/fleet.yaml": "deploy/examples/fleet.yaml",
 	} {
 		a, err1 := os.ReadFile(filepath.Join(x, pkg))
@@ -236,7 +241,7 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("%s: %d bytes, %v: not haactl's completion", c, len(b), err)
 		}
 	}
-	check := exec.Command(filepath.Join(x, "usr/sbin/haad"), "--check", "--config", filepath.Join(x, "etc/haa/haad.yaml"))
+	check := exec.Command(filepath.Join(x, "usr/sbin/haad"), "--check", "--config", filepath.Join(x, "usr/share/haa/haad.yaml"))
 	if b, err := check.CombinedOutput(); err != nil || !strings.Contains(string(b), "is valid") {
 		t.Errorf("packaged haad --check of the packaged configuration: %v\n%s", err, b)
 	}

@@ -13,6 +13,10 @@ if [ "$1" = configure ]; then
 		mkdir -p /run/haa && chmod 0750 /run/haa
 	fi
 	mkdir -p /var/lib/haa && chmod 0750 /var/lib/haa
+	if [ ! -e /etc/haa/haad.yaml ]; then
+		mkdir -p /etc/haa && chmod 0750 /etc/haa
+		install -m 0640 /usr/share/haa/haad.yaml /etc/haa/haad.yaml
+	fi
 	if [ -d /run/systemd/system ]; then
 		systemctl daemon-reload || true
 		if [ -n "$2" ] && systemctl is-active --quiet haad.service; then

@@ -1,6 +1,7 @@
 #!/bin/sh
 # postrm of the haa package: forget the unit; purge also removes haad's
-# state (configuration generation, maintenance, fleet document).
+# state (configuration generation, maintenance, fleet document) and the
+# configuration postinst created.
 set -e
 
 if [ -d /run/systemd/system ]; then
@@ -8,5 +9,7 @@ if [ -d /run/systemd/system ]; then
 fi
 if [ "$1" = purge ]; then
 	rm -rf /var/lib/haa /run/haa
+	rm -f /etc/haa/haad.yaml
+	rmdir /etc/haa 2>/dev/null || true
 fi
 exit 0
