@@ -23,6 +23,7 @@ type Source interface {
 	Node() node.NodeInfo
 	Instances() []node.InstanceStatus
 	Trackers() []node.TrackerState
+	InterfaceDrops() map[string]map[vrrp.DropReason]uint64
 	// VirtualServerStates is the load balancer's state without connection
 	// counts: a scrape never waits for the kernel's table.
 	VirtualServerStates() []*haav1.VirtualServerStatus
@@ -52,6 +53,8 @@ var (
 		"VRRP adverts the instance received and handled.", "vrrp_instance")
 	packetsDropped = desc("haa_instance_packets_dropped_total",
 		"VRRP packets for the instance that were discarded, by reason.", "vrrp_instance", "reason")
+	interfaceDropped = desc("haa_interface_packets_dropped_total",
+		"VRRP packets an interface discarded before they reached an instance (e.g. unknown_vrid: another virtual router, or a vrid configured on one node only), by reason.", "interface", "reason")
 	garpsSent = desc("haa_instance_garps_sent_total",
 		"Gratuitous ARPs the instance sent for its virtual addresses.", "vrrp_instance")
 	timerSlip = desc("haa_instance_timer_slip_seconds",
@@ -105,7 +108,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		instanceState, instancePriority, instanceEffPriority, instanceTransitions, advertsSent, advertsReceived,
-		packetsDropped, garpsSent, timerSlip, trackerUp, virtualServerUp, realServerHealthy, realServerWeight,
+		packetsDropped, interfaceDropped, garpsSent, timerSlip, trackerUp, virtualServerUp, realServerHealthy, realServerWeight,
 		checkDuration, gossipMembers, gossipMemberHealthy, configGeneration, buildInfo,
 	} {
 		ch <- d
@@ -123,6 +126,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, t := range c.src.Trackers() {
 		m.gauge(trackerUp, bool01(t.OK), t.Name)
+	}
+	for iface, drops := range c.src.InterfaceDrops() {
+		for _, r := range vrrp.DropReasons() {
+			m.counter(interfaceDropped, drops[r], iface, r.String())
+		}
 	}
 	c.virtualServers(m)
 	c.fleet(m)

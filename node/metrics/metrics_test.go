@@ -25,12 +25,14 @@ type fake struct {
 	vss       []*haav1.VirtualServerStatus
 	durations map[string]map[string]time.Duration
 	fleet     *haav1.GetFleetResponse
+	ifDrops   map[string]map[vrrp.DropReason]uint64
 }
 
-func (f *fake) Node() node.NodeInfo                  { return f.info }
-func (f *fake) Instances() []node.InstanceStatus     { return f.instances }
-func (f *fake) Trackers() []node.TrackerState        { return f.trackers }
-func (f *fake) FleetStatus() *haav1.GetFleetResponse { return f.fleet }
+func (f *fake) Node() node.NodeInfo                                   { return f.info }
+func (f *fake) Instances() []node.InstanceStatus                      { return f.instances }
+func (f *fake) Trackers() []node.TrackerState                         { return f.trackers }
+func (f *fake) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 { return f.ifDrops }
+func (f *fake) FleetStatus() *haav1.GetFleetResponse                  { return f.fleet }
 func (f *fake) CheckDurations() map[string]map[string]time.Duration {
 	return f.durations
 }
@@ -59,6 +61,7 @@ func newFake() *fake {
 	vi2 := instance("VI_2", 100, 100, vrrp.Backup)
 	healthy := &haav1.NodeHealth{Healthy: true}
 	return &fake{
+		ifDrops:   map[string]map[vrrp.DropReason]uint64{"eth0": {vrrp.DropUnknownVRID: 3}},
 		info:      node.NodeInfo{Name: "n1", Version: "v1.2.3", Generation: 7},
 		instances: []node.InstanceStatus{vi1, vi2},
 		trackers:  []node.TrackerState{{Name: "gw", Kind: "script", OK: true}, {Name: "uplink", Kind: "interface"}},
@@ -180,6 +183,12 @@ func TestCollectorEveryFamily(t *testing.T) {
 		if !slices.Contains(drops, s) {
 			t.Errorf("no %s in %q", s, drops)
 		}
+	}
+
+	// Drops before any instance, per interface: a vrid no instance has.
+	if ifd := series(got["haa_interface_packets_dropped_total"]); len(ifd) != len(vrrp.DropReasons()) ||
+		!slices.Contains(ifd, "haa_interface_packets_dropped_total{interface=eth0,reason=unknown_vrid} 3") {
+		t.Errorf("interface drops: %q", ifd)
 	}
 
 	// The timer slip histogram: per instance and timer, buckets 100µs..100ms.
