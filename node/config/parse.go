@@ -282,14 +282,16 @@ func suggest(k string, fields protoreflect.FieldDescriptors) string {
 		if ln == lk || squashed == ln || (len(squashed) >= 4 && strings.HasPrefix(ln, squashed)) {
 			return name
 		}
-		if d := levenshtein(lk, ln); d < bestD {
+		if d := EditDistance(lk, ln); d < bestD {
 			best, bestD = name, d
 		}
 	}
 	return best
 }
 
-func levenshtein(a, b string) int {
+// EditDistance is the Levenshtein distance of a and b: what the "did you
+// mean" hints of configuration errors rank candidates by.
+func EditDistance(a, b string) int {
 	prev := make([]int, len(b)+1)
 	cur := make([]int, len(b)+1)
 	for j := range prev {

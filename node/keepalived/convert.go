@@ -233,31 +233,11 @@ func suggest(kw string, hs map[string]handler, unsup map[string]unsupported) str
 		if strings.ToLower(k) == lk {
 			return k
 		}
-		if d := levenshtein(lk, strings.ToLower(k)); d < bestD {
+		if d := config.EditDistance(lk, strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
 	}
 	return best
-}
-
-func levenshtein(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // missing reports whether kw is missing from a block whose keywords walk
