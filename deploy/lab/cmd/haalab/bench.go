@@ -95,14 +95,8 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	quick := fs.Bool("quick", false, "smoke run: --trials 3 --soak 20s unless given")
 	keys := fs.String("settings", "1s,100ms,10ms", "advert-interval settings to run: 1s (VRRPv2), 100ms, 10ms (VRRPv3)")
 	fs.StringVar(&o.logs, "logs", "", "directory for the daemons' configs and logs (default: a new temporary directory, removed when everything passed)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, usageErrorf("bench-failover: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return o, usageErrorf("bench-failover: unexpected arguments %q", fs.Args())
+	if err := parseFlags(fs, "bench-failover", args); err != nil {
+		return o, err
 	}
 	if *quick {
 		set := map[string]bool{}

@@ -53,14 +53,8 @@ func runDemo(s *session, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	bin := fs.String("haad", "bin/haad", "haad binary to run on the nodes")
 	keepGoing := fs.Bool("keep-going", false, "run the remaining steps after a step fails (the exit status is still 1)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageErrorf("demo: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return usageErrorf("demo: unexpected arguments %q", fs.Args())
+	if err := parseFlags(fs, "demo", args); err != nil {
+		return err
 	}
 	path, err := checkHaad(*bin)
 	if err != nil {

@@ -63,14 +63,8 @@ func parseBenchLVS(args []string, stderr io.Writer) (lvsOptions, error) {
 	fs.IntVar(&o.changes, "changes", 20, "single weight changes per round")
 	fs.StringVar(&o.out, "out", "out/bench-lvs.md", "Markdown report to write")
 	fs.StringVar(&o.haad, "haad", "", "haad binary: also apply the table through a running haad's API (empty: skip)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, usageErrorf("bench-lvs: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return o, usageErrorf("bench-lvs: unexpected arguments %q", fs.Args())
+	if err := parseFlags(fs, "bench-lvs", args); err != nil {
+		return o, err
 	}
 	switch {
 	case o.services < 1 || o.services > 100000:

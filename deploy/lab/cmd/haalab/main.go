@@ -145,3 +145,18 @@ func commandLine(argv []string) string {
 	}
 	return strings.Join(parts, " ")
 }
+
+// parseFlags parses a command's flags: -h is flag.ErrHelp, a bad flag or
+// any argument left over a usage error naming the command.
+func parseFlags(fs *flag.FlagSet, name string, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErrorf("%s: %v", name, err)
+	}
+	if fs.NArg() > 0 {
+		return usageErrorf("%s: unexpected arguments %q", name, fs.Args())
+	}
+	return nil
+}

@@ -73,14 +73,8 @@ func parseBenchTrack(args []string, stderr io.Writer) (trackOptions, error) {
 	fs.IntVar(&o.trials, "trials", 10, "failing checks per implementation")
 	fs.StringVar(&o.out, "out", "out/bench-track.md", "Markdown report to write")
 	fs.StringVar(&o.logs, "logs", "", "directory for the scripts, the daemons' configs and logs (default: a new temporary directory, removed when everything passed)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return o, err
-		}
-		return o, usageErrorf("bench-track: %v", err)
-	}
-	if fs.NArg() > 0 {
-		return o, usageErrorf("bench-track: unexpected arguments %q", fs.Args())
+	if err := parseFlags(fs, "bench-track", args); err != nil {
+		return o, err
 	}
 	if o.trials < 1 || o.trials > 1000 {
 		return o, usageErrorf("bench-track: --trials %d: use 1..1000", o.trials)
