@@ -195,7 +195,7 @@ func run(args []string, stderr io.Writer) int {
 			switch sig {
 			case syscall.SIGHUP:
 				sd.reloading()
-				sd.ready(agent, reload(agent, src, log))
+				sd.ready(agent, reload(agent, src, cfg, log))
 			case syscall.SIGUSR1:
 				if err := writeStatus(agent, *statusFile); err != nil {
 					log.Error("writing status file", "path", *statusFile, "err", err)
@@ -399,14 +399,17 @@ func checkConfig(src source, stderr io.Writer) int {
 }
 
 // reload applies the file again; an invalid file is refused with the full
-// report and the running configuration stays.
-// reload applies the configuration file again and returns why it did
-// not, if it did not (for systemd's STATUS).
-func reload(agent *node.Agent, src source, log *slog.Logger) error {
+// report and the running configuration stays. It returns why it did not
+// apply, if it did not (for systemd's STATUS).
+func reload(agent *node.Agent, src source, started *haav1.AgentConfig, log *slog.Logger) error {
 	cfg, err := src.load(logWarnings(log))
 	if err != nil {
 		log.Error("reload refused: the running configuration stays", "err", err.Error())
 		return fmt.Errorf("reload refused: %w", err)
+	}
+	if cfg.GetMetrics().GetListen() != started.GetMetrics().GetListen() {
+		log.Warn("metrics changed: the metrics listener takes the new setting when haad restarts",
+			"running", started.GetMetrics().GetListen(), "configured", cfg.GetMetrics().GetListen())
 	}
 	res, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{})
 	if err != nil {
