@@ -44,6 +44,7 @@ type balancer struct {
 	lbName     string
 	lbReason   string
 	newBackend func(requested string) (lvs.Backend, string, error)
+	decide     func(requested string) (lvs.Validator, string, error)
 	sched      *check.Scheduler
 	vss        map[string]*vsRun // by name
 	order      []string          // names in the configured order
@@ -112,6 +113,7 @@ type checkReport struct {
 func WithBalancerBackend(b lvs.Backend) Option {
 	return func(a *Agent) {
 		a.newBackend = func(string) (lvs.Backend, string, error) { return b, "given to the agent", nil }
+		a.decide = func(string) (lvs.Validator, string, error) { return b, "given to the agent", nil }
 	}
 }
 
@@ -123,6 +125,7 @@ func (a *Agent) startBalancer() {
 	b.programmed = lvs.State{}
 	if b.newBackend == nil {
 		b.newBackend = func(requested string) (lvs.Backend, string, error) { return lvs.Choose(requested) }
+		b.decide = lvs.Decide
 	}
 	b.lq.init()
 	b.lwg.Add(1)
@@ -149,7 +152,7 @@ func (a *Agent) startBalancer() {
 				return
 			case now := <-t.C:
 				b.lmu.Lock()
-				if b.backend != nil && len(b.vss) > 0 &&
+				if b.backend != nil && (len(b.vss) > 0 || len(b.programmed) > 0) &&
 					((b.failed && !now.Before(b.retryAt)) || now.Sub(b.lastRepair) >= repairEvery) {
 					a.repair()
 				}
@@ -174,6 +177,15 @@ func (a *Agent) repair() {
 		return
 	}
 	b.programmed = a.owned(st)
+	live := map[lvs.Key]bool{}
+	for _, run := range b.vss {
+		live[run.cfg.Service.Key] = true
+	}
+	for k := range b.programmed {
+		if !live[k] && !slices.Contains(b.dropped, k) {
+			b.dropped = append(b.dropped, k) // left over from a failed removal
+		}
+	}
 	runs := make([]*vsRun, 0, len(b.vss))
 	for _, run := range b.vss {
 		runs = append(runs, run)
@@ -196,34 +208,30 @@ func (a *Agent) programFailed(err error) {
 	a.log.Error("programming virtual servers failed; retrying", "backend", b.lbName, "in", b.backoff, "err", err)
 }
 
-// prepareBalancer chooses the backend (at the first configuration; the
-// choice lasts until haad restarts), asks it whether it can program every
-// virtual server and resolves their commands. It changes nothing that
-// runs. Called by apply with a.mu held.
+// prepareBalancer checks every virtual server against the backend that
+// runs them (the one the first configuration with virtual servers decides:
+// the choice lasts until haad restarts) and resolves their commands. It
+// opens and changes nothing. Called by apply with a.mu held.
 func (a *Agent) prepareBalancer(c *config.Agent) (map[string]lbCommands, error) {
 	b := &a.balancer
-	var fields []config.FieldError
 	b.lmu.Lock()
-	backend := b.backend
+	var backend lvs.Validator
+	if b.backend != nil {
+		backend = b.backend
+	}
 	b.lmu.Unlock()
-	// Chosen at the first configuration with virtual servers: an agent
-	// that only runs VRRP never needs nftables or IPVS.
 	switch {
 	case backend == nil && len(c.VirtualServers) > 0:
-		nb, reason, err := b.newBackend(c.LBBackend)
+		v, _, err := b.decide(c.LBBackend)
 		if err != nil {
 			return nil, &config.Error{Fields: []config.FieldError{{Path: "loadBalancer.backend", Msg: err.Error()}}}
 		}
-		b.lmu.Lock()
-		b.backend, b.lbName, b.lbReason, b.requested = nb, nb.Name(), reason, c.LBBackend
-		b.lmu.Unlock()
-		backend = nb
-		a.log.Info("load-balancing backend chosen", "backend", nb.Name(), "reason", reason)
+		backend = v
 	case backend != nil && c.LBBackend != b.requested:
 		a.log.Warn("loadBalancer.backend changed: it takes effect when haad restarts", "running", b.lbName,
 			"was", b.requested, "now", c.LBBackend)
 	}
-	out := map[string]lbCommands{}
+	var fields []config.FieldError
 	for i, vs := range c.VirtualServers {
 		path := fmt.Sprintf("virtualServers[%d]", i)
 		if err := backend.Supports(vs.Service); err != nil {
@@ -240,6 +248,26 @@ func (a *Agent) prepareBalancer(c *config.Agent) (map[string]lbCommands, error) 
 				fields = append(fields, config.FieldError{Path: path + ".realServers", Msg: fmt.Sprintf("%s backend: %v", backend.Name(), err)})
 			}
 		}
+	}
+	out, cmdFields := resolveLBCommands(c)
+	fields = append(fields, cmdFields...)
+	if len(fields) > 0 {
+		return nil, &config.Error{Fields: fields}
+	}
+	if forwardingOff(c.VirtualServers) {
+		a.log.Warn("net.ipv4.ip_forward is 0: virtual servers with nat forwarding need it (sysctl -w net.ipv4.ip_forward=1)")
+	}
+	return out, nil
+}
+
+// resolveLBCommands resolves the virtual servers' programs on this node
+// (quorum and real-server notify commands, exec checks): each must exist
+// and be safe to run. Every problem comes with its field path.
+func resolveLBCommands(c *config.Agent) (map[string]lbCommands, []config.FieldError) {
+	var fields []config.FieldError
+	out := map[string]lbCommands{}
+	for i, vs := range c.VirtualServers {
+		path := fmt.Sprintf("virtualServers[%d]", i)
 		cmds := lbCommands{up: map[netip.AddrPort]*script.Command{}, down: map[netip.AddrPort]*script.Command{},
 			exec: map[netip.AddrPort]*script.Command{}}
 		resolve := func(p string, argv []string, user string) *script.Command {
@@ -268,13 +296,7 @@ func (a *Agent) prepareBalancer(c *config.Agent) (map[string]lbCommands, error) 
 		}
 		out[vs.Name] = cmds
 	}
-	if len(fields) > 0 {
-		return nil, &config.Error{Fields: fields}
-	}
-	if forwardingOff(c.VirtualServers) {
-		a.log.Warn("net.ipv4.ip_forward is 0: virtual servers with nat forwarding need it (sysctl -w net.ipv4.ip_forward=1)")
-	}
-	return out, nil
+	return out, fields
 }
 
 // forwardingOff reports whether a NAT virtual server needs IPv4 forwarding
@@ -301,7 +323,18 @@ func (a *Agent) reconcileBalancer(c *config.Agent, cmds map[string]lbCommands) e
 	b.lmu.Lock()
 	defer b.lmu.Unlock()
 	if b.backend == nil {
-		return nil
+		if len(c.VirtualServers) == 0 {
+			return nil
+		}
+		// Opened at the first applied configuration with virtual servers
+		// (never by a dry run): an agent that only runs VRRP never needs
+		// nftables or IPVS.
+		nb, reason, err := b.newBackend(c.LBBackend)
+		if err != nil {
+			return fmt.Errorf("load balancing: %w", err)
+		}
+		b.backend, b.lbName, b.lbReason, b.requested = nb, nb.Name(), reason, c.LBBackend
+		a.log.Info("load-balancing backend chosen", "backend", nb.Name(), "reason", reason)
 	}
 	if b.sched == nil {
 		b.sched = check.NewScheduler(c.MaxChecks, func(id string, st check.Status) {
@@ -365,7 +398,10 @@ func (a *Agent) reconcileBalancer(c *config.Agent, cmds map[string]lbCommands) e
 	for _, run := range renamed {
 		a.dropVirtualServer(run)
 	}
-	return a.program(changed...)
+	// A backend that refuses the plan does not undo the configuration:
+	// the failure is logged and the repair loop programs it again.
+	_ = a.program(changed...)
+	return nil
 }
 
 func sameCommands(x, y lbCommands) bool {
@@ -561,7 +597,8 @@ func (a *Agent) program(runs ...*vsRun) error {
 			actual[k] = vs
 		}
 	}
-	b.dropped = b.dropped[:0]
+	dropped := b.dropped
+	b.dropped = nil
 	for _, run := range runs {
 		if b.vss[run.cfg.Name] != run {
 			continue
@@ -595,6 +632,7 @@ func (a *Agent) program(runs ...*vsRun) error {
 			b.programmed = a.owned(st)
 		}
 		err = fmt.Errorf("%s backend: %w", b.lbName, err)
+		b.dropped = append(b.dropped, dropped...) // still to remove
 		a.programFailed(err)
 		return err
 	}

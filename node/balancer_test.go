@@ -323,8 +323,8 @@ func TestBalancerRetriesAFailedProgram(t *testing.T) {
 	_, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
   - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
 `), ApplyOptions{})
-	if err == nil || !strings.Contains(err.Error(), "injected failure") {
-		t.Fatalf("Apply with a failing backend: %v", err)
+	if err != nil {
+		t.Fatalf("Apply with a failing backend: %v, want the configuration applied and the program retried", err)
 	}
 	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
 	waitFor(t, "the service programmed by the repair loop", func() bool {
@@ -366,5 +366,50 @@ func TestBalancerRenameKeepsHealth(t *testing.T) {
 	}
 	if _, err := a.SetRealServer("www", up.String(), RealServerAction{Drain: true}); err != nil {
 		t.Errorf("the renamed virtual server does not take API calls: %v", err)
+	}
+}
+
+// TestBalancerRetriesAFailedRemoval: a virtual server removed while the
+// backend refuses is removed by the repair loop, the last one too.
+func TestBalancerRetriesAFailedRemoval(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	a := lbAgent(t, fb)
+	if _, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
+  - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
+`), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fb.mu.Lock()
+	fb.failNext = 1
+	fb.mu.Unlock()
+	if _, err := a.Apply(context.Background(), lbConfig(t, ""), ApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the removed service deleted by the repair loop", func() bool {
+		fb.mu.Lock()
+		defer fb.mu.Unlock()
+		return len(fb.state) == 0
+	})
+}
+
+// TestBalancerDryRunOpensNothing: a dry run (haactl diff, apply
+// --dry-run) checks virtual servers against the backend it would use
+// without opening it.
+func TestBalancerDryRunOpensNothing(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	a := lbAgent(t, fb)
+	opened := 0
+	a.newBackend = func(string) (lvs.Backend, string, error) { opened++; return fb, "test", nil }
+	cfg := lbConfig(t, `virtualServers:
+  - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
+`)
+	if _, err := a.Apply(context.Background(), cfg, ApplyOptions{DryRun: true}); err != nil {
+		t.Fatal(err)
+	}
+	if name, _ := a.Backend(); opened != 0 || name != "" {
+		t.Errorf("a dry run opened the backend (%d times, %q)", opened, name)
+	}
+	if _, err := a.Apply(context.Background(), cfg, ApplyOptions{}); err != nil || opened != 1 {
+		t.Errorf("the real apply: %v, opened %d times", err, opened)
 	}
 }

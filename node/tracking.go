@@ -147,11 +147,22 @@ type commands struct {
 }
 
 // CheckCommands resolves every program of a configuration on this node
-// (trackers' scripts, notify commands): each must exist and be safe to run
+// (trackers' scripts, notify commands, the virtual servers' notify and exec
+// check commands): each must exist and be safe to run
 // (script.Secure). Every problem is reported with its field path.
 func CheckCommands(c *config.Agent) error {
 	_, err := resolveCommands(c)
-	return err
+	var fields []config.FieldError
+	if ce, ok := err.(*config.Error); ok {
+		fields = ce.Fields
+	} else if err != nil {
+		return err
+	}
+	_, lb := resolveLBCommands(c) // the virtual servers' notify and exec commands
+	if fields = append(fields, lb...); len(fields) > 0 {
+		return &config.Error{Fields: fields}
+	}
+	return nil
 }
 
 func resolveCommands(c *config.Agent) (commands, error) {

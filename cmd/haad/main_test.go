@@ -68,3 +68,31 @@ func TestCheckFlag(t *testing.T) {
 		t.Fatalf("missing file: exit %d", code)
 	}
 }
+
+// TestCheckVirtualServerCommands: --check resolves the virtual servers'
+// programs too (notify and exec checks), as a start would.
+func TestCheckVirtualServerCommands(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "lb.yaml")
+	doc := `name: n1
+virtualServers:
+  - address: 10.0.0.1:80
+    quorumUp: [/nonexistent/quorum-up.sh]
+    realServers:
+      - address: 10.0.1.1
+        notifyDown: [/nonexistent/down.sh]
+        check: {exec: {command: [/nonexistent/check.sh]}}
+`
+	if err := os.WriteFile(p, []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"--config", p, "--check"}, &stderr); code != exitConfig {
+		t.Fatalf("--check with missing programs: exit %d: %s", code, &stderr)
+	}
+	for _, path := range []string{"virtualServers[0].quorumUp[0]", "virtualServers[0].realServers[0].notifyDown[0]",
+		"virtualServers[0].realServers[0].check.exec.command[0]"} {
+		if !strings.Contains(stderr.String(), path) {
+			t.Errorf("--check does not report %s:\n%s", path, &stderr)
+		}
+	}
+}

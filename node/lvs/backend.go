@@ -29,21 +29,46 @@ var chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) { return NewIPVS(o
 // without IPVS in the kernel is an error. opts configure the nftables
 // backend; WithNetNS also points the IPVS backend at that namespace.
 func Choose(requested string, opts ...NFTOption) (b Backend, reason string, err error) {
-	if requested != "nftables" && !hasIPVS() {
-		chooseLoadIPVS()
+	v, reason, err := Decide(requested)
+	if err != nil {
+		return nil, "", err
 	}
-	name, reason := Preferred(requested)
-	switch {
-	case requested != "" && requested != "auto" && requested != "ipvs" && requested != "nftables":
-		return nil, "", fmt.Errorf("unknown load-balancing backend %q: use auto, ipvs or nftables", requested)
-	case requested == "ipvs" && !hasIPVS():
-		return nil, "", fmt.Errorf("loadBalancer.backend is ipvs but the kernel has no IPVS (%s missing): load the ip_vs module (modprobe ip_vs) or set loadBalancer.backend: nftables (or auto)", chooseProcIPVS)
-	case name == "ipvs":
+	if v.Name() == "ipvs" {
 		b, err = chooseIPVS(opts)
-	default:
+	} else {
 		b, err = chooseNFT(opts)
 	}
 	return b, reason, err
+}
+
+// Validator is what checking a configuration against a backend takes: its
+// name and what it supports, without opening it.
+type Validator interface {
+	Name() string
+	Supports(s Service) error
+}
+
+// Decide says which backend Choose opens for requested and why, loading
+// the ip_vs module first as Choose does, and returns that backend's
+// Validator (a DestChecker too where the backend restricts real servers)
+// without opening it; an error when requested cannot be had here.
+func Decide(requested string) (Validator, string, error) {
+	switch requested {
+	case "", "auto", "ipvs", "nftables":
+	default:
+		return nil, "", fmt.Errorf("unknown load-balancing backend %q: use auto, ipvs or nftables", requested)
+	}
+	if requested != "nftables" && !hasIPVS() {
+		chooseLoadIPVS()
+	}
+	if requested == "ipvs" && !hasIPVS() {
+		return nil, "", fmt.Errorf("loadBalancer.backend is ipvs but the kernel has no IPVS (%s missing): load the ip_vs module (modprobe ip_vs) or set loadBalancer.backend: nftables (or auto)", chooseProcIPVS)
+	}
+	name, reason := Preferred(requested)
+	if name == "ipvs" {
+		return (*IPVS)(nil), reason, nil
+	}
+	return (*NFTables)(nil), reason, nil
 }
 
 // Preferred says which backend Choose opens for requested, and why,
