@@ -123,6 +123,18 @@ func Resolve(argv []string, user string) (*Command, error) {
 		}
 		return nil, err
 	}
+	// A shell running a command line (sh -c "..."): the programs the line
+	// names by absolute path must be as safe as a program run directly.
+	if isShell(path) && len(argv) >= 3 && argv[1] == "-c" {
+		for _, p := range shellPrograms(argv[2]) {
+			if _, err := os.Stat(p); err != nil {
+				continue // not there: the line fails when it runs, as it would in keepalived
+			}
+			if err := Secure(p, uid); err != nil {
+				return nil, fmt.Errorf("%w (run by the shell command line %q)", err, argv[2])
+			}
+		}
+	}
 	return &Command{
 		Argv: append([]string{path}, argv[1:]...),
 		User: user,
@@ -460,4 +472,54 @@ func (c *capture) String() string {
 		s = s[:len(s)-size]
 	}
 	return s
+}
+
+// isShell reports whether path is a POSIX shell (sh, bash, dash).
+func isShell(path string) bool {
+	switch filepath.Base(path) {
+	case "sh", "bash", "dash":
+		return true
+	}
+	return false
+}
+
+// shellPrograms returns the absolute paths a shell command line runs as
+// commands: the first word of the line and of every part after ; & | ( )
+// or a newline, and after keywords such as then, do, else, !.
+func shellPrograms(line string) []string {
+	var out []string
+	atCommand := true
+	word := strings.Builder{}
+	flush := func() {
+		w := word.String()
+		word.Reset()
+		if w == "" {
+			return
+		}
+		switch {
+		case atCommand && strings.HasPrefix(w, "/"):
+			out = append(out, w)
+			atCommand = false
+		case atCommand && (w == "then" || w == "do" || w == "else" || w == "elif" || w == "if" || w == "while" ||
+			w == "until" || w == "!" || w == "exec" || w == "{" || w == "time"):
+			// still at a command position
+		case atCommand && strings.Contains(w, "=") && !strings.HasPrefix(w, "="):
+			// VAR=value before the command
+		default:
+			atCommand = false
+		}
+	}
+	for _, r := range line {
+		switch r {
+		case ' ', '\t':
+			flush()
+		case ';', '&', '|', '(', ')', '\n', '`':
+			flush()
+			atCommand = true
+		default:
+			word.WriteRune(r)
+		}
+	}
+	flush()
+	return out
 }

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -576,5 +577,47 @@ func TestUserNeedsCapabilities(t *testing.T) {
 	}
 	if _, err := Resolve([]string{"/bin/true"}, "nobody"); err != nil {
 		t.Errorf("as root with every capability: %v", err)
+	}
+}
+
+func TestShellPrograms(t *testing.T) {
+	for line, want := range map[string][]string{
+		"/etc/keepalived/check.sh; true":                           {"/etc/keepalived/check.sh"},
+		"killall -0 nginx && exit 0 || exit 1":                     nil,
+		"[[ -f /etc/keepalived/down ]] && exit 1 || /usr/bin/x -v": {"/usr/bin/x"},
+		"if /bin/a; then /bin/b /bin/notrun; fi":                   {"/bin/a", "/bin/b"},
+		"FOO=1 /opt/run.sh >/tmp/log 2>&1 | /usr/bin/logger":       {"/opt/run.sh", "/usr/bin/logger"},
+	} {
+		if got := shellPrograms(line); !slices.Equal(got, want) {
+			t.Errorf("shellPrograms(%q) = %q, want %q", line, got, want)
+		}
+	}
+}
+
+// TestShellLineSecurity: a program named in a shell command line must be
+// as safe as one run directly (keepalived's enable_script_security).
+func TestShellLineSecurity(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the unsafe script is owned by another user")
+	}
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	evil := filepath.Join(dir, "evil.sh")
+	if err := os.WriteFile(evil, []byte("#!/bin/sh\nexit 0\n"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(evil, 0o777); err != nil { // writable by anyone
+		t.Fatal(err)
+	}
+	if _, err := Resolve([]string{"/bin/sh", "-c", evil + "; true"}, ""); err == nil || !strings.Contains(err.Error(), "shell command line") {
+		t.Errorf("a world-writable script in a shell line: %v, want refused", err)
+	}
+	if err := os.Chmod(evil, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Resolve([]string{"/bin/sh", "-c", evil + "; true"}, ""); err != nil {
+		t.Errorf("a safe script in a shell line: %v", err)
 	}
 }
