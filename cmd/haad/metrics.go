@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 
 	"github.com/haa-dev/haa/node"
 	"github.com/haa-dev/haa/node/metrics"
@@ -59,11 +60,14 @@ func startMetrics(agent *node.Agent, cfg *haav1.AgentConfig, log *slog.Logger) (
 		MaxRequestsInFlight: 4,
 	}))
 	m := &metricsServer{api: api, url: "http://" + ln.Addr().String() + "/metrics", log: log,
-		srv:  &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second},
+		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
+			WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},
 		done: make(chan struct{})}
 	go func() {
 		defer close(m.done)
-		if err := m.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		// A bounded number of connections: whoever reaches the port cannot
+		// pile up file descriptors in the process that runs VRRP.
+		if err := m.srv.Serve(netutil.LimitListener(ln, 16)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("metrics stopped serving: VRRP and the API go on; restart haad to get them back", "err", err)
 		}
 	}()
