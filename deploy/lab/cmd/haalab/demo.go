@@ -32,7 +32,7 @@ var demoPriorities = []int{200, 150, 100} // n1, n2, n3
 
 func demoInstance(prio int) []instance {
 	return []instance{{Name: "VI_1", VRID: demoVRID, Priority: prio, Version: 3,
-		Interval: demoInterval, VIPs: []string{demoVIP.String() + "/24"}}}
+		Interval: demoInterval, VIPs: []string{demoVIP.String() + "/24", demoGW.String() + "/24"}}}
 }
 
 // demo is the state the demo's steps share.
@@ -43,6 +43,7 @@ type demo struct {
 	l     *lab.Lab
 	procs map[*lab.Node]*lab.Proc
 	watch *advertWatch
+	lb    demoLB
 
 	// Results for the summary.
 	elected, failover, failBound, preempt time.Duration
@@ -72,8 +73,11 @@ func runDemo(s *session, args []string, stderr io.Writer) error {
 	fmt.Fprintf(s.out, `haa demo: three haad nodes share one virtual IP; the master loses power, then comes back.
   A LAN of network namespaces (nothing on the host changes): nodes n1 .1, n2 .2, n3 .3 and a client c1 .200 in 10.77.0.0/24.
   VRRPv3, adverts every %v, VIP %s; priorities n1 %d, n2 %d, n3 %d (the highest wins).
+  Then load balancing: the nodes are also the directors of a virtual server %s -> real servers rs1 .201, rs2 .202, rs3 .203
+  (HTTP on :%d, wrr, LVS-NAT); the real servers reach c1 through a second VIP %s that follows the master.
 
-`, demoInterval, demoVIP, demoPriorities[0], demoPriorities[1], demoPriorities[2])
+`, demoInterval, demoVIP, demoPriorities[0], demoPriorities[1], demoPriorities[2],
+		netip.AddrPortFrom(demoVIP, demoVSPort), demoRSPort, demoGW)
 
 	steps := []struct {
 		name string
@@ -86,6 +90,9 @@ func runDemo(s *session, args []string, stderr io.Writer) error {
 		{"power off the master", d.powerOff},
 		{"client reaches the VIP through the new master", func() error { return d.reach(d.l.Nodes[1]) }},
 		{"n1 comes back and preempts", d.comeBack},
+		{"load balancing", d.lbBalance},
+		{"real server down", d.lbRealDown},
+		{"director failover", d.lbFailover},
 	}
 	failed := 0
 	for i, st := range steps {
@@ -105,6 +112,7 @@ func runDemo(s *session, args []string, stderr io.Writer) error {
 	if d.watch != nil {
 		d.watch.Close()
 	}
+	d.closeLB()
 	if d.l != nil {
 		prefix := d.l.Prefix
 		if err := s.closeLab(d.l); err != nil {
@@ -128,6 +136,9 @@ func runDemo(s *session, args []string, stderr io.Writer) error {
 	fmt.Fprintf(s.out, "  election          n1 master %s after start\n", ms(d.elected))
 	fmt.Fprintf(s.out, "  failover n1 -> n2 client outage %s (protocol bound %s)\n", ms(d.failover), ms(d.failBound))
 	fmt.Fprintf(s.out, "  preemption n2 -> n1 longest gap in the client's replies %s\n", ms(d.preempt))
+	fmt.Fprintf(s.out, "  load balancing    %d requests: %s\n", demoRequests, d.lb.spread)
+	fmt.Fprintf(s.out, "  real server down  %s out after %s; %d requests: %s, none failed\n", d.lbDownServer().name, ms(d.lb.downAfter), demoRequests, d.lb.spreadDown)
+	fmt.Fprintf(s.out, "  director failover %s -> %s requests unanswered for %s (%d of %d failed)\n", d.lb.from, d.lb.to, ms(d.lb.outage), d.lb.failed, d.lb.sent)
 	return nil
 }
 
@@ -154,7 +165,7 @@ func checkHaad(bin string) (string, error) {
 }
 
 func (d *demo) build() error {
-	l, err := d.s.newLab(lab.Options{Prefix: lab.UniqueName("hdemo"), Nodes: 3, Clients: 1})
+	l, err := d.s.newLab(lab.Options{Prefix: lab.UniqueName("hdemo"), Nodes: 3, Clients: 1 + demoRealServers})
 	if err != nil {
 		return err
 	}
@@ -164,14 +175,19 @@ func (d *demo) build() error {
 		return err
 	}
 	d.watch = w
-	d.s.say("lab %s built: 5 namespaces (switch, n1, n2, n3, c1), veth pairs on bridge %s", l.Prefix, lab.Bridge)
+	d.s.say("lab %s built: 8 namespaces (switch, n1, n2, n3, c1, c2, c3, c4), veth pairs on bridge %s", l.Prefix, lab.Bridge)
+	if err := d.buildLB(); err != nil {
+		return err
+	}
+	d.s.say("and for load balancing: rs1, rs2, rs3 (namespaces c2, c3, c4) serve HTTP on :%d and route c1 via %s; n1, n2, n3 forward",
+		demoRSPort, demoGW)
 	return nil
 }
 
 func (d *demo) start() error {
 	var started []string
 	for i, n := range d.l.Nodes {
-		p, err := d.haad.Start(n, d.dir, demoInstance(demoPriorities[i]))
+		p, err := d.startHaad(n, demoPriorities[i])
 		if err != nil {
 			return err
 		}
@@ -335,7 +351,7 @@ func (d *demo) comeBack() error {
 		return err
 	}
 	t0 := time.Now()
-	proc, err := d.haad.Start(n1, d.dir, demoInstance(demoPriorities[0]))
+	proc, err := d.startHaad(n1, demoPriorities[0])
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -159,5 +160,54 @@ func TestCommandLine(t *testing.T) {
 	want := `bin/haalab bench-failover --out 'my report.md' --x 'it'\''s'`
 	if got != want {
 		t.Fatalf("commandLine = %s, want %s", got, want)
+	}
+}
+
+// The demo's director configuration, VRRP and virtual server, is one haad
+// accepts.
+func TestDemoConfigValid(t *testing.T) {
+	reals := []netip.AddrPort{netip.MustParseAddrPort("10.77.0.201:8080"), netip.MustParseAddrPort("10.77.0.202:8080")}
+	conf := haadConfig("n1", demoInstance(200)) + demoLBConfig(demoVIP, reals)
+	if _, err := config.Parse([]byte(conf)); err != nil {
+		t.Errorf("%v\n%s", err, conf)
+	}
+}
+
+func TestDemoSpreadHelpers(t *testing.T) {
+	names := []string{"rs1", "rs2", "rs3"}
+	got := map[string]int{"rs1": 15, "rs3": 15}
+	if s := countsString(got, names); s != "rs1 15, rs2 0, rs3 15" {
+		t.Errorf("countsString = %q", s)
+	}
+	if s := countsString(map[string]int{"rs1": 1, "x": 2}, names[:1]); s != `rs1 1, "x" 2` {
+		t.Errorf("countsString with an unknown answer = %q", s)
+	}
+	if !evenSpread(got, []string{"rs1", "rs3"}, 30) {
+		t.Error("15/15 over rs1, rs3 is even")
+	}
+	for _, bad := range []map[string]int{{"rs1": 16, "rs3": 14}, {"rs1": 15, "rs2": 0, "rs3": 15}, {"rs1": 30}} {
+		if evenSpread(bad, []string{"rs1", "rs3"}, 30) {
+			t.Errorf("%v is not an even spread over rs1, rs3", bad)
+		}
+	}
+}
+
+func TestRequestOutage(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	fail := errors.New("timeout")
+	rs := []reqResult{
+		{start: at(0), end: at(1)},
+		{start: at(5), end: at(6)},
+		{start: at(10), end: at(210), err: fail}, // the power-off at 8
+		{start: at(210), end: at(410), err: fail},
+		{start: at(410), end: at(411)},
+		{start: at(415), end: at(416)},
+	}
+	if o, f := requestOutage(rs, at(8)); o != 405*time.Millisecond || f != 2 {
+		t.Errorf("requestOutage = %v, %d failed; want 405ms, 2", o, f)
+	}
+	if o, f := requestOutage(rs[:2], at(8)); o != 0 || f != 0 {
+		t.Errorf("requestOutage of the requests before = %v, %d; want 0, 0", o, f)
 	}
 }
