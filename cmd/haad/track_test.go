@@ -202,9 +202,11 @@ func TestTrackNginxScenario(t *testing.T) {
 	if tr := trackerOf(in, "chk_web"); tr.GetFault() || tr.GetDetail() == "" || in.GetConfiguredPriority() != 100 || in.GetFaultReason() != "" {
 		t.Fatalf("n1 after the stop: %v", in)
 	}
-	if s := getInstance(t, a2, "VI_1"); s.GetState() != haav1.State_STATE_MASTER || !trackerIs(s, "chk_web", haav1.TrackerState_TRACKER_STATE_OK, 0) {
-		t.Fatalf("n2 after the stop: %v", s)
-	}
+	// The VIP is added before the new master records its transition: wait
+	// for the state a moment.
+	waitInstance(t, a2, "VI_1", "n2 MASTER with chk_web OK", 3*time.Second, func(s *haav1.InstanceStatus) bool {
+		return s.GetState() == haav1.State_STATE_MASTER && trackerIs(s, "chk_web", haav1.TrackerState_TRACKER_STATE_OK, 0)
+	})
 	c.stableHolder(vip, n2, 500*time.Millisecond)
 	e := w.waitFor(t, "tracker_changed chk_web FAILED on n1", trackerChanged("chk_web", haav1.TrackerState_TRACKER_STATE_FAILED, "VI_1"))
 	t.Logf("tracker_changed: %v", e.GetTrackerChanged())
@@ -357,9 +359,9 @@ func TestSyncGroupMovesTogether(t *testing.T) {
 	}
 	t.Logf("fault reasons: VI_1 %q, VI_2 %q", vi1.GetFaultReason(), vi2.GetFaultReason())
 	for _, name := range []string{"VI_1", "VI_2"} {
-		if s := getInstance(t, a2, name); s.GetState() != haav1.State_STATE_MASTER {
-			t.Fatalf("n2 %s: %v, want MASTER", name, s)
-		}
+		waitInstance(t, a2, name, "n2 MASTER of "+name, 3*time.Second, func(s *haav1.InstanceStatus) bool {
+			return s.GetState() == haav1.State_STATE_MASTER
+		})
 		w.waitFor(t, "n1's "+name+" entering FAULT", func(e *haav1.Event) bool {
 			return e.GetInstance() == name && e.GetStateChanged().GetTo() == haav1.State_STATE_FAULT
 		})
