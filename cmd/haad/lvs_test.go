@@ -10,13 +10,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,97 +27,27 @@ import (
 // rsPort is where the real servers (and the sorry server) listen.
 const rsPort = 8080
 
-// realServer is an HTTP server in a namespace of its own, answering its
-// name on / and 200 on /health.
-type realServer struct {
-	t    *testing.T
-	n    *lab.Node
-	body string
-	mu   sync.Mutex
-	srv  *http.Server
-	done chan struct{}
-}
-
-func newRealServer(t *testing.T, n *lab.Node, body string) *realServer {
-	rs := &realServer{t: t, n: n, body: body}
-	rs.start()
-	t.Cleanup(rs.stop)
-	return rs
-}
-
-func (rs *realServer) addr() netip.AddrPort { return netip.AddrPortFrom(rs.n.Addr, rsPort) }
-
-func (rs *realServer) start() {
-	rs.t.Helper()
-	var ln net.Listener
-	err := rs.n.Do(func() error {
-		var err error
-		ln, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", rsPort))
-		return err
-	})
+// newRealServer starts an HTTP server answering body on rsPort in n's
+// namespace, stopped when the test ends.
+func newRealServer(t *testing.T, n *lab.Node, body string) *lab.Responder {
+	t.Helper()
+	r, err := n.Respond(rsPort, body)
 	if err != nil {
-		rs.t.Fatalf("%s: real server: %v", rs.n.Name, err)
+		t.Fatal(err)
 	}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, rs.body) })}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	rs.mu.Lock()
-	rs.srv, rs.done = srv, done
-	rs.mu.Unlock()
-}
-
-// stop closes the listener and every connection: connections are refused
-// from now on.
-func (rs *realServer) stop() {
-	rs.mu.Lock()
-	srv, done := rs.srv, rs.done
-	rs.srv = nil
-	rs.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	_ = srv.Close()
-	<-done
+	t.Cleanup(r.Stop)
+	return r
 }
 
 // client makes HTTP requests from a namespace, each on a new connection.
-type client struct {
-	n  *lab.Node
-	hc *http.Client
-}
+type client struct{ hc *http.Client }
 
-func newClient(n *lab.Node) *client {
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := n.Do(func() error {
-			var err error
-			c, err = (&net.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}
-	return &client{n: n, hc: &http.Client{Timeout: 3 * time.Second,
-		Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, Proxy: nil}}}
-}
+func newClient(n *lab.Node) *client { return &client{hc: n.HTTPClient(3 * time.Second)} }
 
 func (c *client) get(url string) (string, error) {
-	resp, err := c.hc.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return string(b), nil
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	return lab.GetBody(ctx, c.hc, url)
 }
 
 // spread makes n requests and counts the answers; any failed request
@@ -206,7 +133,7 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var reals []*realServer
+	var reals []*lab.Responder
 	for i, n := range l.Clients[1:4] {
 		if err := n.IP("route", "add", user.Addr.String()+"/32", "via", director.Addr.String()); err != nil {
 			t.Fatal(err)
@@ -244,7 +171,7 @@ func TestLoadBalancerNamespaces(t *testing.T) {
       - address: %s
       - {address: %s, notifyDown: [/bin/true]}
       - address: %s
-`, vip, sorry.addr(), retryDelay, fall, rise, reals[0].addr(), reals[1].addr(), reals[2].addr())
+`, vip, sorry.Addr(), retryDelay, fall, rise, reals[0].Addr(), reals[1].Addr(), reals[2].Addr())
 	c.startTop(director, top, instance{name: "VI_1", vrid: 61, prio: 200})
 	c.waitHolder(vip, director, 10*time.Second)
 	api := c.api(director)
@@ -269,24 +196,24 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 	}
 
 	// Runtime weights, drain and enable, without a reload.
-	if rs := setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: reals[0].addr().String(),
+	if rs := setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: reals[0].Addr().String(),
 		Action: &haav1.SetRealServerRequest_Weight{Weight: 3}}); rs.GetWeight() != 3 || rs.GetWeightOverride() != 3 {
 		t.Errorf("after weight 3: %v", rs)
 	}
-	w.waitFor(t, "a weight event", realServerChanged(reals[0].addr(), "weight"))
+	w.waitFor(t, "a weight event", realServerChanged(reals[0].Addr(), "weight"))
 	if got := cl.spread(t, url, 50); !sameCounts(got, map[string]int{"rs1": 30, "rs2": 10, "rs3": 10}) {
 		t.Errorf("50 requests with weights 3:1:1 went %v, want 30/10/10", got)
 	}
-	if rs := setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: reals[2].addr().String(),
+	if rs := setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: reals[2].Addr().String(),
 		Action: &haav1.SetRealServerRequest_Drain{Drain: true}}); rs.GetWeight() != 0 || !rs.GetDrained() || !rs.GetProgrammed() {
 		t.Errorf("after drain: %v", rs)
 	}
-	w.waitFor(t, "a drain event", realServerChanged(reals[2].addr(), "drained"))
+	w.waitFor(t, "a drain event", realServerChanged(reals[2].Addr(), "drained"))
 	if got := cl.spread(t, url, 40); !sameCounts(got, map[string]int{"rs1": 30, "rs2": 10}) {
 		t.Errorf("40 requests with rs3 drained went %v, want 30/10/0", got)
 	}
-	for _, rs := range []*realServer{reals[0], reals[2]} {
-		setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: rs.addr().String(),
+	for _, rs := range []*lab.Responder{reals[0], reals[2]} {
+		setRS(t, api, &haav1.SetRealServerRequest{VirtualServer: "web", RealServer: rs.Addr().String(),
 			Action: &haav1.SetRealServerRequest_Enable{Enable: true}})
 	}
 	if got := cl.spread(t, url, 30); !sameCounts(got, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}) {
@@ -296,8 +223,8 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 	// A real server stops: after `fall` failed checks it is removed, and
 	// from then on no request fails.
 	stopped := time.Now()
-	reals[1].stop()
-	down := w.waitFor(t, "rs2 down", realServerChanged(reals[1].addr(), "down"))
+	reals[1].Stop()
+	down := w.waitFor(t, "rs2 down", realServerChanged(reals[1].Addr(), "down"))
 	if at := down.GetTime().AsTime(); at.Sub(stopped) < (fall-1)*retryDelay {
 		t.Errorf("rs2 removed %s after it stopped: before %d failed checks %s apart", at.Sub(stopped), fall, retryDelay)
 	}
@@ -308,24 +235,26 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 		t.Errorf("30 requests with rs2 down went %v, want 15/0/15", got)
 	}
 	vs := listVS(t, api).GetVirtualServers()[0]
-	if rs := realOf(vs, reals[1].addr()); rs.GetHealthy() || rs.GetProgrammed() || !strings.Contains(rs.GetLastResult(), "refused") {
+	if rs := realOf(vs, reals[1].Addr()); rs.GetHealthy() || rs.GetProgrammed() || !strings.Contains(rs.GetLastResult(), "refused") {
 		t.Errorf("rs2 while down: %v", rs)
 	}
 	w.waitFor(t, "rs2's notifyDown ran", func(e *haav1.Event) bool {
 		r := e.GetNotifyRan().GetResult()
-		return r.GetType() == "REAL_SERVER" && r.GetName() == "web/"+reals[1].addr().String() && r.GetState() == "DOWN" && r.GetExitCode() == 0
+		return r.GetType() == "REAL_SERVER" && r.GetName() == "web/"+reals[1].Addr().String() && r.GetState() == "DOWN" && r.GetExitCode() == 0
 	})
 
 	// It comes back: after `rise` good checks it takes connections again.
-	reals[1].start()
-	w.waitFor(t, "rs2 up", realServerChanged(reals[1].addr(), "up"))
+	if err := reals[1].Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor(t, "rs2 up", realServerChanged(reals[1].Addr(), "up"))
 	if got := cl.spread(t, url, 30); !sameCounts(got, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}) {
 		t.Errorf("30 requests with rs2 back went %v, want 10 each", got)
 	}
 
 	// Every real server down: quorum is lost and the sorry server answers.
 	for _, rs := range reals {
-		rs.stop()
+		rs.Stop()
 	}
 	w.waitFor(t, "quorum lost", func(e *haav1.Event) bool {
 		vc := e.GetVirtualServerChanged()
@@ -339,7 +268,9 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 		t.Errorf("virtual server with every real server down: %v", vs)
 	}
 	// One comes back: quorum again, the sorry server steps aside.
-	reals[0].start()
+	if err := reals[0].Start(); err != nil {
+		t.Fatal(err)
+	}
 	w.waitFor(t, "quorum back", func(e *haav1.Event) bool {
 		vc := e.GetVirtualServerChanged()
 		return vc != nil && vc.GetUp() && !vc.GetSorry()

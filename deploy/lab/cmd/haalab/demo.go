@@ -137,7 +137,7 @@ func runDemo(s *session, args []string, stderr io.Writer) error {
 	fmt.Fprintf(s.out, "  failover n1 -> n2 client outage %s (protocol bound %s)\n", ms(d.failover), ms(d.failBound))
 	fmt.Fprintf(s.out, "  preemption n2 -> n1 longest gap in the client's replies %s\n", ms(d.preempt))
 	fmt.Fprintf(s.out, "  load balancing    %d requests: %s\n", demoRequests, d.lb.spread)
-	fmt.Fprintf(s.out, "  real server down  %s out after %s; %d requests: %s, none failed\n", d.lbDownServer().name, ms(d.lb.downAfter), demoRequests, d.lb.spreadDown)
+	fmt.Fprintf(s.out, "  real server down  %s out after %s; %d requests: %s, none failed\n", d.lbDownServer().Body, ms(d.lb.downAfter), demoRequests, d.lb.spreadDown)
 	fmt.Fprintf(s.out, "  director failover %s -> %s requests unanswered for %s (%d of %d failed)\n", d.lb.from, d.lb.to, ms(d.lb.outage), d.lb.failed, d.lb.sent)
 	return nil
 }

@@ -13,13 +13,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/haa-dev/haa/ctl"
@@ -77,7 +74,7 @@ func (d *demo) startHaad(n *lab.Node, prio int) (*lab.Proc, error) {
 
 // demoLB is the load-balancing part's state.
 type demoLB struct {
-	reals  []*demoRealServer
+	reals  []*lab.Responder
 	client *http.Client
 
 	// Results for the summary.
@@ -91,59 +88,9 @@ type demoLB struct {
 func (lb *demoLB) addrs() []netip.AddrPort {
 	var a []netip.AddrPort
 	for _, r := range lb.reals {
-		a = append(a, r.addr())
+		a = append(a, r.Addr())
 	}
 	return a
-}
-
-// demoRealServer is an HTTP server in a lab client's namespace answering
-// its name.
-type demoRealServer struct {
-	name string
-	n    *lab.Node
-
-	mu   sync.Mutex
-	srv  *http.Server
-	done chan struct{}
-}
-
-func (rs *demoRealServer) addr() netip.AddrPort { return netip.AddrPortFrom(rs.n.Addr, demoRSPort) }
-
-func (rs *demoRealServer) start() error {
-	var ln net.Listener
-	err := rs.n.Do(func() error {
-		var err error
-		ln, err = net.Listen("tcp", fmt.Sprintf("0.0.0.0:%d", demoRSPort))
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("%s: real server: %w", rs.n.NS.Name, err)
-	}
-	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, rs.name) })}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-	rs.mu.Lock()
-	rs.srv, rs.done = srv, done
-	rs.mu.Unlock()
-	return nil
-}
-
-// stop closes the listener and every connection: connections are refused
-// from now on.
-func (rs *demoRealServer) stop() {
-	rs.mu.Lock()
-	srv, done := rs.srv, rs.done
-	rs.srv = nil
-	rs.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	_ = srv.Close()
-	<-done
 }
 
 // buildLB prepares the load balancing in a built lab: the directors
@@ -168,29 +115,20 @@ func (d *demo) buildLB() error {
 				return err
 			}
 		}
-		rs := &demoRealServer{name: fmt.Sprintf("rs%d", i+1), n: n}
-		if err := rs.start(); err != nil {
+		rs, err := n.Respond(demoRSPort, fmt.Sprintf("rs%d", i+1))
+		if err != nil {
 			return err
 		}
 		d.lb.reals = append(d.lb.reals, rs)
 	}
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		var c net.Conn
-		err := user.Do(func() error {
-			var err error
-			c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
-			return err
-		})
-		return c, err
-	}
-	d.lb.client = &http.Client{Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, Proxy: nil}}
+	d.lb.client = user.HTTPClient(2 * time.Second)
 	return nil
 }
 
 // closeLB stops the real servers.
 func (d *demo) closeLB() {
 	for _, rs := range d.lb.reals {
-		rs.stop()
+		rs.Stop()
 	}
 	if d.lb.client != nil {
 		d.lb.client.CloseIdleConnections()
@@ -202,23 +140,7 @@ func (d *demo) closeLB() {
 func (d *demo) get(timeout time.Duration) (string, error) {
 	ctx, cancel := context.WithTimeout(d.s.ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.vsURL(), nil)
-	if err != nil {
-		return "", err
-	}
-	resp, err := d.lb.client.Do(req)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return "", fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return string(b), nil
+	return lab.GetBody(ctx, d.lb.client, d.vsURL())
 }
 
 func (d *demo) vsURL() string {
@@ -242,7 +164,7 @@ func (d *demo) requests(n int) (map[string]int, error) {
 func (d *demo) lbNames() []string {
 	var names []string
 	for _, rs := range d.lb.reals {
-		names = append(names, rs.name)
+		names = append(names, rs.Body)
 	}
 	return names
 }
@@ -383,7 +305,7 @@ func (d *demo) lbBalance() error {
 	}
 	var reals []string
 	for _, rs := range d.lb.reals {
-		reals = append(reals, fmt.Sprintf("%s %s", rs.name, rs.addr()))
+		reals = append(reals, fmt.Sprintf("%s %s", rs.Body, rs.Addr()))
 	}
 	d.s.say("every director checks %s every %v (fall %d, rise %d) and reports them healthy; backend %s, master %s",
 		strings.Join(reals, ", "), demoCheckInterval, demoFall, demoRise, backend, m.Name)
@@ -401,7 +323,7 @@ func (d *demo) lbBalance() error {
 }
 
 // lbDownServer is the real server the demo stops.
-func (d *demo) lbDownServer() *demoRealServer { return d.lb.reals[1] }
+func (d *demo) lbDownServer() *lab.Responder { return d.lb.reals[1] }
 
 func (d *demo) lbRealDown() error {
 	m, err := d.master()
@@ -410,27 +332,27 @@ func (d *demo) lbRealDown() error {
 	}
 	down := d.lbDownServer()
 	stopped := time.Now()
-	down.stop()
-	d.s.say("%s stopped (%s refuses connections)", down.name, down.addr())
-	vs, _, err := d.waitReals(m, map[netip.AddrPort]bool{down.addr(): false}, 5*time.Second)
+	down.Stop()
+	d.s.say("%s stopped (%s refuses connections)", down.Body, down.Addr())
+	vs, _, err := d.waitReals(m, map[netip.AddrPort]bool{down.Addr(): false}, 5*time.Second)
 	if err != nil {
 		return err
 	}
 	d.lb.downAfter = time.Since(stopped)
-	rs := realStatus(vs, down.addr())
-	d.s.say("%s (master) took %s out %s later, after %d failed checks: %q", m.Name, down.name, ms(d.lb.downAfter), demoFall, rs.GetLastResult())
+	rs := realStatus(vs, down.Addr())
+	d.s.say("%s (master) took %s out %s later, after %d failed checks: %q", m.Name, down.Body, ms(d.lb.downAfter), demoFall, rs.GetLastResult())
 	var others []string
 	for _, n := range d.running() {
 		if n == m {
 			continue
 		}
-		if _, _, err := d.waitReals(n, map[netip.AddrPort]bool{down.addr(): false}, 5*time.Second); err != nil {
+		if _, _, err := d.waitReals(n, map[netip.AddrPort]bool{down.Addr(): false}, 5*time.Second); err != nil {
 			return err
 		}
 		others = append(others, n.Name)
 	}
 	if len(others) > 0 {
-		d.s.say("ListVirtualServers on %s shows %s down too (every director checks on its own)", strings.Join(others, ", "), down.name)
+		d.s.say("ListVirtualServers on %s shows %s down too (every director checks on its own)", strings.Join(others, ", "), down.Body)
 	}
 	got, err := d.requests(demoRequests)
 	if err != nil {
@@ -439,7 +361,7 @@ func (d *demo) lbRealDown() error {
 	d.lb.spreadDown = countsString(got, d.lbNames())
 	d.s.say("c1 makes %d requests: none fails, answered by %s", demoRequests, d.lb.spreadDown)
 	if rest := d.lbUp(); !evenSpread(got, rest, demoRequests) {
-		return fmt.Errorf("%d requests with %s down went %s, want %d each over %s", demoRequests, down.name, d.lb.spreadDown,
+		return fmt.Errorf("%d requests with %s down went %s, want %d each over %s", demoRequests, down.Body, d.lb.spreadDown,
 			demoRequests/len(rest), strings.Join(rest, ", "))
 	}
 	return nil
@@ -449,11 +371,9 @@ func (d *demo) lbRealDown() error {
 func (d *demo) lbUp() []string {
 	var names []string
 	for _, rs := range d.lb.reals {
-		rs.mu.Lock()
-		if rs.srv != nil {
-			names = append(names, rs.name)
+		if rs.Serving() {
+			names = append(names, rs.Body)
 		}
-		rs.mu.Unlock()
 	}
 	return names
 }
