@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -405,21 +406,10 @@ func (a *Agent) reconcileBalancer(c *config.Agent, cmds map[string]lbCommands) e
 }
 
 func sameCommands(x, y lbCommands) bool {
-	same := func(p, q *script.Command) bool {
-		return (p == nil) == (q == nil) && (p == nil || slices.Equal(p.Argv, q.Argv))
-	}
 	eq := func(m, n map[netip.AddrPort]*script.Command) bool {
-		if len(m) != len(n) {
-			return false
-		}
-		for k, v := range m {
-			if !same(v, n[k]) {
-				return false
-			}
-		}
-		return true
+		return maps.EqualFunc(m, n, sameCommand)
 	}
-	return same(x.quorumUp, y.quorumUp) && same(x.quorumDown, y.quorumDown) &&
+	return sameCommand(x.quorumUp, y.quorumUp) && sameCommand(x.quorumDown, y.quorumDown) &&
 		eq(x.up, y.up) && eq(x.down, y.down) && eq(x.exec, y.exec)
 }
 

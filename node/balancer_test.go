@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -86,17 +87,9 @@ func (f *fakeBackend) dests(k lvs.Key) map[netip.AddrPort]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if vs := f.state[k]; vs != nil {
-		return maps(vs.Dests)
+		return maps.Clone(vs.Dests)
 	}
 	return nil
-}
-
-func maps(m map[netip.AddrPort]int) map[netip.AddrPort]int {
-	out := map[netip.AddrPort]int{}
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
 }
 
 // listener accepts TCP connections on 127.0.0.1 until closed.
