@@ -453,7 +453,7 @@ func (a *Agent) updateVirtualServer(run *vsRun, vs config.VirtualServer, cmds lb
 			b.nextID++
 			r.id = strconv.FormatUint(b.nextID, 10)
 			b.byID[r.id] = r
-			b.sched.Set(r.id, spec)
+			b.sched.SetFrom(r.id, spec, r.status) // a failed server stays failed until it passes
 		}
 		reals = append(reals, r)
 	}

@@ -406,3 +406,28 @@ func TestBalancerDryRunOpensNothing(t *testing.T) {
 		t.Errorf("the real apply: %v, opened %d times", err, opened)
 	}
 }
+
+// TestBalancerChangedCheckKeepsHealth: a failed real server whose check
+// changes stays failed, and comes back when the new check passes.
+func TestBalancerChangedCheckKeepsHealth(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	a := lbAgent(t, fb)
+	ln := listener(t)
+	up := netip.MustParseAddrPort(ln.Addr().String())
+	doc := func(port uint16) *haav1.AgentConfig {
+		return lbConfig(t, fmt.Sprintf(`virtualServers:
+  - address: 10.9.0.1:80
+    check: {tcp: {}, port: %d, interval: 100ms, timeout: 100ms, retryDelay: 20ms, fall: 1, rise: 1, jitter: 0s}
+    realServers: [{address: %s}]
+`, port, up))
+	}
+	if _, err := a.Apply(context.Background(), doc(9), ApplyOptions{}); err != nil { // nothing listens on port 9
+		t.Fatal(err)
+	}
+	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
+	waitFor(t, "the real server failed", func() bool { _, ok := fb.dests(key)[up]; return !ok })
+	if _, err := a.Apply(context.Background(), doc(up.Port()), ApplyOptions{}); err != nil { // the check now probes the listener
+		t.Fatal(err)
+	}
+	waitFor(t, "the real server back once its new check passes", func() bool { _, ok := fb.dests(key)[up]; return ok })
+}

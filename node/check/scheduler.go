@@ -84,7 +84,15 @@ func NewScheduler(maxInFlight int, report func(id string, st Status)) *Scheduler
 // streak again; its probe in flight, if any, is canceled and its result
 // discarded. Either way the first probe comes after a random delay in
 // [0, Jitter). Set after Close does nothing.
-func (s *Scheduler) Set(id string, spec Spec) {
+func (s *Scheduler) Set(id string, spec Spec) { s.set(id, spec, nil) }
+
+// SetFrom is Set for a check that continues one the caller ran before
+// under another id (its configuration changed): a new id starts in state
+// from instead of Healthy, so a failed server stays failed until rise good
+// probes, and the change back is reported.
+func (s *Scheduler) SetFrom(id string, spec Spec, from Status) { s.set(id, spec, &from) }
+
+func (s *Scheduler) set(id string, spec Spec, from *Status) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -92,6 +100,9 @@ func (s *Scheduler) Set(id string, spec Spec) {
 		return
 	}
 	st := Status{Healthy: true, Weight: -1, Last: Result{Weight: -1, Detail: "not checked yet"}, Since: now}
+	if from != nil {
+		st = *from
+	}
 	if old := s.checks[id]; old != nil {
 		st = old.st
 		s.detach(old)
