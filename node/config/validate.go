@@ -153,23 +153,32 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 // hostRE is a host name a TCP listener may be given instead of an address.
 var hostRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$`)
 
+// validateListen checks a host:port to listen on at path: required is the
+// message when it is empty, ex4 and ex6 examples of a right value.
+func validateListen(p *problems, path, l, required, ex4, ex6 string) {
+	host, port, err := net.SplitHostPort(l)
+	switch {
+	case l == "":
+		p.add(path, "%s", required)
+		return
+	case err != nil:
+		p.add(path, "%q is not host:port, e.g. %q or %q", l, ex4, ex6)
+		return
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		p.add(path, "%q: port %q is not a number 1..65535", l, port)
+	}
+	if _, err := netip.ParseAddr(host); host != "" && err != nil && !hostRE.MatchString(host) {
+		p.add(path, "%q: %q is neither an IP address nor a host name", l, host)
+	}
+}
+
 // validateTCP checks the API's TCP listener: an address to listen on, and
 // TLS unless explicitly insecure.
 func validateTCP(p *problems, t *haav1.TcpListener) {
 	const path = "api.tcp"
-	switch host, port, err := net.SplitHostPort(t.GetListen()); {
-	case t.GetListen() == "":
-		p.add(path+".listen", "required: host:port to listen on, e.g. \"10.0.0.1:9651\"")
-	case err != nil:
-		p.add(path+".listen", "%q is not host:port, e.g. \"10.0.0.1:9651\" or \"[fd00::1]:9651\"", t.GetListen())
-	default:
-		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-			p.add(path+".listen", "%q: port %q is not a number 1..65535", t.GetListen(), port)
-		}
-		if _, err := netip.ParseAddr(host); host != "" && err != nil && !hostRE.MatchString(host) {
-			p.add(path+".listen", "%q: %q is neither an IP address nor a host name", t.GetListen(), host)
-		}
-	}
+	validateListen(p, path+".listen", t.GetListen(), `required: host:port to listen on, e.g. "10.0.0.1:9651"`,
+		"10.0.0.1:9651", "[fd00::1]:9651")
 	tls := t.GetTls()
 	if t.GetInsecure() {
 		if tls != nil {
