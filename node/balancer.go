@@ -30,9 +30,6 @@ var (
 	ErrBadWeight       = errors.New("weight out of range 0..65535")
 )
 
-// MaxWeight is the largest real-server weight.
-const MaxWeight = 65535
-
 // balancer is the agent's virtual servers: it runs the real servers'
 // health checks, decides each virtual server's destinations (lvs.Desired)
 // and programs the difference into the backend. Check reports reach it
@@ -700,7 +697,7 @@ func (a *Agent) SetRealServer(vsName, addr string, act RealServerAction) (*haav1
 	wasDrained, wasOverride := r.drained, r.override
 	switch {
 	case act.Weight != nil:
-		if *act.Weight < 0 || *act.Weight > MaxWeight {
+		if *act.Weight < 0 || *act.Weight > config.MaxRealWeight {
 			return nil, fmt.Errorf("weight %d: %w", *act.Weight, ErrBadWeight)
 		}
 		r.drained, r.override = false, *act.Weight

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/config"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
@@ -60,7 +61,7 @@ func (s *Server) SetRealServer(_ context.Context, req *haav1.SetRealServerReques
 		act.Enable = true
 	case *haav1.SetRealServerRequest_Weight:
 		w := int(a.Weight)
-		if a.Weight > node.MaxWeight {
+		if a.Weight > config.MaxRealWeight {
 			return nil, invalidArgument("weight", "out of range 0..65535")
 		}
 		act.Weight = &w

@@ -35,9 +35,7 @@ func (s *Server) SetLogLevel(_ context.Context, req *haav1.SetLogLevelRequest) (
 		return nil, invalidArgument("level", err.Error())
 	}
 	prev, err := lc.SetLogLevel(req.GetLevel())
-	switch {
-	case errors.Is(err, node.ErrUnknownLogLevel):
-		return nil, invalidArgument("level", err.Error())
+	switch { // the level was parsed above: ErrUnknownLogLevel cannot come back
 	case errors.Is(err, node.ErrLogLevelFixed):
 		return nil, status.Error(codes.Unimplemented, err.Error())
 	case err != nil:
