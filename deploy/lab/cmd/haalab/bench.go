@@ -424,7 +424,7 @@ func summarize(ts []trial) outageStats {
 }
 
 // median of v (0 when empty); v is sorted in place.
-func median(v []time.Duration) time.Duration {
+func median[T ~int64](v []T) T {
 	if len(v) == 0 {
 		return 0
 	}

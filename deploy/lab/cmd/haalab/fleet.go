@@ -286,15 +286,8 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 func totalRSS(procs map[*lab.Node]*lab.Proc) int64 {
 	var total int64
 	for _, p := range procs {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Pid()))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(b), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				total += kb << 10
-			}
+		if rss, err := procMem(p.Pid(), "VmRSS"); err == nil {
+			total += int64(rss)
 		}
 	}
 	return total

@@ -686,17 +686,7 @@ func lvsDur(d time.Duration) string {
 
 func mib(v int64) string { return fmt.Sprintf("%.1f MiB", float64(v)/(1<<20)) }
 
-func medianInt(v []int64) int64 {
-	v = slices.Clone(v)
-	slices.Sort(v)
-	if len(v) == 0 {
-		return 0
-	}
-	if len(v)%2 == 1 {
-		return v[len(v)/2]
-	}
-	return (v[len(v)/2-1] + v[len(v)/2]) / 2
-}
+func medianInt(v []int64) int64 { return median(slices.Clone(v)) }
 
 func renderLVSReport(o lvsOptions, rounds []lvsRound, hrounds []lvsHaadRound, date time.Time) string {
 	var b strings.Builder
