@@ -51,7 +51,6 @@ type balancer struct {
 	byID       map[string]*realRun
 	nextID     uint64
 	requested  string // loadBalancer.backend when the backend was chosen
-	seeded     bool   // programmed was read from the backend once
 	// failed: the last program failed; the repair loop reads the kernel
 	// back and programs again at retryAt (backing off). It also checks
 	// every repairEvery that nothing else changed the table.
@@ -333,18 +332,13 @@ func (a *Agent) reconcileBalancer(c *config.Agent, cmds map[string]lbCommands) e
 		}
 		b.backend, b.lbName, b.lbReason, b.requested = nb, nb.Name(), reason, c.LBBackend
 		a.log.Info("load-balancing backend chosen", "backend", nb.Name(), "reason", reason)
-	}
-	if b.sched == nil {
 		b.sched = check.NewScheduler(c.MaxChecks, func(id string, st check.Status) {
 			b.lq.push(checkReport{id: id, st: st})
 		})
-	}
-	if !b.seeded {
 		// What an earlier haad left (IPVS keeps it across a crash) is
 		// taken as programmed, so the first plan adjusts instead of
 		// failing on services that exist. Others' services are left
 		// alone.
-		b.seeded = true
 		ctx, cancel := context.WithTimeout(a.ctx, programTimeout)
 		st, err := b.backend.Read(ctx)
 		cancel()
