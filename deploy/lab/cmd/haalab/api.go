@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -26,20 +25,18 @@ import (
 )
 
 // runBenchAPI measures the API: how long a transition takes from the agent
-// stamping it to a watching client receiving it, and the GetNode round trip
-// over the unix socket.
+// stamping it to a watching client receiving it, the GetNode round trip
+// over the unix socket, and (api_apply.go) reads during a large apply.
 func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("bench-api", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	bin := fs.String("haad", "bin/haad", "haad binary")
-	transitions := fs.Int("transitions", 1000, "transitions to time")
-	calls := fs.Int("calls", 10000, "GetNode calls to time")
-	out := fs.String("out", "out/bench-api.md", "Markdown report to write")
-	perToggle := fs.Int("instances", 1, "VRRP instances that change state together at each toggle")
-	if err := fs.Parse(args); err != nil {
+	o, err := parseBenchAPI(args, stderr)
+	if err != nil {
 		return err
 	}
-	haad, err := filepath.Abs(*bin)
+	haad, err := filepath.Abs(o.haad)
+	if err != nil {
+		return err
+	}
+	haactl, haactlNote, err := findHaactl(o.haactl, haad)
 	if err != nil {
 		return err
 	}
@@ -56,7 +53,7 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 	// Instances at 10 ms: maintenance on makes them hand over, off makes
 	// them master again one master-down interval later.
 	var ins []instance
-	for i := 1; i <= *perToggle; i++ {
+	for i := 1; i <= o.perToggle; i++ {
 		ins = append(ins, instance{Name: fmt.Sprintf("VI_%d", i), VRID: i, Priority: 200, Version: 3,
 			Interval: 10 * time.Millisecond, VIPs: []string{fmt.Sprintf("10.77.1.%d/32", i)}})
 	}
@@ -89,7 +86,7 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 	}
 	if err := lab.Poll(5*time.Second, 10*time.Millisecond, "every instance master", func() (bool, error) {
 		m, err := masters()
-		return m == *perToggle, err
+		return m == o.perToggle, err
 	}); err != nil {
 		return err
 	}
@@ -117,14 +114,14 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 	}()
 	time.Sleep(200 * time.Millisecond) // the stream is established
 	count := func() int { mu.Lock(); defer mu.Unlock(); return len(lat) }
-	s.say("timing %d transitions (maintenance on/off of %d instance(s) at 10 ms)", *transitions, *perToggle)
+	s.say("timing %d transitions (maintenance on/off of %d instance(s) at 10 ms)", o.transitions, o.perToggle)
 	on := true
 	deadline := time.Now().Add(5 * time.Minute)
-	for count() < *transitions {
+	for count() < o.transitions {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("only %d transitions seen in 5 minutes", count())
 		}
-		want := count() + *perToggle
+		want := count() + o.perToggle
 		if _, err := c.SetMaintenance(ctx, on, 0); err != nil {
 			return err
 		}
@@ -144,28 +141,40 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 		_, _ = c.SetMaintenance(ctx, false, 0)
 	}
 
-	s.say("timing %d GetNode calls over the unix socket", *calls)
+	s.say("timing %d GetNode calls over the unix socket", o.calls)
 	for i := 0; i < 200; i++ { // warm up
 		if _, err := c.Node(ctx); err != nil {
 			return err
 		}
 	}
-	rtt := make([]time.Duration, 0, *calls)
-	for i := 0; i < *calls; i++ {
+	rtt := make([]time.Duration, 0, o.calls)
+	for i := 0; i < o.calls; i++ {
 		t0 := time.Now()
 		if _, err := c.Node(ctx); err != nil {
 			return err
 		}
 		rtt = append(rtt, time.Since(t0))
 	}
-	floor, err := grpcFloor(ctx, dir, *calls)
+	floor, err := grpcFloor(ctx, dir, o.calls)
 	if err != nil {
 		return fmt.Errorf("measuring the bare gRPC floor: %w", err)
 	}
 	cancel()
+	if err := <-watchErr; err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	// The large apply runs in a lab of its own, alone on the machine.
+	if err := s.closeLab(l); err != nil {
+		return fmt.Errorf("removing lab %s: %w", l.Prefix, err)
+	}
+	var apply apiApplyResult
+	var applyErr error
+	if o.services > 0 {
+		apply, applyErr = runAPIApplyCase(s, o, haad, haactl, haactlNote)
+	}
 
 	mu.Lock()
-	ev := slices.Clone(lat[:*transitions])
+	ev := slices.Clone(lat[:o.transitions])
 	mu.Unlock()
 	m := describeMachine(haad)
 	var b strings.Builder
@@ -174,7 +183,7 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 	fmt.Fprintf(&b, "Event latency: from the transition as stamped by the agent (the event's time) to its arrival at a client\n"+
 		"following WatchEvents through ctl (the library haactl watch uses), over the unix socket; transitions made by\n"+
 		"turning maintenance on and off (%d VRRPv3 instance(s) at 10 ms changing state together). GetNode: sequential round trips\n"+
-		"after 200 warm-up calls.\n\n", *perToggle)
+		"after 200 warm-up calls.\n\n", o.perToggle)
 	b.WriteString("| measurement | samples | p50 | p99 | max | target | met |\n| --- | ---: | ---: | ---: | ---: | ---: | :---: |\n")
 	row := func(name string, d []time.Duration, target time.Duration) {
 		slices.Sort(d)
@@ -186,19 +195,23 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 	row("floor: bare gRPC health Check, another process (unix socket)", floor, time.Millisecond)
 	b.WriteString("\nThe floor is an empty gRPC server (grpc-go's health service, nothing else) in a separate process on the same\n" +
 		"kind of socket: what any Go gRPC round trip between two processes costs on this machine.\n")
+	switch {
+	case o.services == 0:
+	case applyErr != nil:
+		fmt.Fprintf(&b, "\n## API reads during a large apply\n\nFailed: %s\n", oneLine(applyErr))
+	default:
+		b.WriteString("\n" + renderAPIApply(apply))
+	}
 	report := b.String()
 	fmt.Fprint(s.out, "\n"+report)
-	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
 		return err
 	}
-	if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+	if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
 		return err
 	}
-	s.say("report written to %s", *out)
-	if err := <-watchErr; err != nil && !errors.Is(err, context.Canceled) {
-		return err
-	}
-	return nil
+	s.say("report written to %s", o.out)
+	return applyErr
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }

@@ -134,6 +134,61 @@ func TestParseBench(t *testing.T) {
 	}
 }
 
+func TestParseBenchAPI(t *testing.T) {
+	o, err := parseBenchAPI([]string{"--haad", "bin/haad", "--transitions", "200"}, io.Discard)
+	if err != nil || o.transitions != 200 || o.services != 5000 || o.dests != 5 || o.backend != "nftables" || o.reads != 2000 {
+		t.Fatalf("defaults: %+v, %v", o, err)
+	}
+	if o, err := parseBenchAPI([]string{"--services", "0"}, io.Discard); err != nil || o.services != 0 {
+		t.Fatalf("--services 0 (skip the large apply): %+v, %v", o, err)
+	}
+	for _, args := range [][]string{{"--services", "-1"}, {"--dests", "0"}, {"--backend", "xdp"}, {"--reads", "0"},
+		{"--services", "100000", "--dests", "64"}, {"--transitions", "0"}, {"extra"}} {
+		if _, err := parseBenchAPI(args, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("%q: err %v, want a usage error", args, err)
+		}
+	}
+}
+
+func TestRenderAPIApply(t *testing.T) {
+	ms := func(v ...int) latencies {
+		var l latencies
+		for i, m := range v {
+			l.add(time.Duration(i)*time.Millisecond, time.Duration(m)*time.Millisecond, nil)
+		}
+		return l
+	}
+	slow := ms(1, 1, 1, 4000)
+	slow.add(5*time.Second, 30*time.Second, errors.New("context deadline exceeded"))
+	r := apiApplyResult{services: 5000, dests: 5, backend: "nftables", reqBytes: 3 << 20,
+		restNode: ms(1, 1, 2), restList: ms(1), restScrape: ms(3),
+		node: slow, list: ms(1, 2, 3), scrape: ms(10, 60),
+		loadedNode: ms(1, 300), loadedList: ms(1), loadedScrape: ms(340), loadedBytes: 2048,
+		apply: 9 * time.Second, del: 2 * time.Second, haactl: 10 * time.Second, yamlBytes: 3 << 19}
+	out := renderAPIApply(r)
+	for _, want := range []string{
+		"| GetNode at rest | 3 | 1.00 ms | 2.00 ms | 2.00 ms | - | - |",
+		"| GetNode during apply | 5 (1 failed) | 1.00 ms | 30000 ms | 30000 ms | p99 <= 5ms, max <= 50ms | no |",
+		"| ListInstances during apply | 3 | 2.00 ms | 3.00 ms | 3.00 ms | p99 <= 5ms, max <= 50ms | yes |",
+		"| /metrics scrape during apply | 2 | 60.00 ms | 60.00 ms | 60.00 ms | max <= 50ms | no |",
+		"ApplyConfig of 5000 x 5 from empty through ctl, the reads going: **9.00 s** (the longest GetNode\n  started at +5.00 s",
+		"`haactl apply -f` of the same table from empty",
+		"included): **10.00 s**",
+		"(a 1.5 MiB YAML file; process",
+		"| GetNode, table loaded (after the apply), scrapes going | 2 | 300.0 ms | 300.0 ms | 300.0 ms | - | - |",
+		"scrape of the table loaded: 2.0 KiB",
+		"First failed GetNode during the apply: context deadline exceeded",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	r.haactl, r.haactlNote = 0, "no haactl next to bin/haad (--haactl)"
+	if out := renderAPIApply(r); !strings.Contains(out, "haactl apply -f not timed: no haactl next to bin/haad") {
+		t.Errorf("report without haactl:\n%s", out)
+	}
+}
+
 func TestRenderReport(t *testing.T) {
 	st := allSettings[1]
 	res := []settingResult{{Setting: st, Trials: map[string][]trial{

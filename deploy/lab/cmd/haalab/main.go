@@ -39,6 +39,7 @@ usage:
   haalab demo --haad PATH [--keep-going]
   haalab bench-failover --haad PATH [--trials N] [--out FILE] [--soak 5m] [--instances 50] [--quick]
   haalab bench-api --haad PATH [--transitions 1000] [--calls 10000] [--out FILE]
+                   [--services 5000] [--dests 5] [--backend nftables] [--reads 2000] [--haactl PATH] [--haad-log FILE]
   haalab bench-fleet --haad PATH --haactl PATH [--nodes 32] [--applies 10] [--returns 5] [--idle 30s] [--out FILE]
   haalab bench-track --haad PATH [--trials 10] [--out FILE]
   haalab bench-lvs [--services 10000] [--dests 5] [--backend auto|nftables|ipvs] [--rounds 3] [--changes 20] [--haad PATH] [--out FILE]
