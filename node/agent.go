@@ -1,6 +1,20 @@
-// Package node is the haad agent: it owns the VRRP instances and the
-// subsystems they use (sockets, virtual addresses, gratuitous ARP, link
-// monitoring) and applies configurations to them.
+// Package node is the haad agent. An Agent composes the subsystems that do
+// the work and orders a configuration's apply across them:
+//
+//   - instances: the VRRP instances (runners, sockets, VIPs, GARP);
+//   - tracking: trackers, sync groups and notify commands;
+//   - balancer: virtual servers, their health checks and the backend;
+//   - fleet: the fleet document, gossip and what the node sees of the
+//     others.
+//
+// Each subsystem owns its state behind its own lock or goroutine and
+// publishes an immutable snapshot after every change: the API, metrics and
+// gossip read those and never wait for an apply, nor for the kernel. The
+// machine itself (links, addresses, sockets, sysctls) is behind Host:
+// host.Linux in haad, an in-memory fake in tests.
+//
+// Mutations (Apply, ApplyFleet, SetMaintenance, Shutdown) serialise on the
+// agent's one lock; nothing else takes it.
 package node
 
 import (
@@ -8,162 +22,206 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/netip"
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/haa-dev/haa/node/balancer"
 	"github.com/haa-dev/haa/node/config"
-	"github.com/haa-dev/haa/node/garp"
+	"github.com/haa-dev/haa/node/fleet"
+	"github.com/haa-dev/haa/node/host"
+	"github.com/haa-dev/haa/node/instances"
+	"github.com/haa-dev/haa/node/lvs"
 	"github.com/haa-dev/haa/node/notify"
-	"github.com/haa-dev/haa/node/vip"
+	"github.com/haa-dev/haa/node/tracking"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// Agent runs the VRRP instances of one node.
+// Host is the machine the agent runs on: what its subsystems need of it
+// and the link monitor. host.Linux is the real one.
+type Host interface {
+	instances.Host
+	IPv4Forwarding() (bool, error)
+	// WatchLinks reports every link, then each change, until ctx ends.
+	WatchLinks(ctx context.Context) (<-chan host.LinkEvent, error)
+}
+
+// Errors of Apply and ApplyFleet besides *config.Error (test with
+// errors.Is).
+var (
+	ErrGenerationMismatch = errors.New("configuration generation mismatch")
+	ErrShutdown           = fleet.ErrStopped
+	ErrNotStarted         = fleet.ErrNotStarted
+	ErrFleetStale         = config.ErrFleetStale
+	ErrFleetConflict      = config.ErrFleetConflict
+)
+
+// Agent runs one node: it composes the subsystems and orders an apply.
 type Agent struct {
-	log       *slog.Logger
-	notify    func(vrrp.Notice)
-	vips      *vip.Manager
-	events    *EventLog
-	drops     dropReports
-	version   string
-	started   time.Time
-	stateFile string // generation, hash, maintenance; "" : not kept
-	cfgFile   string // where applied configurations are persisted
+	log     *slog.Logger
+	host    Host
+	events  *EventLog
+	notify  *notify.Runner
+	vrrp    *instances.Set
+	track   *tracking.Manager
+	lb      *balancer.Balancer
+	fleet   *fleet.Node
+	state   stateFile
+	cfgFile string // where applied configurations are persisted
+	version string
+	started time.Time
 
-	level   *slog.LevelVar // the logger's level (WithLogLevel), or nil
-	levelMu sync.Mutex     // one SetLogLevel at a time
-
-	ctx    context.Context
+	ctx    context.Context // the agent's life: the link monitor, the maintenance timer
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	// mu serialises Apply and Shutdown: one mutation at a time.
-	mu        sync.Mutex
-	raw       *haav1.AgentConfig // running: local + the fleet's instances
-	local     *haav1.AgentConfig // the node's own configuration (file, ApplyConfig)
-	cfg       *config.Agent
-	instances map[string]*instance
-	gen       uint64
-	hash      string
-	maint     Maintenance
-	maintSeq  uint64 // invalidates the TTL timer of an older SetMaintenance
-	listen    []string
-	// metricsURL is where metrics are served (SetMetricsAddress), for Node.
-	metricsURL string
+	// mu serialises the mutations: Apply, ApplyFleet, SetMaintenance,
+	// Shutdown. Readers never take it.
+	mu         sync.Mutex
+	maintTimer *time.Timer // ends a maintenance with a TTL; nil: none
 
-	ifmu   sync.RWMutex
-	ifaces map[string]*iface
-
-	garps map[string]*garp.Sender // by device, guarded by mu; closed at Shutdown
-	// notifiers run each instance's notify commands, by instance name,
-	// guarded by mu: kept across a restart of the instance so its STOP
-	// and its next commands stay in order; closed when it is removed.
-	notifiers map[string]*notifier
-
-	fleetState
-	tracking
-	balancer
+	running   atomic.Pointer[running]
+	endpoints atomic.Pointer[endpoints]
 }
 
-type instance struct {
-	cfg    config.Instance
-	runner *vrrp.Runner
-	// segment is the network of the source address (e.g. 10.77.0.0/24),
-	// definition identifies the virtual router: both for fleet detection.
-	segment    netip.Prefix
-	definition string
-	// notifier runs its notify commands; initOffset and initFault are the
-	// trackers' verdict it started with.
-	notifier   *notifier
-	initOffset int
-	initFault  string
+// running is what runs, published after every change. It is immutable.
+type running struct {
+	// own is the node's own configuration (its file, ApplyConfig); the
+	// composed one adds the fleet document's part (compose) and resolved
+	// is the composed one validated, with defaults (config.Resolve).
+	own, composed *haav1.AgentConfig
+	resolved      *config.Agent
+	generation    uint64
+	hash          string
+	fleetNames    []string // the running instances that come from the fleet document
+	maintenance   Maintenance
+	incarnation   uint64
 }
 
-// iface is the shared per-interface state: one socket and its
-// demultiplexer.
-type iface struct {
-	name  string
-	conn  *vrrp.Conn
-	demux *vrrp.Iface
-	refs  int
-	done  chan struct{}
+// endpoints is where the agent serves, for Node.
+type endpoints struct {
+	listen  []string
+	metrics string
+}
+
+// options are New's.
+type options struct {
+	log        *slog.Logger
+	host       Host
+	version    string
+	stateFile  string
+	cfgFile    string
+	fleetFile  string
+	eventBuf   int
+	backend    lvs.Backend
+	notifyExec notify.Exec
 }
 
 // Option configures an Agent.
-type Option func(*Agent)
+type Option func(*options)
 
 // WithLogger sets the logger.
-func WithLogger(l *slog.Logger) Option { return func(a *Agent) { a.log = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
-// WithNotify receives every instance notice (transitions, drops, GARPs). It
-// is called from the instances' goroutines and must not block.
-func WithNotify(fn func(vrrp.Notice)) Option { return func(a *Agent) { a.notify = fn } }
+// WithHost runs the agent on h instead of this machine (tests).
+func WithHost(h Host) Option { return func(o *options) { o.host = h } }
 
 // WithVersion sets the version reported by Node.
-func WithVersion(v string) Option { return func(a *Agent) { a.version = v } }
+func WithVersion(v string) Option { return func(o *options) { o.version = v } }
 
 // WithStateFile keeps the configuration generation and the maintenance mode
 // in path, so both survive a restart.
-func WithStateFile(path string) Option { return func(a *Agent) { a.stateFile = path } }
+func WithStateFile(path string) Option { return func(o *options) { o.stateFile = path } }
 
 // WithConfigFile is where Apply with Persist writes the applied
 // configuration (atomically), so a restart runs it.
-func WithConfigFile(path string) Option { return func(a *Agent) { a.cfgFile = path } }
+func WithConfigFile(path string) Option { return func(o *options) { o.cfgFile = path } }
+
+// WithFleetFile keeps the fleet document in path, so a restarted agent runs
+// its part again at once (and then catches up from its peers).
+func WithFleetFile(path string) Option { return func(o *options) { o.fleetFile = path } }
 
 // WithEventBuffer sets how many events are kept for reconnecting clients.
-func WithEventBuffer(n int) Option { return func(a *Agent) { a.events = NewEventLog(n) } }
+func WithEventBuffer(n int) Option { return func(o *options) { o.eventBuf = n } }
 
-// New returns an agent with no instances; Apply gives it some.
+// WithBalancerBackend makes the agent program its virtual servers through
+// b instead of choosing ipvs or nftables (tests).
+func WithBalancerBackend(b lvs.Backend) Option { return func(o *options) { o.backend = b } }
+
+// WithNotifyExec runs notify commands through fn instead of running them
+// (tests).
+func WithNotifyExec(fn notify.Exec) Option { return func(o *options) { o.notifyExec = fn } }
+
+// New returns an agent with no instances; Apply gives it some. It reads
+// the state and fleet files, and follows the links from now on.
 func New(opts ...Option) (*Agent, error) {
-	a := &Agent{
-		log:       slog.Default(),
-		instances: map[string]*instance{},
-		ifaces:    map[string]*iface{},
-		garps:     map[string]*garp.Sender{},
-		notifiers: map[string]*notifier{},
-		started:   time.Now(),
-		version:   "dev",
+	o := options{log: slog.Default(), version: "dev", eventBuf: DefaultEventBuffer}
+	for _, f := range opts {
+		f(&o)
 	}
-	for _, o := range opts {
-		o(a)
+	a := &Agent{log: o.log, events: NewEventLog(o.eventBuf), state: stateFile(o.stateFile), cfgFile: o.cfgFile,
+		version: o.version, started: time.Now()}
+	if o.host == nil {
+		lh := host.NewLinux(o.log)
+		o.host = lh
 	}
-	if a.events == nil {
-		a.events = NewEventLog(DefaultEventBuffer)
-	}
-	a.drops.m = map[dropKey]*dropReport{}
-	a.pub = make(chan struct{}, 1)
-	a.changed = make(chan struct{}, 1)
-	if err := a.loadState(); err != nil {
+	a.host = o.host
+	st, err := a.state.load()
+	if err != nil {
 		return nil, err
 	}
-	if err := a.loadFleet(); err != nil {
+	var nopts []notify.RunnerOption
+	if o.notifyExec != nil {
+		nopts = append(nopts, notify.WithExec(o.notifyExec))
+	}
+	a.notify = notify.NewRunner(o.log, a.events, nopts...)
+	a.track = tracking.New(tracking.Deps{Log: o.log, Events: a.events, Notify: a.notify, Host: o.host})
+	a.lb = balancer.New(balancer.Deps{Log: o.log, Events: a.events, Notify: a.notify, Host: o.host, Backend: o.backend})
+	a.vrrp = instances.New(instances.Deps{Log: o.log, Host: o.host, Events: a.events, Verdicts: a.track,
+		Observe: a.observe})
+	a.fleet, err = fleet.New(fleet.Deps{Log: o.log, Events: a.events, Local: (*local)(a), Announcer: a.vrrp,
+		File: o.fleetFile, Version: o.version})
+	if err != nil {
+		a.closeSubsystems(context.Background())
 		return nil, err
 	}
-	a.vips = vip.New(nil)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
-	a.startTracking()
-	a.startBalancer()
-	if err := a.watchLinks(); err != nil {
+	r := &running{generation: st.Generation, hash: st.Hash, incarnation: uint64(time.Now().UnixNano())}
+	if m := st.Maintenance; m.Enabled && (m.Until.IsZero() || time.Now().Before(m.Until)) {
+		r.maintenance = m
+		a.log.Warn("maintenance mode restored from the state file: no instance becomes master", "until", m.Until)
+		a.vrrp.Hold(true)
+	}
+	a.running.Store(r)
+	a.endpoints.Store(&endpoints{})
+	a.armMaintenanceTTL(r.maintenance)
+	links, err := o.host.WatchLinks(a.ctx)
+	if err != nil {
 		a.cancel()
+		a.closeSubsystems(context.Background())
 		return nil, err
 	}
+	a.wg.Go(func() {
+		for ev := range links {
+			a.track.LinkChanged(ev)
+			a.vrrp.LinkChanged(ev)
+		}
+	})
 	return a, nil
 }
 
-// Config returns the configuration last applied, or nil.
-func (a *Agent) Config() *haav1.AgentConfig {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.raw
+// observe receives every instance notice (on the runner's goroutine).
+func (a *Agent) observe(n vrrp.Notice) {
+	switch n.Kind {
+	case vrrp.NoticeTransition, vrrp.NoticePriority, vrrp.NoticeVIPs, vrrp.NoticeError:
+		a.fleet.Published() // the fleet hears of it at once
+	}
+	a.track.Observe(n)
 }
 
 // ApplyOptions qualify an Apply.
@@ -180,167 +238,146 @@ type ApplyOptions struct {
 
 // ApplyResult is the outcome of an Apply.
 type ApplyResult struct {
-	Plan       Plan
+	Plan       config.Plan
 	Generation uint64 // running after the call
 	Hash       string
 	Applied    bool
 }
 
-// Errors of Apply besides *config.Error (test with errors.Is).
-var (
-	ErrGenerationMismatch = errors.New("configuration generation mismatch")
-	ErrShutdown           = errors.New("agent is shut down")
-)
-
-// Apply validates cfg, checks it against this node (interfaces, addresses)
-// and changes only what differs from the running configuration: removed
-// instances stop, changed ones are updated in place or restarted (see
-// Change), added ones start, unchanged ones are not touched. A configuration
-// that is invalid or cannot run here changes nothing; an invalid one
-// returns a *config.Error listing every problem.
-func (a *Agent) Apply(ctx context.Context, raw *haav1.AgentConfig, opts ApplyOptions) (ApplyResult, error) {
+// Apply runs own as the node's own configuration (composed with the
+// stored fleet document's part). It validates it, checks it against this
+// node and changes only what differs from what runs: removed instances
+// stop, changed ones are updated in place or restarted (config.Change),
+// added ones start, unchanged ones are not touched. A configuration that
+// is invalid or cannot run here changes nothing; an invalid one returns a
+// *config.Error listing every problem.
+func (a *Agent) Apply(ctx context.Context, own *haav1.AgentConfig, opts ApplyOptions) (ApplyResult, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	res, _, err := a.apply(ctx, raw, a.doc, false, opts)
+	doc, _ := a.fleet.Stored()
+	res, _, err := a.apply(ctx, own, doc, false, opts)
 	return res, err
 }
 
-// apply composes local with the fleet document (nil: none) and applies the
-// result; fleetSide says which of the two is being changed (for the paths
-// of errors). It returns the composition that runs. Called with a.mu held.
-func (a *Agent) apply(ctx context.Context, local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool, opts ApplyOptions) (ApplyResult, composed, error) {
-	comp, err := compose(local, doc, fleetSide)
-	if err != nil {
-		return ApplyResult{}, composed{}, err
-	}
-	raw := comp.cfg
-	want, err := config.Resolve(raw)
-	if err != nil {
-		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
-	}
-	if err := checkNode(want); err != nil {
-		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
-	}
-	gate(want)
-	cmds, err := resolveCommands(want)
-	if err != nil {
-		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
-	}
-	lbCmds, err := a.prepareBalancer(want)
-	if err != nil {
-		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
-	}
-	if comp.nLocal < len(want.Instances) {
-		vips := map[netip.Addr]bool{}
-		for _, in := range want.Instances {
-			for _, v := range in.VIPs {
-				vips[v.Prefix.Addr()] = true
-			}
-		}
-		if err := checkSubnets(want, comp.nLocal, vips); err != nil {
-			return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
-		}
-	}
-	hash := ConfigHash(raw)
+// apply composes own with the fleet document doc (nil: none) and applies
+// the result; fleetSide says which of the two is being changed (for the
+// paths of errors). It returns the composition that runs. Called with mu
+// held.
+//
+// Everything that can refuse the configuration runs first, and a refusal
+// changes nothing:
+//
+//  1. compose: own + the document's part for this node (name clashes);
+//  2. resolve: every field validated, defaults applied (config.Resolve);
+//  3. this node: interfaces, VIP devices, TLS files, the subnets of the
+//     fleet's VIPs (checkNode, checkSubnets);
+//  4. tracking.Prepare: the trackers' and notify programs exist and are
+//     safe to run;
+//  5. balancer.Prepare: every virtual server against the backend, their
+//     programs;
+//  6. the expected generation;
+//  7. instances.Prepare: the plan; the source address and GARP senders of
+//     every instance to start.
+//
+// A dry run stops there. Then, in this order:
+//
+//  8. the own configuration is persisted (Persist);
+//  9. instances.Stop: removed and restarted instances hand over and stop
+//     (their STOP notify commands are queued);
+//  10. instances.Update: in-place changes;
+//  11. tracking.Commit: trackers, sync groups and notify commands;
+//  12. instances.Start: added and restarted instances, each with the
+//     trackers' verdict (tracking.Initial);
+//  13. tracking.Attach: the loop follows the running instances;
+//  14. balancer.Commit: checks and the backend (cancellable through ctx);
+//  15. the generation, the state file, the running snapshot, the event.
+func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool, opts ApplyOptions) (ApplyResult, composed, error) {
 	if a.ctx.Err() != nil {
 		return ApplyResult{}, composed{}, ErrShutdown
 	}
-	if e := opts.ExpectedGeneration; e != nil && *e != a.gen {
+	cur := a.running.Load()
+	comp, err := compose(own, doc, fleetSide)
+	if err != nil {
+		return ApplyResult{}, composed{}, err
+	}
+	want, err := config.Resolve(comp.cfg)
+	if err != nil {
+		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	}
+	if err := checkNode(a.host, want); err != nil {
+		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	}
+	if comp.nLocal < len(want.Instances) {
+		if err := checkSubnets(a.host, want, comp.nLocal); err != nil {
+			return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+		}
+	}
+	trackCh, err := a.track.Prepare(want)
+	if err != nil {
+		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	}
+	lbCh, err := a.lb.Prepare(want)
+	if err != nil {
+		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	}
+	if e := opts.ExpectedGeneration; e != nil && *e != cur.generation {
 		return ApplyResult{}, composed{}, fmt.Errorf("expected generation %d, running %d: get the configuration again and retry: %w",
-			*e, a.gen, ErrGenerationMismatch)
+			*e, cur.generation, ErrGenerationMismatch)
 	}
-	var running []config.Instance
-	for _, in := range a.instances {
-		running = append(running, in.cfg)
+	vrrpCh, err := a.vrrp.Prepare(want.Instances)
+	if err != nil {
+		return ApplyResult{}, composed{}, err
 	}
-	plan := Diff(running, want.Instances)
-	res := ApplyResult{Plan: plan, Generation: a.gen, Hash: a.hash}
-	byName := map[string]config.Instance{}
-	for _, in := range want.Instances {
-		byName[in.VRRP.Name] = in
-	}
-
-	// Pre-flight everything that will start before changing anything.
-	var start []string
-	stop := append([]string(nil), plan.Removed...)
-	for _, c := range plan.Changed {
-		if c.Restart {
-			start = append(start, c.Name)
-			stop = append(stop, c.Name)
-		}
-	}
-	start = append(start, plan.Added...)
-	ready := map[string]prepared{}
-	var errs []error
-	for _, name := range start {
-		p, err := a.prepare(byName[name])
-		if err != nil {
-			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
-		}
-		ready[name] = p
-	}
-	if err := errors.Join(errs...); err != nil {
-		return ApplyResult{}, composed{}, fmt.Errorf("nothing applied: %w", err)
-	}
+	hash := config.Hash(comp.cfg)
+	res := ApplyResult{Plan: vrrpCh.Plan, Generation: cur.generation, Hash: cur.hash}
 	if opts.DryRun {
 		return res, comp, nil
 	}
-	if opts.Persist && a.cfgFile != "" && ConfigHash(local) != ConfigHash(a.local) {
-		if err := writeConfigFile(a.cfgFile, local, a.gen+1); err != nil {
+	if opts.Persist && a.cfgFile != "" && config.Hash(own) != config.Hash(cur.own) {
+		if err := writeConfigFile(a.cfgFile, own, cur.generation+1); err != nil {
 			return ApplyResult{}, composed{}, fmt.Errorf("nothing applied: persisting the configuration: %w", err)
 		}
 	}
 
-	a.stopInstances(ctx, stop)
-	inPlace := slices.Clone(plan.Unchanged) // a sync group joined or left changes them too
-	for _, c := range plan.Changed {
-		if !c.Restart {
-			inPlace = append(inPlace, c.Name)
-		}
-	}
-	for _, name := range inPlace {
-		in := a.instances[name]
-		next := byName[name]
-		next.VRRP.Primary = in.cfg.VRRP.Primary
-		if !proto.Equal(in.cfg.Spec, next.Spec) || in.cfg.VRRP.Gated != next.VRRP.Gated {
-			in.runner.Update(runnerConfig(next))
-		}
-		in.cfg = next
-	}
-	a.reconcileTracking(want, cmds)
-	for _, name := range start {
-		p := ready[name]
-		p.notify = cmds.notify[name]
-		if err := a.startInstance(p); err != nil {
-			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
-		}
-	}
-	a.setNotifySpecs(cmds)
-	a.closeNotifiers()
-	a.linkTracking()
-	if err := a.reconcileBalancer(want, lbCmds); err != nil {
+	a.vrrp.Stop(ctx, vrrpCh)
+	a.vrrp.Update(vrrpCh)
+	a.track.Commit(trackCh)
+	var errs []error
+	if err := a.vrrp.Start(vrrpCh); err != nil {
 		errs = append(errs, err)
 	}
-	if hash != a.hash {
-		a.gen++
-		a.hash = hash
+	runners := map[string]tracking.Runner{}
+	for _, in := range a.vrrp.Snapshot().List() {
+		runners[in.Name()] = in.Runner()
 	}
-	a.raw, a.cfg, a.local = raw, want, local
-	a.fleetNames = comp.fleetNames()
+	a.track.Attach(runners)
+	if err := a.lb.Commit(ctx, lbCh); err != nil {
+		errs = append(errs, err)
+	}
+
+	next := *cur
+	if hash != cur.hash {
+		next.generation++
+		next.hash = hash
+	}
+	next.own, next.composed, next.resolved = own, comp.cfg, want
+	next.fleetNames = comp.fleetNames()
+	a.running.Store(&next)
 	a.events.SetNode(want.Name)
-	if err := a.saveState(); err != nil {
+	if err := a.state.save(next.generation, next.hash, next.maintenance); err != nil {
 		errs = append(errs, err)
 	}
-	res.Generation, res.Hash, res.Applied = a.gen, a.hash, true
+	res.Generation, res.Hash, res.Applied = next.generation, next.hash, true
 	a.events.Append(&haav1.Event{Kind: &haav1.Event_ConfigApplied{ConfigApplied: &haav1.ConfigApplied{
-		Generation: a.gen, Hash: a.hash, Plan: PlanProto(plan)}}})
-	a.log.Info("configuration applied", "generation", a.gen, "added", plan.Added, "removed", plan.Removed,
-		"changed", changeNames(plan.Changed), "unchanged", len(plan.Unchanged))
-	a.published()
+		Generation: next.generation, Hash: next.hash, Plan: planProto(res.Plan)}}})
+	p := res.Plan
+	a.log.Info("configuration applied", "generation", next.generation, "added", p.Added, "removed", p.Removed,
+		"changed", changeNames(p.Changed), "unchanged", len(p.Unchanged), "virtual_servers", len(want.VirtualServers))
+	a.fleet.Published()
 	return res, comp, errors.Join(errs...)
 }
 
-func changeNames(cs []Change) []string {
+func changeNames(cs []config.Change) []string {
 	out := make([]string, len(cs))
 	for i, c := range cs {
 		out[i] = c.Name
@@ -351,49 +388,233 @@ func changeNames(cs []Change) []string {
 	return out
 }
 
-func runnerConfig(c config.Instance) vrrp.RunnerConfig {
-	return vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
-		Peers: c.Peers, Checksum: c.Checksum, GARP: c.GARP}
+// FleetApplyOptions qualify an ApplyFleet.
+type FleetApplyOptions struct {
+	// DryRun validates, checks against this node and plans only.
+	DryRun bool
+	// Hold stores and runs the document without offering it to peers.
+	Hold bool
+	// Source says where the document comes from, for the event: "api",
+	// "gossip from NODE".
+	Source string
+	// Adopt is catching up from a peer: a document of the stored
+	// generation with a higher hash replaces the stored one (two applies
+	// raced: every node settles on the same one) instead of being refused.
+	Adopt bool
 }
 
-// prepared is an instance whose node-dependent parts are resolved.
-type prepared struct {
-	cfg    config.Instance
-	ann    announcer
-	notify *notify.Spec
+// FleetApplyResult is the outcome of an ApplyFleet.
+type FleetApplyResult struct {
+	ApplyResult
+	// Node is this node's name.
+	Node string
+	// FleetGeneration is the generation stored after the call.
+	FleetGeneration uint64
+	// Instances are the document's instances this node runs.
+	Instances []string
 }
 
-// prepare resolves what an instance needs from this node (its source
-// address, GARP senders) without changing anything that runs.
-func (a *Agent) prepare(c config.Instance) (prepared, error) {
-	if !c.VRRP.Primary.IsValid() {
-		p, err := primaryAddr(c.Interface, a.allVIPs(c))
-		if err != nil {
-			return prepared{}, err
-		}
-		c.VRRP.Primary = p
+// ApplyFleet stores a fleet document and runs this node's part of it: the
+// instances, trackers and sync groups that name the node, composed with
+// the node's own configuration. Nothing else changes. An invalid document,
+// or one whose part cannot run here, changes nothing (a *config.Error
+// with the document's paths); so does an older one (ErrFleetStale) or
+// another one of the same generation (ErrFleetConflict). Generation 0
+// means the next one.
+func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetApplyOptions) (FleetApplyResult, error) {
+	if err := config.ValidateFleet(doc); err != nil {
+		return FleetApplyResult{}, err
 	}
-	ann, err := a.announcer(c)
+	doc = proto.Clone(doc).(*haav1.Fleet)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cur := a.running.Load()
+	if cur.own == nil {
+		return FleetApplyResult{}, ErrNotStarted
+	}
+	name := cur.resolved.Name
+	stored, _ := a.fleet.Stored()
+	storedGen := stored.GetGeneration()
+	adm, err := a.fleet.Admit(doc, opts.Adopt, name)
 	if err != nil {
-		return prepared{}, err
+		return FleetApplyResult{}, err
 	}
-	return prepared{cfg: c, ann: ann}, nil
+	doc.Generation = adm.Generation
+	if adm.Same && fleetHash(a.vrrp.Snapshot(), cur.fleetNames) == config.FleetNodeHash(doc, name) {
+		// Already running: only the hold may change.
+		names := slices.Clone(cur.fleetNames)
+		res := FleetApplyResult{ApplyResult: ApplyResult{Plan: config.Plan{Unchanged: names}, Generation: cur.generation,
+			Hash: cur.hash, Applied: !opts.DryRun}, Node: name, FleetGeneration: storedGen, Instances: names}
+		if opts.DryRun {
+			return res, nil
+		}
+		a.fleet.ClearPending(doc.Generation)
+		return res, a.fleet.Hold(opts.Hold)
+	}
+	res, comp, err := a.apply(ctx, cur.own, doc, true, ApplyOptions{DryRun: opts.DryRun})
+	names := comp.fleetNames()
+	out := FleetApplyResult{ApplyResult: res, Node: name, FleetGeneration: storedGen, Instances: names}
+	if opts.DryRun || !res.Applied {
+		return out, err
+	}
+	out.FleetGeneration = doc.Generation
+	if serr := a.fleet.Store(doc, opts.Hold); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	src := opts.Source
+	if src == "" {
+		src = "api"
+	}
+	a.events.Append(&haav1.Event{Kind: &haav1.Event_FleetApplied{FleetApplied: &haav1.FleetApplied{
+		Generation: doc.Generation, Source: src, Plan: planProto(res.Plan)}}})
+	a.log.Info("fleet document applied", "fleet_generation", doc.Generation, "source", src, "held", opts.Hold,
+		"instances", names)
+	return out, err
+}
+
+// adopter is the agent as the fleet's Applier: a peer's newer document.
+type adopter Agent
+
+func (ad *adopter) AdoptFleet(ctx context.Context, doc *haav1.Fleet, from string) (bool, error) {
+	res, err := (*Agent)(ad).ApplyFleet(ctx, doc, FleetApplyOptions{Source: "gossip from " + from, Adopt: true})
+	return res.Applied, err
+}
+
+// fleetHash is the hash of the fleet instances running.
+func fleetHash(snap *instances.Snapshot, names []string) string {
+	var specs []*haav1.Instance
+	for _, name := range names {
+		if in := snap.Get(name); in != nil {
+			specs = append(specs, in.Config.Spec)
+		}
+	}
+	return config.InstancesHash(specs)
+}
+
+// StartGossip joins the fleet (see fleet.Node.Start). api is where the
+// node's API listens (for haactl). Call it once, after the first Apply.
+func (a *Agent) StartGossip(cfg *haav1.Gossip, api string, opts ...fleet.GossipOption) error {
+	return a.fleet.Start(cfg, api, (*adopter)(a), opts...)
+}
+
+// Maintenance is the node's maintenance mode: while enabled no instance
+// becomes master.
+type Maintenance struct {
+	Enabled bool      `json:"enabled"`
+	Until   time.Time `json:"until,omitzero"` // zero: until turned off
+}
+
+// SetMaintenance turns maintenance on (every master hands over, no instance
+// becomes master) or off. A ttl > 0 turns it off by itself after ttl. It is
+// kept in the state file and survives a restart.
+func (a *Agent) SetMaintenance(on bool, ttl time.Duration) (Maintenance, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ctx.Err() != nil {
+		return Maintenance{}, ErrShutdown
+	}
+	return a.setMaintenance(on, ttl)
+}
+
+// setMaintenance is SetMaintenance with mu held.
+func (a *Agent) setMaintenance(on bool, ttl time.Duration) (Maintenance, error) {
+	m := Maintenance{Enabled: on}
+	if on && ttl > 0 {
+		m.Until = time.Now().Add(ttl)
+	}
+	next := *a.running.Load()
+	next.maintenance = m
+	a.running.Store(&next)
+	a.vrrp.Hold(on)
+	a.armMaintenanceTTL(m)
+	a.fleet.Published()
+	err := a.state.save(next.generation, next.hash, m)
+	a.log.Info("maintenance", "enabled", on, "until", m.Until)
+	a.events.Append(&haav1.Event{Kind: &haav1.Event_MaintenanceChanged{MaintenanceChanged: &haav1.MaintenanceChanged{
+		Maintenance: maintenanceProto(m)}}})
+	return m, err
+}
+
+// armMaintenanceTTL ends maintenance m at its deadline, replacing the
+// timer of an earlier one. Called with mu held (or from New).
+func (a *Agent) armMaintenanceTTL(m Maintenance) {
+	if a.maintTimer != nil {
+		a.maintTimer.Stop()
+		a.maintTimer = nil
+	}
+	if !m.Enabled || m.Until.IsZero() {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(time.Until(m.Until), func() {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if a.maintTimer != t || a.ctx.Err() != nil {
+			return // replaced, or the agent stopped
+		}
+		a.maintTimer = nil
+		if _, err := a.setMaintenance(false, 0); err != nil {
+			a.log.Error("ending maintenance", "err", err)
+		}
+	})
+	a.maintTimer = t
+}
+
+// Shutdown stops the agent: every master sends a priority-0 advert and
+// removes its addresses (backups take over after the skew time), the
+// virtual servers are removed, the last notify commands (STOP) run, and
+// the node leaves the fleet. It returns ctx's error if that took longer.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.mu.Lock()
+	if a.ctx.Err() != nil {
+		a.mu.Unlock()
+		return nil // already shut down
+	}
+	a.cancel() // Apply refuses from now on; the link monitor stops
+	if a.maintTimer != nil {
+		a.maintTimer.Stop()
+		a.maintTimer = nil
+	}
+	a.mu.Unlock()
+	err := a.closeSubsystems(ctx)
+	a.wg.Wait()
+	return err
+}
+
+// closeSubsystems closes the subsystems in the order that lets each hand
+// over: instances (their STOP transitions), the balancer, tracking (the
+// groups' STOP), the notify commands, then the fleet (the last summary
+// says no instance runs).
+func (a *Agent) closeSubsystems(ctx context.Context) error {
+	var errs []error
+	if a.vrrp != nil {
+		errs = append(errs, a.vrrp.Close(ctx))
+	}
+	errs = append(errs, a.lb.Close(ctx), a.track.Close(ctx), a.notify.Close(ctx))
+	if a.fleet != nil {
+		a.fleet.Close()
+	}
+	if c, ok := a.host.(interface{ Close() error }); ok {
+		errs = append(errs, c.Close())
+	}
+	return errors.Join(errs...)
 }
 
 // checkNode reports configuration that cannot run on this node.
-func checkNode(c *config.Agent) error {
+func checkNode(h Host, c *config.Agent) error {
 	var fields []config.FieldError
+	exists := func(name string) bool {
+		_, err := h.Link(name)
+		return err == nil
+	}
 	for i, in := range c.Instances {
-		if _, err := net.InterfaceByName(in.Interface); err != nil {
+		if !exists(in.Interface) {
 			fields = append(fields, config.FieldError{
 				Path: fmt.Sprintf("instances[%d].interface", i),
 				Msg:  fmt.Sprintf("no interface %q on this node", in.Interface)})
 		}
 		for k, v := range in.VIPs {
-			if v.Dev == "" {
-				continue
-			}
-			if _, err := net.InterfaceByName(v.Dev); err != nil {
+			if v.Dev != "" && !exists(v.Dev) {
 				fields = append(fields, config.FieldError{
 					Path: fmt.Sprintf("instances[%d].vips[%d]", i, k),
 					Msg:  fmt.Sprintf("no interface %q on this node", v.Dev)})
@@ -419,428 +640,21 @@ func checkNode(c *config.Agent) error {
 	return nil
 }
 
-func (a *Agent) stopInstances(ctx context.Context, names []string) {
-	var wg sync.WaitGroup
-	for _, name := range names {
-		in := a.instances[name]
-		if in == nil {
-			continue
-		}
-		delete(a.instances, name)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := in.runner.Shutdown(ctx); err != nil {
-				a.log.Warn("instance did not stop in time", "instance", name, "err", err)
-			}
-			a.releaseIface(in)
-		}()
-	}
-	wg.Wait()
-}
-
-func (a *Agent) startInstance(p prepared) (err error) {
-	c := p.cfg
-	ifc, err := a.acquireIface(c.Interface)
-	if err != nil {
+// CheckCommands resolves every program of a configuration on this node
+// (trackers' scripts, notify commands, the virtual servers' notify and exec
+// check commands): each must exist and be safe to run (script.Secure).
+// Every problem is reported with its field path.
+func CheckCommands(c *config.Agent) error {
+	_, err := tracking.ResolveCommands(c)
+	var fields []config.FieldError
+	if ce, ok := err.(*config.Error); ok {
+		fields = ce.Fields
+	} else if err != nil {
 		return err
 	}
-	joined := false
-	defer func() {
-		if err != nil {
-			if joined {
-				_ = ifc.conn.LeaveGroup(c.Group)
-			}
-			a.releaseIfaceRef(ifc)
-		}
-	}()
-	set := &vipSet{m: a.vips, iface: c.Interface, vips: c.VIPs}
-	// Restart safety: addresses left by a crashed agent are removed until
-	// the protocol makes this node master again.
-	if err := set.Del(); err != nil {
-		return fmt.Errorf("removing stale virtual addresses: %w", err)
+	_, lb := balancer.ResolveCommands(c) // the virtual servers' notify and exec commands
+	if fields = append(fields, lb...); len(fields) > 0 {
+		return &config.Error{Fields: fields}
 	}
-	for _, v := range c.VIPs {
-		if v.Dev != "" {
-			promoteSecondaries(v.Dev, a.log)
-		}
-	}
-	if len(c.Peers) == 0 {
-		if err := ifc.conn.JoinGroup(c.Group); err != nil {
-			return err
-		}
-		joined = true
-	}
-	timer, err := vrrp.NewPreciseTimer()
-	if err != nil {
-		return err
-	}
-	offset, fault, groupFault := a.initialVerdict(c.VRRP.Name)
-	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer), vrrp.WithTrack(offset, fault, groupFault)}
-	if a.maint.Enabled {
-		ropts = append(ropts, vrrp.WithHold())
-	}
-	nt := a.notifiers[c.VRRP.Name]
-	if nt == nil {
-		nt = &notifier{queue: notify.NewQueue(a.notifyDone)}
-		a.notifiers[c.VRRP.Name] = nt
-	}
-	nt.setSpec(p.notify) // before it runs: its first transition has commands too
-	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, p.ann, a.log, a.noticeFunc(c, nt), ropts...)
-	// Attach before reading the link state: a change in between reaches
-	// the runner as an event instead of being lost.
-	if err := ifc.demux.Add(r); err != nil {
-		timer.Close()
-		return err
-	}
-	up, err := linkUp(c.Interface)
-	if err != nil {
-		ifc.demux.Remove(c.VRRP.VRID)
-		timer.Close()
-		return err
-	}
-	a.instances[c.VRRP.Name] = &instance{cfg: c, runner: r,
-		segment: segmentOf(c.Interface, c.VRRP.Primary), definition: config.Definition(c.Spec),
-		notifier: nt, initOffset: offset, initFault: fault}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		r.Run(a.ctx, up)
-	}()
 	return nil
-}
-
-// allVIPs returns every VIP address of the configuration being applied and
-// the running one, so none is mistaken for the interface's own address.
-func (a *Agent) allVIPs(c config.Instance) map[netip.Addr]bool {
-	m := map[netip.Addr]bool{}
-	add := func(in config.Instance) {
-		for _, v := range in.VIPs {
-			m[v.Prefix.Addr()] = true
-		}
-	}
-	add(c)
-	for _, in := range a.instances {
-		add(in.cfg)
-	}
-	return m
-}
-
-func (a *Agent) acquireIface(name string) (*iface, error) {
-	a.ifmu.Lock()
-	defer a.ifmu.Unlock()
-	if ifc := a.ifaces[name]; ifc != nil {
-		ifc.refs++
-		return ifc, nil
-	}
-	conn, err := vrrp.ListenIPv4(name)
-	if err != nil {
-		return nil, err
-	}
-	promoteSecondaries(name, a.log)
-	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, a.log), refs: 1, done: make(chan struct{})}
-	go func() {
-		defer close(ifc.done)
-		if err := ifc.demux.Serve(conn); err != nil {
-			a.log.Error("VRRP receive loop stopped", "iface", name, "err", err)
-		}
-	}()
-	a.ifaces[name] = ifc
-	return ifc, nil
-}
-
-func (a *Agent) releaseIface(in *instance) {
-	a.ifmu.RLock()
-	ifc := a.ifaces[in.cfg.Interface]
-	a.ifmu.RUnlock()
-	if ifc == nil {
-		return
-	}
-	ifc.demux.Remove(in.cfg.VRRP.VRID)
-	if len(in.cfg.Peers) == 0 {
-		_ = ifc.conn.LeaveGroup(in.cfg.Group)
-	}
-	a.releaseIfaceRef(ifc)
-}
-
-func (a *Agent) releaseIfaceRef(ifc *iface) {
-	a.ifmu.Lock()
-	ifc.refs--
-	last := ifc.refs == 0
-	if last {
-		delete(a.ifaces, ifc.name)
-	}
-	a.ifmu.Unlock()
-	if last {
-		ifc.conn.Close()
-		<-ifc.done
-	}
-}
-
-// announcer returns the GARP sender of an instance: each VIP is announced on
-// the device it lives on.
-//
-// Called with a.mu held, as every user of a.garps.
-func (a *Agent) announcer(c config.Instance) (announcer, error) {
-	ann := announcer{}
-	for _, v := range c.VIPs {
-		dev := v.Device(c.Interface)
-		s := a.garps[dev]
-		if s == nil {
-			var err error
-			if s, err = garp.Open(dev); err != nil {
-				return nil, fmt.Errorf("gratuitous ARP on %s: %w", dev, err)
-			}
-			a.garps[dev] = s
-		}
-		ann[v.Prefix.Addr()] = s
-	}
-	return ann, nil
-}
-
-// announcer maps each VIP to the sender of its device.
-type announcer map[netip.Addr]*garp.Sender
-
-func (m announcer) Announce(addr netip.Addr) error {
-	s := m[addr]
-	if s == nil {
-		return fmt.Errorf("no gratuitous ARP sender for %s", addr)
-	}
-	return s.Announce(addr)
-}
-
-// promoteSecondaries makes the kernel keep the other addresses of a subnet
-// when one is removed (as keepalived does): without it, removing a VIP that
-// became the subnet's primary address takes the other VIPs with it.
-func promoteSecondaries(name string, log *slog.Logger) {
-	p := "/proc/sys/net/ipv4/conf/" + name + "/promote_secondaries"
-	if err := os.WriteFile(p, []byte("1"), 0o644); err != nil {
-		log.Warn("cannot enable promote_secondaries: removing one VIP may briefly remove others of its subnet", "iface", name, "err", err)
-	}
-}
-
-// Shutdown stops every instance: masters send a priority-0 advert and
-// remove their addresses, so backups take over after the skew time.
-func (a *Agent) Shutdown(ctx context.Context) error {
-	a.mu.Lock()
-	if a.ctx.Err() != nil {
-		a.mu.Unlock()
-		return nil // already shut down
-	}
-	names := make([]string, 0, len(a.instances))
-	for n := range a.instances {
-		names = append(names, n)
-	}
-	a.stopInstances(ctx, names)
-	a.closeNotifiers()
-	lbErr := a.stopBalancer(ctx)
-	a.stopTracking(ctx)
-	a.cancel() // Apply refuses from now on; the fleet loops stop
-	a.mu.Unlock()
-	a.stopGossip() // without a.mu: the fleet loops may be waiting for it
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	done := make(chan struct{})
-	go func() {
-		a.wg.Wait()
-		a.tracking.twg.Wait()
-		a.tracking.notifyWG.Wait() // the STOP notify commands
-		a.balancer.lwg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for instances to stop: %w", ctx.Err())
-	}
-	for dev, s := range a.garps {
-		s.Close()
-		delete(a.garps, dev)
-	}
-	return errors.Join(ctx.Err(), lbErr, a.vips.Close())
-}
-
-// InstanceStatus is what the agent knows about one instance.
-type InstanceStatus struct {
-	Config config.Instance
-	Status vrrp.Status
-	Stats  *vrrp.Stats
-	// Trackers are the instance's trackers (its own, then its sync
-	// group's) and what each does to it now.
-	Trackers  []TrackerView
-	SyncGroup string
-	// Notifies are the latest notify commands of the instance and its
-	// group, oldest first.
-	Notifies []NotifyRecord
-}
-
-// status returns an instance's status. Called with a.mu held.
-func (a *Agent) status(in *instance) InstanceStatus {
-	st := InstanceStatus{Config: in.cfg, Status: in.runner.Status(), Stats: in.runner.Stats()}
-	st.Trackers, st.SyncGroup, st.Notifies = a.trackingStatus(in.cfg.VRRP.Name)
-	return st
-}
-
-// Instances returns every running instance's status, by name.
-func (a *Agent) Instances() []InstanceStatus {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]InstanceStatus, 0, len(a.instances))
-	for _, in := range a.instances {
-		out = append(out, a.status(in))
-	}
-	sortByName(out)
-	return out
-}
-
-// InterfaceDrops returns, per interface, the packets dropped before an
-// instance could be found (malformed, unknown VRID), by reason.
-func (a *Agent) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 {
-	a.ifmu.RLock()
-	defer a.ifmu.RUnlock()
-	out := map[string]map[vrrp.DropReason]uint64{}
-	for name, ifc := range a.ifaces {
-		m := map[vrrp.DropReason]uint64{}
-		for _, r := range vrrp.DropReasons() {
-			if n := ifc.demux.Stats().Drops(r); n > 0 {
-				m[r] = n
-			}
-		}
-		out[name] = m
-	}
-	return out
-}
-
-// watchLinks follows link state through netlink events and tells the
-// instances on an interface when it goes down or comes back. The
-// subscription is renewed if netlink drops it (e.g. ENOBUFS), with a full
-// resync, for as long as the agent runs.
-func (a *Agent) watchLinks() error {
-	ch, err := a.subscribeLinks()
-	if err != nil {
-		return fmt.Errorf("subscribing to link changes: %w", err)
-	}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		last := map[string]bool{}
-		for {
-			for u := range ch {
-				a.linkUpdate(u, last)
-			}
-			// The channel closed: shut down, or netlink dropped us.
-			for a.ctx.Err() == nil {
-				if ch, err = a.subscribeLinks(); err == nil {
-					a.log.Warn("link monitor restarted")
-					clear(last)
-					break
-				}
-				select {
-				case <-a.ctx.Done():
-				case <-time.After(time.Second):
-				}
-			}
-			if a.ctx.Err() != nil {
-				return
-			}
-		}
-	}()
-	return nil
-}
-
-func (a *Agent) subscribeLinks() (chan netlink.LinkUpdate, error) {
-	ch := make(chan netlink.LinkUpdate, 256)
-	err := netlink.LinkSubscribeWithOptions(ch, a.ctx.Done(), netlink.LinkSubscribeOptions{
-		ListExisting:      true,
-		ReceiveBufferSize: 1 << 20,
-		ErrorCallback: func(err error) {
-			if a.ctx.Err() == nil { // closing the socket at shutdown is not news
-				a.log.Error("link monitor", "err", err)
-			}
-		},
-	})
-	return ch, err
-}
-
-// linkUpdate hands a link change to the instances of that interface. A
-// deleted interface counts as down: its socket is bound to the old one, so
-// the instances stay in FAULT until haad is restarted.
-func (a *Agent) linkUpdate(u netlink.LinkUpdate, last map[string]bool) {
-	attrs := u.Attrs()
-	up := isUp(attrs) && u.Header.Type != unix.RTM_DELLINK
-	a.linkChanged(attrs.Name, up)
-	a.ifmu.RLock()
-	ifc := a.ifaces[attrs.Name]
-	a.ifmu.RUnlock()
-	if ifc != nil && attrs.Index != ifc.conn.Index() {
-		if up {
-			a.log.Error("interface was deleted and created again: its instances stay in FAULT; restart haad to use the new one",
-				"iface", attrs.Name)
-		}
-		up = false
-	}
-	if prev, seen := last[attrs.Name]; seen && prev == up {
-		return
-	}
-	last[attrs.Name] = up
-	if ifc == nil {
-		return
-	}
-	a.log.Info("link state", "iface", attrs.Name, "up", up)
-	ifc.demux.Each(func(r *vrrp.Runner) { r.Link(up) })
-}
-
-func isUp(attrs *netlink.LinkAttrs) bool {
-	return attrs.Flags&net.FlagUp != 0 && attrs.RawFlags&unix.IFF_RUNNING != 0
-}
-
-func linkUp(name string) (bool, error) {
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		return false, fmt.Errorf("interface %s: %w", name, err)
-	}
-	return isUp(l.Attrs()), nil
-}
-
-// primaryAddr returns the first IPv4 address of the interface that is not a
-// VIP: the source of adverts and the tie-breaker.
-func primaryAddr(name string, vips map[netip.Addr]bool) (netip.Addr, error) {
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("interface %s: %w", name, err)
-	}
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		return netip.Addr{}, fmt.Errorf("addresses of %s: %w", name, err)
-	}
-	for _, ad := range addrs {
-		ip, ok := netip.AddrFromSlice(ad.IP.To4())
-		if ok && !vips[ip] && ad.Flags&unix.IFA_F_SECONDARY == 0 {
-			return ip, nil
-		}
-	}
-	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address of its own: add one or set sourceAddress", name)
-}
-
-// vipSet adds and removes one instance's VIPs.
-type vipSet struct {
-	m     *vip.Manager
-	iface string
-	vips  []vip.VIP
-}
-
-func (s *vipSet) Add() error {
-	var errs []error
-	for _, v := range s.vips {
-		errs = append(errs, s.m.Add(s.iface, v))
-	}
-	return errors.Join(errs...)
-}
-
-func (s *vipSet) Del() error {
-	var errs []error
-	for _, v := range s.vips {
-		errs = append(errs, s.m.Del(s.iface, v))
-	}
-	return errors.Join(errs...)
 }

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/vishvananda/netlink"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/haa-dev/haa/node/config"
@@ -158,11 +157,18 @@ func (c composed) repath(err error, fleetSide bool) error {
 	return out
 }
 
-// checkSubnets reports the fleet instances' VIPs that lie outside every
-// subnet of the device they go on: on a fleet, where one document serves
-// many nodes, such a VIP is almost always a typo or the wrong node. (A
-// node's own file may still put a VIP anywhere, as keepalived allows.)
-func checkSubnets(want *config.Agent, from int, vips map[netip.Addr]bool) error {
+// checkSubnets reports the fleet instances' VIPs (instances from on) that
+// lie outside every subnet of the device they go on: on a fleet, where one
+// document serves many nodes, such a VIP is almost always a typo or the
+// wrong node. (A node's own file may still put a VIP anywhere, as
+// keepalived allows.)
+func checkSubnets(h Host, want *config.Agent, from int) error {
+	vips := map[netip.Addr]bool{}
+	for _, in := range want.Instances {
+		for _, v := range in.VIPs {
+			vips[v.Prefix.Addr()] = true
+		}
+	}
 	var fields []config.FieldError
 	subnets := map[string][]netip.Prefix{}
 	for i := from; i < len(want.Instances); i++ {
@@ -171,7 +177,7 @@ func checkSubnets(want *config.Agent, from int, vips map[netip.Addr]bool) error 
 			dev := v.Device(in.Interface)
 			nets, ok := subnets[dev]
 			if !ok {
-				nets = deviceSubnets(dev, vips)
+				nets = deviceSubnets(h, dev, vips)
 				subnets[dev] = nets
 			}
 			addr := v.Prefix.Addr()
@@ -198,12 +204,12 @@ func checkSubnets(want *config.Agent, from int, vips map[netip.Addr]bool) error 
 
 // deviceSubnets returns the IPv4 networks of a device's own addresses (not
 // VIPs); none when the device is missing (checkNode reports that).
-func deviceSubnets(dev string, vips map[netip.Addr]bool) []netip.Prefix {
-	addrs, _ := ipv4Addrs(dev)
+func deviceSubnets(h Host, dev string, vips map[netip.Addr]bool) []netip.Prefix {
+	addrs, _ := h.Addrs(dev)
 	var out []netip.Prefix
-	for _, p := range addrs {
-		if !vips[p.Addr()] {
-			out = append(out, p.Masked())
+	for _, a := range addrs {
+		if !vips[a.Prefix.Addr()] {
+			out = append(out, a.Prefix.Masked())
 		}
 	}
 	return out
@@ -215,40 +221,4 @@ func joinPrefixes(ps []netip.Prefix) string {
 		s[i] = p.String()
 	}
 	return strings.Join(s, ", ")
-}
-
-// segmentOf returns the network of addr on the interface (e.g.
-// 10.77.0.0/24): the segment an instance's adverts reach. Invalid when the
-// address is not on the interface.
-func segmentOf(iface string, addr netip.Addr) netip.Prefix {
-	addrs, _ := ipv4Addrs(iface)
-	for _, p := range addrs {
-		if p.Addr() == addr {
-			return p.Masked()
-		}
-	}
-	return netip.Prefix{}
-}
-
-// ipv4Addrs returns a device's IPv4 addresses with their prefix lengths,
-// secondary ones included, in the kernel's order.
-func ipv4Addrs(dev string) ([]netip.Prefix, error) {
-	l, err := netlink.LinkByName(dev)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", dev, err)
-	}
-	addrs, err := netlink.AddrList(l, netlink.FAMILY_V4)
-	if err != nil {
-		return nil, fmt.Errorf("addresses of %s: %w", dev, err)
-	}
-	out := make([]netip.Prefix, 0, len(addrs))
-	for _, ad := range addrs {
-		ip, ok := netip.AddrFromSlice(ad.IP.To4())
-		if !ok {
-			continue
-		}
-		ones, _ := ad.Mask.Size()
-		out = append(out, netip.PrefixFrom(ip, ones))
-	}
-	return out, nil
 }

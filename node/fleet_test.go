@@ -3,7 +3,6 @@ package node
 import (
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/haa-dev/haa/node/config"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
@@ -58,37 +57,5 @@ func TestComposeAndRepath(t *testing.T) {
 	if _, err := compose(local, doc, false); err == nil || config.Fields(err)[0].Path != "instances[0].name" ||
 		!strings.Contains(err.Error(), "fleet document") {
 		t.Fatalf("name clash, local side: %v", err)
-	}
-}
-
-func TestNewerDocument(t *testing.T) {
-	a, b := parseDoc(t, testDoc), parseDoc(t, strings.Replace(testDoc, "lb1: 100", "lb1: 90", 1))
-	a.Generation, b.Generation = 3, 3
-	if newer(a, a) {
-		t.Fatal("a document is newer than itself")
-	}
-	if newer(a, b) == newer(b, a) {
-		t.Fatal("two documents of one generation: exactly one must win")
-	}
-	b.Generation = 4
-	if !newer(b, a) || newer(a, b) || !newer(a, nil) {
-		t.Fatal("a higher generation must win")
-	}
-}
-
-func TestIssuesMustLast(t *testing.T) {
-	sb := &haav1.FleetIssue{Kind: &haav1.FleetIssue_SplitBrain{SplitBrain: &haav1.SplitBrain{Segment: "10.77.0.0/24", Vrid: 51}}}
-	since := map[string]time.Time{}
-	t0 := time.Unix(1000, 0)
-	if got := lasting([]*haav1.FleetIssue{sb}, since, t0); len(got) != 0 {
-		t.Fatal("reported at once")
-	}
-	if got := lasting([]*haav1.FleetIssue{sb}, since, t0.Add(issueGrace)); len(got) != 1 {
-		t.Fatal("not reported after the grace")
-	}
-	// Gone once: the clock starts again.
-	lasting(nil, since, t0.Add(issueGrace+time.Second))
-	if got := lasting([]*haav1.FleetIssue{sb}, since, t0.Add(issueGrace+2*time.Second)); len(got) != 0 {
-		t.Fatal("a new occurrence reported at once")
 	}
 }

@@ -5,24 +5,20 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 // Errors of SetLogLevel (test with errors.Is).
 var (
 	// ErrUnknownLogLevel: the level is none of LogLevels.
 	ErrUnknownLogLevel = errors.New("unknown log level")
-	// ErrLogLevelFixed: the agent was built without WithLogLevel, so its
-	// logger's level cannot change at runtime.
+	// ErrLogLevelFixed: the LogLevel has no LevelVar, so the logger's
+	// level cannot change at runtime.
 	ErrLogLevelFixed = errors.New("the log level of this agent cannot change at runtime")
 )
 
 // LogLevels are the level names SetLogLevel takes, most verbose first.
 var LogLevels = []string{"debug", "info", "warn", "error"}
-
-// WithLogLevel gives the agent the level of its logger (the LevelVar its
-// handler was built with), so that SetLogLevel changes it and Node reports
-// it.
-func WithLogLevel(lv *slog.LevelVar) Option { return func(a *Agent) { a.level = lv } }
 
 // ParseLogLevel parses one of LogLevels (any case).
 func ParseLogLevel(s string) (slog.Level, error) {
@@ -56,37 +52,55 @@ func LogLevelName(l slog.Level) string {
 	return strings.ToLower(l.String())
 }
 
-// logLevel is the name of the level now, "" without WithLogLevel.
-func (a *Agent) logLevel() string {
-	if a.level == nil {
-		return ""
-	}
-	return LogLevelName(a.level.Level())
+// LogLevel is the level of haad's logger, which changes at runtime
+// (haactl log-level). It is separate from the agent: the logger is haad's.
+type LogLevel struct {
+	v   *slog.LevelVar // nil: the level cannot change
+	log *slog.Logger
+	mu  sync.Mutex // one Set at a time
 }
 
-// SetLogLevel changes the level of the agent's logger now (until the
-// process ends or the next call) and returns the previous one. level is one
-// of LogLevels; anything else is ErrUnknownLogLevel.
-func (a *Agent) SetLogLevel(level string) (previous string, err error) {
+// NewLogLevel returns the level of log, whose handler was built with v.
+// A nil v makes a level that cannot change (Set returns
+// ErrLogLevelFixed).
+func NewLogLevel(v *slog.LevelVar, log *slog.Logger) *LogLevel {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &LogLevel{v: v, log: log}
+}
+
+// Level is the name of the level now, "" if it cannot change.
+func (l *LogLevel) Level() string {
+	if l == nil || l.v == nil {
+		return ""
+	}
+	return LogLevelName(l.v.Level())
+}
+
+// Set changes the level now (until the process ends or the next call) and
+// returns the previous one. level is one of LogLevels; anything else is
+// ErrUnknownLogLevel.
+func (l *LogLevel) Set(level string) (previous string, err error) {
 	lv, err := ParseLogLevel(level)
 	if err != nil {
 		return "", err
 	}
-	if a.level == nil {
+	if l == nil || l.v == nil {
 		return "", ErrLogLevelFixed
 	}
-	a.levelMu.Lock()
-	defer a.levelMu.Unlock()
-	prev := a.level.Level()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	prev := l.v.Level()
 	// Say it at whichever of the two levels is the more verbose, so that
 	// an info line shows whether logging becomes quieter or louder.
 	msg := []any{"level", LogLevelName(lv), "previous", LogLevelName(prev)}
 	if lv < prev {
-		a.level.Set(lv)
-		a.log.Info("log level changed", msg...)
+		l.v.Set(lv)
+		l.log.Info("log level changed", msg...)
 	} else {
-		a.log.Info("log level changed", msg...)
-		a.level.Set(lv)
+		l.log.Info("log level changed", msg...)
+		l.v.Set(lv)
 	}
 	return LogLevelName(prev), nil
 }

@@ -2,13 +2,11 @@ package node
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // lockedBuffer is a log destination safe for concurrent writes.
@@ -29,41 +27,27 @@ func (b *lockedBuffer) String() string {
 	return b.b.String()
 }
 
-func newLevelAgent(t *testing.T, opts ...Option) *Agent {
-	t.Helper()
-	a, err := New(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
-	return a
-}
-
-func TestSetLogLevel(t *testing.T) {
+func TestSet(t *testing.T) {
 	var lv slog.LevelVar
 	logs := &lockedBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: &lv}))
-	a := newLevelAgent(t, WithLogger(log), WithLogLevel(&lv))
-	if got := a.Node().LogLevel; got != "info" {
-		t.Fatalf("Node().LogLevel %q, want info", got)
+	a := NewLogLevel(&lv, log)
+	if got := a.Level(); got != "info" {
+		t.Fatalf("Level() %q, want info", got)
 	}
 
 	log.Debug("before")
-	prev, err := a.SetLogLevel("debug")
+	prev, err := a.Set("debug")
 	if err != nil || prev != "info" {
-		t.Fatalf("SetLogLevel(debug): %q, %v; want previous info", prev, err)
+		t.Fatalf("Set(debug): %q, %v; want previous info", prev, err)
 	}
 	log.Debug("after")
-	if got := a.Node().LogLevel; got != "debug" {
-		t.Errorf("Node().LogLevel %q, want debug", got)
+	if got := a.Level(); got != "debug" {
+		t.Errorf("Level() %q, want debug", got)
 	}
 	// Quieter: the change itself is still logged (at the level before it).
-	if prev, err = a.SetLogLevel("ERROR"); err != nil || prev != "debug" {
-		t.Fatalf("SetLogLevel(ERROR): %q, %v; want previous debug", prev, err)
+	if prev, err = a.Set("ERROR"); err != nil || prev != "debug" {
+		t.Fatalf("Set(ERROR): %q, %v; want previous debug", prev, err)
 	}
 	log.Warn("hidden")
 	out := logs.String()
@@ -78,9 +62,9 @@ func TestSetLogLevel(t *testing.T) {
 		}
 	}
 
-	_, err = a.SetLogLevel("verbose")
+	_, err = a.Set("verbose")
 	if !errors.Is(err, ErrUnknownLogLevel) || !strings.Contains(err.Error(), "debug, info, warn, error") {
-		t.Errorf("SetLogLevel(verbose): %v, want ErrUnknownLogLevel naming the levels", err)
+		t.Errorf("Set(verbose): %v, want ErrUnknownLogLevel naming the levels", err)
 	}
 	if lv.Level() != slog.LevelError {
 		t.Errorf("a refused level changed the level to %v", lv.Level())
@@ -88,12 +72,12 @@ func TestSetLogLevel(t *testing.T) {
 }
 
 func TestSetLogLevelFixed(t *testing.T) {
-	a := newLevelAgent(t, WithLogger(slog.New(slog.DiscardHandler)))
-	if got := a.Node().LogLevel; got != "" {
-		t.Errorf("Node().LogLevel %q without WithLogLevel, want empty", got)
+	a := NewLogLevel(nil, slog.New(slog.DiscardHandler))
+	if got := a.Level(); got != "" {
+		t.Errorf("Level() %q without a LevelVar, want empty", got)
 	}
-	if _, err := a.SetLogLevel("debug"); !errors.Is(err, ErrLogLevelFixed) {
-		t.Errorf("SetLogLevel without WithLogLevel: %v, want ErrLogLevelFixed", err)
+	if _, err := a.Set("debug"); !errors.Is(err, ErrLogLevelFixed) {
+		t.Errorf("Set without a LevelVar: %v, want ErrLogLevelFixed", err)
 	}
 }
 

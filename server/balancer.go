@@ -6,21 +6,21 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/balancer"
 	"github.com/haa-dev/haa/node/config"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// BalancerCore is what the load-balancing calls need of the agent;
-// *node.Agent implements it. A Core without it answers Unimplemented.
+// BalancerCore is what the load-balancing calls need of the agent; its
+// *balancer.Balancer implements it.
 type BalancerCore interface {
-	VirtualServers(ctx context.Context) ([]*haav1.VirtualServerStatus, string)
-	SetRealServer(vs, rs string, act node.RealServerAction) (*haav1.RealServerStatus, error)
+	VirtualServers(ctx context.Context) ([]balancer.VirtualServer, string)
+	SetRealServer(ctx context.Context, vs, rs string, act balancer.RealServerAction) (balancer.RealServer, error)
 }
 
 func (s *Server) balancer() (BalancerCore, error) {
-	if b, ok := s.core.(BalancerCore); ok {
-		return b, nil
+	if s.lb != nil {
+		return s.lb, nil
 	}
 	return nil, status.Error(codes.Unimplemented, "this agent has no load balancer")
 }
@@ -32,11 +32,15 @@ func (s *Server) ListVirtualServers(ctx context.Context, _ *haav1.ListVirtualSer
 		return nil, err
 	}
 	vss, backend := b.VirtualServers(ctx)
-	return &haav1.ListVirtualServersResponse{VirtualServers: vss, Backend: backend}, nil
+	out := &haav1.ListVirtualServersResponse{Backend: backend}
+	for _, vs := range vss {
+		out.VirtualServers = append(out.VirtualServers, virtualServerProto(vs))
+	}
+	return out, nil
 }
 
 // SetRealServer drains, enables or re-weights one real server.
-func (s *Server) SetRealServer(_ context.Context, req *haav1.SetRealServerRequest) (*haav1.SetRealServerResponse, error) {
+func (s *Server) SetRealServer(ctx context.Context, req *haav1.SetRealServerRequest) (*haav1.SetRealServerResponse, error) {
 	b, err := s.balancer()
 	if err != nil {
 		return nil, err
@@ -47,7 +51,7 @@ func (s *Server) SetRealServer(_ context.Context, req *haav1.SetRealServerReques
 	if req.GetRealServer() == "" {
 		return nil, invalidArgument("real_server", "required: the real server's ADDR:PORT")
 	}
-	var act node.RealServerAction
+	var act balancer.RealServerAction
 	switch a := req.GetAction().(type) {
 	case *haav1.SetRealServerRequest_Drain:
 		if !a.Drain {
@@ -68,9 +72,9 @@ func (s *Server) SetRealServer(_ context.Context, req *haav1.SetRealServerReques
 	default:
 		return nil, invalidArgument("action", "set one of drain, enable or weight")
 	}
-	rs, err := b.SetRealServer(req.GetVirtualServer(), req.GetRealServer(), act)
+	rs, err := b.SetRealServer(ctx, req.GetVirtualServer(), req.GetRealServer(), act)
 	if err != nil {
 		return nil, s.status(err)
 	}
-	return &haav1.SetRealServerResponse{RealServer: rs}, nil
+	return &haav1.SetRealServerResponse{RealServer: realServerProto(rs)}, nil
 }

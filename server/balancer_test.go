@@ -3,60 +3,60 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/balancer"
+	"github.com/haa-dev/haa/node/lvs"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-var _ BalancerCore = (*node.Agent)(nil)
-
 type rsCall struct {
 	vs, rs string
-	act    node.RealServerAction
+	act    balancer.RealServerAction
 }
 
 // lbState is the fake core's load balancer.
 type lbState struct {
-	vss   []*haav1.VirtualServerStatus
+	vss   []balancer.VirtualServer
 	sets  []rsCall
 	setFn func(vs, rs string) error
 }
 
-func (f *fakeCore) VirtualServers(context.Context) ([]*haav1.VirtualServerStatus, string) {
+func (f *fakeCore) VirtualServers(context.Context) ([]balancer.VirtualServer, string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.lb.vss, "nftables"
 }
 
-func (f *fakeCore) SetRealServer(vs, rs string, act node.RealServerAction) (*haav1.RealServerStatus, error) {
+func (f *fakeCore) SetRealServer(_ context.Context, vs, rs string, act balancer.RealServerAction) (balancer.RealServer, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.lb.sets = append(f.lb.sets, rsCall{vs, rs, act})
 	if f.lb.setFn != nil {
 		if err := f.lb.setFn(vs, rs); err != nil {
-			return nil, err
+			return balancer.RealServer{}, err
 		}
 	}
-	out := &haav1.RealServerStatus{Address: rs, Programmed: true, Drained: act.Drain}
+	out := balancer.RealServer{Addr: netip.MustParseAddrPort(rs), Programmed: true, Drained: act.Drain, Override: -1}
 	if act.Weight != nil {
-		out.Weight = uint32(*act.Weight)
+		out.Weight = *act.Weight
 	}
 	return out, nil
 }
 
 func TestLoadBalancerAPI(t *testing.T) {
 	core := newFakeCore()
-	core.lb.vss = []*haav1.VirtualServerStatus{{Name: "web", Address: "10.0.0.1:80", Protocol: "tcp"}}
+	core.lb.vss = []balancer.VirtualServer{{Name: "web", Key: lvs.Key{Addr: netip.MustParseAddrPort("10.0.0.1:80"), Proto: lvs.TCP}}}
 	core.lb.setFn = func(vs, rs string) error {
 		switch {
 		case vs != "web":
-			return fmt.Errorf("virtual server %q: %w", vs, node.ErrNoVirtualServer)
+			return fmt.Errorf("virtual server %q: %w", vs, balancer.ErrNoVirtualServer)
 		case rs != "10.0.1.1:80":
-			return fmt.Errorf("virtual server web has no real server %q: %w", rs, node.ErrNoRealServer)
+			return fmt.Errorf("virtual server web has no real server %q: %w", rs, balancer.ErrNoRealServer)
 		}
 		return nil
 	}

@@ -3,23 +3,37 @@ package server
 import (
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/balancer"
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/fleet"
+	"github.com/haa-dev/haa/node/notify"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
+
+// The agent's domain types to their API form: the one place they are
+// converted for responses.
+
+func timestamp(t time.Time) *timestamppb.Timestamp {
+	if t.IsZero() {
+		return nil
+	}
+	return timestamppb.New(t)
+}
 
 func nodeProto(n node.NodeInfo, now time.Time) *haav1.Node {
 	out := &haav1.Node{
 		Name:             n.Name,
 		Version:          n.Version,
-		LogLevel:         n.LogLevel,
 		ConfigGeneration: n.Generation,
 		ConfigHash:       n.Hash,
 		ListenAddresses:  n.Listen,
-		Maintenance:      node.MaintenanceProto(n.Maintenance),
+		Maintenance:      maintenanceProto(n.Maintenance),
 		Pid:              int32(n.Pid),
 		LbBackend:        n.LBBackend,
 		LbBackendReason:  n.LBReason,
@@ -32,6 +46,32 @@ func nodeProto(n node.NodeInfo, now time.Time) *haav1.Node {
 	return out
 }
 
+func maintenanceProto(m node.Maintenance) *haav1.Maintenance {
+	return &haav1.Maintenance{Enabled: m.Enabled, Until: timestamp(m.Until)}
+}
+
+func planProto(p config.Plan) *haav1.Plan {
+	out := &haav1.Plan{Added: p.Added, Removed: p.Removed, Unchanged: p.Unchanged}
+	for _, c := range p.Changed {
+		out.Changed = append(out.Changed, &haav1.InstanceChange{Name: c.Name, Fields: c.Fields, Restart: c.Restart})
+	}
+	return out
+}
+
+func stateProto(s vrrp.State) haav1.State {
+	switch s {
+	case vrrp.Init:
+		return haav1.State_STATE_INIT
+	case vrrp.Backup:
+		return haav1.State_STATE_BACKUP
+	case vrrp.Master:
+		return haav1.State_STATE_MASTER
+	case vrrp.Fault:
+		return haav1.State_STATE_FAULT
+	}
+	return haav1.State_STATE_UNSPECIFIED
+}
+
 func instanceProto(in node.InstanceStatus) *haav1.InstanceStatus {
 	c, st := in.Config, in.Status
 	out := &haav1.InstanceStatus{
@@ -39,7 +79,7 @@ func instanceProto(in node.InstanceStatus) *haav1.InstanceStatus {
 		Interface:          c.Interface,
 		Vrid:               uint32(c.VRRP.VRID),
 		Version:            uint32(c.VRRP.Version),
-		State:              node.StateProto(st.State),
+		State:              stateProto(st.State),
 		ConfiguredPriority: uint32(c.VRRP.Priority),
 		EffectivePriority:  uint32(st.Priority),
 		VipError:           st.VIPError,
@@ -66,27 +106,34 @@ func instanceProto(in node.InstanceStatus) *haav1.InstanceStatus {
 	if !st.LastChange.IsZero() {
 		out.LastTransition = &haav1.Transition{
 			Time:  timestamppb.New(st.LastChange),
-			From:  node.StateProto(st.LastFrom),
-			To:    node.StateProto(st.State),
+			From:  stateProto(st.LastFrom),
+			To:    stateProto(st.State),
 			Cause: string(st.LastCause),
 		}
 	}
 	if st.State == vrrp.Fault {
 		out.FaultReason = st.FaultReason
 	}
-	out.SyncGroup = in.SyncGroup
-	for _, t := range in.Trackers {
-		ts := &haav1.TrackerStatus{Name: t.Name, Kind: t.Kind, State: node.TrackerStateProto(t.OK),
-			Weight: int32(t.Weight), Contribution: int32(t.Delta), Fault: t.Fault, Detail: t.Detail, ViaSyncGroup: t.ViaGroup}
-		if !t.Since.IsZero() {
-			ts.Since = timestamppb.New(t.Since)
+	out.SyncGroup = in.Tracking.SyncGroup
+	for _, t := range in.Tracking.Trackers {
+		state := haav1.TrackerState_TRACKER_STATE_FAILED
+		if t.OK {
+			state = haav1.TrackerState_TRACKER_STATE_OK
 		}
-		out.Trackers = append(out.Trackers, ts)
+		out.Trackers = append(out.Trackers, &haav1.TrackerStatus{Name: t.Name, Kind: string(t.Kind), State: state,
+			Weight: int32(t.Weight), Contribution: int32(t.Delta), Fault: t.Fault, Detail: t.Detail, ViaSyncGroup: t.ViaGroup,
+			Since: timestamp(t.Since)})
 	}
-	for _, r := range in.Notifies {
-		out.NotifyResults = append(out.NotifyResults, node.NotifyProto(r))
+	for _, r := range in.Tracking.Notifies {
+		out.NotifyResults = append(out.NotifyResults, notifyProto(r))
 	}
 	return out
+}
+
+func notifyProto(r notify.Record) *haav1.NotifyResult {
+	return &haav1.NotifyResult{Time: timestamp(r.Time), Type: r.Type, Name: r.Name, State: r.State,
+		Command: r.Command, ExitCode: int32(r.Exit), Duration: durationpb.New(r.Duration), Output: r.Output,
+		Error: r.Err, Seq: r.Seq}
 }
 
 func countersProto(s *vrrp.Stats) *haav1.Counters {
@@ -107,6 +154,67 @@ func countersProto(s *vrrp.Stats) *haav1.Counters {
 			}
 			out.Drops[r.String()] = n
 		}
+	}
+	return out
+}
+
+func virtualServerProto(vs balancer.VirtualServer) *haav1.VirtualServerStatus {
+	out := &haav1.VirtualServerStatus{Name: vs.Name, Scheduler: vs.Scheduler, Forwarding: vs.Forwarding.String(),
+		Up: vs.Up, Quorum: uint32(vs.Quorum), HealthyWeight: uint32(vs.HealthyWeight), SorryActive: vs.SorryActive}
+	if k := vs.Key; k.FWMark != 0 {
+		out.Fwmark = k.FWMark
+	} else {
+		out.Address, out.Protocol = k.Addr.String(), k.Proto.String()
+	}
+	if vs.Sorry.IsValid() {
+		out.SorryServer = vs.Sorry.String()
+	}
+	for _, r := range vs.Reals {
+		out.RealServers = append(out.RealServers, realServerProto(r))
+	}
+	return out
+}
+
+func realServerProto(r balancer.RealServer) *haav1.RealServerStatus {
+	out := &haav1.RealServerStatus{Address: r.Addr.String(), Healthy: r.Healthy, ConfiguredWeight: uint32(r.ConfiguredWeight),
+		Drained: r.Drained, LastResult: r.LastResult, Since: timestamp(r.Since), Check: r.Check,
+		Programmed: r.Programmed, Weight: uint32(r.Weight)}
+	if r.Override >= 0 {
+		out.WeightOverride = proto.Uint32(uint32(r.Override))
+	}
+	if r.Conns != nil {
+		out.ActiveConnections, out.InactiveConnections = proto.Uint64(r.Conns.Active), proto.Uint64(r.Conns.Inactive)
+	}
+	return out
+}
+
+func fleetProto(s fleet.Status) *haav1.GetFleetResponse {
+	out := &haav1.GetFleetResponse{Node: s.Node, Document: s.Document, Issues: s.Issues}
+	if g := s.Gossip; g != nil {
+		out.Gossip = &haav1.GossipStats{BytesSent: g.BytesSent, BytesReceived: g.BytesReceived, Rejected: g.Rejected,
+			Since: timestamp(g.Since), Alive: uint32(g.Alive), SplitBrains: g.SplitBrains}
+	}
+	age := func(d time.Duration) *durationpb.Duration {
+		if d < 0 {
+			return nil
+		}
+		return durationpb.New(d)
+	}
+	for _, m := range s.Members {
+		mp := &haav1.Member{Name: m.Name, GossipAddress: m.GossipAddress, ApiAddress: m.APIAddress, State: m.State,
+			Version: m.Version, ConfigGeneration: m.ConfigGeneration, ConfigHash: m.ConfigHash,
+			FleetGeneration: m.FleetGeneration, FleetHash: m.FleetHash, ExpectedFleetHash: m.ExpectedFleetHash,
+			Updated: timestamp(m.Updated), Age: age(m.Age), StateSince: timestamp(m.StateSince)}
+		if h := m.Health; h != nil {
+			mp.Health = &haav1.NodeHealth{Healthy: h.Healthy, Maintenance: h.Maintenance, Problems: h.Problems}
+		}
+		out.Members = append(out.Members, mp)
+	}
+	for _, in := range s.Instances {
+		out.Instances = append(out.Instances, &haav1.FleetInstanceStatus{Node: in.Node, Name: in.Name,
+			Interface: in.Interface, Vrid: in.VRID, Segment: in.Segment, State: in.State, Priority: in.Priority,
+			Vips: in.VIPs, Generation: in.Generation, FleetGeneration: in.FleetGeneration,
+			Updated: timestamp(in.Updated), Age: age(in.Age), FromFleet: in.FromFleet})
 	}
 	return out
 }

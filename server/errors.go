@@ -12,7 +12,10 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/balancer"
 	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/fleet"
+	"github.com/haa-dev/haa/node/instances"
 )
 
 // maxInMessage is how many field problems the status message names; the
@@ -34,25 +37,25 @@ func (s *Server) status(err error) error {
 	switch {
 	case errors.Is(err, config.ErrInvalid):
 		return invalidConfig(err)
-	case errors.Is(err, node.ErrGenerationMismatch), errors.Is(err, node.ErrFleetStale),
-		errors.Is(err, node.ErrFleetConflict):
+	case errors.Is(err, node.ErrGenerationMismatch), errors.Is(err, config.ErrFleetStale),
+		errors.Is(err, config.ErrFleetConflict):
 		code = codes.FailedPrecondition
-	case errors.Is(err, node.ErrNotStarted):
+	case errors.Is(err, fleet.ErrNotStarted):
 		code = codes.Unavailable
-	case errors.Is(err, node.ErrNotFound), errors.Is(err, node.ErrNoVirtualServer), errors.Is(err, node.ErrNoRealServer):
+	case errors.Is(err, instances.ErrNotFound), errors.Is(err, balancer.ErrNoVirtualServer), errors.Is(err, balancer.ErrNoRealServer):
 		code = codes.NotFound
-	case errors.Is(err, node.ErrBadWeight):
+	case errors.Is(err, balancer.ErrBadWeight):
 		code = codes.InvalidArgument
-	case errors.Is(err, node.ErrNotMaster):
+	case errors.Is(err, instances.ErrNotMaster):
 		code = codes.FailedPrecondition
-	case errors.Is(err, node.ErrNoTakeover):
+	case errors.Is(err, instances.ErrNoTakeover):
 		code = codes.DeadlineExceeded
 	case errors.Is(err, node.ErrEventsLost):
 		code = codes.OutOfRange
 		msg += ": the events in between are lost; fetch the state again (ListInstances) and watch without since_seq"
 	case errors.Is(err, node.ErrFutureEvent):
 		code = codes.InvalidArgument
-	case errors.Is(err, node.ErrShutdown):
+	case errors.Is(err, fleet.ErrStopped), errors.Is(err, balancer.ErrClosed):
 		code = codes.Unavailable
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled

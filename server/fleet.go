@@ -4,15 +4,16 @@ import (
 	"context"
 	"log/slog"
 
+	"github.com/haa-dev/haa/node/fleet"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 
 	"github.com/haa-dev/haa/node"
 )
 
-// FleetCore is what FleetService needs of the agent; *node.Agent
-// implements it.
+// FleetCore is what FleetService needs of the agent: its view of the fleet
+// and the apply of a fleet document; *node.Agent implements it.
 type FleetCore interface {
-	FleetStatus() *haav1.GetFleetResponse
+	FleetStatus() fleet.Status
 	ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts node.FleetApplyOptions) (node.FleetApplyResult, error)
 }
 
@@ -36,7 +37,7 @@ func NewFleet(core FleetCore, log *slog.Logger) *Fleet {
 
 // GetFleet returns the fleet as this node sees it through gossip.
 func (f *Fleet) GetFleet(context.Context, *haav1.GetFleetRequest) (*haav1.GetFleetResponse, error) {
-	return f.core.FleetStatus(), nil
+	return fleetProto(f.core.FleetStatus()), nil
 }
 
 // ApplyFleet stores a fleet document and runs this node's part of it.
@@ -48,7 +49,7 @@ func (f *Fleet) ApplyFleet(ctx context.Context, req *haav1.ApplyFleetRequest) (*
 	res, err := f.core.ApplyFleet(context.WithoutCancel(ctx), req.GetDocument(), node.FleetApplyOptions{
 		DryRun: req.GetDryRun(), Hold: req.GetHold(), Source: "api",
 	})
-	out := &haav1.ApplyFleetResponse{Node: res.Node, Plan: node.PlanProto(res.Plan), Generation: res.Generation, Hash: res.Hash,
+	out := &haav1.ApplyFleetResponse{Node: res.Node, Plan: planProto(res.Plan), Generation: res.Generation, Hash: res.Hash,
 		FleetGeneration: res.FleetGeneration, Applied: res.Applied, Instances: res.Instances}
 	if err != nil && res.Applied {
 		return nil, f.errs.partial(err, out, "fleet generation %d applied, but", res.FleetGeneration)

@@ -53,7 +53,7 @@ func TestUnixSocket(t *testing.T) {
 	}
 
 	// A second agent on the same socket is refused; the first keeps it.
-	_, err = Listen(New(newFakeCore(), nil), nil, a.socket, slog.New(slog.DiscardHandler))
+	_, err = Listen(newServer(newFakeCore(), nil), nil, a.socket, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "another process serves on it") {
 		t.Fatalf("second Listen: %v", err)
 	}
@@ -82,7 +82,7 @@ func TestStaleSocketIsReplaced(t *testing.T) {
 	if _, err := os.Stat(path); err != nil {
 		t.Fatal(err)
 	}
-	l, err := Listen(New(newFakeCore(), nil), nil, path, slog.New(slog.DiscardHandler))
+	l, err := Listen(newServer(newFakeCore(), nil), nil, path, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatalf("Listen over a stale socket: %v", err)
 	}
@@ -102,7 +102,7 @@ func TestSocketPathProblems(t *testing.T) {
 		"relative.sock":                          "must be an absolute path",
 		"/" + strings.Repeat("x", 120) + ".sock": "at most 107",
 	} {
-		_, err := Listen(New(newFakeCore(), nil), nil, path, slog.New(slog.DiscardHandler))
+		_, err := Listen(newServer(newFakeCore(), nil), nil, path, slog.New(slog.DiscardHandler))
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Listen(%s): %v, want %q", path, err, want)
 		}
@@ -365,7 +365,7 @@ func TestTLSWithoutClientCA(t *testing.T) {
 func TestTLSFilesMissing(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "haa.sock")
-	_, err := Listen(New(newFakeCore(), nil), &haav1.ApiConfig{Tcp: &haav1.TcpListener{Listen: "127.0.0.1:0",
+	_, err := Listen(newServer(newFakeCore(), nil), &haav1.ApiConfig{Tcp: &haav1.TcpListener{Listen: "127.0.0.1:0",
 		Tls: &haav1.Tls{CertFile: filepath.Join(dir, "no.crt"), KeyFile: filepath.Join(dir, "no.key")}}},
 		socket, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "api.tcp.tls: loading certFile") {

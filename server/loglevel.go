@@ -12,18 +12,19 @@ import (
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// LogLevelCore is what SetLogLevel needs of the agent; *node.Agent
-// implements it. A Core without it answers Unimplemented.
+// LogLevelCore is haad's log level (*node.LogLevel).
 type LogLevelCore interface {
-	// SetLogLevel sets one of node.LogLevels and returns the previous
-	// level's name.
-	SetLogLevel(level string) (previous string, err error)
+	// Level is the level's name now ("" if it cannot change).
+	Level() string
+	// Set sets one of node.LogLevels and returns the previous level's
+	// name.
+	Set(level string) (previous string, err error)
 }
 
 // SetLogLevel changes the agent's log level now.
 func (s *Server) SetLogLevel(_ context.Context, req *haav1.SetLogLevelRequest) (*haav1.SetLogLevelResponse, error) {
-	lc, ok := s.core.(LogLevelCore)
-	if !ok {
+	lc := s.level
+	if lc == nil {
 		return nil, status.Error(codes.Unimplemented, "this agent's log level cannot change at runtime")
 	}
 	allowed := strings.Join(node.LogLevels, ", ")
@@ -34,7 +35,7 @@ func (s *Server) SetLogLevel(_ context.Context, req *haav1.SetLogLevelRequest) (
 	if err != nil {
 		return nil, invalidArgument("level", err.Error())
 	}
-	prev, err := lc.SetLogLevel(req.GetLevel())
+	prev, err := lc.Set(req.GetLevel())
 	switch { // the level was parsed above: ErrUnknownLogLevel cannot come back
 	case errors.Is(err, node.ErrLogLevelFixed):
 		return nil, status.Error(codes.Unimplemented, err.Error())

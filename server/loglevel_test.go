@@ -15,8 +15,6 @@ import (
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-var _ LogLevelCore = (*node.Agent)(nil)
-
 // levelCore is a fake core whose log level can change.
 type levelCore struct {
 	*fakeCore
@@ -24,7 +22,13 @@ type levelCore struct {
 	calls []string
 }
 
-func (c *levelCore) SetLogLevel(level string) (string, error) {
+func (c *levelCore) Level() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return node.LogLevelName(c.lv.Level())
+}
+
+func (c *levelCore) Set(level string) (string, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.calls = append(c.calls, level)
@@ -61,7 +65,6 @@ func TestSetLogLevel(t *testing.T) {
 			t.Errorf("level %q: violations %v", bad, v)
 		}
 	}
-	core.do(func() { core.info.LogLevel = "warn" })
 	n, err := client.GetNode(ctx, &haav1.GetNodeRequest{})
 	if err != nil || n.GetNode().GetLogLevel() != "warn" {
 		t.Fatalf("GetNode: %v, %v; want log_level warn", n, err)
@@ -85,7 +88,7 @@ func serveCore(t *testing.T, core Core) haav1.AgentServiceClient {
 	t.Helper()
 	log := slog.New(slog.DiscardHandler)
 	socket := filepath.Join(t.TempDir(), "haa.sock")
-	l, err := Listen(New(core, log), nil, socket, log)
+	l, err := Listen(newServer(core, log), nil, socket, log)
 	if err != nil {
 		t.Fatal(err)
 	}

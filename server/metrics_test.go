@@ -61,7 +61,7 @@ func listenWithMetrics(t *testing.T, core *fakeCore, api *haav1.ApiConfig) (*Lis
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	socket := filepath.Join(t.TempDir(), "haa.sock")
-	l, err := Listen(New(core, log), api, socket, log, WithAPIMetrics(m))
+	l, err := Listen(newServer(core, log), api, socket, log, WithAPIMetrics(m))
 	if err != nil {
 		t.Fatal(err)
 	}

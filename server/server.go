@@ -30,17 +30,38 @@ type Core interface {
 	ConfigState() (cfg *haav1.AgentConfig, gen uint64, hash string)
 	Apply(ctx context.Context, cfg *haav1.AgentConfig, opts node.ApplyOptions) (node.ApplyResult, error)
 	Events() *node.EventLog
-	Failover(ctx context.Context, name string, timeout time.Duration) (netip.Addr, error)
 	SetMaintenance(on bool, ttl time.Duration) (node.Maintenance, error)
 }
 
-// Server implements haav1.AgentServiceServer over a Core.
+// FailoverCore hands an instance's mastership over; the agent's VRRP
+// instances (*instances.Set) implement it.
+type FailoverCore interface {
+	Failover(ctx context.Context, name string, timeout time.Duration) (netip.Addr, error)
+}
+
+// Deps are the parts of the agent the API serves. Agent is required; a
+// nil part makes its calls Unimplemented (FleetService is then not
+// served).
+type Deps struct {
+	Agent    Core
+	Failover FailoverCore
+	Balancer BalancerCore
+	Fleet    FleetCore
+	LogLevel LogLevelCore
+	// Log: nil means slog.Default().
+	Log *slog.Logger
+}
+
+// Server implements haav1.AgentServiceServer over the agent's parts.
 type Server struct {
 	haav1.UnimplementedAgentServiceServer
 
-	core  Core
-	log   *slog.Logger
-	fleet *Fleet // FleetService, when core implements FleetCore
+	core     Core
+	failover FailoverCore
+	lb       BalancerCore
+	level    LogLevelCore
+	log      *slog.Logger
+	fleet    *Fleet // FleetService, when Deps.Fleet is set
 
 	// closing ends the event streams when the API stops: a graceful stop
 	// would otherwise wait for watchers that never leave.
@@ -50,14 +71,15 @@ type Server struct {
 
 var _ haav1.AgentServiceServer = (*Server)(nil)
 
-// New returns the AgentService of core. A nil log means slog.Default().
-func New(core Core, log *slog.Logger) *Server {
-	if log == nil {
-		log = slog.Default()
+// New returns the AgentService (and FleetService) of the agent's parts.
+func New(d Deps) *Server {
+	if d.Log == nil {
+		d.Log = slog.Default()
 	}
-	s := &Server{core: core, log: log, closing: make(chan struct{})}
-	if fc, ok := core.(FleetCore); ok {
-		s.fleet = NewFleet(fc, log)
+	s := &Server{core: d.Agent, failover: d.Failover, lb: d.Balancer, level: d.LogLevel, log: d.Log,
+		closing: make(chan struct{})}
+	if d.Fleet != nil {
+		s.fleet = NewFleet(d.Fleet, d.Log)
 	}
 	return s
 }
@@ -67,7 +89,11 @@ func (s *Server) close() { s.closeOnce.Do(func() { close(s.closing) }) }
 
 // GetNode returns the agent's identity and configuration state.
 func (s *Server) GetNode(context.Context, *haav1.GetNodeRequest) (*haav1.GetNodeResponse, error) {
-	return &haav1.GetNodeResponse{Node: nodeProto(s.core.Node(), time.Now())}, nil
+	n := nodeProto(s.core.Node(), time.Now())
+	if s.level != nil {
+		n.LogLevel = s.level.Level()
+	}
+	return &haav1.GetNodeResponse{Node: n}, nil
 }
 
 // ListInstances returns every instance, by name.
@@ -112,7 +138,7 @@ func (s *Server) ApplyConfig(ctx context.Context, req *haav1.ApplyConfigRequest)
 		ExpectedGeneration: req.ExpectedGeneration,
 		Persist:            true,
 	})
-	out := &haav1.ApplyConfigResponse{Plan: node.PlanProto(res.Plan), Generation: res.Generation, Hash: res.Hash, Applied: res.Applied}
+	out := &haav1.ApplyConfigResponse{Plan: planProto(res.Plan), Generation: res.Generation, Hash: res.Hash, Applied: res.Applied}
 	if err != nil && res.Applied {
 		// The configuration runs (a new generation), but part of it failed,
 		// e.g. an instance could not start: say both.
@@ -172,7 +198,10 @@ func (s *Server) Failover(ctx context.Context, req *haav1.FailoverRequest) (*haa
 		}
 		timeout = t.AsDuration()
 	}
-	addr, err := s.core.Failover(ctx, req.GetInstance(), timeout)
+	if s.failover == nil {
+		return nil, status.Error(codes.Unimplemented, "this agent cannot hand mastership over")
+	}
+	addr, err := s.failover.Failover(ctx, req.GetInstance(), timeout)
 	if err != nil {
 		return nil, s.status(err)
 	}
@@ -192,7 +221,7 @@ func (s *Server) SetMaintenance(_ context.Context, req *haav1.SetMaintenanceRequ
 		ttl = t.AsDuration()
 	}
 	m, err := s.core.SetMaintenance(req.GetEnabled(), ttl)
-	out := &haav1.SetMaintenanceResponse{Maintenance: node.MaintenanceProto(m)}
+	out := &haav1.SetMaintenanceResponse{Maintenance: maintenanceProto(m)}
 	if err != nil {
 		// Maintenance is in effect; keeping it across a restart failed.
 		return nil, s.partial(err, out, "maintenance set (enabled=%t), but", req.GetEnabled())

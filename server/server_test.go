@@ -22,13 +22,31 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/balancer"
 	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/instances"
 	"github.com/haa-dev/haa/node/vip"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-var _ Core = (*node.Agent)(nil)
+var (
+	_ Core         = (*node.Agent)(nil)
+	_ FleetCore    = (*node.Agent)(nil)
+	_ FailoverCore = (*instances.Set)(nil)
+	_ BalancerCore = (*balancer.Balancer)(nil)
+	_ LogLevelCore = (*node.LogLevel)(nil)
+)
+
+// newServer serves a fake core: each part it implements is served.
+func newServer(core Core, log *slog.Logger) *Server {
+	d := Deps{Agent: core, Log: log}
+	d.Failover, _ = core.(FailoverCore)
+	d.Balancer, _ = core.(BalancerCore)
+	d.Fleet, _ = core.(FleetCore)
+	d.LogLevel, _ = core.(LogLevelCore)
+	return New(d)
+}
 
 // fakeCore is a Core that records what it is asked and answers what the
 // test set. Its event log is a real node.EventLog.
@@ -116,7 +134,7 @@ func (f *fakeCore) Apply(ctx context.Context, cfg *haav1.AgentConfig, opts node.
 	if e := opts.ExpectedGeneration; e != nil && *e != f.gen {
 		return node.ApplyResult{}, fmt.Errorf("expected generation %d, running %d: %w", *e, f.gen, node.ErrGenerationMismatch)
 	}
-	res := node.ApplyResult{Plan: node.Plan{Added: []string{"VI_1"}}, Generation: f.gen, Hash: f.hash}
+	res := node.ApplyResult{Plan: config.Plan{Added: []string{"VI_1"}}, Generation: f.gen, Hash: f.hash}
 	if f.applyErr != nil && !f.applyPart {
 		return node.ApplyResult{}, f.applyErr
 	}
@@ -188,7 +206,7 @@ func startAPI(t *testing.T, core *fakeCore, api *haav1.ApiConfig) *testAPI {
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	socket := filepath.Join(t.TempDir(), "run", "haa.sock")
-	l, err := Listen(New(core, log), api, socket, log)
+	l, err := Listen(newServer(core, log), api, socket, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,8 +476,8 @@ func TestErrorMapping(t *testing.T) {
 	}{
 		{fmt.Errorf("x: %w", node.ErrGenerationMismatch), codes.FailedPrecondition},
 		{fmt.Errorf("x: %w", node.ErrNotFound), codes.NotFound},
-		{fmt.Errorf("x: %w", node.ErrNotMaster), codes.FailedPrecondition},
-		{fmt.Errorf("x: %w: %w", node.ErrNoTakeover, context.DeadlineExceeded), codes.DeadlineExceeded},
+		{fmt.Errorf("x: %w", instances.ErrNotMaster), codes.FailedPrecondition},
+		{fmt.Errorf("x: %w: %w", instances.ErrNoTakeover, context.DeadlineExceeded), codes.DeadlineExceeded},
 		{fmt.Errorf("x: %w", node.ErrEventsLost), codes.OutOfRange},
 		{fmt.Errorf("x: %w", node.ErrFutureEvent), codes.InvalidArgument},
 		{fmt.Errorf("x: %w", node.ErrShutdown), codes.Unavailable},
@@ -469,7 +487,7 @@ func TestErrorMapping(t *testing.T) {
 		{fmt.Errorf("nothing applied: %w", &config.Error{Fields: []config.FieldError{{Msg: "doc"}}}), codes.InvalidArgument},
 		{errors.New("disk on fire"), codes.Internal},
 	} {
-		s := New(newFakeCore(), slog.New(slog.DiscardHandler))
+		s := newServer(newFakeCore(), slog.New(slog.DiscardHandler))
 		if got := status.Code(s.status(c.err)); got != c.code {
 			t.Errorf("%v: code %v, want %v", c.err, got, c.code)
 		}
@@ -500,11 +518,11 @@ func TestFailover(t *testing.T) {
 	_, err = a.client.Failover(ctx, &haav1.FailoverRequest{Instance: "VI_1", Timeout: durationpb.New(-time.Second)})
 	wantCode(t, err, codes.InvalidArgument, "timeout")
 
-	core.do(func() { core.failoverErr = fmt.Errorf("instance VI_1 is BACKUP here: %w", node.ErrNotMaster) })
+	core.do(func() { core.failoverErr = fmt.Errorf("instance VI_1 is BACKUP here: %w", instances.ErrNotMaster) })
 	_, err = a.client.Failover(ctx, &haav1.FailoverRequest{Instance: "VI_1"})
 	wantCode(t, err, codes.FailedPrecondition, "BACKUP here")
 	core.do(func() {
-		core.failoverErr = fmt.Errorf("handed over, but within 1s %w: %w", node.ErrNoTakeover, context.DeadlineExceeded)
+		core.failoverErr = fmt.Errorf("handed over, but within 1s %w: %w", instances.ErrNoTakeover, context.DeadlineExceeded)
 	})
 	_, err = a.client.Failover(ctx, &haav1.FailoverRequest{Instance: "VI_1"})
 	wantCode(t, err, codes.DeadlineExceeded, "no other node took over")

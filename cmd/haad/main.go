@@ -121,7 +121,7 @@ func run(args []string, stderr io.Writer) int {
 	if *fleetFile == "" {
 		*fleetFile = filepath.Join(defaultStateDir, "haad-"+nodeName(cfg)+".fleet.json")
 	}
-	opts := []node.Option{node.WithLogger(log), node.WithLogLevel(logLevel), node.WithVersion(version),
+	opts := []node.Option{node.WithLogger(log), node.WithVersion(version),
 		node.WithStateFile(*stateFile), node.WithFleetFile(*fleetFile)}
 	if !src.keepalived {
 		// haactl apply persists what it applies into the file, so that a
@@ -143,11 +143,11 @@ func run(args []string, stderr io.Writer) int {
 	}
 	defer mx.stop()
 	_, err = agent.Apply(context.Background(), cfg, node.ApplyOptions{})
-	if err != nil && agent.HasFleet() {
+	if doc, _ := agent.Fleet().Stored(); err != nil && doc != nil {
 		// The node's own file must run even when the stored fleet
 		// document's part cannot (an interface renamed...): the node then
 		// reports drift until a document that runs arrives.
-		agent.SuspendFleet(err)
+		agent.Fleet().Suspend(err)
 		_, err = agent.Apply(context.Background(), cfg, node.ApplyOptions{})
 	}
 	if err != nil {
@@ -158,7 +158,7 @@ func run(args []string, stderr io.Writer) int {
 		}
 		return exitRuntime
 	}
-	api, served, err := startAPI(agent, cfg, *socket, log, mx.listenOptions()...)
+	api, served, err := startAPI(agent, node.NewLogLevel(logLevel, log), cfg, *socket, log, mx.listenOptions()...)
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		shutdown(agent, *shutdownTimeout, log)
@@ -254,7 +254,7 @@ const apiStopTimeout = 3 * time.Second
 // startAPI serves the API of the running configuration: on its unix socket
 // and, if configured, its TCP listener. The API's settings are read at start
 // only: a change of api takes effect at the next start.
-func startAPI(agent *node.Agent, cfg *haav1.AgentConfig, socket string, log *slog.Logger, opts ...server.ListenOption) (*server.Listeners, <-chan error, error) {
+func startAPI(agent *node.Agent, level *node.LogLevel, cfg *haav1.AgentConfig, socket string, log *slog.Logger, opts ...server.ListenOption) (*server.Listeners, <-chan error, error) {
 	resolved, err := config.Resolve(cfg) // valid: Apply accepted it
 	if err != nil {
 		return nil, nil, err
@@ -262,7 +262,9 @@ func startAPI(agent *node.Agent, cfg *haav1.AgentConfig, socket string, log *slo
 	if socket == "" {
 		socket = resolved.Socket
 	}
-	api, err := server.Listen(server.New(agent, log), cfg.GetApi(), socket, log, opts...)
+	srv := server.New(server.Deps{Agent: agent, Failover: agent.VRRP(), Balancer: agent.Balancer(), Fleet: agent,
+		LogLevel: level, Log: log})
+	api, err := server.Listen(srv, cfg.GetApi(), socket, log, opts...)
 	if err != nil {
 		return nil, nil, fmt.Errorf("cannot serve the API: %w", err)
 	}

@@ -41,7 +41,7 @@ func startMetrics(agent *node.Agent, cfg *haav1.AgentConfig, log *slog.Logger) (
 	if listen == "" {
 		return nil, nil
 	}
-	reg := metrics.NewRegistry(agent)
+	reg := metrics.NewRegistry(metrics.AgentSource(agent))
 	api, err := server.NewAPIMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -55,8 +55,9 @@ func startMetrics(agent *node.Agent, cfg *haav1.AgentConfig, log *slog.Logger) (
 		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ErrorHandling: promhttp.ContinueOnError, // a broken metric must not hide the others
 		Timeout:       10 * time.Second,
-		// Scrapes read the agent's state under its locks: a few at once
-		// at most, whatever the number of scrapers.
+		// A scrape reads the subsystems' snapshots (it never waits for
+		// them) but builds a metric per real server: a few at once at
+		// most, whatever the number of scrapers.
 		MaxRequestsInFlight: 4,
 	}))
 	m := &metricsServer{api: api, url: "http://" + ln.Addr().String() + "/metrics", log: log,

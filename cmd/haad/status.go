@@ -56,7 +56,7 @@ func writeStatus(agent *node.Agent, path string) error {
 		out = append(out, d)
 	}
 	ifaces := map[string]map[string]uint64{}
-	for name, drops := range agent.InterfaceDrops() {
+	for name, drops := range agent.VRRP().InterfaceDrops() {
 		m := map[string]uint64{}
 		for r, n := range drops {
 			m[r.String()] = n

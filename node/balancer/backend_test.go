@@ -1,4 +1,4 @@
-package lvs
+package balancer
 
 import (
 	"context"
@@ -9,13 +9,13 @@ import (
 	"testing"
 
 	"github.com/haa-dev/haa/deploy/lab"
+	"github.com/haa-dev/haa/node/lvs"
 	"github.com/vishvananda/netns"
 )
 
 // fakeIPVS stands in for the IPVS backend.
 type fakeIPVS struct {
-	Backend
-	opts []IPVSOption
+	lvs.Backend
 }
 
 func (*fakeIPVS) Name() string { return "ipvs" }
@@ -28,18 +28,13 @@ func TestChoose(t *testing.T) {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(dir, "missing")
-	oldProc, oldNew, oldLoad := chooseProcIPVS, chooseNewIPVS, chooseLoadIPVS
-	t.Cleanup(func() { chooseProcIPVS, chooseNewIPVS, chooseLoadIPVS = oldProc, oldNew, oldLoad })
-	chooseLoadIPVS = func() {} // never load a module on the host from a test
-	var fake *fakeIPVS
-	chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) {
-		fake = &fakeIPVS{opts: opts}
-		return fake, nil
-	}
+	k := linuxKernel
+	k.loadIPVS = func() {} // never load a module on the host from a test
+	k.newIPVS = func(string) (lvs.Backend, error) { return &fakeIPVS{}, nil }
 
 	// Without root the nftables cases cannot open the backend; in a
 	// namespace they can.
-	nsOpts := func(t *testing.T) []NFTOption {
+	nsOpts := func(t *testing.T) []ChooseOption {
 		lab.Require(t)
 		ns, err := lab.NewNS(lab.UniqueName("lvsch"))
 		if err != nil {
@@ -51,7 +46,7 @@ func TestChoose(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = h.Close() })
-		return []NFTOption{WithNetNS(int(h))}
+		return []ChooseOption{WithNetNS(int(h))}
 	}
 
 	tests := []struct {
@@ -74,12 +69,12 @@ func TestChoose(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			chooseProcIPVS = tt.proc
-			var opts []NFTOption
+			k.procIPVS = tt.proc
+			var opts []ChooseOption
 			if tt.nft {
 				opts = nsOpts(t)
 			}
-			b, reason, err := Choose(tt.requested, opts...)
+			b, reason, err := k.choose(tt.requested, opts...)
 			if tt.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.err) {
 					t.Fatalf("err %v, want %q", err, tt.err)
@@ -113,22 +108,19 @@ func TestChooseIPVSNetNS(t *testing.T) {
 	if err := os.WriteFile(present, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	oldProc, oldNew, oldLoad := chooseProcIPVS, chooseNewIPVS, chooseLoadIPVS
-	t.Cleanup(func() { chooseProcIPVS, chooseNewIPVS, chooseLoadIPVS = oldProc, oldNew, oldLoad })
-	chooseLoadIPVS = func() {} // never load a module on the host from a test
-	chooseProcIPVS = present
-	var got ipvsConfig
-	chooseNewIPVS = func(opts ...IPVSOption) (Backend, error) {
-		for _, o := range opts {
-			o(&got)
-		}
+	k := linuxKernel
+	k.loadIPVS = func() {} // never load a module on the host from a test
+	k.procIPVS = present
+	var got string
+	k.newIPVS = func(netns string) (lvs.Backend, error) {
+		got = netns
 		return nil, errors.New("no IPVS here")
 	}
-	b, _, err := Choose("auto", WithNetNS(7))
+	b, _, err := k.choose("auto", WithNetNS(7))
 	if err == nil || b != nil {
 		t.Fatalf("Choose = %v, %v; want the IPVS error", b, err)
 	}
-	if got.netns != "/proc/self/fd/7" {
-		t.Fatalf("IPVS namespace %q", got.netns)
+	if got != "/proc/self/fd/7" {
+		t.Fatalf("IPVS namespace %q", got)
 	}
 }

@@ -1,4 +1,4 @@
-package node
+package balancer
 
 import (
 	"context"
@@ -123,19 +123,55 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 	}
 }
 
-func lbAgent(t *testing.T, fb *fakeBackend) *Agent {
+// testBalancer is a Balancer and the way the agent drives it.
+type testBalancer struct {
+	*Balancer
+	t *testing.T
+}
+
+func lbAgent(t *testing.T, fb *fakeBackend) *testBalancer {
 	t.Helper()
-	a, err := New(WithBalancerBackend(fb), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := New(Deps{Backend: fb, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = a.Shutdown(ctx)
+		_ = b.Close(ctx)
 	})
-	return a
+	return &testBalancer{b, t}
 }
+
+// Apply prepares and (unless dry) commits a configuration, as the agent's
+// apply does.
+func (b *testBalancer) Apply(ctx context.Context, cfg *haav1.AgentConfig, opts applyOptions) (struct{}, error) {
+	c, err := config.Resolve(cfg)
+	if err != nil {
+		return struct{}{}, err
+	}
+	ch, err := b.Prepare(c)
+	if err != nil || opts.DryRun {
+		return struct{}{}, err
+	}
+	return struct{}{}, b.Commit(ctx, ch)
+}
+
+// Shutdown closes the balancer, as the agent's does.
+func (b *testBalancer) Shutdown(ctx context.Context) error { return b.Close(ctx) }
+
+// Backend is the backend's name and reason, once opened.
+func (b *testBalancer) Backend() (string, string) {
+	s := b.Status()
+	if !s.Open {
+		return "", ""
+	}
+	return s.Backend, s.Reason
+}
+
+// SetRealServer is the API's call.
+func (b *testBalancer) SetRealServer(vs, rs string, act RealServerAction) (RealServer, error) {
+	return b.Balancer.SetRealServer(context.Background(), vs, rs, act)
+}
+
+type applyOptions struct{ DryRun bool }
 
 func lbConfig(t *testing.T, yaml string) *haav1.AgentConfig {
 	t.Helper()
@@ -166,7 +202,7 @@ func TestBalancerProgramsOnlyWhatChanged(t *testing.T) {
       - {address: %s, weight: 2}
 `, rs1, rs2)
 	ctx := context.Background()
-	if _, err := a.Apply(ctx, lbConfig(t, doc), ApplyOptions{}); err != nil {
+	if _, err := a.Apply(ctx, lbConfig(t, doc), applyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := fb.since(0), []string{
@@ -191,7 +227,7 @@ func TestBalancerProgramsOnlyWhatChanged(t *testing.T) {
 	if backend != "fake" || len(vss) != 1 {
 		t.Fatalf("VirtualServers: %v %q", vss, backend)
 	}
-	if r := vss[0].GetRealServers()[1]; r.GetHealthy() || r.GetProgrammed() || r.GetLastResult() == "" {
+	if r := vss[0].Reals[1]; r.Healthy || r.Programmed || r.LastResult == "" {
 		t.Errorf("rs2 after failing: %v", r)
 	}
 
@@ -228,7 +264,7 @@ func TestBalancerProgramsOnlyWhatChanged(t *testing.T) {
 	n = fb.count()
 	doc2 := strings.Replace(doc, "      - {address: "+rs2.String()+", weight: 2}\n",
 		"      - {address: "+rs2.String()+", weight: 2}\n      - address: "+rs3.String()+"\n", 1)
-	if _, err := a.Apply(ctx, lbConfig(t, doc2), ApplyOptions{}); err != nil {
+	if _, err := a.Apply(ctx, lbConfig(t, doc2), applyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := fb.since(n); !slices.Equal(got, []string{"add-dest " + key.String() + " " + rs3.String() + " weight 1"}) {
@@ -241,7 +277,7 @@ func TestBalancerProgramsOnlyWhatChanged(t *testing.T) {
 	fb.refuse = "sh"
 	fb.mu.Unlock()
 	n = fb.count()
-	_, err := a.Apply(ctx, lbConfig(t, strings.Replace(doc, "    address: 10.9.0.1:80\n", "    address: 10.9.0.1:80\n    scheduler: sh\n", 1)), ApplyOptions{})
+	_, err := a.Apply(ctx, lbConfig(t, strings.Replace(doc, "    address: 10.9.0.1:80\n", "    address: 10.9.0.1:80\n    scheduler: sh\n", 1)), applyOptions{})
 	if fields := config.Fields(err); len(fields) != 1 || fields[0].Path != "virtualServers[0]" || !strings.Contains(fields[0].Msg, "sh") {
 		t.Errorf("unsupported scheduler: %v", err)
 	}
@@ -251,7 +287,7 @@ func TestBalancerProgramsOnlyWhatChanged(t *testing.T) {
 
 	// Removing the virtual server removes its service.
 	n = fb.count()
-	if _, err := a.Apply(ctx, lbConfig(t, ""), ApplyOptions{}); err != nil {
+	if _, err := a.Apply(ctx, lbConfig(t, ""), applyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := fb.since(n); !slices.Equal(got, []string{"delete-service " + key.String()}) {
@@ -275,7 +311,7 @@ func TestBalancerShutdownRemovesServices(t *testing.T) {
 	if _, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
   - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
   - {address: 10.9.0.2:53, protocol: udp, sorryServer: "10.9.1.9:53"}
-`), ApplyOptions{}); err != nil {
+`), applyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	fb.mu.Lock()
@@ -284,7 +320,7 @@ func TestBalancerShutdownRemovesServices(t *testing.T) {
 	}
 	fb.mu.Unlock()
 	vss, _ := a.VirtualServers(context.Background())
-	if len(vss) != 2 || vss[0].GetName() != "10.9.0.1:80/tcp" || vss[1].GetSorryActive() != true {
+	if len(vss) != 2 || vss[0].Name != "10.9.0.1:80/tcp" || !vss[1].SorryActive {
 		t.Errorf("VirtualServers: %v", vss)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -315,7 +351,7 @@ func TestBalancerRetriesAFailedProgram(t *testing.T) {
 	a := lbAgent(t, fb)
 	_, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
   - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
-`), ApplyOptions{})
+`), applyOptions{})
 	if err != nil {
 		t.Fatalf("Apply with a failing backend: %v, want the configuration applied and the program retried", err)
 	}
@@ -341,20 +377,20 @@ func TestBalancerRenameKeepsHealth(t *testing.T) {
     realServers: [{address: %s}, {address: %s}]
 `, name, up, down))
 	}
-	if _, err := a.Apply(context.Background(), doc("web"), ApplyOptions{}); err != nil {
+	if _, err := a.Apply(context.Background(), doc("web"), applyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
 	waitFor(t, "the failed real server removed", func() bool { _, ok := fb.dests(key)[down]; return !ok })
 	n := fb.count()
-	if _, err := a.Apply(context.Background(), doc("www"), ApplyOptions{}); err != nil {
+	if _, err := a.Apply(context.Background(), doc("www"), applyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := fb.since(n); len(got) != 0 {
 		t.Errorf("renaming the virtual server programmed %v, want nothing", got)
 	}
 	vss, _ := a.VirtualServers(context.Background())
-	if len(vss) != 1 || vss[0].GetName() != "www" || vss[0].GetRealServers()[1].GetHealthy() {
+	if len(vss) != 1 || vss[0].Name != "www" || vss[0].Reals[1].Healthy {
 		t.Errorf("after the rename: %v", vss)
 	}
 	if _, err := a.SetRealServer("www", up.String(), RealServerAction{Drain: true}); err != nil {
@@ -369,13 +405,13 @@ func TestBalancerRetriesAFailedRemoval(t *testing.T) {
 	a := lbAgent(t, fb)
 	if _, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
   - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
-`), ApplyOptions{}); err != nil {
+`), applyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	fb.mu.Lock()
 	fb.failNext = 1
 	fb.mu.Unlock()
-	if _, err := a.Apply(context.Background(), lbConfig(t, ""), ApplyOptions{}); err != nil {
+	if _, err := a.Apply(context.Background(), lbConfig(t, ""), applyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the removed service deleted by the repair loop", func() bool {
@@ -392,17 +428,17 @@ func TestBalancerDryRunOpensNothing(t *testing.T) {
 	fb := &fakeBackend{state: lvs.State{}}
 	a := lbAgent(t, fb)
 	opened := 0
-	a.newBackend = func(string) (lvs.Backend, string, error) { opened++; return fb, "test", nil }
+	a.open = func(string) (lvs.Backend, string, error) { opened++; return fb, "test", nil }
 	cfg := lbConfig(t, `virtualServers:
   - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
 `)
-	if _, err := a.Apply(context.Background(), cfg, ApplyOptions{DryRun: true}); err != nil {
+	if _, err := a.Apply(context.Background(), cfg, applyOptions{DryRun: true}); err != nil {
 		t.Fatal(err)
 	}
 	if name, _ := a.Backend(); opened != 0 || name != "" {
 		t.Errorf("a dry run opened the backend (%d times, %q)", opened, name)
 	}
-	if _, err := a.Apply(context.Background(), cfg, ApplyOptions{}); err != nil || opened != 1 {
+	if _, err := a.Apply(context.Background(), cfg, applyOptions{}); err != nil || opened != 1 {
 		t.Errorf("the real apply: %v, opened %d times", err, opened)
 	}
 }
@@ -421,13 +457,48 @@ func TestBalancerChangedCheckKeepsHealth(t *testing.T) {
     realServers: [{address: %s}]
 `, port, up))
 	}
-	if _, err := a.Apply(context.Background(), doc(9), ApplyOptions{}); err != nil { // nothing listens on port 9
+	if _, err := a.Apply(context.Background(), doc(9), applyOptions{}); err != nil { // nothing listens on port 9
 		t.Fatal(err)
 	}
 	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
 	waitFor(t, "the real server failed", func() bool { _, ok := fb.dests(key)[up]; return !ok })
-	if _, err := a.Apply(context.Background(), doc(up.Port()), ApplyOptions{}); err != nil { // the check now probes the listener
+	if _, err := a.Apply(context.Background(), doc(up.Port()), applyOptions{}); err != nil { // the check now probes the listener
 		t.Fatal(err)
 	}
 	waitFor(t, "the real server back once its new check passes", func() bool { _, ok := fb.dests(key)[up]; return ok })
+}
+
+// The snapshot has the latest check's result and duration of every real
+// server with a check, once it ran; one without a check has none.
+func TestLatestCheck(t *testing.T) {
+	a := lbAgent(t, &fakeBackend{state: lvs.State{}})
+	if vs := a.Status().VirtualServers; len(vs) != 0 {
+		t.Fatalf("virtual servers before any configuration: %v", vs)
+	}
+	ln := listener(t)
+	rs := netip.MustParseAddrPort(ln.Addr().String())
+	doc := fmt.Sprintf(`virtualServers:
+  - name: web
+    address: 10.9.0.1:80
+    check: {tcp: {}, interval: 100ms, timeout: 100ms, jitter: 0s}
+    realServers: [{address: "%s"}]
+  - name: plain
+    address: 10.9.0.2:80
+    realServers: [{address: "10.9.0.3:80"}]
+`, rs)
+	if _, err := a.Apply(context.Background(), lbConfig(t, doc), applyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the check's duration", func() bool {
+		s := a.Status()
+		_, took, ok := s.Latest(s.VirtualServers[0].Reals[0])
+		return ok && took > 0
+	})
+	s := a.Status()
+	if d, _, ok := s.Latest(s.VirtualServers[0].Reals[0]); d != "connected" || !ok {
+		t.Errorf("web's latest result %q", d)
+	}
+	if _, _, ok := s.Latest(s.VirtualServers[1].Reals[0]); ok {
+		t.Error("a real server without a check has a latest result")
+	}
 }

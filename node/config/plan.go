@@ -1,12 +1,13 @@
-package node
+package config
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/haa-dev/haa/node/config"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
@@ -33,14 +34,14 @@ func (p Plan) Empty() bool {
 	return len(p.Added) == 0 && len(p.Removed) == 0 && len(p.Changed) == 0
 }
 
-// inPlace are the fields a running instance takes without a restart.
-var inPlace = map[string]bool{"priority": true, "preempt": true, "preemptDelay": true, "state": true, "garp": true,
+// inPlaceFields are the fields a running instance takes without a restart.
+var inPlaceFields = map[string]bool{"priority": true, "preempt": true, "preemptDelay": true, "state": true, "garp": true,
 	"track": true, "notify": true}
 
 // Diff compares the running instances with the desired ones. It is pure.
-func Diff(running, desired []config.Instance) Plan {
+func Diff(running, desired []Instance) Plan {
 	var p Plan
-	have := map[string]*config.Instance{}
+	have := map[string]*Instance{}
 	for i := range running {
 		have[running[i].VRRP.Name] = &running[i]
 	}
@@ -57,7 +58,7 @@ func Diff(running, desired []config.Instance) Plan {
 		default:
 			c := Change{Name: name, Fields: changedFields(r.Spec, d.Spec)}
 			for _, f := range c.Fields {
-				c.Restart = c.Restart || !inPlace[f]
+				c.Restart = c.Restart || !inPlaceFields[f]
 			}
 			// The address owner is master at once: becoming or ceasing to
 			// be one is a restart.
@@ -93,6 +94,13 @@ func changedFields(a, b *haav1.Instance) []string {
 	return out
 }
 
-func sortByName(s []InstanceStatus) {
-	slices.SortFunc(s, func(a, b InstanceStatus) int { return strings.Compare(a.Config.VRRP.Name, b.Config.VRRP.Name) })
+// Hash identifies a configuration: the sha256 of its deterministic
+// protobuf encoding, 32 hex digits.
+func Hash(c *haav1.AgentConfig) string {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16])
 }

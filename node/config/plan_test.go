@@ -1,19 +1,17 @@
-package node
+package config
 
 import (
 	"fmt"
 	"testing"
-
-	"github.com/haa-dev/haa/node/config"
 )
 
-func resolve(t *testing.T, yaml string) []config.Instance {
+func resolveInstances(t *testing.T, yaml string) []Instance {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml))
+	cfg, err := Parse([]byte(yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := config.Resolve(cfg)
+	a, err := Resolve(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +19,7 @@ func resolve(t *testing.T, yaml string) []config.Instance {
 }
 
 func TestDiff(t *testing.T) {
-	running := resolve(t, `
+	running := resolveInstances(t, `
 name: n1
 instances:
   - {name: keep, interface: eth0, vrid: 1, vips: [10.0.0.1]}
@@ -30,7 +28,7 @@ instances:
   - {name: owner, interface: eth0, vrid: 4, priority: 100, vips: [10.0.0.4]}
   - {name: gone, interface: eth0, vrid: 5, vips: [10.0.0.5]}
 `)
-	desired := resolve(t, `
+	desired := resolveInstances(t, `
 name: n1
 instances:
   - {name: keep, interface: eth0, vrid: 1, vips: [10.0.0.1]}

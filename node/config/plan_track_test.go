@@ -1,4 +1,4 @@
-package node
+package config
 
 import (
 	"fmt"
@@ -7,12 +7,12 @@ import (
 
 func TestDiffTrackAndNotifyInPlace(t *testing.T) {
 	const head = "name: n1\ntrackers: [{name: a, interface: {name: eth1}}, {name: b, file: {path: /run/b}}]\ninstances:\n"
-	running := resolve(t, head+`
+	running := resolveInstances(t, head+`
   - {name: track, interface: eth0, vrid: 1, vips: [10.0.0.1], track: [{tracker: a}]}
   - {name: notify, interface: eth0, vrid: 2, vips: [10.0.0.2]}
   - {name: both, interface: eth0, vrid: 3, vips: [10.0.0.3], notify: {master: [/bin/m]}}
 `)
-	desired := resolve(t, head+`
+	desired := resolveInstances(t, head+`
   - {name: track, interface: eth0, vrid: 1, vips: [10.0.0.1], track: [{tracker: a, weight: -10}, {tracker: b}]}
   - {name: notify, interface: eth0, vrid: 2, vips: [10.0.0.2], notify: {any: [/bin/n]}}
   - {name: both, interface: eth0, vrid: 3, vips: [10.0.0.3, 10.0.0.33], track: [{tracker: b}]}

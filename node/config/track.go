@@ -7,15 +7,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/haa-dev/haa/node/track"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// Tracker kinds.
+// Tracker kinds (track.Kind).
 const (
-	KindScript    = "script"
-	KindInterface = "interface"
-	KindFile      = "file"
-	KindProcess   = "process"
+	KindScript    = track.KindScript
+	KindInterface = track.KindInterface
+	KindFile      = track.KindFile
+	KindProcess   = track.KindProcess
 )
 
 // Tracker defaults and limits, as keepalived's where keepalived has one.
@@ -38,7 +39,7 @@ const (
 // of Script, Iface, File and Process is set, as Kind says.
 type Tracker struct {
 	Name    string
-	Kind    string // KindScript, KindInterface, KindFile or KindProcess
+	Kind    track.Kind
 	Weight  int
 	Script  *Script  // Kind script
 	Iface   string   // Kind interface
@@ -95,7 +96,7 @@ var userRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?$`)
 
 // trackerInfo is what a reference needs to know of a tracker.
 type trackerInfo struct {
-	kind   string // "" when the tracker does not say (it is invalid)
+	kind   track.Kind // "" when the tracker does not say (it is invalid)
 	weight int
 }
 
@@ -136,7 +137,7 @@ func resolveTrackers(p *problems, path string, specs []*haav1.Tracker) ([]Tracke
 func resolveTracker(p *problems, path string, s *haav1.Tracker) *Tracker {
 	f := func(name string) string { return path + "." + name }
 	t := &Tracker{Name: s.GetName(), Weight: int(s.GetWeight()), Spec: s}
-	var kinds []string
+	var kinds []track.Kind
 	if s.GetScript() != nil {
 		kinds = append(kinds, KindScript)
 	}
@@ -155,7 +156,7 @@ func resolveTracker(p *problems, path string, s *haav1.Tracker) *Tracker {
 	case 1:
 		t.Kind = kinds[0]
 	default:
-		p.add(path, "sets %s: set exactly one of script, interface, file, process", strings.Join(kinds, ", "))
+		p.add(path, "sets %s: set exactly one of script, interface, file, process", joinKinds(kinds))
 	}
 	if sc := s.GetScript(); sc != nil {
 		t.Script = resolveScript(p, f("script"), sc)
@@ -189,15 +190,23 @@ func resolveTracker(p *problems, path string, s *haav1.Tracker) *Tracker {
 	return t
 }
 
+func joinKinds(kinds []track.Kind) string {
+	s := make([]string, len(kinds))
+	for i, k := range kinds {
+		s[i] = string(k)
+	}
+	return strings.Join(s, ", ")
+}
+
 // weightRange is the weights a tracker of this kind takes.
-func weightRange(kind string) (lo, hi int) {
+func weightRange(kind track.Kind) (lo, hi int) {
 	if kind == KindFile {
 		return -MaxFileWeight, MaxFileWeight
 	}
 	return -MaxWeight, MaxWeight
 }
 
-func weightHint(kind string) string {
+func weightHint(kind track.Kind) string {
 	if kind == KindFile {
 		return " (multiplied by the file's number)"
 	}

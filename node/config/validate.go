@@ -140,6 +140,7 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 		}
 	}
 	a.SyncGroups = resolveSyncGroups(&p, "syncGroups", cfg.GetSyncGroups(), instances, trackers, "this configuration", missingTracker, nil)
+	gate(a)
 	resolveLVS(&p, a, cfg)
 	if m := cfg.GetMetrics(); m != nil {
 		validateMetrics(&p, m, cfg.GetApi())
@@ -148,6 +149,20 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 		return nil, err
 	}
 	return a, nil
+}
+
+// gate marks the instances that are members of a sync group
+// (vrrp.Config.Gated).
+func gate(a *Agent) {
+	member := map[string]bool{}
+	for _, g := range a.SyncGroups {
+		for _, m := range g.Instances {
+			member[m] = true
+		}
+	}
+	for i := range a.Instances {
+		a.Instances[i].VRRP.Gated = member[a.Instances[i].VRRP.Name]
+	}
 }
 
 // hostRE is a host name a TCP listener may be given instead of an address.

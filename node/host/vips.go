@@ -1,4 +1,4 @@
-package vip
+package host
 
 import (
 	"errors"
@@ -6,39 +6,40 @@ import (
 	"net"
 	"net/netip"
 
+	"github.com/haa-dev/haa/node/vip"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// ErrNoInterface is wrapped when the interface of a VIP does not exist.
+// ErrNoInterface is wrapped when the interface of a vip.VIP does not exist.
 var ErrNoInterface = errors.New("interface not found")
 
-// Manager adds, removes and checks virtual addresses through one netlink
+// VIPs adds, removes and checks virtual addresses through one netlink
 // handle. It is safe for concurrent use: netlink.Handle serialises requests
 // on its socket.
-type Manager struct {
+type VIPs struct {
 	h     *netlink.Handle
-	owned bool // h was created by New and is closed by Close
+	owned bool // h was created by NewVIPs and is closed by Close
 }
 
-// New returns a Manager working through h, or, when h is nil, through a new
+// NewVIPs returns the VIPs working through h, or, when h is nil, through a new
 // netlink handle in the network namespace of the calling thread.
-func New(h *netlink.Handle) *Manager {
+func NewVIPs(h *netlink.Handle) *VIPs {
 	if h != nil {
-		return &Manager{h: h}
+		return &VIPs{h: h}
 	}
 	nh, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		// A zero Handle opens a socket per request in the caller's
 		// namespace: slower, but it works.
-		return &Manager{h: &netlink.Handle{}}
+		return &VIPs{h: &netlink.Handle{}}
 	}
-	return &Manager{h: nh, owned: true}
+	return &VIPs{h: nh, owned: true}
 }
 
-// Close releases the netlink handle if New created it; a handle passed to
-// New stays open.
-func (m *Manager) Close() error {
+// Close releases the netlink handle if NewVIPs created it; a handle passed to
+// NewVIPs stays open.
+func (m *VIPs) Close() error {
 	if m.owned {
 		m.h.Close()
 	}
@@ -49,9 +50,9 @@ func (m *Manager) Close() error {
 // present (same address and prefix length) is not an error. IPv6 addresses
 // are added with IFA_F_NODAD so they are usable at once. Add does one link
 // lookup and one address request: it does not list addresses.
-func (m *Manager) Add(iface string, v VIP) error {
+func (m *VIPs) Add(iface string, v vip.VIP) error {
 	dev := v.Device(iface)
-	if err := v.validate(v.String(), dev); err != nil {
+	if err := v.ValidateOn(dev); err != nil {
 		return err
 	}
 	link, err := m.link(dev, v)
@@ -72,7 +73,7 @@ func (m *Manager) Add(iface string, v VIP) error {
 // secondary addresses of that subnet with it; Del adds those back, so only v
 // disappears (the others are missing for the time of two requests). Set
 // promote_secondaries=1 to avoid even that.
-func (m *Manager) Del(iface string, v VIP) error {
+func (m *VIPs) Del(iface string, v vip.VIP) error {
 	dev := v.Device(iface)
 	if !v.Prefix.IsValid() {
 		return v.Validate()
@@ -122,7 +123,7 @@ func (m *Manager) Del(iface string, v VIP) error {
 
 // Has reports whether v (its address and prefix length) is on v.Dev, or on
 // iface when v.Dev is empty.
-func (m *Manager) Has(iface string, v VIP) (bool, error) {
+func (m *VIPs) Has(iface string, v vip.VIP) (bool, error) {
 	dev := v.Device(iface)
 	if !v.Prefix.IsValid() {
 		return false, v.Validate()
@@ -147,9 +148,9 @@ func (m *Manager) Has(iface string, v VIP) (bool, error) {
 	return false, err
 }
 
-func (m *Manager) link(dev string, v VIP) (netlink.Link, error) {
+func (m *VIPs) link(dev string, v vip.VIP) (netlink.Link, error) {
 	if dev == "" {
-		return nil, &Error{Input: v.String(), Msg: "no interface: set dev, or give the instance's interface"}
+		return nil, &vip.Error{Input: v.String(), Msg: "no interface: set dev, or give the instance's interface"}
 	}
 	link, err := m.h.LinkByName(dev)
 	if err != nil {
@@ -165,7 +166,7 @@ func (m *Manager) link(dev string, v VIP) (netlink.Link, error) {
 // toNetlink converts v; full adds the attributes that only matter when
 // adding (label, broadcast, nodad). Del matches on address and prefix
 // length only, whatever the label.
-func toNetlink(v VIP, full bool) *netlink.Addr {
+func toNetlink(v vip.VIP, full bool) *netlink.Addr {
 	a := v.Prefix.Addr()
 	n := &netlink.Addr{IPNet: &net.IPNet{
 		IP:   net.IP(a.AsSlice()),
@@ -174,8 +175,7 @@ func toNetlink(v VIP, full bool) *netlink.Addr {
 	if !full {
 		return n
 	}
-	sc, _ := scopeNum(v.Scope)
-	n.Scope = int(sc)
+	n.Scope = int(v.ScopeNumber())
 	if a.Is4() {
 		n.Label = v.Label
 		// netlink computes a broadcast address when none is given; zero

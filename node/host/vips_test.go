@@ -1,8 +1,7 @@
-package vip
+package host
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -10,16 +9,17 @@ import (
 	"time"
 
 	"github.com/haa-dev/haa/deploy/lab"
+	"github.com/haa-dev/haa/node/vip"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
-// testNS is a namespace with two interfaces, d0 and d1, and a Manager
+// testNS is a namespace with two interfaces, d0 and d1, and VIPs
 // working inside it.
 type testNS struct {
 	ns *lab.NS
 	h  *netlink.Handle
-	m  *Manager
+	m  *VIPs
 }
 
 func newTestNS(t *testing.T) *testNS {
@@ -44,7 +44,7 @@ func newTestNS(t *testing.T) *testNS {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.Close)
-	m := New(h)
+	m := NewVIPs(h)
 	t.Cleanup(func() { _ = m.Close() })
 	return &testNS{ns: ns, h: h, m: m}
 }
@@ -56,9 +56,9 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func parse(t *testing.T, s string) VIP {
+func parse(t *testing.T, s string) vip.VIP {
 	t.Helper()
-	v, err := Parse(s)
+	v, err := vip.Parse(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +75,7 @@ func (n *testNS) ipAddr(t *testing.T, dev string) string {
 	return out
 }
 
-func (n *testNS) has(t *testing.T, iface string, v VIP, want bool) {
+func (n *testNS) has(t *testing.T, iface string, v vip.VIP, want bool) {
 	t.Helper()
 	got, err := n.m.Has(iface, v)
 	if err != nil {
@@ -145,11 +145,11 @@ func TestBadLabel(t *testing.T) {
 	n := newTestNS(t)
 	v := parse(t, "10.66.2.1/24 label d1:vip")
 	err := n.m.Add("d0", v)
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `must start with the interface name "d0"`) {
-		t.Fatalf("Add with label d1:vip on d0: %v, want ErrInvalid naming d0", err)
+	if !errors.Is(err, vip.ErrInvalid) || !strings.Contains(err.Error(), `must start with the interface name "d0"`) {
+		t.Fatalf("Add with label d1:vip on d0: %v, want vip.ErrInvalid naming d0", err)
 	}
 	n.has(t, "d0", v, false)
-	// The same VIP is fine on d1.
+	// The same vip.VIP is fine on d1.
 	must(t, n.m.Add("d1", v))
 	n.has(t, "d1", v, true)
 }
@@ -207,8 +207,8 @@ func TestNoInterface(t *testing.T) {
 	if err := n.m.Del("nosuch0", v); err != nil {
 		t.Errorf("Del on a missing interface: %v, want nil (the address is absent)", err)
 	}
-	if err := n.m.Add("", v); !errors.Is(err, ErrInvalid) {
-		t.Errorf("Add without an interface: %v, want ErrInvalid", err)
+	if err := n.m.Add("", v); !errors.Is(err, vip.ErrInvalid) {
+		t.Errorf("Add without an interface: %v, want vip.ErrInvalid", err)
 	}
 }
 
@@ -224,7 +224,7 @@ func TestDelPrimaryKeepsSecondaries(t *testing.T) {
 	first := parse(t, "10.66.5.1/24")
 	second := parse(t, "10.66.5.2/24 label d0:two brd 10.66.5.255")
 	other := parse(t, "10.66.6.1/24")
-	for _, v := range []VIP{first, second, other} {
+	for _, v := range []vip.VIP{first, second, other} {
 		must(t, n.m.Add("d0", v))
 	}
 	must(t, n.m.Del("d0", first))
@@ -232,7 +232,7 @@ func TestDelPrimaryKeepsSecondaries(t *testing.T) {
 	n.has(t, "d0", second, true)
 	n.has(t, "d0", other, true)
 	if out := n.ipAddr(t, "d0"); !strings.Contains(out, "inet 10.66.5.2/24 brd 10.66.5.255 scope global d0:two") {
-		t.Errorf("second VIP lost its label or brd:\n%s", out)
+		t.Errorf("second vip.VIP lost its label or brd:\n%s", out)
 	}
 }
 
@@ -245,7 +245,7 @@ func TestConcurrent(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 8 {
-				v := VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 67, byte(g), byte(i + 1)}), 24)}
+				v := vip.VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 67, byte(g), byte(i + 1)}), 24)}
 				if err := n.m.Add("d0", v); err != nil {
 					errc <- err
 				}
@@ -272,12 +272,12 @@ func TestAddLatency(t *testing.T) {
 	n := newTestNS(t)
 	// Addresses already present make the kernel's job realistic.
 	for i := range 50 {
-		must(t, n.m.Add("d0", VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 68, 0, byte(i + 1)}), 24)}))
+		must(t, n.m.Add("d0", vip.VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 68, 0, byte(i + 1)}), 24)}))
 	}
 	const rounds = 100
 	var add, del time.Duration
 	for i := range rounds {
-		v := VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 69, 0, byte(i + 1)}), 32)}
+		v := vip.VIP{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 69, 0, byte(i + 1)}), 32)}
 		t0 := time.Now()
 		must(t, n.m.Add("d0", v))
 		t1 := time.Now()
@@ -289,18 +289,4 @@ func TestAddLatency(t *testing.T) {
 	if add/rounds > 50*time.Millisecond {
 		t.Errorf("Add takes %v on average", add/rounds)
 	}
-}
-
-func ExampleParse() {
-	v, err := Parse("192.168.200.18/24 dev eth2 label eth2:1")
-	if err != nil {
-		fmt.Println(err)
-		return
-	}
-	fmt.Println(v.Prefix, v.Device("eth0"), v.Label)
-	_, err = Parse("10.0.0.1/33")
-	fmt.Println(err)
-	// Output:
-	// 192.168.200.18/24 eth2 eth2:1
-	// vip "10.0.0.1/33": prefix length 33 out of range 0..32
 }

@@ -1,17 +1,19 @@
-package lvs
+package lvs_test
 
 import (
 	"maps"
 	"net/netip"
 	"testing"
+
+	"github.com/haa-dev/haa/node/lvs"
 )
 
 func TestDesired(t *testing.T) {
 	a := netip.MustParseAddrPort("10.0.0.1:80")
 	b := netip.MustParseAddrPort("10.0.0.2:80")
 	sorry := netip.MustParseAddrPort("10.0.0.9:80")
-	real := func(addr netip.AddrPort, w int, healthy bool) Real {
-		return Real{Addr: addr, Weight: w, Healthy: healthy, Dynamic: -1, Override: -1}
+	real := func(addr netip.AddrPort, w int, healthy bool) lvs.Real {
+		return lvs.Real{Addr: addr, Weight: w, Healthy: healthy, Dynamic: -1, Override: -1}
 	}
 	drained := real(b, 2, true)
 	drained.Drained = true
@@ -23,46 +25,46 @@ func TestDesired(t *testing.T) {
 	both.Override = 9
 	tests := []struct {
 		name      string
-		g         Group
+		g         lvs.Group
 		wasUp     bool
 		want      map[netip.AddrPort]int
 		up, sorry bool
 		hw        int
 	}{
-		{"all healthy", Group{Reals: []Real{real(a, 1, true), real(b, 3, true)}, Quorum: 1}, true,
+		{"all healthy", lvs.Group{Reals: []lvs.Real{real(a, 1, true), real(b, 3, true)}, Quorum: 1}, true,
 			map[netip.AddrPort]int{a: 1, b: 3}, true, false, 4},
-		{"failed one removed", Group{Reals: []Real{real(a, 1, true), real(b, 3, false)}, Quorum: 1}, true,
+		{"failed one removed", lvs.Group{Reals: []lvs.Real{real(a, 1, true), real(b, 3, false)}, Quorum: 1}, true,
 			map[netip.AddrPort]int{a: 1}, true, false, 1},
-		{"failed one inhibited", Group{Reals: []Real{real(a, 1, true), real(b, 3, false)}, Quorum: 1, Inhibit: true}, true,
+		{"failed one inhibited", lvs.Group{Reals: []lvs.Real{real(a, 1, true), real(b, 3, false)}, Quorum: 1, Inhibit: true}, true,
 			map[netip.AddrPort]int{a: 1, b: 0}, true, false, 1},
-		{"all down, sorry", Group{Reals: []Real{real(a, 1, false), real(b, 3, false)}, Quorum: 1, Sorry: sorry}, true,
+		{"all down, sorry", lvs.Group{Reals: []lvs.Real{real(a, 1, false), real(b, 3, false)}, Quorum: 1, Sorry: sorry}, true,
 			map[netip.AddrPort]int{sorry: 1}, false, true, 0},
-		{"all down, inhibited, sorry wins", Group{Reals: []Real{real(a, 1, false)}, Quorum: 1, Sorry: sorry, Inhibit: true}, true,
+		{"all down, inhibited, sorry wins", lvs.Group{Reals: []lvs.Real{real(a, 1, false)}, Quorum: 1, Sorry: sorry, Inhibit: true}, true,
 			map[netip.AddrPort]int{sorry: 1}, false, true, 0},
-		{"all down, no sorry", Group{Reals: []Real{real(a, 1, false)}, Quorum: 1}, true,
+		{"all down, no sorry", lvs.Group{Reals: []lvs.Real{real(a, 1, false)}, Quorum: 1}, true,
 			map[netip.AddrPort]int{}, false, false, 0},
-		{"quorum lost keeps healthy without sorry", Group{Reals: []Real{real(a, 1, true), real(b, 3, false)}, Quorum: 2}, true,
+		{"quorum lost keeps healthy without sorry", lvs.Group{Reals: []lvs.Real{real(a, 1, true), real(b, 3, false)}, Quorum: 2}, true,
 			map[netip.AddrPort]int{a: 1}, false, false, 1},
-		{"quorum lost, sorry replaces healthy", Group{Reals: []Real{real(a, 1, true), real(b, 3, false)}, Quorum: 2, Sorry: sorry}, true,
+		{"quorum lost, sorry replaces healthy", lvs.Group{Reals: []lvs.Real{real(a, 1, true), real(b, 3, false)}, Quorum: 2, Sorry: sorry}, true,
 			map[netip.AddrPort]int{sorry: 1}, false, true, 1},
-		{"hysteresis keeps up", Group{Reals: []Real{real(a, 2, true), real(b, 3, false)}, Quorum: 3, Hysteresis: 1, Sorry: sorry}, true,
+		{"hysteresis keeps up", lvs.Group{Reals: []lvs.Real{real(a, 2, true), real(b, 3, false)}, Quorum: 3, Hysteresis: 1, Sorry: sorry}, true,
 			map[netip.AddrPort]int{a: 2}, true, false, 2},
-		{"hysteresis keeps down", Group{Reals: []Real{real(a, 3, true), real(b, 3, false)}, Quorum: 3, Hysteresis: 1, Sorry: sorry}, false,
+		{"hysteresis keeps down", lvs.Group{Reals: []lvs.Real{real(a, 3, true), real(b, 3, false)}, Quorum: 3, Hysteresis: 1, Sorry: sorry}, false,
 			map[netip.AddrPort]int{sorry: 1}, false, true, 3},
-		{"hysteresis comes up", Group{Reals: []Real{real(a, 4, true), real(b, 3, false)}, Quorum: 3, Hysteresis: 1, Sorry: sorry}, false,
+		{"hysteresis comes up", lvs.Group{Reals: []lvs.Real{real(a, 4, true), real(b, 3, false)}, Quorum: 3, Hysteresis: 1, Sorry: sorry}, false,
 			map[netip.AddrPort]int{a: 4}, true, false, 4},
-		{"drained counts 0", Group{Reals: []Real{real(a, 1, true), drained}, Quorum: 2, Sorry: sorry}, true,
+		{"drained counts 0", lvs.Group{Reals: []lvs.Real{real(a, 1, true), drained}, Quorum: 2, Sorry: sorry}, true,
 			map[netip.AddrPort]int{sorry: 1}, false, true, 1},
-		{"drained stays programmed at 0", Group{Reals: []Real{real(a, 1, true), drained}, Quorum: 1}, true,
+		{"drained stays programmed at 0", lvs.Group{Reals: []lvs.Real{real(a, 1, true), drained}, Quorum: 1}, true,
 			map[netip.AddrPort]int{a: 1, b: 0}, true, false, 1},
-		{"operator weight", Group{Reals: []Real{override}, Quorum: 1}, true, map[netip.AddrPort]int{b: 7}, true, false, 7},
-		{"dynamic weight", Group{Reals: []Real{dynamic}, Quorum: 1}, true, map[netip.AddrPort]int{b: 4}, true, false, 4},
-		{"operator beats dynamic", Group{Reals: []Real{both}, Quorum: 1}, true, map[netip.AddrPort]int{b: 9}, true, false, 9},
-		{"no real servers, sorry", Group{Quorum: 1, Sorry: sorry}, true, map[netip.AddrPort]int{sorry: 1}, false, true, 0},
+		{"operator weight", lvs.Group{Reals: []lvs.Real{override}, Quorum: 1}, true, map[netip.AddrPort]int{b: 7}, true, false, 7},
+		{"dynamic weight", lvs.Group{Reals: []lvs.Real{dynamic}, Quorum: 1}, true, map[netip.AddrPort]int{b: 4}, true, false, 4},
+		{"operator beats dynamic", lvs.Group{Reals: []lvs.Real{both}, Quorum: 1}, true, map[netip.AddrPort]int{b: 9}, true, false, 9},
+		{"no real servers, sorry", lvs.Group{Quorum: 1, Sorry: sorry}, true, map[netip.AddrPort]int{sorry: 1}, false, true, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := Desired(tt.g, tt.wasUp)
+			got := lvs.Desired(tt.g, tt.wasUp)
 			if !maps.Equal(got.VS.Dests, tt.want) {
 				t.Errorf("dests = %v, want %v", got.VS.Dests, tt.want)
 			}

@@ -2,6 +2,7 @@ package lvs
 
 import (
 	"cmp"
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -49,7 +50,7 @@ func Diff(actual, desired State) Plan {
 			plan = append(plan, Op{Kind: DeleteService, Service: withKey(a.Service, k)})
 		default:
 			svc := withKey(a.Service, k)
-			for _, addr := range sortedAddrs(a.Dests) {
+			for _, addr := range SortedAddrs(a.Dests) {
 				if _, ok := d.Dests[addr]; !ok {
 					plan = append(plan, Op{Kind: DeleteDest, Service: svc, Dest: Dest{Addr: addr, Weight: a.Dests[addr]}})
 				}
@@ -74,7 +75,7 @@ func Diff(actual, desired State) Plan {
 			continue
 		}
 		svc := withKey(d.Service, k)
-		addrs := sortedAddrs(d.Dests)
+		addrs := SortedAddrs(d.Dests)
 		if a == nil {
 			for _, addr := range addrs {
 				plan = append(plan, Op{Kind: AddDest, Service: svc, Dest: Dest{Addr: addr, Weight: d.Dests[addr]}})
@@ -120,12 +121,13 @@ func (s State) Clone() State {
 		if vs == nil {
 			continue
 		}
-		c[k] = cloneVS(vs)
+		c[k] = vs.Clone()
 	}
 	return c
 }
 
-func cloneVS(vs *VirtualServer) *VirtualServer {
+// Clone returns a copy of vs that shares nothing with it.
+func (vs *VirtualServer) Clone() *VirtualServer {
 	d := make(map[netip.AddrPort]int, len(vs.Dests))
 	maps.Copy(d, vs.Dests)
 	return &VirtualServer{Service: vs.Service, Dests: d}
@@ -178,6 +180,16 @@ func withKey(s Service, k Key) Service {
 	return s
 }
 
+// Keys returns the table's keys in a fixed order (by their text).
+func (s State) Keys() []Key {
+	keys := make([]Key, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sortKeys(keys)
+	return keys
+}
+
 func sortKeys(keys []Key) {
 	type keyed struct {
 		k Key
@@ -212,11 +224,65 @@ func sortKeys(keys []Key) {
 	}
 }
 
-func sortedAddrs(m map[netip.AddrPort]int) []netip.AddrPort {
+// SortedAddrs returns the addresses of a destination map in order.
+func SortedAddrs(m map[netip.AddrPort]int) []netip.AddrPort {
 	addrs := make([]netip.AddrPort, 0, len(m))
 	for a := range m {
 		addrs = append(addrs, a)
 	}
 	slices.SortFunc(addrs, netip.AddrPort.Compare)
 	return addrs
+}
+
+// Equal reports whether two tables hold the same virtual servers, a nil
+// and an empty Dests map alike.
+func (a State) Equal(b State) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, va := range a {
+		vb, ok := b[k]
+		if !ok || (va == nil) != (vb == nil) {
+			return false
+		}
+		if va == nil {
+			continue
+		}
+		if va.Service != vb.Service || len(va.Dests) != len(vb.Dests) {
+			return false
+		}
+		for addr, w := range va.Dests {
+			if wb, ok := vb.Dests[addr]; !ok || wb != w {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// String lists the table in key order, for logs and test failures.
+func (s State) String() string {
+	var b strings.Builder
+	for _, k := range s.Keys() {
+		vs := s[k]
+		if vs == nil {
+			fmt.Fprintf(&b, "%s: nil; ", k)
+			continue
+		}
+		fmt.Fprintf(&b, "%s %s %s [", k, vs.Scheduler, vs.Forwarding)
+		for _, a := range SortedAddrs(vs.Dests) {
+			fmt.Fprintf(&b, " %s=%d", a, vs.Dests[a])
+		}
+		b.WriteString(" ]; ")
+	}
+	return b.String()
+}
+
+// Strings returns the plan's operations as text, in order.
+func (p Plan) Strings() []string {
+	out := make([]string, len(p))
+	for i, op := range p {
+		out[i] = op.String()
+	}
+	return out
 }

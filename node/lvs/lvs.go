@@ -189,6 +189,13 @@ func (o Op) String() string {
 // Plan is an ordered list of changes.
 type Plan []Op
 
+// Validator is what checking a configuration against a backend takes: its
+// name and what it supports, without opening it.
+type Validator interface {
+	Name() string
+	Supports(s Service) error
+}
+
 // Backend programs virtual servers into the kernel.
 type Backend interface {
 	// Name is "ipvs" or "nftables".

@@ -7,31 +7,45 @@
 package metrics
 
 import (
-	"time"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/balancer"
+	"github.com/haa-dev/haa/node/fleet"
+	"github.com/haa-dev/haa/node/tracking"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// Source is what the collector reads of the agent; *node.Agent implements
-// it.
+// Source is what the collector reads of the agent (AgentSource). Every
+// method reads a snapshot: a scrape never waits for an apply or for the
+// kernel.
 type Source interface {
 	Node() node.NodeInfo
 	Instances() []node.InstanceStatus
-	Trackers() []node.TrackerState
+	Trackers() []tracking.TrackerState
 	InterfaceDrops() map[string]map[vrrp.DropReason]uint64
-	// VirtualServerStates is the load balancer's state without connection
-	// counts: a scrape never waits for the kernel's table.
-	VirtualServerStates() []*haav1.VirtualServerStatus
-	CheckDurations() map[string]map[string]time.Duration
-	FleetStatus() *haav1.GetFleetResponse
+	// VirtualServerStates is the load balancer's state with each check's
+	// latest result, without connection counts.
+	VirtualServerStates() []balancer.VirtualServer
+	FleetStatus() fleet.Status
 }
 
-var _ Source = (*node.Agent)(nil)
+// AgentSource is the Source of an agent.
+func AgentSource(a *node.Agent) Source { return agentSource{a} }
+
+type agentSource struct{ *node.Agent }
+
+func (s agentSource) Trackers() []tracking.TrackerState { return s.Tracking().Snapshot().Trackers }
+
+func (s agentSource) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 {
+	return s.VRRP().InterfaceDrops()
+}
+
+func (s agentSource) VirtualServerStates() []balancer.VirtualServer {
+	return s.Balancer().Status().States()
+}
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, labels, nil)
@@ -166,18 +180,14 @@ func (c *Collector) instance(m emitter, in node.InstanceStatus) {
 }
 
 func (c *Collector) virtualServers(m emitter) {
-	vss := c.src.VirtualServerStates()
-	if len(vss) == 0 {
-		return
-	}
-	durations := c.src.CheckDurations()
-	for _, vs := range vss {
-		m.gauge(virtualServerUp, bool01(vs.GetUp()), vs.GetName())
-		for _, rs := range vs.GetRealServers() {
-			m.gauge(realServerHealthy, bool01(rs.GetHealthy()), vs.GetName(), rs.GetAddress())
-			m.gauge(realServerWeight, float64(rs.GetWeight()), vs.GetName(), rs.GetAddress())
-			if d, ok := durations[vs.GetName()][rs.GetAddress()]; ok {
-				m.gauge(checkDuration, d.Seconds(), vs.GetName(), rs.GetAddress())
+	for _, vs := range c.src.VirtualServerStates() {
+		m.gauge(virtualServerUp, bool01(vs.Up), vs.Name)
+		for _, rs := range vs.Reals {
+			addr := rs.Addr.String()
+			m.gauge(realServerHealthy, bool01(rs.Healthy), vs.Name, addr)
+			m.gauge(realServerWeight, float64(rs.Weight), vs.Name, addr)
+			if rs.Check != "none" && rs.LastDuration > 0 {
+				m.gauge(checkDuration, rs.LastDuration.Seconds(), vs.Name, addr)
 			}
 		}
 	}
@@ -185,17 +195,17 @@ func (c *Collector) virtualServers(m emitter) {
 
 func (c *Collector) fleet(m emitter) {
 	f := c.src.FleetStatus()
-	if len(f.GetMembers()) == 0 {
+	if len(f.Members) == 0 {
 		return // no configuration yet
 	}
 	count := map[haav1.MemberState]int{}
-	for _, mem := range f.GetMembers() {
-		count[mem.GetState()]++
+	for _, mem := range f.Members {
+		count[mem.State]++
 		// A dead or departed member's last summary is stale: report
 		// health only for members that are there.
-		alive := mem.GetState() == haav1.MemberState_MEMBER_STATE_ALIVE || mem.GetState() == haav1.MemberState_MEMBER_STATE_SUSPECT
-		if h := mem.GetHealth(); h != nil && alive {
-			m.gauge(gossipMemberHealthy, bool01(h.GetHealthy()), mem.GetName())
+		alive := mem.State == haav1.MemberState_MEMBER_STATE_ALIVE || mem.State == haav1.MemberState_MEMBER_STATE_SUSPECT
+		if h := mem.Health; h != nil && alive {
+			m.gauge(gossipMemberHealthy, bool01(h.Healthy), mem.Name)
 		}
 	}
 	for _, s := range memberStates {

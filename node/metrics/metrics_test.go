@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"sort"
 	"strings"
@@ -12,7 +13,10 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/haa-dev/haa/node"
+	"github.com/haa-dev/haa/node/balancer"
 	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/fleet"
+	"github.com/haa-dev/haa/node/tracking"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -21,23 +25,18 @@ import (
 type fake struct {
 	info      node.NodeInfo
 	instances []node.InstanceStatus
-	trackers  []node.TrackerState
-	vss       []*haav1.VirtualServerStatus
-	durations map[string]map[string]time.Duration
-	fleet     *haav1.GetFleetResponse
+	trackers  []tracking.TrackerState
+	vss       []balancer.VirtualServer
+	fleet     fleet.Status
 	ifDrops   map[string]map[vrrp.DropReason]uint64
 }
 
 func (f *fake) Node() node.NodeInfo                                   { return f.info }
 func (f *fake) Instances() []node.InstanceStatus                      { return f.instances }
-func (f *fake) Trackers() []node.TrackerState                         { return f.trackers }
+func (f *fake) Trackers() []tracking.TrackerState                     { return f.trackers }
 func (f *fake) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 { return f.ifDrops }
-func (f *fake) FleetStatus() *haav1.GetFleetResponse                  { return f.fleet }
-func (f *fake) CheckDurations() map[string]map[string]time.Duration {
-	return f.durations
-}
-
-func (f *fake) VirtualServerStates() []*haav1.VirtualServerStatus { return f.vss }
+func (f *fake) FleetStatus() fleet.Status                             { return f.fleet }
+func (f *fake) VirtualServerStates() []balancer.VirtualServer         { return f.vss }
 
 func instance(name string, prio, eff uint8, st vrrp.State) node.InstanceStatus {
 	return node.InstanceStatus{
@@ -59,20 +58,20 @@ func newFake() *fake {
 	vi1.Stats.TimerSlip(vrrp.TimerAdvert).Observe(3 * time.Millisecond)
 	vi1.Stats.TimerSlip(vrrp.TimerMasterDown).Observe(50 * time.Microsecond)
 	vi2 := instance("VI_2", 100, 100, vrrp.Backup)
-	healthy := &haav1.NodeHealth{Healthy: true}
+	healthy := &fleet.Health{Healthy: true}
 	return &fake{
 		ifDrops:   map[string]map[vrrp.DropReason]uint64{"eth0": {vrrp.DropUnknownVRID: 3}},
 		info:      node.NodeInfo{Name: "n1", Version: "v1.2.3", Generation: 7},
 		instances: []node.InstanceStatus{vi1, vi2},
-		trackers:  []node.TrackerState{{Name: "gw", Kind: "script", OK: true}, {Name: "uplink", Kind: "interface"}},
-		vss: []*haav1.VirtualServerStatus{{Name: "web", Up: true, RealServers: []*haav1.RealServerStatus{
-			{Address: "10.0.0.1:80", Healthy: true, Weight: 3, Programmed: true},
-			{Address: "10.0.0.2:80", Healthy: false},
+		trackers:  []tracking.TrackerState{{Name: "gw", Kind: "script", OK: true}, {Name: "uplink", Kind: "interface"}},
+		vss: []balancer.VirtualServer{{Name: "web", Up: true, Reals: []balancer.RealServer{
+			{Addr: netip.MustParseAddrPort("10.0.0.1:80"), Healthy: true, Weight: 3, Programmed: true, Check: "tcp",
+				LastDuration: 15 * time.Millisecond},
+			{Addr: netip.MustParseAddrPort("10.0.0.2:80"), Healthy: false, Check: "none"},
 		}}},
-		durations: map[string]map[string]time.Duration{"web": {"10.0.0.1:80": 15 * time.Millisecond}},
-		fleet: &haav1.GetFleetResponse{Node: "n1", Members: []*haav1.Member{
+		fleet: fleet.Status{Node: "n1", Members: []fleet.Member{
 			{Name: "n1", State: haav1.MemberState_MEMBER_STATE_ALIVE, Health: healthy},
-			{Name: "n2", State: haav1.MemberState_MEMBER_STATE_ALIVE, Health: &haav1.NodeHealth{Problems: []string{"x"}}},
+			{Name: "n2", State: haav1.MemberState_MEMBER_STATE_ALIVE, Health: &fleet.Health{Problems: []string{"x"}}},
 			{Name: "n3", State: haav1.MemberState_MEMBER_STATE_DEAD},
 		}},
 	}
@@ -220,7 +219,7 @@ func TestCollectorEveryFamily(t *testing.T) {
 
 // Before the first configuration there is nothing but the node itself.
 func TestCollectorEmptyAgent(t *testing.T) {
-	got := gather(t, &fake{info: node.NodeInfo{Version: "dev"}, fleet: &haav1.GetFleetResponse{}})
+	got := gather(t, &fake{info: node.NodeInfo{Version: "dev"}, fleet: fleet.Status{}})
 	for _, name := range []string{"haa_config_generation", "haa_build_info"} {
 		if got[name] == nil {
 			t.Errorf("%s missing", name)

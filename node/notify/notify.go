@@ -112,10 +112,22 @@ func (s *Spec) Jobs(typ, name, state string, prio int) []Job {
 // reported from another goroutine.
 type Report func(Job, script.Result)
 
+// Exec runs one job until it ends or ctx does (the queue's Close gave
+// up). The default runs the job's command.
+type Exec func(ctx context.Context, j Job) script.Result
+
+func runCommand(ctx context.Context, j Job) script.Result {
+	if j.Cmd == nil {
+		return script.Result{Exit: -1, Err: errors.New("no command to run")}
+	}
+	return j.Cmd.Run(ctx, j.Timeout, j.Args, j.env())
+}
+
 // Queue runs jobs one at a time, in the order pushed, in its own
 // goroutine. Close it to stop that goroutine.
 type Queue struct {
 	report Report
+	exec   Exec
 	limit  int
 	ctx    context.Context // ends when Close gives up: kills the running job
 	cancel context.CancelCauseFunc
@@ -130,13 +142,14 @@ type Queue struct {
 
 // NewQueue starts a queue that hands every finished job to report.
 func NewQueue(report Report) *Queue {
-	return newQueue(report, MaxPending)
+	return newQueue(report, runCommand, MaxPending)
 }
 
-func newQueue(report Report, limit int) *Queue {
+func newQueue(report Report, exec Exec, limit int) *Queue {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	q := &Queue{
 		report: report,
+		exec:   exec,
 		limit:  limit,
 		ctx:    ctx,
 		cancel: cancel,
@@ -234,7 +247,7 @@ func (q *Queue) loop() {
 			q.report(j, script.Result{Exit: -1, Err: ErrClosed})
 		}
 		if job != nil {
-			q.report(*job, q.run(*job))
+			q.report(*job, q.exec(q.ctx, *job))
 			continue
 		}
 		if closed {
@@ -245,12 +258,4 @@ func (q *Queue) loop() {
 		case <-q.ctx.Done():
 		}
 	}
-}
-
-// run runs one job.
-func (q *Queue) run(j Job) script.Result {
-	if j.Cmd == nil {
-		return script.Result{Exit: -1, Err: errors.New("no command to run")}
-	}
-	return j.Cmd.Run(q.ctx, j.Timeout, j.Args, j.env())
 }

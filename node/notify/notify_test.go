@@ -248,7 +248,7 @@ func TestOverflow(t *testing.T) {
 	slow := program(t, d, "slow.sh", fmt.Sprintf(`echo $$ > %s; while [ ! -e %s ]; do sleep 0.02; done`, started, release))
 	fast := program(t, d, "fast.sh", `echo "$1"`)
 	r := newReports()
-	q := newQueue(r.report, 3)
+	q := newQueue(r.report, runCommand, 3)
 	closeQueue(t, q)
 
 	q.Push(job(slow, "slow"))

@@ -54,8 +54,18 @@ const maxWeight = 253
 // and the bound keeps the product from overflowing.
 const fileValueLimit = 1 << 20
 
-// Contribute applies keepalived's weight rules to a tracker's result. kind
-// is "script", "interface", "file" or "process".
+// Kind is what a tracker watches.
+type Kind string
+
+// Tracker kinds.
+const (
+	KindScript    Kind = "script"
+	KindInterface Kind = "interface"
+	KindFile      Kind = "file"
+	KindProcess   Kind = "process"
+)
+
+// Contribute applies keepalived's weight rules to a tracker's result.
 //
 // Script, interface and process trackers: a positive weight is added while
 // the tracker is OK; a negative weight is added (subtracted) while it has
@@ -64,8 +74,8 @@ const fileValueLimit = 1 << 20
 // File trackers: with weight 0, a non-zero Value is a Fault. Otherwise
 // Delta is Value times weight, and a Delta below -253 is a Fault instead
 // (Delta 0).
-func Contribute(kind string, weight int, r Result) Contribution {
-	if kind == "file" {
+func Contribute(kind Kind, weight int, r Result) Contribution {
+	if kind == KindFile {
 		if weight == 0 {
 			return Contribution{Fault: r.Value != 0}
 		}

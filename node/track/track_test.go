@@ -12,7 +12,7 @@ func TestContribute(t *testing.T) {
 	file := func(v int) Result { return Result{OK: v == 0, Value: v} }
 	tests := []struct {
 		name   string
-		kind   string
+		kind   Kind
 		weight int
 		r      Result
 		want   Contribution

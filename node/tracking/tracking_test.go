@@ -1,4 +1,4 @@
-package node
+package tracking
 
 import (
 	"os"
@@ -16,10 +16,10 @@ import (
 // group's, and the other members' weights (not their faults, which come
 // through the group).
 func TestVerdict(t *testing.T) {
-	run := func(kind string, weight int, r track.Result) *trackerRun {
+	run := func(kind track.Kind, weight int, r track.Result) *trackerRun {
 		return &trackerRun{cfg: config.Tracker{Kind: kind, Weight: weight}, result: r}
 	}
-	tr := &tracking{
+	tr := &Manager{
 		runs: map[string]*trackerRun{
 			"chk":    run("script", -20, track.Result{OK: false, Detail: "exit status 1"}),
 			"uplink": run("interface", 0, track.Result{OK: true, Detail: "link up"}),
@@ -37,7 +37,7 @@ func TestVerdict(t *testing.T) {
 		Track: []config.TrackRef{{Tracker: "bonus", Weight: 5}}}, g: syncgroup.New("VG_1", []string{"VI_1", "VI_2"})}
 	tr.memberOf = map[string]*groupRun{"VI_1": gr, "VI_2": gr}
 
-	offset, fault, views := tr.verdict("VI_1")
+	offset, fault, views := tr.verdictLocked("VI_1")
 	// -20 (chk) + 0 (uplink) + 3*-10 (drain) + 5 (group's bonus); db is
 	// VI_2's: weight 0, so nothing to add and its fault is the group's.
 	if offset != -45 || fault != "" {
@@ -56,11 +56,11 @@ func TestVerdict(t *testing.T) {
 	if v := views[4]; !v.ViaGroup || v.Fault {
 		t.Errorf("db as VI_1 sees it: %+v", v)
 	}
-	offset, fault, _ = tr.verdict("VI_2")
+	offset, fault, _ = tr.verdictLocked("VI_2")
 	if offset != -45 || fault != "tracker db failed: exit status 2" { // the group moves together
 		t.Fatalf("VI_2: offset %d fault %q", offset, fault)
 	}
-	offset, fault, _ = tr.verdict("VI_3")
+	offset, fault, _ = tr.verdictLocked("VI_3")
 	if offset != 15 || fault != "" {
 		t.Fatalf("VI_3: offset %d fault %q", offset, fault)
 	}
@@ -88,7 +88,7 @@ func TestResolveCommandsPaths(t *testing.T) {
 		SyncGroups: []config.SyncGroup{{Name: "G", Notify: &config.Notify{Any: []string{ok}}}},
 	}
 	c.Instances[0].VRRP.Name = "VI_1"
-	_, err := resolveCommands(c)
+	_, err := ResolveCommands(c)
 	fields := config.Fields(err)
 	if len(fields) != 2 || fields[0].Path != "trackers[1].script.command[0]" || fields[1].Path != "instances[0].notify.fault[0]" {
 		t.Fatalf("problems %v", fields)
@@ -103,7 +103,7 @@ func TestResolveCommandsPaths(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Trackers = c.Trackers[:1]
-	cmds, err := resolveCommands(c)
+	cmds, err := ResolveCommands(c)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
-// Package vip manages the virtual addresses of VRRP instances: it parses
-// keepalived's virtual_ipaddress syntax and adds, removes and checks the
-// addresses through netlink.
+// Package vip is the virtual addresses of VRRP instances: it parses and
+// checks keepalived's virtual_ipaddress syntax. It is pure: package
+// node/host adds and removes the addresses through netlink.
 package vip
 
 import (
@@ -232,9 +232,21 @@ func checkName(s string) string {
 // Validate checks that the fields of v fit together: a valid prefix, an
 // IPv4 broadcast address and label only on an IPv4 address, a known scope,
 // and, when Dev is set, a label that starts with it. The label rule against
-// the instance's interface is checked by Manager.Add.
+// the instance's interface is checked by ValidateOn.
 func (v VIP) Validate() error {
 	return v.validate(v.String(), v.Dev)
+}
+
+// ValidateOn is Validate for v added on the interface dev: a label must
+// also start with dev's name.
+func (v VIP) ValidateOn(dev string) error {
+	return v.validate(v.String(), dev)
+}
+
+// ScopeNumber is the kernel's number of v's scope (0: global).
+func (v VIP) ScopeNumber() uint8 {
+	n, _ := scopeNum(v.Scope)
+	return n
 }
 
 func (v VIP) validate(in, dev string) error {

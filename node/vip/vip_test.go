@@ -2,6 +2,7 @@ package vip
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -160,4 +161,18 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("Parse(%q) = %#v; Parse(%q) = %#v, %v", s, v, v.String(), again, err)
 		}
 	})
+}
+
+func ExampleParse() {
+	v, err := Parse("192.168.200.18/24 dev eth2 label eth2:1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(v.Prefix, v.Device("eth0"), v.Label)
+	_, err = Parse("10.0.0.1/33")
+	fmt.Println(err)
+	// Output:
+	// 192.168.200.18/24 eth2 eth2:1
+	// vip "10.0.0.1/33": prefix length 33 out of range 0..32
 }

@@ -159,8 +159,10 @@ type Runner struct {
 	// a misconfigured peer is logged every dropLogEvery, not per packet.
 	dropLogged [numDropReasons]atomic.Int64
 
-	mu     sync.Mutex
-	status Status
+	// status is published by the Run goroutine after every change;
+	// readers load it without waiting (Status, Watch).
+	status atomic.Pointer[statusCell]
+	st     Status // the Run goroutine's copy (the constructor's before Run)
 
 	garpPlan []time.Time // pending GARP rounds, ascending
 
@@ -172,6 +174,13 @@ type Runner struct {
 	sendLogged   time.Time
 	advertCache  map[advertKey][]byte
 	updateConfig chan RunnerConfig
+}
+
+// statusCell is one published status; next is closed when a newer one is
+// published.
+type statusCell struct {
+	st   Status
+	next chan struct{}
 }
 
 type advertKey struct {
@@ -197,10 +206,11 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 		advertCache:  map[advertKey][]byte{},
 		updateConfig: make(chan RunnerConfig, 1),
 	}
-	r.status = Status{Name: rc.Name, State: Init, Priority: rc.Priority}
+	r.st = Status{Name: rc.Name, State: Init, Priority: rc.Priority}
 	for _, o := range opts {
 		o(r)
 	}
+	r.status.Store(&statusCell{st: r.st, next: make(chan struct{})})
 	if r.timer == nil {
 		r.timer = newGoTimer()
 	}
@@ -213,11 +223,25 @@ func (r *Runner) Config() RunnerConfig { return r.rc }
 // Stats returns the live counters.
 func (r *Runner) Stats() *Stats { return &r.stats }
 
-// Status returns a snapshot of the instance.
-func (r *Runner) Status() Status {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.status
+// Status returns a snapshot of the instance. It never waits.
+func (r *Runner) Status() Status { return r.status.Load().st }
+
+// Watch returns the status now and a channel that is closed when it
+// changes (call Watch again for the new one). It never waits.
+func (r *Runner) Watch() (Status, <-chan struct{}) {
+	c := r.status.Load()
+	return c.st, c.next
+}
+
+// publish makes st the status readers see, if it changed. Only the Run
+// goroutine calls it.
+func (r *Runner) publish(st Status) {
+	old := r.status.Load()
+	if old.st == st {
+		return
+	}
+	r.status.Store(&statusCell{st: st, next: make(chan struct{})})
+	close(old.next)
 }
 
 // Deliver hands an advert received now to the instance; see DeliverAt.
@@ -489,9 +513,7 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 			if a.To == Master {
 				r.stats.BecameMaster.Add(1)
 			}
-			r.mu.Lock()
-			r.status.LastChange, r.status.LastFrom, r.status.LastCause = now, a.From, a.Cause
-			r.mu.Unlock()
+			r.st.LastChange, r.st.LastFrom, r.st.LastCause = now, a.From, a.Cause
 			r.log.Info("state change", "from", a.From.String(), "state", a.To.String(), "cause", string(a.Cause), "priority", r.in.Priority())
 			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeTransition, From: a.From, To: a.To, Cause: a.Cause, Priority: r.in.Priority()})
 		case ActDrop:
@@ -505,22 +527,21 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 				Priority: r.in.Priority()})
 		}
 	}
-	r.mu.Lock()
-	prevPrio := r.status.Priority
-	r.status.VIPError = ""
+	prevPrio := r.st.Priority
+	r.st.VIPError = ""
 	if r.vipErr != nil {
-		r.status.VIPError = r.vipErr.Error()
+		r.st.VIPError = r.vipErr.Error()
 	}
-	r.status.State = r.in.State()
-	r.status.Held = r.in.Held()
-	r.status.VIPsHeld = r.vipsHeld
-	r.status.Priority = r.in.Priority()
-	r.status.MasterAddr = r.in.MasterAddr()
-	r.status.MasterInterval = r.in.MasterInterval()
-	r.status.FaultReason = r.in.FaultReason()
-	r.status.Want = r.in.Wants()
-	r.status.OwnFault = r.in.ownFault()
-	r.mu.Unlock()
+	r.st.State = r.in.State()
+	r.st.Held = r.in.Held()
+	r.st.VIPsHeld = r.vipsHeld
+	r.st.Priority = r.in.Priority()
+	r.st.MasterAddr = r.in.MasterAddr()
+	r.st.MasterInterval = r.in.MasterInterval()
+	r.st.FaultReason = r.in.FaultReason()
+	r.st.Want = r.in.Wants()
+	r.st.OwnFault = r.in.ownFault()
+	r.publish(r.st)
 	if prevPrio != r.in.Priority() {
 		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticePriority, Priority: r.in.Priority()})
 	}

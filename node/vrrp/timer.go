@@ -43,6 +43,6 @@ func WithTrack(offset int, fault, syncFault string) RunnerOption {
 	return func(r *Runner) {
 		r.in.SetInitialTrack(offset, fault)
 		r.in.SetInitialSyncFault(syncFault)
-		r.status.Priority = r.in.Priority()
+		r.st.Priority = r.in.Priority()
 	}
 }

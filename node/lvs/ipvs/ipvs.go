@@ -1,4 +1,4 @@
-package lvs
+package ipvs
 
 import (
 	"context"
@@ -13,53 +13,55 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/haa-dev/haa/node/lvs"
+
 	"github.com/moby/ipvs"
 )
 
-// IPVSProcFile exists when the kernel has IPVS (the ip_vs module loaded or
+// ProcFile exists when the kernel has IPVS (the ip_vs module loaded or
 // built in).
-const IPVSProcFile = "/proc/net/ip_vs"
+const ProcFile = "/proc/net/ip_vs"
 
 // ipvsSvcPersistent is IP_VS_SVC_F_PERSISTENT (include/uapi/linux/ip_vs.h).
 // The kernel adds others when read back (IP_VS_SVC_F_HASHED): only this one
 // means anything to the model.
 const ipvsSvcPersistent = 0x0001
 
-// IPVS programs virtual servers into the kernel's IPVS table through its
-// generic netlink family (github.com/moby/ipvs). It implements Backend and
+// Backend programs virtual servers into the kernel's IPVS table through its
+// generic netlink family (github.com/moby/ipvs). It implements lvs.Backend and
 // Counter. Every method is safe for concurrent use: the calls share one
 // netlink socket and are serialised.
-type IPVS struct {
+type Backend struct {
 	mu sync.Mutex
 	h  *ipvs.Handle
 	// fwd remembers the forwarding method of services this backend
 	// programmed: IPVS keeps it per destination, so a service without
 	// destinations would otherwise read back as nat.
-	fwd map[Key]Forwarding
+	fwd map[lvs.Key]lvs.Forwarding
 }
 
-// IPVSOption configures NewIPVS.
-type IPVSOption func(*ipvsConfig)
+// Option configures New.
+type Option func(*ipvsConfig)
 
 type ipvsConfig struct {
 	netns string
 }
 
-// WithIPVSNetNS programs the IPVS table of the network namespace at path
+// WithNetNS programs the IPVS table of the network namespace at path
 // (for example /var/run/netns/NAME) instead of the caller's.
-func WithIPVSNetNS(path string) IPVSOption {
+func WithNetNS(path string) Option {
 	return func(c *ipvsConfig) { c.netns = path }
 }
 
-// NewIPVS opens the kernel's IPVS table. It fails when the kernel has no
-// IPVS (IPVSProcFile missing), saying what to do about it.
-func NewIPVS(opts ...IPVSOption) (*IPVS, error) {
+// New opens the kernel's IPVS table. It fails when the kernel has no
+// IPVS (ProcFile missing), saying what to do about it.
+func New(opts ...Option) (*Backend, error) {
 	var c ipvsConfig
 	for _, o := range opts {
 		o(&c)
 	}
-	if _, err := os.Stat(IPVSProcFile); err != nil {
-		return nil, fmt.Errorf("the kernel has no IPVS (%s missing): load the ip_vs module (modprobe ip_vs) or use the nftables backend", IPVSProcFile)
+	if _, err := os.Stat(ProcFile); err != nil {
+		return nil, fmt.Errorf("the kernel has no IPVS (%s missing): load the ip_vs module (modprobe ip_vs) or use the nftables backend", ProcFile)
 	}
 	h, err := ipvs.New(c.netns)
 	if err != nil {
@@ -68,25 +70,25 @@ func NewIPVS(opts ...IPVSOption) (*IPVS, error) {
 		}
 		return nil, fmt.Errorf("opening IPVS: %w", err)
 	}
-	return &IPVS{h: h, fwd: map[Key]Forwarding{}}, nil
+	return &Backend{h: h, fwd: map[lvs.Key]lvs.Forwarding{}}, nil
 }
 
 // Name returns "ipvs".
-func (*IPVS) Name() string { return "ipvs" }
+func (*Backend) Name() string { return "ipvs" }
 
 // Supports accepts every service of the model: all schedulers of
 // Schedulers, every forwarding method, persistence, IPv4 and IPv6. It only
 // refuses what the model itself forbids (an unknown scheduler, a key that is
 // neither an address nor a mark, an out-of-range prefix).
-func (*IPVS) Supports(s Service) error {
-	if !slices.Contains(Schedulers, s.Scheduler) {
-		return fmt.Errorf("scheduler %q is unknown: use one of %v", s.Scheduler, Schedulers)
+func (*Backend) Supports(s lvs.Service) error {
+	if !slices.Contains(lvs.Schedulers, s.Scheduler) {
+		return fmt.Errorf("scheduler %q is unknown: use one of %v", s.Scheduler, lvs.Schedulers)
 	}
 	if err := ipvsCheckKey(s.Key); err != nil {
 		return err
 	}
 	switch s.Forwarding {
-	case NAT, DirectRoute, Tunnel:
+	case lvs.NAT, lvs.DirectRoute, lvs.Tunnel:
 	default:
 		return fmt.Errorf("forwarding %s is unknown: use nat, dr or tunnel", s.Forwarding)
 	}
@@ -106,7 +108,7 @@ func (*IPVS) Supports(s Service) error {
 	return nil
 }
 
-func ipvsCheckKey(k Key) error {
+func ipvsCheckKey(k lvs.Key) error {
 	if k.FWMark != 0 {
 		if k.Addr.IsValid() || k.Proto != 0 {
 			return fmt.Errorf("virtual server %s: a fwmark service has no address nor protocol", k)
@@ -117,7 +119,7 @@ func ipvsCheckKey(k Key) error {
 		return fmt.Errorf("virtual server %s: no valid address", k)
 	}
 	switch k.Proto {
-	case TCP, UDP, SCTP:
+	case lvs.TCP, lvs.UDP, lvs.SCTP:
 	default:
 		return fmt.Errorf("virtual server %s: protocol %s is not tcp, udp or sctp", k, k.Proto)
 	}
@@ -129,7 +131,7 @@ func ipvsCheckKey(k Key) error {
 // Deleting a service deletes its destinations (the kernel does). Changing
 // a service's forwarding method updates its destinations already
 // programmed (IPVS keeps the method per destination).
-func (b *IPVS) Apply(ctx context.Context, p Plan) error {
+func (b *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.h == nil {
@@ -146,18 +148,18 @@ func (b *IPVS) Apply(ctx context.Context, p Plan) error {
 	return nil
 }
 
-func (b *IPVS) apply(op Op) error {
+func (b *Backend) apply(op lvs.Op) error {
 	svc, err := toIPVSService(op.Service)
 	if err != nil {
 		return err
 	}
 	switch op.Kind {
-	case AddService:
+	case lvs.AddService:
 		if err := b.h.NewService(svc); err != nil {
 			return err
 		}
 		b.fwd[op.Service.Key] = op.Service.Forwarding
-	case UpdateService:
+	case lvs.UpdateService:
 		if err := b.h.UpdateService(svc); err != nil {
 			return err
 		}
@@ -178,20 +180,20 @@ func (b *IPVS) apply(op Op) error {
 				return fmt.Errorf("forwarding of %s: %w", net.JoinHostPort(d.Address.String(), fmt.Sprint(d.Port)), err)
 			}
 		}
-	case DeleteService:
+	case lvs.DeleteService:
 		if err := b.h.DelService(svc); err != nil {
 			return err
 		}
 		delete(b.fwd, op.Service.Key)
-	case AddDest, UpdateDest, DeleteDest:
+	case lvs.AddDest, lvs.UpdateDest, lvs.DeleteDest:
 		d, err := toIPVSDest(op.Service, op.Dest)
 		if err != nil {
 			return err
 		}
 		switch op.Kind {
-		case AddDest:
+		case lvs.AddDest:
 			return b.h.NewDestination(svc, d)
-		case UpdateDest:
+		case lvs.UpdateDest:
 			return b.h.UpdateDestination(svc, d)
 		default:
 			return b.h.DelDestination(svc, d)
@@ -208,9 +210,9 @@ func (b *IPVS) apply(op Op) error {
 // address when they differ); without destinations it is the one this
 // backend programmed, else nat. Services the model cannot express (an
 // unknown protocol or address family) are left out.
-func (b *IPVS) Read(ctx context.Context) (State, error) {
-	st := State{}
-	err := b.each(ctx, func(s *ipvs.Service, k Key, dests []*ipvs.Destination) error {
+func (b *Backend) Read(ctx context.Context) (lvs.State, error) {
+	st := lvs.State{}
+	err := b.each(ctx, func(s *ipvs.Service, k lvs.Key, dests []*ipvs.Destination) error {
 		vs, err := fromIPVS(s, dests)
 		if err != nil {
 			return nil // not expressible in the model: not ours
@@ -231,16 +233,16 @@ func (b *IPVS) Read(ctx context.Context) (State, error) {
 
 // Conns returns the active and inactive connection counts of every
 // destination of every service in the table.
-func (b *IPVS) Conns(ctx context.Context) (map[Key]map[netip.AddrPort]Conns, error) {
-	out := map[Key]map[netip.AddrPort]Conns{}
-	err := b.each(ctx, func(s *ipvs.Service, k Key, dests []*ipvs.Destination) error {
-		m := map[netip.AddrPort]Conns{}
+func (b *Backend) Conns(ctx context.Context) (map[lvs.Key]map[netip.AddrPort]lvs.Conns, error) {
+	out := map[lvs.Key]map[netip.AddrPort]lvs.Conns{}
+	err := b.each(ctx, func(s *ipvs.Service, k lvs.Key, dests []*ipvs.Destination) error {
+		m := map[netip.AddrPort]lvs.Conns{}
 		for _, d := range dests {
 			ap, err := fromIPVSDestAddr(d)
 			if err != nil {
 				continue
 			}
-			m[ap] = Conns{Active: uint64(max(0, d.ActiveConnections)), Inactive: uint64(max(0, d.InactiveConnections))}
+			m[ap] = lvs.Conns{Active: uint64(max(0, d.ActiveConnections)), Inactive: uint64(max(0, d.InactiveConnections))}
 		}
 		out[k] = m
 		return nil
@@ -253,7 +255,7 @@ func (b *IPVS) Conns(ctx context.Context) (map[Key]map[netip.AddrPort]Conns, err
 
 // each calls fn for every service the model can key, with its
 // destinations, holding the lock.
-func (b *IPVS) each(ctx context.Context, fn func(s *ipvs.Service, k Key, dests []*ipvs.Destination) error) error {
+func (b *Backend) each(ctx context.Context, fn func(s *ipvs.Service, k lvs.Key, dests []*ipvs.Destination) error) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.h == nil {
@@ -283,7 +285,7 @@ func (b *IPVS) each(ctx context.Context, fn func(s *ipvs.Service, k Key, dests [
 }
 
 // Close releases the netlink socket; the programmed services stay.
-func (b *IPVS) Close() error {
+func (b *Backend) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.h != nil {
@@ -294,7 +296,7 @@ func (b *IPVS) Close() error {
 }
 
 // family is the address family of a key (AF_INET or AF_INET6).
-func ipvsFamily(k Key) uint16 {
+func ipvsFamily(k lvs.Key) uint16 {
 	if k.Is6() {
 		return syscall.AF_INET6
 	}
@@ -309,7 +311,7 @@ func ipvsFamily(k Key) uint16 {
 // length; the whole address (/32, /128) when PersistPrefix is 0. The
 // kernel refuses IPv6 services whose netmask is not 1..128 even without
 // persistence.
-func toIPVSService(s Service) (*ipvs.Service, error) {
+func toIPVSService(s lvs.Service) (*ipvs.Service, error) {
 	if err := ipvsCheckKey(s.Key); err != nil {
 		return nil, err
 	}
@@ -355,11 +357,11 @@ func toIPVSService(s Service) (*ipvs.Service, error) {
 }
 
 // toIPVSFlags is the destination connection flags of a forwarding method.
-func toIPVSFlags(f Forwarding) uint32 {
+func toIPVSFlags(f lvs.Forwarding) uint32 {
 	switch f {
-	case DirectRoute:
+	case lvs.DirectRoute:
 		return ipvs.ConnectionFlagDirectRoute
-	case Tunnel:
+	case lvs.Tunnel:
 		return ipvs.ConnectionFlagTunnel
 	}
 	return ipvs.ConnectionFlagMasq
@@ -367,20 +369,20 @@ func toIPVSFlags(f Forwarding) uint32 {
 
 // fromIPVSFlags is the forwarding method of destination connection flags:
 // masquerading (and the old kernels' local-node) is nat.
-func fromIPVSFlags(flags uint32) Forwarding {
+func fromIPVSFlags(flags uint32) lvs.Forwarding {
 	switch flags & ipvs.ConnectionFlagFwdMask {
 	case ipvs.ConnectionFlagDirectRoute:
-		return DirectRoute
+		return lvs.DirectRoute
 	case ipvs.ConnectionFlagTunnel:
-		return Tunnel
+		return lvs.Tunnel
 	}
-	return NAT
+	return lvs.NAT
 }
 
 // toIPVSDest converts a destination of service s. Its address family must
 // be the service's: moby/ipvs does not send a destination family, so the
 // kernel takes the service's.
-func toIPVSDest(s Service, d Dest) (*ipvs.Destination, error) {
+func toIPVSDest(s lvs.Service, d lvs.Dest) (*ipvs.Destination, error) {
 	if !d.Addr.IsValid() {
 		return nil, errors.New("real server without an address")
 	}
@@ -423,34 +425,34 @@ func ipFromIPVS(ip net.IP, fam uint16) (netip.Addr, error) {
 }
 
 // fromIPVSKey is the model's key of a kernel service.
-func fromIPVSKey(s *ipvs.Service) (Key, error) {
+func fromIPVSKey(s *ipvs.Service) (lvs.Key, error) {
 	if s.AddressFamily != syscall.AF_INET && s.AddressFamily != syscall.AF_INET6 {
-		return Key{}, fmt.Errorf("address family %d", s.AddressFamily)
+		return lvs.Key{}, fmt.Errorf("address family %d", s.AddressFamily)
 	}
 	if s.FWMark != 0 {
-		return Key{FWMark: s.FWMark, V6: s.AddressFamily == syscall.AF_INET6}, nil
+		return lvs.Key{FWMark: s.FWMark, V6: s.AddressFamily == syscall.AF_INET6}, nil
 	}
 	a, err := ipFromIPVS(s.Address, s.AddressFamily)
 	if err != nil {
-		return Key{}, err
+		return lvs.Key{}, err
 	}
-	p := Protocol(s.Protocol)
-	if s.Protocol > 255 || (p != TCP && p != UDP && p != SCTP) {
-		return Key{}, fmt.Errorf("protocol %d", s.Protocol)
+	p := lvs.Protocol(s.Protocol)
+	if s.Protocol > 255 || (p != lvs.TCP && p != lvs.UDP && p != lvs.SCTP) {
+		return lvs.Key{}, fmt.Errorf("protocol %d", s.Protocol)
 	}
-	return Key{Addr: netip.AddrPortFrom(a, s.Port), Proto: p}, nil
+	return lvs.Key{Addr: netip.AddrPortFrom(a, s.Port), Proto: p}, nil
 }
 
 // fromIPVSService is the model's service of a kernel one; forwarding is
 // left nat (IPVS keeps it per destination: see fromIPVS). PersistPrefix
 // reads back as the netmask's length, the whole address (/32, /128)
 // included; 0 without persistence.
-func fromIPVSService(s *ipvs.Service) (Service, error) {
+func fromIPVSService(s *ipvs.Service) (lvs.Service, error) {
 	k, err := fromIPVSKey(s)
 	if err != nil {
-		return Service{}, err
+		return lvs.Service{}, err
 	}
-	out := Service{Key: k, Scheduler: s.SchedName, Forwarding: NAT}
+	out := lvs.Service{Key: k, Scheduler: s.SchedName, Forwarding: lvs.NAT}
 	if s.Flags&ipvsSvcPersistent != 0 {
 		out.Persistence = time.Duration(s.Timeout) * time.Second
 		if k.Is6() {
@@ -482,12 +484,12 @@ func fromIPVSDestAddr(d *ipvs.Destination) (netip.AddrPort, error) {
 // fromIPVS is the model's virtual server of a kernel service and its
 // destinations. The forwarding method is the destinations' (the first by
 // address when they differ), nat without destinations.
-func fromIPVS(s *ipvs.Service, dests []*ipvs.Destination) (*VirtualServer, error) {
+func fromIPVS(s *ipvs.Service, dests []*ipvs.Destination) (*lvs.VirtualServer, error) {
 	svc, err := fromIPVSService(s)
 	if err != nil {
 		return nil, err
 	}
-	vs := &VirtualServer{Service: svc, Dests: make(map[netip.AddrPort]int, len(dests))}
+	vs := &lvs.VirtualServer{Service: svc, Dests: make(map[netip.AddrPort]int, len(dests))}
 	var first netip.AddrPort
 	for _, d := range dests {
 		ap, err := fromIPVSDestAddr(d)
@@ -504,6 +506,6 @@ func fromIPVS(s *ipvs.Service, dests []*ipvs.Destination) (*VirtualServer, error
 }
 
 var (
-	_ Backend = (*IPVS)(nil)
-	_ Counter = (*IPVS)(nil)
+	_ lvs.Backend = (*Backend)(nil)
+	_ lvs.Counter = (*Backend)(nil)
 )

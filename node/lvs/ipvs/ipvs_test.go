@@ -1,4 +1,4 @@
-package lvs
+package ipvs
 
 import (
 	"context"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haa-dev/haa/node/lvs"
 
 	"github.com/moby/ipvs"
 
@@ -33,11 +35,11 @@ func ipvsMaskBytes(v uint32) []byte {
 }
 
 func TestToIPVSService(t *testing.T) {
-	tcp4 := Key{Addr: ipvsAP("10.1.2.3:80"), Proto: TCP}
-	udp6 := Key{Addr: ipvsAP("[2001:db8::1]:53"), Proto: UDP}
+	tcp4 := lvs.Key{Addr: ipvsAP("10.1.2.3:80"), Proto: lvs.TCP}
+	udp6 := lvs.Key{Addr: ipvsAP("[2001:db8::1]:53"), Proto: lvs.UDP}
 	tests := []struct {
 		name    string
-		in      Service
+		in      lvs.Service
 		addr    net.IP
 		port    uint16
 		proto   uint16
@@ -48,30 +50,30 @@ func TestToIPVSService(t *testing.T) {
 		mask    []byte // IPv4: the wire bytes
 		plen    uint32 // IPv6: the prefix length
 	}{
-		{name: "tcp4 plain", in: Service{Key: tcp4, Scheduler: "wrr"},
+		{name: "tcp4 plain", in: lvs.Service{Key: tcp4, Scheduler: "wrr"},
 			addr: net.IPv4(10, 1, 2, 3).To4(), port: 80, proto: 6, family: syscall.AF_INET,
 			mask: []byte{255, 255, 255, 255}},
-		{name: "tcp4 persistent /24", in: Service{Key: tcp4, Scheduler: "rr", Persistence: 300 * time.Second, PersistPrefix: 24},
+		{name: "tcp4 persistent /24", in: lvs.Service{Key: tcp4, Scheduler: "rr", Persistence: 300 * time.Second, PersistPrefix: 24},
 			addr: net.IPv4(10, 1, 2, 3).To4(), port: 80, proto: 6, family: syscall.AF_INET,
 			flags: 1, timeout: 300, mask: []byte{255, 255, 255, 0}},
-		{name: "tcp4 persistent whole address, rounded up to seconds", in: Service{Key: tcp4, Scheduler: "sh", Persistence: 1500 * time.Millisecond},
+		{name: "tcp4 persistent whole address, rounded up to seconds", in: lvs.Service{Key: tcp4, Scheduler: "sh", Persistence: 1500 * time.Millisecond},
 			addr: net.IPv4(10, 1, 2, 3).To4(), port: 80, proto: 6, family: syscall.AF_INET,
 			flags: 1, timeout: 2, mask: []byte{255, 255, 255, 255}},
-		{name: "tcp4 persistent /1", in: Service{Key: tcp4, Scheduler: "lc", Persistence: time.Minute, PersistPrefix: 1},
+		{name: "tcp4 persistent /1", in: lvs.Service{Key: tcp4, Scheduler: "lc", Persistence: time.Minute, PersistPrefix: 1},
 			addr: net.IPv4(10, 1, 2, 3).To4(), port: 80, proto: 6, family: syscall.AF_INET,
 			flags: 1, timeout: 60, mask: []byte{128, 0, 0, 0}},
-		{name: "prefix ignored without persistence", in: Service{Key: tcp4, Scheduler: "wlc", PersistPrefix: 24},
+		{name: "prefix ignored without persistence", in: lvs.Service{Key: tcp4, Scheduler: "wlc", PersistPrefix: 24},
 			addr: net.IPv4(10, 1, 2, 3).To4(), port: 80, proto: 6, family: syscall.AF_INET,
 			mask: []byte{255, 255, 255, 255}},
-		{name: "udp6 plain", in: Service{Key: udp6, Scheduler: "wrr"},
+		{name: "udp6 plain", in: lvs.Service{Key: udp6, Scheduler: "wrr"},
 			addr: net.ParseIP("2001:db8::1"), port: 53, proto: 17, family: syscall.AF_INET6, plen: 128},
-		{name: "udp6 persistent /64", in: Service{Key: udp6, Scheduler: "wrr", Persistence: time.Hour, PersistPrefix: 64},
+		{name: "udp6 persistent /64", in: lvs.Service{Key: udp6, Scheduler: "wrr", Persistence: time.Hour, PersistPrefix: 64},
 			addr: net.ParseIP("2001:db8::1"), port: 53, proto: 17, family: syscall.AF_INET6, flags: 1, timeout: 3600, plen: 64},
-		{name: "sctp4", in: Service{Key: Key{Addr: ipvsAP("10.0.0.1:9"), Proto: SCTP}, Scheduler: "mh"},
+		{name: "sctp4", in: lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:9"), Proto: lvs.SCTP}, Scheduler: "mh"},
 			addr: net.IPv4(10, 0, 0, 1).To4(), port: 9, proto: 132, family: syscall.AF_INET, mask: []byte{255, 255, 255, 255}},
-		{name: "fwmark4", in: Service{Key: Key{FWMark: 7}, Scheduler: "wrr", Forwarding: DirectRoute},
+		{name: "fwmark4", in: lvs.Service{Key: lvs.Key{FWMark: 7}, Scheduler: "wrr", Forwarding: lvs.DirectRoute},
 			fwmark: 7, family: syscall.AF_INET, mask: []byte{255, 255, 255, 255}},
-		{name: "fwmark6 persistent", in: Service{Key: Key{FWMark: 0x100, V6: true}, Scheduler: "wrr", Persistence: time.Second, PersistPrefix: 48},
+		{name: "fwmark6 persistent", in: lvs.Service{Key: lvs.Key{FWMark: 0x100, V6: true}, Scheduler: "wrr", Persistence: time.Second, PersistPrefix: 48},
 			fwmark: 0x100, family: syscall.AF_INET6, flags: 1, timeout: 1, plen: 48},
 	}
 	for _, tt := range tests {
@@ -109,19 +111,19 @@ func TestToIPVSService(t *testing.T) {
 
 func TestToIPVSServiceErrors(t *testing.T) {
 	tests := []struct {
-		in   Service
+		in   lvs.Service
 		want string
 	}{
-		{Service{Scheduler: "rr"}, "no valid address"},
-		{Service{Key: Key{Addr: ipvsAP("10.0.0.1:80")}, Scheduler: "rr"}, "protocol"},
-		{Service{Key: Key{Addr: ipvsAP("10.0.0.1:80"), Proto: 1}, Scheduler: "rr"}, "protocol"},
-		{Service{Key: Key{FWMark: 3, Addr: ipvsAP("10.0.0.1:80")}, Scheduler: "rr"}, "fwmark"},
-		{Service{Key: Key{FWMark: 3, Proto: TCP}, Scheduler: "rr"}, "fwmark"},
-		{Service{Key: Key{Addr: ipvsAP("[::ffff:10.0.0.1]:80"), Proto: TCP}, Scheduler: "rr"}, "no valid address"},
-		{Service{Key: Key{Addr: ipvsAP("10.0.0.1:80"), Proto: TCP}, Scheduler: "rr", Persistence: time.Second, PersistPrefix: 33}, "prefix"},
-		{Service{Key: Key{Addr: ipvsAP("[2001:db8::1]:80"), Proto: TCP}, Scheduler: "rr", Persistence: time.Second, PersistPrefix: 129}, "prefix"},
-		{Service{Key: Key{Addr: ipvsAP("10.0.0.1:80"), Proto: TCP}, Scheduler: "rr", Persistence: time.Second, PersistPrefix: -1}, "prefix"},
-		{Service{Key: Key{Addr: ipvsAP("10.0.0.1:80"), Proto: TCP}, Scheduler: "rr", Persistence: time.Duration(1<<33) * time.Second}, "too long"},
+		{lvs.Service{Scheduler: "rr"}, "no valid address"},
+		{lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:80")}, Scheduler: "rr"}, "protocol"},
+		{lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:80"), Proto: 1}, Scheduler: "rr"}, "protocol"},
+		{lvs.Service{Key: lvs.Key{FWMark: 3, Addr: ipvsAP("10.0.0.1:80")}, Scheduler: "rr"}, "fwmark"},
+		{lvs.Service{Key: lvs.Key{FWMark: 3, Proto: lvs.TCP}, Scheduler: "rr"}, "fwmark"},
+		{lvs.Service{Key: lvs.Key{Addr: ipvsAP("[::ffff:10.0.0.1]:80"), Proto: lvs.TCP}, Scheduler: "rr"}, "no valid address"},
+		{lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:80"), Proto: lvs.TCP}, Scheduler: "rr", Persistence: time.Second, PersistPrefix: 33}, "prefix"},
+		{lvs.Service{Key: lvs.Key{Addr: ipvsAP("[2001:db8::1]:80"), Proto: lvs.TCP}, Scheduler: "rr", Persistence: time.Second, PersistPrefix: 129}, "prefix"},
+		{lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:80"), Proto: lvs.TCP}, Scheduler: "rr", Persistence: time.Second, PersistPrefix: -1}, "prefix"},
+		{lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:80"), Proto: lvs.TCP}, Scheduler: "rr", Persistence: time.Duration(1<<33) * time.Second}, "too long"},
 	}
 	for _, tt := range tests {
 		_, err := toIPVSService(tt.in)
@@ -135,16 +137,16 @@ func TestToIPVSServiceErrors(t *testing.T) {
 // Read returns them (PersistPrefix the netmask's length when persistent, 0
 // otherwise; forwarding nat: it lives on the destinations).
 func TestServiceRoundTrip(t *testing.T) {
-	svcs := []Service{
-		{Key: Key{Addr: ipvsAP("10.1.2.3:80"), Proto: TCP}, Scheduler: "wrr"},
-		{Key: Key{Addr: ipvsAP("10.1.2.3:80"), Proto: TCP}, Scheduler: "rr", Persistence: 300 * time.Second, PersistPrefix: 24},
-		{Key: Key{Addr: ipvsAP("10.1.2.3:80"), Proto: TCP}, Scheduler: "rr", Persistence: 300 * time.Second, PersistPrefix: 32},
-		{Key: Key{Addr: ipvsAP("10.1.2.3:443"), Proto: TCP}, Scheduler: "sh", Persistence: time.Second, PersistPrefix: 17},
-		{Key: Key{Addr: ipvsAP("[2001:db8::1]:53"), Proto: UDP}, Scheduler: "lblc"},
-		{Key: Key{Addr: ipvsAP("[2001:db8::1]:53"), Proto: UDP}, Scheduler: "lblcr", Persistence: time.Minute, PersistPrefix: 56},
-		{Key: Key{Addr: ipvsAP("[2001:db8::1]:53"), Proto: SCTP}, Scheduler: "dh", Persistence: time.Minute, PersistPrefix: 128},
-		{Key: Key{FWMark: 1}, Scheduler: "sed"},
-		{Key: Key{FWMark: 0xffffffff, V6: true}, Scheduler: "nq", Persistence: 30 * 24 * time.Hour, PersistPrefix: 64},
+	svcs := []lvs.Service{
+		{Key: lvs.Key{Addr: ipvsAP("10.1.2.3:80"), Proto: lvs.TCP}, Scheduler: "wrr"},
+		{Key: lvs.Key{Addr: ipvsAP("10.1.2.3:80"), Proto: lvs.TCP}, Scheduler: "rr", Persistence: 300 * time.Second, PersistPrefix: 24},
+		{Key: lvs.Key{Addr: ipvsAP("10.1.2.3:80"), Proto: lvs.TCP}, Scheduler: "rr", Persistence: 300 * time.Second, PersistPrefix: 32},
+		{Key: lvs.Key{Addr: ipvsAP("10.1.2.3:443"), Proto: lvs.TCP}, Scheduler: "sh", Persistence: time.Second, PersistPrefix: 17},
+		{Key: lvs.Key{Addr: ipvsAP("[2001:db8::1]:53"), Proto: lvs.UDP}, Scheduler: "lblc"},
+		{Key: lvs.Key{Addr: ipvsAP("[2001:db8::1]:53"), Proto: lvs.UDP}, Scheduler: "lblcr", Persistence: time.Minute, PersistPrefix: 56},
+		{Key: lvs.Key{Addr: ipvsAP("[2001:db8::1]:53"), Proto: lvs.SCTP}, Scheduler: "dh", Persistence: time.Minute, PersistPrefix: 128},
+		{Key: lvs.Key{FWMark: 1}, Scheduler: "sed"},
+		{Key: lvs.Key{FWMark: 0xffffffff, V6: true}, Scheduler: "nq", Persistence: 30 * 24 * time.Hour, PersistPrefix: 64},
 	}
 	for _, s := range svcs {
 		is, err := toIPVSService(s)
@@ -171,12 +173,12 @@ func TestFromIPVSKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := (Key{Addr: ipvsAP("10.9.8.7:8080"), Proto: TCP}); k != want {
+		if want := (lvs.Key{Addr: ipvsAP("10.9.8.7:8080"), Proto: lvs.TCP}); k != want {
 			t.Errorf("key %+v, want %+v", k, want)
 		}
 	}
 	k, err := fromIPVSKey(&ipvs.Service{AddressFamily: syscall.AF_INET6, Address: net.ParseIP("2001:db8::5"), Port: 443, Protocol: 132})
-	if err != nil || k != (Key{Addr: ipvsAP("[2001:db8::5]:443"), Proto: SCTP}) {
+	if err != nil || k != (lvs.Key{Addr: ipvsAP("[2001:db8::5]:443"), Proto: lvs.SCTP}) {
 		t.Errorf("v6 key %+v, %v", k, err)
 	}
 	// An IPv6 service on a v4-mapped address stays IPv6.
@@ -185,7 +187,7 @@ func TestFromIPVSKey(t *testing.T) {
 		t.Errorf("v4-mapped v6 key %+v, %v: want an IPv6 address", k, err)
 	}
 	k, err = fromIPVSKey(&ipvs.Service{AddressFamily: syscall.AF_INET6, FWMark: 9})
-	if err != nil || k != (Key{FWMark: 9, V6: true}) {
+	if err != nil || k != (lvs.Key{FWMark: 9, V6: true}) {
 		t.Errorf("fwmark6 key %+v, %v", k, err)
 	}
 	for _, bad := range []*ipvs.Service{
@@ -202,14 +204,14 @@ func TestFromIPVSKey(t *testing.T) {
 }
 
 func TestToIPVSDest(t *testing.T) {
-	s4 := Service{Key: Key{Addr: ipvsAP("10.0.0.1:80"), Proto: TCP}, Scheduler: "wrr"}
+	s4 := lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:80"), Proto: lvs.TCP}, Scheduler: "wrr"}
 	for _, tt := range []struct {
-		fwd   Forwarding
+		fwd   lvs.Forwarding
 		flags uint32
-	}{{NAT, ipvs.ConnectionFlagMasq}, {DirectRoute, ipvs.ConnectionFlagDirectRoute}, {Tunnel, ipvs.ConnectionFlagTunnel}} {
+	}{{lvs.NAT, ipvs.ConnectionFlagMasq}, {lvs.DirectRoute, ipvs.ConnectionFlagDirectRoute}, {lvs.Tunnel, ipvs.ConnectionFlagTunnel}} {
 		s := s4
 		s.Forwarding = tt.fwd
-		d, err := toIPVSDest(s, Dest{Addr: ipvsAP("10.200.0.7:8080"), Weight: 3})
+		d, err := toIPVSDest(s, lvs.Dest{Addr: ipvsAP("10.200.0.7:8080"), Weight: 3})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -222,25 +224,25 @@ func TestToIPVSDest(t *testing.T) {
 		}
 	}
 	// A v4-mapped real server of an IPv4 service is IPv4.
-	d, err := toIPVSDest(s4, Dest{Addr: ipvsAP("[::ffff:10.200.0.8]:80"), Weight: 0})
+	d, err := toIPVSDest(s4, lvs.Dest{Addr: ipvsAP("[::ffff:10.200.0.8]:80"), Weight: 0})
 	if err != nil || len(d.Address) != 4 || d.Weight != 0 {
 		t.Errorf("v4-mapped: %+v, %v", d, err)
 	}
 	// Fwmark services: the family is the key's, a port 0 stays 0.
-	d, err = toIPVSDest(Service{Key: Key{FWMark: 5, V6: true}, Scheduler: "rr"}, Dest{Addr: ipvsAP("[2001:db8::9]:0"), Weight: 65535})
+	d, err = toIPVSDest(lvs.Service{Key: lvs.Key{FWMark: 5, V6: true}, Scheduler: "rr"}, lvs.Dest{Addr: ipvsAP("[2001:db8::9]:0"), Weight: 65535})
 	if err != nil || d.AddressFamily != syscall.AF_INET6 || d.Port != 0 || len(d.Address) != 16 || d.Weight != 65535 {
 		t.Errorf("fwmark6: %+v, %v", d, err)
 	}
 	for _, bad := range []struct {
-		s Service
-		d Dest
+		s lvs.Service
+		d lvs.Dest
 	}{
-		{s4, Dest{Addr: ipvsAP("[2001:db8::1]:80"), Weight: 1}},
-		{Service{Key: Key{FWMark: 5}, Scheduler: "rr"}, Dest{Addr: ipvsAP("[2001:db8::1]:80"), Weight: 1}},
-		{Service{Key: Key{FWMark: 5, V6: true}, Scheduler: "rr"}, Dest{Addr: ipvsAP("10.0.0.1:80"), Weight: 1}},
-		{s4, Dest{Addr: ipvsAP("10.0.0.2:80"), Weight: -1}},
-		{s4, Dest{Addr: ipvsAP("10.0.0.2:80"), Weight: 65536}},
-		{s4, Dest{Weight: 1}},
+		{s4, lvs.Dest{Addr: ipvsAP("[2001:db8::1]:80"), Weight: 1}},
+		{lvs.Service{Key: lvs.Key{FWMark: 5}, Scheduler: "rr"}, lvs.Dest{Addr: ipvsAP("[2001:db8::1]:80"), Weight: 1}},
+		{lvs.Service{Key: lvs.Key{FWMark: 5, V6: true}, Scheduler: "rr"}, lvs.Dest{Addr: ipvsAP("10.0.0.1:80"), Weight: 1}},
+		{s4, lvs.Dest{Addr: ipvsAP("10.0.0.2:80"), Weight: -1}},
+		{s4, lvs.Dest{Addr: ipvsAP("10.0.0.2:80"), Weight: 65536}},
+		{s4, lvs.Dest{Weight: 1}},
 	} {
 		if d, err := toIPVSDest(bad.s, bad.d); err == nil {
 			t.Errorf("toIPVSDest(%s, %+v) = %+v, want an error", bad.s.Key, bad.d, d)
@@ -249,13 +251,13 @@ func TestToIPVSDest(t *testing.T) {
 }
 
 func TestFromIPVSFlags(t *testing.T) {
-	for flags, want := range map[uint32]Forwarding{
-		0x0000: NAT,
-		0x0001: NAT, // local node (old kernels)
-		0x0002: Tunnel,
-		0x0003: DirectRoute,
-		0x0083: DirectRoute, // with IP_VS_CONN_F_NOOUTPUT
-		0x0080: NAT,
+	for flags, want := range map[uint32]lvs.Forwarding{
+		0x0000: lvs.NAT,
+		0x0001: lvs.NAT, // local node (old kernels)
+		0x0002: lvs.Tunnel,
+		0x0003: lvs.DirectRoute,
+		0x0083: lvs.DirectRoute, // with IP_VS_CONN_F_NOOUTPUT
+		0x0080: lvs.NAT,
 	} {
 		if got := fromIPVSFlags(flags); got != want {
 			t.Errorf("fromIPVSFlags(%#x) = %s, want %s", flags, got, want)
@@ -275,8 +277,8 @@ func TestFromIPVS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &VirtualServer{
-		Service: Service{Key: Key{Addr: ipvsAP("10.1.1.1:80"), Proto: TCP}, Scheduler: "wrr", Forwarding: DirectRoute},
+	want := &lvs.VirtualServer{
+		Service: lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.1.1.1:80"), Proto: lvs.TCP}, Scheduler: "wrr", Forwarding: lvs.DirectRoute},
 		Dests: map[netip.AddrPort]int{
 			ipvsAP("10.200.0.1:8080"): 0,
 			ipvsAP("10.200.0.2:8081"): 65535,
@@ -288,7 +290,7 @@ func TestFromIPVS(t *testing.T) {
 	}
 	// No destinations: nat, an empty (not nil) map.
 	vs, err = fromIPVS(is, nil)
-	if err != nil || vs.Forwarding != NAT || vs.Dests == nil || len(vs.Dests) != 0 {
+	if err != nil || vs.Forwarding != lvs.NAT || vs.Dests == nil || len(vs.Dests) != 0 {
 		t.Errorf("no destinations: %+v, %v", vs, err)
 	}
 	if _, err := fromIPVS(is, []*ipvs.Destination{{Address: net.IPv4(10, 0, 0, 1), AddressFamily: 77}}); err == nil {
@@ -298,9 +300,9 @@ func TestFromIPVS(t *testing.T) {
 
 // TestToFromIPVS: a whole virtual server through the conversions.
 func TestToFromIPVS(t *testing.T) {
-	for _, fwd := range []Forwarding{NAT, DirectRoute, Tunnel} {
-		in := &VirtualServer{
-			Service: Service{Key: Key{Addr: ipvsAP("[2001:db8::10]:443"), Proto: TCP}, Scheduler: "wlc", Forwarding: fwd,
+	for _, fwd := range []lvs.Forwarding{lvs.NAT, lvs.DirectRoute, lvs.Tunnel} {
+		in := &lvs.VirtualServer{
+			Service: lvs.Service{Key: lvs.Key{Addr: ipvsAP("[2001:db8::10]:443"), Proto: lvs.TCP}, Scheduler: "wlc", Forwarding: fwd,
 				Persistence: 10 * time.Minute, PersistPrefix: 64},
 			Dests: map[netip.AddrPort]int{ipvsAP("[2001:db8:1::1]:8443"): 1, ipvsAP("[2001:db8:1::2]:8443"): 0},
 		}
@@ -310,7 +312,7 @@ func TestToFromIPVS(t *testing.T) {
 		}
 		var ds []*ipvs.Destination
 		for a, w := range in.Dests {
-			d, err := toIPVSDest(in.Service, Dest{Addr: a, Weight: w})
+			d, err := toIPVSDest(in.Service, lvs.Dest{Addr: a, Weight: w})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -327,12 +329,12 @@ func TestToFromIPVS(t *testing.T) {
 }
 
 func TestIPVSSupports(t *testing.T) {
-	b := &IPVS{} // Supports needs no kernel
-	k4 := Key{Addr: ipvsAP("10.0.0.1:80"), Proto: TCP}
-	for _, sched := range Schedulers {
-		for _, fwd := range []Forwarding{NAT, DirectRoute, Tunnel} {
-			for _, k := range []Key{k4, {Addr: ipvsAP("[2001:db8::1]:80"), Proto: UDP}, {FWMark: 1}, {FWMark: 2, V6: true}} {
-				s := Service{Key: k, Scheduler: sched, Forwarding: fwd, Persistence: time.Minute, PersistPrefix: 24}
+	b := &Backend{} // Supports needs no kernel
+	k4 := lvs.Key{Addr: ipvsAP("10.0.0.1:80"), Proto: lvs.TCP}
+	for _, sched := range lvs.Schedulers {
+		for _, fwd := range []lvs.Forwarding{lvs.NAT, lvs.DirectRoute, lvs.Tunnel} {
+			for _, k := range []lvs.Key{k4, {Addr: ipvsAP("[2001:db8::1]:80"), Proto: lvs.UDP}, {FWMark: 1}, {FWMark: 2, V6: true}} {
+				s := lvs.Service{Key: k, Scheduler: sched, Forwarding: fwd, Persistence: time.Minute, PersistPrefix: 24}
 				if err := b.Supports(s); err != nil {
 					t.Errorf("Supports(%s %s %s): %v", k, sched, fwd, err)
 				}
@@ -340,14 +342,14 @@ func TestIPVSSupports(t *testing.T) {
 		}
 	}
 	for _, bad := range []struct {
-		s    Service
+		s    lvs.Service
 		want string
 	}{
-		{Service{Key: k4, Scheduler: "fifo"}, `scheduler "fifo"`},
-		{Service{Key: k4, Scheduler: "rr", Forwarding: 9}, "forwarding"},
-		{Service{Key: Key{Addr: ipvsAP("10.0.0.1:80")}, Scheduler: "rr"}, "protocol"},
-		{Service{Key: k4, Scheduler: "rr", Persistence: -time.Second}, "negative"},
-		{Service{Key: k4, Scheduler: "rr", Persistence: time.Second, PersistPrefix: 40}, "prefix"},
+		{lvs.Service{Key: k4, Scheduler: "fifo"}, `scheduler "fifo"`},
+		{lvs.Service{Key: k4, Scheduler: "rr", Forwarding: 9}, "forwarding"},
+		{lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:80")}, Scheduler: "rr"}, "protocol"},
+		{lvs.Service{Key: k4, Scheduler: "rr", Persistence: -time.Second}, "negative"},
+		{lvs.Service{Key: k4, Scheduler: "rr", Persistence: time.Second, PersistPrefix: 40}, "prefix"},
 	} {
 		if err := b.Supports(bad.s); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("Supports(%+v): %v, want an error containing %q", bad.s, err, bad.want)
@@ -359,15 +361,15 @@ func TestIPVSSupports(t *testing.T) {
 }
 
 func TestNewIPVSWithoutIPVS(t *testing.T) {
-	if _, err := os.Stat(IPVSProcFile); err == nil {
-		t.Skipf("the kernel has IPVS (%s)", IPVSProcFile)
+	if _, err := os.Stat(ProcFile); err == nil {
+		t.Skipf("the kernel has IPVS (%s)", ProcFile)
 	}
-	b, err := NewIPVS()
+	b, err := New()
 	if err == nil {
 		b.Close()
-		t.Fatal("NewIPVS succeeded without IPVS")
+		t.Fatal("New succeeded without IPVS")
 	}
-	for _, want := range []string{IPVSProcFile, "modprobe ip_vs", "nftables"} {
+	for _, want := range []string{ProcFile, "modprobe ip_vs", "nftables"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}
@@ -375,9 +377,9 @@ func TestNewIPVSWithoutIPVS(t *testing.T) {
 }
 
 func TestClosedIPVS(t *testing.T) {
-	b := &IPVS{fwd: map[Key]Forwarding{}}
+	b := &Backend{fwd: map[lvs.Key]lvs.Forwarding{}}
 	ctx := context.Background()
-	if err := b.Apply(ctx, Plan{{Kind: AddService}}); err == nil {
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService}}); err == nil {
 		t.Error("Apply on a closed backend: no error")
 	}
 	if _, err := b.Read(ctx); err == nil {
@@ -396,21 +398,21 @@ func TestClosedIPVS(t *testing.T) {
 // namespaces.
 func requireIPVS(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(IPVSProcFile); err != nil {
-		t.Skipf("the kernel has no IPVS (%s missing)", IPVSProcFile)
+	if _, err := os.Stat(ProcFile); err != nil {
+		t.Skipf("the kernel has no IPVS (%s missing)", ProcFile)
 	}
 	lab.Require(t)
 }
 
 // ipvsNS makes a namespace and an IPVS backend in it.
-func ipvsNS(t *testing.T, prefix string) (*lab.NS, *IPVS) {
+func ipvsNS(t *testing.T, prefix string) (*lab.NS, *Backend) {
 	t.Helper()
 	ns, err := lab.NewNS(lab.UniqueName(prefix))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ns.Close() })
-	b, err := NewIPVS(WithIPVSNetNS("/var/run/netns/" + ns.Name))
+	b, err := New(WithNetNS("/var/run/netns/" + ns.Name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -420,12 +422,12 @@ func ipvsNS(t *testing.T, prefix string) (*lab.NS, *IPVS) {
 
 // ipvsPlanFor is the plan that programs st from empty (written out here so
 // these tests do not depend on Diff).
-func ipvsPlanFor(st State) Plan {
-	var p Plan
+func ipvsPlanFor(st lvs.State) lvs.Plan {
+	var p lvs.Plan
 	for _, vs := range st {
-		p = append(p, Op{Kind: AddService, Service: vs.Service})
+		p = append(p, lvs.Op{Kind: lvs.AddService, Service: vs.Service})
 		for a, w := range vs.Dests {
-			p = append(p, Op{Kind: AddDest, Service: vs.Service, Dest: Dest{Addr: a, Weight: w}})
+			p = append(p, lvs.Op{Kind: lvs.AddDest, Service: vs.Service, Dest: lvs.Dest{Addr: a, Weight: w}})
 		}
 	}
 	return p
@@ -440,19 +442,19 @@ func TestIPVSKernelProgram(t *testing.T) {
 	a := func(last, port int) netip.AddrPort {
 		return netip.MustParseAddrPort(fmt.Sprintf("10.%d.%d.%d:%d", o2, o3, last, port))
 	}
-	want := State{}
-	add := func(vs *VirtualServer) { want[vs.Key] = vs }
-	add(&VirtualServer{Service: Service{Key: Key{Addr: a(1, 80), Proto: TCP}, Scheduler: "wrr"},
+	want := lvs.State{}
+	add := func(vs *lvs.VirtualServer) { want[vs.Key] = vs }
+	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: a(1, 80), Proto: lvs.TCP}, Scheduler: "wrr"},
 		Dests: map[netip.AddrPort]int{a(11, 8080): 3, a(12, 8080): 1, a(13, 8080): 0}})
-	add(&VirtualServer{Service: Service{Key: Key{Addr: a(1, 53), Proto: UDP}, Scheduler: "rr", Forwarding: DirectRoute},
+	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: a(1, 53), Proto: lvs.UDP}, Scheduler: "rr", Forwarding: lvs.DirectRoute},
 		Dests: map[netip.AddrPort]int{a(11, 53): 1, a(12, 53): 1}})
-	add(&VirtualServer{Service: Service{Key: Key{Addr: a(2, 443), Proto: TCP}, Scheduler: "sh", Forwarding: Tunnel,
+	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: a(2, 443), Proto: lvs.TCP}, Scheduler: "sh", Forwarding: lvs.Tunnel,
 		Persistence: 300 * time.Second, PersistPrefix: 24}, Dests: map[netip.AddrPort]int{a(21, 443): 1}})
-	add(&VirtualServer{Service: Service{Key: Key{Addr: a(3, 80), Proto: TCP}, Scheduler: "wlc", Forwarding: DirectRoute},
+	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: a(3, 80), Proto: lvs.TCP}, Scheduler: "wlc", Forwarding: lvs.DirectRoute},
 		Dests: map[netip.AddrPort]int{}}) // no destinations: forwarding remembered
-	add(&VirtualServer{Service: Service{Key: Key{FWMark: uint32(o2)<<8 | uint32(o3)}, Scheduler: "wrr",
+	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{FWMark: uint32(o2)<<8 | uint32(o3)}, Scheduler: "wrr",
 		Persistence: time.Minute, PersistPrefix: 32}, Dests: map[netip.AddrPort]int{a(31, 0): 2}})
-	add(&VirtualServer{Service: Service{Key: Key{Addr: netip.MustParseAddrPort("[fd00::1]:80"), Proto: TCP}, Scheduler: "lc"},
+	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: netip.MustParseAddrPort("[fd00::1]:80"), Proto: lvs.TCP}, Scheduler: "lc"},
 		Dests: map[netip.AddrPort]int{netip.MustParseAddrPort("[fd00::11]:80"): 1}})
 	for _, vs := range want {
 		if err := b.Supports(vs.Service); err != nil {
@@ -462,7 +464,7 @@ func TestIPVSKernelProgram(t *testing.T) {
 	if err := b.Apply(ctx, ipvsPlanFor(want)); err != nil {
 		t.Fatal(err)
 	}
-	read := func() State {
+	read := func() lvs.State {
 		t.Helper()
 		got, err := b.Read(ctx)
 		if err != nil {
@@ -476,15 +478,15 @@ func TestIPVSKernelProgram(t *testing.T) {
 
 	// A weight change, a scheduler and forwarding change, a real server
 	// moved out and another in.
-	web := want[Key{Addr: a(1, 80), Proto: TCP}]
-	dns := want[Key{Addr: a(1, 53), Proto: UDP}]
+	web := want[lvs.Key{Addr: a(1, 80), Proto: lvs.TCP}]
+	dns := want[lvs.Key{Addr: a(1, 53), Proto: lvs.UDP}]
 	newDNS := dns.Service
-	newDNS.Scheduler, newDNS.Forwarding = "wrr", NAT
-	p := Plan{
-		{Kind: DeleteDest, Service: web.Service, Dest: Dest{Addr: a(13, 8080)}},
-		{Kind: UpdateService, Service: newDNS},
-		{Kind: UpdateDest, Service: web.Service, Dest: Dest{Addr: a(12, 8080), Weight: 7}},
-		{Kind: AddDest, Service: web.Service, Dest: Dest{Addr: a(14, 8080), Weight: 2}},
+	newDNS.Scheduler, newDNS.Forwarding = "wrr", lvs.NAT
+	p := lvs.Plan{
+		{Kind: lvs.DeleteDest, Service: web.Service, Dest: lvs.Dest{Addr: a(13, 8080)}},
+		{Kind: lvs.UpdateService, Service: newDNS},
+		{Kind: lvs.UpdateDest, Service: web.Service, Dest: lvs.Dest{Addr: a(12, 8080), Weight: 7}},
+		{Kind: lvs.AddDest, Service: web.Service, Dest: lvs.Dest{Addr: a(14, 8080), Weight: 2}},
 	}
 	if err := b.Apply(ctx, p); err != nil {
 		t.Fatal(err)
@@ -509,15 +511,15 @@ func TestIPVSKernelProgram(t *testing.T) {
 	}
 
 	// A failing op names itself.
-	err = b.Apply(ctx, Plan{{Kind: AddService, Service: web.Service}})
+	err = b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: web.Service}})
 	if err == nil || !strings.Contains(err.Error(), "add-service "+web.Key.String()) {
 		t.Errorf("adding an existing service: %v", err)
 	}
 
 	// Delete everything.
-	var del Plan
+	var del lvs.Plan
 	for _, vs := range want {
-		del = append(del, Op{Kind: DeleteService, Service: vs.Service})
+		del = append(del, lvs.Op{Kind: lvs.DeleteService, Service: vs.Service})
 	}
 	if err := b.Apply(ctx, del); err != nil {
 		t.Fatal(err)
@@ -590,9 +592,9 @@ func TestIPVSKernelConns(t *testing.T) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	svc := Service{Key: Key{Addr: netip.MustParseAddrPort(vip + ":80"), Proto: TCP}, Scheduler: "rr"}
+	svc := lvs.Service{Key: lvs.Key{Addr: netip.MustParseAddrPort(vip + ":80"), Proto: lvs.TCP}, Scheduler: "rr"}
 	dest := netip.MustParseAddrPort(back + ".2:8080")
-	if err := b.Apply(ctx, Plan{{Kind: AddService, Service: svc}, {Kind: AddDest, Service: svc, Dest: Dest{Addr: dest, Weight: 1}}}); err != nil {
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: svc}, {Kind: lvs.AddDest, Service: svc, Dest: lvs.Dest{Addr: dest, Weight: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	var c net.Conn
@@ -604,7 +606,7 @@ func TestIPVSKernelConns(t *testing.T) {
 		t.Fatalf("connecting to the virtual server: %v", err)
 	}
 	defer c.Close()
-	if err := lab.Poll(10*time.Second, 50*time.Millisecond, "one active connection in Conns", func() (bool, error) {
+	if err := lab.Poll(10*time.Second, 50*time.Millisecond, "one active connection in lvs.Conns", func() (bool, error) {
 		conns, err := b.Conns(ctx)
 		if err != nil {
 			return false, err
@@ -615,7 +617,7 @@ func TestIPVSKernelConns(t *testing.T) {
 	}
 }
 
-func ipvsDump(st State) string {
+func ipvsDump(st lvs.State) string {
 	var b strings.Builder
 	for k, vs := range st {
 		fmt.Fprintf(&b, "\n  %s %+v dests %v", k, vs.Service, vs.Dests)

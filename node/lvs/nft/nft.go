@@ -1,4 +1,4 @@
-package lvs
+package nft
 
 import (
 	"container/heap"
@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/haa-dev/haa/node/lvs"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -118,10 +120,10 @@ var (
 	nftTargetType  = nftables.MustConcatSetType(nftables.TypeIPAddr, nftables.TypeInetService, nftables.TypeInteger)
 )
 
-// NFTables is the Backend that balances with nftables DNAT in its own table
+// Backend is the Backend that balances with nftables DNAT in its own table
 // "ip haa_lvs": IPv4, forwarding nat, schedulers rr, wrr and sh. Safe for
 // concurrent use.
-type NFTables struct {
+type Backend struct {
 	mu       sync.Mutex
 	netns    int // a dup of the WithNetNS fd, or -1
 	read     *nftables.Conn
@@ -139,17 +141,17 @@ type NFTables struct {
 
 	// What is programmed, kept after every transaction (re-read after a
 	// failed one).
-	cur    State
-	num    map[Key]uint32 // the chain number of each service
-	free   nftNums        // numbers below next not in use
+	cur    lvs.State
+	num    map[lvs.Key]uint32 // the chain number of each service
+	free   nftNums            // numbers below next not in use
 	next   uint32
 	groups map[uint32]bool // targets maps that exist
 	table  bool
-	stale  bool // re-read before the next Apply
+	stale  bool // re-read before the next lvs.Apply
 }
 
-// NFTOption configures NewNFTables.
-type NFTOption func(*nftConfig)
+// Option configures New.
+type Option func(*nftConfig)
 
 type nftConfig struct {
 	netns int
@@ -157,22 +159,22 @@ type nftConfig struct {
 
 // WithNetNS makes the backend program the network namespace of the open
 // file descriptor fd (for tests and benchmarks). The backend keeps its own
-// duplicate: the caller may close fd once NewNFTables returns.
-func WithNetNS(fd int) NFTOption {
+// duplicate: the caller may close fd once New returns.
+func WithNetNS(fd int) Option {
 	return func(c *nftConfig) { c.netns = fd }
 }
 
-var _ Backend = (*NFTables)(nil)
+var _ lvs.Backend = (*Backend)(nil)
 
-// NewNFTables opens the backend. It deletes a leftover haa_lvs table: a
+// New opens the backend. It deletes a leftover haa_lvs table: a
 // restarted agent programs its virtual servers from empty, so nothing of a
 // previous (or crashed) run lingers with stale real servers.
-func NewNFTables(opts ...NFTOption) (*NFTables, error) {
+func New(opts ...Option) (*Backend, error) {
 	cfg := nftConfig{netns: -1}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n := &NFTables{netns: -1}
+	n := &Backend{netns: -1}
 	n.reset()
 	if cfg.netns >= 0 {
 		fd, err := unix.FcntlInt(uintptr(cfg.netns), unix.F_DUPFD_CLOEXEC, 0)
@@ -213,8 +215,8 @@ func NewNFTables(opts ...NFTOption) (*NFTables, error) {
 }
 
 // reset forgets what is programmed: nothing is.
-func (n *NFTables) reset() {
-	n.cur, n.num, n.free, n.next, n.groups, n.table = State{}, map[Key]uint32{}, nil, 0, map[uint32]bool{}, false
+func (n *Backend) reset() {
+	n.cur, n.num, n.free, n.next, n.groups, n.table = lvs.State{}, map[lvs.Key]uint32{}, nil, 0, map[uint32]bool{}, false
 }
 
 // dial opens the netlink socket that carries the transactions. It is ours
@@ -222,7 +224,7 @@ func (n *NFTables) reset() {
 // for an acknowledgement (the kernel reports every failed message anyway)
 // and rules are not echoed back: thousands of acknowledgements and echoes
 // would overflow the receive buffer.
-func (n *NFTables) dial() error {
+func (n *Backend) dial() error {
 	sock, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: max(n.netns, 0)})
 	if err != nil {
 		return fmt.Errorf("nftables: netlink: %w", err)
@@ -260,16 +262,16 @@ func (n *NFTables) dial() error {
 }
 
 // Name implements Backend.
-func (*NFTables) Name() string { return "nftables" }
+func (*Backend) Name() string { return "nftables" }
 
 // Supports implements Backend: IPv4 NAT with rr, wrr or sh, without
 // persistence. (Apply also wants a port on every real server, which
 // fwmark services do not imply.)
-func (*NFTables) Supports(s Service) error {
+func (*Backend) Supports(s lvs.Service) error {
 	if s.Key.Is6() {
 		return errors.New("IPv6 virtual servers need the ipvs backend: the nftables backend balances IPv4 only")
 	}
-	if s.Forwarding != NAT {
+	if s.Forwarding != lvs.NAT {
 		return fmt.Errorf("forwarding %s needs the ipvs backend: set loadBalancer.backend: ipvs where the kernel has IPVS, or use forwarding nat", s.Forwarding)
 	}
 	switch s.Scheduler {
@@ -285,7 +287,7 @@ func (*NFTables) Supports(s Service) error {
 			return fmt.Errorf("address %s is not IPv4: the nftables backend balances IPv4 only", s.Key.Addr.Addr())
 		}
 		switch s.Key.Proto {
-		case TCP, UDP, SCTP:
+		case lvs.TCP, lvs.UDP, lvs.SCTP:
 		default:
 			return fmt.Errorf("protocol %s is not supported by the nftables backend: use tcp, udp or sctp", s.Key.Proto)
 		}
@@ -297,9 +299,9 @@ func (*NFTables) Supports(s Service) error {
 }
 
 // SupportsDests implements DestChecker.
-func (*NFTables) SupportsDests(vs *VirtualServer) error { return nftCheckDests(vs) }
+func (*Backend) SupportsDests(vs *lvs.VirtualServer) error { return nftCheckDests(vs) }
 
-func nftCheckDests(vs *VirtualServer) error {
+func nftCheckDests(vs *lvs.VirtualServer) error {
 	if len(vs.Dests) > nftMaxDests {
 		return fmt.Errorf("%d real servers: the nftables backend takes at most %d per virtual server", len(vs.Dests), nftMaxDests)
 	}
@@ -320,8 +322,8 @@ func nftCheckDests(vs *VirtualServer) error {
 // nftChange is what Apply does to one service: old and new are the
 // programmed and the wanted virtual server (nil: absent).
 type nftChange struct {
-	key      Key
-	old, new *VirtualServer
+	key      lvs.Key
+	old, new *lvs.VirtualServer
 	num      uint32
 }
 
@@ -330,7 +332,7 @@ type nftChange struct {
 // carried out in transactions of at most nftBatchServices services, each
 // atomic; after an error those before the failed one stay programmed (Read
 // tells). Deleting the last service deletes the table.
-func (n *NFTables) Apply(ctx context.Context, p Plan) error {
+func (n *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -349,19 +351,19 @@ func (n *NFTables) Apply(ctx context.Context, p Plan) error {
 	}
 
 	// What each touched service becomes, in the order of the plan.
-	work := State{}
-	seen := map[Key]bool{}
-	var order []Key
+	work := lvs.State{}
+	seen := map[lvs.Key]bool{}
+	var order []lvs.Key
 	for _, op := range p {
 		k := op.Service.Key
 		if !seen[k] {
 			seen[k] = true
 			order = append(order, k)
 			if vs := n.cur[k]; vs != nil {
-				work[k] = cloneVS(vs)
+				work[k] = vs.Clone()
 			}
 		}
-		applyOp(work, op)
+		lvs.Apply(work, lvs.Plan{op})
 	}
 	changes := make([]nftChange, 0, len(order))
 	size := len(n.cur)
@@ -418,7 +420,7 @@ func (n *NFTables) Apply(ctx context.Context, p Plan) error {
 }
 
 // commit sends a batch and, once the kernel took it, records its changes.
-func (n *NFTables) commit(ctx context.Context, b *nftBatch) error {
+func (n *Backend) commit(ctx context.Context, b *nftBatch) error {
 	if len(b.changes) == 0 {
 		return nil
 	}
@@ -454,14 +456,14 @@ func (n *NFTables) commit(ctx context.Context, b *nftBatch) error {
 	return nil
 }
 
-func (n *NFTables) afterError() {
+func (n *Backend) afterError() {
 	if err := n.resync(); err != nil {
 		n.stale = true
 	}
 }
 
 // resync re-reads what is programmed.
-func (n *NFTables) resync() error {
+func (n *Backend) resync() error {
 	snap, err := n.readLocked()
 	if err != nil {
 		return err
@@ -485,7 +487,7 @@ func (n *NFTables) resync() error {
 
 // alloc returns the smallest free chain number, so that numbers (and
 // targets maps) stay dense however often services come and go.
-func (n *NFTables) alloc() uint32 {
+func (n *Backend) alloc() uint32 {
 	if n.free.Len() > 0 {
 		return heap.Pop(&n.free).(uint32)
 	}
@@ -507,7 +509,7 @@ func (h *nftNums) Pop() any {
 	return x
 }
 
-func vsEqual(a, b *VirtualServer) bool {
+func vsEqual(a, b *lvs.VirtualServer) bool {
 	if a.Service != b.Service || len(a.Dests) != len(b.Dests) {
 		return false
 	}
@@ -549,7 +551,7 @@ func newNFTBatch() *nftBatch {
 	}
 }
 
-func (b *nftBatch) add(n *NFTables, label string, fn func(c *nftables.Conn)) {
+func (b *nftBatch) add(n *Backend, label string, fn func(c *nftables.Conn)) {
 	p := n.marshal(label, fn)
 	b.parts = append(b.parts, p)
 	for _, m := range p.msgs {
@@ -568,7 +570,7 @@ func (b *nftBatch) tgtElems(m map[uint32][]nftables.SetElement, group uint32, es
 }
 
 // finish returns all the batch's parts, the bulk element changes included.
-func (b *nftBatch) finish(n *NFTables) []nftPart {
+func (b *nftBatch) finish(n *Backend) []nftPart {
 	var pre, post []nftPart
 	elems := func(list *[]nftPart, what string, set *nftables.Set, es []nftables.SetElement, del bool) {
 		for chunk := range slices.Chunk(es, nftElemsPerMsg) {
@@ -609,7 +611,7 @@ func nftGroupName(g uint32) string {
 
 // marshal returns the netlink messages that fn buffers on the capturing
 // Conn.
-func (n *NFTables) marshal(label string, fn func(c *nftables.Conn)) nftPart {
+func (n *Backend) marshal(label string, fn func(c *nftables.Conn)) nftPart {
 	n.captured = nil
 	fn(n.capture)
 	if err := n.capture.Flush(); err != nil {
@@ -624,7 +626,7 @@ func (n *NFTables) marshal(label string, fn func(c *nftables.Conn)) nftPart {
 }
 
 // captureMsgs is the capturing Conn's test dialer.
-func (n *NFTables) captureMsgs(req []netlink.Message) ([]netlink.Message, error) {
+func (n *Backend) captureMsgs(req []netlink.Message) ([]netlink.Message, error) {
 	if req == nil { // the library waits for an acknowledgement per message
 		return []netlink.Message{{Header: netlink.Header{Type: netlink.Error}, Data: make([]byte, 4)}}, nil
 	}
@@ -637,7 +639,7 @@ func (n *NFTables) captureMsgs(req []netlink.Message) ([]netlink.Message, error)
 }
 
 // prelude creates the table, its vmaps and base chains.
-func (n *NFTables) prelude() nftPart {
+func (n *Backend) prelude() nftPart {
 	return n.marshal("create table "+nftTableName, func(c *nftables.Conn) {
 		t := c.AddTable(nftTable)
 		services := &nftables.Set{Table: t, ID: n.nextSetID(), Name: nftServicesM, IsMap: true, Concatenation: true,
@@ -672,7 +674,7 @@ func (n *NFTables) prelude() nftPart {
 }
 
 // groupMap creates a targets map.
-func (n *NFTables) groupMap(g uint32) nftPart {
+func (n *Backend) groupMap(g uint32) nftPart {
 	return n.marshal("create map "+nftGroupName(g), func(c *nftables.Conn) {
 		s := &nftables.Set{Table: nftTable, ID: n.nextSetID(), Name: nftGroupName(g), IsMap: true, Concatenation: true,
 			KeyType: nftSlotType, DataType: nftTargetType, KeyByteOrder: binaryutil.NativeEndian}
@@ -684,7 +686,7 @@ func (n *NFTables) groupMap(g uint32) nftPart {
 
 // nextSetID numbers the sets of a batch. (The library's own counter is a
 // global without a lock.)
-func (n *NFTables) nextSetID() uint32 {
+func (n *Backend) nextSetID() uint32 {
 	n.setID++
 	if n.setID == 0 {
 		n.setID = 1
@@ -693,7 +695,7 @@ func (n *NFTables) nextSetID() uint32 {
 }
 
 // build adds one service's change to the batch.
-func (n *NFTables) build(b *nftBatch, c nftChange) {
+func (n *Backend) build(b *nftBatch, c nftChange) {
 	num, ok := n.num[c.key]
 	if !ok {
 		num = n.alloc()
@@ -707,7 +709,7 @@ func (n *NFTables) build(b *nftBatch, c nftChange) {
 	}
 	chain := &nftables.Chain{Name: nftChainVS + strconv.FormatUint(uint64(num), 10), Table: nftTable}
 	vmap, vkey := nftServiceElemKey(c.key)
-	jump := func(vs *VirtualServer) nftables.SetElement {
+	jump := func(vs *lvs.VirtualServer) nftables.SetElement {
 		return nftables.SetElement{Key: vkey, Comment: nftComment(vs.Service),
 			VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: chain.Name}}
 	}
@@ -766,7 +768,7 @@ func nftSlots(sched string, dests map[netip.AddrPort]int) (addrs []netip.AddrPor
 	case g > 0 && sum/g > nftMaxSlots:
 		width = func(w int) uint32 { return uint32(max(1, (w*nftMaxSlots+sum/2)/sum)) }
 	}
-	for _, addr := range sortedAddrs(dests) {
+	for _, addr := range lvs.SortedAddrs(dests) {
 		if w := dests[addr]; w > 0 {
 			addrs = append(addrs, addr)
 			widths = append(widths, width(w))
@@ -785,7 +787,7 @@ func gcd(a, b int) int {
 
 // nftTargets returns the elements of a virtual server in its targets map:
 // its slots, then one past them per real server of weight 0.
-func nftTargets(num uint32, vs *VirtualServer) []nftables.SetElement {
+func nftTargets(num uint32, vs *lvs.VirtualServer) []nftables.SetElement {
 	if len(vs.Dests) == 0 {
 		return nil
 	}
@@ -799,7 +801,7 @@ func nftTargets(num uint32, vs *VirtualServer) []nftables.SetElement {
 			slot++
 		}
 	}
-	for _, addr := range sortedAddrs(vs.Dests) {
+	for _, addr := range lvs.SortedAddrs(vs.Dests) {
 		if vs.Dests[addr] <= 0 {
 			elems = append(elems, nftables.SetElement{Key: nftSlotKey(num, slot), Val: nftTargetVal(addr, 0)})
 			slot++
@@ -856,7 +858,7 @@ type nftRule struct {
 	total uint32
 }
 
-func nftRuleOf(vs *VirtualServer) nftRule {
+func nftRuleOf(vs *lvs.VirtualServer) nftRule {
 	_, _, total := nftSlots(vs.Scheduler, vs.Dests)
 	return nftRule{sh: vs.Scheduler == "sh", total: total}
 }
@@ -864,14 +866,14 @@ func nftRuleOf(vs *VirtualServer) nftRule {
 // nftSeed is the jhash seed of a sh service: derived from its key, so that
 // every director with the same configuration sends a client to the same
 // real server.
-func nftSeed(k Key) uint32 {
+func nftSeed(k lvs.Key) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(k.String()))
 	return max(h.Sum32(), 1)
 }
 
 // nftAddRule buffers the one rule of a virtual server's chain.
-func nftAddRule(c *nftables.Conn, chain *nftables.Chain, num uint32, k Key, vs *VirtualServer) {
+func nftAddRule(c *nftables.Conn, chain *nftables.Chain, num uint32, k lvs.Key, vs *lvs.VirtualServer) {
 	r := nftRuleOf(vs)
 	if r.total == 0 {
 		// No real server takes connections: drop new ones, so that clients
@@ -908,15 +910,15 @@ func nftAddRule(c *nftables.Conn, chain *nftables.Chain, num uint32, k Key, vs *
 // of the service besides its key. Forwarding is always nat and
 // persistence 0; the persistence prefix means nothing then, but is kept so
 // that the service reads back as it was given.
-func nftComment(s Service) string {
+func nftComment(s lvs.Service) string {
 	if s.PersistPrefix != 0 {
 		return s.Scheduler + " prefix " + strconv.Itoa(s.PersistPrefix)
 	}
 	return s.Scheduler
 }
 
-func nftParseComment(k Key, c string) (Service, error) {
-	s := Service{Key: k, Forwarding: NAT}
+func nftParseComment(k lvs.Key, c string) (lvs.Service, error) {
+	s := lvs.Service{Key: k, Forwarding: lvs.NAT}
 	f := strings.Fields(c)
 	switch {
 	case len(f) == 1:
@@ -934,7 +936,7 @@ func nftParseComment(k Key, c string) (Service, error) {
 }
 
 // nftServiceElemKey returns the vmap of a service and its element key.
-func nftServiceElemKey(k Key) (string, []byte) {
+func nftServiceElemKey(k lvs.Key) (string, []byte) {
 	if k.FWMark != 0 {
 		return nftFWMarksM, binary.NativeEndian.AppendUint32(nil, k.FWMark)
 	}
@@ -948,7 +950,7 @@ func nftServiceElemKey(k Key) (string, []byte) {
 
 // send carries out parts as one transaction and waits for the kernel's
 // verdict on it.
-func (n *NFTables) send(ctx context.Context, parts []nftPart) error {
+func (n *Backend) send(ctx context.Context, parts []nftPart) error {
 	total := 0
 	for _, p := range parts {
 		if p.err != nil {
@@ -1138,7 +1140,7 @@ func nftMsgName(typ uint16) string {
 // Read implements Backend: the virtual servers of the haa_lvs table, from
 // its maps (services and fwmarks: key, chain and scheduler; targets_*:
 // real servers and weights).
-func (n *NFTables) Read(ctx context.Context) (State, error) {
+func (n *Backend) Read(ctx context.Context) (lvs.State, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -1153,14 +1155,14 @@ func (n *NFTables) Read(ctx context.Context) (State, error) {
 
 // nftSnapshot is what is programmed, as read from the kernel.
 type nftSnapshot struct {
-	state  State
-	nums   map[Key]uint32
+	state  lvs.State
+	nums   map[lvs.Key]uint32
 	groups map[uint32]bool
 	table  bool
 }
 
-func (n *NFTables) readLocked() (nftSnapshot, error) {
-	snap := nftSnapshot{state: State{}, nums: map[Key]uint32{}, groups: map[uint32]bool{}}
+func (n *Backend) readLocked() (nftSnapshot, error) {
+	snap := nftSnapshot{state: lvs.State{}, nums: map[lvs.Key]uint32{}, groups: map[uint32]bool{}}
 	fail := func(err error) (nftSnapshot, error) { return nftSnapshot{}, fmt.Errorf("nftables: %w", err) }
 	tables, err := n.read.ListTablesOfFamily(nftables.TableFamilyIPv4)
 	if err != nil {
@@ -1170,7 +1172,7 @@ func (n *NFTables) readLocked() (nftSnapshot, error) {
 		return snap, nil
 	}
 	snap.table = true
-	byNum := map[uint32]*VirtualServer{}
+	byNum := map[uint32]*lvs.VirtualServer{}
 	for _, name := range []string{nftServicesM, nftFWMarksM} {
 		elems, err := n.read.GetSetElements(nftSetRef(name))
 		if err != nil {
@@ -1193,7 +1195,7 @@ func (n *NFTables) readLocked() (nftSnapshot, error) {
 			if err != nil {
 				return fail(fmt.Errorf("map %s, %s: %w", name, k, err))
 			}
-			vs := &VirtualServer{Service: svc, Dests: map[netip.AddrPort]int{}}
+			vs := &lvs.VirtualServer{Service: svc, Dests: map[netip.AddrPort]int{}}
 			snap.state[k] = vs
 			snap.nums[k] = uint32(num)
 			byNum[uint32(num)] = vs
@@ -1236,19 +1238,19 @@ func nftParseTarget(e nftables.SetElement) (num uint32, addr netip.AddrPort, wei
 	return binary.NativeEndian.Uint32(e.Key), addr, int(binary.NativeEndian.Uint32(e.Val[8:])), nil
 }
 
-func nftParseServiceKey(m string, b []byte) (Key, error) {
+func nftParseServiceKey(m string, b []byte) (lvs.Key, error) {
 	if m == nftFWMarksM {
 		if len(b) != 4 {
-			return Key{}, fmt.Errorf("map %s: key of %d bytes", m, len(b))
+			return lvs.Key{}, fmt.Errorf("map %s: key of %d bytes", m, len(b))
 		}
-		return Key{FWMark: binary.NativeEndian.Uint32(b)}, nil
+		return lvs.Key{FWMark: binary.NativeEndian.Uint32(b)}, nil
 	}
 	if len(b) != 12 {
-		return Key{}, fmt.Errorf("map %s: key of %d bytes", m, len(b))
+		return lvs.Key{}, fmt.Errorf("map %s: key of %d bytes", m, len(b))
 	}
-	return Key{
+	return lvs.Key{
 		Addr:  netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[:4])), binary.BigEndian.Uint16(b[8:])),
-		Proto: Protocol(b[4]),
+		Proto: lvs.Protocol(b[4]),
 	}, nil
 }
 
@@ -1281,7 +1283,7 @@ func nftParseJump(b []byte) (string, error) {
 
 // Close implements Backend: it releases the netlink sockets; what is
 // programmed stays.
-func (n *NFTables) Close() error {
+func (n *Backend) Close() error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
@@ -1300,7 +1302,7 @@ func (n *NFTables) Close() error {
 	return errors.Join(errs...)
 }
 
-func (n *NFTables) closeFD() {
+func (n *Backend) closeFD() {
 	if n.netns >= 0 {
 		_ = unix.Close(n.netns)
 		n.netns = -1

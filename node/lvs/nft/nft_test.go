@@ -1,4 +1,4 @@
-package lvs
+package nft
 
 import (
 	"bufio"
@@ -18,13 +18,16 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/haa-dev/haa/deploy/lab"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/haa-dev/haa/deploy/lab"
+	"github.com/haa-dev/haa/node/lvs"
+	"github.com/haa-dev/haa/node/lvs/lvstest"
 )
 
 // newNFTInNS returns a backend programming a fresh namespace.
-func newNFTInNS(t testing.TB) (*lab.NS, *NFTables) {
+func newNFTInNS(t testing.TB) (*lab.NS, *Backend) {
 	t.Helper()
 	lab.Require(t)
 	ns, err := lab.NewNS(lab.UniqueName("lvsnft"))
@@ -35,14 +38,14 @@ func newNFTInNS(t testing.TB) (*lab.NS, *NFTables) {
 	return ns, newNFTFor(t, ns)
 }
 
-func newNFTFor(t testing.TB, ns *lab.NS) *NFTables {
+func newNFTFor(t testing.TB, ns *lab.NS) *Backend {
 	t.Helper()
 	h, err := netns.GetFromName(ns.Name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer h.Close()
-	b, err := NewNFTables(WithNetNS(int(h)))
+	b, err := New(WithNetNS(int(h)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,14 +70,14 @@ func nftConn(t testing.TB, ns *lab.NS) *nftables.Conn {
 	return c
 }
 
-func mustApply(t testing.TB, b Backend, p Plan) {
+func mustApply(t testing.TB, b lvs.Backend, p lvs.Plan) {
 	t.Helper()
 	if err := b.Apply(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func mustRead(t testing.TB, b Backend) State {
+func mustRead(t testing.TB, b lvs.Backend) lvs.State {
 	t.Helper()
 	st, err := b.Read(context.Background())
 	if err != nil {
@@ -84,11 +87,11 @@ func mustRead(t testing.TB, b Backend) State {
 }
 
 // program makes b's table desired, and checks that it reads back so.
-func program(t testing.TB, b Backend, desired State) {
+func program(t testing.TB, b lvs.Backend, desired lvs.State) {
 	t.Helper()
-	mustApply(t, b, Diff(mustRead(t, b), desired))
-	if got := mustRead(t, b); !statesEqual(got, desired) {
-		t.Fatalf("read back\n %s\nwant\n %s", dump(got), dump(desired))
+	mustApply(t, b, lvs.Diff(mustRead(t, b), desired))
+	if got := mustRead(t, b); !got.Equal(desired) {
+		t.Fatalf("read back\n %s\nwant\n %s", got.String(), desired.String())
 	}
 }
 
@@ -105,7 +108,7 @@ type nftDP struct {
 
 // datapath reads every virtual server's rule and slots straight from the
 // kernel.
-func datapath(t testing.TB, ns *lab.NS, b *NFTables) map[Key]nftDP {
+func datapath(t testing.TB, ns *lab.NS, b *Backend) map[lvs.Key]nftDP {
 	t.Helper()
 	c := nftConn(t, ns)
 	b.mu.Lock()
@@ -114,7 +117,7 @@ func datapath(t testing.TB, ns *lab.NS, b *NFTables) map[Key]nftDP {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[Key]nftDP{}
+	out := map[lvs.Key]nftDP{}
 	elems := map[string][]nftables.SetElement{}
 	for k, num := range snap.nums {
 		dp := nftDP{chain: nftChainVS + strconv.Itoa(int(num)), slots: map[string]uint32{}}
@@ -178,36 +181,38 @@ func datapath(t testing.TB, ns *lab.NS, b *NFTables) map[Key]nftDP {
 }
 
 func TestNFTSupports(t *testing.T) {
-	var b NFTables
-	ok := Service{Key: tcpKey("10.0.0.1:80"), Scheduler: "wrr", Forwarding: NAT}
+	var b Backend
+	ok := lvs.Service{Key: lvstest.TCPKey("10.0.0.1:80"), Scheduler: "wrr", Forwarding: lvs.NAT}
 	tests := []struct {
 		name string
-		edit func(s *Service)
+		edit func(s *lvs.Service)
 		err  string // "" : supported
 	}{
-		{"wrr nat", func(*Service) {}, ""},
-		{"rr", func(s *Service) { s.Scheduler = "rr" }, ""},
-		{"sh", func(s *Service) { s.Scheduler = "sh" }, ""},
-		{"udp", func(s *Service) { s.Key.Proto = UDP }, ""},
-		{"sctp", func(s *Service) { s.Key.Proto = SCTP }, ""},
-		{"fwmark", func(s *Service) { s.Key = Key{FWMark: 3} }, ""},
-		{"dr", func(s *Service) { s.Forwarding = DirectRoute },
+		{"wrr nat", func(*lvs.Service) {}, ""},
+		{"rr", func(s *lvs.Service) { s.Scheduler = "rr" }, ""},
+		{"sh", func(s *lvs.Service) { s.Scheduler = "sh" }, ""},
+		{"udp", func(s *lvs.Service) { s.Key.Proto = lvs.UDP }, ""},
+		{"sctp", func(s *lvs.Service) { s.Key.Proto = lvs.SCTP }, ""},
+		{"fwmark", func(s *lvs.Service) { s.Key = lvs.Key{FWMark: 3} }, ""},
+		{"dr", func(s *lvs.Service) { s.Forwarding = lvs.DirectRoute },
 			"forwarding dr needs the ipvs backend: set loadBalancer.backend: ipvs where the kernel has IPVS, or use forwarding nat"},
-		{"tunnel", func(s *Service) { s.Forwarding = Tunnel },
+		{"tunnel", func(s *lvs.Service) { s.Forwarding = lvs.Tunnel },
 			"forwarding tunnel needs the ipvs backend: set loadBalancer.backend: ipvs where the kernel has IPVS, or use forwarding nat"},
-		{"lc", func(s *Service) { s.Scheduler = "lc" },
+		{"lc", func(s *lvs.Service) { s.Scheduler = "lc" },
 			"scheduler lc is not available with the nftables backend: use rr, wrr or sh, or the ipvs backend"},
-		{"mh", func(s *Service) { s.Scheduler = "mh" },
+		{"mh", func(s *lvs.Service) { s.Scheduler = "mh" },
 			"scheduler mh is not available with the nftables backend: use rr, wrr or sh, or the ipvs backend"},
-		{"persistence", func(s *Service) { s.Persistence = time.Minute },
+		{"persistence", func(s *lvs.Service) { s.Persistence = time.Minute },
 			"persistence needs the ipvs backend; with nftables, scheduler sh keeps each client on one real server"},
-		{"ipv6", func(s *Service) { s.Key = Key{Addr: netip.MustParseAddrPort("[2001:db8::1]:80"), Proto: TCP} },
+		{"ipv6", func(s *lvs.Service) {
+			s.Key = lvs.Key{Addr: netip.MustParseAddrPort("[2001:db8::1]:80"), Proto: lvs.TCP}
+		},
 			"IPv6 virtual servers need the ipvs backend: the nftables backend balances IPv4 only"},
-		{"ipv6 fwmark", func(s *Service) { s.Key = Key{FWMark: 3, V6: true} },
+		{"ipv6 fwmark", func(s *lvs.Service) { s.Key = lvs.Key{FWMark: 3, V6: true} },
 			"IPv6 virtual servers need the ipvs backend: the nftables backend balances IPv4 only"},
-		{"port 0", func(s *Service) { s.Key.Addr = netip.MustParseAddrPort("10.0.0.1:0") },
+		{"port 0", func(s *lvs.Service) { s.Key.Addr = netip.MustParseAddrPort("10.0.0.1:0") },
 			"a virtual server on port 0 (every port) needs the ipvs backend"},
-		{"protocol", func(s *Service) { s.Key.Proto = 33 },
+		{"protocol", func(s *lvs.Service) { s.Key.Proto = 33 },
 			"protocol proto-33 is not supported by the nftables backend: use tcp, udp or sctp"},
 	}
 	for _, tt := range tests {
@@ -274,24 +279,24 @@ func TestNFTSlots(t *testing.T) {
 // last delete drops the table; a new backend starts from empty.
 func TestNFTProgram(t *testing.T) {
 	ns, b := newNFTInNS(t)
-	a, c, d, e := tcpKey("10.0.0.1:80"), tcpKey("10.0.0.2:80"), tcpKey("10.0.0.3:80"), Key{Addr: netip.MustParseAddrPort("10.0.0.4:53"), Proto: UDP}
-	fw := Key{FWMark: 5}
-	desired := stateOf(
-		vsOf(a, "wrr", "10.1.0.1:80=3", "10.1.0.2:80=1", "10.1.0.3:8080=1", "10.1.0.4:80=0"),
-		vsOf(c, "rr", "10.1.0.1:80=3", "10.1.0.2:80=1"),
-		vsOf(d, "sh", "10.1.0.1:80=0"), // no slot: drop
-		vsOf(e, "sh", "10.1.0.1:53=2", "10.1.0.2:53=4"),
-		vsOf(fw, "wrr", "10.1.0.1:80=2", "10.1.0.5:81=2"),
-		vsOf(tcpKey("10.0.0.9:80"), "wrr"), // no real server at all
+	a, c, d, e := lvstest.TCPKey("10.0.0.1:80"), lvstest.TCPKey("10.0.0.2:80"), lvstest.TCPKey("10.0.0.3:80"), lvs.Key{Addr: netip.MustParseAddrPort("10.0.0.4:53"), Proto: lvs.UDP}
+	fw := lvs.Key{FWMark: 5}
+	desired := lvstest.StateOf(
+		lvstest.VS(a, "wrr", "10.1.0.1:80=3", "10.1.0.2:80=1", "10.1.0.3:8080=1", "10.1.0.4:80=0"),
+		lvstest.VS(c, "rr", "10.1.0.1:80=3", "10.1.0.2:80=1"),
+		lvstest.VS(d, "sh", "10.1.0.1:80=0"), // no slot: drop
+		lvstest.VS(e, "sh", "10.1.0.1:53=2", "10.1.0.2:53=4"),
+		lvstest.VS(fw, "wrr", "10.1.0.1:80=2", "10.1.0.5:81=2"),
+		lvstest.VS(lvstest.TCPKey("10.0.0.9:80"), "wrr"), // no real server at all
 	)
 	desired[c].PersistPrefix = 32 // meaningless without persistence, but kept
 	program(t, b, desired)
-	if p := Diff(mustRead(t, b), desired); len(p) != 0 {
-		t.Fatalf("not idempotent: %q", planStrings(p))
+	if p := lvs.Diff(mustRead(t, b), desired); len(p) != 0 {
+		t.Fatalf("not idempotent: %q", p.Strings())
 	}
 
 	dp := datapath(t, ns, b)
-	check := func(k Key, drop, sh bool, total uint32, slots map[string]uint32, beyond int) {
+	check := func(k lvs.Key, drop, sh bool, total uint32, slots map[string]uint32, beyond int) {
 		t.Helper()
 		got := dp[k]
 		if got.drop != drop || got.sh != sh || got.total != total || got.beyond != beyond || fmt.Sprint(got.slots) != fmt.Sprint(slots) {
@@ -308,13 +313,13 @@ func TestNFTProgram(t *testing.T) {
 	// rule (same handle).
 	next := desired.Clone()
 	next[a].Dests[netip.MustParseAddrPort("10.1.0.2:80")] = 2
-	p := Diff(desired, next)
+	p := lvs.Diff(desired, next)
 	if len(p) != 1 {
-		t.Fatalf("plan %q", planStrings(p))
+		t.Fatalf("plan %q", p.Strings())
 	}
 	mustApply(t, b, p)
-	if got := mustRead(t, b); !statesEqual(got, next) {
-		t.Fatalf("read %s\nwant %s", dump(got), dump(next))
+	if got := mustRead(t, b); !got.Equal(next) {
+		t.Fatalf("read %s\nwant %s", got.String(), next.String())
 	}
 	dp2 := datapath(t, ns, b)
 	for k, x := range dp {
@@ -339,8 +344,8 @@ func TestNFTProgram(t *testing.T) {
 	// A scheduler change is one update: rr -> sh swaps numgen for jhash.
 	next3 := next2.Clone()
 	next3[c].Scheduler = "sh"
-	if p := Diff(next2, next3); len(p) != 1 || p[0].Kind != UpdateService {
-		t.Fatalf("plan %q", planStrings(p))
+	if p := lvs.Diff(next2, next3); len(p) != 1 || p[0].Kind != lvs.UpdateService {
+		t.Fatalf("plan %q", p.Strings())
 	}
 	program(t, b, next3)
 	if x := datapath(t, ns, b)[c]; !x.sh || x.total != 8 { // weights 7:1
@@ -363,7 +368,7 @@ func TestNFTProgram(t *testing.T) {
 	delete(next5, a)
 	delete(next5, fw)
 	program(t, b, next5)
-	next5[tcpKey("10.0.0.7:80")] = vsOf(tcpKey("10.0.0.7:80"), "rr", "10.1.0.7:80=1")
+	next5[lvstest.TCPKey("10.0.0.7:80")] = lvstest.VS(lvstest.TCPKey("10.0.0.7:80"), "rr", "10.1.0.7:80=1")
 	program(t, b, next5)
 	b.mu.Lock()
 	maxNum := b.next
@@ -375,15 +380,15 @@ func TestNFTProgram(t *testing.T) {
 	// A new backend (a restarted agent) starts from an empty table.
 	b2 := newNFTFor(t, ns)
 	if got := mustRead(t, b2); len(got) != 0 {
-		t.Fatalf("leftover table: %s", dump(got))
+		t.Fatalf("leftover table: %s", got.String())
 	}
 	if got := mustRead(t, b); len(got) != 0 {
-		t.Fatalf("old backend reads %s", dump(got))
+		t.Fatalf("old backend reads %s", got.String())
 	}
 
 	// Deleting the last service deletes the table.
 	program(t, b2, next5)
-	program(t, b2, State{})
+	program(t, b2, lvs.State{})
 	tables, err := nftConn(t, ns).ListTablesOfFamily(nftables.TableFamilyIPv4)
 	if err != nil {
 		t.Fatal(err)
@@ -401,28 +406,28 @@ func TestNFTProgram(t *testing.T) {
 // before anything is programmed.
 func TestNFTApplyRefused(t *testing.T) {
 	_, b := newNFTInNS(t)
-	good := stateOf(vsOf(tcpKey("10.0.0.1:80"), "wrr", "10.1.0.1:80=1"))
+	good := lvstest.StateOf(lvstest.VS(lvstest.TCPKey("10.0.0.1:80"), "wrr", "10.1.0.1:80=1"))
 	program(t, b, good)
 	for _, tt := range []struct {
 		name string
-		vs   *VirtualServer
+		vs   *lvs.VirtualServer
 		err  string
 	}{
-		{"scheduler", vsOf(tcpKey("10.0.0.2:80"), "lc", "10.1.0.1:80=1"), "scheduler lc is not available"},
-		{"fwmark without port", vsOf(Key{FWMark: 9}, "rr", "10.1.0.1:0=1"), "real server 10.1.0.1 needs a port"},
-		{"ipv6 real server", vsOf(tcpKey("10.0.0.2:80"), "rr", "[2001:db8::1]:80=1"), "not IPv4"},
-		{"weight", vsOf(tcpKey("10.0.0.2:80"), "rr", "10.1.0.1:80=70000"), "weight 70000 out of range"},
+		{"scheduler", lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "lc", "10.1.0.1:80=1"), "scheduler lc is not available"},
+		{"fwmark without port", lvstest.VS(lvs.Key{FWMark: 9}, "rr", "10.1.0.1:0=1"), "real server 10.1.0.1 needs a port"},
+		{"ipv6 real server", lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "rr", "[2001:db8::1]:80=1"), "not IPv4"},
+		{"weight", lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "rr", "10.1.0.1:80=70000"), "weight 70000 out of range"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			desired := good.Clone()
 			desired[tt.vs.Key] = tt.vs
-			desired[tcpKey("10.0.0.3:80")] = vsOf(tcpKey("10.0.0.3:80"), "rr", "10.1.0.1:80=1")
-			err := b.Apply(context.Background(), Diff(good, desired))
+			desired[lvstest.TCPKey("10.0.0.3:80")] = lvstest.VS(lvstest.TCPKey("10.0.0.3:80"), "rr", "10.1.0.1:80=1")
+			err := b.Apply(context.Background(), lvs.Diff(good, desired))
 			if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.Contains(err.Error(), tt.vs.Key.String()) {
 				t.Fatalf("err %v, want %q", err, tt.err)
 			}
-			if got := mustRead(t, b); !statesEqual(got, good) {
-				t.Fatalf("programmed anyway: %s", dump(got))
+			if got := mustRead(t, b); !got.Equal(good) {
+				t.Fatalf("programmed anyway: %s", got.String())
 			}
 		})
 	}
@@ -433,9 +438,9 @@ func TestNFTApplyRefused(t *testing.T) {
 // says works.
 func TestNFTRecover(t *testing.T) {
 	ns, b := newNFTInNS(t)
-	desired := stateOf(
-		vsOf(tcpKey("10.0.0.1:80"), "wrr", "10.1.0.1:80=1", "10.1.0.2:80=1"),
-		vsOf(tcpKey("10.0.0.2:80"), "rr", "10.1.0.1:80=1"),
+	desired := lvstest.StateOf(
+		lvstest.VS(lvstest.TCPKey("10.0.0.1:80"), "wrr", "10.1.0.1:80=1", "10.1.0.2:80=1"),
+		lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "rr", "10.1.0.1:80=1"),
 	)
 	program(t, b, desired)
 	c := nftConn(t, ns)
@@ -444,8 +449,8 @@ func TestNFTRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := desired.Clone()
-	next[tcpKey("10.0.0.1:80")].Dests[netip.MustParseAddrPort("10.1.0.1:80")] = 5
-	err := b.Apply(context.Background(), Diff(desired, next))
+	next[lvstest.TCPKey("10.0.0.1:80")].Dests[netip.MustParseAddrPort("10.1.0.1:80")] = 5
+	err := b.Apply(context.Background(), lvs.Diff(desired, next))
 	if err == nil || !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("apply on a deleted table: %v", err)
 	}
@@ -458,7 +463,7 @@ func TestNFTRecover(t *testing.T) {
 func TestNFTBatches(t *testing.T) {
 	_, b := newNFTInNS(t)
 	n := nftBatchServices*2 + 100
-	desired := bigState(n, 3)
+	desired := lvstest.BigState(n, 3)
 	program(t, b, desired)
 	next := desired.Clone()
 	i := 0
@@ -476,7 +481,7 @@ func TestNFTBatches(t *testing.T) {
 		i++
 	}
 	program(t, b, next)
-	program(t, b, State{})
+	program(t, b, lvs.State{})
 }
 
 // TestNFTScale measures what the issue asks: 10,000 services x 5 real
@@ -487,9 +492,9 @@ func TestNFTScale(t *testing.T) {
 	}
 	_, b := newNFTInNS(t)
 	ctx := context.Background()
-	desired := bigState(10000, 5)
+	desired := lvstest.BigState(10000, 5)
 	start := time.Now()
-	p := Diff(nil, desired)
+	p := lvs.Diff(nil, desired)
 	diffTime := time.Since(start)
 	start = time.Now()
 	if err := b.Apply(ctx, p); err != nil {
@@ -501,25 +506,21 @@ func TestNFTScale(t *testing.T) {
 		t.Errorf("full program took %v", full)
 	}
 
-	keys := make([]Key, 0, len(desired))
-	for k := range desired {
-		keys = append(keys, k)
-	}
-	sortKeys(keys)
+	keys := desired.Keys()
 	st := desired
 	var times []time.Duration
 	for i := range 20 {
 		k := keys[i*397%len(keys)]
-		addr := sortedAddrs(st[k].Dests)[i%5]
+		addr := lvs.SortedAddrs(st[k].Dests)[i%5]
 		// Diff of the one service, as the agent does for a check result.
-		old := State{k: st[k]}
-		vs := cloneVS(st[k])
+		old := lvs.State{k: st[k]}
+		vs := st[k].Clone()
 		vs.Dests[addr] = (vs.Dests[addr] + 1 + i) % 4 // 0..3: often to or from 0
 		if vs.Dests[addr] == st[k].Dests[addr] {
 			vs.Dests[addr]++
 		}
 		start := time.Now()
-		p := Diff(old, State{k: vs})
+		p := lvs.Diff(old, lvs.State{k: vs})
 		if err := b.Apply(ctx, p); err != nil {
 			t.Fatal(err)
 		}
@@ -534,7 +535,7 @@ func TestNFTScale(t *testing.T) {
 	start = time.Now()
 	got := mustRead(t, b)
 	t.Logf("read 10,000 services: %v", time.Since(start).Round(time.Millisecond))
-	if !statesEqual(got, st) {
+	if !got.Equal(st) {
 		t.Fatal("read differs from what was programmed")
 	}
 }
@@ -551,7 +552,7 @@ type lbLab struct {
 	realAddr         []netip.Addr
 	clientAddrs      []netip.Addr
 	vip, vipMark     netip.Addr
-	b                *NFTables
+	b                *Backend
 }
 
 func newLBLab(t *testing.T) *lbLab {
@@ -671,14 +672,14 @@ func (l *lbLab) count(t *testing.T, ns *lab.NS, from netip.Addr, addr netip.Addr
 func TestNFTTraffic(t *testing.T) {
 	l := newLBLab(t)
 	vip := netip.AddrPortFrom(l.vip, 80)
-	key := Key{Addr: vip, Proto: TCP}
+	key := lvs.Key{Addr: vip, Proto: lvs.TCP}
 	set := func(sched string, weights ...int) {
 		t.Helper()
 		var dests []string
 		for i, w := range weights {
 			dests = append(dests, l.dest(i)+strconv.Itoa(w))
 		}
-		program(t, l.b, stateOf(vsOf(key, sched, dests...)))
+		program(t, l.b, lvstest.StateOf(lvstest.VS(key, sched, dests...)))
 	}
 	want := func(got map[string]int, counts ...int) {
 		t.Helper()
@@ -756,10 +757,10 @@ func TestNFTTraffic(t *testing.T) {
 		if err := c.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		fw := Key{FWMark: 42}
-		program(t, l.b, stateOf(
-			vsOf(key, "rr", l.dest(0)+"1"),
-			vsOf(fw, "rr", l.dest(1)+"1", l.dest(2)+"1"),
+		fw := lvs.Key{FWMark: 42}
+		program(t, l.b, lvstest.StateOf(
+			lvstest.VS(key, "rr", l.dest(0)+"1"),
+			lvstest.VS(fw, "rr", l.dest(1)+"1", l.dest(2)+"1"),
 		))
 		want(l.count(t, l.client, noClient, netip.AddrPortFrom(l.vipMark, 80), 10), 0, 5, 5)
 		// The address service is unaffected.

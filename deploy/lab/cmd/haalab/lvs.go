@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/haa-dev/haa/deploy/lab"
+	"github.com/haa-dev/haa/node/balancer"
 	"github.com/haa-dev/haa/node/lvs"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -221,7 +222,7 @@ func runLVSRound(s *session, o lvsOptions, n int) (res lvsRound, err error) {
 	var b lvs.Backend
 	if err := ns.Do(func() error {
 		var err error
-		b, res.reason, err = lvs.Choose(o.backend, lvs.WithNetNS(int(h)))
+		b, res.reason, err = balancer.Choose(o.backend, balancer.WithNetNS(int(h)))
 		return err
 	}); err != nil {
 		return res, fmt.Errorf("choosing the %s backend: %w", o.backend, err)
@@ -721,7 +722,7 @@ func renderLVSReport(o lvsOptions, rounds []lvsRound, hrounds []lvsHaadRound, da
 		ops = r.ops
 	}
 	fmt.Fprintf(&b, "## Programming %d virtual servers x %d real servers\n\n", o.services, o.dests)
-	fmt.Fprintf(&b, "Per round, in a fresh network namespace: node/lvs.Choose picks the backend, then a table of %d virtual servers\n", o.services)
+	fmt.Fprintf(&b, "Per round, in a fresh network namespace: node/balancer.Choose picks the backend, then a table of %d virtual servers\n", o.services)
 	fmt.Fprintf(&b, "(10.x.y.z:80/tcp, scheduler wrr, forwarding nat) with %d real servers each (10.200.x.y:8080, weights 1, 2, 3, 1, ...,\n", o.dests)
 	b.WriteString("all distinct) is programmed from empty: Diff(empty, desired) and the backend's Apply, timed together (Diff's share\n")
 	fmt.Fprintf(&b, "in brackets; %d ops). The table is read back and must equal the desired one. Then %d single weight changes at random\n", ops, o.changes)

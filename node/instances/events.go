@@ -1,0 +1,116 @@
+package instances
+
+import (
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/vrrp"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+)
+
+// noticeFunc turns an instance's notices into events and hands them to
+// the observer.
+func (s *Set) noticeFunc(c config.Instance) func(vrrp.Notice) {
+	vips := make([]string, len(c.VIPs))
+	for i, v := range c.VIPs {
+		vips[i] = v.Prefix.String()
+	}
+	addrs := make([]string, len(c.VRRP.Addrs))
+	for i, v := range c.VRRP.Addrs {
+		addrs[i] = v.String()
+	}
+	return func(n vrrp.Notice) {
+		s.observe(n)
+		if s.events == nil {
+			return
+		}
+		e := &haav1.Event{Time: timestamppb.New(n.Time), Instance: n.Instance}
+		switch n.Kind {
+		case vrrp.NoticeTransition:
+			e.Kind = &haav1.Event_StateChanged{StateChanged: &haav1.StateChanged{
+				From: StateProto(n.From), To: StateProto(n.To), Cause: string(n.Cause), Priority: uint32(n.Priority)}}
+		case vrrp.NoticePriority:
+			e.Kind = &haav1.Event_PriorityChanged{PriorityChanged: &haav1.PriorityChanged{
+				Priority: uint32(n.Priority), Configured: uint32(c.VRRP.Priority)}}
+		case vrrp.NoticeVIPs:
+			e.Kind = &haav1.Event_VipsChanged{VipsChanged: &haav1.VipsChanged{Added: n.Added, Vips: vips}}
+		case vrrp.NoticeGARP:
+			e.Kind = &haav1.Event_GarpSent{GarpSent: &haav1.GarpSent{Addresses: addrs}}
+		case vrrp.NoticeMaster:
+			e.Kind = &haav1.Event_MasterChanged{MasterChanged: &haav1.MasterChanged{
+				Address: n.Addr.String(), Priority: uint32(n.Priority)}}
+		case vrrp.NoticeError:
+			msg := n.Detail
+			if n.Err != nil {
+				msg += ": " + n.Err.Error()
+			}
+			e.Kind = &haav1.Event_Error{Error: &haav1.InstanceError{Message: msg}}
+		case vrrp.NoticeDrop:
+			count, ok := s.drops.report(n.Instance, n.Drop, n.Time)
+			if !ok {
+				return
+			}
+			e.Kind = &haav1.Event_PacketsDropped{PacketsDropped: &haav1.PacketsDropped{
+				Reason: n.Drop.String(), Count: count, Detail: n.Detail}}
+		default:
+			return
+		}
+		s.events.Append(e)
+	}
+}
+
+// StateProto is a state's wire form, in events and gossip.
+func StateProto(st vrrp.State) haav1.State {
+	switch st {
+	case vrrp.Init:
+		return haav1.State_STATE_INIT
+	case vrrp.Backup:
+		return haav1.State_STATE_BACKUP
+	case vrrp.Master:
+		return haav1.State_STATE_MASTER
+	case vrrp.Fault:
+		return haav1.State_STATE_FAULT
+	}
+	return haav1.State_STATE_UNSPECIFIED
+}
+
+// dropEvery limits packet-drop events per instance and reason.
+const dropEvery = 10 * time.Second
+
+type dropKey struct {
+	instance string
+	reason   vrrp.DropReason
+}
+
+type dropReport struct {
+	last    time.Time
+	pending uint64
+}
+
+// dropReports rate-limits drop events: a flood of bad packets becomes one
+// event per instance and reason every dropEvery, with the count.
+type dropReports struct {
+	mu sync.Mutex
+	m  map[dropKey]*dropReport
+}
+
+func (d *dropReports) report(instance string, r vrrp.DropReason, now time.Time) (uint64, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	k := dropKey{instance, r}
+	st := d.m[k]
+	if st == nil {
+		st = &dropReport{}
+		d.m[k] = st
+	}
+	st.pending++
+	if !st.last.IsZero() && now.Sub(st.last) < dropEvery {
+		return 0, false
+	}
+	n := st.pending
+	st.pending, st.last = 0, now
+	return n, true
+}

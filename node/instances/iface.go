@@ -1,0 +1,72 @@
+package instances
+
+import (
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/host"
+	"github.com/haa-dev/haa/node/vrrp"
+)
+
+// iface is the shared per-interface state: one socket and its
+// demultiplexer, for every instance on the interface.
+type iface struct {
+	name  string
+	conn  host.VRRPConn
+	demux *vrrp.Iface
+	refs  int
+	done  chan struct{} // closed when the receive loop has returned
+}
+
+// acquireIface returns the interface's socket, opening it for the first
+// instance on it. Called with mu held.
+func (s *Set) acquireIface(name string) (*iface, error) {
+	s.ifmu.Lock()
+	defer s.ifmu.Unlock()
+	if ifc := s.ifaces[name]; ifc != nil {
+		ifc.refs++
+		return ifc, nil
+	}
+	conn, err := s.host.ListenVRRP(name)
+	if err != nil {
+		return nil, err
+	}
+	s.promoteSecondaries(name)
+	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, s.log), refs: 1, done: make(chan struct{})}
+	go func() {
+		defer close(ifc.done)
+		if err := ifc.demux.Serve(conn); err != nil {
+			s.log.Error("VRRP receive loop stopped", "iface", name, "err", err)
+		}
+	}()
+	s.ifaces[name] = ifc
+	return ifc, nil
+}
+
+// releaseIface detaches a stopped instance from its interface.
+func (s *Set) releaseIface(c config.Instance) {
+	s.ifmu.RLock()
+	ifc := s.ifaces[c.Interface]
+	s.ifmu.RUnlock()
+	if ifc == nil {
+		return
+	}
+	ifc.demux.Remove(c.VRRP.VRID)
+	if len(c.Peers) == 0 {
+		_ = ifc.conn.LeaveGroup(c.Group)
+	}
+	s.releaseIfaceRef(ifc)
+}
+
+// releaseIfaceRef closes the socket when its last instance is gone.
+func (s *Set) releaseIfaceRef(ifc *iface) {
+	s.ifmu.Lock()
+	ifc.refs--
+	last := ifc.refs == 0
+	if last {
+		delete(s.ifaces, ifc.name)
+	}
+	s.ifmu.Unlock()
+	if last {
+		ifc.conn.Close()
+		<-ifc.done
+	}
+}

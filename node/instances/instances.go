@@ -1,0 +1,614 @@
+// Package instances is the agent's VRRP instances: one vrrp.Runner per
+// configured instance, the socket and demultiplexer of each interface they
+// use, the gratuitous ARP senders of their devices and their virtual
+// addresses.
+//
+// A Set owns all of it. Its writers are the agent's apply (Prepare, then
+// Stop, Update and Start in that order), the link monitor (LinkChanged),
+// maintenance (Hold) and shutdown; they serialise on the Set's own lock,
+// under which host calls (sockets, netlink) run. Readers never take that
+// lock: after every change the Set publishes an immutable Snapshot of its
+// instances, and each runner publishes its own status (vrrp.Runner.Status).
+//
+// Every runner notice becomes an event here (state_changed, vips_changed,
+// garp_sent, master_changed, priority_changed, packets_dropped rate-limited
+// to one per instance and reason every 10 s, error) and is handed to
+// Deps.Observe (tracking, the fleet publisher) on the runner's goroutine.
+package instances
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/host"
+	"github.com/haa-dev/haa/node/vip"
+	"github.com/haa-dev/haa/node/vrrp"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Errors (test with errors.Is).
+var (
+	ErrNotFound   = errors.New("no such instance")
+	ErrNotMaster  = errors.New("not master")
+	ErrNoTakeover = errors.New("no other node took over")
+)
+
+// Host is what the instances need of the machine.
+type Host interface {
+	Link(name string) (host.Link, error)
+	Addrs(dev string) ([]host.Addr, error)
+	AddVIP(iface string, v vip.VIP) error
+	DelVIP(iface string, v vip.VIP) error
+	ListenVRRP(iface string) (host.VRRPConn, error)
+	Announcer(dev string) (host.Announcer, error)
+	PromoteSecondaries(dev string) error
+	PreciseTimer() (vrrp.Timer, error)
+}
+
+// Events receives the instances' events. Append must not block.
+type Events interface {
+	Append(e *haav1.Event) *haav1.Event
+}
+
+// Verdicts gives a starting instance the trackers' verdict and its sync
+// group's fault (tracking).
+type Verdicts interface {
+	Initial(instance string) (offset int, fault, groupFault string)
+}
+
+// Deps are what a Set is built with.
+type Deps struct {
+	Log    *slog.Logger
+	Host   Host
+	Events Events
+	// Verdicts: nil starts every instance with no tracker verdict.
+	Verdicts Verdicts
+	// Observe receives every notice of every instance, on the runner's
+	// goroutine (and, for drops found before delivery, the interface's
+	// receive goroutine): it must not block.
+	Observe func(vrrp.Notice)
+}
+
+// Instance is one running instance. Its fields do not change; its state
+// is the runner's (Status, Stats).
+type Instance struct {
+	Config config.Instance
+	// Segment is the network of the source address on the interface
+	// (e.g. 10.77.0.0/24): which nodes its adverts reach. Invalid when
+	// the address is not on the interface.
+	Segment netip.Prefix
+	// Definition identifies the virtual router (config.Definition).
+	Definition string
+
+	runner *vrrp.Runner
+}
+
+// Name is the instance's name.
+func (in *Instance) Name() string { return in.Config.VRRP.Name }
+
+// Status is the instance's state now. It never waits.
+func (in *Instance) Status() vrrp.Status { return in.runner.Status() }
+
+// Stats are the instance's live counters.
+func (in *Instance) Stats() *vrrp.Stats { return in.runner.Stats() }
+
+// Runner is the instance's runner, for the subsystems that steer it
+// (tracking).
+func (in *Instance) Runner() *vrrp.Runner { return in.runner }
+
+// On reports whether the instance is the virtual router vrid of segment.
+func (in *Instance) On(segment string, vrid uint32) bool {
+	return in.Segment.IsValid() && in.Segment.String() == segment && uint32(in.Config.VRRP.VRID) == vrid
+}
+
+// Snapshot is the running instances, by name. It is immutable.
+type Snapshot struct {
+	list   []*Instance
+	byName map[string]*Instance
+}
+
+// List returns the instances sorted by name. Do not change it.
+func (s *Snapshot) List() []*Instance { return s.list }
+
+// Get returns one instance, or nil.
+func (s *Snapshot) Get(name string) *Instance { return s.byName[name] }
+
+// Set runs the instances of one agent.
+type Set struct {
+	log      *slog.Logger
+	host     Host
+	events   Events
+	verdicts Verdicts
+	observe  func(vrrp.Notice)
+	drops    dropReports
+
+	ctx    context.Context // the runners' context: ends at Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the runners
+
+	// mu serialises the writers; readers use snap.
+	mu       sync.Mutex
+	running  map[string]*Instance
+	garps    map[string]host.Announcer // by device
+	held     bool                      // maintenance: instances start on hold
+	lastLink map[string]bool           // link state last handed to the runners
+
+	// ifmu guards ifaces: the runners' stops release them in parallel,
+	// and InterfaceDrops must not wait for mu.
+	ifmu   sync.RWMutex
+	ifaces map[string]*iface
+
+	snap atomic.Pointer[Snapshot]
+}
+
+// New returns a Set with no instances.
+func New(d Deps) *Set {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	if d.Observe == nil {
+		d.Observe = func(vrrp.Notice) {}
+	}
+	s := &Set{log: d.Log, host: d.Host, events: d.Events, verdicts: d.Verdicts, observe: d.Observe,
+		running: map[string]*Instance{}, ifaces: map[string]*iface{}, garps: map[string]host.Announcer{},
+		lastLink: map[string]bool{}}
+	s.drops.m = map[dropKey]*dropReport{}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.publish()
+	return s
+}
+
+// Snapshot returns the running instances. It never waits.
+func (s *Set) Snapshot() *Snapshot { return s.snap.Load() }
+
+// publish makes the running instances the snapshot. Called with mu held
+// (or before the Set is shared).
+func (s *Set) publish() {
+	snap := &Snapshot{byName: make(map[string]*Instance, len(s.running))}
+	for name, in := range s.running {
+		snap.list = append(snap.list, in)
+		snap.byName[name] = in
+	}
+	slices.SortFunc(snap.list, func(a, b *Instance) int { return strings.Compare(a.Name(), b.Name()) })
+	s.snap.Store(snap)
+}
+
+// Change is a prepared change of the running instances: the plan and
+// what each instance to start needs of this node, resolved.
+type Change struct {
+	Plan config.Plan
+	want map[string]config.Instance
+	// ready are the instances to start (added and restarted), resolved.
+	ready map[string]config.Instance
+	anns  map[string]announcer
+	stop  []string
+	start []string
+	// inPlace are the running instances that stay (changed in place or
+	// not at all: a sync group joined or left changes them too).
+	inPlace []string
+}
+
+// Prepare plans the change from the running instances to want and
+// resolves, for each instance that will start, its source address and its
+// GARP senders. It changes nothing that runs; every instance's problem is
+// reported.
+func (s *Set) Prepare(want []config.Instance) (*Change, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	running := make([]config.Instance, 0, len(s.running))
+	for _, in := range s.running {
+		running = append(running, in.Config)
+	}
+	ch := &Change{Plan: config.Diff(running, want), want: map[string]config.Instance{},
+		ready: map[string]config.Instance{}, anns: map[string]announcer{}}
+	for _, in := range want {
+		ch.want[in.VRRP.Name] = in
+	}
+	ch.stop = slices.Clone(ch.Plan.Removed)
+	ch.inPlace = slices.Clone(ch.Plan.Unchanged)
+	for _, c := range ch.Plan.Changed {
+		if c.Restart {
+			ch.start = append(ch.start, c.Name)
+			ch.stop = append(ch.stop, c.Name)
+		} else {
+			ch.inPlace = append(ch.inPlace, c.Name)
+		}
+	}
+	ch.start = append(ch.start, ch.Plan.Added...)
+	// Every VIP of both configurations, so none is mistaken for an
+	// interface's own address.
+	vips := map[netip.Addr]bool{}
+	for _, in := range append(running, want...) {
+		for _, v := range in.VIPs {
+			vips[v.Prefix.Addr()] = true
+		}
+	}
+	var errs []error
+	for _, name := range ch.start {
+		c := ch.want[name]
+		if !c.VRRP.Primary.IsValid() {
+			p, err := s.primaryAddr(c.Interface, vips)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
+				continue
+			}
+			c.VRRP.Primary = p
+		}
+		ann, err := s.announcer(c)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
+			continue
+		}
+		ch.ready[name], ch.anns[name] = c, ann
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("nothing applied: %w", err)
+	}
+	return ch, nil
+}
+
+// Stop stops the instances the change removes or restarts: masters send a
+// priority-0 advert and remove their addresses. It returns once they
+// stopped or ctx ended.
+func (s *Set) Stop(ctx context.Context, ch *Change) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stopLocked(ctx, ch.stop)
+	s.publish()
+}
+
+// Update gives the instances that stay their new configuration (in place:
+// no transition of their own).
+func (s *Set) Update(ch *Change) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, name := range ch.inPlace {
+		in := s.running[name]
+		if in == nil {
+			continue
+		}
+		next := ch.want[name]
+		next.VRRP.Primary = in.Config.VRRP.Primary
+		if !proto.Equal(in.Config.Spec, next.Spec) || in.Config.VRRP.Gated != next.VRRP.Gated {
+			in.runner.Update(runnerConfig(next))
+		}
+		// A new Instance: a published one never changes.
+		s.running[name] = &Instance{Config: next, Segment: in.Segment, Definition: in.Definition, runner: in.runner}
+	}
+	s.publish()
+}
+
+// Start starts the instances the change adds or restarts, each with the
+// trackers' verdict, on hold when in maintenance. Each instance that
+// cannot start is reported; the others run.
+func (s *Set) Start(ch *Change) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var errs []error
+	for _, name := range ch.start {
+		if err := s.startLocked(ch.ready[name], ch.anns[name]); err != nil {
+			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
+		}
+	}
+	s.publish()
+	return errors.Join(errs...)
+}
+
+func (s *Set) stopLocked(ctx context.Context, names []string) {
+	var wg sync.WaitGroup
+	for _, name := range names {
+		in := s.running[name]
+		if in == nil {
+			continue
+		}
+		delete(s.running, name)
+		wg.Go(func() {
+			if err := in.runner.Shutdown(ctx); err != nil {
+				s.log.Warn("instance did not stop in time", "instance", name, "err", err)
+			}
+			s.releaseIface(in.Config)
+		})
+	}
+	wg.Wait()
+}
+
+func (s *Set) startLocked(c config.Instance, ann announcer) (err error) {
+	ifc, err := s.acquireIface(c.Interface)
+	if err != nil {
+		return err
+	}
+	joined := false
+	defer func() {
+		if err != nil {
+			if joined {
+				_ = ifc.conn.LeaveGroup(c.Group)
+			}
+			s.releaseIfaceRef(ifc)
+		}
+	}()
+	set := &vipSet{host: s.host, iface: c.Interface, vips: c.VIPs}
+	// Restart safety: addresses left by a crashed agent are removed until
+	// the protocol makes this node master again.
+	if err := set.Del(); err != nil {
+		return fmt.Errorf("removing stale virtual addresses: %w", err)
+	}
+	for _, v := range c.VIPs {
+		if v.Dev != "" {
+			s.promoteSecondaries(v.Dev)
+		}
+	}
+	if len(c.Peers) == 0 {
+		if err := ifc.conn.JoinGroup(c.Group); err != nil {
+			return err
+		}
+		joined = true
+	}
+	timer, err := s.host.PreciseTimer()
+	if err != nil {
+		return err
+	}
+	var offset int
+	var fault, groupFault string
+	if s.verdicts != nil {
+		offset, fault, groupFault = s.verdicts.Initial(c.VRRP.Name)
+	}
+	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer), vrrp.WithTrack(offset, fault, groupFault)}
+	if s.held {
+		ropts = append(ropts, vrrp.WithHold())
+	}
+	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, ann, s.log, s.noticeFunc(c), ropts...)
+	// Attach before reading the link state: a change in between reaches
+	// the runner as an event instead of being lost.
+	if err := ifc.demux.Add(r); err != nil {
+		timer.Close()
+		return err
+	}
+	lk, err := s.host.Link(c.Interface)
+	if err != nil {
+		ifc.demux.Remove(c.VRRP.VRID)
+		timer.Close()
+		return err
+	}
+	s.running[c.VRRP.Name] = &Instance{Config: c, runner: r,
+		Segment: s.segmentOf(c.Interface, c.VRRP.Primary), Definition: config.Definition(c.Spec)}
+	s.wg.Go(func() { r.Run(s.ctx, lk.Up) })
+	return nil
+}
+
+func runnerConfig(c config.Instance) vrrp.RunnerConfig {
+	return vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
+		Peers: c.Peers, Checksum: c.Checksum, GARP: c.GARP}
+}
+
+// primaryAddr returns the first IPv4 address of the interface that is not a
+// VIP: the source of adverts and the tie-breaker.
+func (s *Set) primaryAddr(name string, vips map[netip.Addr]bool) (netip.Addr, error) {
+	addrs, err := s.host.Addrs(name)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	for _, ad := range addrs {
+		if ip := ad.Prefix.Addr(); !vips[ip] && !ad.Secondary {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address of its own: add one or set sourceAddress", name)
+}
+
+// segmentOf returns the network of addr on the interface.
+func (s *Set) segmentOf(iface string, addr netip.Addr) netip.Prefix {
+	addrs, _ := s.host.Addrs(iface)
+	for _, a := range addrs {
+		if a.Prefix.Addr() == addr {
+			return a.Prefix.Masked()
+		}
+	}
+	return netip.Prefix{}
+}
+
+func (s *Set) promoteSecondaries(dev string) {
+	if err := s.host.PromoteSecondaries(dev); err != nil {
+		s.log.Warn("cannot enable promote_secondaries: removing one VIP may briefly remove others of its subnet", "iface", dev, "err", err)
+	}
+}
+
+// announcer returns the GARP sender of an instance: each VIP is announced
+// on the device it lives on. Called with mu held.
+func (s *Set) announcer(c config.Instance) (announcer, error) {
+	ann := announcer{}
+	for _, v := range c.VIPs {
+		dev := v.Device(c.Interface)
+		a := s.garps[dev]
+		if a == nil {
+			var err error
+			if a, err = s.host.Announcer(dev); err != nil {
+				return nil, fmt.Errorf("gratuitous ARP on %s: %w", dev, err)
+			}
+			s.garps[dev] = a
+		}
+		ann[v.Prefix.Addr()] = a
+	}
+	return ann, nil
+}
+
+// announcer maps each VIP to the sender of its device.
+type announcer map[netip.Addr]host.Announcer
+
+func (m announcer) Announce(addr netip.Addr) error {
+	a := m[addr]
+	if a == nil {
+		return fmt.Errorf("no gratuitous ARP sender for %s", addr)
+	}
+	return a.Announce(addr)
+}
+
+// vipSet adds and removes one instance's VIPs.
+type vipSet struct {
+	host  Host
+	iface string
+	vips  []vip.VIP
+}
+
+func (v *vipSet) Add() error {
+	var errs []error
+	for _, x := range v.vips {
+		errs = append(errs, v.host.AddVIP(v.iface, x))
+	}
+	return errors.Join(errs...)
+}
+
+func (v *vipSet) Del() error {
+	var errs []error
+	for _, x := range v.vips {
+		errs = append(errs, v.host.DelVIP(v.iface, x))
+	}
+	return errors.Join(errs...)
+}
+
+// Hold puts every instance on hold (maintenance: masters hand over, none
+// becomes master) or releases them; instances started later follow.
+func (s *Set) Hold(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.held = on
+	for _, in := range s.running {
+		in.runner.Hold(on)
+	}
+}
+
+// Failover makes the instance's master hand over (priority-0 advert) and
+// waits until another node is master (timeout <= 0: 10 s). The instance
+// then keeps accepting the new master, whatever its priority, until it
+// becomes master again by the protocol or by another failover.
+func (s *Set) Failover(ctx context.Context, name string, timeout time.Duration) (netip.Addr, error) {
+	in := s.Snapshot().Get(name)
+	if in == nil {
+		return netip.Addr{}, fmt.Errorf("instance %q: %w", name, ErrNotFound)
+	}
+	if st := in.Status(); st.State != vrrp.Master {
+		return netip.Addr{}, fmt.Errorf("instance %s is %v here, only its master can fail over: %w", name, st.State, ErrNotMaster)
+	}
+	in.runner.Failover()
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	self := in.Config.VRRP.Primary
+	for {
+		st, changed := in.runner.Watch()
+		if st.State == vrrp.Backup && st.MasterAddr.IsValid() && st.MasterAddr != self {
+			return st.MasterAddr, nil
+		}
+		select {
+		case <-ctx.Done():
+			return netip.Addr{}, fmt.Errorf("instance %s handed over, but within %v %w (is a backup running?); it takes mastership back by itself: %w",
+				name, timeout, ErrNoTakeover, ctx.Err())
+		case <-changed:
+		}
+	}
+}
+
+// Announce makes this node's master of a virtual router send gratuitous
+// ARPs (after a split brain: the clients the other master confused learn
+// the right MAC again).
+func (s *Set) Announce(segment string, vrid uint32) {
+	for _, in := range s.Snapshot().List() {
+		if in.On(segment, vrid) {
+			s.log.Info("re-announcing the virtual addresses after the split brain", "instance", in.Name(), "vrid", vrid)
+			in.runner.Announce()
+		}
+	}
+}
+
+// LinkChanged hands a link change to the instances of that interface. A
+// deleted interface counts as down: the socket is bound to the old one, so
+// its instances stay in FAULT until haad is restarted. A Resync event
+// forgets what was last handed over.
+func (s *Set) LinkChanged(ev host.LinkEvent) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ev.Resync {
+		clear(s.lastLink)
+		return
+	}
+	up := ev.Up
+	s.ifmu.RLock()
+	ifc := s.ifaces[ev.Name]
+	s.ifmu.RUnlock()
+	if ifc != nil && ev.Index != ifc.conn.Index() {
+		if up {
+			s.log.Error("interface was deleted and created again: its instances stay in FAULT; restart haad to use the new one",
+				"iface", ev.Name)
+		}
+		up = false
+	}
+	if prev, seen := s.lastLink[ev.Name]; seen && prev == up {
+		return
+	}
+	s.lastLink[ev.Name] = up
+	if ifc == nil {
+		return
+	}
+	s.log.Info("link state", "iface", ev.Name, "up", up)
+	ifc.demux.Each(func(r *vrrp.Runner) { r.Link(up) })
+}
+
+// InterfaceDrops returns, per interface, the packets dropped before an
+// instance could be found (malformed, unknown VRID), by reason. It never
+// waits for a writer.
+func (s *Set) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 {
+	s.ifmu.RLock()
+	defer s.ifmu.RUnlock()
+	out := map[string]map[vrrp.DropReason]uint64{}
+	for name, ifc := range s.ifaces {
+		m := map[vrrp.DropReason]uint64{}
+		for _, r := range vrrp.DropReasons() {
+			if n := ifc.demux.Stats().Drops(r); n > 0 {
+				m[r] = n
+			}
+		}
+		out[name] = m
+	}
+	return out
+}
+
+// Close stops every instance (masters hand over) and releases the
+// sockets and senders. It returns ctx's error if the runners did not stop
+// in time.
+func (s *Set) Close(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := make([]string, 0, len(s.running))
+	for n := range s.running {
+		names = append(names, n)
+	}
+	s.stopLocked(ctx, names)
+	s.publish()
+	s.cancel()
+	done := make(chan struct{})
+	go func() {
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for instances to stop: %w", ctx.Err())
+	}
+	for dev, a := range s.garps {
+		a.Close()
+		delete(s.garps, dev)
+	}
+	return nil
+}
