@@ -59,7 +59,8 @@ type Snapshot struct {
 	// VirtualServers in the configured order.
 	VirtualServers []*VirtualServer
 
-	sched *check.Scheduler // for the checks' latest results
+	sched   *check.Scheduler // for the checks' latest results
+	counter lvs.Counter      // the backend, when it counts connections
 }
 
 // Status returns the balancer's state now: the snapshot published after
@@ -115,14 +116,10 @@ func (s *Snapshot) States() []VirtualServer {
 func (b *Balancer) VirtualServers(ctx context.Context) ([]VirtualServer, string) {
 	snap := b.Status()
 	out := snap.States()
-	b.mu.Lock()
-	backend := b.backend
-	b.mu.Unlock()
-	c, ok := backend.(lvs.Counter)
-	if !ok || len(out) == 0 {
+	if snap.counter == nil || len(out) == 0 {
 		return out, snap.Backend
 	}
-	conns, err := c.Conns(ctx)
+	conns, err := snap.counter.Conns(ctx)
 	if err != nil {
 		b.log.Warn("reading connection counts", "backend", snap.Backend, "err", err)
 		return out, snap.Backend
@@ -143,6 +140,7 @@ func (b *Balancer) VirtualServers(ctx context.Context) ([]VirtualServer, string)
 // backend a configuration would open. Called with mu held.
 func (b *Balancer) publishLocked(requested string) {
 	s := &Snapshot{Backend: b.lbName, Reason: b.lbReason, Open: b.backend != nil, sched: b.sched}
+	s.counter, _ = b.backend.(lvs.Counter)
 	if !s.Open {
 		s.Backend, s.Reason = b.prefer(requested)
 		s.Reason += " (opened with the first virtual server)"

@@ -17,14 +17,16 @@ type iface struct {
 }
 
 // acquireIface returns the interface's socket, opening it for the first
-// instance on it. Called with mu held.
+// instance on it. Called with mu held (one writer at a time): the socket
+// is opened outside ifmu, which readers take.
 func (s *Set) acquireIface(name string) (*iface, error) {
 	s.ifmu.Lock()
-	defer s.ifmu.Unlock()
 	if ifc := s.ifaces[name]; ifc != nil {
 		ifc.refs++
+		s.ifmu.Unlock()
 		return ifc, nil
 	}
+	s.ifmu.Unlock()
 	conn, err := s.host.ListenVRRP(name)
 	if err != nil {
 		return nil, err
@@ -37,7 +39,9 @@ func (s *Set) acquireIface(name string) (*iface, error) {
 			s.log.Error("VRRP receive loop stopped", "iface", name, "err", err)
 		}
 	}()
+	s.ifmu.Lock()
 	s.ifaces[name] = ifc
+	s.ifmu.Unlock()
 	return ifc, nil
 }
 

@@ -137,11 +137,15 @@ type Set struct {
 	wg     sync.WaitGroup // the runners
 
 	// mu serialises the writers; readers use snap.
-	mu       sync.Mutex
-	running  map[string]*Instance
-	garps    map[string]host.Announcer // by device
-	held     bool                      // maintenance: instances start on hold
-	lastLink map[string]bool           // link state last handed to the runners
+	mu      sync.Mutex
+	running map[string]*Instance
+	garps   map[string]host.Announcer // by device
+	held    bool                      // maintenance: instances start on hold
+
+	// linkMu guards lastLink, the link state last handed to the runners:
+	// link events never wait for an apply.
+	linkMu   sync.Mutex
+	lastLink map[string]bool
 
 	// ifmu guards ifaces: the runners' stops release them in parallel,
 	// and InterfaceDrops must not wait for mu.
@@ -536,8 +540,8 @@ func (s *Set) Announce(segment string, vrid uint32) {
 // its instances stay in FAULT until haad is restarted. A Resync event
 // forgets what was last handed over.
 func (s *Set) LinkChanged(ev host.LinkEvent) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
 	if ev.Resync {
 		clear(s.lastLink)
 		return

@@ -265,6 +265,26 @@ func (m *Manager) Commit(ch *Change) {
 			needed[r.Tracker] = true
 		}
 	}
+	// What the host says of links and files is read before the lock: the
+	// runners' notices take it.
+	initial := map[string]track.Result{}
+	for _, tr := range c.Trackers {
+		switch tr.Kind {
+		case track.KindInterface:
+			up := false
+			if m.host != nil {
+				lk, err := m.host.Link(tr.Iface)
+				up = err == nil && lk.Up
+			}
+			r := track.Result{OK: up, Since: time.Now(), Detail: "link down"}
+			if up {
+				r.Detail = "link up"
+			}
+			initial[tr.Name] = r
+		case track.KindFile:
+			initial[tr.Name] = track.ReadFile(tr.File)
+		}
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, tr := range c.Trackers {
@@ -278,7 +298,7 @@ func (m *Manager) Commit(ch *Change) {
 			run.cfg = tr // a new weight only: the check and its result stay
 		}
 		if run == nil && needed[tr.Name] {
-			m.runs[tr.Name] = m.startTracker(tr, cmds.trackers[tr.Name])
+			m.runs[tr.Name] = m.startTracker(tr, cmds.trackers[tr.Name], initial[tr.Name])
 		}
 	}
 	for name, run := range m.runs {
@@ -354,8 +374,9 @@ func sameTracker(run *trackerRun, tr config.Tracker, cmd *script.Command) bool {
 	return slices.Equal(run.argv, argv)
 }
 
-// startTracker starts one tracker. Called with mu held.
-func (m *Manager) startTracker(tr config.Tracker, cmd *script.Command) *trackerRun {
+// startTracker starts one tracker; initial is what the host said of an
+// interface or file tracker's subject. Called with mu held.
+func (m *Manager) startTracker(tr config.Tracker, cmd *script.Command, initial track.Result) *trackerRun {
 	ctx, cancel := context.WithCancel(m.ctx)
 	run := &trackerRun{cfg: tr, cancel: cancel, result: track.Result{OK: true, Since: time.Now(), Detail: "not checked yet"}}
 	var checker track.Checker
@@ -365,20 +386,12 @@ func (m *Manager) startTracker(tr config.Tracker, cmd *script.Command) *trackerR
 		checker = &track.Script{Cmd: cmd, Interval: tr.Script.Interval, Timeout: tr.Script.Timeout,
 			Rise: tr.Script.Rise, Fall: tr.Script.Fall}
 	case track.KindInterface:
-		up := false
-		if m.host != nil {
-			lk, err := m.host.Link(tr.Iface)
-			up = err == nil && lk.Up
-		}
-		run.link = track.NewLink(tr.Iface, up)
-		run.result = track.Result{OK: up, Since: time.Now(), Detail: "link down"}
-		if up {
-			run.result.Detail = "link up"
-		}
+		run.link = track.NewLink(tr.Iface, initial.OK)
+		run.result = initial
 		checker = run.link
 	case track.KindFile:
 		checker = &track.File{Path: tr.File}
-		run.result = track.ReadFile(tr.File)
+		run.result = initial
 	case track.KindProcess:
 		p := tr.Process
 		checker = &track.Process{Name: p.Name, Args: p.Args, Quorum: p.Quorum, QuorumMax: p.QuorumMax, Interval: p.Interval}
