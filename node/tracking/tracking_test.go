@@ -1,15 +1,23 @@
 package tracking
 
 import (
+	"context"
+	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 
 	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/notify"
+	"github.com/haa-dev/haa/node/script"
 	"github.com/haa-dev/haa/node/syncgroup"
 	"github.com/haa-dev/haa/node/track"
+	"github.com/haa-dev/haa/node/vrrp"
 )
 
 // The verdict of an instance: its own trackers with their weights, its
@@ -110,4 +118,59 @@ func TestResolveCommandsPaths(t *testing.T) {
 	if cmds.trackers["a"] == nil || cmds.notify["VI_1"].Fault == nil || cmds.groups["G"].Any == nil {
 		t.Fatalf("resolved %+v", cmds)
 	}
+}
+
+// TestNotifyResultsForgotten: the outcomes of an instance's notify
+// commands are kept while it is configured and forgotten with it.
+func TestNotifyResultsForgotten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		runner := notify.NewRunner(slog.New(slog.DiscardHandler), nil, notify.WithExec(func(context.Context, notify.Job) script.Result {
+			return script.Result{}
+		}))
+		m := New(Deps{Log: slog.New(slog.DiscardHandler), Notify: runner})
+		cfg := func(y string) *config.Agent {
+			raw, err := config.Parse([]byte("name: n1\ninstances:\n" + y))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := config.Resolve(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return c
+		}
+		commit := func(c *config.Agent) {
+			ch, err := m.Prepare(c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Commit(ch)
+		}
+		commit(cfg("  - {name: VI_1, interface: eth0, vrid: 1, vips: [10.0.0.1], notify: {master: [/bin/true]}}\n" +
+			"  - {name: VI_2, interface: eth0, vrid: 2, vips: [10.0.0.2], notify: {master: [/bin/true]}}\n"))
+		for _, name := range []string{"VI_1", "VI_2"} {
+			m.Observe(vrrp.Notice{Kind: vrrp.NoticeTransition, Instance: name, From: vrrp.Backup, To: vrrp.Master, Priority: 100})
+		}
+		synctest.Wait()
+		if n := len(m.Snapshot().Instance("VI_1").Notifies); n != 1 {
+			t.Fatalf("VI_1 has %d notify results, want 1", n)
+		}
+		commit(cfg("  - {name: VI_2, interface: eth0, vrid: 2, vips: [10.0.0.2], notify: {master: [/bin/true]}}\n"))
+		synctest.Wait()
+		m.mu.Lock()
+		keys := slices.Collect(maps.Keys(m.results))
+		m.mu.Unlock()
+		if !slices.Equal(keys, []string{"INSTANCE/VI_2"}) {
+			t.Errorf("results kept for %v, want VI_2's only", keys)
+		}
+		if n := len(m.Snapshot().Instance("VI_2").Notifies); n != 1 {
+			t.Errorf("VI_2 has %d notify results, want 1", n)
+		}
+		if err := m.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := runner.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }

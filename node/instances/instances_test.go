@@ -1,0 +1,97 @@
+package instances
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/host"
+	"github.com/haa-dev/haa/node/host/hosttest"
+	"github.com/haa-dev/haa/node/vrrp"
+)
+
+func resolved(t *testing.T, y string) []config.Instance {
+	t.Helper()
+	raw, err := config.Parse([]byte("name: n1\ninstances:\n" + y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Resolve(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Instances
+}
+
+func newSet(h Host) *Set {
+	return New(Deps{Host: h, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+}
+
+// TestPrepareChangesNothing: an instance that cannot start here refuses
+// the whole change, with each problem, before anything runs.
+func TestPrepareChangesNothing(t *testing.T) {
+	h := hosttest.NewNetwork().NewHost("n1")
+	h.AddLink("eth0", "lan")                 // no address of its own
+	h.AddLink("eth1", "lan2", "10.1.0.1/24") // fine
+	h.AddLink("eth2", "lan3")
+	s := newSet(h)
+	defer s.Close(context.Background())
+	_, err := s.Prepare(resolved(t, "  - {name: VI_1, interface: eth0, vrid: 1, vips: [10.0.0.9/24]}\n"+
+		"  - {name: VI_2, interface: eth1, vrid: 2, vips: [10.1.0.9/24]}\n"+
+		"  - {name: VI_3, interface: eth2, vrid: 3, vips: [10.2.0.9/24]}\n"))
+	if err == nil || !strings.Contains(err.Error(), "instance VI_1: interface eth0 has no IPv4 address") ||
+		!strings.Contains(err.Error(), "instance VI_3") || strings.Contains(err.Error(), "VI_2") {
+		t.Fatalf("Prepare: %v", err)
+	}
+	if n := len(s.Snapshot().List()); n != 0 {
+		t.Fatalf("%d instances run after a refused change", n)
+	}
+}
+
+// TestLinkRecreatedStaysFault: an interface deleted and created again
+// (another index) keeps its instances in FAULT: their socket is bound to
+// the old one.
+func TestLinkRecreatedStaysFault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := hosttest.NewNetwork().NewHost("n1")
+		h.AddLink("eth0", "lan", "10.0.0.1/24")
+		s := newSet(h)
+		defer s.Close(context.Background())
+		ch, err := s.Prepare(resolved(t, "  - {name: VI_1, interface: eth0, vrid: 1, advertInterval: 0.1s, vips: [10.0.0.9/24]}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Stop(context.Background(), ch)
+		s.Update(ch)
+		if err := s.Start(ch); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		in := s.Snapshot().Get("VI_1")
+		if st := in.Status(); st.State != vrrp.Master || !h.Holds("10.0.0.9") {
+			t.Fatalf("alone on its link: %v", st.State)
+		}
+		lk, _ := h.Link("eth0")
+		s.LinkChanged(host.LinkEvent{Name: "eth0", Index: lk.Index, Up: false})
+		time.Sleep(10 * time.Millisecond)
+		if st := in.Status(); st.State != vrrp.Fault || h.Holds("10.0.0.9") {
+			t.Fatalf("link down: %v", st.State)
+		}
+		s.LinkChanged(host.LinkEvent{Name: "eth0", Index: lk.Index + 100, Up: true}) // another link of that name
+		time.Sleep(time.Second)
+		if st := in.Status(); st.State != vrrp.Fault {
+			t.Fatalf("the recreated link brought the instance back: %v", st.State)
+		}
+		s.LinkChanged(host.LinkEvent{Resync: true})
+		s.LinkChanged(host.LinkEvent{Name: "eth0", Index: lk.Index, Up: true})
+		time.Sleep(time.Second)
+		if st := in.Status(); st.State != vrrp.Master {
+			t.Fatalf("the same link up again: %v", st.State)
+		}
+	})
+}
