@@ -170,6 +170,9 @@ func (s *Server) WatchEvents(req *haav1.WatchEventsRequest, stream grpc.ServerSt
 		case <-ctx.Done():
 		}
 	}()
+	// Next returns what is logged before it looks at ctx: once the API
+	// stops, the stream still sends every event logged before (a
+	// stopping haad's last transitions), then ends.
 	for {
 		e, err := sub.Next(ctx)
 		if err != nil {

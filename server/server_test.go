@@ -707,3 +707,45 @@ func TestStopEndsWatchers(t *testing.T) {
 	_, err = s.Recv()
 	wantCode(t, err, codes.Unavailable, "reconnect with since_seq")
 }
+
+// TestStopDeliversLoggedEvents: the events logged before the API stops
+// (a stopping haad's last transitions) reach a watcher before its stream
+// ends, however little time is left between the two: here the watcher
+// reads nothing until the stop, with more than a flow-control window of
+// events queued, so the stream is still sending when the API stops.
+func TestStopDeliversLoggedEvents(t *testing.T) {
+	core := newFakeCore()
+	core.events = node.NewEventLog(2000)
+	a := startAPI(t, core, nil)
+	s, err := a.client.WatchEvents(testCtx(t), &haav1.WatchEventsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Header(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 1000
+	pad := strings.Repeat("x", 1000)
+	for i := range n {
+		core.events.Append(&haav1.Event{Instance: fmt.Sprintf("VI_%d", i), Kind: &haav1.Event_Error{Error: &haav1.InstanceError{Message: pad}}})
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.l.Stop(ctx) }()
+	time.Sleep(50 * time.Millisecond) // the stop has begun: the stream is told to end
+	for i := range n {
+		e, err := s.Recv()
+		if err != nil {
+			t.Fatalf("event %d of %d lost at stop: %v", i+1, n, err)
+		}
+		if want := fmt.Sprintf("VI_%d", i); e.GetEvent().GetInstance() != want {
+			t.Fatalf("event %d is %v, want %s", i+1, e.GetEvent(), want)
+		}
+	}
+	_, err = s.Recv()
+	wantCode(t, err, codes.Unavailable, "reconnect with since_seq")
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+}

@@ -205,11 +205,10 @@ func run(args []string, stderr io.Writer) int {
 			default:
 				sd.stopping()
 				log.Info("stopping: handing over mastership", "signal", sig.String())
-				// Hand over first so watchers see the last transitions,
-				// then close the API.
+				// Hand over first, then close the API: the event
+				// streams send the last transitions before they end.
 				api.SetServing(false)
 				code := shutdown(agent, *shutdownTimeout, log)
-				time.Sleep(50 * time.Millisecond) // let the streams send them
 				stopAPI(api, log)
 				return code
 			}
