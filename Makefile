@@ -1,6 +1,6 @@
 # haa: every target does its own set-up on a fresh machine (root + Go).
 #   make demo            the agent's real job in a namespace lab
-#   make test            everything CI runs (unit, namespace, keepalived interop)
+#   make test            everything CI runs (unit, namespace, keepalived interop, race detector)
 #   make bench-failover  client-visible outage vs keepalived (writes out/bench-failover.md)
 #   make bench-fleet     32 gossiping agents: apply wall time, catch-up, gossip traffic
 #   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
@@ -23,7 +23,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs fuzz clean
+.PHONY: all build test test-race test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs fuzz clean
 
 all: build
 
@@ -82,10 +82,18 @@ lint: proto-check
 	  [ -z "$$out" ] || { echo "gofmt needed: $$out"; exit 1; }
 	$(GO) vet ./...
 
-## test: unit, namespace and interop tests. Namespace tests skip without
+## test: unit, namespace and interop tests, then the race detector over
+## the agent, the API and the client library. Namespace tests skip without
 ## root; with HAA_REQUIRE_NETNS=1 (CI) they fail instead.
 test: deps lint
 	HAA_GRPCURL=$(TOOLS)/grpcurl $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) --no-print-directory test-race
+
+## test-race: go test -race over every package of the agent (node/...), the
+## API (server), the client library (ctl/...) and haactl.
+RACE_PKGS := ./node/... ./server ./ctl/... ./cmd/haactl
+test-race:
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
 
 test-unit:
 	$(GO) test -count=1 -short ./...
