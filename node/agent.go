@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -295,6 +296,8 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	if a.ctx.Err() != nil {
 		return ApplyResult{}, composed{}, ErrShutdown
 	}
+	var took phases
+	took.start("resolve")
 	cur := a.running.Load()
 	comp, err := compose(own, doc, fleetSide)
 	if err != nil {
@@ -304,6 +307,7 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	if err != nil {
 		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
 	}
+	took.start("prepare")
 	if err := checkNode(a.host, want); err != nil {
 		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
 	}
@@ -333,12 +337,14 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	if opts.DryRun {
 		return res, comp, nil
 	}
+	took.start("persist")
 	if opts.Persist && a.cfgFile != "" && config.Hash(own) != config.Hash(cur.own) {
 		if err := writeConfigFile(a.cfgFile, own, cur.generation+1); err != nil {
 			return ApplyResult{}, composed{}, fmt.Errorf("nothing applied: persisting the configuration: %w", err)
 		}
 	}
 
+	took.start("instances")
 	a.vrrp.Stop(ctx, vrrpCh)
 	a.vrrp.Update(vrrpCh)
 	a.track.Commit(trackCh)
@@ -351,9 +357,11 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 		runners[in.Name()] = in.Runner()
 	}
 	a.track.Attach(runners)
+	took.start("balancer")
 	if err := a.lb.Commit(ctx, lbCh); err != nil {
 		errs = append(errs, err)
 	}
+	took.start("state")
 
 	next := *cur
 	if hash != cur.hash {
@@ -371,10 +379,49 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	a.events.Append(&haav1.Event{Kind: &haav1.Event_ConfigApplied{ConfigApplied: &haav1.ConfigApplied{
 		Generation: next.generation, Hash: next.hash, Plan: planProto(res.Plan)}}})
 	p := res.Plan
+	took.start("")
 	a.log.Info("configuration applied", "generation", next.generation, "added", p.Added, "removed", p.Removed,
-		"changed", changeNames(p.Changed), "unchanged", len(p.Unchanged), "virtual_servers", len(want.VirtualServers))
+		"changed", changeNames(p.Changed), "unchanged", len(p.Unchanged), "virtual_servers", len(want.VirtualServers),
+		"took", took.total().Round(time.Millisecond), "phases", took.String())
 	a.fleet.Published()
 	return res, comp, errors.Join(errs...)
+}
+
+// phases times the steps of an apply, for its log line: where the time of
+// a large apply goes.
+type phases struct {
+	names []string
+	durs  []time.Duration
+	at    time.Time
+}
+
+// start ends the current phase and starts name ("": none).
+func (p *phases) start(name string) {
+	now := time.Now()
+	if len(p.names) > 0 {
+		p.durs[len(p.durs)-1] = now.Sub(p.at)
+	}
+	if name != "" {
+		p.names = append(p.names, name)
+		p.durs = append(p.durs, 0)
+	}
+	p.at = now
+}
+
+func (p *phases) total() time.Duration {
+	var t time.Duration
+	for _, d := range p.durs {
+		t += d
+	}
+	return t
+}
+
+func (p *phases) String() string {
+	parts := make([]string, len(p.names))
+	for i, n := range p.names {
+		parts[i] = n + "=" + p.durs[i].Round(100*time.Microsecond).String()
+	}
+	return strings.Join(parts, " ")
 }
 
 func changeNames(cs []config.Change) []string {
