@@ -240,7 +240,8 @@ func (n *Node) load() error {
 	}
 	var f storedFile
 	doc := &haav1.Fleet{}
-	if err := json.Unmarshal(b, &f); err == nil {
+	err = json.Unmarshal(b, &f)
+	if err == nil {
 		err = protojson.Unmarshal(f.Document, doc)
 	}
 	if err == nil {
