@@ -6,9 +6,7 @@ package ctltest
 
 import (
 	"context"
-	"crypto/sha256"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"os"
@@ -26,14 +24,20 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
 // Agent is a fake agent. Set its fields before serving it; afterwards
 // change state only through its methods.
+//
+// Its configuration answers follow haad's own rules, from node/config: the
+// hash is config.Hash of what runs (Config, and the fleet document's part
+// once a Cluster stored one), the plan is config.Diff, and the generation
+// goes up when the hash changes (see ApplyConfig).
 type Agent struct {
 	haav1.UnimplementedAgentServiceServer
 
@@ -71,6 +75,9 @@ type Agent struct {
 	applies  []*haav1.ApplyConfigRequest
 	rsSets   []*haav1.SetRealServerRequest
 	requests []string
+	// fromFleet is the fleet document's part for this node (set by a
+	// Cluster): what haad composes with Config.
+	fromFleet *haav1.AgentConfig
 }
 
 func (a *Agent) now() time.Time {
@@ -173,7 +180,7 @@ func (a *Agent) GetNode(context.Context, *haav1.GetNodeRequest) (*haav1.GetNodeR
 		n = &haav1.Node{}
 	}
 	n.ConfigGeneration = a.Generation
-	n.ConfigHash = Hash(a.Config)
+	n.ConfigHash = a.hashLocked()
 	return &haav1.GetNodeResponse{Node: n}, nil
 }
 
@@ -214,18 +221,25 @@ func (a *Agent) instance(name string) *haav1.InstanceStatus {
 	return nil
 }
 
-// GetConfig implements haav1.AgentServiceServer.
+// GetConfig implements haav1.AgentServiceServer: the own configuration
+// (without the fleet document's part), the generation and the hash of what
+// runs, like haad.
 func (a *Agent) GetConfig(context.Context, *haav1.GetConfigRequest) (*haav1.GetConfigResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if err := a.enter("GetConfig"); err != nil {
 		return nil, err
 	}
-	return &haav1.GetConfigResponse{Config: proto.Clone(a.Config).(*haav1.AgentConfig), Generation: a.Generation, Hash: Hash(a.Config)}, nil
+	return &haav1.GetConfigResponse{Config: proto.Clone(a.Config).(*haav1.AgentConfig), Generation: a.Generation, Hash: a.hashLocked()}, nil
 }
 
-// ApplyConfig implements haav1.AgentServiceServer with a plan by instance
-// names; interface, vrid and version changes restart.
+// ApplyConfig implements haav1.AgentServiceServer with haad's rules: a
+// missing configuration is InvalidArgument; then Validate (if set); then
+// the expected generation (FailedPrecondition); the plan is config.Diff of
+// the instances running and desired (see resolved); a dry run stops there.
+// Otherwise the configuration runs: the generation goes up when the hash
+// (config.Hash) changes, and the call is Applied, with a ConfigApplied
+// event, even when nothing changed.
 func (a *Agent) ApplyConfig(_ context.Context, req *haav1.ApplyConfigRequest) (*haav1.ApplyConfigResponse, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -233,86 +247,100 @@ func (a *Agent) ApplyConfig(_ context.Context, req *haav1.ApplyConfigRequest) (*
 	if err := a.enter("ApplyConfig"); err != nil {
 		return nil, err
 	}
+	if req.GetConfig() == nil {
+		return nil, InvalidArgument("config: required: the complete agent configuration to run",
+			"config", "required: the complete agent configuration to run")
+	}
 	if a.Validate != nil {
 		if err := a.Validate(req.GetConfig()); err != nil {
 			return nil, err
 		}
 	}
 	if req.ExpectedGeneration != nil && req.GetExpectedGeneration() != a.Generation {
-		return nil, status.Errorf(codes.FailedPrecondition, "configuration generation is %d, not %d", a.Generation, req.GetExpectedGeneration())
+		// As haad words node.ErrGenerationMismatch.
+		return nil, status.Errorf(codes.FailedPrecondition,
+			"expected generation %d, running %d: get the configuration again and retry: configuration generation mismatch",
+			req.GetExpectedGeneration(), a.Generation)
 	}
-	plan := Plan(a.Config, req.GetConfig())
-	resp := &haav1.ApplyConfigResponse{Plan: plan, Generation: a.Generation, Hash: Hash(a.Config)}
-	if req.GetDryRun() || (len(plan.Added)+len(plan.Removed)+len(plan.Changed) == 0 && proto.Equal(a.Config, req.GetConfig())) {
+	running, want := a.composedLocked(a.Config), a.composedLocked(req.GetConfig())
+	resp := &haav1.ApplyConfigResponse{Plan: diff(running, want), Generation: a.Generation, Hash: config.Hash(running)}
+	if req.GetDryRun() {
 		return resp, nil
 	}
 	a.Config = proto.Clone(req.GetConfig()).(*haav1.AgentConfig)
-	a.Generation++
-	resp.Generation, resp.Hash, resp.Applied = a.Generation, Hash(a.Config), true
+	if h := config.Hash(want); h != resp.Hash {
+		a.Generation++
+		resp.Hash, resp.Changed = h, true
+	}
+	resp.Generation, resp.Applied = a.Generation, true
 	a.publishLocked(&haav1.Event{Kind: &haav1.Event_ConfigApplied{ConfigApplied: &haav1.ConfigApplied{
-		Generation: a.Generation, Hash: resp.Hash, Plan: plan}}})
+		Generation: a.Generation, Hash: resp.Hash, Plan: resp.Plan}}})
 	return resp, nil
 }
 
-// Plan compares instances by name, fields by JSON name.
-func Plan(running, desired *haav1.AgentConfig) *haav1.Plan {
-	p := &haav1.Plan{}
-	old := map[string]*haav1.Instance{}
-	for _, in := range running.GetInstances() {
-		old[in.GetName()] = in
-	}
-	seen := map[string]bool{}
-	for _, in := range desired.GetInstances() {
-		seen[in.GetName()] = true
-		was, ok := old[in.GetName()]
-		if !ok {
-			p.Added = append(p.Added, in.GetName())
-			continue
-		}
-		fields := changedFields(was, in)
-		if len(fields) == 0 {
-			p.Unchanged = append(p.Unchanged, in.GetName())
-			continue
-		}
-		restart := slices.ContainsFunc(fields, func(f string) bool {
-			return f == "interface" || f == "vrid" || f == "version"
-		})
-		p.Changed = append(p.Changed, &haav1.InstanceChange{Name: in.GetName(), Fields: fields, Restart: restart})
-	}
-	for _, in := range running.GetInstances() {
-		if !seen[in.GetName()] {
-			p.Removed = append(p.Removed, in.GetName())
-		}
-	}
-	return p
+// hashLocked is the hash of the configuration that runs.
+func (a *Agent) hashLocked() string {
+	return config.Hash(a.composedLocked(a.Config))
 }
 
-func changedFields(a, b *haav1.Instance) []string {
-	var out []string
-	ma, mb := a.ProtoReflect(), b.ProtoReflect()
-	fds := ma.Descriptor().Fields()
-	for i := range fds.Len() {
-		fd := fds.Get(i)
-		if !equalField(ma, mb, fd) {
-			out = append(out, fd.JSONName())
-		}
+// composedLocked is what haad runs for the own configuration own: the
+// fleet document's instances, trackers and sync groups for this node
+// appended to own's. (haad also refuses a name both define; the fake
+// does not check.)
+func (a *Agent) composedLocked(own *haav1.AgentConfig) *haav1.AgentConfig {
+	return compose(own, a.fromFleet)
+}
+
+// compose appends the fleet document's part (nil: no document) to own.
+func compose(own, part *haav1.AgentConfig) *haav1.AgentConfig {
+	if part == nil {
+		return own
+	}
+	c := &haav1.AgentConfig{}
+	if own != nil {
+		c = proto.Clone(own).(*haav1.AgentConfig)
+	}
+	c.Instances = append(c.Instances, part.GetInstances()...)
+	c.Trackers = append(c.Trackers, part.GetTrackers()...)
+	c.SyncGroups = append(c.SyncGroups, part.GetSyncGroups()...)
+	return c
+}
+
+// diff is haad's plan from running to desired (config.Diff), as the API
+// returns it.
+func diff(running, desired *haav1.AgentConfig) *haav1.Plan {
+	p := config.Diff(resolved(running), resolved(desired))
+	out := &haav1.Plan{Added: p.Added, Removed: p.Removed, Unchanged: p.Unchanged}
+	for _, c := range p.Changed {
+		out.Changed = append(out.Changed, &haav1.InstanceChange{Name: c.Name, Fields: c.Fields, Restart: c.Restart})
 	}
 	return out
 }
 
-func equalField(a, b protoreflect.Message, fd protoreflect.FieldDescriptor) bool {
-	if a.Has(fd) != b.Has(fd) {
-		return false
+// resolved returns cfg's instances as config.Resolve gives them, for
+// config.Diff. The fake takes configurations haad would refuse (tests
+// leave out what they do not need, such as vips): when cfg does not
+// resolve, each instance is resolved alone (with cfg's trackers), and one
+// that does not resolve either is taken as configured, with the fields
+// Diff reads besides the spec (name, priority) defaulted as Resolve does.
+func resolved(cfg *haav1.AgentConfig) []config.Instance {
+	if a, err := config.Resolve(cfg); err == nil {
+		return a.Instances
 	}
-	return a.Get(fd).Equal(b.Get(fd))
-}
-
-// Hash is the fake's configuration hash (hex sha256 of the deterministic
-// encoding).
-func Hash(c *haav1.AgentConfig) string {
-	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(c)
-	s := sha256.Sum256(b)
-	return hex.EncodeToString(s[:])
+	out := make([]config.Instance, 0, len(cfg.GetInstances()))
+	for _, s := range cfg.GetInstances() {
+		one := &haav1.AgentConfig{Name: "ctltest", Trackers: cfg.GetTrackers(), Instances: []*haav1.Instance{s}}
+		if a, err := config.Resolve(one); err == nil {
+			out = append(out, a.Instances[0])
+			continue
+		}
+		prio := uint8(config.DefaultPriority)
+		if p := s.GetPriority(); s.Priority != nil && p >= 1 && p <= 255 {
+			prio = uint8(p)
+		}
+		out = append(out, config.Instance{VRRP: vrrp.Config{Name: s.GetName(), Priority: prio}, Interface: s.GetInterface(), Spec: s})
+	}
+	return out
 }
 
 // WatchEvents implements haav1.AgentServiceServer like haad: since_seq

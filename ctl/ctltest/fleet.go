@@ -24,10 +24,11 @@ import (
 // unix socket with a FleetNode as its FleetService, whose GetFleet lists
 // every node of the cluster (api_address: its socket, unix:///...) and
 // their instances. ApplyFleet validates the document (config.ValidateFleet),
-// honours generations, dry_run and hold like haad, records every request,
-// and runs the node's part of the document: the Agent's instances change
-// (new ones BACKUP). With AutoElect, VRRP converges at once after every
-// apply (see Elect).
+// admits it by haad's rules (config.AdmitFleet), honours dry_run and hold
+// like haad, records every request, and runs the node's part of the
+// document: the Agent composes it with its own configuration (generation
+// and hash as haad's) and its instances change (new ones BACKUP). With
+// AutoElect, VRRP converges at once after every apply (see Elect).
 type Cluster struct {
 	// AutoElect runs Elect after every apply that is not a dry run.
 	AutoElect bool
@@ -58,6 +59,7 @@ type FleetNode struct {
 	age      time.Duration
 	doc      *haav1.Fleet
 	held     bool
+	pending  *haav1.Fleet
 	fleetIns []*haav1.Instance
 	refuse   error
 	fail     error
@@ -194,6 +196,18 @@ func (n *FleetNode) SetDocument(doc *haav1.Fleet, hold bool) {
 	n.locked(func() { n.storeLocked(doc, hold) })
 }
 
+// SetPending gives the node a newer document that it could not run (nil:
+// none), as haad keeps one adopted from a peer whose part failed there.
+// ApplyFleet then refuses a document older than it (config.AdmitFleet);
+// storing it, or a newer one, forgets it. GetFleet does not report it (see
+// SetIssues).
+func (n *FleetNode) SetPending(doc *haav1.Fleet) {
+	if doc != nil {
+		doc = proto.Clone(doc).(*haav1.Fleet)
+	}
+	n.locked(func() { n.pending = doc })
+}
+
 // SetState sets the node's member state, as gossip reports it.
 func (n *FleetNode) SetState(s haav1.MemberState) { n.locked(func() { n.state = s }) }
 
@@ -288,7 +302,7 @@ func (n *FleetNode) GetFleet(ctx context.Context, _ *haav1.GetFleetRequest) (*ha
 	for _, m := range members {
 		m.Agent.mu.Lock()
 		mem := &haav1.Member{Name: m.Name, GossipAddress: m.Addr + ":7946", ApiAddress: m.Target, State: m.state,
-			Version: m.Agent.Node.GetVersion(), ConfigGeneration: m.Agent.Generation, ConfigHash: Hash(m.Agent.Config),
+			Version: m.Agent.Node.GetVersion(), ConfigGeneration: m.Agent.Generation, ConfigHash: m.Agent.hashLocked(),
 			FleetHash: config.InstancesHash(m.fleetIns), Health: &haav1.NodeHealth{Healthy: true},
 			Updated: timestamppb.New(now.Add(-m.age)), Age: durationpb.New(m.age), StateSince: timestamppb.New(now.Add(-time.Hour))}
 		if m.doc != nil {
@@ -316,10 +330,14 @@ func (n *FleetNode) GetFleet(ctx context.Context, _ *haav1.GetFleetRequest) (*ha
 	return r, nil
 }
 
-// ApplyFleet implements haav1.FleetServiceServer like haad: generation 0 is
-// the stored one + 1; an older one is FailedPrecondition, and so is another
-// document of the stored generation; the same document again changes
-// nothing (and without hold releases a held one).
+// ApplyFleet implements haav1.FleetServiceServer with haad's rules: the
+// document is validated (config.ValidateFleet), then admitted against the
+// stored and pending ones (config.AdmitFleet: generation 0 is the next one;
+// an older one, or another one of the stored generation, is
+// FailedPrecondition). The stored document again, running, changes nothing
+// but the hold. Otherwise the node's part runs as haad runs it (the plan,
+// generation and hash of ApplyConfig, a ConfigApplied event), and the
+// document is stored (a FleetApplied event).
 func (n *FleetNode) ApplyFleet(ctx context.Context, req *haav1.ApplyFleetRequest) (*haav1.ApplyFleetResponse, error) {
 	n.locked(func() { n.applies = append(n.applies, proto.Clone(req).(*haav1.ApplyFleetRequest)) })
 	if err := n.wait(ctx); err != nil {
@@ -327,69 +345,11 @@ func (n *FleetNode) ApplyFleet(ctx context.Context, req *haav1.ApplyFleetRequest
 	}
 	c := n.c
 	c.mu.Lock()
-	if n.refuse != nil {
-		defer c.mu.Unlock()
-		return nil, n.refuse
-	}
-	doc := req.GetDocument()
-	if doc == nil {
-		defer c.mu.Unlock()
-		return nil, InvalidArgument("no document", "document", "required")
-	}
-	if err := config.ValidateFleet(doc); err != nil {
-		defer c.mu.Unlock()
-		var fv []string
-		for _, f := range config.Fields(err) {
-			fv = append(fv, f.Path, f.Msg)
-		}
-		return nil, InvalidArgument(err.Error(), fv...)
-	}
-	doc = proto.Clone(doc).(*haav1.Fleet)
-	var cur uint64
-	if n.doc != nil {
-		cur = n.doc.GetGeneration()
-	}
-	if doc.Generation == 0 {
-		doc.Generation = cur + 1
-	}
-	switch {
-	case doc.Generation < cur:
+	resp, err := n.applyLocked(req)
+	if err != nil || req.GetDryRun() {
 		c.mu.Unlock()
-		return nil, status.Errorf(codes.FailedPrecondition, "document generation %d is older than generation %d stored on %s: get the fleet again and re-apply", doc.Generation, cur, n.Name)
-	case n.doc != nil && doc.Generation == cur && config.DocumentHash(doc) != config.DocumentHash(n.doc):
-		c.mu.Unlock()
-		return nil, status.Errorf(codes.FailedPrecondition, "%s already stores another document of generation %d (applied concurrently?): re-run the apply", n.Name, cur)
+		return resp, err
 	}
-	ins, _ := config.ForNode(doc, n.Name)
-	plan := Plan(&haav1.AgentConfig{Instances: n.fleetIns}, &haav1.AgentConfig{Instances: ins})
-	resp := &haav1.ApplyFleetResponse{Node: n.Name, Plan: plan, FleetGeneration: cur}
-	for _, in := range ins {
-		resp.Instances = append(resp.Instances, in.GetName())
-	}
-	if req.GetDryRun() {
-		n.Agent.mu.Lock()
-		resp.Generation, resp.Hash = n.Agent.Generation, Hash(n.Agent.Config)
-		n.Agent.mu.Unlock()
-		c.mu.Unlock()
-		return resp, nil
-	}
-	if n.fail != nil {
-		err := n.fail
-		for _, d := range status.Convert(err).Details() {
-			if _, ok := d.(*haav1.ApplyFleetResponse); ok { // took effect in part: stored
-				n.storeLocked(doc, req.GetHold())
-			}
-		}
-		c.mu.Unlock()
-		return nil, err
-	}
-	n.storeLocked(doc, req.GetHold())
-	n.Agent.mu.Lock()
-	resp.Generation, resp.Hash = n.Agent.Generation, Hash(n.Agent.Config)
-	n.Agent.mu.Unlock()
-	resp.FleetGeneration, resp.Applied = doc.GetGeneration(), true
-	n.Agent.Publish(&haav1.Event{Kind: &haav1.Event_FleetApplied{FleetApplied: &haav1.FleetApplied{
-		Generation: doc.GetGeneration(), Source: "api", Plan: plan}}})
 	if c.AutoElect {
 		c.electLocked()
 	}
@@ -401,22 +361,113 @@ func (n *FleetNode) ApplyFleet(ctx context.Context, req *haav1.ApplyFleetRequest
 	return resp, nil
 }
 
-// storeLocked stores doc and runs the node's part: the agent's instances
-// follow (added ones BACKUP, the others keep their state).
+// applyLocked is ApplyFleet with c.mu held.
+func (n *FleetNode) applyLocked(req *haav1.ApplyFleetRequest) (*haav1.ApplyFleetResponse, error) {
+	if n.refuse != nil {
+		return nil, n.refuse
+	}
+	doc := req.GetDocument()
+	if doc == nil {
+		return nil, InvalidArgument("document: required: the fleet document (kind: Fleet)", "document", "required: the fleet document (kind: Fleet)")
+	}
+	if err := config.ValidateFleet(doc); err != nil {
+		var fv []string
+		for _, f := range config.Fields(err) {
+			fv = append(fv, f.Path, f.Msg)
+		}
+		return nil, InvalidArgument(err.Error(), fv...)
+	}
+	doc = proto.Clone(doc).(*haav1.Fleet)
+	adm, err := config.AdmitFleet(n.doc, n.pending, doc, false, n.Name)
+	if err != nil {
+		// As haad maps config.ErrFleetStale and config.ErrFleetConflict.
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	doc.Generation = adm.Generation
+	ins, _ := config.ForNode(doc, n.Name)
+	var names []string
+	for _, in := range ins {
+		names = append(names, in.GetName())
+	}
+	a := n.Agent
+	resp := &haav1.ApplyFleetResponse{Node: n.Name, FleetGeneration: n.doc.GetGeneration(), Instances: names}
+	var commit func()
+	if adm.Same && config.InstancesHash(n.fleetIns) == config.FleetNodeHash(doc, n.Name) {
+		// Already running: only the hold may change.
+		a.mu.Lock()
+		resp.Plan, resp.Generation, resp.Hash = &haav1.Plan{Unchanged: names}, a.Generation, a.hashLocked()
+		a.mu.Unlock()
+		resp.Applied = !req.GetDryRun()
+		commit = func() {
+			if n.pending.GetGeneration() <= doc.GetGeneration() {
+				n.pending = nil
+			}
+			n.held = req.GetHold()
+		}
+	} else {
+		a.mu.Lock()
+		resp.Plan = diff(a.composedLocked(a.Config), compose(a.Config, fleetPart(doc, n.Name)))
+		resp.Generation, resp.Hash = a.Generation, a.hashLocked()
+		a.mu.Unlock()
+		commit = func() {
+			n.storeLocked(doc, req.GetHold())
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			resp.Generation, resp.Hash = a.Generation, a.hashLocked()
+			resp.FleetGeneration, resp.Applied = doc.GetGeneration(), true
+			a.publishLocked(&haav1.Event{Kind: &haav1.Event_ConfigApplied{ConfigApplied: &haav1.ConfigApplied{
+				Generation: resp.Generation, Hash: resp.Hash, Plan: resp.Plan}}},
+				&haav1.Event{Kind: &haav1.Event_FleetApplied{FleetApplied: &haav1.FleetApplied{
+					Generation: doc.GetGeneration(), Source: "api", Plan: resp.Plan}}})
+		}
+	}
+	if req.GetDryRun() {
+		return resp, nil
+	}
+	if n.fail != nil {
+		for _, d := range status.Convert(n.fail).Details() {
+			if _, ok := d.(*haav1.ApplyFleetResponse); ok { // took effect in part
+				commit()
+			}
+		}
+		return nil, n.fail
+	}
+	commit()
+	return resp, nil
+}
+
+// fleetPart is the document's part for node, as haad composes it with the
+// node's own configuration: its instances, and the trackers and sync
+// groups they need.
+func fleetPart(doc *haav1.Fleet, node string) *haav1.AgentConfig {
+	ins, _ := config.ForNode(doc, node)
+	trackers, groups, _, _ := config.ForNodeExtras(doc, node)
+	return &haav1.AgentConfig{Instances: ins, Trackers: trackers, SyncGroups: groups}
+}
+
+// storeLocked stores doc and runs the node's part: the agent composes it
+// with its own configuration (a new generation when the hash changes), and
+// its instances follow (added ones BACKUP, the others keep their state).
 func (n *FleetNode) storeLocked(doc *haav1.Fleet, hold bool) {
 	doc = proto.Clone(doc).(*haav1.Fleet)
-	ins, _ := config.ForNode(doc, n.Name)
-	plan := Plan(&haav1.AgentConfig{Instances: n.fleetIns}, &haav1.AgentConfig{Instances: ins})
+	if n.pending.GetGeneration() <= doc.GetGeneration() {
+		n.pending = nil
+	}
 	n.doc, n.held = doc, hold
+	ins, _ := config.ForNode(doc, n.Name)
 	old := n.fleetIns
 	n.fleetIns = ins
-	if len(plan.Added)+len(plan.Removed)+len(plan.Changed) == 0 {
-		return
-	}
 	a := n.Agent
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.Generation++
+	before := a.hashLocked()
+	a.fromFleet = fleetPart(doc, n.Name)
+	if a.hashLocked() != before {
+		a.Generation++
+	}
+	if config.InstancesHash(old) == config.InstancesHash(ins) {
+		return
+	}
 	prev := map[string]*haav1.InstanceStatus{}
 	a.Instances = slices.DeleteFunc(a.Instances, func(st *haav1.InstanceStatus) bool {
 		if slices.ContainsFunc(old, func(in *haav1.Instance) bool { return in.GetName() == st.GetName() }) {
@@ -430,13 +481,13 @@ func (n *FleetNode) storeLocked(doc *haav1.Fleet, hold bool) {
 		if st == nil {
 			st = &haav1.InstanceStatus{Name: in.GetName(), State: haav1.State_STATE_BACKUP}
 		}
-		prio := uint32(100)
+		prio := uint32(config.DefaultPriority)
 		if in.Priority != nil {
 			prio = in.GetPriority()
 		}
 		version := in.GetVersion()
 		if version == 0 {
-			version = 3
+			version = config.DefaultVersion
 		}
 		st.Interface, st.Vrid, st.Version = in.GetInterface(), in.GetVrid(), version
 		st.ConfiguredPriority, st.EffectivePriority = prio, prio
