@@ -242,7 +242,10 @@ type ApplyResult struct {
 	Plan       config.Plan
 	Generation uint64 // running after the call
 	Hash       string
-	Applied    bool
+	// Applied: the configuration runs (not a dry run, not refused).
+	Applied bool
+	// Changed: it differed from the running one (a new generation).
+	Changed bool
 }
 
 // Apply runs own as the node's own configuration (composed with the
@@ -375,7 +378,7 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	if err := a.state.save(next.generation, next.hash, next.maintenance); err != nil {
 		errs = append(errs, err)
 	}
-	res.Generation, res.Hash, res.Applied = next.generation, next.hash, true
+	res.Generation, res.Hash, res.Applied, res.Changed = next.generation, next.hash, true, hash != cur.hash
 	a.events.Append(&haav1.Event{Kind: &haav1.Event_ConfigApplied{ConfigApplied: &haav1.ConfigApplied{
 		Generation: next.generation, Hash: next.hash, Plan: planProto(res.Plan)}}})
 	p := res.Plan

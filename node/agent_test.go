@@ -197,8 +197,12 @@ func TestAgentApplyInPlaceAndRestart(t *testing.T) {
 		if transitions("VI_2") != t2 {
 			t.Error("the untouched instance changed state")
 		}
-		if res.Generation != 3 {
-			t.Errorf("generation %d after three applies", res.Generation)
+		if res.Generation != 3 || !res.Changed {
+			t.Errorf("generation %d after three applies (changed %v)", res.Generation, res.Changed)
+		}
+		again := n1.apply(t, "instances:\n"+instanceYAML("VI_1", 61, 150, "10.77.0.100/24", "")+instanceYAML("VI_2", 52, 200, "10.77.0.101/24", ""))
+		if !again.Applied || again.Changed || again.Generation != 3 || !again.Plan.Empty() {
+			t.Errorf("the same configuration again: %+v, want applied, unchanged, generation 3", again)
 		}
 	})
 }

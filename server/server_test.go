@@ -141,7 +141,7 @@ func (f *fakeCore) Apply(ctx context.Context, cfg *haav1.AgentConfig, opts node.
 	if !opts.DryRun {
 		f.gen++
 		f.cfg, f.hash = cfg, fmt.Sprintf("h%d", f.gen)
-		res.Generation, res.Hash, res.Applied = f.gen, f.hash, true
+		res.Generation, res.Hash, res.Applied, res.Changed = f.gen, f.hash, true, true
 	}
 	return res, f.applyErr
 }
@@ -383,7 +383,7 @@ func TestApplyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.GetApplied() || resp.GetGeneration() != 3 || len(resp.GetPlan().GetAdded()) != 1 {
+	if resp.GetApplied() || resp.GetChanged() || resp.GetGeneration() != 3 || len(resp.GetPlan().GetAdded()) != 1 {
 		t.Fatalf("dry run %v", resp)
 	}
 	var c applyCall
@@ -397,7 +397,7 @@ func TestApplyConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !resp.GetApplied() || resp.GetGeneration() != 4 || resp.GetHash() != "h4" {
+	if !resp.GetApplied() || !resp.GetChanged() || resp.GetGeneration() != 4 || resp.GetHash() != "h4" {
 		t.Fatalf("apply %v", resp)
 	}
 	var o node.ApplyOptions

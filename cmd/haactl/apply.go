@@ -164,7 +164,7 @@ or error.`,
 				switch {
 				case dryRun:
 					_, err = fmt.Fprintf(a.out, "\nDry run: nothing applied; generation %d runs (hash %s).\n", r.GetGeneration(), shortHash(r.GetHash()))
-				case r.GetApplied():
+				case r.GetChanged():
 					_, err = fmt.Fprintf(a.out, "\nApplied: generation %d runs (hash %s).\n", r.GetGeneration(), shortHash(r.GetHash()))
 				default:
 					_, err = fmt.Fprintf(a.out, "\nNothing to change: generation %d runs (hash %s).\n", r.GetGeneration(), shortHash(r.GetHash()))
@@ -190,12 +190,8 @@ func applyError(err error, src, file string, expected uint64) error {
 		return invalidConfig(src, vs, "nothing was applied")
 	}
 	if errors.Is(err, ctl.ErrStaleGeneration) {
-		msg := err.Error()
-		if st, ok := grpcStatus(err); ok {
-			msg = st.Message()
-		}
-		return failf("the configuration changed since generation %d (%s), nothing was applied: "+
-			"run haactl get node and haactl diff -f %s to see what runs now, and retry", expected, msg, file)
+		return failf("the configuration changed since generation %d, nothing was applied: "+
+			"run haactl get node and haactl diff -f %s to see what runs now, and retry", expected, file)
 	}
 	return err
 }

@@ -162,7 +162,7 @@ func wantOut(t *testing.T, r result, want string) {
 
 func TestGetNode(t *testing.T) {
 	fake, target := serve(t)
-	hash := ctltest.Hash(fake.Config)
+	hash := config.Hash(fake.Config)
 
 	wantOut(t, haactl(t, target, "", "get", "node"), `NAME         n1
 VERSION      0.4.0
@@ -286,7 +286,7 @@ Drops:
 
 func TestGetConfig(t *testing.T) {
 	fake, target := serve(t)
-	hash := ctltest.Hash(fake.Config)
+	hash := config.Hash(fake.Config)
 	wantOut(t, haactl(t, target, "", "get", "config"), `# running configuration: generation 3, hash `+hash+`
 instances:
 - advertInterval: 0.100s
@@ -352,32 +352,33 @@ VI_2      changed  in place                          priority
 func TestApply(t *testing.T) {
 	fake, target := serve(t)
 	file := writeFile(t, "haad.yaml", desiredYAML)
-	hash := ctltest.Hash(fake.Config)
+	hash := config.Hash(fake.Config)
 
 	wantOut(t, haactl(t, target, "", "apply", "-f", file, "--dry-run"), wantPlan+`
 Dry run: nothing applied; generation 3 runs (hash `+hash[:12]+`).
 `)
 	wantFail(t, haactl(t, target, "", "apply", "-f", file, "--expected-generation", "2"), 1,
-		"haactl: the configuration changed since generation 2 (configuration generation is 3, not 2), nothing was applied: "+
+		"haactl: the configuration changed since generation 2, nothing was applied: "+
 			"run haactl get node and haactl diff -f "+file+" to see what runs now, and retry\n")
 	if n := len(fake.Applies()); n != 2 || fake.Generation != 3 {
 		t.Fatalf("%d applies, generation %d", n, fake.Generation)
 	}
 
 	r := haactl(t, target, "", "apply", "-f", file, "--expected-generation", "3")
-	wantOut(t, r, wantPlan+"\nApplied: generation 4 runs (hash "+ctltest.Hash(mustParse(t, desiredYAML))[:12]+").\n")
+	wantOut(t, r, wantPlan+"\nApplied: generation 4 runs (hash "+config.Hash(mustParse(t, desiredYAML))[:12]+").\n")
 	if req := fake.Applies()[2]; req.GetDryRun() || req.GetExpectedGeneration() != 3 || !proto.Equal(req.GetConfig(), mustParse(t, desiredYAML)) {
 		t.Errorf("request: %v", req)
 	}
 
-	// Again, from standard input: nothing to change.
+	// Again, from standard input: nothing to change (applied, but the
+	// same generation runs).
 	r = haactl(t, target, desiredYAML, "apply", "-f", "-")
 	wantOut(t, r, `INSTANCE  CHANGE     EFFECT  FIELDS
 VI_1      unchanged
 VI_2      unchanged
 VI_3      unchanged
 
-Nothing to change: generation 4 runs (hash `+shortHash(ctltest.Hash(fake.Config))+`).
+Nothing to change: generation 4 runs (hash `+shortHash(config.Hash(fake.Config))+`).
 `)
 
 	r = haactl(t, target, "", "apply", "-f", file, "--dry-run", "-o", "json")
@@ -390,12 +391,12 @@ Nothing to change: generation 4 runs (hash `+shortHash(ctltest.Hash(fake.Config)
     ]
   },
   "generation": "4",
-  "hash": "`+ctltest.Hash(fake.Config)+`"
+  "hash": "`+config.Hash(fake.Config)+`"
 }
 `)
 	r = haactl(t, target, "", "apply", "-f", writeFile(t, "x.yaml", runningYAML), "--dry-run", "-o", "yaml")
 	wantOut(t, r, `generation: "4"
-hash: `+ctltest.Hash(fake.Config)+`
+hash: `+config.Hash(fake.Config)+`
 plan:
   changed:
   - fields:

@@ -1422,11 +1422,15 @@ func (x *ApplyConfigRequest) GetExpectedGeneration() uint64 {
 type ApplyConfigResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Plan  *Plan                  `protobuf:"bytes,1,opt,name=plan,proto3" json:"plan,omitempty"`
-	// The generation running after the call (unchanged for a dry run or an
-	// empty plan).
-	Generation    uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
-	Hash          string `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
-	Applied       bool   `protobuf:"varint,4,opt,name=applied,proto3" json:"applied,omitempty"`
+	// The generation running after the call (unchanged for a dry run or a
+	// configuration identical to the running one).
+	Generation uint64 `protobuf:"varint,2,opt,name=generation,proto3" json:"generation,omitempty"`
+	Hash       string `protobuf:"bytes,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	// The configuration runs (false for a dry run).
+	Applied bool `protobuf:"varint,4,opt,name=applied,proto3" json:"applied,omitempty"`
+	// It differed from the running one: a new generation runs. False when
+	// the same configuration was applied again (nothing changed).
+	Changed       bool `protobuf:"varint,5,opt,name=changed,proto3" json:"changed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1485,6 +1489,13 @@ func (x *ApplyConfigResponse) GetHash() string {
 func (x *ApplyConfigResponse) GetApplied() bool {
 	if x != nil {
 		return x.Applied
+	}
+	return false
+}
+
+func (x *ApplyConfigResponse) GetChanged() bool {
+	if x != nil {
+		return x.Changed
 	}
 	return false
 }
@@ -4210,14 +4221,15 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x06config\x18\x01 \x01(\v2\x13.haa.v1.AgentConfigR\x06config\x12\x17\n" +
 	"\adry_run\x18\x02 \x01(\bR\x06dryRun\x124\n" +
 	"\x13expected_generation\x18\x03 \x01(\x04H\x00R\x12expectedGeneration\x88\x01\x01B\x16\n" +
-	"\x14_expected_generation\"\x85\x01\n" +
+	"\x14_expected_generation\"\x9f\x01\n" +
 	"\x13ApplyConfigResponse\x12 \n" +
 	"\x04plan\x18\x01 \x01(\v2\f.haa.v1.PlanR\x04plan\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x02 \x01(\x04R\n" +
 	"generation\x12\x12\n" +
 	"\x04hash\x18\x03 \x01(\tR\x04hash\x12\x18\n" +
-	"\aapplied\x18\x04 \x01(\bR\aapplied\"\x86\x01\n" +
+	"\aapplied\x18\x04 \x01(\bR\aapplied\x12\x18\n" +
+	"\achanged\x18\x05 \x01(\bR\achanged\"\x86\x01\n" +
 	"\x04Plan\x12\x14\n" +
 	"\x05added\x18\x01 \x03(\tR\x05added\x12\x18\n" +
 	"\aremoved\x18\x02 \x03(\tR\aremoved\x120\n" +
