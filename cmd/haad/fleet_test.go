@@ -13,9 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
 	"github.com/haa-dev/haa/ctl"
 	"github.com/haa-dev/haa/deploy/lab"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
@@ -96,17 +93,6 @@ func (f *fleet) startNode(n *lab.Node) {
 		f.t.Fatal(err)
 	}
 	f.procs[n] = p
-}
-
-func (f *fleet) fleetAPI(n *lab.Node) haav1.FleetServiceClient {
-	f.t.Helper()
-	f.api(n) // waits for the socket
-	conn, err := grpc.NewClient("unix://"+n.HaadFiles(f.dir).Socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	f.t.Cleanup(func() { conn.Close() })
-	return haav1.NewFleetServiceClient(conn)
 }
 
 func (f *fleet) view(n *lab.Node) *haav1.GetFleetResponse {

@@ -220,7 +220,7 @@ func TestTrackNginxScenario(t *testing.T) {
 	startWeb(t, n1)
 	c.waitHolder(vip, n1, checkInterval+vrrpBound+5*time.Second)
 	t.Logf("server restarted on n1 -> n1 holds the VIP again after %v", time.Since(at))
-	in = waitInstance(t, a1, "VI_1", "n1 healthy and master", 3*time.Second, func(in *haav1.InstanceStatus) bool {
+	waitInstance(t, a1, "VI_1", "n1 healthy and master", 3*time.Second, func(in *haav1.InstanceStatus) bool {
 		return healthy(in) && in.GetEffectivePriority() == 100 && in.GetState() == haav1.State_STATE_MASTER
 	})
 	w.waitFor(t, "tracker_changed chk_web OK on n1", trackerChanged("chk_web", haav1.TrackerState_TRACKER_STATE_OK, "VI_1"))
@@ -417,9 +417,6 @@ func writeScript(t *testing.T, path, body string, mode os.FileMode) {
 		t.Fatal(err)
 	}
 }
-
-// notifyLine is one line of the notify log: the command's arguments.
-type notifyLine struct{ own, any string }
 
 // A file tracker (weight 0) flaps 100 times in 6 s while every transition
 // runs two notify commands that take 20 ms each: the queue falls behind and
