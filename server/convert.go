@@ -58,18 +58,13 @@ func planProto(p config.Plan) *haav1.Plan {
 	return out
 }
 
+// stateProto: the API's states are the vrrp states in their order, after
+// UNSPECIFIED.
 func stateProto(s vrrp.State) haav1.State {
-	switch s {
-	case vrrp.Init:
-		return haav1.State_STATE_INIT
-	case vrrp.Backup:
-		return haav1.State_STATE_BACKUP
-	case vrrp.Master:
-		return haav1.State_STATE_MASTER
-	case vrrp.Fault:
-		return haav1.State_STATE_FAULT
+	if s < vrrp.Init || s > vrrp.Fault {
+		return haav1.State_STATE_UNSPECIFIED
 	}
-	return haav1.State_STATE_UNSPECIFIED
+	return haav1.State_STATE_INIT + haav1.State(s-vrrp.Init)
 }
 
 func instanceProto(in node.InstanceStatus) *haav1.InstanceStatus {

@@ -749,3 +749,12 @@ func TestStopDeliversLoggedEvents(t *testing.T) {
 		t.Fatalf("Stop: %v", err)
 	}
 }
+
+func TestStateProto(t *testing.T) {
+	for s, want := range map[vrrp.State]haav1.State{vrrp.Init: haav1.State_STATE_INIT, vrrp.Backup: haav1.State_STATE_BACKUP,
+		vrrp.Master: haav1.State_STATE_MASTER, vrrp.Fault: haav1.State_STATE_FAULT, vrrp.State(9): haav1.State_STATE_UNSPECIFIED} {
+		if got := stateProto(s); got != want {
+			t.Errorf("%v: %v, want %v", s, got, want)
+		}
+	}
+}

@@ -76,6 +76,19 @@ func (n *Node) StartHaad(dir, bin, config string, args ...string) (*Proc, error)
 	return n.Start(f.Log, bin, append([]string{"--config", f.Config, "--state-file", f.State, "--fleet-file", f.Fleet, "--socket", f.Socket}, args...)...)
 }
 
+// WaitAPI waits until haad p serves its API on socket (the socket exists:
+// its first configuration runs), for timeout at most; an error if haad
+// exits first.
+func WaitAPI(p *Proc, socket string, timeout time.Duration) error {
+	return Poll(timeout, 10*time.Millisecond, "haad's API socket", func() (bool, error) {
+		if p.Exited() {
+			return false, errors.New("haad exited")
+		}
+		_, err := os.Stat(socket)
+		return err == nil, nil
+	})
+}
+
 // Holders returns the nodes that answer for a on the LAN: their eth0 is up
 // and holds a. A powered-off node (link down) never counts.
 func (l *Lab) Holders(a netip.Addr) ([]*Node, error) {

@@ -62,19 +62,13 @@ func (s *Set) noticeFunc(c config.Instance) func(vrrp.Notice) {
 	}
 }
 
-// StateProto is a state's wire form, in events and gossip.
+// StateProto is a state's wire form, in events and gossip: the API's
+// states are the vrrp states in their order, after UNSPECIFIED.
 func StateProto(st vrrp.State) haav1.State {
-	switch st {
-	case vrrp.Init:
-		return haav1.State_STATE_INIT
-	case vrrp.Backup:
-		return haav1.State_STATE_BACKUP
-	case vrrp.Master:
-		return haav1.State_STATE_MASTER
-	case vrrp.Fault:
-		return haav1.State_STATE_FAULT
+	if st < vrrp.Init || st > vrrp.Fault {
+		return haav1.State_STATE_UNSPECIFIED
 	}
-	return haav1.State_STATE_UNSPECIFIED
+	return haav1.State_STATE_INIT + haav1.State(st-vrrp.Init)
 }
 
 // dropEvery limits packet-drop events per instance and reason.

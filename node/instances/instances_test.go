@@ -13,6 +13,7 @@ import (
 	"github.com/haa-dev/haa/node/host"
 	"github.com/haa-dev/haa/node/host/hosttest"
 	"github.com/haa-dev/haa/node/vrrp"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
 func resolved(t *testing.T, y string) []config.Instance {
@@ -94,4 +95,13 @@ func TestLinkRecreatedStaysFault(t *testing.T) {
 			t.Fatalf("the same link up again: %v", st.State)
 		}
 	})
+}
+
+func TestStateProto(t *testing.T) {
+	for s, want := range map[vrrp.State]haav1.State{vrrp.Init: haav1.State_STATE_INIT, vrrp.Backup: haav1.State_STATE_BACKUP,
+		vrrp.Master: haav1.State_STATE_MASTER, vrrp.Fault: haav1.State_STATE_FAULT, vrrp.State(-1): haav1.State_STATE_UNSPECIFIED} {
+		if got := StateProto(s); got != want {
+			t.Errorf("%v: %v, want %v", s, got, want)
+		}
+	}
 }

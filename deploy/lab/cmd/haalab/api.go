@@ -57,14 +57,12 @@ func runBenchAPI(s *session, cmdline string, args []string, stderr io.Writer) er
 		ins = append(ins, instance{Name: fmt.Sprintf("VI_%d", i), VRID: i, Priority: 200, Version: 3,
 			Interval: 10 * time.Millisecond, VIPs: []string{fmt.Sprintf("10.77.1.%d/32", i)}})
 	}
-	if _, err := n.StartHaad(dir, haad, haadConfig(n.Name, ins), "--log-level", "warn"); err != nil {
+	p, err := n.StartHaad(dir, haad, haadConfig(n.Name, ins), "--log-level", "warn")
+	if err != nil {
 		return err
 	}
 	sock := n.HaadFiles(dir).Socket
-	if err := lab.Poll(5*time.Second, 10*time.Millisecond, "haad's API socket", func() (bool, error) {
-		_, err := os.Stat(sock)
-		return err == nil, nil
-	}); err != nil {
+	if err := lab.WaitAPI(p, sock, 5*time.Second); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancel(s.ctx)

@@ -237,13 +237,7 @@ func runAPIApplyCase(s *session, o apiOptions, haad, haactl, haactlNote string) 
 			err = fmt.Errorf("%w (haad's log: %s)", err, lvsLogTail(files.Log))
 		}
 	}()
-	if err := lab.Poll(10*time.Second, 10*time.Millisecond, "haad's API socket", func() (bool, error) {
-		if p.Exited() {
-			return false, errors.New("haad exited")
-		}
-		_, err := os.Stat(files.Socket)
-		return err == nil, nil
-	}); err != nil {
+	if err := lab.WaitAPI(p, files.Socket, 10*time.Second); err != nil {
 		return res, err
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Minute)

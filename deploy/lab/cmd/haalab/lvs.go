@@ -418,13 +418,7 @@ func runLVSHaadRound(s *session, o lvsOptions, n int) (res lvsHaadRound, err err
 			err = fmt.Errorf("%w (haad's log: %s)", err, lvsLogTail(files.Log))
 		}
 	}()
-	if err := lab.Poll(10*time.Second, 10*time.Millisecond, "haad's API socket", func() (bool, error) {
-		if p.Exited() {
-			return false, errors.New("haad exited")
-		}
-		_, err := os.Stat(files.Socket)
-		return err == nil, nil
-	}); err != nil {
+	if err := lab.WaitAPI(p, files.Socket, 10*time.Second); err != nil {
 		return res, err
 	}
 	conn, err := grpc.NewClient("unix://"+files.Socket, grpc.WithTransportCredentials(insecure.NewCredentials()),
