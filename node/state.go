@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/haa-dev/haa/node/internal/atomicfile"
+	"github.com/haa-dev/haa/node/internal/pace"
 	"github.com/haa-dev/haa/node/internal/yamlout"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -64,11 +65,7 @@ func (f stateFile) save(gen uint64, hash string, m Maintenance) error {
 
 // writeConfigFile writes an applied configuration as YAML, atomically.
 func writeConfigFile(path string, c *haav1.AgentConfig, gen uint64) error {
-	js, err := protojson.Marshal(c)
-	if err != nil {
-		return err
-	}
-	y, err := yamlout.FromJSON(js)
+	y, err := configYAML(c)
 	if err != nil {
 		return err
 	}
@@ -76,4 +73,47 @@ func writeConfigFile(path string, c *haav1.AgentConfig, gen uint64) error {
 		"# Edit and send SIGHUP, or use haactl apply; comments are not kept.\n",
 		gen, time.Now().UTC().Format(time.RFC3339))
 	return atomicfile.Write(path, append([]byte(head), y...), 0o600)
+}
+
+// configYAML is c as YAML, its fields in .proto order. Lists of messages
+// (instances, virtual servers) are converted an element at a time, giving
+// way between them: a configuration of tens of thousands of real servers
+// never holds a processor for long.
+func configYAML(c *haav1.AgentConfig) ([]byte, error) {
+	var w yamlout.Writer
+	var p pace.Pacer
+	m := c.ProtoReflect()
+	fields := m.Descriptor().Fields()
+	for i := range fields.Len() {
+		fd := fields.Get(i)
+		if !m.Has(fd) {
+			continue
+		}
+		if fd.IsList() && fd.Message() != nil {
+			list := m.Get(fd).List()
+			items := make([][]byte, list.Len())
+			for k := range items {
+				b, err := protojson.Marshal(list.Get(k).Message().Interface())
+				if err != nil {
+					return nil, err
+				}
+				items[k] = b
+				p.Yield()
+			}
+			if err := w.ListField(fd.JSONName(), items, p.Yield); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		one := m.Type().New()
+		one.Set(fd, m.Get(fd))
+		js, err := protojson.Marshal(one.Interface())
+		if err != nil {
+			return nil, err
+		}
+		if err := w.Document(js); err != nil {
+			return nil, err
+		}
+	}
+	return w.Bytes(), nil
 }

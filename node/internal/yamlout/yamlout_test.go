@@ -79,3 +79,43 @@ func FuzzStrings(f *testing.F) {
 		roundTrip(t, string(k))
 	})
 }
+
+// FuzzDocuments: any JSON object reads back as itself.
+func FuzzDocuments(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,{"b":[]}],"c":{"d":null}}`, `{"x":[[1],[2,[3]]]}`, `{"k":"v","l":[true,false,-1.5e3]}`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, js string) {
+		var v map[string]any
+		if json.Unmarshal([]byte(js), &v) != nil || v == nil {
+			t.Skip()
+		}
+		b, _ := json.Marshal(v) // valid UTF-8, no duplicate keys
+		roundTrip(t, string(b))
+	})
+}
+
+// TestWriterPieces: a document written member by member, a list element
+// by element, is the document written at once.
+func TestWriterPieces(t *testing.T) {
+	js := `{"name":"n1","instances":[{"name":"VI_1","vips":["10.0.0.1/24"]},{"name":"VI_2","vrid":2}],"gossip":{"bind":"127.0.0.1:7946"}}`
+	whole, err := FromJSON([]byte(js))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w Writer
+	calls := 0
+	if err := w.Field("name", []byte(`"n1"`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.ListField("instances", [][]byte{[]byte(`{"name":"VI_1","vips":["10.0.0.1/24"]}`), []byte(`{"name":"VI_2","vrid":2}`)},
+		func() { calls++ }); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Field("gossip", []byte(`{"bind":"127.0.0.1:7946"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if string(w.Bytes()) != string(whole) || calls != 2 {
+		t.Fatalf("pieces:\n%s\nwhole:\n%s\n(%d calls)", w.Bytes(), whole, calls)
+	}
+}
