@@ -23,6 +23,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -96,6 +97,7 @@ type running struct {
 	// composed one adds the fleet document's part (compose) and resolved
 	// is the composed one validated, with defaults (config.Resolve).
 	own, composed *haav1.AgentConfig
+	ownHash       string // config.Hash(own)
 	resolved      *config.Agent
 	generation    uint64
 	hash          string
@@ -299,6 +301,9 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	if a.ctx.Err() != nil {
 		return ApplyResult{}, composed{}, ErrShutdown
 	}
+	if large(own) {
+		defer relaxGC()()
+	}
 	var took phases
 	took.start("resolve")
 	cur := a.running.Load()
@@ -335,13 +340,17 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	if err != nil {
 		return ApplyResult{}, composed{}, err
 	}
-	hash := config.Hash(comp.cfg)
+	ownHash := config.Hash(own)
+	hash := ownHash // the composition is own when there is no document
+	if doc != nil {
+		hash = config.Hash(comp.cfg)
+	}
 	res := ApplyResult{Plan: vrrpCh.Plan, Generation: cur.generation, Hash: cur.hash}
 	if opts.DryRun {
 		return res, comp, nil
 	}
 	took.start("persist")
-	if opts.Persist && a.cfgFile != "" && config.Hash(own) != config.Hash(cur.own) {
+	if opts.Persist && a.cfgFile != "" && ownHash != cur.ownHash {
 		if err := writeConfigFile(a.cfgFile, own, cur.generation+1); err != nil {
 			return ApplyResult{}, composed{}, fmt.Errorf("nothing applied: persisting the configuration: %w", err)
 		}
@@ -371,7 +380,7 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 		next.generation++
 		next.hash = hash
 	}
-	next.own, next.composed, next.resolved = own, comp.cfg, want
+	next.own, next.ownHash, next.composed, next.resolved = own, ownHash, comp.cfg, want
 	next.fleetNames = comp.fleetNames()
 	a.running.Store(&next)
 	a.events.SetNode(want.Name)
@@ -388,6 +397,32 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 		"took", took.total().Round(time.Millisecond), "phases", took.String())
 	a.fleet.Published()
 	return res, comp, errors.Join(errs...)
+}
+
+// large reports whether applying c allocates enough that the garbage
+// collector would run several times during it (thousands of virtual and
+// real servers).
+func large(c *haav1.AgentConfig) bool {
+	n := 0
+	for _, vs := range c.GetVirtualServers() {
+		n += 1 + len(vs.GetRealServers())
+	}
+	return n >= 5000
+}
+
+// relaxGC lets the heap grow to five times its live size before the next
+// collection, for the rest of a large apply, and returns what puts the
+// setting back. On a two-core machine, a collection during the apply makes
+// it assist the collector for milliseconds at a time while a collector
+// worker holds the other core: the API's readers and the VRRP runners
+// wait. The collection runs after the apply instead. A GOGC=off stays off.
+func relaxGC() (restore func()) {
+	prev := debug.SetGCPercent(400)
+	if prev < 0 || prev >= 400 {
+		debug.SetGCPercent(prev)
+		return func() {}
+	}
+	return func() { debug.SetGCPercent(prev) }
 }
 
 // phases times the steps of an apply, for its log line: where the time of

@@ -53,11 +53,12 @@ func nodeName(local *haav1.AgentConfig) string {
 // (reported from the side being applied: fleet paths when fleetSide, local
 // paths otherwise).
 func compose(local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool) (composed, error) {
-	out := composed{cfg: proto.Clone(local).(*haav1.AgentConfig), nLocal: len(local.GetInstances()),
+	out := composed{cfg: local, nLocal: len(local.GetInstances()),
 		nLocalTrackers: len(local.GetTrackers()), nLocalGroups: len(local.GetSyncGroups())}
 	if doc == nil {
-		return out, nil
+		return out, nil // local itself: nothing modifies a composition
 	}
+	out.cfg = proto.Clone(local).(*haav1.AgentConfig)
 	node := nodeName(local)
 	ins, paths := config.ForNode(doc, node)
 	trackers, groups, trackerPaths, groupPaths := config.ForNodeExtras(doc, node)

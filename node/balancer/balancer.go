@@ -35,6 +35,7 @@ import (
 	"github.com/haa-dev/haa/node/check"
 	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/internal/fifo"
+	"github.com/haa-dev/haa/node/internal/pace"
 	"github.com/haa-dev/haa/node/lvs"
 	"github.com/haa-dev/haa/node/notify"
 	"github.com/haa-dev/haa/node/script"
@@ -296,7 +297,9 @@ func (b *Balancer) Prepare(c *config.Agent) (*Change, error) {
 			"was", requested, "now", c.LBBackend)
 	}
 	var fields []config.FieldError
+	var pc pace.Pacer
 	for i, vs := range c.VirtualServers {
+		pc.Yield()
 		path := fmt.Sprintf("virtualServers[%d]", i)
 		if err := backend.Supports(vs.Service); err != nil {
 			fields = append(fields, config.FieldError{Path: path, Msg: fmt.Sprintf("%s backend: %v", backend.Name(), err)})
@@ -329,11 +332,20 @@ func (b *Balancer) Prepare(c *config.Agent) (*Change, error) {
 // and be safe to run. Every problem comes with its field path.
 func ResolveCommands(c *config.Agent) (map[string]lbCommands, []config.FieldError) {
 	var fields []config.FieldError
-	out := map[string]lbCommands{}
+	out := make(map[string]lbCommands, len(c.VirtualServers))
+	var pc pace.Pacer
 	for i, vs := range c.VirtualServers {
 		path := fmt.Sprintf("virtualServers[%d]", i)
-		cmds := lbCommands{up: map[netip.AddrPort]*script.Command{}, down: map[netip.AddrPort]*script.Command{},
-			exec: map[netip.AddrPort]*script.Command{}}
+		var cmds lbCommands // maps made at their first command: most virtual servers have none
+		set := func(m *map[netip.AddrPort]*script.Command, addr netip.AddrPort, c *script.Command) {
+			if c == nil {
+				return
+			}
+			if *m == nil {
+				*m = map[netip.AddrPort]*script.Command{}
+			}
+			(*m)[addr] = c
+		}
 		resolve := func(p string, argv []string, user string) *script.Command {
 			if len(argv) == 0 {
 				return nil
@@ -348,17 +360,18 @@ func ResolveCommands(c *config.Agent) (map[string]lbCommands, []config.FieldErro
 		cmds.quorumDown = resolve(path+".quorumDown", vs.QuorumDown, "")
 		for k, rs := range vs.Reals {
 			rp := fmt.Sprintf("%s.realServers[%d]", path, k)
-			cmds.up[rs.Addr] = resolve(rp+".notifyUp", rs.NotifyUp, "")
-			cmds.down[rs.Addr] = resolve(rp+".notifyDown", rs.NotifyDown, "")
+			set(&cmds.up, rs.Addr, resolve(rp+".notifyUp", rs.NotifyUp, ""))
+			set(&cmds.down, rs.Addr, resolve(rp+".notifyDown", rs.NotifyDown, ""))
 			if rs.Check != nil && rs.Check.Kind == check.Exec {
 				cp := rp + ".check.exec.command"
 				if rs.Spec.GetCheck() == nil {
 					cp = path + ".check.exec.command"
 				}
-				cmds.exec[rs.Addr] = resolve(cp, rs.ExecCommand, rs.ExecUser)
+				set(&cmds.exec, rs.Addr, resolve(cp, rs.ExecCommand, rs.ExecUser))
 			}
 		}
 		out[vs.Name] = cmds
+		pc.Yield()
 	}
 	return out, fields
 }
@@ -434,7 +447,9 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 	}
 	b.order = b.order[:0]
 	var changed []*vsRun
+	var pc pace.Pacer
 	for _, vs := range c.VirtualServers {
+		pc.Yield()
 		b.order = append(b.order, vs.Name)
 		run := b.vss[vs.Name]
 		if run == nil {
@@ -652,7 +667,9 @@ func (b *Balancer) program(ctx context.Context, runs ...*vsRun) error {
 	}
 	dropped := b.dropped
 	b.dropped = nil
+	var pc pace.Pacer
 	for _, run := range runs {
+		pc.Yield()
 		if b.vss[run.cfg.Name] != run {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/haa-dev/haa/node/check"
+	"github.com/haa-dev/haa/node/internal/pace"
 	"github.com/haa-dev/haa/node/lvs"
 )
 
@@ -146,7 +147,9 @@ func (b *Balancer) publishLocked(requested string) {
 		s.Reason += " (opened with the first virtual server)"
 	}
 	s.VirtualServers = make([]*VirtualServer, 0, len(b.order))
+	var pc pace.Pacer
 	for _, name := range b.order {
+		pc.Yield()
 		run := b.vss[name]
 		if run == nil {
 			continue

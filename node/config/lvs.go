@@ -16,6 +16,7 @@ import (
 	"unicode"
 
 	"github.com/haa-dev/haa/node/check"
+	"github.com/haa-dev/haa/node/internal/pace"
 	"github.com/haa-dev/haa/node/lvs"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -86,9 +87,14 @@ type vsSeen struct {
 // into a, whose Name is the default HELO name of smtp checks.
 func resolveLVS(p *problems, a *Agent, cfg *haav1.AgentConfig) {
 	seen := &vsSeen{names: map[string]int{}, keys: map[lvs.Key]int{}}
+	if n := len(cfg.GetVirtualServers()); n > 0 {
+		a.VirtualServers = make([]VirtualServer, 0, n)
+	}
+	var pc pace.Pacer // tens of thousands of real servers: give way now and then
 	for i, s := range cfg.GetVirtualServers() {
 		vs := resolveVirtualServer(p, fmt.Sprintf("virtualServers[%d]", i), i, s, a.Name, seen)
 		a.VirtualServers = append(a.VirtualServers, vs)
+		pc.Yield()
 	}
 	lb := cfg.GetLoadBalancer()
 	a.LBBackend = DefaultBackend
@@ -304,9 +310,10 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 	// problems are reported once, at its own place after the real servers.
 	var vsCheckProblems problems
 	vsCheck := resolveHealthCheck(&vsCheckProblems, f("check"), s.GetCheck(), helo)
-	addrs := map[netip.AddrPort]int{}
+	addrs := make(map[netip.AddrPort]int, len(rss))
+	vs.Reals = make([]RealServer, 0, len(rss))
 	for k, r := range rss {
-		rp := fmt.Sprintf("%s.realServers[%d]", path, k)
+		rp := path + ".realServers[" + strconv.Itoa(k) + "]"
 		rs := RealServer{Weight: 1, NotifyUp: nonEmpty(r.GetNotifyUp()), NotifyDown: nonEmpty(r.GetNotifyDown()), Spec: r}
 		var own problems
 		hc := vsCheck
@@ -344,8 +351,12 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 			}
 		}
 		*p = append(*p, own...)
-		checkCommands(p, rp+".notifyUp", rs.NotifyUp)
-		checkCommands(p, rp+".notifyDown", rs.NotifyDown)
+		if rs.NotifyUp != nil {
+			checkCommands(p, rp+".notifyUp", rs.NotifyUp)
+		}
+		if rs.NotifyDown != nil {
+			checkCommands(p, rp+".notifyDown", rs.NotifyDown)
+		}
 		vs.Reals = append(vs.Reals, rs)
 	}
 	*p = append(*p, vsCheckProblems...)

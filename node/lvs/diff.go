@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/haa-dev/haa/node/internal/pace"
 )
 
 // Diff returns the plan that turns the programmed table actual into
@@ -22,7 +24,9 @@ func Diff(actual, desired State) Plan {
 	// Only the services that change are sorted and walked in order: one
 	// weight change among 10,000 services costs a map lookup per service.
 	var keys []Key
+	var pc pace.Pacer
 	for k, a := range actual {
+		pc.Yield()
 		if a == nil {
 			continue
 		}
@@ -40,7 +44,18 @@ func Diff(actual, desired State) Plan {
 	}
 	sortKeys(keys)
 
-	var plan Plan
+	// At most a service op and one per destination, on either side.
+	n := 0
+	for _, k := range keys {
+		n += 1
+		if a := actual[k]; a != nil {
+			n += len(a.Dests)
+		}
+		if d := desired[k]; d != nil {
+			n += len(d.Dests)
+		}
+	}
+	plan := make(Plan, 0, n)
 	// 1. Removals.
 	for _, k := range keys {
 		a, d := actual[k], desired[k]
@@ -70,6 +85,7 @@ func Diff(actual, desired State) Plan {
 	}
 	// 3. Destinations added or changed.
 	for _, k := range keys {
+		pc.Yield()
 		a, d := actual[k], desired[k]
 		if d == nil {
 			continue
@@ -142,8 +158,10 @@ func (vs *VirtualServer) Clone() *VirtualServer {
 // missing service creates it (from Op.Service), deleting what is missing
 // does nothing.
 func Apply(s State, p Plan) {
+	var pc pace.Pacer
 	for _, op := range p {
 		applyOp(s, op)
+		pc.Yield()
 	}
 }
 
@@ -196,8 +214,10 @@ func sortKeys(keys []Key) {
 		s string
 	}
 	ks := make([]keyed, len(keys))
+	var pc pace.Pacer
 	for i, k := range keys {
 		ks[i] = keyed{k, k.String()}
+		pc.Yield()
 	}
 	slices.SortFunc(ks, func(a, b keyed) int {
 		if c := strings.Compare(a.s, b.s); c != 0 {

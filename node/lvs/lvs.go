@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"time"
 )
 
@@ -96,11 +97,11 @@ type Key struct {
 func (k Key) String() string {
 	if k.FWMark != 0 {
 		if k.V6 {
-			return fmt.Sprintf("fwmark:%d/ipv6", k.FWMark)
+			return "fwmark:" + strconv.FormatUint(uint64(k.FWMark), 10) + "/ipv6"
 		}
-		return fmt.Sprintf("fwmark:%d", k.FWMark)
+		return "fwmark:" + strconv.FormatUint(uint64(k.FWMark), 10)
 	}
-	return fmt.Sprintf("%s/%s", k.Addr, k.Proto)
+	return k.Addr.String() + "/" + k.Proto.String()
 }
 
 // Is6 reports whether the service balances IPv6.

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/haa-dev/haa/node/internal/pace"
 	"github.com/haa-dev/haa/node/lvs"
 
 	"github.com/google/nftables"
@@ -354,7 +355,9 @@ func (n *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 	work := lvs.State{}
 	seen := map[lvs.Key]bool{}
 	var order []lvs.Key
+	var pc pace.Pacer // a large plan gives way now and then
 	for _, op := range p {
+		pc.Yield()
 		k := op.Service.Key
 		if !seen[k] {
 			seen[k] = true
@@ -368,6 +371,7 @@ func (n *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 	changes := make([]nftChange, 0, len(order))
 	size := len(n.cur)
 	for _, k := range order {
+		pc.Yield()
 		c := nftChange{key: k, old: n.cur[k], new: work[k]}
 		if c.new != nil {
 			c.new.Key = k
@@ -408,6 +412,7 @@ func (n *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 
 	b := newNFTBatch()
 	for _, c := range changes {
+		pc.Yield()
 		if b.services >= nftBatchServices || b.size >= n.maxBatch {
 			if err := n.commit(ctx, b); err != nil {
 				return err
