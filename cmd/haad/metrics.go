@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
 
 	"github.com/haa-dev/haa/node"
@@ -41,7 +40,8 @@ func startMetrics(agent *node.Agent, cfg *haav1.AgentConfig, log *slog.Logger) (
 	if listen == "" {
 		return nil, nil
 	}
-	reg := metrics.NewRegistry(metrics.AgentSource(agent))
+	src := metrics.AgentSource(agent)
+	reg := metrics.NewRegistry(src)
 	api, err := server.NewAPIMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -51,15 +51,10 @@ func startMetrics(agent *node.Agent, cfg *haav1.AgentConfig, log *slog.Logger) (
 		return nil, fmt.Errorf("cannot serve metrics on metrics.listen %s: %w", listen, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError, // a broken metric must not hide the others
-		Timeout:       10 * time.Second,
-		// A scrape reads the subsystems' snapshots (it never waits for
-		// them) but builds a metric per real server: a few at once at
-		// most, whatever the number of scrapers.
-		MaxRequestsInFlight: 4,
-	}))
+	// A scrape reads the subsystems' snapshots (it never waits for them);
+	// a few at once at most, whatever the number of scrapers.
+	mux.Handle("GET /metrics", http.TimeoutHandler(metrics.Handler(reg, src, metrics.HandlerOptions{Log: log, MaxInFlight: 4}),
+		10*time.Second, "scrape timed out"))
 	m := &metricsServer{api: api, url: "http://" + ln.Addr().String() + "/metrics", log: log,
 		srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second,
 			WriteTimeout: 30 * time.Second, IdleTimeout: time.Minute},

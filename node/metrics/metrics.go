@@ -1,6 +1,9 @@
 // Package metrics exposes the agent's state as Prometheus metrics: a
-// collector that reads the agent at every scrape (no state of its own, so a
-// metric can never disagree with the API) and the registry haad serves.
+// collector that reads the agent's snapshots at every scrape (no state of
+// its own, so a metric can never disagree with the API), the registry
+// haad serves and its HTTP handler, which writes the load balancer's
+// per-real-server families straight in the text format (a table of tens
+// of thousands of real servers is scraped in tens of milliseconds).
 //
 // Names follow Prometheus conventions: the haa_ prefix, base units
 // (seconds), _total for counters. The set is documented in deploy/docs.
@@ -26,9 +29,9 @@ type Source interface {
 	Instances() []node.InstanceStatus
 	Trackers() []tracking.TrackerState
 	InterfaceDrops() map[string]map[vrrp.DropReason]uint64
-	// VirtualServerStates is the load balancer's state with each check's
-	// latest result, without connection counts.
-	VirtualServerStates() []balancer.VirtualServer
+	// LoadBalancer is the load balancer's snapshot (no connection
+	// counts: a scrape never asks the kernel).
+	LoadBalancer() *balancer.Snapshot
 	FleetStatus() fleet.Status
 }
 
@@ -43,9 +46,7 @@ func (s agentSource) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 {
 	return s.VRRP().InterfaceDrops()
 }
 
-func (s agentSource) VirtualServerStates() []balancer.VirtualServer {
-	return s.Balancer().Status().States()
-}
+func (s agentSource) LoadBalancer() *balancer.Snapshot { return s.Balancer().Status() }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc(name, help, labels, nil)
@@ -75,14 +76,6 @@ var (
 		"How late the instance's protocol timers fired: a master's advert timer, a backup's master-down timer.", "vrrp_instance", "timer")
 	trackerUp = desc("haa_tracker_up",
 		"Whether the tracker is OK (1) or failed (0).", "tracker")
-	virtualServerUp = desc("haa_virtual_server_up",
-		"Whether the virtual server has reached its quorum (1) or not (0).", "virtual_server")
-	realServerHealthy = desc("haa_real_server_healthy",
-		"Whether the real server passes its health check (1) or not (0).", "virtual_server", "real_server")
-	realServerWeight = desc("haa_real_server_weight",
-		"Weight of the real server programmed into the kernel (0: drained, failed or not programmed).", "virtual_server", "real_server")
-	checkDuration = desc("haa_check_duration_seconds",
-		"How long the real server's latest health check took.", "virtual_server", "real_server")
 	gossipMembers = desc("haa_gossip_members",
 		"Members of the fleet as this node sees them (itself included), by gossip state.", "state")
 	gossipMemberHealthy = desc("haa_gossip_member_healthy",
@@ -122,8 +115,8 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		instanceState, instancePriority, instanceEffPriority, instanceTransitions, advertsSent, advertsReceived,
-		packetsDropped, interfaceDropped, garpsSent, timerSlip, trackerUp, virtualServerUp, realServerHealthy, realServerWeight,
-		checkDuration, gossipMembers, gossipMemberHealthy, configGeneration, buildInfo,
+		packetsDropped, interfaceDropped, garpsSent, timerSlip, trackerUp, gossipMembers, gossipMemberHealthy,
+		configGeneration, buildInfo,
 	} {
 		ch <- d
 	}
@@ -146,7 +139,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			m.counter(interfaceDropped, drops[r], iface, r.String())
 		}
 	}
-	c.virtualServers(m)
 	c.fleet(m)
 }
 
@@ -176,20 +168,6 @@ func (c *Collector) instance(m emitter, in node.InstanceStatus) {
 		}
 		h, err := prometheus.NewConstHistogram(timerSlip, s.Count, s.Sum.Seconds(), buckets, name, k.String())
 		m.put(timerSlip, h, err)
-	}
-}
-
-func (c *Collector) virtualServers(m emitter) {
-	for _, vs := range c.src.VirtualServerStates() {
-		m.gauge(virtualServerUp, bool01(vs.Up), vs.Name)
-		for _, rs := range vs.Reals {
-			addr := rs.Addr.String()
-			m.gauge(realServerHealthy, bool01(rs.Healthy), vs.Name, addr)
-			m.gauge(realServerWeight, float64(rs.Weight), vs.Name, addr)
-			if rs.Check != "none" && rs.LastDuration > 0 {
-				m.gauge(checkDuration, rs.LastDuration.Seconds(), vs.Name, addr)
-			}
-		}
 	}
 }
 

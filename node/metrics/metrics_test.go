@@ -1,7 +1,9 @@
 package metrics
 
 import (
+	"compress/gzip"
 	"fmt"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"sort"
@@ -11,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/haa-dev/haa/node"
 	"github.com/haa-dev/haa/node/balancer"
@@ -36,7 +40,13 @@ func (f *fake) Instances() []node.InstanceStatus                      { return f
 func (f *fake) Trackers() []tracking.TrackerState                     { return f.trackers }
 func (f *fake) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 { return f.ifDrops }
 func (f *fake) FleetStatus() fleet.Status                             { return f.fleet }
-func (f *fake) VirtualServerStates() []balancer.VirtualServer         { return f.vss }
+func (f *fake) LoadBalancer() *balancer.Snapshot {
+	s := &balancer.Snapshot{}
+	for i := range f.vss {
+		s.VirtualServers = append(s.VirtualServers, &f.vss[i])
+	}
+	return s
+}
 
 func instance(name string, prio, eff uint8, st vrrp.State) node.InstanceStatus {
 	return node.InstanceStatus{
@@ -104,11 +114,29 @@ func series(mf *dto.MetricFamily) []string {
 	return out
 }
 
+// gather scrapes src through Handler, as Prometheus does (gzipped), and
+// parses what it serves.
 func gather(t *testing.T, src Source) map[string]*dto.MetricFamily {
 	t.Helper()
-	mfs, err := NewRegistry(src).Gather()
+	rec := httptest.NewRecorder()
+	req := httptest.NewRequest("GET", "/metrics", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	Handler(NewRegistry(src), src, HandlerOptions{}).ServeHTTP(rec, req)
+	if rec.Code != 200 || rec.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("scrape: %d %v", rec.Code, rec.Header())
+	}
+	zr, err := gzip.NewReader(rec.Body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	out, err := parser.TextToMetricFamilies(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mfs := make([]*dto.MetricFamily, 0, len(out))
+	for _, mf := range out {
+		mfs = append(mfs, mf)
 	}
 	problems, err := promlint.NewWithMetricFamilies(mfs).Lint()
 	if err != nil {
@@ -118,10 +146,6 @@ func gather(t *testing.T, src Source) map[string]*dto.MetricFamily {
 		if strings.HasPrefix(p.Metric, "haa_") {
 			t.Errorf("lint: %s: %s", p.Metric, p.Text)
 		}
-	}
-	out := map[string]*dto.MetricFamily{}
-	for _, mf := range mfs {
-		out[mf.GetName()] = mf
 	}
 	return out
 }
@@ -205,8 +229,9 @@ func TestCollectorEveryFamily(t *testing.T) {
 			t.Errorf("no %s in %q", s, slip)
 		}
 	}
-	if h := got["haa_instance_timer_slip_seconds"].GetMetric()[0].GetHistogram(); len(h.GetBucket()) != len(vrrp.SlipBuckets) {
-		t.Errorf("%d buckets, want %d", len(h.GetBucket()), len(vrrp.SlipBuckets))
+	// The text format adds the +Inf bucket to the configured ones.
+	if h := got["haa_instance_timer_slip_seconds"].GetMetric()[0].GetHistogram(); len(h.GetBucket()) != len(vrrp.SlipBuckets)+1 {
+		t.Errorf("%d buckets, want %d and +Inf", len(h.GetBucket()), len(vrrp.SlipBuckets))
 	}
 
 	// The Go runtime and the process.
