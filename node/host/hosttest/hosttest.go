@@ -58,7 +58,6 @@ type Host struct {
 	announced  map[netip.Addr]int   // gratuitous ARPs per address
 	watchers   []*fifo.Queue[host.LinkEvent]
 	forwarding bool
-	closed     bool
 }
 
 type link struct {
