@@ -82,6 +82,10 @@ type Agent struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	stopOnce sync.Once
+	stopped  chan struct{} // closed when Shutdown is done
+	stopErr  error         // Shutdown's outcome, set before stopped closes
+
 	// mu serialises the mutations: Apply, ApplyFleet, SetMaintenance,
 	// Shutdown. Readers never take it.
 	mu         sync.Mutex
@@ -94,16 +98,23 @@ type Agent struct {
 // running is what runs, published after every change. It is immutable.
 type running struct {
 	// own is the node's own configuration (its file, ApplyConfig); the
-	// composed one adds the fleet document's part (compose) and resolved
-	// is the composed one validated, with defaults (config.Resolve).
-	own, composed *haav1.AgentConfig
-	ownHash       string // config.Hash(own)
-	resolved      *config.Agent
-	generation    uint64
-	hash          string
-	fleetNames    []string // the running instances that come from the fleet document
-	maintenance   Maintenance
-	incarnation   uint64
+	// composition adds the fleet document's part (compose), and resolved
+	// is the composition validated, with defaults (config.Resolve).
+	own        *haav1.AgentConfig
+	ownHash    string // config.Hash(own)
+	resolved   *config.Agent
+	generation uint64
+	hash       string
+	// doc is the fleet document the composition holds the part of (nil:
+	// none), fleetNames the running instances that come from it and
+	// fleetHash the hash of their configurations as they run: one view of
+	// the fleet's part, published at once with the rest.
+	doc         *haav1.Fleet
+	held        bool // doc is not offered to peers (a rolling apply)
+	fleetNames  []string
+	fleetHash   string
+	maintenance Maintenance
+	incarnation uint64
 }
 
 // endpoints is where the agent serves, for Node.
@@ -168,7 +179,7 @@ func New(opts ...Option) (*Agent, error) {
 		f(&o)
 	}
 	a := &Agent{log: o.log, events: NewEventLog(o.eventBuf), state: stateFile(o.stateFile), cfgFile: o.cfgFile,
-		version: o.version, started: time.Now()}
+		version: o.version, started: time.Now(), stopped: make(chan struct{})}
 	if o.host == nil {
 		lh := host.NewLinux(o.log)
 		o.host = lh
@@ -185,7 +196,7 @@ func New(opts ...Option) (*Agent, error) {
 	a.notify = notify.NewRunner(o.log, a.events, nopts...)
 	a.track = tracking.New(tracking.Deps{Log: o.log, Events: a.events, Notify: a.notify, Host: o.host})
 	a.lb = balancer.New(balancer.Deps{Log: o.log, Events: a.events, Notify: a.notify, Host: o.host, Backend: o.backend})
-	a.vrrp = instances.New(instances.Deps{Log: o.log, Host: o.host, Events: a.events, Verdicts: a.track,
+	a.vrrp = instances.New(instances.Deps{Log: o.log, Host: o.host, Events: a.events,
 		Observe: a.observe})
 	a.fleet, err = fleet.New(fleet.Deps{Log: o.log, Events: a.events, Local: (*local)(a), Announcer: a.vrrp,
 		File: o.fleetFile, Version: o.version})
@@ -202,7 +213,9 @@ func New(opts ...Option) (*Agent, error) {
 	}
 	a.running.Store(r)
 	a.endpoints.Store(&endpoints{})
+	a.mu.Lock()
 	a.armMaintenanceTTL(r.maintenance)
+	a.mu.Unlock()
 	links, err := o.host.WatchLinks(a.ctx)
 	if err != nil {
 		a.cancel()
@@ -258,16 +271,18 @@ type ApplyResult struct {
 // is invalid or cannot run here changes nothing; an invalid one returns a
 // *config.Error listing every problem.
 func (a *Agent) Apply(ctx context.Context, own *haav1.AgentConfig, opts ApplyOptions) (ApplyResult, error) {
+	ctx, cancel := a.merged(ctx)
+	defer cancel()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	doc, _ := a.fleet.Stored()
-	res, _, err := a.apply(ctx, own, doc, false, opts)
+	doc, held := a.fleet.Stored()
+	res, _, err := a.apply(ctx, own, doc, held, false, opts)
 	return res, err
 }
 
-// apply composes own with the fleet document doc (nil: none) and applies
-// the result; fleetSide says which of the two is being changed (for the
-// paths of errors). It returns the composition that runs. Called with mu
+// apply composes own with the fleet document doc (nil: none; held: not
+// offered to peers) and applies the result; fleetSide says which of the two
+// is being changed (for the paths of errors). It returns the composition that runs. Called with mu
 // held.
 //
 // Everything that can refuse the configuration runs first, and a refusal
@@ -297,7 +312,7 @@ func (a *Agent) Apply(ctx context.Context, own *haav1.AgentConfig, opts ApplyOpt
 //  13. tracking.Attach: the loop follows the running instances;
 //  14. balancer.Commit: checks and the backend (cancellable through ctx);
 //  15. the generation, the state file, the running snapshot, the event.
-func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool, opts ApplyOptions) (ApplyResult, composed, error) {
+func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fleet, held, fleetSide bool, opts ApplyOptions) (ApplyResult, composed, error) {
 	if a.ctx.Err() != nil {
 		return ApplyResult{}, composed{}, ErrShutdown
 	}
@@ -361,7 +376,13 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	a.vrrp.Update(vrrpCh)
 	a.track.Commit(trackCh)
 	var errs []error
-	if err := a.vrrp.Start(vrrpCh); err != nil {
+	verdicts := map[string]instances.Verdict{} // taken before: Start holds the instances' lock
+	for _, name := range vrrpCh.Starting() {
+		var v instances.Verdict
+		v.Offset, v.Fault, v.GroupFault = a.track.Initial(name)
+		verdicts[name] = v
+	}
+	if err := a.vrrp.Start(vrrpCh, verdicts); err != nil {
 		errs = append(errs, err)
 	}
 	runners := map[string]tracking.Runner{}
@@ -380,8 +401,9 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 		next.generation++
 		next.hash = hash
 	}
-	next.own, next.ownHash, next.composed, next.resolved = own, ownHash, comp.cfg, want
-	next.fleetNames = comp.fleetNames()
+	next.own, next.ownHash, next.resolved = own, ownHash, want
+	next.doc, next.held, next.fleetNames = doc, held, comp.fleetNames()
+	next.fleetHash = fleetHash(a.vrrp.Snapshot(), next.fleetNames)
 	a.running.Store(&next)
 	a.events.SetNode(want.Name)
 	if err := a.state.save(next.generation, next.hash, next.maintenance); err != nil {
@@ -511,8 +533,13 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 		return FleetApplyResult{}, err
 	}
 	doc = proto.Clone(doc).(*haav1.Fleet)
+	ctx, cancel := a.merged(ctx)
+	defer cancel()
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	if a.ctx.Err() != nil {
+		return FleetApplyResult{}, ErrShutdown
+	}
 	cur := a.running.Load()
 	if cur.own == nil {
 		return FleetApplyResult{}, ErrNotStarted
@@ -525,7 +552,7 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 		return FleetApplyResult{}, err
 	}
 	doc.Generation = adm.Generation
-	if adm.Same && fleetHash(a.vrrp.Snapshot(), cur.fleetNames) == config.FleetNodeHash(doc, name) {
+	if adm.Same && cur.fleetHash == config.FleetNodeHash(doc, name) {
 		// Already running: only the hold may change.
 		names := slices.Clone(cur.fleetNames)
 		res := FleetApplyResult{ApplyResult: ApplyResult{Plan: config.Plan{Unchanged: names}, Generation: cur.generation,
@@ -534,9 +561,12 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 			return res, nil
 		}
 		a.fleet.ClearPending(doc.Generation)
+		next := *cur
+		next.held = opts.Hold
+		a.running.Store(&next)
 		return res, a.fleet.Hold(opts.Hold)
 	}
-	res, comp, err := a.apply(ctx, cur.own, doc, true, ApplyOptions{DryRun: opts.DryRun})
+	res, comp, err := a.apply(ctx, cur.own, doc, opts.Hold, true, ApplyOptions{DryRun: opts.DryRun})
 	names := comp.fleetNames()
 	out := FleetApplyResult{ApplyResult: res, Node: name, FleetGeneration: storedGen, Instances: names}
 	if opts.DryRun || !res.Applied {
@@ -555,6 +585,14 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 	a.log.Info("fleet document applied", "fleet_generation", doc.Generation, "source", src, "held", opts.Hold,
 		"instances", names)
 	return out, err
+}
+
+// merged is ctx, ended also when the agent shuts down: an apply in flight
+// then gives up waiting for the kernel, and Shutdown gets on.
+func (a *Agent) merged(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(a.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // adopter is the agent as the fleet's Applier: a peer's newer document.
@@ -647,38 +685,46 @@ func (a *Agent) armMaintenanceTTL(m Maintenance) {
 
 // Shutdown stops the agent: every master sends a priority-0 advert and
 // removes its addresses (backups take over after the skew time), the
-// virtual servers are removed, the last notify commands (STOP) run, and
-// the node leaves the fleet. It returns ctx's error if that took longer.
+// virtual servers are removed, the node leaves the fleet and the last
+// notify commands (STOP) run. An apply in flight gives up. It returns
+// ctx's error if that took longer; a second call waits for the first.
 func (a *Agent) Shutdown(ctx context.Context) error {
-	a.mu.Lock()
-	if a.ctx.Err() != nil {
-		a.mu.Unlock()
-		return nil // already shut down
+	a.stopOnce.Do(func() {
+		go func() {
+			a.cancel() // applies refuse or give up; the link monitor stops
+			a.mu.Lock()
+			if a.maintTimer != nil {
+				a.maintTimer.Stop()
+				a.maintTimer = nil
+			}
+			a.mu.Unlock()
+			a.stopErr = a.closeSubsystems(ctx)
+			a.wg.Wait()
+			close(a.stopped)
+		}()
+	})
+	select {
+	case <-a.stopped:
+		return a.stopErr
+	case <-ctx.Done():
+		return fmt.Errorf("shutting down: %w", ctx.Err())
 	}
-	a.cancel() // Apply refuses from now on; the link monitor stops
-	if a.maintTimer != nil {
-		a.maintTimer.Stop()
-		a.maintTimer = nil
-	}
-	a.mu.Unlock()
-	err := a.closeSubsystems(ctx)
-	a.wg.Wait()
-	return err
 }
 
 // closeSubsystems closes the subsystems in the order that lets each hand
 // over: instances (their STOP transitions), the balancer, tracking (the
-// groups' STOP), the notify commands, then the fleet (the last summary
-// says no instance runs).
+// groups' STOP), the fleet (the last summary says no instance runs, then
+// the node leaves: peers see it go, not fail), then the notify commands.
 func (a *Agent) closeSubsystems(ctx context.Context) error {
 	var errs []error
 	if a.vrrp != nil {
 		errs = append(errs, a.vrrp.Close(ctx))
 	}
-	errs = append(errs, a.lb.Close(ctx), a.track.Close(ctx), a.notify.Close(ctx))
+	errs = append(errs, a.lb.Close(ctx), a.track.Close(ctx))
 	if a.fleet != nil {
 		a.fleet.Close()
 	}
+	errs = append(errs, a.notify.Close(ctx))
 	if c, ok := a.host.(interface{ Close() error }); ok {
 		errs = append(errs, c.Close())
 	}
@@ -732,7 +778,7 @@ func checkNode(h Host, c *config.Agent) error {
 func CheckCommands(c *config.Agent) error {
 	_, err := tracking.ResolveCommands(c)
 	var fields []config.FieldError
-	if ce, ok := err.(*config.Error); ok {
+	if ce := (*config.Error)(nil); errors.As(err, &ce) {
 		fields = ce.Fields
 	} else if err != nil {
 		return err

@@ -540,3 +540,87 @@ func TestSetRealServerHonoursItsContext(t *testing.T) {
 		}
 	})
 }
+
+// TestFleetAppliesReportNoDrift: while fleet documents that restart this
+// node's fleet instance are applied one after the other, what the fleet
+// sees of the node (its summary's health, the fleet's issues: what the
+// gossip publisher and detector send and report) never says it drifts:
+// the fleet's part, its hash and the document are published together.
+func TestFleetAppliesReportNoDrift(t *testing.T) {
+	lan := hosttest.NewNetwork()
+	n1 := newTestNode(t, lan, "n1", 1)
+	defer n1.shutdown(t)
+	n1.apply(t, "instances:\n"+instanceYAML("OWN", 50, 100, "10.77.0.99/24", ""))
+	doc := func(prio, vrid int) *haav1.Fleet {
+		return parseDoc(t, fmt.Sprintf("kind: Fleet\nnodes: [n1]\ninstances:\n  - {name: FI_1, interface: eth0, vrid: %d, "+
+			"advertInterval: 0.1s, vips: [\"10.77.0.140/24\"], priorities: {n1: %d}}\n", vrid, prio))
+	}
+	if _, err := n1.ApplyFleet(context.Background(), doc(100, 51), FleetApplyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	stop, done := make(chan struct{}), make(chan struct{})
+	var reads, drifts int
+	var seen string
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			st := n1.FleetStatus()
+			reads++
+			for _, m := range st.Members {
+				if m.Health != nil && len(m.Health.Problems) > 0 {
+					drifts++
+					seen = m.Health.Problems[0]
+				}
+			}
+			if len(st.Issues) > 0 {
+				drifts++
+				seen = st.Issues[0].String()
+			}
+		}
+	}()
+	for i := range 100 {
+		if _, err := n1.ApplyFleet(context.Background(), doc(100+i, 51+i%2), FleetApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	<-done
+	if drifts > 0 || reads == 0 {
+		t.Errorf("%d of %d reads during the applies saw the node drift: %s", drifts, reads, seen)
+	}
+}
+
+// TestShutdownGivesUpOnAHungBackend: an apply waiting for a hung backend
+// gives up when the agent shuts down, and Shutdown keeps to its context.
+func TestShutdownGivesUpOnAHungBackend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		lan := hosttest.NewNetwork()
+		be := &recordingBackend{state: lvs.State{}, block: make(chan struct{})}
+		n1 := newTestNode(t, lan, "n1", 1, WithBalancerBackend(be))
+		applied := make(chan error, 1)
+		go func() {
+			_, err := n1.Apply(context.Background(), parseConfig(t, "name: n1\n"+lbYAML), ApplyOptions{})
+			applied <- err
+		}()
+		synctest.Wait() // the apply waits in the backend
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		start := time.Now()
+		_ = n1.Shutdown(ctx)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("Shutdown took %v with a 2s context", d)
+		}
+		select {
+		case <-applied:
+		default:
+			t.Error("the apply still waits for the backend after the shutdown")
+		}
+		close(be.block)
+		synctest.Wait()
+	})
+}

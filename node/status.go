@@ -139,7 +139,7 @@ func (l *local) LocalState() fleet.LocalState {
 	r := a.running.Load()
 	snap := a.vrrp.Snapshot()
 	s := fleet.LocalState{Version: a.version, Generation: r.generation, Hash: r.hash,
-		Maintenance: r.maintenance.Enabled, Incarnation: r.incarnation, FleetHash: fleetHash(snap, r.fleetNames)}
+		Maintenance: r.maintenance.Enabled, Incarnation: r.incarnation, Doc: r.doc, Held: r.held, FleetHash: r.fleetHash}
 	if r.resolved != nil {
 		s.Name = r.resolved.Name
 	}

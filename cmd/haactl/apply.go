@@ -164,7 +164,8 @@ or error.`,
 				switch {
 				case dryRun:
 					_, err = fmt.Fprintf(a.out, "\nDry run: nothing applied; generation %d runs (hash %s).\n", r.GetGeneration(), shortHash(r.GetHash()))
-				case r.GetChanged():
+				case r.GetChanged() || r.GetApplied() && planChanges(r.GetPlan()):
+					// (An older haad sets no "changed": its plan says.)
 					_, err = fmt.Fprintf(a.out, "\nApplied: generation %d runs (hash %s).\n", r.GetGeneration(), shortHash(r.GetHash()))
 				default:
 					_, err = fmt.Fprintf(a.out, "\nNothing to change: generation %d runs (hash %s).\n", r.GetGeneration(), shortHash(r.GetHash()))
@@ -182,6 +183,11 @@ or error.`,
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.RegisterFlagCompletionFunc("strategy", cobra.FixedCompletions([]string{ctl.StrategyAll, ctl.StrategyRolling}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
+}
+
+// planChanges reports whether a plan adds, removes or changes an instance.
+func planChanges(p *haav1.Plan) bool {
+	return len(p.GetAdded())+len(p.GetRemoved())+len(p.GetChanged()) > 0
 }
 
 // applyError explains what ApplyConfig rejected.

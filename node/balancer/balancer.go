@@ -83,15 +83,16 @@ type Deps struct {
 
 // Balancer runs the virtual servers of one agent.
 type Balancer struct {
-	log    *slog.Logger
-	events Events
-	notify *notify.Runner
-	host   Host
-	open   func(requested string) (lvs.Backend, string, error)
-	decide func(requested string) (lvs.Validator, string, error)
-	prefer func(requested string) (string, string)
+	log       *slog.Logger
+	events    Events
+	notify    *notify.Runner
+	ownNotify bool // notify was made by New: Close closes it
+	host      Host
+	open      func(requested string) (lvs.Backend, string, error)
+	decide    func(requested string) (lvs.Validator, string, error)
+	prefer    func(requested string) (string, string)
 
-	ctx    context.Context // ends at Close: cancels a program in flight
+	ctx    context.Context // ends at Close: cancels a program in flight (programCtx)
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	q      *fifo.Queue[checkReport]
@@ -164,10 +165,11 @@ func New(d Deps) *Balancer {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	if d.Notify == nil {
+	own := d.Notify == nil
+	if own {
 		d.Notify = notify.NewRunner(d.Log, d.Events)
 	}
-	b := &Balancer{log: d.Log, events: d.Events, notify: d.Notify, host: d.Host,
+	b := &Balancer{log: d.Log, events: d.Events, notify: d.Notify, ownNotify: own, host: d.Host,
 		open: func(r string) (lvs.Backend, string, error) { return Choose(r) }, decide: Decide, prefer: Preferred,
 		q:   fifo.New[checkReport](),
 		vss: map[string]*vsRun{}, byID: map[string]*realRun{}, programmed: lvs.State{}}
@@ -258,6 +260,14 @@ func (b *Balancer) repair() {
 	if was {
 		b.log.Info("virtual servers programmed again after a failure", "backend", b.lbName)
 	}
+}
+
+// programCtx bounds one program of the backend: by programTimeout, by
+// ctx, and by the balancer's life (Close cancels what is in flight).
+func (b *Balancer) programCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, programTimeout)
+	stop := context.AfterFunc(b.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // programFailed records a failed program: the repair loop retries it.
@@ -423,7 +433,7 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 		// taken as programmed, so the first plan adjusts instead of
 		// failing on services that exist. Others' services are left
 		// alone.
-		rctx, cancel := context.WithTimeout(ctx, programTimeout)
+		rctx, cancel := b.programCtx(ctx)
 		st, err := b.backend.Read(rctx)
 		cancel()
 		if err != nil {
@@ -477,7 +487,7 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 	for _, run := range renamed {
 		b.dropVirtualServer(run)
 	}
-	pctx, cancel := context.WithTimeout(ctx, programTimeout)
+	pctx, cancel := b.programCtx(ctx)
 	defer cancel()
 	_ = b.program(pctx, changed...) // a failure is logged and retried
 	return nil
@@ -797,7 +807,7 @@ func (b *Balancer) SetRealServer(ctx context.Context, vsName, addr string, act R
 		r.drained, r.override = false, -1
 		cause, detail = "enabled", "through the API"
 	}
-	pctx, cancel := context.WithTimeout(ctx, programTimeout)
+	pctx, cancel := b.programCtx(ctx)
 	defer cancel()
 	err := b.program(pctx, run)
 	defer b.publishLocked(b.requested)
@@ -847,17 +857,20 @@ func findReal(run *vsRun, addr string) *realRun {
 func (b *Balancer) Close(ctx context.Context) error {
 	err := b.close(ctx)
 	b.wg.Wait() // the loops: they see closed, or the context's end
+	if b.ownNotify {
+		err = errors.Join(err, b.notify.Close(ctx))
+	}
 	return err
 }
 
 func (b *Balancer) close(ctx context.Context) error {
+	b.cancel() // first: a program in flight gives up, and the lock comes free
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
 		return nil
 	}
 	b.closed = true
-	b.cancel()
 	if b.sched != nil {
 		b.sched.Close()
 		b.sched = nil

@@ -1,10 +1,11 @@
-// Package fleet finds the problems of a fleet from what its nodes report
+package fleet
+
+// Detection finds the problems of a fleet from what its nodes report
 // through gossip: split brains (two nodes MASTER of one virtual router on
 // one segment) and vrid collisions (one vrid used by different virtual
-// routers on one segment). It is pure: no I/O, no clock. The caller
-// gathers every live node's instances, calls Detect, and feeds the issues
-// to a Tracker to learn which appeared and which are over.
-package fleet
+// routers on one segment). It is pure: no I/O, no clock. The detector
+// (view.go) gathers every live node's instances, calls Detect, and feeds
+// the issues to a Tracker to learn which appeared and which are over.
 
 import (
 	"cmp"

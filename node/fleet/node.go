@@ -1,3 +1,17 @@
+// Package fleet is a node's part in the fleet: the fleet document it
+// stores and whose part it runs (the agent composes that part with the
+// node's own configuration), the gossip that carries the document and
+// every node's health (node/gossip), and what the node sees of the others.
+//
+// A Node owns the store (its own lock: the agent's applies and the gossip
+// handler write; readers load the published state) and two goroutines once
+// gossip starts: the publisher, which sends the node's summary and
+// metadata when they change (at most every 50 ms), and the detector, which
+// every 500 ms turns the gossip view into member events, the lasting split
+// brains and vrid collisions this node is part of (Detect, pure), its own
+// drift, and catch-ups with a newer document a peer offers. What the node
+// itself is comes from the agent (Local), read from its snapshots: neither
+// goroutine ever waits for an apply.
 package fleet
 
 import (
@@ -44,8 +58,15 @@ type LocalState struct {
 	Hash        string
 	Maintenance bool
 	Incarnation uint64
-	// FleetHash identifies the fleet instances the node runs
-	// (config.InstancesHash of their specs).
+	// Doc is the fleet document whose part runs (nil: none) and FleetHash
+	// identifies the fleet instances that run of it (config.InstancesHash
+	// of their specs): the two are published together after an apply.
+	// What the node tells the fleet (metadata, summary, GetFleet) takes
+	// the document from here, not from the store, which an apply updates
+	// last: the fleet never sees a document and a running part that do not
+	// belong together.
+	Doc       *haav1.Fleet
+	Held      bool // Doc is not offered to peers
 	FleetHash string
 	Instances []LocalInstance
 }
@@ -458,7 +479,7 @@ func (n *Node) refreshMeta() bool {
 	return true
 }
 
-// buildMeta returns the node's metadata and the document it offers now.
+// buildMeta returns the node's metadata and the document it offers, of l.
 func (n *Node) buildMeta(l LocalState) (*haav1.GossipMeta, *haav1.Fleet) {
 	api := ""
 	if p := n.apiAddr.Load(); p != nil {
@@ -467,20 +488,22 @@ func (n *Node) buildMeta(l LocalState) (*haav1.GossipMeta, *haav1.Fleet) {
 	m := &haav1.GossipMeta{Name: l.Name, Api: api, Version: l.Version,
 		ConfigGeneration: l.Generation, ConfigHash: l.Hash, FleetHash: l.FleetHash}
 	var offer *haav1.Fleet
-	if s := n.doc.Load(); s.doc != nil {
-		m.FleetGeneration = s.doc.Generation
-		if !s.held {
-			offer = s.doc
-			m.FleetOffer = s.doc.Generation
-			m.FleetOfferHash = config.DocumentHash(s.doc)
+	if d := l.Doc; d != nil { // the document that runs: the store's once the apply is done
+		m.FleetGeneration = d.Generation
+		if !l.Held {
+			offer = d
+			m.FleetOffer = d.Generation
+			m.FleetOfferHash = config.DocumentHash(d)
 		}
 	}
 	return m, offer
 }
 
 // summary is the node's health summary now.
-func (n *Node) summary() *haav1.NodeSummary {
-	l := n.local.LocalState()
+func (n *Node) summary() *haav1.NodeSummary { return n.summaryOf(n.local.LocalState(), n.doc.Load()) }
+
+// summaryOf is the health summary of l and the store's state st.
+func (n *Node) summaryOf(l LocalState, st *stored) *haav1.NodeSummary {
 	s := &haav1.NodeSummary{Node: l.Name, Incarnation: l.Incarnation, Time: timestamppb.Now(),
 		Health: &haav1.NodeHealth{Maintenance: l.Maintenance}}
 	for _, li := range l.Instances {
@@ -493,7 +516,7 @@ func (n *Node) summary() *haav1.NodeSummary {
 			s.Health.Problems = append(s.Health.Problems, in.GetName()+": cannot add its VIPs: "+li.VIPError)
 		}
 	}
-	if d := n.selfDrift(l); d != nil {
+	if d := selfDrift(l, st); d != nil {
 		s.Health.Problems = append(s.Health.Problems, d.GetReason())
 	}
 	s.Health.Healthy = !l.Maintenance && len(s.Health.Problems) == 0
@@ -501,19 +524,20 @@ func (n *Node) summary() *haav1.NodeSummary {
 }
 
 // selfDrift is this node's own drift, if any: a newer document that cannot
-// run here, or fleet instances that do not run as the document says.
-func (n *Node) selfDrift(l LocalState) *haav1.Drift {
-	s := n.doc.Load()
-	stored := s.doc.GetGeneration()
+// run here, or fleet instances that do not run as the document whose part
+// runs says.
+func selfDrift(l LocalState, s *stored) *haav1.Drift {
+	stored := l.Doc.GetGeneration()
 	switch {
 	case s.pending != nil:
 		return &haav1.Drift{Node: l.Name, FleetGeneration: stored, Hash: l.FleetHash,
 			ExpectedHash: config.FleetNodeHash(s.pending, l.Name),
 			Reason:       fmt.Sprintf("fleet generation %d cannot run here: %s", s.pending.GetGeneration(), truncate(s.pendingErr, 300))}
-	case s.doc != nil && l.FleetHash != config.FleetNodeHash(s.doc, l.Name):
-		return &haav1.Drift{Node: l.Name, FleetGeneration: stored, Hash: l.FleetHash,
-			ExpectedHash: config.FleetNodeHash(s.doc, l.Name),
-			Reason:       fmt.Sprintf("runs other fleet instances than generation %d gives it (an instance failed to start?)", stored)}
+	case l.Doc != nil && l.FleetHash != config.FleetNodeHash(l.Doc, l.Name):
+		gen := l.Doc.GetGeneration()
+		return &haav1.Drift{Node: l.Name, FleetGeneration: gen, Hash: l.FleetHash,
+			ExpectedHash: config.FleetNodeHash(l.Doc, l.Name),
+			Reason:       fmt.Sprintf("runs other fleet instances than generation %d gives it (an instance failed to start?)", gen)}
 	}
 	return nil
 }

@@ -179,7 +179,7 @@ func (n *Node) instanceOn(segment string, vrid uint32) string {
 
 // driftEvent reports this node's own drift when it starts and ends.
 func (n *Node) driftEvent(prev *haav1.Drift) *haav1.Drift {
-	cur := n.selfDrift(n.local.LocalState())
+	cur := selfDrift(n.local.LocalState(), n.doc.Load())
 	switch {
 	case cur != nil && (prev == nil || prev.GetReason() != cur.GetReason() || prev.GetExpectedHash() != cur.GetExpectedHash()):
 		n.log.Error("drift: this node does not run what the fleet document gives it", "reason", cur.GetReason())
@@ -345,11 +345,12 @@ func (n *Node) Status() Status {
 	if l.Name == "" {
 		return Status{}
 	}
-	doc, _ := n.Stored()
+	st := n.doc.Load() // once: every part of the answer sees the same store
+	doc := l.Doc       // the document that runs (see LocalState)
 	if doc != nil {
 		doc = proto.Clone(doc).(*haav1.Fleet)
 	}
-	self := n.summary()
+	self := n.summaryOf(l, st)
 	selfMeta, _ := n.buildMeta(l)
 	var view gossip.View
 	out := Status{Node: l.Name, Document: doc}
@@ -376,8 +377,9 @@ func (n *Node) Status() Status {
 			mem.ExpectedFleetHash = config.FleetNodeHash(doc, m.Name)
 		}
 		if sum != nil {
-			h := sum.GetHealth()
-			mem.Health = &Health{Healthy: h.GetHealthy(), Maintenance: h.GetMaintenance(), Problems: h.GetProblems()}
+			if h := sum.GetHealth(); h != nil {
+				mem.Health = &Health{Healthy: h.GetHealthy(), Maintenance: h.GetMaintenance(), Problems: h.GetProblems()}
+			}
 			if t := sum.GetTime(); t != nil {
 				mem.Updated = t.AsTime()
 			}

@@ -33,8 +33,12 @@ func (s *Set) noticeFunc(c config.Instance) func(vrrp.Notice) {
 			e.Kind = &haav1.Event_StateChanged{StateChanged: &haav1.StateChanged{
 				From: StateProto(n.From), To: StateProto(n.To), Cause: string(n.Cause), Priority: uint32(n.Priority)}}
 		case vrrp.NoticePriority:
+			configured := c.VRRP.Priority // the configuration now: an in-place update changes it
+			if in := s.Snapshot().Get(n.Instance); in != nil {
+				configured = in.Config.VRRP.Priority
+			}
 			e.Kind = &haav1.Event_PriorityChanged{PriorityChanged: &haav1.PriorityChanged{
-				Priority: uint32(n.Priority), Configured: uint32(c.VRRP.Priority)}}
+				Priority: uint32(n.Priority), Configured: uint32(configured)}}
 		case vrrp.NoticeVIPs:
 			e.Kind = &haav1.Event_VipsChanged{VipsChanged: &haav1.VipsChanged{Added: n.Added, Vips: vips}}
 		case vrrp.NoticeGARP:

@@ -60,10 +60,11 @@ type Events interface {
 	Append(e *haav1.Event) *haav1.Event
 }
 
-// Verdicts gives a starting instance the trackers' verdict and its sync
-// group's fault (tracking).
-type Verdicts interface {
-	Initial(instance string) (offset int, fault, groupFault string)
+// Verdict is what a starting instance begins with: the trackers' offset
+// and fault, and its sync group's fault ("": none).
+type Verdict struct {
+	Offset            int
+	Fault, GroupFault string
 }
 
 // Deps are what a Set is built with.
@@ -71,8 +72,6 @@ type Deps struct {
 	Log    *slog.Logger
 	Host   Host
 	Events Events
-	// Verdicts: nil starts every instance with no tracker verdict.
-	Verdicts Verdicts
 	// Observe receives every notice of every instance, on the runner's
 	// goroutine (and, for drops found before delivery, the interface's
 	// receive goroutine): it must not block.
@@ -125,12 +124,11 @@ func (s *Snapshot) Get(name string) *Instance { return s.byName[name] }
 
 // Set runs the instances of one agent.
 type Set struct {
-	log      *slog.Logger
-	host     Host
-	events   Events
-	verdicts Verdicts
-	observe  func(vrrp.Notice)
-	drops    dropReports
+	log     *slog.Logger
+	host    Host
+	events  Events
+	observe func(vrrp.Notice)
+	drops   dropReports
 
 	ctx    context.Context // the runners' context: ends at Close
 	cancel context.CancelFunc
@@ -163,7 +161,7 @@ func New(d Deps) *Set {
 	if d.Observe == nil {
 		d.Observe = func(vrrp.Notice) {}
 	}
-	s := &Set{log: d.Log, host: d.Host, events: d.Events, verdicts: d.Verdicts, observe: d.Observe,
+	s := &Set{log: d.Log, host: d.Host, events: d.Events, observe: d.Observe,
 		running: map[string]*Instance{}, ifaces: map[string]*iface{}, garps: map[string]host.Announcer{},
 		lastLink: map[string]bool{}}
 	s.drops.m = map[dropKey]*dropReport{}
@@ -276,6 +274,7 @@ func (s *Set) Stop(ctx context.Context, ch *Change) {
 func (s *Set) Update(ch *Change) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var updates []*Instance
 	for _, name := range ch.inPlace {
 		in := s.running[name]
 		if in == nil {
@@ -283,24 +282,30 @@ func (s *Set) Update(ch *Change) {
 		}
 		next := ch.want[name]
 		next.VRRP.Primary = in.Config.VRRP.Primary
-		if !proto.Equal(in.Config.Spec, next.Spec) || in.Config.VRRP.Gated != next.VRRP.Gated {
-			in.runner.Update(runnerConfig(next))
-		}
 		// A new Instance: a published one never changes.
 		s.running[name] = &Instance{Config: next, Segment: in.Segment, Definition: in.Definition, runner: in.runner}
+		if !proto.Equal(in.Config.Spec, next.Spec) || in.Config.VRRP.Gated != next.VRRP.Gated {
+			updates = append(updates, s.running[name])
+		}
 	}
-	s.publish()
+	s.publish() // first: the runners' notices of the change see it
+	for _, in := range updates {
+		in.runner.Update(runnerConfig(in.Config))
+	}
 }
 
-// Start starts the instances the change adds or restarts, each with the
-// trackers' verdict, on hold when in maintenance. Each instance that
-// cannot start is reported; the others run.
-func (s *Set) Start(ch *Change) error {
+// Starting names the instances the change starts (added and restarted).
+func (ch *Change) Starting() []string { return ch.start }
+
+// Start starts the instances the change adds or restarts, each with its
+// verdict (none when missing), on hold when in maintenance. Each instance
+// that cannot start is reported; the others run.
+func (s *Set) Start(ch *Change, verdicts map[string]Verdict) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var errs []error
 	for _, name := range ch.start {
-		if err := s.startLocked(ch.ready[name], ch.anns[name]); err != nil {
+		if err := s.startLocked(ch.ready[name], ch.anns[name], verdicts[name]); err != nil {
 			errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
 		}
 	}
@@ -326,7 +331,7 @@ func (s *Set) stopLocked(ctx context.Context, names []string) {
 	wg.Wait()
 }
 
-func (s *Set) startLocked(c config.Instance, ann announcer) (err error) {
+func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err error) {
 	ifc, err := s.acquireIface(c.Interface)
 	if err != nil {
 		return err
@@ -361,12 +366,7 @@ func (s *Set) startLocked(c config.Instance, ann announcer) (err error) {
 	if err != nil {
 		return err
 	}
-	var offset int
-	var fault, groupFault string
-	if s.verdicts != nil {
-		offset, fault, groupFault = s.verdicts.Initial(c.VRRP.Name)
-	}
-	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer), vrrp.WithTrack(offset, fault, groupFault)}
+	ropts := []vrrp.RunnerOption{vrrp.WithTimer(timer), vrrp.WithTrack(v.Offset, v.Fault, v.GroupFault)}
 	if s.held {
 		ropts = append(ropts, vrrp.WithHold())
 	}

@@ -69,7 +69,7 @@ func TestLinkRecreatedStaysFault(t *testing.T) {
 		}
 		s.Stop(context.Background(), ch)
 		s.Update(ch)
-		if err := s.Start(ch); err != nil {
+		if err := s.Start(ch, nil); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Second)

@@ -184,10 +184,11 @@ func (m *Manager) trackerReport(run *trackerRun, r track.Result) {
 	}
 	prev, known := run.result, run.known
 	run.result, run.known = r, true
+	cfg := run.cfg // a weight-only change (Commit) replaces it under mu
 	var users []string
 	for name := range m.views {
 		for _, rf := range m.refsLocked(name) {
-			if rf.Tracker == run.cfg.Name {
+			if rf.Tracker == cfg.Name {
 				users = append(users, name)
 				break
 			}
@@ -198,13 +199,13 @@ func (m *Manager) trackerReport(run *trackerRun, r track.Result) {
 	slices.Sort(users)
 	if changed := prev.OK != r.OK || prev.Value != r.Value; changed || !known && !r.OK {
 		state := haav1.TrackerState_TRACKER_STATE_FAILED
-		if trackerOK(run.cfg.Kind, run.cfg.Weight, r) {
+		if trackerOK(cfg.Kind, cfg.Weight, r) {
 			state = haav1.TrackerState_TRACKER_STATE_OK
 		}
-		m.log.Info("tracker changed", "tracker", run.cfg.Name, "ok", r.OK, "value", r.Value, "detail", r.Detail, "instances", users)
+		m.log.Info("tracker changed", "tracker", cfg.Name, "ok", r.OK, "value", r.Value, "detail", r.Detail, "instances", users)
 		if m.events != nil {
 			m.events.Append(&haav1.Event{Kind: &haav1.Event_TrackerChanged{TrackerChanged: &haav1.TrackerChanged{
-				Tracker: run.cfg.Name, State: state, Detail: r.Detail, Instances: users}}})
+				Tracker: cfg.Name, State: state, Detail: r.Detail, Instances: users}}})
 		}
 	}
 	m.retrack(users)

@@ -94,6 +94,10 @@ type Manager struct {
 	notifiers map[string]*notifier   // by instance name, kept across restarts
 	results   map[string][]notify.Record
 	given     map[string]verdict // the verdict Initial handed out, until Attach
+	// The link events seen, numbered: a tracker started from what the host
+	// said before an event takes the event's state instead.
+	linkSeq uint64
+	links   map[string]linkSeen
 
 	snap atomic.Pointer[Snapshot]
 }
@@ -139,6 +143,12 @@ type msg struct {
 	flushed   chan struct{} // closed when the loop gets here
 }
 
+// linkSeen is the last event of a link and its number.
+type linkSeen struct {
+	seq uint64
+	up  bool
+}
+
 // notifier is an instance's notify queue and its current commands.
 type notifier struct {
 	spec  *notify.Spec
@@ -157,7 +167,7 @@ func New(d Deps) *Manager {
 	m := &Manager{log: d.Log, events: d.Events, notify: d.Notify, ownNotify: own, host: d.Host, q: fifo.New[msg](),
 		runs: map[string]*trackerRun{}, groups: map[string]*groupRun{}, memberOf: map[string]*groupRun{},
 		views: map[string]*tracked{}, notifiers: map[string]*notifier{}, results: map[string][]notify.Record{},
-		given: map[string]verdict{}}
+		given: map[string]verdict{}, links: map[string]linkSeen{}}
 	m.ctx, m.cancel = context.WithCancel(context.Background())
 	m.mu.Lock()
 	m.publishLocked()
@@ -266,7 +276,10 @@ func (m *Manager) Commit(ch *Change) {
 		}
 	}
 	// What the host says of links and files is read before the lock: the
-	// runners' notices take it.
+	// runners' notices take it. A link event that comes in meanwhile wins.
+	m.mu.Lock()
+	seq := m.linkSeq
+	m.mu.Unlock()
 	initial := map[string]track.Result{}
 	for _, tr := range c.Trackers {
 		switch tr.Kind {
@@ -287,6 +300,15 @@ func (m *Manager) Commit(ch *Change) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, tr := range c.Trackers {
+		if seen, ok := m.links[tr.Iface]; ok && tr.Kind == track.KindInterface && seen.seq > seq {
+			r := track.Result{OK: seen.up, Since: time.Now(), Detail: "link down"}
+			if seen.up {
+				r.Detail = "link up"
+			}
+			initial[tr.Name] = r
+		}
+	}
 	for _, tr := range c.Trackers {
 		run := m.runs[tr.Name]
 		if run != nil && (!needed[tr.Name] || !sameTracker(run, tr, cmds.trackers[tr.Name])) {
@@ -488,6 +510,8 @@ func (m *Manager) LinkChanged(ev host.LinkEvent) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.linkSeq++
+	m.links[ev.Name] = linkSeen{m.linkSeq, ev.Up}
 	for _, run := range m.runs {
 		if run.link != nil && run.cfg.Iface == ev.Name {
 			run.link.Set(ev.Up)

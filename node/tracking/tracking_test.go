@@ -2,6 +2,7 @@ package tracking
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"maps"
 	"os"
@@ -9,10 +10,12 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 
 	"github.com/haa-dev/haa/node/config"
+	"github.com/haa-dev/haa/node/host"
 	"github.com/haa-dev/haa/node/notify"
 	"github.com/haa-dev/haa/node/script"
 	"github.com/haa-dev/haa/node/syncgroup"
@@ -173,4 +176,78 @@ func TestNotifyResultsForgotten(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// The snapshot lists each running tracker's own state, by name, whatever
+// weight the instances give it (the old Agent.Trackers).
+func TestSnapshotTrackers(t *testing.T) {
+	run := func(name string, kind track.Kind, weight int, r track.Result) *trackerRun {
+		return &trackerRun{cfg: config.Tracker{Name: name, Kind: kind, Weight: weight}, result: r}
+	}
+	m := &Manager{runs: map[string]*trackerRun{
+		"zz":    run("zz", track.KindScript, -20, track.Result{OK: true, Detail: "exit status 0"}),
+		"drain": run("drain", track.KindFile, -1, track.Result{OK: true, Value: 3}), // lowers the priority: failed
+		"aa":    run("aa", track.KindInterface, 0, track.Result{OK: false, Detail: "link down"}),
+		"extra": run("extra", track.KindFile, 5, track.Result{OK: true, Value: 3}), // raises it: OK
+	}}
+	m.publishLocked()
+	got := m.Snapshot().Trackers
+	var names []string
+	for _, tr := range got {
+		names = append(names, fmt.Sprintf("%s/%s/%v", tr.Name, tr.Kind, tr.OK))
+	}
+	if want := "[aa/interface/false drain/file/false extra/file/true zz/script/true]"; fmt.Sprint(names) != want {
+		t.Fatalf("trackers %v, want %s", names, want)
+	}
+	if got[0].Detail != "link down" {
+		t.Errorf("detail %q", got[0].Detail)
+	}
+}
+
+// TestLinkEventDuringCommit: a link event that comes between Commit's
+// read of the host and its lock decides the new tracker's state.
+func TestLinkEventDuringCommit(t *testing.T) {
+	h := &slowHost{up: true, read: make(chan struct{}), release: make(chan struct{})}
+	m := New(Deps{Log: slog.New(slog.DiscardHandler), Host: h})
+	defer m.Close(context.Background())
+	raw, err := config.Parse([]byte("name: n1\ntrackers: [{name: up, interface: {name: eth1}, weight: 0}]\n" +
+		"instances: [{name: VI_1, interface: eth0, vrid: 1, vips: [10.0.0.1], track: [{tracker: up}]}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Resolve(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := m.Prepare(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		m.Commit(ch)
+		close(done)
+	}()
+	<-h.read // Commit has read "up"
+	m.LinkChanged(host.LinkEvent{Name: "eth1", Up: false})
+	close(h.release)
+	<-done
+	if off, fault, _ := m.Initial("VI_1"); fault == "" {
+		t.Fatalf("the link went down during the commit, the tracker says up (offset %d)", off)
+	}
+}
+
+// slowHost answers Link once the test lets it.
+type slowHost struct {
+	up            bool
+	read, release chan struct{}
+	once          sync.Once
+}
+
+func (h *slowHost) Link(string) (host.Link, error) {
+	h.once.Do(func() {
+		close(h.read)
+		<-h.release
+	})
+	return host.Link{Up: h.up}, nil
 }
