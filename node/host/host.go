@@ -138,7 +138,7 @@ func (l *Linux) DelVIP(iface string, v vip.VIP) error { return l.vips.Del(iface,
 
 // ListenVRRP opens the VRRP socket of an interface.
 func (l *Linux) ListenVRRP(iface string) (VRRPConn, error) {
-	c, err := vrrp.ListenIPv4(iface)
+	c, err := ListenSocket(iface)
 	if err != nil {
 		return nil, err
 	}
@@ -172,7 +172,7 @@ func (l *Linux) IPv4Forwarding() (bool, error) {
 
 // PreciseTimer returns a timer that fires on time even when the process
 // is busy (a timerfd): the master-down timer, which failover hangs on.
-func (l *Linux) PreciseTimer() (vrrp.Timer, error) { return vrrp.NewPreciseTimer() }
+func (l *Linux) PreciseTimer() (vrrp.Timer, error) { return NewPreciseTimer() }
 
 // WatchLinks follows link changes through netlink until ctx ends: every
 // link once at start, then each change. A subscription that netlink drops

@@ -4,7 +4,7 @@ import "time"
 
 // Timer is the runner's clock for its protocol deadlines (advert and
 // master-down). The default is a time.Timer, which fake time (synctest)
-// drives; on Linux the agent uses NewPreciseTimer.
+// drives; on Linux the agent gives it host.NewPreciseTimer (a timerfd).
 type Timer interface {
 	C() <-chan time.Time
 	// Reset arms the timer to fire once after d.

@@ -1,4 +1,4 @@
-package vrrp
+package host
 
 import (
 	"errors"
@@ -11,13 +11,15 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/haa-dev/haa/node/vrrp"
+
 	"golang.org/x/sys/unix"
 )
 
-// Conn is a raw IPv4 socket for IP protocol 112 bound to one interface. It
+// Socket is a raw IPv4 socket for IP protocol 112 bound to one interface. It
 // receives whole IP packets and sends packets whose IPv4 header it builds
 // itself (TTL 255, the instance's source address).
-type Conn struct {
+type Socket struct {
 	ifname  string
 	ifindex int
 	f       *os.File
@@ -28,13 +30,13 @@ type Conn struct {
 	groups map[netip.Addr]int
 }
 
-// ListenIPv4 opens the VRRP socket of an interface.
-func ListenIPv4(ifname string) (*Conn, error) {
+// ListenSocket opens the VRRP socket of an interface.
+func ListenSocket(ifname string) (*Socket, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp socket on %s: %w", ifname, err)
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, Protocol)
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, vrrp.Protocol)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp socket on %s: %w (haad needs CAP_NET_RAW)", ifname, err)
 	}
@@ -62,7 +64,7 @@ func ListenIPv4(ifname string) (*Conn, error) {
 			return nil, fmt.Errorf("vrrp socket on %s: %s: %w", ifname, s.what, err)
 		}
 	}
-	return &Conn{
+	return &Socket{
 		ifname: ifname, ifindex: ifi.Index,
 		f:      os.NewFile(uintptr(fd), "vrrp-"+ifname),
 		groups: map[netip.Addr]int{},
@@ -70,13 +72,13 @@ func ListenIPv4(ifname string) (*Conn, error) {
 }
 
 // Interface returns the interface name.
-func (c *Conn) Interface() string { return c.ifname }
+func (c *Socket) Interface() string { return c.ifname }
 
 // Index returns the index of the interface the socket is bound to.
-func (c *Conn) Index() int { return c.ifindex }
+func (c *Socket) Index() int { return c.ifindex }
 
 // JoinGroup joins a multicast group on the interface (reference counted).
-func (c *Conn) JoinGroup(g netip.Addr) error {
+func (c *Socket) JoinGroup(g netip.Addr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.groups[g] > 0 {
@@ -91,7 +93,7 @@ func (c *Conn) JoinGroup(g netip.Addr) error {
 }
 
 // LeaveGroup undoes one JoinGroup.
-func (c *Conn) LeaveGroup(g netip.Addr) error {
+func (c *Socket) LeaveGroup(g netip.Addr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.groups[g] == 0 {
@@ -105,7 +107,7 @@ func (c *Conn) LeaveGroup(g netip.Addr) error {
 	return c.mreq(unix.IP_DROP_MEMBERSHIP, g)
 }
 
-func (c *Conn) mreq(op int, g netip.Addr) error {
+func (c *Socket) mreq(op int, g netip.Addr) error {
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return err
@@ -119,11 +121,11 @@ func (c *Conn) mreq(op int, g netip.Addr) error {
 }
 
 // Read reads one IP packet.
-func (c *Conn) Read(b []byte) (int, error) { return c.f.Read(b) }
+func (c *Socket) Read(b []byte) (int, error) { return c.f.Read(b) }
 
 // ReadPacket reads one IP packet and tells when it arrived, on the
 // monotonic clock (from the kernel's receive timestamp).
-func (c *Conn) ReadPacket(b []byte) (int, time.Time, error) {
+func (c *Socket) ReadPacket(b []byte) (int, time.Time, error) {
 	rc, err := c.f.SyscallConn()
 	if err != nil {
 		return 0, time.Time{}, err
@@ -178,10 +180,10 @@ func arrival(oob []byte, now time.Time) time.Time {
 }
 
 // Send sends msg from src to dst with a TTL of 255.
-func (c *Conn) Send(src, dst netip.Addr, msg []byte) error {
+func (c *Socket) Send(src, dst netip.Addr, msg []byte) error {
 	var buf [1500]byte
-	pkt := AppendIPv4(buf[:0], IPv4Header{
-		TOS: TOSInternetControl, TTL: 255, Protocol: Protocol, ID: uint16(c.id.Add(1)), Src: src, Dst: dst,
+	pkt := vrrp.AppendIPv4(buf[:0], vrrp.IPv4Header{
+		TOS: vrrp.TOSInternetControl, TTL: 255, Protocol: vrrp.Protocol, ID: uint16(c.id.Add(1)), Src: src, Dst: dst,
 	}, msg)
 	rc, err := c.f.SyscallConn()
 	if err != nil {
@@ -197,7 +199,7 @@ func (c *Conn) Send(src, dst netip.Addr, msg []byte) error {
 }
 
 // Close closes the socket; a blocked Read returns.
-func (c *Conn) Close() error {
+func (c *Socket) Close() error {
 	c.closed.Store(true)
 	return c.f.Close()
 }

@@ -1,9 +1,11 @@
-package vrrp
+package host
 
 import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/haa-dev/haa/node/vrrp"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,8 +20,8 @@ type preciseTimer struct {
 	c  chan time.Time
 }
 
-// NewPreciseTimer returns a Timer backed by a CLOCK_MONOTONIC timerfd.
-func NewPreciseTimer() (Timer, error) {
+// NewPreciseTimer returns a vrrp.Timer backed by a CLOCK_MONOTONIC timerfd.
+func NewPreciseTimer() (vrrp.Timer, error) {
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("timerfd: %w", err)
