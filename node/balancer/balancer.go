@@ -33,6 +33,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/haa-dev/haa/node/check"
+	"github.com/haa-dev/haa/node/check/probe"
 	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/internal/fifo"
 	"github.com/haa-dev/haa/node/internal/pace"
@@ -104,7 +105,7 @@ type Balancer struct {
 	lbName     string
 	lbReason   string
 	requested  string // loadBalancer.backend when the backend was chosen
-	sched      *check.Scheduler
+	sched      *probe.Scheduler
 	vss        map[string]*vsRun // by name
 	order      []string          // names in the configured order
 	programmed lvs.State         // what the backend holds of ours
@@ -426,7 +427,7 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 		}
 		b.backend, b.lbName, b.lbReason, b.requested = nb, nb.Name(), reason, c.LBBackend
 		b.log.Info("load-balancing backend chosen", "backend", nb.Name(), "reason", reason)
-		b.sched = check.NewScheduler(c.MaxChecks, func(id string, st check.Status) {
+		b.sched = probe.NewScheduler(c.MaxChecks, func(id string, st check.Status) {
 			b.q.Push(checkReport{id: id, st: st})
 		})
 		// What an earlier haad left (IPVS keeps it across a crash) is

@@ -5,7 +5,7 @@ import (
 	"net/netip"
 	"time"
 
-	"github.com/haa-dev/haa/node/check"
+	"github.com/haa-dev/haa/node/check/probe"
 	"github.com/haa-dev/haa/node/internal/pace"
 	"github.com/haa-dev/haa/node/lvs"
 )
@@ -60,7 +60,7 @@ type Snapshot struct {
 	// VirtualServers in the configured order.
 	VirtualServers []*VirtualServer
 
-	sched   *check.Scheduler // for the checks' latest results
+	sched   *probe.Scheduler // for the checks' latest results
 	counter lvs.Counter      // the backend, when it counts connections
 }
 
@@ -76,7 +76,7 @@ func (s *Snapshot) Latest(r RealServer) (detail string, took time.Duration, ok b
 	return latest(s.sched, r.checkID)
 }
 
-func latest(sched *check.Scheduler, id string) (detail string, took time.Duration, ok bool) {
+func latest(sched *probe.Scheduler, id string) (detail string, took time.Duration, ok bool) {
 	if sched == nil || id == "" {
 		return "", 0, false
 	}

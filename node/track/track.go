@@ -138,9 +138,9 @@ func (r *RiseFall) Observe(ok bool) (state, changed bool) {
 	return r.ok, true
 }
 
-// sleep waits for d or until ctx ends, and reports whether ctx is still
+// Sleep waits for d or until ctx ends, and reports whether ctx is still
 // live.
-func sleep(ctx context.Context, d time.Duration) bool {
+func Sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -151,16 +151,19 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// reporter sends a checker's results on, dropping repeats and keeping
+// Reporter sends a checker's results on, dropping repeats and keeping
 // Since at the last change of OK or Value.
-type reporter struct {
+type Reporter struct {
 	report func(Result)
 	last   Result
 	sent   bool
 }
 
-// send reports r unless it equals the last result reported (Since aside).
-func (p *reporter) send(r Result) {
+// NewReporter returns a Reporter that hands results to report.
+func NewReporter(report func(Result)) *Reporter { return &Reporter{report: report} }
+
+// Send reports r unless it equals the last result reported (Since aside).
+func (p *Reporter) Send(r Result) {
 	if p.sent {
 		if r.OK == p.last.OK && r.Value == p.last.Value {
 			if r.Detail == p.last.Detail {

@@ -1,10 +1,7 @@
 package track
 
 import (
-	"context"
-	"sync"
 	"testing"
-	"time"
 )
 
 func TestContribute(t *testing.T) {
@@ -86,67 +83,4 @@ func TestRiseFall(t *testing.T) {
 			}
 		}
 	}
-}
-
-// reports collects a checker's reports.
-type reports struct {
-	mu sync.Mutex
-	rs []Result
-	ch chan Result // every report, when not nil
-}
-
-func (r *reports) report(res Result) {
-	r.mu.Lock()
-	r.rs = append(r.rs, res)
-	r.mu.Unlock()
-	if r.ch != nil {
-		r.ch <- res
-	}
-}
-
-func (r *reports) all() []Result {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]Result(nil), r.rs...)
-}
-
-// start runs c until the test ends, and returns its reports and a function
-// that stops it and waits until Run returned.
-func start(t *testing.T, c Checker, buffered bool) (*reports, func()) {
-	t.Helper()
-	rep := &reports{}
-	if buffered {
-		rep.ch = make(chan Result, 1000)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		c.Run(ctx, rep.report)
-	}()
-	stop := func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Fatal("Run did not return after its context ended")
-		}
-	}
-	t.Cleanup(stop)
-	return rep, stop
-}
-
-// brief is a report without its time, for comparisons.
-type brief struct {
-	OK     bool
-	Value  int
-	Detail string
-}
-
-func briefs(rs []Result) []brief {
-	var bs []brief
-	for _, r := range rs {
-		bs = append(bs, brief{r.OK, r.Value, r.Detail})
-	}
-	return bs
 }

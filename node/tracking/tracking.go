@@ -36,6 +36,7 @@ import (
 	"github.com/haa-dev/haa/node/script"
 	"github.com/haa-dev/haa/node/syncgroup"
 	"github.com/haa-dev/haa/node/track"
+	"github.com/haa-dev/haa/node/track/checkers"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -107,7 +108,7 @@ type trackerRun struct {
 	cfg    config.Tracker
 	argv   []string // the resolved command of a script tracker
 	cancel context.CancelFunc
-	link   *track.Link // interface trackers
+	link   *checkers.Link // interface trackers
 	result track.Result
 	known  bool // result is a report, not the assumed initial state
 }
@@ -295,7 +296,7 @@ func (m *Manager) Commit(ch *Change) {
 			}
 			initial[tr.Name] = r
 		case track.KindFile:
-			initial[tr.Name] = track.ReadFile(tr.File)
+			initial[tr.Name] = checkers.ReadFile(tr.File)
 		}
 	}
 	m.mu.Lock()
@@ -405,18 +406,18 @@ func (m *Manager) startTracker(tr config.Tracker, cmd *script.Command, initial t
 	switch tr.Kind {
 	case track.KindScript:
 		run.argv = cmd.Argv
-		checker = &track.Script{Cmd: cmd, Interval: tr.Script.Interval, Timeout: tr.Script.Timeout,
+		checker = &checkers.Script{Cmd: cmd, Interval: tr.Script.Interval, Timeout: tr.Script.Timeout,
 			Rise: tr.Script.Rise, Fall: tr.Script.Fall}
 	case track.KindInterface:
-		run.link = track.NewLink(tr.Iface, initial.OK)
+		run.link = checkers.NewLink(tr.Iface, initial.OK)
 		run.result = initial
 		checker = run.link
 	case track.KindFile:
-		checker = &track.File{Path: tr.File}
+		checker = &checkers.File{Path: tr.File}
 		run.result = initial
 	case track.KindProcess:
 		p := tr.Process
-		checker = &track.Process{Name: p.Name, Args: p.Args, Quorum: p.Quorum, QuorumMax: p.QuorumMax, Interval: p.Interval}
+		checker = &checkers.Process{Name: p.Name, Args: p.Args, Quorum: p.Quorum, QuorumMax: p.QuorumMax, Interval: p.Interval}
 	default:
 		panic(fmt.Sprintf("tracker %s: kind %q", tr.Name, tr.Kind)) // config.Resolve sets one of the four
 	}

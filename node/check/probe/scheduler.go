@@ -1,4 +1,4 @@
-package check
+package probe
 
 import (
 	"container/heap"
@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/haa-dev/haa/node/check"
 
 	"github.com/haa-dev/haa/node/track"
 )
@@ -25,7 +27,7 @@ import (
 // The methods are safe for concurrent use and never wait for a probe.
 type Scheduler struct {
 	max    int
-	report func(id string, st Status)
+	report func(id string, st check.Status)
 
 	epoch  time.Time       // due times count from it
 	ctx    context.Context // ends at Close: cancels every probe
@@ -45,8 +47,8 @@ type Scheduler struct {
 // points to it), which discards the result of its probe in flight.
 type entry struct {
 	id   string
-	spec Spec
-	st   Status
+	spec check.Spec
+	st   check.Status
 	rf   *track.RiseFall
 
 	index  int                // in the heap; -1: not in it
@@ -59,9 +61,9 @@ type entry struct {
 // Scheduler's lock held: it must return quickly (queue the change) and
 // must not call the Scheduler's methods. It is not called for a check's
 // initial state, nor after Close returns.
-func NewScheduler(maxInFlight int, report func(id string, st Status)) *Scheduler {
+func NewScheduler(maxInFlight int, report func(id string, st check.Status)) *Scheduler {
 	if report == nil {
-		report = func(string, Status) {}
+		report = func(string, check.Status) {}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Scheduler{
@@ -84,22 +86,22 @@ func NewScheduler(maxInFlight int, report func(id string, st Status)) *Scheduler
 // streak again; its probe in flight, if any, is canceled and its result
 // discarded. Either way the first probe comes after a random delay in
 // [0, Jitter). Set after Close does nothing.
-func (s *Scheduler) Set(id string, spec Spec) { s.set(id, spec, nil) }
+func (s *Scheduler) Set(id string, spec check.Spec) { s.set(id, spec, nil) }
 
 // SetFrom is Set for a check that continues one the caller ran before
 // under another id (its configuration changed): a new id starts in state
 // from instead of Healthy, so a failed server stays failed until rise good
 // probes, and the change back is reported.
-func (s *Scheduler) SetFrom(id string, spec Spec, from Status) { s.set(id, spec, &from) }
+func (s *Scheduler) SetFrom(id string, spec check.Spec, from check.Status) { s.set(id, spec, &from) }
 
-func (s *Scheduler) set(id string, spec Spec, from *Status) {
+func (s *Scheduler) set(id string, spec check.Spec, from *check.Status) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return
 	}
-	st := Status{Healthy: true, Weight: -1, Last: Result{Weight: -1, Detail: "not checked yet"}, Since: now}
+	st := check.Status{Healthy: true, Weight: -1, Last: check.Result{Weight: -1, Detail: "not checked yet"}, Since: now}
 	if from != nil {
 		st = *from
 	}
@@ -128,12 +130,12 @@ func (s *Scheduler) Remove(id string) {
 }
 
 // Status returns the check id's current status, and whether it exists.
-func (s *Scheduler) Status(id string) (Status, bool) {
+func (s *Scheduler) Status(id string) (check.Status, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e := s.checks[id]
 	if e == nil {
-		return Status{}, false
+		return check.Status{}, false
 	}
 	return e.st, true
 }
@@ -238,7 +240,7 @@ func (s *Scheduler) start(e *entry) {
 
 // done records the result r of a probe of e and schedules the next one,
 // unless e was removed or replaced meanwhile.
-func (s *Scheduler) done(e *entry, r Result) {
+func (s *Scheduler) done(e *entry, r check.Result) {
 	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,4 +1,4 @@
-package track
+package checkers
 
 import (
 	"bytes"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/haa-dev/haa/node/track"
 )
 
 // Process is a tracker that counts the running processes of a program
@@ -35,16 +37,16 @@ type Process struct {
 
 // Run counts the processes at once and then every Interval until ctx
 // ends, reporting when the count changes.
-func (p *Process) Run(ctx context.Context, report func(Result)) {
+func (p *Process) Run(ctx context.Context, report func(track.Result)) {
 	interval := p.Interval
 	if interval <= 0 {
 		interval = time.Second
 	}
-	rep := reporter{report: report}
+	rep := track.NewReporter(report)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for ctx.Err() == nil {
-		rep.send(p.check())
+		rep.Send(p.check())
 		select {
 		case <-ctx.Done():
 		case <-t.C:
@@ -53,7 +55,7 @@ func (p *Process) Run(ctx context.Context, report func(Result)) {
 }
 
 // check counts the processes once.
-func (p *Process) check() Result {
+func (p *Process) check() track.Result {
 	quorum := max(p.Quorum, 1)
 	need := fmt.Sprintf("need %d..", quorum)
 	if p.QuorumMax > 0 {
@@ -61,13 +63,13 @@ func (p *Process) check() Result {
 	}
 	n, err := p.count()
 	if err != nil {
-		return Result{Detail: fmt.Sprintf("cannot count processes: %v", err), Since: time.Now()}
+		return track.Result{Detail: fmt.Sprintf("cannot count processes: %v", err), Since: time.Now()}
 	}
 	noun := "processes"
 	if n == 1 {
 		noun = "process"
 	}
-	return Result{
+	return track.Result{
 		OK:     n >= quorum && (p.QuorumMax == 0 || n <= p.QuorumMax),
 		Detail: fmt.Sprintf("%d %s (%s)", n, noun, need),
 		Since:  time.Now(),

@@ -1,4 +1,4 @@
-package track
+package checkers
 
 import (
 	"bytes"
@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/haa-dev/haa/node/track"
 
 	"golang.org/x/sys/unix"
 )
@@ -48,13 +50,13 @@ const maxFileRead = 4096
 
 // Run reads the file at once and then on every change until ctx ends,
 // reporting when the number or Detail changes.
-func (f *File) Run(ctx context.Context, report func(Result)) {
+func (f *File) Run(ctx context.Context, report func(track.Result)) {
 	poll := f.Poll
 	if poll <= 0 {
 		poll = 5 * time.Second
 	}
-	rep := reporter{report: report}
-	read := func() { rep.send(ReadFile(f.Path)) }
+	rep := track.NewReporter(report)
+	read := func() { rep.Send(ReadFile(f.Path)) }
 	dir, base := filepath.Dir(f.Path), filepath.Base(f.Path)
 	for ctx.Err() == nil {
 		w, err := watch(dir, base)
@@ -65,7 +67,7 @@ func (f *File) Run(ctx context.Context, report func(Result)) {
 		}
 		// The directory does not exist (yet), or it was removed or
 		// renamed: look again in a second.
-		sleep(ctx, time.Second)
+		track.Sleep(ctx, time.Second)
 	}
 }
 
@@ -90,9 +92,9 @@ func (f *File) follow(ctx context.Context, w *watcher, poll time.Duration, read 
 
 // ReadFile reads a file tracker's number once. OK is Value == 0 and Since
 // is now.
-func ReadFile(path string) Result {
+func ReadFile(path string) track.Result {
 	v, detail := readNumber(path)
-	return Result{OK: v == 0, Value: v, Detail: detail, Since: time.Now()}
+	return track.Result{OK: v == 0, Value: v, Detail: detail, Since: time.Now()}
 }
 
 // readNumber reads the number in a file and describes it.

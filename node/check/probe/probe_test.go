@@ -1,4 +1,4 @@
-package check
+package probe
 
 import (
 	"bufio"
@@ -25,6 +25,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/haa-dev/haa/node/check"
+
 	"github.com/haa-dev/haa/deploy/lab"
 	"github.com/miekg/dns"
 )
@@ -39,14 +41,14 @@ const (
 )
 
 // spec returns a Spec of kind for target with the long timeout.
-func spec(kind Kind, target netip.AddrPort) Spec {
-	return Spec{Kind: kind, Target: target, Interval: longTimeout, Timeout: longTimeout, RetryDelay: time.Second, Rise: 1, Fall: 1}
+func spec(kind check.Kind, target netip.AddrPort) check.Spec {
+	return check.Spec{Kind: kind, Target: target, Interval: longTimeout, Timeout: longTimeout, RetryDelay: time.Second, Rise: 1, Fall: 1}
 }
 
 // probeCase is one Probe and what it must say.
 type probeCase struct {
 	name   string
-	spec   Spec
+	spec   check.Spec
 	ok     bool
 	detail string // the Detail, or a prefix of it when it ends with "*"
 	// slow: the probe runs with testTimeout and must take about that.
@@ -78,7 +80,7 @@ func checkProbe(t *testing.T, c probeCase) {
 	if r.OK != c.ok || !detailMatches(r.Detail, c.detail) {
 		t.Errorf("Probe = OK %v %q, want OK %v %q", r.OK, r.Detail, c.ok, c.detail)
 	}
-	if c.spec.Kind != Exec && r.Weight != -1 {
+	if c.spec.Kind != check.Exec && r.Weight != -1 {
 		t.Errorf("Weight = %d, want -1", r.Weight)
 	}
 	if r.Duration <= 0 || r.Duration > took {
@@ -252,9 +254,9 @@ func TestProbeTCP(t *testing.T) {
 	t.Parallel()
 	up := serveTCP(t, func(net.Conn) {})
 	runCases(t, []probeCase{
-		{name: "ok", spec: spec(TCP, up), ok: true, detail: "connected"},
-		{name: "refused", spec: spec(TCP, refusedTCP(t)), detail: "connection refused"},
-		{name: "hanging", spec: spec(TCP, hangingTCP(t)), detail: "timeout after 400ms", slow: true},
+		{name: "ok", spec: spec(check.TCP, up), ok: true, detail: "connected"},
+		{name: "refused", spec: spec(check.TCP, refusedTCP(t)), detail: "connection refused"},
+		{name: "hanging", spec: spec(check.TCP, hangingTCP(t)), detail: "timeout after 400ms", slow: true},
 	})
 }
 
@@ -294,31 +296,31 @@ func TestProbeHTTP(t *testing.T) {
 	t.Cleanup(srv.Close)
 	target := addrPort(t, srv.Listener.Addr())
 
-	with := func(h HTTPSpec) Spec {
-		s := spec(HTTP, target)
+	with := func(h check.HTTPSpec) check.Spec {
+		s := spec(check.HTTP, target)
 		s.HTTP = &h
 		return s
 	}
 	runCases(t, []probeCase{
-		{name: "ok", spec: with(HTTPSpec{Path: "/"}), ok: true, detail: "status 200"},
-		{name: "no spec", spec: spec(HTTP, target), ok: true, detail: "status 200"},
-		{name: "digest and regex", spec: with(HTTPSpec{Path: "/", Digest: digest, Regex: regexp.MustCompile(`all is \w+`)}), ok: true, detail: "status 200"},
-		{name: "upper-case digest", spec: with(HTTPSpec{Path: "/", Digest: strings.ToUpper(digest)}), ok: true, detail: "status 200"},
-		{name: "status", spec: with(HTTPSpec{Path: "/down"}), detail: "status 503 (want 200-299)"},
-		{name: "codes", spec: with(HTTPSpec{Path: "/down", Codes: []int{200, 204}}), detail: "status 503 (want 200, 204)"},
-		{name: "code 503 wanted", spec: with(HTTPSpec{Path: "/down", Codes: []int{503}}), ok: true, detail: "status 503"},
-		{name: "redirect not followed", spec: with(HTTPSpec{Path: "/moved"}), detail: "status 301 (want 200-299)"},
-		{name: "redirect wanted", spec: with(HTTPSpec{Path: "/moved", Codes: []int{301}}), ok: true, detail: "status 301"},
-		{name: "digest", spec: with(HTTPSpec{Path: "/", Digest: "0123456789abcdef0123456789abcdef"}),
+		{name: "ok", spec: with(check.HTTPSpec{Path: "/"}), ok: true, detail: "status 200"},
+		{name: "no spec", spec: spec(check.HTTP, target), ok: true, detail: "status 200"},
+		{name: "digest and regex", spec: with(check.HTTPSpec{Path: "/", Digest: digest, Regex: regexp.MustCompile(`all is \w+`)}), ok: true, detail: "status 200"},
+		{name: "upper-case digest", spec: with(check.HTTPSpec{Path: "/", Digest: strings.ToUpper(digest)}), ok: true, detail: "status 200"},
+		{name: "status", spec: with(check.HTTPSpec{Path: "/down"}), detail: "status 503 (want 200-299)"},
+		{name: "codes", spec: with(check.HTTPSpec{Path: "/down", Codes: []int{200, 204}}), detail: "status 503 (want 200, 204)"},
+		{name: "code 503 wanted", spec: with(check.HTTPSpec{Path: "/down", Codes: []int{503}}), ok: true, detail: "status 503"},
+		{name: "redirect not followed", spec: with(check.HTTPSpec{Path: "/moved"}), detail: "status 301 (want 200-299)"},
+		{name: "redirect wanted", spec: with(check.HTTPSpec{Path: "/moved", Codes: []int{301}}), ok: true, detail: "status 301"},
+		{name: "digest", spec: with(check.HTTPSpec{Path: "/", Digest: "0123456789abcdef0123456789abcdef"}),
 			detail: fmt.Sprintf("digest %s... (want 01234567...)", digest[:8])},
-		{name: "regex", spec: with(HTTPSpec{Path: "/", Regex: regexp.MustCompile(`^ok`)}), detail: "body does not match ^ok"},
-		{name: "body limit", spec: with(HTTPSpec{Path: "/big", Regex: regexp.MustCompile(`ok`)}), detail: "body does not match ok"},
-		{name: "not found", spec: with(HTTPSpec{Path: "/nothing/here"}), detail: "status 404 (want 200-299)"},
-		{name: "refused", spec: spec(HTTP, refusedTCP(t)), detail: "connection refused"},
-		{name: "slow", spec: with(HTTPSpec{Path: "/slow"}), detail: "timeout after 400ms", slow: true},
-		{name: "hanging", spec: spec(HTTP, silentTCP(t)), detail: "timeout after 400ms", slow: true},
-		{name: "no connect", spec: spec(HTTP, hangingTCP(t)), detail: "timeout after 400ms", slow: true},
-		{name: "not http", spec: spec(HTTP, serveTCP(t, func(c net.Conn) {
+		{name: "regex", spec: with(check.HTTPSpec{Path: "/", Regex: regexp.MustCompile(`^ok`)}), detail: "body does not match ^ok"},
+		{name: "body limit", spec: with(check.HTTPSpec{Path: "/big", Regex: regexp.MustCompile(`ok`)}), detail: "body does not match ok"},
+		{name: "not found", spec: with(check.HTTPSpec{Path: "/nothing/here"}), detail: "status 404 (want 200-299)"},
+		{name: "refused", spec: spec(check.HTTP, refusedTCP(t)), detail: "connection refused"},
+		{name: "slow", spec: with(check.HTTPSpec{Path: "/slow"}), detail: "timeout after 400ms", slow: true},
+		{name: "hanging", spec: spec(check.HTTP, silentTCP(t)), detail: "timeout after 400ms", slow: true},
+		{name: "no connect", spec: spec(check.HTTP, hangingTCP(t)), detail: "timeout after 400ms", slow: true},
+		{name: "not http", spec: spec(check.HTTP, serveTCP(t, func(c net.Conn) {
 			bufio.NewReader(c).ReadString('\n')
 			io.WriteString(c, "SSH-2.0-x\r\n\r\n")
 		})), detail: "get: *"},
@@ -328,8 +330,8 @@ func TestProbeHTTP(t *testing.T) {
 		mu.Lock()
 		hosts = nil
 		mu.Unlock()
-		checkProbe(t, probeCase{spec: with(HTTPSpec{Path: "/"}), ok: true, detail: "status 200"})
-		checkProbe(t, probeCase{spec: with(HTTPSpec{Path: "/", Host: "www.example.com"}), ok: true, detail: "status 200"})
+		checkProbe(t, probeCase{spec: with(check.HTTPSpec{Path: "/"}), ok: true, detail: "status 200"})
+		checkProbe(t, probeCase{spec: with(check.HTTPSpec{Path: "/", Host: "www.example.com"}), ok: true, detail: "status 200"})
 		mu.Lock()
 		defer mu.Unlock()
 		if want := []string{target.String(), "www.example.com"}; !slices.Equal(hosts, want) {
@@ -354,26 +356,26 @@ func TestProbeHTTPS(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("junk"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	with := func(h HTTPSpec) Spec {
-		s := spec(HTTPS, target)
+	with := func(h check.HTTPSpec) check.Spec {
+		s := spec(check.HTTPS, target)
 		h.Path = "/"
 		s.HTTP = &h
 		return s
 	}
 	runCases(t, []probeCase{
-		{name: "verify off", spec: with(HTTPSpec{Regex: regexp.MustCompile(`^secure`)}), ok: true, detail: "status 200"},
-		{name: "verify on", spec: with(HTTPSpec{TLSVerify: true}), detail: "tls: x509: certificate signed by unknown authority"},
-		{name: "verify with ca", spec: with(HTTPSpec{TLSVerify: true, CAFile: ca}), ok: true, detail: "status 200"},
+		{name: "verify off", spec: with(check.HTTPSpec{Regex: regexp.MustCompile(`^secure`)}), ok: true, detail: "status 200"},
+		{name: "verify on", spec: with(check.HTTPSpec{TLSVerify: true}), detail: "tls: x509: certificate signed by unknown authority"},
+		{name: "verify with ca", spec: with(check.HTTPSpec{TLSVerify: true, CAFile: ca}), ok: true, detail: "status 200"},
 		// httptest's certificate is for example.com and 127.0.0.1.
-		{name: "server name from host", spec: with(HTTPSpec{TLSVerify: true, CAFile: ca, Host: "example.com:8443"}), ok: true, detail: "status 200"},
-		{name: "wrong server name", spec: with(HTTPSpec{TLSVerify: true, CAFile: ca, ServerName: "other.example.org"}), detail: "tls: x509: certificate is valid for example.com*"},
-		{name: "missing ca file", spec: with(HTTPSpec{TLSVerify: true, CAFile: ca + ".missing"}), detail: "ca file " + ca + ".missing: no such file or directory"},
-		{name: "bad ca file", spec: with(HTTPSpec{TLSVerify: true, CAFile: notPEM}), detail: "ca file " + notPEM + ": no PEM certificate"},
-		{name: "plain http server", spec: spec(HTTPS, serveTCP(t, func(c net.Conn) {
+		{name: "server name from host", spec: with(check.HTTPSpec{TLSVerify: true, CAFile: ca, Host: "example.com:8443"}), ok: true, detail: "status 200"},
+		{name: "wrong server name", spec: with(check.HTTPSpec{TLSVerify: true, CAFile: ca, ServerName: "other.example.org"}), detail: "tls: x509: certificate is valid for example.com*"},
+		{name: "missing ca file", spec: with(check.HTTPSpec{TLSVerify: true, CAFile: ca + ".missing"}), detail: "ca file " + ca + ".missing: no such file or directory"},
+		{name: "bad ca file", spec: with(check.HTTPSpec{TLSVerify: true, CAFile: notPEM}), detail: "ca file " + notPEM + ": no PEM certificate"},
+		{name: "plain http server", spec: spec(check.HTTPS, serveTCP(t, func(c net.Conn) {
 			io.WriteString(c, "HTTP/1.0 400 Bad Request\r\n\r\n")
 		})), detail: "get: *"},
-		{name: "refused", spec: spec(HTTPS, refusedTCP(t)), detail: "connection refused"},
-		{name: "hanging", spec: spec(HTTPS, silentTCP(t)), detail: "timeout after 400ms", slow: true},
+		{name: "refused", spec: spec(check.HTTPS, refusedTCP(t)), detail: "connection refused"},
+		{name: "hanging", spec: spec(check.HTTPS, silentTCP(t)), detail: "timeout after 400ms", slow: true},
 	})
 }
 
@@ -413,16 +415,16 @@ func TestProbeSMTP(t *testing.T) {
 	t.Parallel()
 	good := &smtpServer{greeting: "220-mail.example.com ESMTP\r\n220 welcome\r\n", helo: "250 mail.example.com\r\n"}
 	goodAddr := serveTCP(t, good.serve)
-	with := func(target netip.AddrPort) Spec {
-		s := spec(SMTP, target)
-		s.SMTP = &SMTPSpec{Helo: "lb1.example.com"}
+	with := func(target netip.AddrPort) check.Spec {
+		s := spec(check.SMTP, target)
+		s.SMTP = &check.SMTPSpec{Helo: "lb1.example.com"}
 		return s
 	}
 	runCases(t, []probeCase{
 		{name: "ok", spec: with(goodAddr), ok: true, detail: "helo 250"},
 		{name: "greeting 554", spec: with(serveTCP(t, (&smtpServer{greeting: "554 go away\r\n", helo: "250 ok\r\n"}).serve)), detail: "greeting 554"},
 		{name: "helo 550", spec: with(serveTCP(t, (&smtpServer{greeting: "220 hi\r\n", helo: "550 no\r\n"}).serve)), detail: "helo 550"},
-		{name: "not smtp", spec: with(serveTCP(t, (&smtpServer{greeting: "hello there\r\n"}).serve)), detail: "greeting: not an SMTP reply"},
+		{name: "not smtp", spec: with(serveTCP(t, (&smtpServer{greeting: "hello there\r\n"}).serve)), detail: "greeting: not an check.SMTP reply"},
 		{name: "closed", spec: with(serveTCP(t, func(net.Conn) {})), detail: "greeting: connection closed"},
 		{name: "refused", spec: with(refusedTCP(t)), detail: "connection refused"},
 		{name: "slow", spec: with(serveTCP(t, (&smtpServer{greeting: "220 hi\r\n", helo: "250 ok\r\n", delay: testTimeout + 300*time.Millisecond}).serve)), detail: "timeout after 400ms", slow: true},
@@ -482,9 +484,9 @@ func serveDNS(t *testing.T) netip.AddrPort {
 func TestProbeDNS(t *testing.T) {
 	t.Parallel()
 	target := serveDNS(t)
-	ask := func(target netip.AddrPort, typ, name string) Spec {
-		s := spec(DNS, target)
-		s.DNS = &DNSSpec{Type: typ, Name: name}
+	ask := func(target netip.AddrPort, typ, name string) check.Spec {
+		s := spec(check.DNS, target)
+		s.DNS = &check.DNSSpec{Type: typ, Name: name}
 		return s
 	}
 	runCases(t, []probeCase{
@@ -507,9 +509,9 @@ func TestProbeUDP(t *testing.T) {
 	wrong := serveUDP(t, 0, func([]byte) []byte { return []byte("xyz") })
 	slow := serveUDP(t, testTimeout+300*time.Millisecond, func([]byte) []byte { return []byte("pong") })
 	silent := serveUDP(t, 0, func([]byte) []byte { return nil })
-	with := func(target netip.AddrPort, payload, expect string) Spec {
-		s := spec(UDP, target)
-		s.UDP = &UDPSpec{Payload: []byte(payload)}
+	with := func(target netip.AddrPort, payload, expect string) check.Spec {
+		s := spec(check.UDP, target)
+		s.UDP = &check.UDPSpec{Payload: []byte(payload)}
 		if expect != "" {
 			s.UDP.Expect = []byte(expect)
 		}
@@ -519,7 +521,7 @@ func TestProbeUDP(t *testing.T) {
 		{name: "reply", spec: with(pong, "ping", "pong"), ok: true, detail: "reply of 9 bytes"},
 		{name: "reply not needed", spec: with(pong, "ping", ""), ok: true, detail: "reply of 9 bytes"},
 		{name: "empty payload", spec: with(pong, "", "pong"), ok: true, detail: "reply of 5 bytes"},
-		{name: "no spec", spec: spec(UDP, pong), ok: true, detail: "reply of 5 bytes"},
+		{name: "no spec", spec: spec(check.UDP, pong), ok: true, detail: "reply of 5 bytes"},
 		{name: "wrong reply", spec: with(wrong, "ping", "pong"), detail: `reply "xyz" (want prefix "pong")`},
 		{name: "refused", spec: with(closedUDP(t), "ping", ""), detail: "connection refused"},
 		{name: "refused with expect", spec: with(closedUDP(t), "ping", "pong"), detail: "connection refused"},
@@ -544,8 +546,8 @@ func requireRoot(t *testing.T) {
 func TestProbePing(t *testing.T) {
 	requireRoot(t)
 	runCases(t, []probeCase{
-		{name: "ok", spec: spec(Ping, netip.MustParseAddrPort("127.0.0.1:0")), ok: true, detail: "echo reply"},
-		{name: "mapped", spec: spec(Ping, netip.MustParseAddrPort("[::ffff:127.0.0.1]:0")), ok: true, detail: "echo reply"},
+		{name: "ok", spec: spec(check.Ping, netip.MustParseAddrPort("127.0.0.1:0")), ok: true, detail: "echo reply"},
+		{name: "mapped", spec: spec(check.Ping, netip.MustParseAddrPort("[::ffff:127.0.0.1]:0")), ok: true, detail: "echo reply"},
 	})
 	t.Run("ipv6", func(t *testing.T) {
 		if c, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
@@ -553,7 +555,7 @@ func TestProbePing(t *testing.T) {
 		} else {
 			c.Close()
 		}
-		checkProbe(t, probeCase{spec: spec(Ping, netip.MustParseAddrPort("[::1]:0")), ok: true, detail: "echo reply"})
+		checkProbe(t, probeCase{spec: spec(check.Ping, netip.MustParseAddrPort("[::1]:0")), ok: true, detail: "echo reply"})
 	})
 }
 
@@ -570,8 +572,8 @@ func TestProbePingNoReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := []probeCase{
-		{name: "ignored", spec: spec(Ping, netip.MustParseAddrPort("127.0.0.1:0")), detail: "timeout after 400ms", slow: true},
-		{name: "no route", spec: spec(Ping, netip.MustParseAddrPort("10.213.77.1:0")), detail: "network unreachable"},
+		{name: "ignored", spec: spec(check.Ping, netip.MustParseAddrPort("127.0.0.1:0")), detail: "timeout after 400ms", slow: true},
+		{name: "no route", spec: spec(check.Ping, netip.MustParseAddrPort("10.213.77.1:0")), detail: "network unreachable"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -627,8 +629,8 @@ func TestProbeExec(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				s := Spec{Kind: Exec, Target: target, Interval: 5 * time.Second, Timeout: 3 * time.Second,
-					Exec: &ExecSpec{Run: c.run, Dynamic: c.dynamic}}
+				s := check.Spec{Kind: check.Exec, Target: target, Interval: 5 * time.Second, Timeout: 3 * time.Second,
+					Exec: &check.ExecSpec{Run: c.run, Dynamic: c.dynamic}}
 				r := Probe(context.Background(), s)
 				if r.OK != c.ok || r.Weight != c.weight || r.Detail != c.detail {
 					t.Errorf("Probe = %+v, want OK %v Weight %d Detail %q", r, c.ok, c.weight, c.detail)
@@ -655,7 +657,7 @@ func TestProbeCanceled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancelCause(context.Background())
 		time.AfterFunc(time.Second, func() { cancel(errors.New("scheduler closed")) })
-		r := Probe(ctx, Spec{Kind: Exec, Timeout: 3 * time.Second, Exec: &ExecSpec{Run: &fakeExec{hang: true}}})
+		r := Probe(ctx, check.Spec{Kind: check.Exec, Timeout: 3 * time.Second, Exec: &check.ExecSpec{Run: &fakeExec{hang: true}}})
 		if r.OK || r.Detail != "killed" || r.Duration != time.Second {
 			t.Errorf("Probe = %+v, want failed after 1s, the runner's detail", r)
 		}
@@ -663,7 +665,7 @@ func TestProbeCanceled(t *testing.T) {
 	// A network check canceled from outside says so.
 	ctx, cancel := context.WithCancelCause(context.Background())
 	time.AfterFunc(50*time.Millisecond, func() { cancel(errors.New("scheduler closed")) })
-	s := spec(SMTP, silentTCP(t))
+	s := spec(check.SMTP, silentTCP(t))
 	s.Timeout = 5 * time.Second
 	start := time.Now()
 	r := Probe(ctx, s)
@@ -673,7 +675,7 @@ func TestProbeCanceled(t *testing.T) {
 }
 
 func TestProbeUnknownKind(t *testing.T) {
-	r := Probe(context.Background(), Spec{Kind: "gopher", Timeout: time.Second})
+	r := Probe(context.Background(), check.Spec{Kind: "gopher", Timeout: time.Second})
 	if r.OK || r.Detail != `unknown check kind "gopher"` || r.Weight != -1 {
 		t.Errorf("Probe = %+v", r)
 	}

@@ -1,4 +1,4 @@
-package track
+package checkers
 
 import (
 	"fmt"
@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/haa-dev/haa/node/track"
 )
 
 func TestReadFile(t *testing.T) {
@@ -56,7 +58,7 @@ func TestReadFile(t *testing.T) {
 
 // await waits for a report with the value and detail, skipping others
 // (a file being written may be seen empty first).
-func await(t *testing.T, rep *reports, value int, detail string) Result {
+func await(t *testing.T, rep *reports, value int, detail string) track.Result {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {

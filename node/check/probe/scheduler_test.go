@@ -1,4 +1,4 @@
-package check
+package probe
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/haa-dev/haa/node/check"
 )
 
 // gauge counts runs in progress across runners, and the most at once.
@@ -88,9 +90,9 @@ func (r *runner) started() []time.Duration {
 
 // execSpec returns an exec check run by r: interval 10s, retry delay 2s,
 // timeout 1s, no jitter.
-func execSpec(r *runner, rise, fall int) Spec {
-	return Spec{Kind: Exec, Interval: 10 * time.Second, Timeout: time.Second, RetryDelay: 2 * time.Second,
-		Rise: rise, Fall: fall, Exec: &ExecSpec{Run: r}}
+func execSpec(r *runner, rise, fall int) check.Spec {
+	return check.Spec{Kind: check.Exec, Interval: 10 * time.Second, Timeout: time.Second, RetryDelay: 2 * time.Second,
+		Rise: rise, Fall: fall, Exec: &check.ExecSpec{Run: r}}
 }
 
 // report is one call of the report callback.
@@ -99,8 +101,8 @@ type report struct {
 	at      time.Duration // since t0
 	healthy bool
 	weight  int
-	since   time.Duration // Status.Since, since t0
-	detail  string        // Status.Last.Detail
+	since   time.Duration // check.Status.Since, since t0
+	detail  string        // check.Status.Last.Detail
 }
 
 func (r report) String() string {
@@ -114,7 +116,7 @@ type reports struct {
 	list []report
 }
 
-func (rs *reports) report(id string, st Status) {
+func (rs *reports) report(id string, st check.Status) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
 	rs.list = append(rs.list, report{id, time.Since(rs.t0), st.Healthy, st.Weight, st.Since.Sub(rs.t0), st.Last.Detail})
@@ -144,7 +146,7 @@ func TestSchedulerRiseFall(t *testing.T) {
 		s.Set("rs1", execSpec(r, 2, 2))
 		st, ok := s.Status("rs1")
 		if !ok || !st.Healthy || st.Weight != -1 || !st.Since.Equal(t0) || st.Last.Detail != "not checked yet" {
-			t.Fatalf("initial Status = %+v, %v; want healthy, weight -1, since now", st, ok)
+			t.Fatalf("initial check.Status = %+v, %v; want healthy, weight -1, since now", st, ok)
 		}
 		time.Sleep(65 * time.Second)
 		synctest.Wait()
@@ -340,7 +342,7 @@ func TestSchedulerSetRemove(t *testing.T) {
 		s.Remove("b")
 		s.Remove("nothing")
 		if _, ok := s.Status("b"); ok || s.Len() != 1 {
-			t.Errorf("after Remove: Status found %v, Len %d; want gone, 1", ok, s.Len())
+			t.Errorf("after Remove: check.Status found %v, Len %d; want gone, 1", ok, s.Len())
 		}
 	})
 }

@@ -1,9 +1,11 @@
-package track
+package checkers
 
 import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/haa-dev/haa/node/track"
 )
 
 // Link is an interface tracker: OK while the link is up. It does not watch
@@ -44,16 +46,16 @@ func (l *Link) Set(up bool) {
 
 // Run reports the link's state at once and then on every change, until
 // ctx ends. Run one Run at a time.
-func (l *Link) Run(ctx context.Context, report func(Result)) {
-	rep := reporter{report: report}
+func (l *Link) Run(ctx context.Context, report func(track.Result)) {
+	rep := track.NewReporter(report)
 	for {
 		l.mu.Lock()
-		r := Result{OK: l.up, Detail: "link down", Since: l.since}
+		r := track.Result{OK: l.up, Detail: "link down", Since: l.since}
 		l.mu.Unlock()
 		if r.OK {
 			r.Detail = "link up"
 		}
-		rep.send(r)
+		rep.Send(r)
 		select {
 		case <-ctx.Done():
 			return

@@ -1,4 +1,4 @@
-package check
+package probe
 
 import (
 	"bufio"
@@ -23,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/haa-dev/haa/node/check"
 
 	"github.com/miekg/dns"
 	"golang.org/x/net/icmp"
@@ -52,13 +54,13 @@ func (e timeoutError) Error() string { return "timeout after " + e.d.String() }
 // Spec.
 type probe struct {
 	ctx context.Context
-	s   Spec
+	s   check.Spec
 }
 
 // Probe runs one check of s and returns its outcome. It gives up after
 // s.Timeout (when > 0) or when ctx ends, whichever comes first. Duration
 // is always set; Weight is -1 unless a dynamic exec check sets it.
-func Probe(ctx context.Context, s Spec) Result {
+func Probe(ctx context.Context, s check.Spec) check.Result {
 	start := time.Now()
 	if s.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -66,26 +68,26 @@ func Probe(ctx context.Context, s Spec) Result {
 		defer cancel()
 	}
 	p := probe{ctx: ctx, s: s}
-	var r Result
+	var r check.Result
 	switch s.Kind {
-	case TCP:
+	case check.TCP:
 		r = p.tcp()
-	case HTTP, HTTPS:
+	case check.HTTP, check.HTTPS:
 		r = p.http()
-	case SMTP:
+	case check.SMTP:
 		r = p.smtp()
-	case DNS:
+	case check.DNS:
 		r = p.dns()
-	case UDP:
+	case check.UDP:
 		r = p.udp()
-	case Ping:
+	case check.Ping:
 		r = p.ping()
-	case Exec:
+	case check.Exec:
 		r = p.exec()
 	default:
-		r = Result{Detail: fmt.Sprintf("unknown check kind %q", s.Kind)}
+		r = check.Result{Detail: fmt.Sprintf("unknown check kind %q", s.Kind)}
 	}
-	if !r.OK || s.Kind != Exec {
+	if !r.OK || s.Kind != check.Exec {
 		r.Weight = -1
 	}
 	r.Duration = time.Since(start)
@@ -93,14 +95,14 @@ func Probe(ctx context.Context, s Spec) Result {
 }
 
 // ok returns a healthy Result saying detail.
-func ok(detail string) Result { return Result{OK: true, Weight: -1, Detail: detail} }
+func ok(detail string) check.Result { return check.Result{OK: true, Weight: -1, Detail: detail} }
 
 // fail returns a failed Result saying detail.
-func fail(detail string) Result { return Result{Weight: -1, Detail: detail} }
+func fail(detail string) check.Result { return check.Result{Weight: -1, Detail: detail} }
 
 // failErr returns a failed Result describing err, prefixed with what was
 // being done when it is not a timeout, a refusal or a cancellation.
-func (p probe) failErr(what string, err error) Result {
+func (p probe) failErr(what string, err error) check.Result {
 	d, plain := p.describe(err)
 	if !plain && what != "" {
 		d = what + ": " + d
@@ -157,7 +159,7 @@ func (p probe) bind(c interface{ SetDeadline(time.Time) error }) (stop func() bo
 }
 
 // tcp connects and closes at once.
-func (p probe) tcp() Result {
+func (p probe) tcp() check.Result {
 	c, err := p.dial("tcp")
 	if err != nil {
 		return p.failErr("connect", err)
@@ -170,7 +172,7 @@ func (p probe) tcp() Result {
 // unless it is the scheme's default.
 func (p probe) hostPort() string {
 	a := p.s.Target
-	if (p.s.Kind == HTTP && a.Port() == 80) || (p.s.Kind == HTTPS && a.Port() == 443) {
+	if (p.s.Kind == check.HTTP && a.Port() == 80) || (p.s.Kind == check.HTTPS && a.Port() == 443) {
 		if a.Addr().Unmap().Is6() {
 			return "[" + a.Addr().String() + "]"
 		}
@@ -180,10 +182,10 @@ func (p probe) hostPort() string {
 }
 
 // http GETs the path, checks the status, then the body's digest and regex.
-func (p probe) http() Result {
+func (p probe) http() check.Result {
 	h := p.s.HTTP
 	if h == nil {
-		h = &HTTPSpec{}
+		h = &check.HTTPSpec{}
 	}
 	path := h.Path
 	if path == "" {
@@ -198,9 +200,9 @@ func (p probe) http() Result {
 	}
 	defer tr.CloseIdleConnections()
 	scheme := "http"
-	if p.s.Kind == HTTPS {
+	if p.s.Kind == check.HTTPS {
 		scheme = "https"
-		conf, err := h.tlsConfig(p.s.Target.Addr())
+		conf, err := tlsConfig(h, p.s.Target.Addr())
 		if err != nil {
 			return fail(err.Error())
 		}
@@ -288,7 +290,7 @@ func wantCodes(codes []int) string {
 }
 
 // tlsConfig returns the TLS settings of an https check of addr.
-func (h *HTTPSpec) tlsConfig(addr netip.Addr) (*tls.Config, error) {
+func tlsConfig(h *check.HTTPSpec, addr netip.Addr) (*tls.Config, error) {
 	name := h.ServerName
 	if name == "" && h.Host != "" {
 		name = h.Host
@@ -321,7 +323,7 @@ func (h *HTTPSpec) tlsConfig(addr netip.Addr) (*tls.Config, error) {
 }
 
 // smtp reads the greeting, says HELO and QUIT.
-func (p probe) smtp() Result {
+func (p probe) smtp() check.Result {
 	helo := "haa"
 	if p.s.SMTP != nil && p.s.SMTP.Helo != "" {
 		helo = p.s.SMTP.Helo
@@ -361,7 +363,7 @@ func readReply(r *textproto.Reader) (int, error) {
 	code, _, err := r.ReadResponse(0)
 	var pe textproto.ProtocolError
 	if errors.As(err, &pe) {
-		return 0, errors.New("not an SMTP reply")
+		return 0, errors.New("not an check.SMTP reply")
 	}
 	var te *textproto.Error
 	if errors.As(err, &te) {
@@ -393,7 +395,7 @@ func (l *limitedReader) Read(b []byte) (int, error) {
 }
 
 // dns asks the question over UDP and wants rcode NOERROR.
-func (p probe) dns() Result {
+func (p probe) dns() check.Result {
 	typ, name := "SOA", "."
 	if p.s.DNS != nil {
 		if p.s.DNS.Type != "" {
@@ -420,13 +422,13 @@ func (p probe) dns() Result {
 	if err := co.WriteMsg(m); err != nil {
 		return p.failErr("send", err)
 	}
-	var bad error // the last datagram that was not a DNS message
+	var bad error // the last datagram that was not a check.DNS message
 	for range maxReads {
 		reply, err := co.ReadMsg()
 		if err != nil {
 			if reply != nil || errors.Is(err, dns.ErrShortRead) {
 				bad = err
-				continue // not a DNS message: wait for a good one
+				continue // not a check.DNS message: wait for a good one
 			}
 			if bad != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 				return fail("bad reply: " + bad.Error())
@@ -453,7 +455,7 @@ func rcodeName(rc int) string {
 }
 
 // udp sends the payload and waits for a reply (or an ICMP error).
-func (p probe) udp() Result {
+func (p probe) udp() check.Result {
 	var payload, expect []byte
 	if p.s.UDP != nil {
 		payload, expect = p.s.UDP.Payload, p.s.UDP.Expect
@@ -499,7 +501,7 @@ func clip(b []byte, n int) []byte {
 }
 
 // ping sends one ICMP echo request and waits for its reply.
-func (p probe) ping() Result {
+func (p probe) ping() check.Result {
 	addr := p.s.Target.Addr().Unmap()
 	network, listen := "ip4:icmp", "0.0.0.0"
 	var typ, replyType icmp.Type = ipv4.ICMPTypeEcho, ipv4.ICMPTypeEchoReply
@@ -552,7 +554,7 @@ func (p probe) ping() Result {
 }
 
 // exec runs the command with the real server's address and port.
-func (p probe) exec() Result {
+func (p probe) exec() check.Result {
 	if p.s.Exec == nil || p.s.Exec.Run == nil {
 		return fail("no command")
 	}
@@ -574,7 +576,7 @@ func (p probe) exec() Result {
 	}
 	d := "exit " + strconv.Itoa(code)
 	if p.s.Exec.Dynamic && code >= 2 && code <= 255 {
-		return Result{OK: true, Weight: code - 2, Detail: fmt.Sprintf("%s (weight %d)", d, code-2)}
+		return check.Result{OK: true, Weight: code - 2, Detail: fmt.Sprintf("%s (weight %d)", d, code-2)}
 	}
 	if detail != "" {
 		d += ": " + detail

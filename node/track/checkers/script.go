@@ -1,9 +1,11 @@
-package track
+package checkers
 
 import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/haa-dev/haa/node/track"
 
 	"github.com/haa-dev/haa/node/script"
 )
@@ -32,7 +34,7 @@ type Script struct {
 // Run runs the command until ctx ends. The first report follows the first
 // run; later ones come when the state or the outcome changes ("exit status
 // 1" to "exit status 2" while failed is reported).
-func (s *Script) Run(ctx context.Context, report func(Result)) {
+func (s *Script) Run(ctx context.Context, report func(track.Result)) {
 	interval := s.Interval
 	if interval <= 0 {
 		interval = time.Second
@@ -41,8 +43,8 @@ func (s *Script) Run(ctx context.Context, report func(Result)) {
 	if timeout <= 0 {
 		timeout = interval
 	}
-	rf := NewRiseFall(s.Rise, s.Fall)
-	rep := reporter{report: report}
+	rf := track.NewRiseFall(s.Rise, s.Fall)
+	rep := track.NewReporter(report)
 	for ctx.Err() == nil {
 		start := time.Now()
 		res := s.Cmd.Run(ctx, timeout, nil, nil)
@@ -50,8 +52,8 @@ func (s *Script) Run(ctx context.Context, report func(Result)) {
 			return // killed because we are stopping: not an outcome
 		}
 		ok, _ := rf.Observe(res.Err == nil && res.Exit == 0)
-		rep.send(Result{OK: ok, Detail: outcome(res), Since: time.Now()})
-		if !sleep(ctx, interval-time.Since(start)) {
+		rep.Send(track.Result{OK: ok, Detail: outcome(res), Since: time.Now()})
+		if !track.Sleep(ctx, interval-time.Since(start)) {
 			return
 		}
 	}
