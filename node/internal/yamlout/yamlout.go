@@ -185,26 +185,18 @@ func (w *Writer) value(v any, depth int) {
 	}
 }
 
-// list writes a block sequence at depth.
+// list writes a block sequence at depth: an object's first member on the
+// dash's line, anything else as after a key.
 func (w *Writer) list(a []any, depth int) {
 	for _, x := range a {
 		w.indent(depth)
 		w.b.WriteByte('-')
-		switch x := x.(type) {
-		case object:
-			if len(x) == 0 {
-				w.b.WriteString(" {}\n")
-				continue
-			}
+		if o, ok := x.(object); ok && len(o) > 0 {
 			w.b.WriteByte(' ')
-			w.object(x, depth+1, false)
-		case []any:
-			w.value(x, depth)
-		default:
-			w.b.WriteByte(' ')
-			w.scalar(x)
-			w.b.WriteByte('\n')
+			w.object(o, depth+1, false)
+			continue
 		}
+		w.value(x, depth)
 	}
 }
 
