@@ -57,6 +57,9 @@ type Host interface {
 // errors.Is).
 var (
 	ErrGenerationMismatch = errors.New("configuration generation mismatch")
+	// ErrPersist: the configuration could not be written to its file
+	// (disk full, read-only, permissions): nothing was applied.
+	ErrPersist = errors.New("cannot write the configuration file")
 	ErrShutdown           = fleet.ErrStopped
 	ErrNotStarted         = fleet.ErrNotStarted
 	ErrFleetStale         = config.ErrFleetStale
@@ -367,7 +370,7 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	took.start("persist")
 	if opts.Persist && a.cfgFile != "" && ownHash != cur.ownHash {
 		if err := writeConfigFile(a.cfgFile, own, cur.generation+1); err != nil {
-			return ApplyResult{}, composed{}, fmt.Errorf("nothing applied: persisting the configuration: %w", err)
+			return ApplyResult{}, composed{}, fmt.Errorf("nothing applied: %w %s: %w", ErrPersist, a.cfgFile, err)
 		}
 	}
 
