@@ -59,11 +59,11 @@ var (
 	ErrGenerationMismatch = errors.New("configuration generation mismatch")
 	// ErrPersist: the configuration could not be written to its file
 	// (disk full, read-only, permissions): nothing was applied.
-	ErrPersist = errors.New("cannot write the configuration file")
-	ErrShutdown           = fleet.ErrStopped
-	ErrNotStarted         = fleet.ErrNotStarted
-	ErrFleetStale         = config.ErrFleetStale
-	ErrFleetConflict      = config.ErrFleetConflict
+	ErrPersist       = errors.New("cannot write the configuration file")
+	ErrShutdown      = fleet.ErrStopped
+	ErrNotStarted    = fleet.ErrNotStarted
+	ErrFleetStale    = config.ErrFleetStale
+	ErrFleetConflict = config.ErrFleetConflict
 )
 
 // Agent runs one node: it composes the subsystems and orders an apply.

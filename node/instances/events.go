@@ -1,9 +1,6 @@
 package instances
 
 import (
-	"sync"
-	"time"
-
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/haa-dev/haa/node/config"
@@ -52,13 +49,9 @@ func (s *Set) noticeFunc(c config.Instance) func(vrrp.Notice) {
 				msg += ": " + n.Err.Error()
 			}
 			e.Kind = &haav1.Event_Error{Error: &haav1.InstanceError{Message: msg}}
-		case vrrp.NoticeDrop:
-			count, ok := s.drops.report(n.Instance, n.Drop, n.Time)
-			if !ok {
-				return
-			}
+		case vrrp.NoticeDrop: // the runner reports drops at most every 10 s per reason
 			e.Kind = &haav1.Event_PacketsDropped{PacketsDropped: &haav1.PacketsDropped{
-				Reason: n.Drop.String(), Count: count, Detail: n.Detail}}
+				Reason: n.Drop.String(), Count: n.Count, Detail: n.Detail}}
 		default:
 			return
 		}
@@ -73,42 +66,4 @@ func StateProto(st vrrp.State) haav1.State {
 		return haav1.State_STATE_UNSPECIFIED
 	}
 	return haav1.State_STATE_INIT + haav1.State(st-vrrp.Init)
-}
-
-// dropEvery limits packet-drop events per instance and reason.
-const dropEvery = 10 * time.Second
-
-type dropKey struct {
-	instance string
-	reason   vrrp.DropReason
-}
-
-type dropReport struct {
-	last    time.Time
-	pending uint64
-}
-
-// dropReports rate-limits drop events: a flood of bad packets becomes one
-// event per instance and reason every dropEvery, with the count.
-type dropReports struct {
-	mu sync.Mutex
-	m  map[dropKey]*dropReport
-}
-
-func (d *dropReports) report(instance string, r vrrp.DropReason, now time.Time) (uint64, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	k := dropKey{instance, r}
-	st := d.m[k]
-	if st == nil {
-		st = &dropReport{}
-		d.m[k] = st
-	}
-	st.pending++
-	if !st.last.IsZero() && now.Sub(st.last) < dropEvery {
-		return 0, false
-	}
-	n := st.pending
-	st.pending, st.last = 0, now
-	return n, true
 }

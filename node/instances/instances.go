@@ -128,7 +128,6 @@ type Set struct {
 	host    Host
 	events  Events
 	observe func(vrrp.Notice)
-	drops   dropReports
 
 	ctx    context.Context // the runners' context: ends at Close
 	cancel context.CancelFunc
@@ -164,7 +163,6 @@ func New(d Deps) *Set {
 	s := &Set{log: d.Log, host: d.Host, events: d.Events, observe: d.Observe,
 		running: map[string]*Instance{}, ifaces: map[string]*iface{}, garps: map[string]host.Announcer{},
 		lastLink: map[string]bool{}}
-	s.drops.m = map[dropKey]*dropReport{}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.publish()
 	return s

@@ -126,6 +126,14 @@ func (i *Iface) HandleAt(pkt []byte, at time.Time) {
 		i.drop(r, &DropError{Reason: DropDestination, Detail: fmt.Sprintf("to %s from %s", h.Dst, h.Src)})
 		return
 	}
+	// Every check the packet alone decides runs before it is queued: a
+	// flood of junk never reaches the instance's mailbox. (The version,
+	// authentication, interval and addresses of a runner never change:
+	// changing them restarts the instance.)
+	if reason := Check(&r.rc.Config, h.Src, &a); reason != DropNone {
+		r.dropAdvert(at, reason, &a)
+		return
+	}
 	r.DeliverAt(h.Src, &a, at)
 }
 

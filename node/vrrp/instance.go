@@ -462,28 +462,48 @@ func (in *Instance) timer(now time.Time) {
 	}
 }
 
-// check applies the instance-level receive checks and returns a drop reason.
-func (in *Instance) check(a *Advert) (DropReason, string) {
-	if a.Version != in.cfg.Version {
-		return DropVersion, fmt.Sprintf("version %d, configured %d", a.Version, in.cfg.Version)
-	}
-	if a.Version == 2 {
-		if a.AuthType != in.cfg.AuthType {
-			return DropAuthType, fmt.Sprintf("auth type %d, configured %d", a.AuthType, in.cfg.AuthType)
-		}
-		if a.AuthType == AuthSimple && a.AuthData != in.cfg.AuthData {
-			return DropAuthFailure, "password mismatch"
-		}
-		if a.Interval != in.cfg.Interval {
-			return DropInterval, fmt.Sprintf("interval %v, configured %v", a.Interval, in.cfg.Interval)
-		}
-	}
+// Check applies the receive checks that need only the advert and the
+// instance's configuration (RFC 5798 7.1, RFC 3768 7.1): its own advert
+// looped back, version, v2 authentication and interval, the address list.
+// It returns why the advert must be dropped (DropNone: it must not); it
+// allocates nothing (CheckDetail says why in words). The interface's
+// receive loop runs it before an advert is queued (junk never takes a
+// genuine advert's place), the instance again when it handles one.
+func Check(cfg *Config, src netip.Addr, a *Advert) DropReason {
+	switch {
+	case src == cfg.Primary:
+		return DropOwnPacket
+	case a.Version != cfg.Version:
+		return DropVersion
+	case a.Version == 2 && a.AuthType != cfg.AuthType:
+		return DropAuthType
+	case a.Version == 2 && a.AuthType == AuthSimple && a.AuthData != cfg.AuthData:
+		return DropAuthFailure
+	case a.Version == 2 && a.Interval != cfg.Interval:
+		return DropInterval
 	// RFC 5798 7.1: a differing address list is a misconfiguration; the
 	// packet is dropped unless it comes from the address owner.
-	if a.Priority != PriorityOwner && !sameAddrs(a.Addrs, in.cfg.Addrs) {
-		return DropAddrList, fmt.Sprintf("addresses %v, configured %v", a.Addrs, in.cfg.Addrs)
+	case a.Priority != PriorityOwner && !sameAddrs(a.Addrs, cfg.Addrs):
+		return DropAddrList
 	}
-	return DropNone, ""
+	return DropNone
+}
+
+// CheckDetail says in words why Check dropped a.
+func CheckDetail(r DropReason, cfg *Config, a *Advert) string {
+	switch r {
+	case DropVersion:
+		return fmt.Sprintf("version %d, configured %d", a.Version, cfg.Version)
+	case DropAuthType:
+		return fmt.Sprintf("auth type %d, configured %d", a.AuthType, cfg.AuthType)
+	case DropAuthFailure:
+		return "password mismatch"
+	case DropInterval:
+		return fmt.Sprintf("interval %v, configured %v", a.Interval, cfg.Interval)
+	case DropAddrList:
+		return fmt.Sprintf("addresses %v, configured %v", a.Addrs, cfg.Addrs)
+	}
+	return ""
 }
 
 // sameAddrs compares two address lists as sets.
@@ -505,12 +525,8 @@ outer:
 }
 
 func (in *Instance) advert(now time.Time, src netip.Addr, a *Advert) {
-	if src == in.cfg.Primary {
-		in.emit(ActDrop{Reason: DropOwnPacket})
-		return
-	}
-	if r, detail := in.check(a); r != DropNone {
-		in.emit(ActDrop{Reason: r, Detail: detail})
+	if r := Check(&in.cfg, src, a); r != DropNone {
+		in.emit(ActDrop{Reason: r, Detail: CheckDetail(r, &in.cfg, a)})
 		return
 	}
 	switch in.state {
@@ -528,6 +544,13 @@ func (in *Instance) backupAdvert(now time.Time, src netip.Addr, a *Advert) {
 		return
 	}
 	lower := a.Priority < in.priority
+	if lower && in.masterAddr.IsValid() && src != in.masterAddr && in.masterPrio >= in.priority {
+		// A lower advert from someone other than the master we follow,
+		// which is above us: discard it (RFC 5798 6.4.2). A third node
+		// below us, misconfigured or hostile, must not make us preempt a
+		// master that is still speaking.
+		return
+	}
 	if lower && !in.lowerMaster {
 		// keepalived's preempt_delay: after start-up, or after first
 		// seeing a lower-priority master, wait before preempting.

@@ -74,6 +74,9 @@ type Notice struct {
 	Added    bool
 	Want     bool
 	OwnFault bool
+	// Count is, for NoticeDrop, the packets dropped for Drop since the
+	// last NoticeDrop of that reason (reported at most every 10 s).
+	Count uint64
 }
 
 // Stats are an instance's counters.
@@ -149,12 +152,15 @@ type Runner struct {
 	log    *slog.Logger
 	notify func(Notice)
 
-	adverts  chan inAdvert
+	mb       *mailbox   // adverts waiting: the latest of each source
+	batch    []inAdvert // the Run goroutine's buffer for them
 	ctl      chan Event
 	done     chan struct{}
 	stopOnce sync.Once
 
 	stats Stats
+	// unreported counts, per reason, the drops since the last NoticeDrop.
+	unreported [numDropReasons]atomic.Uint64
 	// dropLogged holds, per reason, when a drop was last logged (unix ns):
 	// a misconfigured peer is logged every dropLogEvery, not per packet.
 	dropLogged [numDropReasons]atomic.Int64
@@ -200,7 +206,7 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 		rc: rc, in: NewInstance(rc.Config), send: send, addrs: addrs, garp: garp,
 		log:          log.With("instance", rc.Name, "vrid", rc.VRID, "iface", rc.Interface),
 		notify:       notify,
-		adverts:      make(chan inAdvert, 256),
+		mb:           newMailbox(),
 		ctl:          make(chan Event, 16),
 		done:         make(chan struct{}),
 		advertCache:  map[advertKey][]byte{},
@@ -248,11 +254,11 @@ func (r *Runner) publish(st Status) {
 func (r *Runner) Deliver(src netip.Addr, a *Advert) { r.DeliverAt(src, a, time.Now()) }
 
 // DeliverAt hands an advert that arrived at at to the instance without
-// blocking; when the instance is too far behind it is dropped and counted.
+// blocking. It replaces an advert of the same source still waiting; when
+// too many sources wait already it is dropped and counted, unless it comes
+// from the master the instance follows or a unicast peer (see mailbox).
 func (r *Runner) DeliverAt(src netip.Addr, a *Advert, at time.Time) {
-	select {
-	case r.adverts <- inAdvert{src, a, at}:
-	default:
+	if !r.mb.put(inAdvert{src, a, at}, r.protectedSource) {
 		r.stats.Drop(DropQueueFull)
 	}
 }
@@ -265,15 +271,33 @@ func (r *Runner) DropPacket(reason DropReason, detail string) {
 const dropLogEvery = 10 * time.Second
 
 func (r *Runner) dropped(now time.Time, reason DropReason, detail string) {
+	r.drop(now, reason, func() string { return detail })
+}
+
+// dropAdvert counts an advert Check dropped before it was queued; its
+// detail is worded only when it is logged or reported.
+func (r *Runner) dropAdvert(now time.Time, reason DropReason, a *Advert) {
+	r.drop(now, reason, func() string { return CheckDetail(reason, &r.rc.Config, a) })
+}
+
+// drop counts a dropped packet. It takes no lock and builds nothing per
+// packet: the drop is logged, and reported as a notice with the count
+// since the last one, at most every dropLogEvery per reason.
+func (r *Runner) drop(now time.Time, reason DropReason, detail func() string) {
 	r.stats.Drop(reason)
-	if reason > DropNone && reason < numDropReasons {
-		last := r.dropLogged[reason].Load()
-		if now.UnixNano()-last >= int64(dropLogEvery) && r.dropLogged[reason].CompareAndSwap(last, now.UnixNano()) {
-			r.log.Warn("advert dropped (logged at most every 10s per reason; see the drop counters)",
-				"reason", reason.String(), "detail", detail, "count", r.stats.Drops(reason))
-		}
+	if reason <= DropNone || reason >= numDropReasons {
+		return
 	}
-	r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeDrop, Drop: reason, Detail: detail})
+	r.unreported[reason].Add(1)
+	last := r.dropLogged[reason].Load()
+	if now.UnixNano()-last < int64(dropLogEvery) || !r.dropLogged[reason].CompareAndSwap(last, now.UnixNano()) {
+		return
+	}
+	d := detail()
+	r.log.Warn("advert dropped (logged at most every 10s per reason; see the drop counters)",
+		"reason", reason.String(), "detail", d, "count", r.stats.Drops(reason))
+	r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeDrop, Drop: reason, Detail: d,
+		Count: r.unreported[reason].Swap(0)})
 }
 
 // Link reports the interface state.
@@ -417,9 +441,8 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 	do(time.Now(), EvStart{LinkUp: linkUp})
 	for {
 		select {
-		case m := <-r.adverts:
-			r.stats.AdvertsReceived.Add(1)
-			do(m.at, EvAdvert{Src: m.src, Advert: m.adv})
+		case <-r.mb.wake:
+			r.handleAdverts(do)
 		case <-precise.C():
 			r.timerFired(armedT == precise, &armed, &armedT, do)
 		case <-coarse.C():
@@ -465,20 +488,22 @@ func (r *Runner) timerFired(current bool, armed *time.Time, armedT *Timer, do fu
 	}
 	// Adverts that arrived before the deadline count first: after a
 	// scheduling stall both may be ready, and select picks at random.
-	r.drainAdverts(do)
+	// (What waits is at most one advert per source: bounded work, so a
+	// flood never delays the timer for long.)
+	r.handleAdverts(do)
 	do(time.Now(), EvTimer{})
 }
 
-func (r *Runner) drainAdverts(do func(time.Time, Event)) {
-	for {
-		select {
-		case m := <-r.adverts:
-			r.stats.AdvertsReceived.Add(1)
-			do(m.at, EvAdvert{Src: m.src, Advert: m.adv})
-		default:
-			return
-		}
+// handleAdverts hands the instance the adverts waiting, in the order they
+// arrived.
+func (r *Runner) handleAdverts(do func(time.Time, Event)) {
+	r.batch = r.mb.take(r.batch)
+	slices.SortFunc(r.batch, func(x, y inAdvert) int { return x.at.Compare(y.at) })
+	for _, m := range r.batch {
+		r.stats.AdvertsReceived.Add(1)
+		do(m.at, EvAdvert{Src: m.src, Advert: m.adv})
 	}
+	clear(r.batch)
 }
 
 func (r *Runner) apply(now time.Time, acts []Action) {
