@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"net/netip"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -43,20 +44,25 @@ func TestFloodNeverCostsTheMastersAdverts(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				b := newBus()
-				backup := b.start(t, 2, 100, nil)
-				b.remove(backup) // it hears the master only through its interface
+				var mu sync.Mutex
 				var drops []Notice
-				backup.r.notify = func(n Notice) {
-					if n.Kind == NoticeDrop {
-						drops = append(drops, n)
+				b.prepare = func(n *node) {
+					n.r.notify = func(n Notice) {
+						if n.Kind == NoticeDrop {
+							mu.Lock()
+							drops = append(drops, n)
+							mu.Unlock()
+						}
 					}
 				}
+				backup := b.start(t, 2, 100, nil)
+				b.remove(backup) // it hears the master only through its interface
 				ifc := NewIface("eth0", quiet())
 				if err := ifc.Add(backup.r); err != nil {
 					t.Fatal(err)
 				}
+				b.prepare = func(n *node) { n.r.send = ifacePort{ifc} }
 				master := b.start(t, 1, 200, nil)
-				master.r.send = ifacePort{ifc}
 				time.Sleep(time.Second)
 				if st := backup.r.Status().State; st != Backup {
 					t.Fatalf("backup %v before the flood", st)
@@ -82,6 +88,8 @@ func TestFloodNeverCostsTheMastersAdverts(t *testing.T) {
 					if n := backup.r.Stats().Drops(tt.drop); n != 900000 {
 						t.Errorf("%d %s drops counted, want 900000", n, tt.drop)
 					}
+					mu.Lock()
+					defer mu.Unlock()
 					if len(drops) != 1 || drops[0].Count != 1 {
 						t.Errorf("%d drop notices: want one, at the first drop (the next is due after 10 s)", len(drops))
 					}

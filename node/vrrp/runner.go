@@ -174,9 +174,17 @@ type Runner struct {
 
 	timer Timer // protocol deadlines; default a time.Timer
 
+	// The addresses are added and removed by a worker goroutine (see
+	// vipWorker): a large set never delays an advert.
+	vipWish chan vipWish   // the latest wish not yet taken (capacity 1)
+	vipDone chan vipResult // what the worker did
+
 	// Owned by the Run goroutine.
-	vipErr       error // the last VIP add failed: retried at every advert
-	vipsHeld     bool
+	vipErr       error  // the last VIP add failed: retried at every advert
+	vipsHeld     bool   // added (or being retried) and announced
+	vipSeq       uint64 // the latest wish
+	vipReported  uint64 // the latest wish the worker reported on
+	vipAdd       bool   // what the latest wish asks
 	sendLogged   time.Time
 	advertCache  map[advertKey][]byte
 	updateConfig chan RunnerConfig
@@ -211,6 +219,8 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 		done:         make(chan struct{}),
 		advertCache:  map[advertKey][]byte{},
 		updateConfig: make(chan RunnerConfig, 1),
+		vipWish:      make(chan vipWish, 1),
+		vipDone:      make(chan vipResult, 1),
 	}
 	r.st = Status{Name: rc.Name, State: Init, Priority: rc.Priority}
 	for _, o := range opts {
@@ -380,6 +390,8 @@ func (r *Runner) Done() <-chan struct{} { return r.done }
 // shuts it down). linkUp is the interface state at start.
 func (r *Runner) Run(ctx context.Context, linkUp bool) {
 	defer close(r.done)
+	go r.vipWorker()
+	defer r.finishVIPs() // after the last removal: Done means they are gone
 	// Two clocks: the master-down timer of a backup is what failover
 	// latency hangs on, so it uses the precise timer (a timerfd on Linux);
 	// a master's advert timer can be a millisecond late without harm and
@@ -443,6 +455,10 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 		select {
 		case <-r.mb.wake:
 			r.handleAdverts(do)
+		case res := <-r.vipDone:
+			r.vipReport(time.Now(), res)
+			r.apply(time.Now(), nil)
+			rearmGARP()
 		case <-precise.C():
 			r.timerFired(armedT == precise, &armed, &armedT, do)
 		case <-coarse.C():
@@ -511,28 +527,19 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 		switch a := a.(type) {
 		case ActSend:
 			r.sendAdvert(now, a.Priority)
-			if r.vipErr != nil && r.in.State() == Master {
-				r.addVIPs(now) // retry at every advert until it works
+			if r.vipErr != nil && r.in.State() == Master && r.vipReported == r.vipSeq {
+				r.wishVIPs(true) // retry at every advert until it works
 			}
 		case ActAddVIPs:
-			r.addVIPs(now)
-			r.vipsHeld = true
-			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeVIPs, Added: true})
 			r.garpPlan = r.garpPlan[:0]
-			r.planGARP(now, r.rc.GARP.Delay)
-			r.garpDue(now)
+			r.wishVIPs(true) // announced once added (vipReport)
 		case ActAnnounce:
 			r.planGARP(now, 0)
 			r.garpDue(now)
 		case ActDelVIPs:
 			r.garpPlan = r.garpPlan[:0]
 			r.vipErr = nil
-			r.vipsHeld = false
-			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeVIPs})
-			if err := r.addrs.Del(); err != nil {
-				r.log.Error("removing virtual addresses failed", "err", err)
-				r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: err, Detail: "delete VIPs"})
-			}
+			r.wishVIPs(false)
 		case ActTransition:
 			r.stats.Transitions.Add(1)
 			if a.To == Master {
@@ -572,18 +579,90 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 	}
 }
 
-// addVIPs adds the addresses; a failure is reported, kept in the status and
-// retried at every advert while master.
-func (r *Runner) addVIPs(now time.Time) {
-	err := r.addrs.Add()
-	if err != nil && r.vipErr == nil {
-		r.log.Error("adding virtual addresses failed: retrying at every advert", "err", err)
-		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: err, Detail: "add VIPs"})
+type vipWish struct {
+	seq uint64
+	add bool
+}
+
+type vipResult struct {
+	vipWish
+	err error
+}
+
+// vipWorker adds or removes the addresses as wished, one wish at a time,
+// until vipWish is closed. Adding or removing thousands of addresses
+// takes the kernel seconds: done here, it never delays an advert, so the
+// backups never see a silent master while it adds them.
+func (r *Runner) vipWorker() {
+	defer close(r.vipDone)
+	for w := range r.vipWish {
+		res := vipResult{vipWish: w}
+		if w.add {
+			res.err = r.addrs.Add()
+		} else {
+			res.err = r.addrs.Del()
+		}
+		r.vipDone <- res
 	}
-	if err == nil && r.vipErr != nil {
+}
+
+// wishVIPs asks the worker to add (or remove) the addresses, replacing a
+// wish it has not taken yet.
+func (r *Runner) wishVIPs(add bool) {
+	r.vipSeq++
+	r.vipAdd = add
+	select {
+	case <-r.vipWish:
+	default:
+	}
+	r.vipWish <- vipWish{seq: r.vipSeq, add: add} // room: only Run sends
+}
+
+// vipReport handles what the worker did. An add is announced (GARP) and
+// reported once the addresses are there; a failure is reported, kept in
+// the status and retried at every advert while master. What a later wish
+// overrides is ignored.
+func (r *Runner) vipReport(now time.Time, res vipResult) {
+	r.vipReported = res.seq
+	if res.seq != r.vipSeq {
+		return
+	}
+	if !res.add {
+		if res.err != nil {
+			r.log.Error("removing virtual addresses failed", "err", res.err)
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: res.err, Detail: "delete VIPs"})
+		}
+		if r.vipsHeld {
+			r.vipsHeld = false
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeVIPs})
+		}
+		return
+	}
+	if res.err != nil && r.vipErr == nil {
+		r.log.Error("adding virtual addresses failed: retrying at every advert", "err", res.err)
+		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeError, Err: res.err, Detail: "add VIPs"})
+	}
+	if res.err == nil && r.vipErr != nil {
 		r.log.Info("virtual addresses added after a failure")
 	}
-	r.vipErr = err
+	r.vipErr = res.err
+	if !r.vipsHeld {
+		r.vipsHeld = true
+		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeVIPs, Added: true})
+		r.planGARP(now, r.rc.GARP.Delay)
+		r.garpDue(now)
+	}
+}
+
+// finishVIPs waits for the worker to carry out the last wish (the
+// removal, at shutdown) and stops it.
+func (r *Runner) finishVIPs() {
+	close(r.vipWish)
+	for res := range r.vipDone {
+		r.vipReport(time.Now(), res)
+	}
+	r.garpPlan = r.garpPlan[:0]
+	r.apply(time.Now(), nil)
 }
 
 // message returns the advert for a priority and destination; adverts never

@@ -19,6 +19,8 @@ type bus struct {
 	nodes   map[netip.Addr]*Runner
 	cut     map[[2]netip.Addr]bool
 	garbled int
+	// prepare, when set, changes a runner before it runs.
+	prepare func(*node)
 }
 
 func newBus() *bus { return &bus{nodes: map[netip.Addr]*Runner{}, cut: map[[2]netip.Addr]bool{}} }
@@ -60,10 +62,27 @@ type vipHolder struct {
 	mu   sync.Mutex
 	held bool
 	adds int
+	// took is how long each add and removal takes (thousands of
+	// addresses take the kernel seconds).
+	took time.Duration
 }
 
-func (a *vipHolder) Add() error { a.mu.Lock(); a.held = true; a.adds++; a.mu.Unlock(); return nil }
-func (a *vipHolder) Del() error { a.mu.Lock(); a.held = false; a.mu.Unlock(); return nil }
+func (a *vipHolder) Add() error {
+	time.Sleep(a.took)
+	a.mu.Lock()
+	a.held = true
+	a.adds++
+	a.mu.Unlock()
+	return nil
+}
+
+func (a *vipHolder) Del() error {
+	time.Sleep(a.took)
+	a.mu.Lock()
+	a.held = false
+	a.mu.Unlock()
+	return nil
+}
 func (a *vipHolder) Held() bool { a.mu.Lock(); defer a.mu.Unlock(); return a.held }
 
 type announcer struct {
@@ -103,6 +122,9 @@ func (b *bus) start(t *testing.T, last byte, prio uint8, mut func(*RunnerConfig)
 	}
 	n := &node{addr: addr, vips: &vipHolder{}, garp: &announcer{}}
 	n.r = NewRunner(rc, port{b, addr}, n.vips, n.garp, quiet(), nil)
+	if b.prepare != nil {
+		b.prepare(n)
+	}
 	b.mu.Lock()
 	b.nodes[addr] = n.r
 	b.mu.Unlock()
@@ -186,6 +208,40 @@ func TestRunnerElectionFailoverAndPreemption(t *testing.T) {
 		time.Sleep(time.Second)
 		synctest.Wait()
 		wantOneMaster(t, n1, n1, n2, n3)
+	})
+}
+
+// TestRunnerSlowAddressesNeverSilenceTheMaster: a master whose addresses
+// take seconds to add (a large set) keeps sending adverts meanwhile, so no
+// backup takes over; it announces them once they are there, and Shutdown
+// returns once they are removed.
+func TestRunnerSlowAddressesNeverSilenceTheMaster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		b.prepare = func(n *node) { n.vips.took = 3 * time.Second }
+		n1 := b.start(t, 1, 200, nil)
+		b.prepare = nil
+		n2 := b.start(t, 2, 100, nil)
+		time.Sleep(500 * time.Millisecond) // n1 is master, adding
+		synctest.Wait()
+		if n1.r.Status().State != Master || n1.vips.Held() || n1.garp.count() != 0 {
+			t.Fatalf("n1 %v, held %v, %d GARPs: want master, still adding, none yet", n1.r.Status().State, n1.vips.Held(), n1.garp.count())
+		}
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		if n := n2.r.Stats().BecameMaster.Load(); n != 0 {
+			t.Fatalf("the backup became master %d times while the master added its addresses", n)
+		}
+		if !n1.vips.Held() || !n1.r.Status().VIPsHeld || n1.garp.count() == 0 {
+			t.Fatalf("after the add: held %v, status %v, %d GARPs", n1.vips.Held(), n1.r.Status().VIPsHeld, n1.garp.count())
+		}
+		start := time.Now()
+		if err := n1.r.Shutdown(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n1.vips.Held() || time.Since(start) < 3*time.Second {
+			t.Fatalf("Shutdown returned after %v with the addresses held %v", time.Since(start), n1.vips.Held())
+		}
 	})
 }
 
