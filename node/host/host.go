@@ -114,7 +114,7 @@ func (l *Linux) Addrs(dev string) ([]Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("interface %s: %w", dev, err)
 	}
-	addrs, err := netlink.AddrList(lk, netlink.FAMILY_V4)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(lk, netlink.FAMILY_V4) })
 	if err != nil {
 		return nil, fmt.Errorf("addresses of %s: %w", dev, err)
 	}
@@ -130,11 +130,32 @@ func (l *Linux) Addrs(dev string) ([]Addr, error) {
 	return out, nil
 }
 
-// AddVIP adds v on v.Dev, or on iface (see VIPs.Add).
-func (l *Linux) AddVIP(iface string, v vip.VIP) error { return l.vips.Add(iface, v) }
+// dumpTries is how many times a netlink dump is tried while the kernel
+// reports it interrupted (the table changed while it was read).
+const dumpTries = 10
 
-// DelVIP removes v from v.Dev, or from iface (see VIPs.Del).
-func (l *Linux) DelVIP(iface string, v vip.VIP) error { return l.vips.Del(iface, v) }
+// retryDump runs a netlink dump again while it is interrupted: a dump
+// that changed under the kernel's feet is incomplete, not failed.
+func retryDump[T any](dump func() (T, error)) (T, error) {
+	var (
+		out T
+		err error
+	)
+	for range dumpTries {
+		out, err = dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			return out, err
+		}
+	}
+	return out, fmt.Errorf("still changing after %d tries: %w", dumpTries, err)
+}
+
+// AddVIPs adds each of vs on its v.Dev, or on iface (see VIPs.AddAll).
+func (l *Linux) AddVIPs(iface string, vs []vip.VIP) error { return l.vips.AddAll(iface, vs) }
+
+// DelVIPs removes each of vs from its v.Dev, or from iface (see
+// VIPs.DelAll).
+func (l *Linux) DelVIPs(iface string, vs []vip.VIP) error { return l.vips.DelAll(iface, vs) }
 
 // ListenVRRP opens the VRRP socket of an interface.
 func (l *Linux) ListenVRRP(iface string) (VRRPConn, error) {

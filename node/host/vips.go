@@ -18,8 +18,16 @@ var ErrNoInterface = errors.New("interface not found")
 // handle. It is safe for concurrent use: netlink.Handle serialises requests
 // on its socket.
 type VIPs struct {
-	h     *netlink.Handle
-	owned bool // h was created by NewVIPs and is closed by Close
+	h     netlinkOps
+	owned *netlink.Handle // created by NewVIPs and closed by Close
+}
+
+// netlinkOps is what VIPs asks of netlink (*netlink.Handle).
+type netlinkOps interface {
+	LinkByName(name string) (netlink.Link, error)
+	AddrList(link netlink.Link, family int) ([]netlink.Addr, error)
+	AddrAdd(link netlink.Link, addr *netlink.Addr) error
+	AddrDel(link netlink.Link, addr *netlink.Addr) error
 }
 
 // NewVIPs returns the VIPs working through h, or, when h is nil, through a new
@@ -34,91 +42,182 @@ func NewVIPs(h *netlink.Handle) *VIPs {
 		// namespace: slower, but it works.
 		return &VIPs{h: &netlink.Handle{}}
 	}
-	return &VIPs{h: nh, owned: true}
+	return &VIPs{h: nh, owned: nh}
 }
 
 // Close releases the netlink handle if NewVIPs created it; a handle passed to
 // NewVIPs stays open.
 func (m *VIPs) Close() error {
-	if m.owned {
-		m.h.Close()
+	if m.owned != nil {
+		m.owned.Close()
 	}
 	return nil
 }
 
-// Add adds v on v.Dev, or on iface when v.Dev is empty. An address already
-// present (same address and prefix length) is not an error. IPv6 addresses
-// are added with IFA_F_NODAD so they are usable at once. Add does one link
-// lookup and one address request: it does not list addresses.
-func (m *VIPs) Add(iface string, v vip.VIP) error {
-	dev := v.Device(iface)
-	if err := v.ValidateOn(dev); err != nil {
-		return err
-	}
-	link, err := m.link(dev, v)
-	if err != nil {
-		return err
-	}
-	if err := m.h.AddrAdd(link, toNetlink(v, true)); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("vip %s: add on %s: %w", v.Prefix, dev, err)
-	}
-	return nil
-}
+// Add adds v on v.Dev, or on iface when v.Dev is empty (see AddAll).
+func (m *VIPs) Add(iface string, v vip.VIP) error { return m.AddAll(iface, []vip.VIP{v}) }
 
-// Del removes v from v.Dev, or from iface when v.Dev is empty. An absent
-// address, or an absent interface, is not an error.
-//
-// When the address is the primary IPv4 address of its subnet and
-// net.ipv4.conf.DEV.promote_secondaries is off, the kernel removes the
-// secondary addresses of that subnet with it; Del adds those back, so only v
-// disappears (the others are missing for the time of two requests). Set
-// promote_secondaries=1 to avoid even that.
-func (m *VIPs) Del(iface string, v vip.VIP) error {
-	dev := v.Device(iface)
-	if !v.Prefix.IsValid() {
-		return v.Validate()
-	}
-	link, err := m.link(dev, v)
-	if errors.Is(err, ErrNoInterface) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	var restore []netlink.Addr
-	if v.Prefix.Addr().Is4() {
-		addrs, err := m.h.AddrList(link, netlink.FAMILY_V4)
-		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return fmt.Errorf("vip %s: list addresses of %s: %w", v.Prefix, dev, err)
+// Del removes v from v.Dev, or from iface when v.Dev is empty (see DelAll).
+func (m *VIPs) Del(iface string, v vip.VIP) error { return m.DelAll(iface, []vip.VIP{v}) }
+
+// AddAll adds each of vs on its v.Dev, or on iface when v.Dev is empty. An
+// address already present (same address and prefix length) is not an
+// error. IPv6 addresses are added with IFA_F_NODAD so they are usable at
+// once. It costs one link lookup per device and one request per address:
+// it does not list addresses. Every address is tried; the errors are
+// joined.
+func (m *VIPs) AddAll(iface string, vs []vip.VIP) error {
+	links := linkCache{m: m}
+	var errs []error
+	for _, v := range vs {
+		dev := v.Device(iface)
+		if err := v.ValidateOn(dev); err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		found := false
-		for _, a := range addrs {
-			if sameAddr(a, v.Prefix) {
-				found = true
-				if a.Flags&unix.IFA_F_SECONDARY == 0 {
-					restore = secondariesOf(addrs, v.Prefix)
-				}
-				break
+		link, err := links.get(dev, v)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := m.h.AddrAdd(link, toNetlink(v, true)); err != nil && !errors.Is(err, unix.EEXIST) {
+			errs = append(errs, fmt.Errorf("vip %s: add on %s: %w", v.Prefix, dev, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// DelAll removes each of vs from its v.Dev, or from iface when v.Dev is
+// empty. An absent address, or an absent interface, is not an error. It
+// costs one link lookup and one address listing per device and family,
+// and one request per address present: O(N) requests for N addresses.
+//
+// When an address removed is the primary IPv4 address of its subnet and
+// net.ipv4.conf.DEV.promote_secondaries is off, the kernel removes the
+// secondary addresses of that subnet with it; DelAll adds back those that
+// were not to be removed, so only vs disappear (the others are missing for
+// a moment). Set promote_secondaries=1 to avoid even that.
+func (m *VIPs) DelAll(iface string, vs []vip.VIP) error {
+	links := linkCache{m: m}
+	type devFam struct {
+		dev string
+		fam int
+	}
+	present := map[devFam]*listing{} // nil: unknown (the listing was interrupted)
+	list := func(k devFam, link netlink.Link) (*listing, error) {
+		if got, ok := present[k]; ok {
+			return got, nil
+		}
+		addrs, err := retryDump(func() ([]netlink.Addr, error) { return m.h.AddrList(link, k.fam) })
+		if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+			present[k] = nil
+			return nil, fmt.Errorf("list addresses of %s: %w", k.dev, err)
+		}
+		if err != nil { // interrupted: it may be incomplete, so delete blindly
+			present[k] = nil
+			return nil, nil
+		}
+		got := &listing{addrs: addrs, at: make(map[netip.Prefix]int, len(addrs))}
+		for i, a := range addrs {
+			if p, ok := prefixOf(a); ok {
+				got.at[p] = i
 			}
 		}
-		if !found && err == nil {
-			return nil
-		}
-	}
-	if err := m.h.AddrDel(link, toNetlink(v, false)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
-		return fmt.Errorf("vip %s: delete from %s: %w", v.Prefix, dev, err)
+		present[k] = got
+		return got, nil
 	}
 	var errs []error
-	for _, a := range restore {
+	removed := map[netip.Prefix]bool{}
+	var restore []struct {
+		link netlink.Link
+		dev  string
+		a    netlink.Addr
+	}
+	for _, v := range vs {
+		dev := v.Device(iface)
+		if !v.Prefix.IsValid() {
+			errs = append(errs, v.Validate())
+			continue
+		}
+		link, err := links.get(dev, v)
+		if errors.Is(err, ErrNoInterface) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		k := devFam{dev, netlink.FAMILY_V4}
+		if v.Prefix.Addr().Is6() {
+			k.fam = netlink.FAMILY_V6
+		}
+		got, err := list(k, link)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("vip %s: %w", v.Prefix, err))
+			continue
+		}
+		if got != nil {
+			i, ok := got.at[v.Prefix]
+			if !ok {
+				continue
+			}
+			if v.Prefix.Addr().Is4() && got.addrs[i].Flags&unix.IFA_F_SECONDARY == 0 {
+				for _, sec := range secondariesOf(got.addrs, v.Prefix) {
+					restore = append(restore, struct {
+						link netlink.Link
+						dev  string
+						a    netlink.Addr
+					}{link, dev, sec})
+				}
+			}
+		}
+		if err := m.h.AddrDel(link, toNetlink(v, false)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			errs = append(errs, fmt.Errorf("vip %s: delete from %s: %w", v.Prefix, dev, err))
+			continue
+		}
+		removed[v.Prefix] = true
+	}
+	for _, r := range restore {
+		if p, _ := prefixOf(r.a); removed[p] {
+			continue
+		}
+		a := r.a
 		a.Flags &^= unix.IFA_F_SECONDARY | unix.IFA_F_PERMANENT
 		if a.Broadcast == nil {
 			a.Broadcast = net.IPv4zero // keep it without one
 		}
-		if err := m.h.AddrAdd(link, &a); err != nil && !errors.Is(err, unix.EEXIST) {
-			errs = append(errs, fmt.Errorf("vip %s: restore secondary %s on %s: %w", v.Prefix, a.IPNet, dev, err))
+		if err := m.h.AddrAdd(r.link, &a); err != nil && !errors.Is(err, unix.EEXIST) {
+			errs = append(errs, fmt.Errorf("restore secondary %s on %s: %w", a.IPNet, r.dev, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// listing is a device's addresses of one family, indexed.
+type listing struct {
+	addrs []netlink.Addr
+	at    map[netip.Prefix]int
+}
+
+// linkCache looks each device up once.
+type linkCache struct {
+	m     *VIPs
+	links map[string]netlink.Link
+}
+
+func (c *linkCache) get(dev string, v vip.VIP) (netlink.Link, error) {
+	if l, ok := c.links[dev]; ok {
+		return l, nil
+	}
+	l, err := c.m.link(dev, v)
+	if err != nil {
+		return nil, err // not cached: the error names the VIP
+	}
+	if c.links == nil {
+		c.links = map[string]netlink.Link{}
+	}
+	c.links[dev] = l
+	return l, nil
 }
 
 // Has reports whether v (its address and prefix length) is on v.Dev, or on
@@ -136,7 +235,7 @@ func (m *VIPs) Has(iface string, v vip.VIP) (bool, error) {
 	if v.Prefix.Addr().Is6() {
 		fam = netlink.FAMILY_V6
 	}
-	addrs, err := m.h.AddrList(link, fam)
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return m.h.AddrList(link, fam) })
 	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
 		return false, fmt.Errorf("vip %s: list addresses of %s: %w", v.Prefix, dev, err)
 	}
@@ -191,32 +290,34 @@ func toNetlink(v vip.VIP, full bool) *netlink.Addr {
 }
 
 func sameAddr(a netlink.Addr, p netip.Prefix) bool {
+	q, ok := prefixOf(a)
+	return ok && q == p
+}
+
+// prefixOf is a's address and prefix length.
+func prefixOf(a netlink.Addr) (netip.Prefix, bool) {
 	if a.IPNet == nil {
-		return false
+		return netip.Prefix{}, false
 	}
 	ip, ok := netip.AddrFromSlice(a.IP)
 	if !ok {
-		return false
+		return netip.Prefix{}, false
 	}
 	ones, _ := a.Mask.Size()
-	return ip.Unmap() == p.Addr() && ones == p.Bits()
+	return netip.PrefixFrom(ip.Unmap(), ones), true
 }
 
 // secondariesOf returns the secondary addresses that the kernel treats as
-// belonging to primary: same prefix length, same subnet.
+// belonging to primary: same prefix length, same subnet, in kernel order.
 func secondariesOf(addrs []netlink.Addr, primary netip.Prefix) []netlink.Addr {
 	subnet := primary.Masked()
 	var out []netlink.Addr
 	for _, a := range addrs {
-		if a.Flags&unix.IFA_F_SECONDARY == 0 || a.IPNet == nil {
+		p, ok := prefixOf(a)
+		if !ok || a.Flags&unix.IFA_F_SECONDARY == 0 {
 			continue
 		}
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			continue
-		}
-		ones, _ := a.Mask.Size()
-		if ones == primary.Bits() && subnet.Contains(ip.Unmap()) {
+		if p.Bits() == primary.Bits() && subnet.Contains(p.Addr()) {
 			out = append(out, a)
 		}
 	}

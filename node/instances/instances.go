@@ -47,8 +47,8 @@ var (
 type Host interface {
 	Link(name string) (host.Link, error)
 	Addrs(dev string) ([]host.Addr, error)
-	AddVIP(iface string, v vip.VIP) error
-	DelVIP(iface string, v vip.VIP) error
+	AddVIPs(iface string, vs []vip.VIP) error
+	DelVIPs(iface string, vs []vip.VIP) error
 	ListenVRRP(iface string) (host.VRRPConn, error)
 	Announcer(dev string) (host.Announcer, error)
 	PromoteSecondaries(dev string) error
@@ -257,10 +257,17 @@ func (s *Set) Prepare(want []config.Instance) (*Change, error) {
 	return ch, nil
 }
 
+// StopWait bounds how long Stop waits for the instances it stops. One
+// that takes longer (a stuck kernel) goes on removing its addresses in the
+// background; the apply goes on without it.
+const StopWait = 15 * time.Second
+
 // Stop stops the instances the change removes or restarts: masters send a
 // priority-0 advert and remove their addresses. It returns once they
-// stopped or ctx ended.
+// stopped, ctx ended or StopWait passed.
 func (s *Set) Stop(ctx context.Context, ch *Change) {
+	ctx, cancel := context.WithTimeout(ctx, StopWait)
+	defer cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopLocked(ctx, ch.stop)
@@ -461,21 +468,9 @@ type vipSet struct {
 	vips  []vip.VIP
 }
 
-func (v *vipSet) Add() error {
-	var errs []error
-	for _, x := range v.vips {
-		errs = append(errs, v.host.AddVIP(v.iface, x))
-	}
-	return errors.Join(errs...)
-}
+func (v *vipSet) Add() error { return v.host.AddVIPs(v.iface, v.vips) }
 
-func (v *vipSet) Del() error {
-	var errs []error
-	for _, x := range v.vips {
-		errs = append(errs, v.host.DelVIP(v.iface, x))
-	}
-	return errors.Join(errs...)
-}
+func (v *vipSet) Del() error { return v.host.DelVIPs(v.iface, v.vips) }
 
 // Hold puts every instance on hold (maintenance: masters hand over, none
 // becomes master) or releases them; instances started later follow.

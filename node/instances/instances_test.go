@@ -97,6 +97,57 @@ func TestLinkRecreatedStaysFault(t *testing.T) {
 	})
 }
 
+// TestStopIsBounded: an instance whose addresses take longer to remove
+// than StopWait does not hold the apply up longer, readers never wait
+// for it, and it removes them all in the end.
+func TestStopIsBounded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := hosttest.NewNetwork().NewHost("n1")
+		h.AddLink("eth0", "lan", "10.0.0.1/24")
+		s := newSet(h)
+		defer s.Close(context.Background())
+		apply := func(y string) {
+			ch, err := s.Prepare(resolved(t, y))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			s.Stop(context.Background(), ch)
+			if took := time.Since(start); took > StopWait {
+				t.Errorf("Stop took %v, more than StopWait", took)
+			}
+			s.Update(ch)
+			if err := s.Start(ch, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		apply("  - {name: VI_1, interface: eth0, vrid: 1, advertInterval: 0.1s, vips: [10.0.0.9/24]}\n")
+		time.Sleep(time.Second)
+		if !h.Holds("10.0.0.9") {
+			t.Fatal("not master alone on its link")
+		}
+		h.SetVIPDelay(time.Minute)
+		stopped := make(chan struct{})
+		go func() {
+			defer close(stopped)
+			apply("  - {name: VI_2, interface: eth0, vrid: 2, advertInterval: 0.1s, vips: [10.0.0.10/24]}\n")
+		}()
+		time.Sleep(time.Second)
+		read := time.Now()
+		if s.Snapshot().List(); time.Since(read) != 0 {
+			t.Errorf("a reader waited %v for the instance stopping", time.Since(read))
+		}
+		<-stopped
+		if !h.Holds("10.0.0.9") {
+			t.Fatal("removed faster than the host can")
+		}
+		time.Sleep(time.Minute)
+		if h.Holds("10.0.0.9") {
+			t.Fatal("VI_1's address stayed after it stopped")
+		}
+	})
+}
+
 func TestStateProto(t *testing.T) {
 	for s, want := range map[vrrp.State]haav1.State{vrrp.Init: haav1.State_STATE_INIT, vrrp.Backup: haav1.State_STATE_BACKUP,
 		vrrp.Master: haav1.State_STATE_MASTER, vrrp.Fault: haav1.State_STATE_FAULT, vrrp.State(-1): haav1.State_STATE_UNSPECIFIED} {

@@ -58,6 +58,31 @@ type Host struct {
 	announced  map[netip.Addr]int   // gratuitous ARPs per address
 	watchers   []*fifo.Queue[host.LinkEvent]
 	forwarding bool
+	vipDelay   time.Duration // each AddVIPs and DelVIPs takes this long
+}
+
+// SetVIPDelay makes every AddVIPs and DelVIPs take d, as thousands of
+// addresses take the kernel.
+func (h *Host) SetVIPDelay(d time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.vipDelay = d
+}
+
+// delayVIPs waits, outside the lock, as long as a change of the addresses
+// takes (nothing when they are as wished already).
+func (h *Host) delayVIPs(iface string, vs []vip.VIP, add bool) {
+	h.mu.Lock()
+	d := h.vipDelay
+	change := slices.ContainsFunc(vs, func(v vip.VIP) bool {
+		dev := v.Device(iface)
+		has := slices.ContainsFunc(h.vips[dev], func(x vip.VIP) bool { return x.Prefix == v.Prefix })
+		return has != add && h.links[dev] != nil
+	})
+	h.mu.Unlock()
+	if change {
+		time.Sleep(d)
+	}
 }
 
 type link struct {
@@ -186,26 +211,34 @@ func (h *Host) Addrs(dev string) ([]host.Addr, error) {
 	return out, nil
 }
 
-// AddVIP implements node.Host.
-func (h *Host) AddVIP(iface string, v vip.VIP) error {
-	dev := v.Device(iface)
+// AddVIPs implements node.Host.
+func (h *Host) AddVIPs(iface string, vs []vip.VIP) error {
+	h.delayVIPs(iface, vs, true)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.links[dev] == nil {
-		return fmt.Errorf("vip %s: %w: %q", v.Prefix, host.ErrNoInterface, dev)
+	var errs []error
+	for _, v := range vs {
+		dev := v.Device(iface)
+		if h.links[dev] == nil {
+			errs = append(errs, fmt.Errorf("vip %s: %w: %q", v.Prefix, host.ErrNoInterface, dev))
+			continue
+		}
+		if !slices.ContainsFunc(h.vips[dev], func(x vip.VIP) bool { return x.Prefix == v.Prefix }) {
+			h.vips[dev] = append(h.vips[dev], v)
+		}
 	}
-	if !slices.ContainsFunc(h.vips[dev], func(x vip.VIP) bool { return x.Prefix == v.Prefix }) {
-		h.vips[dev] = append(h.vips[dev], v)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// DelVIP implements node.Host.
-func (h *Host) DelVIP(iface string, v vip.VIP) error {
-	dev := v.Device(iface)
+// DelVIPs implements node.Host.
+func (h *Host) DelVIPs(iface string, vs []vip.VIP) error {
+	h.delayVIPs(iface, vs, false)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.vips[dev] = slices.DeleteFunc(h.vips[dev], func(x vip.VIP) bool { return x.Prefix == v.Prefix })
+	for _, v := range vs {
+		dev := v.Device(iface)
+		h.vips[dev] = slices.DeleteFunc(h.vips[dev], func(x vip.VIP) bool { return x.Prefix == v.Prefix })
+	}
 	return nil
 }
 
