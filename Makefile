@@ -5,6 +5,7 @@
 #   make bench-fleet     32 gossiping agents: apply wall time, catch-up, gossip traffic
 #   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
 #   make bench-lvs       10,000 virtual servers programmed, one weight changed (writes out/bench-lvs.md)
+#   make chaos           an adversarial run's attacks replayed in a lab, with verdicts (writes out/chaos.md)
 #   make fuzz            the advert decoder under go test -fuzz, bounded
 #   make deb             the Debian package (out/haa_VERSION_ARCH.deb): binaries, systemd unit, completions
 
@@ -23,7 +24,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-race test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs fuzz clean
+.PHONY: all build test test-race test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs bench-vips chaos fuzz clean
 
 all: build
 
@@ -121,8 +122,38 @@ bench-lvs: build
 	mkdir -p out
 	$(BIN)/haalab bench-lvs --haad $(BIN)/haad --services 10000 --dests 5 --backend auto --out out/bench-lvs.md
 
+## bench-vips: adding and removing 1,000..20,000 VIPs on one device (root).
+bench-vips:
+	$(GO) test ./node/host -run '^$$' -bench VIPSet -benchtime 1x
+
+chaos: build
+	mkdir -p out
+	$(BIN)/haalab chaos --haad $(BIN)/haad --out out/chaos.md
+
+## fuzz: every fuzz target, one at a time (go test -fuzz runs one target
+## per run), FUZZTIME each: the total is bounded by the list below. All run
+## even when one fails; a failing input is kept in its package's
+## testdata/fuzz/NAME/ and fails make.
 fuzz:
-	$(GO) test ./node/vrrp -run '^$$' -fuzz FuzzParsePacket -fuzztime $(FUZZTIME)
+	@failed=""; for t in \
+	  ./node/vrrp:FuzzParsePacket \
+	  ./node/vip:FuzzParse \
+	  ./node/internal/yamlout:FuzzStrings \
+	  ./node/internal/yamlout:FuzzDocuments \
+	  ./node/config:FuzzAgentConfig \
+	  ./node/config:FuzzFleetDocument \
+	  ./node/config:FuzzParseFleet \
+	  ./node/keepalived:FuzzKeepalived \
+	  ./node/keepalived:FuzzSplitCommand \
+	  ./node/gossip:FuzzNotifyMsg \
+	  ./node/gossip:FuzzMergeRemoteState \
+	  ./node/gossip:FuzzSummaryMerge \
+	  ./node/gossip:FuzzGossipMeta; do \
+	  pkg=$${t%%:*} name=$${t#*:}; \
+	  echo "== $$name ($$pkg, $(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || failed="$$failed $$pkg:$$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs kept under testdata/fuzz/)" >&2; exit 1; fi
 
 ## deb: the Debian package out/haa_VERSION_ARCH.deb (deploy/packaging/nfpm.yaml):
 ## both binaries, the systemd unit, the tmpfiles entry, the examples and

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/haa-dev/haa/node/vrrp"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
 // issueExample is the agent configuration of the issue, verbatim.
@@ -191,6 +193,34 @@ instances:
 		`instances[2].vrid: vrid 51 is already used on eth0 by instances[1]`,
 		`instances[2].vips[0]: 10.0.0.2 is already a VIP of VI_1`,
 	)
+}
+
+// TestVIPLimits: an instance with more VIPs than an advert carries is
+// refused (the master would send nothing and every backup take over), and
+// so is a node with more than MaxVIPsPerNode in all.
+func TestVIPLimits(t *testing.T) {
+	inst := func(name string, vrid, first, n int) *haav1.Instance {
+		in := &haav1.Instance{Name: name, Interface: "eth0", Vrid: uint32(vrid)}
+		for k := range n {
+			i := first + k
+			in.Vips = append(in.Vips, netip.AddrFrom4([4]byte{10, byte(100 + i>>16), byte(i >> 8), byte(i)}).String())
+		}
+		return in
+	}
+	cfg := &haav1.AgentConfig{Name: "n1", Instances: []*haav1.Instance{inst("big", 1, 0, 256)}}
+	wantProblems(t, Validate(cfg), `instances[0].vips: 256 addresses: at most 255 fit in an advert`)
+
+	cfg = &haav1.AgentConfig{Name: "n1"}
+	for i := range MaxVIPsPerNode/255 + 1 {
+		cfg.Instances = append(cfg.Instances, inst(fmt.Sprintf("VI_%d", i), i+1, i*255, 255))
+	}
+	last := len(cfg.Instances) - 1
+	wantProblems(t, Validate(cfg), fmt.Sprintf("instances[%d].vips: this instance brings the node to %d virtual addresses: at most %d per node",
+		last, len(cfg.Instances)*255, MaxVIPsPerNode))
+	cfg.Instances = cfg.Instances[:last]
+	if err := Validate(cfg); err != nil {
+		t.Fatalf("%d VIPs: %v", last*255, err)
+	}
 }
 
 func TestLoadNamesTheFile(t *testing.T) {
