@@ -37,6 +37,7 @@ import (
 	"github.com/haa-dev/haa/node/fleet"
 	"github.com/haa-dev/haa/node/host"
 	"github.com/haa-dev/haa/node/instances"
+	"github.com/haa-dev/haa/node/internal/atomicfile"
 	"github.com/haa-dev/haa/node/lvs"
 	"github.com/haa-dev/haa/node/notify"
 	"github.com/haa-dev/haa/node/tracking"
@@ -188,6 +189,14 @@ func New(opts ...Option) (*Agent, error) {
 		o.host = lh
 	}
 	a.host = o.host
+	// Temporary files of writes a crash interrupted: never read, removed.
+	for _, f := range []string{o.stateFile, o.cfgFile, o.fleetFile} {
+		if gone, err := atomicfile.Clean(f); err != nil {
+			o.log.Warn("removing temporary files left by an interrupted write", "file", f, "err", err)
+		} else if len(gone) > 0 {
+			o.log.Info("removed temporary files left by an interrupted write", "files", gone)
+		}
+	}
 	st, err := a.state.load()
 	if err != nil {
 		return nil, err

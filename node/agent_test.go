@@ -2,10 +2,12 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -623,4 +625,26 @@ func TestShutdownGivesUpOnAHungBackend(t *testing.T) {
 		close(be.block)
 		synctest.Wait()
 	})
+}
+
+// TestAgentRemovesInterruptedWrites: temporary files that a crash left
+// next to the state, configuration and fleet files are removed at start.
+func TestAgentRemovesInterruptedWrites(t *testing.T) {
+	dir := t.TempDir()
+	var left []string
+	for _, f := range []string{"state.json", "haad.yaml", "fleet.json"} {
+		tmp := filepath.Join(dir, "."+f+".tmp4711")
+		if err := os.WriteFile(tmp, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, tmp)
+	}
+	n := newTestNode(t, hosttest.NewNetwork(), "n1", 1, WithStateFile(filepath.Join(dir, "state.json")),
+		WithConfigFile(filepath.Join(dir, "haad.yaml")), WithFleetFile(filepath.Join(dir, "fleet.json")))
+	defer n.shutdown(t)
+	for _, f := range left {
+		if _, err := os.Stat(f); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s still there after start: %v", f, err)
+		}
+	}
 }

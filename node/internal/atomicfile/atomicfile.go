@@ -3,6 +3,7 @@
 package atomicfile
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 )
@@ -43,4 +44,37 @@ func Write(path string, data []byte, mode os.FileMode) error {
 		d.Close()
 	}
 	return nil
+}
+
+// Clean removes the temporary files Write left for path when it was
+// interrupted (a crash, a kill -9) and returns their names. Call it at
+// start, before anything writes path.
+func Clean(path string) ([]string, error) {
+	if path == "" {
+		return nil, nil
+	}
+	tmps, err := filepath.Glob(filepath.Join(filepath.Dir(path), "."+escapeGlob(filepath.Base(path))+".tmp*"))
+	if err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, t := range tmps {
+		if err := os.Remove(t); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return tmps, errors.Join(errs...)
+}
+
+// escapeGlob quotes the characters filepath.Match treats specially.
+func escapeGlob(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '*', '?', '[', '\\':
+			b = append(b, '\\')
+		}
+		b = append(b, s[i])
+	}
+	return string(b)
 }
