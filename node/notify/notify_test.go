@@ -379,12 +379,15 @@ func TestCloseDrains(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	d := dir(t)
-	cmd := program(t, d, "hang.sh", `exec sleep 60`)
+	// The command forks a grandchild (a background sleep) and hangs: at
+	// the timeout the whole process group is killed, grandchild included.
+	pidFile := filepath.Join(d, "grandchild.pid")
+	cmd := program(t, d, "hang.sh", `sleep 60 & echo $! > `+pidFile+`; exec sleep 60`)
 	r := newReports()
 	q := NewQueue(r.report)
 	closeQueue(t, q)
 	j := job(cmd, "x")
-	j.Timeout = 300 * time.Millisecond
+	j.Timeout = 2 * time.Second // time for the shell to fork under load
 	q.Push(j, Job{Type: "INSTANCE", Name: "VI_1", State: "MASTER"})
 	_, res := r.wait(t, 2)
 	if !errors.Is(res[0].Err, script.ErrTimeout) || res[0].Exit != -1 {
@@ -392,5 +395,22 @@ func TestTimeout(t *testing.T) {
 	}
 	if res[1].Exit != -1 || res[1].Err == nil {
 		t.Errorf("job without a command: exit %d err %v", res[1].Exit, res[1].Err)
+	}
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err != nil || strings.Contains(string(st), ") Z ") {
+			break // gone or a zombie of init
+		}
+		if time.Now().After(deadline) {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+			t.Fatalf("the command's grandchild (pid %d) outlived its timeout", pid)
+		}
 	}
 }

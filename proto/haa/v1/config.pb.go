@@ -1590,7 +1590,10 @@ type Notify struct {
 	// arguments appended: INSTANCE|GROUP, the name, the new state
 	// (MASTER, BACKUP, FAULT, STOP) and the priority. keepalived: notify.
 	Any []string `protobuf:"bytes,5,rep,name=any,proto3" json:"any,omitempty"`
-	// Kill a command (and its process group) after this long. Default 30s.
+	// Kill a command and every process of its group after this long.
+	// Default 30s. A command that has ended leaves the processes it started
+	// in the background alone, as keepalived does: notify scripts start
+	// daemons so.
 	Timeout *durationpb.Duration `protobuf:"bytes,6,opt,name=timeout,proto3" json:"timeout,omitempty"`
 	// Run as this user ("name" or "name:group"). Default root.
 	// keepalived: script_user.
@@ -2305,7 +2308,8 @@ type Tls struct {
 	CertFile string `protobuf:"bytes,1,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
 	KeyFile  string `protobuf:"bytes,2,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
 	// PEM CA bundle: when set, clients must present a certificate it signed
-	// (mutual TLS); calls without one get Unauthenticated.
+	// (mutual TLS); a connection without one fails its TLS handshake (the
+	// client sees Unavailable).
 	ClientCaFile  string `protobuf:"bytes,3,opt,name=client_ca_file,json=clientCaFile,proto3" json:"client_ca_file,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
