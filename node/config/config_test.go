@@ -322,3 +322,25 @@ func TestGossipValidation(t *testing.T) {
 		})
 	}
 }
+
+// TestHugeValuesAreShortenedInErrors: a value of megabytes is not echoed
+// in full (a 3 MB field value came back twice, too big for a gRPC status).
+func TestHugeValuesAreShortenedInErrors(t *testing.T) {
+	huge := strings.Repeat("x", 3<<20)
+	cfg := &haav1.AgentConfig{Name: "n1", Instances: []*haav1.Instance{{Name: huge, Interface: "eth0", Vrid: 1, Vips: []string{huge}}}}
+	err := Validate(cfg)
+	if err == nil {
+		t.Fatal("accepted")
+	}
+	if n := len(err.Error()); n > 8<<10 {
+		t.Fatalf("error of %d bytes", n)
+	}
+	for _, f := range Fields(err) {
+		if len(f.Path)+len(f.Msg) > 2<<10 {
+			t.Errorf("%s: %d bytes", f.Path, len(f.Msg))
+		}
+	}
+	if !strings.Contains(err.Error(), "bytes more)") || !strings.Contains(err.Error(), "instances[0].name") {
+		t.Errorf("error does not say what it cut or where: %.300s", err)
+	}
+}

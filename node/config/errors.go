@@ -6,7 +6,9 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // ErrInvalid is wrapped by every *Error: test with errors.Is.
@@ -22,9 +24,76 @@ type FieldError struct {
 
 func (e FieldError) String() string {
 	if e.Path == "" {
-		return e.Msg
+		return shorten(e.Msg)
 	}
-	return e.Path + ": " + e.Msg
+	return shorten(e.Path) + ": " + shorten(e.Msg)
+}
+
+// Messages name the values they refuse, but a value of megabytes (a
+// 3 MB instance name sent through the API) must not be echoed in full: a
+// quoted value ("...", as %q writes it) keeps its first maxQuoted bytes and
+// a message its first and last bytes, up to maxMessage in all, each cut
+// saying how much it left out.
+const (
+	maxQuoted  = 256
+	maxMessage = 1024
+)
+
+// shorten cuts the long quoted values of s, then its middle if it is still
+// longer than maxMessage.
+func shorten(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	var b strings.Builder
+	rest := s
+	for {
+		i := strings.IndexByte(rest, '"')
+		if i < 0 {
+			break
+		}
+		q, err := strconv.QuotedPrefix(rest[i:])
+		if err != nil {
+			b.WriteString(rest[:i+1])
+			rest = rest[i+1:]
+			continue
+		}
+		b.WriteString(rest[:i])
+		rest = rest[i+len(q):]
+		if len(q) <= maxQuoted+2 {
+			b.WriteString(q)
+			continue
+		}
+		v, err := strconv.Unquote(q)
+		if err != nil || len(v) <= maxQuoted {
+			b.WriteString(q)
+			continue
+		}
+		cut := runeCut(v, maxQuoted)
+		fmt.Fprintf(&b, "%q… (%d bytes more)", cut, len(v)-len(cut))
+	}
+	b.WriteString(rest)
+	s = b.String()
+	if len(s) <= maxMessage {
+		return s
+	}
+	head := runeCut(s, maxMessage*3/4)
+	tail := s[len(s)-maxMessage/4:]
+	for len(tail) > 0 && !utf8.RuneStart(tail[0]) {
+		tail = tail[1:]
+	}
+	return fmt.Sprintf("%s… (%d bytes left out) …%s", head, len(s)-len(head)-len(tail), tail)
+}
+
+// runeCut returns at most n bytes of s, not cutting a character.
+func runeCut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // Error lists every problem found in a configuration.
@@ -58,7 +127,7 @@ func (e *Error) Unwrap() error { return ErrInvalid }
 type problems []FieldError
 
 func (p *problems) add(path, format string, args ...any) {
-	*p = append(*p, FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	*p = append(*p, FieldError{Path: path, Msg: shorten(fmt.Sprintf(format, args...))})
 }
 
 func (p problems) err(source string) error {
@@ -69,14 +138,19 @@ func (p problems) err(source string) error {
 }
 
 // Fields returns the field errors of err when it is an *Error, or a single
-// pathless entry for any other error.
+// pathless entry for any other error; long values are shortened, as in
+// Error.
 func Fields(err error) []FieldError {
 	var ce *Error
 	if errors.As(err, &ce) {
-		return ce.Fields
+		out := make([]FieldError, len(ce.Fields))
+		for i, f := range ce.Fields {
+			out[i] = FieldError{Path: shorten(f.Path), Msg: shorten(f.Msg)}
+		}
+		return out
 	}
 	if err == nil {
 		return nil
 	}
-	return []FieldError{{Msg: err.Error()}}
+	return []FieldError{{Msg: shorten(err.Error())}}
 }
