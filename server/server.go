@@ -1,7 +1,10 @@
 // Package server is the gRPC face of the haad agent: thin adapters that
 // validate a request, convert it to the agent's types, call the agent and
 // map its errors to status codes. It also owns the API's listeners (a unix
-// socket and an optional TCP listener with TLS), health and reflection.
+// socket and an optional TCP listener with TLS), each with limits that keep
+// its clients from exhausting the agent (limits.go), the checks every
+// request passes before a handler sees it (request.go), health and
+// reflection.
 //
 // Nothing here decides anything about VRRP: that is package node.
 package server
@@ -153,7 +156,8 @@ func (s *Server) ApplyConfig(ctx context.Context, req *haav1.ApplyConfigRequest)
 
 // WatchEvents streams events, from since_seq (exclusive) or from now on. The
 // response headers are sent once the subscription is in place: a client
-// that waits for them sees every event appended afterwards.
+// that waits for them sees every event appended afterwards. The listener
+// bounds the watchers and ends one that reads nothing for long (limits.go).
 func (s *Server) WatchEvents(req *haav1.WatchEventsRequest, stream grpc.ServerStreamingServer[haav1.WatchEventsResponse]) error {
 	sub, err := s.core.Events().Subscribe(req.SinceSeq)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -203,10 +204,21 @@ type testAPI struct {
 
 func startAPI(t *testing.T, core *fakeCore, api *haav1.ApiConfig) *testAPI {
 	t.Helper()
+	return startAPIWith(t, core, api, nil)
+}
+
+// startAPIWith is startAPI with the server given to edit (nil: as is)
+// before it serves, and ListenOptions.
+func startAPIWith(t *testing.T, core *fakeCore, api *haav1.ApiConfig, edit func(*Server), opts ...ListenOption) *testAPI {
+	t.Helper()
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	socket := filepath.Join(t.TempDir(), "run", "haa.sock")
-	l, err := Listen(newServer(core, log), api, socket, log)
+	srv := newServer(core, log)
+	if edit != nil {
+		edit(srv)
+	}
+	l, err := Listen(srv, api, socket, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,6 +487,7 @@ func TestErrorMapping(t *testing.T) {
 		code codes.Code
 	}{
 		{fmt.Errorf("x: %w", node.ErrGenerationMismatch), codes.FailedPrecondition},
+		{fmt.Errorf("nothing applied: %w /etc/haa/haad.yaml: %w", node.ErrPersist, os.ErrPermission), codes.FailedPrecondition},
 		{fmt.Errorf("x: %w", node.ErrNotFound), codes.NotFound},
 		{fmt.Errorf("x: %w", instances.ErrNotMaster), codes.FailedPrecondition},
 		{fmt.Errorf("x: %w: %w", instances.ErrNoTakeover, context.DeadlineExceeded), codes.DeadlineExceeded},
