@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/netutil"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -35,9 +35,9 @@ const ServiceName = "haa.v1.AgentService"
 const maxSocketPath = 107
 
 // Listeners serves one Server on the API's unix socket and, if configured,
-// on a TCP listener. Each listener has its own gRPC server: the unix socket
-// is plaintext (access is the socket's mode, 0600), the TCP one TLS with
-// optional client certificates.
+// on a TCP listener. Each listener has its own gRPC server and limits: the
+// unix socket is plaintext (access is the socket's mode, 0600), the TCP one
+// TLS with optional client certificates.
 type Listeners struct {
 	srv    *Server
 	log    *slog.Logger
@@ -48,19 +48,22 @@ type Listeners struct {
 	listeners []net.Listener
 	socket    string
 	metrics   *APIMetrics // nil: calls are not counted
+
+	unixLimits, tcpLimits limits
 }
 
 // Listen opens the API's listeners: the unix socket at socketPath (its
 // directory created 0755, a stale socket replaced only if nothing answers on
 // it, the socket itself 0600) and, if api.tcp is set, the TCP listener with
-// TLS (client certificates required when clientCaFile is set) or, with
-// insecure, plaintext. Nothing is served until Serve. Health is NOT_SERVING
-// until SetServing(true).
+// TLS (client certificates required in the handshake when clientCaFile is
+// set) or, with insecure, plaintext. Nothing is served until Serve. Health
+// is NOT_SERVING until SetServing(true).
 func Listen(srv *Server, api *haav1.ApiConfig, socketPath string, log *slog.Logger, opts ...ListenOption) (*Listeners, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	l := &Listeners{srv: srv, log: log, health: health.NewServer()}
+	l := &Listeners{srv: srv, log: log, health: health.NewServer(),
+		unixLimits: defaultLimits("unix"), tcpLimits: defaultLimits("tcp")}
 	for _, o := range opts {
 		o(l)
 	}
@@ -72,7 +75,8 @@ func Listen(srv *Server, api *haav1.ApiConfig, socketPath string, log *slog.Logg
 		return nil, err
 	}
 	l.socket = socketPath
-	l.add(ul, "unix://"+socketPath, l.newGRPC(nil, nil))
+	addr := "unix://" + socketPath
+	l.add(netutil.LimitListener(ul, l.unixLimits.conns), addr, l.newGRPC(nil, addr, l.unixLimits))
 
 	if tcp := api.GetTcp(); tcp != nil {
 		if err := l.listenTCP(tcp); err != nil {
@@ -123,7 +127,7 @@ func (l *Listeners) listenTCP(tcp *haav1.TcpListener) error {
 		l.log.Warn("API on TCP with TLS but without client certificates: anyone who reaches this address controls the node; set api.tcp.tls.clientCaFile",
 			"addr", addr)
 	}
-	l.add(ln, addr, l.newGRPC(creds, clientCAs))
+	l.add(netutil.LimitListener(ln, l.tcpLimits.conns), addr, l.newGRPC(creds, addr, l.tcpLimits))
 	return nil
 }
 
@@ -147,18 +151,24 @@ func serverTLS(t *haav1.Tls) (*tls.Config, error) {
 		if !pool.AppendCertsFromPEM(pem) {
 			return nil, fmt.Errorf("api.tcp.tls.clientCaFile %s holds no PEM certificate", ca)
 		}
-		cfg.ClientCAs = pool
-		// The handshake only asks for a certificate; each call verifies
-		// it against ClientCAs, so a missing or wrong certificate gets
-		// Unauthenticated (a clear answer, no data) rather than a failed
-		// handshake.
-		cfg.ClientAuth = tls.RequestClientCert
+		cfg.ClientAuth, cfg.ClientCAs = tls.RequireAndVerifyClientCert, pool
+		// A client without a certificate this CA signed (for client
+		// authentication) fails in the handshake: it never gets a
+		// connection to hold (its buffers, a stream), let alone a call.
+		// haactl tells its user to check --tls-cert and --tls-key.
 	}
 	return cfg, nil
 }
 
 // listenUnix listens on a unix socket at path with mode 0600, creating its
 // directory and replacing a stale socket that nothing answers on.
+//
+// The socket never exists at path with another mode: it is created in a
+// directory of its own (0700) next to path, made 0600 there, then linked
+// into place (a link, unlike a rename, fails if something took path
+// meanwhile). Setting the umask around the bind would do too, but the umask
+// is the whole process's: the files and commands of the agent's other
+// goroutines would get it meanwhile.
 func listenUnix(path string) (net.Listener, error) {
 	if path == "" || !filepath.IsAbs(path) {
 		return nil, fmt.Errorf("API socket %q: must be an absolute path", path)
@@ -166,24 +176,56 @@ func listenUnix(path string) (net.Listener, error) {
 	if len(path) > maxSocketPath {
 		return nil, fmt.Errorf("API socket %s: path is %d bytes, unix sockets allow at most %d: set a shorter api.socket", path, len(path), maxSocketPath)
 	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("API socket directory: %w", err)
 	}
 	if err := removeStale(path); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("unix", path)
+	private, err := os.MkdirTemp(dir, ".haad") // 0700
 	if err != nil {
 		return nil, fmt.Errorf("API socket %s: %w", path, err)
 	}
-	// Connecting needs write permission: until this chmod the umask's
-	// mode applies (0755 with the usual 022: only root can connect).
-	if err := os.Chmod(path, 0o600); err != nil {
+	defer os.RemoveAll(private)
+	tmp := filepath.Join(private, "s")
+	if len(tmp) > maxSocketPath {
+		return nil, fmt.Errorf("API socket %s: haad creates it first in %s, whose path is too long for a unix socket (%d bytes, at most %d): set an api.socket in a shorter directory",
+			path, private, len(tmp), maxSocketPath)
+	}
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: tmp, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("API socket %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(false) // its name is path, removed by unixListener.Close
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("API socket %s: %w", path, err)
 	}
-	return ln, nil
+	if err := os.Link(tmp, path); err != nil {
+		ln.Close()
+		if errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("API socket %s: created by another process meanwhile (is haad starting twice for this node?)", path)
+		}
+		return nil, fmt.Errorf("API socket %s: %w", path, err)
+	}
+	return &unixListener{UnixListener: ln, path: path}, nil
 }
+
+// unixListener is a unix socket listening at path, removed when it closes.
+type unixListener struct {
+	*net.UnixListener
+	path string
+	once sync.Once
+}
+
+func (l *unixListener) Close() error {
+	err := l.UnixListener.Close()
+	l.once.Do(func() { os.Remove(l.path) })
+	return err
+}
+
+func (l *unixListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
 
 // removeStale removes a socket left by an agent that died, and refuses to
 // touch one that a running agent answers on or a file that is not a socket.
@@ -212,38 +254,27 @@ func removeStale(path string) error {
 	return nil
 }
 
-// newGRPC returns a gRPC server with the AgentService, health and
-// reflection. With clientCAs every call needs a client certificate that
-// they signed.
-func (l *Listeners) newGRPC(creds credentials.TransportCredentials, clientCAs *x509.CertPool) *grpc.Server {
-	unary := []grpc.UnaryServerInterceptor{l.logUnary}
-	stream := []grpc.StreamServerInterceptor{l.logStream}
-	if clientCAs != nil {
-		check := certChecker(clientCAs)
-		unary = append([]grpc.UnaryServerInterceptor{func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if err := check(ctx); err != nil {
-				return nil, err
-			}
-			return h(ctx, req)
-		}}, unary...)
-		stream = append([]grpc.StreamServerInterceptor{func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if err := check(ss.Context()); err != nil {
-				return err
-			}
-			return h(srv, ss)
-		}}, stream...)
-	}
+// newGRPC returns the gRPC server of the listener at addr, with the
+// AgentService, health and reflection, within lim.
+func (l *Listeners) newGRPC(creds credentials.TransportCredentials, addr string, lim limits) *grpc.Server {
+	unary := []grpc.UnaryServerInterceptor{l.logUnary, checkUnary}
+	stream := []grpc.StreamServerInterceptor{l.logStream, guardStreams(addr, lim), checkStream}
 	if m := l.metrics; m != nil {
 		unary = append([]grpc.UnaryServerInterceptor{m.Unary()}, unary...)
 		stream = append([]grpc.StreamServerInterceptor{m.Stream()}, stream...)
 	}
 	opts := []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newCodec()),
 		grpc.ChainUnaryInterceptor(unary...),
 		grpc.ChainStreamInterceptor(stream...),
-		// Event watchers stay connected for long: find the dead ones, and
-		// let clients keep idle connections alive.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		grpc.ConnectionTimeout(lim.handshake),
+		grpc.MaxConcurrentStreams(lim.streams),
+		// Event watchers stay connected for long: find the dead ones.
+		// Connections without calls are closed after a while, and may
+		// not ping.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second,
+			MaxConnectionIdle: lim.idle}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: lim.keepaliveMin, PermitWithoutStream: false}),
 	}
 	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))
@@ -331,28 +362,6 @@ func (l *Listeners) Stop(ctx context.Context) error {
 func (l *Listeners) closeListeners() {
 	for _, ln := range l.listeners {
 		ln.Close() // closing a unix listener removes its socket
-	}
-}
-
-// certChecker verifies the caller's client certificate against pool.
-func certChecker(pool *x509.CertPool) func(context.Context) error {
-	return func(ctx context.Context) error {
-		if p, ok := peer.FromContext(ctx); ok {
-			if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.PeerCertificates) > 0 {
-				certs := ti.State.PeerCertificates
-				inter := x509.NewCertPool()
-				for _, c := range certs[1:] {
-					inter.AddCert(c)
-				}
-				_, err := certs[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter,
-					KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
-				if err == nil {
-					return nil
-				}
-				return status.Errorf(codes.Unauthenticated, "client certificate %q not accepted: %v", certs[0].Subject, err)
-			}
-		}
-		return status.Error(codes.Unauthenticated, "a client certificate signed by the agent's api.tcp.tls.clientCaFile is required")
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"log/slog"
 	"math/big"
 	"net"
@@ -16,10 +17,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
+	"golang.org/x/sys/unix"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -319,22 +323,10 @@ func TestMutualTLS(t *testing.T) {
 	if err := tlsClient(t, addr, ca, cliCert, cliKey); err != nil {
 		t.Fatalf("with a client certificate: %v", err)
 	}
-	err := tlsClient(t, addr, ca, "", "")
-	wantCode(t, err, codes.Unauthenticated, "client certificate")
-	// A certificate of another CA: Unauthenticated too, not a transport error.
-	wantCode(t, tlsClient(t, addr, ca, strangerCert, strangerKey), codes.Unauthenticated, "client certificate")
-	// Streams are guarded too.
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
-		RootCAs: func() *x509.CertPool { p := x509.NewCertPool(); p.AddCert(ca.cert); return p }()})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	s, err := haav1.NewAgentServiceClient(conn).WatchEvents(testCtx(t), &haav1.WatchEventsRequest{})
-	if err == nil {
-		_, err = s.Recv()
-	}
-	wantCode(t, err, codes.Unauthenticated)
+	// Without a certificate, or with another CA's, the connection fails
+	// (TestMutualTLSRefusesHandshake): no call is made.
+	wantCode(t, tlsClient(t, addr, ca, "", ""), codes.Unavailable)
+	wantCode(t, tlsClient(t, addr, ca, strangerCert, strangerKey), codes.Unavailable)
 	// The unix socket needs no certificate.
 	if _, err := a.client.GetNode(testCtx(t), &haav1.GetNodeRequest{}); err != nil {
 		t.Fatal(err)
@@ -393,4 +385,140 @@ func TestInsecureTCP(t *testing.T) {
 	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "WITHOUT TLS OR AUTHENTICATION") {
 		t.Errorf("no loud warning:\n%s", logs)
 	}
+}
+
+// With a client CA, a client without a certificate, or with one of another
+// CA, is refused in the TLS handshake: it never gets an HTTP/2 connection
+// (no server preface, no call), so it holds nothing on the agent.
+func TestMutualTLSRefusesHandshake(t *testing.T) {
+	ca := newCA(t, t.TempDir(), "ca")
+	other := newCA(t, t.TempDir(), "other-ca")
+	srvCert, srvKey := ca.issue(t, "server", netip.MustParseAddr("127.0.0.1"))
+	strangerCert, strangerKey := other.issue(t, "stranger")
+	a := startAPI(t, newFakeCore(), &haav1.ApiConfig{Tcp: &haav1.TcpListener{Listen: "127.0.0.1:0",
+		Tls: &haav1.Tls{CertFile: srvCert, KeyFile: srvKey, ClientCaFile: ca.path("ca.crt")}}})
+	addr := tcpAddr(t, a.l)
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	stranger, err := tls.LoadX509KeyPair(strangerCert, strangerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name  string
+		certs []tls.Certificate
+		max   uint16
+	}{
+		{"no certificate, TLS 1.2", nil, tls.VersionTLS12},
+		{"no certificate, TLS 1.3", nil, tls.VersionTLS13},
+		{"another CA's certificate, TLS 1.2", []tls.Certificate{stranger}, tls.VersionTLS12},
+		{"another CA's certificate, TLS 1.3", []tls.Certificate{stranger}, tls.VersionTLS13},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			raw, err := net.DialTimeout("tcp", addr, 5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer raw.Close()
+			raw.SetDeadline(time.Now().Add(5 * time.Second))
+			conn := tls.Client(raw, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", Certificates: c.certs, MaxVersion: c.max,
+				NextProtos: []string{"h2"}})
+			// A TLS 1.2 client fails in the handshake itself; a TLS 1.3
+			// client finishes its part first, then reads the server's
+			// alert instead of its HTTP/2 preface.
+			err = conn.Handshake()
+			if c.max == tls.VersionTLS12 && err == nil {
+				t.Fatal("TLS 1.2 handshake succeeded")
+			}
+			if err == nil {
+				var b [64]byte
+				var n int
+				n, err = conn.Read(b[:])
+				if n > 0 {
+					t.Fatalf("the server sent %d bytes (its HTTP/2 preface) to a client it should refuse", n)
+				}
+			}
+			if err == nil || !strings.Contains(err.Error(), "remote error: tls:") {
+				t.Fatalf("handshake: %v, want the server's alert", err)
+			}
+		})
+	}
+}
+
+// The socket appears at its path with mode 0600: it is never there with
+// the umask's mode, waiting for a chmod (inotify sees it created, never
+// changed), and Listen leaves the process umask and the directory as they
+// were.
+func TestSocketAppearsWithItsMode(t *testing.T) {
+	dir := t.TempDir()
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC | unix.IN_NONBLOCK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	if _, err := unix.InotifyAddWatch(fd, dir, unix.IN_CREATE|unix.IN_ATTRIB|unix.IN_MOVED_TO); err != nil {
+		t.Fatal(err)
+	}
+	umask := processUmask(t)
+	path := filepath.Join(dir, "haa.sock")
+	l, err := Listen(newServer(newFakeCore(), nil), nil, path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fi, statErr := os.Lstat(path)
+	if err := l.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if statErr != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("right after Listen: %v, %v: want a socket with 0600", fi.Mode(), statErr)
+	}
+	if got := processUmask(t); got != umask {
+		t.Errorf("umask %04o after Listen, was %04o", got, umask)
+	}
+	buf := make([]byte, 64<<10)
+	n, err := unix.Read(fd, buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for off := 0; off+unix.SizeofInotifyEvent <= n; {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		name := strings.TrimRight(string(buf[off+unix.SizeofInotifyEvent:off+unix.SizeofInotifyEvent+int(ev.Len)]), "\x00")
+		off += unix.SizeofInotifyEvent + int(ev.Len)
+		if name != "haa.sock" {
+			continue
+		}
+		switch {
+		case ev.Mask&unix.IN_ATTRIB != 0:
+			events = append(events, "attrib")
+		case ev.Mask&(unix.IN_CREATE|unix.IN_MOVED_TO) != 0:
+			events = append(events, "create")
+		}
+	}
+	if fmt.Sprint(events) != "[create]" {
+		t.Errorf("inotify events on the socket %v, want [create]: it must appear with its final mode", events)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left in the directory after Stop: %v", entries)
+	}
+}
+
+// processUmask reads the umask without changing it.
+func processUmask(t *testing.T) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "Umask:"); ok {
+			m, err := strconv.ParseInt(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return int(m)
+		}
+	}
+	t.Fatal("no Umask in /proc/self/status")
+	return 0
 }

@@ -64,7 +64,8 @@ func (m *APIMetrics) register(gs *grpc.Server) {
 type ListenOption func(*Listeners)
 
 // WithAPIMetrics counts every call of every listener in m (outermost: a
-// call refused for its client certificate counts too).
+// call refused before its handler, e.g. for an unknown field, counts too; a
+// client refused in the TLS handshake makes no call).
 func WithAPIMetrics(m *APIMetrics) ListenOption {
 	return func(l *Listeners) { l.metrics = m }
 }

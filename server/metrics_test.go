@@ -134,18 +134,28 @@ func TestAPIMetricsCountCalls(t *testing.T) {
 	}
 }
 
-// A call refused for its client certificate is counted: the counter is the
-// outermost interceptor.
+// A call refused before its handler (a request this haad does not know)
+// is counted: the counter is the outermost interceptor. A client refused in
+// the TLS handshake makes no call: nothing is counted.
 func TestAPIMetricsCountRefusedCalls(t *testing.T) {
 	ca := newCA(t, t.TempDir(), "ca")
 	srvCert, srvKey := ca.issue(t, "server", netip.MustParseAddr("127.0.0.1"))
 	core := newFakeCore()
 	core.info.Name = "n1"
-	l, reg, _ := listenWithMetrics(t, core, &haav1.ApiConfig{Tcp: &haav1.TcpListener{Listen: "127.0.0.1:0",
+	l, reg, socket := listenWithMetrics(t, core, &haav1.ApiConfig{Tcp: &haav1.TcpListener{Listen: "127.0.0.1:0",
 		Tls: &haav1.Tls{CertFile: srvCert, KeyFile: srvKey, ClientCaFile: ca.path("ca.crt")}}})
-	wantCode(t, tlsClient(t, tcpAddr(t, l), ca, "", ""), codes.Unauthenticated)
-	if got := requests(t, reg); got["/haa.v1.AgentService/GetNode Unauthenticated"] != 1 {
-		t.Fatalf("requests %v: want one Unauthenticated GetNode", got)
+	wantCode(t, tlsClient(t, tcpAddr(t, l), ca, "", ""), codes.Unavailable)
+	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = haav1.NewAgentServiceClient(conn).GetNode(testCtx(t), withUnknown(&haav1.GetNodeRequest{}, 5))
+	wantCode(t, err, codes.InvalidArgument)
+	got := requests(t, reg)
+	if got["/haa.v1.AgentService/GetNode InvalidArgument"] != 1 || got["/haa.v1.AgentService/GetNode Unavailable"] != 0 ||
+		got["/haa.v1.AgentService/GetNode Unauthenticated"] != 0 {
+		t.Fatalf("requests %v: want one InvalidArgument GetNode, nothing else", got)
 	}
 }
 

@@ -169,8 +169,11 @@ problem with its field path in a ` + "`google.rpc.BadRequest`" + ` detail), ` + 
 stale ` + "`expectedGeneration`" + `, an older fleet document or a failover asked of a backup, ` + "`NotFound`" + `
 for an unknown instance, virtual server or real server, ` + "`OutOfRange`" + ` when the events to resume
 from are no longer buffered, ` + "`DeadlineExceeded`" + ` when no node took over in time,
-` + "`Unavailable`" + ` while the agent starts or stops, ` + "`Unauthenticated`" + ` without the client
-certificate a mutual-TLS listener requires.
+` + "`FailedPrecondition`" + ` too when the configuration file cannot be written (nothing applied; the
+message names the file), ` + "`ResourceExhausted`" + ` beyond 32 event streams on one listener,
+` + "`Unavailable`" + ` while the agent starts or stops and to a client without the certificate a
+mutual-TLS listener requires (its TLS handshake fails). A request with fields this agent does not
+know, at any depth, is ` + "`InvalidArgument`" + ` naming where: served, they would be dropped silently.
 `
 
 const gossipIntro = "What agents exchange over gossip (hashicorp/memberlist), in " +
