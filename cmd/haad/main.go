@@ -401,7 +401,8 @@ func checkConfig(src source, stderr io.Writer) int {
 
 // reload applies the file again; an invalid file is refused with the full
 // report and the running configuration stays. It returns why it did not
-// apply, if it did not (for systemd's STATUS).
+// apply, or what failed although it applied (for systemd's STATUS, with
+// READY=1 either way).
 func reload(agent *node.Agent, src source, started *haav1.AgentConfig, log *slog.Logger) error {
 	cfg, err := src.load(logWarnings(log))
 	if err != nil {
@@ -413,12 +414,20 @@ func reload(agent *node.Agent, src source, started *haav1.AgentConfig, log *slog
 			"running", started.GetMetrics().GetListen(), "configured", cfg.GetMetrics().GetListen())
 	}
 	res, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{})
-	if err != nil {
+	p := res.Plan
+	switch {
+	case err != nil && res.Applied:
+		// The new configuration runs; something around it failed (the
+		// state file could not be written, an instance did not start).
+		err = src.annotate(err)
+		log.Warn("reloaded, but part of it failed: the new configuration runs", "generation", res.Generation,
+			"added", p.Added, "removed", p.Removed, "changed", p.Changed, "unchanged", p.Unchanged, "err", err.Error())
+		return fmt.Errorf("reloaded, but: %w", err)
+	case err != nil:
 		err = src.annotate(err)
 		log.Error("reload failed", "err", err.Error())
 		return fmt.Errorf("reload failed: %w", err)
 	}
-	p := res.Plan
 	log.Info("reloaded", "generation", res.Generation, "added", p.Added, "removed", p.Removed, "changed", p.Changed, "unchanged", p.Unchanged)
 	return nil
 }
