@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -96,5 +97,29 @@ func TestFloodNeverCostsTheMastersAdverts(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestJunkDropsAllocateNothing: a dropped advert takes no lock and builds
+// no notice or message of its own (the flood's cost per packet is the
+// parse and a counter).
+func TestJunkDropsAllocateNothing(t *testing.T) {
+	r := NewRunner(RunnerConfig{Config: Config{Name: "VI_1", VRID: 51, Priority: 100, Version: 3,
+		Interval: time.Second, Addrs: []netip.Addr{vip1}}, Group: GroupV4}, nil, nil, nil, quiet(), nil)
+	ifc := NewIface("eth0", quiet())
+	if err := ifc.Add(r); err != nil {
+		t.Fatal(err)
+	}
+	src := netip.MustParseAddr("10.77.0.66")
+	wrongVersion := packet(t, Advert{Version: 2, VRID: 51, Priority: 250, Interval: time.Second, Addrs: []netip.Addr{vip1}}, src)
+	ttl := slices.Clone(wrongVersion)
+	ttl[8] = 64
+	now := time.Now()
+	ifc.HandleAt(wrongVersion, now) // the first of each reason is logged
+	ifc.HandleAt(ttl, now)
+	for name, pkt := range map[string][]byte{"wrong version": wrongVersion, "TTL 64": ttl} {
+		if n := testing.AllocsPerRun(1000, func() { ifc.HandleAt(pkt, now) }); n > 1 {
+			t.Errorf("%s: %.0f allocations per dropped packet", name, n)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -23,8 +24,8 @@ type Iface struct {
 	name string
 	log  *slog.Logger
 
-	mu      sync.RWMutex
-	runners map[uint8]*Runner
+	mu      sync.Mutex                   // serialises Add and Remove
+	runners atomic.Pointer[[256]*Runner] // by VRID; replaced, never changed: read without a lock
 
 	stats Stats
 }
@@ -34,7 +35,9 @@ func NewIface(name string, log *slog.Logger) *Iface {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Iface{name: name, log: log.With("iface", name), runners: map[uint8]*Runner{}}
+	i := &Iface{name: name, log: log.With("iface", name)}
+	i.runners.Store(new([256]*Runner))
+	return i
 }
 
 // Stats counts the packets dropped before an instance was known.
@@ -44,10 +47,12 @@ func (i *Iface) Stats() *Stats { return &i.stats }
 func (i *Iface) Add(r *Runner) error {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	if _, dup := i.runners[r.rc.VRID]; dup {
+	rs := *i.runners.Load()
+	if rs[r.rc.VRID] != nil {
 		return fmt.Errorf("vrid %d already runs on %s", r.rc.VRID, i.name)
 	}
-	i.runners[r.rc.VRID] = r
+	rs[r.rc.VRID] = r
+	i.runners.Store(&rs)
 	return nil
 }
 
@@ -55,7 +60,9 @@ func (i *Iface) Add(r *Runner) error {
 func (i *Iface) Remove(vrid uint8) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
-	delete(i.runners, vrid)
+	rs := *i.runners.Load()
+	rs[vrid] = nil
+	i.runners.Store(&rs)
 }
 
 // Serve reads packets until the reader is closed.
@@ -98,12 +105,14 @@ func (i *Iface) HandleAt(pkt []byte, at time.Time) {
 	}
 	var r *Runner
 	if len(payload) >= 2 {
-		i.mu.RLock()
-		r = i.runners[payload[1]]
-		i.mu.RUnlock()
+		r = i.runners.Load()[payload[1]]
 	}
 	if h.TTL != 255 {
-		i.drop(r, &DropError{Reason: DropTTL, Detail: fmt.Sprintf("TTL %d from %s", h.TTL, h.Src)})
+		if r == nil {
+			i.stats.Drop(DropTTL)
+			return
+		}
+		r.drop(at, DropTTL, func() string { return fmt.Sprintf("TTL %d from %s", h.TTL, h.Src) })
 		return
 	}
 	mode := ChecksumRFC
@@ -123,7 +132,7 @@ func (i *Iface) HandleAt(pkt []byte, at time.Time) {
 	// neighbouring cluster with the same VRID) and a multicast instance
 	// ignores unicast ones.
 	if unicast := len(r.rc.Peers) > 0; unicast == h.Dst.IsMulticast() || (!unicast && h.Dst != r.rc.Group) {
-		i.drop(r, &DropError{Reason: DropDestination, Detail: fmt.Sprintf("to %s from %s", h.Dst, h.Src)})
+		r.drop(at, DropDestination, func() string { return fmt.Sprintf("to %s from %s", h.Dst, h.Src) })
 		return
 	}
 	// Every check the packet alone decides runs before it is queued: a
@@ -134,7 +143,8 @@ func (i *Iface) HandleAt(pkt []byte, at time.Time) {
 		r.dropAdvert(at, reason, &a)
 		return
 	}
-	r.DeliverAt(h.Src, &a, at)
+	delivered := a // only what is queued goes to the heap
+	r.DeliverAt(h.Src, &delivered, at)
 }
 
 func (i *Iface) drop(r *Runner, err error) {
@@ -151,13 +161,9 @@ func (i *Iface) drop(r *Runner, err error) {
 
 // Each calls fn for every attached runner.
 func (i *Iface) Each(fn func(*Runner)) {
-	i.mu.RLock()
-	rs := make([]*Runner, 0, len(i.runners))
-	for _, r := range i.runners {
-		rs = append(rs, r)
-	}
-	i.mu.RUnlock()
-	for _, r := range rs {
-		fn(r)
+	for _, r := range i.runners.Load() {
+		if r != nil {
+			fn(r)
+		}
 	}
 }
