@@ -115,7 +115,7 @@ func (l *Linux) Addrs(dev string) ([]Addr, error) {
 		return nil, fmt.Errorf("interface %s: %w", dev, err)
 	}
 	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(lk, netlink.FAMILY_V4) })
-	if err != nil {
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) { // still changing: the best we have
 		return nil, fmt.Errorf("addresses of %s: %w", dev, err)
 	}
 	out := make([]Addr, 0, len(addrs))
@@ -130,24 +130,27 @@ func (l *Linux) Addrs(dev string) ([]Addr, error) {
 	return out, nil
 }
 
-// dumpTries is how many times a netlink dump is tried while the kernel
+// dumpBudget bounds how long a netlink dump is retried while the kernel
 // reports it interrupted (the table changed while it was read).
-const dumpTries = 10
+const dumpBudget = time.Second
 
 // retryDump runs a netlink dump again while it is interrupted: a dump
-// that changed under the kernel's feet is incomplete, not failed.
+// that changed under the kernel's feet is incomplete, not failed. While
+// addresses change thousands of times a second nearly every dump is
+// interrupted: after dumpBudget it returns the last one with
+// netlink.ErrDumpInterrupted, for the caller to use as the best the kernel
+// can say (a lookup) or to distrust (what is absent may be there).
 func retryDump[T any](dump func() (T, error)) (T, error) {
-	var (
-		out T
-		err error
-	)
-	for range dumpTries {
-		out, err = dump()
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+	start := time.Now()
+	for try := 0; ; try++ {
+		out, err := dump()
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || time.Since(start) >= dumpBudget {
 			return out, err
 		}
+		if try >= 10 {
+			time.Sleep(time.Millisecond) // let the change settle
+		}
 	}
-	return out, fmt.Errorf("still changing after %d tries: %w", dumpTries, err)
 }
 
 // AddVIPs adds each of vs on its v.Dev, or on iface (see VIPs.AddAll).

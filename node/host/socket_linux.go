@@ -1,6 +1,7 @@
 package host
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+
+	"golang.org/x/net/bpf"
 
 	"github.com/haa-dev/haa/node/vrrp"
 
@@ -23,53 +26,159 @@ type Socket struct {
 	ifname  string
 	ifindex int
 	f       *os.File
+	lane    *os.File // the priority lane: only the sources SetSources names
 	id      atomic.Uint32
 	closed  atomic.Bool
+	// overflows is the kernel's count of packets the main socket's full
+	// buffer dropped (SO_RXQ_OVFL), as last reported.
+	overflows atomic.Uint32
 
 	mu     sync.Mutex
 	groups map[netip.Addr]int
 }
 
-// ListenSocket opens the VRRP socket of an interface.
+// rcvBuf is the main socket's receive buffer: at a flood's rate it holds
+// a scheduling stall's worth of packets (a few thousand) instead of the
+// default's few hundred.
+const rcvBuf = 4 << 20
+
+// ListenSocket opens the VRRP socket of an interface, and its priority
+// lane (see vrrp.Lane): a second socket whose kernel filter lets through
+// only the sources SetSources names, none at first.
 func ListenSocket(ifname string) (*Socket, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp socket on %s: %w", ifname, err)
 	}
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, vrrp.Protocol)
+	lane, err := openRaw(ifname, true, nil)
 	if err != nil {
-		return nil, fmt.Errorf("vrrp socket on %s: %w (haad needs CAP_NET_RAW)", ifname, err)
+		return nil, err
 	}
-	setup := []struct {
-		what string
-		fn   func() error
-	}{
-		{"bind to device", func() error { return unix.BindToDevice(fd, ifname) }},
-		{"IP_HDRINCL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1) }},
-		{"IP_MULTICAST_LOOP", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0) }},
-		// Only the groups this socket joined, not every group joined on the host.
-		{"IP_MULTICAST_ALL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0) }},
-		{"IP_MULTICAST_TTL", func() error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 255) }},
-		{"IP_MULTICAST_IF", func() error {
+	fd, err := openRaw(ifname, false, []setting{
+		{"IP_HDRINCL", func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1) }},
+		{"IP_MULTICAST_LOOP", func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0) }},
+		{"IP_MULTICAST_TTL", func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 255) }},
+		{"IP_MULTICAST_IF", func(fd int) error {
 			return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, &unix.IPMreqn{Ifindex: int32(ifi.Index)})
 		}},
-		// Kernel receive timestamps: the master-down timer runs from the
-		// moment an advert arrived, not from when haad got to it.
-		{"SO_TIMESTAMPNS", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }},
-		{"SO_RCVBUF", func() error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<20) }},
-	}
-	for _, s := range setup {
-		if err := s.fn(); err != nil {
-			unix.Close(fd)
-			return nil, fmt.Errorf("vrrp socket on %s: %s: %w", ifname, s.what, err)
-		}
+		// Past net.core.rmem_max with CAP_NET_ADMIN; else what it allows.
+		{"SO_RCVBUF", func(fd int) error {
+			if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) == nil {
+				return nil
+			}
+			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
+		}},
+		// The count of packets a full buffer dropped, with every packet.
+		{"SO_RXQ_OVFL", func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1) }},
+	})
+	if err != nil {
+		unix.Close(lane)
+		return nil, err
 	}
 	return &Socket{
 		ifname: ifname, ifindex: ifi.Index,
 		f:      os.NewFile(uintptr(fd), "vrrp-"+ifname),
+		lane:   os.NewFile(uintptr(lane), "vrrp-lane-"+ifname),
 		groups: map[netip.Addr]int{},
 	}, nil
 }
+
+type setting struct {
+	what string
+	fn   func(fd int) error
+}
+
+// openRaw opens a raw socket for VRRP bound to ifname with the settings
+// both sockets share, then extra. A lane starts with a filter that lets
+// nothing through.
+func openRaw(ifname string, lane bool, extra []setting) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, vrrp.Protocol)
+	if err != nil {
+		return -1, fmt.Errorf("vrrp socket on %s: %w (haad needs CAP_NET_RAW)", ifname, err)
+	}
+	var setup []setting
+	if lane {
+		setup = append(setup, setting{"filter", func(fd int) error { return attachSources(fd, nil) }})
+	}
+	setup = append(setup,
+		setting{"bind to device", func(fd int) error { return unix.BindToDevice(fd, ifname) }},
+		// Only the groups this socket joined, not every group joined on the host.
+		setting{"IP_MULTICAST_ALL", func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL, 0) }},
+		// Kernel receive timestamps: the master-down timer runs from the
+		// moment an advert arrived, not from when haad got to it.
+		setting{"SO_TIMESTAMPNS", func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }},
+	)
+	for _, s := range append(setup, extra...) {
+		if err := s.fn(fd); err != nil {
+			unix.Close(fd)
+			return -1, fmt.Errorf("vrrp socket on %s: %s: %w", ifname, s.what, err)
+		}
+	}
+	return fd, nil
+}
+
+// attachSources sets fd's filter to let through the IPv4 packets of srcs
+// only (none when empty): a classic BPF program comparing the source
+// address, run by the kernel before the packet is queued.
+func attachSources(fd int, srcs []netip.Addr) error {
+	prog, err := sourceFilter(srcs)
+	if err != nil {
+		return err
+	}
+	raw, err := bpf.Assemble(prog)
+	if err != nil {
+		return err
+	}
+	ins := make([]unix.SockFilter, len(raw))
+	for i, r := range raw {
+		ins[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	}
+	return unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: uint16(len(ins)), Filter: &ins[0]})
+}
+
+// maxLaneSources bounds the filter (its jumps skip at most 255
+// instructions).
+const maxLaneSources = 250
+
+// sourceFilter is the program of attachSources: for a raw IPv4 socket the
+// packet starts at the IP header, whose source address is at offset 12.
+func sourceFilter(srcs []netip.Addr) ([]bpf.Instruction, error) {
+	if len(srcs) > maxLaneSources {
+		return nil, fmt.Errorf("%d sources for the priority lane, at most %d", len(srcs), maxLaneSources)
+	}
+	prog := []bpf.Instruction{bpf.LoadAbsolute{Off: 12, Size: 4}}
+	for k, a := range srcs {
+		if !a.Is4() {
+			return nil, fmt.Errorf("priority lane: %s is not an IPv4 address", a)
+		}
+		b := a.As4()
+		// Matched: jump over the remaining comparisons and the drop.
+		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(b[:]), SkipTrue: uint8(len(srcs) - k)})
+	}
+	return append(prog, bpf.RetConstant{Val: 0}, bpf.RetConstant{Val: 0xffff}), nil
+}
+
+// Lane returns the socket's priority lane.
+func (c *Socket) Lane() vrrp.Lane { return lane{c} }
+
+type lane struct{ c *Socket }
+
+func (l lane) ReadPacket(b []byte) (int, time.Time, error) { return l.c.read(l.c.lane, b) }
+
+// SetSources replaces the sources the lane lets through.
+func (l lane) SetSources(srcs []netip.Addr) error {
+	rc, err := l.c.lane.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) { serr = attachSources(int(fd), srcs) })
+	return errors.Join(err, serr)
+}
+
+// Overflows returns how many packets the main socket's full buffer has
+// dropped (wrapping at 2^32, as the kernel's counter).
+func (c *Socket) Overflows() uint32 { return c.overflows.Load() }
 
 // Interface returns the interface name.
 func (c *Socket) Interface() string { return c.ifname }
@@ -107,26 +216,34 @@ func (c *Socket) LeaveGroup(g netip.Addr) error {
 	return c.mreq(unix.IP_DROP_MEMBERSHIP, g)
 }
 
+// mreq joins or leaves g on both sockets.
 func (c *Socket) mreq(op int, g netip.Addr) error {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return err
+	var errs []error
+	for _, f := range []*os.File{c.f, c.lane} {
+		rc, err := f.SyscallConn()
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		var serr error
+		err = rc.Control(func(fd uintptr) {
+			m := &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)}
+			serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, op, m)
+		})
+		errs = append(errs, err, serr)
 	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		m := &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)}
-		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, op, m)
-	})
-	return errors.Join(err, serr)
+	return errors.Join(errs...)
 }
 
 // Read reads one IP packet.
 func (c *Socket) Read(b []byte) (int, error) { return c.f.Read(b) }
 
-// ReadPacket reads one IP packet and tells when it arrived, on the
-// monotonic clock (from the kernel's receive timestamp).
-func (c *Socket) ReadPacket(b []byte) (int, time.Time, error) {
-	rc, err := c.f.SyscallConn()
+// ReadPacket reads one IP packet of the main socket and tells when it
+// arrived, on the monotonic clock (from the kernel's receive timestamp).
+func (c *Socket) ReadPacket(b []byte) (int, time.Time, error) { return c.read(c.f, b) }
+
+func (c *Socket) read(f *os.File, b []byte) (int, time.Time, error) {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -146,37 +263,45 @@ func (c *Socket) ReadPacket(b []byte) (int, time.Time, error) {
 		}
 		return 0, time.Time{}, err
 	}
-	return n, arrival(oob[:oobn], time.Now()), nil
+	at, ovfl, ok := arrival(oob[:oobn], time.Now())
+	if ok && f == c.f {
+		c.overflows.Store(ovfl)
+	}
+	return n, at, nil
 }
 
 // arrival converts the kernel's wall-clock receive timestamp into the
 // packet's age subtracted from now (which carries Go's monotonic reading,
 // so a clock step cannot move deadlines). Without a usable timestamp it is
-// now.
-func arrival(oob []byte, now time.Time) time.Time {
+// now. It also returns the socket's drop count (SO_RXQ_OVFL) if the
+// kernel gave it (ok).
+func arrival(oob []byte, now time.Time) (at time.Time, ovfl uint32, ok bool) {
+	at = now
 	// Walk the control messages by hand: this runs for every packet and
 	// unix.ParseSocketControlMessage allocates.
 	for len(oob) >= unix.CmsgLen(0) {
 		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
 		l := int(h.Len)
 		if l < unix.CmsgLen(0) || l > len(oob) {
-			return now
+			return at, ovfl, ok
 		}
-		if h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(16) {
+		switch {
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SCM_TIMESTAMPNS && l >= unix.CmsgLen(16):
 			ts := (*unix.Timespec)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
-			age := now.Sub(time.Unix(ts.Sec, ts.Nsec))
-			if age < 0 || age > time.Second {
-				return now // clock stepped: ignore
+			// A clock step makes the age absurd: ignore it then.
+			if age := now.Sub(time.Unix(ts.Sec, ts.Nsec)); age >= 0 && age <= time.Second {
+				at = now.Add(-age)
 			}
-			return now.Add(-age)
+		case h.Level == unix.SOL_SOCKET && h.Type == unix.SO_RXQ_OVFL && l >= unix.CmsgLen(4):
+			ovfl, ok = *(*uint32)(unsafe.Pointer(&oob[unix.CmsgLen(0)])), true
 		}
 		next := unix.CmsgSpace(l - unix.CmsgLen(0))
 		if next > len(oob) {
-			return now
+			return at, ovfl, ok
 		}
 		oob = oob[next:]
 	}
-	return now
+	return at, ovfl, ok
 }
 
 // Send sends msg from src to dst with a TTL of 255.
@@ -198,8 +323,8 @@ func (c *Socket) Send(src, dst netip.Addr, msg []byte) error {
 	return errors.Join(err, serr)
 }
 
-// Close closes the socket; a blocked Read returns.
+// Close closes both sockets; a blocked read returns.
 func (c *Socket) Close() error {
 	c.closed.Store(true)
-	return c.f.Close()
+	return errors.Join(c.f.Close(), c.lane.Close())
 }

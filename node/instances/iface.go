@@ -1,6 +1,8 @@
 package instances
 
 import (
+	"sync"
+
 	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/host"
 	"github.com/haa-dev/haa/node/vrrp"
@@ -33,11 +35,24 @@ func (s *Set) acquireIface(name string) (*iface, error) {
 	}
 	s.promoteSecondaries(name)
 	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, s.log), refs: 1, done: make(chan struct{})}
-	go func() {
-		defer close(ifc.done)
+	var loops sync.WaitGroup
+	loops.Go(func() {
 		if err := ifc.demux.Serve(conn); err != nil {
 			s.log.Error("VRRP receive loop stopped", "iface", name, "err", err)
 		}
+	})
+	// The priority lane: the adverts of the masters the instances follow
+	// never share a buffer with a flood (host.Socket has one).
+	if l, ok := conn.(interface{ Lane() vrrp.Lane }); ok {
+		loops.Go(func() {
+			if err := ifc.demux.ServeLane(l.Lane()); err != nil {
+				s.log.Error("VRRP receive loop (priority lane) stopped", "iface", name, "err", err)
+			}
+		})
+	}
+	go func() {
+		loops.Wait()
+		close(ifc.done)
 	}()
 	s.ifmu.Lock()
 	s.ifaces[name] = ifc

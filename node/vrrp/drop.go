@@ -20,6 +20,7 @@ const (
 	DropOwnPacket              // our own advert looped back
 	DropQueueFull              // the instance could not keep up
 	DropDestination            // multicast advert at a unicast instance, or the reverse
+	DropSocketFull             // lost in the kernel: the socket's buffer was full (a flood), instance unknown
 	numDropReasons
 )
 
@@ -39,6 +40,7 @@ var dropNames = [...]string{
 	DropOwnPacket:   "own_packet",
 	DropQueueFull:   "queue_full",
 	DropDestination: "destination",
+	DropSocketFull:  "socket_full",
 }
 
 func (r DropReason) String() string {

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"io"
 	"net/netip"
 	"slices"
 	"sync"
@@ -122,4 +123,119 @@ func TestJunkDropsAllocateNothing(t *testing.T) {
 			t.Errorf("%s: %.0f allocations per dropped packet", name, n)
 		}
 	}
+}
+
+// fakeLane is a Lane whose "kernel filter" is a set of sources.
+type fakeLane struct {
+	mu      sync.Mutex
+	srcs    []netip.Addr
+	sets    int
+	pkts    chan []byte
+	arrived chan struct{}
+}
+
+func newFakeLane() *fakeLane { return &fakeLane{pkts: make(chan []byte, 64)} }
+
+func (l *fakeLane) SetSources(srcs []netip.Addr) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.srcs, l.sets = slices.Clone(srcs), l.sets+1
+	return nil
+}
+
+func (l *fakeLane) sources() []netip.Addr {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.srcs)
+}
+
+// offer queues pkt on the lane if its source passes the filter.
+func (l *fakeLane) offer(pkt []byte) {
+	h, _, err := ParseIPv4(pkt)
+	if err == nil && slices.Contains(l.sources(), h.Src) {
+		l.pkts <- slices.Clone(pkt)
+	}
+}
+
+func (l *fakeLane) ReadPacket(b []byte) (int, time.Time, error) {
+	p, ok := <-l.pkts
+	if !ok {
+		return 0, time.Time{}, io.EOF
+	}
+	return copy(b, p), time.Now(), nil
+}
+
+// wire delivers a runner's adverts to an interface as the kernel would
+// with a lane: every packet to the main socket, the lane's sources to the
+// lane too.
+type wire struct {
+	ifc  *Iface
+	lane *fakeLane
+}
+
+func (w wire) Send(src, dst netip.Addr, msg []byte) error {
+	pkt := AppendIPv4(nil, IPv4Header{TTL: 255, Protocol: Protocol, Src: src, Dst: dst}, msg)
+	w.lane.offer(pkt)
+	w.ifc.HandleAt(pkt, time.Now())
+	return nil
+}
+
+// TestLaneCarriesTheFollowedMaster: the interface gives its lane the
+// source of the master its instance follows, takes that master's adverts
+// from the lane only (the main socket's copies are skipped, not counted
+// twice), and moves the lane to a new master when it changes.
+func TestLaneCarriesTheFollowedMaster(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		backup := b.start(t, 2, 100, nil)
+		b.remove(backup)
+		ifc := NewIface("eth0", quiet())
+		if err := ifc.Add(backup.r); err != nil {
+			t.Fatal(err)
+		}
+		lane := newFakeLane()
+		go ifc.ServeLane(lane)
+		defer close(lane.pkts)
+		b.prepare = func(n *node) { n.r.send = wire{ifc, lane} }
+		m1 := b.start(t, 1, 200, nil)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if got := lane.sources(); len(got) != 1 || got[0] != m1.addr {
+			t.Fatalf("lane sources %v, want the master %v", got, m1.addr)
+		}
+		if st := backup.r.Status().State; st != Backup {
+			t.Fatalf("backup %v", st)
+		}
+		sent, got := m1.r.Stats().AdvertsSent.Load(), backup.r.Stats().AdvertsReceived.Load()
+		if got > sent {
+			t.Fatalf("the backup handled %d adverts of %d sent: copies counted twice", got, sent)
+		}
+		// The master leaves; a new one comes: the lane follows it.
+		if err := m1.r.Shutdown(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if st := backup.r.Status().State; st != Master {
+			t.Fatalf("after the master left: %v", st)
+		}
+		m3 := b.start(t, 3, 250, nil)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if got := lane.sources(); len(got) != 1 || got[0] != m3.addr {
+			t.Fatalf("lane sources %v, want the new master %v", got, m3.addr)
+		}
+		if st := backup.r.Status().State; st != Backup {
+			t.Fatalf("with the new master: %v", st)
+		}
+		// Its adverts come through the lane only: emptied behind the
+		// interface's back, the main socket's copies are still skipped
+		// and the backup loses the master.
+		lane.SetSources(nil)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if st := backup.r.Status().State; st != Master {
+			t.Fatalf("the main socket's copies were not skipped: %v", st)
+		}
+	})
 }

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,15 +19,32 @@ type Reader interface {
 	ReadPacket(b []byte) (int, time.Time, error)
 }
 
+// Lane is a second receive path of an interface that carries only the
+// packets of chosen sources (a kernel filter on a socket of its own): a
+// flood from anyone else fills the main socket's buffer, never the lane's.
+type Lane interface {
+	Reader
+	// SetSources replaces the sources the lane carries.
+	SetSources(srcs []netip.Addr) error
+}
+
 // Iface demultiplexes the packets of one interface's socket to the
 // instances on that interface, by VRID. Packets that cannot be attributed
 // to an instance are counted on the Iface.
+//
+// With a lane (ServeLane), the adverts of the masters the instances follow
+// and of their unicast peers come through the lane, and the main socket's
+// copies are skipped: however hard a third node floods the interface,
+// those adverts never wait behind its packets or get lost with them.
 type Iface struct {
 	name string
 	log  *slog.Logger
 
-	mu      sync.Mutex                   // serialises Add and Remove
+	mu      sync.Mutex                   // serialises Add, Remove and the lane's sources
 	runners atomic.Pointer[[256]*Runner] // by VRID; replaced, never changed: read without a lock
+
+	lane     Lane
+	laneSrcs atomic.Pointer[[]netip.Addr] // the sources the lane carries; nil: no lane
 
 	stats Stats
 }
@@ -53,6 +72,9 @@ func (i *Iface) Add(r *Runner) error {
 	}
 	rs[r.rc.VRID] = r
 	i.runners.Store(&rs)
+	hook := i.refreshLane
+	r.onFollow.Store(&hook)
+	i.refreshLaneLocked()
 	return nil
 }
 
@@ -61,13 +83,80 @@ func (i *Iface) Remove(vrid uint8) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	rs := *i.runners.Load()
+	if r := rs[vrid]; r != nil {
+		r.onFollow.Store(nil)
+	}
 	rs[vrid] = nil
 	i.runners.Store(&rs)
+	i.refreshLaneLocked()
 }
 
 // Serve reads packets until the reader is closed.
-func (i *Iface) Serve(rd Reader) error {
+func (i *Iface) Serve(rd Reader) error { return i.serve(rd, false) }
+
+// ServeLane reads the lane's packets until it is closed. Call it once,
+// before the instances' adverts matter (Serve may run already).
+func (i *Iface) ServeLane(l Lane) error {
+	i.mu.Lock()
+	i.lane = l
+	i.refreshLaneLocked()
+	i.mu.Unlock()
+	return i.serve(l, true)
+}
+
+// refreshLane gives the lane the sources it must carry now.
+func (i *Iface) refreshLane() {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	i.refreshLaneLocked()
+}
+
+func (i *Iface) refreshLaneLocked() {
+	if i.lane == nil {
+		return
+	}
+	var srcs []netip.Addr
+	for _, r := range i.runners.Load() {
+		if r == nil {
+			continue
+		}
+		if a := r.Followed(); a.IsValid() && !slices.Contains(srcs, a) {
+			srcs = append(srcs, a)
+		}
+		for _, p := range r.rc.Peers {
+			if !slices.Contains(srcs, p) {
+				srcs = append(srcs, p)
+			}
+		}
+	}
+	slices.SortFunc(srcs, netip.Addr.Compare)
+	if cur := i.laneSrcs.Load(); cur != nil && slices.Equal(*cur, srcs) {
+		return
+	}
+	// The lane first: a packet of a new source may come twice for a
+	// moment (harmless), never not at all.
+	if err := i.lane.SetSources(srcs); err != nil {
+		i.log.Warn("the priority lane cannot carry the masters' adverts: they share the main socket", "err", err)
+		i.laneSrcs.Store(nil)
+		return
+	}
+	i.laneSrcs.Store(&srcs)
+}
+
+// onLane reports whether src's packets come through the lane.
+func (i *Iface) onLane(src netip.Addr) bool {
+	p := i.laneSrcs.Load()
+	return p != nil && slices.Contains(*p, src)
+}
+
+// overflowCounter is a Reader that knows how many packets its socket's
+// full buffer dropped (a uint32 that wraps).
+type overflowCounter interface{ Overflows() uint32 }
+
+func (i *Iface) serve(rd Reader, lane bool) error {
 	buf := make([]byte, 65536)
+	oc, _ := rd.(overflowCounter)
+	var overflows uint32
 	var lastErr time.Time
 	for {
 		n, at, err := rd.ReadPacket(buf)
@@ -84,7 +173,13 @@ func (i *Iface) Serve(rd Reader) error {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
-		i.HandleAt(buf[:n], at)
+		if oc != nil {
+			if o := oc.Overflows(); o != overflows {
+				i.stats.DropN(DropSocketFull, uint64(o-overflows))
+				overflows = o
+			}
+		}
+		i.handle(buf[:n], at, lane)
 	}
 }
 
@@ -94,11 +189,16 @@ func (i *Iface) Handle(pkt []byte) { i.HandleAt(pkt, time.Now()) }
 // HandleAt runs the receive checks of RFC 5798 7.1 that need no instance
 // state on one IP packet that arrived at at, and delivers the advert to its
 // instance. Every discarded packet is counted with its reason.
-func (i *Iface) HandleAt(pkt []byte, at time.Time) {
+func (i *Iface) HandleAt(pkt []byte, at time.Time) { i.handle(pkt, at, false) }
+
+func (i *Iface) handle(pkt []byte, at time.Time, lane bool) {
 	h, payload, err := ParseIPv4(pkt)
 	if err != nil {
 		i.drop(nil, err)
 		return
+	}
+	if !lane && i.onLane(h.Src) {
+		return // its copy came through the lane
 	}
 	if h.Protocol != Protocol {
 		return

@@ -219,6 +219,8 @@ type Instance struct {
 	lowerMaster bool
 	// forcedAt is when a master last answered a lower-priority master.
 	forcedAt time.Time
+	// stopAnsweredAt is when a master last answered a priority-0 advert.
+	stopAnsweredAt time.Time
 	// held: maintenance, never master. yield: after a requested failover,
 	// accept the new master whatever its priority.
 	held, yield bool
@@ -540,7 +542,13 @@ func (in *Instance) advert(now time.Time, src netip.Addr, a *Advert) {
 // backupAdvert is RFC 5798 6.4.2.
 func (in *Instance) backupAdvert(now time.Time, src netip.Addr, a *Advert) {
 	if a.Priority == PriorityStop {
-		in.deadline = now.Add(in.skew())
+		// The master we follow is leaving. The same from anyone else is
+		// not news about our master (a third node, misconfigured or
+		// hostile, would make us take over from a master that still
+		// speaks): discard it.
+		if !in.masterAddr.IsValid() || src == in.masterAddr {
+			in.deadline = now.Add(in.skew())
+		}
 		return
 	}
 	lower := a.Priority < in.priority
@@ -584,8 +592,14 @@ func (in *Instance) backupAdvert(now time.Time, src netip.Addr, a *Advert) {
 // masterAdvert is RFC 5798 6.4.3.
 func (in *Instance) masterAdvert(now time.Time, src netip.Addr, a *Advert) {
 	if a.Priority == PriorityStop {
-		in.emit(ActSend{Priority: in.priority})
-		in.deadline = now.Add(in.cfg.Interval)
+		// Tell the backups at once that a master remains, but at most
+		// every quarter interval: a flood of priority-0 adverts must not
+		// make us a flood of our own.
+		if in.stopAnsweredAt.IsZero() || now.Sub(in.stopAnsweredAt) >= in.cfg.Interval/4 {
+			in.stopAnsweredAt = now
+			in.emit(ActSend{Priority: in.priority})
+			in.deadline = now.Add(in.cfg.Interval)
+		}
 		return
 	}
 	if a.Priority > in.priority || (a.Priority == in.priority && addrGreater(src, in.cfg.Primary)) {

@@ -190,6 +190,20 @@ func TestBackupPriorityZeroUsesSkew(t *testing.T) {
 	wantDeadline(t, in, at(10*time.Millisecond+SkewTime(3, 100, 100*time.Millisecond)))
 }
 
+// A priority-0 advert from anyone but the master a backup follows is
+// discarded: it says nothing about that master (a flood of them from a
+// third node made the backup take over 55 times in 20 s).
+func TestBackupIgnoresPriorityZeroFromAThirdNode(t *testing.T) {
+	in := NewInstance(cfg3(100))
+	step(in, t0, EvStart{LinkUp: true})
+	step(in, at(10*time.Millisecond), EvAdvert{Src: upper, Advert: adv(200)})
+	mdi := MasterDownInterval(3, 100, 100*time.Millisecond)
+	step(in, at(20*time.Millisecond), EvAdvert{Src: lower, Advert: adv(0)})
+	wantDeadline(t, in, at(10*time.Millisecond+mdi))
+	step(in, at(30*time.Millisecond), EvAdvert{Src: upper, Advert: adv(0)})
+	wantDeadline(t, in, at(30*time.Millisecond+SkewTime(3, 100, 100*time.Millisecond)))
+}
+
 func masterAt(t *testing.T, c Config) *Instance {
 	t.Helper()
 	in := NewInstance(c)
@@ -240,6 +254,11 @@ func TestMasterAnswersLowerMasterAndPriorityZero(t *testing.T) {
 	}
 	wantActs(t, step(in, at(time.Second), EvAdvert{Src: upper, Advert: adv(0)}), ActSend{100})
 	wantDeadline(t, in, at(time.Second+100*time.Millisecond))
+	// A flood of priority 0 is answered at most every quarter interval.
+	for k := time.Duration(1); k < 25; k++ {
+		wantActs(t, step(in, at(time.Second+k*time.Millisecond), EvAdvert{Src: upper, Advert: adv(0)}))
+	}
+	wantActs(t, step(in, at(time.Second+25*time.Millisecond), EvAdvert{Src: upper, Advert: adv(0)}), ActSend{100})
 }
 
 func TestShutdownSendsPriorityZero(t *testing.T) {

@@ -67,7 +67,7 @@ func (b *mailbox) take(buf []inAdvert) []inAdvert {
 // protectedSource reports whether src's adverts must find room: the master
 // the runner follows, or one of its unicast peers.
 func (r *Runner) protectedSource(src netip.Addr) bool {
-	if src == r.Status().MasterAddr {
+	if src == r.Followed() {
 		return true
 	}
 	return slices.Contains(r.rc.Peers, src)

@@ -103,9 +103,12 @@ func (s *Stats) TimerSlip(k TimerKind) *SlipHistogram {
 }
 
 // Drop counts one dropped packet.
-func (s *Stats) Drop(r DropReason) {
+func (s *Stats) Drop(r DropReason) { s.DropN(r, 1) }
+
+// DropN counts n dropped packets.
+func (s *Stats) DropN(r DropReason, n uint64) {
 	if r > DropNone && r < numDropReasons {
-		s.drops[r].Add(1)
+		s.drops[r].Add(n)
 	}
 }
 
@@ -152,7 +155,14 @@ type Runner struct {
 	log    *slog.Logger
 	notify func(Notice)
 
-	mb       *mailbox   // adverts waiting: the latest of each source
+	mb *mailbox // adverts waiting: the latest of each source
+	// followed is the source of the master the instance follows (zero
+	// when none), set as it changes, for the receive side (mailbox room,
+	// the interface's lane).
+	followed atomic.Pointer[netip.Addr]
+	// onFollow, set by the Iface the runner is attached to, is called on
+	// the Run goroutine when followed changes.
+	onFollow atomic.Pointer[func()]
 	batch    []inAdvert // the Run goroutine's buffer for them
 	ctl      chan Event
 	done     chan struct{}
@@ -271,6 +281,26 @@ func (r *Runner) DeliverAt(src netip.Addr, a *Advert, at time.Time) {
 	if !r.mb.put(inAdvert{src, a, at}, r.protectedSource) {
 		r.stats.Drop(DropQueueFull)
 	}
+}
+
+// follow records the master the instance follows and tells the interface.
+func (r *Runner) follow(src netip.Addr) {
+	if p := r.followed.Load(); p != nil && *p == src {
+		return
+	}
+	r.followed.Store(&src)
+	if f := r.onFollow.Load(); f != nil {
+		(*f)()
+	}
+}
+
+// Followed returns the source of the master the instance follows, or the
+// zero Addr.
+func (r *Runner) Followed() netip.Addr {
+	if p := r.followed.Load(); p != nil {
+		return *p
+	}
+	return netip.Addr{}
 }
 
 // DropPacket counts a packet for this instance dropped before delivery.
@@ -551,6 +581,7 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 		case ActDrop:
 			r.dropped(now, a.Reason, a.Detail)
 		case ActMaster:
+			r.follow(a.Addr)
 			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeMaster, Addr: a.Addr, Priority: a.Priority})
 		case ActState:
 			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeState, To: a.State, Priority: r.in.Priority()})
