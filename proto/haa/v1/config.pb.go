@@ -2397,6 +2397,9 @@ type Instance struct {
 	PreemptDelay *durationpb.Duration `protobuf:"bytes,8,opt,name=preempt_delay,json=preemptDelay,proto3" json:"preempt_delay,omitempty"`
 	// Virtual addresses held by the master: "ADDR[/LEN] [dev IF] [label L]
 	// [brd B] [scope S]"; an address without /LEN is a host address (/32).
+	// At most 255 (every one is in each advert), and at most 10,000 on a
+	// node in all: beyond, the kernel takes longer to add or remove them
+	// than a failover or a shutdown may (make bench-vips).
 	// keepalived: virtual_ipaddress.
 	Vips []string `protobuf:"bytes,9,rep,name=vips,proto3" json:"vips,omitempty"`
 	// VRRPv2 authentication. keepalived: authentication.
