@@ -4,6 +4,7 @@
 //
 //	haalab demo --haad bin/haad
 //	haalab bench-failover --haad bin/haad --trials 10 --out out/bench-failover.md
+//	haalab chaos --haad bin/haad --out out/chaos.md
 //
 // Everything happens inside network namespaces the lab creates; nothing on
 // the host is touched. The labs are removed at the end, on error, and on
@@ -43,6 +44,7 @@ usage:
   haalab bench-fleet --haad PATH --haactl PATH [--nodes 32] [--applies 10] [--returns 5] [--idle 30s] [--out FILE]
   haalab bench-track --haad PATH [--trials 10] [--out FILE]
   haalab bench-lvs [--services 10000] [--dests 5] [--backend auto|nftables|ipvs] [--rounds 3] [--changes 20] [--haad PATH] [--out FILE]
+  haalab chaos --haad PATH [--haactl PATH] [--duration 20s] [--attacks all|1,2,...] [--out FILE]
 
 Run "haalab COMMAND -h" for the flags of a command. Needs root.
 `
@@ -95,6 +97,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = runBenchTrack(s, commandLine(argv), rest, stderr)
 	case "bench-lvs":
 		err = runBenchLVS(s, commandLine(argv), rest, stderr)
+	case "chaos":
+		err = runChaos(s, commandLine(argv), rest, stderr)
 	case "grpc-floor-server": // bench-api's reference server
 		err = runFloorServer(rest)
 	default:
