@@ -2,7 +2,6 @@ package keepalived
 
 import (
 	"fmt"
-	"os"
 	osuser "os/user"
 	"path/filepath"
 	"regexp"
@@ -10,7 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/haa-dev/haa/node/config"
@@ -29,21 +30,38 @@ type Options struct {
 
 // Load parses path (following include with globs, relative to the
 // including file's directory) and converts it. Warnings are for what haa
-// does not support or does differently; err is *Error (or an I/O error)
-// and then nothing else is returned.
+// does not support or does differently; err is *Error (or an error reading
+// path: an I/O error, ErrNotRegular, ErrTooLarge) and then nothing else is
+// returned. Only regular files are read, path and each included file of at
+// most MaxFileBytes, at most MaxTotalBytes and MaxFiles files in all.
 func Load(path string, opts Options) (*haav1.AgentConfig, []Problem, error) {
-	data, err := os.ReadFile(path)
+	return load(path, opts, hostFiles{}, limits{})
+}
+
+// Parse is Load on bytes (includes relative to dir). data counts towards
+// the limits as the top-level file.
+func Parse(name string, data []byte, dir string, opts Options) (*haav1.AgentConfig, []Problem, error) {
+	return parseFrom(name, data, dir, opts, hostFiles{}, limits{})
+}
+
+// load is Load reading from fsys within lim.
+func load(path string, opts Options, fsys sourceFiles, lim limits) (*haav1.AgentConfig, []Problem, error) {
+	data, err := readLimited(fsys, path, lim.orDefaults().file)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read keepalived configuration: %w", err)
 	}
-	return Parse(path, data, filepath.Dir(path), opts)
+	return parseFrom(path, data, filepath.Dir(path), opts, fsys, lim)
 }
 
-// Parse is Load on bytes (includes relative to dir).
-func Parse(name string, data []byte, dir string, opts Options) (*haav1.AgentConfig, []Problem, error) {
-	c := &conv{opts: opts, start: token{pos: Pos{File: name, Line: 1}}}
+// parseFrom is Parse reading includes from fsys within lim.
+func parseFrom(name string, data []byte, dir string, opts Options, fsys sourceFiles, lim limits) (*haav1.AgentConfig, []Problem, error) {
+	c := &conv{opts: opts, start: token{file: &name, lineNo: 1}}
 	c.init()
-	lx := &lexer{r: &c.r}
+	if limit := lim.orDefaults().file; int64(len(data)) > limit {
+		c.r.errorf(c.start, "", "the configuration is %s, more than the %s a keepalived configuration file may have: is it the file you meant? If so, split it into files and include them from it", size(int64(len(data))), size(limit))
+		return nil, nil, c.r.err()
+	}
+	lx := &lexer{r: &c.r, fs: fsys, lim: lim, read: int64(len(data)), files: 1}
 	if abs, err := filepath.Abs(name); err == nil {
 		lx.stack = []string{abs}
 	}
@@ -52,16 +70,16 @@ func Parse(name string, data []byte, dir string, opts Options) (*haav1.AgentConf
 	if len(c.r.errs) > 0 {
 		// Braces that do not pair up (or an unreadable include) make
 		// every later message doubtful: report only these.
-		return nil, nil, &Error{Problems: sorted(c.r.errs)}
+		return nil, nil, c.r.err()
 	}
 	cfg := c.convert(stmts)
 	if len(c.r.errs) == 0 {
 		c.validate(cfg)
 	}
 	if len(c.r.errs) > 0 {
-		return nil, nil, &Error{Problems: sorted(c.r.errs)}
+		return nil, nil, c.r.err()
 	}
-	return cfg, sorted(c.r.warns), nil
+	return cfg, c.r.warnings(), nil
 }
 
 // conv is one conversion.
@@ -170,7 +188,7 @@ func (c *conv) walk(where string, sts []*stmt, hs map[string]handler, unsup map[
 		}
 		if h, ok := hs[kw]; ok {
 			if first, dup := seen[kw]; dup && !h.repeat {
-				c.r.errorf(st.kw, kw, "given twice in %s (first at line %d): keep one", where, first.pos.Line)
+				c.r.errorf(st.kw, kw, "given twice in %s (first at line %d): keep one", where, first.pos().Line)
 				continue
 			}
 			seen[kw] = st.kw
@@ -198,7 +216,9 @@ func (c *conv) walk(where string, sts []*stmt, hs map[string]handler, unsup map[
 		if where == "top" {
 			msg = "unknown top-level keyword"
 		}
-		if s := suggest(kw, hs, unsup); s != "" {
+		if c.r.full() {
+			// Not kept: not worth a suggestion.
+		} else if s := suggest(kw, hs, unsup); s != "" {
 			msg += fmt.Sprintf(" (did you mean %s?)", s)
 		}
 		if st.hasBlock {
@@ -232,6 +252,11 @@ func suggest(kw string, hs map[string]handler, unsup map[string]unsupported) str
 	for _, k := range names {
 		if strings.ToLower(k) == lk {
 			return k
+		}
+		// The lengths differ by at least the distance: a long word (up
+		// to a whole file of it) costs nothing.
+		if d := len(lk) - len(k); d >= bestD || -d >= bestD {
+			continue
 		}
 		if d := config.EditDistance(lk, strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
@@ -342,10 +367,10 @@ func (c *conv) secondsTok(st *stmt, t token, frac bool, hi time.Duration) (time.
 // at names the place of t as seen from the problem at here: "line N" in
 // the same file, else "file:N".
 func at(t, here token) string {
-	if t.pos.File == here.pos.File {
-		return fmt.Sprintf("line %d", t.pos.Line)
+	if t.pos().File == here.pos().File {
+		return fmt.Sprintf("line %d", t.lineNo)
 	}
-	return t.pos.String()
+	return t.pos().String()
 }
 
 // iface returns an interface name after Options.Interfaces.
@@ -618,12 +643,15 @@ func (c *conv) runAsExists(st *stmt) bool {
 
 // validate runs haa's own validation on the converted configuration, as a
 // backstop: what it finds is reported at the keyword the field comes from.
+// Text that is not UTF-8 (from Options: the file's is refused when read),
+// which config.Validate does not look for, cannot be written as JSON,
+// YAML or protobuf: it is refused too.
 func (c *conv) validate(cfg *haav1.AgentConfig) {
-	err := config.Validate(cfg)
-	if err == nil {
-		return
+	fields := nonUTF8(nil, "", cfg.ProtoReflect())
+	if err := config.Validate(cfg); err != nil {
+		fields = append(fields, config.Fields(err)...)
 	}
-	for _, f := range config.Fields(err) {
+	for _, f := range fields {
 		t, ok := c.placeOf(f.Path)
 		msg := fmt.Sprintf("converted, it is not a valid haa configuration (%s): change this line so that it is", f.String())
 		if !ok {
@@ -633,6 +661,46 @@ func (c *conv) validate(cfg *haav1.AgentConfig) {
 		}
 		c.r.errorf(t, t.text, "%s", msg)
 	}
+}
+
+// nonUTF8 appends a FieldError for every string of m (at path, in the
+// JSON names of config's paths) that is not UTF-8.
+func nonUTF8(out []config.FieldError, path string, m protoreflect.Message) []config.FieldError {
+	join := func(name string) string {
+		if path == "" {
+			return name
+		}
+		return path + "." + name
+	}
+	check := func(p string, v protoreflect.Value, fd protoreflect.FieldDescriptor) {
+		switch {
+		case fd.Kind() == protoreflect.StringKind && !utf8.ValidString(v.String()):
+			out = append(out, config.FieldError{Path: p, Msg: fmt.Sprintf("%q is not UTF-8 text", v.String())})
+		case fd.Kind() == protoreflect.MessageKind:
+			out = nonUTF8(out, p, v.Message())
+		}
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		p := join(fd.JSONName())
+		switch {
+		case fd.IsList():
+			for i := range v.List().Len() {
+				check(fmt.Sprintf("%s[%d]", p, i), v.List().Get(i), fd)
+			}
+		case fd.IsMap():
+			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
+				if !utf8.ValidString(k.String()) {
+					out = append(out, config.FieldError{Path: p, Msg: fmt.Sprintf("the key %q is not UTF-8 text", k.String())})
+				}
+				check(p+"."+k.String(), mv, fd.MapValue())
+				return true
+			})
+		default:
+			check(p, v, fd)
+		}
+		return true
+	})
+	return out
 }
 
 // placeOf returns the token of path, or of the closest enclosing path.

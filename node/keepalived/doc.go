@@ -17,9 +17,15 @@
 // are replaced by the files the glob matches, in sorted order, relative to
 // the including file's directory; a glob that matches nothing is a
 // warning (keepalived goes on without it), a plain path that does not
-// exist, an include loop or nesting deeper than 16 an error. Blocks nest at most 8 deep; a } without its {
-// or a { never closed is an error at its line. keepalived's preprocessor
-// ($NAME parameters, @name conditional lines, ~SEQ) is refused.
+// exist, an include loop or nesting deeper than 16 an error. Only regular
+// files are read: an include of a device (/dev/zero), a FIFO or a socket
+// is an error at the include, as is a file of more than MaxFileBytes
+// (4 MiB), or one that brings what a configuration reads to more than
+// MaxTotalBytes (16 MiB) or MaxFiles files; past MaxWords words the rest
+// is not read. Text outside comments must be UTF-8. Blocks nest at most 8
+// deep; a } without its { or a { never closed is an error at its line.
+// keepalived's preprocessor ($NAME parameters, @name conditional lines,
+// ~SEQ) is refused.
 //
 // # Coverage
 //
@@ -66,8 +72,9 @@
 // FIFOs, IPVS sync daemon, checker binding options, ...): the tables of
 // keywords.go, each with what to do instead.
 //
-// Refused (an error with file:line): an unknown or misspelled keyword (with
-// the closest known one as a hint, never used in its place), a bad value,
+// Refused (an error with file:line; past MaxErrors, the rest are counted,
+// not listed): an unknown or misspelled keyword (with the closest known
+// one as a hint, never used in its place), a bad value,
 // and what haa cannot express faithfully: AH authentication, IPv6
 // instances and VIPs, virtual_ipaddress_excluded (haa would advertise the
 // addresses), virtual_routes/virtual_rules, BFD, track groups, virtual

@@ -2,10 +2,11 @@ package keepalived
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxIncludeDepth bounds include nesting (keepalived has no documented
@@ -16,12 +17,24 @@ const maxIncludeDepth = 16
 // token is one word of a configuration file: a keyword, a value, or a
 // brace. Words are separated by white space; { and } are words of their
 // own even when written against another word (`real_server 10.0.0.1 80{`).
+//
+// A configuration can have millions of tokens: they are kept small (the
+// file name is shared by the tokens of a file).
 type token struct {
 	text   string
-	quoted bool // written "between double quotes" (the quotes are not in text)
-	pos    Pos
-	seq    int // position in the token stream, across includes
-	line   int // physical line number, unique across files: tokens of one line share it
+	file   *string // the file's name
+	lineNo int32   // the line in the file
+	seq    int32   // position in the token stream, across includes
+	line   int32   // physical line number, unique across files: tokens of one line share it
+	quoted bool    // written "between double quotes" (the quotes are not in text)
+}
+
+// pos is where t is.
+func (t token) pos() Pos {
+	if t.file == nil {
+		return Pos{Line: int(t.lineNo)}
+	}
+	return Pos{*t.file, int(t.lineNo)}
 }
 
 // brace reports whether t is the unquoted brace b ("{" or "}").
@@ -30,28 +43,62 @@ func (t token) brace(b string) bool { return !t.quoted && t.text == b }
 // lexer turns files into one token stream, expanding include lines.
 type lexer struct {
 	r     *report
-	seq   int
-	lines int
+	seq   int32
+	lines int32
 	stack []string // the files being read, as cleaned absolute paths
+
+	out []token // the tokens read
+
+	// fs is where includes are read (nil: the host's file system), within
+	// lim (zero: the defaults); read and files count the bytes and the
+	// files read so far, the top-level file included.
+	fs    sourceFiles
+	lim   limits
+	read  int64
+	files int
+	// full is set once the configuration has more than lim.words words:
+	// the rest is not read.
+	full bool
 }
 
-// file lexes the contents of one file; dir is the directory include
-// patterns are relative to.
+func (lx *lexer) fsys() sourceFiles {
+	if lx.fs == nil {
+		return hostFiles{}
+	}
+	return lx.fs
+}
+
+// file lexes the contents of one file and what it includes; dir is the
+// directory include patterns are relative to. It returns every token read
+// by lx so far.
 func (lx *lexer) file(name string, data []byte, dir string) []token {
-	var out []token
-	for i, raw := range bytes.Split(data, []byte("\n")) {
+	lx.lexFile(name, data, dir)
+	return lx.out
+}
+
+// lexFile appends the tokens of one file, its includes expanded, to
+// lx.out: one slice for the whole configuration, not one per file copied
+// into its includer's.
+func (lx *lexer) lexFile(name string, data []byte, dir string) {
+	file := &name
+	for n := int32(1); (len(data) > 0 || n == 1) && !lx.full && !lx.r.full(); n++ {
+		raw := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			raw, data = data[:i], data[i+1:]
+		} else {
+			data = nil
+		}
 		line := strings.TrimSuffix(string(raw), "\r")
-		toks := lx.line(name, i+1, line)
+		toks := lx.line(file, n, line)
 		if len(toks) == 0 {
 			continue
 		}
 		if first := toks[0]; !first.quoted && first.text == "include" {
-			out = append(out, lx.include(first, toks[1:], dir)...)
+			lx.include(first, toks[1:], dir)
 			continue
 		}
-		out = append(out, toks...)
+		lx.out = append(lx.out, toks...)
 	}
-	return out
 }
 
 // line lexes one line, as keepalived 2.2 reads it (decomment, then
@@ -70,14 +117,23 @@ func (lx *lexer) file(name string, data []byte, dir string) []token {
 //   - "double quotes" make one word of the text between them, and a " opens
 //     one even inside a word (`a"b c"` is a and "b c"); \" stands for a "
 //     inside it (commands are split later, with their own quoting rules).
-func (lx *lexer) line(file string, n int, s string) []token {
+func (lx *lexer) line(file *string, n int32, s string) []token {
 	lx.lines++
 	var toks []token
 	add := func(text string, quoted bool) {
 		lx.seq++
-		toks = append(toks, token{text: text, quoted: quoted, pos: Pos{file, n}, seq: lx.seq, line: lx.lines})
+		toks = append(toks, token{text: text, quoted: quoted, file: file, lineNo: n, seq: lx.seq, line: lx.lines})
+		if limit := lx.lim.orDefaults().words; lx.seq > limit && !lx.full {
+			lx.full = true
+			lx.r.errorf(toks[len(toks)-1], "", "the configuration has more than %d words (keywords, values, braces) with what it includes, more than haa reads: is this, and every file included, a keepalived configuration? The rest is not read", limit)
+		}
+		if !utf8.ValidString(text) {
+			// haa's configuration, its API and its YAML are UTF-8: a
+			// Latin-1 value would convert into one nothing can write.
+			lx.r.errorf(toks[len(toks)-1], "", "%q is not UTF-8 text: save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8); comments may stay as they are", text)
+		}
 	}
-	for i := 0; i < len(s); {
+	for i := 0; i < len(s) && !lx.full; {
 		c := s[i]
 		switch {
 		case isSpace(c):
@@ -139,8 +195,8 @@ func (lx *lexer) line(file string, n int, s string) []token {
 // escapedComment warns about \# or \! (esc) outside quotes, which
 // keepalived 2.2 reads as the start of a comment (see line); toks are the
 // words of the line before it.
-func (lx *lexer) escapedComment(toks []token, file string, n int, esc string) {
-	at := token{pos: Pos{file, n}, seq: lx.seq, line: lx.lines}
+func (lx *lexer) escapedComment(toks []token, file *string, n int32, esc string) {
+	at := token{file: file, lineNo: n, seq: lx.seq, line: lx.lines}
 	kw := ""
 	if len(toks) > 0 {
 		at, kw = toks[0], toks[0].text
@@ -198,12 +254,11 @@ func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\v' || c == '\
 // pattern that matches nothing (an empty conf.d/*.conf) is a warning, a
 // plain path to a file that does not exist an error (a file that was meant
 // to be there, and whose part of the configuration would be lost).
-func (lx *lexer) include(kw token, patterns []token, dir string) []token {
+func (lx *lexer) include(kw token, patterns []token, dir string) {
 	if len(patterns) == 0 {
 		lx.r.errorf(kw, "include", "no file given: write include FILE or include GLOB, e.g. include /etc/keepalived/conf.d/*.conf")
-		return nil
+		return
 	}
-	var out []token
 	for _, p := range patterns {
 		if p.brace("{") || p.brace("}") {
 			lx.r.errorf(p, "include", "include takes no block: put it on a line of its own, e.g. include /etc/keepalived/conf.d/*.conf")
@@ -213,7 +268,7 @@ func (lx *lexer) include(kw token, patterns []token, dir string) []token {
 		if !filepath.IsAbs(pattern) {
 			pattern = filepath.Join(dir, pattern)
 		}
-		matches, err := filepath.Glob(pattern)
+		matches, err := lx.fsys().Glob(pattern)
 		if err != nil {
 			lx.r.errorf(p, "include", "%q is not a valid glob pattern (%v): fix the pattern", p.text, err)
 			continue
@@ -227,16 +282,15 @@ func (lx *lexer) include(kw token, patterns []token, dir string) []token {
 			continue
 		}
 		for _, m := range matches {
-			out = append(out, lx.includeFile(p, m)...)
+			lx.includeFile(p, m)
 		}
 	}
-	return out
 }
 
 // isGlob reports whether an include pattern has glob characters.
 func isGlob(pattern string) bool { return strings.ContainsAny(pattern, "*?[") }
 
-func (lx *lexer) includeFile(at token, path string) []token {
+func (lx *lexer) includeFile(at token, path string) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		abs = filepath.Clean(path)
@@ -244,23 +298,49 @@ func (lx *lexer) includeFile(at token, path string) []token {
 	for _, f := range lx.stack {
 		if f == abs {
 			lx.r.errorf(at, "include", "%s includes itself (through %s): remove the include that closes the loop", path, strings.Join(lx.stack, " -> "))
-			return nil
+			return
 		}
 	}
 	if len(lx.stack) >= maxIncludeDepth {
 		lx.r.errorf(at, "include", "includes nested more than %d deep (%s): flatten them, or remove an include loop", maxIncludeDepth, strings.Join(lx.stack, " -> "))
-		return nil
+		return
 	}
-	if st, err := os.Stat(path); err == nil && st.IsDir() {
-		lx.r.errorf(at, "include", "%s is a directory: include the files in it, e.g. include %s", path, filepath.Join(path, "*.conf"))
-		return nil
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		lx.r.errorf(at, "include", "cannot read %s: %v: fix the path or the file's permissions", path, err)
-		return nil
+	data, ok := lx.readInclude(at, path)
+	if !ok {
+		return
 	}
 	lx.stack = append(lx.stack, abs)
 	defer func() { lx.stack = lx.stack[:len(lx.stack)-1] }()
-	return lx.file(path, data, filepath.Dir(path))
+	lx.lexFile(path, data, filepath.Dir(path))
+}
+
+// readInclude reads the file path that the include at `at` names, within
+// the limits; a file it cannot read is an error at the include.
+func (lx *lexer) readInclude(at token, path string) ([]byte, bool) {
+	lim := lx.lim.orDefaults()
+	if lx.files >= lim.files {
+		lx.r.errorf(at, "include", "including %s would make more than %d files read for this configuration (a file included N times counts N times): is a file included from many places, or a glob matching more than meant? Include each file once", path, lim.files)
+		return nil, false
+	}
+	data, err := readLimited(lx.fsys(), path, min(lim.file, lim.total-lx.read))
+	var re *readError
+	switch {
+	case err == nil:
+		lx.read += int64(len(data))
+		lx.files++
+		return data, true
+	case !errors.As(err, &re):
+		lx.r.errorf(at, "include", "cannot read %s: %v: fix the path or the file's permissions", path, err)
+	case re.err == ErrNotRegular && re.mode.IsDir():
+		lx.r.errorf(at, "include", "%s is a directory: include the files in it, e.g. include %s", path, filepath.Join(path, "*.conf"))
+	case re.err == ErrNotRegular:
+		lx.r.errorf(at, "include", "%s is not a regular file but %s: haa reads configuration only from regular files (a device such as /dev/zero never ends, a FIFO can block): include a regular file, or remove the include", path, fileKind(re.mode))
+	case re.err == ErrTooLarge && re.size > lim.file:
+		lx.r.errorf(at, "include", "%s is %s, more than the %s an included file may have: is it the file you meant? If so, split it into smaller files and include those", path, size(re.size), size(lim.file))
+	case re.err == ErrTooLarge:
+		lx.r.errorf(at, "include", "%s (%s) would make the configuration more than %s with the files it includes (%s read before it, a file included N times counting N times): include fewer or smaller files; is a glob matching more than meant?", path, size(re.size), size(lim.total), size(lx.read))
+	default:
+		lx.r.errorf(at, "include", "cannot read %s: %v: fix the path or the file's permissions", path, re.err)
+	}
+	return nil, false
 }

@@ -64,7 +64,7 @@ func (c *conv) timingHandlers(tm *timing, hs map[string]handler, checker bool) {
 	hs["warmup"] = secs("warmup", &tm.warmup)
 	retry := line(func(st *stmt) {
 		if _, dup := tm.tok["retry"]; dup {
-			c.r.errorf(st.kw, st.kw.text, "the retries are already set at line %d (retry and nb_get_retry are the same): keep one", tm.tok["retry"].pos.Line)
+			c.r.errorf(st.kw, st.kw.text, "the retries are already set at line %d (retry and nb_get_retry are the same): keep one", tm.tok["retry"].pos().Line)
 			return
 		}
 		if n, ok := c.uintValue(st, 0, config.MaxRiseFall-1); ok {
@@ -289,7 +289,7 @@ func (c *conv) prefixLen(st *stmt, t token) (uint32, bool) {
 
 func (c *conv) scheduler(st *stmt, v *vsDef) {
 	if old, dup := v.toks["scheduler"]; dup {
-		c.r.errorf(st.kw, st.kw.text, "the scheduler is already set at line %d (lb_algo and lvs_sched are the same): keep one", old.pos.Line)
+		c.r.errorf(st.kw, st.kw.text, "the scheduler is already set at line %d (lb_algo and lvs_sched are the same): keep one", old.pos().Line)
 		return
 	}
 	t, ok := c.value(st, "lb_algo wrr")
@@ -308,7 +308,7 @@ func (c *conv) scheduler(st *stmt, v *vsDef) {
 // them exactly).
 func (c *conv) forwarding(st *stmt, v *vsDef) {
 	if old, dup := v.toks["forwarding"]; dup {
-		c.r.errorf(st.kw, st.kw.text, "the forwarding method is already set at line %d (lb_kind and lvs_method are the same): keep one", old.pos.Line)
+		c.r.errorf(st.kw, st.kw.text, "the forwarding method is already set at line %d (lb_kind and lvs_method are the same): keep one", old.pos().Line)
 		return
 	}
 	t, ok := c.value(st, "lb_kind DR")
@@ -409,7 +409,7 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 // up while all pass, so a second checker is an error rather than dropped.
 func (c *conv) checker(st *stmt, r *rsDef) {
 	if len(r.checks) > 0 {
-		c.r.errorf(st.kw, st.kw.text, "haa runs one health check per real server (the %s at line %d): keep one checker, or combine the checks in a MISC_CHECK script", r.checks[0].kw.text, r.checks[0].kw.pos.Line)
+		c.r.errorf(st.kw, st.kw.text, "haa runs one health check per real server (the %s at line %d): keep one checker, or combine the checks in a MISC_CHECK script", r.checks[0].kw.text, r.checks[0].kw.pos().Line)
 		return
 	}
 	if len(st.args) > 0 {

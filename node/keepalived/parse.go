@@ -36,7 +36,7 @@ func parse(toks []token, r *report) []*stmt {
 // or the end of the input (depth 0).
 func (p *parser) list(depth int, owner *stmt) []*stmt {
 	var out []*stmt
-	for p.i < len(p.toks) && !p.stopped {
+	for p.i < len(p.toks) && !p.stopped && !p.r.full() {
 		t := p.toks[p.i]
 		switch {
 		case t.brace("}"):
@@ -55,9 +55,13 @@ func (p *parser) list(depth int, owner *stmt) []*stmt {
 		}
 		st := &stmt{kw: t}
 		p.i++
+		start := p.i
 		for p.i < len(p.toks) && p.toks[p.i].line == t.line && !p.toks[p.i].brace("{") && !p.toks[p.i].brace("}") {
-			st.args = append(st.args, p.toks[p.i])
 			p.i++
+		}
+		if p.i > start {
+			// The values are the stream's tokens, not a copy.
+			st.args = p.toks[start:p.i:p.i]
 		}
 		if p.i < len(p.toks) && p.toks[p.i].brace("{") {
 			st.hasBlock, st.open = true, p.toks[p.i]
@@ -66,7 +70,7 @@ func (p *parser) list(depth int, owner *stmt) []*stmt {
 		}
 		out = append(out, st)
 	}
-	if depth > 0 && !p.stopped {
+	if depth > 0 && !p.stopped && !p.r.full() {
 		p.r.errorf(owner.open, owner.kw.text, "the block opened here is never closed: add the } that ends it")
 	}
 	return out

@@ -153,10 +153,10 @@ func TestInclude(t *testing.T) {
 		t.Errorf("got  %s\nwant %s", got, want)
 	}
 	// Positions name the included files.
-	if got, want := sts[3].kw.pos, (Pos{filepath.Join(dir, "conf.d/sub/c.conf"), 1}); got != want {
+	if got, want := sts[3].kw.pos(), (Pos{filepath.Join(dir, "conf.d/sub/c.conf"), 1}); got != want {
 		t.Errorf("position of c: %v, want %v", got, want)
 	}
-	if got, want := sts[4].kw.pos, (Pos{filepath.Join(dir, "main.conf"), 3}); got != want {
+	if got, want := sts[4].kw.pos(), (Pos{filepath.Join(dir, "main.conf"), 3}); got != want {
 		t.Errorf("position of last: %v, want %v", got, want)
 	}
 
@@ -277,4 +277,22 @@ func TestIncludeGlobMatchesNothing(t *testing.T) {
 	if len(r.errs) > 0 || len(ws) != 1 || !strings.HasPrefix(ws[0].String(), want) {
 		t.Errorf("errors %v, warnings %v\nwant the warning %s...", sorted(r.errs), ws, want)
 	}
+}
+
+// Text that is not UTF-8 (a Latin-1 file) would convert into a
+// configuration that cannot be written as YAML or sent over the API: an
+// error at its line. Comments are not looked at.
+func TestNotUTF8(t *testing.T) {
+	src := "! Configuration de l'\xe9quipe r\xe9seau\n" + instance(" notify_master \"/etc/keepalived/bascule-\xe9t\xe9.sh\"\n")
+	_, _, err := Parse("t.conf", []byte(src), t.TempDir(), Options{})
+	oneProblem(t, err, "t.conf", 8, "", `"/etc/keepalived/bascule-\xe9t\xe9.sh" is not UTF-8 text: save the file as UTF-8`)
+
+	// In UTF-8, it converts.
+	utf := strings.ReplaceAll(src, "\xe9", "é")
+	if _, _, err := Parse("t.conf", []byte(utf), t.TempDir(), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	// An interface renamed to something that is not UTF-8.
+	_, _, err = Parse("t.conf", []byte(utf), t.TempDir(), Options{Interfaces: map[string]string{"eth0": "\xe9th0"}})
+	oneProblem(t, err, "t.conf", 3, "interface", `instances[0].interface: "\xe9th0" is not UTF-8 text`)
 }

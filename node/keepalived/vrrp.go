@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"regexp"
@@ -657,7 +658,7 @@ func (c *conv) srcIP(st *stmt, in *instDef) {
 		return
 	}
 	if old, set := in.toks["sourceAddress"]; set {
-		c.r.errorf(st.kw, st.kw.text, "the source address is already set at line %d: keep one of unicast_src_ip and mcast_src_ip", old.pos.Line)
+		c.r.errorf(st.kw, st.kw.text, "the source address is already set at line %d: keep one of unicast_src_ip and mcast_src_ip", old.pos().Line)
 		return
 	}
 	in.src = t.text
@@ -1171,7 +1172,7 @@ func (c *conv) ifTracker(name string, from token) *trackDef {
 // converted either.
 func (c *conv) finishTrackers() []*haav1.Tracker {
 	defs := slices.Clone(c.trackerDefs)
-	slices.SortStableFunc(defs, func(a, b *trackDef) int { return a.kw.seq - b.kw.seq })
+	slices.SortStableFunc(defs, func(a, b *trackDef) int { return cmp.Compare(a.kw.seq, b.kw.seq) })
 	var out []*haav1.Tracker
 	for _, d := range defs {
 		if !d.used {
