@@ -12,6 +12,7 @@ import (
 
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // issueExample is the agent configuration of the issue, verbatim.
@@ -343,4 +344,19 @@ func TestHugeValuesAreShortenedInErrors(t *testing.T) {
 	if !strings.Contains(err.Error(), "bytes more)") || !strings.Contains(err.Error(), "instances[0].name") {
 		t.Errorf("error does not say what it cut or where: %.300s", err)
 	}
+}
+
+// TestInvalidDurationsAreRefused: a duration the API can carry but YAML
+// cannot write (nanos out of range, signs that differ) is refused with its
+// path: applied, the configuration could never be saved or read back.
+func TestInvalidDurationsAreRefused(t *testing.T) {
+	cfg := &haav1.AgentConfig{Name: "n1", Instances: []*haav1.Instance{{Name: "VI_1", Interface: "eth0", Vrid: 1,
+		Vips: []string{"10.0.0.1/24"}, Garp: &haav1.Garp{Delay: &durationpb.Duration{Seconds: 2, Nanos: -1}},
+		PreemptDelay: &durationpb.Duration{Nanos: 2e9}}}}
+	wantProblems(t, Validate(cfg), `instances[0].preemptDelay: not a valid duration (0 s and 2000000000 ns)`,
+		`instances[0].garp.delay: not a valid duration (2 s and -1 ns)`)
+	doc := &haav1.Fleet{Kind: FleetKind, Nodes: []string{"lb1"}, Instances: []*haav1.FleetInstance{{Name: "VI_1",
+		Interface: "eth0", Vrid: 1, Vips: []string{"10.0.0.1/24"},
+		Overrides: map[string]*haav1.Instance{"lb1": {AdvertInterval: &durationpb.Duration{Seconds: 1, Nanos: 1e9}}}}}}
+	wantProblems(t, ValidateFleet(doc), `instances[0].overrides.lb1.advertInterval: not a valid duration`)
 }

@@ -347,6 +347,9 @@ type placement struct {
 }
 
 func validateFleet(p *problems, doc *haav1.Fleet) {
+	if checkDurations(p, doc.ProtoReflect(), ""); len(*p) > 0 {
+		return // the rest would convert them
+	}
 	switch k := doc.GetKind(); {
 	case k == "":
 		p.add("kind", "want Fleet: start the document with kind: Fleet")

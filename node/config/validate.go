@@ -85,6 +85,10 @@ func Validate(cfg *haav1.AgentConfig) error {
 // the sync groups, the virtual servers, the load balancer and metrics.
 func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 	var p problems
+	checkDurations(&p, cfg.ProtoReflect(), "")
+	if len(p) > 0 {
+		return nil, p.err("") // the rest would convert them
+	}
 	a := &Agent{Name: cfg.GetName()}
 	if a.Name == "" {
 		h, err := os.Hostname()
