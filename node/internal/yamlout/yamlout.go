@@ -263,7 +263,9 @@ func (w *Writer) str(s string) {
 			w.b.WriteString(`\t`)
 		case r == '\r':
 			w.b.WriteString(`\r`)
-		case r < 0x20 || r == 0x7f || r == 0x85 || r == 0x2028 || r == 0x2029 || r == 0xfeff:
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == 0x2028 || r == 0x2029 || r == 0xfeff || r == 0xfffe || r == 0xffff:
+			// Not printable in YAML (C0, DEL, C1 with NEL, U+FFFE and
+			// U+FFFF), a line separator or the byte order mark.
 			fmt.Fprintf(&w.b, `\u%04x`, r)
 		default:
 			w.b.WriteRune(r)
