@@ -113,20 +113,30 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	}
 	now := time.Now()
 	changed := false
+	invalid := false
 	g.mu.Lock()
 	for _, s := range st.GetSummaries() {
-		if !validSummary(s) || s.GetNode() == g.name || (s.GetIncarnation() == 0 && s.GetSeq() == 0) {
-			continue // invalid, this node's, or a sender's name only
+		if !validSummary(s) {
+			invalid = true
+			continue
+		}
+		if s.GetNode() == g.name || (s.GetIncarnation() == 0 && s.GetSeq() == 0) {
+			continue // this node's, or a sender's name only
 		}
 		if g.mergeSummaryLocked(s, false, now) {
 			changed = true
 		}
 	}
 	g.mu.Unlock()
+	if invalid {
+		// Counted once per state, as NotifyMsg counts one summary.
+		g.rej.hit(g.log, "malformed", "invalid node summary in the gossip state from "+from, now)
+	}
 	if changed {
 		g.changed()
 	}
-	if join && st.GetDocument() != nil && from != g.name && g.hq != nil {
+	// A document is offered only by a sender that names itself validly.
+	if join && st.GetDocument() != nil && from != "" && from != g.name && g.hq != nil {
 		g.hq.offered(from, st.GetDocument())
 	}
 }
