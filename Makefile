@@ -6,7 +6,8 @@
 #   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
 #   make bench-lvs       10,000 virtual servers programmed, one weight changed (writes out/bench-lvs.md)
 #   make chaos           an adversarial run's attacks replayed in a lab, with verdicts (writes out/chaos.md)
-#   make fuzz            the advert decoder under go test -fuzz, bounded
+#   make bench-vips      adding and removing 1,000..20,000 VIPs on one device
+#   make fuzz            every parser (adverts, config, fleet document, keepalived, gossip) under go test -fuzz, FUZZTIME each
 #   make deb             the Debian package (out/haa_VERSION_ARCH.deb): binaries, systemd unit, completions
 
 SHELL      := /bin/bash
@@ -133,9 +134,13 @@ chaos: build
 ## fuzz: every fuzz target, one at a time (go test -fuzz runs one target
 ## per run), FUZZTIME each: the total is bounded by the list below. All run
 ## even when one fails; a failing input is kept in its package's
-## testdata/fuzz/NAME/ and fails make.
+## testdata/fuzz/NAME/ and fails make. Minimizing a new input may take
+## 10s, not the whole FUZZTIME (go's default is 60s). Go 1.26 can end a
+## run that found nothing with "context deadline exceeded" as FUZZTIME
+## runs out (go.dev/issue/75804): that alone is not a failure.
 fuzz:
-	@failed=""; for t in \
+	@set -o pipefail; failed=""; log=$$(mktemp); trap 'rm -f $$log' EXIT; \
+	for t in \
 	  ./node/vrrp:FuzzParsePacket \
 	  ./node/vip:FuzzParse \
 	  ./node/internal/yamlout:FuzzStrings \
@@ -151,7 +156,11 @@ fuzz:
 	  ./node/gossip:FuzzGossipMeta; do \
 	  pkg=$${t%%:*} name=$${t#*:}; \
 	  echo "== $$name ($$pkg, $(FUZZTIME))"; \
-	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || failed="$$failed $$pkg:$$name"; \
+	  if ! $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -fuzzminimizetime 10s $$pkg 2>&1 | tee $$log; then \
+	    if tail -n 5 $$log | grep -q '^    context deadline exceeded$$' && ! grep -q 'Failing input written' $$log; then \
+	      echo "fuzz: $$name: only go's end-of-run race (go.dev/issue/75804): not counted as a failure"; \
+	    else failed="$$failed $$pkg:$$name"; fi; \
+	  fi; \
 	done; \
 	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed (inputs kept under testdata/fuzz/)" >&2; exit 1; fi
 

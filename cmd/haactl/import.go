@@ -242,7 +242,8 @@ func loadKeepalived(cmd *cobra.Command, file string, opts keepalived.Options) (*
 	if file != "-" {
 		return keepalived.Load(file, opts)
 	}
-	data, err := io.ReadAll(cmd.InOrStdin())
+	// One byte past the limit is enough for Parse to refuse it.
+	data, err := io.ReadAll(io.LimitReader(cmd.InOrStdin(), keepalived.MaxFileBytes+1))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/haa-dev/haa/ctl"
 	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/keepalived"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
@@ -335,5 +336,29 @@ func TestImportUsage(t *testing.T) {
 	}
 	if r := haactl(t, noAgent, "", "import", "--help"); r.code != 0 || !strings.Contains(r.out, "haactl import FILE...") {
 		t.Errorf("--help: %+v", r)
+	}
+}
+
+// endless is standard input that never ends (cat /dev/zero | haactl
+// import -).
+type endless struct{}
+
+func (endless) Read(b []byte) (int, error) {
+	for i := range b {
+		b[i] = '#'
+	}
+	return len(b), nil
+}
+
+// TestImportStdinIsBounded: import from standard input reads at most one
+// byte past keepalived.MaxFileBytes and refuses the rest, instead of
+// reading until memory runs out.
+func TestImportStdinIsBounded(t *testing.T) {
+	var out, errOut syncBuffer
+	root := newRootCmd(&out, &errOut, ctl.Dial)
+	root.SetIn(endless{})
+	code := execute(t.Context(), root, []string{"--target", noAgent, "import", "-"}, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "<stdin>") || !strings.Contains(errOut.String(), "MiB") {
+		t.Fatalf("exit %d, stderr:\n%.500s", code, errOut.String())
 	}
 }
