@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -343,6 +344,17 @@ func TestHugeValuesAreShortenedInErrors(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "bytes more)") || !strings.Contains(err.Error(), "instances[0].name") {
 		t.Errorf("error does not say what it cut or where: %.300s", err)
+	}
+	// Nor copied on the way: refusing a 3 MB name costs little memory.
+	named := &haav1.AgentConfig{Name: huge}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if Validate(named) == nil {
+		t.Fatal("a 3 MB name accepted")
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Errorf("refusing a 3 MB name allocated %d bytes", n)
 	}
 }
 

@@ -127,7 +127,27 @@ func (e *Error) Unwrap() error { return ErrInvalid }
 type problems []FieldError
 
 func (p *problems) add(path, format string, args ...any) {
+	for i, a := range args {
+		if s, ok := a.(string); ok && len(s) > maxQuoted {
+			args[i] = longValue(s) // never formatted whole
+		}
+	}
 	*p = append(*p, FieldError{Path: path, Msg: shorten(fmt.Sprintf(format, args...))})
+}
+
+// longValue is a string argument of more than maxQuoted bytes: formatted,
+// it is cut as shorten cuts a quoted value, without the whole of it ever
+// being quoted or copied (a 3 MB value was, several times).
+type longValue string
+
+func (v longValue) Format(f fmt.State, verb rune) {
+	cut := runeCut(string(v), maxQuoted)
+	more := fmt.Sprintf("… (%d bytes more)", len(v)-len(cut))
+	if verb == 'q' {
+		fmt.Fprintf(f, "%q%s", cut, more)
+		return
+	}
+	fmt.Fprintf(f, "%s%s", cut, more)
 }
 
 func (p problems) err(source string) error {

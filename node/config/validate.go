@@ -101,9 +101,10 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 	}
 	a.TLS = cfg.GetApi().GetTcp().GetTls()
 	a.Socket = cfg.GetApi().GetSocket()
-	if a.Socket == "" {
+	switch {
+	case a.Socket == "" && len(p) == 0: // none from an invalid name (of megabytes, perhaps)
 		a.Socket = filepath.Join(DefaultSocketDir, a.Name+".sock")
-	} else if !filepath.IsAbs(a.Socket) {
+	case a.Socket != "" && !filepath.IsAbs(a.Socket):
 		p.add("api.socket", "%q must be an absolute path", a.Socket)
 	}
 	if t := cfg.GetApi().GetTcp(); t != nil {

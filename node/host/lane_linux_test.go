@@ -88,7 +88,7 @@ func sources(t *testing.T, f *os.File, rd func([]byte) (int, time.Time, error)) 
 
 // TestLaneCarriesOnlyItsSources: the priority lane's kernel filter lets
 // through the sources it is given and nothing else (at first nothing);
-// the main socket gets everything.
+// the main socket gets everything else.
 func TestLaneCarriesOnlyItsSources(t *testing.T) {
 	p := newSocketPair(t)
 	master, other := netip.MustParseAddr("10.77.0.1"), netip.MustParseAddr("10.77.0.66")
@@ -110,13 +110,16 @@ func TestLaneCarriesOnlyItsSources(t *testing.T) {
 	if got := sources(t, p.rx.lane, lane.ReadPacket); len(got) != 2 || got[0] != master || got[1] != master {
 		t.Fatalf("the lane carried %v, want the master's two", got)
 	}
-	if got := sources(t, p.rx.f, p.rx.ReadPacket); len(got) != 3 {
-		t.Fatalf("the main socket got %v, want all 3", got)
+	if got := sources(t, p.rx.f, p.rx.ReadPacket); len(got) != 1 || got[0] != other {
+		t.Fatalf("the main socket got %v, want only the other's (the master's are the lane's)", got)
 	}
 	must(t, lane.SetSources(nil))
 	send()
 	if got := sources(t, p.rx.lane, lane.ReadPacket); len(got) != 0 {
 		t.Fatalf("the emptied lane carried %v", got)
+	}
+	if got := sources(t, p.rx.f, p.rx.ReadPacket); len(got) != 3 {
+		t.Fatalf("the main socket got %v, want all 3 again", got)
 	}
 }
 

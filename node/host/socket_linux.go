@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +28,8 @@ type Socket struct {
 	ifindex int
 	f       *os.File
 	lane    *os.File // the priority lane: only the sources SetSources names
+	laneMu  sync.Mutex
+	onLane  []netip.Addr // the lane's sources, which the main socket's filter drops
 	id      atomic.Uint32
 	closed  atomic.Bool
 	// overflows is the kernel's count of packets the main socket's full
@@ -98,7 +101,7 @@ func openRaw(ifname string, lane bool, extra []setting) (int, error) {
 	}
 	var setup []setting
 	if lane {
-		setup = append(setup, setting{"filter", func(fd int) error { return attachSources(fd, nil) }})
+		setup = append(setup, setting{"filter", func(fd int) error { return attachFilter(fd, nil, true) }})
 	}
 	setup = append(setup,
 		setting{"bind to device", func(fd int) error { return unix.BindToDevice(fd, ifname) }},
@@ -117,11 +120,12 @@ func openRaw(ifname string, lane bool, extra []setting) (int, error) {
 	return fd, nil
 }
 
-// attachSources sets fd's filter to let through the IPv4 packets of srcs
-// only (none when empty): a classic BPF program comparing the source
-// address, run by the kernel before the packet is queued.
-func attachSources(fd int, srcs []netip.Addr) error {
-	prog, err := sourceFilter(srcs)
+// attachFilter sets fd's filter to let through the IPv4 packets of srcs
+// only (none when empty), or, if !only, every packet but theirs: a
+// classic BPF program comparing the source address, run by the kernel
+// before the packet is queued.
+func attachFilter(fd int, srcs []netip.Addr, only bool) error {
+	prog, err := sourceFilter(srcs, only)
 	if err != nil {
 		return err
 	}
@@ -140,9 +144,9 @@ func attachSources(fd int, srcs []netip.Addr) error {
 // instructions).
 const maxLaneSources = 250
 
-// sourceFilter is the program of attachSources: for a raw IPv4 socket the
+// sourceFilter is the program of attachFilter: for a raw IPv4 socket the
 // packet starts at the IP header, whose source address is at offset 12.
-func sourceFilter(srcs []netip.Addr) ([]bpf.Instruction, error) {
+func sourceFilter(srcs []netip.Addr, only bool) ([]bpf.Instruction, error) {
 	if len(srcs) > maxLaneSources {
 		return nil, fmt.Errorf("%d sources for the priority lane, at most %d", len(srcs), maxLaneSources)
 	}
@@ -152,10 +156,15 @@ func sourceFilter(srcs []netip.Addr) ([]bpf.Instruction, error) {
 			return nil, fmt.Errorf("priority lane: %s is not an IPv4 address", a)
 		}
 		b := a.As4()
-		// Matched: jump over the remaining comparisons and the drop.
+		// Matched: jump over the remaining comparisons and the verdict
+		// of the others.
 		prog = append(prog, bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(b[:]), SkipTrue: uint8(len(srcs) - k)})
 	}
-	return append(prog, bpf.RetConstant{Val: 0}, bpf.RetConstant{Val: 0xffff}), nil
+	drop, keep := bpf.RetConstant{Val: 0}, bpf.RetConstant{Val: 0xffff}
+	if only {
+		return append(prog, drop, keep), nil
+	}
+	return append(prog, keep, drop), nil
 }
 
 // Lane returns the socket's priority lane.
@@ -165,14 +174,43 @@ type lane struct{ c *Socket }
 
 func (l lane) ReadPacket(b []byte) (int, time.Time, error) { return l.c.read(l.c.lane, b) }
 
-// SetSources replaces the sources the lane lets through.
+// SetSources replaces the sources the lane lets through; the main socket
+// stops receiving them (the kernel queues their packets once, not twice).
+// In between a source may reach both sockets for a moment, never neither:
+// the main socket first drops only the sources that stay, then the lane
+// takes the new set, then the main socket drops it.
 func (l lane) SetSources(srcs []netip.Addr) error {
-	rc, err := l.c.lane.SyscallConn()
+	c := l.c
+	c.laneMu.Lock()
+	defer c.laneMu.Unlock()
+	var stay []netip.Addr
+	for _, a := range c.onLane {
+		if slices.Contains(srcs, a) {
+			stay = append(stay, a)
+		}
+	}
+	for _, step := range []struct {
+		f    *os.File
+		srcs []netip.Addr
+		only bool
+	}{{c.f, stay, false}, {c.lane, srcs, true}, {c.f, srcs, false}} {
+		if err := setFilter(step.f, step.srcs, step.only); err != nil {
+			_ = setFilter(c.f, nil, false) // the main socket takes everything again
+			c.onLane = nil
+			return err
+		}
+	}
+	c.onLane = slices.Clone(srcs)
+	return nil
+}
+
+func setFilter(f *os.File, srcs []netip.Addr, only bool) error {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
-	err = rc.Control(func(fd uintptr) { serr = attachSources(int(fd), srcs) })
+	err = rc.Control(func(fd uintptr) { serr = attachFilter(int(fd), srcs, only) })
 	return errors.Join(err, serr)
 }
 
