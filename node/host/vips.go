@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 
 	"github.com/haa-dev/haa/node/vip"
 	"github.com/vishvananda/netlink"
@@ -15,11 +16,13 @@ import (
 var ErrNoInterface = errors.New("interface not found")
 
 // VIPs adds, removes and checks virtual addresses through one netlink
-// handle. It is safe for concurrent use: netlink.Handle serialises requests
-// on its socket.
+// handle. It is safe for concurrent use: AddAll and DelAll run one at a time
+// (netlink.Handle serialises requests on its socket anyway), so that the
+// listing a DelAll makes is not interrupted by the changes of another.
 type VIPs struct {
 	h     netlinkOps
 	owned *netlink.Handle // created by NewVIPs and closed by Close
+	mu    sync.Mutex      // one AddAll or DelAll at a time
 }
 
 // netlinkOps is what VIPs asks of netlink (*netlink.Handle).
@@ -67,6 +70,8 @@ func (m *VIPs) Del(iface string, v vip.VIP) error { return m.DelAll(iface, []vip
 // it does not list addresses. Every address is tried; the errors are
 // joined.
 func (m *VIPs) AddAll(iface string, vs []vip.VIP) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	links := linkCache{m: m}
 	var errs []error
 	for _, v := range vs {
@@ -89,15 +94,22 @@ func (m *VIPs) AddAll(iface string, vs []vip.VIP) error {
 
 // DelAll removes each of vs from its v.Dev, or from iface when v.Dev is
 // empty. An absent address, or an absent interface, is not an error. It
-// costs one link lookup and one address listing per device and family,
-// and one request per address present: O(N) requests for N addresses.
+// costs one link lookup per device, one request per address, and one
+// address listing per device when an IPv4 address with a prefix shorter
+// than /32 is among vs: O(N) requests for N addresses, and no listing at all
+// for /32 and IPv6 addresses.
 //
 // When an address removed is the primary IPv4 address of its subnet and
 // net.ipv4.conf.DEV.promote_secondaries is off, the kernel removes the
 // secondary addresses of that subnet with it; DelAll adds back those that
 // were not to be removed, so only vs disappear (the others are missing for
-// a moment). Set promote_secondaries=1 to avoid even that.
+// a moment). Set promote_secondaries=1 to avoid even that. A /32 address
+// has no secondaries (its subnet is itself), nor has an IPv6 address: for
+// those the listing would only tell what is absent, which the kernel's
+// answer to the request says as well.
 func (m *VIPs) DelAll(iface string, vs []vip.VIP) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	links := linkCache{m: m}
 	type devFam struct {
 		dev string
@@ -147,21 +159,20 @@ func (m *VIPs) DelAll(iface string, vs []vip.VIP) error {
 			errs = append(errs, err)
 			continue
 		}
-		k := devFam{dev, netlink.FAMILY_V4}
-		if v.Prefix.Addr().Is6() {
-			k.fam = netlink.FAMILY_V6
-		}
-		got, err := list(k, link)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("vip %s: %w", v.Prefix, err))
-			continue
+		var got *listing
+		if v.Prefix.Addr().Is4() && v.Prefix.Bits() < 32 {
+			got, err = list(devFam{dev, netlink.FAMILY_V4}, link)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("vip %s: %w", v.Prefix, err))
+				continue
+			}
 		}
 		if got != nil {
 			i, ok := got.at[v.Prefix]
 			if !ok {
 				continue
 			}
-			if v.Prefix.Addr().Is4() && got.addrs[i].Flags&unix.IFA_F_SECONDARY == 0 {
+			if got.addrs[i].Flags&unix.IFA_F_SECONDARY == 0 {
 				for _, sec := range secondariesOf(got.addrs, v.Prefix) {
 					restore = append(restore, struct {
 						link netlink.Link
