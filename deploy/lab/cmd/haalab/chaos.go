@@ -115,8 +115,10 @@ type chaosOptions struct {
 	duration   time.Duration
 	maxPackets int
 	// conns: attack 6's TLS connections; streams: attack 7's watchers;
-	// dryRuns: attack 10's haactl runs; vips: attack 9's large table.
-	conns, streams, dryRuns, vips int
+	// dryRuns: attack 10's haactl runs.
+	conns, streams, dryRuns int
+	// vips: the sizes of attack 9's large tables, a row each.
+	vips []int
 	// settle bounds the wait for descriptors and memory to come back
 	// after an attack.
 	settle time.Duration
@@ -137,7 +139,7 @@ func parseChaos(args []string, stderr io.Writer) (chaosOptions, error) {
 	fs.IntVar(&o.conns, "conns", 2000, "attack 6: TCP connections without a client certificate")
 	fs.IntVar(&o.streams, "streams", 50, "attack 7: WatchEvents streams that never read")
 	fs.IntVar(&o.dryRuns, "dry-runs", 20, "attack 10: haactl apply --dry-run runs")
-	fs.IntVar(&o.vips, "vips", 20000, "attack 9: VIPs of the large configuration (100 per instance)")
+	vips := fs.String("vips", "20000,9900", "attack 9: VIPs of the large configurations, a row each, separated by commas (100 per instance; haad's maximum is 10000 per node)")
 	fs.DurationVar(&o.settle, "settle", 10*time.Second, "after each attack, how long to wait at most for descriptors and memory to come back")
 	fs.StringVar(&attacks, "attacks", "all", "the attacks to run: all, or numbers 1..10 separated by commas")
 	if err := parseFlags(fs, "chaos", args); err != nil {
@@ -154,10 +156,15 @@ func parseChaos(args []string, stderr io.Writer) (chaosOptions, error) {
 		return o, usageErrorf("chaos: --streams %d: use 1..1000", o.streams)
 	case o.dryRuns < 1 || o.dryRuns > 1000:
 		return o, usageErrorf("chaos: --dry-runs %d: use 1..1000", o.dryRuns)
-	case o.vips < 1 || o.vips > chaosMaxVIPs:
-		return o, usageErrorf("chaos: --vips %d: use 1..%d (%d instances of %d VIPs)", o.vips, chaosMaxVIPs, len(chaosBigVRIDs()), chaosVIPsPerInstance)
 	case o.settle < 0 || o.settle > 10*time.Minute:
 		return o, usageErrorf("chaos: --settle %v: use 0s..10m", o.settle)
+	}
+	for _, f := range strings.Split(*vips, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 || n > chaosMaxVIPs {
+			return o, usageErrorf("chaos: --vips %q: use numbers 1..%d (%d instances of %d VIPs), separated by commas", f, chaosMaxVIPs, len(chaosBigVRIDs()), chaosVIPsPerInstance)
+		}
+		o.vips = append(o.vips, n)
 	}
 	o.attacks = map[int]bool{}
 	if attacks == "all" {
@@ -878,11 +885,13 @@ func (x *chaosLab) attacks(id int) []chaosAttack {
 	case 8:
 		return x.malformedApplies()
 	case 9:
-		return []chaosAttack{
-			{id: "9a", name: "API: ApplyConfig with 300 VIPs on one instance", kind: kindAPI, run: x.attack300VIPs},
-			{id: "9b", name: fmt.Sprintf("API: ApplyConfig with %d VIPs across %d instances, removed, again, then SIGTERM", x.o.vips, chaosBigInstances(x.o.vips)), kind: kindAPI,
-				run: x.attackManyVIPs, post: x.manyVIPsSIGTERM},
+		out := []chaosAttack{{id: "9a", name: "API: ApplyConfig with 300 VIPs on one instance", kind: kindAPI, run: x.attack300VIPs}}
+		for i, n := range x.o.vips {
+			out = append(out, chaosAttack{id: fmt.Sprintf("9%c", 'b'+i),
+				name: fmt.Sprintf("API: ApplyConfig with %d VIPs across %d instances, removed, again, then SIGTERM", n, chaosBigInstances(n)), kind: kindAPI,
+				run: func(r *chaosRow) error { return x.attackManyVIPs(r, n) }, post: x.manyVIPsSIGTERM})
 		}
+		return out
 	case 10:
 		return []chaosAttack{{id: "10", name: fmt.Sprintf("haactl apply --dry-run x%d while eth0's addresses churn", x.o.dryRuns), kind: kindAPI,
 			run: x.attackDryRuns}}

@@ -592,13 +592,13 @@ func chaosBigVIP(i int) netip.Addr {
 }
 
 // manyVIPs is the large configuration: base plus the instances.
-func (x *chaosLab) manyVIPs(base *haav1.AgentConfig) (*haav1.AgentConfig, map[netip.Addr]bool) {
+func (x *chaosLab) manyVIPs(base *haav1.AgentConfig, vips int) (*haav1.AgentConfig, map[netip.Addr]bool) {
 	want := proto.Clone(base).(*haav1.AgentConfig)
 	vrids := chaosBigVRIDs()
 	set := map[netip.Addr]bool{}
-	for k := range chaosBigInstances(x.o.vips) {
+	for k := range chaosBigInstances(vips) {
 		in := chaosInstance(fmt.Sprintf("VB_%03d", vrids[k]), vrids[k])
-		for j := k * chaosVIPsPerInstance; j < min((k+1)*chaosVIPsPerInstance, x.o.vips); j++ {
+		for j := k * chaosVIPsPerInstance; j < min((k+1)*chaosVIPsPerInstance, vips); j++ {
 			a := chaosBigVIP(j)
 			set[a] = true
 			in.Vips = append(in.Vips, a.String()+"/32")
@@ -687,12 +687,12 @@ type applyDone struct {
 // left. Each phase waits 3 x --duration at most. The API is timed all along
 // (the row's p99). Refused with InvalidArgument is a per-node maximum: the
 // row then passes.
-func (x *chaosLab) attackManyVIPs(r *chaosRow) error {
+func (x *chaosLab) attackManyVIPs(r *chaosRow, vips int) error {
 	base, err := x.runningConfig(0)
 	if err != nil {
 		return err
 	}
-	want, set := x.manyVIPs(base)
+	want, set := x.manyVIPs(base, vips)
 	x.manyWant, x.manySet, x.manyReapply = want, set, false
 	cc, err := x.rawConn(0)
 	if err != nil {

@@ -18,7 +18,7 @@ import (
 func TestParseChaos(t *testing.T) {
 	o, err := parseChaos(nil, io.Discard)
 	if err != nil || o.duration != 20*time.Second || o.conns != 2000 || o.streams != 50 || o.dryRuns != 20 ||
-		o.vips != 20000 || o.maxPackets != 10000000 || o.out != "out/chaos.md" || len(o.attacks) != 10 {
+		!slices.Equal(o.vips, []int{20000, 9900}) || o.maxPackets != 10000000 || o.out != "out/chaos.md" || len(o.attacks) != 10 {
 		t.Fatalf("defaults: %+v, %v", o, err)
 	}
 	o, err = parseChaos([]string{"--duration", "5s", "--attacks", "2, 9", "--conns", "10"}, io.Discard)
@@ -27,7 +27,7 @@ func TestParseChaos(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"--duration", "0s"}, {"--duration", "1h"}, {"--max-packets", "0"}, {"--conns", "0"}, {"--streams", "5000"},
-		{"--dry-runs", "0"}, {"--vips", "0"}, {"--vips", "30000"}, {"--attacks", "11"}, {"--attacks", "1,x"}, {"extra"},
+		{"--dry-runs", "0"}, {"--vips", "0"}, {"--vips", "30000"}, {"--vips", "100,x"}, {"--attacks", "11"}, {"--attacks", "1,x"}, {"extra"},
 	} {
 		if _, err := parseChaos(args, io.Discard); !errors.Is(err, errUsage) {
 			t.Errorf("%q: err %v, want a usage error", args, err)
@@ -44,7 +44,7 @@ func TestParseChaos(t *testing.T) {
 
 func testChaosLab(t *testing.T) *chaosLab {
 	t.Helper()
-	x := &chaosLab{o: chaosOptions{vips: 20000}, attacker: &lab.Node{Name: "c1", Addr: netip.MustParseAddr("10.77.0.200"), Iface: "eth0"},
+	x := &chaosLab{o: chaosOptions{vips: []int{20000, 9900}}, attacker: &lab.Node{Name: "c1", Addr: netip.MustParseAddr("10.77.0.200"), Iface: "eth0"},
 		pki: chaosPKI{caFile: "/tmp/ca.pem", serverCert: "/tmp/server.pem", serverKey: "/tmp/server-key.pem"}}
 	for i, prio := range []int{chaosPrioMaster, chaosPrioBackup} {
 		n := &lab.Node{Name: chaosNodeNames[i], Addr: netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)}), Iface: "eth0"}
@@ -71,7 +71,7 @@ func TestChaosConfigsValid(t *testing.T) {
 		}
 	}
 	base, _ := config.Parse([]byte(x.haadConfig(0)))
-	want, set := x.manyVIPs(base)
+	want, set := x.manyVIPs(base, 20000)
 	if len(set) != 20000 || len(want.GetInstances()) != 2+200 {
 		t.Fatalf("large table: %d VIPs, %d instances", len(set), len(want.GetInstances()))
 	}
@@ -83,8 +83,7 @@ func TestChaosConfigsValid(t *testing.T) {
 		vrids[in.GetVrid()] = true
 	}
 	// Valid but for its size, which haad may bound: a small one validates.
-	x.o.vips = 250
-	small, set := x.manyVIPs(base)
+	small, set := x.manyVIPs(base, 250)
 	if len(set) != 250 || len(small.GetInstances()) != 2+3 {
 		t.Fatalf("small table: %d VIPs, %d instances", len(set), len(small.GetInstances()))
 	}
