@@ -127,11 +127,10 @@ func TestJunkDropsAllocateNothing(t *testing.T) {
 
 // fakeLane is a Lane whose "kernel filter" is a set of sources.
 type fakeLane struct {
-	mu      sync.Mutex
-	srcs    []netip.Addr
-	sets    int
-	pkts    chan []byte
-	arrived chan struct{}
+	mu   sync.Mutex
+	srcs []netip.Addr
+	sets int
+	pkts chan []byte
 }
 
 func newFakeLane() *fakeLane { return &fakeLane{pkts: make(chan []byte, 64)} }
