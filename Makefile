@@ -7,6 +7,7 @@
 #   make bench-lvs       10,000 virtual servers programmed, one weight changed (writes out/bench-lvs.md)
 #   make chaos           an adversarial run's attacks replayed in a lab, with verdicts (writes out/chaos.md)
 #   make bench-vips      adding and removing 1,000..20,000 VIPs on one device
+#   make test-ipvs       the IPVS tests in Debian's kernel under qemu (haalab vm), part of make test
 #   make fuzz            every parser (adverts, config, fleet document, keepalived, gossip) under go test -fuzz, FUZZTIME each
 #   make deb             the Debian package (out/haa_VERSION_ARCH.deb): binaries, systemd unit, completions
 
@@ -25,7 +26,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-race test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs bench-vips chaos fuzz clean
+.PHONY: all build test test-race test-ipvs vm-deps test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs bench-vips chaos fuzz clean
 
 all: build
 
@@ -90,12 +91,42 @@ lint: proto-check
 test: deps lint
 	HAA_GRPCURL=$(TOOLS)/grpcurl $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) --no-print-directory test-race
+	$(MAKE) --no-print-directory test-ipvs
 
 ## test-race: go test -race over every package of the agent (node/...), the
 ## API (server), the client library (ctl/...) and haactl.
 RACE_PKGS := ./node/... ./server ./ctl/... ./cmd/haactl
 test-race:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(RACE_PKGS)
+
+## test-ipvs: this machine's kernel has no IPVS; Debian's does. haalab vm
+## boots it under qemu (TCG) with this machine's root read-only, and runs
+## there the tests that need ip_vs (deploy/lab/vm/test-ipvs.sh), built here
+## first. The kernel and initramfs are cached in .build/vm (the first run
+## downloads the kernel package: about 70 MB). out/vm receives the VM's
+## console and the tests' reports.
+VM_DIR := .build/vm
+test-ipvs: vm-deps build
+	rm -rf out/vm && mkdir -p out/vm $(VM_DIR)/bin
+	$(GO) test -c -o $(VM_DIR)/bin/ipvs.test ./node/lvs/ipvs
+	$(GO) test -c -o $(VM_DIR)/bin/haad.test ./cmd/haad
+	$(BIN)/haalab vm --dir $(VM_DIR) --share out/vm --timeout 30m \
+	  --env HAA_REQUIRE_IPVS=1 --env HAA_REQUIRE_NETNS=1 --env HAA_BIN_DIR=$(BIN) \
+	  --script deploy/lab/vm/test-ipvs.sh
+
+## vm-deps: what haalab vm needs (qemu, a static busybox, depmod) and what
+## the tests in it run (keepalived, ipvsadm).
+vm-deps:
+	@need=""; \
+	for p in qemu-system-x86:/usr/bin/qemu-system-x86_64 busybox-static:/bin/busybox kmod:/usr/sbin/depmod \
+	         ipvsadm:/usr/sbin/ipvsadm keepalived:/usr/sbin/keepalived; do \
+	  [ -x "$${p#*:}" ] || need="$$need $${p%%:*}"; \
+	done; \
+	if [ -n "$$need" ]; then \
+	  echo "installing:$$need"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$need) >/dev/null || \
+	    { echo "apt-get install$$need failed: install them by hand" >&2; exit 1; }; \
+	fi
 
 test-unit:
 	$(GO) test -count=1 -short ./...

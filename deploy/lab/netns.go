@@ -40,6 +40,27 @@ func Require(t testing.TB) {
 	}
 }
 
+// RequireIPVSEnv turns a skipped IPVS kernel test into a failed one: the
+// VM stage (make test-ipvs) sets it, since its kernel has IPVS.
+const RequireIPVSEnv = "HAA_REQUIRE_IPVS"
+
+// IPVSProcFile exists when the kernel has IPVS (built in or loaded).
+const IPVSProcFile = "/proc/net/ip_vs"
+
+// RequireIPVS skips t when the kernel has no IPVS (this machine's has
+// none: the tests run in make test-ipvs's VM), and fails it instead when
+// HAA_REQUIRE_IPVS=1; then it requires namespaces (Require).
+func RequireIPVS(t testing.TB) {
+	t.Helper()
+	if _, err := os.Stat(IPVSProcFile); err != nil {
+		if os.Getenv(RequireIPVSEnv) == "1" {
+			t.Fatalf("IPVS kernel test cannot run and %s=1: %s missing (modprobe ip_vs)", RequireIPVSEnv, IPVSProcFile)
+		}
+		t.Skipf("the kernel has no IPVS (%s missing): make test-ipvs runs this test in a VM whose kernel has it", IPVSProcFile)
+	}
+	Require(t)
+}
+
 // Available reports why namespaces cannot be used here, or nil.
 func Available() error {
 	if os.Geteuid() != 0 {

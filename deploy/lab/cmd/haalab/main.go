@@ -5,6 +5,7 @@
 //	haalab demo --haad bin/haad
 //	haalab bench-failover --haad bin/haad --trials 10 --out out/bench-failover.md
 //	haalab chaos --haad bin/haad --out out/chaos.md
+//	haalab vm -- ./ipvs.test -test.v   (Debian's kernel, with IPVS, under qemu)
 //
 // Everything happens inside network namespaces the lab creates; nothing on
 // the host is touched. The labs are removed at the end, on error, and on
@@ -45,6 +46,7 @@ usage:
   haalab bench-track --haad PATH [--trials 10] [--out FILE]
   haalab bench-lvs [--services 10000] [--dests 5] [--backend auto|nftables|ipvs] [--rounds 3] [--changes 20] [--haad PATH] [--out FILE]
   haalab chaos --haad PATH [--haactl PATH] [--duration 20s] [--attacks all|1,2,...] [--out FILE]
+  haalab vm [--share out/vm] [--timeout 20m] [--env NAME=VALUE] -- COMMAND [ARG...]   (or --prepare)
 
 Run "haalab COMMAND -h" for the flags of a command. Needs root.
 `
@@ -99,6 +101,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = runBenchLVS(s, commandLine(argv), rest, stderr)
 	case "chaos":
 		err = runChaos(s, commandLine(argv), rest, stderr)
+	case "vm":
+		err = runVM(s, rest, stdout, stderr)
 	case "grpc-floor-server": // bench-api's reference server
 		err = runFloorServer(rest)
 	default:
@@ -111,9 +115,12 @@ func run(argv []string, stdout, stderr io.Writer) int {
 	if cerr := s.closeAll(); cerr != nil {
 		err = errors.Join(err, fmt.Errorf("removing the lab: %w", cerr))
 	}
+	var exit errExit
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.As(err, &exit):
+		return int(exit)
 	case errors.Is(err, flag.ErrHelp):
 		return exitOK
 	case errors.Is(err, errUsage):
