@@ -400,8 +400,8 @@ func (b *recordingBackend) weight(k lvs.Key, rs netip.AddrPort) (int, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if vs := b.state[k]; vs != nil {
-		w, ok := vs.Dests[rs]
-		return w, ok
+		d, ok := vs.Dests[rs]
+		return d.Weight, ok
 	}
 	return 0, false
 }

@@ -315,12 +315,12 @@ func (b *Balancer) Prepare(c *config.Agent) (*Change, error) {
 		if err := backend.Supports(vs.Service); err != nil {
 			fields = append(fields, config.FieldError{Path: path, Msg: fmt.Sprintf("%s backend: %v", backend.Name(), err)})
 		} else if dc, ok := backend.(lvs.DestChecker); ok {
-			probe := &lvs.VirtualServer{Service: vs.Service, Dests: map[netip.AddrPort]int{}}
+			probe := &lvs.VirtualServer{Service: vs.Service, Dests: map[netip.AddrPort]lvs.DestAttrs{}}
 			for _, rs := range vs.Reals {
-				probe.Dests[rs.Addr] = rs.Weight
+				probe.Dests[rs.Addr] = lvs.DestAttrs{Weight: rs.Weight, Forwarding: vs.Service.Forwarding}
 			}
 			if vs.Sorry.IsValid() {
-				probe.Dests[vs.Sorry] = 1
+				probe.Dests[vs.Sorry] = lvs.DestAttrs{Weight: 1, Forwarding: vs.Service.Forwarding}
 			}
 			if err := dc.SupportsDests(probe); err != nil {
 				fields = append(fields, config.FieldError{Path: path + ".realServers", Msg: fmt.Sprintf("%s backend: %v", backend.Name(), err)})
@@ -652,7 +652,7 @@ func (b *Balancer) realServerEvent(r *realRun, healthy bool, cause, detail strin
 	}
 	w := 0
 	if vs := b.programmed[r.run.cfg.Service.Key]; vs != nil {
-		w = vs.Dests[r.cfg.Addr]
+		w = vs.Dests[r.cfg.Addr].Weight
 	}
 	b.events.Append(&haav1.Event{Kind: &haav1.Event_RealServerChanged{RealServerChanged: &haav1.RealServerChanged{
 		VirtualServer: r.run.cfg.Name, RealServer: r.cfg.Addr.String(), Healthy: healthy,

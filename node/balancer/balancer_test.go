@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/lvs"
+	"github.com/haa-dev/haa/node/lvs/lvstest"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
@@ -87,7 +87,7 @@ func (f *fakeBackend) dests(k lvs.Key) map[netip.AddrPort]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if vs := f.state[k]; vs != nil {
-		return maps.Clone(vs.Dests)
+		return lvstest.Weights(vs.Dests)
 	}
 	return nil
 }

@@ -183,8 +183,8 @@ func (b *Balancer) realView(r *realRun) RealServer {
 		v.Check = string(r.cfg.Check.Kind)
 	}
 	if vs := b.programmed[r.run.cfg.Service.Key]; vs != nil {
-		if w, ok := vs.Dests[r.cfg.Addr]; ok {
-			v.Programmed, v.Weight = true, w
+		if d, ok := vs.Dests[r.cfg.Addr]; ok {
+			v.Programmed, v.Weight = true, d.Weight
 		}
 	}
 	return v

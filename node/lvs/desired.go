@@ -13,6 +13,8 @@ type Real struct {
 	// operator's weight (both from the API).
 	Drained  bool
 	Override int
+	// Thresholds are its connection limits (unset: not haad's).
+	Thresholds Thresholds
 }
 
 // Effective is the weight the real server takes connections with while it
@@ -70,19 +72,20 @@ func Desired(g Group, wasUp bool) Outcome {
 	if wasUp {
 		up = hw >= g.Quorum-g.Hysteresis
 	}
-	vs := &VirtualServer{Service: g.Service, Dests: map[netip.AddrPort]int{}}
+	vs := &VirtualServer{Service: g.Service, Dests: map[netip.AddrPort]DestAttrs{}}
 	out := Outcome{VS: vs, Up: up, HealthyWeight: hw}
+	fwd := g.Service.Forwarding
 	if !up && g.Sorry.IsValid() {
-		vs.Dests[g.Sorry] = 1
+		vs.Dests[g.Sorry] = DestAttrs{Weight: 1, Forwarding: fwd}
 		out.SorryActive = true
 		return out
 	}
 	for _, r := range g.Reals {
 		switch {
 		case r.Healthy:
-			vs.Dests[r.Addr] = r.Effective()
+			vs.Dests[r.Addr] = DestAttrs{Weight: r.Effective(), Forwarding: fwd, Thresholds: r.Thresholds}
 		case g.Inhibit:
-			vs.Dests[r.Addr] = 0
+			vs.Dests[r.Addr] = DestAttrs{Forwarding: fwd, Thresholds: r.Thresholds}
 		}
 	}
 	return out

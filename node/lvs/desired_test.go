@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/haa-dev/haa/node/lvs"
+	"github.com/haa-dev/haa/node/lvs/lvstest"
 )
 
 func TestDesired(t *testing.T) {
@@ -65,8 +66,8 @@ func TestDesired(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := lvs.Desired(tt.g, tt.wasUp)
-			if !maps.Equal(got.VS.Dests, tt.want) {
-				t.Errorf("dests = %v, want %v", got.VS.Dests, tt.want)
+			if w := lvstest.Weights(got.VS.Dests); !maps.Equal(w, tt.want) {
+				t.Errorf("dests = %v, want %v", w, tt.want)
 			}
 			if got.Up != tt.up || got.SorryActive != tt.sorry || got.HealthyWeight != tt.hw {
 				t.Errorf("up %v sorry %v weight %d, want %v %v %d", got.Up, got.SorryActive, got.HealthyWeight, tt.up, tt.sorry, tt.hw)

@@ -18,8 +18,9 @@ import (
 // DeleteService), then adds or updates services, then adds or updates
 // destinations, so an address that moves between services never collides
 // with itself. A service whose settings differ is one UpdateService; a
-// destination whose weight differs is one UpdateDest. Nil entries count as
-// absent.
+// destination that does not satisfy its desired attributes
+// (DestAttrs.Satisfies: weight, forwarding, thresholds haad sets) is one
+// UpdateDest. Nil entries count as absent.
 func Diff(actual, desired State) Plan {
 	// Only the services that change are sorted and walked in order: one
 	// weight change among 10,000 services costs a map lookup per service.
@@ -67,7 +68,7 @@ func Diff(actual, desired State) Plan {
 			svc := withKey(a.Service, k)
 			for _, addr := range SortedAddrs(a.Dests) {
 				if _, ok := d.Dests[addr]; !ok {
-					plan = append(plan, Op{Kind: DeleteDest, Service: svc, Dest: Dest{Addr: addr, Weight: a.Dests[addr]}})
+					plan = append(plan, Op{Kind: DeleteDest, Service: svc, Dest: Dest{Addr: addr, DestAttrs: a.Dests[addr]}})
 				}
 			}
 		}
@@ -94,22 +95,32 @@ func Diff(actual, desired State) Plan {
 		addrs := SortedAddrs(d.Dests)
 		if a == nil {
 			for _, addr := range addrs {
-				plan = append(plan, Op{Kind: AddDest, Service: svc, Dest: Dest{Addr: addr, Weight: d.Dests[addr]}})
+				plan = append(plan, Op{Kind: AddDest, Service: svc, Dest: Dest{Addr: addr, DestAttrs: d.Dests[addr]}})
 			}
 			continue
 		}
 		for _, addr := range addrs {
-			if w, ok := a.Dests[addr]; ok && w != d.Dests[addr] {
-				plan = append(plan, Op{Kind: UpdateDest, Service: svc, Dest: Dest{Addr: addr, Weight: d.Dests[addr]}})
+			if have, ok := a.Dests[addr]; ok && !have.Satisfies(d.Dests[addr]) {
+				plan = append(plan, Op{Kind: UpdateDest, Service: svc, Dest: Dest{Addr: addr, DestAttrs: updated(have, d.Dests[addr])}})
 			}
 		}
 		for _, addr := range addrs {
 			if _, ok := a.Dests[addr]; !ok {
-				plan = append(plan, Op{Kind: AddDest, Service: svc, Dest: Dest{Addr: addr, Weight: d.Dests[addr]}})
+				plan = append(plan, Op{Kind: AddDest, Service: svc, Dest: Dest{Addr: addr, DestAttrs: d.Dests[addr]}})
 			}
 		}
 	}
 	return plan
+}
+
+// updated is what an UpdateDest programs to take have to want: want, but
+// thresholds haad set itself (have's) and no longer wants go back to none
+// (set to 0) rather than being left as they are.
+func updated(have, want DestAttrs) DestAttrs {
+	if !want.Thresholds.Set && have.Thresholds.Set {
+		want.Thresholds = Thresholds{Set: true}
+	}
+	return want
 }
 
 // sameVS reports whether a and d (both under key k) need no op.
@@ -117,8 +128,8 @@ func sameVS(a, d *VirtualServer, k Key) bool {
 	if withKey(a.Service, k) != withKey(d.Service, k) || len(a.Dests) != len(d.Dests) {
 		return false
 	}
-	for addr, w := range a.Dests {
-		if dw, ok := d.Dests[addr]; !ok || dw != w {
+	for addr, have := range a.Dests {
+		if want, ok := d.Dests[addr]; !ok || !have.Satisfies(want) {
 			return false
 		}
 	}
@@ -144,7 +155,7 @@ func (s State) Clone() State {
 
 // Clone returns a copy of vs that shares nothing with it.
 func (vs *VirtualServer) Clone() *VirtualServer {
-	d := make(map[netip.AddrPort]int, len(vs.Dests))
+	d := make(map[netip.AddrPort]DestAttrs, len(vs.Dests))
 	maps.Copy(d, vs.Dests)
 	return &VirtualServer{Service: vs.Service, Dests: d}
 }
@@ -173,19 +184,19 @@ func applyOp(s State, op Op) {
 			vs.Service = op.Service
 			return
 		}
-		s[k] = &VirtualServer{Service: op.Service, Dests: map[netip.AddrPort]int{}}
+		s[k] = &VirtualServer{Service: op.Service, Dests: map[netip.AddrPort]DestAttrs{}}
 	case DeleteService:
 		delete(s, k)
 	case AddDest, UpdateDest:
 		vs := s[k]
 		if vs == nil {
-			vs = &VirtualServer{Service: op.Service, Dests: map[netip.AddrPort]int{}}
+			vs = &VirtualServer{Service: op.Service, Dests: map[netip.AddrPort]DestAttrs{}}
 			s[k] = vs
 		}
 		if vs.Dests == nil {
-			vs.Dests = map[netip.AddrPort]int{}
+			vs.Dests = map[netip.AddrPort]DestAttrs{}
 		}
-		vs.Dests[op.Dest.Addr] = op.Dest.Weight
+		vs.Dests[op.Dest.Addr] = op.Dest.DestAttrs
 	case DeleteDest:
 		if vs := s[k]; vs != nil {
 			delete(vs.Dests, op.Dest.Addr)
@@ -245,7 +256,7 @@ func sortKeys(keys []Key) {
 }
 
 // SortedAddrs returns the addresses of a destination map in order.
-func SortedAddrs(m map[netip.AddrPort]int) []netip.AddrPort {
+func SortedAddrs[V any](m map[netip.AddrPort]V) []netip.AddrPort {
 	addrs := make([]netip.AddrPort, 0, len(m))
 	for a := range m {
 		addrs = append(addrs, a)
@@ -271,8 +282,8 @@ func (a State) Equal(b State) bool {
 		if va.Service != vb.Service || len(va.Dests) != len(vb.Dests) {
 			return false
 		}
-		for addr, w := range va.Dests {
-			if wb, ok := vb.Dests[addr]; !ok || wb != w {
+		for addr, d := range va.Dests {
+			if db, ok := vb.Dests[addr]; !ok || db != d {
 				return false
 			}
 		}
@@ -291,7 +302,8 @@ func (s State) String() string {
 		}
 		fmt.Fprintf(&b, "%s %s %s [", k, vs.Scheduler, vs.Forwarding)
 		for _, a := range SortedAddrs(vs.Dests) {
-			fmt.Fprintf(&b, " %s=%d", a, vs.Dests[a])
+			d := vs.Dests[a]
+			fmt.Fprintf(&b, " %s=%d%s", a, d.Weight, d.suffix(vs.Forwarding))
 		}
 		b.WriteString(" ]; ")
 	}

@@ -165,8 +165,8 @@ func TestApplyLenient(t *testing.T) {
 	d1 := netip.MustParseAddrPort("10.1.0.1:80")
 	s := lvs.State{}
 	lvs.Apply(s, lvs.Plan{
-		{Kind: lvs.AddDest, Service: svc, Dest: lvs.Dest{Addr: d1, Weight: 2}}, // creates the service
-		{Kind: lvs.AddService, Service: lvs.Service{Key: a, Scheduler: "wrr"}}, // keeps the dests
+		{Kind: lvs.AddDest, Service: svc, Dest: lvs.Dest{Addr: d1, DestAttrs: lvs.DestAttrs{Weight: 2}}}, // creates the service
+		{Kind: lvs.AddService, Service: lvs.Service{Key: a, Scheduler: "wrr"}},                           // keeps the dests
 		{Kind: lvs.DeleteDest, Service: svc, Dest: lvs.Dest{Addr: netip.MustParseAddrPort("10.1.0.9:80")}},
 		{Kind: lvs.DeleteService, Service: lvs.Service{Key: lvstest.TCPKey("10.0.0.9:80")}},
 	})
@@ -188,9 +188,9 @@ func TestClone(t *testing.T) {
 	if len(c) != 1 {
 		t.Fatalf("clone %v", c.String())
 	}
-	c[a].Dests[netip.MustParseAddrPort("10.1.0.1:80")] = 9
+	c[a].Dests[netip.MustParseAddrPort("10.1.0.1:80")] = lvs.DestAttrs{Weight: 9}
 	c[a].Scheduler = "rr"
-	if s[a].Dests[netip.MustParseAddrPort("10.1.0.1:80")] != 1 || s[a].Scheduler != "wrr" {
+	if s[a].Dests[netip.MustParseAddrPort("10.1.0.1:80")].Weight != 1 || s[a].Scheduler != "wrr" {
 		t.Fatal("clone shares data with the original")
 	}
 	if lvs.State(nil).Clone() != nil {
@@ -218,7 +218,7 @@ func TestDiffLarge(t *testing.T) {
 	changed := desired.Clone()
 	for _, vs := range changed {
 		for addr := range vs.Dests {
-			vs.Dests[addr] = 7
+			vs.Dests[addr] = lvs.DestAttrs{Weight: 7}
 			break
 		}
 		break
@@ -235,7 +235,7 @@ func BenchmarkDiffOneChange(b *testing.B) {
 	desired := actual.Clone()
 	for _, vs := range desired {
 		for addr := range vs.Dests {
-			vs.Dests[addr] = 100
+			vs.Dests[addr] = lvs.DestAttrs{Weight: 100}
 			break
 		}
 		break

@@ -124,17 +124,55 @@ type Service struct {
 	PersistPrefix int
 }
 
-// Dest is a real server as programmed: weight 0 takes no new
-// connections.
-type Dest struct {
-	Addr   netip.AddrPort
+// Thresholds are IPVS's connection limits of a destination: it takes no
+// new connections once it has Upper connections (active and inactive), and
+// takes them again below Lower (Upper 0: no limit; Lower 0: below three
+// quarters of Upper). The kernel refuses a Lower above Upper.
+type Thresholds struct {
+	Upper, Lower uint32
+	// Set: haad sets them. Unset, they are not haad's: an update leaves
+	// what the kernel holds (set with ipvsadm, say) and a new destination
+	// has none. A table read from the kernel leaves Set false.
+	Set bool
+}
+
+// DestAttrs are how a destination is programmed.
+type DestAttrs struct {
+	// Weight 0 takes no new connections.
 	Weight int
+	// Forwarding is the destination's own method: IPVS keeps it per
+	// destination. It is its service's, but for a sorry server with its
+	// own (keepalived's sorry_server_lvs_method).
+	Forwarding Forwarding
+	Thresholds Thresholds
+}
+
+// Satisfies reports whether a destination programmed with a needs no
+// change to be want: the same weight and forwarding, and the thresholds
+// when want sets them. Thresholds that are not haad's (want's unset) are
+// left alone, unless haad set them itself (a's Set) and they are not
+// zero: those it clears.
+func (a DestAttrs) Satisfies(want DestAttrs) bool {
+	if a.Weight != want.Weight || a.Forwarding != want.Forwarding {
+		return false
+	}
+	if want.Thresholds.Set {
+		return a.Thresholds.Upper == want.Thresholds.Upper && a.Thresholds.Lower == want.Thresholds.Lower
+	}
+	return !a.Thresholds.Set || (a.Thresholds.Upper == 0 && a.Thresholds.Lower == 0)
+}
+
+// Dest is a destination of an Op: a real server's address and how it is
+// programmed.
+type Dest struct {
+	Addr netip.AddrPort
+	DestAttrs
 }
 
 // VirtualServer is a service and its destinations, by address.
 type VirtualServer struct {
 	Service
-	Dests map[netip.AddrPort]int // weight by real-server address
+	Dests map[netip.AddrPort]DestAttrs // by real-server address
 }
 
 // State is a table of virtual servers.
@@ -182,9 +220,26 @@ type Op struct {
 func (o Op) String() string {
 	switch o.Kind {
 	case AddDest, UpdateDest, DeleteDest:
-		return fmt.Sprintf("%s %s %s weight %d", o.Kind, o.Service.Key, o.Dest.Addr, o.Dest.Weight)
+		s := fmt.Sprintf("%s %s %s weight %d", o.Kind, o.Service.Key, o.Dest.Addr, o.Dest.Weight)
+		if o.Kind != DeleteDest {
+			s += o.Dest.DestAttrs.suffix(o.Service.Forwarding)
+		}
+		return s
 	}
 	return fmt.Sprintf("%s %s", o.Kind, o.Service.Key)
+}
+
+// suffix is what a destination's text adds to its weight: a forwarding
+// method other than its service's (svc), and thresholds haad sets.
+func (a DestAttrs) suffix(svc Forwarding) string {
+	var s string
+	if a.Forwarding != svc {
+		s += " " + a.Forwarding.String()
+	}
+	if t := a.Thresholds; t.Set {
+		s += fmt.Sprintf(" thresholds %d/%d", t.Upper, t.Lower)
+	}
+	return s
 }
 
 // Plan is an ordered list of changes.
@@ -226,9 +281,38 @@ type Conns struct {
 }
 
 // DestChecker is implemented by backends that restrict real servers too
-// (nftables: IPv4 with a port). SupportsDests reports why vs's
-// destinations cannot be programmed, in words that tell the user what to
-// change.
+// (nftables: IPv4 with a port, nat, no thresholds). SupportsDests reports
+// why vs's destinations cannot be programmed, in words that tell the user
+// what to change: a *DestError per destination at fault (joined with
+// errors.Join when there are several), or an error about them all.
 type DestChecker interface {
 	SupportsDests(vs *VirtualServer) error
+}
+
+// The attributes a DestError can name.
+const (
+	AttrAddress    = "address"
+	AttrWeight     = "weight"
+	AttrForwarding = "forwarding"
+	AttrThresholds = "thresholds"
+)
+
+// DestError is a destination a backend cannot program, and why: Attr is
+// what is at fault (AttrAddress, AttrWeight, AttrForwarding,
+// AttrThresholds), so that the caller can name the field to change.
+type DestError struct {
+	Addr netip.AddrPort
+	Attr string
+	Err  error
+}
+
+func (e *DestError) Error() string { return "real server " + e.Addr.String() + ": " + e.Err.Error() }
+
+func (e *DestError) Unwrap() error { return e.Err }
+
+// Flusher is implemented by backends that can empty the whole kernel
+// table, others' services included (ipvs: keepalived's lvs_flush and
+// lvs_flush_on_stop).
+type Flusher interface {
+	Flush(ctx context.Context) error
 }

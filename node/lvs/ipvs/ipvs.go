@@ -27,13 +27,39 @@ const ProcFile = "/proc/net/ip_vs"
 // means anything to the model.
 const ipvsSvcPersistent = 0x0001
 
+// ipvsSvcHashed is IP_VS_SVC_F_HASHED: the kernel sets it on every service
+// it holds.
+const ipvsSvcHashed = 0x0002
+
+// handle is what the backend needs of the kernel's IPVS table: moby/ipvs's
+// Handle, or a fake kernel in tests. Errors of the kernel are
+// syscall.Errno (EEXIST, ENOENT...).
+type handle interface {
+	NewService(*ipvs.Service) error
+	UpdateService(*ipvs.Service) error
+	DelService(*ipvs.Service) error
+	GetService(*ipvs.Service) (*ipvs.Service, error)
+	GetServices() ([]*ipvs.Service, error)
+	NewDestination(*ipvs.Service, *ipvs.Destination) error
+	UpdateDestination(*ipvs.Service, *ipvs.Destination) error
+	DelDestination(*ipvs.Service, *ipvs.Destination) error
+	GetDestinations(*ipvs.Service) ([]*ipvs.Destination, error)
+	Flush() error
+	Close()
+}
+
 // Backend programs virtual servers into the kernel's IPVS table through its
 // generic netlink family (github.com/moby/ipvs). It implements lvs.Backend and
 // Counter. Every method is safe for concurrent use: the calls share one
 // netlink socket and are serialised.
+//
+// It owns what the model says of a service and a destination, and nothing
+// else: an update carries what the kernel holds that haad does not set (a
+// service's scheduler flags and persistence engine; a destination's
+// thresholds when haad sets none), read from the kernel first.
 type Backend struct {
 	mu sync.Mutex
-	h  *ipvs.Handle
+	h  handle
 	// fwd remembers the forwarding method of services this backend
 	// programmed: IPVS keeps it per destination, so a service without
 	// destinations would otherwise read back as nat.
@@ -70,7 +96,12 @@ func New(opts ...Option) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("opening IPVS: %w", err)
 	}
-	return &Backend{h: h, fwd: map[lvs.Key]lvs.Forwarding{}}, nil
+	return newBackend(h), nil
+}
+
+// newBackend is a backend over h (a fake kernel in tests).
+func newBackend(h handle) *Backend {
+	return &Backend{h: h, fwd: map[lvs.Key]lvs.Forwarding{}}
 }
 
 // Name returns "ipvs".
@@ -128,27 +159,39 @@ func ipvsCheckKey(k lvs.Key) error {
 
 // Apply carries out p op by op, in order. It stops at the first error,
 // which names the operation; the programmed state is then what Read says.
-// Deleting a service deletes its destinations (the kernel does). Changing
-// a service's forwarding method updates its destinations already
-// programmed (IPVS keeps the method per destination).
+// Deleting a service deletes its destinations (the kernel does). IPVS
+// keeps the forwarding method per destination: each destination is
+// programmed with its own (lvs.DestAttrs.Forwarding), so a service whose
+// method changes needs an UpdateDest for each (lvs.Diff makes them).
 func (b *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.h == nil {
 		return errors.New("ipvs: backend closed")
 	}
+	a := &applier{b: b}
 	for _, op := range p {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := b.apply(op); err != nil {
+		if err := a.apply(op); err != nil {
 			return fmt.Errorf("ipvs: %s: %w", op, err)
 		}
 	}
 	return nil
 }
 
-func (b *Backend) apply(op lvs.Op) error {
+// applier carries out one plan.
+type applier struct {
+	b *Backend
+	// kept are the destinations of services as the kernel held them when
+	// an update first needed them (read once per service and plan): what
+	// an update carries that haad does not set.
+	kept map[lvs.Key]map[netip.AddrPort]*ipvs.Destination
+}
+
+func (a *applier) apply(op lvs.Op) error {
+	b := a.b
 	svc, err := toIPVSService(op.Service)
 	if err != nil {
 		return err
@@ -160,31 +203,19 @@ func (b *Backend) apply(op lvs.Op) error {
 		}
 		b.fwd[op.Service.Key] = op.Service.Forwarding
 	case lvs.UpdateService:
+		if err := a.carryService(svc); err != nil {
+			return err
+		}
 		if err := b.h.UpdateService(svc); err != nil {
 			return err
 		}
 		b.fwd[op.Service.Key] = op.Service.Forwarding
-		dests, err := b.h.GetDestinations(svc)
-		if err != nil {
-			return fmt.Errorf("reading its destinations: %w", err)
-		}
-		flags := toIPVSFlags(op.Service.Forwarding)
-		for _, d := range dests {
-			if d.ConnectionFlags&ipvs.ConnectionFlagFwdMask == flags {
-				continue
-			}
-			nd := &ipvs.Destination{Address: d.Address, Port: d.Port, Weight: d.Weight,
-				ConnectionFlags: flags, AddressFamily: d.AddressFamily,
-				UpperThreshold: d.UpperThreshold, LowerThreshold: d.LowerThreshold}
-			if err := b.h.UpdateDestination(svc, nd); err != nil {
-				return fmt.Errorf("forwarding of %s: %w", net.JoinHostPort(d.Address.String(), fmt.Sprint(d.Port)), err)
-			}
-		}
 	case lvs.DeleteService:
 		if err := b.h.DelService(svc); err != nil {
 			return err
 		}
 		delete(b.fwd, op.Service.Key)
+		delete(a.kept, op.Service.Key)
 	case lvs.AddDest, lvs.UpdateDest, lvs.DeleteDest:
 		d, err := toIPVSDest(op.Service, op.Dest)
 		if err != nil {
@@ -194,6 +225,9 @@ func (b *Backend) apply(op lvs.Op) error {
 		case lvs.AddDest:
 			return b.h.NewDestination(svc, d)
 		case lvs.UpdateDest:
+			if err := a.carryDest(op, svc, d); err != nil {
+				return err
+			}
 			return b.h.UpdateDestination(svc, d)
 		default:
 			return b.h.DelDestination(svc, d)
@@ -204,12 +238,60 @@ func (b *Backend) apply(op lvs.Op) error {
 	return nil
 }
 
+// carryService gives an update of svc what the kernel's service holds
+// and the model does not say: its scheduler and one-packet flags and its
+// persistence engine (moby/ipvs sends every field: left out, they would be
+// cleared).
+func (a *applier) carryService(svc *ipvs.Service) error {
+	cur, err := a.b.h.GetService(svc)
+	if err != nil {
+		return fmt.Errorf("reading it first: %w", err)
+	}
+	svc.Flags |= cur.Flags &^ (ipvsSvcPersistent | ipvsSvcHashed)
+	if svc.Flags&ipvsSvcPersistent != 0 {
+		svc.PEName = cur.PEName
+	}
+	return nil
+}
+
+// carryDest gives an update of destination d the thresholds the kernel
+// holds when haad sets none (moby/ipvs sends both: left out, they would be
+// set to 0).
+func (a *applier) carryDest(op lvs.Op, svc *ipvs.Service, d *ipvs.Destination) error {
+	if op.Dest.Thresholds.Set {
+		return nil
+	}
+	k := op.Service.Key
+	held, ok := a.kept[k]
+	if !ok {
+		dests, err := a.b.h.GetDestinations(svc)
+		if err != nil {
+			return fmt.Errorf("reading its destinations first: %w", err)
+		}
+		held = make(map[netip.AddrPort]*ipvs.Destination, len(dests))
+		for _, kd := range dests {
+			if ap, err := fromIPVSDestAddr(kd); err == nil {
+				held[ap] = kd
+			}
+		}
+		if a.kept == nil {
+			a.kept = map[lvs.Key]map[netip.AddrPort]*ipvs.Destination{}
+		}
+		a.kept[k] = held
+	}
+	if kd := held[netip.AddrPortFrom(op.Dest.Addr.Addr().Unmap(), op.Dest.Addr.Port())]; kd != nil {
+		d.UpperThreshold, d.LowerThreshold = kd.UpperThreshold, kd.LowerThreshold
+	}
+	return nil
+}
+
 // Read returns every service of the kernel's IPVS table (in its namespace)
 // with its destinations, whoever programmed them: the caller keeps the ones
-// it owns. A service's forwarding method is its destinations' (the first by
-// address when they differ); without destinations it is the one this
-// backend programmed, else nat. Services the model cannot express (an
-// unknown protocol or address family) are left out.
+// it owns. Each destination has its own forwarding method and thresholds
+// (not haad's: Thresholds.Set is false). A service's forwarding method is
+// the one this backend programmed, else its destinations' (the first by
+// address when they differ), else nat. Services the model cannot express
+// (an unknown protocol or address family) are left out.
 func (b *Backend) Read(ctx context.Context) (lvs.State, error) {
 	st := lvs.State{}
 	err := b.each(ctx, func(s *ipvs.Service, k lvs.Key, dests []*ipvs.Destination) error {
@@ -217,10 +299,8 @@ func (b *Backend) Read(ctx context.Context) (lvs.State, error) {
 		if err != nil {
 			return nil // not expressible in the model: not ours
 		}
-		if len(dests) == 0 {
-			if f, ok := b.fwd[k]; ok {
-				vs.Forwarding = f
-			}
+		if f, ok := b.fwd[k]; ok {
+			vs.Forwarding = f
 		}
 		st[vs.Key] = vs
 		return nil
@@ -397,8 +477,10 @@ func toIPVSDest(s lvs.Service, d lvs.Dest) (*ipvs.Destination, error) {
 		Address:         net.IP(a.AsSlice()),
 		Port:            d.Addr.Port(),
 		Weight:          d.Weight,
-		ConnectionFlags: toIPVSFlags(s.Forwarding),
+		ConnectionFlags: toIPVSFlags(d.Forwarding),
 		AddressFamily:   ipvsFamily(s.Key),
+		UpperThreshold:  d.Thresholds.Upper,
+		LowerThreshold:  d.Thresholds.Lower,
 	}, nil
 }
 
@@ -482,24 +564,27 @@ func fromIPVSDestAddr(d *ipvs.Destination) (netip.AddrPort, error) {
 }
 
 // fromIPVS is the model's virtual server of a kernel service and its
-// destinations. The forwarding method is the destinations' (the first by
-// address when they differ), nat without destinations.
+// destinations, each with its own forwarding method and thresholds. The
+// service's forwarding method is the destinations' (the first by address
+// when they differ), nat without destinations.
 func fromIPVS(s *ipvs.Service, dests []*ipvs.Destination) (*lvs.VirtualServer, error) {
 	svc, err := fromIPVSService(s)
 	if err != nil {
 		return nil, err
 	}
-	vs := &lvs.VirtualServer{Service: svc, Dests: make(map[netip.AddrPort]int, len(dests))}
+	vs := &lvs.VirtualServer{Service: svc, Dests: make(map[netip.AddrPort]lvs.DestAttrs, len(dests))}
 	var first netip.AddrPort
 	for _, d := range dests {
 		ap, err := fromIPVSDestAddr(d)
 		if err != nil {
 			return nil, fmt.Errorf("real server of %s: %w", svc.Key, err)
 		}
-		vs.Dests[ap] = d.Weight
+		fwd := fromIPVSFlags(d.ConnectionFlags)
+		vs.Dests[ap] = lvs.DestAttrs{Weight: d.Weight, Forwarding: fwd,
+			Thresholds: lvs.Thresholds{Upper: d.UpperThreshold, Lower: d.LowerThreshold}}
 		if !first.IsValid() || ap.Compare(first) < 0 {
 			first = ap
-			vs.Forwarding = fromIPVSFlags(d.ConnectionFlags)
+			vs.Forwarding = fwd
 		}
 	}
 	return vs, nil

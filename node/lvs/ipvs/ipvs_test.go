@@ -26,6 +26,11 @@ import (
 
 func ipvsAP(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 
+// ipvsDest is a nat destination at s of weight w.
+func ipvsDest(s string, w int) lvs.Dest {
+	return lvs.Dest{Addr: ipvsAP(s), DestAttrs: lvs.DestAttrs{Weight: w}}
+}
+
 // ipvsMaskBytes is the netmask as it goes on the wire: moby/ipvs writes the
 // field in host order, the kernel reads it as a __be32.
 func ipvsMaskBytes(v uint32) []byte {
@@ -209,27 +214,32 @@ func TestToIPVSDest(t *testing.T) {
 		fwd   lvs.Forwarding
 		flags uint32
 	}{{lvs.NAT, ipvs.ConnectionFlagMasq}, {lvs.DirectRoute, ipvs.ConnectionFlagDirectRoute}, {lvs.Tunnel, ipvs.ConnectionFlagTunnel}} {
-		s := s4
-		s.Forwarding = tt.fwd
-		d, err := toIPVSDest(s, lvs.Dest{Addr: ipvsAP("10.200.0.7:8080"), Weight: 3})
+		// The destination's own method counts, whatever its service's.
+		d, err := toIPVSDest(s4, lvs.Dest{Addr: ipvsAP("10.200.0.7:8080"), DestAttrs: lvs.DestAttrs{Weight: 3, Forwarding: tt.fwd}})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !d.Address.Equal(net.IPv4(10, 200, 0, 7)) || len(d.Address) != 4 || d.Port != 8080 || d.Weight != 3 ||
-			d.ConnectionFlags != tt.flags || d.AddressFamily != syscall.AF_INET {
+			d.ConnectionFlags != tt.flags || d.AddressFamily != syscall.AF_INET || d.UpperThreshold != 0 || d.LowerThreshold != 0 {
 			t.Errorf("%s: %+v", tt.fwd, d)
 		}
 		if f := fromIPVSFlags(d.ConnectionFlags); f != tt.fwd {
 			t.Errorf("flags %#x read back as %s, want %s", d.ConnectionFlags, f, tt.fwd)
 		}
 	}
+	// Thresholds go as they are.
+	d, err := toIPVSDest(s4, lvs.Dest{Addr: ipvsAP("10.200.0.7:8080"), DestAttrs: lvs.DestAttrs{Weight: 1,
+		Thresholds: lvs.Thresholds{Upper: 100, Lower: 80, Set: true}}})
+	if err != nil || d.UpperThreshold != 100 || d.LowerThreshold != 80 {
+		t.Errorf("thresholds: %+v, %v", d, err)
+	}
 	// A v4-mapped real server of an IPv4 service is IPv4.
-	d, err := toIPVSDest(s4, lvs.Dest{Addr: ipvsAP("[::ffff:10.200.0.8]:80"), Weight: 0})
+	d, err = toIPVSDest(s4, ipvsDest("[::ffff:10.200.0.8]:80", 0))
 	if err != nil || len(d.Address) != 4 || d.Weight != 0 {
 		t.Errorf("v4-mapped: %+v, %v", d, err)
 	}
 	// Fwmark services: the family is the key's, a port 0 stays 0.
-	d, err = toIPVSDest(lvs.Service{Key: lvs.Key{FWMark: 5, V6: true}, Scheduler: "rr"}, lvs.Dest{Addr: ipvsAP("[2001:db8::9]:0"), Weight: 65535})
+	d, err = toIPVSDest(lvs.Service{Key: lvs.Key{FWMark: 5, V6: true}, Scheduler: "rr"}, ipvsDest("[2001:db8::9]:0", 65535))
 	if err != nil || d.AddressFamily != syscall.AF_INET6 || d.Port != 0 || len(d.Address) != 16 || d.Weight != 65535 {
 		t.Errorf("fwmark6: %+v, %v", d, err)
 	}
@@ -237,12 +247,12 @@ func TestToIPVSDest(t *testing.T) {
 		s lvs.Service
 		d lvs.Dest
 	}{
-		{s4, lvs.Dest{Addr: ipvsAP("[2001:db8::1]:80"), Weight: 1}},
-		{lvs.Service{Key: lvs.Key{FWMark: 5}, Scheduler: "rr"}, lvs.Dest{Addr: ipvsAP("[2001:db8::1]:80"), Weight: 1}},
-		{lvs.Service{Key: lvs.Key{FWMark: 5, V6: true}, Scheduler: "rr"}, lvs.Dest{Addr: ipvsAP("10.0.0.1:80"), Weight: 1}},
-		{s4, lvs.Dest{Addr: ipvsAP("10.0.0.2:80"), Weight: -1}},
-		{s4, lvs.Dest{Addr: ipvsAP("10.0.0.2:80"), Weight: 65536}},
-		{s4, lvs.Dest{Weight: 1}},
+		{s4, ipvsDest("[2001:db8::1]:80", 1)},
+		{lvs.Service{Key: lvs.Key{FWMark: 5}, Scheduler: "rr"}, ipvsDest("[2001:db8::1]:80", 1)},
+		{lvs.Service{Key: lvs.Key{FWMark: 5, V6: true}, Scheduler: "rr"}, ipvsDest("10.0.0.1:80", 1)},
+		{s4, ipvsDest("10.0.0.2:80", -1)},
+		{s4, ipvsDest("10.0.0.2:80", 65536)},
+		{s4, lvs.Dest{DestAttrs: lvs.DestAttrs{Weight: 1}}},
 	} {
 		if d, err := toIPVSDest(bad.s, bad.d); err == nil {
 			t.Errorf("toIPVSDest(%s, %+v) = %+v, want an error", bad.s.Key, bad.d, d)
@@ -271,7 +281,8 @@ func TestFromIPVS(t *testing.T) {
 	dests := []*ipvs.Destination{
 		{Address: net.IPv4(10, 200, 0, 3).To4(), Port: 8080, Weight: 5, ConnectionFlags: 0x0002, AddressFamily: syscall.AF_INET},
 		{Address: net.IPv4(10, 200, 0, 1), Port: 8080, Weight: 0, ConnectionFlags: 0x0083, AddressFamily: syscall.AF_INET},
-		{Address: net.IPv4(10, 200, 0, 2).To4(), Port: 8081, Weight: 65535, ConnectionFlags: 0x0002, AddressFamily: syscall.AF_INET},
+		{Address: net.IPv4(10, 200, 0, 2).To4(), Port: 8081, Weight: 65535, ConnectionFlags: 0x0002, AddressFamily: syscall.AF_INET,
+			UpperThreshold: 100, LowerThreshold: 10},
 	}
 	vs, err := fromIPVS(is, dests)
 	if err != nil {
@@ -279,10 +290,10 @@ func TestFromIPVS(t *testing.T) {
 	}
 	want := &lvs.VirtualServer{
 		Service: lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.1.1.1:80"), Proto: lvs.TCP}, Scheduler: "wrr", Forwarding: lvs.DirectRoute},
-		Dests: map[netip.AddrPort]int{
-			ipvsAP("10.200.0.1:8080"): 0,
-			ipvsAP("10.200.0.2:8081"): 65535,
-			ipvsAP("10.200.0.3:8080"): 5,
+		Dests: map[netip.AddrPort]lvs.DestAttrs{
+			ipvsAP("10.200.0.1:8080"): {Weight: 0, Forwarding: lvs.DirectRoute},
+			ipvsAP("10.200.0.2:8081"): {Weight: 65535, Forwarding: lvs.Tunnel, Thresholds: lvs.Thresholds{Upper: 100, Lower: 10}},
+			ipvsAP("10.200.0.3:8080"): {Weight: 5, Forwarding: lvs.Tunnel},
 		},
 	}
 	if !reflect.DeepEqual(vs, want) {
@@ -304,15 +315,16 @@ func TestToFromIPVS(t *testing.T) {
 		in := &lvs.VirtualServer{
 			Service: lvs.Service{Key: lvs.Key{Addr: ipvsAP("[2001:db8::10]:443"), Proto: lvs.TCP}, Scheduler: "wlc", Forwarding: fwd,
 				Persistence: 10 * time.Minute, PersistPrefix: 64},
-			Dests: map[netip.AddrPort]int{ipvsAP("[2001:db8:1::1]:8443"): 1, ipvsAP("[2001:db8:1::2]:8443"): 0},
+			Dests: map[netip.AddrPort]lvs.DestAttrs{ipvsAP("[2001:db8:1::1]:8443"): {Weight: 1, Forwarding: fwd},
+				ipvsAP("[2001:db8:1::2]:8443"): {Weight: 0, Forwarding: fwd, Thresholds: lvs.Thresholds{Upper: 5}}},
 		}
 		is, err := toIPVSService(in.Service)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var ds []*ipvs.Destination
-		for a, w := range in.Dests {
-			d, err := toIPVSDest(in.Service, lvs.Dest{Addr: a, Weight: w})
+		for a, da := range in.Dests {
+			d, err := toIPVSDest(in.Service, lvs.Dest{Addr: a, DestAttrs: da})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -423,8 +435,8 @@ func ipvsPlanFor(st lvs.State) lvs.Plan {
 	var p lvs.Plan
 	for _, vs := range st {
 		p = append(p, lvs.Op{Kind: lvs.AddService, Service: vs.Service})
-		for a, w := range vs.Dests {
-			p = append(p, lvs.Op{Kind: lvs.AddDest, Service: vs.Service, Dest: lvs.Dest{Addr: a, Weight: w}})
+		for a, d := range vs.Dests {
+			p = append(p, lvs.Op{Kind: lvs.AddDest, Service: vs.Service, Dest: lvs.Dest{Addr: a, DestAttrs: d}})
 		}
 	}
 	return p
@@ -441,18 +453,21 @@ func TestIPVSKernelProgram(t *testing.T) {
 	}
 	want := lvs.State{}
 	add := func(vs *lvs.VirtualServer) { want[vs.Key] = vs }
+	nat := func(w int) lvs.DestAttrs { return lvs.DestAttrs{Weight: w} }
+	dr := func(w int) lvs.DestAttrs { return lvs.DestAttrs{Weight: w, Forwarding: lvs.DirectRoute} }
 	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: a(1, 80), Proto: lvs.TCP}, Scheduler: "wrr"},
-		Dests: map[netip.AddrPort]int{a(11, 8080): 3, a(12, 8080): 1, a(13, 8080): 0}})
+		Dests: map[netip.AddrPort]lvs.DestAttrs{a(11, 8080): nat(3), a(12, 8080): nat(1), a(13, 8080): nat(0),
+			a(15, 8080): {Weight: 1, Thresholds: lvs.Thresholds{Upper: 100, Lower: 50}}}})
 	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: a(1, 53), Proto: lvs.UDP}, Scheduler: "rr", Forwarding: lvs.DirectRoute},
-		Dests: map[netip.AddrPort]int{a(11, 53): 1, a(12, 53): 1}})
+		Dests: map[netip.AddrPort]lvs.DestAttrs{a(11, 53): dr(1), a(12, 53): dr(1)}})
 	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: a(2, 443), Proto: lvs.TCP}, Scheduler: "sh", Forwarding: lvs.Tunnel,
-		Persistence: 300 * time.Second, PersistPrefix: 24}, Dests: map[netip.AddrPort]int{a(21, 443): 1}})
+		Persistence: 300 * time.Second, PersistPrefix: 24}, Dests: map[netip.AddrPort]lvs.DestAttrs{a(21, 443): {Weight: 1, Forwarding: lvs.Tunnel}}})
 	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: a(3, 80), Proto: lvs.TCP}, Scheduler: "wlc", Forwarding: lvs.DirectRoute},
-		Dests: map[netip.AddrPort]int{}}) // no destinations: forwarding remembered
+		Dests: map[netip.AddrPort]lvs.DestAttrs{}}) // no destinations: forwarding remembered
 	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{FWMark: uint32(o2)<<8 | uint32(o3)}, Scheduler: "wrr",
-		Persistence: time.Minute, PersistPrefix: 32}, Dests: map[netip.AddrPort]int{a(31, 0): 2}})
+		Persistence: time.Minute, PersistPrefix: 32}, Dests: map[netip.AddrPort]lvs.DestAttrs{a(31, 0): nat(2)}})
 	add(&lvs.VirtualServer{Service: lvs.Service{Key: lvs.Key{Addr: netip.MustParseAddrPort("[fd00::1]:80"), Proto: lvs.TCP}, Scheduler: "lc"},
-		Dests: map[netip.AddrPort]int{netip.MustParseAddrPort("[fd00::11]:80"): 1}})
+		Dests: map[netip.AddrPort]lvs.DestAttrs{netip.MustParseAddrPort("[fd00::11]:80"): nat(1)}})
 	for _, vs := range want {
 		if err := b.Supports(vs.Service); err != nil {
 			t.Fatalf("Supports(%s): %v", vs.Key, err)
@@ -469,12 +484,21 @@ func TestIPVSKernelProgram(t *testing.T) {
 		}
 		return got
 	}
+	// Read leaves thresholds unowned (Set false): the kernel cannot say
+	// who set them.
+	for _, vs := range want {
+		for a, d := range vs.Dests {
+			d.Thresholds.Set = false
+			vs.Dests[a] = d
+		}
+	}
 	if got := read(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Read after programming:\n got %s\nwant %s", ipvsDump(got), ipvsDump(want))
 	}
 
-	// A weight change, a scheduler and forwarding change, a real server
-	// moved out and another in.
+	// A weight change, a scheduler and forwarding change (the service,
+	// then each destination), a real server moved out and another in, a
+	// weight change that leaves thresholds it does not set as they are.
 	web := want[lvs.Key{Addr: a(1, 80), Proto: lvs.TCP}]
 	dns := want[lvs.Key{Addr: a(1, 53), Proto: lvs.UDP}]
 	newDNS := dns.Service
@@ -482,16 +506,21 @@ func TestIPVSKernelProgram(t *testing.T) {
 	p := lvs.Plan{
 		{Kind: lvs.DeleteDest, Service: web.Service, Dest: lvs.Dest{Addr: a(13, 8080)}},
 		{Kind: lvs.UpdateService, Service: newDNS},
-		{Kind: lvs.UpdateDest, Service: web.Service, Dest: lvs.Dest{Addr: a(12, 8080), Weight: 7}},
-		{Kind: lvs.AddDest, Service: web.Service, Dest: lvs.Dest{Addr: a(14, 8080), Weight: 2}},
+		{Kind: lvs.UpdateDest, Service: newDNS, Dest: lvs.Dest{Addr: a(11, 53), DestAttrs: nat(1)}},
+		{Kind: lvs.UpdateDest, Service: newDNS, Dest: lvs.Dest{Addr: a(12, 53), DestAttrs: nat(1)}},
+		{Kind: lvs.UpdateDest, Service: web.Service, Dest: lvs.Dest{Addr: a(12, 8080), DestAttrs: nat(7)}},
+		{Kind: lvs.UpdateDest, Service: web.Service, Dest: lvs.Dest{Addr: a(15, 8080), DestAttrs: nat(4)}},
+		{Kind: lvs.AddDest, Service: web.Service, Dest: lvs.Dest{Addr: a(14, 8080), DestAttrs: nat(2)}},
 	}
 	if err := b.Apply(ctx, p); err != nil {
 		t.Fatal(err)
 	}
 	delete(web.Dests, a(13, 8080))
-	web.Dests[a(12, 8080)] = 7
-	web.Dests[a(14, 8080)] = 2
+	web.Dests[a(12, 8080)] = nat(7)
+	web.Dests[a(14, 8080)] = nat(2)
+	web.Dests[a(15, 8080)] = lvs.DestAttrs{Weight: 4, Thresholds: lvs.Thresholds{Upper: 100, Lower: 50}}
 	dns.Service = newDNS
+	dns.Dests[a(11, 53)], dns.Dests[a(12, 53)] = nat(1), nat(1)
 	if got := read(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Read after the changes:\n got %s\nwant %s", ipvsDump(got), ipvsDump(want))
 	}
@@ -591,7 +620,7 @@ func TestIPVSKernelConns(t *testing.T) {
 	defer cancel()
 	svc := lvs.Service{Key: lvs.Key{Addr: netip.MustParseAddrPort(vip + ":80"), Proto: lvs.TCP}, Scheduler: "rr"}
 	dest := netip.MustParseAddrPort(back + ".2:8080")
-	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: svc}, {Kind: lvs.AddDest, Service: svc, Dest: lvs.Dest{Addr: dest, Weight: 1}}}); err != nil {
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: svc}, {Kind: lvs.AddDest, Service: svc, Dest: lvs.Dest{Addr: dest, DestAttrs: lvs.DestAttrs{Weight: 1}}}}); err != nil {
 		t.Fatal(err)
 	}
 	var c net.Conn

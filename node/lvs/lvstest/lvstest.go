@@ -15,18 +15,44 @@ func TCPKey(s string) lvs.Key {
 	return lvs.Key{Addr: netip.MustParseAddrPort(s), Proto: lvs.TCP}
 }
 
-// VS builds a virtual server: dests as "addr:port=weight".
+// VS builds a nat virtual server: dests as "addr:port=weight".
 func VS(k lvs.Key, sched string, dests ...string) *lvs.VirtualServer {
-	vs := &lvs.VirtualServer{Service: lvs.Service{Key: k, Scheduler: sched, Forwarding: lvs.NAT}, Dests: map[netip.AddrPort]int{}}
+	vs := &lvs.VirtualServer{Service: lvs.Service{Key: k, Scheduler: sched, Forwarding: lvs.NAT}, Dests: map[netip.AddrPort]lvs.DestAttrs{}}
 	for _, d := range dests {
 		addr, w, _ := strings.Cut(d, "=")
 		var weight int
 		if _, err := fmt.Sscan(w, &weight); err != nil {
 			panic(d)
 		}
-		vs.Dests[netip.MustParseAddrPort(addr)] = weight
+		vs.Dests[netip.MustParseAddrPort(addr)] = lvs.DestAttrs{Weight: weight, Forwarding: lvs.NAT}
 	}
 	return vs
+}
+
+// Dests builds a destination map of forwarding fwd: "addr:port=weight".
+func Dests(fwd lvs.Forwarding, dests ...string) map[netip.AddrPort]lvs.DestAttrs {
+	m := map[netip.AddrPort]lvs.DestAttrs{}
+	for _, d := range dests {
+		addr, w, _ := strings.Cut(d, "=")
+		var weight int
+		if _, err := fmt.Sscan(w, &weight); err != nil {
+			panic(d)
+		}
+		m[netip.MustParseAddrPort(addr)] = lvs.DestAttrs{Weight: weight, Forwarding: fwd}
+	}
+	return m
+}
+
+// Weights returns the weights of a destination map.
+func Weights(m map[netip.AddrPort]lvs.DestAttrs) map[netip.AddrPort]int {
+	if m == nil {
+		return nil
+	}
+	out := make(map[netip.AddrPort]int, len(m))
+	for a, d := range m {
+		out[a] = d.Weight
+	}
+	return out
 }
 
 // StateOf is the table of vss.
@@ -45,10 +71,10 @@ func BigState(n, dests int) lvs.State {
 	for i := range n {
 		v := 0x0a010001 + i
 		k := lvs.Key{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}), 80), Proto: lvs.TCP}
-		vs := &lvs.VirtualServer{Service: lvs.Service{Key: k, Scheduler: "wrr", Forwarding: lvs.NAT}, Dests: make(map[netip.AddrPort]int, dests)}
+		vs := &lvs.VirtualServer{Service: lvs.Service{Key: k, Scheduler: "wrr", Forwarding: lvs.NAT}, Dests: make(map[netip.AddrPort]lvs.DestAttrs, dests)}
 		for j := range dests {
 			d := (i*dests + j) % 65000
-			vs.Dests[netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 200, byte(d >> 8), byte(d)}), uint16(8080+j))] = 1 + j%3
+			vs.Dests[netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 200, byte(d >> 8), byte(d)}), uint16(8080+j))] = lvs.DestAttrs{Weight: 1 + j%3}
 		}
 		s[k] = vs
 	}

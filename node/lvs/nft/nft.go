@@ -306,18 +306,29 @@ func nftCheckDests(vs *lvs.VirtualServer) error {
 	if len(vs.Dests) > nftMaxDests {
 		return fmt.Errorf("%d real servers: the nftables backend takes at most %d per virtual server", len(vs.Dests), nftMaxDests)
 	}
-	for addr, w := range vs.Dests {
-		if !addr.Addr().Is4() {
-			return fmt.Errorf("real server %s is not IPv4: the nftables backend balances IPv4 only", addr)
+	var errs []error
+	bad := func(addr netip.AddrPort, attr, format string, args ...any) {
+		errs = append(errs, &lvs.DestError{Addr: addr, Attr: attr, Err: fmt.Errorf(format, args...)})
+	}
+	for _, addr := range lvs.SortedAddrs(vs.Dests) {
+		d := vs.Dests[addr]
+		switch {
+		case !addr.Addr().Is4():
+			bad(addr, lvs.AttrAddress, "not IPv4: the nftables backend balances IPv4 only")
+		case addr.Port() == 0:
+			bad(addr, lvs.AttrAddress, "needs a port with the nftables backend (its DNAT sets the destination port)")
 		}
-		if addr.Port() == 0 {
-			return fmt.Errorf("real server %s needs a port with the nftables backend (its DNAT sets the destination port)", addr.Addr())
+		if d.Weight < 0 || d.Weight > nftMaxWeight {
+			bad(addr, lvs.AttrWeight, "weight %d out of range 0..%d", d.Weight, nftMaxWeight)
 		}
-		if w < 0 || w > nftMaxWeight {
-			return fmt.Errorf("real server %s: weight %d out of range 0..%d", addr, w, nftMaxWeight)
+		if d.Forwarding != lvs.NAT {
+			bad(addr, lvs.AttrForwarding, "forwarding %s needs the ipvs backend: the nftables backend forwards by DNAT (nat)", d.Forwarding)
+		}
+		if t := d.Thresholds; t.Upper != 0 || t.Lower != 0 {
+			bad(addr, lvs.AttrThresholds, "connection thresholds need the ipvs backend: the nftables backend does not count connections; remove them, or set loadBalancer.backend: ipvs")
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // nftChange is what Apply does to one service: old and new are the
@@ -518,8 +529,8 @@ func vsEqual(a, b *lvs.VirtualServer) bool {
 	if a.Service != b.Service || len(a.Dests) != len(b.Dests) {
 		return false
 	}
-	for addr, w := range a.Dests {
-		if wb, ok := b.Dests[addr]; !ok || wb != w {
+	for addr, d := range a.Dests {
+		if db, ok := b.Dests[addr]; !ok || db.Weight != d.Weight || db.Forwarding != d.Forwarding {
 			return false
 		}
 	}
@@ -758,10 +769,10 @@ func (n *Backend) build(b *nftBatch, c nftChange) {
 // nftMaxSlots slots (weights like 100:99), wrr and sh weights are scaled
 // down to about nftMaxSlots slots, each real server keeping at least one:
 // the proportions are then right within a slot in nftMaxSlots.
-func nftSlots(sched string, dests map[netip.AddrPort]int) (addrs []netip.AddrPort, widths []uint32, total uint32) {
+func nftSlots(sched string, dests map[netip.AddrPort]lvs.DestAttrs) (addrs []netip.AddrPort, widths []uint32, total uint32) {
 	g, sum := 0, 0
-	for _, w := range dests {
-		if w > 0 {
+	for _, d := range dests {
+		if w := d.Weight; w > 0 {
 			g = gcd(g, w)
 			sum += w
 		}
@@ -774,7 +785,7 @@ func nftSlots(sched string, dests map[netip.AddrPort]int) (addrs []netip.AddrPor
 		width = func(w int) uint32 { return uint32(max(1, (w*nftMaxSlots+sum/2)/sum)) }
 	}
 	for _, addr := range lvs.SortedAddrs(dests) {
-		if w := dests[addr]; w > 0 {
+		if w := dests[addr].Weight; w > 0 {
 			addrs = append(addrs, addr)
 			widths = append(widths, width(w))
 			total += widths[len(widths)-1]
@@ -800,14 +811,14 @@ func nftTargets(num uint32, vs *lvs.VirtualServer) []nftables.SetElement {
 	elems := make([]nftables.SetElement, 0, int(total)+len(vs.Dests)-len(addrs))
 	var slot uint32
 	for i, addr := range addrs {
-		val := nftTargetVal(addr, vs.Dests[addr])
+		val := nftTargetVal(addr, vs.Dests[addr].Weight)
 		for range widths[i] {
 			elems = append(elems, nftables.SetElement{Key: nftSlotKey(num, slot), Val: val})
 			slot++
 		}
 	}
 	for _, addr := range lvs.SortedAddrs(vs.Dests) {
-		if vs.Dests[addr] <= 0 {
+		if vs.Dests[addr].Weight <= 0 {
 			elems = append(elems, nftables.SetElement{Key: nftSlotKey(num, slot), Val: nftTargetVal(addr, 0)})
 			slot++
 		}
@@ -1200,7 +1211,7 @@ func (n *Backend) readLocked() (nftSnapshot, error) {
 			if err != nil {
 				return fail(fmt.Errorf("map %s, %s: %w", name, k, err))
 			}
-			vs := &lvs.VirtualServer{Service: svc, Dests: map[netip.AddrPort]int{}}
+			vs := &lvs.VirtualServer{Service: svc, Dests: map[netip.AddrPort]lvs.DestAttrs{}}
 			snap.state[k] = vs
 			snap.nums[k] = uint32(num)
 			byNum[uint32(num)] = vs
@@ -1229,7 +1240,7 @@ func (n *Backend) readLocked() (nftSnapshot, error) {
 			if vs == nil || num/nftGroupSize != uint32(g) {
 				return fail(fmt.Errorf("map %s: real server %s of %s%d, a chain no service jumps to", s.Name, addr, nftChainVS, num))
 			}
-			vs.Dests[addr] = w
+			vs.Dests[addr] = lvs.DestAttrs{Weight: w, Forwarding: vs.Forwarding}
 		}
 	}
 	return snap, nil

@@ -237,16 +237,16 @@ func TestNFTSupports(t *testing.T) {
 }
 
 func TestNFTSlots(t *testing.T) {
-	d := func(ws ...int) map[netip.AddrPort]int {
-		m := map[netip.AddrPort]int{}
+	d := func(ws ...int) map[netip.AddrPort]lvs.DestAttrs {
+		m := map[netip.AddrPort]lvs.DestAttrs{}
 		for i, w := range ws {
-			m[netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(i + 1)}), 80)] = w
+			m[netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 1, 0, byte(i + 1)}), 80)] = lvs.DestAttrs{Weight: w}
 		}
 		return m
 	}
 	tests := []struct {
 		sched string
-		dests map[netip.AddrPort]int
+		dests map[netip.AddrPort]lvs.DestAttrs
 		want  []uint32
 	}{
 		{"rr", d(1, 1, 1), []uint32{1, 1, 1}},
@@ -312,7 +312,7 @@ func TestNFTProgram(t *testing.T) {
 	// One weight change: Read reflects it, the other chains keep their
 	// rule (same handle).
 	next := desired.Clone()
-	next[a].Dests[netip.MustParseAddrPort("10.1.0.2:80")] = 2
+	next[a].Dests[netip.MustParseAddrPort("10.1.0.2:80")] = lvs.DestAttrs{Weight: 2}
 	p := lvs.Diff(desired, next)
 	if len(p) != 1 {
 		t.Fatalf("plan %q", p.Strings())
@@ -335,7 +335,7 @@ func TestNFTProgram(t *testing.T) {
 	}
 	// A change that keeps the slots (rr weights) keeps even its rule.
 	next2 := next.Clone()
-	next2[c].Dests[netip.MustParseAddrPort("10.1.0.1:80")] = 7
+	next2[c].Dests[netip.MustParseAddrPort("10.1.0.1:80")] = lvs.DestAttrs{Weight: 7}
 	program(t, b, next2)
 	if h := datapath(t, ns, b)[c].handle; h != dp2[c].handle {
 		t.Fatalf("rr weight change replaced the rule: %d -> %d", dp2[c].handle, h)
@@ -355,7 +355,7 @@ func TestNFTProgram(t *testing.T) {
 	// Weight 0 everywhere, then back.
 	next4 := next3.Clone()
 	for addr := range next4[e].Dests {
-		next4[e].Dests[addr] = 0
+		next4[e].Dests[addr] = lvs.DestAttrs{}
 	}
 	program(t, b, next4)
 	if x := datapath(t, ns, b)[e]; !x.drop || x.beyond != 2 {
@@ -414,9 +414,19 @@ func TestNFTApplyRefused(t *testing.T) {
 		err  string
 	}{
 		{"scheduler", lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "lc", "10.1.0.1:80=1"), "scheduler lc is not available"},
-		{"fwmark without port", lvstest.VS(lvs.Key{FWMark: 9}, "rr", "10.1.0.1:0=1"), "real server 10.1.0.1 needs a port"},
+		{"fwmark without port", lvstest.VS(lvs.Key{FWMark: 9}, "rr", "10.1.0.1:0=1"), "real server 10.1.0.1:0: needs a port"},
 		{"ipv6 real server", lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "rr", "[2001:db8::1]:80=1"), "not IPv4"},
 		{"weight", lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "rr", "10.1.0.1:80=70000"), "weight 70000 out of range"},
+		{"thresholds", func() *lvs.VirtualServer {
+			vs := lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "rr", "10.1.0.1:80=1")
+			vs.Dests[netip.MustParseAddrPort("10.1.0.1:80")] = lvs.DestAttrs{Weight: 1, Thresholds: lvs.Thresholds{Upper: 10, Set: true}}
+			return vs
+		}(), "connection thresholds need the ipvs backend"},
+		{"dr sorry server", func() *lvs.VirtualServer {
+			vs := lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "rr", "10.1.0.1:80=1")
+			vs.Dests[netip.MustParseAddrPort("10.1.0.9:80")] = lvs.DestAttrs{Weight: 1, Forwarding: lvs.DirectRoute}
+			return vs
+		}(), "real server 10.1.0.9:80: forwarding dr needs the ipvs backend"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			desired := good.Clone()
@@ -449,7 +459,7 @@ func TestNFTRecover(t *testing.T) {
 		t.Fatal(err)
 	}
 	next := desired.Clone()
-	next[lvstest.TCPKey("10.0.0.1:80")].Dests[netip.MustParseAddrPort("10.1.0.1:80")] = 5
+	next[lvstest.TCPKey("10.0.0.1:80")].Dests[netip.MustParseAddrPort("10.1.0.1:80")] = lvs.DestAttrs{Weight: 5}
 	err := b.Apply(context.Background(), lvs.Diff(desired, next))
 	if err == nil || !errors.Is(err, unix.ENOENT) {
 		t.Fatalf("apply on a deleted table: %v", err)
@@ -473,10 +483,10 @@ func TestNFTBatches(t *testing.T) {
 			delete(next, k)
 		case 1:
 			for a := range vs.Dests {
-				vs.Dests[a] = 9
+				vs.Dests[a] = lvs.DestAttrs{Weight: 9}
 			}
 		case 2:
-			vs.Dests[netip.MustParseAddrPort("10.201.0.1:80")] = 1
+			vs.Dests[netip.MustParseAddrPort("10.201.0.1:80")] = lvs.DestAttrs{Weight: 1}
 		}
 		i++
 	}
@@ -515,10 +525,11 @@ func TestNFTScale(t *testing.T) {
 		// Diff of the one service, as the agent does for a check result.
 		old := lvs.State{k: st[k]}
 		vs := st[k].Clone()
-		vs.Dests[addr] = (vs.Dests[addr] + 1 + i) % 4 // 0..3: often to or from 0
-		if vs.Dests[addr] == st[k].Dests[addr] {
-			vs.Dests[addr]++
+		w := (vs.Dests[addr].Weight + 1 + i) % 4 // 0..3: often to or from 0
+		if w == st[k].Dests[addr].Weight {
+			w++
 		}
+		vs.Dests[addr] = lvs.DestAttrs{Weight: w}
 		start := time.Now()
 		p := lvs.Diff(old, lvs.State{k: vs})
 		if err := b.Apply(ctx, p); err != nil {

@@ -119,10 +119,10 @@ func lvsDesired(services, dests int) lvs.State {
 		k := lvs.Key{Addr: lvsVIP(i), Proto: lvs.TCP}
 		vs := &lvs.VirtualServer{
 			Service: lvs.Service{Key: k, Scheduler: "wrr", Forwarding: lvs.NAT},
-			Dests:   make(map[netip.AddrPort]int, dests),
+			Dests:   make(map[netip.AddrPort]lvs.DestAttrs, dests),
 		}
 		for j := range dests {
-			vs.Dests[lvsReal(i, j, dests)] = j%3 + 1
+			vs.Dests[lvsReal(i, j, dests)] = lvs.DestAttrs{Weight: j%3 + 1}
 		}
 		st[k] = vs
 	}
@@ -292,12 +292,9 @@ func runLVSRound(s *session, o lvsOptions, n int) (res lvsRound, err error) {
 		i := rand.IntN(o.services)
 		k := lvs.Key{Addr: lvsVIP(i), Proto: lvs.TCP}
 		cur := desired[k]
-		next := &lvs.VirtualServer{Service: cur.Service, Dests: make(map[netip.AddrPort]int, len(cur.Dests))}
-		for a, w := range cur.Dests {
-			next.Dests[a] = w
-		}
+		next := cur.Clone()
 		a := lvsReal(i, rand.IntN(o.dests), o.dests)
-		next.Dests[a] = next.Dests[a]%10 + 1
+		next.Dests[a] = lvs.DestAttrs{Weight: next.Dests[a].Weight%10 + 1}
 		t0 := time.Now()
 		p := lvs.Diff(lvs.State{k: cur}, lvs.State{k: next})
 		dd := time.Since(t0)

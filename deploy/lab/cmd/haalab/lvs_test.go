@@ -39,12 +39,12 @@ func TestLVSAgentConfig(t *testing.T) {
 			if vs.Name != vs.Service.Key.String() {
 				t.Errorf("virtual server named %q, want its key %s", vs.Name, vs.Service.Key)
 			}
-			v := &lvs.VirtualServer{Service: vs.Service, Dests: map[netip.AddrPort]int{}}
+			v := &lvs.VirtualServer{Service: vs.Service, Dests: map[netip.AddrPort]lvs.DestAttrs{}}
 			for _, rs := range vs.Reals {
 				if rs.Check != nil {
 					t.Errorf("%s %s has a health check", vs.Name, rs.Addr)
 				}
-				v.Dests[rs.Addr] = rs.Weight
+				v.Dests[rs.Addr] = lvs.DestAttrs{Weight: rs.Weight}
 			}
 			got[vs.Service.Key] = v
 		}

@@ -1,0 +1,110 @@
+package ipvs
+
+import (
+	"context"
+	"net"
+	"syscall"
+	"testing"
+
+	"github.com/haa-dev/haa/node/lvs"
+
+	"github.com/moby/ipvs"
+)
+
+// These tests run the backend over a fake kernel (fakeKernel): what it
+// sends, not what a real kernel does with it (the kernel tests).
+
+func fakeBackend(t *testing.T) (*Backend, *fakeKernel) {
+	t.Helper()
+	fk := &fakeKernel{}
+	b := newBackend(fk)
+	t.Cleanup(func() { b.Close() })
+	return b, fk
+}
+
+// kernelService is the kernel's form of svc.
+func kernelService(t *testing.T, svc lvs.Service) *ipvs.Service {
+	t.Helper()
+	s, err := toIPVSService(svc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestIPVSUpdateKeepsThresholdsItDoesNotSet: thresholds set with ipvsadm
+// (haad's configuration sets none) survive a weight change, a drain and an
+// enable; thresholds haad sets are what it sends.
+func TestIPVSUpdateKeepsThresholdsItDoesNotSet(t *testing.T) {
+	b, fk := fakeBackend(t)
+	ctx := context.Background()
+	svc := lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:80"), Proto: lvs.TCP}, Scheduler: "wrr"}
+	rs, own := ipvsAP("10.0.1.1:80"), ipvsAP("10.0.1.2:80")
+	mine := lvs.Thresholds{Upper: 300, Lower: 200, Set: true}
+	if err := b.Apply(ctx, lvs.Plan{
+		{Kind: lvs.AddService, Service: svc},
+		{Kind: lvs.AddDest, Service: svc, Dest: ipvsDest("10.0.1.1:80", 1)},
+		{Kind: lvs.AddDest, Service: svc, Dest: lvs.Dest{Addr: own, DestAttrs: lvs.DestAttrs{Weight: 1, Thresholds: mine}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ks := kernelService(t, svc)
+	// ipvsadm -e -t 10.0.0.1:80 -r 10.0.1.1:80 -x 100 -y 50
+	fk.destOf(ks, rs).UpperThreshold, fk.destOf(ks, rs).LowerThreshold = 100, 50
+	for _, w := range []int{5, 0, 1} { // weight, drain, enable
+		if err := b.Apply(ctx, lvs.Plan{
+			{Kind: lvs.UpdateDest, Service: svc, Dest: ipvsDest("10.0.1.1:80", w)},
+			{Kind: lvs.UpdateDest, Service: svc, Dest: lvs.Dest{Addr: own, DestAttrs: lvs.DestAttrs{Weight: w, Thresholds: mine}}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if d := fk.destOf(ks, rs); d.Weight != w || d.UpperThreshold != 100 || d.LowerThreshold != 50 {
+			t.Errorf("weight %d: the kernel holds %+v, want thresholds 100/50 kept", w, d)
+		}
+		if d := fk.destOf(ks, own); d.Weight != w || d.UpperThreshold != 300 || d.LowerThreshold != 200 {
+			t.Errorf("weight %d: haad's thresholds: the kernel holds %+v, want 300/200", w, d)
+		}
+	}
+	// haad clears its own (lvs.Diff sends them set to 0).
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.UpdateDest, Service: svc,
+		Dest: lvs.Dest{Addr: own, DestAttrs: lvs.DestAttrs{Weight: 1, Thresholds: lvs.Thresholds{Set: true}}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if d := fk.destOf(ks, own); d.UpperThreshold != 0 || d.LowerThreshold != 0 {
+		t.Errorf("cleared: the kernel holds %+v", d)
+	}
+}
+
+// TestIPVSUpdateServiceKeepsWhatItDoesNotSet: a scheduler change keeps the
+// scheduler flags and persistence engine set by others.
+func TestIPVSUpdateServiceKeepsWhatItDoesNotSet(t *testing.T) {
+	b, fk := fakeBackend(t)
+	ctx := context.Background()
+	svc := lvs.Service{Key: lvs.Key{Addr: ipvsAP("10.0.0.1:5060"), Proto: lvs.UDP}, Scheduler: "sh", Persistence: 60e9}
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	ks := kernelService(t, svc)
+	const shPort = 0x0008 // IP_VS_SVC_F_SCHED_SH_PORT
+	fk.find(ks).s.Flags |= shPort
+	fk.find(ks).s.PEName = "sip"
+	svc.Scheduler = "mh"
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.UpdateService, Service: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	got := fk.find(ks).s
+	if got.SchedName != "mh" || got.Flags&shPort == 0 || got.Flags&ipvsSvcPersistent == 0 || got.PEName != "sip" {
+		t.Errorf("after the update the kernel holds %+v: want mh, flags %#x kept, persistent, pe sip", got, shPort)
+	}
+	// Without persistence, no persistence engine.
+	svc.Persistence = 0
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.UpdateService, Service: svc}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fk.find(ks).s; got.Flags&ipvsSvcPersistent != 0 || got.PEName != "" || got.Flags&shPort == 0 {
+		t.Errorf("without persistence the kernel holds %+v", got)
+	}
+}
+
+var _ = net.IP(nil)
+var _ = syscall.EEXIST
