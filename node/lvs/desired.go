@@ -58,9 +58,12 @@ type Outcome struct {
 // Desired returns the destinations g should have, given whether its
 // quorum was up before (a new virtual server starts up, as keepalived's).
 // With hysteresis H, an up service goes down below Quorum-H and a down one
-// comes up at Quorum+H. While down, the sorry server (if any) replaces
-// every real server; without one the healthy servers stay. A failed real
-// server is removed, or kept at weight 0 with Inhibit.
+// comes up at Quorum+H. A failed real server is removed, or kept at weight
+// 0 with Inhibit. While the service is down, the sorry server (if any)
+// takes the connections in place of the real servers: those that would be
+// removed are, and with Inhibit they all stay at weight 0 beside it, as
+// keepalived keeps them (ipvswrapper.c ipvs_cmd turns their removal into
+// weight 0); without a sorry server the healthy ones stay.
 func Desired(g Group, wasUp bool) Outcome {
 	hw := 0
 	for _, r := range g.Reals {
@@ -75,18 +78,18 @@ func Desired(g Group, wasUp bool) Outcome {
 	vs := &VirtualServer{Service: g.Service, Dests: map[netip.AddrPort]DestAttrs{}}
 	out := Outcome{VS: vs, Up: up, HealthyWeight: hw}
 	fwd := g.Service.Forwarding
-	if !up && g.Sorry.IsValid() {
-		vs.Dests[g.Sorry] = DestAttrs{Weight: 1, Forwarding: fwd}
-		out.SorryActive = true
-		return out
-	}
+	sorry := !up && g.Sorry.IsValid()
 	for _, r := range g.Reals {
 		switch {
-		case r.Healthy:
+		case r.Healthy && !sorry:
 			vs.Dests[r.Addr] = DestAttrs{Weight: r.Effective(), Forwarding: fwd, Thresholds: r.Thresholds}
 		case g.Inhibit:
 			vs.Dests[r.Addr] = DestAttrs{Forwarding: fwd, Thresholds: r.Thresholds}
 		}
+	}
+	if sorry {
+		vs.Dests[g.Sorry] = DestAttrs{Weight: 1, Forwarding: fwd}
+		out.SorryActive = true
 	}
 	return out
 }

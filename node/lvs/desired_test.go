@@ -3,6 +3,7 @@ package lvs_test
 import (
 	"maps"
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/haa-dev/haa/node/lvs"
@@ -40,8 +41,8 @@ func TestDesired(t *testing.T) {
 			map[netip.AddrPort]int{a: 1, b: 0}, true, false, 1},
 		{"all down, sorry", lvs.Group{Reals: []lvs.Real{real(a, 1, false), real(b, 3, false)}, Quorum: 1, Sorry: sorry}, true,
 			map[netip.AddrPort]int{sorry: 1}, false, true, 0},
-		{"all down, inhibited, sorry wins", lvs.Group{Reals: []lvs.Real{real(a, 1, false)}, Quorum: 1, Sorry: sorry, Inhibit: true}, true,
-			map[netip.AddrPort]int{sorry: 1}, false, true, 0},
+		{"all down, inhibited, sorry beside them", lvs.Group{Reals: []lvs.Real{real(a, 1, false)}, Quorum: 1, Sorry: sorry, Inhibit: true}, true,
+			map[netip.AddrPort]int{a: 0, sorry: 1}, false, true, 0},
 		{"all down, no sorry", lvs.Group{Reals: []lvs.Real{real(a, 1, false)}, Quorum: 1}, true,
 			map[netip.AddrPort]int{}, false, false, 0},
 		{"quorum lost keeps healthy without sorry", lvs.Group{Reals: []lvs.Real{real(a, 1, true), real(b, 3, false)}, Quorum: 2}, true,
@@ -73,5 +74,45 @@ func TestDesired(t *testing.T) {
 				t.Errorf("up %v sorry %v weight %d, want %v %v %d", got.Up, got.SorryActive, got.HealthyWeight, tt.up, tt.sorry, tt.hw)
 			}
 		})
+	}
+}
+
+// TestDesiredInhibitedStayBesideTheSorryServer: with inhibit_on_failure,
+// keepalived keeps every real server at weight 0 while the sorry server
+// takes the connections (quorum lost): the failed ones (inhibited) and the
+// healthy ones too (perform_quorum_state removes them, which inhibit turns
+// into weight 0). Regaining the quorum brings the healthy ones back.
+func TestDesiredInhibitedStayBesideTheSorryServer(t *testing.T) {
+	a := netip.MustParseAddrPort("10.0.0.1:80")
+	b := netip.MustParseAddrPort("10.0.0.2:80")
+	c := netip.MustParseAddrPort("10.0.0.3:80")
+	sorry := netip.MustParseAddrPort("10.0.0.9:80")
+	reals := []lvs.Real{
+		{Addr: a, Weight: 2, Healthy: true, Dynamic: -1, Override: -1},
+		{Addr: b, Weight: 3, Healthy: false, Dynamic: -1, Override: -1},
+		{Addr: c, Weight: 3, Healthy: false, Dynamic: -1, Override: -1},
+	}
+	g := lvs.Group{Service: lvs.Service{Scheduler: "wrr"}, Reals: reals, Sorry: sorry, Quorum: 5, Inhibit: true}
+	out := lvs.Desired(g, true)
+	want := map[netip.AddrPort]int{a: 0, b: 0, c: 0, sorry: 1}
+	if w := lvstest.Weights(out.VS.Dests); !maps.Equal(w, want) || out.Up || !out.SorryActive {
+		t.Fatalf("quorum lost: dests %v up %v sorry %v, want %v, down, sorry", w, out.Up, out.SorryActive, want)
+	}
+	// The plan from the table with quorum is weight 0 for the healthy one
+	// and the sorry server added: no real server removed.
+	before := lvs.Desired(lvs.Group{Service: g.Service, Reals: reals, Sorry: sorry, Quorum: 2, Inhibit: true}, true)
+	got := lvs.Diff(lvs.State{g.Service.Key: before.VS}, lvs.State{g.Service.Key: out.VS}).Strings()
+	wantPlan := []string{
+		"update-dest " + g.Service.Key.String() + " 10.0.0.1:80 weight 0",
+		"add-dest " + g.Service.Key.String() + " 10.0.0.9:80 weight 1",
+	}
+	if !slices.Equal(got, wantPlan) {
+		t.Fatalf("plan %q, want %q", got, wantPlan)
+	}
+	g.Reals[1].Healthy, g.Reals[2].Healthy = true, true
+	out = lvs.Desired(g, false)
+	want = map[netip.AddrPort]int{a: 2, b: 3, c: 3}
+	if w := lvstest.Weights(out.VS.Dests); !maps.Equal(w, want) || !out.Up || out.SorryActive {
+		t.Fatalf("quorum back: dests %v, want %v", w, want)
 	}
 }
