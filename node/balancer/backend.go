@@ -2,6 +2,7 @@ package balancer
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strconv"
@@ -20,8 +21,9 @@ type kernel struct {
 	// does at start: on most distributions it is there but not loaded
 	// until someone needs it.
 	loadIPVS func()
-	// newIPVS opens IPVS in the namespace at netns ("": haad's own).
-	newIPVS func(netns string) (lvs.Backend, error)
+	// newIPVS opens IPVS in the namespace at netns ("": haad's own),
+	// logging to l.
+	newIPVS func(netns string, l *slog.Logger) (lvs.Backend, error)
 	newNFT  func(opts ...nft.Option) (lvs.Backend, error)
 }
 
@@ -32,8 +34,8 @@ var linuxKernel = kernel{
 			_ = exec.Command(path, "-q", "ip_vs").Run()
 		}
 	},
-	newIPVS: func(netns string) (lvs.Backend, error) {
-		var opts []ipvs.Option
+	newIPVS: func(netns string, l *slog.Logger) (lvs.Backend, error) {
+		opts := []ipvs.Option{ipvs.WithLogger(l)}
 		if netns != "" {
 			opts = append(opts, ipvs.WithNetNS(netns))
 		}
@@ -55,11 +57,18 @@ var linuxKernel = kernel{
 // ChooseOption configures Choose.
 type ChooseOption func(*chooseConfig)
 
-type chooseConfig struct{ netns int }
+type chooseConfig struct {
+	netns int
+	log   *slog.Logger
+}
 
 // WithNetNS makes either backend program the network namespace of the open
 // file descriptor fd instead of haad's own (tests and benchmarks).
 func WithNetNS(fd int) ChooseOption { return func(c *chooseConfig) { c.netns = fd } }
+
+// WithLogger makes the backend log what it decides on its own (ipvs: a
+// service found in the table and taken over) to l.
+func WithLogger(l *slog.Logger) ChooseOption { return func(c *chooseConfig) { c.log = l } }
 
 // Choose opens the load-balancing backend for loadBalancer.backend
 // requested ("", "auto", "ipvs" or "nftables") and says why it is the one:
@@ -95,7 +104,7 @@ func (k kernel) choose(requested string, opts ...ChooseOption) (lvs.Backend, str
 		if cfg.netns >= 0 {
 			netns = "/proc/self/fd/" + strconv.Itoa(cfg.netns)
 		}
-		b, err = k.newIPVS(netns)
+		b, err = k.newIPVS(netns, cfg.log)
 	} else {
 		var nopts []nft.Option
 		if cfg.netns >= 0 {

@@ -3,6 +3,7 @@ package balancer
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +31,7 @@ func TestChoose(t *testing.T) {
 	missing := filepath.Join(dir, "missing")
 	k := linuxKernel
 	k.loadIPVS = func() {} // never load a module on the host from a test
-	k.newIPVS = func(string) (lvs.Backend, error) { return &fakeIPVS{}, nil }
+	k.newIPVS = func(string, *slog.Logger) (lvs.Backend, error) { return &fakeIPVS{}, nil }
 
 	// Without root the nftables cases cannot open the backend; in a
 	// namespace they can.
@@ -112,7 +113,7 @@ func TestChooseIPVSNetNS(t *testing.T) {
 	k.loadIPVS = func() {} // never load a module on the host from a test
 	k.procIPVS = present
 	var got string
-	k.newIPVS = func(netns string) (lvs.Backend, error) {
+	k.newIPVS = func(netns string, _ *slog.Logger) (lvs.Backend, error) {
 		got = netns
 		return nil, errors.New("no IPVS here")
 	}

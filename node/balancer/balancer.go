@@ -171,7 +171,7 @@ func New(d Deps) *Balancer {
 		d.Notify = notify.NewRunner(d.Log, d.Events)
 	}
 	b := &Balancer{log: d.Log, events: d.Events, notify: d.Notify, ownNotify: own, host: d.Host,
-		open: func(r string) (lvs.Backend, string, error) { return Choose(r) }, decide: Decide, prefer: Preferred,
+		open: func(r string) (lvs.Backend, string, error) { return Choose(r, WithLogger(d.Log)) }, decide: Decide, prefer: Preferred,
 		q:   fifo.New[checkReport](),
 		vss: map[string]*vsRun{}, byID: map[string]*realRun{}, programmed: lvs.State{}}
 	if fb := d.Backend; fb != nil {
@@ -431,19 +431,26 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 			b.q.Push(checkReport{id: id, st: st})
 		})
 		// What an earlier haad left (IPVS keeps it across a crash) is
-		// taken as programmed, so the first plan adjusts instead of
-		// failing on services that exist. Others' services are left
-		// alone.
+		// taken as programmed, so the first plan adjusts only what
+		// differs. Others' services are left alone. (A service that
+		// appears later, at a reload, the IPVS backend takes over in
+		// the same way as it programs: ipvs.Backend.Apply.)
 		rctx, cancel := b.programCtx(ctx)
 		st, err := b.backend.Read(rctx)
 		cancel()
 		if err != nil {
 			b.log.Warn("reading the backend's table", "backend", b.lbName, "err", err)
 		}
+		taken := 0
 		for _, vs := range c.VirtualServers {
 			if v := st[vs.Service.Key]; v != nil {
 				b.programmed[vs.Service.Key] = v
+				taken++
 			}
+		}
+		if taken > 0 {
+			b.log.Info("virtual servers already in the table: taken over and adjusted", "backend", b.lbName,
+				"count", taken)
 		}
 	}
 	names := map[string]bool{}

@@ -113,6 +113,20 @@ func Diff(actual, desired State) Plan {
 	return plan
 }
 
+// Adopt returns the ops that take a service the kernel already holds
+// (have) to what a plan meant to build from nothing: the service of its
+// AddService (add) with the destinations of its AddDest ops for that
+// service (adds). It is Diff of the two, so a service found in place costs
+// only what differs: its settings updated, destinations the plan does not
+// add removed, those it adds updated where they differ or added.
+func Adopt(have *VirtualServer, add Service, adds []Dest) Plan {
+	want := &VirtualServer{Service: add, Dests: make(map[netip.AddrPort]DestAttrs, len(adds))}
+	for _, d := range adds {
+		want.Dests[d.Addr] = d.DestAttrs
+	}
+	return Diff(State{add.Key: have}, State{add.Key: want})
+}
+
 // updated is what an UpdateDest programs to take have to want: want, but
 // thresholds haad set itself (have's) and no longer wants go back to none
 // (set to 0) rather than being left as they are.

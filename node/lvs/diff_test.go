@@ -256,3 +256,72 @@ func BenchmarkDiffFromEmpty(b *testing.B) {
 		lvs.Diff(nil, desired)
 	}
 }
+
+// TestAdoptPlansOnlyWhatDiffers: a service a plan adds but the kernel
+// holds is taken to what the plan builds with only the ops that differ.
+func TestAdoptPlansOnlyWhatDiffers(t *testing.T) {
+	k := lvstest.TCPKey("10.0.0.1:80")
+	have := lvstest.VS(k, "rr", "10.1.0.1:80=1", "10.1.0.2:80=5", "10.1.0.4:80=1")
+	want := lvstest.VS(k, "wrr", "10.1.0.2:80=2", "10.1.0.3:80=1", "10.1.0.4:80=1")
+	p := lvs.Diff(nil, lvstest.StateOf(want)) // the plan from nothing
+	var adds []lvs.Dest
+	for _, op := range p[1:] {
+		adds = append(adds, op.Dest)
+	}
+	got := lvs.Adopt(have, p[0].Service, adds).Strings()
+	wantPlan := []string{
+		"delete-dest 10.0.0.1:80/tcp 10.1.0.1:80 weight 1",
+		"update-service 10.0.0.1:80/tcp",
+		"update-dest 10.0.0.1:80/tcp 10.1.0.2:80 weight 2",
+		"add-dest 10.0.0.1:80/tcp 10.1.0.3:80 weight 1",
+	}
+	if !reflect.DeepEqual(got, wantPlan) {
+		t.Fatalf("Adopt:\n got %q\nwant %q", got, wantPlan)
+	}
+}
+
+// TestDiffThresholdsHaadDoesNotSet: thresholds the configuration does not
+// set are not haad's: a table read from the kernel with ipvsadm's needs no
+// op, a weight change carries them unset (the backend keeps the kernel's),
+// and thresholds haad set and no longer wants are cleared.
+func TestDiffThresholdsHaadDoesNotSet(t *testing.T) {
+	k := lvstest.TCPKey("10.0.0.1:80")
+	a := netip.MustParseAddrPort("10.1.0.1:80")
+	vs := func(d lvs.DestAttrs) lvs.State {
+		v := lvstest.VS(k, "wrr")
+		v.Dests[a] = d
+		return lvstest.StateOf(v)
+	}
+	ipvsadm := lvs.Thresholds{Upper: 100, Lower: 50} // as Read gives them
+	mine := lvs.Thresholds{Upper: 100, Lower: 50, Set: true}
+	for _, tt := range []struct {
+		name          string
+		actual, want  lvs.DestAttrs
+		plan          []string
+		thresholdsSet bool
+	}{
+		{"others' thresholds stay", lvs.DestAttrs{Weight: 1, Thresholds: ipvsadm}, lvs.DestAttrs{Weight: 1}, nil, false},
+		{"a weight change leaves them to the backend", lvs.DestAttrs{Weight: 1, Thresholds: ipvsadm}, lvs.DestAttrs{Weight: 0},
+			[]string{"update-dest 10.0.0.1:80/tcp 10.1.0.1:80 weight 0"}, false},
+		{"haad's, read back the same", lvs.DestAttrs{Weight: 1, Thresholds: ipvsadm}, lvs.DestAttrs{Weight: 1, Thresholds: mine}, nil, true},
+		{"haad's, changed", lvs.DestAttrs{Weight: 1, Thresholds: mine}, lvs.DestAttrs{Weight: 1, Thresholds: lvs.Thresholds{Upper: 10, Set: true}},
+			[]string{"update-dest 10.0.0.1:80/tcp 10.1.0.1:80 weight 1 thresholds 10/0"}, true},
+		{"haad's, no longer wanted: cleared", lvs.DestAttrs{Weight: 1, Thresholds: mine}, lvs.DestAttrs{Weight: 1},
+			[]string{"update-dest 10.0.0.1:80/tcp 10.1.0.1:80 weight 1 thresholds 0/0"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p := lvs.Diff(vs(tt.actual), vs(tt.want))
+			if got := p.Strings(); !reflect.DeepEqual(got, tt.plan) && (len(got) != 0 || tt.plan != nil) {
+				t.Fatalf("plan %q, want %q", got, tt.plan)
+			}
+			if len(p) == 1 && p[0].Dest.Thresholds.Set != tt.thresholdsSet {
+				t.Errorf("the update sets thresholds: %v, want %v", p[0].Dest.Thresholds.Set, tt.thresholdsSet)
+			}
+			s := vs(tt.actual)
+			lvs.Apply(s, p)
+			if again := lvs.Diff(s, vs(tt.want)); len(again) != 0 {
+				t.Errorf("plan after the plan: %q", again.Strings())
+			}
+		})
+	}
+}

@@ -2,11 +2,11 @@ package ipvs
 
 import (
 	"context"
-	"net"
-	"syscall"
+	"slices"
 	"testing"
 
 	"github.com/haa-dev/haa/node/lvs"
+	"github.com/haa-dev/haa/node/lvs/lvstest"
 
 	"github.com/moby/ipvs"
 )
@@ -17,7 +17,7 @@ import (
 func fakeBackend(t *testing.T) (*Backend, *fakeKernel) {
 	t.Helper()
 	fk := &fakeKernel{}
-	b := newBackend(fk)
+	b := newBackend(fk, nil)
 	t.Cleanup(func() { b.Close() })
 	return b, fk
 }
@@ -106,5 +106,87 @@ func TestIPVSUpdateServiceKeepsWhatItDoesNotSet(t *testing.T) {
 	}
 }
 
-var _ = net.IP(nil)
-var _ = syscall.EEXIST
+// TestIPVSApplyTakesOverAServiceTheKernelHolds: a reload adds a virtual
+// server the kernel holds already (another haad left it, or ipvsadm): the
+// plan from nothing is carried out in one pass, without an error, and the
+// service ends as the plan builds it, the rest of the plan done too (it
+// used to stop at "file exists" until the retry).
+func TestIPVSApplyTakesOverAServiceTheKernelHolds(t *testing.T) {
+	b, fk := fakeBackend(t)
+	ctx := context.Background()
+	held := lvs.Service{Key: lvstest.TCPKey("10.0.0.1:80"), Scheduler: "rr"}
+	// What was there before haad: rr, a destination to drop, one at the
+	// wrong weight, thresholds set with ipvsadm on the one that stays.
+	ks := kernelService(t, held)
+	if err := fk.NewService(ks); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []lvs.Dest{ipvsDest("10.0.1.1:80", 1), ipvsDest("10.0.1.2:80", 5)} {
+		kd, _ := toIPVSDest(held, d)
+		if err := fk.NewDestination(ks, kd); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fk.destOf(ks, ipvsAP("10.0.1.2:80")).UpperThreshold = 100
+	fk.changes = nil
+
+	desired := lvstest.StateOf(
+		lvstest.VS(lvstest.TCPKey("10.0.0.1:80"), "wrr", "10.0.1.2:80=2", "10.0.1.3:80=1"),
+		lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "wrr", "10.0.2.1:80=1"),
+	)
+	plan := lvs.Diff(lvs.State{}, desired) // the balancer did not know it
+	if err := b.Apply(ctx, plan); err != nil {
+		t.Fatalf("one pass: %v", err)
+	}
+	wantChanges := []string{
+		"delete-dest 2 10.0.0.1:80/6 10.0.1.1:80",
+		"update-service 2 10.0.0.1:80/6",
+		"update-dest 2 10.0.0.1:80/6 10.0.1.2:80 weight 2",
+		"add-dest 2 10.0.0.1:80/6 10.0.1.3:80 weight 1",
+		"add-service 2 10.0.0.2:80/6",
+		"add-dest 2 10.0.0.2:80/6 10.0.2.1:80 weight 1",
+	}
+	if !slices.Equal(fk.changes, wantChanges) {
+		t.Errorf("the kernel was changed by\n%q\nwant\n%q", fk.changes, wantChanges)
+	}
+	got, err := b.Read(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := desired.Clone()
+	want[held.Key].Dests[ipvsAP("10.0.1.2:80")] = lvs.DestAttrs{Weight: 2, Thresholds: lvs.Thresholds{Upper: 100}}
+	if !got.Equal(want) {
+		t.Errorf("the kernel holds %s\nwant %s", got, want)
+	}
+	// Once taken over, the next plan from what is programmed is empty.
+	programmed := lvs.State{}
+	lvs.Apply(programmed, plan)
+	if p := lvs.Diff(programmed, desired); len(p) != 0 {
+		t.Errorf("plan after the takeover: %q", p.Strings())
+	}
+}
+
+// TestIPVSApplyTakesTheKernelAsItIs: destinations added, updated or
+// deleted behind haad's back do not stop a plan.
+func TestIPVSApplyTakesTheKernelAsItIs(t *testing.T) {
+	b, fk := fakeBackend(t)
+	ctx := context.Background()
+	svc := lvs.Service{Key: lvstest.TCPKey("10.0.0.1:80"), Scheduler: "wrr"}
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: svc},
+		{Kind: lvs.AddDest, Service: svc, Dest: ipvsDest("10.0.1.1:80", 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	err := b.Apply(ctx, lvs.Plan{
+		{Kind: lvs.AddDest, Service: svc, Dest: ipvsDest("10.0.1.1:80", 4)},    // exists: updated
+		{Kind: lvs.UpdateDest, Service: svc, Dest: ipvsDest("10.0.1.2:80", 2)}, // missing: added
+		{Kind: lvs.DeleteDest, Service: svc, Dest: ipvsDest("10.0.1.3:80", 1)}, // gone already
+		{Kind: lvs.DeleteService, Service: lvs.Service{Key: lvstest.TCPKey("10.0.0.9:80"), Scheduler: "rr"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := kernelService(t, svc)
+	if d1, d2 := fk.destOf(ks, ipvsAP("10.0.1.1:80")), fk.destOf(ks, ipvsAP("10.0.1.2:80")); d1 == nil || d1.Weight != 4 || d2 == nil || d2.Weight != 2 {
+		t.Errorf("the kernel holds %+v and %+v", d1, d2)
+	}
+}

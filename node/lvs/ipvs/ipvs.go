@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -58,8 +59,9 @@ type handle interface {
 // service's scheduler flags and persistence engine; a destination's
 // thresholds when haad sets none), read from the kernel first.
 type Backend struct {
-	mu sync.Mutex
-	h  handle
+	log *slog.Logger
+	mu  sync.Mutex
+	h   handle
 	// fwd remembers the forwarding method of services this backend
 	// programmed: IPVS keeps it per destination, so a service without
 	// destinations would otherwise read back as nat.
@@ -71,6 +73,13 @@ type Option func(*ipvsConfig)
 
 type ipvsConfig struct {
 	netns string
+	log   *slog.Logger
+}
+
+// WithLogger logs what the backend decides on its own (a service found
+// in the table and taken over) to l.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *ipvsConfig) { c.log = l }
 }
 
 // WithNetNS programs the IPVS table of the network namespace at path
@@ -96,12 +105,16 @@ func New(opts ...Option) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("opening IPVS: %w", err)
 	}
-	return newBackend(h), nil
+	return newBackend(h, c.log), nil
 }
 
-// newBackend is a backend over h (a fake kernel in tests).
-func newBackend(h handle) *Backend {
-	return &Backend{h: h, fwd: map[lvs.Key]lvs.Forwarding{}}
+// newBackend is a backend over h (a fake kernel in tests) that logs to l
+// (nil: nowhere).
+func newBackend(h handle, l *slog.Logger) *Backend {
+	if l == nil {
+		l = slog.New(slog.DiscardHandler)
+	}
+	return &Backend{log: l, h: h, fwd: map[lvs.Key]lvs.Forwarding{}}
 }
 
 // Name returns "ipvs".
@@ -163,6 +176,15 @@ func ipvsCheckKey(k lvs.Key) error {
 // keeps the forwarding method per destination: each destination is
 // programmed with its own (lvs.DestAttrs.Forwarding), so a service whose
 // method changes needs an UpdateDest for each (lvs.Diff makes them).
+//
+// Like keepalived (ipvswrapper.c ipvs_talk), it takes the kernel as it
+// finds it rather than failing on it: a service to add that the kernel
+// already holds (left by a haad that crashed, or added by hand) is taken
+// over in the same pass, as the plan would have built it (lvs.Adopt: its
+// settings updated, destinations the plan does not add removed, the
+// others updated or added); a destination to add that exists is updated;
+// one to update that is missing is added; what is to be deleted and is
+// already gone is done.
 func (b *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -170,11 +192,18 @@ func (b *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 		return errors.New("ipvs: backend closed")
 	}
 	a := &applier{b: b}
-	for _, op := range p {
+	for i, op := range p {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := a.apply(op); err != nil {
+		if op.Kind == lvs.AddDest && a.adopted[op.Service.Key] {
+			continue // programmed when its service was taken over
+		}
+		err := a.apply(op)
+		if op.Kind == lvs.AddService && errors.Is(err, syscall.EEXIST) {
+			err = a.adopt(op, p[i+1:])
+		}
+		if err != nil {
 			return fmt.Errorf("ipvs: %s: %w", op, err)
 		}
 	}
@@ -188,6 +217,55 @@ type applier struct {
 	// an update first needed them (read once per service and plan): what
 	// an update carries that haad does not set.
 	kept map[lvs.Key]map[netip.AddrPort]*ipvs.Destination
+	// adds are the plan's AddDest ops by service, indexed at the first
+	// service taken over; adopted are the services taken over, whose
+	// AddDest ops are done.
+	adds    map[lvs.Key][]lvs.Dest
+	adopted map[lvs.Key]bool
+}
+
+// adopt takes over the service of op (an AddService) that the kernel
+// holds already: it programs what turns it into what the plan builds, rest
+// being the ops after op.
+func (a *applier) adopt(op lvs.Op, rest lvs.Plan) error {
+	b := a.b
+	k := op.Service.Key
+	svc, err := toIPVSService(op.Service)
+	if err != nil {
+		return err
+	}
+	cur, err := b.h.GetService(svc)
+	if err != nil {
+		return fmt.Errorf("the kernel holds it already, and reading it: %w", err)
+	}
+	dests, err := b.h.GetDestinations(svc)
+	if err != nil {
+		return fmt.Errorf("the kernel holds it already, and reading its destinations: %w", err)
+	}
+	have, err := fromIPVS(cur, dests)
+	if err != nil {
+		return fmt.Errorf("the kernel holds it already, as something haad cannot express: %w", err)
+	}
+	if a.adds == nil {
+		a.adds = map[lvs.Key][]lvs.Dest{}
+		for _, o := range rest {
+			if o.Kind == lvs.AddDest {
+				a.adds[o.Service.Key] = append(a.adds[o.Service.Key], o.Dest)
+			}
+		}
+		a.adopted = map[lvs.Key]bool{}
+	}
+	fix := lvs.Adopt(have, op.Service, a.adds[k])
+	a.adopted[k] = true
+	b.fwd[k] = op.Service.Forwarding
+	for _, f := range fix {
+		if err := a.apply(f); err != nil {
+			return fmt.Errorf("the kernel holds it already, and taking it over: %s: %w", f, err)
+		}
+	}
+	b.log.Info("virtual server already in the IPVS table: taken over and adjusted", "virtual_server", k.String(),
+		"destinations_before", len(have.Dests), "changes", len(fix))
+	return nil
 }
 
 func (a *applier) apply(op lvs.Op) error {
@@ -211,7 +289,7 @@ func (a *applier) apply(op lvs.Op) error {
 		}
 		b.fwd[op.Service.Key] = op.Service.Forwarding
 	case lvs.DeleteService:
-		if err := b.h.DelService(svc); err != nil {
+		if err := b.h.DelService(svc); err != nil && !errors.Is(err, syscall.ENOENT) {
 			return err
 		}
 		delete(b.fwd, op.Service.Key)
@@ -223,14 +301,27 @@ func (a *applier) apply(op lvs.Op) error {
 		}
 		switch op.Kind {
 		case lvs.AddDest:
-			return b.h.NewDestination(svc, d)
-		case lvs.UpdateDest:
+			err := b.h.NewDestination(svc, d)
+			if !errors.Is(err, syscall.EEXIST) {
+				return err
+			}
 			if err := a.carryDest(op, svc, d); err != nil {
 				return err
 			}
 			return b.h.UpdateDestination(svc, d)
+		case lvs.UpdateDest:
+			if err := a.carryDest(op, svc, d); err != nil {
+				return err
+			}
+			err := b.h.UpdateDestination(svc, d)
+			if errors.Is(err, syscall.ENOENT) && b.h.NewDestination(svc, d) == nil {
+				return nil
+			}
+			return err
 		default:
-			return b.h.DelDestination(svc, d)
+			if err := b.h.DelDestination(svc, d); err != nil && !errors.Is(err, syscall.ENOENT) {
+				return err
+			}
 		}
 	default:
 		return fmt.Errorf("unknown operation %d", op.Kind)

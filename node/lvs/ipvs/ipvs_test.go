@@ -536,10 +536,21 @@ func TestIPVSKernelProgram(t *testing.T) {
 		}
 	}
 
-	// A failing op names itself.
-	err = b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: web.Service}})
-	if err == nil || !strings.Contains(err.Error(), "add-service "+web.Key.String()) {
+	// Adding a service the kernel holds takes it over as the plan builds
+	// it (here without destinations), in the same pass.
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: web.Service}}); err != nil {
 		t.Errorf("adding an existing service: %v", err)
+	}
+	web.Dests = map[netip.AddrPort]lvs.DestAttrs{}
+	if got := read(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("Read after taking a service over:\n got %s\nwant %s", ipvsDump(got), ipvsDump(want))
+	}
+
+	// A failing op names itself.
+	bad := lvs.Service{Key: lvs.Key{Addr: a(4, 80), Proto: lvs.TCP}, Scheduler: "no-such-scheduler"}
+	err = b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: bad}})
+	if err == nil || !strings.Contains(err.Error(), "add-service "+bad.Key.String()) {
+		t.Errorf("adding a service of an unknown scheduler: %v", err)
 	}
 
 	// Delete everything.
