@@ -180,6 +180,9 @@ func realServerProto(r balancer.RealServer) *haav1.RealServerStatus {
 	if r.Conns != nil {
 		out.ActiveConnections, out.InactiveConnections = proto.Uint64(r.Conns.Active), proto.Uint64(r.Conns.Inactive)
 	}
+	if t := r.Thresholds; t.Set {
+		out.UpperThreshold, out.LowerThreshold = proto.Uint32(t.Upper), proto.Uint32(t.Lower)
+	}
 	return out
 }
 

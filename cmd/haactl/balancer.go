@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -38,7 +39,9 @@ backend's table: a failed server is removed unless inhibit_on_failure),
 OVERRIDE (what haactl drain or haactl weight set, undone by haactl enable),
 CHECK (the health check's kind), LAST RESULT (the check's last answer),
 SINCE (how long its health has been what it is) and CONNS (active/inactive
-connections; "-" where the backend does not count them: nftables).
+connections; "-" where the backend does not count them: nftables); when a
+real server has connection limits, THRESHOLDS (upper/lower, as configured:
+upperThreshold, lowerThreshold; "-" for those without).
 
 -o json|yaml prints a haa.v1.ListVirtualServersResponse.`,
 		Example: `  haactl get vs
@@ -69,7 +72,12 @@ connections; "-" where the backend does not count them: nftables).
 func printVirtualServers(a *app, r *haav1.ListVirtualServersResponse) error {
 	vst, rst := newTable(), newTable()
 	vst.row("NAME", "ADDRESS", "SCHED", "FWD", "UP", "HEALTHY/QUORUM")
-	rst.row(append([]string{"  -> REAL SERVER"}, realServerHeader[1:]...)...)
+	var all []*haav1.RealServerStatus
+	for _, vs := range r.GetVirtualServers() {
+		all = append(all, vs.GetRealServers()...)
+	}
+	header, realServerRow := realServerColumns(all)
+	rst.row(append([]string{"  -> REAL SERVER"}, header[1:]...)...)
 	for _, vs := range r.GetVirtualServers() {
 		vst.row(vs.GetName(), vsAddress(vs), orDash(vs.GetScheduler()), orDash(vs.GetForwarding()), vsUp(vs),
 			fmt.Sprintf("%d/%d", vs.GetHealthyWeight(), vs.GetQuorum()))
@@ -107,6 +115,27 @@ func printVirtualServers(a *app, r *haav1.ListVirtualServersResponse) error {
 
 // realServerHeader heads the columns of realServerRow.
 var realServerHeader = []string{"ADDRESS", "HEALTH", "WEIGHT", "OVERRIDE", "CHECK", "LAST RESULT", "SINCE", "CONNS"}
+
+// realServerColumns are the header and the rows of a table of real
+// servers: realServerHeader and realServerRow, and THRESHOLDS after them
+// when one of rss has connection limits.
+func realServerColumns(rss []*haav1.RealServerStatus) ([]string, func(*haav1.RealServerStatus) []string) {
+	if !slices.ContainsFunc(rss, hasThresholds) {
+		return realServerHeader, realServerRow
+	}
+	header := append(slices.Clip(realServerHeader), "THRESHOLDS")
+	return header, func(rs *haav1.RealServerStatus) []string {
+		t := "-"
+		if hasThresholds(rs) {
+			t = fmt.Sprintf("%d/%d", rs.GetUpperThreshold(), rs.GetLowerThreshold())
+		}
+		return append(realServerRow(rs), t)
+	}
+}
+
+func hasThresholds(rs *haav1.RealServerStatus) bool {
+	return rs.UpperThreshold != nil || rs.LowerThreshold != nil
+}
 
 // realServerRow is one real server: address, health, weight programmed /
 // configured, override, check, last result, for how long, connections.
@@ -239,7 +268,8 @@ func printVirtualServer(a *app, vs *haav1.VirtualServerStatus, backend string) e
 		return err
 	}
 	rt := newTable()
-	rt.row(append([]string{"  " + realServerHeader[0]}, realServerHeader[1:]...)...)
+	header, realServerRow := realServerColumns(vs.GetRealServers())
+	rt.row(append([]string{"  " + header[0]}, header[1:]...)...)
 	for _, rs := range vs.GetRealServers() {
 		row := realServerRow(rs)
 		row[0] = "  " + row[0]
@@ -277,8 +307,9 @@ func newRealServerCmd(a *app, use, short, long, example string, nargs int, actio
 					return a.printMessage(rs)
 				}
 				t := newTable()
-				t.row(realServerHeader...)
-				t.row(realServerRow(rs)...)
+				header, row := realServerColumns([]*haav1.RealServerStatus{rs})
+				t.row(header...)
+				t.row(row(rs)...)
 				if err := t.flush(a.out); err != nil {
 					return err
 				}

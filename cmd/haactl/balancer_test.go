@@ -334,3 +334,31 @@ func TestBalancerCompletion(t *testing.T) {
 		}
 	}
 }
+
+// TestDescribeVirtualServerThresholds: real servers with connection
+// limits show them in a THRESHOLDS column (upper/lower); without any, the
+// column is left out.
+func TestDescribeVirtualServerThresholds(t *testing.T) {
+	fake, target := serveLB(t)
+	fake.Update(func(a *ctltest.Agent) {
+		rss := a.VirtualServers[2].RealServers
+		rss[0].UpperThreshold, rss[0].LowerThreshold = proto.Uint32(100), proto.Uint32(80)
+		rss = append(rss, &haav1.RealServerStatus{Address: "10.77.3.2:25", Healthy: true, ConfiguredWeight: 1, Weight: 1,
+			Programmed: true, Check: "none"})
+		a.VirtualServers[2].RealServers = rss
+	})
+	r := haactl(t, target, "", "describe", "vs", "mail")
+	wantOK(t, r)
+	for _, s := range []string{
+		"  ADDRESS       HEALTH  WEIGHT  OVERRIDE  CHECK  LAST RESULT  SINCE  CONNS  THRESHOLDS\n",
+		"  10.77.3.1:25  up      1/1     -         none   -            -      -      100/80\n",
+		"  10.77.3.2:25  up      1/1     -         none   -            -      -      -\n",
+	} {
+		if !strings.Contains(r.out, s) {
+			t.Errorf("no %q in\n%s", s, r.out)
+		}
+	}
+	if r := haactl(t, target, "", "describe", "vs", "web"); strings.Contains(r.out, "THRESHOLDS") {
+		t.Errorf("web has no thresholds:\n%s", r.out)
+	}
+}

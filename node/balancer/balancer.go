@@ -317,13 +317,13 @@ func (b *Balancer) Prepare(c *config.Agent) (*Change, error) {
 		} else if dc, ok := backend.(lvs.DestChecker); ok {
 			probe := &lvs.VirtualServer{Service: vs.Service, Dests: map[netip.AddrPort]lvs.DestAttrs{}}
 			for _, rs := range vs.Reals {
-				probe.Dests[rs.Addr] = lvs.DestAttrs{Weight: rs.Weight, Forwarding: vs.Service.Forwarding}
+				probe.Dests[rs.Addr] = lvs.DestAttrs{Weight: rs.Weight, Forwarding: vs.Service.Forwarding, Thresholds: rs.Thresholds}
 			}
 			if vs.Sorry.IsValid() {
 				probe.Dests[vs.Sorry] = lvs.DestAttrs{Weight: 1, Forwarding: vs.Service.Forwarding}
 			}
 			if err := dc.SupportsDests(probe); err != nil {
-				fields = append(fields, config.FieldError{Path: path + ".realServers", Msg: fmt.Sprintf("%s backend: %v", backend.Name(), err)})
+				fields = append(fields, destFields(path, vs, backend.Name(), err)...)
 			}
 		}
 	}
@@ -336,6 +336,59 @@ func (b *Balancer) Prepare(c *config.Agent) (*Change, error) {
 		b.log.Warn("net.ipv4.ip_forward is 0: virtual servers with nat forwarding need it (sysctl -w net.ipv4.ip_forward=1)")
 	}
 	return &Change{cfg: c, cmds: out}, nil
+}
+
+// destFields are the problems a backend found with the destinations of
+// the virtual server vs (at path), each at the field to change when the
+// backend names the destination and what is wrong with it
+// (lvs.DestError).
+func destFields(path string, vs config.VirtualServer, backend string, err error) []config.FieldError {
+	var errs []error
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = j.Unwrap()
+	} else {
+		errs = []error{err}
+	}
+	out := make([]config.FieldError, 0, len(errs))
+	for _, e := range errs {
+		p, msg := path+".realServers", e.Error()
+		var de *lvs.DestError
+		if errors.As(e, &de) {
+			p, msg = destPath(path, vs, de), de.Err.Error()
+		}
+		out = append(out, config.FieldError{Path: p, Msg: backend + " backend: " + msg})
+	}
+	return out
+}
+
+// destPath is the field of virtual server vs (at path) that makes the
+// destination of de what the backend refuses.
+func destPath(path string, vs config.VirtualServer, de *lvs.DestError) string {
+	if de.Addr == vs.Sorry {
+		if de.Attr == lvs.AttrForwarding {
+			return path + ".forwarding"
+		}
+		return path + ".sorryServer"
+	}
+	k := slices.IndexFunc(vs.Reals, func(r config.RealServer) bool { return r.Addr == de.Addr })
+	if k < 0 {
+		return path + ".realServers"
+	}
+	rp := fmt.Sprintf("%s.realServers[%d]", path, k)
+	switch de.Attr {
+	case lvs.AttrAddress:
+		return rp + ".address"
+	case lvs.AttrWeight:
+		return rp + ".weight"
+	case lvs.AttrForwarding:
+		return path + ".forwarding"
+	case lvs.AttrThresholds:
+		if vs.Reals[k].Spec.UpperThreshold == nil {
+			return rp + ".lowerThreshold"
+		}
+		return rp + ".upperThreshold"
+	}
+	return rp
 }
 
 // ResolveCommands resolves the virtual servers' programs on this node
@@ -668,7 +721,7 @@ func (b *Balancer) realServerEvent(r *realRun, healthy bool, cause, detail strin
 
 func lvsReal(r *realRun) lvs.Real {
 	return lvs.Real{Addr: r.cfg.Addr, Weight: r.cfg.Weight, Healthy: r.status.Healthy, Dynamic: r.status.Weight,
-		Drained: r.drained, Override: r.override}
+		Drained: r.drained, Override: r.override, Thresholds: r.cfg.Thresholds}
 }
 
 // program decides the destinations of the given virtual servers (dropped

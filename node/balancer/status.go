@@ -31,8 +31,10 @@ type RealServer struct {
 	Healthy          bool
 	ConfiguredWeight int
 	Drained          bool
-	Override         int    // runtime weight; -1: none
-	Check            string // its check's kind, or "none"
+	Override         int // runtime weight; -1: none
+	// Thresholds are the connection limits haad sets (unset: none).
+	Thresholds lvs.Thresholds
+	Check      string // its check's kind, or "none"
 	// LastResult is the last check's outcome in words ("ok",
 	// "connection refused"...).
 	LastResult string
@@ -177,7 +179,7 @@ func (b *Balancer) viewOf(run *vsRun) *VirtualServer {
 // realView is a real server's view. Called with mu held.
 func (b *Balancer) realView(r *realRun) RealServer {
 	v := RealServer{Addr: r.cfg.Addr, Healthy: r.status.Healthy, ConfiguredWeight: r.cfg.Weight, Drained: r.drained,
-		Override: r.override, Check: "none", LastResult: r.status.Last.Detail, LastDuration: r.status.Last.Duration,
+		Override: r.override, Thresholds: r.cfg.Thresholds, Check: "none", LastResult: r.status.Last.Detail, LastDuration: r.status.Last.Duration,
 		Since: r.status.Since, checkID: r.id}
 	if r.cfg.Check != nil {
 		v.Check = string(r.cfg.Check.Kind)

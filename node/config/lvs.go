@@ -72,6 +72,9 @@ type RealServer struct {
 	ExecCommand          []string // check kind exec
 	ExecUser             string   // "" = root
 	NotifyUp, NotifyDown []string // nil: none
+	// Thresholds are its connection limits; unset when the configuration
+	// sets none (haad then leaves the kernel's as they are).
+	Thresholds lvs.Thresholds
 	// Spec is the real server as configured.
 	Spec *haav1.RealServer
 }
@@ -350,6 +353,7 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 				p.add(rp+".weight", "%d is out of range 0..%d (0 takes no new connections)", rs.Weight, MaxRealWeight)
 			}
 		}
+		resolveThresholds(p, rp, r, &rs)
 		*p = append(*p, own...)
 		if rs.NotifyUp != nil {
 			checkCommands(p, rp+".notifyUp", rs.NotifyUp)
@@ -363,6 +367,24 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 	checkCommands(p, f("quorumUp"), vs.QuorumUp)
 	checkCommands(p, f("quorumDown"), vs.QuorumDown)
 	return vs
+}
+
+// resolveThresholds validates a real server's connection limits: set when
+// either is, the lower at most the upper (the kernel refuses the rest with
+// ERANGE).
+func resolveThresholds(p *problems, rp string, r *haav1.RealServer, rs *RealServer) {
+	if r == nil || (r.UpperThreshold == nil && r.LowerThreshold == nil) {
+		return
+	}
+	up, low := r.GetUpperThreshold(), r.GetLowerThreshold()
+	switch {
+	case low > up && up == 0:
+		p.add(rp+".lowerThreshold", "%d without an upperThreshold: IPVS takes a server back below the lower threshold only after the upper one stopped it; set upperThreshold (at least %d), or remove lowerThreshold", low, low)
+	case low > up:
+		p.add(rp+".lowerThreshold", "%d is above upperThreshold %d: IPVS refuses it; set it at most %d (0: three quarters of the upper one)", low, up, up)
+	default:
+		rs.Thresholds = lvs.Thresholds{Upper: up, Lower: low, Set: true}
+	}
 }
 
 // healthCheck is a validated check, not yet bound to a real server.

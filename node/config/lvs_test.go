@@ -647,3 +647,47 @@ virtualServers:
 		"virtualServers[0].realServers[0].weight: expected a whole number >= 0, got -1",
 	)
 }
+
+// TestLVSThresholds: a real server's connection limits are haad's when the
+// configuration sets either; a lower one above the upper one (the kernel
+// refuses it with ERANGE) is an error at its path.
+func TestLVSThresholds(t *testing.T) {
+	cfg, err := Parse([]byte(`
+virtualServers:
+  - address: 10.0.0.1:80
+    realServers:
+      - {address: 10.0.1.1}
+      - {address: 10.0.1.2, upperThreshold: 100, lowerThreshold: 80}
+      - {address: 10.0.1.3, upperThreshold: 100}
+      - {address: 10.0.1.4, upperThreshold: 0}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []lvs.Thresholds{{}, {Upper: 100, Lower: 80, Set: true}, {Upper: 100, Set: true}, {Set: true}}
+	for k, rs := range a.VirtualServers[0].Reals {
+		if rs.Thresholds != want[k] {
+			t.Errorf("realServers[%d] thresholds %+v, want %+v", k, rs.Thresholds, want[k])
+		}
+	}
+	cfg, err = Parse([]byte(`
+virtualServers:
+  - address: 10.0.0.1:80
+    realServers:
+      - {address: 10.0.1.1, upperThreshold: 100, lowerThreshold: 101}
+      - {address: 10.0.1.2, lowerThreshold: 10}
+      - {address: 10.0.1.3, upperThreshold: 0, lowerThreshold: 1}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExactly(t, Validate(cfg),
+		"virtualServers[0].realServers[0].lowerThreshold: 101 is above upperThreshold 100: IPVS refuses it; set it at most 100 (0: three quarters of the upper one)",
+		"virtualServers[0].realServers[1].lowerThreshold: 10 without an upperThreshold: IPVS takes a server back below the lower threshold only after the upper one stopped it; set upperThreshold (at least 10), or remove lowerThreshold",
+		"virtualServers[0].realServers[2].lowerThreshold: 1 without an upperThreshold: IPVS takes a server back below the lower threshold only after the upper one stopped it; set upperThreshold (at least 1), or remove lowerThreshold",
+	)
+}

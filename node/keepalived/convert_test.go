@@ -992,3 +992,36 @@ func TestOwnerInSyncGroup(t *testing.T) {
 		t.Errorf("warnings:\n%s", problemLines(warns))
 	}
 }
+
+// TestRealServerThresholdsConverted: uthreshold and lthreshold become the
+// real server's upperThreshold and lowerThreshold (they used to be dropped
+// with a warning saying to set them with ipvsadm, which any weight change
+// of haad's then reset); a lower one above the upper one is an error at
+// its line, as IPVS would refuse it.
+func TestRealServerThresholdsConverted(t *testing.T) {
+	cfg, warns := ok(t, `virtual_server 10.0.0.1 80 {
+    protocol TCP
+    lb_algo wrr
+    real_server 10.0.0.2 80 {
+        uthreshold 100
+        lthreshold 80
+    }
+    real_server 10.0.0.3 80 {
+    }
+}
+`, Options{})
+	if len(warns) != 0 {
+		t.Errorf("warnings:\n%s", problemLines(warns))
+	}
+	rss := cfg.GetVirtualServers()[0].GetRealServers()
+	if rs := rss[0]; rs.UpperThreshold == nil || rs.GetUpperThreshold() != 100 || rs.LowerThreshold == nil || rs.GetLowerThreshold() != 80 {
+		t.Errorf("thresholds of %v", rs)
+	}
+	if rs := rss[1]; rs.UpperThreshold != nil || rs.LowerThreshold != nil {
+		t.Errorf("thresholds where the file gives none: %v", rs)
+	}
+	ps := fails(t, "virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.0.2 80 {\n  uthreshold 10\n  lthreshold 20\n }\n}\n")
+	if !hasProblem(ps, 5, "lthreshold", "20 is above upperThreshold 10") {
+		t.Errorf("problems:\n%s", problemLines(ps))
+	}
+}

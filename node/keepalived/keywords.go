@@ -248,8 +248,6 @@ var vsUnsupported = map[string]unsupported{
 
 // rsUnsupported are the keywords of real_server haa does not implement.
 var rsUnsupported = map[string]unsupported{
-	"uthreshold": warn("haa sets no connection thresholds: set them with ipvsadm if needed and remove it"),
-	"lthreshold": warn("haa sets no connection thresholds: set them with ipvsadm if needed and remove it"),
 	"alpha":      warn("haa starts every real server as healthy (keepalived's default without alpha): remove it"),
 	"smtp_alert": warn(mailMsg),
 	"snmp_name":  warn(snmpMsg),

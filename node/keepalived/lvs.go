@@ -385,6 +385,21 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 				r.toks["notifyDown"] = st.kw
 			}
 		}),
+		// Connection limits: keepalived sends them with every change of
+		// the real server (0 when not given); haa sets them only when the
+		// file gives them.
+		"uthreshold": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 0, 1<<32-1); ok {
+				r.rs.UpperThreshold = proto.Uint32(uint32(n))
+				r.toks["upperThreshold"] = st.kw
+			}
+		}),
+		"lthreshold": line(func(st *stmt) {
+			if n, ok := c.uintValue(st, 0, 1<<32-1); ok {
+				r.rs.LowerThreshold = proto.Uint32(uint32(n))
+				r.toks["lowerThreshold"] = st.kw
+			}
+		}),
 		"lvs_method": line(func(st *stmt) {
 			r.toks["lvs_method"] = st.kw
 			if len(st.args) == 1 {

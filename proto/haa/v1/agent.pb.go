@@ -3729,8 +3729,12 @@ type RealServerStatus struct {
 	// Connections, where the backend counts them (ipvs).
 	ActiveConnections   *uint64 `protobuf:"varint,11,opt,name=active_connections,json=activeConnections,proto3,oneof" json:"active_connections,omitempty"`
 	InactiveConnections *uint64 `protobuf:"varint,12,opt,name=inactive_connections,json=inactiveConnections,proto3,oneof" json:"inactive_connections,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// The connection limits haad sets (RealServer.upper_threshold and
+	// lower_threshold); unset when the configuration sets none.
+	UpperThreshold *uint32 `protobuf:"varint,13,opt,name=upper_threshold,json=upperThreshold,proto3,oneof" json:"upper_threshold,omitempty"`
+	LowerThreshold *uint32 `protobuf:"varint,14,opt,name=lower_threshold,json=lowerThreshold,proto3,oneof" json:"lower_threshold,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RealServerStatus) Reset() {
@@ -3843,6 +3847,20 @@ func (x *RealServerStatus) GetActiveConnections() uint64 {
 func (x *RealServerStatus) GetInactiveConnections() uint64 {
 	if x != nil && x.InactiveConnections != nil {
 		return *x.InactiveConnections
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetUpperThreshold() uint32 {
+	if x != nil && x.UpperThreshold != nil {
+		return *x.UpperThreshold
+	}
+	return 0
+}
+
+func (x *RealServerStatus) GetLowerThreshold() uint32 {
+	if x != nil && x.LowerThreshold != nil {
+		return *x.LowerThreshold
 	}
 	return 0
 }
@@ -4386,7 +4404,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\fsorry_server\x18\n" +
 	" \x01(\tR\vsorryServer\x12!\n" +
 	"\fsorry_active\x18\v \x01(\bR\vsorryActive\x12;\n" +
-	"\freal_servers\x18\f \x03(\v2\x18.haa.v1.RealServerStatusR\vrealServers\"\x8c\x04\n" +
+	"\freal_servers\x18\f \x03(\v2\x18.haa.v1.RealServerStatusR\vrealServers\"\x90\x05\n" +
 	"\x10RealServerStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12+\n" +
@@ -4403,10 +4421,14 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x05since\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x122\n" +
 	"\x12active_connections\x18\v \x01(\x04H\x01R\x11activeConnections\x88\x01\x01\x126\n" +
-	"\x14inactive_connections\x18\f \x01(\x04H\x02R\x13inactiveConnections\x88\x01\x01B\x12\n" +
+	"\x14inactive_connections\x18\f \x01(\x04H\x02R\x13inactiveConnections\x88\x01\x01\x12,\n" +
+	"\x0fupper_threshold\x18\r \x01(\rH\x03R\x0eupperThreshold\x88\x01\x01\x12,\n" +
+	"\x0flower_threshold\x18\x0e \x01(\rH\x04R\x0elowerThreshold\x88\x01\x01B\x12\n" +
 	"\x10_weight_overrideB\x15\n" +
 	"\x13_active_connectionsB\x17\n" +
-	"\x15_inactive_connections\"\xb4\x01\n" +
+	"\x15_inactive_connectionsB\x12\n" +
+	"\x10_upper_thresholdB\x12\n" +
+	"\x10_lower_threshold\"\xb4\x01\n" +
 	"\x14SetRealServerRequest\x12%\n" +
 	"\x0evirtual_server\x18\x01 \x01(\tR\rvirtualServer\x12\x1f\n" +
 	"\vreal_server\x18\x02 \x01(\tR\n" +

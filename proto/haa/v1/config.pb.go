@@ -472,10 +472,21 @@ type RealServer struct {
 	// Commands run when it passes its check again and when it fails (run
 	// directly, no shell; in order per virtual server). keepalived:
 	// notify_up, notify_down.
-	NotifyUp      []string `protobuf:"bytes,4,rep,name=notify_up,json=notifyUp,proto3" json:"notify_up,omitempty"`
-	NotifyDown    []string `protobuf:"bytes,5,rep,name=notify_down,json=notifyDown,proto3" json:"notify_down,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	NotifyUp   []string `protobuf:"bytes,4,rep,name=notify_up,json=notifyUp,proto3" json:"notify_up,omitempty"`
+	NotifyDown []string `protobuf:"bytes,5,rep,name=notify_down,json=notifyDown,proto3" json:"notify_down,omitempty"`
+	// Connection limits (IPVS): the server takes no new connections once it
+	// has upperThreshold connections (active and inactive), and takes them
+	// again below lowerThreshold (0: below three quarters of
+	// upperThreshold); 0: no limit. Unset: haad leaves what the kernel holds
+	// (set with ipvsadm, say), and a new real server has none; set (0
+	// included): haad sets both, and clears them when they are removed.
+	// lowerThreshold needs an upperThreshold at least as high. The nftables
+	// backend has no thresholds and refuses them. keepalived: uthreshold,
+	// lthreshold.
+	UpperThreshold *uint32 `protobuf:"varint,6,opt,name=upper_threshold,json=upperThreshold,proto3,oneof" json:"upper_threshold,omitempty"`
+	LowerThreshold *uint32 `protobuf:"varint,7,opt,name=lower_threshold,json=lowerThreshold,proto3,oneof" json:"lower_threshold,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *RealServer) Reset() {
@@ -541,6 +552,20 @@ func (x *RealServer) GetNotifyDown() []string {
 		return x.NotifyDown
 	}
 	return nil
+}
+
+func (x *RealServer) GetUpperThreshold() uint32 {
+	if x != nil && x.UpperThreshold != nil {
+		return *x.UpperThreshold
+	}
+	return 0
+}
+
+func (x *RealServer) GetLowerThreshold() uint32 {
+	if x != nil && x.LowerThreshold != nil {
+		return *x.LowerThreshold
+	}
+	return 0
 }
 
 // HealthCheck tests a real server. Set exactly one of the kinds. A server
@@ -2773,7 +2798,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x05check\x18\x0e \x01(\v2\x13.haa.v1.HealthCheckR\x05check\x12\x1b\n" +
 	"\tquorum_up\x18\x0f \x03(\tR\bquorumUp\x12\x1f\n" +
 	"\vquorum_down\x18\x10 \x03(\tR\n" +
-	"quorumDown\"\xb7\x01\n" +
+	"quorumDown\"\xbb\x02\n" +
 	"\n" +
 	"RealServer\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1b\n" +
@@ -2781,8 +2806,12 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x05check\x18\x03 \x01(\v2\x13.haa.v1.HealthCheckR\x05check\x12\x1b\n" +
 	"\tnotify_up\x18\x04 \x03(\tR\bnotifyUp\x12\x1f\n" +
 	"\vnotify_down\x18\x05 \x03(\tR\n" +
-	"notifyDownB\t\n" +
-	"\a_weight\"\xd5\x04\n" +
+	"notifyDown\x12,\n" +
+	"\x0fupper_threshold\x18\x06 \x01(\rH\x01R\x0eupperThreshold\x88\x01\x01\x12,\n" +
+	"\x0flower_threshold\x18\a \x01(\rH\x02R\x0elowerThreshold\x88\x01\x01B\t\n" +
+	"\a_weightB\x12\n" +
+	"\x10_upper_thresholdB\x12\n" +
+	"\x10_lower_threshold\"\xd5\x04\n" +
 	"\vHealthCheck\x12\"\n" +
 	"\x03tcp\x18\x01 \x01(\v2\x10.haa.v1.TcpCheckR\x03tcp\x12%\n" +
 	"\x04http\x18\x02 \x01(\v2\x11.haa.v1.HttpCheckR\x04http\x12'\n" +
