@@ -11,7 +11,8 @@ import (
 )
 
 // fakeKernel is an IPVS table in memory that answers as the kernel does
-// (EEXIST, ENOENT) and counts the calls that change it and those that
+// (net/netfilter/ipvs/ip_vs_ctl.c: EEXIST for what exists, ESRCH for a
+// service that does not, ENOENT for a destination that does not) and counts the calls that change it and those that
 // read it.
 type fakeKernel struct {
 	svcs    []*fakeSvc
@@ -64,7 +65,7 @@ func (f *fakeKernel) NewService(s *ipvs.Service) error {
 func (f *fakeKernel) UpdateService(s *ipvs.Service) error {
 	fs := f.find(s)
 	if fs == nil {
-		return syscall.ENOENT
+		return syscall.ESRCH
 	}
 	fs.s = *s
 	fs.s.Flags |= ipvsSvcHashed
@@ -75,7 +76,7 @@ func (f *fakeKernel) UpdateService(s *ipvs.Service) error {
 func (f *fakeKernel) DelService(s *ipvs.Service) error {
 	fs := f.find(s)
 	if fs == nil {
-		return syscall.ENOENT
+		return syscall.ESRCH
 	}
 	f.svcs = slices.DeleteFunc(f.svcs, func(x *fakeSvc) bool { return x == fs })
 	f.changes = append(f.changes, "delete-service "+fakeSvcKey(s))
@@ -86,7 +87,7 @@ func (f *fakeKernel) GetService(s *ipvs.Service) (*ipvs.Service, error) {
 	f.reads++
 	fs := f.find(s)
 	if fs == nil {
-		return nil, syscall.ENOENT
+		return nil, syscall.ESRCH
 	}
 	c := fs.s
 	return &c, nil
@@ -105,7 +106,7 @@ func (f *fakeKernel) GetServices() ([]*ipvs.Service, error) {
 func (f *fakeKernel) NewDestination(s *ipvs.Service, d *ipvs.Destination) error {
 	fs := f.find(s)
 	if fs == nil {
-		return syscall.ENOENT
+		return syscall.ESRCH
 	}
 	if fs.dest(d) >= 0 {
 		return syscall.EEXIST
@@ -120,7 +121,7 @@ func (f *fakeKernel) NewDestination(s *ipvs.Service, d *ipvs.Destination) error 
 func (f *fakeKernel) UpdateDestination(s *ipvs.Service, d *ipvs.Destination) error {
 	fs := f.find(s)
 	if fs == nil {
-		return syscall.ENOENT
+		return syscall.ESRCH
 	}
 	i := fs.dest(d)
 	if i < 0 {
@@ -136,7 +137,7 @@ func (f *fakeKernel) UpdateDestination(s *ipvs.Service, d *ipvs.Destination) err
 func (f *fakeKernel) DelDestination(s *ipvs.Service, d *ipvs.Destination) error {
 	fs := f.find(s)
 	if fs == nil {
-		return syscall.ENOENT
+		return syscall.ESRCH
 	}
 	i := fs.dest(d)
 	if i < 0 {
@@ -151,7 +152,7 @@ func (f *fakeKernel) GetDestinations(s *ipvs.Service) ([]*ipvs.Destination, erro
 	f.reads++
 	fs := f.find(s)
 	if fs == nil {
-		return nil, syscall.ENOENT
+		return nil, syscall.ESRCH
 	}
 	out := make([]*ipvs.Destination, 0, len(fs.dests))
 	for _, d := range fs.dests {

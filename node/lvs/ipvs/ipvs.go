@@ -34,7 +34,8 @@ const ipvsSvcHashed = 0x0002
 
 // handle is what the backend needs of the kernel's IPVS table: moby/ipvs's
 // Handle, or a fake kernel in tests. Errors of the kernel are
-// syscall.Errno (EEXIST, ENOENT...).
+// syscall.Errno (EEXIST; ESRCH for a missing service, ENOENT for a missing
+// destination).
 type handle interface {
 	NewService(*ipvs.Service) error
 	UpdateService(*ipvs.Service) error
@@ -62,6 +63,9 @@ type Backend struct {
 	log *slog.Logger
 	mu  sync.Mutex
 	h   handle
+	// w sends runs of adds and deletes in batches (nil: one by one
+	// through h).
+	w cmdRunner
 	// fwd remembers the forwarding method of services this backend
 	// programmed: IPVS keeps it per destination, so a service without
 	// destinations would otherwise read back as nat.
@@ -105,7 +109,20 @@ func New(opts ...Option) (*Backend, error) {
 		}
 		return nil, fmt.Errorf("opening IPVS: %w", err)
 	}
-	return newBackend(h, c.log), nil
+	w, err := newWriter(c.netns)
+	if err != nil {
+		h.Close()
+		return nil, fmt.Errorf("opening IPVS: %w", err)
+	}
+	b := newBackend(h, c.log)
+	b.w = w
+	return b, nil
+}
+
+// cmdRunner carries out write commands in batches (writer.run).
+type cmdRunner interface {
+	run([]cmd) ([]error, error)
+	close() error
 }
 
 // newBackend is a backend over h (a fake kernel in tests) that logs to l
@@ -192,12 +209,10 @@ func (b *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 		return errors.New("ipvs: backend closed")
 	}
 	a := &applier{b: b}
-	for i, op := range p {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	one := func(i int) error {
+		op := p[i]
 		if op.Kind == lvs.AddDest && a.adopted[op.Service.Key] {
-			continue // programmed when its service was taken over
+			return nil // programmed when its service was taken over
 		}
 		err := a.apply(op)
 		if op.Kind == lvs.AddService && errors.Is(err, syscall.EEXIST) {
@@ -206,8 +221,102 @@ func (b *Backend) Apply(ctx context.Context, p lvs.Plan) error {
 		if err != nil {
 			return fmt.Errorf("ipvs: %s: %w", op, err)
 		}
+		return nil
+	}
+	for i := 0; i < len(p); {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		j := i
+		for b.w != nil && j < len(p) && batched(p[j].Kind) {
+			j++
+		}
+		if j-i < 2 {
+			if err := one(i); err != nil {
+				return err
+			}
+			i++
+			continue
+		}
+		// A run of adds and deletes goes to the kernel in batches; what
+		// fails there (a service that exists, a destination already
+		// gone...) is done again one by one, as above, which handles
+		// those cases or says what went wrong.
+		failed, err := a.batch(p[i:j])
+		if err != nil {
+			return err
+		}
+		for _, k := range failed {
+			if err := one(i + k); err != nil {
+				return err
+			}
+		}
+		i = j
 	}
 	return nil
+}
+
+// gone says that what was to be deleted is not there: the kernel answers
+// ESRCH for a service it does not hold, ENOENT for a destination.
+func gone(err error) bool { return errors.Is(err, syscall.ESRCH) || errors.Is(err, syscall.ENOENT) }
+
+// batched says which operations Apply sends in batches: those that need
+// nothing read from the kernel first.
+func batched(k lvs.OpKind) bool {
+	switch k {
+	case lvs.AddService, lvs.DeleteService, lvs.AddDest, lvs.DeleteDest:
+		return true
+	}
+	return false
+}
+
+// batch sends ops (batched kinds only) through the writer and returns the
+// indexes of those the kernel refused. An error is the socket's own: what
+// became of the ops is unknown (Read says).
+func (a *applier) batch(ops lvs.Plan) (failed []int, err error) {
+	b := a.b
+	cmds := make([]cmd, len(ops))
+	for i, op := range ops {
+		svc, err := toIPVSService(op.Service)
+		if err != nil {
+			return nil, fmt.Errorf("ipvs: %s: %w", op, err)
+		}
+		cmds[i].svc = svc
+		switch op.Kind {
+		case lvs.AddService:
+			cmds[i].cmd = ipvsCmdNewService
+		case lvs.DeleteService:
+			cmds[i].cmd = ipvsCmdDelService
+		default:
+			d, err := toIPVSDest(op.Service, op.Dest)
+			if err != nil {
+				return nil, fmt.Errorf("ipvs: %s: %w", op, err)
+			}
+			cmds[i].dest = d
+			cmds[i].cmd = ipvsCmdNewDest
+			if op.Kind == lvs.DeleteDest {
+				cmds[i].cmd = ipvsCmdDelDest
+			}
+		}
+	}
+	errs, err := b.w.run(cmds)
+	if err != nil {
+		return nil, fmt.Errorf("ipvs: %d operations sent in batches: %w", len(ops), err)
+	}
+	for i, e := range errs {
+		if e != nil {
+			failed = append(failed, i)
+			continue
+		}
+		switch k := ops[i].Service.Key; ops[i].Kind {
+		case lvs.AddService:
+			b.fwd[k] = ops[i].Service.Forwarding
+		case lvs.DeleteService:
+			delete(b.fwd, k)
+			delete(a.kept, k)
+		}
+	}
+	return failed, nil
 }
 
 // applier carries out one plan.
@@ -289,7 +398,7 @@ func (a *applier) apply(op lvs.Op) error {
 		}
 		b.fwd[op.Service.Key] = op.Service.Forwarding
 	case lvs.DeleteService:
-		if err := b.h.DelService(svc); err != nil && !errors.Is(err, syscall.ENOENT) {
+		if err := b.h.DelService(svc); err != nil && !gone(err) {
 			return err
 		}
 		delete(b.fwd, op.Service.Key)
@@ -319,7 +428,7 @@ func (a *applier) apply(op lvs.Op) error {
 			}
 			return err
 		default:
-			if err := b.h.DelDestination(svc, d); err != nil && !errors.Is(err, syscall.ENOENT) {
+			if err := b.h.DelDestination(svc, d); err != nil && !gone(err) {
 				return err
 			}
 		}
@@ -462,6 +571,10 @@ func (b *Backend) Close() error {
 	if b.h != nil {
 		b.h.Close()
 		b.h = nil
+	}
+	if b.w != nil {
+		b.w.close()
+		b.w = nil
 	}
 	return nil
 }
