@@ -40,7 +40,7 @@ for a in $(cat /proc/cmdline); do
 	esac
 done
 for m in $(cat /modules.list); do insmod "/mod/$m" || fail "insmod $m failed"; done
-mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000 host /host || fail "mounting the host's root (9p) failed"
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,msize=512000,cache=loose host /host || fail "mounting the host's root (9p) failed"
 mount -t tmpfs -o size=75% tmpfs /rw || fail "tmpfs failed"
 mkdir -p /rw/upper /rw/work
 mount -t overlay overlay -o lowerdir=/host,upperdir=/rw/upper,workdir=/rw/work /newroot || fail "overlay failed"

@@ -45,6 +45,7 @@ usage:
   haalab bench-fleet --haad PATH --haactl PATH [--nodes 32] [--applies 10] [--returns 5] [--idle 30s] [--out FILE]
   haalab bench-track --haad PATH [--trials 10] [--out FILE]
   haalab bench-lvs [--services 10000] [--dests 5] [--backend auto|nftables|ipvs] [--rounds 3] [--changes 20] [--haad PATH] [--out FILE]
+  haalab bench-lvs-keepalived [--haad PATH] [--sizes 1000,10000] [--dests 5] [--rounds 2] [--out FILE]   (a kernel with IPVS: in haalab vm)
   haalab chaos --haad PATH [--haactl PATH] [--duration 20s] [--attacks all|1,2,...] [--out FILE]
   haalab vm [--share out/vm] [--timeout 20m] [--env NAME=VALUE] -- COMMAND [ARG...]   (or --prepare)
 
@@ -99,6 +100,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = runBenchTrack(s, commandLine(argv), rest, stderr)
 	case "bench-lvs":
 		err = runBenchLVS(s, commandLine(argv), rest, stderr)
+	case "bench-lvs-keepalived":
+		err = runBenchLVSKeepalived(s, commandLine(argv), rest, stderr)
 	case "chaos":
 		err = runChaos(s, commandLine(argv), rest, stderr)
 	case "vm":
