@@ -182,7 +182,7 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 	}
 	sorry, sorryMsg := netip.AddrPort{}, ""
 	if v := s.GetSorryServer(); v != "" {
-		sorry, sorryMsg = parseAddrPort(v, false)
+		sorry, sorryMsg = parseAddrPort(v, true)
 	}
 	// family is what the service balances, when known; famFrom says where
 	// it comes from.
@@ -288,6 +288,18 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 	}
 
 	if v := s.GetSorryServer(); v != "" {
+		// Its port, as keepalived programs it (check_data.c
+		// validate_check_config, ipvswrapper.c ipvs_cmd): left out, the
+		// virtual server's; dr and tunnel to a fwmark service keep the
+		// packets' ports, and keepalived clears a port given ("sorry
+		// server has port specified - clearing"): port 0.
+		switch {
+		case sorryMsg != "":
+		case isMark && fwdOK && svc.Forwarding != lvs.NAT:
+			sorry = netip.AddrPortFrom(sorry.Addr(), 0)
+		case !isMark && sorry.Port() == 0:
+			sorry = netip.AddrPortFrom(sorry.Addr(), vsAddr.Port())
+		}
 		switch k := slices.Index(reals, sorry); {
 		case sorryMsg != "":
 			p.add(f("sorryServer"), "%s", sorryMsg)

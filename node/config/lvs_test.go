@@ -431,7 +431,6 @@ virtualServers:
 			`virtualServers[0].scheduler: "fifo" is not a scheduler: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh`,
 			`virtualServers[0].forwarding: "masq" is not a forwarding method: use nat, dr or tunnel`,
 			"virtualServers[0].persistenceTimeout: 500ms is out of range 1s..720h (0s or leave it out for none)",
-			`virtualServers[0].sorryServer: "10.0.0.9" has no port: write ADDR:PORT, e.g. "10.0.0.9:80"`,
 			"virtualServers[0].hysteresis: 2 must be below quorum 2: the service goes down when the healthy weight falls below quorum - hysteresis",
 			"virtualServers[1].persistenceTimeout: 1.5s: persistence counts whole seconds, e.g. 2s",
 			"virtualServers[1].persistencePrefix: 33 is out of range 1..32 for IPv4",
@@ -446,7 +445,7 @@ virtualServers:
 			"virtualServers[5].realServers[0].address: port 8080: dr forwarding cannot change the port (packets keep port 80): leave the port out, or use forwarding: nat",
 			"virtualServers[6].sorryServer: 10.0.1.1:80 is also realServers[0]: the sorry server takes over when the real servers are down, so it must be another server",
 			"virtualServers[7].persistencePrefix: has no effect without persistenceTimeout: remove it, or set persistenceTimeout",
-			`virtualServers[8].sorryServer: "x:80" is not ADDR:PORT, e.g. "10.0.0.100:80" or "[fd00::100]:80"`,
+			`virtualServers[8].sorryServer: "x:80" is not ADDR or ADDR:PORT, e.g. "10.0.0.1", "10.0.0.1:8080" or "[fd00::1]:8080"`,
 			"virtualServers[9].sorryServer: fd00::9 is IPv6 but realServers[0] is IPv4: the sorry server must be of the same family",
 		}},
 		{"real servers", `
@@ -589,7 +588,7 @@ syncGroups: [{name: G, instances: [VI_1]}]
 			`virtualServers[0].forwarding: "x" is not a forwarding method: use nat, dr or tunnel`,
 			"virtualServers[0].persistenceTimeout: 1ms is out of range 1s..720h (0s or leave it out for none)",
 			"virtualServers[0].persistencePrefix: 99 is out of range 1..32 for IPv4",
-			`virtualServers[0].sorryServer: "x" is not ADDR:PORT, e.g. "10.0.0.100:80" or "[fd00::100]:80"`,
+			`virtualServers[0].sorryServer: "x" is not ADDR or ADDR:PORT, e.g. "10.0.0.1", "10.0.0.1:8080" or "[fd00::1]:8080"`,
 			"virtualServers[0].hysteresis: 1 must be below quorum 1: the service goes down when the healthy weight falls below quorum - hysteresis",
 			`virtualServers[0].realServers[0].address: "x" is not ADDR or ADDR:PORT, e.g. "10.0.0.1", "10.0.0.1:8080" or "[fd00::1]:8080"`,
 			"virtualServers[0].realServers[0].weight: 70000 is out of range 0..65535 (0 takes no new connections)",
@@ -690,4 +689,33 @@ virtualServers:
 		"virtualServers[0].realServers[1].lowerThreshold: 10 without an upperThreshold: IPVS takes a server back below the lower threshold only after the upper one stopped it; set upperThreshold (at least 10), or remove lowerThreshold",
 		"virtualServers[0].realServers[2].lowerThreshold: 1 without an upperThreshold: IPVS takes a server back below the lower threshold only after the upper one stopped it; set upperThreshold (at least 1), or remove lowerThreshold",
 	)
+}
+
+// TestLVSSorryServerPortAsKeepalived: the sorry server's port is the one
+// keepalived programs: a fwmark service's dr or tunnel sorry server keeps
+// the packets' ports (port 0, a port given is cleared, as keepalived
+// clears it), a nat one has the port given (none: the packets' ports); a
+// sorry server of an address service without a port has the service's.
+func TestLVSSorryServerPortAsKeepalived(t *testing.T) {
+	cfg, err := Parse([]byte(`
+virtualServers:
+  - {fwmark: 1, forwarding: dr, sorryServer: "10.0.0.9:8080"}
+  - {fwmark: 2, forwarding: tunnel, sorryServer: 10.0.0.9}
+  - {fwmark: 3, sorryServer: "10.0.0.9:8080"}
+  - {fwmark: 4, sorryServer: 10.0.0.9}
+  - {address: "10.0.0.1:80", forwarding: dr, sorryServer: 10.0.0.9}
+  - {address: "10.0.0.1:81", sorryServer: 10.0.0.9}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"10.0.0.9:0", "10.0.0.9:0", "10.0.0.9:8080", "10.0.0.9:0", "10.0.0.9:80", "10.0.0.9:81"} {
+		if got := a.VirtualServers[i].Sorry.String(); got != want {
+			t.Errorf("virtualServers[%d].sorryServer is %s, want %s", i, got, want)
+		}
+	}
 }

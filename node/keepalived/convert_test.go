@@ -958,7 +958,7 @@ virtual_server fwmark 7 {
 		t.Errorf("protocols %q %q, want udp and none (fwmark)", vs.GetProtocol(), cfg.GetVirtualServers()[1].GetProtocol())
 	}
 	fw := cfg.GetVirtualServers()[1]
-	if fw.GetRealServers()[0].GetAddress() != "10.0.0.11" || fw.GetSorryServer() != "10.0.0.99:8080" {
+	if fw.GetRealServers()[0].GetAddress() != "10.0.0.11" || fw.GetSorryServer() != "10.0.0.99" {
 		t.Errorf("fwmark DR service %v", fw)
 	}
 	for _, w := range []struct {
@@ -967,7 +967,7 @@ virtual_server fwmark 7 {
 	}{
 		{1, "virtual_server", "keepalived defaults to UDP here; write protocol TCP if this service is TCP"},
 		{3, "quorum", "12 is more than the real servers' weights add up to (7)"},
-		{14, "sorry_server", "a fwmark service with DR forwarding keeps the packets' ports: keepalived clears this port"},
+		{14, "sorry_server", "a fwmark service with DR forwarding keeps the packets' ports: keepalived clears this port (\"sorry server has port specified - clearing\") and programs port 0, and so does this conversion; write sorry_server 10.0.0.99"},
 		{15, "real_server", "keepalived clears this port"},
 	} {
 		if !hasProblem(warns, w.line, w.kw, w.msg) {
@@ -1023,5 +1023,42 @@ func TestRealServerThresholdsConverted(t *testing.T) {
 	ps := fails(t, "virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.0.2 80 {\n  uthreshold 10\n  lthreshold 20\n }\n}\n")
 	if !hasProblem(ps, 5, "lthreshold", "20 is above upperThreshold 10") {
 		t.Errorf("problems:\n%s", problemLines(ps))
+	}
+}
+
+// TestFwmarkSorryServerPortAsKeepalived: the sorry server of a fwmark
+// service with DR or TUN forwarding is programmed without a port, as
+// keepalived clears it (it was converted with its port, which haad then
+// programmed, under a warning that said haa did not use it); without a
+// port, DR and NAT are converted as keepalived runs them instead of being
+// refused.
+func TestFwmarkSorryServerPortAsKeepalived(t *testing.T) {
+	for _, tc := range []struct {
+		fwd, sorry, want string
+		warn             bool
+	}{
+		{"DR", "10.0.0.99 8080", "10.0.0.99", true},
+		{"TUN", "10.0.0.99 8080", "10.0.0.99", true},
+		{"DR", "10.0.0.99", "10.0.0.99", false},
+		{"NAT", "10.0.0.99 8080", "10.0.0.99:8080", false},
+		{"NAT", "10.0.0.99", "10.0.0.99", false},
+	} {
+		t.Run(tc.fwd+" "+tc.sorry, func(t *testing.T) {
+			src := fmt.Sprintf("virtual_server fwmark 7 {\n lb_algo rr\n lb_kind %s\n sorry_server %s\n real_server 10.0.0.11 80 {\n }\n}\n", tc.fwd, tc.sorry)
+			cfg, warns := ok(t, src, Options{})
+			if got := cfg.GetVirtualServers()[0].GetSorryServer(); got != tc.want {
+				t.Errorf("sorryServer %q, want %q", got, tc.want)
+			}
+			if got := hasProblem(warns, 4, "sorry_server", "keepalived clears this port"); got != tc.warn {
+				t.Errorf("warning about the port: %v, want %v:\n%s", got, tc.warn, problemLines(warns))
+			}
+			a, err := config.Resolve(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := a.VirtualServers[0].Sorry.Port(), uint16(0); tc.fwd != "NAT" && got != want {
+				t.Errorf("programmed port %d, want 0", got)
+			}
+		})
 	}
 }

@@ -705,6 +705,11 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 	}
 	keepPort := vs.Forwarding == "dr" || vs.Forwarding == "tunnel"
 	if v.sorry != nil {
+		// The sorry server's port as keepalived programs it
+		// (check_data.c validate_check_config): with DR or TUN, the
+		// service's port, or none (0) for a fwmark service, whose packets
+		// keep their ports; with NAT, the port given (an address
+		// service's port when none is given: the same connections).
 		ap := v.sorryAP
 		switch {
 		case ap.Port() == 0 && !v.fwmark:
@@ -713,19 +718,13 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 			c.r.warnf(*v.sorry, "sorry_server", "%s forwarding cannot change the port: keepalived uses port %d, and so does this conversion; write sorry_server %s %d", strings.ToUpper(vs.Forwarding), v.addr.Port(), ap.Addr(), v.addr.Port())
 			ap = netip.AddrPortFrom(ap.Addr(), v.addr.Port())
 		case keepPort && v.fwmark && ap.Port() != 0:
-			// keepalived clears the port ("sorry server has port
-			// specified - clearing"): packets keep their own. haa's
-			// sorry server is ADDR:PORT, and with DR or TUN the port
-			// is not used: it is written as given.
-			c.r.warnf(*v.sorry, "sorry_server", "a fwmark service with %s forwarding keeps the packets' ports: keepalived clears this port (\"sorry server has port specified - clearing\"), and haa does not use it either; it stays in the converted configuration only because haa writes a sorry server as ADDR:PORT", strings.ToUpper(vs.Forwarding))
+			c.r.warnf(*v.sorry, "sorry_server", "a fwmark service with %s forwarding keeps the packets' ports: keepalived clears this port (\"sorry server has port specified - clearing\") and programs port 0, and so does this conversion; write sorry_server %s", strings.ToUpper(vs.Forwarding), ap.Addr())
+			ap = netip.AddrPortFrom(ap.Addr(), 0)
 		}
-		switch {
-		case ap.Port() != 0:
+		if ap.Port() != 0 {
 			vs.SorryServer = ap.String()
-		case keepPort:
-			c.r.errorf(*v.sorry, "sorry_server", "haa writes a sorry server as ADDR:PORT, even where %s forwarding does not use the port: write sorry_server %s PORT with any port (keepalived clears it, with a warning)", strings.ToUpper(vs.Forwarding), ap.Addr())
-		default:
-			c.r.errorf(*v.sorry, "sorry_server", "a fwmark service's sorry server needs a port in haa: write sorry_server %s PORT", ap.Addr())
+		} else {
+			vs.SorryServer = ap.Addr().String() // port 0: the packets' own
 		}
 	}
 	inhibit := 0

@@ -291,7 +291,11 @@ type VirtualServer struct {
 	// persistence_granularity.
 	PersistencePrefix uint32 `protobuf:"varint,8,opt,name=persistence_prefix,json=persistencePrefix,proto3" json:"persistence_prefix,omitempty"`
 	// "ADDR:PORT" that takes the connections while the service is down
-	// (quorum lost, e.g. every real server failed). keepalived: sorry_server.
+	// (quorum lost, e.g. every real server failed). The port may be left
+	// out: the virtual server's port (a fwmark service: the packets' own).
+	// A fwmark service's dr or tunnel sorry server keeps the packets' ports:
+	// its port is 0, a port given is not used (keepalived clears it too).
+	// keepalived: sorry_server.
 	SorryServer string `protobuf:"bytes,9,opt,name=sorry_server,json=sorryServer,proto3" json:"sorry_server,omitempty"`
 	// The service is up while the weights of its healthy real servers add up
 	// to at least quorum. Default 1. keepalived: quorum.
