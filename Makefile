@@ -4,7 +4,8 @@
 #   make bench-failover  client-visible outage vs keepalived (writes out/bench-failover.md)
 #   make bench-fleet     32 gossiping agents: apply wall time, catch-up, gossip traffic
 #   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
-#   make bench-lvs       10,000 virtual servers programmed, one weight changed (writes out/bench-lvs.md)
+#   make bench-lvs       IPVS in the VM: haad vs keepalived on the same keepalived.conf, 1,000 and 10,000 virtual servers
+#   make bench-lvs-nft   the nftables backend: 10,000 virtual servers programmed, one weight changed (writes out/bench-lvs.md)
 #   make chaos           an adversarial run's attacks replayed in a lab, with verdicts (writes out/chaos.md)
 #   make bench-vips      adding and removing 1,000..20,000 VIPs on one device
 #   make test-ipvs       the IPVS tests in Debian's kernel under qemu (haalab vm), part of make test
@@ -26,7 +27,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-race test-ipvs vm-deps test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs bench-vips chaos fuzz clean
+.PHONY: all build test test-race test-ipvs vm-deps test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs bench-lvs-nft bench-vips chaos fuzz clean
 
 all: build
 
@@ -150,9 +151,21 @@ bench-track: apt-deps build
 	mkdir -p out
 	$(BIN)/haalab bench-track --haad $(BIN)/haad --trials 10 --out out/bench-track.md
 
-bench-lvs: build
+## bench-lvs: IPVS in the VM (haalab vm): haad and keepalived 2.2.7 programming
+## the same keepalived.conf of 1,000 and 10,000 virtual servers x 5 real
+## servers (out/bench-lvs-keepalived.md), then the IPVS backend alone and
+## through haad's API (out/bench-lvs-ipvs.md). bench-lvs-nft: the nftables
+## backend on this machine's kernel (out/bench-lvs.md).
+bench-lvs: vm-deps build
+	rm -rf out/vm-bench && mkdir -p out/vm-bench
+	$(BIN)/haalab vm --dir $(VM_DIR) --share out/vm-bench --timeout 90m -- sh -c '\
+	  $(BIN)/haalab bench-lvs-keepalived --haad $(BIN)/haad --sizes 1000,10000 --rounds 2 --out out/vm-bench/bench-lvs-keepalived.md && \
+	  $(BIN)/haalab bench-lvs --haad $(BIN)/haad --services 10000 --dests 5 --backend ipvs --rounds 2 --out out/vm-bench/bench-lvs-ipvs.md'
+	cp out/vm-bench/bench-lvs-keepalived.md out/vm-bench/bench-lvs-ipvs.md out/
+
+bench-lvs-nft: build
 	mkdir -p out
-	$(BIN)/haalab bench-lvs --haad $(BIN)/haad --services 10000 --dests 5 --backend auto --out out/bench-lvs.md
+	$(BIN)/haalab bench-lvs --haad $(BIN)/haad --services 10000 --dests 5 --backend nftables --out out/bench-lvs.md
 
 ## bench-vips: adding and removing 1,000..20,000 VIPs on one device (root).
 bench-vips:
