@@ -99,19 +99,22 @@ type Balancer struct {
 	q      *fifo.Queue[checkReport]
 
 	// mu guards everything below; readers use snap.
-	mu         sync.Mutex
-	closed     bool
-	backend    lvs.Backend // nil until a configuration with virtual servers is committed
-	lbName     string
-	lbReason   string
-	requested  string // loadBalancer.backend when the backend was chosen
-	sched      *probe.Scheduler
-	vss        map[string]*vsRun // by name
-	order      []string          // names in the configured order
-	programmed lvs.State         // what the backend holds of ours
-	dropped    []lvs.Key         // services of removed virtual servers, until programmed
-	byID       map[string]*realRun
-	nextID     uint64
+	mu        sync.Mutex
+	closed    bool
+	backend   lvs.Backend // nil until a configuration with virtual servers is committed
+	lbName    string
+	lbReason  string
+	requested string // loadBalancer.backend when the backend was chosen
+	// flushOnStop: Close empties the whole table (loadBalancer.flushOnStop),
+	// as the last configuration says.
+	flushOnStop bool
+	sched       *probe.Scheduler
+	vss         map[string]*vsRun // by name
+	order       []string          // names in the configured order
+	programmed  lvs.State         // what the backend holds of ours
+	dropped     []lvs.Key         // services of removed virtual servers, until programmed
+	byID        map[string]*realRun
+	nextID      uint64
 	// failed: the last program failed; the repair loop reads the kernel
 	// back and programs again at retryAt (backing off). It also checks
 	// every repairEvery that nothing else changed the table.
@@ -308,6 +311,16 @@ func (b *Balancer) Prepare(c *config.Agent) (*Change, error) {
 			"was", requested, "now", c.LBBackend)
 	}
 	var fields []config.FieldError
+	if _, ok := backend.(lvs.Flusher); backend != nil && !ok {
+		for _, f := range []struct {
+			on   bool
+			path string
+		}{{c.FlushOnStart, "loadBalancer.flushOnStart"}, {c.FlushOnStop, "loadBalancer.flushOnStop"}} {
+			if f.on {
+				fields = append(fields, config.FieldError{Path: f.path, Msg: fmt.Sprintf("%s backend: emptying the whole IPVS table needs the ipvs backend (the %s backend touches its own table only, which it empties itself): remove it, or set loadBalancer.backend: ipvs", backend.Name(), backend.Name())})
+			}
+		}
+	}
 	var pc pace.Pacer
 	for i, vs := range c.VirtualServers {
 		pc.Yield()
@@ -320,7 +333,7 @@ func (b *Balancer) Prepare(c *config.Agent) (*Change, error) {
 				probe.Dests[rs.Addr] = lvs.DestAttrs{Weight: rs.Weight, Forwarding: vs.Service.Forwarding, Thresholds: rs.Thresholds}
 			}
 			if vs.Sorry.IsValid() {
-				probe.Dests[vs.Sorry] = lvs.DestAttrs{Weight: 1, Forwarding: vs.Service.Forwarding}
+				probe.Dests[vs.Sorry] = lvs.DestAttrs{Weight: 1, Forwarding: vs.SorryForwarding}
 			}
 			if err := dc.SupportsDests(probe); err != nil {
 				fields = append(fields, destFields(path, vs, backend.Name(), err)...)
@@ -365,10 +378,13 @@ func destFields(path string, vs config.VirtualServer, backend string, err error)
 // destination of de what the backend refuses.
 func destPath(path string, vs config.VirtualServer, de *lvs.DestError) string {
 	if de.Addr == vs.Sorry {
-		if de.Attr == lvs.AttrForwarding {
-			return path + ".forwarding"
+		switch {
+		case de.Attr != lvs.AttrForwarding:
+			return path + ".sorryServer"
+		case vs.Spec.GetSorryServerForwarding() != "":
+			return path + ".sorryServerForwarding"
 		}
-		return path + ".sorryServer"
+		return path + ".forwarding"
 	}
 	k := slices.IndexFunc(vs.Reals, func(r config.RealServer) bool { return r.Addr == de.Addr })
 	if k < 0 {
@@ -483,12 +499,21 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 		b.sched = probe.NewScheduler(c.MaxChecks, func(id string, st check.Status) {
 			b.q.Push(checkReport{id: id, st: st})
 		})
+		// loadBalancer.flushOnStart (keepalived's lvs_flush): the whole
+		// table goes first, others' services included.
+		rctx, cancel := b.programCtx(ctx)
+		if f, ok := b.backend.(lvs.Flusher); ok && c.FlushOnStart {
+			if err := f.Flush(rctx); err != nil {
+				b.log.Error("emptying the table at start (loadBalancer.flushOnStart)", "backend", b.lbName, "err", err)
+			} else {
+				b.log.Info("table emptied at start, others' services included (loadBalancer.flushOnStart)", "backend", b.lbName)
+			}
+		}
 		// What an earlier haad left (IPVS keeps it across a crash) is
 		// taken as programmed, so the first plan adjusts only what
 		// differs. Others' services are left alone. (A service that
 		// appears later, at a reload, the IPVS backend takes over in
 		// the same way as it programs: ipvs.Backend.Apply.)
-		rctx, cancel := b.programCtx(ctx)
 		st, err := b.backend.Read(rctx)
 		cancel()
 		if err != nil {
@@ -506,6 +531,7 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 				"count", taken)
 		}
 	}
+	b.flushOnStop = c.FlushOnStop
 	names := map[string]bool{}
 	for _, vs := range c.VirtualServers {
 		names[vs.Name] = true
@@ -721,7 +747,7 @@ func (b *Balancer) realServerEvent(r *realRun, healthy bool, cause, detail strin
 
 func lvsReal(r *realRun) lvs.Real {
 	return lvs.Real{Addr: r.cfg.Addr, Weight: r.cfg.Weight, Healthy: r.status.Healthy, Dynamic: r.status.Weight,
-		Drained: r.drained, Override: r.override, Thresholds: r.cfg.Thresholds}
+		Drained: r.drained, Override: r.override, Thresholds: r.cfg.Thresholds, Inhibit: r.cfg.Inhibit}
 }
 
 // program decides the destinations of the given virtual servers (dropped
@@ -744,8 +770,8 @@ func (b *Balancer) program(ctx context.Context, runs ...*vsRun) error {
 		if b.vss[run.cfg.Name] != run {
 			continue
 		}
-		g := lvs.Group{Service: run.cfg.Service, Sorry: run.cfg.Sorry, Quorum: run.cfg.Quorum,
-			Hysteresis: run.cfg.Hysteresis, Inhibit: run.cfg.Inhibit}
+		g := lvs.Group{Service: run.cfg.Service, Sorry: run.cfg.Sorry, SorryForwarding: run.cfg.SorryForwarding,
+			SorryInhibit: run.cfg.SorryInhibit, Quorum: run.cfg.Quorum, Hysteresis: run.cfg.Hysteresis}
 		for _, r := range run.reals {
 			g.Reals = append(g.Reals, lvsReal(r))
 		}
@@ -913,8 +939,9 @@ func findReal(run *vsRun, addr string) *realRun {
 }
 
 // Close stops the checks and the loops and removes every virtual server
-// this agent programmed (as keepalived does when it stops), within ctx's
-// deadline (at most programTimeout).
+// this agent programmed (as keepalived does when it stops), or with
+// loadBalancer.flushOnStop empties the whole table (keepalived's
+// lvs_flush_on_stop), within ctx's deadline (at most programTimeout).
 func (b *Balancer) Close(ctx context.Context) error {
 	err := b.close(ctx)
 	b.wg.Wait() // the loops: they see closed, or the context's end
@@ -946,13 +973,23 @@ func (b *Balancer) close(ctx context.Context) error {
 		return nil
 	}
 	var err error
-	if plan := lvs.Diff(b.programmed, lvs.State{}); len(plan) > 0 {
-		d := programTimeout
-		if dl, ok := ctx.Deadline(); ok {
-			d = min(d, time.Until(dl))
+	d := programTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		d = min(d, time.Until(dl))
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
+	defer cancel()
+	f, flush := b.backend.(lvs.Flusher)
+	switch plan := lvs.Diff(b.programmed, lvs.State{}); {
+	case flush && b.flushOnStop:
+		// keepalived's lvs_flush_on_stop: everything, others' too.
+		if err = f.Flush(actx); err != nil {
+			err = fmt.Errorf("emptying the table (loadBalancer.flushOnStop): %w", err)
+		} else {
+			b.log.Info("table emptied at stop, others' services included (loadBalancer.flushOnStop)", "backend", b.lbName)
 		}
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
-		defer cancel()
+		b.programmed = lvs.State{}
+	case len(plan) > 0:
 		if err = b.backend.Apply(actx, plan); err != nil {
 			err = fmt.Errorf("removing the virtual servers: %w", err)
 		}

@@ -48,11 +48,17 @@ var DNSTypes = []string{"A", "AAAA", "NS", "SOA", "MX", "TXT", "PTR", "CNAME", "
 // VirtualServer is one validated virtual server with its defaults filled
 // in.
 type VirtualServer struct {
-	Name                 string // as configured, or Service.Key.String()
-	Service              lvs.Service
-	Sorry                netip.AddrPort // zero: none
-	Quorum               int            // >= 1
-	Hysteresis           int            // < Quorum
+	Name    string // as configured, or Service.Key.String()
+	Service lvs.Service
+	Sorry   netip.AddrPort // zero: none
+	// SorryForwarding is the sorry server's forwarding method: its own,
+	// or the virtual server's. SorryInhibit keeps it at weight 0 while the
+	// service is up.
+	SorryForwarding lvs.Forwarding
+	SorryInhibit    bool
+	Quorum          int // >= 1
+	Hysteresis      int // < Quorum
+	// Inhibit is the default of the real servers' (RealServer.Inhibit).
 	Inhibit              bool
 	Reals                []RealServer // configured order
 	QuorumUp, QuorumDown []string     // nil: none
@@ -75,6 +81,9 @@ type RealServer struct {
 	// Thresholds are its connection limits; unset when the configuration
 	// sets none (haad then leaves the kernel's as they are).
 	Thresholds lvs.Thresholds
+	// Inhibit keeps it at weight 0 when it fails, instead of removing it:
+	// its own inhibitOnFailure, else the virtual server's.
+	Inhibit bool
 	// Spec is the real server as configured.
 	Spec *haav1.RealServer
 }
@@ -108,6 +117,7 @@ func resolveLVS(p *problems, a *Agent, cfg *haav1.AgentConfig) {
 			p.add("loadBalancer.backend", "%q is not a backend: use auto (ipvs where the kernel has it, else nftables), ipvs or nftables", v)
 		}
 	}
+	a.FlushOnStart, a.FlushOnStop = lb.GetFlushOnStart(), lb.GetFlushOnStop()
 	a.MaxChecks = DefaultMaxChecks
 	if v := lb.GetMaxConcurrentChecks(); v != 0 {
 		if v > MaxConcurrentChecks {
@@ -256,6 +266,28 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 	// keepPort: dr and tunnel deliver packets unchanged, to the virtual
 	// server's port.
 	keepPort := fwdOK && svc.Forwarding != lvs.NAT && !isMark && vsAddr.IsValid()
+	// The sorry server's own forwarding method, if it has one: its
+	// problems come after the other fields', as its field does.
+	var sorryLater problems
+	vs.SorryForwarding, vs.SorryInhibit = svc.Forwarding, s.GetSorryServerInhibit()
+	sorryFwdOK := fwdOK
+	if v := s.GetSorryServerForwarding(); v != "" {
+		fw, ok := lvs.ParseForwarding(strings.ToLower(v))
+		switch {
+		case !ok:
+			sorryLater.add(f("sorryServerForwarding"), "%q is not a forwarding method: use nat, dr or tunnel", v)
+			sorryFwdOK = false
+		case s.GetSorryServer() == "":
+			sorryLater.add(f("sorryServerForwarding"), "has no effect without sorryServer: remove it, or set sorryServer")
+		default:
+			vs.SorryForwarding, sorryFwdOK = fw, true
+		}
+	}
+	if vs.SorryInhibit && s.GetSorryServer() == "" {
+		sorryLater.add(f("sorryServerInhibit"), "has no effect without sorryServer: remove it, or set sorryServer")
+		vs.SorryInhibit = false
+	}
+	sorryKeepsPort := sorryFwdOK && vs.SorryForwarding != lvs.NAT
 
 	persist := s.GetPersistenceTimeout().AsDuration()
 	if s.GetPersistenceTimeout() != nil {
@@ -295,7 +327,7 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 		// server has port specified - clearing"): port 0.
 		switch {
 		case sorryMsg != "":
-		case isMark && fwdOK && svc.Forwarding != lvs.NAT:
+		case isMark && sorryKeepsPort:
 			sorry = netip.AddrPortFrom(sorry.Addr(), 0)
 		case !isMark && sorry.Port() == 0:
 			sorry = netip.AddrPortFrom(sorry.Addr(), vsAddr.Port())
@@ -305,8 +337,12 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 			p.add(f("sorryServer"), "%s", sorryMsg)
 		case family.IsValid() && sorry.Addr().Is6() != fam6:
 			p.add(f("sorryServer"), "%s is %s but %s is %s: the sorry server must be of the same family", sorry.Addr(), famName(!fam6), famFrom, famName(fam6))
-		case keepPort && sorry.Port() != vsAddr.Port():
-			p.add(f("sorryServer"), "port %d: %s forwarding cannot change the port (packets keep port %d): use port %d, or forwarding: nat", sorry.Port(), svc.Forwarding, vsAddr.Port(), vsAddr.Port())
+		case sorryKeepsPort && !isMark && vsAddr.IsValid() && sorry.Port() != vsAddr.Port():
+			field := "forwarding"
+			if s.GetSorryServerForwarding() != "" {
+				field = "sorryServerForwarding"
+			}
+			p.add(f("sorryServer"), "port %d: %s forwarding cannot change the port (packets keep port %d): use port %d, or %s: nat", sorry.Port(), vs.SorryForwarding, vsAddr.Port(), vsAddr.Port(), field)
 		case k >= 0:
 			p.add(f("sorryServer"), "%s is also realServers[%d]: the sorry server takes over when the real servers are down, so it must be another server", sorry, k)
 		default:
@@ -329,7 +365,11 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 	vs.Reals = make([]RealServer, 0, len(rss))
 	for k, r := range rss {
 		rp := path + ".realServers[" + strconv.Itoa(k) + "]"
-		rs := RealServer{Weight: 1, NotifyUp: nonEmpty(r.GetNotifyUp()), NotifyDown: nonEmpty(r.GetNotifyDown()), Spec: r}
+		rs := RealServer{Weight: 1, NotifyUp: nonEmpty(r.GetNotifyUp()), NotifyDown: nonEmpty(r.GetNotifyDown()), Spec: r,
+			Inhibit: vs.Inhibit}
+		if r != nil && r.InhibitOnFailure != nil {
+			rs.Inhibit = r.GetInhibitOnFailure()
+		}
 		var own problems
 		hc := vsCheck
 		if r.GetCheck() != nil {
@@ -378,6 +418,7 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 	*p = append(*p, vsCheckProblems...)
 	checkCommands(p, f("quorumUp"), vs.QuorumUp)
 	checkCommands(p, f("quorumDown"), vs.QuorumDown)
+	*p = append(*p, sorryLater...)
 	return vs
 }
 

@@ -127,9 +127,9 @@ func TestLVSExample(t *testing.T) {
 		Sorry: ap("10.77.1.250:8080"), Quorum: 2, Hysteresis: 1, Inhibit: true,
 		Reals: []RealServer{
 			{Addr: ap("10.77.1.1:8080"), Weight: 3, Check: httpCheck("10.77.1.1:8080"),
-				NotifyUp: []string{"/etc/haa/rs.sh", "up"}, NotifyDown: []string{"/etc/haa/rs.sh", "down"}},
-			{Addr: ap("10.77.1.2:80"), Weight: 0, Check: httpCheck("10.77.1.2:80")},
-			{Addr: ap("10.77.1.3:8080"), Weight: 1, Check: &tcpCheck},
+				NotifyUp: []string{"/etc/haa/rs.sh", "up"}, NotifyDown: []string{"/etc/haa/rs.sh", "down"}, Inhibit: true},
+			{Addr: ap("10.77.1.2:80"), Weight: 0, Check: httpCheck("10.77.1.2:80"), Inhibit: true},
+			{Addr: ap("10.77.1.3:8080"), Weight: 1, Check: &tcpCheck, Inhibit: true},
 		},
 		QuorumUp: []string{"/etc/haa/vs.sh", "up"}, QuorumDown: []string{"/etc/haa/vs.sh", "down"},
 	}
@@ -162,9 +162,10 @@ func TestLVSExample(t *testing.T) {
 	}
 	cmd := []string{"/etc/haa/check.sh", "--quick"}
 	wantEqualVS(t, vss[2], VirtualServer{
-		Name:    "fwmark:7/ipv6",
-		Service: lvs.Service{Key: lvs.Key{FWMark: 7, V6: true}, Scheduler: "rr", Forwarding: lvs.DirectRoute, Persistence: 30 * time.Second, PersistPrefix: 128},
-		Quorum:  1,
+		Name:            "fwmark:7/ipv6",
+		Service:         lvs.Service{Key: lvs.Key{FWMark: 7, V6: true}, Scheduler: "rr", Forwarding: lvs.DirectRoute, Persistence: 30 * time.Second, PersistPrefix: 128},
+		SorryForwarding: lvs.DirectRoute,
+		Quorum:          1,
 		Reals: []RealServer{
 			{Addr: ap("[fd00::11]:0"), Weight: 1, Check: exec("[fd00::11]:0"), ExecCommand: cmd, ExecUser: "nobody:nogroup"},
 			{Addr: ap("[fd00::12]:0"), Weight: 1, Check: exec("[fd00::12]:0"), ExecCommand: cmd, ExecUser: "nobody:nogroup"},
@@ -191,10 +192,11 @@ func TestLVSExample(t *testing.T) {
 	}
 	ping := defaults(check.Ping, "10.77.5.1:5000")
 	wantEqualVS(t, vss[6], VirtualServer{
-		Name:    "icmp",
-		Service: lvs.Service{Key: lvs.Key{Addr: ap("10.77.0.100:5000"), Proto: lvs.SCTP}, Scheduler: "wrr", Forwarding: lvs.Tunnel},
-		Quorum:  1,
-		Reals:   []RealServer{{Addr: ap("10.77.5.1:5000"), Weight: 1, Check: &ping}},
+		Name:            "icmp",
+		Service:         lvs.Service{Key: lvs.Key{Addr: ap("10.77.0.100:5000"), Proto: lvs.SCTP}, Scheduler: "wrr", Forwarding: lvs.Tunnel},
+		SorryForwarding: lvs.Tunnel,
+		Quorum:          1,
+		Reals:           []RealServer{{Addr: ap("10.77.5.1:5000"), Weight: 1, Check: &ping}},
 	})
 	wantEqualVS(t, vss[7], VirtualServer{
 		Name:    "10.77.0.100:25/udp",
@@ -718,4 +720,67 @@ virtualServers:
 			t.Errorf("virtualServers[%d].sorryServer is %s, want %s", i, got, want)
 		}
 	}
+}
+
+// TestLVSKeepalivedSettings: the sorry server's own forwarding method and
+// inhibit, a real server's own inhibitOnFailure (over the virtual
+// server's), and flushing the table at start and stop; what has no effect
+// is refused at its path.
+func TestLVSKeepalivedSettings(t *testing.T) {
+	cfg, err := Parse([]byte(`
+loadBalancer: {backend: ipvs, flushOnStart: true, flushOnStop: true}
+virtualServers:
+  - address: 10.0.0.1:80
+    inhibitOnFailure: true
+    sorryServer: 10.0.0.9
+    sorryServerForwarding: DR
+    sorryServerInhibit: true
+    realServers:
+      - {address: 10.0.1.1:8080}
+      - {address: 10.0.1.2:8080, inhibitOnFailure: false}
+  - fwmark: 5
+    sorryServer: "10.0.0.9:8080"
+    sorryServerForwarding: tunnel
+    realServers:
+      - {address: 10.0.1.1:8080, inhibitOnFailure: true}
+      - {address: 10.0.1.2:8080}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.FlushOnStart || !a.FlushOnStop {
+		t.Errorf("flush at start %v, at stop %v", a.FlushOnStart, a.FlushOnStop)
+	}
+	v0, v1 := a.VirtualServers[0], a.VirtualServers[1]
+	if v0.Sorry.String() != "10.0.0.9:80" || v0.SorryForwarding != lvs.DirectRoute || !v0.SorryInhibit || v0.Service.Forwarding != lvs.NAT {
+		t.Errorf("virtualServers[0]: sorry %s %s inhibit %v, service %s", v0.Sorry, v0.SorryForwarding, v0.SorryInhibit, v0.Service.Forwarding)
+	}
+	if !v0.Reals[0].Inhibit || v0.Reals[1].Inhibit || !v1.Reals[0].Inhibit || v1.Reals[1].Inhibit {
+		t.Errorf("inhibit: %v %v %v %v, want true false true false", v0.Reals[0].Inhibit, v0.Reals[1].Inhibit, v1.Reals[0].Inhibit, v1.Reals[1].Inhibit)
+	}
+	// A fwmark service's tunnel sorry server: the port is cleared, as
+	// keepalived clears it.
+	if v1.Sorry.String() != "10.0.0.9:0" || v1.SorryForwarding != lvs.Tunnel || v1.SorryInhibit {
+		t.Errorf("virtualServers[1]: sorry %s %s inhibit %v", v1.Sorry, v1.SorryForwarding, v1.SorryInhibit)
+	}
+
+	cfg, err = Parse([]byte(`
+virtualServers:
+  - {address: 10.0.0.1:80, sorryServerForwarding: dr, sorryServerInhibit: true}
+  - {address: 10.0.0.2:80, sorryServer: "10.0.0.9:8080", sorryServerForwarding: dr}
+  - {address: 10.0.0.3:80, sorryServer: "10.0.0.9:8080", sorryServerForwarding: masq}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantExactly(t, Validate(cfg),
+		"virtualServers[0].sorryServerForwarding: has no effect without sorryServer: remove it, or set sorryServer",
+		"virtualServers[0].sorryServerInhibit: has no effect without sorryServer: remove it, or set sorryServer",
+		"virtualServers[1].sorryServer: port 8080: dr forwarding cannot change the port (packets keep port 80): use port 80, or sorryServerForwarding: nat",
+		`virtualServers[2].sorryServerForwarding: "masq" is not a forwarding method: use nat, dr or tunnel`,
+	)
 }

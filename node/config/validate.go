@@ -40,10 +40,13 @@ type Agent struct {
 	SyncGroups []SyncGroup // in the configured order
 	// VirtualServers are the load-balanced services, in the configured
 	// order; LBBackend is "auto", "ipvs" or "nftables"; MaxChecks bounds
-	// the health checks in flight.
+	// the health checks in flight; FlushOnStart and FlushOnStop empty the
+	// whole kernel table when the backend opens and at a clean stop.
 	VirtualServers []VirtualServer
 	LBBackend      string
 	MaxChecks      int
+	FlushOnStart   bool
+	FlushOnStop    bool
 }
 
 // Instance is one validated VRRP instance.

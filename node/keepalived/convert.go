@@ -132,6 +132,10 @@ type globals struct {
 	defaultTok   token
 	strict       bool
 	strictTok    token
+	// lvs_flush, lvs_flush_on_stop (without VS): the whole IPVS table
+	// is emptied at start, at stop.
+	flushStart, flushStop       bool
+	flushStartTok, flushStopTok token
 }
 
 // garpDef are gratuitous ARP settings, each nil when not given.
@@ -452,7 +456,21 @@ func (c *conv) convert(sts []*stmt) *haav1.AgentConfig {
 		// fall back to nftables where the ip_vs module is not loaded yet
 		// (keepalived loads it), and nftables has neither DR nor TUN,
 		// persistence or most schedulers: ask for IPVS, as keepalived.
-		cfg.LoadBalancer = &haav1.LoadBalancer{Backend: "ipvs"}
+		cfg.LoadBalancer = &haav1.LoadBalancer{Backend: "ipvs", FlushOnStart: c.g.flushStart, FlushOnStop: c.g.flushStop}
+		if c.g.flushStart {
+			c.paths["loadBalancer.flushOnStart"] = c.g.flushStartTok
+		}
+		if c.g.flushStop {
+			c.paths["loadBalancer.flushOnStop"] = c.g.flushStopTok
+		}
+	} else {
+		// keepalived runs no checker process without virtual servers:
+		// nothing flushes the table.
+		for _, t := range []*token{&c.g.flushStartTok, &c.g.flushStopTok} {
+			if t.text != "" {
+				c.r.warnf(*t, t.text, "without a virtual_server keepalived runs no checker and empties no IPVS table, and neither does haa: remove it")
+			}
+		}
 	}
 	return cfg
 }
@@ -501,6 +519,19 @@ func (c *conv) globalDefs(st *stmt) {
 				c.r.warnf(st.kw, st.kw.text, "haa follows the RFC without keepalived's strict mode: it adds no firewall rules blocking the VIPs (so they answer ping and connections on the master). What strict mode changes in the instances is converted as keepalived does it (no authentication; state MASTER only with priority 255; no preempt_delay): see the warnings of each instance, then remove vrrp_strict")
 			}
 		}),
+		// keepalived's lvs_flush: the whole IPVS table is emptied when
+		// the checker starts (not at a reload).
+		"lvs_flush": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				g.flushStart, g.flushStartTok = true, st.kw
+			}
+		}),
+		// lvs_flush_on_stop empties the whole table when keepalived
+		// stops; with VS, it removes only its own virtual servers, each
+		// with one command (check_daemon.c clear_services, ipwrapper.c
+		// clear_service_vs), which is what haa does without it.
+		"lvs_flush_on_stop": line(func(st *stmt) { c.flushOnStop(st) }),
+		"lvs_flush_onstop":  line(func(st *stmt) { c.flushOnStop(st) }),
 		"default_interface": line(func(st *stmt) {
 			if t, ok := c.value(st, "default_interface eth0"); ok {
 				g.defaultIface, g.defaultTok = c.iface(t.text), st.kw
@@ -514,6 +545,23 @@ func (c *conv) globalDefs(st *stmt) {
 	// An unsupported keyword's block (notification_email { ... }) is
 	// skipped whole, with the one warning.
 	c.walk("global_defs", st.block, hs, unsup)
+}
+
+// flushOnStop reads lvs_flush_on_stop [VS] (and its old name
+// lvs_flush_onstop).
+func (c *conv) flushOnStop(st *stmt) {
+	if !c.nargs(st, 0, 1, st.kw.text+" [VS]") {
+		return
+	}
+	switch {
+	case len(st.args) == 0:
+		c.g.flushStop, c.g.flushStopTok = true, st.kw
+	case st.args[0].text == "VS":
+		// haa's own way: its virtual servers go, others' stay.
+		c.g.flushStop, c.g.flushStopTok = false, token{}
+	default:
+		c.r.errorf(st.args[0], st.kw.text, "%q is not a flush type: write %s (the whole IPVS table) or %s VS (only the virtual servers of this file, as haa does without it)", st.args[0].text, st.kw.text, st.kw.text)
+	}
 }
 
 // user converts `user USER [GROUP]` into "user" or "user:group".

@@ -514,8 +514,13 @@ virtual_server 10.0.0.10 80 {
 	if vs.GetSorryServer() != "10.0.0.99:80" || vs.GetRealServers()[0].GetAddress() != "10.0.0.11:80" {
 		t.Errorf("DR ports not reset to the service's: %v", vs)
 	}
-	if vs.GetQuorum() != 2 || vs.GetHysteresis() != 1 || !vs.GetInhibitOnFailure() {
+	if vs.GetQuorum() != 2 || vs.GetHysteresis() != 1 || vs.GetInhibitOnFailure() {
 		t.Errorf("quorum %d hysteresis %d inhibit %v", vs.GetQuorum(), vs.GetHysteresis(), vs.GetInhibitOnFailure())
+	}
+	// keepalived's inhibit_on_failure of one real server is that real
+	// server's own.
+	if rss := vs.GetRealServers(); rss[0].InhibitOnFailure == nil || !rss[0].GetInhibitOnFailure() || rss[1].InhibitOnFailure != nil {
+		t.Errorf("inhibit of the real servers: %v, %v", rss[0].InhibitOnFailure, rss[1].InhibitOnFailure)
 	}
 	hc := vs.GetRealServers()[0].GetCheck()
 	if h := hc.GetHttp(); h.GetPath() != "/health" || len(h.GetStatusCodes()) != 0 || h.GetHost() != "www.example.com" || h.GetDigest() == "" {
@@ -527,10 +532,13 @@ virtual_server 10.0.0.10 80 {
 	for _, w := range []struct {
 		line int
 		kw   string
-	}{{2, "virtual_server"}, {5, "quorum"}, {6, "hysteresis"}, {7, "sorry_server"}, {8, "connect_timeout"}, {9, "real_server"}, {10, "inhibit_on_failure"}} {
+	}{{2, "virtual_server"}, {5, "quorum"}, {6, "hysteresis"}, {7, "sorry_server"}, {8, "connect_timeout"}, {9, "real_server"}} {
 		if !hasProblem(warns, w.line, w.kw) {
 			t.Errorf("no warning at line %d %s:\n%s", w.line, w.kw, problemLines(warns))
 		}
+	}
+	if hasProblem(warns, 10, "inhibit_on_failure") {
+		t.Errorf("a real server's inhibit_on_failure is converted as it is:\n%s", problemLines(warns))
 	}
 }
 
@@ -1060,5 +1068,87 @@ func TestFwmarkSorryServerPortAsKeepalived(t *testing.T) {
 				t.Errorf("programmed port %d, want 0", got)
 			}
 		})
+	}
+}
+
+// TestKeepalivedSorryInhibitFlushConverted: sorry_server_inhibit,
+// sorry_server_lvs_method, a real server's inhibit_on_failure [true|false],
+// lvs_flush and lvs_flush_on_stop are converted (they used to be warned
+// about and dropped); lvs_flush_on_stop VS is what haa does without it.
+func TestKeepalivedSorryInhibitFlushConverted(t *testing.T) {
+	cfg, warns := ok(t, `global_defs {
+    lvs_flush
+    lvs_flush_onstop
+}
+virtual_server 10.0.0.1 80 {
+    protocol TCP
+    lb_algo wrr
+    lb_kind NAT
+    inhibit_on_failure
+    sorry_server 10.0.0.99 80
+    sorry_server_inhibit
+    sorry_server_lvs_method DR
+    real_server 10.0.0.2 8080 {
+        inhibit_on_failure false
+    }
+    real_server 10.0.0.3 8080 {
+        inhibit_on_failure yes
+    }
+    real_server 10.0.0.4 8080 {
+    }
+}
+`, Options{})
+	if len(warns) != 0 {
+		t.Errorf("warnings:\n%s", problemLines(warns))
+	}
+	lb := cfg.GetLoadBalancer()
+	if !lb.GetFlushOnStart() || !lb.GetFlushOnStop() || lb.GetBackend() != "ipvs" {
+		t.Errorf("load balancer %v", lb)
+	}
+	vs := cfg.GetVirtualServers()[0]
+	if !vs.GetInhibitOnFailure() || !vs.GetSorryServerInhibit() || vs.GetSorryServerForwarding() != "dr" || vs.GetSorryServer() != "10.0.0.99:80" {
+		t.Errorf("virtual server %v", vs)
+	}
+	rss := vs.GetRealServers()
+	if rss[0].InhibitOnFailure == nil || rss[0].GetInhibitOnFailure() || !rss[1].GetInhibitOnFailure() || rss[2].InhibitOnFailure != nil {
+		t.Errorf("real servers' inhibit: %v %v %v", rss[0].InhibitOnFailure, rss[1].InhibitOnFailure, rss[2].InhibitOnFailure)
+	}
+	a, err := config.Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := a.VirtualServers[0]; v.Reals[0].Inhibit || !v.Reals[1].Inhibit || !v.Reals[2].Inhibit {
+		t.Errorf("resolved inhibit %v %v %v, want false true true", v.Reals[0].Inhibit, v.Reals[1].Inhibit, v.Reals[2].Inhibit)
+	}
+
+	// lvs_flush_on_stop VS: haa's own way; keywords before sorry_server
+	// are ignored, as keepalived ignores them; a DR sorry server of a fwmark
+	// service loses its port.
+	cfg, warns = ok(t, `global_defs {
+    lvs_flush_on_stop VS
+}
+virtual_server fwmark 3 {
+    lb_algo rr
+    sorry_server_inhibit
+    sorry_server 10.0.0.99 8080
+    sorry_server_lvs_method TUN
+    real_server 10.0.0.2 80 {
+    }
+}
+`, Options{})
+	if lb := cfg.GetLoadBalancer(); lb.GetFlushOnStop() || lb.GetFlushOnStart() {
+		t.Errorf("lvs_flush_on_stop VS: %v", lb)
+	}
+	vs = cfg.GetVirtualServers()[0]
+	if vs.GetSorryServerInhibit() || vs.GetSorryServerForwarding() != "tunnel" || vs.GetSorryServer() != "10.0.0.99" {
+		t.Errorf("virtual server %v", vs)
+	}
+	if !hasProblem(warns, 6, "sorry_server_inhibit", "no sorry_server before it: keepalived ignores it") ||
+		!hasProblem(warns, 7, "sorry_server", "a fwmark service with TUN forwarding keeps the packets' ports") {
+		t.Errorf("warnings:\n%s", problemLines(warns))
+	}
+	ps := fails(t, "global_defs {\n lvs_flush_on_stop ALL\n}\n")
+	if !hasProblem(ps, 2, "lvs_flush_on_stop", "not a flush type") {
+		t.Errorf("problems:\n%s", problemLines(ps))
 	}
 }

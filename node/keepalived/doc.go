@@ -33,7 +33,9 @@
 //   - global_defs: router_id, vrrp_version, vrrp_mcast_group4,
 //     vrrp_garp_master_delay/_repeat/_refresh/_refresh_repeat,
 //     vrrp_garp_interval, script_user, default_interface, vrrp_strict (its
-//     effects on the instances), enable_script_security (a note);
+//     effects on the instances), enable_script_security (a note),
+//     lvs_flush, lvs_flush_on_stop [VS] (and its old name
+//     lvs_flush_onstop);
 //   - vrrp_script: script, interval, timeout, weight, rise, fall, user;
 //     track_file (or its old name vrrp_track_file): file, weight;
 //     vrrp_track_process: process,
@@ -55,10 +57,12 @@
 //     lb_kind/lvs_method, protocol (keepalived's default UDP, with a
 //     warning), weight (the default weight of its real servers),
 //     persistence_timeout,
-//     persistence_granularity, sorry_server, quorum, hysteresis, quorum_up,
+//     persistence_granularity, sorry_server, sorry_server_inhibit,
+//     sorry_server_lvs_method, quorum, hysteresis, quorum_up,
 //     quorum_down, inhibit_on_failure, virtualhost, retry,
 //     delay_before_retry, connect_timeout, warmup; real_server: weight,
-//     inhibit_on_failure, notify_up, notify_down, virtualhost, the same
+//     inhibit_on_failure [true|false], uthreshold, lthreshold, notify_up,
+//     notify_down, virtualhost, the same
 //     timings, and one checker: HTTP_GET / SSL_GET (one url { path, digest,
 //     status_code, virtualhost, regex }, virtualhost, nb_get_retry),
 //     TCP_CHECK, SMTP_CHECK (helo_name), DNS_CHECK (type, name),

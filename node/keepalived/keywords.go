@@ -162,9 +162,6 @@ var globalUnsupported = map[string]unsupported{
 	"vrrp_startup_delay":                  warn("haa starts its instances as backup and lets the election decide: remove it"),
 	"lvs_timeouts":                        warn("haa leaves IPVS's connection timeouts as the kernel has them: set them with ipvsadm --set and remove it"),
 	"lvs_sync_daemon":                     warn("haa does not run IPVS's connection synchronisation daemon: connections of a failed director are not carried over; start it with ipvsadm --start-daemon if you need it, and remove this line"),
-	"lvs_flush":                           warn("haa removes only the virtual servers it configured, never others: remove it"),
-	"lvs_flush_on_stop":                   warn("haa removes its virtual servers when it stops: remove it"),
-	"lvs_flush_onstop":                    warn("haa removes its virtual servers when it stops: remove it"),
 	"lvs_id":                              warn("the old name of router_id: write router_id instead (this value is not used)"),
 }
 
@@ -225,25 +222,23 @@ var scriptUnsupported = map[string]unsupported{
 
 // vsUnsupported are the keywords of virtual_server haa does not implement.
 var vsUnsupported = map[string]unsupported{
-	"alpha":                   warn("haa starts every real server as healthy (keepalived's default without alpha); it fails after fall failed checks: remove it"),
-	"omega":                   warn("haa runs quorum_down when the quorum is lost, not when it stops: remove it"),
-	"ha_suspend":              warn("haa checks the real servers whatever the state of its VRRP instances: remove it"),
-	"ops":                     warn("haa has no one-packet scheduling: remove it"),
-	"hashed":                  warn("scheduler flags are not supported: remove it"),
-	"flag-1":                  warn("scheduler flags are not supported: remove it"),
-	"flag-2":                  warn("scheduler flags are not supported: remove it"),
-	"flag-3":                  warn("scheduler flags are not supported: remove it"),
-	"sh-port":                 warn("scheduler flags are not supported: remove it"),
-	"sh-fallback":             warn("scheduler flags are not supported: remove it"),
-	"mh-port":                 warn("scheduler flags are not supported: remove it"),
-	"mh-fallback":             warn("scheduler flags are not supported: remove it"),
-	"persistence_engine":      warn("haa has no IPVS persistence engines: remove it"),
-	"smtp_alert":              warn(mailMsg),
-	"snmp_name":               warn(snmpMsg),
-	"sorry_server_inhibit":    warn("haa adds the sorry server while the service is down and removes it after: remove it"),
-	"sorry_server_lvs_method": warn("the sorry server uses the virtual server's lb_kind in haa: remove it"),
-	"ip_family":               warn("haa takes the family from the addresses: remove it"),
-	"nat_mask":                warn(ignoredMsg),
+	"alpha":              warn("haa starts every real server as healthy (keepalived's default without alpha); it fails after fall failed checks: remove it"),
+	"omega":              warn("haa runs quorum_down when the quorum is lost, not when it stops: remove it"),
+	"ha_suspend":         warn("haa checks the real servers whatever the state of its VRRP instances: remove it"),
+	"ops":                warn("haa has no one-packet scheduling: remove it"),
+	"hashed":             warn("scheduler flags are not supported: remove it"),
+	"flag-1":             warn("scheduler flags are not supported: remove it"),
+	"flag-2":             warn("scheduler flags are not supported: remove it"),
+	"flag-3":             warn("scheduler flags are not supported: remove it"),
+	"sh-port":            warn("scheduler flags are not supported: remove it"),
+	"sh-fallback":        warn("scheduler flags are not supported: remove it"),
+	"mh-port":            warn("scheduler flags are not supported: remove it"),
+	"mh-fallback":        warn("scheduler flags are not supported: remove it"),
+	"persistence_engine": warn("haa has no IPVS persistence engines: remove it"),
+	"smtp_alert":         warn(mailMsg),
+	"snmp_name":          warn(snmpMsg),
+	"ip_family":          warn("haa takes the family from the addresses: remove it"),
+	"nat_mask":           warn(ignoredMsg),
 }
 
 // rsUnsupported are the keywords of real_server haa does not implement.

@@ -100,15 +100,14 @@ type vsDef struct {
 
 // rsDef is a real_server being read.
 type rsDef struct {
-	kw      token
-	addr    netip.Addr
-	port    uint16 // 0: not given
-	rs      *haav1.RealServer
-	toks    map[string]token
-	tm      timing
-	host    *string
-	checks  []*checkDef
-	inhibit bool
+	kw     token
+	addr   netip.Addr
+	port   uint16 // 0: not given
+	rs     *haav1.RealServer
+	toks   map[string]token
+	tm     timing
+	host   *string
+	checks []*checkDef
 }
 
 // checkDef is a checker (HTTP_GET, TCP_CHECK, ...) being read.
@@ -235,6 +234,32 @@ func (c *conv) virtualServer(st *stmt) {
 				v.toks["inhibitOnFailure"] = st.kw
 			}
 		}),
+		// keepalived applies these to the sorry server given before
+		// them, and ignores them otherwise (check_parser.c ssvri_handler,
+		// ss_forwarding_handler).
+		"sorry_server_inhibit": line(func(st *stmt) {
+			if !c.nargs(st, 0, 0, st.kw.text) {
+				return
+			}
+			if v.sorry == nil {
+				c.r.warnf(st.kw, st.kw.text, "no sorry_server before it: keepalived ignores it (\"used before or without sorry_server\"), and so does this conversion; move it after sorry_server, or remove it")
+				return
+			}
+			v.vs.SorryServerInhibit = true
+			v.toks["sorryServerInhibit"] = st.kw
+		}),
+		"sorry_server_lvs_method": line(func(st *stmt) {
+			fwd, ok := c.forwardingValue(st)
+			if !ok {
+				return
+			}
+			if v.sorry == nil {
+				c.r.warnf(st.kw, st.kw.text, "no sorry_server before it: keepalived ignores it (\"used without sorry_server\"), and so does this conversion; move it after sorry_server, or remove it")
+				return
+			}
+			v.vs.SorryServerForwarding = fwd
+			v.toks["sorryServerForwarding"] = st.kw
+		}),
 		"virtualhost": line(func(st *stmt) {
 			if t, ok := c.value(st, "virtualhost www.example.com"); ok {
 				v.host = &t.text
@@ -311,22 +336,41 @@ func (c *conv) forwarding(st *stmt, v *vsDef) {
 		c.r.errorf(st.kw, st.kw.text, "the forwarding method is already set at line %d (lb_kind and lvs_method are the same): keep one", old.pos().Line)
 		return
 	}
-	t, ok := c.value(st, "lb_kind DR")
+	if fwd, ok := c.forwardingValue(st); ok {
+		v.vs.Forwarding = fwd
+		v.toks["forwarding"] = st.kw
+	}
+}
+
+// kaForwarding is keepalived's name of a forwarding method as haa writes
+// it.
+func kaForwarding(f string) string {
+	switch f {
+	case "dr":
+		return "DR"
+	case "tunnel":
+		return "TUN"
+	}
+	return "NAT"
+}
+
+// forwardingValue reads a forwarding method (NAT, DR, TUN: keepalived
+// compares them exactly) as haa writes it.
+func (c *conv) forwardingValue(st *stmt) (string, bool) {
+	t, ok := c.value(st, st.kw.text+" DR")
 	if !ok {
-		return
+		return "", false
 	}
 	switch t.text {
 	case "NAT":
-		v.vs.Forwarding = "nat"
+		return "nat", true
 	case "DR":
-		v.vs.Forwarding = "dr"
+		return "dr", true
 	case "TUN":
-		v.vs.Forwarding = "tunnel"
-	default:
-		c.r.errorf(t, st.kw.text, "%q is not a forwarding method: write NAT, DR or TUN, in capitals", t.text)
-		return
+		return "tunnel", true
 	}
-	v.toks["forwarding"] = st.kw
+	c.r.errorf(t, st.kw.text, "%q is not a forwarding method: write NAT, DR or TUN, in capitals", t.text)
+	return "", false
 }
 
 // quorumCommand reads quorum_up/quorum_down (and notify_up/notify_down):
@@ -367,11 +411,22 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 				r.toks["weight"] = st.kw
 			}
 		}),
+		// inhibit_on_failure [true|false]: the real server's own,
+		// over the virtual server's.
 		"inhibit_on_failure": line(func(st *stmt) {
-			if c.nargs(st, 0, 0, st.kw.text) {
-				r.inhibit = true
-				r.toks["inhibit"] = st.kw
+			if !c.nargs(st, 0, 1, st.kw.text+" [true|false]") {
+				return
 			}
+			on := true
+			if len(st.args) == 1 {
+				b, ok := c.boolTok(st, st.args[0])
+				if !ok {
+					return
+				}
+				on = b
+			}
+			r.rs.InhibitOnFailure = proto.Bool(on)
+			r.toks["inhibitOnFailure"] = st.kw
 		}),
 		"notify_up": line(func(st *stmt) {
 			if cmd, ok := c.quorumCommand(st); ok {
@@ -706,19 +761,25 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 	keepPort := vs.Forwarding == "dr" || vs.Forwarding == "tunnel"
 	if v.sorry != nil {
 		// The sorry server's port as keepalived programs it
-		// (check_data.c validate_check_config): with DR or TUN, the
-		// service's port, or none (0) for a fwmark service, whose packets
-		// keep their ports; with NAT, the port given (an address
-		// service's port when none is given: the same connections).
+		// (check_data.c validate_check_config): with DR or TUN (its own
+		// sorry_server_lvs_method, else the service's), the service's
+		// port, or none (0) for a fwmark service, whose packets keep
+		// their ports; with NAT, the port given (an address service's
+		// port when none is given: the same connections).
+		keepPort := keepPort
+		fwd := vs.Forwarding
+		if f := vs.GetSorryServerForwarding(); f != "" {
+			fwd, keepPort = f, f == "dr" || f == "tunnel"
+		}
 		ap := v.sorryAP
 		switch {
 		case ap.Port() == 0 && !v.fwmark:
 			ap = netip.AddrPortFrom(ap.Addr(), v.addr.Port())
 		case keepPort && !v.fwmark && ap.Port() != v.addr.Port():
-			c.r.warnf(*v.sorry, "sorry_server", "%s forwarding cannot change the port: keepalived uses port %d, and so does this conversion; write sorry_server %s %d", strings.ToUpper(vs.Forwarding), v.addr.Port(), ap.Addr(), v.addr.Port())
+			c.r.warnf(*v.sorry, "sorry_server", "%s forwarding cannot change the port: keepalived uses port %d, and so does this conversion; write sorry_server %s %d", kaForwarding(fwd), v.addr.Port(), ap.Addr(), v.addr.Port())
 			ap = netip.AddrPortFrom(ap.Addr(), v.addr.Port())
 		case keepPort && v.fwmark && ap.Port() != 0:
-			c.r.warnf(*v.sorry, "sorry_server", "a fwmark service with %s forwarding keeps the packets' ports: keepalived clears this port (\"sorry server has port specified - clearing\") and programs port 0, and so does this conversion; write sorry_server %s", strings.ToUpper(vs.Forwarding), ap.Addr())
+			c.r.warnf(*v.sorry, "sorry_server", "a fwmark service with %s forwarding keeps the packets' ports: keepalived clears this port (\"sorry server has port specified - clearing\") and programs port 0, and so does this conversion; write sorry_server %s", kaForwarding(fwd), ap.Addr())
 			ap = netip.AddrPortFrom(ap.Addr(), 0)
 		}
 		if ap.Port() != 0 {
@@ -727,7 +788,6 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 			vs.SorryServer = ap.Addr().String() // port 0: the packets' own
 		}
 	}
-	inhibit := 0
 	var checks []*haav1.HealthCheck
 	var weights uint64
 	for k, r := range v.reals {
@@ -764,9 +824,6 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		} else {
 			weights++
 		}
-		if r.inhibit {
-			inhibit++
-		}
 		var hc *haav1.HealthCheck
 		if len(r.checks) > 0 {
 			toks := map[string]token{}
@@ -777,19 +834,6 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		checks = append(checks, hc)
 		c.record(rp, r.toks)
 		vs.RealServers = append(vs.RealServers, rs)
-	}
-	// haa's inhibit_on_failure is the virtual server's; keepalived's is
-	// per real server (the virtual server's being their default).
-	if inhibit > 0 && !vs.InhibitOnFailure {
-		vs.InhibitOnFailure = true
-		if inhibit < len(v.reals) {
-			for _, r := range v.reals {
-				if r.inhibit {
-					c.r.warnf(r.toks["inhibit"], "inhibit_on_failure", "haa's inhibit_on_failure is per virtual server: every real server of %s keeps its place with weight 0 when it fails, not only this one; move inhibit_on_failure to the virtual_server", vs.GetAddress()+fwmarkName(vs))
-					break
-				}
-			}
-		}
 	}
 	// Real servers with the same check: one check on the virtual server.
 	if len(checks) > 1 && checks[0] != nil {
@@ -826,13 +870,6 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		vs.Hysteresis = uint32(q - 1)
 	}
 	return vs
-}
-
-func fwmarkName(vs *haav1.VirtualServer) string {
-	if vs.GetFwmark() != 0 {
-		return fmt.Sprintf("fwmark %d", vs.GetFwmark())
-	}
-	return ""
 }
 
 // finishCheck converts a checker with its timings: each from the checker,

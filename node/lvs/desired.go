@@ -15,6 +15,9 @@ type Real struct {
 	Override int
 	// Thresholds are its connection limits (unset: not haad's).
 	Thresholds Thresholds
+	// Inhibit keeps it at weight 0 when it fails (and while the sorry
+	// server takes over) instead of removing it.
+	Inhibit bool
 }
 
 // Effective is the weight the real server takes connections with while it
@@ -35,14 +38,17 @@ func (r Real) Effective() int {
 // Group is one virtual server's configuration and its real servers'
 // health: the input of Desired.
 type Group struct {
-	Service    Service
-	Reals      []Real
-	Sorry      netip.AddrPort // zero: none
-	Quorum     int
-	Hysteresis int
-	// Inhibit keeps failed real servers with weight 0 instead of
-	// removing them.
-	Inhibit bool
+	Service Service
+	Reals   []Real
+	Sorry   netip.AddrPort // zero: none
+	// SorryForwarding is how packets reach the sorry server: the
+	// service's, or its own (keepalived's sorry_server_lvs_method).
+	SorryForwarding Forwarding
+	// SorryInhibit keeps the sorry server at weight 0 while the service
+	// is up instead of removing it (keepalived's sorry_server_inhibit).
+	SorryInhibit bool
+	Quorum       int
+	Hysteresis   int
 }
 
 // Outcome is what Desired decided for one virtual server.
@@ -59,11 +65,13 @@ type Outcome struct {
 // quorum was up before (a new virtual server starts up, as keepalived's).
 // With hysteresis H, an up service goes down below Quorum-H and a down one
 // comes up at Quorum+H. A failed real server is removed, or kept at weight
-// 0 with Inhibit. While the service is down, the sorry server (if any)
-// takes the connections in place of the real servers: those that would be
-// removed are, and with Inhibit they all stay at weight 0 beside it, as
-// keepalived keeps them (ipvswrapper.c ipvs_cmd turns their removal into
-// weight 0); without a sorry server the healthy ones stay.
+// 0 when it inhibits. While the service is down, the sorry server (if any)
+// takes the connections in place of the real servers: they are removed,
+// or those that inhibit stay at weight 0 beside it, as keepalived keeps
+// them (ipwrapper.c perform_quorum_state removes them, and ipvswrapper.c
+// ipvs_cmd turns the removal of an inhibited one into weight 0); without
+// a sorry server the healthy ones stay. While the service is up, the sorry
+// server is out, or at weight 0 with SorryInhibit.
 func Desired(g Group, wasUp bool) Outcome {
 	hw := 0
 	for _, r := range g.Reals {
@@ -83,13 +91,16 @@ func Desired(g Group, wasUp bool) Outcome {
 		switch {
 		case r.Healthy && !sorry:
 			vs.Dests[r.Addr] = DestAttrs{Weight: r.Effective(), Forwarding: fwd, Thresholds: r.Thresholds}
-		case g.Inhibit:
+		case r.Inhibit:
 			vs.Dests[r.Addr] = DestAttrs{Forwarding: fwd, Thresholds: r.Thresholds}
 		}
 	}
-	if sorry {
-		vs.Dests[g.Sorry] = DestAttrs{Weight: 1, Forwarding: fwd}
+	switch {
+	case sorry:
+		vs.Dests[g.Sorry] = DestAttrs{Weight: 1, Forwarding: g.SorryForwarding}
 		out.SorryActive = true
+	case g.Sorry.IsValid() && g.SorryInhibit:
+		vs.Dests[g.Sorry] = DestAttrs{Weight: 0, Forwarding: g.SorryForwarding}
 	}
 	return out
 }

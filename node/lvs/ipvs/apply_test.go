@@ -190,3 +190,25 @@ func TestIPVSApplyTakesTheKernelAsItIs(t *testing.T) {
 		t.Errorf("the kernel holds %+v and %+v", d1, d2)
 	}
 }
+
+// TestIPVSFlushEmptiesTheWholeTable: Flush removes every service, others'
+// included (keepalived's lvs_flush), and forgets the forwarding methods it
+// remembered.
+func TestIPVSFlushEmptiesTheWholeTable(t *testing.T) {
+	b, fk := fakeBackend(t)
+	ctx := context.Background()
+	others := lvs.Service{Key: lvstest.TCPKey("10.0.0.9:80"), Scheduler: "rr"}
+	if err := fk.NewService(kernelService(t, others)); err != nil {
+		t.Fatal(err)
+	}
+	mine := lvs.Service{Key: lvstest.TCPKey("10.0.0.1:80"), Scheduler: "wrr", Forwarding: lvs.DirectRoute}
+	if err := b.Apply(ctx, lvs.Plan{{Kind: lvs.AddService, Service: mine}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := b.Read(ctx); err != nil || len(st) != 0 || len(b.fwd) != 0 {
+		t.Errorf("after Flush: %v %v, remembered %v", st, err, b.fwd)
+	}
+}

@@ -564,6 +564,24 @@ func (b *Backend) each(ctx context.Context, fn func(s *ipvs.Service, k lvs.Key, 
 	return nil
 }
 
+// Flush empties the kernel's IPVS table (in its namespace): every
+// service, whoever programmed it (keepalived's lvs_flush).
+func (b *Backend) Flush(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h == nil {
+		return errors.New("ipvs: backend closed")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.h.Flush(); err != nil {
+		return fmt.Errorf("ipvs: emptying the table: %w", err)
+	}
+	clear(b.fwd)
+	return nil
+}
+
 // Close releases the netlink socket; the programmed services stay.
 func (b *Backend) Close() error {
 	b.mu.Lock()
@@ -797,4 +815,5 @@ func fromIPVS(s *ipvs.Service, dests []*ipvs.Destination) (*lvs.VirtualServer, e
 var (
 	_ lvs.Backend = (*Backend)(nil)
 	_ lvs.Counter = (*Backend)(nil)
+	_ lvs.Flusher = (*Backend)(nil)
 )

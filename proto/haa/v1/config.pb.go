@@ -212,8 +212,20 @@ type LoadBalancer struct {
 	Backend string `protobuf:"bytes,1,opt,name=backend,proto3" json:"backend,omitempty"`
 	// Health checks in flight at once, over every real server. Default 64.
 	MaxConcurrentChecks uint32 `protobuf:"varint,2,opt,name=max_concurrent_checks,json=maxConcurrentChecks,proto3" json:"max_concurrent_checks,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Empty the whole IPVS table when haad first programs virtual servers,
+	// removing every service in it, others' included (what a haad that
+	// crashed left is otherwise taken over, and others' services are left
+	// alone). Not at a reload. Needs the ipvs backend. keepalived:
+	// lvs_flush.
+	FlushOnStart bool `protobuf:"varint,3,opt,name=flush_on_start,json=flushOnStart,proto3" json:"flush_on_start,omitempty"`
+	// At a clean stop, empty the whole IPVS table, others' services
+	// included, instead of removing only the virtual servers haad
+	// programmed (the default; keepalived's lvs_flush_on_stop VS does the
+	// same). Takes effect at once. Needs the ipvs backend. keepalived:
+	// lvs_flush_on_stop (lvs_flush_onstop).
+	FlushOnStop   bool `protobuf:"varint,4,opt,name=flush_on_stop,json=flushOnStop,proto3" json:"flush_on_stop,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *LoadBalancer) Reset() {
@@ -260,6 +272,20 @@ func (x *LoadBalancer) GetMaxConcurrentChecks() uint32 {
 	return 0
 }
 
+func (x *LoadBalancer) GetFlushOnStart() bool {
+	if x != nil {
+		return x.FlushOnStart
+	}
+	return false
+}
+
+func (x *LoadBalancer) GetFlushOnStop() bool {
+	if x != nil {
+		return x.FlushOnStop
+	}
+	return false
+}
+
 // VirtualServer is one load-balanced service: connections to address (or
 // packets carrying fwmark) are spread over the real servers that pass
 // their health checks. keepalived: virtual_server.
@@ -304,7 +330,9 @@ type VirtualServer struct {
 	// keepalived: hysteresis.
 	Hysteresis uint32 `protobuf:"varint,11,opt,name=hysteresis,proto3" json:"hysteresis,omitempty"`
 	// A failed real server keeps its place with weight 0 (existing
-	// connections go on, no new ones) instead of being removed.
+	// connections go on, no new ones) instead of being removed; while the
+	// sorry server takes over, every real server stays at weight 0 beside
+	// it. A real server may say otherwise (RealServer.inhibit_on_failure).
 	// keepalived: inhibit_on_failure.
 	InhibitOnFailure bool `protobuf:"varint,12,opt,name=inhibit_on_failure,json=inhibitOnFailure,proto3" json:"inhibit_on_failure,omitempty"`
 	// The real servers. keepalived: real_server.
@@ -314,10 +342,18 @@ type VirtualServer struct {
 	Check *HealthCheck `protobuf:"bytes,14,opt,name=check,proto3" json:"check,omitempty"`
 	// Commands run when the service comes up (quorum reached) and goes down
 	// (quorum lost). keepalived: quorum_up, quorum_down.
-	QuorumUp      []string `protobuf:"bytes,15,rep,name=quorum_up,json=quorumUp,proto3" json:"quorum_up,omitempty"`
-	QuorumDown    []string `protobuf:"bytes,16,rep,name=quorum_down,json=quorumDown,proto3" json:"quorum_down,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	QuorumUp   []string `protobuf:"bytes,15,rep,name=quorum_up,json=quorumUp,proto3" json:"quorum_up,omitempty"`
+	QuorumDown []string `protobuf:"bytes,16,rep,name=quorum_down,json=quorumDown,proto3" json:"quorum_down,omitempty"`
+	// The sorry server stays in the table with weight 0 while the service
+	// is up (its established connections go on), instead of being removed.
+	// Needs sorryServer. keepalived: sorry_server_inhibit.
+	SorryServerInhibit bool `protobuf:"varint,17,opt,name=sorry_server_inhibit,json=sorryServerInhibit,proto3" json:"sorry_server_inhibit,omitempty"`
+	// nat, dr or tunnel: how packets reach the sorry server. Default: the
+	// virtual server's forwarding. Needs sorryServer; the nftables backend
+	// has nat. keepalived: sorry_server_lvs_method.
+	SorryServerForwarding string `protobuf:"bytes,18,opt,name=sorry_server_forwarding,json=sorryServerForwarding,proto3" json:"sorry_server_forwarding,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *VirtualServer) Reset() {
@@ -462,6 +498,20 @@ func (x *VirtualServer) GetQuorumDown() []string {
 	return nil
 }
 
+func (x *VirtualServer) GetSorryServerInhibit() bool {
+	if x != nil {
+		return x.SorryServerInhibit
+	}
+	return false
+}
+
+func (x *VirtualServer) GetSorryServerForwarding() string {
+	if x != nil {
+		return x.SorryServerForwarding
+	}
+	return ""
+}
+
 // RealServer is one server behind a virtual server.
 type RealServer struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -489,8 +539,12 @@ type RealServer struct {
 	// lthreshold.
 	UpperThreshold *uint32 `protobuf:"varint,6,opt,name=upper_threshold,json=upperThreshold,proto3,oneof" json:"upper_threshold,omitempty"`
 	LowerThreshold *uint32 `protobuf:"varint,7,opt,name=lower_threshold,json=lowerThreshold,proto3,oneof" json:"lower_threshold,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// When it fails, it keeps its place with weight 0 (true) or is removed
+	// (false). Default: the virtual server's inhibitOnFailure. keepalived:
+	// inhibit_on_failure.
+	InhibitOnFailure *bool `protobuf:"varint,8,opt,name=inhibit_on_failure,json=inhibitOnFailure,proto3,oneof" json:"inhibit_on_failure,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RealServer) Reset() {
@@ -570,6 +624,13 @@ func (x *RealServer) GetLowerThreshold() uint32 {
 		return *x.LowerThreshold
 	}
 	return 0
+}
+
+func (x *RealServer) GetInhibitOnFailure() bool {
+	if x != nil && x.InhibitOnFailure != nil {
+		return *x.InhibitOnFailure
+	}
+	return false
 }
 
 // HealthCheck tests a real server. Set exactly one of the kinds. A server
@@ -2776,10 +2837,12 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\rload_balancer\x18\b \x01(\v2\x14.haa.v1.LoadBalancerR\floadBalancer\x12)\n" +
 	"\ametrics\x18\t \x01(\v2\x0f.haa.v1.MetricsR\ametrics\"!\n" +
 	"\aMetrics\x12\x16\n" +
-	"\x06listen\x18\x01 \x01(\tR\x06listen\"\\\n" +
+	"\x06listen\x18\x01 \x01(\tR\x06listen\"\xa6\x01\n" +
 	"\fLoadBalancer\x12\x18\n" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x122\n" +
-	"\x15max_concurrent_checks\x18\x02 \x01(\rR\x13maxConcurrentChecks\"\xd3\x04\n" +
+	"\x15max_concurrent_checks\x18\x02 \x01(\rR\x13maxConcurrentChecks\x12$\n" +
+	"\x0eflush_on_start\x18\x03 \x01(\bR\fflushOnStart\x12\"\n" +
+	"\rflush_on_stop\x18\x04 \x01(\bR\vflushOnStop\"\xbd\x05\n" +
 	"\rVirtualServer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -2802,7 +2865,9 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x05check\x18\x0e \x01(\v2\x13.haa.v1.HealthCheckR\x05check\x12\x1b\n" +
 	"\tquorum_up\x18\x0f \x03(\tR\bquorumUp\x12\x1f\n" +
 	"\vquorum_down\x18\x10 \x03(\tR\n" +
-	"quorumDown\"\xbb\x02\n" +
+	"quorumDown\x120\n" +
+	"\x14sorry_server_inhibit\x18\x11 \x01(\bR\x12sorryServerInhibit\x126\n" +
+	"\x17sorry_server_forwarding\x18\x12 \x01(\tR\x15sorryServerForwarding\"\x85\x03\n" +
 	"\n" +
 	"RealServer\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1b\n" +
@@ -2812,10 +2877,12 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\vnotify_down\x18\x05 \x03(\tR\n" +
 	"notifyDown\x12,\n" +
 	"\x0fupper_threshold\x18\x06 \x01(\rH\x01R\x0eupperThreshold\x88\x01\x01\x12,\n" +
-	"\x0flower_threshold\x18\a \x01(\rH\x02R\x0elowerThreshold\x88\x01\x01B\t\n" +
+	"\x0flower_threshold\x18\a \x01(\rH\x02R\x0elowerThreshold\x88\x01\x01\x121\n" +
+	"\x12inhibit_on_failure\x18\b \x01(\bH\x03R\x10inhibitOnFailure\x88\x01\x01B\t\n" +
 	"\a_weightB\x12\n" +
 	"\x10_upper_thresholdB\x12\n" +
-	"\x10_lower_threshold\"\xd5\x04\n" +
+	"\x10_lower_thresholdB\x15\n" +
+	"\x13_inhibit_on_failure\"\xd5\x04\n" +
 	"\vHealthCheck\x12\"\n" +
 	"\x03tcp\x18\x01 \x01(\v2\x10.haa.v1.TcpCheckR\x03tcp\x12%\n" +
 	"\x04http\x18\x02 \x01(\v2\x11.haa.v1.HttpCheckR\x04http\x12'\n" +
