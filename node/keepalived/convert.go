@@ -107,15 +107,29 @@ type conv struct {
 
 	// paths maps the path of a field in the converted configuration
 	// ("instances[0].vrid") to the token it comes from, to place what
-	// config.Validate finds.
+	// config.Validate finds. It is made from recs when first needed: most
+	// files convert without a problem to place, and a large one would
+	// build a path for every field (a sixth of a 10,000-virtual-server
+	// file's conversion).
 	paths map[string]token
+	recs  []pathRec
+
+	// rsHandlers are the keywords of a real_server block; curRS is the
+	// real server being read.
+	rsHandlers map[string]handler
+	curRS      *rsDef
+}
+
+// pathRec is what record was told: the tokens of the fields under prefix.
+type pathRec struct {
+	prefix string
+	toks   map[string]token
 }
 
 func (c *conv) init() {
 	c.trackers = map[string]*trackDef{}
 	c.instByName = map[string]*instDef{}
 	c.unknownNames = map[string]bool{}
-	c.paths = map[string]token{}
 }
 
 // globals are the values of global_defs that the rest uses.
@@ -432,7 +446,7 @@ func (c *conv) convert(sts []*stmt) *haav1.AgentConfig {
 	if c.opts.Name != "" {
 		cfg.Name = c.opts.Name
 	} else if c.g.routerID != "" {
-		c.paths["name"] = c.g.routerTok
+		c.setPath("name", c.g.routerTok)
 	}
 	c.linkGroups()
 	for _, in := range c.instances {
@@ -458,10 +472,10 @@ func (c *conv) convert(sts []*stmt) *haav1.AgentConfig {
 		// persistence or most schedulers: ask for IPVS, as keepalived.
 		cfg.LoadBalancer = &haav1.LoadBalancer{Backend: "ipvs", FlushOnStart: c.g.flushStart, FlushOnStop: c.g.flushStop}
 		if c.g.flushStart {
-			c.paths["loadBalancer.flushOnStart"] = c.g.flushStartTok
+			c.setPath("loadBalancer.flushOnStart", c.g.flushStartTok)
 		}
 		if c.g.flushStop {
-			c.paths["loadBalancer.flushOnStop"] = c.g.flushStopTok
+			c.setPath("loadBalancer.flushOnStop", c.g.flushStopTok)
 		}
 	} else {
 		// keepalived runs no checker process without virtual servers:
@@ -712,35 +726,45 @@ func (c *conv) validate(cfg *haav1.AgentConfig) {
 }
 
 // nonUTF8 appends a FieldError for every string of m (at path, in the
-// JSON names of config's paths) that is not UTF-8.
+// JSON names of config's paths) that is not UTF-8. A path is written out
+// only for a string that is not: the walk of a large configuration built
+// one for every field (a third of a 1,000-virtual-server file's
+// conversion).
 func nonUTF8(out []config.FieldError, path string, m protoreflect.Message) []config.FieldError {
+	return nonUTF8At(out, func() string { return path }, m)
+}
+
+func nonUTF8At(out []config.FieldError, path func() string, m protoreflect.Message) []config.FieldError {
 	join := func(name string) string {
-		if path == "" {
-			return name
+		if p := path(); p != "" {
+			return p + "." + name
 		}
-		return path + "." + name
+		return name
 	}
-	check := func(p string, v protoreflect.Value, fd protoreflect.FieldDescriptor) {
+	check := func(p func() string, v protoreflect.Value, fd protoreflect.FieldDescriptor) {
 		switch {
 		case fd.Kind() == protoreflect.StringKind && !utf8.ValidString(v.String()):
-			out = append(out, config.FieldError{Path: p, Msg: fmt.Sprintf("%q is not UTF-8 text", v.String())})
+			out = append(out, config.FieldError{Path: p(), Msg: fmt.Sprintf("%q is not UTF-8 text", v.String())})
 		case fd.Kind() == protoreflect.MessageKind:
-			out = nonUTF8(out, p, v.Message())
+			out = nonUTF8At(out, p, v.Message())
 		}
 	}
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := join(fd.JSONName())
+		if fd.Kind() != protoreflect.StringKind && fd.Kind() != protoreflect.MessageKind {
+			return true
+		}
+		p := func() string { return join(fd.JSONName()) }
 		switch {
 		case fd.IsList():
 			for i := range v.List().Len() {
-				check(fmt.Sprintf("%s[%d]", p, i), v.List().Get(i), fd)
+				check(func() string { return fmt.Sprintf("%s[%d]", p(), i) }, v.List().Get(i), fd)
 			}
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
 				if !utf8.ValidString(k.String()) {
-					out = append(out, config.FieldError{Path: p, Msg: fmt.Sprintf("the key %q is not UTF-8 text", k.String())})
+					out = append(out, config.FieldError{Path: p(), Msg: fmt.Sprintf("the key %q is not UTF-8 text", k.String())})
 				}
-				check(p+"."+k.String(), mv, fd.MapValue())
+				check(func() string { return p() + "." + k.String() }, mv, fd.MapValue())
 				return true
 			})
 		default:
@@ -753,8 +777,9 @@ func nonUTF8(out []config.FieldError, path string, m protoreflect.Message) []con
 
 // placeOf returns the token of path, or of the closest enclosing path.
 func (c *conv) placeOf(path string) (token, bool) {
+	paths := c.pathMap()
 	for p := path; p != ""; {
-		if t, ok := c.paths[p]; ok {
+		if t, ok := paths[p]; ok {
 			return t, true
 		}
 		i := strings.LastIndexAny(p, ".[")
@@ -766,13 +791,32 @@ func (c *conv) placeOf(path string) (token, bool) {
 	return token{}, false
 }
 
-// record notes where the fields of a converted element come from.
+// record notes where the fields of a converted element come from: toks
+// by field name under prefix ("" the element itself). The map is read
+// when the paths are first needed.
 func (c *conv) record(prefix string, toks map[string]token) {
-	for k, t := range toks {
-		if k == "" {
-			c.paths[prefix] = t
-		} else {
-			c.paths[prefix+"."+k] = t
+	c.recs = append(c.recs, pathRec{prefix, toks})
+}
+
+// setPath notes that the field at path comes from t.
+func (c *conv) setPath(path string, t token) {
+	c.record(path, map[string]token{"": t})
+}
+
+// pathMap is the paths recorded so far, by field path.
+func (c *conv) pathMap() map[string]token {
+	if c.paths == nil {
+		c.paths = map[string]token{}
+	}
+	for _, r := range c.recs {
+		for k, t := range r.toks {
+			if k == "" {
+				c.paths[r.prefix] = t
+			} else {
+				c.paths[r.prefix+"."+k] = t
+			}
 		}
 	}
+	c.recs = nil
+	return c.paths
 }

@@ -43,34 +43,42 @@ type timing struct {
 	tok                                                 map[string]token
 }
 
-// timingHandlers adds the handlers of the timing keywords to hs.
-func (c *conv) timingHandlers(tm *timing, hs map[string]handler, checker bool) {
-	tm.tok = map[string]token{}
-	secs := func(field string, dst **time.Duration) handler {
+// timingHandlers adds the handlers of the timing keywords to hs; tm is
+// the timing they set (the element being read when they run).
+func (c *conv) timingHandlers(tm func() *timing, hs map[string]handler, checker bool) {
+	note := func(field string, t token) {
+		x := tm()
+		if x.tok == nil {
+			x.tok = map[string]token{}
+		}
+		x.tok[field] = t
+	}
+	secs := func(field string, dst func(*timing) **time.Duration) handler {
 		return line(func(st *stmt) {
 			if v, ok := c.seconds(st, true, config.MaxCheckInterval); ok {
 				if v <= 0 && field != "warmup" {
 					c.r.errorf(st.args[0], st.kw.text, "must be more than 0: write e.g. %s 1", st.kw.text)
 					return
 				}
-				*dst = &v
-				tm.tok[field] = st.kw
+				*dst(tm()) = &v
+				note(field, st.kw)
 			}
 		})
 	}
-	hs["delay_loop"] = secs("delay_loop", &tm.delayLoop)
-	hs["connect_timeout"] = secs("connect_timeout", &tm.connectTimeout)
-	hs["delay_before_retry"] = secs("delay_before_retry", &tm.delayBeforeRetry)
-	hs["warmup"] = secs("warmup", &tm.warmup)
+	hs["delay_loop"] = secs("delay_loop", func(t *timing) **time.Duration { return &t.delayLoop })
+	hs["connect_timeout"] = secs("connect_timeout", func(t *timing) **time.Duration { return &t.connectTimeout })
+	hs["delay_before_retry"] = secs("delay_before_retry", func(t *timing) **time.Duration { return &t.delayBeforeRetry })
+	hs["warmup"] = secs("warmup", func(t *timing) **time.Duration { return &t.warmup })
 	retry := line(func(st *stmt) {
-		if _, dup := tm.tok["retry"]; dup {
-			c.r.errorf(st.kw, st.kw.text, "the retries are already set at line %d (retry and nb_get_retry are the same): keep one", tm.tok["retry"].pos().Line)
+		t := tm()
+		if _, dup := t.tok["retry"]; dup {
+			c.r.errorf(st.kw, st.kw.text, "the retries are already set at line %d (retry and nb_get_retry are the same): keep one", t.tok["retry"].pos().Line)
 			return
 		}
 		if n, ok := c.uintValue(st, 0, config.MaxRiseFall-1); ok {
 			v := uint32(n)
-			tm.retry = &v
-			tm.tok["retry"] = st.kw
+			t.retry = &v
+			note("retry", st.kw)
 		}
 	})
 	hs["retry"] = retry
@@ -275,7 +283,7 @@ func (c *conv) virtualServer(st *stmt) {
 		}),
 		"real_server": {fn: func(st *stmt) { c.realServer(st, v) }, repeat: true, block: blockAny},
 	}
-	c.timingHandlers(&v.tm, hs, false)
+	c.timingHandlers(func() *timing { return &v.tm }, hs, false)
 	c.walk("virtual_server "+joinTexts(st.args), st.block, hs, vsUnsupported)
 }
 
@@ -404,8 +412,22 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 		r.port = uint16(p)
 	}
 	v.reals = append(v.reals, r)
+	if c.rsHandlers == nil {
+		c.rsHandlers = c.realServerHandlers()
+	}
+	prev := c.curRS
+	c.curRS = r
+	defer func() { c.curRS = prev }()
+	c.walk(fmt.Sprintf("real_server %s", joinTexts(st.args)), st.block, c.rsHandlers, rsUnsupported)
+}
+
+// realServerHandlers are the keywords of a real_server block, built once
+// per conversion: each sets c.curRS, the real server being read (built for
+// every real server, they cost a third of a large file's conversion).
+func (c *conv) realServerHandlers() map[string]handler {
 	hs := map[string]handler{
 		"weight": line(func(st *stmt) {
+			r := c.curRS
 			if n, ok := c.uintValue(st, 0, config.MaxRealWeight); ok {
 				r.rs.Weight = proto.Uint32(uint32(n))
 				r.toks["weight"] = st.kw
@@ -414,6 +436,7 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 		// inhibit_on_failure [true|false]: the real server's own,
 		// over the virtual server's.
 		"inhibit_on_failure": line(func(st *stmt) {
+			r := c.curRS
 			if !c.nargs(st, 0, 1, st.kw.text+" [true|false]") {
 				return
 			}
@@ -429,12 +452,14 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 			r.toks["inhibitOnFailure"] = st.kw
 		}),
 		"notify_up": line(func(st *stmt) {
+			r := c.curRS
 			if cmd, ok := c.quorumCommand(st); ok {
 				r.rs.NotifyUp = cmd
 				r.toks["notifyUp"] = st.kw
 			}
 		}),
 		"notify_down": line(func(st *stmt) {
+			r := c.curRS
 			if cmd, ok := c.quorumCommand(st); ok {
 				r.rs.NotifyDown = cmd
 				r.toks["notifyDown"] = st.kw
@@ -444,34 +469,38 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 		// the real server (0 when not given); haa sets them only when the
 		// file gives them.
 		"uthreshold": line(func(st *stmt) {
+			r := c.curRS
 			if n, ok := c.uintValue(st, 0, 1<<32-1); ok {
 				r.rs.UpperThreshold = proto.Uint32(uint32(n))
 				r.toks["upperThreshold"] = st.kw
 			}
 		}),
 		"lthreshold": line(func(st *stmt) {
+			r := c.curRS
 			if n, ok := c.uintValue(st, 0, 1<<32-1); ok {
 				r.rs.LowerThreshold = proto.Uint32(uint32(n))
 				r.toks["lowerThreshold"] = st.kw
 			}
 		}),
 		"lvs_method": line(func(st *stmt) {
+			r := c.curRS
 			r.toks["lvs_method"] = st.kw
 			if len(st.args) == 1 {
 				r.toks["lvs_method_value"] = st.args[0]
 			}
 		}),
 		"virtualhost": line(func(st *stmt) {
+			r := c.curRS
 			if t, ok := c.value(st, "virtualhost www.example.com"); ok {
 				r.host = &t.text
 			}
 		}),
 	}
-	c.timingHandlers(&r.tm, hs, false)
+	c.timingHandlers(func() *timing { return &c.curRS.tm }, hs, false)
 	for _, kind := range []string{"HTTP_GET", "SSL_GET", "TCP_CHECK", "SMTP_CHECK", "DNS_CHECK", "MISC_CHECK", "UDP_CHECK", "PING_CHECK"} {
-		hs[kind] = handler{fn: func(st *stmt) { c.checker(st, r) }, repeat: true, block: blockAny}
+		hs[kind] = handler{fn: func(st *stmt) { c.checker(st, c.curRS) }, repeat: true, block: blockAny}
 	}
-	c.walk(fmt.Sprintf("real_server %s", joinTexts(st.args)), st.block, hs, rsUnsupported)
+	return hs
 }
 
 // checker reads one checker block of a real server. haa runs one health
@@ -494,7 +523,7 @@ func (c *conv) checker(st *stmt, r *rsDef) {
 	for k, v := range checkerUnsupported {
 		unsup[k] = v
 	}
-	c.timingHandlers(&ck.tm, hs, true)
+	c.timingHandlers(func() *timing { return &ck.tm }, hs, true)
 	port := line(func(st *stmt) {
 		if n, ok := c.uintValue(st, 1, 65535); ok {
 			ck.hc.Port = uint32(n)
@@ -789,6 +818,7 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		}
 	}
 	var checks []*haav1.HealthCheck
+	var firstCheck map[string]token // the tokens of the first real server's check
 	var weights uint64
 	for k, r := range v.reals {
 		rp := fmt.Sprintf("%s.realServers[%d]", path, k)
@@ -829,6 +859,9 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 			toks := map[string]token{}
 			hc = c.finishCheck(r.checks[0], r, v, toks)
 			c.record(rp+".check", toks)
+			if k == 0 {
+				firstCheck = toks
+			}
 			rs.Check = hc
 		}
 		checks = append(checks, hc)
@@ -846,14 +879,9 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 			for _, rs := range vs.RealServers {
 				rs.Check = nil
 			}
-			for k := range v.reals {
-				for p, t := range c.paths {
-					pre := fmt.Sprintf("%s.realServers[%d].check", path, k)
-					if k == 0 && strings.HasPrefix(p, pre) {
-						c.paths[path+".check"+strings.TrimPrefix(p, pre)] = t
-					}
-				}
-			}
+			// The first real server's check is where the virtual
+			// server's comes from.
+			c.record(path+".check", firstCheck)
 		}
 	}
 	// keepalived lowers a quorum above the real servers' total weight
