@@ -496,6 +496,12 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 		}
 		b.backend, b.lbName, b.lbReason, b.requested = nb, nb.Name(), reason, c.LBBackend
 		b.log.Info("load-balancing backend chosen", "backend", nb.Name(), "reason", reason)
+		// The first repair is a repair interval from now: the table is
+		// about to be read and programmed. (From the zero time, the
+		// repair loop read the whole table back at once, holding the
+		// balancer while the first program waited: a second and a half
+		// of a 1,000-virtual-server start.)
+		b.lastRepair = time.Now()
 		b.sched = probe.NewScheduler(c.MaxChecks, func(id string, st check.Status) {
 			b.q.Push(checkReport{id: id, st: st})
 		})

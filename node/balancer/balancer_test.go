@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/haa-dev/haa/node/config"
@@ -28,6 +29,7 @@ type fakeBackend struct {
 	refuse   string // Supports refuses this scheduler
 	failNext int    // Apply fails this many times more
 	closed   bool
+	reads    int
 }
 
 func (f *fakeBackend) Name() string { return "fake" }
@@ -54,6 +56,7 @@ func (f *fakeBackend) Apply(_ context.Context, p lvs.Plan) error {
 func (f *fakeBackend) Read(context.Context) (lvs.State, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.reads++
 	return f.state.Clone(), nil
 }
 
@@ -358,6 +361,37 @@ func TestBalancerRetriesAFailedProgram(t *testing.T) {
 	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
 	waitFor(t, "the service programmed by the repair loop", func() bool {
 		return fb.dests(key)[netip.MustParseAddrPort("10.9.1.1:80")] == 1
+	})
+}
+
+// TestBalancerFirstRepairAfterAnInterval: the table is read back when the
+// backend opens, then once a repair interval has passed, not at the repair
+// loop's first tick (from the zero time, a 1,000-virtual-server start read
+// the whole table back while its first program waited).
+func TestBalancerFirstRepairAfterAnInterval(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fb := &fakeBackend{state: lvs.State{}}
+		a := lbAgent(t, fb)
+		if _, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
+  - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1}]}
+`), applyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		reads := func() int {
+			fb.mu.Lock()
+			defer fb.mu.Unlock()
+			return fb.reads
+		}
+		time.Sleep(5 * time.Second)
+		synctest.Wait()
+		if n := reads(); n != 1 {
+			t.Errorf("%d reads of the table 5 s after the start, want 1 (when the backend opened)", n)
+		}
+		time.Sleep(repairEvery)
+		synctest.Wait()
+		if n := reads(); n != 2 {
+			t.Errorf("%d reads of the table a repair interval later, want 2", n)
+		}
 	})
 }
 
