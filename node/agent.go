@@ -137,6 +137,7 @@ type options struct {
 	fleetFile  string
 	eventBuf   int
 	backend    lvs.Backend
+	lbRepair   time.Duration
 	notifyExec notify.Exec
 }
 
@@ -170,6 +171,10 @@ func WithEventBuffer(n int) Option { return func(o *options) { o.eventBuf = n } 
 // WithBalancerBackend makes the agent program its virtual servers through
 // b instead of choosing ipvs or nftables (tests).
 func WithBalancerBackend(b lvs.Backend) Option { return func(o *options) { o.backend = b } }
+
+// WithBalancerRepair makes the load balancer compare its table with the
+// kernel's, and repair it, every d instead of every minute.
+func WithBalancerRepair(d time.Duration) Option { return func(o *options) { o.lbRepair = d } }
 
 // WithNotifyExec runs notify commands through fn instead of running them
 // (tests).
@@ -207,7 +212,8 @@ func New(opts ...Option) (*Agent, error) {
 	}
 	a.notify = notify.NewRunner(o.log, a.events, nopts...)
 	a.track = tracking.New(tracking.Deps{Log: o.log, Events: a.events, Notify: a.notify, Host: o.host})
-	a.lb = balancer.New(balancer.Deps{Log: o.log, Events: a.events, Notify: a.notify, Host: o.host, Backend: o.backend})
+	a.lb = balancer.New(balancer.Deps{Log: o.log, Events: a.events, Notify: a.notify, Host: o.host, Backend: o.backend,
+		RepairEvery: o.lbRepair})
 	a.vrrp = instances.New(instances.Deps{Log: o.log, Host: o.host, Events: a.events,
 		Observe: a.observe})
 	a.fleet, err = fleet.New(fleet.Deps{Log: o.log, Events: a.events, Local: (*local)(a), Announcer: a.vrrp,

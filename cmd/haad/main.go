@@ -77,7 +77,12 @@ func run(args []string, stderr io.Writer) int {
 	stateFile := fs.String("state-file", "", "where the configuration generation and maintenance mode are kept across restarts (default /var/lib/haa/haad-NAME.state.json)")
 	fleetFile := fs.String("fleet-file", "", "where the fleet document is kept across restarts (default /var/lib/haa/haad-NAME.fleet.json)")
 	statusFile := fs.String("status-file", "", "where SIGUSR1 writes every instance's state and counters as JSON (default /run/haa/haad-NAME.json)")
+	lbRepair := fs.Duration("lb-repair-interval", time.Minute, "how often the load balancer reads its table back from the kernel and puts back what someone else changed (ipvsadm -C, -e, -d): each is a dump of the whole table")
 	if err := fs.Parse(args); err != nil {
+		return exitConfig
+	}
+	if *lbRepair < 100*time.Millisecond {
+		fmt.Fprintf(stderr, "haad: --lb-repair-interval %v: use 100ms or more\n", *lbRepair)
 		return exitConfig
 	}
 	if fs.NArg() > 0 {
@@ -122,7 +127,7 @@ func run(args []string, stderr io.Writer) int {
 		*fleetFile = filepath.Join(defaultStateDir, "haad-"+nodeName(cfg)+".fleet.json")
 	}
 	opts := []node.Option{node.WithLogger(log), node.WithVersion(version),
-		node.WithStateFile(*stateFile), node.WithFleetFile(*fleetFile)}
+		node.WithStateFile(*stateFile), node.WithFleetFile(*fleetFile), node.WithBalancerRepair(*lbRepair)}
 	if !src.keepalived {
 		// haactl apply persists what it applies into the file, so that a
 		// restart runs it; a keepalived.conf is never rewritten.

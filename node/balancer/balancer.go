@@ -17,6 +17,7 @@
 package balancer
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -80,6 +81,11 @@ type Deps struct {
 	// (tests): it is "opened" at the first configuration with virtual
 	// servers, as the real ones are.
 	Backend lvs.Backend
+	// RepairEvery is how often the backend's table is read back and what
+	// someone else changed in it (ipvsadm -C, -e, -d; nft flush ruleset)
+	// is put back; 0: every minute. Each is a dump of the whole
+	// table: keep it long for thousands of virtual servers.
+	RepairEvery time.Duration
 }
 
 // Balancer runs the virtual servers of one agent.
@@ -92,6 +98,7 @@ type Balancer struct {
 	open      func(requested string) (lvs.Backend, string, error)
 	decide    func(requested string) (lvs.Validator, string, error)
 	prefer    func(requested string) (string, string)
+	repairIn  time.Duration // Deps.RepairEvery
 
 	ctx    context.Context // ends at Close: cancels a program in flight (programCtx)
 	cancel context.CancelFunc
@@ -176,7 +183,8 @@ func New(d Deps) *Balancer {
 	b := &Balancer{log: d.Log, events: d.Events, notify: d.Notify, ownNotify: own, host: d.Host,
 		open: func(r string) (lvs.Backend, string, error) { return Choose(r, WithLogger(d.Log)) }, decide: Decide, prefer: Preferred,
 		q:   fifo.New[checkReport](),
-		vss: map[string]*vsRun{}, byID: map[string]*realRun{}, programmed: lvs.State{}}
+		vss: map[string]*vsRun{}, byID: map[string]*realRun{}, programmed: lvs.State{},
+		repairIn: cmp.Or(max(d.RepairEvery, 0), repairEvery)}
 	if fb := d.Backend; fb != nil {
 		b.open = func(string) (lvs.Backend, string, error) { return fb, "given to the agent", nil }
 		b.decide = func(string) (lvs.Validator, string, error) { return fb, "given to the agent", nil }
@@ -208,9 +216,9 @@ func (b *Balancer) reportLoop() {
 }
 
 // repairLoop retries a failed program and compares the table with the
-// kernel every repairEvery.
+// kernel every repairIn (a minute by default).
 func (b *Balancer) repairLoop() {
-	t := time.NewTicker(time.Second)
+	t := time.NewTicker(min(time.Second, b.repairIn))
 	defer t.Stop()
 	for {
 		select {
@@ -219,7 +227,7 @@ func (b *Balancer) repairLoop() {
 		case now := <-t.C:
 			b.mu.Lock()
 			if !b.closed && b.backend != nil && (len(b.vss) > 0 || len(b.programmed) > 0) &&
-				((b.failed && !now.Before(b.retryAt)) || now.Sub(b.lastRepair) >= repairEvery) {
+				((b.failed && !now.Before(b.retryAt)) || now.Sub(b.lastRepair) >= b.repairIn) {
 				b.repair()
 				b.publishLocked(b.requested)
 			}
@@ -241,7 +249,13 @@ func (b *Balancer) repair() {
 		b.programFailed(fmt.Errorf("%s backend: reading the table back: %w", b.lbName, err))
 		return
 	}
+	was := b.programmed
 	b.programmed = b.owned(st)
+	if drift := lvs.Diff(was, b.programmed); len(drift) > 0 && !b.failed {
+		// Not after a failure: then what the kernel holds was unknown.
+		b.log.Warn("the kernel's table was changed outside haad: putting it back", "backend", b.lbName,
+			"changes", len(drift), "first", drift[0].String())
+	}
 	live := map[lvs.Key]bool{}
 	for _, run := range b.vss {
 		live[run.cfg.Service.Key] = true
@@ -256,12 +270,12 @@ func (b *Balancer) repair() {
 	for _, run := range b.vss {
 		runs = append(runs, run)
 	}
-	was := b.failed
+	failed := b.failed
 	if err := b.program(ctx, runs...); err != nil {
 		return
 	}
 	b.failed, b.backoff = false, 0
-	if was {
+	if failed {
 		b.log.Info("virtual servers programmed again after a failure", "backend", b.lbName)
 	}
 }

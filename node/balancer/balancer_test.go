@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"slices"
@@ -534,5 +535,46 @@ func TestLatestCheck(t *testing.T) {
 	}
 	if _, _, ok := s.Latest(s.VirtualServers[1].Reals[0]); ok {
 		t.Error("a real server without a check has a latest result")
+	}
+}
+
+// TestBalancerRepairsHandEdits: what someone else changes in the kernel's
+// table (a weight, a real server deleted, the whole table flushed) is put
+// back by the repair loop, every Deps.RepairEvery.
+func TestBalancerRepairsHandEdits(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	b := New(Deps{Backend: fb, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), RepairEvery: 50 * time.Millisecond})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+	})
+	a := &testBalancer{b, t}
+	if _, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
+  - {address: 10.9.0.1:80, realServers: [{address: 10.9.1.1, weight: 3}, {address: 10.9.1.2}]}
+`), applyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
+	rs1, rs2 := netip.MustParseAddrPort("10.9.1.1:80"), netip.MustParseAddrPort("10.9.1.2:80")
+	want := map[netip.AddrPort]int{rs1: 3, rs2: 1}
+	waitFor(t, "the service programmed", func() bool { return maps.Equal(fb.dests(key), want) })
+	edits := []struct {
+		name string
+		edit func(lvs.State)
+	}{
+		{"a weight changed", func(s lvs.State) {
+			d := s[key].Dests[rs1]
+			d.Weight = 7
+			s[key].Dests[rs1] = d
+		}},
+		{"a real server deleted", func(s lvs.State) { delete(s[key].Dests, rs2) }},
+		{"the table flushed", func(s lvs.State) { clear(s) }},
+	}
+	for _, e := range edits {
+		fb.mu.Lock()
+		e.edit(fb.state)
+		fb.mu.Unlock()
+		waitFor(t, "the table put back after "+e.name, func() bool { return maps.Equal(fb.dests(key), want) })
 	}
 }
