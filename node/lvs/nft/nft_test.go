@@ -778,3 +778,34 @@ func TestNFTTraffic(t *testing.T) {
 		want(l.count(t, l.client, noClient, vip, 3), 3)
 	})
 }
+
+// TestNFTInspect: Inspect reads what a Backend programmed in another
+// namespace, and leaves the table alone (New would delete it).
+func TestNFTInspect(t *testing.T) {
+	ns, b := newNFTInNS(t)
+	h, err := netns.GetFromName(ns.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if got, err := Inspect(context.Background(), WithNetNS(int(h))); err != nil || len(got) != 0 {
+		t.Fatalf("Inspect without a table: %v, %v; want empty", got, err)
+	}
+	desired := lvstest.StateOf(
+		lvstest.VS(lvstest.TCPKey("10.0.0.1:80"), "wrr", "10.1.0.1:80=3", "10.1.0.2:80=1"),
+		lvstest.VS(lvstest.TCPKey("10.0.0.2:80"), "sh", "10.1.0.1:80=1"),
+	)
+	program(t, b, desired)
+	for range 2 {
+		got, err := Inspect(context.Background(), WithNetNS(int(h)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(desired) {
+			t.Fatalf("Inspect: %s\nwant %s", got.String(), desired.String())
+		}
+	}
+	if got := mustRead(t, b); !got.Equal(desired) {
+		t.Fatalf("the backend reads %s after Inspect, want %s", got.String(), desired.String())
+	}
+}
