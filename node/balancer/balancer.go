@@ -218,8 +218,13 @@ func (b *Balancer) reportLoop() {
 // repairLoop retries a failed program and compares the table with the
 // kernel every repairIn (a minute by default).
 func (b *Balancer) repairLoop() {
-	t := time.NewTicker(min(time.Second, b.repairIn))
+	tick := min(time.Second, b.repairIn)
+	t := time.NewTicker(tick)
 	defer t.Stop()
+	// Half a tick of slack: a repair starts a little after its tick, so
+	// without it a repair every whole number of ticks would wait a tick
+	// more (every 2 s for 1 s).
+	due := b.repairIn - tick/2
 	for {
 		select {
 		case <-b.ctx.Done():
@@ -227,7 +232,7 @@ func (b *Balancer) repairLoop() {
 		case now := <-t.C:
 			b.mu.Lock()
 			if !b.closed && b.backend != nil && (len(b.vss) > 0 || len(b.programmed) > 0) &&
-				((b.failed && !now.Before(b.retryAt)) || now.Sub(b.lastRepair) >= b.repairIn) {
+				((b.failed && !now.Before(b.retryAt)) || now.Sub(b.lastRepair) >= due) {
 				b.repair()
 				b.publishLocked(b.requested)
 			}
