@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // Defaults used by New for zero Options fields.
@@ -197,11 +198,20 @@ func (l *Lab) build(opts Options) error {
 		"stp_state", "0", "forward_delay", "0", "mcast_snooping", "0"); err != nil {
 		return err
 	}
-	if err := sw.IP("link", "set", Bridge, "up"); err != nil {
+	swh, err := sw.Handle()
+	if err != nil {
 		return err
 	}
+	defer swh.Close()
+	br, err := swh.LinkByName(Bridge)
+	if err != nil {
+		return err
+	}
+	if err := swh.LinkSetUp(br); err != nil {
+		return fmt.Errorf("%s: set %s up: %w", sw.Name, Bridge, err)
+	}
 	for i := 1; i <= opts.Nodes; i++ {
-		n, err := l.addMember(opts.Prefix, fmt.Sprintf("n%d", i), HostAddr(l.Subnet, i),
+		n, err := l.addMember(swh, br, opts.Prefix, fmt.Sprintf("n%d", i), HostAddr(l.Subnet, i),
 			net.HardwareAddr{0x02, 0xaa, 0, 0, 0, byte(i)})
 		if err != nil {
 			return err
@@ -209,7 +219,7 @@ func (l *Lab) build(opts Options) error {
 		l.Nodes = append(l.Nodes, n)
 	}
 	for i := 1; i <= opts.Clients; i++ {
-		n, err := l.addMember(opts.Prefix, fmt.Sprintf("c%d", i), HostAddr(l.Subnet, FirstClientHost+i-1),
+		n, err := l.addMember(swh, br, opts.Prefix, fmt.Sprintf("c%d", i), HostAddr(l.Subnet, FirstClientHost+i-1),
 			net.HardwareAddr{0x02, 0xaa, 0, 0, 1, byte(i)})
 		if err != nil {
 			return err
@@ -235,7 +245,10 @@ var memberSysctls = []struct{ key, value string }{
 	{"rp_filter", "0"},
 }
 
-func (l *Lab) addMember(prefix, name string, addr netip.Addr, mac net.HardwareAddr) (*Node, error) {
+// addMember makes a node or a client: its namespace, a veth pair from the
+// switch's bridge br (swh: a netlink handle in the switch) to its eth0 with
+// mac and addr. Netlink in this process: no ip command is run.
+func (l *Lab) addMember(swh *netlink.Handle, br netlink.Link, prefix, name string, addr netip.Addr, mac net.HardwareAddr) (*Node, error) {
 	ns, err := l.newNS(prefix + "-" + name)
 	if err != nil {
 		return nil, err
@@ -259,20 +272,40 @@ func (l *Lab) addMember(prefix, name string, addr netip.Addr, mac net.HardwareAd
 	}
 	// The pair is created inside the switch namespace with its peer moved
 	// straight into the member's: no interface ever appears on the host.
-	if err := l.Switch.IP("link", "add", n.Port, "type", "veth",
-		"peer", "name", n.Iface, "address", mac.String(), "netns", ns.Name); err != nil {
+	nsh, err := netns.GetFromName(ns.Name)
+	if err != nil {
 		return nil, err
 	}
-	if err := l.Switch.IP("link", "set", n.Port, "master", Bridge, "up"); err != nil {
+	defer nsh.Close()
+	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: n.Port, MasterIndex: br.Attrs().Index},
+		PeerName: n.Iface, PeerHardwareAddr: mac, PeerNamespace: netlink.NsFd(nsh)}
+	if err := swh.LinkAdd(veth); err != nil {
+		return nil, fmt.Errorf("%s: add veth %s (peer %s in %s): %w", l.Switch.Name, n.Port, n.Iface, ns.Name, err)
+	}
+	if err := swh.LinkSetUp(veth); err != nil {
+		return nil, fmt.Errorf("%s: set %s up: %w", l.Switch.Name, n.Port, err)
+	}
+	h, link, err := n.handle()
+	if err != nil {
 		return nil, err
 	}
-	if err := ns.IP("addr", "add", n.Prefix.String(), "dev", n.Iface); err != nil {
-		return nil, err
+	defer h.Close()
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: prefixNet(n.Prefix)}); err != nil {
+		return nil, fmt.Errorf("%s: add %s to %s: %w", ns.Name, n.Prefix, n.Iface, err)
 	}
-	if err := ns.IP("link", "set", n.Iface, "up"); err != nil {
-		return nil, err
+	if err := h.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("%s: set %s up: %w", ns.Name, n.Iface, err)
 	}
 	return n, nil
+}
+
+// prefixNet is p as a *net.IPNet.
+func prefixNet(p netip.Prefix) *net.IPNet {
+	bits := 32
+	if p.Addr().Is6() {
+		bits = 128
+	}
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), bits)}
 }
 
 // Close stops every process the lab started (SIGTERM, SIGKILL after a short
