@@ -19,6 +19,9 @@ type Responder struct {
 	Node *Node
 	Port uint16
 	Body string
+	// Echo: the answer is "BODY LOCAL REMOTE", the connection's two ends
+	// as the server sees them (see RespondEcho).
+	Echo bool
 
 	mu   sync.Mutex
 	srv  *http.Server
@@ -28,6 +31,15 @@ type Responder struct {
 // Respond starts a Responder on 0.0.0.0:port in n's namespace.
 func (n *Node) Respond(port uint16, body string) (*Responder, error) {
 	r := &Responder{Node: n, Port: port, Body: body}
+	return r, r.Start()
+}
+
+// RespondEcho is Respond, answering "BODY LOCAL REMOTE": LOCAL is the
+// address and port the client's connection arrived at (a VIP on lo for an
+// LVS-DR real server, its own address behind LVS-NAT), REMOTE the client
+// as the server sees it (its own address unless something translated it).
+func (n *Node) RespondEcho(port uint16, body string) (*Responder, error) {
+	r := &Responder{Node: n, Port: port, Body: body, Echo: true}
 	return r, r.Start()
 }
 
@@ -46,7 +58,14 @@ func (r *Responder) Start() error {
 		return fmt.Errorf("%s: HTTP server: %w", r.Node.NS.Name, err)
 	}
 	srv := &http.Server{ReadHeaderTimeout: 5 * time.Second,
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, r.Body) })}
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			if !r.Echo {
+				_, _ = io.WriteString(w, r.Body)
+				return
+			}
+			local, _ := req.Context().Value(http.LocalAddrContextKey).(net.Addr)
+			_, _ = fmt.Fprintf(w, "%s %v %s", r.Body, local, req.RemoteAddr)
+		})}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -82,11 +101,22 @@ func (r *Responder) Stop() {
 // HTTPClient returns a client whose connections are made from inside n's
 // namespace, a new connection for every request.
 func (n *NS) HTTPClient(timeout time.Duration) *http.Client {
+	return n.HTTPClientFrom(netip.Addr{}, timeout)
+}
+
+// HTTPClientFrom is HTTPClient with connections from the source address
+// src (one of the namespace's addresses; the zero Addr: the kernel's
+// choice), so that one namespace can be many clients.
+func (n *NS) HTTPClientFrom(src netip.Addr, timeout time.Duration) *http.Client {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := &net.Dialer{Timeout: timeout}
+		if src.IsValid() {
+			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+		}
 		var c net.Conn
 		err := n.Do(func() error {
 			var err error
-			c, err = (&net.Dialer{Timeout: timeout}).DialContext(ctx, network, addr)
+			c, err = d.DialContext(ctx, network, addr)
 			return err
 		})
 		return c, err

@@ -59,6 +59,21 @@ func (n *Node) KeepalivedFiles(dir string) KeepalivedFiles {
 // VIPs. Kill SIGKILLs parent and child together: a crash. Note that killing
 // only the parent is NOT a crash: the child notices and shuts down cleanly.
 func (n *Node) StartKeepalived(dir, conf string, extra ...string) (*Proc, error) {
+	return n.startKeepalived(dir, conf, "-P", extra)
+}
+
+// StartKeepalivedLVS is StartKeepalived for a load balancer: keepalived
+// runs its checker subsystem only (-C instead of -P): the virtual_server
+// blocks of conf, their health checks, programmed into the namespace's
+// IPVS table; no VRRP. Stop (SIGTERM) removes its virtual servers, as
+// keepalived does at a clean stop; Kill leaves them in the kernel.
+func (n *Node) StartKeepalivedLVS(dir, conf string, extra ...string) (*Proc, error) {
+	return n.startKeepalived(dir, conf, "-C", extra)
+}
+
+// startKeepalived runs keepalived with its subsystem flag (-P VRRP, -C
+// checkers).
+func (n *Node) startKeepalived(dir, conf, subsystem string, extra []string) (*Proc, error) {
 	bin, err := KeepalivedPath()
 	if err != nil {
 		return nil, err
@@ -76,7 +91,7 @@ func (n *Node) StartKeepalived(dir, conf string, extra ...string) (*Proc, error)
 			return nil, fmt.Errorf("%s: %w", n.NS.Name, err)
 		}
 	}
-	args := append([]string{"-n", "-l", "-D", "-G", "-P", "-R",
+	args := append([]string{"-n", "-l", "-D", "-G", subsystem, "-R",
 		"-f", f.Conf, "-p", f.PID, "-r", f.VRRPPID, "-c", f.CheckersPID}, extra...)
 	return n.Start(f.Log, bin, args...)
 }

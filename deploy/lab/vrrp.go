@@ -45,17 +45,19 @@ func ModuleRoot() (string, error) {
 	}
 }
 
-// HaadFiles are the files StartHaad uses for one node in dir.
-type HaadFiles struct{ Config, Log, State, Fleet, Socket string }
+// HaadFiles are the files StartHaad uses for one node in dir (Keepalived:
+// the keepalived.conf of StartHaadKeepalived).
+type HaadFiles struct{ Config, Keepalived, Log, State, Fleet, Socket string }
 
 // HaadFiles returns the file names of the node's haad in dir.
 func (n *Node) HaadFiles(dir string) HaadFiles {
 	return HaadFiles{
-		Config: filepath.Join(dir, "haad-"+n.NS.Name+".yaml"),
-		Log:    filepath.Join(dir, "haad-"+n.NS.Name+".log"),
-		State:  filepath.Join(dir, "haad-"+n.NS.Name+".state.json"),
-		Fleet:  filepath.Join(dir, "haad-"+n.NS.Name+".fleet.json"),
-		Socket: filepath.Join(dir, "haad-"+n.NS.Name+".sock"),
+		Config:     filepath.Join(dir, "haad-"+n.NS.Name+".yaml"),
+		Keepalived: filepath.Join(dir, "haad-"+n.NS.Name+".keepalived.conf"),
+		Log:        filepath.Join(dir, "haad-"+n.NS.Name+".log"),
+		State:      filepath.Join(dir, "haad-"+n.NS.Name+".state.json"),
+		Fleet:      filepath.Join(dir, "haad-"+n.NS.Name+".fleet.json"),
+		Socket:     filepath.Join(dir, "haad-"+n.NS.Name+".sock"),
 	}
 }
 
@@ -74,6 +76,20 @@ func (n *Node) StartHaad(dir, bin, config string, args ...string) (*Proc, error)
 		return nil, err
 	}
 	return n.Start(f.Log, bin, append([]string{"--config", f.Config, "--state-file", f.State, "--fleet-file", f.Fleet, "--socket", f.Socket}, args...)...)
+}
+
+// StartHaadKeepalived is StartHaad with a keepalived.conf: conf is written
+// to dir/haad-NS.keepalived.conf and run with --keepalived-config instead
+// of --config (SIGHUP converts the file again).
+func (n *Node) StartHaadKeepalived(dir, bin, conf string, args ...string) (*Proc, error) {
+	f := n.HaadFiles(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(f.Keepalived, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	return n.Start(f.Log, bin, append([]string{"--keepalived-config", f.Keepalived, "--state-file", f.State, "--fleet-file", f.Fleet, "--socket", f.Socket}, args...)...)
 }
 
 // WaitAPI waits until haad p serves its API on socket (the socket exists:
