@@ -2,16 +2,19 @@ package main
 
 // The load balancer end to end: a client namespace reaches a VIP held by a
 // haad director, whose virtual server spreads the connections over three
-// real-server namespaces running small HTTP servers, through the nftables
-// backend (this kernel has no IPVS). Health checks, the runtime API and
-// the sorry server are exercised against real servers going away and
-// coming back.
+// real-server namespaces running small HTTP servers, through the backend
+// the kernel calls for (IPVS where it has it, nftables DNAT elsewhere:
+// this machine's kernel has no IPVS, make test-ipvs's VM has) and, on an
+// IPVS kernel, through nftables forced as well. Health checks, the runtime
+// API and the sorry server are exercised against real servers going away
+// and coming back; the kernel's table is read from the backend in use.
 
 import (
 	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -116,6 +119,30 @@ func realServerChanged(addr netip.AddrPort, cause string) func(*haav1.Event) boo
 }
 
 func TestLoadBalancerNamespaces(t *testing.T) {
+	t.Parallel()
+	lab.Require(t)
+	backends := []string{"auto"}
+	if kernelHasIPVS() {
+		backends = append(backends, "nftables") // both backends on one kernel
+	}
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			testLoadBalancer(t, b)
+		})
+	}
+}
+
+// kernelHasIPVS reports whether the kernel has IPVS (ip_vs loaded or built
+// in), which makes auto choose it.
+func kernelHasIPVS() bool {
+	_, err := os.Stat(lab.IPVSProcFile)
+	return err == nil
+}
+
+// testLoadBalancer runs the scenario with loadBalancer.backend requested
+// (auto or nftables).
+func testLoadBalancer(t *testing.T, requested string) {
 	l := lab.NewT(t, lab.Options{Prefix: lab.UniqueName("lb"), Nodes: 1, Clients: 5})
 	c := &cluster{t: t, lab: l, dir: t.TempDir(), bin: haad(t), procs: map[*lab.Node]*lab.Proc{}}
 	t.Cleanup(func() {
@@ -135,7 +162,7 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 	}
 	var reals []*lab.Responder
 	for i, n := range l.Clients[1:4] {
-		if err := n.IP("route", "add", user.Addr.String()+"/32", "via", director.Addr.String()); err != nil {
+		if err := n.AddRoute(netip.PrefixFrom(user.Addr, 32), director.Addr); err != nil {
 			t.Fatal(err)
 		}
 		if err := n.WriteSysctl("net/ipv4/conf/all/accept_redirects", "0"); err != nil {
@@ -144,11 +171,14 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 		reals = append(reals, newRealServer(t, n, fmt.Sprintf("rs%d", i+1)))
 	}
 	sorryNS := l.Clients[4]
-	if err := sorryNS.IP("route", "add", user.Addr.String()+"/32", "via", director.Addr.String()); err != nil {
+	if err := sorryNS.AddRoute(netip.PrefixFrom(user.Addr, 32), director.Addr); err != nil {
 		t.Fatal(err)
 	}
 	sorry := newRealServer(t, sorryNS, "sorry")
 
+	// A check every second with a timeout of 1 s (an HTTP check can take
+	// more than 300 ms under the IPVS VM's emulation); a failed one is
+	// retried every retryDelay.
 	const (
 		fall       = 3
 		rise       = 2
@@ -161,8 +191,8 @@ func TestLoadBalancerNamespaces(t *testing.T) {
     sorryServer: %s
     check:
       http: {path: /health}
-      interval: 300ms
-      timeout: 300ms
+      interval: 1s
+      timeout: 1s
       retryDelay: %s
       fall: %d
       rise: %d
@@ -171,9 +201,14 @@ func TestLoadBalancerNamespaces(t *testing.T) {
       - address: %s
       - {address: %s, notifyDown: [/bin/true]}
       - address: %s
-`, vip, sorry.Addr(), retryDelay, fall, rise, reals[0].Addr(), reals[1].Addr(), reals[2].Addr())
+loadBalancer: {backend: %s}
+`, vip, sorry.Addr(), retryDelay, fall, rise, reals[0].Addr(), reals[1].Addr(), reals[2].Addr(), requested)
 	c.startTop(director, top, instance{name: "VI_1", vrid: 61, prio: 200})
 	c.waitHolder(vip, director, 10*time.Second)
+	// The API serves once the configuration runs: slow on a loaded VM.
+	if err := lab.WaitAPI(c.procs[director], director.HaadFiles(c.dir).Socket, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
 	api := c.api(director)
 	w := c.watch(api, nil)
 
@@ -183,9 +218,30 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := nodeResp.GetNode().GetLbBackend(); got != "nftables" || !strings.Contains(nodeResp.GetNode().GetLbBackendReason(), "ip_vs") {
-		t.Errorf("GetNode backend %q (%q), want nftables because the kernel has no IPVS", got, nodeResp.GetNode().GetLbBackendReason())
+	// haad loads ip_vs where it can: the kernel is asked after its start.
+	backend, reason := "nftables", "the kernel has no IPVS"
+	switch {
+	case requested == "nftables":
+		reason = "configured"
+	case kernelHasIPVS():
+		backend, reason = "ipvs", "the kernel has IPVS"
 	}
+	if got, why := nodeResp.GetNode().GetLbBackend(), nodeResp.GetNode().GetLbBackendReason(); got != backend || !strings.Contains(why, reason) {
+		t.Fatalf("GetNode backend %q (%q), want %s (%s)", got, why, backend, reason)
+	}
+	table := openTable(t, director, backend)
+	key := netip.AddrPortFrom(vip, 80).String() + "/tcp"
+	// wantTable asserts the kernel's real servers of the virtual server
+	// and their weights: nat, as the nftables backend reads it back.
+	wantTable := func(what string, weights map[*lab.Responder]int) {
+		t.Helper()
+		d := map[string]int{}
+		for r, w := range weights {
+			d[r.Addr().String()] = w
+		}
+		table.wait(t, what, kernelTable{key: {Sched: "wrr", Fwd: "nat", Dests: d}}, 5*time.Second)
+	}
+	wantTable("the virtual server programmed", map[*lab.Responder]int{reals[0]: 1, reals[1]: 1, reals[2]: 1})
 
 	url := fmt.Sprintf("http://%s/", netip.AddrPortFrom(vip, 80))
 	cl := newClient(user)
@@ -201,6 +257,7 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 		t.Errorf("after weight 3: %v", rs)
 	}
 	w.waitFor(t, "a weight event", realServerChanged(reals[0].Addr(), "weight"))
+	wantTable("rs1 at weight 3", map[*lab.Responder]int{reals[0]: 3, reals[1]: 1, reals[2]: 1})
 	if got := cl.spread(t, url, 50); !sameCounts(got, map[string]int{"rs1": 30, "rs2": 10, "rs3": 10}) {
 		t.Errorf("50 requests with weights 3:1:1 went %v, want 30/10/10", got)
 	}
@@ -209,6 +266,7 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 		t.Errorf("after drain: %v", rs)
 	}
 	w.waitFor(t, "a drain event", realServerChanged(reals[2].Addr(), "drained"))
+	wantTable("rs3 drained", map[*lab.Responder]int{reals[0]: 3, reals[1]: 1, reals[2]: 0})
 	if got := cl.spread(t, url, 40); !sameCounts(got, map[string]int{"rs1": 30, "rs2": 10}) {
 		t.Errorf("40 requests with rs3 drained went %v, want 30/10/0", got)
 	}
@@ -228,6 +286,7 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 	if at := down.GetTime().AsTime(); at.Sub(stopped) < (fall-1)*retryDelay {
 		t.Errorf("rs2 removed %s after it stopped: before %d failed checks %s apart", at.Sub(stopped), fall, retryDelay)
 	}
+	wantTable("rs2 removed", map[*lab.Responder]int{reals[0]: 1, reals[2]: 1})
 	if d := down.GetRealServerChanged().GetDetail(); !strings.Contains(d, "refused") {
 		t.Errorf("down event detail %q, want the failed check's reason (connection refused)", d)
 	}
@@ -260,6 +319,7 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 		vc := e.GetVirtualServerChanged()
 		return vc != nil && !vc.GetUp() && vc.GetSorry()
 	})
+	wantTable("the sorry server in place of the real servers", map[*lab.Responder]int{sorry: 1})
 	if got := cl.spread(t, url, 10); !sameCounts(got, map[string]int{"sorry": 10}) {
 		t.Errorf("10 requests with every real server down went %v, want the sorry server", got)
 	}
@@ -282,6 +342,9 @@ func TestLoadBalancerNamespaces(t *testing.T) {
 	// A clean stop removes what haad programmed.
 	if err := c.procs[director].Stop(10 * time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if got := table.get(t); len(got) != 0 {
+		t.Errorf("the %s table after haad stopped: %s, want empty", backend, got)
 	}
 	if tables := nftTables(t, director); slices.Contains(tables, "haa_lvs") {
 		t.Errorf("nftables tables after haad stopped: %v, want haa_lvs gone", tables)
