@@ -789,6 +789,14 @@ func (b *Balancer) program(ctx context.Context, runs ...*vsRun) error {
 	}
 	dropped := b.dropped
 	b.dropped = nil
+	// Quorum changes are reported once the backend has them (or refused
+	// them): whoever watches the events may connect at once.
+	var quorum []*vsRun
+	defer func() {
+		for _, run := range quorum {
+			b.quorumChanged(run)
+		}
+	}()
 	var pc pace.Pacer
 	for _, run := range runs {
 		pc.Yield()
@@ -807,7 +815,7 @@ func (b *Balancer) program(ctx context.Context, runs ...*vsRun) error {
 		}
 		desired[k] = out.VS
 		if out.Up != run.up { // a new service starts up: one below its quorum reports it
-			b.quorumChanged(run, out)
+			quorum = append(quorum, run)
 		}
 		run.up, run.sorry, run.hw, run.dirty = out.Up, out.SorryActive, out.HealthyWeight, true
 	}
@@ -858,18 +866,18 @@ func (b *Balancer) lbNotify(run *vsRun, j notify.Job) {
 	run.queue.Push(j)
 }
 
-// quorumChanged reports a virtual server going up or down and runs its
-// quorum command.
-func (b *Balancer) quorumChanged(run *vsRun, out lvs.Outcome) {
+// quorumChanged reports a virtual server that went up or down (run.up)
+// and runs its quorum command.
+func (b *Balancer) quorumChanged(run *vsRun) {
 	state, cmd := "DOWN", run.cmds.quorumDown
-	if out.Up {
+	if run.up {
 		state, cmd = "UP", run.cmds.quorumUp
 	}
 	b.log.Warn("virtual server quorum "+strings.ToLower(state), "virtual_server", run.cfg.Name,
-		"healthy_weight", out.HealthyWeight, "quorum", run.cfg.Quorum, "sorry", out.SorryActive)
+		"healthy_weight", run.hw, "quorum", run.cfg.Quorum, "sorry", run.sorry)
 	if b.events != nil {
 		b.events.Append(&haav1.Event{Kind: &haav1.Event_VirtualServerChanged{VirtualServerChanged: &haav1.VirtualServerChanged{
-			VirtualServer: run.cfg.Name, Up: out.Up, HealthyWeight: uint32(out.HealthyWeight), Sorry: out.SorryActive}}})
+			VirtualServer: run.cfg.Name, Up: run.up, HealthyWeight: uint32(run.hw), Sorry: run.sorry}}})
 	}
 	if cmd != nil {
 		b.lbNotify(run, notify.Job{Type: "VIRTUAL_SERVER", Name: run.cfg.Name, State: state, Cmd: cmd,

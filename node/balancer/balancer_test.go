@@ -578,3 +578,81 @@ func TestBalancerRepairsHandEdits(t *testing.T) {
 		waitFor(t, "the table put back after "+e.name, func() bool { return maps.Equal(fb.dests(key), want) })
 	}
 }
+
+// seenAtEvent records, at each virtual_server_changed event, what the
+// backend holds of key then.
+type seenAtEvent struct {
+	fb  *fakeBackend
+	key lvs.Key
+	mu  sync.Mutex
+	at  []string // "up|down: dests"
+}
+
+func (s *seenAtEvent) Append(e *haav1.Event) *haav1.Event {
+	if vc := e.GetVirtualServerChanged(); vc != nil {
+		state := "down"
+		if vc.GetUp() {
+			state = "up"
+		}
+		d := s.fb.dests(s.key)
+		var parts []string
+		for _, a := range slices.SortedFunc(maps.Keys(d), netip.AddrPort.Compare) {
+			parts = append(parts, fmt.Sprintf("%s=%d", a, d[a]))
+		}
+		s.mu.Lock()
+		s.at = append(s.at, state+": "+strings.Join(parts, " "))
+		s.mu.Unlock()
+	}
+	return e
+}
+
+func (s *seenAtEvent) seen() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.at)
+}
+
+// TestBalancerQuorumEventAfterProgram: a virtual_server_changed event
+// (quorum lost, quorum back) is appended once the backend holds the
+// change, so that whoever watches the events may connect at once: the
+// sorry server in place when the quorum is lost, the real server back
+// when it returns.
+func TestBalancerQuorumEventAfterProgram(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
+	ev := &seenAtEvent{fb: fb, key: key}
+	b := New(Deps{Backend: fb, Events: ev, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+	})
+	a := &testBalancer{b, t}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := netip.MustParseAddrPort(ln.Addr().String())
+	ln.Close() // refused: the real server fails its first check
+	sorry := netip.MustParseAddrPort("10.9.2.1:80")
+	if _, err := a.Apply(context.Background(), lbConfig(t, fmt.Sprintf(`virtualServers:
+  - address: 10.9.0.1:80
+    sorryServer: %s
+    check: {tcp: {}, interval: 100ms, timeout: 100ms, retryDelay: 20ms, fall: 1, rise: 1, jitter: 0s}
+    realServers: [{address: %s}]
+`, sorry, rs)), applyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "quorum lost", func() bool { return len(ev.seen()) == 1 })
+	// The real server comes back on its port.
+	ln, err = net.Listen("tcp", rs.String())
+	if err != nil {
+		t.Skipf("the real server's port was taken meanwhile: %v", err)
+	}
+	defer ln.Close()
+	waitFor(t, "quorum back", func() bool { return len(ev.seen()) == 2 })
+	want := []string{"down: " + sorry.String() + "=1", "up: " + rs.String() + "=1"}
+	if got := ev.seen(); !slices.Equal(got, want) {
+		t.Errorf("the backend at each virtual_server_changed event: %q, want %q", got, want)
+	}
+}
