@@ -2,13 +2,17 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // Responder is a small HTTP server listening in a node's namespace that
@@ -106,12 +110,23 @@ func (n *NS) HTTPClient(timeout time.Duration) *http.Client {
 
 // HTTPClientFrom is HTTPClient with connections from the source address
 // src (one of the namespace's addresses; the zero Addr: the kernel's
-// choice), so that one namespace can be many clients.
+// choice), so that one namespace can be many clients. The source port is
+// still chosen at connect (IP_BIND_ADDRESS_NO_PORT), as without a source
+// address: one chosen at bind is random and soon reuses the port of a
+// recent connection to the same server, which IPVS then sends where that
+// connection went, without scheduling it.
 func (n *NS) HTTPClientFrom(src netip.Addr, timeout time.Duration) *http.Client {
 	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
 		d := &net.Dialer{Timeout: timeout}
 		if src.IsValid() {
 			d.LocalAddr = &net.TCPAddr{IP: src.AsSlice()}
+			d.Control = func(_, _ string, c syscall.RawConn) error {
+				var serr error
+				err := c.Control(func(fd uintptr) {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_IP, unix.IP_BIND_ADDRESS_NO_PORT, 1)
+				})
+				return errors.Join(err, serr)
+			}
 		}
 		var c net.Conn
 		err := n.Do(func() error {

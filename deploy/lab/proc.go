@@ -115,7 +115,9 @@ func (p *Proc) waitExec(name string) error {
 		}
 	}
 	exe := "/proc/" + strconv.Itoa(p.pid) + "/exe"
-	const limit = 2 * time.Second
+	// Generous: under the IPVS VM's emulation, with other VMs on the
+	// host, ip has taken more than 2 s to exec.
+	const limit = 15 * time.Second
 	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
 		cur, err := os.Readlink(exe)
 		if err != nil || cur != ipExe || p.Exited() {
