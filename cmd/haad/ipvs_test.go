@@ -298,22 +298,24 @@ func TestIPVSNATSchedulers(t *testing.T) {
 		vsKey(86): nat("rr", 30*time.Second, 1, 1, 1),
 		vsKey(87): {Sched: "rr", Fwd: "nat", Dests: map[string]int{l.rsAddr(1, soloPort): 1}},
 	}
-	l.table.wait(t, "haad's virtual servers in the IPVS table", want, 20*time.Second)
+	// The first program loads six schedulers' modules: seconds each in
+	// the VM.
+	l.table.wait(t, "haad's virtual servers in the IPVS table", want, 60*time.Second)
 	one := l.from(l.user.Addr)
 
 	// rr: each server in turn; wrr 3:2:1: exactly by weight.
-	if got := one.spread(t, vipURL(80), 30); !sameCounts(got, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}) {
-		t.Errorf("rr: 30 requests went %v, want 10 each", got)
+	if got := one.spread(t, vipURL(80), 15); !sameCounts(got, map[string]int{"rs1": 5, "rs2": 5, "rs3": 5}) {
+		t.Errorf("rr: 15 requests went %v, want 5 each", got)
 	}
-	if got := one.spread(t, vipURL(81), 60); !sameCounts(got, map[string]int{"rs1": 30, "rs2": 20, "rs3": 10}) {
-		t.Errorf("wrr 3:2:1: 60 requests went %v, want 30/20/10", got)
+	if got := one.spread(t, vipURL(81), 30); !sameCounts(got, map[string]int{"rs1": 15, "rs2": 10, "rs3": 5}) {
+		t.Errorf("wrr 3:2:1: 30 requests went %v, want 15/10/5", got)
 	}
 	// sh, mh: every client keeps its server.
 	for _, s := range []struct {
 		name string
 		port uint16
 	}{{"sh", 82}, {"mh", 83}} {
-		by := l.stickiness(t, vipURL(s.port), 4)
+		by := l.stickiness(t, vipURL(s.port), 3)
 		for src, m := range by {
 			if len(m) != 1 {
 				t.Errorf("%s: the client %s went to %v, want one server", s.name, src, m)
@@ -323,18 +325,18 @@ func TestIPVSNATSchedulers(t *testing.T) {
 	}
 	// lc: sequential connections (each inactive once closed) even out;
 	// wlc 3:1:1 follows the weights. Both roughly.
-	got := one.spread(t, vipURL(84), 30)
-	t.Logf("lc: 30 requests went %v", got)
+	got := one.spread(t, vipURL(84), 15)
+	t.Logf("lc: 15 requests went %v", got)
 	for i := range 3 {
-		if n := got[fmt.Sprintf("rs%d", i+1)]; n < 5 || n > 15 {
-			t.Errorf("lc: 30 requests went %v, want each server 5..15 (about 10)", got)
+		if n := got[fmt.Sprintf("rs%d", i+1)]; n < 2 || n > 8 {
+			t.Errorf("lc: 15 requests went %v, want each server 2..8 (about 5)", got)
 			break
 		}
 	}
-	got = one.spread(t, vipURL(85), 50)
-	t.Logf("wlc 3:1:1: 50 requests went %v", got)
-	if got["rs1"] < 20 || got["rs1"] <= got["rs2"] || got["rs1"] <= got["rs3"] || got["rs2"] < 3 || got["rs3"] < 3 {
-		t.Errorf("wlc 3:1:1: 50 requests went %v, want rs1 most (about 30) and rs2, rs3 about 10", got)
+	got = one.spread(t, vipURL(85), 25)
+	t.Logf("wlc 3:1:1: 25 requests went %v", got)
+	if got["rs1"] < 10 || got["rs1"] <= got["rs2"] || got["rs1"] <= got["rs3"] || got["rs2"] < 2 || got["rs3"] < 2 {
+		t.Errorf("wlc 3:1:1: 25 requests went %v, want rs1 most (about 15) and rs2, rs3 about 5", got)
 	}
 	// Persistence: rr gives each new client the next server, and every
 	// later connection of that client goes there too.
@@ -353,22 +355,22 @@ func TestIPVSNATSchedulers(t *testing.T) {
 	rs1, rs3 := l.rsAddr(0, rsPort), l.rsAddr(2, rsPort)
 	l.haactl("drain", "wrr", rs1)
 	want[vsKey(81)] = nat("wrr", 0, 0, 2, 1)
-	l.table.wait(t, "rs1 drained", want, 5*time.Second)
-	if got := one.spread(t, vipURL(81), 30); !sameCounts(got, map[string]int{"rs2": 20, "rs3": 10}) {
-		t.Errorf("wrr with rs1 drained: 30 requests went %v, want 0/20/10", got)
+	l.table.wait(t, "rs1 drained", want, 10*time.Second)
+	if got := one.spread(t, vipURL(81), 15); !sameCounts(got, map[string]int{"rs2": 10, "rs3": 5}) {
+		t.Errorf("wrr with rs1 drained: 15 requests went %v, want 0/10/5", got)
 	}
 	l.haactl("weight", "wrr", rs3, "2")
 	want[vsKey(81)] = nat("wrr", 0, 0, 2, 2)
-	l.table.wait(t, "rs3 at weight 2", want, 5*time.Second)
-	if got := one.spread(t, vipURL(81), 40); !sameCounts(got, map[string]int{"rs2": 20, "rs3": 20}) {
-		t.Errorf("wrr 0:2:2: 40 requests went %v, want 0/20/20", got)
+	l.table.wait(t, "rs3 at weight 2", want, 10*time.Second)
+	if got := one.spread(t, vipURL(81), 10); !sameCounts(got, map[string]int{"rs2": 5, "rs3": 5}) {
+		t.Errorf("wrr 0:2:2: 10 requests went %v, want 0/5/5", got)
 	}
 	l.haactl("enable", "wrr", rs1)
 	l.haactl("enable", "wrr", rs3)
 	want[vsKey(81)] = nat("wrr", 0, 3, 2, 1)
-	l.table.wait(t, "rs1 and rs3 enabled", want, 5*time.Second)
-	if got := one.spread(t, vipURL(81), 60); !sameCounts(got, map[string]int{"rs1": 30, "rs2": 20, "rs3": 10}) {
-		t.Errorf("wrr after enable: 60 requests went %v, want 30/20/10", got)
+	l.table.wait(t, "rs1 and rs3 enabled", want, 10*time.Second)
+	if got := one.spread(t, vipURL(81), 30); !sameCounts(got, map[string]int{"rs1": 15, "rs2": 10, "rs3": 5}) {
+		t.Errorf("wrr after enable: 30 requests went %v, want 15/10/5", got)
 	}
 
 	// The sorry server: the only real server stops, the sorry server takes
@@ -377,16 +379,35 @@ func TestIPVSNATSchedulers(t *testing.T) {
 	sorryVS := kernelVS{Sched: "rr", Fwd: "nat", Dests: map[string]int{l.rsAddr(0, sorryPort): 1}}
 	want[vsKey(87)] = sorryVS
 	l.table.wait(t, "the sorry server in place of the stopped real server", want, 10*time.Second)
-	if got := one.spread(t, vipURL(87), 5); !sameCounts(got, map[string]int{"sorry": 5}) {
-		t.Errorf("5 requests with the real server down went %v, want the sorry server", got)
+	if got := one.spread(t, vipURL(87), 3); !sameCounts(got, map[string]int{"sorry": 3}) {
+		t.Errorf("3 requests with the real server down went %v, want the sorry server", got)
 	}
+	// Back: the table swaps the sorry server for the real server. What
+	// fails across the swap is logged, not asserted: connections in
+	// flight to the sorry server when it is deleted hang (IPVS drops
+	// their packets: expire_nodest_conn=0), and one that arrives between
+	// the plan's delete and its add is refused (no destination).
+	pr := startProber(t, one, vipURL(87), 20*time.Millisecond)
 	if err := solo.Start(); err != nil {
 		t.Fatal(err)
 	}
 	want[vsKey(87)] = kernelVS{Sched: "rr", Fwd: "nat", Dests: map[string]int{l.rsAddr(1, soloPort): 1}}
 	l.table.wait(t, "the real server back in place of the sorry server", want, 10*time.Second)
-	if got := one.spread(t, vipURL(87), 5); !sameCounts(got, map[string]int{"solo": 5}) {
-		t.Errorf("5 requests with the real server back went %v, want it", got)
+	time.Sleep(200 * time.Millisecond)
+	ps := pr.Stop()
+	var refused, hung int
+	for _, p := range ps {
+		switch {
+		case p.err == nil:
+		case errors.Is(p.err, syscall.ECONNREFUSED):
+			refused++
+		default:
+			hung++
+		}
+	}
+	t.Logf("sorry server -> real server: of %d requests (one every 20 ms), %d refused, %d timed out or reset", len(ps), refused, hung)
+	if got := one.spread(t, vipURL(87), 3); !sameCounts(got, map[string]int{"solo": 3}) {
+		t.Errorf("3 requests with the real server back went %v, want it", got)
 	}
 
 	// Hand edits: haad puts its table back (--lb-repair-interval 1s).
@@ -417,8 +438,8 @@ func TestIPVSNATSchedulers(t *testing.T) {
 	if n := strings.Count(l.haadLog(logFrom), "changed outside haad"); n < len(edits) {
 		t.Errorf("haad warned %d times of a table changed outside it, want once per edit (%d)", n, len(edits))
 	}
-	if got := one.spread(t, vipURL(80), 30); !sameCounts(got, map[string]int{"rs1": 10, "rs2": 10, "rs3": 10}) {
-		t.Errorf("rr after the repairs: 30 requests went %v, want 10 each", got)
+	if got := one.spread(t, vipURL(80), 15); !sameCounts(got, map[string]int{"rs1": 5, "rs2": 5, "rs3": 5}) {
+		t.Errorf("rr after the repairs: 15 requests went %v, want 5 each", got)
 	}
 
 	// A clean stop removes what haad programmed.
@@ -451,7 +472,7 @@ func TestIPVSDirectRouting(t *testing.T) {
     realServers: [{address: %s}, {address: %s}]
 `, vip, l.rsAddr(0, 80), l.rsAddr(1, 80)))
 	want := kernelTable{vsKey(80): {Sched: "rr", Fwd: "dr", Dests: map[string]int{l.rsAddr(0, 80): 1, l.rsAddr(1, 80): 1}}}
-	l.table.wait(t, "the DR virtual server in the IPVS table", want, 20*time.Second)
+	l.table.wait(t, "the DR virtual server in the IPVS table", want, 30*time.Second)
 
 	one := l.from(l.user.Addr)
 	got := map[string]int{}
@@ -496,11 +517,14 @@ type prober struct {
 	mu     sync.Mutex
 	probes []probe
 	stop   chan struct{}
+	once   sync.Once
 	wg     sync.WaitGroup
 }
 
-func startProber(c *client, url string, every time.Duration) *prober {
+// startProber starts probing; it stops at Stop, or when the test ends.
+func startProber(t *testing.T, c *client, url string, every time.Duration) *prober {
 	p := &prober{stop: make(chan struct{})}
+	t.Cleanup(func() { p.Stop() })
 	p.wg.Go(func() {
 		tick := time.NewTicker(every)
 		defer tick.Stop()
@@ -525,7 +549,7 @@ func startProber(c *client, url string, every time.Duration) *prober {
 // Stop ends the probing, waits for the requests in flight and returns
 // every probe in the order they started.
 func (p *prober) Stop() []probe {
-	close(p.stop)
+	p.once.Do(func() { close(p.stop) })
 	p.wg.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -589,8 +613,8 @@ func TestIPVSKilledServer(t *testing.T) {
 	run := func(name string, start func() *lab.Proc) killedServer {
 		t.Helper()
 		p := start()
-		l.table.wait(t, name+"'s virtual server in the IPVS table", all, 20*time.Second)
-		pr := startProber(l.from(l.user.Addr), vipURL(80), 50*time.Millisecond)
+		l.table.wait(t, name+"'s virtual server in the IPVS table", all, 30*time.Second)
+		pr := startProber(t, l.from(l.user.Addr), vipURL(80), 50*time.Millisecond)
 		time.Sleep(500 * time.Millisecond)
 		killed := time.Now()
 		reals[1].Stop()
@@ -688,7 +712,7 @@ func TestIPVSReloadAndCrash(t *testing.T) {
 	}
 	v1 := []vsConf{{80, "rr", []rsConf{{0, 1}, {1, 1}}}}
 	p := l.startHaadKeepalived(conf(v1...))
-	l.table.wait(t, "the first configuration in the IPVS table", table(v1...), 20*time.Second)
+	l.table.wait(t, "the first configuration in the IPVS table", table(v1...), 30*time.Second)
 
 	// SIGHUP: rs1's weight 1 -> 2, rs2 removed, rs3 added, rr -> wrr, and
 	// a second virtual server.
@@ -700,11 +724,11 @@ func TestIPVSReloadAndCrash(t *testing.T) {
 	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	seen := l.table.wait(t, "the table to follow the changed file after SIGHUP", table(v2...), 10*time.Second)
+	seen := l.table.wait(t, "the table to follow the changed file after SIGHUP", table(v2...), 30*time.Second)
 	t.Logf("SIGHUP: the table followed after %.2f s", seen.Sub(hup).Seconds())
 	one := l.from(l.user.Addr)
-	if got := one.spread(t, vipURL(80), 30); !sameCounts(got, map[string]int{"rs1": 20, "rs3": 10}) {
-		t.Errorf("wrr 2:1 after SIGHUP: 30 requests went %v, want 20/10", got)
+	if got := one.spread(t, vipURL(80), 15); !sameCounts(got, map[string]int{"rs1": 10, "rs3": 5}) {
+		t.Errorf("wrr 2:1 after SIGHUP: 15 requests went %v, want 10/5", got)
 	}
 	if got := one.spread(t, vipURL(81), 3); !sameCounts(got, map[string]int{"rs2": 3}) {
 		t.Errorf("the virtual server added by SIGHUP: 3 requests went %v, want rs2", got)
@@ -715,8 +739,8 @@ func TestIPVSReloadAndCrash(t *testing.T) {
 	l.haactl("drain", vsKey(80), rs3)
 	drained := table(v2...)
 	drained[vsKey(80)].Dests[rs3] = 0
-	l.table.wait(t, "rs3 drained", drained, 5*time.Second)
-	pr := startProber(one, vipURL(80), 50*time.Millisecond)
+	l.table.wait(t, "rs3 drained", drained, 10*time.Second)
+	pr := startProber(t, one, vipURL(80), 50*time.Millisecond)
 	time.Sleep(300 * time.Millisecond)
 	if err := p.Kill(); err != nil {
 		t.Fatal(err)
@@ -730,7 +754,7 @@ func TestIPVSReloadAndCrash(t *testing.T) {
 	logFrom := len(l.haadLog(0))
 	started := time.Now()
 	l.startHaadKeepalived(conf(v2...))
-	seen = l.table.wait(t, "the restarted haad to take the table over", table(v2...), 20*time.Second)
+	seen = l.table.wait(t, "the restarted haad to take the table over", table(v2...), 30*time.Second)
 	t.Logf("restart after SIGKILL: the table taken over and adjusted %.2f s after the start", seen.Sub(started).Seconds())
 	l.waitRunning(30 * time.Second)
 	time.Sleep(300 * time.Millisecond)
@@ -747,7 +771,7 @@ func TestIPVSReloadAndCrash(t *testing.T) {
 	if got := l.table.get(t); !got.equal(table(v2...)) || len(got) != 2 {
 		t.Errorf("the IPVS table after the restart: %s, want exactly %s", got, table(v2...))
 	}
-	if got := one.spread(t, vipURL(80), 30); !sameCounts(got, map[string]int{"rs1": 20, "rs3": 10}) {
-		t.Errorf("wrr 2:1 after the restart: 30 requests went %v, want 20/10", got)
+	if got := one.spread(t, vipURL(80), 15); !sameCounts(got, map[string]int{"rs1": 10, "rs3": 5}) {
+		t.Errorf("wrr 2:1 after the restart: 15 requests went %v, want 10/5", got)
 	}
 }

@@ -104,7 +104,7 @@ func openTable(t *testing.T, n *lab.Node, backend string) *tableReader {
 
 func (r *tableReader) get(t *testing.T) kernelTable {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	st, err := r.read(ctx)
 	if err != nil {
@@ -114,18 +114,26 @@ func (r *tableReader) get(t *testing.T) kernelTable {
 }
 
 // wait polls the table every 10 ms until it is want, for timeout at most,
-// and returns when it saw it.
+// and returns when it saw it. A read that fails is tried again: the
+// kernel holds IPVS's lock while it loads a scheduler's module for the
+// agent (seconds under the VM's emulation).
 func (r *tableReader) wait(t *testing.T, what string, want kernelTable, timeout time.Duration) time.Time {
 	t.Helper()
 	var got kernelTable
 	var seen time.Time
+	var rerr error
 	err := lab.Poll(timeout, 10*time.Millisecond, what, func() (bool, error) {
-		got = r.get(t)
-		seen = time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		st, err := r.read(ctx)
+		if rerr = err; err != nil {
+			return false, nil
+		}
+		got, seen = fromState(st), time.Now()
 		return got.equal(want), nil
 	})
 	if err != nil {
-		t.Fatalf("%v:\n got  %s\n want %s", err, got, want)
+		t.Fatalf("%v (last read error: %v):\n got  %s\n want %s", err, rerr, got, want)
 	}
 	return seen
 }

@@ -233,13 +233,23 @@ loadBalancer: {backend: %s}
 	key := netip.AddrPortFrom(vip, 80).String() + "/tcp"
 	// wantTable asserts the kernel's real servers of the virtual server
 	// and their weights: nat, as the nftables backend reads it back.
-	wantTable := func(what string, weights map[*lab.Responder]int) {
-		t.Helper()
+	vsWith := func(weights map[*lab.Responder]int) kernelTable {
 		d := map[string]int{}
 		for r, w := range weights {
 			d[r.Addr().String()] = w
 		}
-		table.wait(t, what, kernelTable{key: {Sched: "wrr", Fwd: "nat", Dests: d}}, 5*time.Second)
+		return kernelTable{key: {Sched: "wrr", Fwd: "nat", Dests: d}}
+	}
+	wantTable := func(what string, weights map[*lab.Responder]int) {
+		t.Helper()
+		table.wait(t, what, vsWith(weights), 5*time.Second)
+	}
+	// haveTable: the table is already so (an event says it is programmed).
+	haveTable := func(what string, weights map[*lab.Responder]int) {
+		t.Helper()
+		if got, want := table.get(t), vsWith(weights); !got.equal(want) {
+			t.Errorf("the %s table at the event %s: %s, want %s", backend, what, got, want)
+		}
 	}
 	wantTable("the virtual server programmed", map[*lab.Responder]int{reals[0]: 1, reals[1]: 1, reals[2]: 1})
 
@@ -319,7 +329,7 @@ loadBalancer: {backend: %s}
 		vc := e.GetVirtualServerChanged()
 		return vc != nil && !vc.GetUp() && vc.GetSorry()
 	})
-	wantTable("the sorry server in place of the real servers", map[*lab.Responder]int{sorry: 1})
+	haveTable("quorum lost", map[*lab.Responder]int{sorry: 1})
 	if got := cl.spread(t, url, 10); !sameCounts(got, map[string]int{"sorry": 10}) {
 		t.Errorf("10 requests with every real server down went %v, want the sorry server", got)
 	}
@@ -335,6 +345,7 @@ loadBalancer: {backend: %s}
 		vc := e.GetVirtualServerChanged()
 		return vc != nil && vc.GetUp() && !vc.GetSorry()
 	})
+	haveTable("quorum back", map[*lab.Responder]int{reals[0]: 1})
 	if got := cl.spread(t, url, 10); !sameCounts(got, map[string]int{"rs1": 10}) {
 		t.Errorf("10 requests with rs1 back went %v, want rs1 only", got)
 	}
