@@ -431,16 +431,16 @@ func TestIPVSNATSchedulers(t *testing.T) {
 
 	// Hand edits: haad puts its table back (--lb-repair-interval 1s).
 	v80, v81 := netip.AddrPortFrom(vip, 80).String(), netip.AddrPortFrom(vip, 81).String()
-	// Each edit is seen by one repair, whose warning names the edit's
-	// change (how haad's table becomes the kernel's), and put back.
+	// Each edit is seen by one repair, whose warning names the first
+	// change that puts the table back, and is put back.
 	edits := []struct {
 		what, seen string
 		args       []string
 	}{
-		{"ipvsadm -e (a weight)", "update-dest " + vsKey(81) + " " + rs1 + " weight 9", []string{"-e", "-t", v81, "-r", rs1, "-m", "-w", "9"}},
-		{"ipvsadm -d (a real server)", "delete-dest " + vsKey(80) + " " + l.rsAddr(1, rsPort), []string{"-d", "-t", v80, "-r", l.rsAddr(1, rsPort)}},
+		{"ipvsadm -e (a weight)", "update-dest " + vsKey(81) + " " + rs1 + " weight 3", []string{"-e", "-t", v81, "-r", rs1, "-m", "-w", "9"}},
+		{"ipvsadm -d (a real server)", "add-dest " + vsKey(80) + " " + l.rsAddr(1, rsPort) + " weight 1", []string{"-d", "-t", v80, "-r", l.rsAddr(1, rsPort)}},
 		{"ipvsadm -E (a scheduler)", "update-service " + vsKey(80), []string{"-E", "-t", v80, "-s", "wlc"}},
-		{"ipvsadm -C (everything)", "delete-service ", []string{"-C"}},
+		{"ipvsadm -C (everything)", "add-service " + vsKey(80), []string{"-C"}},
 	}
 	var took []string
 	for _, e := range edits {

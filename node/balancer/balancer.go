@@ -256,10 +256,11 @@ func (b *Balancer) repair() {
 	}
 	was := b.programmed
 	b.programmed = b.owned(st)
-	if drift := lvs.Diff(was, b.programmed); len(drift) > 0 && !b.failed {
-		// Not after a failure: then what the kernel holds was unknown.
+	// What it takes to turn the kernel's table back into what haad
+	// programmed (not after a failure: then that was unknown).
+	if back := lvs.Diff(b.programmed, was); len(back) > 0 && !b.failed {
 		b.log.Warn("the kernel's table was changed outside haad: putting it back", "backend", b.lbName,
-			"changes", len(drift), "first", drift[0].String())
+			"changes", len(back), "first", back[0].String())
 	}
 	live := map[lvs.Key]bool{}
 	for _, run := range b.vss {

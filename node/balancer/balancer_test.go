@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -654,5 +655,73 @@ func TestBalancerQuorumEventAfterProgram(t *testing.T) {
 	want := []string{"down: " + sorry.String() + "=1", "up: " + rs.String() + "=1"}
 	if got := ev.seen(); !slices.Equal(got, want) {
 		t.Errorf("the backend at each virtual_server_changed event: %q, want %q", got, want)
+	}
+}
+
+// kernelLike is a fakeBackend that reads back as the kernel does: the
+// thresholds without their Set mark (whose they are is not in the kernel).
+type kernelLike struct{ *fakeBackend }
+
+func (k kernelLike) Read(ctx context.Context) (lvs.State, error) {
+	st, err := k.fakeBackend.Read(ctx)
+	for _, vs := range st {
+		for a, d := range vs.Dests {
+			d.Thresholds.Set = false
+			vs.Dests[a] = d
+		}
+	}
+	return st, err
+}
+
+// countingHandler counts the log records whose message contains sub.
+type countingHandler struct {
+	slog.Handler
+	sub string
+	n   *atomic.Int64
+}
+
+func (h countingHandler) Handle(ctx context.Context, r slog.Record) error {
+	if strings.Contains(r.Message, h.sub) {
+		h.n.Add(1)
+	}
+	return nil
+}
+
+// TestBalancerRepairQuietWhenUnchanged: a repair that reads back the table
+// as haad programmed it (thresholds included, which the kernel returns
+// without haad's mark) finds nothing changed outside haad: no warning;
+// a hand edit is one.
+func TestBalancerRepairQuietWhenUnchanged(t *testing.T) {
+	fb := &fakeBackend{state: lvs.State{}}
+	var warned atomic.Int64
+	log := slog.New(countingHandler{Handler: slog.NewTextHandler(io.Discard, nil), sub: "changed outside haad", n: &warned})
+	b := New(Deps{Backend: kernelLike{fb}, Log: log, RepairEvery: 20 * time.Millisecond})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = b.Close(ctx)
+	})
+	a := &testBalancer{b, t}
+	if _, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
+  - address: 10.9.0.1:80
+    persistenceTimeout: 30s
+    realServers: [{address: 10.9.1.1, weight: 3, upperThreshold: 100, lowerThreshold: 50}, {address: 10.9.1.2}]
+`), applyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	key := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
+	rs2 := netip.MustParseAddrPort("10.9.1.2:80")
+	waitFor(t, "the service programmed", func() bool { return len(fb.dests(key)) == 2 })
+	time.Sleep(300 * time.Millisecond) // about 15 repairs
+	if n := warned.Load(); n != 0 {
+		t.Fatalf("%d repairs warned of a table changed outside haad, none changed it", n)
+	}
+	fb.mu.Lock()
+	delete(fb.state[key].Dests, rs2)
+	fb.mu.Unlock()
+	waitFor(t, "the deleted real server put back", func() bool { _, ok := fb.dests(key)[rs2]; return ok })
+	time.Sleep(100 * time.Millisecond)
+	if n := warned.Load(); n != 1 {
+		t.Errorf("%d warnings after one hand edit, want 1", n)
 	}
 }
