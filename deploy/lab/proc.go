@@ -116,13 +116,17 @@ func (p *Proc) waitExec(name string) error {
 	}
 	exe := "/proc/" + strconv.Itoa(p.pid) + "/exe"
 	// Generous: under the IPVS VM's emulation, with other VMs on the
-	// host, ip has taken more than 2 s to exec.
+	// host, ip has taken more than 2 s to exec. The poll starts at 100 µs
+	// and backs off to 5 ms, so that a slow exec does not cost a busy
+	// loop.
 	const limit = 15 * time.Second
-	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(100 * time.Microsecond) {
+	wait := 100 * time.Microsecond
+	for deadline := time.Now().Add(limit); time.Now().Before(deadline); time.Sleep(wait) {
 		cur, err := os.Readlink(exe)
 		if err != nil || cur != ipExe || p.Exited() {
 			return nil // exec'd (or gone)
 		}
+		wait = min(2*wait, 5*time.Millisecond)
 	}
 	return fmt.Errorf("ip netns exec did not exec into %s within %v", name, limit)
 }
