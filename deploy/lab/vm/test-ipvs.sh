@@ -14,5 +14,8 @@ run() { # run PKG-DIR BINARY ARGS...
 	echo "=== $dir: $(( $(date +%s) - start )) s"
 }
 run node/lvs/ipvs ipvs.test -test.v -test.run 'IPVS'
+# cmd/haad: the load balancer end to end, and TestIPVSTableMatchesKeepalived,
+# the differential suite against keepalived (about 2.5 minutes in the VM on
+# an idle 2-core host, while known differences wait out their bounds).
 run cmd/haad haad.test -test.v -test.run "${HAA_VM_HAAD_TESTS:-LoadBalancer|IPVS}"
 exit $status
