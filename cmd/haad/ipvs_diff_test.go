@@ -601,9 +601,10 @@ func (r *diffRun) runDaemon(d string, ref map[string][]string, res *diffResult) 
 			return tables, err
 		}
 	}
-	conf := filepath.Join(r.dir, d+".conf")
-	if err := os.WriteFile(conf, []byte(r.text), 0o644); err != nil {
-		return tables, err
+	// The file the daemon runs (and a reload rewrites): lab's.
+	conf := r.director.KeepalivedFiles(r.dir).Conf
+	if d == "haad" {
+		conf = r.director.HaadFiles(r.dir).Keepalived
 	}
 	var p *lab.Proc
 	var took []string // how long each phase took
@@ -663,7 +664,7 @@ func (r *diffRun) runDaemon(d string, ref map[string][]string, res *diffResult) 
 	t0 := time.Now()
 	err := step(phaseStart, nil, func() error {
 		var err error
-		p, err = r.startDaemon(d, conf)
+		p, err = r.startDaemon(d)
 		took = append(took, fmt.Sprintf("ready %.1fs", time.Since(t0).Seconds()))
 		return err
 	})
@@ -706,43 +707,36 @@ func (r *diffRun) runDaemon(d string, ref map[string][]string, res *diffResult) 
 	return tables, err
 }
 
-// startDaemon starts d with the keepalived file conf in the director's
-// namespace.
-func (r *diffRun) startDaemon(d, conf string) (*lab.Proc, error) {
+// startDaemon starts d with the file in the director's namespace, and
+// waits until it runs.
+func (r *diffRun) startDaemon(d string) (*lab.Proc, error) {
 	if d == "keepalived" {
-		// -C: the checkers only (the files have no VRRP instance); the
-		// rest as lab.StartKeepalived.
-		bin, err := lab.KeepalivedPath()
+		// -C: the checkers only (the files have no VRRP instance).
+		p, err := r.director.StartKeepalivedLVS(r.dir, r.text)
 		if err != nil {
 			return nil, err
 		}
-		kf := r.director.KeepalivedFiles(r.dir)
-		p, err := r.director.Start(kf.Log, bin, "-n", "-l", "-D", "-G", "-C", "-R",
-			"-f", conf, "-p", kf.PID, "-r", kf.VRRPPID, "-c", kf.CheckersPID)
-		if err != nil {
-			return nil, err
-		}
+		log := r.director.KeepalivedFiles(r.dir).Log
 		return p, lab.Poll(diffReady, diffPoll, "keepalived's start", func() (bool, error) {
 			if p.Exited() {
 				return false, fmt.Errorf("keepalived exited: %v", p.Wait())
 			}
-			return strings.Contains(readFile(kf.Log), "Startup complete"), nil
+			return strings.Contains(readFile(log), "Startup complete"), nil
 		})
 	}
-	hf := r.director.HaadFiles(r.dir)
-	p, err := r.director.Start(hf.Log, r.bin, "--keepalived-config", conf, "--state-file", hf.State,
-		"--fleet-file", hf.Fleet, "--socket", hf.Socket, "--status-file", filepath.Join(r.dir, "status.json"),
-		"--log-level", "debug")
+	p, err := r.director.StartHaadKeepalived(r.dir, r.bin, r.text,
+		"--status-file", filepath.Join(r.dir, "status.json"), "--log-level", "debug")
 	if err != nil {
 		return nil, err
 	}
 	// (lab.WaitAPI polls every 10 ms: a stat of a missing file costs much
 	// in the VM, whose root is a 9p mount.)
+	sock := r.director.HaadFiles(r.dir).Socket
 	return p, lab.Poll(diffReady, diffPoll, "haad's API", func() (bool, error) {
 		if p.Exited() {
 			return false, fmt.Errorf("haad exited: %v", p.Wait())
 		}
-		_, err := os.Stat(hf.Socket)
+		_, err := os.Stat(sock)
 		return err == nil, nil
 	})
 }

@@ -53,25 +53,28 @@ func newDiffLab(dir, ipvsadm string) (_ *diffLab, err error) {
 		}
 	}()
 	srv := l.Clients[0]
-	var batch strings.Builder
-	for i := range 10 {
-		if i > 0 {
-			fmt.Fprintf(&batch, "addr add 10.77.0.%d/24 dev eth0\n", 200+i)
-		}
-		fmt.Fprintf(&batch, "addr add fd77::%d/64 dev eth0 nodad\n", 200+i)
-	}
 	if err := os.MkdirAll(dl.weights, 0o755); err != nil {
 		return nil, err
 	}
-	bf := filepath.Join(dir, "servers.ip")
-	if err := os.WriteFile(bf, []byte(batch.String()), 0o644); err != nil {
+	// IPv6 addresses usable at once: no duplicate address detection.
+	for _, n := range []*lab.Node{dl.director, srv} {
+		if err := n.WriteSysctl("net/ipv6/conf/eth0/accept_dad", "0"); err != nil {
+			return nil, err
+		}
+	}
+	if err := dl.director.AddAddr("eth0", netip.MustParsePrefix("fd77::1/64")); err != nil {
 		return nil, err
 	}
-	if err := srv.IP("-batch", bf); err != nil {
-		return nil, err
-	}
-	if err := dl.director.IP("addr", "add", "fd77::1/64", "dev", "eth0", "nodad"); err != nil {
-		return nil, err
+	for i := range 10 {
+		addrs := []netip.Prefix{netip.MustParsePrefix(fmt.Sprintf("fd77::%d/64", 200+i))}
+		if i > 0 { // 10.77.0.200 is c1's own
+			addrs = append(addrs, netip.PrefixFrom(lab.HostAddr(l.Subnet, 200+i), l.Subnet.Bits()))
+		}
+		for _, p := range addrs {
+			if err := srv.AddAddr("eth0", p); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// A stopped UDP server answers ICMP port unreachable to every check.
 	for _, kv := range [][2]string{{"net/ipv4/icmp_ratelimit", "0"}, {"net/ipv6/icmp/ratelimit", "0"}} {
