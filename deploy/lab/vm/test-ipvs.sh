@@ -14,8 +14,9 @@ run() { # run PKG-DIR BINARY ARGS...
 	echo "=== $dir: $(( $(date +%s) - start )) s"
 }
 run node/lvs/ipvs ipvs.test -test.v -test.run 'IPVS'
-# cmd/haad: the load balancer end to end, and TestIPVSTableMatchesKeepalived,
-# the differential suite against keepalived (about 2.5 minutes in the VM on
-# an idle 2-core host, while known differences wait out their bounds).
+# cmd/haad: the load balancer end to end, traffic through IPVS, and
+# TestIPVSTableMatchesKeepalived, the differential suite against keepalived
+# (about 75 s in the VM on an idle 2-core host; a difference waits out its
+# bounds, 20 s a snapshot).
 run cmd/haad haad.test -test.v -test.run "${HAA_VM_HAAD_TESTS:-LoadBalancer|IPVS}"
 exit $status
