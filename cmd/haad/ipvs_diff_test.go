@@ -276,14 +276,14 @@ func TestIPVSTableMatchesKeepalived(t *testing.T) {
 			defer wg.Done()
 			time.Sleep(time.Duration(w) * diffStagger) // spreading the load, not waiting for anything
 			var dl *diffLab
-			var labErr error
 			for i := range jobs {
-				if dl == nil && labErr == nil {
-					dl, labErr = newDiffLab(filepath.Join(dir, fmt.Sprintf("lab%d", w)), ipvsadm)
-				}
-				if labErr != nil {
-					results[i] <- &diffResult{err: labErr}
-					continue
+				if dl == nil { // the first job, or the last lab could not be built
+					var err error
+					dl, err = newDiffLab(filepath.Join(dir, fmt.Sprintf("lab%d-%d", w, i)), ipvsadm)
+					if err != nil {
+						results[i] <- &diffResult{err: fmt.Errorf("building the lab: %w", err)}
+						continue
+					}
 				}
 				results[i] <- runDiffFile(dl, files[i], bin, filepath.Join(dir, strings.TrimSuffix(files[i].name, ".conf")))
 			}

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/moby/ipvs"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/haa-dev/haa/deploy/lab"
 )
@@ -76,6 +78,14 @@ func newDiffLab(dir, ipvsadm string) (_ *diffLab, err error) {
 			}
 		}
 	}
+	// The IPv6 addresses are tentative until the kernel's DAD work has
+	// run (at once: accept_dad 0, but later under a loaded VM); a server
+	// cannot listen on them until then.
+	for _, n := range []*lab.Node{dl.director, srv} {
+		if err := waitNotTentative(n); err != nil {
+			return nil, err
+		}
+	}
 	// A stopped UDP server answers ICMP port unreachable to every check.
 	for _, kv := range [][2]string{{"net/ipv4/icmp_ratelimit", "0"}, {"net/ipv6/icmp/ratelimit", "0"}} {
 		if err := srv.WriteSysctl(kv[0], kv[1]); err != nil {
@@ -95,6 +105,34 @@ func newDiffLab(dir, ipvsadm string) (_ *diffLab, err error) {
 		return nil, fmt.Errorf("IPVS in %s: %w", dl.director.NS.Name, err)
 	}
 	return dl, nil
+}
+
+// waitNotTentative waits until no IPv6 address of n's eth0 is tentative.
+func waitNotTentative(n *lab.Node) error {
+	h, err := n.Handle()
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	link, err := h.LinkByName("eth0")
+	if err != nil {
+		return fmt.Errorf("%s: eth0: %w", n.NS.Name, err)
+	}
+	return lab.Poll(diffReady, 20*time.Millisecond, n.NS.Name+"'s IPv6 addresses out of DAD", func() (bool, error) {
+		addrs, err := h.AddrList(link, netlink.FAMILY_V6)
+		if errors.Is(err, netlink.ErrDumpInterrupted) {
+			return false, nil // the addresses changed during the dump
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, a := range addrs {
+			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
 }
 
 // close stops the servers and removes the lab.
