@@ -128,8 +128,6 @@ var skippedDiffFiles = map[string]struct {
 	why     string
 	refused bool
 }{
-	"schedulers-fo-ovf.conf": {refused: true,
-		why: `haad refuses lb_algo fo and ovf ("not an IPVS scheduler": lvs.Schedulers lacks them), which Linux 6.1 and keepalived 2.2.7 program`},
 	"sorry-nat-noport.conf": {why: "a NAT sorry server written without a port: keepalived programs it with port 0 " +
 		"(-a -t 10.77.0.121:80 -r 10.77.0.209:0 -m -w 1), haad with the service's (-r 10.77.0.209:80), and haad prints no warning " +
 		"(README calls it deliberate: then it needs a warning, and an entry in explainedDiffs)"},

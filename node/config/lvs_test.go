@@ -430,7 +430,7 @@ virtualServers:
   - {address: "10.0.0.9:80", sorryServer: "x:80", persistenceTimeout: 720h, persistencePrefix: 1, quorum: 5, hysteresis: 4}
   - {fwmark: 4, forwarding: tunnel, sorryServer: "[fd00::9]:80", realServers: [{address: "10.0.1.1:8080"}]}
 `, []string{
-			`virtualServers[0].scheduler: "fifo" is not a scheduler: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh`,
+			`virtualServers[0].scheduler: "fifo" is not a scheduler: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf`,
 			`virtualServers[0].forwarding: "masq" is not a forwarding method: use nat, dr or tunnel`,
 			"virtualServers[0].persistenceTimeout: 500ms is out of range 1s..720h (0s or leave it out for none)",
 			"virtualServers[0].hysteresis: 2 must be below quorum 2: the service goes down when the healthy weight falls below quorum - hysteresis",
@@ -586,7 +586,7 @@ syncGroups: [{name: G, instances: [VI_1]}]
 			`virtualServers[0].name: "a b" is not a valid name: use letters, digits, and _ . : - (at most 63)`,
 			`virtualServers[0].address: "10.0.0.1" has no port: write ADDR:PORT, e.g. "10.0.0.1:80"`,
 			`virtualServers[0].protocol: "x" is not a protocol: use tcp, udp or sctp`,
-			`virtualServers[0].scheduler: "x" is not a scheduler: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh`,
+			`virtualServers[0].scheduler: "x" is not a scheduler: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf`,
 			`virtualServers[0].forwarding: "x" is not a forwarding method: use nat, dr or tunnel`,
 			"virtualServers[0].persistenceTimeout: 1ms is out of range 1s..720h (0s or leave it out for none)",
 			"virtualServers[0].persistencePrefix: 99 is out of range 1..32 for IPv4",

@@ -83,7 +83,7 @@ func ParseForwarding(s string) (Forwarding, bool) {
 }
 
 // Schedulers are the IPVS schedulers a virtual server may name.
-var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh"}
+var Schedulers = []string{"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf"}
 
 // Key identifies a virtual server in the kernel: an address, port and
 // protocol, or a firewall mark (of IPv4 packets, or IPv6 when V6).

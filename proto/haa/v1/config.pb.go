@@ -302,8 +302,8 @@ type VirtualServer struct {
 	// Balance packets carrying this firewall mark instead of one address.
 	// keepalived: virtual_server fwmark.
 	Fwmark uint32 `protobuf:"varint,4,opt,name=fwmark,proto3" json:"fwmark,omitempty"`
-	// rr, wrr (default), lc, wlc, lblc, lblcr, dh, sh, sed, nq or mh, as
-	// ipvsadm. The nftables backend has rr, wrr and sh. keepalived:
+	// rr, wrr (default), lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo
+	// (weighted failover) or ovf (weighted overflow), as ipvsadm. The nftables backend has rr, wrr and sh. keepalived:
 	// lb_algo / lvs_sched.
 	Scheduler string `protobuf:"bytes,5,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
 	// nat (default), dr or tunnel. The nftables backend has nat.
