@@ -803,6 +803,9 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		ap := v.sorryAP
 		switch {
 		case ap.Port() == 0 && !v.fwmark:
+			if !keepPort {
+				c.r.warnf(*v.sorry, "sorry_server", "keepalived programs a NAT sorry server given without a port with port 0, which sends each connection to the port it came to (%d here); haa programs port %d: the same connections, but ipvsadm -S shows :%d where keepalived's shows :0; write sorry_server %s %d to say so", v.addr.Port(), v.addr.Port(), v.addr.Port(), ap.Addr(), v.addr.Port())
+			}
 			ap = netip.AddrPortFrom(ap.Addr(), v.addr.Port())
 		case keepPort && !v.fwmark && ap.Port() != v.addr.Port():
 			c.r.warnf(*v.sorry, "sorry_server", "%s forwarding cannot change the port: keepalived uses port %d, and so does this conversion; write sorry_server %s %d", kaForwarding(fwd), v.addr.Port(), ap.Addr(), v.addr.Port())
