@@ -159,12 +159,10 @@ func parseChaos(args []string, stderr io.Writer) (chaosOptions, error) {
 	case o.settle < 0 || o.settle > 10*time.Minute:
 		return o, usageErrorf("chaos: --settle %v: use 0s..10m", o.settle)
 	}
-	for _, f := range strings.Split(*vips, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > chaosMaxVIPs {
-			return o, usageErrorf("chaos: --vips %q: use numbers 1..%d (%d instances of %d VIPs), separated by commas", f, chaosMaxVIPs, len(chaosBigVRIDs()), chaosVIPsPerInstance)
-		}
-		o.vips = append(o.vips, n)
+	var bad string
+	var ok bool
+	if o.vips, bad, ok = intList(*vips, 1, chaosMaxVIPs); !ok {
+		return o, usageErrorf("chaos: --vips %q: use numbers 1..%d (%d instances of %d VIPs), separated by commas", bad, chaosMaxVIPs, len(chaosBigVRIDs()), chaosVIPsPerInstance)
 	}
 	o.attacks = map[int]bool{}
 	if attacks == "all" {

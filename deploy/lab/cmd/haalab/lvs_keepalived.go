@@ -50,12 +50,10 @@ func parseBenchLVSKeepalived(args []string, stderr io.Writer) (lvsKAOptions, err
 	if err := parseFlags(fs, "bench-lvs-keepalived", args); err != nil {
 		return o, err
 	}
-	for _, f := range strings.Split(*sizes, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil || n < 1 || n > 50000 {
-			return o, usageErrorf("bench-lvs-keepalived: --sizes %q: use numbers 1..50000 separated by commas", f)
-		}
-		o.sizes = append(o.sizes, n)
+	var bad string
+	var ok bool
+	if o.sizes, bad, ok = intList(*sizes, 1, 50000); !ok {
+		return o, usageErrorf("bench-lvs-keepalived: --sizes %q: use numbers 1..50000 separated by commas", bad)
 	}
 	switch {
 	case o.dests < 1 || o.dests > 64:
@@ -336,11 +334,19 @@ func runKA(s *session, o lvsKAOptions, keepalived, daemon string, size int) (res
 	time.Sleep(time.Second) // settled: memory after the work
 	res.rss, res.rssTotal = daemonRSS(p.Pid(), daemon, chkPID)
 
-	// A reload that changes one weight.
+	// Reloads: the file rewritten, SIGHUP, the table waited for.
+	reload := func(step string) (time.Duration, error) {
+		if err := os.WriteFile(conf, []byte(sc.conf()), 0o644); err != nil {
+			return 0, err
+		}
+		t0 := time.Now()
+		if err := p.Signal(syscall.SIGHUP); err != nil {
+			return 0, err
+		}
+		return wait(step, sc.table(), t0)
+	}
 	sc.weight = map[[2]int]int{{size / 2, 1}: 9}
-	if res.weight, err = reloadKA(p, conf, sc, func(since time.Time) (time.Duration, error) {
-		return wait("the table, after a reload changing one weight", sc.table(), since)
-	}); err != nil {
+	if res.weight, err = reload("the table, after a reload changing one weight"); err != nil {
 		return res, err
 	}
 
@@ -350,9 +356,7 @@ func runKA(s *session, o lvsKAOptions, keepalived, daemon string, size int) (res
 		sc.moved[[2]int{k / o.dests, k % o.dests}] = true
 	}
 	res.changed = len(sc.moved)
-	if res.replace, err = reloadKA(p, conf, sc, func(since time.Time) (time.Duration, error) {
-		return wait("the table, after a reload replacing 1% of the real servers", sc.table(), since)
-	}); err != nil {
+	if res.replace, err = reload("the table, after a reload replacing 1% of the real servers"); err != nil {
 		return res, err
 	}
 
@@ -365,18 +369,6 @@ func runKA(s *session, o lvsKAOptions, keepalived, daemon string, size int) (res
 		return res, fmt.Errorf("%s stopped with %v after SIGTERM", daemon, serr)
 	}
 	return res, nil
-}
-
-// reloadKA writes sc's file, sends SIGHUP and waits for the table.
-func reloadKA(p *lab.Proc, conf string, sc kaScenario, wait func(time.Time) (time.Duration, error)) (time.Duration, error) {
-	if err := os.WriteFile(conf, []byte(sc.conf()), 0o644); err != nil {
-		return 0, err
-	}
-	t0 := time.Now()
-	if err := p.Signal(syscall.SIGHUP); err != nil {
-		return 0, err
-	}
-	return wait(t0)
 }
 
 // daemonRSS is haad's resident set, or keepalived's checker's and the sum

@@ -20,6 +20,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 )
@@ -174,4 +175,17 @@ func parseFlags(fs *flag.FlagSet, name string, args []string) error {
 		return usageErrorf("%s: unexpected arguments %q", name, fs.Args())
 	}
 	return nil
+}
+
+// intList parses a flag's comma-separated numbers, each in lo..hi; when
+// one is not, ok is false and bad is that part.
+func intList(s string, lo, hi int) (out []int, bad string, ok bool) {
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < lo || n > hi {
+			return nil, f, false
+		}
+		out = append(out, n)
+	}
+	return out, "", true
 }
