@@ -47,15 +47,6 @@ var tools = []struct{ path, pkg string }{
 	{"/usr/bin/dpkg-deb", "dpkg"},
 }
 
-// Packages are the Debian packages the VM needs on the host.
-func Packages() []string {
-	var out []string
-	for _, t := range tools {
-		out = append(out, t.pkg)
-	}
-	return out
-}
-
 // CheckTools reports the missing programs, naming their packages.
 func CheckTools() error {
 	var missing, pkgs []string
