@@ -335,7 +335,7 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 		return ApplyResult{}, composed{}, ErrShutdown
 	}
 	if large(own) {
-		defer relaxGC()()
+		defer RelaxGC()()
 	}
 	var took phases
 	took.start("resolve")
@@ -450,27 +450,50 @@ func large(c *haav1.AgentConfig) bool {
 	return n >= 5000
 }
 
-// relaxGC lets the heap grow to five times its live size before the next
-// collection, for the rest of a large apply, and returns what puts the
-// setting back. On a two-core machine, a collection during the apply makes
-// it assist the collector for milliseconds at a time while a collector
-// worker holds the other core: the API's readers and the VRRP runners
-// wait. The collection runs after the apply instead, in the background,
-// and gives what the apply's garbage took back to the system at once
-// (debug.FreeOSMemory): left to the runtime's scavenger, the resident set
-// stayed at the apply's peak for minutes (57 MiB for 1,000 virtual
-// servers from a keepalived.conf, against keepalived's 11 MiB). A GOGC=off
-// stays off.
-func relaxGC() (restore func()) {
-	prev := debug.SetGCPercent(400)
-	if prev < 0 || prev >= 400 {
-		debug.SetGCPercent(prev)
-		return func() {}
+// RelaxGC lets the heap grow to five times its live size before the next
+// collection, until the returned function is called: for a large apply,
+// and for what comes before one (haad reading and converting a large
+// keepalived.conf). On a two-core machine, a collection during the work
+// makes it assist the collector for milliseconds at a time while a
+// collector worker holds the other core: the API's readers and the VRRP
+// runners wait. The collection runs after the work instead, in the
+// background, and gives what the work's garbage took back to the system
+// at once (debug.FreeOSMemory): left to the runtime's scavenger, the
+// resident set stayed at the apply's peak for minutes (57 MiB for 1,000
+// virtual servers from a keepalived.conf, against keepalived's 11 MiB).
+// Calls nest: the outermost restores. A GOGC of 400 or more, or off,
+// stays as it is.
+func RelaxGC() (restore func()) {
+	gcRelax.Lock()
+	defer gcRelax.Unlock()
+	if gcRelax.depth == 0 {
+		gcRelax.prev = debug.SetGCPercent(400)
+		if gcRelax.prev < 0 || gcRelax.prev >= 400 {
+			debug.SetGCPercent(gcRelax.prev)
+		}
 	}
+	gcRelax.depth++
+	var once sync.Once
 	return func() {
-		debug.SetGCPercent(prev)
-		go debug.FreeOSMemory()
+		once.Do(func() {
+			gcRelax.Lock()
+			defer gcRelax.Unlock()
+			if gcRelax.depth--; gcRelax.depth > 0 {
+				return
+			}
+			if gcRelax.prev < 0 || gcRelax.prev >= 400 {
+				return
+			}
+			debug.SetGCPercent(gcRelax.prev)
+			go debug.FreeOSMemory()
+		})
 	}
+}
+
+// gcRelax is RelaxGC's nesting: GOGC is the process's.
+var gcRelax struct {
+	sync.Mutex
+	depth, prev int
 }
 
 // phases times the steps of an apply, for its log line: where the time of

@@ -149,8 +149,8 @@ type vsRun struct {
 // realRun is one real server of a running virtual server.
 type realRun struct {
 	run      *vsRun
-	cfg      config.RealServer
-	id       string // its check's id in the scheduler: new at every (re)start, "" without a check
+	cfg      *config.RealServer // in the resolved configuration, shared
+	id       string             // its check's id in the scheduler: new at every (re)start, "" without a check
 	check    *haav1.HealthCheck
 	status   check.Status
 	drained  bool
@@ -435,7 +435,9 @@ func ResolveCommands(c *config.Agent) (map[string]lbCommands, []config.FieldErro
 	out := make(map[string]lbCommands, len(c.VirtualServers))
 	var pc pace.Pacer
 	for i, vs := range c.VirtualServers {
-		path := fmt.Sprintf("virtualServers[%d]", i)
+		// Paths are written only for a command: most virtual servers
+		// have none, and a path for every real server was most of this.
+		path := func() string { return fmt.Sprintf("virtualServers[%d]", i) }
 		var cmds lbCommands // maps made at their first command: most virtual servers have none
 		set := func(m *map[netip.AddrPort]*script.Command, addr netip.AddrPort, c *script.Command) {
 			if c == nil {
@@ -446,26 +448,29 @@ func ResolveCommands(c *config.Agent) (map[string]lbCommands, []config.FieldErro
 			}
 			(*m)[addr] = c
 		}
-		resolve := func(p string, argv []string, user string) *script.Command {
+		resolve := func(p func() string, argv []string, user string) *script.Command {
 			if len(argv) == 0 {
 				return nil
 			}
 			cmd, err := script.Resolve(argv, user)
 			if err != nil {
-				fields = append(fields, config.FieldError{Path: p + "[0]", Msg: err.Error()})
+				fields = append(fields, config.FieldError{Path: p() + "[0]", Msg: err.Error()})
 			}
 			return cmd
 		}
-		cmds.quorumUp = resolve(path+".quorumUp", vs.QuorumUp, "")
-		cmds.quorumDown = resolve(path+".quorumDown", vs.QuorumDown, "")
+		field := func(name string) func() string { return func() string { return path() + "." + name } }
+		cmds.quorumUp = resolve(field("quorumUp"), vs.QuorumUp, "")
+		cmds.quorumDown = resolve(field("quorumDown"), vs.QuorumDown, "")
 		for k, rs := range vs.Reals {
-			rp := fmt.Sprintf("%s.realServers[%d]", path, k)
-			set(&cmds.up, rs.Addr, resolve(rp+".notifyUp", rs.NotifyUp, ""))
-			set(&cmds.down, rs.Addr, resolve(rp+".notifyDown", rs.NotifyDown, ""))
+			rp := func(name string) func() string {
+				return func() string { return fmt.Sprintf("%s.realServers[%d].%s", path(), k, name) }
+			}
+			set(&cmds.up, rs.Addr, resolve(rp("notifyUp"), rs.NotifyUp, ""))
+			set(&cmds.down, rs.Addr, resolve(rp("notifyDown"), rs.NotifyDown, ""))
 			if rs.Check != nil && rs.Check.Kind == check.Exec {
-				cp := rp + ".check.exec.command"
+				cp := rp("check.exec.command")
 				if rs.Spec.GetCheck() == nil {
-					cp = path + ".check.exec.command"
+					cp = field("check.exec.command")
 				}
 				set(&cmds.exec, rs.Addr, resolve(cp, rs.ExecCommand, rs.ExecUser))
 			}
@@ -628,7 +633,8 @@ func (b *Balancer) updateVirtualServer(run *vsRun, vs config.VirtualServer, cmds
 		old[r.cfg.Addr] = r
 	}
 	reals := make([]*realRun, 0, len(vs.Reals))
-	for _, rs := range vs.Reals {
+	for i := range vs.Reals {
+		rs := &vs.Reals[i]
 		hc := rs.Spec.GetCheck()
 		if hc == nil {
 			hc = vs.Spec.GetCheck()

@@ -28,6 +28,19 @@ type Options struct {
 	Interfaces map[string]string
 }
 
+// utf8 reports whether every text of o is UTF-8.
+func (o Options) utf8() bool {
+	if !utf8.ValidString(o.Name) {
+		return false
+	}
+	for k, v := range o.Interfaces {
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return false
+		}
+	}
+	return true
+}
+
 // Load parses path (following include with globs, relative to the
 // including file's directory) and converts it. Warnings are for what haa
 // does not support or does differently; err is *Error (or an error reading
@@ -118,12 +131,48 @@ type conv struct {
 	// real server being read.
 	rsHandlers map[string]handler
 	curRS      *rsDef
+	// vsHandlers are those of a virtual_server block; *curVS is the
+	// virtual server being read.
+	vsHandlers map[string]handler
+	curVS      **vsDef
 }
 
 // pathRec is what record was told: the tokens of the fields under prefix.
 type pathRec struct {
 	prefix string
 	toks   map[string]token
+	rs     *rsDef // a real server's fields: its toks, "" and address its kw
+}
+
+// fieldToks is a few fields' tokens, for an element of which a file has
+// thousands (a real server): a map each cost half of their conversion's
+// memory.
+type fieldToks []fieldTok
+
+type fieldTok struct {
+	field string
+	tok   token
+}
+
+// set notes field's token, over an earlier one.
+func (f *fieldToks) set(field string, t token) {
+	for i := range *f {
+		if (*f)[i].field == field {
+			(*f)[i].tok = t
+			return
+		}
+	}
+	*f = append(*f, fieldTok{field, t})
+}
+
+// get is field's token.
+func (f fieldToks) get(field string) (token, bool) {
+	for _, ft := range f {
+		if ft.field == field {
+			return ft.tok, true
+		}
+	}
+	return token{}, false
 }
 
 func (c *conv) init() {
@@ -193,23 +242,51 @@ func blkRepeat(fn func(*stmt)) handler { return handler{fn: fn, block: blockNeed
 // It returns the keywords given (handled or not), with their first token;
 // the key "" is there when some keyword was unknown (see missing).
 func (c *conv) walk(where string, sts []*stmt, hs map[string]handler, unsup map[string]unsupported) map[string]token {
-	seen := map[string]token{}
-	given := map[string]token{}
+	return c.walkBlock(func() string { return where }, sts, hs, unsup, true)
+}
+
+// walkBlock is walk, with the block's name made only for a message, and
+// the keywords given returned only when wanted (nil otherwise): the
+// blocks of a large file's virtual and real servers, thousands of them,
+// need neither.
+func (c *conv) walkBlock(whereFn func() string, sts []*stmt, hs map[string]handler, unsup map[string]unsupported, wantGiven bool) map[string]token {
+	var given map[string]token
+	if wantGiven {
+		given = map[string]token{}
+	}
+	// The handled keywords seen so far, for "given twice": a block has a
+	// few, searched in order.
+	var seenBuf [16]token
+	seen := seenBuf[:0]
+	seenAt := func(kw string) (token, bool) {
+		for _, t := range seen {
+			if t.text == kw {
+				return t, true
+			}
+		}
+		return token{}, false
+	}
+	where := ""
 	for _, st := range sts {
 		kw := st.kw.text
-		if _, ok := given[kw]; !ok {
-			given[kw] = st.kw
+		if wantGiven {
+			if _, ok := given[kw]; !ok {
+				given[kw] = st.kw
+			}
 		}
 		if st.kw.quoted {
 			c.r.errorf(st.kw, kw, "a keyword cannot be quoted: write %s without the quotes", kw)
 			continue
 		}
 		if h, ok := hs[kw]; ok {
-			if first, dup := seen[kw]; dup && !h.repeat {
-				c.r.errorf(st.kw, kw, "given twice in %s (first at line %d): keep one", where, first.pos().Line)
+			first, dup := seenAt(kw)
+			if dup && !h.repeat {
+				c.r.errorf(st.kw, kw, "given twice in %s (first at line %d): keep one", whereFn(), first.pos().Line)
 				continue
 			}
-			seen[kw] = st.kw
+			if !dup {
+				seen = append(seen, st.kw)
+			}
 			switch {
 			case h.block == blockNone && st.hasBlock:
 				c.r.errorf(st.open, kw, "takes no { } block: write %s on one line and remove the block", kw)
@@ -229,7 +306,12 @@ func (c *conv) walk(where string, sts []*stmt, hs map[string]handler, unsup map[
 			}
 			continue
 		}
-		given[""] = st.kw
+		if wantGiven {
+			given[""] = st.kw
+		}
+		if where == "" {
+			where = whereFn()
+		}
 		msg := "unknown keyword in " + where
 		if where == "top" {
 			msg = "unknown top-level keyword"
@@ -709,7 +791,13 @@ func (c *conv) runAsExists(st *stmt) bool {
 // which config.Validate does not look for, cannot be written as JSON,
 // YAML or protobuf: it is refused too.
 func (c *conv) validate(cfg *haav1.AgentConfig) {
-	fields := nonUTF8(nil, "", cfg.ProtoReflect())
+	// The file's text is UTF-8 (the lexer refuses a token that is not):
+	// only Options can bring other text, and the walk of every field is
+	// a tenth of a large file's conversion.
+	var fields []config.FieldError
+	if !c.opts.utf8() {
+		fields = nonUTF8(nil, "", cfg.ProtoReflect())
+	}
 	if err := config.Validate(cfg); err != nil {
 		fields = append(fields, config.Fields(err)...)
 	}
@@ -795,7 +883,12 @@ func (c *conv) placeOf(path string) (token, bool) {
 // by field name under prefix ("" the element itself). The map is read
 // when the paths are first needed.
 func (c *conv) record(prefix string, toks map[string]token) {
-	c.recs = append(c.recs, pathRec{prefix, toks})
+	c.recs = append(c.recs, pathRec{prefix: prefix, toks: toks})
+}
+
+// recordRS is record of a real server's fields.
+func (c *conv) recordRS(prefix string, r *rsDef) {
+	c.recs = append(c.recs, pathRec{prefix: prefix, rs: r})
 }
 
 // setPath notes that the field at path comes from t.
@@ -808,12 +901,22 @@ func (c *conv) pathMap() map[string]token {
 	if c.paths == nil {
 		c.paths = map[string]token{}
 	}
+	put := func(prefix, k string, t token) {
+		if k == "" {
+			c.paths[prefix] = t
+		} else {
+			c.paths[prefix+"."+k] = t
+		}
+	}
 	for _, r := range c.recs {
 		for k, t := range r.toks {
-			if k == "" {
-				c.paths[r.prefix] = t
-			} else {
-				c.paths[r.prefix+"."+k] = t
+			put(r.prefix, k, t)
+		}
+		if r.rs != nil {
+			put(r.prefix, "", r.rs.kw)
+			put(r.prefix, "address", r.rs.kw)
+			for _, f := range r.rs.toks {
+				put(r.prefix, f.field, f.tok)
 			}
 		}
 	}

@@ -112,7 +112,7 @@ type rsDef struct {
 	addr   netip.Addr
 	port   uint16 // 0: not given
 	rs     *haav1.RealServer
-	toks   map[string]token
+	toks   fieldToks // the real server's own ("" and address are kw)
 	tm     timing
 	host   *string
 	checks []*checkDef
@@ -164,7 +164,22 @@ func (c *conv) virtualServer(st *stmt) {
 		return
 	}
 	c.vss = append(c.vss, v)
-	hs := map[string]handler{
+	if c.vsHandlers == nil {
+		c.vsHandlers, c.curVS = c.virtualServerHandlers()
+	}
+	prev := *c.curVS
+	*c.curVS = v
+	defer func() { *c.curVS = prev }()
+	c.walkBlock(func() string { return "virtual_server " + joinTexts(st.args) }, st.block, c.vsHandlers, vsUnsupported, false)
+}
+
+// virtualServerHandlers are the keywords of a virtual_server block, built
+// once per conversion (built for every virtual server, they cost a sixth
+// of a large file's conversion): each reads the virtual server being read
+// from the variable cur points to.
+func (c *conv) virtualServerHandlers() (hs map[string]handler, cur **vsDef) {
+	var v *vsDef
+	hs = map[string]handler{
 		"lb_algo":    line(func(st *stmt) { c.scheduler(st, v) }),
 		"lvs_sched":  line(func(st *stmt) { c.scheduler(st, v) }),
 		"lb_kind":    line(func(st *stmt) { c.forwarding(st, v) }),
@@ -284,7 +299,7 @@ func (c *conv) virtualServer(st *stmt) {
 		"real_server": {fn: func(st *stmt) { c.realServer(st, v) }, repeat: true, block: blockAny},
 	}
 	c.timingHandlers(func() *timing { return &v.tm }, hs, false)
-	c.walk("virtual_server "+joinTexts(st.args), st.block, hs, vsUnsupported)
+	return hs, &v
 }
 
 // addrTok parses an IP address.
@@ -403,7 +418,7 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 	if !ok {
 		return
 	}
-	r := &rsDef{kw: st.kw, addr: a, rs: &haav1.RealServer{}, toks: map[string]token{"": st.kw, "address": st.kw}}
+	r := &rsDef{kw: st.kw, addr: a, rs: &haav1.RealServer{}}
 	if len(st.args) == 2 {
 		p, ok := c.uintTok(st, st.args[1], 1, 65535)
 		if !ok {
@@ -418,7 +433,7 @@ func (c *conv) realServer(st *stmt, v *vsDef) {
 	prev := c.curRS
 	c.curRS = r
 	defer func() { c.curRS = prev }()
-	c.walk(fmt.Sprintf("real_server %s", joinTexts(st.args)), st.block, c.rsHandlers, rsUnsupported)
+	c.walkBlock(func() string { return "real_server " + joinTexts(st.args) }, st.block, c.rsHandlers, rsUnsupported, false)
 }
 
 // realServerHandlers are the keywords of a real_server block, built once
@@ -430,7 +445,7 @@ func (c *conv) realServerHandlers() map[string]handler {
 			r := c.curRS
 			if n, ok := c.uintValue(st, 0, config.MaxRealWeight); ok {
 				r.rs.Weight = proto.Uint32(uint32(n))
-				r.toks["weight"] = st.kw
+				r.toks.set("weight", st.kw)
 			}
 		}),
 		// inhibit_on_failure [true|false]: the real server's own,
@@ -449,20 +464,20 @@ func (c *conv) realServerHandlers() map[string]handler {
 				on = b
 			}
 			r.rs.InhibitOnFailure = proto.Bool(on)
-			r.toks["inhibitOnFailure"] = st.kw
+			r.toks.set("inhibitOnFailure", st.kw)
 		}),
 		"notify_up": line(func(st *stmt) {
 			r := c.curRS
 			if cmd, ok := c.quorumCommand(st); ok {
 				r.rs.NotifyUp = cmd
-				r.toks["notifyUp"] = st.kw
+				r.toks.set("notifyUp", st.kw)
 			}
 		}),
 		"notify_down": line(func(st *stmt) {
 			r := c.curRS
 			if cmd, ok := c.quorumCommand(st); ok {
 				r.rs.NotifyDown = cmd
-				r.toks["notifyDown"] = st.kw
+				r.toks.set("notifyDown", st.kw)
 			}
 		}),
 		// Connection limits: keepalived sends them with every change of
@@ -472,21 +487,21 @@ func (c *conv) realServerHandlers() map[string]handler {
 			r := c.curRS
 			if n, ok := c.uintValue(st, 0, 1<<32-1); ok {
 				r.rs.UpperThreshold = proto.Uint32(uint32(n))
-				r.toks["upperThreshold"] = st.kw
+				r.toks.set("upperThreshold", st.kw)
 			}
 		}),
 		"lthreshold": line(func(st *stmt) {
 			r := c.curRS
 			if n, ok := c.uintValue(st, 0, 1<<32-1); ok {
 				r.rs.LowerThreshold = proto.Uint32(uint32(n))
-				r.toks["lowerThreshold"] = st.kw
+				r.toks.set("lowerThreshold", st.kw)
 			}
 		}),
 		"lvs_method": line(func(st *stmt) {
 			r := c.curRS
-			r.toks["lvs_method"] = st.kw
+			r.toks.set("lvs_method", st.kw)
 			if len(st.args) == 1 {
-				r.toks["lvs_method_value"] = st.args[0]
+				r.toks.set("lvs_method_value", st.args[0])
 			}
 		}),
 		"virtualhost": line(func(st *stmt) {
@@ -840,16 +855,16 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		} else {
 			rs.Address = r.addr.String()
 		}
-		if t, ok := r.toks["lvs_method"]; ok {
+		if t, ok := r.toks.get("lvs_method"); ok {
 			want := map[string]string{"nat": "NAT", "dr": "DR", "tunnel": "TUN", "": "NAT"}[vs.Forwarding]
-			if vt, ok := r.toks["lvs_method_value"]; !ok || vt.text != want {
+			if vt, ok := r.toks.get("lvs_method_value"); !ok || vt.text != want {
 				c.r.errorf(t, "lvs_method", "haa forwards every real server of a virtual server the same way (%s here): remove the real server's lvs_method, or make it %s", want, want)
 			}
 		}
 		if r.rs.Weight == nil && v.weight != nil {
 			rs.Weight = proto.Uint32(*v.weight)
-			if _, ok := r.toks["weight"]; !ok {
-				r.toks["weight"] = v.toks["weight"]
+			if _, ok := r.toks.get("weight"); !ok {
+				r.toks.set("weight", v.toks["weight"])
 			}
 		}
 		if r.rs.Weight != nil {
@@ -868,7 +883,7 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 			rs.Check = hc
 		}
 		checks = append(checks, hc)
-		c.record(rp, r.toks)
+		c.recordRS(rp, r)
 		vs.RealServers = append(vs.RealServers, rs)
 	}
 	// Real servers with the same check: one check on the virtual server.
