@@ -3,6 +3,8 @@ package host
 import (
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/haa-dev/haa/node/vrrp"
@@ -14,10 +16,20 @@ import (
 // wake an idle process through epoll_wait's millisecond timeout and so fire
 // up to a millisecond late; a timerfd makes the kernel wake the poller at
 // the exact time, which is what a 10 ms advert interval needs.
+//
+// It can also be moved later without a system call (Extend): a backup's
+// master-down deadline moves with every advert, and the timer, when it
+// fires before the deadline it was moved to, arms itself again for it
+// instead of waking the runner (which took a wake-up of two goroutines and
+// a step of the instance, every few intervals, per instance).
 type preciseTimer struct {
-	f  *os.File
-	fd int
-	c  chan time.Time
+	f    *os.File
+	fd   int
+	c    chan time.Time
+	base time.Time // due counts from it (monotonic)
+
+	mu  sync.Mutex   // orders the timerfd's settings: Reset, Stop, and the loop's own
+	due atomic.Int64 // when the timer should fire, ns after base; 0: disarmed
 }
 
 // NewPreciseTimer returns a vrrp.Timer backed by a CLOCK_MONOTONIC timerfd.
@@ -26,7 +38,7 @@ func NewPreciseTimer() (vrrp.Timer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("timerfd: %w", err)
 	}
-	t := &preciseTimer{f: os.NewFile(uintptr(fd), "vrrp-timer"), fd: fd, c: make(chan time.Time, 1)}
+	t := &preciseTimer{f: os.NewFile(uintptr(fd), "vrrp-timer"), fd: fd, c: make(chan time.Time, 1), base: time.Now()}
 	go t.loop()
 	return t, nil
 }
@@ -37,6 +49,9 @@ func (t *preciseTimer) loop() {
 		if _, err := t.f.Read(buf[:]); err != nil {
 			return // closed
 		}
+		if !t.fired() {
+			continue
+		}
 		select {
 		case t.c <- time.Now():
 		default: // a tick is pending already: the runner re-checks its deadline
@@ -44,9 +59,25 @@ func (t *preciseTimer) loop() {
 	}
 }
 
-func (t *preciseTimer) C() <-chan time.Time { return t.c }
+// fired reports whether the timerfd's expiry is the timer's: false when it
+// was moved later (armed again for then) or stopped since.
+func (t *preciseTimer) fired() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	due := t.due.Load()
+	if due == 0 {
+		return false // stopped
+	}
+	if left := due - int64(time.Since(t.base)); left > 0 {
+		t.set(time.Duration(left))
+		return false
+	}
+	t.due.Store(0)
+	return true
+}
 
-func (t *preciseTimer) Reset(d time.Duration) {
+// set arms the timerfd; called with mu held.
+func (t *preciseTimer) set(d time.Duration) {
 	if d <= 0 {
 		d = 1 // zero would disarm
 	}
@@ -54,7 +85,26 @@ func (t *preciseTimer) Reset(d time.Duration) {
 	_ = unix.TimerfdSettime(t.fd, 0, &spec, nil)
 }
 
+func (t *preciseTimer) C() <-chan time.Time { return t.c }
+
+func (t *preciseTimer) Reset(d time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.due.Store(max(int64(time.Since(t.base)+d), 1))
+	t.set(d)
+}
+
+// Extend moves an armed timer later, to at, without a system call: the
+// timer arms itself again when its present expiry comes. An earlier at,
+// or a timer that is not armed, is the caller's to Reset.
+func (t *preciseTimer) Extend(at time.Time) {
+	t.due.Store(max(int64(at.Sub(t.base)), 1))
+}
+
 func (t *preciseTimer) Stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.due.Store(0)
 	_ = unix.TimerfdSettime(t.fd, 0, &unix.ItimerSpec{}, nil)
 }
 

@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"context"
 	"io"
 	"net/netip"
 	"slices"
@@ -19,7 +20,7 @@ func (p ifacePort) Send(src, dst netip.Addr, msg []byte) error {
 	return nil
 }
 
-func packet(t *testing.T, a Advert, src netip.Addr) []byte {
+func packet(t testing.TB, a Advert, src netip.Addr) []byte {
 	t.Helper()
 	msg, err := a.Marshal(src, GroupV4, ChecksumRFC)
 	if err != nil {
@@ -237,4 +238,58 @@ func TestLaneCarriesTheFollowedMaster(t *testing.T) {
 			t.Fatalf("the main socket's copies were not skipped: %v", st)
 		}
 	})
+}
+
+// receivingBackup is a running backup of VRID 51 attached to an
+// interface, and a master's advert for it, as the kernel hands it over.
+func receivingBackup(tb testing.TB) (*Iface, []byte, func()) {
+	tb.Helper()
+	r := NewRunner(RunnerConfig{Config: Config{Name: "VI_1", VRID: 51, Priority: 100, Version: 3,
+		Interval: time.Second, Addrs: []netip.Addr{vip1}}, Group: GroupV4}, nil, nil, nil, quiet(), nil)
+	ifc := NewIface("eth0", quiet())
+	if err := ifc.Add(r); err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go r.Run(ctx, true)
+	for r.Status().State != Backup {
+		time.Sleep(time.Millisecond)
+	}
+	master := netip.MustParseAddr("10.77.0.1")
+	pkt := packet(tb, Advert{Version: 3, VRID: 51, Priority: 200, Interval: time.Second, Addrs: []netip.Addr{vip1}}, master)
+	var a Advert
+	ifc.handle(pkt, time.Now(), false, &a) // the first makes it follow the master
+	if got := r.Status().MasterAddr; got != master {
+		tb.Fatalf("the backup follows %v, want %v", got, master)
+	}
+	return ifc, pkt, func() { cancel(); <-r.Done() }
+}
+
+// TestReceivePathAllocatesNothing: a valid advert of the master a backup
+// follows, from the packet to the instance's step (decode, the receive
+// checks, demultiplexing by VRID, the step, the timer), allocates
+// nothing.
+func TestReceivePathAllocatesNothing(t *testing.T) {
+	ifc, pkt, stop := receivingBackup(t)
+	defer stop()
+	var a Advert
+	received := ifc.runners.Load()[51].Stats().AdvertsReceived.Load()
+	if n := testing.AllocsPerRun(1000, func() { ifc.handle(pkt, time.Now(), false, &a) }); n != 0 {
+		t.Errorf("%.1f allocations per received advert, want 0", n)
+	}
+	if got := ifc.runners.Load()[51].Stats().AdvertsReceived.Load() - received; got != 1001 {
+		t.Errorf("%d adverts received, want 1001 (each one stepped)", got)
+	}
+}
+
+// BenchmarkReceiveAdvert is the receive path of a backup for one advert
+// of its master, from the packet (no socket).
+func BenchmarkReceiveAdvert(b *testing.B) {
+	ifc, pkt, stop := receivingBackup(b)
+	defer stop()
+	var a Advert
+	b.ReportAllocs()
+	for b.Loop() {
+		ifc.handle(pkt, time.Now(), false, &a)
+	}
 }

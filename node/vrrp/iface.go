@@ -92,7 +92,13 @@ func (i *Iface) Remove(vrid uint8) {
 }
 
 // Serve reads packets until the reader is closed.
-func (i *Iface) Serve(rd Reader) error { return i.serve(rd, false) }
+func (i *Iface) Serve(rd Reader) error {
+	oc, _ := rd.(overflowCounter)
+	return i.serve(func(b []byte) (int, time.Time, bool, error) {
+		n, at, err := rd.ReadPacket(b)
+		return n, at, false, err
+	}, oc)
+}
 
 // ServeLane reads the lane's packets until it is closed. Call it once,
 // before the instances' adverts matter (Serve may run already).
@@ -101,7 +107,10 @@ func (i *Iface) ServeLane(l Lane) error {
 	i.lane = l
 	i.refreshLaneLocked()
 	i.mu.Unlock()
-	return i.serve(l, true)
+	return i.serve(func(b []byte) (int, time.Time, bool, error) {
+		n, at, err := l.ReadPacket(b)
+		return n, at, true, err
+	}, nil)
 }
 
 // refreshLane gives the lane the sources it must carry now.
@@ -153,13 +162,16 @@ func (i *Iface) onLane(src netip.Addr) bool {
 // full buffer dropped (a uint32 that wraps).
 type overflowCounter interface{ Overflows() uint32 }
 
-func (i *Iface) serve(rd Reader, lane bool) error {
+// serve reads packets with read (lane: the packet came through the lane)
+// until it returns os.ErrClosed or io.EOF; oc, if not nil, counts what the
+// main socket's full buffer dropped.
+func (i *Iface) serve(read func([]byte) (int, time.Time, bool, error), oc overflowCounter) error {
 	buf := make([]byte, 65536)
-	oc, _ := rd.(overflowCounter)
+	var adv Advert // decoded into, packet after packet: its addresses' room is reused
 	var overflows uint32
 	var lastErr time.Time
 	for {
-		n, at, err := rd.ReadPacket(buf)
+		n, at, lane, err := read(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
 				return nil
@@ -179,7 +191,7 @@ func (i *Iface) serve(rd Reader, lane bool) error {
 				overflows = o
 			}
 		}
-		i.handle(buf[:n], at, lane)
+		i.handle(buf[:n], at, lane, &adv)
 	}
 }
 
@@ -189,9 +201,15 @@ func (i *Iface) Handle(pkt []byte) { i.HandleAt(pkt, time.Now()) }
 // HandleAt runs the receive checks of RFC 5798 7.1 that need no instance
 // state on one IP packet that arrived at at, and delivers the advert to its
 // instance. Every discarded packet is counted with its reason.
-func (i *Iface) HandleAt(pkt []byte, at time.Time) { i.handle(pkt, at, false) }
+func (i *Iface) HandleAt(pkt []byte, at time.Time) {
+	var a Advert
+	i.handle(pkt, at, false, &a)
+}
 
-func (i *Iface) handle(pkt []byte, at time.Time, lane bool) {
+// handle is HandleAt decoding into a, whose contents it overwrites. An
+// advert that passes is stepped at once by its runner, on this goroutine,
+// and not kept.
+func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
 	h, payload, err := ParseIPv4(pkt)
 	if err != nil {
 		i.drop(nil, err)
@@ -219,8 +237,7 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool) {
 	if r != nil {
 		mode = r.rc.Checksum
 	}
-	a, err := ParseAdvert(payload, h.Src, h.Dst, mode)
-	if err != nil {
+	if err := a.Unmarshal(payload, h.Src, h.Dst, mode); err != nil {
 		i.drop(r, err)
 		return
 	}
@@ -239,11 +256,17 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool) {
 	// flood of junk never reaches the instance's mailbox. (The version,
 	// authentication, interval and addresses of a runner never change:
 	// changing them restarts the instance.)
-	if reason := Check(&r.rc.Config, h.Src, &a); reason != DropNone {
-		r.dropAdvert(at, reason, &a)
+	if reason := Check(&r.rc.Config, h.Src, a); reason != DropNone {
+		r.dropAdvert(at, reason, a)
 		return
 	}
-	delivered := a // only what is queued goes to the heap
+	if r.receive(h.Src, a, at) {
+		return
+	}
+	// Not running yet: queued for Run (only what is queued goes to the
+	// heap).
+	delivered := *a
+	delivered.Addrs = slices.Clone(a.Addrs)
 	r.DeliverAt(h.Src, &delivered, at)
 }
 

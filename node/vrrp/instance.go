@@ -92,6 +92,10 @@ type (
 	EvAdvert struct {
 		Src    netip.Addr
 		Advert *Advert
+		// Checked says the receive side ran Check on it already, with
+		// this instance's configuration (an interface does, before it
+		// hands an advert over): not run twice per advert.
+		Checked bool
 	}
 	// EvTimer fires when Deadline has passed.
 	EvTimer struct{}
@@ -312,7 +316,7 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 	case EvStart:
 		in.start(now, e.LinkUp)
 	case EvAdvert:
-		in.advert(now, e.Src, e.Advert)
+		in.advert(now, e.Src, e.Advert, e.Checked)
 	case EvTimer:
 		in.timer(now)
 	case EvLink:
@@ -350,6 +354,20 @@ func (in *Instance) Step(now time.Time, ev Event) []Action {
 			in.emit(ActAnnounce{})
 		}
 	}
+	return in.finish()
+}
+
+// StepAdvert is Step of EvAdvert{src, a, checked}, without the event's
+// interface: what the receive path calls for every advert, allocating
+// nothing (a pointer in an interface passed to Step goes to the heap).
+func (in *Instance) StepAdvert(now time.Time, src netip.Addr, a *Advert, checked bool) []Action {
+	in.acts = in.acts[:0]
+	in.advert(now, src, a, checked)
+	return in.finish()
+}
+
+// finish ends a step: what every event may change.
+func (in *Instance) finish() []Action {
 	if in.state != Backup {
 		in.want = false
 	}
@@ -526,8 +544,11 @@ outer:
 	return true
 }
 
-func (in *Instance) advert(now time.Time, src netip.Addr, a *Advert) {
-	if r := Check(&in.cfg, src, a); r != DropNone {
+func (in *Instance) advert(now time.Time, src netip.Addr, a *Advert, checked bool) {
+	if checked {
+		// Check reads only what cannot change in place (version,
+		// authentication, interval, addresses): its verdict stands.
+	} else if r := Check(&in.cfg, src, a); r != DropNone {
 		in.emit(ActDrop{Reason: r, Detail: CheckDetail(r, &in.cfg, a)})
 		return
 	}

@@ -189,7 +189,19 @@ type Runner struct {
 	vipWish chan vipWish   // the latest wish not yet taken (capacity 1)
 	vipDone chan vipResult // what the worker did
 
-	// Owned by the Run goroutine.
+	// mu serialises the instance's events: the Run goroutine's (timers,
+	// control, the VIP worker's reports, queued adverts) and the adverts
+	// an interface hands over at once (receive). What follows is owned by
+	// whoever holds it.
+	mu   sync.Mutex
+	live bool // Run has started the instance and not stopped it: receive may step it
+
+	precise, coarse Timer       // the protocol timer: a backup's, a master's
+	armed           time.Time   // the deadline the armed timer fires at; zero: none
+	armedT          Timer       // the armed one, nil: none
+	garpTimer       *time.Timer // the next GARP round
+	garpArmed       time.Time
+
 	vipErr       error  // the last VIP add failed: retried at every advert
 	vipsHeld     bool   // added (or being retried) and announced
 	vipSeq       uint64 // the latest wish
@@ -426,99 +438,153 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 	// latency hangs on, so it uses the precise timer (a timerfd on Linux);
 	// a master's advert timer can be a millisecond late without harm and
 	// uses a cheap Go timer.
-	precise, coarse := r.timer, newGoTimer()
+	r.mu.Lock()
+	r.precise, r.coarse = r.timer, newGoTimer()
+	r.garpTimer = time.NewTimer(time.Hour)
+	r.garpTimer.Stop()
+	precise, coarse, garpTimer := r.precise, r.coarse, r.garpTimer
+	r.do(time.Now(), EvStart{LinkUp: linkUp})
+	r.live = true
+	r.mu.Unlock()
 	defer precise.Close()
 	defer coarse.Close()
-	garpTimer := time.NewTimer(time.Hour)
-	garpTimer.Stop()
 	defer garpTimer.Stop()
 
-	var armed time.Time // deadline the armed timer fires at; zero: none
-	var armedT Timer
-	rearm := func() {
-		d, ok := r.in.Deadline()
-		want := coarse
-		if r.in.State() == Backup {
-			want = precise
-		}
-		switch {
-		case !ok:
-			if armedT != nil {
-				armedT.Stop()
-				armedT, armed = nil, time.Time{}
-			}
-			return
-		case armedT == want && !armed.After(d):
-			// Lazy: a backup's deadline moves with every advert; the
-			// timer fires at the older one, Step ignores the early
-			// tick and the timer is armed again for the new deadline.
-			return
-		}
-		if armedT != nil && armedT != want {
-			armedT.Stop()
-		}
-		armedT, armed = want, d
-		want.Reset(time.Until(d))
-	}
-	var garpArmed time.Time
-	rearmGARP := func() {
-		if len(r.garpPlan) == 0 {
-			if !garpArmed.IsZero() {
-				garpTimer.Stop()
-				garpArmed = time.Time{}
-			}
-			return
-		}
-		if next := r.garpPlan[0]; !next.Equal(garpArmed) {
-			garpArmed = next
-			garpTimer.Reset(time.Until(next))
-		}
-	}
-	do := func(now time.Time, ev Event) {
-		r.apply(now, r.in.Step(now, ev))
-		rearm()
-		rearmGARP()
-	}
-
-	do(time.Now(), EvStart{LinkUp: linkUp})
 	for {
 		select {
 		case <-r.mb.wake:
-			r.handleAdverts(do)
+			r.mu.Lock()
+			r.handleAdverts()
+			r.mu.Unlock()
 		case res := <-r.vipDone:
+			r.mu.Lock()
 			r.vipReport(time.Now(), res)
 			r.apply(time.Now(), nil)
-			rearmGARP()
+			r.rearmGARP()
+			r.mu.Unlock()
 		case <-precise.C():
-			r.timerFired(armedT == precise, &armed, &armedT, do)
+			r.mu.Lock()
+			r.timerFired(r.armedT == precise)
+			r.mu.Unlock()
 		case <-coarse.C():
-			r.timerFired(armedT == coarse, &armed, &armedT, do)
+			r.mu.Lock()
+			r.timerFired(r.armedT == coarse)
+			r.mu.Unlock()
 		case <-garpTimer.C:
-			garpArmed = time.Time{}
+			r.mu.Lock()
+			r.garpArmed = time.Time{}
 			r.garpDue(time.Now())
-			rearmGARP()
+			r.rearmGARP()
+			r.mu.Unlock()
 		case rc := <-r.updateConfig:
+			r.mu.Lock()
 			r.rc.GARP = rc.GARP
-			do(time.Now(), EvReconfigure{Config: rc.Config})
+			r.do(time.Now(), EvReconfigure{Config: rc.Config})
+			r.mu.Unlock()
 		case ev := <-r.ctl:
-			do(time.Now(), ev)
-			if _, ok := ev.(EvShutdown); ok {
+			r.mu.Lock()
+			r.do(time.Now(), ev)
+			_, stop := ev.(EvShutdown)
+			if stop {
+				r.live = false
+			}
+			r.mu.Unlock()
+			if stop {
 				return // the instance is in Init: handed over, VIPs removed
 			}
 		case <-ctx.Done():
-			do(time.Now(), EvShutdown{})
+			r.mu.Lock()
+			r.do(time.Now(), EvShutdown{})
+			r.live = false
+			r.mu.Unlock()
 			return
 		}
 	}
 }
 
+// do feeds the instance one event and carries out what it decides. Called
+// with mu held.
+func (r *Runner) do(now time.Time, ev Event) {
+	r.apply(now, r.in.Step(now, ev))
+	r.rearm()
+	r.rearmGARP()
+}
+
+// receive hands the instance an advert that passed the receive checks at
+// once, on the receiving goroutine: no queue, no hand-off to the Run
+// goroutine (which cost a goroutine wake-up per advert, more than the rest
+// of the work). false: the runner is not running (not started yet, or
+// stopped); the caller queues it (DeliverAt) or drops it.
+func (r *Runner) receive(src netip.Addr, a *Advert, at time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.live {
+		return false
+	}
+	r.stats.AdvertsReceived.Add(1)
+	r.apply(at, r.in.StepAdvert(at, src, a, true))
+	r.rearm()
+	r.rearmGARP()
+	return true
+}
+
+// rearm arms the protocol timer for the instance's deadline. Called with
+// mu held.
+func (r *Runner) rearm() {
+	d, ok := r.in.Deadline()
+	want := r.coarse
+	if r.in.State() == Backup {
+		want = r.precise
+	}
+	switch {
+	case !ok:
+		if r.armedT != nil {
+			r.armedT.Stop()
+			r.armedT, r.armed = nil, time.Time{}
+		}
+		return
+	case r.armedT == want && !r.armed.After(d):
+		// Lazy: a backup's deadline moves with every advert. A timer
+		// that can be moved later is (it re-arms itself when its
+		// expiry comes, without a tick); another fires at the older
+		// deadline, Step ignores the early tick and the timer is armed
+		// again for the new one.
+		if x, ok := want.(Extender); ok && d.After(r.armed) {
+			x.Extend(d)
+			r.armed = d
+		}
+		return
+	}
+	if r.armedT != nil && r.armedT != want {
+		r.armedT.Stop()
+	}
+	r.armedT, r.armed = want, d
+	want.Reset(time.Until(d))
+}
+
+// rearmGARP arms the GARP timer for the next round planned. Called with
+// mu held.
+func (r *Runner) rearmGARP() {
+	if len(r.garpPlan) == 0 {
+		if !r.garpArmed.IsZero() {
+			r.garpTimer.Stop()
+			r.garpArmed = time.Time{}
+		}
+		return
+	}
+	if next := r.garpPlan[0]; !next.Equal(r.garpArmed) {
+		r.garpArmed = next
+		r.garpTimer.Reset(time.Until(next))
+	}
+}
+
 // timerFired handles a tick of the protocol timer that was armed (current)
-// or a stale one from a timer since replaced.
-func (r *Runner) timerFired(current bool, armed *time.Time, armedT *Timer, do func(time.Time, Event)) {
+// or a stale one from a timer since replaced. Called with mu held.
+func (r *Runner) timerFired(current bool) {
 	if !current {
 		return
 	}
-	*armed, *armedT = time.Time{}, nil
+	r.armed, r.armedT = time.Time{}, nil
 	now := time.Now()
 	if d, ok := r.in.Deadline(); ok && !now.Before(d) {
 		slip := now.Sub(d)
@@ -536,18 +602,18 @@ func (r *Runner) timerFired(current bool, armed *time.Time, armedT *Timer, do fu
 	// scheduling stall both may be ready, and select picks at random.
 	// (What waits is at most one advert per source: bounded work, so a
 	// flood never delays the timer for long.)
-	r.handleAdverts(do)
-	do(time.Now(), EvTimer{})
+	r.handleAdverts()
+	r.do(time.Now(), EvTimer{})
 }
 
-// handleAdverts hands the instance the adverts waiting, in the order they
-// arrived.
-func (r *Runner) handleAdverts(do func(time.Time, Event)) {
+// handleAdverts hands the instance the adverts waiting in the mailbox, in
+// the order they arrived. Called with mu held.
+func (r *Runner) handleAdverts() {
 	r.batch = r.mb.take(r.batch)
 	slices.SortFunc(r.batch, func(x, y inAdvert) int { return x.at.Compare(y.at) })
 	for _, m := range r.batch {
 		r.stats.AdvertsReceived.Add(1)
-		do(m.at, EvAdvert{Src: m.src, Advert: m.adv})
+		r.do(m.at, EvAdvert{Src: m.src, Advert: m.adv})
 	}
 	clear(r.batch)
 }
@@ -690,10 +756,14 @@ func (r *Runner) vipReport(now time.Time, res vipResult) {
 func (r *Runner) finishVIPs() {
 	close(r.vipWish)
 	for res := range r.vipDone {
+		r.mu.Lock()
 		r.vipReport(time.Now(), res)
+		r.mu.Unlock()
 	}
+	r.mu.Lock()
 	r.garpPlan = r.garpPlan[:0]
 	r.apply(time.Now(), nil)
+	r.mu.Unlock()
 }
 
 // message returns the advert for a priority and destination; adverts never

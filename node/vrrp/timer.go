@@ -14,6 +14,14 @@ type Timer interface {
 	Close() error
 }
 
+// An Extender is a Timer that can be moved later without being re-armed:
+// it arms itself again for the new time when its present expiry comes,
+// without a tick (host.NewPreciseTimer). The runner moves a backup's
+// master-down timer so at every advert.
+type Extender interface {
+	Extend(at time.Time)
+}
+
 // RunnerOption configures a Runner.
 type RunnerOption func(*Runner)
 
