@@ -2,6 +2,7 @@
 #   make demo            the agent's real job in a namespace lab
 #   make test            everything CI runs (unit, namespace, keepalived interop, race detector)
 #   make bench-failover  client-visible outage vs keepalived (writes out/bench-failover.md)
+#   make bench-cpu       the VRRP data path's CPU and memory beside keepalived (writes out/bench-cpu.md)
 #   make bench-fleet     32 gossiping agents: apply wall time, catch-up, gossip traffic
 #   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
 #   make bench-lvs       IPVS in the VM: haad vs keepalived on the same keepalived.conf, 1,000 and 10,000 virtual servers
@@ -27,7 +28,7 @@ GRPCURL_VERSION      := v1.9.4
 FUZZTIME             ?= 60s
 TEST_TIMEOUT         ?= 20m
 
-.PHONY: all build test test-race test-ipvs vm-deps test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-api bench-fleet bench-track bench-lvs bench-lvs-nft bench-vips chaos fuzz clean
+.PHONY: all build test test-race test-ipvs vm-deps test-unit deps tools apt-deps lint proto proto-check docs demo bench-failover bench-cpu bench-api bench-fleet bench-track bench-lvs bench-lvs-nft bench-vips chaos fuzz clean
 
 all: build
 
@@ -150,6 +151,14 @@ bench-fleet: build
 bench-track: apt-deps build
 	mkdir -p out
 	$(BIN)/haalab bench-track --haad $(BIN)/haad --trials 10 --out out/bench-track.md
+
+## bench-cpu: the VRRP data path in steady state, haad beside keepalived
+## 2.2.7 (two nodes, the backup receiving every advert): 50 instances at
+## 10 ms (the headline table), 1 at 10 ms and 500 at 100 ms (CPU per
+## advert), 3 rounds each, alternating which goes first.
+bench-cpu: apt-deps build
+	mkdir -p out
+	$(BIN)/haalab bench-cpu --haad $(BIN)/haad --scales 50@10ms,1@10ms,500@100ms --rounds 3 --out out/bench-cpu.md
 
 ## bench-lvs: IPVS in the VM (haalab vm): haad and keepalived 2.2.7 programming
 ## the same keepalived.conf of 1,000 and 10,000 virtual servers x 5 real

@@ -36,6 +36,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -78,8 +79,17 @@ func run(args []string, stderr io.Writer) int {
 	fleetFile := fs.String("fleet-file", "", "where the fleet document is kept across restarts (default /var/lib/haa/haad-NAME.fleet.json)")
 	statusFile := fs.String("status-file", "", "where SIGUSR1 writes every instance's state and counters as JSON (default /run/haa/haad-NAME.json)")
 	lbRepair := fs.Duration("lb-repair-interval", time.Minute, "how often the load balancer reads its table back from the kernel and puts back what someone else changed (ipvsadm -C, -e, -d): each is a dump of the whole table")
+	cpuProfile := fs.String("cpu-profile", "", "for developers: write a CPU profile (go tool pprof) of the whole run to this file when haad exits")
 	if err := fs.Parse(args); err != nil {
 		return exitConfig
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "haad:", err)
+			return exitConfig
+		}
+		defer stop()
 	}
 	if *lbRepair < 100*time.Millisecond {
 		fmt.Fprintf(stderr, "haad: --lb-repair-interval %v: use 100ms or more\n", *lbRepair)
@@ -476,4 +486,20 @@ func newLogger(w io.Writer, lv *slog.LevelVar, level, format string) (*slog.Logg
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}
+
+// startCPUProfile profiles the process into path until stop.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpu-profile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -78,6 +78,7 @@ type benchOptions struct {
 	out       string
 	soak      time.Duration
 	instances int
+	interval  time.Duration // the soak's advert interval
 	settings  []setting
 	logs      string
 	command   string
@@ -86,7 +87,7 @@ type benchOptions struct {
 func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	fs := flag.NewFlagSet("haalab bench-failover", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o benchOptions
+	o := benchOptions{interval: soakInterval}
 	fs.StringVar(&o.haad, "haad", "bin/haad", "haad binary to run on the nodes")
 	fs.IntVar(&o.trials, "trials", 10, "power-offs per setting and implementation")
 	fs.StringVar(&o.out, "out", "out/bench-failover.md", "Markdown report to write")

@@ -23,6 +23,15 @@ type instance struct {
 	Interval time.Duration
 	AuthPass string   // VRRPv2 PASS authentication; empty: none
 	VIPs     []string // ADDR/LEN
+	Iface    string   // "": lab.Iface
+}
+
+// iface is the instance's interface.
+func (in instance) iface() string {
+	if in.Iface == "" {
+		return lab.Iface
+	}
+	return in.Iface
 }
 
 // haadConfig renders a haad YAML configuration for node name.
@@ -31,7 +40,7 @@ func haadConfig(name string, ins []instance) string {
 	fmt.Fprintf(&b, "name: %s\ninstances:\n", name)
 	for _, in := range ins {
 		fmt.Fprintf(&b, "  - name: %s\n    interface: %s\n    vrid: %d\n    priority: %d\n    version: %d\n    advertInterval: %s\n    vips: [%s]\n",
-			in.Name, lab.Iface, in.VRID, in.Priority, in.Version, in.Interval, strings.Join(in.VIPs, ", "))
+			in.Name, in.iface(), in.VRID, in.Priority, in.Version, in.Interval, strings.Join(in.VIPs, ", "))
 		if in.AuthPass != "" {
 			fmt.Fprintf(&b, "    auth: {type: PASS, password: %q}\n", in.AuthPass)
 		}
@@ -51,7 +60,7 @@ func keepalivedConfig(name string, ins []instance) string {
 	fmt.Fprintf(&b, "global_defs {\n  router_id %s\n  vrrp_version %d\n}\n", name, version)
 	for _, in := range ins {
 		fmt.Fprintf(&b, "vrrp_instance %s {\n  state BACKUP\n  interface %s\n  virtual_router_id %d\n  priority %d\n  advert_int %s\n",
-			in.Name, lab.Iface, in.VRID, in.Priority, strconv.FormatFloat(in.Interval.Seconds(), 'f', -1, 64))
+			in.Name, in.iface(), in.VRID, in.Priority, strconv.FormatFloat(in.Interval.Seconds(), 'f', -1, 64))
 		if in.AuthPass != "" {
 			fmt.Fprintf(&b, "  authentication {\n    auth_type PASS\n    auth_pass %s\n  }\n", in.AuthPass)
 		}
@@ -73,13 +82,24 @@ type daemon interface {
 }
 
 // haadDaemon runs haad; SIGUSR1 writes its status to statusPath.
-type haadDaemon struct{ bin string }
+type haadDaemon struct {
+	bin string
+	// profileDir, when set, gets each node's CPU profile (NODE.pprof,
+	// haad --cpu-profile, written when haad stops).
+	profileDir string
+}
 
 func (haadDaemon) Name() string { return "haad" }
 
 func (d haadDaemon) Start(n *lab.Node, dir string, ins []instance) (*lab.Proc, error) {
-	return n.StartHaad(dir, d.bin, haadConfig(n.Name, ins),
-		"--status-file", statusPath(dir, n), "--log-level", "info")
+	args := []string{"--status-file", statusPath(dir, n), "--log-level", "info"}
+	if d.profileDir != "" {
+		if err := os.MkdirAll(d.profileDir, 0o755); err != nil {
+			return nil, err
+		}
+		args = append(args, "--cpu-profile", filepath.Join(d.profileDir, n.Name+".pprof"))
+	}
+	return n.StartHaad(dir, d.bin, haadConfig(n.Name, ins), args...)
 }
 
 func statusPath(dir string, n *lab.Node) string {

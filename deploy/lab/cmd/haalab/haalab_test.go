@@ -40,7 +40,7 @@ func TestHaadConfigValid(t *testing.T) {
 			t.Errorf("%s: %v", st.Key, err)
 		}
 	}
-	if _, err := config.Parse([]byte(haadConfig("n2", soakInstances(254, benchPrioBackup)))); err != nil {
+	if _, err := config.Parse([]byte(haadConfig("n2", soakInstances(254, benchPrioBackup, soakInterval)))); err != nil {
 		t.Errorf("soak: %v", err)
 	}
 }
@@ -65,7 +65,7 @@ func TestKeepalivedConfigValid(t *testing.T) {
 	for _, st := range allSettings {
 		check(st.Key, keepalivedConfig("n1", st.instances(benchPrioMaster)))
 	}
-	check("soak", keepalivedConfig("n1", soakInstances(50, benchPrioMaster)))
+	check("soak", keepalivedConfig("n1", soakInstances(50, benchPrioMaster, soakInterval)))
 	conf := keepalivedConfig("n1", allSettings[2].instances(200))
 	for _, want := range []string{"vrrp_version 3", "advert_int 0.01", "state BACKUP", "priority 200"} {
 		if !strings.Contains(conf, want) {
@@ -111,9 +111,12 @@ func TestCPUTicksOwnProcess(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no CPU time for this process")
 	}
-	before := cpuSample{at: time.Unix(0, 0), ticks: map[int]uint64{1: 100, 2: 50}}
-	after := cpuSample{at: time.Unix(10, 0), ticks: map[int]uint64{1: 150, 3: 10}}
-	if got := cpuPercent(before, after); got != 6 { // (50 + 10) ticks / 100 Hz / 10 s
+	if n, err := cpuNanos(os.Getpid()); err != nil || n < uint64(10*time.Millisecond) {
+		t.Fatalf("cpuNanos of this process = %d, %v; want at least the 50 ms it burnt (10 ms)", n, err)
+	}
+	before := cpuSample{at: time.Unix(0, 0), ns: map[int]uint64{1: 100e7, 2: 50e7}}
+	after := cpuSample{at: time.Unix(10, 0), ns: map[int]uint64{1: 150e7, 3: 10e7}}
+	if got := cpuPercent(before, after); got != 6 { // (0.5 + 0.1) s / 10 s
 		t.Fatalf("cpuPercent = %v, want 6", got)
 	}
 }

@@ -41,6 +41,7 @@ const usage = `haalab: haad in a network namespace lab
 usage:
   haalab demo --haad PATH [--keep-going]
   haalab bench-failover --haad PATH [--trials N] [--out FILE] [--soak 5m] [--instances 50] [--quick]
+  haalab bench-cpu --haad PATH [--scales 50@10ms,1@10ms,500@100ms] [--rounds 3] [--window 20s] [--out FILE] [--profile --logs DIR]
   haalab bench-api --haad PATH [--transitions 1000] [--calls 10000] [--out FILE]
                    [--services 5000] [--dests 5] [--backend nftables] [--reads 2000] [--haactl PATH] [--haad-log FILE]
   haalab bench-fleet --haad PATH --haactl PATH [--nodes 32] [--applies 10] [--returns 5] [--idle 30s] [--out FILE]
@@ -93,6 +94,8 @@ func run(argv []string, stdout, stderr io.Writer) int {
 		err = runDemo(s, rest, stderr)
 	case "bench-failover":
 		err = runBench(s, commandLine(argv), rest, stderr)
+	case "bench-cpu":
+		err = runBenchCPU(s, commandLine(argv), rest, stderr)
 	case "bench-api":
 		err = runBenchAPI(s, commandLine(argv), rest, stderr)
 	case "bench-fleet":

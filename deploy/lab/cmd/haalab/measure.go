@@ -132,10 +132,51 @@ func cpuTicks(pid int) (uint64, error) {
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
 const clockTicks = 100
 
-// cpuSample is the CPU time used so far by every process in a namespace.
+// cpuNanos returns the CPU time pid's threads have used, in nanoseconds
+// (the first field of /proc/PID/task/TID/schedstat, summed): the clock
+// ticks of /proc/PID/stat are 10 ms, too coarse for one instance's
+// adverts over a 20 s window. A thread that has exited is not counted
+// (a daemon's threads live as long as it does).
+func cpuNanos(pid int) (uint64, error) {
+	ns, _, err := cpuStat(pid)
+	return ns, err
+}
+
+// cpuStat is cpuNanos and the number of times pid's threads were
+// scheduled in (the third field of schedstat: its wake-ups, about).
+func cpuStat(pid int) (ns, slices uint64, err error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue // exited in between
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 3 {
+			return 0, 0, fmt.Errorf("%s/%s/schedstat: unexpected format", dir, t.Name())
+		}
+		n, err1 := strconv.ParseUint(f[0], 10, 64)
+		k, err2 := strconv.ParseUint(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			return 0, 0, fmt.Errorf("%s/%s/schedstat: unexpected format", dir, t.Name())
+		}
+		ns += n
+		slices += k
+	}
+	return ns, slices, nil
+}
+
+// cpuSample is the CPU time used so far by every process in a namespace
+// (ns by pid), and their resident memory (bytes).
 type cpuSample struct {
-	at    time.Time
-	ticks map[int]uint64
+	at     time.Time
+	ns     map[int]uint64
+	rss    uint64
+	wakeup uint64 // times their threads were scheduled in, summed
 }
 
 func sampleCPU(ns *lab.NS) (cpuSample, error) {
@@ -143,33 +184,55 @@ func sampleCPU(ns *lab.NS) (cpuSample, error) {
 	if err != nil {
 		return cpuSample{}, err
 	}
-	s := cpuSample{at: time.Now(), ticks: map[int]uint64{}}
+	s := cpuSample{at: time.Now(), ns: map[int]uint64{}}
 	for _, pid := range pids {
-		if t, err := cpuTicks(pid); err == nil {
-			s.ticks[pid] = t
+		if t, k, err := cpuStat(pid); err == nil {
+			s.ns[pid] = t
+			s.wakeup += k
+			s.rss += rssOf(pid)
 		}
 	}
-	if len(s.ticks) == 0 {
+	if len(s.ns) == 0 {
 		return s, fmt.Errorf("%s: no process to measure", ns.Name)
 	}
 	return s, nil
 }
 
-// cpuPercent is the CPU used between two samples by the processes of the
-// later one, in % of one core. A process that appeared in between counts
-// from zero; one that exited is lost (none should).
-func cpuPercent(before, after cpuSample) float64 {
-	var ticks uint64
-	for pid, t := range after.ticks {
-		if b, ok := before.ticks[pid]; ok && b <= t {
-			ticks += t - b
-		} else if !ok {
-			ticks += t
+// rssOf is pid's resident set (VmRSS), 0 if unknown.
+func rssOf(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
 		}
 	}
+	return 0
+}
+
+// cpuUsed is the CPU time used between two samples by the processes of
+// the later one. A process that appeared in between counts from zero; one
+// that exited is lost (none should).
+func cpuUsed(before, after cpuSample) time.Duration {
+	var ns uint64
+	for pid, t := range after.ns {
+		if b, ok := before.ns[pid]; ok && b <= t {
+			ns += t - b
+		} else if !ok {
+			ns += t
+		}
+	}
+	return time.Duration(ns)
+}
+
+// cpuPercent is cpuUsed in % of one core.
+func cpuPercent(before, after cpuSample) float64 {
 	wall := after.at.Sub(before.at).Seconds()
 	if wall <= 0 {
 		return 0
 	}
-	return float64(ticks) / clockTicks / wall * 100
+	return cpuUsed(before, after).Seconds() / wall * 100
 }

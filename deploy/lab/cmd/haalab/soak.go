@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/haa-dev/haa/deploy/lab"
 )
 
@@ -21,16 +23,50 @@ const (
 	soakCheckEvery = time.Second
 )
 
-// soakVIP is the address of instance i: 10.77.1.i, a host address.
-func soakVIP(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 77, 1, byte(i)}) }
+// soakVIP is the address of instance i (1..): 10.77.1.i for the first
+// 254, then 10.77.2.x...: host addresses.
+func soakVIP(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{10, 77, byte(1 + (i-1)/254), byte((i-1)%254 + 1)})
+}
 
-func soakInstances(n, prio int) []instance {
+// vridsPerLink is how many instances a soak runs on one link: past it
+// (bench-cpu's 500), the rest run on a second link between the two nodes
+// (eth1), with the same VRIDs again.
+const vridsPerLink = 250
+
+// soakInstances are the soak's n instances at interval, at priority prio.
+func soakInstances(n, prio int, interval time.Duration) []instance {
 	ins := make([]instance, n)
 	for i := range ins {
-		ins[i] = instance{Name: fmt.Sprintf("VI_%d", i+1), VRID: i + 1, Priority: prio, Version: 3,
-			Interval: soakInterval, VIPs: []string{soakVIP(i+1).String() + "/32"}}
+		in := instance{Name: fmt.Sprintf("VI_%d", i+1), VRID: i%vridsPerLink + 1, Priority: prio, Version: 3,
+			Interval: interval, VIPs: []string{soakVIP(i+1).String() + "/32"}}
+		if i >= vridsPerLink {
+			in.Iface = secondLink
+		}
+		ins[i] = in
 	}
 	return ins
+}
+
+// secondLink is the soak's second link between n1 and n2.
+const secondLink = "eth1"
+
+// addSecondLink connects n1 and n2 by a veth pair eth1 (10.78.0.1/24 and
+// 10.78.0.2/24): the lab's namespaces, removed with them.
+func addSecondLink(l *lab.Lab) error {
+	n1, n2 := l.Nodes[0], l.Nodes[1]
+	if err := n1.NS.IP("link", "add", secondLink, "type", "veth", "peer", "name", secondLink, "netns", n2.NS.Name); err != nil {
+		return fmt.Errorf("second link: %w", err)
+	}
+	for i, n := range []*lab.Node{n1, n2} {
+		if err := n.NS.IP("addr", "add", fmt.Sprintf("10.78.0.%d/24", i+1), "dev", secondLink); err != nil {
+			return fmt.Errorf("second link: %w", err)
+		}
+		if err := n.NS.IP("link", "set", secondLink, "up"); err != nil {
+			return fmt.Errorf("second link: %w", err)
+		}
+	}
+	return nil
 }
 
 // soakResult is one implementation's steady state.
@@ -43,6 +79,17 @@ type soakResult struct {
 	Spurious int
 	// CPU in % of one core, every process of the implementation on the node.
 	CPUMaster, CPUBackup float64
+	// CPU time over the window, and resident memory at its end (every
+	// process of the implementation on the node).
+	CPUTimeMaster, CPUTimeBackup time.Duration
+	RSSMaster, RSSBackup         uint64
+	// WakeupsMaster/Backup: how many times the implementation's threads
+	// were scheduled in during the window.
+	WakeupsMaster, WakeupsBackup uint64
+	// AdvertsSent is the adverts the master sent during the window: the
+	// client's count on the LAN, times instances per instance on the LAN
+	// when some run on the second link.
+	AdvertsSent float64
 	// AdvertRate is the adverts per second the client saw from the master
 	// during the window; BackupAdverts those it saw from the backup.
 	AdvertRate    float64
@@ -65,9 +112,9 @@ type soakResult struct {
 // runSoak runs one implementation's soak in its own lab, bounded by a
 // watchdog.
 func (b *bench) runSoak(d daemon) soakResult {
-	res := soakResult{Daemon: d.Name(), Instances: b.o.instances, Interval: soakInterval, SlipMaster: -1, SlipBackup: -1,
+	res := soakResult{Daemon: d.Name(), Instances: b.o.instances, Interval: b.o.interval, SlipMaster: -1, SlipBackup: -1,
 		SlipMasterBefore: -1, SlipBackupBefore: -1}
-	b.s.say("soak %s: %d VRRPv3 instances at %v on two nodes, %v steady-state window", d.Name(), b.o.instances, soakInterval, b.o.soak)
+	b.s.say("soak %s: %d VRRPv3 instances at %v on two nodes, %v steady-state window", d.Name(), b.o.instances, b.o.interval, b.o.soak)
 	fl, err := b.newFailoverLab()
 	if err != nil {
 		res.Err = err
@@ -113,16 +160,23 @@ func (b *bench) soak(fl *failoverLab, d daemon, res *soakResult) error {
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	dir := filepath.Join(b.dir, "soak", d.Name())
 	n := b.o.instances
-	p1, err := d.Start(n1, dir, soakInstances(n, benchPrioMaster))
+	if n > vridsPerLink {
+		if err := addSecondLink(l); err != nil {
+			return err
+		}
+	}
+	p1, err := d.Start(n1, dir, soakInstances(n, benchPrioMaster, b.o.interval))
 	if err != nil {
 		return err
 	}
-	defer p1.Kill()
-	p2, err := d.Start(n2, dir, soakInstances(n, benchPrioBackup))
+	// Stopped with SIGTERM (a profiled haad writes its profile then), the
+	// backup first: no failover to wait for.
+	defer func() { _ = p1.Stop(10 * time.Second) }()
+	p2, err := d.Start(n2, dir, soakInstances(n, benchPrioBackup, b.o.interval))
 	if err != nil {
 		return err
 	}
-	defer p2.Kill()
+	defer func() { _ = p2.Stop(10 * time.Second) }()
 
 	t0 := time.Now()
 	err = lab.Poll(30*time.Second, 50*time.Millisecond, fmt.Sprintf("n1 to hold all %d VIPs", n), func() (bool, error) {
@@ -201,7 +255,12 @@ func (b *bench) soak(fl *failoverLab, d daemon, res *soakResult) error {
 	res.WorstSteal, res.WorstPressure = worst(loads)
 	res.Duration = cpu1b.at.Sub(cpu1.at)
 	res.CPUMaster, res.CPUBackup = cpuPercent(cpu1, cpu1b), cpuPercent(cpu2, cpu2b)
+	res.CPUTimeMaster, res.CPUTimeBackup = cpuUsed(cpu1, cpu1b), cpuUsed(cpu2, cpu2b)
+	res.RSSMaster, res.RSSBackup = cpu1b.rss, cpu2b.rss
+	res.WakeupsMaster, res.WakeupsBackup = cpu1b.wakeup-min(cpu1b.wakeup, cpu1.wakeup), cpu2b.wakeup-min(cpu2b.wakeup, cpu2.wakeup)
 	res.AdvertRate = float64(adv1b-adv1) / advEnd.Sub(advAt).Seconds()
+	res.AdvertsSent = float64(adv1b-adv1) * float64(n) / float64(min(n, vridsPerLink))
+	res.AdvertRate *= float64(n) / float64(min(n, vridsPerLink))
 	res.BackupAdverts = adv2b - adv2
 
 	var logged []time.Time
@@ -243,13 +302,20 @@ func (b *bench) soak(fl *failoverLab, d daemon, res *soakResult) error {
 func soakCheck(l *lab.Lab, n int) (string, error) {
 	n1, n2 := l.Nodes[0], l.Nodes[1]
 	have := func(node *lab.Node) (map[netip.Addr]bool, error) {
-		addrs, err := node.Addrs()
+		h, err := node.NS.Handle()
 		if err != nil {
 			return nil, err
 		}
+		defer h.Close()
+		addrs, err := h.AddrList(nil, netlink.FAMILY_V4) // every link's
+		if err != nil {
+			return nil, fmt.Errorf("%s: list addresses: %w", node.NS.Name, err)
+		}
 		m := map[netip.Addr]bool{}
 		for _, a := range addrs {
-			m[a.Addr()] = true
+			if ip, ok := netip.AddrFromSlice(a.IP); ok {
+				m[ip.Unmap()] = true
+			}
 		}
 		return m, nil
 	}
