@@ -289,7 +289,7 @@ func (c *Socket) read(f *os.File, b []byte) (int, time.Time, error) {
 	var n, oobn int
 	var rerr error
 	err = rc.Read(func(fd uintptr) bool {
-		n, oobn, _, _, rerr = unix.Recvmsg(int(fd), b, oob[:], 0)
+		n, oobn, rerr = rawRecvmsg(int(fd), b, oob[:], unix.MSG_DONTWAIT)
 		return rerr != unix.EAGAIN
 	})
 	if err == nil {
@@ -352,10 +352,10 @@ func (c *Socket) Send(src, dst netip.Addr, msg []byte) error {
 	if err != nil {
 		return err
 	}
-	sa := &unix.SockaddrInet4{Addr: dst.As4()}
+	to := dst.As4()
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
-		serr = unix.Sendto(int(fd), pkt, 0, sa)
+		serr = rawSendto(int(fd), pkt, 0, to)
 		return serr != unix.EAGAIN
 	})
 	return errors.Join(err, serr)

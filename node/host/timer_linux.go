@@ -45,8 +45,17 @@ func NewPreciseTimer() (vrrp.Timer, error) {
 
 func (t *preciseTimer) loop() {
 	var buf [8]byte
+	rc, err := t.f.SyscallConn()
+	if err != nil {
+		return
+	}
 	for {
-		if _, err := t.f.Read(buf[:]); err != nil {
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			_, rerr = rawRead(int(fd), buf[:]) // see raw_linux.go
+			return rerr != unix.EAGAIN
+		})
+		if err != nil || rerr != nil {
 			return // closed
 		}
 		if !t.fired() {
@@ -82,7 +91,7 @@ func (t *preciseTimer) set(d time.Duration) {
 		d = 1 // zero would disarm
 	}
 	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
-	_ = unix.TimerfdSettime(t.fd, 0, &spec, nil)
+	_ = rawTimerfdSettime(t.fd, &spec)
 }
 
 func (t *preciseTimer) C() <-chan time.Time { return t.c }
@@ -105,7 +114,7 @@ func (t *preciseTimer) Stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.due.Store(0)
-	_ = unix.TimerfdSettime(t.fd, 0, &unix.ItimerSpec{}, nil)
+	_ = rawTimerfdSettime(t.fd, &unix.ItimerSpec{})
 }
 
 func (t *preciseTimer) Close() error { return t.f.Close() }

@@ -308,6 +308,12 @@ func soakCheck(l *lab.Lab, n int) (string, error) {
 		}
 		defer h.Close()
 		addrs, err := h.AddrList(nil, netlink.FAMILY_V4) // every link's
+		for try := 0; errors.Is(err, netlink.ErrDumpInterrupted) && try < 10; try++ {
+			// The daemon was adding or removing addresses during the
+			// dump: read it again.
+			time.Sleep(10 * time.Millisecond)
+			addrs, err = h.AddrList(nil, netlink.FAMILY_V4)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: list addresses: %w", node.NS.Name, err)
 		}
