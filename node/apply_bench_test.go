@@ -37,10 +37,9 @@ func bigConfig(services, dests int) *haav1.AgentConfig {
 	return cfg
 }
 
-// BenchmarkApplyLarge applies 5,000 virtual servers x 5 real servers
-// (persisted, as the API does) and removes them again, on a fake host and
-// backend: the agent's own cost of a large apply.
-func BenchmarkApplyLarge(b *testing.B) {
+// benchAgent is an agent on a fake host and load-balancing backend,
+// persisting to a file of b's, shut down when b ends.
+func benchAgent(b *testing.B) *Agent {
 	h := hosttest.NewNetwork().NewHost("n1")
 	h.AddLink("eth0", "lan", "10.77.0.1/24")
 	a, err := New(WithHost(h), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
@@ -48,7 +47,15 @@ func BenchmarkApplyLarge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer a.Shutdown(context.Background())
+	b.Cleanup(func() { a.Shutdown(context.Background()) })
+	return a
+}
+
+// BenchmarkApplyLarge applies 5,000 virtual servers x 5 real servers
+// (persisted, as the API does) and removes them again, on a fake host and
+// backend: the agent's own cost of a large apply.
+func BenchmarkApplyLarge(b *testing.B) {
+	a := benchAgent(b)
 	big, small := bigConfig(5000, 5), &haav1.AgentConfig{Name: "n1"}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -86,14 +93,7 @@ func kaText(n, w int) []byte {
 // resolves it again and programs the one change), on a fake host and
 // backend.
 func BenchmarkReloadKeepalived(b *testing.B) {
-	h := hosttest.NewNetwork().NewHost("n1")
-	h.AddLink("eth0", "lan", "10.77.0.1/24")
-	a, err := New(WithHost(h), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
-		WithBalancerBackend(&recordingBackend{state: lvs.State{}}), WithConfigFile(filepath.Join(b.TempDir(), "haad.yaml")))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Shutdown(context.Background())
+	a := benchAgent(b)
 	texts := [][]byte{kaText(1000, 9), kaText(1000, 2)}
 	dir := b.TempDir()
 	i := 0

@@ -176,16 +176,8 @@ func runBench(s *session, command string, args []string, stderr io.Writer) error
 	}
 
 	report := renderReport(o, env, results, soaks)
-	fmt.Fprintln(s.out)
-	fmt.Fprint(s.out, report)
-	if o.out != "" {
-		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(s.out, "\nreport written to %s\n", o.out)
+	if err := s.publish(report, o.out); err != nil {
+		return err
 	}
 	failures := countFailures(results, soaks)
 	if failures > 0 {

@@ -143,16 +143,8 @@ func runBenchCPU(s *session, command string, args []string, stderr io.Writer) er
 		}
 	}
 	report := renderCPUReport(o, env, runs)
-	fmt.Fprintln(s.out)
-	fmt.Fprint(s.out, report)
-	if o.out != "" {
-		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(o.out, []byte(report), 0o644); err != nil {
-			return err
-		}
-		fmt.Fprintf(s.out, "\nreport written to %s\n", o.out)
+	if err := s.publish(report, o.out); err != nil {
+		return err
 	}
 	if failures > 0 {
 		return fmt.Errorf("bench-cpu: %d run(s) failed; logs kept in %s", failures, dir)

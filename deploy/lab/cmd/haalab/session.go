@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -96,4 +98,21 @@ func (s *session) sleep(d time.Duration) error {
 	case <-s.ctx.Done():
 		return context.Cause(s.ctx)
 	}
+}
+
+// publish prints a benchmark's report and writes it to out ("" none).
+func (s *session) publish(report, out string) error {
+	fmt.Fprintln(s.out)
+	fmt.Fprint(s.out, report)
+	if out == "" {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.out, "\nreport written to %s\n", out)
+	return nil
 }
