@@ -544,10 +544,9 @@ func (r *Runner) rearm() {
 		}
 		return
 	case r.armedT == want && !r.armed.After(d):
-		// Lazy: a backup's deadline moves with every advert. A timer
-		// that can be moved later is (it re-arms itself when its
-		// expiry comes, without a tick); another fires at the older
-		// deadline, Step ignores the early tick and the timer is armed
+		// A backup's deadline moves with every advert. A timer that
+		// can be moved later cheaply is; another is left at the older
+		// deadline, where Step ignores its early tick and it is armed
 		// again for the new one.
 		if x, ok := want.(Extender); ok && d.After(r.armed) {
 			x.Extend(d)

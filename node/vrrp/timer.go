@@ -14,10 +14,10 @@ type Timer interface {
 	Close() error
 }
 
-// An Extender is a Timer that can be moved later without being re-armed:
-// it arms itself again for the new time when its present expiry comes,
-// without a tick (host.NewPreciseTimer). The runner moves a backup's
-// master-down timer so at every advert.
+// An Extender is a Timer that can be moved later cheaply, with no tick
+// for the deadline it leaves (host.NewPreciseTimer). The runner moves a
+// backup's master-down timer so at every advert; a Timer without it fires
+// at the older deadline and is armed again.
 type Extender interface {
 	Extend(at time.Time)
 }
