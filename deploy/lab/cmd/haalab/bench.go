@@ -417,7 +417,7 @@ func summarize(ts []trial) outageStats {
 }
 
 // median of v (0 when empty); v is sorted in place.
-func median[T ~int64](v []T) T {
+func median[T ~int64 | ~float64](v []T) T {
 	if len(v) == 0 {
 		return 0
 	}

@@ -155,25 +155,12 @@ func runBenchCPU(s *session, command string, args []string, stderr io.Writer) er
 	return nil
 }
 
-// median of xs (xs is sorted in place).
-func medianOf(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
-	}
-	slices.Sort(xs)
-	if n := len(xs); n%2 == 1 {
-		return xs[n/2]
-	} else {
-		return (xs[n/2-1] + xs[n/2]) / 2
-	}
-}
-
 // spread is "median (min-max)" of xs with format f.
 func spread(xs []float64, f string) string {
 	if len(xs) == 0 {
 		return "-"
 	}
-	m := medianOf(xs)
+	m := median(xs)
 	if xs[0] == xs[len(xs)-1] {
 		return fmt.Sprintf(f, m)
 	}

@@ -132,18 +132,12 @@ func cpuTicks(pid int) (uint64, error) {
 // clockTicks is USER_HZ, the unit of /proc/PID/stat times (100 on Linux).
 const clockTicks = 100
 
-// cpuNanos returns the CPU time pid's threads have used, in nanoseconds
-// (the first field of /proc/PID/task/TID/schedstat, summed): the clock
-// ticks of /proc/PID/stat are 10 ms, too coarse for one instance's
-// adverts over a 20 s window. A thread that has exited is not counted
-// (a daemon's threads live as long as it does).
-func cpuNanos(pid int) (uint64, error) {
-	ns, _, err := cpuStat(pid)
-	return ns, err
-}
-
-// cpuStat is cpuNanos and the number of times pid's threads were
-// scheduled in (the third field of schedstat: its wake-ups, about).
+// cpuStat returns the CPU time pid's threads have used, in nanoseconds
+// (the first field of /proc/PID/task/TID/schedstat, summed: the clock
+// ticks of /proc/PID/stat are 10 ms, too coarse for one instance's adverts
+// over a 20 s window), and how many times they were scheduled in (the
+// third field: their wake-ups, about). A thread that has exited is not
+// counted (a daemon's threads live as long as it does).
 func cpuStat(pid int) (ns, slices uint64, err error) {
 	dir := "/proc/" + strconv.Itoa(pid) + "/task"
 	tasks, err := os.ReadDir(dir)
