@@ -92,13 +92,7 @@ func (i *Iface) Remove(vrid uint8) {
 }
 
 // Serve reads packets until the reader is closed.
-func (i *Iface) Serve(rd Reader) error {
-	oc, _ := rd.(overflowCounter)
-	return i.serve(func(b []byte) (int, time.Time, bool, error) {
-		n, at, err := rd.ReadPacket(b)
-		return n, at, false, err
-	}, oc)
-}
+func (i *Iface) Serve(rd Reader) error { return i.serve(rd, false) }
 
 // ServeLane reads the lane's packets until it is closed. Call it once,
 // before the instances' adverts matter (Serve may run already).
@@ -107,10 +101,7 @@ func (i *Iface) ServeLane(l Lane) error {
 	i.lane = l
 	i.refreshLaneLocked()
 	i.mu.Unlock()
-	return i.serve(func(b []byte) (int, time.Time, bool, error) {
-		n, at, err := l.ReadPacket(b)
-		return n, at, true, err
-	}, nil)
+	return i.serve(l, true)
 }
 
 // refreshLane gives the lane the sources it must carry now.
@@ -162,16 +153,14 @@ func (i *Iface) onLane(src netip.Addr) bool {
 // full buffer dropped (a uint32 that wraps).
 type overflowCounter interface{ Overflows() uint32 }
 
-// serve reads packets with read (lane: the packet came through the lane)
-// until it returns os.ErrClosed or io.EOF; oc, if not nil, counts what the
-// main socket's full buffer dropped.
-func (i *Iface) serve(read func([]byte) (int, time.Time, bool, error), oc overflowCounter) error {
+func (i *Iface) serve(rd Reader, lane bool) error {
 	buf := make([]byte, 65536)
 	var adv Advert // decoded into, packet after packet: its addresses' room is reused
+	oc, _ := rd.(overflowCounter)
 	var overflows uint32
 	var lastErr time.Time
 	for {
-		n, at, lane, err := read(buf)
+		n, at, err := rd.ReadPacket(buf)
 		if err != nil {
 			if errors.Is(err, os.ErrClosed) || errors.Is(err, io.EOF) {
 				return nil

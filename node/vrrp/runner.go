@@ -482,30 +482,36 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 			r.do(time.Now(), EvReconfigure{Config: rc.Config})
 			r.mu.Unlock()
 		case ev := <-r.ctl:
-			r.mu.Lock()
-			r.do(time.Now(), ev)
-			_, stop := ev.(EvShutdown)
-			if stop {
-				r.live = false
-			}
-			r.mu.Unlock()
-			if stop {
+			if r.event(ev) {
 				return // the instance is in Init: handed over, VIPs removed
 			}
 		case <-ctx.Done():
-			r.mu.Lock()
-			r.do(time.Now(), EvShutdown{})
-			r.live = false
-			r.mu.Unlock()
+			r.event(EvShutdown{})
 			return
 		}
 	}
 }
 
+// event feeds the instance a control event under mu; true when it was
+// the shutdown (no advert is stepped after it).
+func (r *Runner) event(ev Event) (stopped bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.do(time.Now(), ev)
+	if _, stopped = ev.(EvShutdown); stopped {
+		r.live = false
+	}
+	return stopped
+}
+
 // do feeds the instance one event and carries out what it decides. Called
 // with mu held.
-func (r *Runner) do(now time.Time, ev Event) {
-	r.apply(now, r.in.Step(now, ev))
+func (r *Runner) do(now time.Time, ev Event) { r.carryOut(now, r.in.Step(now, ev)) }
+
+// carryOut carries out a step's actions and arms the timers for what
+// follows. Called with mu held.
+func (r *Runner) carryOut(now time.Time, acts []Action) {
+	r.apply(now, acts)
 	r.rearm()
 	r.rearmGARP()
 }
@@ -522,9 +528,7 @@ func (r *Runner) receive(src netip.Addr, a *Advert, at time.Time) bool {
 		return false
 	}
 	r.stats.AdvertsReceived.Add(1)
-	r.apply(at, r.in.StepAdvert(at, src, a, true))
-	r.rearm()
-	r.rearmGARP()
+	r.carryOut(at, r.in.StepAdvert(at, src, a, true))
 	return true
 }
 
