@@ -65,25 +65,14 @@ func TestBalancerThresholdsKeptThroughWeightChanges(t *testing.T) {
 // limit connections: thresholds are refused at their field, with what to
 // do instead.
 func TestBalancerNFTablesRefusesThresholds(t *testing.T) {
-	fb := &fakeBackend{state: lvs.State{}}
-	b := New(Deps{Backend: nftChecks{fb}})
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	c, err := config.Resolve(lbConfig(t, `virtualServers:
+	got := nftProblems(t, `virtualServers:
   - address: 10.9.0.1:80
     realServers:
       - {address: 10.9.1.1:80, upperThreshold: 100}
       - {address: 10.9.1.2:80, upperThreshold: 0}
   - fwmark: 3
     realServers: [{address: 10.9.2.1}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = b.Prepare(c)
-	var got []string
-	for _, f := range config.Fields(err) {
-		got = append(got, f.Path+": "+f.Msg)
-	}
+`)
 	want := []string{
 		"virtualServers[0].realServers[0].upperThreshold: nftables backend: connection thresholds need the ipvs backend: the nftables backend does not count connections; remove them, or set loadBalancer.backend: ipvs",
 		"virtualServers[1].realServers[0].address: nftables backend: needs a port with the nftables backend (its DNAT sets the destination port)",
@@ -178,23 +167,13 @@ func sameKeys(a, b []lvs.Key) bool {
 // has no IPVS table to empty and forwards by DNAT only: both are refused
 // at their fields.
 func TestBalancerNFTablesRefusesFlushAndSorryForwarding(t *testing.T) {
-	b := New(Deps{Backend: nftChecks{&fakeBackend{state: lvs.State{}}}})
-	t.Cleanup(func() { _ = b.Close(context.Background()) })
-	c, err := config.Resolve(lbConfig(t, `loadBalancer: {flushOnStart: true, flushOnStop: true}
+	got := nftProblems(t, `loadBalancer: {flushOnStart: true, flushOnStop: true}
 virtualServers:
   - address: 10.9.0.1:80
     sorryServer: 10.9.0.9:80
     sorryServerForwarding: dr
     realServers: [{address: 10.9.1.1:80}]
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = b.Prepare(c)
-	var got []string
-	for _, f := range config.Fields(err) {
-		got = append(got, f.Path+": "+f.Msg)
-	}
+`)
 	want := []string{
 		"loadBalancer.flushOnStart: nftables backend: emptying the whole IPVS table needs the ipvs backend (the nftables backend touches its own table only, which it empties itself): remove it, or set loadBalancer.backend: ipvs",
 		"loadBalancer.flushOnStop: nftables backend: emptying the whole IPVS table needs the ipvs backend (the nftables backend touches its own table only, which it empties itself): remove it, or set loadBalancer.backend: ipvs",
@@ -203,4 +182,22 @@ virtualServers:
 	if !slices.Equal(got, want) {
 		t.Errorf("Prepare:\n got %q\nwant %q", got, want)
 	}
+}
+
+// nftProblems is what Prepare on the nftables backend says of a
+// configuration, one "path: message" per problem.
+func nftProblems(t *testing.T, yaml string) []string {
+	t.Helper()
+	b := New(Deps{Backend: nftChecks{&fakeBackend{state: lvs.State{}}}})
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	c, err := config.Resolve(lbConfig(t, yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.Prepare(c)
+	var got []string
+	for _, f := range config.Fields(err) {
+		got = append(got, f.Path+": "+f.Msg)
+	}
+	return got
 }
