@@ -976,7 +976,7 @@ virtual_server fwmark 7 {
 		{1, "virtual_server", "keepalived defaults to UDP here; write protocol TCP if this service is TCP"},
 		{3, "quorum", "12 is more than the real servers' weights add up to (7)"},
 		{14, "sorry_server", "a fwmark service with DR forwarding keeps the packets' ports: keepalived clears this port (\"sorry server has port specified - clearing\") and programs port 0, and so does this conversion; write sorry_server 10.0.0.99"},
-		{15, "real_server", "keepalived clears this port"},
+		{15, "real_server", "keepalived programs this real server without its port"},
 	} {
 		if !hasProblem(warns, w.line, w.kw, w.msg) {
 			t.Errorf("no warning at line %d %s %q:\n%s", w.line, w.kw, w.msg, problemLines(warns))

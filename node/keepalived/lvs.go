@@ -24,12 +24,16 @@ const (
 	kaDelayLoop = 60 * time.Second
 	// connect_timeout: 5s (haa: 3s).
 	kaConnectTimeout = 5 * time.Second
-	// delay_before_retry: 1s (DNS_CHECK: delay_loop).
-	kaDelayBeforeRetry = time.Second
+	// delay_before_retry: 1s (HTTP_GET and SSL_GET: 3s, check_http.c;
+	// DNS_CHECK: delay_loop).
+	kaDelayBeforeRetry     = time.Second
+	kaDelayBeforeRetryHTTP = 3 * time.Second
 	// retry: 1 (MISC_CHECK 0, DNS_CHECK 3). See finishCheck for fall.
 	kaRetry     = 1
 	kaRetryMisc = 0
 	kaRetryDNS  = 3
+	// persistence_timeout without a value (IPVS_SVC_PERSISTENT_TIMEOUT).
+	kaPersistence = 360 * time.Second
 	// The scheduler when lb_algo is not given (IPVS_DEF_SCHED).
 	kaScheduler = "wlc"
 )
@@ -85,7 +89,23 @@ func (c *conv) timingHandlers(tm func() *timing, hs map[string]handler, checker 
 	if checker {
 		// nb_get_retry: HTTP_GET/SSL_GET's old name of retry.
 		hs["nb_get_retry"] = retry
+		return
 	}
+	// Anywhere else keepalived does not know nb_get_retry: it reports an
+	// unknown keyword and goes on without it. Files copied from an
+	// HTTP_GET carry it into TCP_CHECKs and real servers, so it is not
+	// refused as an unknown keyword would be; haa ignores it too.
+	hs["nb_get_retry"] = line(func(st *stmt) { c.nbGetRetryIgnored(st, "") })
+}
+
+// nbGetRetryIgnored warns that nb_get_retry is ignored where it is (in
+// checker kind, or a real or virtual server: ""), as keepalived does.
+func (c *conv) nbGetRetryIgnored(st *stmt, kind string) {
+	where := "here"
+	if kind != "" {
+		where = "in " + kind
+	}
+	c.r.warnf(st.kw, st.kw.text, "keepalived does not know nb_get_retry %s (only HTTP_GET and SSL_GET have it): it reports an unknown keyword and ignores it, so the retries are not changed, and haa ignores it too; write retry N in the checker to set them", where)
 }
 
 // vsDef is a virtual_server being read.
@@ -197,6 +217,13 @@ func (c *conv) virtualServerHandlers() (hs map[string]handler, cur **vsDef) {
 			}
 		}),
 		"persistence_timeout": line(func(st *stmt) {
+			if len(st.args) == 0 {
+				// keepalived: no value is IPVS's default, 360 s
+				// (check_parser.c pto_handler).
+				v.vs.PersistenceTimeout = dur(kaPersistence)
+				v.toks["persistenceTimeout"] = st.kw
+				return
+			}
 			if d, ok := c.seconds(st, false, config.MaxPersistence); ok {
 				v.vs.PersistenceTimeout = dur(d)
 				v.toks["persistenceTimeout"] = st.kw
@@ -538,7 +565,11 @@ func (c *conv) checker(st *stmt, r *rsDef) {
 	for k, v := range checkerUnsupported {
 		unsup[k] = v
 	}
-	c.timingHandlers(func() *timing { return &ck.tm }, hs, true)
+	c.timingHandlers(func() *timing { return &ck.tm }, hs, st.kw.text == "HTTP_GET" || st.kw.text == "SSL_GET")
+	if st.kw.text != "HTTP_GET" && st.kw.text != "SSL_GET" {
+		kind := st.kw.text
+		hs["nb_get_retry"] = line(func(st *stmt) { c.nbGetRetryIgnored(st, kind) })
+	}
 	port := line(func(st *stmt) {
 		if n, ok := c.uintValue(st, 1, 65535); ok {
 			ck.hc.Port = uint32(n)
@@ -844,7 +875,15 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		port := r.port
 		switch {
 		case v.fwmark && keepPort && port != 0:
-			c.r.warnf(r.kw, "real_server", "a fwmark service with %s forwarding keeps the packets' ports: keepalived clears this port, and so does this conversion; write real_server %s", strings.ToUpper(vs.Forwarding), r.addr)
+			// keepalived clears the port in the IPVS table only: its
+			// checker copied the address, port included, when the
+			// file was read (check_data.c "has port specified -
+			// clearing"), so the check below keeps it.
+			also := ""
+			if len(r.checks) > 0 && r.checks[0].kw.text != "MISC_CHECK" && r.checks[0].kw.text != "PING_CHECK" {
+				also = fmt.Sprintf("; its check still connects to port %d, as keepalived's does", port)
+			}
+			c.r.warnf(r.kw, "real_server", "a fwmark service with %s forwarding keeps the packets' ports: keepalived programs this real server without its port, and so does this conversion%s", strings.ToUpper(vs.Forwarding), also)
 			port = 0
 		case !v.fwmark && keepPort && port != 0 && port != v.addr.Port():
 			c.r.warnf(r.kw, "real_server", "%s forwarding cannot change the port: keepalived uses port %d, and so does this conversion; write real_server %s %d", strings.ToUpper(vs.Forwarding), v.addr.Port(), r.addr, v.addr.Port())
@@ -876,6 +915,10 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 		if len(r.checks) > 0 {
 			toks := map[string]token{}
 			hc = c.finishCheck(r.checks[0], r, v, toks)
+			if port == 0 && r.port != 0 && hc.Port == 0 && hc.Ping == nil && hc.Exec == nil {
+				hc.Port = uint32(r.port) // the port cleared above
+				toks["port"] = r.kw
+			}
 			c.record(rp+".check", toks)
 			if k == 0 {
 				firstCheck = toks
@@ -932,7 +975,8 @@ func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 //     after the last retry, that is after retry+1 failures in a row
 //     (default retry 1, so fall 2; MISC_CHECK 0, DNS_CHECK 3); nb_get_retry
 //     is HTTP_GET's old name of retry;
-//   - retryDelay = delay_before_retry (default 1s, DNS_CHECK: delay_loop);
+//   - retryDelay = delay_before_retry (default 1s, HTTP_GET and SSL_GET
+//     3s, DNS_CHECK delay_loop);
 //   - jitter = warmup (keepalived's default: delay_loop, as haa's);
 //   - rise 1: one good check makes a failed server healthy, as keepalived.
 //
@@ -1021,8 +1065,11 @@ func (c *conv) finishCheck(ck *checkDef, r *rsDef, v *vsDef, toks map[string]tok
 	}
 
 	rd, given := kaDelayBeforeRetry, false
-	if kind == "DNS_CHECK" {
+	switch kind {
+	case "DNS_CHECK":
 		rd = interval
+	case "HTTP_GET", "SSL_GET":
+		rd = kaDelayBeforeRetryHTTP
 	}
 	d, from = pick("delay_before_retry")
 	if d != nil {

@@ -44,6 +44,18 @@ type trackDef struct {
 	t    *haav1.Tracker
 	toks map[string]token // field path in the tracker -> token
 	used bool
+	// lateRef: a reference before the definition was ignored, as
+	// keepalived ignores it (and said so).
+	lateRef bool
+}
+
+// lineOf says where t is for a problem at from: "line N" in the same
+// file, else "FILE:N".
+func lineOf(t, from token) string {
+	if t.file != nil && from.file != nil && *t.file != *from.file {
+		return t.pos().String()
+	}
+	return fmt.Sprintf("line %d", t.lineNo)
 }
 
 // block names the keepalived block that defines d, as the file writes it.
@@ -160,7 +172,21 @@ func (c *conv) vrrpScript(st *stmt) {
 
 // scriptSeconds reads a vrrp_script interval or timeout: whole seconds;
 // keepalived reads 0 as 1 (with a log), and so does this conversion.
+//
+// A value that is not a whole number ("0.5", "5s") keepalived ignores
+// with a warning ("vrrp script interval '0.5' must be between 1 and ... -
+// ignoring") and keeps its default: so does this conversion, warning.
 func (c *conv) scriptSeconds(st *stmt, hi time.Duration) (time.Duration, bool) {
+	if len(st.args) == 1 {
+		if _, err := strconv.ParseUint(st.args[0].text, 10, 32); err != nil {
+			def := "1 second"
+			if st.kw.text == "timeout" {
+				def = "the interval"
+			}
+			c.r.warnf(st.args[0], st.kw.text, "%q is not whole seconds: keepalived ignores this line (\"vrrp script %s '%s' ... - ignoring\") and keeps its default, %s, and so does haa; write a whole number of seconds, e.g. %s 1", st.args[0].text, st.kw.text, st.args[0].text, def, st.kw.text)
+			return 0, false
+		}
+	}
 	v, ok := c.seconds(st, false, hi)
 	if ok && v == 0 {
 		c.r.warnf(st.args[0], st.kw.text, "0 is read as 1 second, as keepalived does: write %s 1", st.kw.text)
@@ -657,9 +683,11 @@ func (c *conv) srcIP(st *stmt, in *instDef) {
 	if !ok {
 		return
 	}
-	if old, set := in.toks["sourceAddress"]; set {
-		c.r.errorf(st.kw, st.kw.text, "the source address is already set at line %d: keep one of unicast_src_ip and mcast_src_ip", old.pos().Line)
-		return
+	// keepalived has one handler for both keywords (vrrp_parser.c
+	// vrrp_srcip_handler): the last one wins. Tutorials often give both,
+	// with the same address.
+	if old, set := in.toks["sourceAddress"]; set && in.src != t.text {
+		c.r.warnf(st.kw, st.kw.text, "the source address was set to %s at line %d (%s): unicast_src_ip and mcast_src_ip are one setting in keepalived, the last one wins, so it is %s, and so in this conversion; keep one", in.src, old.pos().Line, old.text, t.text)
 	}
 	in.src = t.text
 	in.toks["sourceAddress"] = st.kw
@@ -1089,6 +1117,16 @@ func (c *conv) trackRefs(uses []trackUse, group *groupDef, iface string, owner b
 		} else {
 			d = c.trackers[u.name]
 			switch {
+			case d != nil && d.kind == u.kind && d.kw.seq > u.tok.seq:
+				// keepalived looks a tracked script, file or process
+				// up when it reads the reference (vrrp_track.c
+				// alloc_track_script): one defined further down is
+				// "not found, ignoring...", and the instance runs
+				// without it. A pair moving to haa should learn that
+				// it never tracked it.
+				c.r.warnf(u.tok, "track_"+u.kind, "NOT TRACKED: %s %s is defined at %s, after this line; keepalived looks it up when it reads this line, logs \"track %s %s not found, ignoring...\" and runs without it, so this has never tracked %s, and haa does the same. To track it (in keepalived too), move %s %s above this line", d.kw.text, u.name, lineOf(d.kw, u.tok), u.kind, u.name, u.name, d.kw.text, u.name)
+				d.lateRef = true
+				continue
 			case d != nil && d.kind == u.kind:
 			case c.unknownNames[u.name]:
 				continue // its block has an unknown keyword, already reported
@@ -1176,7 +1214,7 @@ func (c *conv) finishTrackers() []*haav1.Tracker {
 	var out []*haav1.Tracker
 	for _, d := range defs {
 		if !d.used {
-			if d.kind != kindInterface {
+			if d.kind != kindInterface && !d.lateRef {
 				c.r.warnf(d.kw, d.kw.text, "%s is tracked by no instance or sync group: keepalived does not run it, and it is not converted; track it (track_%s { %s }) or remove it", d.name, d.kind, d.name)
 			}
 			continue
