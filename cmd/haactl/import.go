@@ -160,6 +160,7 @@ func (a *app) runImport(cmd *cobra.Command, in importInput) error {
 		switch {
 		case errors.As(err, &ke):
 			bad = append(bad, file)
+			warnings = append(warnings, ke.Warnings...)
 			problems += len(ke.Problems)
 			for _, p := range ke.Problems {
 				failed = append(failed, p.String())

@@ -200,6 +200,17 @@ func TestImportTypo(t *testing.T) {
 	}
 }
 
+// A file with errors: its warnings are shown too (they used to be
+// hidden until the errors were fixed).
+func TestImportShowsWarningsWithErrors(t *testing.T) {
+	file := writeFile(t, "k.conf", "global_defs {\n    notification_email_from a@b\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 7\n    priorty 100\n    virtual_ipaddress {\n        10.0.0.1\n    }\n}\n")
+	r := haactl(t, noAgent, "", "import", file)
+	if r.code != 1 || r.out != "" || !strings.Contains(r.err, file+":7: priorty: ") ||
+		!strings.Contains(r.err, "haactl: warning: "+file+":2: notification_email_from: ") {
+		t.Errorf("exit %d, stderr:\n%s\nwant the error at line 7 and the warning at line 2", r.code, r.err)
+	}
+}
+
 // A file that keepalived's grammar accepts but whose values haa refuses:
 // exit 1 with the problem, nothing printed.
 func TestImportInvalidValues(t *testing.T) {

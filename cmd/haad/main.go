@@ -330,6 +330,9 @@ func (s source) load(warn func(kaconf.Problem)) (*haav1.AgentConfig, error) {
 	cfg, warnings, err := kaconf.Load(s.path, kaconf.Options{})
 	var ke *kaconf.Error
 	if errors.As(err, &ke) {
+		for _, w := range ke.Warnings {
+			warn(w)
+		}
 		return nil, &keepalivedError{path: s.path, err: ke}
 	}
 	if err != nil {
@@ -382,7 +385,7 @@ func (e *keepalivedError) Unwrap() []error { return []error{e.err, config.ErrInv
 // logWarnings logs each warning of a keepalived file.
 func logWarnings(log *slog.Logger) func(kaconf.Problem) {
 	return func(p kaconf.Problem) {
-		log.Warn("keepalived.conf: not supported", "file", p.Pos.File, "line", p.Pos.Line, "keyword", p.Keyword, "detail", p.Msg)
+		log.Warn("keepalived.conf warning", "file", p.Pos.File, "line", p.Pos.Line, "keyword", p.Keyword, "detail", p.Msg)
 	}
 }
 
@@ -407,9 +410,13 @@ func checkConfig(src source, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "haad:", src.annotate(err))
 			return exitConfig
 		}
+		for _, m := range missingInterfaces(res, interfaceExists) {
+			warnings++
+			fmt.Fprintf(stderr, "haad: warning: %s\n", m)
+		}
 	}
 	if !src.keepalived {
-		fmt.Fprintf(stderr, "haad: %s is valid (%d instances)\n", src.path, len(cfg.GetInstances()))
+		fmt.Fprintf(stderr, "haad: %s is valid (%d instances, %d warnings)\n", src.path, len(cfg.GetInstances()), warnings)
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "haad: %s is valid (%d instances, %d virtual servers, %d warnings)\n",

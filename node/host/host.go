@@ -160,6 +160,12 @@ func (l *Linux) AddVIPs(iface string, vs []vip.VIP) error { return l.vips.AddAll
 // VIPs.DelAll).
 func (l *Linux) DelVIPs(iface string, vs []vip.VIP) error { return l.vips.DelAll(iface, vs) }
 
+// DelStaleVIPs is DelVIPs that says which addresses were there (see
+// VIPs.DelPresent): what an earlier run left, at an instance's start.
+func (l *Linux) DelStaleVIPs(iface string, vs []vip.VIP) ([]netip.Prefix, error) {
+	return l.vips.DelPresent(iface, vs)
+}
+
 // ListenVRRP opens the VRRP socket of an interface.
 func (l *Linux) ListenVRRP(iface string) (VRRPConn, error) {
 	c, err := ListenSocket(iface)

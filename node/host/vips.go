@@ -108,6 +108,18 @@ func (m *VIPs) AddAll(iface string, vs []vip.VIP) error {
 // those the listing would only tell what is absent, which the kernel's
 // answer to the request says as well.
 func (m *VIPs) DelAll(iface string, vs []vip.VIP) error {
+	_, err := m.delAll(iface, vs)
+	return err
+}
+
+// DelPresent is DelAll that also says which of vs were there and are
+// removed (the kernel deleted them), for the log of a start that removes
+// what an earlier run left.
+func (m *VIPs) DelPresent(iface string, vs []vip.VIP) ([]netip.Prefix, error) {
+	return m.delAll(iface, vs)
+}
+
+func (m *VIPs) delAll(iface string, vs []vip.VIP) ([]netip.Prefix, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	links := linkCache{m: m}
@@ -139,6 +151,7 @@ func (m *VIPs) DelAll(iface string, vs []vip.VIP) error {
 		return got, nil
 	}
 	var errs []error
+	var deleted []netip.Prefix
 	removed := map[netip.Prefix]bool{}
 	var restore []struct {
 		link netlink.Link
@@ -182,9 +195,13 @@ func (m *VIPs) DelAll(iface string, vs []vip.VIP) error {
 				}
 			}
 		}
-		if err := m.h.AddrDel(link, toNetlink(v, false)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+		err = m.h.AddrDel(link, toNetlink(v, false))
+		if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 			errs = append(errs, fmt.Errorf("vip %s: delete from %s: %w", v.Prefix, dev, err))
 			continue
+		}
+		if err == nil {
+			deleted = append(deleted, v.Prefix)
 		}
 		removed[v.Prefix] = true
 	}
@@ -201,7 +218,7 @@ func (m *VIPs) DelAll(iface string, vs []vip.VIP) error {
 			errs = append(errs, fmt.Errorf("restore secondary %s on %s: %w", a.IPNet, r.dev, err))
 		}
 	}
-	return errors.Join(errs...)
+	return deleted, errors.Join(errs...)
 }
 
 // listing is a device's addresses of one family, indexed.

@@ -49,6 +49,8 @@ type Host interface {
 	Addrs(dev string) ([]host.Addr, error)
 	AddVIPs(iface string, vs []vip.VIP) error
 	DelVIPs(iface string, vs []vip.VIP) error
+	// DelStaleVIPs is DelVIPs saying which were there.
+	DelStaleVIPs(iface string, vs []vip.VIP) ([]netip.Prefix, error)
 	ListenVRRP(iface string) (host.VRRPConn, error)
 	Announcer(dev string) (host.Announcer, error)
 	PromoteSecondaries(dev string) error
@@ -353,8 +355,13 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 	set := &vipSet{host: s.host, iface: c.Interface, vips: c.VIPs}
 	// Restart safety: addresses left by a crashed agent are removed until
 	// the protocol makes this node master again.
-	if err := set.Del(); err != nil {
+	stale, err := s.host.DelStaleVIPs(c.Interface, c.VIPs)
+	if err != nil {
 		return fmt.Errorf("removing stale virtual addresses: %w", err)
+	}
+	if len(stale) > 0 {
+		s.log.Warn("removed virtual addresses an earlier run left: this node holds them again when the protocol makes it master",
+			"instance", c.VRRP.Name, "iface", c.Interface, "count", len(stale), "addresses", firstPrefixes(stale, 8))
 	}
 	for _, v := range c.VIPs {
 		if v.Dev != "" {
@@ -608,4 +615,20 @@ func (s *Set) Close(ctx context.Context) error {
 		delete(s.garps, dev)
 	}
 	return nil
+}
+
+// firstPrefixes lists the first n of ps, and how many more, for a log line.
+func firstPrefixes(ps []netip.Prefix, n int) string {
+	var b strings.Builder
+	for i, p := range ps {
+		if i == n {
+			fmt.Fprintf(&b, " and %d more", len(ps)-n)
+			break
+		}
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
 }

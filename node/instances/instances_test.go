@@ -156,3 +156,36 @@ func TestStateProto(t *testing.T) {
 		}
 	}
 }
+
+// TestStartLogsStaleAddressesItRemoves: an address an earlier run left on
+// the interface is removed at start, with a log line that names it; a
+// clean start says nothing.
+func TestStartLogsStaleAddressesItRemoves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := hosttest.NewNetwork().NewHost("n1")
+		h.AddLink("eth0", "lan", "10.0.0.1/24")
+		var logs strings.Builder
+		s := New(Deps{Host: h, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		defer s.Close(context.Background())
+		cfg := resolved(t, "  - {name: VI_1, interface: eth0, vrid: 1, advertInterval: 1s, vips: [10.0.0.9/24, 10.0.0.10/24]}\n")
+		if err := h.AddVIPs("eth0", cfg[0].VIPs[:1]); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := s.Prepare(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Stop(context.Background(), ch)
+		s.Update(ch)
+		if err := s.Start(ch, nil); err != nil {
+			t.Fatal(err)
+		}
+		if h.Holds("10.0.0.9") {
+			t.Error("the stale address is still there after start")
+		}
+		l := logs.String()
+		if !strings.Contains(l, "removed virtual addresses an earlier run left") || !strings.Contains(l, "count=1") || !strings.Contains(l, "addresses=10.0.0.9/24") {
+			t.Errorf("no log line naming the stale address:\n%s", l)
+		}
+	})
+}

@@ -45,7 +45,7 @@ func (o Options) utf8() bool {
 // including file's directory) and converts it. Warnings are for what haa
 // does not support or does differently; err is *Error (or an error reading
 // path: an I/O error, ErrNotRegular, ErrTooLarge) and then nothing else is
-// returned. Only regular files are read, path and each included file of at
+// returned (an *Error carries the warnings). Only regular files are read, path and each included file of at
 // most MaxFileBytes, at most MaxTotalBytes and MaxFiles files in all.
 func Load(path string, opts Options) (*haav1.AgentConfig, []Problem, error) {
 	return load(path, opts, hostFiles{}, limits{})
@@ -90,7 +90,9 @@ func parseFrom(name string, data []byte, dir string, opts Options, fsys sourceFi
 		c.validate(cfg)
 	}
 	if len(c.r.errs) > 0 {
-		return nil, nil, c.r.err()
+		e := c.r.err()
+		e.Warnings = c.r.warnings()
+		return nil, nil, e
 	}
 	return cfg, c.r.warnings(), nil
 }

@@ -37,6 +37,11 @@ func (p Problem) String() string {
 // a last problem saying how many more there are.
 type Error struct {
 	Problems []Problem
+	// Warnings are the conversion's warnings, as Load returns them for a
+	// file without errors: a user fixing the errors should see them too.
+	// None when the braces do not pair up (every later message would be
+	// doubtful).
+	Warnings []Problem
 }
 
 // MaxErrors bounds the problems of an Error: a file that is not a

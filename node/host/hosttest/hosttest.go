@@ -242,6 +242,19 @@ func (h *Host) DelVIPs(iface string, vs []vip.VIP) error {
 	return nil
 }
 
+// DelStaleVIPs implements node.Host: DelVIPs, saying which were there.
+func (h *Host) DelStaleVIPs(iface string, vs []vip.VIP) ([]netip.Prefix, error) {
+	h.mu.Lock()
+	var there []netip.Prefix
+	for _, v := range vs {
+		if slices.ContainsFunc(h.vips[v.Device(iface)], func(x vip.VIP) bool { return x.Prefix == v.Prefix }) {
+			there = append(there, v.Prefix)
+		}
+	}
+	h.mu.Unlock()
+	return there, h.DelVIPs(iface, vs)
+}
+
 // PromoteSecondaries implements node.Host.
 func (h *Host) PromoteSecondaries(string) error { return nil }
 
