@@ -796,7 +796,7 @@ func checkNode(h Host, c *config.Agent) error {
 		for k, v := range in.VIPs {
 			if v.Dev != "" && !exists(v.Dev) {
 				fields = append(fields, config.FieldError{
-					Path: fmt.Sprintf("instances[%d].vips[%d]", i, k),
+					Path: fmt.Sprintf("instances[%d].%s", i, in.VIPField(k)),
 					Msg:  fmt.Sprintf("no interface %q on this node", v.Dev)})
 			}
 		}

@@ -175,6 +175,9 @@ func checkSubnets(h Host, want *config.Agent, from int) error {
 	for i := from; i < len(want.Instances); i++ {
 		in := want.Instances[i]
 		for k, v := range in.VIPs {
+			if v.Prefix.Addr().Is6() {
+				continue // an excluded IPv6 address: Host.Addrs knows IPv4 subnets only
+			}
 			dev := v.Device(in.Interface)
 			nets, ok := subnets[dev]
 			if !ok {
@@ -191,7 +194,7 @@ func checkSubnets(h Host, want *config.Agent, from int) error {
 				if len(nets) > 0 {
 					have = "subnets " + joinPrefixes(nets)
 				}
-				fields = append(fields, config.FieldError{Path: fmt.Sprintf("instances[%d].vips[%d]", i, k),
+				fields = append(fields, config.FieldError{Path: fmt.Sprintf("instances[%d].%s", i, in.VIPField(k)),
 					Msg: fmt.Sprintf("%s is outside the subnets of %s on node %s (%s): use an address of its subnet, or name the device that has it (\"ADDR dev IF\")",
 						addr, dev, want.Name, have)})
 			}

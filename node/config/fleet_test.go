@@ -617,7 +617,7 @@ func TestValidateFleetNilEntries(t *testing.T) {
 		"instances[0].name: required: give the instance a name such as VI_1",
 		"instances[0].interface: required: the interface the instance runs on, e.g. eth0",
 		"instances[0].vrid: required: a virtual router id 1..255 shared by the nodes of this virtual router",
-		`instances[0].vips: required: at least one virtual address, e.g. ["10.0.0.100/24"]`,
+		`instances[0].vips: required with version 3: at least one virtual address, e.g. ["10.0.0.100/24"] (a VRRPv3 advert lists at least one, RFC 5798); for an election without addresses (notify scripts only), set noVips: true (keepalived's no_virtual_ipaddress), or use version: 2`,
 	)
 	ins, _ := ForNode(doc, "lb1")
 	if len(ins) != 2 || ins[1].GetInterface() != "eth0" {

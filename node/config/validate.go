@@ -53,7 +53,10 @@ type Agent struct {
 type Instance struct {
 	VRRP      vrrp.Config // Primary is the configured source address, if any
 	Interface string
-	VIPs      []vip.VIP
+	// VIPs are the addresses the master holds: the first Advertised are
+	// vips (VRRP.Addrs, in adverts), the rest excludedVips.
+	VIPs       []vip.VIP
+	Advertised int
 	Peers     []netip.Addr // unicast peers; empty: multicast to Group
 	Group     netip.Addr
 	Checksum  vrrp.ChecksumMode
@@ -62,6 +65,15 @@ type Instance struct {
 	Notify    *Notify    // nil: none
 	// Spec is the instance as configured, to tell changed from unchanged.
 	Spec *haav1.Instance
+}
+
+// VIPField is the path of VIPs[k] under the instance: vips[k], or
+// excludedVips[j] past the advertised ones.
+func (in *Instance) VIPField(k int) string {
+	if k < in.Advertised {
+		return fmt.Sprintf("vips[%d]", k)
+	}
+	return fmt.Sprintf("excludedVips[%d]", k-in.Advertised)
 }
 
 var (
@@ -143,7 +155,7 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 		before := len(vips)
 		for k, v := range in.VIPs {
 			if other, dup := vips[v.Prefix.Addr()]; dup {
-				p.add(fmt.Sprintf("%s.vips[%d]", path, k), "%s is already a VIP of %s", v.Prefix.Addr(), other)
+				p.add(path+"."+in.VIPField(k), "%s is already a VIP of %s", v.Prefix.Addr(), other)
 			}
 			vips[v.Prefix.Addr()] = spec.GetName()
 		}
@@ -320,8 +332,12 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 	}
 
 	switch n := len(s.GetVips()); {
-	case n == 0:
-		p.add(f("vips"), "required: at least one virtual address, e.g. [\"10.0.0.100/24\"]")
+	case n > 0 && s.GetNoVips():
+		p.add(f("noVips"), "set, but vips lists %d addresses: remove one or the other", n)
+	case n == 0 && c.Version == 3 && !s.GetNoVips() && len(s.GetExcludedVips()) > 0:
+		p.add(f("vips"), "required with version 3: a VRRPv3 advert lists at least one address (RFC 5798; keepalived refuses it too) and excludedVips are not listed: move one address to vips (or set noVips: true, keepalived's no_virtual_ipaddress, if every peer accepts adverts without addresses)")
+	case n == 0 && c.Version == 3 && !s.GetNoVips():
+		p.add(f("vips"), "required with version 3: at least one virtual address, e.g. [\"10.0.0.100/24\"] (a VRRPv3 advert lists at least one, RFC 5798); for an election without addresses (notify scripts only), set noVips: true (keepalived's no_virtual_ipaddress), or use version: 2")
 	case n > vrrp.MaxAddrs:
 		// An advert carries every VIP: the master could send none and
 		// the backups would all take over.
@@ -339,6 +355,15 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 		}
 		in.VIPs = append(in.VIPs, v)
 		c.Addrs = append(c.Addrs, v.Prefix.Addr())
+	}
+	in.Advertised = len(in.VIPs)
+	for i, str := range s.GetExcludedVips() {
+		v, err := vip.Parse(str)
+		if err != nil {
+			p.add(fmt.Sprintf("%s[%d]", f("excludedVips"), i), "%v", err)
+			continue
+		}
+		in.VIPs = append(in.VIPs, v)
 	}
 
 	switch t := strings.ToUpper(s.GetAuth().GetType()); t {

@@ -402,8 +402,12 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 }
 
 func runnerConfig(c config.Instance) vrrp.RunnerConfig {
-	return vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
+	rc := vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
 		Peers: c.Peers, Checksum: c.Checksum, GARP: c.GARP}
+	for _, v := range c.VIPs[c.Advertised:] {
+		rc.Excluded = append(rc.Excluded, v.Prefix.Addr())
+	}
+	return rc
 }
 
 // primaryAddr returns the first IPv4 address of the interface that is not a

@@ -204,7 +204,6 @@ var instanceUnsupported = map[string]unsupported{
 	"virtual_routes":             fail("haa does not add routes when it becomes master: add them in a notify_master command and delete them in notify_backup/notify_fault, then remove this block"),
 	"virtual_rules":              fail("haa does not add routing rules when it becomes master: add them in a notify_master command and delete them in notify_backup/notify_fault, then remove this block"),
 	"track_bfd":                  fail("haa has no BFD: track the peer with a vrrp_script (e.g. a ping) instead and remove the block"),
-	"no_virtual_ipaddress":       fail("haa needs at least one virtual address per instance: add a virtual_ipaddress block and remove this line"),
 }
 
 // syncGroupUnsupported are the keywords of vrrp_sync_group haa does not

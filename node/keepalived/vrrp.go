@@ -448,6 +448,8 @@ type instDef struct {
 	src          string
 	peers        []string
 	vips         []*stmt // entries of virtual_ipaddress
+	excluded     []*stmt // entries of virtual_ipaddress_excluded
+	noVips       bool    // no_virtual_ipaddress
 	garp         garpDef
 	tracks       []trackUse
 	notify       notifyDef
@@ -557,11 +559,16 @@ func (c *conv) vrrpInstance(st *stmt) {
 			in.vips = append(in.vips, st.block...)
 		}),
 		// keepalived adds the excluded addresses on the master but does
-		// not list them in its adverts; haa lists every address it holds,
-		// and a keepalived peer drops adverts whose list is not its own.
+		// not list them in its adverts: haa's excludedVips.
 		"virtual_ipaddress_excluded": blkRepeat(func(st *stmt) {
-			if len(st.block) > 0 {
-				c.r.errorf(st.kw, st.kw.text, "virtual_ipaddress_excluded is not supported: haa would advertise these addresses and keepalived peers would drop its adverts; move them into virtual_ipaddress on every node (or leave them out)")
+			in.toks["excludedVips"] = st.kw
+			in.excluded = append(in.excluded, st.block...)
+		}),
+		// keepalived 2.3: no VIPs on purpose (2.2.7 does not know it).
+		"no_virtual_ipaddress": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				in.noVips = true
+				in.toks["noVips"] = st.kw
 			}
 		}),
 		"nopreempt": line(func(st *stmt) {
@@ -953,13 +960,16 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 
 	// Addresses.
 	for _, e := range in.vips {
-		if v := c.vipEntry(e, in, "virtual_ipaddress"); v != "" {
+		if v := c.vipEntry(e, in, "virtual_ipaddress", false); v != "" {
 			spec.Vips = append(spec.Vips, v)
 		}
 	}
-	if len(in.vips) == 0 && missing(in.given, "virtual_ipaddress") && missing(in.given, "virtual_ipaddress_excluded") {
-		c.r.errorf(in.kw, in.kw.text, "vrrp_instance %s has no virtual address: add virtual_ipaddress { ADDR/LEN } (haa needs at least one)", in.name)
+	for _, e := range in.excluded {
+		if v := c.vipEntry(e, in, "virtual_ipaddress_excluded", true); v != "" {
+			spec.ExcludedVips = append(spec.ExcludedVips, v)
+		}
 	}
+	c.noVIPs(in, spec, version, strict, strictTok)
 	spec.UnicastPeers = in.peers
 	spec.SourceAddress = in.src
 	if strict && len(in.peers) > 0 {
@@ -1005,11 +1015,49 @@ func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
 }
 
-// vipEntry converts one line of virtual_ipaddress: "ADDR[/LEN] [dev IF]
-// [label L] [brd B] [scope S]", haa's VIP syntax. Interfaces are renamed
-// (Options.Interfaces) in dev, and in a label that starts with the
-// interface's name ("eth0:1").
-func (c *conv) vipEntry(e *stmt, in *instDef, kw string) string {
+// noVIPs decides an instance without virtual_ipaddress as keepalived
+// does (vrrp.c vrrp_complete_instance): VRRPv2 runs the election alone,
+// with a warning ("No VIP specified; at least one is sensible"); VRRPv3 or
+// strict mode refuse it ("at least one is required") unless
+// no_virtual_ipaddress says it is meant (keepalived 2.3; strict mode
+// clears it).
+func (c *conv) noVIPs(in *instDef, spec *haav1.Instance, version int, strict bool, strictTok token) {
+	if len(in.vips) > 0 {
+		if in.noVips {
+			t := in.toks["noVips"]
+			c.r.warnf(t, t.text, "virtual_ipaddress lists addresses, so this changes nothing: remove it")
+		}
+		return
+	}
+	if !missing(in.given, "virtual_ipaddress") {
+		return // a block whose entries were all refused: reported there
+	}
+	noVips := in.noVips
+	if noVips && strict {
+		t := in.toks["noVips"]
+		c.r.warnf(t, t.text, "keepalived clears it in strict mode (%s at %s): \"no_virtual_ipaddress and strict mode incompatible\"", strictTok.text, at(strictTok, t))
+		noVips = false
+	}
+	switch {
+	case noVips:
+		spec.NoVips = version == 3 // version 2 needs no flag
+	case version == 3 || strict:
+		why := "VRRPv3"
+		if strict {
+			why = "strict mode"
+		}
+		c.r.errorf(in.kw, in.kw.text, "vrrp_instance %s has no virtual_ipaddress, and with %s keepalived refuses it (\"No VIP specified; at least one is required\"): add virtual_ipaddress { ADDR/LEN }, or no_virtual_ipaddress for an election without addresses (keepalived 2.3, and haa)", in.name, why)
+	default:
+		c.r.warnf(in.kw, in.kw.text, "vrrp_instance %s has no virtual_ipaddress: keepalived runs the election alone (\"No VIP specified; at least one is sensible\"), and so does haa; notify scripts see the transitions. Add no_virtual_ipaddress to say it is meant", in.name)
+	}
+}
+
+// vipEntry converts one line of virtual_ipaddress (or, with ipv6,
+// virtual_ipaddress_excluded, which may hold IPv6 addresses in an IPv4
+// instance): "ADDR[/LEN] [dev IF] [label L] [brd B] [scope S]", haa's VIP
+// syntax. Interfaces are renamed (Options.Interfaces) in dev, and in a
+// label that starts with the interface's name ("eth0:1").
+func (c *conv) vipEntry(e *stmt, in *instDef, kw string, ipv6 bool) string {
 	if e.hasBlock {
 		c.r.errorf(e.open, kw, "an address takes no block: write one ADDR[/LEN] [dev IF] [label L] per line")
 		return ""
@@ -1074,7 +1122,7 @@ func (c *conv) vipEntry(e *stmt, in *instDef, kw string) string {
 		c.r.errorf(e.kw, kw, "%q: %s: fix this address line", s, msg)
 		return ""
 	}
-	if !v.Prefix.Addr().Is4() {
+	if !v.Prefix.Addr().Is4() && !ipv6 {
 		c.r.errorf(e.kw, kw, "%s: haa has no IPv6 VIPs yet: remove this line (and convert the IPv4 instances only)", v.Prefix.Addr())
 		return ""
 	}

@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -150,5 +151,52 @@ func TestScriptIntervalNotWholeSecondsIsIgnored(t *testing.T) {
 	if !hasProblem(warns, 3, "interval", `"0.5" is not whole seconds`, "keeps its default, 1 second") ||
 		!hasProblem(warns, 4, "timeout", `"1.5" is not whole seconds`, "the interval") {
 		t.Errorf("no warnings:\n%s", problemLines(warns))
+	}
+}
+
+// virtual_ipaddress_excluded: held by the master, not advertised; IPv6
+// addresses in an IPv4 instance are its common use.
+func TestExcludedAddressesConverted(t *testing.T) {
+	src := "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  10.0.0.100/24\n }\n virtual_ipaddress_excluded {\n  10.0.0.101/24 dev eth1\n  2001:db8::100/64\n }\n}\n"
+	cfg, _ := ok(t, src, Options{Interfaces: map[string]string{"eth1": "ens4"}})
+	in := cfg.GetInstances()[0]
+	if got := strings.Join(in.GetExcludedVips(), ","); got != "10.0.0.101/24 dev ens4,2001:db8::100/64" {
+		t.Errorf("excludedVips %q", got)
+	}
+	if got := strings.Join(in.GetVips(), ","); got != "10.0.0.100/24" {
+		t.Errorf("vips %q", got)
+	}
+	// IPv6 stays refused in virtual_ipaddress (it would be advertised).
+	ps := fails(t, "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  2001:db8::100/64\n }\n}\n")
+	if !hasProblem(ps, 5, "virtual_ipaddress", "no IPv6 VIPs") {
+		t.Errorf("IPv6 in virtual_ipaddress:\n%s", problemLines(ps))
+	}
+}
+
+// An instance without virtual_ipaddress: the election alone, as
+// keepalived runs it (VRRPv2), or with no_virtual_ipaddress (VRRPv3).
+func TestInstanceWithoutAddressesConverted(t *testing.T) {
+	base := "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 7\n notify_master \"/bin/true\"\n%s}\n"
+	cfg, warns := ok(t, fmt.Sprintf(base, ""), Options{})
+	if in := cfg.GetInstances()[0]; len(in.GetVips()) != 0 || in.GetVersion() != 2 || in.GetNoVips() {
+		t.Errorf("v2 without addresses: %v", in)
+	}
+	if !hasProblem(warns, 1, "vrrp_instance", "has no virtual_ipaddress", "at least one is sensible") {
+		t.Errorf("no warning:\n%s", problemLines(warns))
+	}
+	ps := fails(t, fmt.Sprintf(base, " version 3\n"))
+	if !hasProblem(ps, 1, "vrrp_instance", "with VRRPv3 keepalived refuses it", "no_virtual_ipaddress") {
+		t.Errorf("v3 without addresses:\n%s", problemLines(ps))
+	}
+	cfg, warns = ok(t, fmt.Sprintf(base, " version 3\n no_virtual_ipaddress\n"), Options{})
+	if in := cfg.GetInstances()[0]; !in.GetNoVips() || in.GetVersion() != 3 {
+		t.Errorf("v3 with no_virtual_ipaddress: %v", in)
+	}
+	if len(warns) != 0 {
+		t.Errorf("warnings:\n%s", problemLines(warns))
+	}
+	ps = fails(t, "global_defs {\n vrrp_strict\n}\n"+fmt.Sprintf(base, " no_virtual_ipaddress\n"))
+	if !hasProblem(ps, 4, "vrrp_instance", "with strict mode keepalived refuses it") {
+		t.Errorf("strict without addresses:\n%s", problemLines(ps))
 	}
 }

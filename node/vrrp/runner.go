@@ -35,6 +35,9 @@ type RunnerConfig struct {
 	Peers     []netip.Addr // unicast destinations; empty: Group
 	Checksum  ChecksumMode
 	GARP      GARPConfig
+	// Excluded are addresses the master holds and announces with Addrs
+	// but does not advertise (keepalived's virtual_ipaddress_excluded).
+	Excluded []netip.Addr
 }
 
 // NoticeKind says what a Notice reports.
@@ -834,12 +837,14 @@ func (r *Runner) planGARP(now time.Time, delay time.Duration) {
 func (r *Runner) garpDue(now time.Time) {
 	for len(r.garpPlan) > 0 && !r.garpPlan[0].After(now) {
 		r.garpPlan = r.garpPlan[1:]
-		for _, a := range r.rc.Addrs {
-			if err := r.garp.Announce(a); err != nil {
-				r.log.Warn("gratuitous ARP failed", "addr", a, "err", err)
-				continue
+		for _, addrs := range [2][]netip.Addr{r.rc.Addrs, r.rc.Excluded} {
+			for _, a := range addrs {
+				if err := r.garp.Announce(a); err != nil {
+					r.log.Warn("gratuitous ARP failed", "addr", a, "err", err)
+					continue
+				}
+				r.stats.GARPsSent.Add(1)
 			}
-			r.stats.GARPsSent.Add(1)
 		}
 		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeGARP})
 	}

@@ -2090,6 +2090,14 @@ type FleetInstance struct {
 	Track []*TrackRef `protobuf:"bytes,17,rep,name=track,proto3" json:"track,omitempty"`
 	// As Instance.notify.
 	Notify *Notify `protobuf:"bytes,18,opt,name=notify,proto3" json:"notify,omitempty"`
+	// As Instance.excluded_vips.
+	ExcludedVips []string `protobuf:"bytes,19,rep,name=excluded_vips,json=excludedVips,proto3" json:"excluded_vips,omitempty"`
+	// As Instance.virtual_routes.
+	VirtualRoutes []string `protobuf:"bytes,20,rep,name=virtual_routes,json=virtualRoutes,proto3" json:"virtual_routes,omitempty"`
+	// As Instance.virtual_rules.
+	VirtualRules []string `protobuf:"bytes,21,rep,name=virtual_rules,json=virtualRules,proto3" json:"virtual_rules,omitempty"`
+	// As Instance.no_vips.
+	NoVips bool `protobuf:"varint,22,opt,name=no_vips,json=noVips,proto3" json:"no_vips,omitempty"`
 	// Priority per node name, e.g. {lb1: 100, lb2: 80}. The instance runs on
 	// the nodes listed here, or on every node of the document when empty.
 	Priorities map[string]uint32 `protobuf:"bytes,100,rep,name=priorities,proto3" json:"priorities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
@@ -2255,6 +2263,34 @@ func (x *FleetInstance) GetNotify() *Notify {
 		return x.Notify
 	}
 	return nil
+}
+
+func (x *FleetInstance) GetExcludedVips() []string {
+	if x != nil {
+		return x.ExcludedVips
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetVirtualRoutes() []string {
+	if x != nil {
+		return x.VirtualRoutes
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetVirtualRules() []string {
+	if x != nil {
+		return x.VirtualRules
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetNoVips() bool {
+	if x != nil {
+		return x.NoVips
+	}
+	return false
 }
 
 func (x *FleetInstance) GetPriorities() map[string]uint32 {
@@ -2518,7 +2554,30 @@ type Instance struct {
 	// keepalived: track_script, track_interface, track_file, track_process.
 	Track []*TrackRef `protobuf:"bytes,17,rep,name=track,proto3" json:"track,omitempty"`
 	// Commands run on state changes. keepalived: notify_*.
-	Notify        *Notify `protobuf:"bytes,18,opt,name=notify,proto3" json:"notify,omitempty"`
+	Notify *Notify `protobuf:"bytes,18,opt,name=notify,proto3" json:"notify,omitempty"`
+	// Addresses the master holds and announces like vips, but that are not
+	// listed in adverts: no limit of 255, and of either family whatever the
+	// instance's (an IPv4 instance can carry IPv6 addresses). Same syntax
+	// as vips. keepalived: virtual_ipaddress_excluded.
+	ExcludedVips []string `protobuf:"bytes,19,rep,name=excluded_vips,json=excludedVips,proto3" json:"excluded_vips,omitempty"`
+	// Routes the master holds, added after its addresses and removed before
+	// them: "DEST [via GW] [dev IF] [src ADDR] [table T] [metric M]
+	// [scope S] [proto P]", or "blackhole|unreachable|prohibit DEST
+	// [table T] [metric M]"; DEST is ADDR/LEN or default. dev defaults to
+	// the instance's interface when there is no via. keepalived:
+	// virtual_routes.
+	VirtualRoutes []string `protobuf:"bytes,20,rep,name=virtual_routes,json=virtualRoutes,proto3" json:"virtual_routes,omitempty"`
+	// Policy rules the master holds: "[from PREFIX] [to PREFIX] [iif IF]
+	// [oif IF] [fwmark M[/MASK]] [priority P] table T" (or "... goto P",
+	// "... blackhole|unreachable|prohibit"). keepalived: virtual_rules.
+	VirtualRules []string `protobuf:"bytes,21,rep,name=virtual_rules,json=virtualRules,proto3" json:"virtual_rules,omitempty"`
+	// No vips, on purpose: the instance runs the election only (notify
+	// scripts act on the transitions, e.g. move a cloud's elastic IP). With
+	// version 2 an instance may have no vips without it; with version 3 it
+	// is required, as RFC 5798 wants one address in each advert (other
+	// implementations may drop such adverts). keepalived:
+	// no_virtual_ipaddress.
+	NoVips        bool `protobuf:"varint,22,opt,name=no_vips,json=noVips,proto3" json:"no_vips,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2677,6 +2736,34 @@ func (x *Instance) GetNotify() *Notify {
 		return x.Notify
 	}
 	return nil
+}
+
+func (x *Instance) GetExcludedVips() []string {
+	if x != nil {
+		return x.ExcludedVips
+	}
+	return nil
+}
+
+func (x *Instance) GetVirtualRoutes() []string {
+	if x != nil {
+		return x.VirtualRoutes
+	}
+	return nil
+}
+
+func (x *Instance) GetVirtualRules() []string {
+	if x != nil {
+		return x.VirtualRules
+	}
+	return nil
+}
+
+func (x *Instance) GetNoVips() bool {
+	if x != nil {
+		return x.NoVips
+	}
+	return false
 }
 
 // Auth is VRRPv2 authentication. It guards against configuration mistakes,
@@ -2985,7 +3072,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\tinstances\x18\x04 \x03(\v2\x15.haa.v1.FleetInstanceR\tinstances\x12+\n" +
 	"\btrackers\x18\x05 \x03(\v2\x0f.haa.v1.TrackerR\btrackers\x122\n" +
 	"\vsync_groups\x18\x06 \x03(\v2\x11.haa.v1.SyncGroupR\n" +
-	"syncGroups\"\xc4\a\n" +
+	"syncGroups\"\xce\b\n" +
 	"\rFleetInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -3005,7 +3092,11 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x04garp\x18\x0f \x01(\v2\f.haa.v1.GarpR\x04garp\x12)\n" +
 	"\x11v3_checksum_as_v2\x18\x10 \x01(\bR\x0ev3ChecksumAsV2\x12&\n" +
 	"\x05track\x18\x11 \x03(\v2\x10.haa.v1.TrackRefR\x05track\x12&\n" +
-	"\x06notify\x18\x12 \x01(\v2\x0e.haa.v1.NotifyR\x06notify\x12E\n" +
+	"\x06notify\x18\x12 \x01(\v2\x0e.haa.v1.NotifyR\x06notify\x12#\n" +
+	"\rexcluded_vips\x18\x13 \x03(\tR\fexcludedVips\x12%\n" +
+	"\x0evirtual_routes\x18\x14 \x03(\tR\rvirtualRoutes\x12#\n" +
+	"\rvirtual_rules\x18\x15 \x03(\tR\fvirtualRules\x12\x17\n" +
+	"\ano_vips\x18\x16 \x01(\bR\x06noVips\x12E\n" +
 	"\n" +
 	"priorities\x18d \x03(\v2%.haa.v1.FleetInstance.PrioritiesEntryR\n" +
 	"priorities\x12B\n" +
@@ -3029,7 +3120,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x03Tls\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
-	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xa5\x05\n" +
+	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xaf\x06\n" +
 	"\bInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -3049,7 +3140,11 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x04garp\x18\x0f \x01(\v2\f.haa.v1.GarpR\x04garp\x12)\n" +
 	"\x11v3_checksum_as_v2\x18\x10 \x01(\bR\x0ev3ChecksumAsV2\x12&\n" +
 	"\x05track\x18\x11 \x03(\v2\x10.haa.v1.TrackRefR\x05track\x12&\n" +
-	"\x06notify\x18\x12 \x01(\v2\x0e.haa.v1.NotifyR\x06notifyB\v\n" +
+	"\x06notify\x18\x12 \x01(\v2\x0e.haa.v1.NotifyR\x06notify\x12#\n" +
+	"\rexcluded_vips\x18\x13 \x03(\tR\fexcludedVips\x12%\n" +
+	"\x0evirtual_routes\x18\x14 \x03(\tR\rvirtualRoutes\x12#\n" +
+	"\rvirtual_rules\x18\x15 \x03(\tR\fvirtualRules\x12\x17\n" +
+	"\ano_vips\x18\x16 \x01(\bR\x06noVipsB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
 	"\b_preempt\"6\n" +
