@@ -57,12 +57,12 @@ type Instance struct {
 	// vips (VRRP.Addrs, in adverts), the rest excludedVips.
 	VIPs       []vip.VIP
 	Advertised int
-	Peers     []netip.Addr // unicast peers; empty: multicast to Group
-	Group     netip.Addr
-	Checksum  vrrp.ChecksumMode
-	GARP      vrrp.GARPConfig
-	Track     []TrackRef // the trackers it tracks itself (not those of its sync group)
-	Notify    *Notify    // nil: none
+	Peers      []netip.Addr // unicast peers; empty: multicast to Group
+	Group      netip.Addr
+	Checksum   vrrp.ChecksumMode
+	GARP       vrrp.GARPConfig
+	Track      []TrackRef // the trackers it tracks itself (not those of its sync group)
+	Notify     *Notify    // nil: none
 	// Spec is the instance as configured, to tell changed from unchanged.
 	Spec *haav1.Instance
 }
