@@ -800,6 +800,13 @@ func checkNode(h Host, c *config.Agent) error {
 					Msg:  fmt.Sprintf("no interface %q on this node", v.Dev)})
 			}
 		}
+		for k, r := range in.Routes {
+			if r.Dev != "" && !exists(r.Dev) {
+				fields = append(fields, config.FieldError{
+					Path: fmt.Sprintf("instances[%d].virtualRoutes[%d]", i, k),
+					Msg:  fmt.Sprintf("no interface %q on this node", r.Dev)})
+			}
+		}
 	}
 	if t := c.TLS; t != nil {
 		for _, f := range []struct{ path, file string }{

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -163,6 +164,13 @@ func virtualServerProto(vs balancer.VirtualServer) *haav1.VirtualServerStatus {
 	}
 	if vs.Sorry.IsValid() {
 		out.SorryServer = vs.Sorry.String()
+	}
+	for _, k := range vs.Also {
+		if k.FWMark != 0 {
+			out.Group = append(out.Group, fmt.Sprintf("fwmark:%d", k.FWMark))
+		} else {
+			out.Group = append(out.Group, k.Addr.String())
+		}
 	}
 	for _, r := range vs.Reals {
 		out.RealServers = append(out.RealServers, realServerProto(r))

@@ -176,15 +176,20 @@ func oneLine(s string) string {
 	return strings.Join(strings.Fields(s), " ")
 }
 
-// vsAddress is ADDR:PORT/PROTO, or fwmark:N.
+// vsAddress is ADDR:PORT/PROTO, or fwmark:N, and "+N" for a group's N
+// other services.
 func vsAddress(vs *haav1.VirtualServerStatus) string {
+	more := ""
+	if n := len(vs.GetGroup()); n > 0 {
+		more = fmt.Sprintf(" +%d", n)
+	}
 	if vs.GetFwmark() != 0 {
-		return fmt.Sprintf("fwmark:%d", vs.GetFwmark())
+		return fmt.Sprintf("fwmark:%d", vs.GetFwmark()) + more
 	}
 	if vs.GetProtocol() == "" {
-		return orDash(vs.GetAddress())
+		return orDash(vs.GetAddress()) + more
 	}
-	return vs.GetAddress() + "/" + vs.GetProtocol()
+	return vs.GetAddress() + "/" + vs.GetProtocol() + more
 }
 
 // vsUp is yes or no (quorum reached), with ", sorry" when the sorry server
@@ -243,6 +248,9 @@ func printVirtualServer(a *app, vs *haav1.VirtualServerStatus, backend string) e
 	t := newTable()
 	t.row("Name:", vs.GetName())
 	t.row("Address:", vsAddress(vs))
+	if g := vs.GetGroup(); len(g) > 0 {
+		t.row("Group:", strings.Join(g, " "))
+	}
 	t.row("Scheduler:", orDash(vs.GetScheduler()))
 	t.row("Forwarding:", orDash(vs.GetForwarding()))
 	if vs.GetUp() {

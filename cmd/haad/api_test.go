@@ -316,7 +316,10 @@ func TestAPIFailoverAndMaintenance(t *testing.T) {
 	if res.GetNewMaster() != n2.Addr.String() {
 		t.Fatalf("new master %q", res.GetNewMaster())
 	}
-	// n1 does not preempt back although its priority is higher.
+	// n1 does not preempt back although its priority is higher. (Failover
+	// returns at the takeover; the new master's VIP worker adds the
+	// address a moment later.)
+	c.waitHolder(vip, n2, 2*time.Second)
 	c.stableHolder(vip, n2, time.Second)
 	in, _ := a1.GetInstance(ctx, &haav1.GetInstanceRequest{Name: "VI_1"})
 	if in.GetInstance().GetHold() != "failover" || in.GetInstance().GetLastTransition().GetCause() != "failover_requested" {

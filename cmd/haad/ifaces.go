@@ -29,6 +29,9 @@ func missingInterfaces(a *config.Agent, exists func(string) bool) []string {
 		for _, v := range in.VIPs {
 			note(v.Dev, fmt.Sprintf("a virtual address of instance %s", in.VRRP.Name))
 		}
+		for _, r := range in.Routes {
+			note(r.Dev, fmt.Sprintf("a virtual route of instance %s", in.VRRP.Name))
+		}
 	}
 	for _, t := range a.Trackers {
 		note(t.Iface, "tracker "+t.Name)

@@ -264,7 +264,9 @@ func (b *Balancer) repair() {
 	}
 	live := map[lvs.Key]bool{}
 	for _, run := range b.vss {
-		live[run.cfg.Service.Key] = true
+		for _, k := range run.cfg.Keys() {
+			live[k] = true
+		}
 		run.dirty = true // its programmed weights may differ now
 	}
 	for k := range b.programmed {
@@ -552,9 +554,11 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 		}
 		taken := 0
 		for _, vs := range c.VirtualServers {
-			if v := st[vs.Service.Key]; v != nil {
-				b.programmed[vs.Service.Key] = v
-				taken++
+			for _, k := range vs.Keys() {
+				if v := st[k]; v != nil {
+					b.programmed[k] = v
+					taken++
+				}
 			}
 		}
 		if taken > 0 {
@@ -591,6 +595,14 @@ func (b *Balancer) Commit(ctx context.Context, ch *Change) error {
 		}
 		if run != nil && proto.Equal(run.cfg.Spec, vs.Spec) && sameCommands(run.cmds, cmds[vs.Name]) {
 			continue
+		}
+		if run != nil && run.cfg.Service.Key == vs.Service.Key {
+			// A group that lost services: the next program removes them.
+			for _, k := range run.cfg.Also {
+				if !slices.Contains(vs.Also, k) {
+					b.dropped = append(b.dropped, k)
+				}
+			}
 		}
 		if run == nil || run.cfg.Service.Key != vs.Service.Key {
 			if run != nil {
@@ -693,7 +705,7 @@ func (b *Balancer) dropVirtualServer(run *vsRun) {
 	}
 	b.notify.Retire(run.queue)
 	run.queue = nil
-	b.dropped = append(b.dropped, run.cfg.Service.Key)
+	b.dropped = append(b.dropped, run.cfg.Keys()...)
 	run.reals = nil
 }
 
@@ -821,6 +833,13 @@ func (b *Balancer) program(ctx context.Context, runs ...*vsRun) error {
 			actual[k] = vs
 		}
 		desired[k] = out.VS
+		// A group's other services: the same destinations.
+		for _, ak := range run.cfg.Also {
+			if vs := b.programmed[ak]; vs != nil {
+				actual[ak] = vs
+			}
+			desired[ak] = out.VS.WithKey(ak)
+		}
 		if out.Up != run.up { // a new service starts up: one below its quorum reports it
 			quorum = append(quorum, run)
 		}
@@ -853,7 +872,9 @@ func (b *Balancer) program(ctx context.Context, runs ...*vsRun) error {
 func (b *Balancer) owned(st lvs.State) lvs.State {
 	ours := map[lvs.Key]bool{}
 	for _, run := range b.vss {
-		ours[run.cfg.Service.Key] = true
+		for _, k := range run.cfg.Keys() {
+			ours[k] = true
+		}
 	}
 	out := lvs.State{}
 	for k, vs := range st {

@@ -12,8 +12,11 @@ import (
 
 // VirtualServer is one virtual server as it runs.
 type VirtualServer struct {
-	Name       string
-	Key        lvs.Key // address and protocol, or firewall mark
+	Name string
+	Key  lvs.Key // address and protocol, or firewall mark
+	// Also are its group's other services (they take the same real
+	// servers).
+	Also       []lvs.Key
 	Scheduler  string
 	Forwarding lvs.Forwarding
 	// Up: its healthy weight reaches its quorum.
@@ -167,7 +170,7 @@ func (b *Balancer) publishLocked(requested string) {
 // viewOf is a virtual server's view. Called with mu held.
 func (b *Balancer) viewOf(run *vsRun) *VirtualServer {
 	vs := run.cfg
-	v := &VirtualServer{Name: vs.Name, Key: vs.Service.Key, Scheduler: vs.Service.Scheduler,
+	v := &VirtualServer{Name: vs.Name, Key: vs.Service.Key, Also: vs.Also, Scheduler: vs.Service.Scheduler,
 		Forwarding: vs.Service.Forwarding, Up: run.up, Quorum: vs.Quorum, HealthyWeight: run.hw,
 		Sorry: vs.Sorry, SorryActive: run.sorry, Reals: make([]RealServer, 0, len(run.reals))}
 	for _, r := range run.reals {

@@ -50,7 +50,11 @@ var DNSTypes = []string{"A", "AAAA", "NS", "SOA", "MX", "TXT", "PTR", "CNAME", "
 type VirtualServer struct {
 	Name    string // as configured, or Service.Key.String()
 	Service lvs.Service
-	Sorry   netip.AddrPort // zero: none
+	// Also are the group's other services (keepalived's
+	// virtual_server_group): the kernel gets each with Service's settings
+	// and the same destinations.
+	Also  []lvs.Key
+	Sorry netip.AddrPort // zero: none
 	// SorryForwarding is the sorry server's forwarding method: its own,
 	// or the virtual server's. SorryInhibit keeps it at weight 0 while the
 	// service is up.
@@ -65,6 +69,12 @@ type VirtualServer struct {
 	// Spec is the virtual server as configured, to tell changed from
 	// unchanged.
 	Spec *haav1.VirtualServer
+}
+
+// Keys are the kernel services of the virtual server: Service's, then
+// its group's others.
+func (vs *VirtualServer) Keys() []lvs.Key {
+	return append([]lvs.Key{vs.Service.Key}, vs.Also...)
 }
 
 // RealServer is one validated real server.
@@ -145,12 +155,21 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 		}
 	}
 
-	// The service: an address, port and protocol, or a firewall mark.
+	// The service: an address, port and protocol, or a firewall mark; or
+	// a group of them, whose first stands for the others below.
 	svc := &vs.Service
 	addrStr, mark := s.GetAddress(), s.GetFwmark()
+	group := resolveGroup(p, f, s)
+	if len(group) > 0 {
+		if group[0].mark != 0 {
+			mark = group[0].mark
+		} else {
+			addrStr = group[0].addr.String()
+		}
+	}
 	switch {
-	case addrStr == "" && mark == 0:
-		p.add(path, `no service: set address ("ADDR:PORT", e.g. "10.0.0.100:80") or fwmark`)
+	case addrStr == "" && mark == 0 && len(s.GetGroup()) == 0:
+		p.add(path, `no service: set address ("ADDR:PORT", e.g. "10.0.0.100:80"), fwmark or group`)
 	case addrStr != "" && mark != 0:
 		p.add(path, "sets address and fwmark: set one of them")
 	}
@@ -233,6 +252,9 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 		} else {
 			seen.keys[svc.Key] = i
 		}
+	}
+	if keyOK {
+		vs.Also = groupKeys(p, f, i, group, svc.Key, seen)
 	}
 	if vs.Name == "" && keyOK {
 		vs.Name = svc.Key.String()

@@ -396,7 +396,7 @@ virtualServers:
   - {address: "224.0.0.1:80"}
   - {address: "10.0.0.4:http"}
 `, []string{
-			`virtualServers[0]: no service: set address ("ADDR:PORT", e.g. "10.0.0.100:80") or fwmark`,
+			`virtualServers[0]: no service: set address ("ADDR:PORT", e.g. "10.0.0.100:80"), fwmark or group`,
 			"virtualServers[1]: sets address and fwmark: set one of them",
 			`virtualServers[2].address: "10.0.0.1" has no port: write ADDR:PORT, e.g. "10.0.0.1:80"`,
 			`virtualServers[3].address: "10.0.0.1:0": port "0" is not a number 1..65535`,
@@ -623,7 +623,7 @@ func TestLVSNilEntries(t *testing.T) {
 		}},
 	}
 	wantExactly(t, Validate(cfg),
-		`virtualServers[0]: no service: set address ("ADDR:PORT", e.g. "10.0.0.100:80") or fwmark`,
+		`virtualServers[0]: no service: set address ("ADDR:PORT", e.g. "10.0.0.100:80"), fwmark or group`,
 		`virtualServers[1].realServers[0].address: required: the real server's "ADDR:PORT", or "ADDR" for the virtual server's port`,
 		"virtualServers[1].check.udp.payload: 65508 bytes: a UDP datagram carries at most 65507",
 	)

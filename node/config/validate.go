@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/haa-dev/haa/node/vip"
+	"github.com/haa-dev/haa/node/vroute"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -57,12 +58,16 @@ type Instance struct {
 	// vips (VRRP.Addrs, in adverts), the rest excludedVips.
 	VIPs       []vip.VIP
 	Advertised int
-	Peers      []netip.Addr // unicast peers; empty: multicast to Group
-	Group      netip.Addr
-	Checksum   vrrp.ChecksumMode
-	GARP       vrrp.GARPConfig
-	Track      []TrackRef // the trackers it tracks itself (not those of its sync group)
-	Notify     *Notify    // nil: none
+	// Routes and Rules follow mastership with the VIPs (added after
+	// them, removed before them).
+	Routes   []vroute.Route
+	Rules    []vroute.Rule
+	Peers    []netip.Addr // unicast peers; empty: multicast to Group
+	Group    netip.Addr
+	Checksum vrrp.ChecksumMode
+	GARP     vrrp.GARPConfig
+	Track    []TrackRef // the trackers it tracks itself (not those of its sync group)
+	Notify   *Notify    // nil: none
 	// Spec is the instance as configured, to tell changed from unchanged.
 	Spec *haav1.Instance
 }
@@ -365,6 +370,7 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 		}
 		in.VIPs = append(in.VIPs, v)
 	}
+	resolveRouting(p, f, s, in)
 
 	switch t := strings.ToUpper(s.GetAuth().GetType()); t {
 	case "", "NONE":
@@ -478,4 +484,50 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 	in.Track = resolveTrack(p, f("track"), s.GetTrack(), trackers, missing)
 	in.Notify = resolveNotify(p, f("notify"), s.GetNotify())
 	return in
+}
+
+// MaxRouting bounds an instance's virtual routes, and its rules.
+const MaxRouting = 1000
+
+// resolveRouting validates an instance's virtualRoutes and virtualRules.
+func resolveRouting(p *problems, f func(string) string, s *haav1.Instance, in *Instance) {
+	for _, l := range []struct {
+		field string
+		n     int
+	}{{"virtualRoutes", len(s.GetVirtualRoutes())}, {"virtualRules", len(s.GetVirtualRules())}} {
+		if l.n > MaxRouting {
+			p.add(f(l.field), "%d entries: at most %d per instance", l.n, MaxRouting)
+			return
+		}
+	}
+	routes := map[vroute.Route]int{}
+	for i, str := range s.GetVirtualRoutes() {
+		path := fmt.Sprintf("%s[%d]", f("virtualRoutes"), i)
+		r, err := vroute.ParseRoute(str)
+		if err != nil {
+			p.add(path, "%s", err.(*vroute.Error).Msg)
+			continue
+		}
+		if j, dup := routes[r]; dup {
+			p.add(path, "the same route as virtualRoutes[%d]: list it once", j)
+			continue
+		}
+		routes[r] = i
+		in.Routes = append(in.Routes, r)
+	}
+	rules := map[vroute.Rule]int{}
+	for i, str := range s.GetVirtualRules() {
+		path := fmt.Sprintf("%s[%d]", f("virtualRules"), i)
+		r, err := vroute.ParseRule(str)
+		if err != nil {
+			p.add(path, "%s", err.(*vroute.Error).Msg)
+			continue
+		}
+		if j, dup := rules[r]; dup {
+			p.add(path, "the same rule as virtualRules[%d]: list it once", j)
+			continue
+		}
+		rules[r] = i
+		in.Rules = append(in.Rules, r)
+	}
 }

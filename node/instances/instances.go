@@ -31,6 +31,7 @@ import (
 	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/host"
 	"github.com/haa-dev/haa/node/vip"
+	"github.com/haa-dev/haa/node/vroute"
 	"github.com/haa-dev/haa/node/vrrp"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 	"google.golang.org/protobuf/proto"
@@ -51,6 +52,11 @@ type Host interface {
 	DelVIPs(iface string, vs []vip.VIP) error
 	// DelStaleVIPs is DelVIPs saying which were there.
 	DelStaleVIPs(iface string, vs []vip.VIP) ([]netip.Prefix, error)
+	// AddRouting and DelRouting add and remove virtual routes and rules
+	// (iface: the instance's interface, the device of a route without
+	// one).
+	AddRouting(iface string, routes []vroute.Route, rules []vroute.Rule) error
+	DelRouting(iface string, routes []vroute.Route, rules []vroute.Rule) error
 	ListenVRRP(iface string) (host.VRRPConn, error)
 	Announcer(dev string) (host.Announcer, error)
 	PromoteSecondaries(dev string) error
@@ -352,7 +358,12 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 			s.releaseIfaceRef(ifc)
 		}
 	}()
-	set := &vipSet{host: s.host, iface: c.Interface, vips: c.VIPs}
+	set := &vipSet{host: s.host, iface: c.Interface, vips: c.VIPs, routes: c.Routes, rules: c.Rules}
+	if len(c.Routes) > 0 || len(c.Rules) > 0 {
+		if err := s.host.DelRouting(c.Interface, c.Routes, c.Rules); err != nil {
+			return fmt.Errorf("removing stale virtual routes and rules: %w", err)
+		}
+	}
 	// Restart safety: addresses left by a crashed agent are removed until
 	// the protocol makes this node master again.
 	stale, err := s.host.DelStaleVIPs(c.Interface, c.VIPs)
@@ -472,16 +483,32 @@ func (m announcer) Announce(addr netip.Addr) error {
 	return a.Announce(addr)
 }
 
-// vipSet adds and removes one instance's VIPs.
+// vipSet adds and removes one instance's VIPs, and its virtual routes and
+// rules: after the addresses (a route may use one as its source), removed
+// before them.
 type vipSet struct {
-	host  Host
-	iface string
-	vips  []vip.VIP
+	host   Host
+	iface  string
+	vips   []vip.VIP
+	routes []vroute.Route
+	rules  []vroute.Rule
 }
 
-func (v *vipSet) Add() error { return v.host.AddVIPs(v.iface, v.vips) }
+func (v *vipSet) Add() error {
+	err := v.host.AddVIPs(v.iface, v.vips)
+	if len(v.routes) > 0 || len(v.rules) > 0 {
+		err = errors.Join(err, v.host.AddRouting(v.iface, v.routes, v.rules))
+	}
+	return err
+}
 
-func (v *vipSet) Del() error { return v.host.DelVIPs(v.iface, v.vips) }
+func (v *vipSet) Del() error {
+	var err error
+	if len(v.routes) > 0 || len(v.rules) > 0 {
+		err = v.host.DelRouting(v.iface, v.routes, v.rules)
+	}
+	return errors.Join(err, v.host.DelVIPs(v.iface, v.vips))
+}
 
 // Hold puts every instance on hold (maintenance: masters hand over, none
 // becomes master) or releases them; instances started later follow.

@@ -189,3 +189,35 @@ func TestStartLogsStaleAddressesItRemoves(t *testing.T) {
 		}
 	})
 }
+
+// TestRoutesFollowMastership: an instance's virtual routes and rules are
+// added with its addresses when it becomes master and removed with them.
+func TestRoutesFollowMastership(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := hosttest.NewNetwork().NewHost("n1")
+		h.AddLink("eth0", "lan", "10.0.0.1/24")
+		s := newSet(h)
+		defer s.Close(context.Background())
+		apply := func(y string) {
+			ch, err := s.Prepare(resolved(t, y))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.Stop(context.Background(), ch)
+			s.Update(ch)
+			if err := s.Start(ch, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		apply("  - {name: VI_1, interface: eth0, vrid: 1, advertInterval: 0.1s, vips: [10.0.0.9/24], virtualRoutes: [\"10.1.0.0/16 via 10.0.0.254\", \"blackhole 10.9.0.0/16\"], virtualRules: [\"from 10.0.0.9 table 100\"]}\n")
+		time.Sleep(time.Second)
+		if routes, rules := h.Routing(); routes != 2 || rules != 1 || !h.Holds("10.0.0.9") {
+			t.Fatalf("master: %d routes, %d rules, want 2 and 1 with the VIP", routes, rules)
+		}
+		apply("")
+		time.Sleep(time.Second)
+		if routes, rules := h.Routing(); routes != 0 || rules != 0 {
+			t.Fatalf("stopped: %d routes, %d rules left", routes, rules)
+		}
+	})
+}

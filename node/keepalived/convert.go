@@ -111,6 +111,7 @@ type conv struct {
 	instByName map[string]*instDef
 	groups     []*groupDef
 	vss        []*vsDef
+	vsgs       map[string]*vsgDef // virtual_server_group by name
 
 	// unknownNames are the names of top-level blocks with an unknown
 	// keyword (`vrp_script chk_nginx {`): a reference to one of them is
@@ -510,11 +511,12 @@ func (c *conv) convert(sts []*stmt) *haav1.AgentConfig {
 		"vrrp_script":     blkRepeat(c.vrrpScript),
 		"vrrp_track_file": blkRepeat(c.trackFileDef),
 		// keepalived's current name; vrrp_track_file is its old synonym.
-		"track_file":         blkRepeat(c.trackFileDef),
-		"vrrp_track_process": blkRepeat(c.trackProcessDef),
-		"vrrp_instance":      blkRepeat(c.vrrpInstance),
-		"vrrp_sync_group":    blkRepeat(c.syncGroup),
-		"virtual_server":     blkRepeat(c.virtualServer),
+		"track_file":           blkRepeat(c.trackFileDef),
+		"vrrp_track_process":   blkRepeat(c.trackProcessDef),
+		"vrrp_instance":        blkRepeat(c.vrrpInstance),
+		"vrrp_sync_group":      blkRepeat(c.syncGroup),
+		"virtual_server":       blkRepeat(c.virtualServer),
+		"virtual_server_group": blkRepeat(c.vsGroupDef),
 	}
 	// Top-level blocks haa does not implement are skipped whole.
 	unsup := map[string]unsupported{}

@@ -127,7 +127,6 @@ func TestBadValues(t *testing.T) {
 		{"preferred_lft without value", instance(" virtual_ipaddress {\n  10.0.0.5/24 preferred_lft\n }\n"), 8, "virtual_ipaddress", "preferred_lft needs a value, and keepalived leaves out an address without one: write preferred_lft forever (or 0), or remove preferred_lft"},
 		{"ipv6 vip", instance(" virtual_ipaddress {\n  fd00::5/64\n }\n"), 8, "virtual_ipaddress", "no IPv6 VIPs"},
 		{"duplicate instance", instance("") + instance(""), 8, "vrrp_instance", "vrrp_instance VI_1 is already defined at line 1"},
-		{"virtual_routes", instance(" virtual_routes {\n  10.1.0.0/16 via 10.0.0.1\n }\n"), 7, "virtual_routes", "notify_master"},
 		{"sync group unknown member", instance("") + "vrrp_sync_group G {\n group {\n  VI_1\n  VI_9\n }\n}\n", 11, "group", `no vrrp_instance named "VI_9"`},
 		{"notify users differ", instance(" notify_master \"/bin/m\" alice\n notify_backup \"/bin/b\" bob\n"), 8, "notify_backup", "runs as bob but notify_master runs as alice"},
 		{"strict unicast", "global_defs {\n vrrp_strict\n}\n" + instance(" unicast_peer {\n  10.0.0.2\n }\n"), 10, "unicast_peer", "refuses unicast peers"},
@@ -548,7 +547,6 @@ func TestVirtualServerErrors(t *testing.T) {
 	}{
 		{"second url", "virtual_server 10.0.0.1 80 {\n protocol TCP\n real_server 10.0.0.2 80 {\n  HTTP_GET {\n   url {\n    path /\n   }\n   url {\n    path /other\n   }\n  }\n }\n}\n", 8, "url", "a second url is not supported: haa checks one path per real server; keep the most telling one"},
 		{"two checkers", "virtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n  TCP_CHECK {\n  }\n  HTTP_GET {\n   url {\n    path /\n   }\n  }\n }\n}\n", 5, "HTTP_GET", "one health check per real server"},
-		{"group", "virtual_server group G {\n}\n", 1, "virtual_server", "no virtual server groups"},
 		{"no port", "virtual_server 10.0.0.1 {\n}\n", 1, "virtual_server", "needs a port"},
 		{"lb_kind case", "virtual_server 10.0.0.1 80 {\n lb_kind dr\n}\n", 2, "lb_kind", "write NAT, DR or TUN"},
 		{"scheduler", "virtual_server 10.0.0.1 80 {\n lb_algo fastest\n}\n", 2, "lb_algo", "not an IPVS scheduler"},

@@ -43,7 +43,12 @@
 //   - vrrp_instance: state, interface, virtual_router_id, priority,
 //     advert_int, version, authentication { auth_type PASS, auth_pass },
 //     virtual_ipaddress (dev, label, brd, scope; no_track and
-//     preferred_lft are ignored with a warning),
+//     preferred_lft are ignored with a warning), virtual_ipaddress_excluded
+//     (excludedVips, IPv6 allowed), no_virtual_ipaddress (keepalived 2.3;
+//     without it an instance with no address is kept for VRRPv2 and refused
+//     for VRRPv3 and strict mode, as keepalived), virtual_routes and
+//     virtual_rules (ip route / ip rule syntax, a subset; no_track ignored
+//     with a warning),
 //     nopreempt, preempt, preempt_delay, unicast_src_ip, mcast_src_ip,
 //     unicast_peer, mcast_dst_ip, track_interface, track_script,
 //     track_file, track_process (each NAME [weight W]), notify_master,
@@ -80,8 +85,8 @@
 // not listed): an unknown or misspelled keyword (with the closest known
 // one as a hint, never used in its place), a bad value,
 // and what haa cannot express faithfully: AH authentication, IPv6
-// instances and VIPs, virtual_ipaddress_excluded (haa would advertise the
-// addresses), virtual_routes/virtual_rules, BFD, track groups, virtual
+// instances and VIPs (an IPv6 address is converted in
+// virtual_ipaddress_excluded only), BFD, track groups, virtual
 // server groups, real-server file checks, a second checker or url on a
 // real server, reversed weights, binary UDP payloads, a checker's
 // connect_ip, SMTP_CHECK host blocks.

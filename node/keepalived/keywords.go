@@ -33,7 +33,6 @@ const (
 
 // topUnsupported are top-level keywords (blocks or lines).
 var topUnsupported = map[string]unsupported{
-	"virtual_server_group":     fail("haa has no virtual server groups: write one virtual_server per address (or use a fwmark virtual_server) and remove the group"),
 	"static_ipaddress":         warn("haa does not add static addresses: configure them in the system's network configuration and remove this block"),
 	"static_routes":            warn("haa does not add static routes: configure them in the system's network configuration and remove this block"),
 	"static_rules":             warn("haa does not add static routing rules: configure them in the system's network configuration and remove this block"),
@@ -201,8 +200,6 @@ var instanceUnsupported = map[string]unsupported{
 	"gna_interval":               warn("IPv6 neighbour advertisements: " + ipv6Msg),
 	"vrf":                        warn("haa runs the instance on its interface whatever its VRF: remove it"),
 	"native_ipv6":                fail(ipv6Msg + " (convert the IPv4 instances only)"),
-	"virtual_routes":             fail("haa does not add routes when it becomes master: add them in a notify_master command and delete them in notify_backup/notify_fault, then remove this block"),
-	"virtual_rules":              fail("haa does not add routing rules when it becomes master: add them in a notify_master command and delete them in notify_backup/notify_fault, then remove this block"),
 	"track_bfd":                  fail("haa has no BFD: track the peer with a vrrp_script (e.g. a ping) instead and remove the block"),
 }
 

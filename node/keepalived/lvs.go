@@ -108,9 +108,76 @@ func (c *conv) nbGetRetryIgnored(st *stmt, kind string) {
 	c.r.warnf(st.kw, st.kw.text, "keepalived does not know nb_get_retry %s (only HTTP_GET and SSL_GET have it): it reports an unknown keyword and ignores it, so the retries are not changed, and haa ignores it too; write retry N in the checker to set them", where)
 }
 
+// vsgDef is a virtual_server_group: its entries in haa's group syntax,
+// each with its line.
+type vsgDef struct {
+	kw      token
+	entries []string
+	toks    []token
+	first   netip.AddrPort // the first address entry (fwmark: unset)
+	fwmark  bool           // its entries are fwmarks
+}
+
+// vsGroupDef reads `virtual_server_group NAME { ... }`: entries
+// "IP[-LAST|/LEN] PORT" and "fwmark N [inet|inet6]", as keepalived.
+func (c *conv) vsGroupDef(st *stmt) {
+	t, ok := c.value(st, "virtual_server_group NAME { ... }")
+	if !ok {
+		return
+	}
+	if c.vsgs == nil {
+		c.vsgs = map[string]*vsgDef{}
+	}
+	if old := c.vsgs[t.text]; old != nil {
+		c.r.errorf(t, st.kw.text, "virtual_server_group %s is already defined at %s: keep one", t.text, lineOf(old.kw, t))
+		return
+	}
+	g := &vsgDef{kw: st.kw}
+	c.vsgs[t.text] = g
+	for _, e := range st.block {
+		if e.hasBlock {
+			c.r.errorf(e.open, st.kw.text, "an entry takes no block: write IP PORT, IP-LAST PORT or fwmark N per line")
+			continue
+		}
+		if e.kw.text == "fwmark" {
+			if len(e.args) == 0 {
+				c.r.errorf(e.kw, st.kw.text, "fwmark needs a number: write fwmark N")
+				continue
+			}
+			if len(e.args) > 1 {
+				c.r.warnf(e.args[1], st.kw.text, "haa takes a fwmark service's family from its real servers: %s is ignored; remove it", joinTexts(e.args[1:]))
+			}
+			g.entries = append(g.entries, "fwmark "+e.args[0].text)
+			g.toks = append(g.toks, e.kw)
+			g.fwmark = true
+			continue
+		}
+		if len(e.args) == 0 || strings.Trim(e.args[0].text, "0") == "" {
+			c.r.errorf(e.kw, st.kw.text, "%s has no port: haa has no all-ports services; give the port, or use a fwmark", e.kw.text)
+			continue
+		}
+		host := e.kw.text
+		if strings.Contains(host, ":") { // IPv6
+			host = "[" + host + "]"
+		}
+		entry := host + ":" + e.args[0].text
+		if len(g.entries) == 0 {
+			first, _, _ := strings.Cut(strings.SplitN(e.kw.text, "/", 2)[0], "-")
+			if a, err := netip.ParseAddr(first); err == nil {
+				if p, err := strconv.ParseUint(e.args[0].text, 10, 16); err == nil {
+					g.first = netip.AddrPortFrom(a, uint16(p))
+				}
+			}
+		}
+		g.entries = append(g.entries, entry)
+		g.toks = append(g.toks, e.kw)
+	}
+}
+
 // vsDef is a virtual_server being read.
 type vsDef struct {
 	kw      token
+	group   *token // virtual_server group NAME: the name
 	vs      *haav1.VirtualServer
 	toks    map[string]token
 	tm      timing
@@ -162,8 +229,10 @@ func (c *conv) virtualServer(st *stmt) {
 		v.vs.Fwmark, v.fwmark = uint32(n), true
 		v.toks["fwmark"] = st.kw
 	case len(st.args) == 2 && st.args[0].text == "group":
-		c.r.errorf(st.args[0], st.kw.text, "haa has no virtual server groups: write one virtual_server per address of group %s (or use a fwmark virtual_server)", st.args[1].text)
-		return
+		// The group may come later in the file: keepalived finds it
+		// once everything is read, and so does finishVS.
+		v.group = &st.args[1]
+		v.toks["group"] = st.kw
 	case len(st.args) == 2:
 		a, ok := c.addrTok(st, st.args[0])
 		if !ok {
@@ -817,6 +886,23 @@ func (c *conv) url(st *stmt, ck *checkDef) {
 func (c *conv) finishVS(v *vsDef, idx int) *haav1.VirtualServer {
 	vs := v.vs
 	path := fmt.Sprintf("virtualServers[%d]", idx)
+	if v.group != nil {
+		g := c.vsgs[v.group.text]
+		if g == nil {
+			c.r.warnf(*v.group, "virtual_server", "NOT RUN: there is no virtual_server_group %s; keepalived ignores this virtual server (\"Virtual server group %s specified but not configured\"), and so does haa. Define the group, or fix the name", v.group.text, v.group.text)
+			return nil
+		}
+		if len(g.entries) == 0 {
+			c.r.warnf(*v.group, "virtual_server", "NOT RUN: virtual_server_group %s (at %s) has no usable entry: keepalived ignores such a group, and so does haa", v.group.text, lineOf(g.kw, *v.group))
+			return nil
+		}
+		vs.Group = g.entries
+		v.toks["group"] = g.kw // its problems are the group's
+		v.fwmark, v.addr = g.fwmark, g.first
+		for i, t := range g.toks {
+			v.toks[fmt.Sprintf("group[%d]", i)] = t
+		}
+	}
 	defer c.record(path, v.toks)
 	switch {
 	case v.proto != "" && v.fwmark:

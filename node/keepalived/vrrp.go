@@ -14,6 +14,7 @@ import (
 
 	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/vip"
+	"github.com/haa-dev/haa/node/vroute"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
@@ -449,6 +450,8 @@ type instDef struct {
 	peers        []string
 	vips         []*stmt // entries of virtual_ipaddress
 	excluded     []*stmt // entries of virtual_ipaddress_excluded
+	routes       []*stmt // entries of virtual_routes
+	rules        []*stmt // entries of virtual_rules
 	noVips       bool    // no_virtual_ipaddress
 	garp         garpDef
 	tracks       []trackUse
@@ -563,6 +566,16 @@ func (c *conv) vrrpInstance(st *stmt) {
 		"virtual_ipaddress_excluded": blkRepeat(func(st *stmt) {
 			in.toks["excludedVips"] = st.kw
 			in.excluded = append(in.excluded, st.block...)
+		}),
+		// Routes and rules that follow mastership: one per line, in
+		// ip route / ip rule syntax.
+		"virtual_routes": blkRepeat(func(st *stmt) {
+			in.toks["virtualRoutes"] = st.kw
+			in.routes = append(in.routes, st.block...)
+		}),
+		"virtual_rules": blkRepeat(func(st *stmt) {
+			in.toks["virtualRules"] = st.kw
+			in.rules = append(in.rules, st.block...)
 		}),
 		// keepalived 2.3: no VIPs on purpose (2.2.7 does not know it).
 		"no_virtual_ipaddress": line(func(st *stmt) {
@@ -970,6 +983,8 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 		}
 	}
 	c.noVIPs(in, spec, version, strict, strictTok)
+	spec.VirtualRoutes = c.routingEntries(in.routes, "virtual_routes", func(s string) error { _, err := vroute.ParseRoute(s); return err })
+	spec.VirtualRules = c.routingEntries(in.rules, "virtual_rules", func(s string) error { _, err := vroute.ParseRule(s); return err })
 	spec.UnicastPeers = in.peers
 	spec.SourceAddress = in.src
 	if strict && len(in.peers) > 0 {
@@ -1013,6 +1028,49 @@ func secs(d time.Duration) string {
 // a unit ("0.12").
 func seconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}
+
+// routingEntries converts the lines of a virtual_routes or virtual_rules
+// block (keepalived's ip route / ip rule syntax, haa's too): no_track is
+// dropped with a warning (it only changes what keepalived does when
+// someone else deletes the route), interfaces are renamed
+// (Options.Interfaces), and what haa does not take is refused at its line.
+func (c *conv) routingEntries(es []*stmt, kw string, parse func(string) error) []string {
+	var out []string
+	for _, e := range es {
+		if e.hasBlock {
+			c.r.errorf(e.open, kw, "an entry takes no block: write one per line")
+			continue
+		}
+		words := []string{e.kw.text}
+		for i := 0; i < len(e.args); i++ {
+			a := e.args[i].text
+			switch a {
+			case "no_track":
+				c.r.warnf(e.args[i], kw, "no_track is ignored: it only changes what keepalived does when someone else deletes the entry; remove it")
+				continue
+			case "dev", "oif", "iif":
+				words = append(words, a)
+				if i+1 < len(e.args) {
+					i++
+					words = append(words, c.iface(e.args[i].text))
+				}
+				continue
+			}
+			words = append(words, a)
+		}
+		s := strings.Join(words, " ")
+		if err := parse(s); err != nil {
+			msg := err.Error()
+			if ve, ok := err.(*vroute.Error); ok {
+				msg = ve.Msg
+			}
+			c.r.errorf(e.kw, kw, "%q: %s", s, msg)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // noVIPs decides an instance without virtual_ipaddress as keepalived

@@ -1,6 +1,7 @@
 package keepalived
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -198,5 +199,71 @@ func TestInstanceWithoutAddressesConverted(t *testing.T) {
 	ps = fails(t, "global_defs {\n vrrp_strict\n}\n"+fmt.Sprintf(base, " no_virtual_ipaddress\n"))
 	if !hasProblem(ps, 4, "vrrp_instance", "with strict mode keepalived refuses it") {
 		t.Errorf("strict without addresses:\n%s", problemLines(ps))
+	}
+}
+
+// virtual_routes and virtual_rules: converted line by line (interfaces
+// renamed, no_track dropped with a warning, what haa does not take refused
+// at its line).
+func TestVirtualRoutesAndRulesConverted(t *testing.T) {
+	src := instance(" virtual_routes {\n  10.1.0.0/16 via 10.0.0.1 dev eth0 no_track\n  blackhole 10.9.0.0/16\n }\n virtual_rules {\n  from 10.0.0.100/32 table 100 iif eth0\n }\n")
+	cfg, warns := ok(t, src, Options{Interfaces: map[string]string{"eth0": "ens3"}})
+	in := cfg.GetInstances()[0]
+	if got := strings.Join(in.GetVirtualRoutes(), "|"); got != "10.1.0.0/16 via 10.0.0.1 dev ens3|blackhole 10.9.0.0/16" {
+		t.Errorf("virtualRoutes %q", got)
+	}
+	if got := strings.Join(in.GetVirtualRules(), "|"); got != "from 10.0.0.100/32 table 100 iif ens3" {
+		t.Errorf("virtualRules %q", got)
+	}
+	if !hasProblem(warns, 8, "virtual_routes", "no_track is ignored") {
+		t.Errorf("no warning for no_track:\n%s", problemLines(warns))
+	}
+	ps := fails(t, instance(" virtual_routes {\n  10.1.0.0/16 via 10.0.0.1 mtu 1400\n }\n"))
+	if !hasProblem(ps, 8, "virtual_routes", `"mtu": not supported`) {
+		t.Errorf("an unsupported word:\n%s", problemLines(ps))
+	}
+}
+
+// virtual_server_group: converted into the virtual server's group, in
+// whichever order the file defines them; a missing group makes keepalived
+// ignore the virtual server, and haa too, loudly.
+func TestVirtualServerGroupConverted(t *testing.T) {
+	src := "virtual_server group web {\n lb_algo rr\n protocol TCP\n real_server 10.0.2.1 80 {\n  TCP_CHECK {\n  }\n }\n}\n" +
+		"virtual_server_group web {\n 10.0.0.1 80\n 10.0.0.10-12 80\n fd00::1 80\n}\n" +
+		"virtual_server_group marks {\n fwmark 7 inet\n fwmark 8\n}\n" +
+		"virtual_server group marks {\n lb_algo rr\n lb_kind DR\n real_server 10.0.2.1 80 {\n }\n}\n" +
+		"virtual_server group nothere {\n lb_algo rr\n}\n"
+	_, _, err := Parse("t.conf", []byte(src), t.TempDir(), Options{})
+	var ke *Error
+	if !errors.As(err, &ke) || !strings.Contains(err.Error(), "t.conf:9: ") || !strings.Contains(err.Error(), "mixes IPv4 and IPv6 services") {
+		t.Errorf("a group of both families: %v", err)
+	}
+	src = strings.Replace(src, " fd00::1 80\n", "", 1)
+	cfg, warns := ok(t, src, Options{})
+	vss := cfg.GetVirtualServers()
+	if len(vss) != 2 {
+		t.Fatalf("%d virtual servers, want 2 (the one of a missing group is not run)", len(vss))
+	}
+	if got := strings.Join(vss[0].GetGroup(), ","); got != "10.0.0.1:80,10.0.0.10-12:80" || vss[0].GetAddress() != "" {
+		t.Errorf("group %q address %q", got, vss[0].GetAddress())
+	}
+	if got := strings.Join(vss[1].GetGroup(), ","); got != "fwmark 7,fwmark 8" {
+		t.Errorf("fwmark group %q", got)
+	}
+	if !hasProblem(warns, 14, "virtual_server_group", "inet is ignored") {
+		t.Errorf("no warning for the family:\n%s", problemLines(warns))
+	}
+	if !hasProblem(warns, 23, "virtual_server", "NOT RUN: there is no virtual_server_group nothere") {
+		t.Errorf("no warning for the missing group:\n%s", problemLines(warns))
+	}
+	a, err := config.Resolve(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.VirtualServers[0].Keys()); n != 4 {
+		t.Errorf("%d services, want 4", n)
+	}
+	if r := a.VirtualServers[1].Reals[0].Addr; r.Port() != 0 {
+		t.Errorf("a DR fwmark group's real server programmed with port %d", r.Port())
 	}
 }

@@ -6,6 +6,7 @@ package lvs
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"strconv"
 	"time"
@@ -173,6 +174,15 @@ type Dest struct {
 type VirtualServer struct {
 	Service
 	Dests map[netip.AddrPort]DestAttrs // by real-server address
+}
+
+// WithKey is a copy of vs as the service k: the same settings and
+// destinations (a virtual server group's other services).
+func (vs *VirtualServer) WithKey(k Key) *VirtualServer {
+	c := *vs
+	c.Key = k
+	c.Dests = maps.Clone(vs.Dests)
+	return &c
 }
 
 // State is a table of virtual servers.

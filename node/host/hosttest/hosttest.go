@@ -21,6 +21,7 @@ import (
 	"github.com/haa-dev/haa/node/host"
 	"github.com/haa-dev/haa/node/internal/fifo"
 	"github.com/haa-dev/haa/node/vip"
+	"github.com/haa-dev/haa/node/vroute"
 	"github.com/haa-dev/haa/node/vrrp"
 )
 
@@ -55,7 +56,9 @@ type Host struct {
 	links      map[string]*link
 	nextIndex  int
 	vips       map[string][]vip.VIP // by device
-	announced  map[netip.Addr]int   // gratuitous ARPs per address
+	routes     map[vroute.Route]bool
+	rules      map[vroute.Rule]bool
+	announced  map[netip.Addr]int // gratuitous ARPs per address
 	watchers   []*fifo.Queue[host.LinkEvent]
 	forwarding bool
 	vipDelay   time.Duration // each AddVIPs and DelVIPs takes this long
@@ -253,6 +256,43 @@ func (h *Host) DelStaleVIPs(iface string, vs []vip.VIP) ([]netip.Prefix, error) 
 	}
 	h.mu.Unlock()
 	return there, h.DelVIPs(iface, vs)
+}
+
+// AddRouting implements node.Host: the routes and rules are remembered
+// (Routing reports them).
+func (h *Host) AddRouting(iface string, routes []vroute.Route, rules []vroute.Rule) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.routes == nil {
+		h.routes, h.rules = map[vroute.Route]bool{}, map[vroute.Rule]bool{}
+	}
+	for _, r := range routes {
+		h.routes[r] = true
+	}
+	for _, r := range rules {
+		h.rules[r] = true
+	}
+	return nil
+}
+
+// DelRouting implements node.Host.
+func (h *Host) DelRouting(iface string, routes []vroute.Route, rules []vroute.Rule) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range routes {
+		delete(h.routes, r)
+	}
+	for _, r := range rules {
+		delete(h.rules, r)
+	}
+	return nil
+}
+
+// Routing reports how many virtual routes and rules the host holds.
+func (h *Host) Routing() (routes, rules int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.routes), len(h.rules)
 }
 
 // PromoteSecondaries implements node.Host.

@@ -3585,9 +3585,12 @@ type VirtualServerStatus struct {
 	Quorum        uint32 `protobuf:"varint,8,opt,name=quorum,proto3" json:"quorum,omitempty"`
 	HealthyWeight uint32 `protobuf:"varint,9,opt,name=healthy_weight,json=healthyWeight,proto3" json:"healthy_weight,omitempty"`
 	// The sorry server, and whether it takes the connections now.
-	SorryServer   string              `protobuf:"bytes,10,opt,name=sorry_server,json=sorryServer,proto3" json:"sorry_server,omitempty"`
-	SorryActive   bool                `protobuf:"varint,11,opt,name=sorry_active,json=sorryActive,proto3" json:"sorry_active,omitempty"`
-	RealServers   []*RealServerStatus `protobuf:"bytes,12,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
+	SorryServer string              `protobuf:"bytes,10,opt,name=sorry_server,json=sorryServer,proto3" json:"sorry_server,omitempty"`
+	SorryActive bool                `protobuf:"varint,11,opt,name=sorry_active,json=sorryActive,proto3" json:"sorry_active,omitempty"`
+	RealServers []*RealServerStatus `protobuf:"bytes,12,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
+	// The group's other services, with the same real servers: "ADDR:PORT"
+	// or "fwmark:N".
+	Group         []string `protobuf:"bytes,13,rep,name=group,proto3" json:"group,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3702,6 +3705,13 @@ func (x *VirtualServerStatus) GetSorryActive() bool {
 func (x *VirtualServerStatus) GetRealServers() []*RealServerStatus {
 	if x != nil {
 		return x.RealServers
+	}
+	return nil
+}
+
+func (x *VirtualServerStatus) GetGroup() []string {
+	if x != nil {
+		return x.Group
 	}
 	return nil
 }
@@ -4388,7 +4398,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x19ListVirtualServersRequest\"|\n" +
 	"\x1aListVirtualServersResponse\x12D\n" +
 	"\x0fvirtual_servers\x18\x01 \x03(\v2\x1b.haa.v1.VirtualServerStatusR\x0evirtualServers\x12\x18\n" +
-	"\abackend\x18\x02 \x01(\tR\abackend\"\x87\x03\n" +
+	"\abackend\x18\x02 \x01(\tR\abackend\"\x9d\x03\n" +
 	"\x13VirtualServerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -4404,7 +4414,8 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\fsorry_server\x18\n" +
 	" \x01(\tR\vsorryServer\x12!\n" +
 	"\fsorry_active\x18\v \x01(\bR\vsorryActive\x12;\n" +
-	"\freal_servers\x18\f \x03(\v2\x18.haa.v1.RealServerStatusR\vrealServers\"\x90\x05\n" +
+	"\freal_servers\x18\f \x03(\v2\x18.haa.v1.RealServerStatusR\vrealServers\x12\x14\n" +
+	"\x05group\x18\r \x03(\tR\x05group\"\x90\x05\n" +
 	"\x10RealServerStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12+\n" +

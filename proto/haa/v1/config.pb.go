@@ -352,8 +352,18 @@ type VirtualServer struct {
 	// virtual server's forwarding. Needs sorryServer; the nftables backend
 	// has nat. keepalived: sorry_server_lvs_method.
 	SorryServerForwarding string `protobuf:"bytes,18,opt,name=sorry_server_forwarding,json=sorryServerForwarding,proto3" json:"sorry_server_forwarding,omitempty"`
-	unknownFields         protoimpl.UnknownFields
-	sizeCache             protoimpl.SizeCache
+	// Several services balanced as one, in place of address or fwmark: each
+	// entry "ADDR:PORT", a range "FIRST-LAST:PORT" (LAST a whole address, or
+	// its last byte as in 10.0.0.10-20:80), "ADDR/LEN:PORT" or "fwmark N";
+	// at most 256 services in all, addresses or marks but not both. Every
+	// service gets the same real servers, each checked once, and the quorum
+	// counts them once. The address entries share one port unless
+	// forwarding is nat and every real server gives its port. The name
+	// defaults to the first service's. keepalived: virtual_server_group,
+	// used by virtual_server group NAME.
+	Group         []string `protobuf:"bytes,19,rep,name=group,proto3" json:"group,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VirtualServer) Reset() {
@@ -510,6 +520,13 @@ func (x *VirtualServer) GetSorryServerForwarding() string {
 		return x.SorryServerForwarding
 	}
 	return ""
+}
+
+func (x *VirtualServer) GetGroup() []string {
+	if x != nil {
+		return x.Group
+	}
+	return nil
 }
 
 // RealServer is one server behind a virtual server.
@@ -2929,7 +2946,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x122\n" +
 	"\x15max_concurrent_checks\x18\x02 \x01(\rR\x13maxConcurrentChecks\x12$\n" +
 	"\x0eflush_on_start\x18\x03 \x01(\bR\fflushOnStart\x12\"\n" +
-	"\rflush_on_stop\x18\x04 \x01(\bR\vflushOnStop\"\xbd\x05\n" +
+	"\rflush_on_stop\x18\x04 \x01(\bR\vflushOnStop\"\xd3\x05\n" +
 	"\rVirtualServer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -2954,7 +2971,8 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\vquorum_down\x18\x10 \x03(\tR\n" +
 	"quorumDown\x120\n" +
 	"\x14sorry_server_inhibit\x18\x11 \x01(\bR\x12sorryServerInhibit\x126\n" +
-	"\x17sorry_server_forwarding\x18\x12 \x01(\tR\x15sorryServerForwarding\"\x85\x03\n" +
+	"\x17sorry_server_forwarding\x18\x12 \x01(\tR\x15sorryServerForwarding\x12\x14\n" +
+	"\x05group\x18\x13 \x03(\tR\x05group\"\x85\x03\n" +
 	"\n" +
 	"RealServer\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1b\n" +
