@@ -22,6 +22,7 @@ import (
 
 func newImportCmd(a *app) *cobra.Command {
 	var nodes, renames []string
+	var listUnsupported bool
 	cmd := &cobra.Command{
 		Use:   "import FILE... [--node NAME,...] [--interface OLD=NEW,...]",
 		Short: "Convert keepalived.conf files to haa's configuration",
@@ -43,6 +44,10 @@ file's global_defs router_id (the default of haad's name too).
 --interface OLD=NEW renames an interface everywhere (instance interface,
 VIP dev, track_interface), for files written on machines whose interfaces
 are named differently.
+
+--unsupported lists the keepalived keywords haa does not support, each
+with what haa does instead (REFUSED: a file using it does not convert;
+warned: it converts without it).
 
 haactl reads keepalived's whole grammar (include with globs, comments,
 quoted strings, aliases such as lvs_sched for lb_algo). What haa does not
@@ -66,8 +71,19 @@ file as it is, without converting it first.`,
 
   # a file written for ens33, for nodes whose interface is eth0
   haactl import keepalived.conf --interface ens33=eth0`,
-		Args: usageArgs(cobra.MinimumNArgs(1)),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if listUnsupported && len(args) > 0 {
+				return &usageError{err: fmt.Errorf("--unsupported lists keywords and takes no file (got %q)", args[0]), cmd: cmd.CommandPath()}
+			}
+			if listUnsupported {
+				return nil
+			}
+			return usageArgs(cobra.MinimumNArgs(1))(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, files []string) error {
+			if listUnsupported {
+				return a.printUnsupported()
+			}
 			in, err := importInputs(files, nodes, renames)
 			if err != nil {
 				return &usageError{err: err, cmd: cmd.CommandPath()}
@@ -76,6 +92,7 @@ file as it is, without converting it first.`,
 		},
 	}
 	f := cmd.Flags()
+	f.BoolVar(&listUnsupported, "unsupported", false, "list the keepalived keywords haa does not support, each with what it does instead, and exit")
 	f.StringSliceVar(&nodes, "node", nil, "the node names, one per file in the same order (default: each file's router_id)")
 	f.StringSliceVar(&renames, "interface", nil, "rename an interface: OLD=NEW, e.g. ens33=eth0 (repeat, or separate with commas)")
 	_ = cmd.RegisterFlagCompletionFunc("node", cobra.NoFileCompletions)
@@ -376,4 +393,19 @@ func orderedValue(dec *json.Decoder) (any, error) {
 	default: // string, bool, nil
 		return t, nil
 	}
+}
+
+// printUnsupported is import --unsupported: every keepalived keyword haa
+// does not support, by block, with what it does instead.
+func (a *app) printUnsupported() error {
+	t := newTable()
+	t.row("BLOCK", "KEYWORD", "FILE", "WHY / WHAT TO DO")
+	for _, k := range keepalived.Unsupported() {
+		what := "warned"
+		if k.Refused {
+			what = "REFUSED"
+		}
+		t.row(k.Block, k.Keyword, what, k.Why)
+	}
+	return t.flush(a.out)
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -371,5 +372,27 @@ func TestImportStdinIsBounded(t *testing.T) {
 	code := execute(t.Context(), root, []string{"--target", noAgent, "import", "-"}, &errOut)
 	if code != 1 || !strings.Contains(errOut.String(), "<stdin>") || !strings.Contains(errOut.String(), "MiB") {
 		t.Fatalf("exit %d, stderr:\n%.500s", code, errOut.String())
+	}
+}
+
+// import --unsupported lists every keyword haa does not support, with
+// what to do, and says which refuse a file.
+func TestImportUnsupportedList(t *testing.T) {
+	r := haactl(t, noAgent, "", "import", "--unsupported")
+	if r.code != 0 || !strings.HasPrefix(r.out, "BLOCK") {
+		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
+	}
+	for _, want := range []string{"bfd_instance", "REFUSED", "notification_email", "warned", "auth_type AH"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("the list has no %q", want)
+		}
+	}
+	for _, l := range strings.Split(r.out, "\n") {
+		if f := strings.Fields(l); len(f) > 1 && slices.Contains([]string{"virtual_routes", "virtual_rules", "virtual_ipaddress_excluded", "no_virtual_ipaddress"}, f[1]) {
+			t.Errorf("the list names a keyword haa supports: %s", l)
+		}
+	}
+	if r := haactl(t, noAgent, "", "import", "--unsupported", "k.conf"); r.code != 2 || !strings.Contains(r.err, "takes no file") {
+		t.Errorf("with a file: exit %d, %s", r.code, r.err)
 	}
 }

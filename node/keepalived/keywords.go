@@ -1,5 +1,10 @@
 package keepalived
 
+import (
+	"slices"
+	"strings"
+)
+
 // The keepalived keywords haa does not implement, by block. A keyword in
 // these tables is reported with its message and its value (or block) is
 // not converted; a keyword in no table and without a handler is an
@@ -273,4 +278,49 @@ var urlUnsupported = map[string]unsupported{
 	"regex_stack":      warn(ignoredMsg),
 	"regex_min_offset": warn("haa matches the regex against the whole body: remove it"),
 	"regex_max_offset": warn("haa matches the regex against the whole body: remove it"),
+}
+
+// Keyword is one keepalived keyword haa does not support, for a list
+// (haactl import --unsupported).
+type Keyword struct {
+	Block   string // where it is written: "top", "global_defs", "vrrp_instance", ...
+	Keyword string
+	// Refused: a file that uses it does not convert (else it is a
+	// warning and the rest converts).
+	Refused bool
+	Why     string
+}
+
+// refusedValues are values of supported keywords that haa refuses, for
+// the list.
+var refusedValues = []Keyword{
+	{"vrrp_instance", "authentication { auth_type AH }", true, "IPsec AH authentication (removed from VRRP by RFC 3768; keepalived's own variant, HMAC-MD5-96 keyed with the 8-character password, interoperable only with keepalived) is not implemented: use auth_type PASS on every node, or no authentication"},
+	{"vrrp_instance", "virtual_ipaddress with IPv6 addresses, native_ipv6", true, "haa has no IPv6 VRRP instances yet; IPv6 addresses in virtual_ipaddress_excluded are converted"},
+	{"virtual_server", "virtual_server IP (no port)", true, "haa has no all-ports services: give the port, or use a fwmark virtual_server"},
+	{"virtual_server_group", "fwmark and address entries in one group", true, "haa keeps them in separate virtual servers (their real servers' ports differ): split the group"},
+	{"real_server", "a second checker, a second url", true, "haa runs one health check per real server: keep one, or combine the checks in a MISC_CHECK script"},
+}
+
+// Unsupported lists the keepalived keywords haa does not support, by
+// block, each with what haa does instead.
+func Unsupported() []Keyword {
+	tables := []struct {
+		block string
+		t     map[string]unsupported
+	}{
+		{"top", topUnsupported}, {"global_defs", globalUnsupported}, {"vrrp_instance", instanceUnsupported},
+		{"vrrp_sync_group", syncGroupUnsupported}, {"vrrp_script", scriptUnsupported},
+		{"virtual_server", vsUnsupported}, {"real_server", rsUnsupported}, {"checker", checkerUnsupported},
+		{"HTTP_GET/SSL_GET", httpUnsupported}, {"url", urlUnsupported},
+	}
+	var out []Keyword
+	for _, tb := range tables {
+		var block []Keyword
+		for k, u := range tb.t {
+			block = append(block, Keyword{Block: tb.block, Keyword: k, Refused: u.err, Why: u.msg})
+		}
+		slices.SortFunc(block, func(a, b Keyword) int { return strings.Compare(a.Keyword, b.Keyword) })
+		out = append(out, block...)
+	}
+	return append(out, refusedValues...)
 }
