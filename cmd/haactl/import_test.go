@@ -382,7 +382,7 @@ func TestImportUnsupportedList(t *testing.T) {
 	if r.code != 0 || !strings.HasPrefix(r.out, "BLOCK") {
 		t.Fatalf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
 	}
-	for _, want := range []string{"bfd_instance", "REFUSED", "notification_email", "warned", "auth_type AH"} {
+	for _, want := range []string{"bfd_instance", "REFUSED", "notification_email", "warned", "a second checker"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("the list has no %q", want)
 		}

@@ -378,23 +378,24 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 		if s.GetAuth().GetPassword() != "" {
 			p.add(f("auth.password"), "set but auth.type is not PASS")
 		}
-	case "PASS":
+	case "PASS", "AH":
 		c.AuthType = vrrp.AuthSimple
+		if t == "AH" {
+			c.AuthType = vrrp.AuthAH
+		}
 		pw := s.GetAuth().GetPassword()
 		switch {
 		case c.Version != 2:
 			p.add(f("auth.type"), "authentication exists only in VRRPv2: set version: 2, or remove auth")
 		case pw == "":
-			p.add(f("auth.password"), "required with auth.type PASS")
+			p.add(f("auth.password"), "required with auth.type %s", t)
 		case len(pw) > MaxPasswordLen:
 			p.add(f("auth.password"), "%d characters: VRRPv2 carries at most 8 (keepalived silently cut it; haa asks you to)", len(pw))
 		default:
 			copy(c.AuthData[:], pw)
 		}
-	case "AH":
-		p.add(f("auth.type"), "AH is obsolete (RFC 3768) and not supported: use PASS or remove auth")
 	default:
-		p.add(f("auth.type"), "%q: use PASS or NONE", s.GetAuth().GetType())
+		p.add(f("auth.type"), "%q: use PASS, AH or NONE", s.GetAuth().GetType())
 	}
 
 	peers := map[netip.Addr]bool{}

@@ -38,6 +38,7 @@ type Socket struct {
 
 	mu     sync.Mutex
 	groups map[netip.Addr]int
+	ah     *os.File // IPsec AH packets, once ListenAH opened it
 }
 
 // rcvBuf is the main socket's receive buffer: at a flood's rate it holds
@@ -95,7 +96,12 @@ type setting struct {
 // both sockets share, then extra. A lane starts with a filter that lets
 // nothing through.
 func openRaw(ifname string, lane bool, extra []setting) (int, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, vrrp.Protocol)
+	return openRawProto(ifname, vrrp.Protocol, lane, extra)
+}
+
+// openRawProto is openRaw for IP protocol proto.
+func openRawProto(ifname string, proto int, lane bool, extra []setting) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, proto)
 	if err != nil {
 		return -1, fmt.Errorf("vrrp socket on %s: %w (haad needs CAP_NET_RAW)", ifname, err)
 	}
@@ -254,10 +260,15 @@ func (c *Socket) LeaveGroup(g netip.Addr) error {
 	return c.mreq(unix.IP_DROP_MEMBERSHIP, g)
 }
 
-// mreq joins or leaves g on both sockets.
+// mreq joins or leaves g on the sockets (the AH one too, if open).
+// Called with mu held.
 func (c *Socket) mreq(op int, g netip.Addr) error {
 	var errs []error
-	for _, f := range []*os.File{c.f, c.lane} {
+	files := []*os.File{c.f, c.lane}
+	if c.ah != nil {
+		files = append(files, c.ah)
+	}
+	for _, f := range files {
 		rc, err := f.SyscallConn()
 		if err != nil {
 			errs = append(errs, err)
@@ -361,8 +372,73 @@ func (c *Socket) Send(src, dst netip.Addr, msg []byte) error {
 	return errors.Join(err, serr)
 }
 
-// Close closes both sockets; a blocked read returns.
+// Close closes the sockets; a blocked read returns.
 func (c *Socket) Close() error {
 	c.closed.Store(true)
-	return errors.Join(c.f.Close(), c.lane.Close())
+	err := errors.Join(c.f.Close(), c.lane.Close())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ah != nil {
+		err = errors.Join(err, c.ah.Close())
+	}
+	return err
+}
+
+// SendPacket sends pkt, a whole IPv4 packet (an advert with its IPsec AH
+// header), to dst.
+func (c *Socket) SendPacket(dst netip.Addr, pkt []byte) error {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	to := dst.As4()
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		serr = rawSendto(int(fd), pkt, 0, to)
+		return serr != unix.EAGAIN
+	})
+	return errors.Join(err, serr)
+}
+
+// ListenAH opens the interface's socket of IPsec AH packets (protocol
+// 51), for instances with AH authentication; it joins the groups the
+// main socket joined, and those it joins later. It is opened once:
+// a second call returns the same reader. Close closes it.
+func (c *Socket) ListenAH() (vrrp.Reader, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ah != nil {
+		return ahReader{c}, nil
+	}
+	fd, err := openRawProto(c.ifname, ProtocolAH, false, nil)
+	if err != nil {
+		return nil, err
+	}
+	c.ah = os.NewFile(uintptr(fd), "vrrp-ah-"+c.ifname)
+	for g := range c.groups {
+		if err := c.ahMreq(unix.IP_ADD_MEMBERSHIP, g); err != nil {
+			return nil, err
+		}
+	}
+	return ahReader{c}, nil
+}
+
+// ProtocolAH is the IP protocol of IPsec AH.
+const ProtocolAH = 51
+
+type ahReader struct{ c *Socket }
+
+func (r ahReader) ReadPacket(b []byte) (int, time.Time, error) { return r.c.read(r.c.ah, b) }
+
+// ahMreq joins or leaves g on the AH socket. Called with mu held.
+func (c *Socket) ahMreq(op int, g netip.Addr) error {
+	rc, err := c.ah.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, op, &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)})
+	})
+	return errors.Join(err, serr)
 }

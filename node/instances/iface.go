@@ -1,6 +1,7 @@
 package instances
 
 import (
+	"fmt"
 	"sync"
 
 	"github.com/haa-dev/haa/node/config"
@@ -15,7 +16,34 @@ type iface struct {
 	conn  host.VRRPConn
 	demux *vrrp.Iface
 	refs  int
-	done  chan struct{} // closed when the receive loop has returned
+	done  chan struct{} // closed when the receive loops have returned
+	// loops are the receive loops; ah: the IPsec AH loop runs (started
+	// for the first AH instance on the interface). Both under Set.mu.
+	loops *sync.WaitGroup
+	ah    bool
+}
+
+// serveAH starts receiving the interface's IPsec AH packets, once, for an
+// instance with AH authentication. Called with Set.mu held.
+func (s *Set) serveAH(ifc *iface) error {
+	if ifc.ah {
+		return nil
+	}
+	l, ok := ifc.conn.(interface{ ListenAH() (vrrp.Reader, error) })
+	if !ok {
+		return fmt.Errorf("interface %s: this host cannot receive IPsec AH packets", ifc.name)
+	}
+	rd, err := l.ListenAH()
+	if err != nil {
+		return fmt.Errorf("IPsec AH socket on %s: %w", ifc.name, err)
+	}
+	ifc.ah = true
+	ifc.loops.Go(func() {
+		if err := ifc.demux.Serve(rd); err != nil {
+			s.log.Error("VRRP receive loop (IPsec AH) stopped", "iface", ifc.name, "err", err)
+		}
+	})
+	return nil
 }
 
 // acquireIface returns the interface's socket, opening it for the first
@@ -34,8 +62,8 @@ func (s *Set) acquireIface(name string) (*iface, error) {
 		return nil, err
 	}
 	s.promoteSecondaries(name)
-	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, s.log), refs: 1, done: make(chan struct{})}
-	var loops sync.WaitGroup
+	loops := &sync.WaitGroup{}
+	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, s.log), refs: 1, done: make(chan struct{}), loops: loops}
 	loops.Go(func() {
 		if err := ifc.demux.Serve(conn); err != nil {
 			s.log.Error("VRRP receive loop stopped", "iface", name, "err", err)

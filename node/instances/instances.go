@@ -358,6 +358,11 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 			s.releaseIfaceRef(ifc)
 		}
 	}()
+	if c.VRRP.AuthType == vrrp.AuthAH {
+		if err := s.serveAH(ifc); err != nil {
+			return err
+		}
+	}
 	set := &vipSet{host: s.host, iface: c.Interface, vips: c.VIPs, routes: c.Routes, rules: c.Rules}
 	if len(c.Routes) > 0 || len(c.Rules) > 0 {
 		if err := s.host.DelRouting(c.Interface, c.Routes, c.Rules); err != nil {

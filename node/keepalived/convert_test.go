@@ -112,7 +112,6 @@ func TestBadValues(t *testing.T) {
 		{"vrid out of range", strings.Replace(instance(""), "virtual_router_id 7", "virtual_router_id 300", 1), 3, "virtual_router_id", `"300" is not a whole number 1..255`},
 		{"priority not a number", instance(" priority high\n"), 7, "priority", `"high" is not a whole number 1..255`},
 		{"state in lower case", instance(" state master\n"), 7, "state", "write MASTER or BACKUP, in capitals"},
-		{"AH", instance(" authentication {\n  auth_type AH\n  auth_pass x\n }\n"), 8, "auth_type", "AH authentication is obsolete"},
 		{"advert_int text", instance(" advert_int fast\n"), 7, "advert_int", `"fast" is not a number of seconds`},
 		{"weight reverse", "vrrp_script chk {\n script /bin/true\n weight 10 reverse\n}\n" + instance(" track_script {\n  chk\n }\n"), 3, "weight", "no reversed weights"},
 		{"weight too big", "vrrp_script chk {\n script /bin/true\n weight 300\n}\n" + instance(" track_script {\n  chk\n }\n"), 3, "weight", "-253..253"},

@@ -41,7 +41,7 @@
 //     vrrp_track_process: process,
 //     param_match, weight, quorum, quorum_max;
 //   - vrrp_instance: state, interface, virtual_router_id, priority,
-//     advert_int, version, authentication { auth_type PASS, auth_pass },
+//     advert_int, version, authentication { auth_type PASS or AH, auth_pass },
 //     virtual_ipaddress (dev, label, brd, scope; no_track and
 //     preferred_lft are ignored with a warning), virtual_ipaddress_excluded
 //     (excludedVips, IPv6 allowed), no_virtual_ipaddress (keepalived 2.3;
@@ -84,7 +84,7 @@
 // Refused (an error with file:line; past MaxErrors, the rest are counted,
 // not listed): an unknown or misspelled keyword (with the closest known
 // one as a hint, never used in its place), a bad value,
-// and what haa cannot express faithfully: AH authentication, IPv6
+// and what haa cannot express faithfully: IPv6
 // instances and VIPs (an IPv6 address is converted in
 // virtual_ipaddress_excluded only), BFD, track groups, virtual
 // server groups, real-server file checks, a second checker or url on a

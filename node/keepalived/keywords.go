@@ -294,7 +294,6 @@ type Keyword struct {
 // refusedValues are values of supported keywords that haa refuses, for
 // the list.
 var refusedValues = []Keyword{
-	{"vrrp_instance", "authentication { auth_type AH }", true, "IPsec AH authentication (removed from VRRP by RFC 3768; keepalived's own variant, HMAC-MD5-96 keyed with the 8-character password, interoperable only with keepalived) is not implemented: use auth_type PASS on every node, or no authentication"},
 	{"vrrp_instance", "virtual_ipaddress with IPv6 addresses, native_ipv6", true, "haa has no IPv6 VRRP instances yet; IPv6 addresses in virtual_ipaddress_excluded are converted"},
 	{"virtual_server", "virtual_server IP (no port)", true, "haa has no all-ports services: give the port, or use a fwmark virtual_server"},
 	{"virtual_server_group", "fwmark and address entries in one group", true, "haa keeps them in separate virtual servers (their real servers' ports differ): split the group"},

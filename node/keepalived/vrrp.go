@@ -527,13 +527,11 @@ func (c *conv) vrrpInstance(st *stmt) {
 				"auth_type": line(func(st *stmt) {
 					if t, ok := c.value(st, "auth_type PASS"); ok {
 						switch t.text {
-						case "PASS":
+						case "PASS", "AH":
 							in.authType = t.text
 							in.toks["auth.type"] = st.kw
-						case "AH":
-							c.r.errorf(t, st.kw.text, "IPsec AH authentication is obsolete (RFC 3768) and not supported by haa: use auth_type PASS on every node, or remove the authentication block")
 						default:
-							c.r.errorf(t, st.kw.text, "%q is not an authentication type: write PASS (or remove the authentication block)", t.text)
+							c.r.errorf(t, st.kw.text, "%q is not an authentication type: write PASS or AH (or remove the authentication block)", t.text)
 						}
 					}
 				}),
@@ -902,9 +900,9 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 		case version == 3:
 			c.r.warnf(here, here.text, "VRRPv3 has no authentication: keepalived ignores it, and so does this conversion; remove the block")
 		case in.authPass == "":
-			c.r.warnf(here, here.text, "auth_type PASS without auth_pass: keepalived ignores the authentication, and so does this conversion; add auth_pass, or remove the block")
+			c.r.warnf(here, here.text, "auth_type %s without auth_pass: keepalived ignores the authentication, and so does this conversion; add auth_pass, or remove the block", in.authType)
 		default:
-			spec.Auth = &haav1.Auth{Type: "PASS", Password: in.authPass}
+			spec.Auth = &haav1.Auth{Type: in.authType, Password: in.authPass}
 		}
 	}
 

@@ -21,7 +21,7 @@ const (
 const (
 	AuthNone   = 0
 	AuthSimple = 1 // PASS: cleartext password in the auth data
-	AuthAH     = 2 // obsolete, never accepted
+	AuthAH     = 2 // IPsec AH (keepalived's): see ah.go
 )
 
 // Default multicast groups.

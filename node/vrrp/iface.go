@@ -207,12 +207,39 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
 	if !lane && i.onLane(h.Src) {
 		return // its copy came through the lane
 	}
-	if h.Protocol != Protocol {
+	viaAH := false
+	switch h.Protocol {
+	case Protocol:
+	case ProtocolAH:
+		msg, ok := SplitAH(payload)
+		if !ok {
+			return // AH for another protocol: not VRRP's
+		}
+		payload, viaAH = msg, true
+	default:
 		return
 	}
 	var r *Runner
 	if len(payload) >= 2 {
 		r = i.runners.Load()[payload[1]]
+	}
+	// An AH instance takes adverts with an AH header only, the others
+	// without (as keepalived); the AH header is checked first (a
+	// failure says nothing else is to be trusted).
+	if r != nil && (r.ah != nil) != viaAH {
+		r.drop(at, DropAuthType, func() string {
+			if viaAH {
+				return fmt.Sprintf("IPsec AH advert from %s, and this instance has no AH", h.Src)
+			}
+			return fmt.Sprintf("advert without IPsec AH from %s, and this instance wants AH", h.Src)
+		})
+		return
+	}
+	if r != nil && viaAH {
+		if err := r.ah.Open(pkt, h.Src); err != nil {
+			i.drop(r, err)
+			return
+		}
 	}
 	if h.TTL != 255 {
 		if r == nil {

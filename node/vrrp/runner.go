@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"slices"
@@ -14,6 +15,12 @@ import (
 // raw socket).
 type Sender interface {
 	Send(src, dst netip.Addr, msg []byte) error
+}
+
+// PacketSender sends a whole IPv4 packet the runner built (an advert with
+// its AH header) to dst. A Sender that is one carries AH instances.
+type PacketSender interface {
+	SendPacket(dst netip.Addr, pkt []byte) error
 }
 
 // Addresses adds and removes an instance's virtual addresses.
@@ -150,9 +157,14 @@ type inAdvert struct {
 // Runner drives one Instance: it delivers packets, timer expiries and
 // control events to it from a single goroutine and carries out its actions.
 type Runner struct {
-	rc     RunnerConfig
-	in     *Instance
-	send   Sender
+	rc   RunnerConfig
+	in   *Instance
+	send Sender
+	// ah is the instance's IPsec AH authentication (AuthType AuthAH),
+	// else nil; ahID numbers the IP packets it sends (never 0: the
+	// kernel would fill it in after the ICV is made).
+	ah     *AH
+	ahID   uint16
 	addrs  Addresses
 	garp   Announcer
 	log    *slog.Logger
@@ -248,6 +260,9 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 		vipDone:      make(chan vipResult, 1),
 	}
 	r.st = Status{Name: rc.Name, State: Init, Priority: rc.Priority}
+	if rc.Version == 2 && rc.AuthType == AuthAH {
+		r.ah = NewAH(rc.AuthData, len(rc.Peers) > 0)
+	}
 	for _, o := range opts {
 		o(r)
 	}
@@ -790,11 +805,29 @@ func (r *Runner) message(prio uint8, dst netip.Addr) ([]byte, error) {
 	return msg, err
 }
 
+// sendMessage sends an advert to dst: as it is, or sealed with its AH
+// header.
+func (r *Runner) sendMessage(dst netip.Addr, msg []byte) error {
+	if r.ah == nil {
+		return r.send.Send(r.rc.Primary, dst, msg)
+	}
+	ps, ok := r.send.(PacketSender)
+	if !ok {
+		return fmt.Errorf("IPsec AH: the socket cannot send whole packets")
+	}
+	if r.ahID++; r.ahID == 0 {
+		r.ahID = 1
+	}
+	var buf [IPv4HeaderLen + AHLen + HeaderLen + AuthDataLen + 4*MaxAddrs]byte
+	pkt := r.ah.Seal(buf[:0], IPv4Header{TOS: TOSInternetControl, TTL: 255, ID: r.ahID, Src: r.rc.Primary, Dst: dst}, msg)
+	return ps.SendPacket(dst, pkt)
+}
+
 func (r *Runner) sendAdvert(now time.Time, prio uint8) {
 	send := func(dst netip.Addr) {
 		msg, err := r.message(prio, dst)
 		if err == nil {
-			err = r.send.Send(r.rc.Primary, dst, msg)
+			err = r.sendMessage(dst, msg)
 		}
 		if err != nil {
 			r.stats.SendErrors.Add(1)

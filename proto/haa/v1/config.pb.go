@@ -2783,11 +2783,15 @@ func (x *Instance) GetNoVips() bool {
 	return false
 }
 
-// Auth is VRRPv2 authentication. It guards against configuration mistakes,
-// not attackers: the password travels in clear text.
+// Auth is VRRPv2 authentication. PASS guards against configuration
+// mistakes, not attackers: the password travels in clear text. AH is
+// keepalived's IPsec AH: the adverts carry an HMAC-MD5-96 keyed with the
+// password and a sequence number against replays (interoperable with
+// keepalived only; RFC 3768 dropped AH from VRRP; MD5 and an 8-byte key
+// make it a weak guard too).
 type Auth struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// NONE (default) or PASS. keepalived: auth_type.
+	// NONE (default), PASS or AH. keepalived: auth_type.
 	Type string `protobuf:"bytes,1,opt,name=type,proto3" json:"type,omitempty"`
 	// Password, at most 8 characters. keepalived: auth_pass.
 	Password      string `protobuf:"bytes,2,opt,name=password,proto3" json:"password,omitempty"`
