@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -164,7 +165,7 @@ func TestStartLogsStaleAddressesItRemoves(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := hosttest.NewNetwork().NewHost("n1")
 		h.AddLink("eth0", "lan", "10.0.0.1/24")
-		var logs strings.Builder
+		var logs lockedLog
 		s := New(Deps{Host: h, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 		defer s.Close(context.Background())
 		cfg := resolved(t, "  - {name: VI_1, interface: eth0, vrid: 1, advertInterval: 1s, vips: [10.0.0.9/24, 10.0.0.10/24]}\n")
@@ -220,4 +221,22 @@ func TestRoutesFollowMastership(t *testing.T) {
 			t.Fatalf("stopped: %d routes, %d rules left", routes, rules)
 		}
 	})
+}
+
+// lockedLog is a log a test reads while the instances write it.
+type lockedLog struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
