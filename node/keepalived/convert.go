@@ -112,6 +112,9 @@ type conv struct {
 	groups     []*groupDef
 	vss        []*vsDef
 	vsgs       map[string]*vsgDef // virtual_server_group by name
+	// rulePrio4 and rulePrio6 are the priorities keepalived gives the next
+	// virtual rule without one (0: not started).
+	rulePrio4, rulePrio6 int
 
 	// unknownNames are the names of top-level blocks with an unknown
 	// keyword (`vrp_script chk_nginx {`): a reference to one of them is

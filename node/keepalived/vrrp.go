@@ -882,6 +882,14 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 		c.r.warnf(here, here.text, "in keepalived's strict mode (%s at %s) state MASTER goes with priority 255 only: keepalived starts this instance as %s, and so does this conversion; write state %s", strictTok.text, at(strictTok, here), want, want)
 		state = want
 	}
+	if state == "MASTER" && in.authType == "AH" && in.authPass != "" && version == 2 && !strict && prio != 255 {
+		// keepalived: "Initial state master is incompatible with AH
+		// authentication - clearing": a new master needs the AH
+		// sequence number of an advert first.
+		here := toks["state"]
+		c.r.warnf(here, here.text, "with auth_type AH keepalived clears state MASTER (\"Initial state master is incompatible with AH authentication\": it must hear an advert's sequence number first) and starts as BACKUP, and so does this conversion; remove state MASTER")
+		state = ""
+	}
 	if state == "MASTER" {
 		spec.State = state
 	}
@@ -983,6 +991,9 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 	c.noVIPs(in, spec, version, strict, strictTok)
 	spec.VirtualRoutes = c.routingEntries(in.routes, "virtual_routes", func(s string) error { _, err := vroute.ParseRoute(s); return err })
 	spec.VirtualRules = c.routingEntries(in.rules, "virtual_rules", func(s string) error { _, err := vroute.ParseRule(s); return err })
+	for i, s := range spec.VirtualRules {
+		spec.VirtualRules[i] = c.rulePriority(s, toks["virtualRules"])
+	}
 	spec.UnicastPeers = in.peers
 	spec.SourceAddress = in.src
 	if strict && len(in.peers) > 0 {
@@ -1070,6 +1081,31 @@ func (c *conv) routingEntries(es []*stmt, kw string, parse func(string) error) [
 	}
 	return out
 }
+
+// rulePriority gives a rule without priority the one keepalived gives it
+// (vrrp_iprule.c: 16384, then one less for each such rule of the family,
+// in file order), with keepalived's warning.
+func (c *conv) rulePriority(s string, at token) string {
+	r, err := vroute.ParseRule(s)
+	if err != nil || r.Priority >= 0 {
+		return s
+	}
+	next := &c.rulePrio4
+	if r.V6 {
+		next = &c.rulePrio6
+	}
+	if *next == 0 {
+		*next = kaRuleStartPriority
+	}
+	p := *next
+	*next--
+	c.r.warnf(at, at.text, "%q has no priority: keepalived gives it %d (\"Rule has no preference specified - setting to %d. This is probably not what you want.\"), and so does this conversion; write priority %d", s, p, p, p)
+	return fmt.Sprintf("%s priority %d", s, p)
+}
+
+// kaRuleStartPriority is the priority keepalived gives the first rule
+// without one (RULE_START_PRIORITY).
+const kaRuleStartPriority = 16384
 
 // noVIPs decides an instance without virtual_ipaddress as keepalived
 // does (vrrp.c vrrp_complete_instance): VRRPv2 runs the election alone,

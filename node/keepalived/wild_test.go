@@ -3,6 +3,7 @@ package keepalived
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -212,8 +213,12 @@ func TestVirtualRoutesAndRulesConverted(t *testing.T) {
 	if got := strings.Join(in.GetVirtualRoutes(), "|"); got != "10.1.0.0/16 via 10.0.0.1 dev ens3|blackhole 10.9.0.0/16" {
 		t.Errorf("virtualRoutes %q", got)
 	}
-	if got := strings.Join(in.GetVirtualRules(), "|"); got != "from 10.0.0.100/32 table 100 iif ens3" {
+	// keepalived gives a rule without priority 16384 (and warns).
+	if got := strings.Join(in.GetVirtualRules(), "|"); got != "from 10.0.0.100/32 table 100 iif ens3 priority 16384" {
 		t.Errorf("virtualRules %q", got)
+	}
+	if !hasProblem(warns, 11, "virtual_rules", "keepalived gives it 16384") {
+		t.Errorf("no warning for the rule's priority:\n%s", problemLines(warns))
 	}
 	if !hasProblem(warns, 8, "virtual_routes", "no_track is ignored") {
 		t.Errorf("no warning for no_track:\n%s", problemLines(warns))
@@ -265,5 +270,53 @@ func TestVirtualServerGroupConverted(t *testing.T) {
 	}
 	if r := a.VirtualServers[1].Reals[0].Addr; r.Port() != 0 {
 		t.Errorf("a DR fwmark group's real server programmed with port %d", r.Port())
+	}
+}
+
+// auth_type AH is converted; as keepalived, it clears state MASTER (a new
+// master needs an advert's sequence number first).
+func TestAHConverted(t *testing.T) {
+	cfg, warns := ok(t, instance(" state MASTER\n priority 100\n authentication {\n  auth_type AH\n  auth_pass s3cret\n }\n"), Options{})
+	in := cfg.GetInstances()[0]
+	if in.GetAuth().GetType() != "AH" || in.GetAuth().GetPassword() != "s3cret" || in.GetState() != "" {
+		t.Errorf("auth %v, state %q", in.GetAuth(), in.GetState())
+	}
+	if !hasProblem(warns, 7, "state", "with auth_type AH keepalived clears state MASTER") {
+		t.Errorf("no warning:\n%s", problemLines(warns))
+	}
+}
+
+// Files from real deployments (testdata/wild), each also checked with
+// keepalived 2.2.7's keepalived -t: every one converts into a valid
+// configuration, with the warnings that keepalived's own messages match.
+func TestWildFilesConvert(t *testing.T) {
+	for _, tc := range []struct {
+		file  string
+		warns []string
+	}{
+		{"k8s-apiserver.conf", []string{"NOT TRACKED: vrrp_script check_apiserver"}},
+		{"dual-stack-excluded.conf", []string{"no_track is ignored", "keepalived gives it 16384"}},
+		{"cloud-eip.conf", []string{`"0.5" is not whole seconds`, "has no virtual_ipaddress"}},
+		{"lvs-dr-director.conf", []string{"its check still connects to port 80", "does not know nb_get_retry in TCP_CHECK"}},
+		{"haproxy-ah.conf", []string{"keepalived uses \"1a2b3c4d\"", "clears state MASTER"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			cfg, warns, err := Load(filepath.Join("testdata", "wild", tc.file), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := config.Resolve(cfg); err != nil {
+				t.Fatalf("not a valid configuration: %v", err)
+			}
+			for _, w := range tc.warns {
+				found := false
+				for _, p := range warns {
+					found = found || strings.Contains(p.Msg, w)
+				}
+				if !found {
+					t.Errorf("no warning %q:\n%s", w, problemLines(warns))
+				}
+			}
+		})
 	}
 }
