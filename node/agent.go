@@ -268,6 +268,12 @@ type ApplyOptions struct {
 	// before applying it: what the API does; the file itself at start-up
 	// and on SIGHUP is not rewritten.
 	Persist bool
+	// Resolved, if set, is config.Resolve of the very configuration
+	// given (unchanged since), which its reader already resolved to
+	// validate it: it is used as it is when no fleet document is composed
+	// with it (resolving a large configuration twice was a quarter of a
+	// reload).
+	Resolved *config.Agent
 }
 
 // ApplyResult is the outcome of an Apply.
@@ -344,9 +350,11 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	if err != nil {
 		return ApplyResult{}, composed{}, err
 	}
-	want, err := config.Resolve(comp.cfg)
-	if err != nil {
-		return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+	want := opts.Resolved
+	if want == nil || comp.cfg != own {
+		if want, err = config.Resolve(comp.cfg); err != nil {
+			return ApplyResult{}, composed{}, comp.repath(err, fleetSide)
+		}
 	}
 	took.start("prepare")
 	if err := checkNode(a.host, want); err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -89,22 +90,29 @@ func kaText(n, w int) []byte {
 
 // BenchmarkReloadKeepalived is what a SIGHUP of haad --keepalived-config
 // does with 1,000 virtual servers x 5 real servers, one weight changed:
-// read and convert the file (which validates it), apply it (which
-// resolves it again and programs the one change), on a fake host and
+// read and convert the file (which validates, resolving it), apply the
+// conversion resolved (programming the one change), on a fake host and
 // backend.
 func BenchmarkReloadKeepalived(b *testing.B) {
 	a := benchAgent(b)
-	texts := [][]byte{kaText(1000, 9), kaText(1000, 2)}
 	dir := b.TempDir()
+	var paths []string
+	for k, text := range [][]byte{kaText(1000, 9), kaText(1000, 2)} {
+		p := filepath.Join(dir, fmt.Sprintf("k%d.conf", k))
+		if err := os.WriteFile(p, text, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
 	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
 		restore := RelaxGC() // as haad's reload
-		cfg, _, err := kaconf.Parse("k.conf", texts[i%2], dir, kaconf.Options{})
+		cfg, resolved, _, err := kaconf.LoadResolved(paths[i%2], kaconf.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := a.Apply(context.Background(), cfg, ApplyOptions{}); err != nil {
+		if _, err := a.Apply(context.Background(), cfg, ApplyOptions{Resolved: resolved}); err != nil {
 			b.Fatal(err)
 		}
 		b.StopTimer()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -80,6 +81,41 @@ func TestInteropVirtualRoutesFollowMastership(t *testing.T) {
 	c := newCluster(t, 2)
 	hn, kn := c.lab.Nodes[0], c.lab.Nodes[1]
 	p := v3Fast
+	// The host's own route to the same destination, another gateway: it
+	// must survive haad's adds and removals (haad's carry protocol
+	// keepalived and are added beside it).
+	hostRoute := func() *netlink.Route {
+		return &netlink.Route{Dst: &net.IPNet{IP: net.IP{10, 88, 0, 0}, Mask: net.CIDRMask(16, 32)},
+			Gw: net.IP{10, 77, 0, 253}, Table: 100, Protocol: unix.RTPROT_BOOT}
+	}
+	{
+		h, err := hn.Handle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = h.RouteAdd(hostRoute())
+		h.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	hostRouteThere := func() bool {
+		h, err := hn.Handle()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		rs, err := h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: 100}, netlink.RT_FILTER_TABLE)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range rs {
+			if r.Gw.Equal(net.IP{10, 77, 0, 253}) && r.Protocol == unix.RTPROT_BOOT {
+				return true
+			}
+		}
+		return false
+	}
 	in := p.haad(200, "")
 	in.extra = "    virtualRoutes: [\"10.88.0.0/16 via 10.77.0.254 table 100\", \"blackhole 10.99.0.0/16\"]\n" +
 		"    virtualRules: [\"" + vruleLine + "\"]\n"
@@ -98,6 +134,9 @@ func TestInteropVirtualRoutesFollowMastership(t *testing.T) {
 	c.handover(c.procs[hn], kn, p)
 	waitRouting(t, kn, true, "keepalived master")
 	waitRouting(t, hn, false, "haad stopped")
+	if !hostRouteThere() {
+		t.Fatal("haad removed the host's own route to 10.88.0.0/16 (via 10.77.0.253)")
+	}
 
 	// haad back with the higher priority: it preempts, and the routes
 	// move back.
@@ -105,4 +144,7 @@ func TestInteropVirtualRoutesFollowMastership(t *testing.T) {
 	c.waitHolder(vip, hn, p.masterDown(200)+5*time.Second)
 	waitRouting(t, hn, true, "haad master again")
 	waitRouting(t, kn, false, "keepalived backup again")
+	if !hostRouteThere() {
+		t.Fatal("haad's start removed the host's own route to 10.88.0.0/16 (via 10.77.0.253)")
+	}
 }

@@ -124,7 +124,7 @@ func run(args []string, stderr io.Writer) int {
 	// collector held back until the first apply is done.
 	relaxed := node.RelaxGC()
 	defer relaxed() // on the way out before the first apply; a second call does nothing
-	cfg, err := src.load(logWarnings(log))
+	cfg, resolved, err := src.loadResolved(logWarnings(log))
 	if err != nil {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitConfig
@@ -161,7 +161,7 @@ func run(args []string, stderr io.Writer) int {
 		return exitRuntime
 	}
 	defer mx.stop()
-	_, err = agent.Apply(context.Background(), cfg, node.ApplyOptions{})
+	_, err = agent.Apply(context.Background(), cfg, node.ApplyOptions{Resolved: resolved})
 	if doc, _ := agent.Fleet().Stored(); err != nil && doc != nil {
 		// The node's own file must run even when the stored fleet
 		// document's part cannot (an interface renamed...): the node then
@@ -319,24 +319,27 @@ func (s source) flag() string {
 	return "config"
 }
 
-// load reads, converts (keepalived) and validates the configuration. warn
+// loadResolved reads, converts (keepalived) and validates the configuration. warn
 // gets each of a keepalived file's warnings; a keepalived file's errors
 // come as one error listing every problem on its own line, as "file:line:
 // keyword: message".
-func (s source) load(warn func(kaconf.Problem)) (*haav1.AgentConfig, error) {
+//
+// It returns the configuration resolved too, for
+// node.ApplyOptions.Resolved: reading it validated it already.
+func (s source) loadResolved(warn func(kaconf.Problem)) (*haav1.AgentConfig, *config.Agent, error) {
 	if !s.keepalived {
-		return config.Load(s.path)
+		return config.LoadResolved(s.path)
 	}
-	cfg, warnings, err := kaconf.Load(s.path, kaconf.Options{})
+	cfg, resolved, warnings, err := kaconf.LoadResolved(s.path, kaconf.Options{})
 	var ke *kaconf.Error
 	if errors.As(err, &ke) {
 		for _, w := range ke.Warnings {
 			warn(w)
 		}
-		return nil, &keepalivedError{path: s.path, err: ke}
+		return nil, nil, &keepalivedError{path: s.path, err: ke}
 	}
 	if err != nil {
-		return nil, err // "read keepalived configuration: ..."
+		return nil, nil, err // "read keepalived configuration: ..."
 	}
 	for _, w := range warnings {
 		warn(w)
@@ -344,7 +347,7 @@ func (s source) load(warn func(kaconf.Problem)) (*haav1.AgentConfig, error) {
 	// The conversion is a valid haa configuration: the converter
 	// validated it, and reports what is not at the line it came from
 	// (validating it again here was a fifth of a reload's time).
-	return cfg, nil
+	return cfg, resolved, nil
 }
 
 // annotate names a keepalived file as the source of a configuration error
@@ -393,7 +396,7 @@ func logWarnings(log *slog.Logger) func(kaconf.Problem) {
 // exist here and be safe to run as root.
 func checkConfig(src source, stderr io.Writer) int {
 	warnings := 0
-	cfg, err := src.load(func(p kaconf.Problem) {
+	cfg, res, err := src.loadResolved(func(p kaconf.Problem) {
 		warnings++
 		fmt.Fprintf(stderr, "haad: warning: %s\n", p)
 	})
@@ -401,7 +404,7 @@ func checkConfig(src source, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "haad:", err)
 		return exitConfig
 	}
-	if res, err := config.Resolve(cfg); err == nil {
+	if res != nil {
 		if err := node.CheckCommands(res); err != nil {
 			var ce *config.Error
 			if errors.As(err, &ce) && !src.keepalived {
@@ -430,7 +433,7 @@ func checkConfig(src source, stderr io.Writer) int {
 // READY=1 either way).
 func reload(agent *node.Agent, src source, started *haav1.AgentConfig, log *slog.Logger) error {
 	defer node.RelaxGC()() // the file read, converted and applied at once
-	cfg, err := src.load(logWarnings(log))
+	cfg, resolved, err := src.loadResolved(logWarnings(log))
 	if err != nil {
 		log.Error("reload refused: the running configuration stays", "err", err.Error())
 		return fmt.Errorf("reload refused: %w", err)
@@ -439,7 +442,7 @@ func reload(agent *node.Agent, src source, started *haav1.AgentConfig, log *slog
 		log.Warn("metrics changed: the metrics listener takes the new setting when haad restarts",
 			"running", started.GetMetrics().GetListen(), "configured", cfg.GetMetrics().GetListen())
 	}
-	res, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{})
+	res, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{Resolved: resolved})
 	p := res.Plan
 	switch {
 	case err != nil && res.Applied:

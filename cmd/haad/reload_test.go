@@ -38,11 +38,11 @@ func TestReloadAppliedButStateNotWritten(t *testing.T) {
 		agent.Shutdown(ctx)
 	})
 	src := source{path: cfgPath}
-	cfg, err := src.load(logWarnings(log))
+	cfg, resolved, err := src.loadResolved(logWarnings(log))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{}); err != nil {
+	if _, err := agent.Apply(context.Background(), cfg, node.ApplyOptions{Resolved: resolved}); err != nil {
 		t.Fatal(err)
 	}
 	// The state file's directory becomes a file: the state cannot be

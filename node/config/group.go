@@ -52,8 +52,13 @@ func parseGroupEntry(s string, max int) ([]groupEntry, string) {
 		if err != nil {
 			return nil, bad
 		}
-		first = p.Masked().Addr()
-		last = lastOf(p.Masked())
+		if p != p.Masked() {
+			// keepalived skips such an entry ("Address mask bits not
+			// empty").
+			return nil, fmt.Sprintf("%q: %s has bits set past its length: write %s", s, p, p.Masked())
+		}
+		first = p.Addr()
+		last = lastOf(p)
 	case strings.Contains(host, "-"):
 		a, b, _ := strings.Cut(host, "-")
 		if first, err = netip.ParseAddr(a); err != nil {
@@ -87,8 +92,9 @@ func parseGroupEntry(s string, max int) ([]groupEntry, string) {
 	switch {
 	case first.Zone() != "" || first.Is4In6() || last.Is4() != first.Is4():
 		return nil, bad
-	case last.Less(first):
-		return nil, fmt.Sprintf("%q: the range ends before it starts", s)
+	case last.Less(first) || (strings.Contains(host, "-") && last == first):
+		// keepalived wants the end of a range after its start.
+		return nil, fmt.Sprintf("%q: the range must end after it starts (write one address as ADDR:PORT)", s)
 	case first.IsUnspecified() || first.IsMulticast():
 		return nil, fmt.Sprintf("%q: %s is not a unicast address", s, first)
 	}
@@ -183,6 +189,12 @@ func resolveGroup(p *problems, f func(string) string, s *haav1.VirtualServer) []
 // groupKeys are the keys of group's services but the first (key), each
 // checked against the other virtual servers'.
 func groupKeys(p *problems, f func(string) string, i int, group []groupEntry, key lvs.Key, seen *vsSeen) []lvs.Key {
+	for _, e := range group {
+		if e.addr.IsValid() && e.addr.Addr().Is6() != key.Addr.Addr().Is6() {
+			p.add(f("group"), "mixes IPv4 and IPv6 services: one family per virtual server; split the group by family")
+			return nil
+		}
+	}
 	var out []lvs.Key
 	for k, e := range group {
 		if k == 0 {
@@ -191,10 +203,6 @@ func groupKeys(p *problems, f func(string) string, i int, group []groupEntry, ke
 		ak := lvs.Key{FWMark: e.mark, V6: key.V6}
 		if e.mark == 0 {
 			ak = lvs.Key{Addr: e.addr, Proto: key.Proto}
-		}
-		if e.addr.IsValid() && e.addr.Addr().Is6() != key.Addr.Addr().Is6() {
-			p.add(f("group"), "mixes IPv4 and IPv6 services: one family per virtual server")
-			return nil
 		}
 		if j, dup := seen.keys[ak]; dup && j != i {
 			p.add(f("group"), "%s is already the service of virtualServers[%d]", ak, j)

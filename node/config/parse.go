@@ -19,18 +19,26 @@ import (
 
 // Load reads, parses and validates an agent configuration file.
 func Load(path string) (*haav1.AgentConfig, error) {
+	cfg, _, err := LoadResolved(path)
+	return cfg, err
+}
+
+// LoadResolved is Load that also returns the configuration resolved (what
+// Resolve returns for it), so that its caller need not resolve it again.
+func LoadResolved(path string) (*haav1.AgentConfig, *Agent, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read configuration: %w", err)
+		return nil, nil, fmt.Errorf("read configuration: %w", err)
 	}
 	cfg, err := Parse(data)
 	if err != nil {
-		return nil, withSource(err, path)
+		return nil, nil, withSource(err, path)
 	}
-	if err := Validate(cfg); err != nil {
-		return nil, withSource(err, path)
+	a, err := Resolve(cfg)
+	if err != nil {
+		return nil, nil, withSource(err, path)
 	}
-	return cfg, nil
+	return cfg, a, nil
 }
 
 func withSource(err error, src string) error {

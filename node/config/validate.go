@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -428,7 +429,7 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 	}
 	for i, v := range in.VIPs {
 		if a := v.Prefix.Addr(); peers[a] || a == c.Primary {
-			p.add(fmt.Sprintf("%s[%d]", f("vips"), i), "%s is also a unicast peer or the source address: a VIP must be an address of its own", a)
+			p.add(f(in.VIPField(i)), "%s is also a unicast peer or the source address: a VIP must be an address of its own", a)
 		}
 	}
 	in.Group = vrrp.GroupV4
@@ -506,7 +507,7 @@ func resolveRouting(p *problems, f func(string) string, s *haav1.Instance, in *I
 		path := fmt.Sprintf("%s[%d]", f("virtualRoutes"), i)
 		r, err := vroute.ParseRoute(str)
 		if err != nil {
-			p.add(path, "%s", err.(*vroute.Error).Msg)
+			p.add(path, "%s", routingMsg(err))
 			continue
 		}
 		if j, dup := routes[r]; dup {
@@ -521,7 +522,7 @@ func resolveRouting(p *problems, f func(string) string, s *haav1.Instance, in *I
 		path := fmt.Sprintf("%s[%d]", f("virtualRules"), i)
 		r, err := vroute.ParseRule(str)
 		if err != nil {
-			p.add(path, "%s", err.(*vroute.Error).Msg)
+			p.add(path, "%s", routingMsg(err))
 			continue
 		}
 		if j, dup := rules[r]; dup {
@@ -531,4 +532,13 @@ func resolveRouting(p *problems, f func(string) string, s *haav1.Instance, in *I
 		rules[r] = i
 		in.Rules = append(in.Rules, r)
 	}
+}
+
+// routingMsg is a route's or rule's problem without the string quoted
+// again (the path names it).
+func routingMsg(err error) string {
+	if ve, ok := errors.AsType[*vroute.Error](err); ok {
+		return ve.Msg
+	}
+	return err.Error()
 }

@@ -12,46 +12,45 @@ import (
 	"github.com/haa-dev/haa/node/vroute"
 )
 
-// AddRouting adds an instance's virtual routes (replacing a route of the
-// same destination, table and metric, as keepalived does) and rules (an
-// identical rule already there is kept). iface is the instance's
-// interface: the device of a route without via or dev. Every route and
-// rule is tried; the errors are joined.
+// ProtoKeepalived is the routing protocol number virtual routes and rules
+// carry unless they name one (RTPROT_KEEPALIVED, "keepalived" in
+// rt_protos, as keepalived stamps its own): what haad removes is only
+// what it added, never a route of the host that looks the same.
+const ProtoKeepalived = 18
+
+// AddRouting adds an instance's virtual routes and rules as keepalived
+// does: a route is added beside one of the same destination, table and
+// metric (NLM_F_CREATE alone: it goes first, the host's stays), an
+// identical one already there is kept; each carries ProtoKeepalived. iface
+// is the instance's interface: the device of a route without via or dev.
+// Every route and rule is tried; the errors are joined.
 func (l *Linux) AddRouting(iface string, routes []vroute.Route, rules []vroute.Rule) error {
 	var errs []error
 	for _, r := range routes {
 		nr, err := netlinkRoute(r, iface, false)
 		if err == nil {
-			err = netlink.RouteReplace(nr)
+			err = netlink.RouteAddEcmp(nr)
 		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("virtual route %s: add: %w", r, err))
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			errs = append(errs, fmt.Errorf("virtual route %s: add: %w (check its gateway and device on this node)", r, err))
 		}
 	}
 	for _, r := range rules {
 		if err := netlink.RuleAdd(netlinkRule(r)); err != nil && !errors.Is(err, unix.EEXIST) {
-			errs = append(errs, fmt.Errorf("virtual rule %s: add: %w", r, err))
+			errs = append(errs, fmt.Errorf("virtual rule %s: add: %w (check its table and interfaces on this node)", r, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// DelRouting removes an instance's virtual rules, then its routes; what is
-// not there is no error.
+// DelRouting removes an instance's virtual rules, then its routes, those
+// that carry its protocol only; what is not there is no error.
 func (l *Linux) DelRouting(iface string, routes []vroute.Route, rules []vroute.Rule) error {
 	var errs []error
 	for _, r := range rules {
-		// The kernel deletes one matching rule per request: repeat
-		// (bounded) in case an earlier run added it twice.
-		for range 8 {
-			err := netlink.RuleDel(netlinkRule(r))
-			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ESRCH) {
-				break
-			}
-			if err != nil {
-				errs = append(errs, fmt.Errorf("virtual rule %s: delete: %w", r, err))
-				break
-			}
+		err := netlink.RuleDel(netlinkRule(r))
+		if err != nil && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ESRCH) {
+			errs = append(errs, fmt.Errorf("virtual rule %s: delete: %w", r, err))
 		}
 	}
 	for _, r := range routes {
@@ -72,11 +71,15 @@ func (l *Linux) DelRouting(iface string, routes []vroute.Route, rules []vroute.R
 // netlinkRoute converts r as `ip route replace` (or, del, `ip route del`)
 // would send it.
 func netlinkRoute(r vroute.Route, iface string, del bool) (*netlink.Route, error) {
+	proto := r.Proto
+	if proto == 0 {
+		proto = ProtoKeepalived
+	}
 	nr := &netlink.Route{
 		Dst:      ipNet(r.Dst),
 		Table:    r.TableID(),
 		Priority: r.Metric,
-		Protocol: netlink.RouteProtocol(r.Proto),
+		Protocol: netlink.RouteProtocol(proto),
 		Family:   netlink.FAMILY_V4,
 		Type:     unix.RTN_UNICAST,
 	}
@@ -113,14 +116,13 @@ func netlinkRoute(r vroute.Route, iface string, del bool) (*netlink.Route, error
 	if r.OnLink {
 		nr.Flags |= int(netlink.FLAG_ONLINK)
 	}
+	// keepalived's scope is universe unless the route names one (ip
+	// route would make a device route link scope).
 	switch {
 	case del:
-		nr.Scope = unix.RT_SCOPE_NOWHERE // any scope (as ip route del)
-		nr.Protocol = 0                  // any protocol
+		nr.Scope = unix.RT_SCOPE_NOWHERE // any scope (as ip route del); the protocol must match
 	case r.Scope >= 0:
 		nr.Scope = netlink.Scope(r.Scope)
-	case r.Type == vroute.TypeUnicast && !r.Via.IsValid():
-		nr.Scope = netlink.SCOPE_LINK // as ip route add: a device route
 	}
 	return nr, nil
 }
@@ -139,6 +141,7 @@ func netlinkRule(r vroute.Rule) *netlink.Rule {
 		nr.Dst = ipNet(r.To)
 	}
 	nr.Priority = r.Priority
+	nr.Protocol = ProtoKeepalived // added and matched on delete: only ours go
 	nr.IifName, nr.OifName = r.Iif, r.Oif
 	if r.HasMark {
 		mask := r.Mask

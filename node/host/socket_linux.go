@@ -410,21 +410,20 @@ func (c *Socket) ListenAH() (vrrp.Reader, error) {
 	if c.ah != nil {
 		return ahReader{c}, nil
 	}
-	fd, err := openRawProto(c.ifname, ProtocolAH, false, nil)
+	fd, err := openRawProto(c.ifname, vrrp.ProtocolAH, false, nil)
 	if err != nil {
 		return nil, err
 	}
 	c.ah = os.NewFile(uintptr(fd), "vrrp-ah-"+c.ifname)
 	for g := range c.groups {
 		if err := c.ahMreq(unix.IP_ADD_MEMBERSHIP, g); err != nil {
-			return nil, err
+			c.ah.Close()
+			c.ah = nil // the next call tries again, whole
+			return nil, fmt.Errorf("IPsec AH socket on %s: join %s: %w", c.ifname, g, err)
 		}
 	}
 	return ahReader{c}, nil
 }
-
-// ProtocolAH is the IP protocol of IPsec AH.
-const ProtocolAH = 51
 
 type ahReader struct{ c *Socket }
 

@@ -31,7 +31,7 @@ func (s *Set) serveAH(ifc *iface) error {
 	}
 	l, ok := ifc.conn.(interface{ ListenAH() (vrrp.Reader, error) })
 	if !ok {
-		return fmt.Errorf("interface %s: this host cannot receive IPsec AH packets", ifc.name)
+		return fmt.Errorf("interface %s: this host cannot receive IPsec AH packets: use auth PASS or none for the instances on it", ifc.name)
 	}
 	rd, err := l.ListenAH()
 	if err != nil {

@@ -48,31 +48,41 @@ func (o Options) utf8() bool {
 // returned (an *Error carries the warnings). Only regular files are read, path and each included file of at
 // most MaxFileBytes, at most MaxTotalBytes and MaxFiles files in all.
 func Load(path string, opts Options) (*haav1.AgentConfig, []Problem, error) {
+	cfg, _, warns, err := load(path, opts, hostFiles{}, limits{})
+	return cfg, warns, err
+}
+
+// LoadResolved is Load that also returns the conversion resolved (what
+// config.Resolve returns for it: the conversion was validated with it), so
+// that haad need not resolve it again.
+func LoadResolved(path string, opts Options) (*haav1.AgentConfig, *config.Agent, []Problem, error) {
 	return load(path, opts, hostFiles{}, limits{})
 }
 
 // Parse is Load on bytes (includes relative to dir). data counts towards
 // the limits as the top-level file.
 func Parse(name string, data []byte, dir string, opts Options) (*haav1.AgentConfig, []Problem, error) {
-	return parseFrom(name, data, dir, opts, hostFiles{}, limits{})
+	cfg, _, warns, err := parseFrom(name, data, dir, opts, hostFiles{}, limits{})
+	return cfg, warns, err
 }
 
-// load is Load reading from fsys within lim.
-func load(path string, opts Options, fsys sourceFiles, lim limits) (*haav1.AgentConfig, []Problem, error) {
+// load is LoadResolved reading from fsys within lim.
+func load(path string, opts Options, fsys sourceFiles, lim limits) (*haav1.AgentConfig, *config.Agent, []Problem, error) {
 	data, err := readLimited(fsys, path, lim.orDefaults().file)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read keepalived configuration: %w", err)
+		return nil, nil, nil, fmt.Errorf("read keepalived configuration: %w", err)
 	}
 	return parseFrom(path, data, filepath.Dir(path), opts, fsys, lim)
 }
 
-// parseFrom is Parse reading includes from fsys within lim.
-func parseFrom(name string, data []byte, dir string, opts Options, fsys sourceFiles, lim limits) (*haav1.AgentConfig, []Problem, error) {
+// parseFrom is Parse reading includes from fsys within lim, returning the
+// conversion resolved too.
+func parseFrom(name string, data []byte, dir string, opts Options, fsys sourceFiles, lim limits) (*haav1.AgentConfig, *config.Agent, []Problem, error) {
 	c := &conv{opts: opts, start: token{file: &name, lineNo: 1}}
 	c.init()
 	if limit := lim.orDefaults().file; int64(len(data)) > limit {
 		c.r.errorf(c.start, "", "the configuration is %s, more than the %s a keepalived configuration file may have: is it the file you meant? If so, split it into files and include them from it", size(int64(len(data))), size(limit))
-		return nil, nil, c.r.err()
+		return nil, nil, nil, c.r.err()
 	}
 	lx := &lexer{r: &c.r, fs: fsys, lim: lim, read: int64(len(data)), files: 1}
 	if abs, err := filepath.Abs(name); err == nil {
@@ -83,18 +93,19 @@ func parseFrom(name string, data []byte, dir string, opts Options, fsys sourceFi
 	if len(c.r.errs) > 0 {
 		// Braces that do not pair up (or an unreadable include) make
 		// every later message doubtful: report only these.
-		return nil, nil, c.r.err()
+		return nil, nil, nil, c.r.err()
 	}
 	cfg := c.convert(stmts)
+	var resolved *config.Agent
 	if len(c.r.errs) == 0 {
-		c.validate(cfg)
+		resolved = c.validate(cfg)
 	}
 	if len(c.r.errs) > 0 {
 		e := c.r.err()
 		e.Warnings = c.r.warnings()
-		return nil, nil, e
+		return nil, nil, nil, e
 	}
-	return cfg, c.r.warnings(), nil
+	return cfg, resolved, c.r.warnings(), nil
 }
 
 // conv is one conversion.
@@ -797,7 +808,7 @@ func (c *conv) runAsExists(st *stmt) bool {
 // Text that is not UTF-8 (from Options: the file's is refused when read),
 // which config.Validate does not look for, cannot be written as JSON,
 // YAML or protobuf: it is refused too.
-func (c *conv) validate(cfg *haav1.AgentConfig) {
+func (c *conv) validate(cfg *haav1.AgentConfig) *config.Agent {
 	// The file's text is UTF-8 (the lexer refuses a token that is not):
 	// only Options can bring other text, and the walk of every field is
 	// a tenth of a large file's conversion.
@@ -805,7 +816,8 @@ func (c *conv) validate(cfg *haav1.AgentConfig) {
 	if !c.opts.utf8() {
 		fields = nonUTF8(nil, "", cfg.ProtoReflect())
 	}
-	if err := config.Validate(cfg); err != nil {
+	resolved, err := config.Resolve(cfg)
+	if err != nil {
 		fields = append(fields, config.Fields(err)...)
 	}
 	for _, f := range fields {
@@ -818,6 +830,10 @@ func (c *conv) validate(cfg *haav1.AgentConfig) {
 		}
 		c.r.errorf(t, t.text, "%s", msg)
 	}
+	if len(fields) > 0 {
+		return nil
+	}
+	return resolved
 }
 
 // nonUTF8 appends a FieldError for every string of m (at path, in the

@@ -44,7 +44,7 @@
 //     advert_int, version, authentication { auth_type PASS or AH, auth_pass },
 //     virtual_ipaddress (dev, label, brd, scope; no_track and
 //     preferred_lft are ignored with a warning), virtual_ipaddress_excluded
-//     (excludedVips, IPv6 allowed), no_virtual_ipaddress (keepalived 2.3;
+//     (excludedVips, IPv6 allowed), no_virtual_ipaddress (keepalived 2.2.8+;
 //     without it an instance with no address is kept for VRRPv2 and refused
 //     for VRRPv3 and strict mode, as keepalived), virtual_routes and
 //     virtual_rules (ip route / ip rule syntax, a subset; no_track ignored

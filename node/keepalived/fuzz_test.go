@@ -222,7 +222,8 @@ func FuzzKeepalived(f *testing.F) {
 		opts := Options{Name: name, Interfaces: map[string]string{ifFrom: ifTo}}
 		rf := rootFiles{empty}
 		convert := func() (*haav1.AgentConfig, []Problem, error) {
-			return parseFrom(fuzzMain, main, fuzzDir, opts, rf, fuzzLimits)
+			cfg, _, warns, err := parseFrom(fuzzMain, main, fuzzDir, opts, rf, fuzzLimits)
+			return cfg, warns, err
 		}
 		if len(files) > 0 {
 			root, err := os.OpenRoot(t.TempDir())
@@ -232,7 +233,10 @@ func FuzzKeepalived(f *testing.F) {
 			defer root.Close()
 			writeArchive(t, root, main, files)
 			rf = rootFiles{root}
-			convert = func() (*haav1.AgentConfig, []Problem, error) { return load(fuzzMain, opts, rf, fuzzLimits) }
+			convert = func() (*haav1.AgentConfig, []Problem, error) {
+				cfg, _, warns, err := load(fuzzMain, opts, rf, fuzzLimits)
+				return cfg, warns, err
+			}
 		}
 
 		cfg, warns, err := convert()

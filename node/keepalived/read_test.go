@@ -193,7 +193,7 @@ func TestIncludesFileCount(t *testing.T) {
 // the first word over, and the rest is not read.
 func TestWordLimit(t *testing.T) {
 	src := strings.Repeat("a b c d\n", 10)
-	_, _, err := parseFrom("t.conf", []byte(src), t.TempDir(), Options{}, hostFiles{}, limits{words: 21})
+	_, _, _, err := parseFrom("t.conf", []byte(src), t.TempDir(), Options{}, hostFiles{}, limits{words: 21})
 	oneProblem(t, err, "t.conf", 6, "", "more than 21 words")
 }
 

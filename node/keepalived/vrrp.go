@@ -575,7 +575,8 @@ func (c *conv) vrrpInstance(st *stmt) {
 			in.toks["virtualRules"] = st.kw
 			in.rules = append(in.rules, st.block...)
 		}),
-		// keepalived 2.3: no VIPs on purpose (2.2.7 does not know it).
+		// keepalived 2.2.8 and later: no VIPs on purpose (2.2.7 does not know
+		// it: it refuses such a VRRPv3 instance, haa follows the later ones).
 		"no_virtual_ipaddress": line(func(st *stmt) {
 			if c.nargs(st, 0, 0, st.kw.text) {
 				in.noVips = true
@@ -1111,7 +1112,7 @@ const kaRuleStartPriority = 16384
 // does (vrrp.c vrrp_complete_instance): VRRPv2 runs the election alone,
 // with a warning ("No VIP specified; at least one is sensible"); VRRPv3 or
 // strict mode refuse it ("at least one is required") unless
-// no_virtual_ipaddress says it is meant (keepalived 2.3; strict mode
+// no_virtual_ipaddress says it is meant (keepalived 2.2.8 and later; strict mode
 // clears it).
 func (c *conv) noVIPs(in *instDef, spec *haav1.Instance, version int, strict bool, strictTok token) {
 	if len(in.vips) > 0 {
@@ -1138,9 +1139,9 @@ func (c *conv) noVIPs(in *instDef, spec *haav1.Instance, version int, strict boo
 		if strict {
 			why = "strict mode"
 		}
-		c.r.errorf(in.kw, in.kw.text, "vrrp_instance %s has no virtual_ipaddress, and with %s keepalived refuses it (\"No VIP specified; at least one is required\"): add virtual_ipaddress { ADDR/LEN }, or no_virtual_ipaddress for an election without addresses (keepalived 2.3, and haa)", in.name, why)
+		c.r.errorf(in.kw, in.kw.text, "vrrp_instance %s has no virtual_ipaddress, and with %s keepalived refuses it (\"No VIP specified; at least one is required\"): add virtual_ipaddress { ADDR/LEN }, or no_virtual_ipaddress for an election without addresses (keepalived 2.2.8 and later, and haa)", in.name, why)
 	default:
-		c.r.warnf(in.kw, in.kw.text, "vrrp_instance %s has no virtual_ipaddress: keepalived runs the election alone (\"No VIP specified; at least one is sensible\"), and so does haa; notify scripts see the transitions. Add no_virtual_ipaddress to say it is meant", in.name)
+		c.r.warnf(in.kw, in.kw.text, "vrrp_instance %s has no virtual_ipaddress: keepalived runs the election alone (\"No VIP specified; at least one is sensible\"), and so does haa; notify scripts see the transitions. Add no_virtual_ipaddress (keepalived 2.2.8 and later) to say it is meant", in.name)
 	}
 }
 

@@ -3,6 +3,8 @@ package vrrp
 import (
 	"errors"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -127,3 +129,57 @@ func TestIfaceAHMatchesTheInstance(t *testing.T) {
 type nopSender struct{}
 
 func (nopSender) Send(src, dst netip.Addr, msg []byte) error { return nil }
+
+// An AH advert reaches its instance although its source's protocol-112
+// adverts come through the priority lane (the lane carries 112 only).
+func TestIfaceAHNotSkippedForTheLane(t *testing.T) {
+	src := netip.MustParseAddr("10.0.0.1")
+	key := [AuthDataLen]byte{'k'}
+	h := IPv4Header{TOS: TOSInternetControl, TTL: 255, ID: 1, Src: src, Dst: GroupV4}
+	sealed := NewAH(key, false).Seal(nil, h, ahAdvert(t, src))
+	cfg := Config{Name: "VI_1", VRID: 51, Priority: 50, Version: 2, Interval: time.Second, AuthType: AuthAH, AuthData: key,
+		Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.100")}, Primary: netip.MustParseAddr("10.0.0.2")}
+	r := NewRunner(RunnerConfig{Config: cfg, Interface: "eth0", Group: GroupV4}, nopSender{}, nil, nil, nil, nil)
+	i := NewIface("eth0", nil)
+	if err := i.Add(r); err != nil {
+		t.Fatal(err)
+	}
+	i.laneSrcs.Store(&[]netip.Addr{src}) // src's adverts come through the lane
+	i.Handle(sealed)
+	if n := len(r.mb.take(nil)); n != 1 {
+		t.Fatalf("%d adverts delivered, want the AH one", n)
+	}
+}
+
+// An AH instance's adverts carry no password: the key of the ICV never
+// leaves the node (keepalived sends zeros there).
+func TestAHAdvertCarriesNoPassword(t *testing.T) {
+	key := [AuthDataLen]byte{'s', '3', 'c', 'r', 'e', 't'}
+	cfg := Config{Name: "VI_1", VRID: 51, Priority: 100, Version: 2, Interval: time.Second, AuthType: AuthAH, AuthData: key,
+		Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.100")}, Primary: netip.MustParseAddr("10.0.0.2")}
+	var ps packetCapture
+	r := NewRunner(RunnerConfig{Config: cfg, Interface: "eth0", Group: GroupV4}, &ps, nil, nil, nil, nil)
+	r.sendAdvert(time.Now(), 100)
+	if len(ps.pkts) != 1 {
+		t.Fatalf("%d packets sent", len(ps.pkts))
+	}
+	pkt := ps.pkts[0]
+	if strings.Contains(string(pkt), "s3cret") {
+		t.Fatalf("the password is in the packet: % x", pkt)
+	}
+	msg, ok := SplitAH(pkt[IPv4HeaderLen:])
+	if !ok || msg[4] != AuthAH {
+		t.Fatalf("not an AH advert: % x", pkt)
+	}
+	if err := NewAH(key, false).Open(pkt, cfg.Primary); err != nil {
+		t.Fatalf("the peer cannot open it: %v", err)
+	}
+}
+
+type packetCapture struct{ pkts [][]byte }
+
+func (p *packetCapture) Send(src, dst netip.Addr, msg []byte) error { return errors.New("not AH") }
+func (p *packetCapture) SendPacket(dst netip.Addr, pkt []byte) error {
+	p.pkts = append(p.pkts, slices.Clone(pkt))
+	return nil
+}

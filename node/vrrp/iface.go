@@ -204,13 +204,15 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
 		i.drop(nil, err)
 		return
 	}
-	if !lane && i.onLane(h.Src) {
-		return // its copy came through the lane
-	}
 	viaAH := false
 	switch h.Protocol {
 	case Protocol:
+		if !lane && i.onLane(h.Src) {
+			return // its copy came through the lane
+		}
 	case ProtocolAH:
+		// The lane carries protocol 112 only: AH adverts come through
+		// their own socket, whatever their source.
 		msg, ok := SplitAH(payload)
 		if !ok {
 			return // AH for another protocol: not VRRP's

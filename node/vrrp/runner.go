@@ -796,7 +796,12 @@ func (r *Runner) message(prio uint8, dst netip.Addr) ([]byte, error) {
 	}
 	a := Advert{
 		Version: r.rc.Version, VRID: r.rc.VRID, Priority: prio, Interval: r.rc.Interval,
-		Addrs: r.rc.Addrs, AuthType: r.rc.AuthType, AuthData: r.rc.AuthData,
+		Addrs: r.rc.Addrs, AuthType: r.rc.AuthType,
+	}
+	if r.rc.AuthType == AuthSimple {
+		// Only PASS carries the password; AH's is the HMAC key and
+		// never leaves the node (keepalived sends zeros).
+		a.AuthData = r.rc.AuthData
 	}
 	msg, err := a.Marshal(r.rc.Primary, dst, r.rc.Checksum)
 	if err == nil {
@@ -813,7 +818,7 @@ func (r *Runner) sendMessage(dst netip.Addr, msg []byte) error {
 	}
 	ps, ok := r.send.(PacketSender)
 	if !ok {
-		return fmt.Errorf("IPsec AH: the socket cannot send whole packets")
+		return fmt.Errorf("IPsec AH: this socket cannot send whole IP packets: run the instance with auth PASS or none here")
 	}
 	if r.ahID++; r.ahID == 0 {
 		r.ahID = 1
