@@ -298,6 +298,9 @@ var refusedValues = []Keyword{
 	{"virtual_server", "virtual_server IP (no port)", true, "haa has no all-ports services: give the port, or use a fwmark virtual_server"},
 	{"virtual_server_group", "fwmark and address entries in one group", true, "haa keeps them in separate virtual servers (their real servers' ports differ): split the group"},
 	{"real_server", "a second checker, a second url", true, "haa runs one health check per real server: keep one, or combine the checks in a MISC_CHECK script"},
+	{"SMTP_CHECK", "host { ... }", true, "haa checks the real server itself: move connect_port out of the host block and remove it (check other hosts with a MISC_CHECK)"},
+	{"UDP_CHECK", "payload / require_reply with bytes that are not text", true, "haa's udp check sends and expects text: check this server with a MISC_CHECK instead"},
+	{"vrrp_instance", "weight W reverse (vrrp_script, track_*)", true, "haa has no reversed weights: use a negative weight (subtracted while the check fails) or a positive one (added while it succeeds) instead"},
 }
 
 // Unsupported lists the keepalived keywords haa does not support, by
