@@ -1,7 +1,6 @@
 package keepalived
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -43,12 +42,10 @@ func (t token) brace(b string) bool { return !t.quoted && t.text == b }
 
 // lexer turns files into one token stream, expanding include lines.
 type lexer struct {
-	// scratch holds the tokens of the line being lexed.
-	scratch []token
-	r       *report
-	seq     int32
-	lines   int32
-	stack   []string // the files being read, as cleaned absolute paths
+	r     *report
+	seq   int32
+	lines int32
+	stack []string // the files being read, as cleaned absolute paths
 
 	out []token // the tokens read
 
@@ -89,24 +86,28 @@ func (lx *lexer) lexFile(name string, data []byte, dir string) {
 	// so far each time the slice fills (a 10,000-virtual-server file
 	// copied 300 MB so).
 	lx.out = slices.Grow(lx.out, len(data)/8)
-	for n := int32(1); (len(data) > 0 || n == 1) && !lx.full && !lx.r.full(); n++ {
-		raw := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			raw, data = data[:i], data[i+1:]
+	// One string for the whole file (the tokens are slices of it), not
+	// one per line.
+	text := string(data)
+	for n := int32(1); (len(text) > 0 || n == 1) && !lx.full && !lx.r.full(); n++ {
+		line := text
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
 		} else {
-			data = nil
+			text = ""
 		}
-		line := strings.TrimSuffix(string(raw), "\r")
-		toks := lx.line(file, n, line)
+		line = strings.TrimSuffix(line, "\r")
+		start := len(lx.out)
+		lx.out = lx.line(file, n, line, lx.out) // the line's tokens, appended in place
+		toks := lx.out[start:]
 		if len(toks) == 0 {
 			continue
 		}
 		if first := toks[0]; !first.quoted && first.text == "include" {
-			lx.include(first, slices.Clone(toks[1:]), dir)
-			continue
+			args := slices.Clone(toks[1:])
+			lx.out = lx.out[:start]
+			lx.include(first, args, dir)
 		}
-		lx.out = append(lx.out, toks...)
-		lx.scratch = toks[:0]
 	}
 }
 
@@ -126,9 +127,18 @@ func (lx *lexer) lexFile(name string, data []byte, dir string) {
 //   - "double quotes" make one word of the text between them, and a " opens
 //     one even inside a word (`a"b c"` is a and "b c"); \" stands for a "
 //     inside it (commands are split later, with their own quoting rules).
-func (lx *lexer) line(file *string, n int32, s string) []token {
+func (lx *lexer) line(file *string, n int32, s string, out []token) []token {
 	lx.lines++
-	toks := lx.scratch[:0] // lexFile copies them out before the next line
+	start := len(out)
+	toks := out
+	// finish checks the line's tokens (toks[start:]) for the preprocessor.
+	finish := func() []token {
+		line := lx.special(toks[start:])
+		if len(line) == len(toks)-start {
+			return toks // as they are
+		}
+		return append(toks[:start], line...)
+	}
 	add := func(text string, quoted bool) {
 		lx.seq++
 		toks = append(toks, token{text: text, quoted: quoted, file: file, lineNo: n, seq: lx.seq, line: lx.lines})
@@ -148,10 +158,10 @@ func (lx *lexer) line(file *string, n int32, s string) []token {
 		case isSpace(c):
 			i++
 		case c == '!' || c == '#':
-			return lx.special(toks)
+			return finish()
 		case c == '\\' && i+1 < len(s) && (s[i+1] == '#' || s[i+1] == '!'):
-			lx.escapedComment(toks, file, n, s[i:i+2])
-			return lx.special(toks)
+			lx.escapedComment(toks[start:], file, n, s[i:i+2])
+			return finish()
 		case c == '{' || c == '}':
 			add(string(c), false)
 			i++
@@ -175,7 +185,7 @@ func (lx *lexer) line(file *string, n int32, s string) []token {
 			add(b.String(), true)
 			if !closed {
 				lx.r.errorf(toks[len(toks)-1], "", "the quoted string %q is not closed: add the closing \" on the same line", "\""+b.String())
-				return lx.special(toks)
+				return finish()
 			}
 			i = j + 1
 		default:
@@ -183,7 +193,7 @@ func (lx *lexer) line(file *string, n int32, s string) []token {
 			// (\# and \! included); \\ is two characters of the word
 			// (\\#: a backslash, then a comment), as in decomment.
 			j := i
-			for j < len(s) && !isSpace(s[j]) && !strings.ContainsRune("{}\"!#", rune(s[j])) {
+			for j < len(s) && !endsWord(s[j]) {
 				if s[j] == '\\' && j+1 < len(s) {
 					if s[j+1] == '#' || s[j+1] == '!' {
 						break
@@ -198,7 +208,7 @@ func (lx *lexer) line(file *string, n int32, s string) []token {
 			i = j
 		}
 	}
-	return lx.special(toks)
+	return finish()
 }
 
 // escapedComment warns about \# or \! (esc) outside quotes, which
@@ -255,6 +265,16 @@ func (lx *lexer) special(toks []token) []token {
 }
 
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\v' || c == '\f' || c == '\r' }
+
+// endsWord reports whether c ends a word: white space, a brace, a quote
+// or a comment.
+func endsWord(c byte) bool {
+	switch c {
+	case ' ', '\t', '\v', '\f', '\r', '{', '}', '"', '!', '#':
+		return true
+	}
+	return false
+}
 
 // include expands `include PATTERN...`: every file matching each glob
 // pattern, in sorted order (filepath.Glob), a relative pattern being
