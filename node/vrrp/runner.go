@@ -452,14 +452,12 @@ func (r *Runner) Run(ctx context.Context, linkUp bool) {
 	defer close(r.done)
 	go r.vipWorker()
 	defer r.finishVIPs() // after the last removal: Done means they are gone
-	// Two clocks: the protocol timer is the precise one (a timerfd on
-	// Linux), a backup's master-down timer and a master's advert timer
-	// alike: on a busy 2-vCPU host a master's advert on a Go timer slipped
-	// 12-33 ms at 10 ms adverts (median of 6 runs about 16 ms; bench-cpu
-	// 1@10ms), on the timerfd 4-7 ms (one run 21 ms), and a slip of
-	// 26 ms plus the interval is the master-down interval of a backup of
-	// priority 100. The Go timer stays for
-	// states with no deadline that matters (INIT, FAULT).
+	// Two clocks: the master-down timer of a backup is what failover
+	// latency hangs on, so it uses the precise timer (a timerfd on Linux);
+	// a master's advert timer uses a cheap Go timer. (A master on the
+	// timerfd slipped less on a busy host, 4-7 ms against 12-33 ms at
+	// 10 ms adverts, but cost twice the CPU: 26-35 % against 14 % at
+	// 50 x 10 ms, bench-cpu 2026-12-07 17:23.)
 	r.mu.Lock()
 	r.precise, r.coarse = r.timer, newGoTimer()
 	r.garpTimer = time.NewTimer(time.Hour)
@@ -559,7 +557,7 @@ func (r *Runner) receive(src netip.Addr, a *Advert, at time.Time) bool {
 func (r *Runner) rearm() {
 	d, ok := r.in.Deadline()
 	want := r.coarse
-	if st := r.in.State(); st == Backup || st == Master {
+	if r.in.State() == Backup {
 		want = r.precise
 	}
 	switch {
