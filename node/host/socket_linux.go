@@ -359,17 +359,7 @@ func (c *Socket) Send(src, dst netip.Addr, msg []byte) error {
 	pkt := vrrp.AppendIPv4(buf[:0], vrrp.IPv4Header{
 		TOS: vrrp.TOSInternetControl, TTL: 255, Protocol: vrrp.Protocol, ID: uint16(c.id.Add(1)), Src: src, Dst: dst,
 	}, msg)
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	to := dst.As4()
-	var serr error
-	err = rc.Write(func(fd uintptr) bool {
-		serr = rawSendto(int(fd), pkt, 0, to)
-		return serr != unix.EAGAIN
-	})
-	return errors.Join(err, serr)
+	return c.SendPacket(dst, pkt)
 }
 
 // Close closes the sockets; a blocked read returns.
@@ -384,8 +374,8 @@ func (c *Socket) Close() error {
 	return err
 }
 
-// SendPacket sends pkt, a whole IPv4 packet (an advert with its IPsec AH
-// header), to dst.
+// SendPacket sends pkt, a whole IPv4 packet (an advert, with its IPsec AH
+// header if it has one), to dst.
 func (c *Socket) SendPacket(dst netip.Addr, pkt []byte) error {
 	rc, err := c.f.SyscallConn()
 	if err != nil {
