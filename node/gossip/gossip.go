@@ -172,6 +172,10 @@ type Gossip struct {
 	started time.Time
 
 	ml  atomic.Pointer[memberlist.Memberlist] // set once Create returns
+	// updateMu serialises memberlist.UpdateNode, which is not safe to
+	// call from two goroutines (the publish loop and Leave: the race
+	// detector saw its reads and aliveNode's writes of the local state).
+	updateMu sync.Mutex
 	tr  *countingTransport
 	bq  *memberlist.TransmitLimitedQueue // own broadcasts
 	hq  *handlerQueue                    // nil without a Handler
@@ -544,7 +548,10 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 	// LEFT, not DEAD, when the node goes.
 	ml := g.ml.Load()
 	g.leaving.Store(true)
-	if uerr := ml.UpdateNode(timeout / 2); uerr != nil {
+	g.updateMu.Lock()
+	uerr := ml.UpdateNode(timeout / 2)
+	g.updateMu.Unlock()
+	if uerr != nil {
 		g.log.Debug("announcing the leave", "err", uerr)
 	}
 	err := ml.Leave(timeout / 2)
@@ -602,7 +609,9 @@ func (g *Gossip) publishLoop() {
 			g.mu.Unlock()
 			g.queueOwn(msgs)
 		case <-g.metaCh:
+			g.updateMu.Lock()
 			_ = g.ml.Load().UpdateNode(metaWait) // only "timeout waiting for update broadcast"
+			g.updateMu.Unlock()
 		}
 	}
 }
