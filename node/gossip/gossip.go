@@ -171,15 +171,15 @@ type Gossip struct {
 	local   Local
 	started time.Time
 
-	ml  atomic.Pointer[memberlist.Memberlist] // set once Create returns
+	ml atomic.Pointer[memberlist.Memberlist] // set once Create returns
 	// updateMu serialises memberlist.UpdateNode, which is not safe to
 	// call from two goroutines (the publish loop and Leave: the race
 	// detector saw its reads and aliveNode's writes of the local state).
 	updateMu sync.Mutex
-	tr  *countingTransport
-	bq  *memberlist.TransmitLimitedQueue // own broadcasts
-	hq  *handlerQueue                    // nil without a Handler
-	rej *rejections
+	tr       *countingTransport
+	bq       *memberlist.TransmitLimitedQueue // own broadcasts
+	hq       *handlerQueue                    // nil without a Handler
+	rej      *rejections
 
 	mu        sync.Mutex
 	members   map[string]*member
