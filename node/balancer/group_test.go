@@ -2,6 +2,8 @@ package balancer
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"net/netip"
 	"testing"
 
@@ -61,5 +63,38 @@ func TestBalancerGroupProgramsEveryService(t *testing.T) {
 	defer fb.mu.Unlock()
 	if len(fb.state) != 0 {
 		t.Errorf("the group removed, the backend holds %v", fb.state)
+	}
+}
+
+// countingBackend is a fakeBackend with connection counts.
+type countingBackend struct {
+	*fakeBackend
+	conns map[lvs.Key]map[netip.AddrPort]lvs.Conns
+}
+
+func (c countingBackend) Conns(context.Context) (map[lvs.Key]map[netip.AddrPort]lvs.Conns, error) {
+	return c.conns, nil
+}
+
+// A real server of a group counts the connections of every service of
+// the group.
+func TestBalancerGroupSumsConnections(t *testing.T) {
+	key := func(s string) lvs.Key { return lvs.Key{Addr: netip.MustParseAddrPort(s), Proto: lvs.TCP} }
+	rs := netip.MustParseAddrPort("10.9.1.1:80")
+	cb := countingBackend{&fakeBackend{state: lvs.State{}}, map[lvs.Key]map[netip.AddrPort]lvs.Conns{
+		key("10.9.0.1:80"):  {rs: {Active: 3, Inactive: 1}},
+		key("10.9.0.10:80"): {rs: {Active: 2}},
+	}}
+	b := New(Deps{Backend: cb, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(func() { _ = b.Close(context.Background()) })
+	a := &testBalancer{b, t}
+	if _, err := a.Apply(context.Background(), lbConfig(t, `virtualServers:
+  - {name: web, group: ["10.9.0.1:80", "10.9.0.10:80"], realServers: [{address: 10.9.1.1}]}
+`), applyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	vss, _ := a.VirtualServers(context.Background())
+	if c := vss[0].Reals[0].Conns; c == nil || c.Active != 5 || c.Inactive != 1 {
+		t.Errorf("connections %+v, want 5 active and 1 inactive (both services)", c)
 	}
 }

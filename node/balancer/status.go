@@ -133,8 +133,19 @@ func (b *Balancer) VirtualServers(ctx context.Context) ([]VirtualServer, string)
 	for i := range out {
 		for k := range out[i].Reals {
 			r := &out[i].Reals[k]
-			if n, ok := conns[out[i].Key][r.Addr]; ok {
-				r.Conns = &n
+			// A group's services each count their own: the real
+			// server's connections are their sum.
+			var sum lvs.Conns
+			found := false
+			for _, key := range append([]lvs.Key{out[i].Key}, out[i].Also...) {
+				if n, ok := conns[key][r.Addr]; ok {
+					sum.Active += n.Active
+					sum.Inactive += n.Inactive
+					found = true
+				}
+			}
+			if found {
+				r.Conns = &sum
 			}
 		}
 	}
