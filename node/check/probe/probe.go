@@ -113,13 +113,17 @@ func (p probe) failErr(what string, err error) check.Result {
 // describe returns err in a few words, and whether those words speak for
 // themselves (timeout, refused, canceled) without saying what failed.
 func (p probe) describe(err error) (string, bool) {
+	// The cause is read once: read twice, a deadline passing between the
+	// reads made a timeout "canceled: timeout after ..." (seen in CI under
+	// the race detector).
+	cause := context.Cause(p.ctx)
 	var te timeoutError
 	switch {
-	case errors.As(context.Cause(p.ctx), &te):
+	case errors.As(cause, &te):
 		return te.Error(), true
-	case p.ctx.Err() != nil:
-		if c := context.Cause(p.ctx); c != context.Canceled {
-			return "canceled: " + c.Error(), true
+	case cause != nil:
+		if cause != context.Canceled {
+			return "canceled: " + cause.Error(), true
 		}
 		return "canceled", true
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
