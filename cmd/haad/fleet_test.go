@@ -309,6 +309,18 @@ func TestFleetSplitBrainReported(t *testing.T) {
 	if sb.GetVrid() != 51 || sb.GetSegment() != "192.168.55.0/24" || len(sb.GetMasters()) != 2 {
 		t.Fatalf("split brain %v: want vrid 51 on 192.168.55.0/24 with lb1 and lb2", sb)
 	}
+	// lb2 sees it too before it ends (each node reports what its own
+	// gossip view shows, a moment apart under load).
+	if err := lab.Poll(10*time.Second, 50*time.Millisecond, "split brain in lb2's fleet view", func() (bool, error) {
+		for _, is := range f.view(lb2).GetIssues() {
+			if is.GetSplitBrain() != nil {
+				return true, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	if err := undo(); err != nil {
 		t.Fatal(err)
 	}
