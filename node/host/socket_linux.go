@@ -269,19 +269,23 @@ func (c *Socket) mreq(op int, g netip.Addr) error {
 		files = append(files, c.ah)
 	}
 	for _, f := range files {
-		rc, err := f.SyscallConn()
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		var serr error
-		err = rc.Control(func(fd uintptr) {
-			m := &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)}
-			serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, op, m)
-		})
-		errs = append(errs, err, serr)
+		errs = append(errs, c.mreqOn(f, op, g))
 	}
 	return errors.Join(errs...)
+}
+
+// mreqOn joins or leaves g on one of the sockets.
+func (c *Socket) mreqOn(f *os.File, op int, g netip.Addr) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		m := &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)}
+		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, op, m)
+	})
+	return errors.Join(err, serr)
 }
 
 // Read reads one IP packet.
@@ -406,7 +410,7 @@ func (c *Socket) ListenAH() (vrrp.Reader, error) {
 	}
 	c.ah = os.NewFile(uintptr(fd), "vrrp-ah-"+c.ifname)
 	for g := range c.groups {
-		if err := c.ahMreq(unix.IP_ADD_MEMBERSHIP, g); err != nil {
+		if err := c.mreqOn(c.ah, unix.IP_ADD_MEMBERSHIP, g); err != nil {
 			c.ah.Close()
 			c.ah = nil // the next call tries again, whole
 			return nil, fmt.Errorf("IPsec AH socket on %s: join %s: %w", c.ifname, g, err)
@@ -418,16 +422,3 @@ func (c *Socket) ListenAH() (vrrp.Reader, error) {
 type ahReader struct{ c *Socket }
 
 func (r ahReader) ReadPacket(b []byte) (int, time.Time, error) { return r.c.read(r.c.ah, b) }
-
-// ahMreq joins or leaves g on the AH socket. Called with mu held.
-func (c *Socket) ahMreq(op int, g netip.Addr) error {
-	rc, err := c.ah.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, op, &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)})
-	})
-	return errors.Join(err, serr)
-}
