@@ -502,36 +502,30 @@ func resolveRouting(p *problems, f func(string) string, s *haav1.Instance, in *I
 			return
 		}
 	}
-	routes := map[vroute.Route]int{}
-	for i, str := range s.GetVirtualRoutes() {
-		path := fmt.Sprintf("%s[%d]", f("virtualRoutes"), i)
-		r, err := vroute.ParseRoute(str)
+	in.Routes = parseRouting(p, f, "virtualRoutes", "route", s.GetVirtualRoutes(), vroute.ParseRoute)
+	in.Rules = parseRouting(p, f, "virtualRules", "rule", s.GetVirtualRules(), vroute.ParseRule)
+}
+
+// parseRouting parses the entries of field (routes or rules: what), each
+// once.
+func parseRouting[T comparable](p *problems, f func(string) string, field, what string, strs []string, parse func(string) (T, error)) []T {
+	var out []T
+	seen := map[T]int{}
+	for i, str := range strs {
+		path := fmt.Sprintf("%s[%d]", f(field), i)
+		v, err := parse(str)
 		if err != nil {
 			p.add(path, "%s", routingMsg(err))
 			continue
 		}
-		if j, dup := routes[r]; dup {
-			p.add(path, "the same route as virtualRoutes[%d]: list it once", j)
+		if j, dup := seen[v]; dup {
+			p.add(path, "the same %s as %s[%d]: list it once", what, field, j)
 			continue
 		}
-		routes[r] = i
-		in.Routes = append(in.Routes, r)
+		seen[v] = i
+		out = append(out, v)
 	}
-	rules := map[vroute.Rule]int{}
-	for i, str := range s.GetVirtualRules() {
-		path := fmt.Sprintf("%s[%d]", f("virtualRules"), i)
-		r, err := vroute.ParseRule(str)
-		if err != nil {
-			p.add(path, "%s", routingMsg(err))
-			continue
-		}
-		if j, dup := rules[r]; dup {
-			p.add(path, "the same rule as virtualRules[%d]: list it once", j)
-			continue
-		}
-		rules[r] = i
-		in.Rules = append(in.Rules, r)
-	}
+	return out
 }
 
 // routingMsg is a route's or rule's problem without the string quoted
