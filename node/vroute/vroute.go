@@ -78,18 +78,14 @@ func ParseRoute(s string) (Route, error) {
 	}
 	var dest string
 	inet6 := false
-	for i := 0; i < len(w); i++ {
-		kw := w[i]
-		val := func() (string, bool) {
-			if i+1 >= len(w) {
-				return "", false
-			}
-			i++
-			return w[i], true
+	for ws := (words{w: w}); ; {
+		kw, more := ws.next()
+		if !more {
+			break
 		}
 		switch kw {
 		case "src", "via", "gw", "dev", "oif", "table", "metric", "priority", "preference", "scope", "protocol", "proto":
-			v, ok := val()
+			v, ok := ws.next()
 			if !ok {
 				return bad("%s needs a value", kw)
 			}
@@ -286,14 +282,10 @@ func ParseRule(s string) (Rule, error) {
 		fam = f
 		return true
 	}
-	for i := 0; i < len(w); i++ {
-		kw := w[i]
-		val := func() (string, bool) {
-			if i+1 >= len(w) {
-				return "", false
-			}
-			i++
-			return w[i], true
+	for ws := (words{w: w}); ; {
+		kw, more := ws.next()
+		if !more {
+			break
 		}
 		setAction := func(a string) bool {
 			if r.Action != "" {
@@ -312,7 +304,7 @@ func ParseRule(s string) (Rule, error) {
 				return bad("inet6 with IPv4 addresses")
 			}
 		case "from", "to", "iif", "dev", "oif", "fwmark", "priority", "preference", "order", "table", "lookup", "goto":
-			v, ok := val()
+			v, ok := ws.next()
 			if !ok {
 				return bad("%s needs a value", kw)
 			}
@@ -443,6 +435,22 @@ func (r Rule) String() string {
 		add(r.Action, "")
 	}
 	return b.String()
+}
+
+// words hands out the words of an entry one at a time: a keyword, then
+// its value.
+type words struct {
+	w []string
+	i int
+}
+
+// next is the next word; false at the end.
+func (ws *words) next() (string, bool) {
+	if ws.i >= len(ws.w) {
+		return "", false
+	}
+	ws.i++
+	return ws.w[ws.i-1], true
 }
 
 func parsePrefix(s string) (netip.Prefix, string) {
