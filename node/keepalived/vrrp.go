@@ -990,11 +990,17 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 		}
 	}
 	c.noVIPs(in, spec, version, strict, strictTok)
-	spec.VirtualRoutes = c.routingEntries(in.routes, "virtual_routes", func(s string) error { _, err := vroute.ParseRoute(s); return err })
-	spec.VirtualRules = c.routingEntries(in.rules, "virtual_rules", func(s string) error { _, err := vroute.ParseRule(s); return err })
-	for i, s := range spec.VirtualRules {
-		spec.VirtualRules[i] = c.rulePriority(s, toks["virtualRules"])
-	}
+	spec.VirtualRoutes = c.routingEntries(in.routes, "virtual_routes", func(s string) (string, error) {
+		_, err := vroute.ParseRoute(s)
+		return s, err
+	})
+	spec.VirtualRules = c.routingEntries(in.rules, "virtual_rules", func(s string) (string, error) {
+		r, err := vroute.ParseRule(s)
+		if err != nil || r.Priority >= 0 {
+			return s, err
+		}
+		return c.rulePriority(s, r, toks["virtualRules"]), nil
+	})
 	spec.UnicastPeers = in.peers
 	spec.SourceAddress = in.src
 	if strict && len(in.peers) > 0 {
@@ -1045,7 +1051,8 @@ func seconds(d time.Duration) string {
 // dropped with a warning (it only changes what keepalived does when
 // someone else deletes the route), interfaces are renamed
 // (Options.Interfaces), and what haa does not take is refused at its line.
-func (c *conv) routingEntries(es []*stmt, kw string, parse func(string) error) []string {
+// parse checks an entry and returns it as it is to be written.
+func (c *conv) routingEntries(es []*stmt, kw string, parse func(string) (string, error)) []string {
 	var out []string
 	for _, e := range es {
 		if e.hasBlock {
@@ -1069,8 +1076,8 @@ func (c *conv) routingEntries(es []*stmt, kw string, parse func(string) error) [
 			}
 			words = append(words, a)
 		}
-		s := strings.Join(words, " ")
-		if err := parse(s); err != nil {
+		s, err := parse(strings.Join(words, " "))
+		if err != nil {
 			msg := err.Error()
 			if ve, ok := err.(*vroute.Error); ok {
 				msg = ve.Msg
@@ -1083,14 +1090,10 @@ func (c *conv) routingEntries(es []*stmt, kw string, parse func(string) error) [
 	return out
 }
 
-// rulePriority gives a rule without priority the one keepalived gives it
-// (vrrp_iprule.c: 16384, then one less for each such rule of the family,
-// in file order), with keepalived's warning.
-func (c *conv) rulePriority(s string, at token) string {
-	r, err := vroute.ParseRule(s)
-	if err != nil || r.Priority >= 0 {
-		return s
-	}
+// rulePriority gives rule r (written s), which has no priority, the one
+// keepalived gives it (vrrp_iprule.c: 16384, then one less for each such
+// rule of the family, in file order), with keepalived's warning.
+func (c *conv) rulePriority(s string, r vroute.Rule, at token) string {
 	next := &c.rulePrio4
 	if r.V6 {
 		next = &c.rulePrio6
