@@ -172,15 +172,7 @@ func TestStartLogsStaleAddressesItRemoves(t *testing.T) {
 		if err := h.AddVIPs("eth0", cfg[0].VIPs[:1]); err != nil {
 			t.Fatal(err)
 		}
-		ch, err := s.Prepare(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s.Stop(context.Background(), ch)
-		s.Update(ch)
-		if err := s.Start(ch, nil); err != nil {
-			t.Fatal(err)
-		}
+		applySet(t, s, cfg)
 		if h.Holds("10.0.0.9") {
 			t.Error("the stale address is still there after start")
 		}
@@ -199,17 +191,7 @@ func TestRoutesFollowMastership(t *testing.T) {
 		h.AddLink("eth0", "lan", "10.0.0.1/24")
 		s := newSet(h)
 		defer s.Close(context.Background())
-		apply := func(y string) {
-			ch, err := s.Prepare(resolved(t, y))
-			if err != nil {
-				t.Fatal(err)
-			}
-			s.Stop(context.Background(), ch)
-			s.Update(ch)
-			if err := s.Start(ch, nil); err != nil {
-				t.Fatal(err)
-			}
-		}
+		apply := func(y string) { applySet(t, s, resolved(t, y)) }
 		apply("  - {name: VI_1, interface: eth0, vrid: 1, advertInterval: 0.1s, vips: [10.0.0.9/24], virtualRoutes: [\"10.1.0.0/16 via 10.0.0.254\", \"blackhole 10.9.0.0/16\"], virtualRules: [\"from 10.0.0.9 table 100\"]}\n")
 		time.Sleep(time.Second)
 		if routes, rules := h.Routing(); routes != 2 || rules != 1 || !h.Holds("10.0.0.9") {
@@ -221,6 +203,20 @@ func TestRoutesFollowMastership(t *testing.T) {
 			t.Fatalf("stopped: %d routes, %d rules left", routes, rules)
 		}
 	})
+}
+
+// applySet runs want on s as an apply does: prepare, stop, update, start.
+func applySet(t *testing.T, s *Set, want []config.Instance) {
+	t.Helper()
+	ch, err := s.Prepare(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop(context.Background(), ch)
+	s.Update(ch)
+	if err := s.Start(ch, nil); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // lockedLog is a log a test reads while the instances write it.
