@@ -50,8 +50,12 @@ func TestInteropExcludedAddresses(t *testing.T) {
 	in.extra = fmt.Sprintf("    excludedVips: [%s/24, %s/64]\n", excl4, excl6)
 	c.start(hn, in)
 	c.waitHolder(vip, hn, p.masterDown(200)+5*time.Second)
+	// The addresses are added one after the other: the excluded ones a
+	// moment after the VIP.
 	for _, a := range []netip.Addr{excl4, excl6} {
-		if ok, err := hn.HasAddr(a); err != nil || !ok {
+		if err := lab.Poll(2*time.Second, 10*time.Millisecond, "the excluded "+a.String()+" on the master", func() (bool, error) {
+			return hn.HasAddr(a)
+		}); err != nil {
 			t.Fatalf("haad master does not hold the excluded %s (%v)", a, err)
 		}
 	}
