@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // Pinger sends ICMP echo requests from a node at a fixed rate and records when
@@ -89,16 +90,17 @@ func (s PingStats) longestGap(t time.Time) (time.Duration, time.Time) {
 // doubled), until Stop or until max has elapsed, whichever comes first.
 func (n *Node) StartPing(target netip.Addr, every, max time.Duration) (*Pinger, error) {
 	target = target.Unmap()
-	if !target.Is4() {
-		return nil, fmt.Errorf("ping %s: only IPv4 targets are supported", target)
-	}
 	if every <= 0 || max <= 0 {
 		return nil, fmt.Errorf("ping %s: interval %v and max %v must be positive", target, every, max)
 	}
 	var conn *icmp.PacketConn
 	err := n.Do(func() error {
 		var err error
-		conn, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		if target.Is6() {
+			conn, err = icmp.ListenPacket("ip6:ipv6-icmp", "::")
+		} else {
+			conn, err = icmp.ListenPacket("ip4:icmp", "0.0.0.0")
+		}
 		return err
 	})
 	if err != nil {
@@ -148,8 +150,12 @@ func (p *Pinger) send(every, max time.Duration) {
 		p.sent++
 		p.replied = append(p.replied, false)
 		p.mu.Unlock()
+		var typ icmp.Type = ipv4.ICMPTypeEcho
+		if p.target.Is6() {
+			typ = ipv6.ICMPTypeEchoRequest
+		}
 		msg := icmp.Message{
-			Type: ipv4.ICMPTypeEcho,
+			Type: typ,
 			Body: &icmp.Echo{ID: int(p.id), Seq: seq & 0xffff, Data: p.token[:]},
 		}
 		b, err := msg.Marshal(nil)
@@ -194,8 +200,12 @@ func (p *Pinger) receive() {
 		if ipa, ok := from.(*net.IPAddr); !ok || !ipa.IP.Equal(p.target.AsSlice()) {
 			continue
 		}
-		m, err := icmp.ParseMessage(ipv4.ICMPTypeEcho.Protocol(), buf[:n])
-		if err != nil || m.Type != ipv4.ICMPTypeEchoReply {
+		proto, reply := ipv4.ICMPTypeEcho.Protocol(), icmp.Type(ipv4.ICMPTypeEchoReply)
+		if p.target.Is6() {
+			proto, reply = ipv6.ICMPTypeEchoRequest.Protocol(), ipv6.ICMPTypeEchoReply
+		}
+		m, err := icmp.ParseMessage(proto, buf[:n])
+		if err != nil || m.Type != reply {
 			continue
 		}
 		echo, ok := m.Body.(*icmp.Echo)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 	"github.com/vishvananda/netns"
 )
 
@@ -76,6 +77,10 @@ type Node struct {
 	// Addr is the address of eth0; Prefix is Addr with the subnet length.
 	Addr   netip.Addr
 	Prefix netip.Prefix
+	// Addr6 is eth0's IPv6 address, fd77::HOST/64 (HOST: Addr's last
+	// byte); LinkLocal its link-local one (EUI-64 of MAC). Both are
+	// usable at once: DAD is off in the lab.
+	Addr6, LinkLocal netip.Addr
 	// Iface is the interface name inside the namespace, always eth0.
 	Iface string
 	// MAC is the fixed MAC address of eth0: 02:aa:00:00:00:NN for node NN,
@@ -269,7 +274,15 @@ func (l *Lab) addMember(swh *netlink.Handle, br netlink.Link, prefix, name strin
 				return nil, err
 			}
 		}
+		// IPv6 addresses usable at once (no DAD wait of a second or two
+		// after the link comes up): the lab's addresses are unique.
+		if err := ns.WriteSysctl("net/ipv6/conf/"+dev+"/accept_dad", "0"); err != nil {
+			return nil, err
+		}
 	}
+	a4 := addr.As4()
+	n.Addr6 = netip.AddrFrom16([16]byte{0: 0xfd, 1: 0x77, 15: a4[3]})
+	n.LinkLocal = linkLocal(mac)
 	// The pair is created inside the switch namespace with its peer moved
 	// straight into the member's: no interface ever appears on the host.
 	nsh, err := netns.GetFromName(ns.Name)
@@ -293,10 +306,19 @@ func (l *Lab) addMember(swh *netlink.Handle, br netlink.Link, prefix, name strin
 	if err := h.AddrAdd(link, &netlink.Addr{IPNet: prefixNet(n.Prefix)}); err != nil {
 		return nil, fmt.Errorf("%s: add %s to %s: %w", ns.Name, n.Prefix, n.Iface, err)
 	}
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(n.Addr6, 64)), Flags: unix.IFA_F_NODAD}); err != nil {
+		return nil, fmt.Errorf("%s: add %s to %s: %w", ns.Name, n.Addr6, n.Iface, err)
+	}
 	if err := h.LinkSetUp(link); err != nil {
 		return nil, fmt.Errorf("%s: set %s up: %w", ns.Name, n.Iface, err)
 	}
 	return n, nil
+}
+
+// linkLocal is the EUI-64 link-local address of mac (RFC 4291 2.5.1).
+func linkLocal(mac net.HardwareAddr) netip.Addr {
+	return netip.AddrFrom16([16]byte{0: 0xfe, 1: 0x80,
+		8: mac[0] ^ 2, 9: mac[1], 10: mac[2], 11: 0xff, 12: 0xfe, 13: mac[3], 14: mac[4], 15: mac[5]})
 }
 
 // prefixNet is p as a *net.IPNet.

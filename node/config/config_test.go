@@ -190,7 +190,7 @@ instances:
 		`instances[1].garp.refresh: 10ms is too short`,
 		`instances[1].name: "VI_1" is already used by instances[0]`,
 		`instances[2].advertInterval: 15ms: VRRPv3 needs 10ms..40.95s in steps of 10ms`,
-		`instances[2].vips[1]: fe80::1: IPv6 VIPs are not supported yet`,
+		`instances[2].vips[1]: fe80::1 is ipv6 in an ipv4 instance: one family per instance`,
 		`instances[2].auth.type: authentication exists only in VRRPv2`,
 		`instances[2].vrid: vrid 51 is already used on eth0 by instances[1]`,
 		`instances[2].vips[0]: 10.0.0.2 is already a VIP of VI_1`,

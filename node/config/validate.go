@@ -63,6 +63,14 @@ type Instance struct {
 	// them, removed before them).
 	Routes   []vroute.Route
 	Rules    []vroute.Rule
+	// Family is the instance's: FamilyIPv4 or FamilyIPv6 (its VIPs,
+	// peers, group and source address).
+	Family   string
+	// VMAC is the virtual MAC interface the VIPs live on; nil: none.
+	VMAC *VMAC
+	// Accept: a non-owner master accepts packets to its VIPs (RFC 5798
+	// Accept_Mode); false: haad drops them while master.
+	Accept   bool
 	Peers    []netip.Addr // unicast peers; empty: multicast to Group
 	Group    netip.Addr
 	Checksum vrrp.ChecksumMode
@@ -140,6 +148,7 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 
 	names := map[string]int{}
 	vrids := map[string]int{}
+	vmacs := map[string]int{}
 	vips := map[netip.Addr]string{}
 	for i, spec := range cfg.GetInstances() {
 		path := fmt.Sprintf("instances[%d]", i)
@@ -152,11 +161,19 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 		}
 		names[spec.GetName()] = i
 		if in.VRRP.VRID != 0 && in.Interface != "" {
-			key := fmt.Sprintf("%s/%d", in.Interface, in.VRRP.VRID)
+			// VRIDs are per family (RFC 5798 5.2.3): IPv4's 51 and
+			// IPv6's 51 are two virtual routers.
+			key := fmt.Sprintf("%s/%d/%s", in.Interface, in.VRRP.VRID, in.Family)
 			if j, dup := vrids[key]; dup {
-				p.add(path+".vrid", "vrid %d is already used on %s by instances[%d]: each virtual router on an interface needs its own vrid", in.VRRP.VRID, in.Interface, j)
+				p.add(path+".vrid", "vrid %d is already used on %s by instances[%d] (%s): each virtual router of a family on an interface needs its own vrid", in.VRRP.VRID, in.Interface, j, in.Family)
 			}
 			vrids[key] = i
+		}
+		if in.VMAC != nil {
+			if j, dup := vmacs[in.VMAC.Name]; dup {
+				p.add(path+".vmac.name", "%s is already the virtual MAC interface of instances[%d]: name one of them otherwise", in.VMAC.Name, j)
+			}
+			vmacs[in.VMAC.Name] = i
 		}
 		before := len(vips)
 		for k, v := range in.VIPs {
@@ -303,6 +320,9 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 	case 0:
 	case 2, 3:
 		c.Version = int(v)
+		if v == 2 && isIPv6(s) {
+			p.add(f("version"), "2 with IPv6 addresses: VRRPv2 is IPv4 only; IPv6 instances use version 3 (RFC 5798)")
+		}
 	default:
 		p.add(f("version"), "%d is not a VRRP version: use 2 or 3", v)
 	}
@@ -349,14 +369,15 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 		// the backups would all take over.
 		p.add(f("vips"), "%d addresses: at most %d fit in an advert; split them across instances", n, vrrp.MaxAddrs)
 	}
+	in.Family = resolveFamily(p, f, s)
 	for i, str := range s.GetVips() {
 		v, err := vip.Parse(str)
 		if err != nil {
 			p.add(fmt.Sprintf("%s[%d]", f("vips"), i), "%v", err)
 			continue
 		}
-		if !v.Prefix.Addr().Is4() {
-			p.add(fmt.Sprintf("%s[%d]", f("vips"), i), "%s: IPv6 VIPs are not supported yet", v.Prefix.Addr())
+		if fam := familyOf(v.Prefix.Addr()); fam != in.Family {
+			p.add(fmt.Sprintf("%s[%d]", f("vips"), i), "%s is %s in an %s instance: one family per instance (RFC 5798); move it to excludedVips (held, not advertised) or to an instance of its own", v.Prefix.Addr(), fam, in.Family)
 			continue
 		}
 		in.VIPs = append(in.VIPs, v)
@@ -405,8 +426,8 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 		switch {
 		case err != nil:
 			p.add(fmt.Sprintf("%s[%d]", f("unicastPeers"), i), "%q is not an IP address", str)
-		case !a.Is4():
-			p.add(fmt.Sprintf("%s[%d]", f("unicastPeers"), i), "%s: only IPv4 peers are supported yet", a)
+		case familyOf(a) != in.Family:
+			p.add(fmt.Sprintf("%s[%d]", f("unicastPeers"), i), "%s is %s and the instance %s: peers are of the instance's family", a, familyOf(a), in.Family)
 		case a.IsMulticast() || a.IsUnspecified():
 			p.add(fmt.Sprintf("%s[%d]", f("unicastPeers"), i), "%s is not a unicast address", a)
 		case peers[a]:
@@ -418,8 +439,8 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 	}
 	if src := s.GetSourceAddress(); src != "" {
 		a, err := netip.ParseAddr(src)
-		if err != nil || !a.Is4() || a.IsMulticast() || a.IsUnspecified() {
-			p.add(f("sourceAddress"), "%q is not a unicast IPv4 address", src)
+		if err != nil || familyOf(a) != in.Family || a.IsMulticast() || a.IsUnspecified() || a.Zone() != "" {
+			p.add(f("sourceAddress"), "%q is not a unicast %s address (the instance's family)", src, in.Family)
 		} else {
 			c.Primary = a
 			if peers[a] {
@@ -433,16 +454,27 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 		}
 	}
 	in.Group = vrrp.GroupV4
+	if in.IPv6() {
+		in.Group = vrrp.GroupV6
+	}
 	if g := s.GetMulticastGroup(); g != "" {
 		a, err := netip.ParseAddr(g)
-		if err != nil || !a.Is4() || !a.IsMulticast() {
+		switch {
+		case in.IPv6() && (err != nil || !a.Is6() || !a.IsLinkLocalMulticast() || a.Zone() != ""):
+			p.add(f("multicastGroup"), "%q is not a link-local IPv6 multicast address (ff02::/16), as keepalived's mcast_dst_ip wants", g)
+		case !in.IPv6() && (err != nil || !a.Is4() || !a.IsMulticast()):
 			p.add(f("multicastGroup"), "%q is not an IPv4 multicast address (224.0.0.0/4)", g)
-		} else if len(s.GetUnicastPeers()) > 0 {
+		case len(s.GetUnicastPeers()) > 0:
 			p.add(f("multicastGroup"), "set together with unicastPeers: use one or the other")
-		} else {
+		default:
 			in.Group = a
 		}
 	}
+	if s.GetV3ChecksumAsV2() && in.IPv6() {
+		p.add(f("v3ChecksumAsV2"), "only for IPv4: the IPv6 checksum always covers the pseudo-header")
+	}
+	resolveVMAC(p, f, s, in)
+	in.Accept = s.AcceptMode == nil || s.GetAcceptMode()
 	if s.GetV3ChecksumAsV2() {
 		if c.Version != 3 {
 			p.add(f("v3ChecksumAsV2"), "only meaningful with version: 3")

@@ -79,8 +79,9 @@ var ErrNoLink = errors.New("no such interface")
 // Linux is the host haad runs on, through netlink, raw sockets and
 // /proc/sys. It is safe for concurrent use.
 type Linux struct {
-	log  *slog.Logger
-	vips *VIPs
+	log     *slog.Logger
+	vips    *VIPs
+	parents vmacParents
 }
 
 // NewLinux returns the host in the caller's network namespace.
@@ -130,6 +131,29 @@ func (l *Linux) Addrs(dev string) ([]Addr, error) {
 	return out, nil
 }
 
+// Addrs6 returns a device's usable IPv6 addresses (not tentative: DAD
+// has passed or is off), link-local ones included, in the kernel's order.
+func (l *Linux) Addrs6(dev string) ([]netip.Prefix, error) {
+	lk, err := netlink.LinkByName(dev)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", dev, err)
+	}
+	addrs, err := retryDump(func() ([]netlink.Addr, error) { return netlink.AddrList(lk, netlink.FAMILY_V6) })
+	if err != nil && !errors.Is(err, netlink.ErrDumpInterrupted) {
+		return nil, fmt.Errorf("IPv6 addresses of %s: %w", dev, err)
+	}
+	var out []netip.Prefix
+	for _, ad := range addrs {
+		ip, ok := netip.AddrFromSlice(ad.IP)
+		if !ok || ip.Is4In6() || ad.Flags&(unix.IFA_F_TENTATIVE|unix.IFA_F_DADFAILED) != 0 {
+			continue
+		}
+		ones, _ := ad.Mask.Size()
+		out = append(out, netip.PrefixFrom(ip, ones))
+	}
+	return out, nil
+}
+
 // dumpBudget bounds how long a netlink dump is retried while the kernel
 // reports it interrupted (the table changed while it was read).
 const dumpBudget = time.Second
@@ -166,8 +190,16 @@ func (l *Linux) DelStaleVIPs(iface string, vs []vip.VIP) ([]netip.Prefix, error)
 	return l.vips.DelPresent(iface, vs)
 }
 
-// ListenVRRP opens the VRRP socket of an interface.
-func (l *Linux) ListenVRRP(iface string) (VRRPConn, error) {
+// ListenVRRP opens the VRRP socket of an interface, IPv4's or (v6)
+// IPv6's.
+func (l *Linux) ListenVRRP(iface string, v6 bool) (VRRPConn, error) {
+	if v6 {
+		c, err := ListenSocket6(iface)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
 	c, err := ListenSocket(iface)
 	if err != nil {
 		return nil, err

@@ -72,3 +72,50 @@ func rawRead(fd int, p []byte) (int, error) {
 	}
 	return int(r), nil
 }
+
+// rawRecvmsg6 is rawRecvmsg that also returns the sender's address.
+func rawRecvmsg6(fd int, p, oob []byte, from *unix.RawSockaddrInet6, flags int) (n, oobn int, err error) {
+	var iov unix.Iovec
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+	}
+	var msg unix.Msghdr
+	msg.Name = (*byte)(unsafe.Pointer(from))
+	msg.Namelen = uint32(unsafe.Sizeof(*from))
+	msg.Iov = &iov
+	msg.Iovlen = 1
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	r, _, errno := syscall.RawSyscall(unix.SYS_RECVMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), uintptr(flags))
+	if errno != 0 {
+		return 0, 0, errno
+	}
+	return int(r), int(msg.Controllen), nil
+}
+
+// rawSendmsg6 sends p to `to` with the control messages oob, for a
+// non-blocking call.
+func rawSendmsg6(fd int, p, oob []byte, to *unix.RawSockaddrInet6) error {
+	var iov unix.Iovec
+	if len(p) > 0 {
+		iov.Base = &p[0]
+		iov.SetLen(len(p))
+	}
+	var msg unix.Msghdr
+	msg.Name = (*byte)(unsafe.Pointer(to))
+	msg.Namelen = uint32(unsafe.Sizeof(*to))
+	msg.Iov = &iov
+	msg.Iovlen = 1
+	if len(oob) > 0 {
+		msg.Control = &oob[0]
+		msg.SetControllen(len(oob))
+	}
+	_, _, errno := syscall.RawSyscall(unix.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), 0)
+	if errno != 0 {
+		return errno
+	}
+	return nil
+}

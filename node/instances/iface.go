@@ -9,9 +9,17 @@ import (
 	"github.com/haa-dev/haa/node/vrrp"
 )
 
+// ifaceKey names an interface's socket: IPv4 and IPv6 instances have
+// one each (VRIDs are per family: RFC 5798 5.2.3).
+type ifaceKey struct {
+	name string
+	v6   bool
+}
+
 // iface is the shared per-interface state: one socket and its
-// demultiplexer, for every instance on the interface.
+// demultiplexer, for every instance of a family on the interface.
 type iface struct {
+	key   ifaceKey
 	name  string
 	conn  host.VRRPConn
 	demux *vrrp.Iface
@@ -49,21 +57,24 @@ func (s *Set) serveAH(ifc *iface) error {
 // acquireIface returns the interface's socket, opening it for the first
 // instance on it. Called with mu held (one writer at a time): the socket
 // is opened outside ifmu, which readers take.
-func (s *Set) acquireIface(name string) (*iface, error) {
+func (s *Set) acquireIface(name string, v6 bool) (*iface, error) {
+	key := ifaceKey{name, v6}
 	s.ifmu.Lock()
-	if ifc := s.ifaces[name]; ifc != nil {
+	if ifc := s.ifaces[key]; ifc != nil {
 		ifc.refs++
 		s.ifmu.Unlock()
 		return ifc, nil
 	}
 	s.ifmu.Unlock()
-	conn, err := s.host.ListenVRRP(name)
+	conn, err := s.host.ListenVRRP(name, v6)
 	if err != nil {
 		return nil, err
 	}
-	s.promoteSecondaries(name)
+	if !v6 {
+		s.promoteSecondaries(name)
+	}
 	loops := &sync.WaitGroup{}
-	ifc := &iface{name: name, conn: conn, demux: vrrp.NewIface(name, s.log), refs: 1, done: make(chan struct{}), loops: loops}
+	ifc := &iface{key: key, name: name, conn: conn, demux: vrrp.NewIface(name, s.log), refs: 1, done: make(chan struct{}), loops: loops}
 	loops.Go(func() {
 		if err := ifc.demux.Serve(conn); err != nil {
 			s.log.Error("VRRP receive loop stopped", "iface", name, "err", err)
@@ -83,7 +94,7 @@ func (s *Set) acquireIface(name string) (*iface, error) {
 		close(ifc.done)
 	}()
 	s.ifmu.Lock()
-	s.ifaces[name] = ifc
+	s.ifaces[key] = ifc
 	s.ifmu.Unlock()
 	return ifc, nil
 }
@@ -91,7 +102,7 @@ func (s *Set) acquireIface(name string) (*iface, error) {
 // releaseIface detaches a stopped instance from its interface.
 func (s *Set) releaseIface(c config.Instance) {
 	s.ifmu.RLock()
-	ifc := s.ifaces[c.Interface]
+	ifc := s.ifaces[ifaceKey{c.SocketDevice(), c.IPv6()}]
 	s.ifmu.RUnlock()
 	if ifc == nil {
 		return
@@ -109,7 +120,7 @@ func (s *Set) releaseIfaceRef(ifc *iface) {
 	ifc.refs--
 	last := ifc.refs == 0
 	if last {
-		delete(s.ifaces, ifc.name)
+		delete(s.ifaces, ifc.key)
 	}
 	s.ifmu.Unlock()
 	if last {

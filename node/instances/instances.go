@@ -57,10 +57,19 @@ type Host interface {
 	// one).
 	AddRouting(iface string, routes []vroute.Route, rules []vroute.Rule) error
 	DelRouting(iface string, routes []vroute.Route, rules []vroute.Rule) error
-	ListenVRRP(iface string) (host.VRRPConn, error)
+	// ListenVRRP opens the VRRP socket of an interface, for IPv6
+	// instances (v6) or IPv4 ones.
+	ListenVRRP(iface string, v6 bool) (host.VRRPConn, error)
+	// Addrs6 lists a device's usable IPv6 addresses, link-local ones
+	// included.
+	Addrs6(dev string) ([]netip.Prefix, error)
 	Announcer(dev string) (host.Announcer, error)
 	PromoteSecondaries(dev string) error
 	PreciseTimer() (vrrp.Timer, error)
+	// AddVMAC creates (or keeps) an instance's virtual MAC interface;
+	// DelVMAC removes it.
+	AddVMAC(m host.VMAC) error
+	DelVMAC(name, parent string) error
 }
 
 // Events receives the instances' events. Append must not block.
@@ -155,7 +164,7 @@ type Set struct {
 	// ifmu guards ifaces: the runners' stops release them in parallel,
 	// and InterfaceDrops must not wait for mu.
 	ifmu   sync.RWMutex
-	ifaces map[string]*iface
+	ifaces map[ifaceKey]*iface
 
 	snap atomic.Pointer[Snapshot]
 }
@@ -169,7 +178,7 @@ func New(d Deps) *Set {
 		d.Observe = func(vrrp.Notice) {}
 	}
 	s := &Set{log: d.Log, host: d.Host, events: d.Events, observe: d.Observe,
-		running: map[string]*Instance{}, ifaces: map[string]*iface{}, garps: map[string]host.Announcer{},
+		running: map[string]*Instance{}, ifaces: map[ifaceKey]*iface{}, garps: map[string]host.Announcer{},
 		lastLink: map[string]bool{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.publish()
@@ -245,7 +254,7 @@ func (s *Set) Prepare(want []config.Instance) (*Change, error) {
 	for _, name := range ch.start {
 		c := ch.want[name]
 		if !c.VRRP.Primary.IsValid() {
-			p, err := s.primaryAddr(c.Interface, vips)
+			p, err := s.primaryAddr(c, vips)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("instance %s: %w", name, err))
 				continue
@@ -328,12 +337,14 @@ func (s *Set) Start(ch *Change, verdicts map[string]Verdict) error {
 
 func (s *Set) stopLocked(ctx context.Context, names []string) {
 	var wg sync.WaitGroup
+	stopped := map[string]config.Instance{}
 	for _, name := range names {
 		in := s.running[name]
 		if in == nil {
 			continue
 		}
 		delete(s.running, name)
+		stopped[name] = in.Config
 		wg.Go(func() {
 			if err := in.runner.Shutdown(ctx); err != nil {
 				s.log.Warn("instance did not stop in time", "instance", name, "err", err)
@@ -342,10 +353,37 @@ func (s *Set) stopLocked(ctx context.Context, names []string) {
 		})
 	}
 	wg.Wait()
+	for _, name := range names {
+		if c, ok := stopped[name]; ok && c.VMAC != nil {
+			s.delVMAC(c)
+		}
+	}
+}
+
+// delVMAC removes an instance's virtual MAC interface and forgets its
+// GARP sender (bound to the interface's index). Called with mu held.
+func (s *Set) delVMAC(c config.Instance) {
+	if a := s.garps[c.VMAC.Name]; a != nil {
+		a.Close()
+		delete(s.garps, c.VMAC.Name)
+	}
+	if err := s.host.DelVMAC(c.VMAC.Name, c.Interface); err != nil {
+		s.log.Warn("cannot remove the virtual MAC interface", "instance", c.VRRP.Name, "iface", c.VMAC.Name, "err", err)
+	}
 }
 
 func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err error) {
-	ifc, err := s.acquireIface(c.Interface)
+	if c.VMAC != nil {
+		if err := s.addVMAC(c, ann); err != nil {
+			return err
+		}
+		defer func() {
+			if err != nil {
+				s.delVMAC(c)
+			}
+		}()
+	}
+	ifc, err := s.acquireIface(c.SocketDevice(), c.IPv6())
 	if err != nil {
 		return err
 	}
@@ -358,12 +396,17 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 			s.releaseIfaceRef(ifc)
 		}
 	}()
+	if c.IPv6() && c.Advertised > 0 && len(c.Peers) == 0 && !c.VRRP.Addrs[0].IsLinkLocalUnicast() {
+		s.log.Warn("the first address of an IPv6 instance should be link-local (RFC 5798 5.2.9): adverts list the vips as configured, as keepalived's do",
+			"instance", c.VRRP.Name, "first", c.VRRP.Addrs[0])
+	}
 	if c.VRRP.AuthType == vrrp.AuthAH {
 		if err := s.serveAH(ifc); err != nil {
 			return err
 		}
 	}
-	set := &vipSet{host: s.host, iface: c.Interface, vips: c.VIPs, routes: c.Routes, rules: c.Rules}
+	held := c.HeldVIPs()
+	set := &vipSet{host: s.host, iface: c.Interface, vips: held, routes: c.Routes, rules: c.Rules}
 	if len(c.Routes) > 0 || len(c.Rules) > 0 {
 		if err := s.host.DelRouting(c.Interface, c.Routes, c.Rules); err != nil {
 			return fmt.Errorf("removing stale virtual routes and rules: %w", err)
@@ -371,7 +414,7 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 	}
 	// Restart safety: addresses left by a crashed agent are removed until
 	// the protocol makes this node master again.
-	stale, err := s.host.DelStaleVIPs(c.Interface, c.VIPs)
+	stale, err := s.host.DelStaleVIPs(c.Interface, held)
 	if err != nil {
 		return fmt.Errorf("removing stale virtual addresses: %w", err)
 	}
@@ -379,8 +422,8 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 		s.log.Warn("removed virtual addresses an earlier run left: this node holds them again when the protocol makes it master",
 			"instance", c.VRRP.Name, "iface", c.Interface, "count", len(stale), "addresses", firstPrefixes(stale, 8))
 	}
-	for _, v := range c.VIPs {
-		if v.Dev != "" {
+	for _, v := range held {
+		if v.Dev != "" && v.Prefix.Addr().Is4() {
 			s.promoteSecondaries(v.Dev)
 		}
 	}
@@ -405,14 +448,14 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 		timer.Close()
 		return err
 	}
-	lk, err := s.host.Link(c.Interface)
+	lk, err := s.host.Link(c.SocketDevice())
 	if err != nil {
 		ifc.demux.Remove(c.VRRP.VRID)
 		timer.Close()
 		return err
 	}
 	s.running[c.VRRP.Name] = &Instance{Config: c, runner: r,
-		Segment: s.segmentOf(c.Interface, c.VRRP.Primary), Definition: config.Definition(c.Spec)}
+		Segment: s.segmentOf(c, c.VRRP.Primary), Definition: config.Definition(c.Spec)}
 	s.wg.Go(func() { r.Run(s.ctx, lk.Up) })
 	return nil
 }
@@ -426,9 +469,23 @@ func runnerConfig(c config.Instance) vrrp.RunnerConfig {
 	return rc
 }
 
-// primaryAddr returns the first IPv4 address of the interface that is not a
-// VIP: the source of adverts and the tie-breaker.
-func (s *Set) primaryAddr(name string, vips map[netip.Addr]bool) (netip.Addr, error) {
+// primaryAddr returns the source of an instance's adverts and its
+// tie-breaker: for IPv4 the first address of the interface that is not a
+// VIP; for IPv6 its first link-local address (RFC 5798 5.1.2.3).
+func (s *Set) primaryAddr(c config.Instance, vips map[netip.Addr]bool) (netip.Addr, error) {
+	name := c.Interface
+	if c.IPv6() {
+		addrs, err := s.host.Addrs6(name)
+		if err != nil {
+			return netip.Addr{}, err
+		}
+		for _, p := range addrs {
+			if ip := p.Addr(); ip.IsLinkLocalUnicast() && !vips[ip] {
+				return ip, nil
+			}
+		}
+		return netip.Addr{}, fmt.Errorf("interface %s has no usable IPv6 link-local address (IPv6 off, or DAD not finished): enable IPv6 on it or set sourceAddress", name)
+	}
 	addrs, err := s.host.Addrs(name)
 	if err != nil {
 		return netip.Addr{}, err
@@ -441,9 +498,23 @@ func (s *Set) primaryAddr(name string, vips map[netip.Addr]bool) (netip.Addr, er
 	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address of its own: add one or set sourceAddress", name)
 }
 
-// segmentOf returns the network of addr on the interface.
-func (s *Set) segmentOf(iface string, addr netip.Addr) netip.Prefix {
-	addrs, _ := s.host.Addrs(iface)
+// segmentOf returns the network of addr on the instance's interface;
+// for an IPv6 instance, whose source is link-local, the interface's first
+// global IPv6 network (fe80::/64 names no link), else fe80::/64.
+func (s *Set) segmentOf(c config.Instance, addr netip.Addr) netip.Prefix {
+	if c.IPv6() {
+		addrs, _ := s.host.Addrs6(c.Interface)
+		for _, p := range addrs {
+			if a := p.Addr(); !a.IsLinkLocalUnicast() && !slices.ContainsFunc(c.VIPs, func(v vip.VIP) bool { return v.Prefix.Addr() == a }) {
+				return p.Masked()
+			}
+		}
+		if addr.IsLinkLocalUnicast() {
+			return netip.MustParsePrefix("fe80::/64")
+		}
+		return netip.Prefix{}
+	}
+	addrs, _ := s.host.Addrs(c.Interface)
 	for _, a := range addrs {
 		if a.Prefix.Addr() == addr {
 			return a.Prefix.Masked()
@@ -458,11 +529,43 @@ func (s *Set) promoteSecondaries(dev string) {
 	}
 }
 
+// addVMAC creates an instance's virtual MAC interface and gives ann the
+// GARP sender of the VIPs that live on it. Called with mu held.
+func (s *Set) addVMAC(c config.Instance, ann announcer) error {
+	m := host.VMAC{Name: c.VMAC.Name, Parent: c.Interface, MAC: c.VMAC.MAC}
+	if c.IPv6() && !c.VMAC.XmitBase {
+		m.LinkLocal = c.VRRP.Primary
+	}
+	if err := s.host.AddVMAC(m); err != nil {
+		return err
+	}
+	for _, v := range c.HeldVIPs() {
+		if v.Dev != c.VMAC.Name {
+			continue
+		}
+		a := s.garps[v.Dev]
+		if a == nil {
+			var err error
+			if a, err = s.host.Announcer(v.Dev); err != nil {
+				s.delVMAC(c)
+				return fmt.Errorf("gratuitous ARP on %s: %w", v.Dev, err)
+			}
+			s.garps[v.Dev] = a
+		}
+		ann[v.Prefix.Addr()] = a
+	}
+	return nil
+}
+
 // announcer returns the GARP sender of an instance: each VIP is announced
-// on the device it lives on. Called with mu held.
+// on the device it lives on (those on its virtual MAC interface, which
+// does not exist yet, are added by addVMAC). Called with mu held.
 func (s *Set) announcer(c config.Instance) (announcer, error) {
 	ann := announcer{}
-	for _, v := range c.VIPs {
+	for _, v := range c.HeldVIPs() {
+		if c.VMAC != nil && v.Dev == c.VMAC.Name {
+			continue
+		}
 		dev := v.Device(c.Interface)
 		a := s.garps[dev]
 		if a == nil {
@@ -584,9 +687,14 @@ func (s *Set) LinkChanged(ev host.LinkEvent) {
 	}
 	up := ev.Up
 	s.ifmu.RLock()
-	ifc := s.ifaces[ev.Name]
+	var ifcs []*iface
+	for _, v6 := range []bool{false, true} {
+		if ifc := s.ifaces[ifaceKey{ev.Name, v6}]; ifc != nil {
+			ifcs = append(ifcs, ifc)
+		}
+	}
 	s.ifmu.RUnlock()
-	if ifc != nil && ev.Index != ifc.conn.Index() {
+	if len(ifcs) > 0 && ev.Index != ifcs[0].conn.Index() {
 		if up {
 			s.log.Error("interface was deleted and created again: its instances stay in FAULT; restart haad to use the new one",
 				"iface", ev.Name)
@@ -597,11 +705,13 @@ func (s *Set) LinkChanged(ev host.LinkEvent) {
 		return
 	}
 	s.lastLink[ev.Name] = up
-	if ifc == nil {
+	if len(ifcs) == 0 {
 		return
 	}
 	s.log.Info("link state", "iface", ev.Name, "up", up)
-	ifc.demux.Each(func(r *vrrp.Runner) { r.Link(up) })
+	for _, ifc := range ifcs {
+		ifc.demux.Each(func(r *vrrp.Runner) { r.Link(up) })
+	}
 }
 
 // InterfaceDrops returns, per interface, the packets dropped before an
@@ -611,14 +721,17 @@ func (s *Set) InterfaceDrops() map[string]map[vrrp.DropReason]uint64 {
 	s.ifmu.RLock()
 	defer s.ifmu.RUnlock()
 	out := map[string]map[vrrp.DropReason]uint64{}
-	for name, ifc := range s.ifaces {
-		m := map[vrrp.DropReason]uint64{}
+	for k, ifc := range s.ifaces {
+		m := out[k.name]
+		if m == nil {
+			m = map[vrrp.DropReason]uint64{}
+			out[k.name] = m
+		}
 		for _, r := range vrrp.DropReasons() {
 			if n := ifc.demux.Stats().Drops(r); n > 0 {
-				m[r] = n
+				m[r] += n
 			}
 		}
-		out[name] = m
 	}
 	return out
 }

@@ -199,18 +199,21 @@ func (i *Iface) HandleAt(pkt []byte, at time.Time) {
 // advert that passes is stepped at once by its runner, on this goroutine,
 // and not kept.
 func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
-	h, payload, err := ParseIPv4(pkt)
+	h, payload, err := parseIP(pkt)
 	if err != nil {
 		i.drop(nil, err)
 		return
 	}
 	viaAH := false
-	switch h.Protocol {
+	switch h.protocol {
 	case Protocol:
-		if !lane && i.onLane(h.Src) {
+		if !lane && i.onLane(h.src) {
 			return // its copy came through the lane
 		}
 	case ProtocolAH:
+		if h.src.Is6() {
+			return // keepalived's AH is IPv4's (VRRPv2)
+		}
 		// The lane carries protocol 112 only: AH adverts come through
 		// their own socket, whatever their source.
 		msg, ok := SplitAH(payload)
@@ -231,31 +234,34 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
 	if r != nil && (r.ah != nil) != viaAH {
 		r.drop(at, DropAuthType, func() string {
 			if viaAH {
-				return fmt.Sprintf("IPsec AH advert from %s, and this instance has no AH", h.Src)
+				return fmt.Sprintf("IPsec AH advert from %s, and this instance has no AH", h.src)
 			}
-			return fmt.Sprintf("advert without IPsec AH from %s, and this instance wants AH", h.Src)
+			return fmt.Sprintf("advert without IPsec AH from %s, and this instance wants AH", h.src)
 		})
 		return
 	}
 	if r != nil && viaAH {
-		if err := r.ah.Open(pkt, h.Src); err != nil {
+		if err := r.ah.Open(pkt, h.src); err != nil {
 			i.drop(r, err)
 			return
 		}
 	}
-	if h.TTL != 255 {
+	// keepalived sends unicast IPv6 adverts with the kernel's default hop
+	// limit and checks 255 only for multicast ones: so does haad (an
+	// IPv6 unicast instance hears only its peers' unicast adverts).
+	if h.ttl != 255 && !(h.src.Is6() && r != nil && len(r.rc.Peers) > 0 && !h.dst.IsMulticast()) {
 		if r == nil {
 			i.stats.Drop(DropTTL)
 			return
 		}
-		r.drop(at, DropTTL, func() string { return fmt.Sprintf("TTL %d from %s", h.TTL, h.Src) })
+		r.drop(at, DropTTL, func() string { return fmt.Sprintf("%s %d from %s", hopName(h.src), h.ttl, h.src) })
 		return
 	}
 	mode := ChecksumRFC
 	if r != nil {
 		mode = r.rc.Checksum
 	}
-	if err := a.Unmarshal(payload, h.Src, h.Dst, mode); err != nil {
+	if err := a.Unmarshal(payload, h.src, h.dst, mode); err != nil {
 		i.drop(r, err)
 		return
 	}
@@ -266,26 +272,34 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
 	// Like keepalived: a unicast instance ignores multicast adverts (a
 	// neighbouring cluster with the same VRID) and a multicast instance
 	// ignores unicast ones.
-	if unicast := len(r.rc.Peers) > 0; unicast == h.Dst.IsMulticast() || (!unicast && h.Dst != r.rc.Group) {
-		r.drop(at, DropDestination, func() string { return fmt.Sprintf("to %s from %s", h.Dst, h.Src) })
+	if unicast := len(r.rc.Peers) > 0; unicast == h.dst.IsMulticast() || (!unicast && h.dst != r.rc.Group) {
+		r.drop(at, DropDestination, func() string { return fmt.Sprintf("to %s from %s", h.dst, h.src) })
 		return
 	}
 	// Every check the packet alone decides runs before it is queued: a
 	// flood of junk never reaches the instance's mailbox. (The version,
 	// authentication, interval and addresses of a runner never change:
 	// changing them restarts the instance.)
-	if reason := Check(&r.rc.Config, h.Src, a); reason != DropNone {
+	if reason := Check(&r.rc.Config, h.src, a); reason != DropNone {
 		r.dropAdvert(at, reason, a)
 		return
 	}
-	if r.receive(h.Src, a, at) {
+	if r.receive(h.src, a, at) {
 		return
 	}
 	// Not running yet: queued for Run (only what is queued goes to the
 	// heap).
 	delivered := *a
 	delivered.Addrs = slices.Clone(a.Addrs)
-	r.DeliverAt(h.Src, &delivered, at)
+	r.DeliverAt(h.src, &delivered, at)
+}
+
+// hopName names the TTL field of src's family.
+func hopName(src netip.Addr) string {
+	if src.Is6() {
+		return "hop limit"
+	}
+	return "TTL"
 }
 
 func (i *Iface) drop(r *Runner, err error) {

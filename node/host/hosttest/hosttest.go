@@ -202,7 +202,9 @@ func (h *Host) Addrs(dev string) ([]host.Addr, error) {
 	}
 	var out []host.Addr
 	for _, p := range l.addrs {
-		out = append(out, host.Addr{Prefix: p})
+		if p.Addr().Is4() {
+			out = append(out, host.Addr{Prefix: p})
+		}
 	}
 	for _, v := range h.vips[dev] {
 		if !v.Prefix.Addr().Is4() {
@@ -210,6 +212,66 @@ func (h *Host) Addrs(dev string) ([]host.Addr, error) {
 		}
 		sec := slices.ContainsFunc(out, func(a host.Addr) bool { return a.Prefix.Masked() == v.Prefix.Masked() })
 		out = append(out, host.Addr{Prefix: v.Prefix, Secondary: sec})
+	}
+	return out, nil
+}
+
+// AddVMAC implements node.Host: a link of the parent's segment, up,
+// with the link-local address if given.
+func (h *Host) AddVMAC(m host.VMAC) error {
+	h.mu.Lock()
+	p := h.links[m.Parent]
+	_, exists := h.links[m.Name]
+	h.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("virtual MAC %s: parent %s: %w", m.Name, m.Parent, host.ErrNoLink)
+	}
+	if exists {
+		return nil
+	}
+	var addrs []string
+	if m.LinkLocal.IsValid() {
+		addrs = append(addrs, netip.PrefixFrom(m.LinkLocal, 64).String())
+	}
+	h.AddLink(m.Name, p.segment, addrs...)
+	return nil
+}
+
+// DelVMAC implements node.Host.
+func (h *Host) DelVMAC(name, _ string) error {
+	h.mu.Lock()
+	l := h.links[name]
+	delete(h.links, name)
+	h.mu.Unlock()
+	if l == nil {
+		return nil
+	}
+	h.net.mu.Lock()
+	h.net.links[l.segment] = slices.DeleteFunc(h.net.links[l.segment], func(x *link) bool { return x == l })
+	h.net.mu.Unlock()
+	h.event(host.LinkEvent{Name: name, Index: l.index, Up: false})
+	return nil
+}
+
+// Addrs6 implements node.Host: the link's own IPv6 addresses, then its
+// IPv6 VIPs.
+func (h *Host) Addrs6(dev string) ([]netip.Prefix, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := h.links[dev]
+	if l == nil {
+		return nil, fmt.Errorf("interface %s: %w", dev, host.ErrNoLink)
+	}
+	var out []netip.Prefix
+	for _, p := range l.addrs {
+		if p.Addr().Is6() {
+			out = append(out, p)
+		}
+	}
+	for _, v := range h.vips[dev] {
+		if v.Prefix.Addr().Is6() {
+			out = append(out, v.Prefix)
+		}
 	}
 	return out, nil
 }
@@ -378,15 +440,15 @@ func (h *Host) WatchLinks(ctx context.Context) (<-chan host.LinkEvent, error) {
 }
 
 // ListenVRRP implements node.Host: a socket on the link that receives
-// what the other hosts of its segment send.
-func (h *Host) ListenVRRP(iface string) (host.VRRPConn, error) {
+// what the other hosts of its segment send, of one family.
+func (h *Host) ListenVRRP(iface string, v6 bool) (host.VRRPConn, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	l := h.links[iface]
 	if l == nil {
 		return nil, fmt.Errorf("interface %s: %w", iface, host.ErrNoLink)
 	}
-	c := &conn{l: l, in: make(chan []byte, 256), done: make(chan struct{}), groups: map[netip.Addr]bool{}}
+	c := &conn{l: l, v6: v6, in: make(chan []byte, 256), done: make(chan struct{}), groups: map[netip.Addr]bool{}}
 	l.conns = append(l.conns, c)
 	return c, nil
 }
@@ -394,6 +456,7 @@ func (h *Host) ListenVRRP(iface string) (host.VRRPConn, error) {
 // conn is a VRRP socket on a fake link.
 type conn struct {
 	l      *link
+	v6     bool // an IPv6 socket: IPv6 packets only
 	in     chan []byte
 	done   chan struct{}
 	once   sync.Once
@@ -459,8 +522,16 @@ func (c *conn) Send(src, dst netip.Addr, msg []byte) error {
 	if !up {
 		return ErrLinkDown
 	}
-	pkt := vrrp.AppendIPv4(nil, vrrp.IPv4Header{TOS: vrrp.TOSInternetControl, TTL: 255, Protocol: vrrp.Protocol,
-		Src: src, Dst: dst}, msg)
+	if dst.Is6() != c.v6 {
+		return fmt.Errorf("%s to %s on an IPv%d socket", src, dst, map[bool]int{false: 4, true: 6}[c.v6])
+	}
+	var pkt []byte
+	if c.v6 {
+		pkt = vrrp.AppendIPv6(nil, vrrp.IPv6Header{HopLimit: 255, NextHeader: vrrp.Protocol, Src: src, Dst: dst}, msg)
+	} else {
+		pkt = vrrp.AppendIPv4(nil, vrrp.IPv4Header{TOS: vrrp.TOSInternetControl, TTL: 255, Protocol: vrrp.Protocol,
+			Src: src, Dst: dst}, msg)
+	}
 	n := self.net
 	n.mu.Lock()
 	peers := slices.Clone(n.links[c.l.segment])
@@ -473,7 +544,7 @@ func (c *conn) Send(src, dst netip.Addr, msg []byte) error {
 		l.host.mu.Lock()
 		if l.up && (dst.IsMulticast() || slices.ContainsFunc(l.addrs, func(p netip.Prefix) bool { return p.Addr() == dst })) {
 			for _, rc := range l.conns {
-				if !dst.IsMulticast() || rc.joined(dst) {
+				if rc.v6 == c.v6 && (!dst.IsMulticast() || rc.joined(dst)) {
 					dests = append(dests, rc)
 				}
 			}

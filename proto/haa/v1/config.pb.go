@@ -2115,6 +2115,12 @@ type FleetInstance struct {
 	VirtualRules []string `protobuf:"bytes,21,rep,name=virtual_rules,json=virtualRules,proto3" json:"virtual_rules,omitempty"`
 	// As Instance.no_vips.
 	NoVips bool `protobuf:"varint,22,opt,name=no_vips,json=noVips,proto3" json:"no_vips,omitempty"`
+	// As Instance.family.
+	Family string `protobuf:"bytes,23,opt,name=family,proto3" json:"family,omitempty"`
+	// As Instance.vmac.
+	Vmac *Vmac `protobuf:"bytes,24,opt,name=vmac,proto3" json:"vmac,omitempty"`
+	// As Instance.accept_mode.
+	AcceptMode *bool `protobuf:"varint,25,opt,name=accept_mode,json=acceptMode,proto3,oneof" json:"accept_mode,omitempty"`
 	// Priority per node name, e.g. {lb1: 100, lb2: 80}. The instance runs on
 	// the nodes listed here, or on every node of the document when empty.
 	Priorities map[string]uint32 `protobuf:"bytes,100,rep,name=priorities,proto3" json:"priorities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
@@ -2306,6 +2312,27 @@ func (x *FleetInstance) GetVirtualRules() []string {
 func (x *FleetInstance) GetNoVips() bool {
 	if x != nil {
 		return x.NoVips
+	}
+	return false
+}
+
+func (x *FleetInstance) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *FleetInstance) GetVmac() *Vmac {
+	if x != nil {
+		return x.Vmac
+	}
+	return nil
+}
+
+func (x *FleetInstance) GetAcceptMode() bool {
+	if x != nil && x.AcceptMode != nil {
+		return *x.AcceptMode
 	}
 	return false
 }
@@ -2594,7 +2621,28 @@ type Instance struct {
 	// is required, as RFC 5798 wants one address in each advert (other
 	// implementations may drop such adverts). keepalived:
 	// no_virtual_ipaddress.
-	NoVips        bool `protobuf:"varint,22,opt,name=no_vips,json=noVips,proto3" json:"no_vips,omitempty"`
+	NoVips bool `protobuf:"varint,22,opt,name=no_vips,json=noVips,proto3" json:"no_vips,omitempty"`
+	// Address family of the instance: "ipv4" or "ipv6" (RFC 5798: one
+	// family per virtual router, VRRPv3 for IPv6). Default: the family of
+	// vips (ipv4 without vips). An IPv6 instance sends from the interface's
+	// link-local address to ff02::12 (or its unicastPeers) with a hop limit
+	// of 255 and announces its addresses with unsolicited neighbour
+	// advertisements; its VIPs are added without DAD. keepalived: the
+	// family of virtual_ipaddress, native_ipv6.
+	Family string `protobuf:"bytes,23,opt,name=family,proto3" json:"family,omitempty"`
+	// A virtual MAC address (RFC 5798 7.3: 00:00:5e:00:01:VRID for IPv4,
+	// 00:00:5e:00:02:VRID for IPv6) on a macvlan interface haad creates on
+	// start and removes on stop: the VIPs live on it, and adverts and
+	// gratuitous ARP/NA leave from it, so on takeover neighbours keep their
+	// ARP entries and only the switch learns the new port. Set (even empty,
+	// vmac: {}) to use one. keepalived: use_vmac, vmac_xmit_base.
+	Vmac *Vmac `protobuf:"bytes,24,opt,name=vmac,proto3" json:"vmac,omitempty"`
+	// Whether a master that does not own the addresses (priority < 255)
+	// accepts packets sent to them (RFC 5798 6.1 Accept_Mode). Default true,
+	// as keepalived without vrrp_strict; false makes haad drop them with
+	// nftables rules of its own (table haa_accept) while master, as
+	// keepalived's no_accept. keepalived: accept / no_accept.
+	AcceptMode    *bool `protobuf:"varint,25,opt,name=accept_mode,json=acceptMode,proto3,oneof" json:"accept_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2783,6 +2831,85 @@ func (x *Instance) GetNoVips() bool {
 	return false
 }
 
+func (x *Instance) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *Instance) GetVmac() *Vmac {
+	if x != nil {
+		return x.Vmac
+	}
+	return nil
+}
+
+func (x *Instance) GetAcceptMode() bool {
+	if x != nil && x.AcceptMode != nil {
+		return *x.AcceptMode
+	}
+	return false
+}
+
+// Vmac is an instance's virtual MAC interface.
+type Vmac struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the macvlan interface, at most 15 characters. Default
+	// vrrp.VRID. keepalived: use_vmac NAME.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Send and receive adverts on the instance's interface instead (with
+	// its own MAC); the VIPs still live on the macvlan. keepalived:
+	// vmac_xmit_base.
+	XmitBase      bool `protobuf:"varint,2,opt,name=xmit_base,json=xmitBase,proto3" json:"xmit_base,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Vmac) Reset() {
+	*x = Vmac{}
+	mi := &file_haa_v1_config_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Vmac) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Vmac) ProtoMessage() {}
+
+func (x *Vmac) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Vmac.ProtoReflect.Descriptor instead.
+func (*Vmac) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *Vmac) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Vmac) GetXmitBase() bool {
+	if x != nil {
+		return x.XmitBase
+	}
+	return false
+}
+
 // Auth is VRRPv2 authentication. PASS guards against configuration
 // mistakes, not attackers: the password travels in clear text. AH is
 // keepalived's IPsec AH: the adverts carry an HMAC-MD5-96 keyed with the
@@ -2801,7 +2928,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_haa_v1_config_proto_msgTypes[28]
+	mi := &file_haa_v1_config_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2813,7 +2940,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[28]
+	mi := &file_haa_v1_config_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2826,7 +2953,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{28}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Auth) GetType() string {
@@ -2865,7 +2992,7 @@ type Garp struct {
 
 func (x *Garp) Reset() {
 	*x = Garp{}
-	mi := &file_haa_v1_config_proto_msgTypes[29]
+	mi := &file_haa_v1_config_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2877,7 +3004,7 @@ func (x *Garp) String() string {
 func (*Garp) ProtoMessage() {}
 
 func (x *Garp) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[29]
+	mi := &file_haa_v1_config_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2890,7 +3017,7 @@ func (x *Garp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Garp.ProtoReflect.Descriptor instead.
 func (*Garp) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{29}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Garp) GetDelay() *durationpb.Duration {
@@ -3094,7 +3221,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\tinstances\x18\x04 \x03(\v2\x15.haa.v1.FleetInstanceR\tinstances\x12+\n" +
 	"\btrackers\x18\x05 \x03(\v2\x0f.haa.v1.TrackerR\btrackers\x122\n" +
 	"\vsync_groups\x18\x06 \x03(\v2\x11.haa.v1.SyncGroupR\n" +
-	"syncGroups\"\xce\b\n" +
+	"syncGroups\"\xbe\t\n" +
 	"\rFleetInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -3118,7 +3245,11 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\rexcluded_vips\x18\x13 \x03(\tR\fexcludedVips\x12%\n" +
 	"\x0evirtual_routes\x18\x14 \x03(\tR\rvirtualRoutes\x12#\n" +
 	"\rvirtual_rules\x18\x15 \x03(\tR\fvirtualRules\x12\x17\n" +
-	"\ano_vips\x18\x16 \x01(\bR\x06noVips\x12E\n" +
+	"\ano_vips\x18\x16 \x01(\bR\x06noVips\x12\x16\n" +
+	"\x06family\x18\x17 \x01(\tR\x06family\x12 \n" +
+	"\x04vmac\x18\x18 \x01(\v2\f.haa.v1.VmacR\x04vmac\x12$\n" +
+	"\vaccept_mode\x18\x19 \x01(\bH\x02R\n" +
+	"acceptMode\x88\x01\x01\x12E\n" +
 	"\n" +
 	"priorities\x18d \x03(\v2%.haa.v1.FleetInstance.PrioritiesEntryR\n" +
 	"priorities\x12B\n" +
@@ -3131,7 +3262,8 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\v2\x10.haa.v1.InstanceR\x05value:\x028\x01B\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_preempt\"J\n" +
+	"\b_preemptB\x0e\n" +
+	"\f_accept_mode\"J\n" +
 	"\tApiConfig\x12\x16\n" +
 	"\x06socket\x18\x01 \x01(\tR\x06socket\x12%\n" +
 	"\x03tcp\x18\x02 \x01(\v2\x13.haa.v1.TcpListenerR\x03tcp\"`\n" +
@@ -3142,7 +3274,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x03Tls\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
-	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xaf\x06\n" +
+	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\x9f\a\n" +
 	"\bInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -3166,10 +3298,18 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\rexcluded_vips\x18\x13 \x03(\tR\fexcludedVips\x12%\n" +
 	"\x0evirtual_routes\x18\x14 \x03(\tR\rvirtualRoutes\x12#\n" +
 	"\rvirtual_rules\x18\x15 \x03(\tR\fvirtualRules\x12\x17\n" +
-	"\ano_vips\x18\x16 \x01(\bR\x06noVipsB\v\n" +
+	"\ano_vips\x18\x16 \x01(\bR\x06noVips\x12\x16\n" +
+	"\x06family\x18\x17 \x01(\tR\x06family\x12 \n" +
+	"\x04vmac\x18\x18 \x01(\v2\f.haa.v1.VmacR\x04vmac\x12$\n" +
+	"\vaccept_mode\x18\x19 \x01(\bH\x02R\n" +
+	"acceptMode\x88\x01\x01B\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
-	"\b_preempt\"6\n" +
+	"\b_preemptB\x0e\n" +
+	"\f_accept_mode\"7\n" +
+	"\x04Vmac\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1b\n" +
+	"\txmit_base\x18\x02 \x01(\bR\bxmitBase\"6\n" +
 	"\x04Auth\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\"\x99\x02\n" +
@@ -3195,7 +3335,7 @@ func file_haa_v1_config_proto_rawDescGZIP() []byte {
 	return file_haa_v1_config_proto_rawDescData
 }
 
-var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
+var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_haa_v1_config_proto_goTypes = []any{
 	(*AgentConfig)(nil),         // 0: haa.v1.AgentConfig
 	(*Metrics)(nil),             // 1: haa.v1.Metrics
@@ -3225,11 +3365,12 @@ var file_haa_v1_config_proto_goTypes = []any{
 	(*TcpListener)(nil),         // 25: haa.v1.TcpListener
 	(*Tls)(nil),                 // 26: haa.v1.Tls
 	(*Instance)(nil),            // 27: haa.v1.Instance
-	(*Auth)(nil),                // 28: haa.v1.Auth
-	(*Garp)(nil),                // 29: haa.v1.Garp
-	nil,                         // 30: haa.v1.FleetInstance.PrioritiesEntry
-	nil,                         // 31: haa.v1.FleetInstance.OverridesEntry
-	(*durationpb.Duration)(nil), // 32: google.protobuf.Duration
+	(*Vmac)(nil),                // 28: haa.v1.Vmac
+	(*Auth)(nil),                // 29: haa.v1.Auth
+	(*Garp)(nil),                // 30: haa.v1.Garp
+	nil,                         // 31: haa.v1.FleetInstance.PrioritiesEntry
+	nil,                         // 32: haa.v1.FleetInstance.OverridesEntry
+	(*durationpb.Duration)(nil), // 33: google.protobuf.Duration
 }
 var file_haa_v1_config_proto_depIdxs = []int32{
 	24, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
@@ -3240,7 +3381,7 @@ var file_haa_v1_config_proto_depIdxs = []int32{
 	3,  // 5: haa.v1.AgentConfig.virtual_servers:type_name -> haa.v1.VirtualServer
 	2,  // 6: haa.v1.AgentConfig.load_balancer:type_name -> haa.v1.LoadBalancer
 	1,  // 7: haa.v1.AgentConfig.metrics:type_name -> haa.v1.Metrics
-	32, // 8: haa.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
+	33, // 8: haa.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
 	4,  // 9: haa.v1.VirtualServer.real_servers:type_name -> haa.v1.RealServer
 	5,  // 10: haa.v1.VirtualServer.check:type_name -> haa.v1.HealthCheck
 	5,  // 11: haa.v1.RealServer.check:type_name -> haa.v1.HealthCheck
@@ -3252,48 +3393,50 @@ var file_haa_v1_config_proto_depIdxs = []int32{
 	10, // 17: haa.v1.HealthCheck.udp:type_name -> haa.v1.UdpCheck
 	11, // 18: haa.v1.HealthCheck.ping:type_name -> haa.v1.PingCheck
 	12, // 19: haa.v1.HealthCheck.exec:type_name -> haa.v1.ExecCheck
-	32, // 20: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	32, // 21: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	32, // 22: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
-	32, // 23: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	33, // 20: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	33, // 21: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	33, // 22: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
+	33, // 23: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
 	14, // 24: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
 	15, // 25: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
 	16, // 26: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
 	17, // 27: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
-	32, // 28: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
-	32, // 29: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
-	32, // 30: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
-	32, // 31: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
+	33, // 28: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
+	33, // 29: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
+	33, // 30: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
+	33, // 31: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
 	19, // 32: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
 	18, // 33: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
 	23, // 34: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
 	13, // 35: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
 	20, // 36: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
-	32, // 37: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
-	32, // 38: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
-	28, // 39: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
-	29, // 40: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
+	33, // 37: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
+	33, // 38: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
+	29, // 39: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
+	30, // 40: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
 	18, // 41: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
 	19, // 42: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
-	30, // 43: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
-	31, // 44: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
-	25, // 45: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
-	26, // 46: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
-	32, // 47: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
-	32, // 48: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
-	28, // 49: haa.v1.Instance.auth:type_name -> haa.v1.Auth
-	29, // 50: haa.v1.Instance.garp:type_name -> haa.v1.Garp
-	18, // 51: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
-	19, // 52: haa.v1.Instance.notify:type_name -> haa.v1.Notify
-	32, // 53: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
-	32, // 54: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
-	32, // 55: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
-	27, // 56: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
-	57, // [57:57] is the sub-list for method output_type
-	57, // [57:57] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	28, // 43: haa.v1.FleetInstance.vmac:type_name -> haa.v1.Vmac
+	31, // 44: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
+	32, // 45: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
+	25, // 46: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
+	26, // 47: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
+	33, // 48: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
+	33, // 49: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
+	29, // 50: haa.v1.Instance.auth:type_name -> haa.v1.Auth
+	30, // 51: haa.v1.Instance.garp:type_name -> haa.v1.Garp
+	18, // 52: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
+	19, // 53: haa.v1.Instance.notify:type_name -> haa.v1.Notify
+	28, // 54: haa.v1.Instance.vmac:type_name -> haa.v1.Vmac
+	33, // 55: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
+	33, // 56: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
+	33, // 57: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
+	27, // 58: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
+	59, // [59:59] is the sub-list for method output_type
+	59, // [59:59] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_config_proto_init() }
@@ -3305,14 +3448,14 @@ func file_haa_v1_config_proto_init() {
 	file_haa_v1_config_proto_msgTypes[18].OneofWrappers = []any{}
 	file_haa_v1_config_proto_msgTypes[23].OneofWrappers = []any{}
 	file_haa_v1_config_proto_msgTypes[27].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[29].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[30].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_config_proto_rawDesc), len(file_haa_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   32,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
