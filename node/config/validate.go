@@ -61,11 +61,11 @@ type Instance struct {
 	Advertised int
 	// Routes and Rules follow mastership with the VIPs (added after
 	// them, removed before them).
-	Routes   []vroute.Route
-	Rules    []vroute.Rule
+	Routes []vroute.Route
+	Rules  []vroute.Rule
 	// Family is the instance's: FamilyIPv4 or FamilyIPv6 (its VIPs,
 	// peers, group and source address).
-	Family   string
+	Family string
 	// VMAC is the virtual MAC interface the VIPs live on; nil: none.
 	VMAC *VMAC
 	// Accept: a non-owner master accepts packets to its VIPs (RFC 5798
