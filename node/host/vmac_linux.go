@@ -38,9 +38,15 @@ type vmacParents struct {
 // The parent of a VMAC answers ARP only for its own addresses (the VIPs
 // live on the macvlan: without this the parent would answer for them
 // with its own MAC), and the macvlan only for its own, accepting packets
-// from local addresses, as keepalived sets them.
+// from local addresses, as keepalived sets them. haad also sets the
+// parent's arp_announce to 2: replies from a VIP may leave through the
+// parent (its subnet's route comes first), and the parent's ARP requests
+// for their next hop would otherwise carry the VIP as sender address
+// with the parent's MAC, which moves the neighbours' entry for the VIP
+// off the virtual MAC (seen in the lab; keepalived leaves it to the
+// administrator).
 var (
-	vmacParentSysctls = [][2]string{{"arp_ignore", "1"}, {"arp_filter", "1"}}
+	vmacParentSysctls = [][2]string{{"arp_ignore", "1"}, {"arp_filter", "1"}, {"arp_announce", "2"}}
 	vmacSysctls       = [][2]string{{"arp_ignore", "1"}, {"accept_local", "1"}, {"rp_filter", "0"}, {"promote_secondaries", "1"}}
 )
 
