@@ -192,6 +192,11 @@ func New(opts ...Option) (*Agent, error) {
 	if o.host == nil {
 		lh := host.NewLinux(o.log)
 		o.host = lh
+		// What a crashed run blocked (acceptMode false) is no longer
+		// held: its VIPs are removed at start too.
+		if err := host.ClearAcceptTable(); err != nil {
+			o.log.Debug("cannot clear the nftables table of acceptMode", "table", host.AcceptTable, "err", err)
+		}
 	}
 	a.host = o.host
 	// Temporary files of writes a crash interrupted: never read, removed.

@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"errors"
 	"fmt"
+	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
@@ -54,4 +56,39 @@ func (n *NS) DropVRRP() (undo func() error, err error) {
 		}
 		return nil
 	}, nil
+}
+
+// NFTSetAddrs returns the addresses in set of the inet table in the
+// namespace; ok is false when the table does not exist.
+func (n *NS) NFTSetAddrs(table, set string) (addrs []netip.Addr, ok bool, err error) {
+	h, err := netns.GetFromName(n.Name)
+	if err != nil {
+		return nil, false, err
+	}
+	defer h.Close()
+	c, err := nftables.New(nftables.WithNetNSFd(int(h)))
+	if err != nil {
+		return nil, false, err
+	}
+	t, err := c.ListTableOfFamily(table, nftables.TableFamilyINet)
+	if err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("nftables in %s: %w", n.Name, err)
+	}
+	s, err := c.GetSetByName(t, set)
+	if err != nil {
+		return nil, true, fmt.Errorf("nftables in %s: set %s: %w", n.Name, set, err)
+	}
+	es, err := c.GetSetElements(s)
+	if err != nil {
+		return nil, true, fmt.Errorf("nftables in %s: set %s: %w", n.Name, set, err)
+	}
+	for _, e := range es {
+		if a, ok := netip.AddrFromSlice(e.Key); ok {
+			addrs = append(addrs, a)
+		}
+	}
+	return addrs, true, nil
 }

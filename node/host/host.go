@@ -82,6 +82,7 @@ type Linux struct {
 	log     *slog.Logger
 	vips    *VIPs
 	parents vmacParents
+	accept  acceptFilter
 }
 
 // NewLinux returns the host in the caller's network namespace.

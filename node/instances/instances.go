@@ -70,6 +70,9 @@ type Host interface {
 	// DelVMAC removes it.
 	AddVMAC(m host.VMAC) error
 	DelVMAC(name, parent string) error
+	// SetAcceptBlocked makes the packets to (and from) addrs dropped,
+	// for owner (none: owner blocks nothing): acceptMode false.
+	SetAcceptBlocked(owner string, addrs []netip.Addr) error
 }
 
 // Events receives the instances' events. Append must not block.
@@ -407,6 +410,10 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 	}
 	held := c.HeldVIPs()
 	set := &vipSet{host: s.host, iface: c.Interface, vips: held, routes: c.Routes, rules: c.Rules}
+	if !c.Accept && c.VRRP.Priority != vrrp.PriorityOwner {
+		// RFC 5798 6.1: the address owner always accepts.
+		set.owner = c.VRRP.Name
+	}
 	if len(c.Routes) > 0 || len(c.Rules) > 0 {
 		if err := s.host.DelRouting(c.Interface, c.Routes, c.Rules); err != nil {
 			return fmt.Errorf("removing stale virtual routes and rules: %w", err)
@@ -600,10 +607,22 @@ type vipSet struct {
 	vips   []vip.VIP
 	routes []vroute.Route
 	rules  []vroute.Rule
+	// owner: the instance's name when it does not accept packets to
+	// its VIPs (acceptMode false): they are blocked while held.
+	owner string
 }
 
 func (v *vipSet) Add() error {
-	err := v.host.AddVIPs(v.iface, v.vips)
+	var err error
+	if v.owner != "" {
+		// Blocked before they exist: no packet reaches them unblocked.
+		addrs := make([]netip.Addr, len(v.vips))
+		for i, x := range v.vips {
+			addrs[i] = x.Prefix.Addr()
+		}
+		err = v.host.SetAcceptBlocked(v.owner, addrs)
+	}
+	err = errors.Join(err, v.host.AddVIPs(v.iface, v.vips))
 	if len(v.routes) > 0 || len(v.rules) > 0 {
 		err = errors.Join(err, v.host.AddRouting(v.iface, v.routes, v.rules))
 	}
@@ -615,7 +634,11 @@ func (v *vipSet) Del() error {
 	if len(v.routes) > 0 || len(v.rules) > 0 {
 		err = v.host.DelRouting(v.iface, v.routes, v.rules)
 	}
-	return errors.Join(err, v.host.DelVIPs(v.iface, v.vips))
+	err = errors.Join(err, v.host.DelVIPs(v.iface, v.vips))
+	if v.owner != "" {
+		err = errors.Join(err, v.host.SetAcceptBlocked(v.owner, nil))
+	}
+	return err
 }
 
 // Hold puts every instance on hold (maintenance: masters hand over, none

@@ -61,7 +61,8 @@ type Host struct {
 	announced  map[netip.Addr]int // gratuitous ARPs per address
 	watchers   []*fifo.Queue[host.LinkEvent]
 	forwarding bool
-	vipDelay   time.Duration // each AddVIPs and DelVIPs takes this long
+	vipDelay   time.Duration           // each AddVIPs and DelVIPs takes this long
+	blocked    map[string][]netip.Addr // by instance: acceptMode false
 }
 
 // SetVIPDelay makes every AddVIPs and DelVIPs take d, as thousands of
@@ -251,6 +252,28 @@ func (h *Host) DelVMAC(name, _ string) error {
 	h.net.mu.Unlock()
 	h.event(host.LinkEvent{Name: name, Index: l.index, Up: false})
 	return nil
+}
+
+// SetAcceptBlocked implements node.Host: it records what is blocked.
+func (h *Host) SetAcceptBlocked(owner string, addrs []netip.Addr) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.blocked == nil {
+		h.blocked = map[string][]netip.Addr{}
+	}
+	if len(addrs) == 0 {
+		delete(h.blocked, owner)
+	} else {
+		h.blocked[owner] = slices.Clone(addrs)
+	}
+	return nil
+}
+
+// Blocked returns the addresses an instance blocks (acceptMode false).
+func (h *Host) Blocked(owner string) []netip.Addr {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.blocked[owner])
 }
 
 // Addrs6 implements node.Host: the link's own IPv6 addresses, then its
