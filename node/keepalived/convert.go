@@ -206,6 +206,8 @@ type globals struct {
 	versionTok   token
 	mcast        string
 	mcastTok     token
+	mcast6       string // vrrp_mcast_group6
+	mcast6Tok    token
 	garp         garpDef
 	scriptUser   string
 	defaultIface string
@@ -610,6 +612,11 @@ func (c *conv) globalDefs(st *stmt) {
 				g.mcast, g.mcastTok = t.text, st.kw
 			}
 		}),
+		"vrrp_mcast_group6": line(func(st *stmt) {
+			if t, ok := c.value(st, "vrrp_mcast_group6 ff02::12"); ok {
+				g.mcast6, g.mcast6Tok = t.text, st.kw
+			}
+		}),
 		"vrrp_garp_master_delay":          line(func(st *stmt) { c.garpDelay(st, &g.garp) }),
 		"vrrp_garp_master_repeat":         line(func(st *stmt) { c.garpRepeat(st, &g.garp, &g.garp.repeat, "repeat") }),
 		"vrrp_garp_master_refresh":        line(func(st *stmt) { c.garpRefresh(st, &g.garp) }),
@@ -630,7 +637,7 @@ func (c *conv) globalDefs(st *stmt) {
 		"vrrp_strict": line(func(st *stmt) {
 			if c.nargs(st, 0, 0, "vrrp_strict") {
 				g.strict, g.strictTok = true, st.kw
-				c.r.warnf(st.kw, st.kw.text, "haa follows the RFC without keepalived's strict mode: it adds no firewall rules blocking the VIPs (so they answer ping and connections on the master). What strict mode changes in the instances is converted as keepalived does it (no authentication; state MASTER only with priority 255; no preempt_delay): see the warnings of each instance, then remove vrrp_strict")
+				c.r.warnf(st.kw, st.kw.text, "haa has no strict mode of its own: what it changes in the instances is converted as keepalived does it (no_accept unless priority 255, so the master drops packets to the VIPs: acceptMode false; no authentication; state MASTER only with priority 255; no preempt_delay; a link-local first IPv6 address): see the warnings of each instance, then remove vrrp_strict")
 			}
 		}),
 		// keepalived's lvs_flush: the whole IPVS table is emptied when

@@ -124,7 +124,6 @@ func TestBadValues(t *testing.T) {
 		{"bad vip", instance(" virtual_ipaddress {\n  10.0.0.300/24\n }\n"), 8, "virtual_ipaddress", `"10.0.0.300" is not an IP address`},
 		{"vip option", instance(" virtual_ipaddress {\n  10.0.0.5/24 dev eth0 noprefixroute\n }\n"), 8, "virtual_ipaddress", `"10.0.0.5/24 dev eth0 noprefixroute": keepalived option "noprefixroute" is not supported by haa: remove it from this line`},
 		{"preferred_lft without value", instance(" virtual_ipaddress {\n  10.0.0.5/24 preferred_lft\n }\n"), 8, "virtual_ipaddress", "preferred_lft needs a value, and keepalived leaves out an address without one: write preferred_lft forever (or 0), or remove preferred_lft"},
-		{"ipv6 vip", instance(" virtual_ipaddress {\n  fd00::5/64\n }\n"), 8, "virtual_ipaddress", "no IPv6 VIPs"},
 		{"duplicate instance", instance("") + instance(""), 8, "vrrp_instance", "vrrp_instance VI_1 is already defined at line 1"},
 		{"sync group unknown member", instance("") + "vrrp_sync_group G {\n group {\n  VI_1\n  VI_9\n }\n}\n", 11, "group", `no vrrp_instance named "VI_9"`},
 		{"notify users differ", instance(" notify_master \"/bin/m\" alice\n notify_backup \"/bin/b\" bob\n"), 8, "notify_backup", "runs as bob but notify_master runs as alice"},

@@ -31,6 +31,7 @@
 //
 // Converted (with keepalived's semantics; see the comments at each):
 //   - global_defs: router_id, vrrp_version, vrrp_mcast_group4,
+//     vrrp_mcast_group6,
 //     vrrp_garp_master_delay/_repeat/_refresh/_refresh_repeat,
 //     vrrp_garp_interval, script_user, default_interface, vrrp_strict (its
 //     effects on the instances), enable_script_security (a note),
@@ -53,7 +54,11 @@
 //     unicast_peer, mcast_dst_ip, track_interface, track_script,
 //     track_file, track_process (each NAME [weight W]), notify_master,
 //     notify_backup, notify_fault, notify_stop, notify, garp_master_*,
-//     garp_interval, strict_mode, v3_checksum_as_v2;
+//     garp_interval, strict_mode, v3_checksum_as_v2; IPv6 instances (the
+//     family of the first address, or native_ipv6; VRRPv3; an address of
+//     the other family in virtual_ipaddress is left out with keepalived's
+//     warning), use_vmac [NAME] and vmac_xmit_base (vmac), accept and
+//     no_accept (acceptMode; strict mode's no_accept);
 //   - vrrp_sync_group: group, notify_*, track_*, sync_group_tracking_weight
 //     (and its old name global_tracking); a group of one instance (which
 //     keepalived runs, with a warning) is left out and its lines go to
@@ -77,17 +82,13 @@
 // Warned about and not converted: what haa does not do or does
 // differently, when running without it keeps the addresses and the real
 // servers where keepalived would put them (e-mail, SNMP, D-Bus, process
-// tuning, firewall rules, VMAC, IPv6 neighbour advertisements, notify
-// FIFOs, IPVS sync daemon, checker binding options, ...): the tables of
+// tuning, a VMAC's own MAC address, use_vmac_addr, notify FIFOs, IPVS sync daemon, checker binding options, ...): the tables of
 // keywords.go, each with what to do instead.
 //
 // Refused (an error with file:line; past MaxErrors, the rest are counted,
 // not listed): an unknown or misspelled keyword (with the closest known
 // one as a hint, never used in its place), a bad value,
-// and what haa cannot express faithfully: IPv6
-// instances and VIPs (an IPv6 address is converted in
-// virtual_ipaddress_excluded only), BFD, track groups, virtual
-// server groups, real-server file checks, a second checker or url on a
+// and what haa cannot express faithfully: BFD, track groups, real-server file checks, a second checker or url on a
 // real server, reversed weights, binary UDP payloads, a checker's
 // connect_ip, SMTP_CHECK host blocks.
 //

@@ -29,7 +29,7 @@ const (
 	mailMsg    = "haa sends no e-mail: every state change is an event (haactl watch, or the notify commands): remove it"
 	snmpMsg    = "haa has no SNMP agent: read the state with haactl or its gRPC API: remove it"
 	processMsg = "tunes keepalived's own processes; haad has no equivalent: remove it"
-	ipv6Msg    = "haa has no IPv6 VRRP instances yet: remove it"
+	gnaMsg     = "haa spaces neighbour advertisements like gratuitous ARPs (garp_interval): remove it"
 	ignoredMsg = "has no equivalent in haa and is ignored: remove it"
 	// haa drops an advert whose address list is not its own (RFC 5798
 	// 7.1), unless it comes from the address owner.
@@ -80,8 +80,7 @@ var globalUnsupported = map[string]unsupported{
 	"dbus_service_name":                   warn("haa has no D-Bus interface: use haactl or its gRPC API: remove it"),
 	"vrrp_skip_check_adv_addr":            warn(skipCheckMsg),
 	"vrrp_check_unicast_src":              warn("haa accepts unicast adverts from any source on the interface: remove it"),
-	"vrrp_gna_interval":                   warn("IPv6 neighbour advertisements: " + ipv6Msg),
-	"vrrp_mcast_group6":                   warn(ipv6Msg),
+	"vrrp_gna_interval":                   warn(gnaMsg),
 	"vrrp_lower_prio_no_advert":           warn("haa follows the RFC: a master ignores adverts of lower priority: remove it"),
 	"vrrp_higher_prio_send_advert":        warn("haa follows the RFC: a master that sees a higher priority becomes backup: remove it"),
 	"vrrp_garp_lower_prio_delay":          warn("haa sends no gratuitous ARPs on lower-priority adverts: remove it"),
@@ -173,14 +172,10 @@ var globalUnsupported = map[string]unsupported{
 // implement.
 var instanceUnsupported = map[string]unsupported{
 	"dont_track_primary":         warn("haa always tracks the instance's own interface (down: FAULT): remove it"),
-	"use_vmac":                   warn("haa has no VRRP virtual MAC: the master answers for the VIPs with the interface's own MAC and announces them with gratuitous ARPs; remove it"),
-	"use_vmac_addr":              warn("haa has no VRRP virtual MAC: remove it"),
-	"vmac_xmit_base":             warn("haa has no VRRP virtual MAC: remove it"),
+	"use_vmac_addr":              warn("haa puts the addresses of the other family on the interface itself, not on a virtual MAC interface of their own: remove it"),
 	"use_ipvlan":                 warn("haa has no ipvlan interfaces: remove it"),
 	"garp_extra_if":              warn("haa has no VMAC interfaces: remove it"),
 	"vmac_garp_intvl":            warn("haa has no VMAC interfaces: remove it"),
-	"accept":                     warn("haa adds no firewall rules: a backup never drops traffic to the VIPs (it does not hold them): remove it"),
-	"no_accept":                  warn("haa adds no firewall rules: traffic to the VIPs is never blocked: remove it"),
 	"skip_check_adv_addr":        warn(skipCheckMsg),
 	"check_unicast_src":          warn("haa accepts unicast adverts from any source on the interface: remove it"),
 	"smtp_alert":                 warn(mailMsg),
@@ -202,9 +197,8 @@ var instanceUnsupported = map[string]unsupported{
 	"timer_expired_backup":       warn(ignoredMsg),
 	"promote_secondaries":        warn("haa does not change the interface's promote_secondaries setting: set it with sysctl if needed and remove it"),
 	"lvs_sync_daemon_interface":  warn("haa does not run IPVS's connection synchronisation daemon: remove it"),
-	"gna_interval":               warn("IPv6 neighbour advertisements: " + ipv6Msg),
+	"gna_interval":               warn(gnaMsg),
 	"vrf":                        warn("haa runs the instance on its interface whatever its VRF: remove it"),
-	"native_ipv6":                fail(ipv6Msg + " (convert the IPv4 instances only)"),
 	"track_bfd":                  fail("haa has no BFD: track the peer with a vrrp_script (e.g. a ping) instead and remove the block"),
 }
 
@@ -294,7 +288,6 @@ type Keyword struct {
 // refusedValues are values of supported keywords that haa refuses, for
 // the list.
 var refusedValues = []Keyword{
-	{"vrrp_instance", "virtual_ipaddress with IPv6 addresses, native_ipv6", true, "haa has no IPv6 VRRP instances yet; IPv6 addresses in virtual_ipaddress_excluded are converted"},
 	{"virtual_server", "virtual_server IP (no port)", true, "haa has no all-ports services: give the port, or use a fwmark virtual_server"},
 	{"virtual_server_group", "fwmark and address entries in one group", true, "haa keeps them in separate virtual servers (their real servers' ports differ): split the group"},
 	{"real_server", "a second checker, a second url", true, "haa runs one health check per real server: keep one, or combine the checks in a MISC_CHECK script"},

@@ -459,6 +459,10 @@ type instDef struct {
 	v3as2        bool
 	group        *groupDef
 	given        map[string]token // the keywords of the block
+	vmac         *haav1.Vmac      // use_vmac (and vmac_xmit_base)
+	xmitBase     bool
+	accept       *bool // accept / no_accept
+	native6      bool  // native_ipv6
 }
 
 // vrrpInstance reads `vrrp_instance NAME { ... }`; finishInstance converts
@@ -645,6 +649,45 @@ func (c *conv) vrrpInstance(st *stmt) {
 			}
 			in.strict = &v
 			in.toks["strict"] = st.kw
+		}),
+		// use_vmac [NAME [MAC]]: the virtual MAC interface.
+		"use_vmac": line(func(st *stmt) {
+			if !c.nargs(st, 0, 2, "use_vmac [NAME]") {
+				return
+			}
+			in.vmac = &haav1.Vmac{}
+			in.toks["vmac"] = st.kw
+			if len(st.args) > 0 {
+				in.vmac.Name = st.args[0].text
+				in.toks["vmac.name"] = st.args[0]
+			}
+			if len(st.args) > 1 {
+				c.r.warnf(st.args[1], st.kw.text, "haa always uses RFC 5798's virtual MAC (00:00:5e:00:01:VRID, :02: for IPv6): the MAC %s is ignored; remove it", st.args[1].text)
+			}
+		}),
+		"vmac_xmit_base": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				in.xmitBase = true
+				in.toks["vmac.xmitBase"] = st.kw
+			}
+		}),
+		"accept": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				in.accept = proto.Bool(true)
+				in.toks["acceptMode"] = st.kw
+			}
+		}),
+		"no_accept": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				in.accept = proto.Bool(false)
+				in.toks["acceptMode"] = st.kw
+			}
+		}),
+		"native_ipv6": line(func(st *stmt) {
+			if c.nargs(st, 0, 0, st.kw.text) {
+				in.native6 = true
+				in.toks["family"] = st.kw
+			}
 		}),
 		"v3_checksum_as_v2": line(func(st *stmt) {
 			if c.nargs(st, 0, 0, "v3_checksum_as_v2") {
@@ -849,6 +892,18 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 	if version == 0 {
 		version = 2
 	}
+	ipv6 := c.instanceIPv6(in)
+	if ipv6 {
+		spec.Family = config.FamilyIPv6
+		if version == 2 {
+			// keepalived: "cannot use IPv6 with VRRP version 2;
+			// setting version 3".
+			if here, ok := toks["version"]; ok {
+				c.r.warnf(here, here.text, "VRRPv2 is IPv4 only: keepalived runs this IPv6 instance with version 3, and so does this conversion; write vrrp_version 3 (or version 3 in the instance)")
+			}
+			version = 3
+		}
+	}
 	spec.Version = uint32(version)
 	strict := c.g.strict
 	strictTok := c.g.strictTok
@@ -980,12 +1035,27 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 
 	// Addresses.
 	for _, e := range in.vips {
-		if v := c.vipEntry(e, in, "virtual_ipaddress", false); v != "" {
+		if v := c.vipEntry(e, in, "virtual_ipaddress"); v != "" {
+			if a, _, _ := strings.Cut(v, "/"); isIPv6Text(a) != ipv6 {
+				fam := map[bool]string{false: "IPv4", true: "IPv6"}
+				c.r.warnf(e.kw, "virtual_ipaddress", "%s is %s in an %s instance: keepalived ignores it (\"address family must match VRRP instance - ignoring\"), and so does this conversion; move it to virtual_ipaddress_excluded (held, not advertised) or to an instance of its own", a, fam[!ipv6], fam[ipv6])
+				continue
+			}
 			spec.Vips = append(spec.Vips, v)
 		}
 	}
+	if ipv6 && len(spec.Vips) > 0 && len(in.peers) == 0 {
+		if a, _, _ := strings.Cut(strings.Fields(spec.Vips[0])[0], "/"); !strings.HasPrefix(strings.ToLower(a), "fe8") {
+			here := in.vips[0].kw
+			if strict {
+				c.r.errorf(here, "virtual_ipaddress", "in keepalived's strict mode (%s at %s) the first address of an IPv6 instance must be link-local (RFC 5798 5.2.9), and keepalived refuses the instance: put a link-local address (fe80::...) first on every node", strictTok.text, at(strictTok, here))
+			} else {
+				c.r.warnf(here, "virtual_ipaddress", "the first address of an IPv6 instance should be link-local (RFC 5798 5.2.9; keepalived says so too and goes on): adverts list the addresses as written, in keepalived and haa; put a link-local address (fe80::...) first on every node")
+			}
+		}
+	}
 	for _, e := range in.excluded {
-		if v := c.vipEntry(e, in, "virtual_ipaddress_excluded", true); v != "" {
+		if v := c.vipEntry(e, in, "virtual_ipaddress_excluded"); v != "" {
 			spec.ExcludedVips = append(spec.ExcludedVips, v)
 		}
 	}
@@ -1012,12 +1082,16 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 		c.r.warnf(toks["multicastGroup"], "mcast_dst_ip", "unicast_peer is set, so adverts are not sent to a multicast group (as in keepalived): remove mcast_dst_ip")
 	case in.mcast != "":
 		spec.MulticastGroup = in.mcast
-	case c.g.mcast != "" && len(in.peers) == 0:
+	case c.g.mcast != "" && len(in.peers) == 0 && !ipv6:
 		// global_defs vrrp_mcast_group4: the group of every multicast
 		// instance.
 		spec.MulticastGroup = c.g.mcast
 		toks["multicastGroup"] = c.g.mcastTok
+	case c.g.mcast6 != "" && len(in.peers) == 0 && ipv6:
+		spec.MulticastGroup = c.g.mcast6
+		toks["multicastGroup"] = c.g.mcast6Tok
 	}
+	c.vmacAccept(in, spec, prio, strict)
 	if in.v3as2 {
 		if version == 3 {
 			spec.V3ChecksumAsV2 = true
@@ -1148,12 +1222,11 @@ func (c *conv) noVIPs(in *instDef, spec *haav1.Instance, version int, strict boo
 	}
 }
 
-// vipEntry converts one line of virtual_ipaddress (or, with ipv6,
-// virtual_ipaddress_excluded, which may hold IPv6 addresses in an IPv4
-// instance): "ADDR[/LEN] [dev IF] [label L] [brd B] [scope S]", haa's VIP
+// vipEntry converts one line of virtual_ipaddress or
+// virtual_ipaddress_excluded: "ADDR[/LEN] [dev IF] [label L] [brd B] [scope S]", haa's VIP
 // syntax. Interfaces are renamed (Options.Interfaces) in dev, and in a
 // label that starts with the interface's name ("eth0:1").
-func (c *conv) vipEntry(e *stmt, in *instDef, kw string, ipv6 bool) string {
+func (c *conv) vipEntry(e *stmt, in *instDef, kw string) string {
 	if e.hasBlock {
 		c.r.errorf(e.open, kw, "an address takes no block: write one ADDR[/LEN] [dev IF] [label L] per line")
 		return ""
@@ -1204,7 +1277,7 @@ func (c *conv) vipEntry(e *stmt, in *instDef, kw string, ipv6 bool) string {
 		}
 	}
 	s := strings.Join(words, " ")
-	v, err := vip.Parse(s)
+	_, err := vip.Parse(s)
 	if err != nil {
 		msg := err.Error()
 		if ve, ok := err.(*vip.Error); ok {
@@ -1216,10 +1289,6 @@ func (c *conv) vipEntry(e *stmt, in *instDef, kw string, ipv6 bool) string {
 			return ""
 		}
 		c.r.errorf(e.kw, kw, "%q: %s: fix this address line", s, msg)
-		return ""
-	}
-	if !v.Prefix.Addr().Is4() && !ipv6 {
-		c.r.errorf(e.kw, kw, "%s: haa has no IPv6 VIPs yet: remove this line (and convert the IPv4 instances only)", v.Prefix.Addr())
 		return ""
 	}
 	return s
@@ -1533,4 +1602,51 @@ func (c *conv) finishGroup(g *groupDef, idx int) *haav1.SyncGroup {
 	sg.Notify = c.finishNotify(&g.notify, toks)
 	sg.Track = c.trackRefs(g.tracks, nil, "", false)
 	return sg
+}
+
+// isIPv6Text reports whether an address as written is IPv6.
+func isIPv6Text(a string) bool { return strings.Contains(a, ":") }
+
+// instanceIPv6 reports whether an instance runs over IPv6, as keepalived
+// decides it: native_ipv6, else the family of the first address of
+// virtual_ipaddress, else of the first unicast peer, else of
+// mcast_dst_ip.
+func (c *conv) instanceIPv6(in *instDef) bool {
+	if in.native6 {
+		return true
+	}
+	for _, e := range in.vips {
+		a, _, _ := strings.Cut(e.kw.text, "/")
+		return isIPv6Text(a)
+	}
+	for _, p := range in.peers {
+		return isIPv6Text(p)
+	}
+	return isIPv6Text(in.mcast)
+}
+
+// vmacAccept converts use_vmac, vmac_xmit_base, accept and no_accept.
+func (c *conv) vmacAccept(in *instDef, spec *haav1.Instance, prio uint32, strict bool) {
+	toks := in.toks
+	switch {
+	case in.vmac != nil:
+		spec.Vmac = in.vmac
+		if in.xmitBase {
+			spec.Vmac.XmitBase = true
+		} else if len(in.peers) > 0 {
+			here := toks["vmac"]
+			c.r.warnf(here, here.text, "unicast with use_vmac: keepalived sends the adverts from the interface itself (\"unicast with use_vmac requires vmac_xmit_base - setting\"), and so does haa; add vmac_xmit_base to say so")
+			spec.Vmac.XmitBase = true
+		}
+	case in.xmitBase:
+		here := toks["vmac.xmitBase"]
+		c.r.warnf(here, here.text, "without use_vmac there is no virtual MAC interface: keepalived ignores it, and so does this conversion; remove it")
+	}
+	switch {
+	case in.accept != nil:
+		spec.AcceptMode = in.accept
+	case strict && prio != 255:
+		// keepalived's strict mode: no_accept unless the address owner.
+		spec.AcceptMode = proto.Bool(false)
+	}
 }

@@ -168,11 +168,6 @@ func TestExcludedAddressesConverted(t *testing.T) {
 	if got := strings.Join(in.GetVips(), ","); got != "10.0.0.100/24" {
 		t.Errorf("vips %q", got)
 	}
-	// IPv6 stays refused in virtual_ipaddress (it would be advertised).
-	ps := fails(t, "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 7\n virtual_ipaddress {\n  2001:db8::100/64\n }\n}\n")
-	if !hasProblem(ps, 5, "virtual_ipaddress", "no IPv6 VIPs") {
-		t.Errorf("IPv6 in virtual_ipaddress:\n%s", problemLines(ps))
-	}
 }
 
 // An instance without virtual_ipaddress: the election alone, as
