@@ -160,9 +160,17 @@ func (l *local) LocalState() fleet.LocalState {
 		s.Instances = append(s.Instances, fleet.LocalInstance{VIPError: st.VIPError, Summary: &haav1.InstanceSummary{
 			Name: c.VRRP.Name, Interface: c.Interface, Vrid: uint32(c.VRRP.VRID), Segment: seg,
 			State: instances.StateProto(st.State), Priority: uint32(st.Priority), Vips: vips,
-			Definition: in.Definition, FromFleet: fromFleet[c.VRRP.Name]}})
+			Definition: in.Definition, FromFleet: fromFleet[c.VRRP.Name], Family: c.Family, VmacInterface: vmacName(c)}})
 	}
 	return s
+}
+
+// vmacName is the name of an instance's virtual MAC interface ("": none).
+func vmacName(c config.Instance) string {
+	if c.VMAC == nil {
+		return ""
+	}
+	return c.VMAC.Name
 }
 
 // planProto is a plan in events.

@@ -81,6 +81,11 @@ func instanceProto(in node.InstanceStatus) *haav1.InstanceStatus {
 		VipError:           st.VIPError,
 		Hold:               st.Held,
 		Counters:           countersProto(in.Stats),
+		Family:             c.Family,
+		AcceptMode:         c.Accept || c.VRRP.Priority == vrrp.PriorityOwner,
+	}
+	if m := c.VMAC; m != nil {
+		out.VmacInterface, out.VmacAddress = m.Name, m.MAC.String()
 	}
 	if st.MasterAddr.IsValid() {
 		out.MasterAddress = st.MasterAddr.String()
@@ -220,7 +225,8 @@ func fleetProto(s fleet.Status) *haav1.GetFleetResponse {
 		out.Instances = append(out.Instances, &haav1.FleetInstanceStatus{Node: in.Node, Name: in.Name,
 			Interface: in.Interface, Vrid: in.VRID, Segment: in.Segment, State: in.State, Priority: in.Priority,
 			Vips: in.VIPs, Generation: in.Generation, FleetGeneration: in.FleetGeneration,
-			Updated: timestamp(in.Updated), Age: age(in.Age), FromFleet: in.FromFleet})
+			Updated: timestamp(in.Updated), Age: age(in.Age), FromFleet: in.FromFleet,
+			Family: in.Family, VmacInterface: in.VMACInterface})
 	}
 	return out
 }

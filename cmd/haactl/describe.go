@@ -52,6 +52,17 @@ func printInstance(a *app, in *haav1.InstanceStatus) error {
 	t.row("Interface:", in.GetInterface())
 	t.row("VRID:", fmt.Sprint(in.GetVrid()))
 	t.row("Version:", fmt.Sprint(in.GetVersion()))
+	if f := in.GetFamily(); f != "" {
+		t.row("Family:", map[string]string{"ipv4": "IPv4", "ipv6": "IPv6"}[f])
+	}
+	if v := in.GetVmacInterface(); v != "" {
+		t.row("Virtual MAC:", fmt.Sprintf("%s on %s (%s)", in.GetVmacAddress(), v, in.GetInterface()))
+	}
+	accept := "yes"
+	if !in.GetAcceptMode() {
+		accept = "no: the master drops packets to the VIPs (nftables table inet haa_accept)"
+	}
+	t.row("Accept mode:", accept)
 	t.row("State:", stateName(in.GetState()))
 	t.row("Priority:", fmt.Sprintf("%d (configured %d)", in.GetEffectivePriority(), in.GetConfiguredPriority()))
 	master := orDash(in.GetMasterAddress())

@@ -96,7 +96,7 @@ func (a *app) printFleetInstances(v *haav1.GetFleetResponse) error {
 		return nil
 	}
 	t := newTable()
-	t.row("NODE", "INSTANCE", "STATE", "PRIO", "VIPS", "GEN", "AGE")
+	t.row("NODE", "INSTANCE", "IFACE", "FAMILY", "STATE", "PRIO", "VIPS", "GEN", "AGE")
 	for _, in := range v.GetInstances() {
 		gen := fmt.Sprintf("local %d", in.GetGeneration())
 		if in.GetFromFleet() {
@@ -106,7 +106,8 @@ func (a *app) printFleetInstances(v *haav1.GetFleetResponse) error {
 		if in.GetAge() != nil {
 			ageText = age(in.GetAge().AsDuration())
 		}
-		t.row(in.GetNode(), in.GetName(), stateName(in.GetState()), fmt.Sprint(in.GetPriority()), joinOrDash(in.GetVips()), gen, ageText)
+		t.row(in.GetNode(), in.GetName(), ifaceText(in.GetInterface(), in.GetVmacInterface()), orDash(in.GetFamily()),
+			stateName(in.GetState()), fmt.Sprint(in.GetPriority()), joinOrDash(in.GetVips()), gen, ageText)
 	}
 	return t.flush(a.out)
 }

@@ -299,11 +299,11 @@ instances:
 	if !strings.Contains(r.out, "Rolling out fleet generation 1, one node at a time:\n[1/2] lb1: applying") || !strings.HasSuffix(scrub(c, r.out), "Applied fleet generation 1 to 2/2 nodes in T.\n") {
 		t.Errorf("stdout:\n%s", r.out)
 	}
-	wantScrubbed(t, c, haactl(t, target, "", "get", "instances", "--all"), 0, `NODE  INSTANCE  STATE   PRIO  VIPS               GEN      AGE
-lb1   VI_1      MASTER  100   192.168.55.140/24  fleet 1  T
-lb1   VI_2      BACKUP  80    192.168.55.141/24  fleet 1  T
-lb2   VI_1      BACKUP  80    192.168.55.140/24  fleet 1  T
-lb2   VI_2      MASTER  100   192.168.55.141/24  fleet 1  T
+	wantScrubbed(t, c, haactl(t, target, "", "get", "instances", "--all"), 0, `NODE  INSTANCE  IFACE  FAMILY  STATE   PRIO  VIPS               GEN      AGE
+lb1   VI_1      eth0   ipv4    MASTER  100   192.168.55.140/24  fleet 1  T
+lb1   VI_2      eth0   ipv4    BACKUP  80    192.168.55.141/24  fleet 1  T
+lb2   VI_1      eth0   ipv4    BACKUP  80    192.168.55.140/24  fleet 1  T
+lb2   VI_2      eth0   ipv4    MASTER  100   192.168.55.141/24  fleet 1  T
 `, "")
 
 	for _, tc := range []struct {
@@ -361,9 +361,9 @@ lb3   SUSPECT  healthy  0    4          no      2m   unix:///lb3.sock
 	// Any member answers; the first seed that does.
 	wantScrubbed(t, c, haactl(t, "unix:///nowhere.sock,"+c.Node("lb1").Target, "", "get", "nodes"), 0, nodes, "")
 
-	wantScrubbed(t, c, haactl(t, target, "", "get", "instances", "--all"), 0, `NODE  INSTANCE  STATE   PRIO  VIPS               GEN      AGE
-lb1   VI_1      MASTER  100   192.168.55.140/24  fleet 4  T
-lb1   VI_2      MASTER  80    192.168.55.141/24  fleet 4  T
+	wantScrubbed(t, c, haactl(t, target, "", "get", "instances", "--all"), 0, `NODE  INSTANCE  IFACE  FAMILY  STATE   PRIO  VIPS               GEN      AGE
+lb1   VI_1      eth0   ipv4    MASTER  100   192.168.55.140/24  fleet 4  T
+lb1   VI_2      eth0   ipv4    MASTER  80    192.168.55.141/24  fleet 4  T
 `, "")
 	r := haactl(t, target, "", "get", "instances", "--all", "-o", "json")
 	got := &haav1.GetFleetResponse{}

@@ -114,7 +114,7 @@ instances only.`,
 				t := newTable()
 				t.row("NAME", "IFACE", "VRID", "VER", "STATE", "PRIO", "MASTER", "VIPS", "LAST TRANSITION", "NOTES")
 				for _, in := range ins {
-					t.row(in.GetName(), in.GetInterface(), fmt.Sprint(in.GetVrid()), fmt.Sprint(in.GetVersion()),
+					t.row(in.GetName(), ifaceText(in.GetInterface(), in.GetVmacInterface()), fmt.Sprint(in.GetVrid()), versionText(in.GetVersion(), in.GetFamily()),
 						stateName(in.GetState()), priority(in), orDash(in.GetMasterAddress()),
 						fmt.Sprintf("%d/%d", len(in.GetVipsHeld()), len(in.GetVips())),
 						lastTransition(in.GetLastTransition()), notes(in))
@@ -125,6 +125,23 @@ instances only.`,
 	}
 	cmd.Flags().BoolVar(&all, "all", false, "the instances of every node of the fleet")
 	return cmd
+}
+
+// ifaceText is an instance's interface, with its virtual MAC interface
+// after a + ("eth0+vrrp.51").
+func ifaceText(iface, vmac string) string {
+	if vmac == "" {
+		return iface
+	}
+	return iface + "+" + vmac
+}
+
+// versionText is the VRRP version, with "/6" for an IPv6 instance.
+func versionText(v uint32, family string) string {
+	if family == "ipv6" {
+		return fmt.Sprintf("%d/6", v)
+	}
+	return fmt.Sprint(v)
 }
 
 func priority(in *haav1.InstanceStatus) string {

@@ -65,7 +65,7 @@ func newFake(t *testing.T) *ctltest.Agent {
 			ListenAddresses: []string{"unix:///run/haa/n1.sock"},
 		},
 		Instances: []*haav1.InstanceStatus{{
-			Name: "VI_1", Interface: "eth0", Vrid: 51, Version: 3, State: haav1.State_STATE_MASTER,
+			Name: "VI_1", Interface: "eth0", Vrid: 51, Version: 3, State: haav1.State_STATE_MASTER, Family: "ipv4", AcceptMode: true,
 			ConfiguredPriority: 200, EffectivePriority: 200, MasterAddress: "10.77.0.1", SourceAddress: "10.77.0.1",
 			AdvertInterval: durationpb.New(100 * time.Millisecond),
 			Vips:           []string{"10.77.0.100/24"}, VipsHeld: []string{"10.77.0.100/24"},
@@ -237,6 +237,8 @@ func TestDescribeInstance(t *testing.T) {
 Interface:           eth0
 VRID:                51
 Version:             3
+Family:              IPv4
+Accept mode:         yes
 State:               MASTER
 Priority:            200 (configured 200)
 Master:              10.77.0.1 (this node)

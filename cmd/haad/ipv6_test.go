@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/haa-dev/haa/deploy/lab"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
 // IPv6 instances (RFC 5798 over IPv6) between haad processes: adverts
@@ -36,6 +38,10 @@ func TestIPv6FailoverAndPreemption(t *testing.T) {
 	st := c.wantStatus(n2, "BACKUP", nil)
 	if st.Master != n1.LinkLocal.String() {
 		t.Fatalf("n2 follows %q, want n1's link-local %s", st.Master, n1.LinkLocal)
+	}
+	r, err := c.api(n1).GetInstance(context.Background(), &haav1.GetInstanceRequest{Name: "VI_1"})
+	if in := r.GetInstance(); err != nil || in.GetFamily() != "ipv6" || in.GetSourceAddress() != n1.LinkLocal.String() {
+		t.Fatalf("the API shows %v (%v), want family ipv6 from %s", in, err, n1.LinkLocal)
 	}
 	if m := c.wantStatus(n1, "MASTER", nil); m.GARPsSent == 0 {
 		t.Errorf("the IPv6 master sent no neighbour advertisement: %+v", m)

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
 
 	"github.com/haa-dev/haa/deploy/lab"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
 // use_vmac for IPv4 (RFC 5798 7.3): the VIP lives on macvlan vrrp.51
@@ -32,6 +34,10 @@ func TestVMACFailoverKeepsClientsARP(t *testing.T) {
 	}
 	const mac = "00:00:5e:00:01:33"
 	c.wantVMAC(n1, vip, mac)
+	r, err := c.api(n1).GetInstance(context.Background(), &haav1.GetInstanceRequest{Name: "VI_1"})
+	if in := r.GetInstance(); err != nil || in.GetVmacInterface() != "vrrp.51" || in.GetVmacAddress() != mac || in.GetFamily() != "ipv4" {
+		t.Fatalf("the API shows %v (%v), want family ipv4 and the virtual MAC interface vrrp.51 with %s", in, err, mac)
+	}
 
 	fo, err := c.lab.MeasureTakeover(c.lab.Clients[0], vip, n1, func() error { return lab.PowerOff(n1, c.procs[n1]) }, 5*time.Second)
 	if err != nil {

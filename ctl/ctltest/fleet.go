@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -318,7 +319,8 @@ func (n *FleetNode) GetFleet(ctx context.Context, _ *haav1.GetFleetRequest) (*ha
 			fi := &haav1.FleetInstanceStatus{Node: m.Name, Name: in.GetName(), Interface: in.GetInterface(), Vrid: in.GetVrid(),
 				Segment: "10.77.0.0/24", State: in.GetState(), Priority: in.GetEffectivePriority(), Vips: slices.Clone(in.GetVips()),
 				Generation: mem.GetConfigGeneration(), FleetGeneration: mem.GetFleetGeneration(), Updated: mem.GetUpdated(), Age: mem.GetAge(),
-				FromFleet: slices.ContainsFunc(m.fleetIns, func(fi *haav1.Instance) bool { return fi.GetName() == in.GetName() })}
+				FromFleet: slices.ContainsFunc(m.fleetIns, func(fi *haav1.Instance) bool { return fi.GetName() == in.GetName() }),
+				Family:    in.GetFamily(), VmacInterface: in.GetVmacInterface()}
 			if m.state != haav1.MemberState_MEMBER_STATE_ALIVE && m.state != haav1.MemberState_MEMBER_STATE_SUSPECT {
 				fi.State = haav1.State_STATE_UNSPECIFIED
 			}
@@ -492,6 +494,19 @@ func (n *FleetNode) storeLocked(doc *haav1.Fleet, hold bool) {
 		st.Interface, st.Vrid, st.Version = in.GetInterface(), in.GetVrid(), version
 		st.ConfiguredPriority, st.EffectivePriority = prio, prio
 		st.Vips, st.SourceAddress, st.AdvertInterval = slices.Clone(in.GetVips()), n.Addr, in.GetAdvertInterval()
+		st.Family, st.AcceptMode = in.GetFamily(), in.AcceptMode == nil || in.GetAcceptMode()
+		if st.Family == "" {
+			st.Family = "ipv4"
+			if len(in.GetVips()) > 0 && strings.Contains(in.GetVips()[0], ":") {
+				st.Family = "ipv6"
+			}
+		}
+		if in.GetVmac() != nil {
+			st.VmacInterface = in.GetVmac().GetName()
+			if st.VmacInterface == "" {
+				st.VmacInterface = fmt.Sprintf("vrrp.%d", in.GetVrid())
+			}
+		}
 		a.Instances = append(a.Instances, st)
 	}
 }

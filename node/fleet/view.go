@@ -333,6 +333,9 @@ type MemberInstance struct {
 	Updated         time.Time
 	Age             time.Duration // -1: unknown
 	FromFleet       bool
+	// Family is "ipv4" or "ipv6"; VMACInterface the virtual MAC
+	// interface ("": none).
+	Family, VMACInterface string
 }
 
 // Status returns the fleet as this node sees it: members, their instances
@@ -390,7 +393,8 @@ func (n *Node) Status() Status {
 				fi := MemberInstance{Node: m.Name, Name: in.GetName(), Interface: in.GetInterface(),
 					VRID: in.GetVrid(), Segment: in.GetSegment(), State: in.GetState(), Priority: in.GetPriority(),
 					VIPs: in.GetVips(), Generation: mem.ConfigGeneration, FleetGeneration: mem.FleetGeneration,
-					Updated: mem.Updated, Age: mem.Age, FromFleet: in.GetFromFleet()}
+					Updated: mem.Updated, Age: mem.Age, FromFleet: in.GetFromFleet(),
+					Family: in.GetFamily(), VMACInterface: in.GetVmacInterface()}
 				if !live(m.State) {
 					fi.State = haav1.State_STATE_UNSPECIFIED
 				}

@@ -10,6 +10,8 @@
 package metrics
 
 import (
+	"strconv"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -56,6 +58,9 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 var (
 	instanceState = desc("haa_instance_state",
 		"VRRP state of the instance: 1 for the current state, 0 for the others.", "vrrp_instance", "state")
+	instanceInfo = desc("haa_instance_info",
+		"Always 1: what the instance runs on, as labels (its interface, address family ipv4 or ipv6, vrid, and virtual MAC interface, empty without one).",
+		"vrrp_instance", "interface", "family", "vrid", "vmac_interface")
 	instancePriority = desc("haa_instance_priority",
 		"Configured VRRP priority of the instance.", "vrrp_instance")
 	instanceEffPriority = desc("haa_instance_effective_priority",
@@ -114,7 +119,7 @@ func NewCollector(src Source) *Collector { return &Collector{src: src} }
 // Describe sends every metric's description.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
-		instanceState, instancePriority, instanceEffPriority, instanceTransitions, advertsSent, advertsReceived,
+		instanceState, instanceInfo, instancePriority, instanceEffPriority, instanceTransitions, advertsSent, advertsReceived,
 		packetsDropped, interfaceDropped, garpsSent, timerSlip, trackerUp, gossipMembers, gossipMemberHealthy,
 		configGeneration, buildInfo,
 	} {
@@ -147,6 +152,11 @@ func (c *Collector) instance(m emitter, in node.InstanceStatus) {
 	for _, s := range stateNames {
 		m.gauge(instanceState, bool01(in.Status.State == s.s), name, s.name)
 	}
+	vmac := ""
+	if in.Config.VMAC != nil {
+		vmac = in.Config.VMAC.Name
+	}
+	m.gauge(instanceInfo, 1, name, in.Config.Interface, in.Config.Family, strconv.Itoa(int(in.Config.VRRP.VRID)), vmac)
 	m.gauge(instancePriority, float64(in.Config.VRRP.Priority), name)
 	m.gauge(instanceEffPriority, float64(in.Status.Priority), name)
 	st := in.Stats

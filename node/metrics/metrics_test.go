@@ -67,7 +67,10 @@ func newFake() *fake {
 	vi1.Stats.TimerSlip(vrrp.TimerAdvert).Observe(200 * time.Microsecond)
 	vi1.Stats.TimerSlip(vrrp.TimerAdvert).Observe(3 * time.Millisecond)
 	vi1.Stats.TimerSlip(vrrp.TimerMasterDown).Observe(50 * time.Microsecond)
+	vi1.Config.Interface, vi1.Config.Family, vi1.Config.VRRP.VRID = "eth0", config.FamilyIPv4, 51
 	vi2 := instance("VI_2", 100, 100, vrrp.Backup)
+	vi2.Config.Interface, vi2.Config.Family, vi2.Config.VRRP.VRID = "eth0", config.FamilyIPv6, 51
+	vi2.Config.VMAC = &config.VMAC{Name: "vrrp.51"}
 	healthy := &fleet.Health{Healthy: true}
 	return &fake{
 		ifDrops:   map[string]map[vrrp.DropReason]uint64{"eth0": {vrrp.DropUnknownVRID: 3}},
@@ -181,6 +184,8 @@ func TestCollectorEveryFamily(t *testing.T) {
 		"haa_gossip_member_healthy": {"haa_gossip_member_healthy{node=n1} 1", "haa_gossip_member_healthy{node=n2} 0"},
 		"haa_config_generation":     {"haa_config_generation{} 7"},
 		"haa_build_info":            {"haa_build_info{version=v1.2.3} 1"},
+		"haa_instance_info": {"haa_instance_info{family=ipv4,interface=eth0,vmac_interface=,vrid=51,vrrp_instance=VI_1} 1",
+			"haa_instance_info{family=ipv6,interface=eth0,vmac_interface=vrrp.51,vrid=51,vrrp_instance=VI_2} 1"},
 	}
 	for name, w := range want {
 		mf := got[name]

@@ -679,7 +679,16 @@ type InstanceStatus struct {
 	NotifyResults []*NotifyResult `protobuf:"bytes,19,rep,name=notify_results,json=notifyResults,proto3" json:"notify_results,omitempty"`
 	// Why the instance is in FAULT: "interface eth0 down", "tracker chk_db
 	// failed", "sync group VG_1: VI_2 in FAULT".
-	FaultReason   string `protobuf:"bytes,20,opt,name=fault_reason,json=faultReason,proto3" json:"fault_reason,omitempty"`
+	FaultReason string `protobuf:"bytes,20,opt,name=fault_reason,json=faultReason,proto3" json:"fault_reason,omitempty"`
+	// The address family: "ipv4" or "ipv6".
+	Family string `protobuf:"bytes,21,opt,name=family,proto3" json:"family,omitempty"`
+	// The virtual MAC interface the VIPs live on (use_vmac), and its MAC;
+	// empty without one.
+	VmacInterface string `protobuf:"bytes,22,opt,name=vmac_interface,json=vmacInterface,proto3" json:"vmac_interface,omitempty"`
+	VmacAddress   string `protobuf:"bytes,23,opt,name=vmac_address,json=vmacAddress,proto3" json:"vmac_address,omitempty"`
+	// Whether the master accepts packets to the VIPs (Instance.accept_mode;
+	// always true for the address owner).
+	AcceptMode    bool `protobuf:"varint,24,opt,name=accept_mode,json=acceptMode,proto3" json:"accept_mode,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -852,6 +861,34 @@ func (x *InstanceStatus) GetFaultReason() string {
 		return x.FaultReason
 	}
 	return ""
+}
+
+func (x *InstanceStatus) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetVmacInterface() string {
+	if x != nil {
+		return x.VmacInterface
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetVmacAddress() string {
+	if x != nil {
+		return x.VmacAddress
+	}
+	return ""
+}
+
+func (x *InstanceStatus) GetAcceptMode() bool {
+	if x != nil {
+		return x.AcceptMode
+	}
+	return false
 }
 
 // TrackerStatus is a tracker as one instance sees it.
@@ -4174,7 +4211,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x12GetInstanceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
 	"\x13GetInstanceResponse\x122\n" +
-	"\binstance\x18\x01 \x01(\v2\x16.haa.v1.InstanceStatusR\binstance\"\x86\x06\n" +
+	"\binstance\x18\x01 \x01(\v2\x16.haa.v1.InstanceStatusR\binstance\"\x89\a\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -4197,7 +4234,12 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"sync_group\x18\x12 \x01(\tR\tsyncGroup\x12;\n" +
 	"\x0enotify_results\x18\x13 \x03(\v2\x14.haa.v1.NotifyResultR\rnotifyResults\x12!\n" +
-	"\ffault_reason\x18\x14 \x01(\tR\vfaultReason\"\xa5\x02\n" +
+	"\ffault_reason\x18\x14 \x01(\tR\vfaultReason\x12\x16\n" +
+	"\x06family\x18\x15 \x01(\tR\x06family\x12%\n" +
+	"\x0evmac_interface\x18\x16 \x01(\tR\rvmacInterface\x12!\n" +
+	"\fvmac_address\x18\x17 \x01(\tR\vvmacAddress\x12\x1f\n" +
+	"\vaccept_mode\x18\x18 \x01(\bR\n" +
+	"acceptMode\"\xa5\x02\n" +
 	"\rTrackerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12*\n" +

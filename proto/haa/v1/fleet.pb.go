@@ -394,7 +394,10 @@ type FleetInstanceStatus struct {
 	Updated *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=updated,proto3" json:"updated,omitempty"`
 	Age     *durationpb.Duration   `protobuf:"bytes,12,opt,name=age,proto3" json:"age,omitempty"`
 	// The instance comes from the fleet document (not the node's own file).
-	FromFleet     bool `protobuf:"varint,13,opt,name=from_fleet,json=fromFleet,proto3" json:"from_fleet,omitempty"`
+	FromFleet bool `protobuf:"varint,13,opt,name=from_fleet,json=fromFleet,proto3" json:"from_fleet,omitempty"`
+	// As InstanceStatus.family and vmac_interface.
+	Family        string `protobuf:"bytes,14,opt,name=family,proto3" json:"family,omitempty"`
+	VmacInterface string `protobuf:"bytes,15,opt,name=vmac_interface,json=vmacInterface,proto3" json:"vmac_interface,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -518,6 +521,20 @@ func (x *FleetInstanceStatus) GetFromFleet() bool {
 		return x.FromFleet
 	}
 	return false
+}
+
+func (x *FleetInstanceStatus) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *FleetInstanceStatus) GetVmacInterface() string {
+	if x != nil {
+		return x.VmacInterface
+	}
+	return ""
 }
 
 // FleetIssue is a problem detected in the fleet.
@@ -907,7 +924,7 @@ const file_haa_v1_fleet_proto_rawDesc = "" +
 	"NodeHealth\x12\x18\n" +
 	"\ahealthy\x18\x01 \x01(\bR\ahealthy\x12 \n" +
 	"\vmaintenance\x18\x02 \x01(\bR\vmaintenance\x12\x1a\n" +
-	"\bproblems\x18\x03 \x03(\tR\bproblems\"\xab\x03\n" +
+	"\bproblems\x18\x03 \x03(\tR\bproblems\"\xea\x03\n" +
 	"\x13FleetInstanceStatus\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1c\n" +
@@ -925,7 +942,9 @@ const file_haa_v1_fleet_proto_rawDesc = "" +
 	"\aupdated\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\aupdated\x12+\n" +
 	"\x03age\x18\f \x01(\v2\x19.google.protobuf.DurationR\x03age\x12\x1d\n" +
 	"\n" +
-	"from_fleet\x18\r \x01(\bR\tfromFleet\"\xb2\x01\n" +
+	"from_fleet\x18\r \x01(\bR\tfromFleet\x12\x16\n" +
+	"\x06family\x18\x0e \x01(\tR\x06family\x12%\n" +
+	"\x0evmac_interface\x18\x0f \x01(\tR\rvmacInterface\"\xb2\x01\n" +
 	"\n" +
 	"FleetIssue\x125\n" +
 	"\vsplit_brain\x18\x01 \x01(\v2\x12.haa.v1.SplitBrainH\x00R\n" +

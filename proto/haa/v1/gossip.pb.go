@@ -265,8 +265,11 @@ type InstanceSummary struct {
 	Vips      []string               `protobuf:"bytes,7,rep,name=vips,proto3" json:"vips,omitempty"`
 	// Identifies the virtual router's definition (vrid, version, addresses):
 	// equal on every node that runs the same one.
-	Definition    string `protobuf:"bytes,8,opt,name=definition,proto3" json:"definition,omitempty"`
-	FromFleet     bool   `protobuf:"varint,9,opt,name=from_fleet,json=fromFleet,proto3" json:"from_fleet,omitempty"`
+	Definition string `protobuf:"bytes,8,opt,name=definition,proto3" json:"definition,omitempty"`
+	FromFleet  bool   `protobuf:"varint,9,opt,name=from_fleet,json=fromFleet,proto3" json:"from_fleet,omitempty"`
+	// As InstanceStatus.family and vmac_interface.
+	Family        string `protobuf:"bytes,10,opt,name=family,proto3" json:"family,omitempty"`
+	VmacInterface string `protobuf:"bytes,11,opt,name=vmac_interface,json=vmacInterface,proto3" json:"vmac_interface,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -362,6 +365,20 @@ func (x *InstanceSummary) GetFromFleet() bool {
 		return x.FromFleet
 	}
 	return false
+}
+
+func (x *InstanceSummary) GetFamily() string {
+	if x != nil {
+		return x.Family
+	}
+	return ""
+}
+
+func (x *InstanceSummary) GetVmacInterface() string {
+	if x != nil {
+		return x.VmacInterface
+	}
+	return ""
 }
 
 // GossipMessage is a broadcast between agents.
@@ -514,7 +531,7 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"\x06health\x18\x05 \x01(\v2\x12.haa.v1.NodeHealthR\x06health\x125\n" +
 	"\tinstances\x18\x06 \x03(\v2\x17.haa.v1.InstanceSummaryR\tinstances\x12\x12\n" +
 	"\x04part\x18\a \x01(\rR\x04part\x12\x14\n" +
-	"\x05parts\x18\b \x01(\rR\x05parts\"\x85\x02\n" +
+	"\x05parts\x18\b \x01(\rR\x05parts\"\xc4\x02\n" +
 	"\x0fInstanceSummary\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -527,7 +544,10 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"definition\x18\b \x01(\tR\n" +
 	"definition\x12\x1d\n" +
 	"\n" +
-	"from_fleet\x18\t \x01(\bR\tfromFleet\"H\n" +
+	"from_fleet\x18\t \x01(\bR\tfromFleet\x12\x16\n" +
+	"\x06family\x18\n" +
+	" \x01(\tR\x06family\x12%\n" +
+	"\x0evmac_interface\x18\v \x01(\tR\rvmacInterface\"H\n" +
 	"\rGossipMessage\x12/\n" +
 	"\asummary\x18\x01 \x01(\v2\x13.haa.v1.NodeSummaryH\x00R\asummaryB\x06\n" +
 	"\x04kind\"k\n" +
