@@ -40,7 +40,7 @@ build:
 ## deps: Debian packages the tests use as real peers and tools.
 apt-deps:
 	@need=""; \
-	for p in keepalived:/usr/sbin/keepalived iproute2:/usr/sbin/ip tcpdump:/usr/bin/tcpdump curl:/usr/bin/curl; do \
+	for p in keepalived:/usr/sbin/keepalived frr:/usr/lib/frr/vrrpd iproute2:/usr/sbin/ip tcpdump:/usr/bin/tcpdump curl:/usr/bin/curl; do \
 	  [ -x "$${p#*:}" ] || need="$$need $${p%%:*}"; \
 	done; \
 	if [ -n "$$need" ]; then \
@@ -48,8 +48,9 @@ apt-deps:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$need) >/dev/null || \
 	    { echo "apt-get install$$need failed: install them by hand" >&2; exit 1; }; \
 	fi
-	@# keepalived's package starts a system instance on some hosts; the tests run their own.
+	@# keepalived's and frr's packages start a system instance on some hosts; the tests run their own.
 	@-systemctl stop keepalived 2>/dev/null || true
+	@-systemctl stop frr 2>/dev/null || true
 
 tools: $(TOOLS)/buf $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-grpc $(TOOLS)/grpcurl
 $(TOOLS)/grpcurl:
