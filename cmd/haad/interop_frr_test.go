@@ -1,7 +1,7 @@
 package main
 
 // Interop tests: haad and FRR's vrrpd (Debian's frr 8.4) in one virtual
-// router, VRRPv3 at 100 ms over IPv4. FRR keeps the VIP on a macvlan with
+// router, VRRPv3 at 100 ms over IPv4 and over IPv6. FRR keeps the VIP on a macvlan with
 // the virtual MAC, protodown while it is backup: who holds the VIP is
 // asked of the links that are up and running (lab.ActiveHolders), not of
 // eth0 alone. Both sides are asked what they see: haad through its status
@@ -10,6 +10,7 @@ package main
 
 import (
 	"net"
+	"net/netip"
 	"os"
 	"testing"
 	"time"
@@ -30,14 +31,49 @@ func requireFRR(t *testing.T) {
 	}
 }
 
-// frrVMAC is the virtual MAC of VRID 51 over IPv4, FRR's macvlan's.
-var frrVMAC = net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 51}
+// frrFamily is the address family a test runs VRRPv3 over, with its VIP
+// and FRR's virtual MAC for VRID 51.
+type frrFamily struct {
+	name string
+	fam  lab.Family
+	vip  netip.Addr
+	vmac net.HardwareAddr
+}
 
-// frr is FRR's router for VI_1: VRID 51, the VIP, priority prio, p's
-// interval, preemption on or off.
-func (p proto) frr(t *testing.T, prio int, preempt bool) lab.FRRVRRP {
+var frrFamilies = []frrFamily{
+	{"ipv4", lab.IPv4, vip, net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 51}},
+	{"ipv6", lab.IPv6, vip6, net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x02, 51}},
+}
+
+// haad is haad's VI_1 of the family with priority prio (for IPv6, the
+// VIP alone, as FRR advertises it).
+func (ff frrFamily) haad(p proto, prio int) instance {
+	in := p.haad(prio, "")
+	if ff.fam == lab.IPv6 {
+		in.vips = []string{vip6.String() + "/64"}
+	}
+	return in
+}
+
+// wantBackupOf checks haad's view of the master: FRR's node n over IPv4, a
+// link-local address over IPv6 (FRR sends from its macvlan's, random).
+func (ff frrFamily) wantBackupOf(c *cluster, hn, n *lab.Node) instanceDump {
+	c.t.Helper()
+	if ff.fam == lab.IPv4 {
+		return c.wantStatus(hn, "BACKUP", n)
+	}
+	st := c.wantStatus(hn, "BACKUP", nil)
+	if a, err := netip.ParseAddr(st.Master); err != nil || !a.IsLinkLocalUnicast() {
+		c.t.Fatalf("haad backup %+v: want it to follow FRR's link-local address", st)
+	}
+	return st
+}
+
+// frr is FRR's router for VI_1: VRID 51, the family's VIP, priority prio,
+// p's interval, preemption on or off.
+func (ff frrFamily) frr(t *testing.T, p proto, prio int, preempt bool) lab.FRRVRRP {
 	t.Helper()
-	v, err := lab.NewFRRVRRP(vip, lab.IPv4, 51, prio, p.interval, preempt)
+	v, err := lab.NewFRRVRRP(ff.vip, ff.fam, 51, prio, p.interval, preempt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,10 +109,10 @@ func (c *cluster) startFRR(n *lab.Node, v lab.FRRVRRP) *lab.FRR {
 	return f
 }
 
-// frrState is FRR's view of VRID 51 over IPv4.
-func (c *cluster) frrState(f *lab.FRR) lab.FRRFamily {
+// frrState is FRR's view of VRID 51 over the family.
+func (c *cluster) frrState(f *lab.FRR, ff frrFamily) lab.FRRFamily {
 	c.t.Helper()
-	st, err := f.State(51, lab.IPv4)
+	st, err := f.State(51, ff.fam)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -84,9 +120,9 @@ func (c *cluster) frrState(f *lab.FRR) lab.FRRFamily {
 }
 
 // waitFRR waits until FRR reports VRID 51 in status ("Backup", "Master").
-func (c *cluster) waitFRR(f *lab.FRR, status string, timeout time.Duration) lab.FRRFamily {
+func (c *cluster) waitFRR(f *lab.FRR, ff frrFamily, status string, timeout time.Duration) lab.FRRFamily {
 	c.t.Helper()
-	st, err := f.WaitStatus(51, lab.IPv4, status, timeout)
+	st, err := f.WaitStatus(51, ff.fam, status, timeout)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -95,10 +131,10 @@ func (c *cluster) waitFRR(f *lab.FRR, status string, timeout time.Duration) lab.
 
 // waitActive waits until exactly want holds the VIP on a running link and
 // returns how long that took.
-func (c *cluster) waitActive(want *lab.Node, timeout time.Duration) time.Duration {
+func (c *cluster) waitActive(a netip.Addr, want *lab.Node, timeout time.Duration) time.Duration {
 	c.t.Helper()
 	at := time.Now()
-	if _, err := c.lab.WaitActiveHolder(vip, want, timeout); err != nil {
+	if _, err := c.lab.WaitActiveHolder(a, want, timeout); err != nil {
 		c.t.Fatal(err)
 	}
 	return time.Since(at)
@@ -106,22 +142,22 @@ func (c *cluster) waitActive(want *lab.Node, timeout time.Duration) time.Duratio
 
 // stableActive asserts that exactly want holds the VIP on a running link
 // for the whole period.
-func (c *cluster) stableActive(want *lab.Node, period time.Duration) {
+func (c *cluster) stableActive(a netip.Addr, want *lab.Node, period time.Duration) {
 	c.t.Helper()
 	for end := time.Now().Add(period); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		hs, err := c.lab.ActiveHolders(vip)
+		hs, err := c.lab.ActiveHolders(a)
 		if err != nil {
 			c.t.Fatal(err)
 		}
 		if len(hs) != 1 || hs[0] != want {
-			c.t.Fatalf("active holders of %s: %s, want only %s", vip, lab.Names(hs), want.Name)
+			c.t.Fatalf("active holders of %s: %s, want only %s", a, lab.Names(hs), want.Name)
 		}
 	}
 }
 
 // clientSees pings the VIP from the client until it answers and returns
 // the MAC the client's neighbour table holds for it.
-func (c *cluster) clientSees() net.HardwareAddr {
+func (c *cluster) clientSees(vip netip.Addr) net.HardwareAddr {
 	c.t.Helper()
 	cl := c.lab.Clients[0]
 	p, err := cl.StartPing(vip, 5*time.Millisecond, 5*time.Second)
@@ -131,7 +167,8 @@ func (c *cluster) clientSees() net.HardwareAddr {
 	err = p.WaitReplies(20, 3*time.Second)
 	p.Stop()
 	if err != nil {
-		c.t.Fatal(err)
+		out, _ := cl.Output("ip", "neigh")
+		c.t.Fatalf("%v\nthe client's neighbours:\n%s", err, out)
 	}
 	mac, err := cl.Neigh(vip)
 	if err != nil {
@@ -150,54 +187,59 @@ const frrTakeoverSlack = 500 * time.Millisecond
 // client reaches the VIP at the virtual MAC.
 func TestInteropFRRHaadMaster(t *testing.T) {
 	t.Parallel()
-	requireFRR(t)
-	c := newCluster(t, 2)
-	hn, fn := c.lab.Nodes[0], c.lab.Nodes[1]
-	p := v3Fast
-	c.start(hn, p.haad(200, ""))
-	c.waitActive(hn, p.masterDown(200)+5*time.Second)
+	for _, ff := range frrFamilies {
+		t.Run(ff.name, func(t *testing.T) {
+			t.Parallel()
+			requireFRR(t)
+			c := newCluster(t, 2)
+			hn, fn := c.lab.Nodes[0], c.lab.Nodes[1]
+			p := v3Fast
+			c.start(hn, ff.haad(p, 200))
+			c.waitActive(ff.vip, hn, p.masterDown(200)+5*time.Second)
 
-	f := c.startFRR(fn, p.frr(t, 100, true))
-	c.waitFRR(f, "Backup", 5*time.Second)
-	// Longer than FRR's master-down interval: it stays backup only if
-	// it accepts haad's adverts.
-	c.stableActive(hn, p.frrMasterDown(100)+time.Second)
-	fs := c.frrState(f)
-	if fs.Status != "Backup" || fs.Stats.Transitions != 1 || fs.Stats.AdverRx == 0 || fs.Stats.AdverTx != 0 {
-		t.Fatalf("FRR %+v: want Backup since startup, hearing haad's adverts", fs)
-	}
-	if fs.MasterAdverInterval != int(p.interval.Milliseconds()) {
-		t.Fatalf("FRR learnt a master interval of %d ms from haad, want %v", fs.MasterAdverInterval, p.interval)
-	}
-	st := c.wantStatus(hn, "MASTER", nil)
-	if st.AdvertsSent == 0 || st.Transitions != 2 {
-		t.Fatalf("haad master %+v: want adverts sent and one election only", st)
-	}
-	if mac := c.clientSees(); mac.String() != hn.MAC.String() {
-		t.Fatalf("the client reaches %s at %s, want haad's %s: FRR's backup answered ARP", vip, mac, hn.MAC)
-	}
+			f := c.startFRR(fn, ff.frr(t, p, 100, true))
+			c.waitFRR(f, ff, "Backup", 5*time.Second)
+			// Longer than FRR's master-down interval: it stays backup only if
+			// it accepts haad's adverts.
+			c.stableActive(ff.vip, hn, p.frrMasterDown(100)+time.Second)
+			fs := c.frrState(f, ff)
+			if fs.Status != "Backup" || fs.Stats.Transitions != 1 || fs.Stats.AdverRx == 0 || fs.Stats.AdverTx != 0 {
+				t.Fatalf("FRR %+v: want Backup since startup, hearing haad's adverts", fs)
+			}
+			if fs.MasterAdverInterval != int(p.interval.Milliseconds()) {
+				t.Fatalf("FRR learnt a master interval of %d ms from haad, want %v", fs.MasterAdverInterval, p.interval)
+			}
+			st := c.wantStatus(hn, "MASTER", nil)
+			if st.AdvertsSent == 0 || st.Transitions != 2 {
+				t.Fatalf("haad master %+v: want adverts sent and one election only", st)
+			}
+			if mac := c.clientSees(ff.vip); mac.String() != hn.MAC.String() {
+				t.Fatalf("the client reaches %s at %s, want haad's %s: FRR's backup answered ARP", ff.vip, mac, hn.MAC)
+			}
 
-	to, err := c.lab.MeasureTakeover(c.lab.Clients[0], vip, hn, func() error { return lab.PowerOff(hn, c.procs[hn]) },
-		p.frrMasterDown(100)+5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if to.NewMaster != fn {
-		t.Fatalf("new master %s, want FRR's %s", to.NewMaster.Name, fn.Name)
-	}
-	t.Logf("haad powered off: FRR master after %v, client outage %v (FRR's master-down interval %v)",
-		to.Took, to.Outage, p.frrMasterDown(100))
-	if bound := p.frrMasterDown(100) + frrTakeoverSlack; to.Took > bound {
-		t.Fatalf("FRR took over after %v, more than %v", to.Took, bound)
-	}
-	if link, err := fn.ActiveLink(vip); err != nil || link != f.Routers[0].Macvlan().Name {
-		t.Fatalf("FRR holds %s on %q (%v), want its macvlan", vip, link, err)
-	}
-	if fs := c.waitFRR(f, "Master", time.Second); fs.Stats.Transitions != 2 {
-		t.Fatalf("FRR %+v: want Backup then Master", fs)
-	}
-	if mac := c.clientSees(); mac.String() != frrVMAC.String() {
-		t.Fatalf("the client reaches %s at %s, want FRR's virtual MAC %s", vip, mac, frrVMAC)
+			to, err := c.lab.MeasureTakeover(c.lab.Clients[0], ff.vip, hn, func() error { return lab.PowerOff(hn, c.procs[hn]) },
+				p.frrMasterDown(100)+5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if to.NewMaster != fn {
+				t.Fatalf("new master %s, want FRR's %s", to.NewMaster.Name, fn.Name)
+			}
+			t.Logf("haad powered off: FRR master after %v, client outage %v (FRR's master-down interval %v)",
+				to.Took, to.Outage, p.frrMasterDown(100))
+			if bound := p.frrMasterDown(100) + frrTakeoverSlack; to.Took > bound {
+				t.Fatalf("FRR took over after %v, more than %v", to.Took, bound)
+			}
+			if link, err := fn.ActiveLink(ff.vip); err != nil || link != f.Routers[0].Macvlan().Name {
+				t.Fatalf("FRR holds %s on %q (%v), want its macvlan", ff.vip, link, err)
+			}
+			if fs := c.waitFRR(f, ff, "Master", time.Second); fs.Stats.Transitions != 2 {
+				t.Fatalf("FRR %+v: want Backup then Master", fs)
+			}
+			if mac := c.clientSees(ff.vip); mac.String() != ff.vmac.String() {
+				t.Fatalf("the client reaches %s at %s, want FRR's virtual MAC %s", ff.vip, mac, ff.vmac)
+			}
+		})
 	}
 }
 
@@ -206,63 +248,68 @@ func TestInteropFRRHaadMaster(t *testing.T) {
 // preempts (FRR's preempt mode), haad returns to backup and drops the VIP.
 func TestInteropFRRMaster(t *testing.T) {
 	t.Parallel()
-	requireFRR(t)
-	c := newCluster(t, 2)
-	hn, fn := c.lab.Nodes[0], c.lab.Nodes[1]
-	p := v3Fast
-	f := c.startFRR(fn, p.frr(t, 200, true))
-	took := c.waitActive(fn, p.frrMasterDown(200)+5*time.Second)
-	t.Logf("FRR alone: master %v after StartFRR returned, its router in Backup (master-down interval %v)", took, p.frrMasterDown(200))
-	c.waitFRR(f, "Master", time.Second)
+	for _, ff := range frrFamilies {
+		t.Run(ff.name, func(t *testing.T) {
+			t.Parallel()
+			requireFRR(t)
+			c := newCluster(t, 2)
+			hn, fn := c.lab.Nodes[0], c.lab.Nodes[1]
+			p := v3Fast
+			f := c.startFRR(fn, ff.frr(t, p, 200, true))
+			took := c.waitActive(ff.vip, fn, p.frrMasterDown(200)+5*time.Second)
+			t.Logf("FRR alone: master %v after StartFRR returned, its router in Backup (master-down interval %v)", took, p.frrMasterDown(200))
+			c.waitFRR(f, ff, "Master", time.Second)
 
-	c.start(hn, p.haad(100, ""))
-	c.stableActive(fn, p.masterDown(100)+time.Second)
-	st := c.wantStatus(hn, "BACKUP", fn)
-	if st.Transitions != 1 {
-		t.Fatalf("haad backup %+v: want no transition after startup", st)
-	}
-	if ok, err := hn.HasAddr(vip); err != nil || ok {
-		t.Fatalf("haad backup holds %s (%v)", vip, err)
-	}
-	if fs := c.frrState(f); fs.Status != "Master" || fs.Stats.AdverRx != 0 {
-		t.Fatalf("FRR %+v: want Master, hearing no advert from a lower priority", fs)
-	}
+			c.start(hn, ff.haad(p, 100))
+			c.stableActive(ff.vip, fn, p.masterDown(100)+time.Second)
+			st := ff.wantBackupOf(c, hn, fn)
+			if st.Transitions != 1 {
+				t.Fatalf("haad backup %+v: want no transition after startup", st)
+			}
+			if ok, err := hn.HasAddr(ff.vip); err != nil || ok {
+				t.Fatalf("haad backup holds %s (%v)", ff.vip, err)
+			}
+			if fs := c.frrState(f, ff); fs.Status != "Master" || fs.Stats.AdverRx != 0 {
+				t.Fatalf("FRR %+v: want Master, hearing no advert from a lower priority", fs)
+			}
 
-	to, err := c.lab.MeasureTakeover(c.lab.Clients[0], vip, fn, f.PowerOff, p.masterDown(100)+5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if to.NewMaster != hn {
-		t.Fatalf("new master %s, want haad's %s", to.NewMaster.Name, hn.Name)
-	}
-	t.Logf("FRR powered off: haad master after %v, client outage %v (master-down interval %v)",
-		to.Took, to.Outage, p.masterDown(100))
-	if bound := p.masterDown(100) + frrTakeoverSlack; to.Took > bound {
-		t.Fatalf("haad took over after %v, more than %v", to.Took, bound)
-	}
-	st = c.wantStatus(hn, "MASTER", nil)
-	if st.LastCause != "master_down_timer" {
-		t.Fatalf("haad %+v: want master by master_down_timer", st)
-	}
+			to, err := c.lab.MeasureTakeover(c.lab.Clients[0], ff.vip, fn, f.PowerOff, p.masterDown(100)+5*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if to.NewMaster != hn {
+				t.Fatalf("new master %s, want haad's %s", to.NewMaster.Name, hn.Name)
+			}
+			t.Logf("FRR powered off: haad master after %v, client outage %v (master-down interval %v)",
+				to.Took, to.Outage, p.masterDown(100))
+			if bound := p.masterDown(100) + frrTakeoverSlack; to.Took > bound {
+				t.Fatalf("haad took over after %v, more than %v", to.Took, bound)
+			}
+			st = c.wantStatus(hn, "MASTER", nil)
+			if st.LastCause != "master_down_timer" {
+				t.Fatalf("haad %+v: want master by master_down_timer", st)
+			}
 
-	at := time.Now()
-	if err := f.PowerOn(); err != nil {
-		t.Fatal(err)
-	}
-	c.waitActive(fn, p.frrMasterDown(200)+5*time.Second)
-	t.Logf("FRR powered on: master again %v after the power-on (FRR's start-up and master-down interval %v)",
-		time.Since(at), p.frrMasterDown(200))
-	c.waitFRR(f, "Master", time.Second)
-	c.stableActive(fn, 3*p.interval+500*time.Millisecond)
-	st = c.wantStatus(hn, "BACKUP", fn)
-	if st.LastCause != "higher_priority_advert" {
-		t.Fatalf("haad %+v: want backup by higher_priority_advert", st)
-	}
-	if ok, err := hn.HasAddr(vip); err != nil || ok {
-		t.Fatalf("haad backup still holds %s (%v)", vip, err)
-	}
-	if mac := c.clientSees(); mac.String() != frrVMAC.String() {
-		t.Fatalf("the client reaches %s at %s, want FRR's virtual MAC %s", vip, mac, frrVMAC)
+			at := time.Now()
+			if err := f.PowerOn(); err != nil {
+				t.Fatal(err)
+			}
+			c.waitActive(ff.vip, fn, p.frrMasterDown(200)+5*time.Second)
+			t.Logf("FRR powered on: master again %v after the power-on (FRR's start-up and master-down interval %v)",
+				time.Since(at), p.frrMasterDown(200))
+			c.waitFRR(f, ff, "Master", time.Second)
+			c.stableActive(ff.vip, fn, 3*p.interval+500*time.Millisecond)
+			st = ff.wantBackupOf(c, hn, fn)
+			if st.LastCause != "higher_priority_advert" {
+				t.Fatalf("haad %+v: want backup by higher_priority_advert", st)
+			}
+			if ok, err := hn.HasAddr(ff.vip); err != nil || ok {
+				t.Fatalf("haad backup still holds %s (%v)", ff.vip, err)
+			}
+			if mac := c.clientSees(ff.vip); mac.String() != ff.vmac.String() {
+				t.Fatalf("the client reaches %s at %s, want FRR's virtual MAC %s", ff.vip, mac, ff.vmac)
+			}
+		})
 	}
 }
 
@@ -270,39 +317,44 @@ func TestInteropFRRMaster(t *testing.T) {
 // preempts it: FRR goes backup (its macvlan protodown), haad holds the VIP.
 func TestInteropFRRPreemptedByHaad(t *testing.T) {
 	t.Parallel()
-	requireFRR(t)
-	c := newCluster(t, 2)
-	hn, fn := c.lab.Nodes[0], c.lab.Nodes[1]
-	p := v3Fast
-	f := c.startFRR(fn, p.frr(t, 100, true))
-	c.waitActive(fn, p.frrMasterDown(100)+5*time.Second)
-	c.waitFRR(f, "Master", time.Second)
+	for _, ff := range frrFamilies {
+		t.Run(ff.name, func(t *testing.T) {
+			t.Parallel()
+			requireFRR(t)
+			c := newCluster(t, 2)
+			hn, fn := c.lab.Nodes[0], c.lab.Nodes[1]
+			p := v3Fast
+			f := c.startFRR(fn, ff.frr(t, p, 100, true))
+			c.waitActive(ff.vip, fn, p.frrMasterDown(100)+5*time.Second)
+			c.waitFRR(f, ff, "Master", time.Second)
 
-	at := time.Now()
-	c.start(hn, p.haad(200, ""))
-	c.waitActive(hn, p.masterDown(200)+5*time.Second)
-	took := time.Since(at)
-	// haad, backup at start, preempts a master it hears below its
-	// priority after its skew time, without waiting for master-down.
-	t.Logf("haad started: master, FRR's macvlan protodown, %v after haad's start (skew %v, master-down interval %v)",
-		took, p.interval*56/256, p.masterDown(200))
-	if bound := p.masterDown(200) + time.Second; took > bound {
-		t.Fatalf("haad preempted FRR after %v, more than %v", took, bound)
-	}
-	fs := c.waitFRR(f, "Backup", time.Second)
-	c.stableActive(hn, p.frrMasterDown(100)+time.Second)
-	fs = c.frrState(f)
-	if fs.Status != "Backup" || fs.Stats.Transitions != 3 || fs.Stats.AdverRx == 0 {
-		t.Fatalf("FRR %+v: want Backup after Master, hearing haad", fs)
-	}
-	st := c.wantStatus(hn, "MASTER", nil)
-	// haad heard FRR as master before preempting it.
-	if st.AdvertsReceived == 0 || st.Transitions != 2 {
-		t.Fatalf("haad %+v: want master in one election, after hearing FRR", st)
-	}
-	t.Logf("haad master by %s", st.LastCause)
-	if mac := c.clientSees(); mac.String() != hn.MAC.String() {
-		t.Fatalf("the client reaches %s at %s, want haad's %s", vip, mac, hn.MAC)
+			at := time.Now()
+			c.start(hn, ff.haad(p, 200))
+			c.waitActive(ff.vip, hn, p.masterDown(200)+5*time.Second)
+			took := time.Since(at)
+			// haad, backup at start, preempts a master it hears below its
+			// priority after its skew time, without waiting for master-down.
+			t.Logf("haad started: master, FRR's macvlan protodown, %v after haad's start (skew %v, master-down interval %v)",
+				took, p.interval*56/256, p.masterDown(200))
+			if bound := p.masterDown(200) + time.Second; took > bound {
+				t.Fatalf("haad preempted FRR after %v, more than %v", took, bound)
+			}
+			fs := c.waitFRR(f, ff, "Backup", time.Second)
+			c.stableActive(ff.vip, hn, p.frrMasterDown(100)+time.Second)
+			fs = c.frrState(f, ff)
+			if fs.Status != "Backup" || fs.Stats.Transitions != 3 || fs.Stats.AdverRx == 0 {
+				t.Fatalf("FRR %+v: want Backup after Master, hearing haad", fs)
+			}
+			st := c.wantStatus(hn, "MASTER", nil)
+			// haad heard FRR as master before preempting it.
+			if st.AdvertsReceived == 0 || st.Transitions != 2 {
+				t.Fatalf("haad %+v: want master in one election, after hearing FRR", st)
+			}
+			t.Logf("haad master by %s", st.LastCause)
+			if mac := c.clientSees(ff.vip); mac.String() != hn.MAC.String() {
+				t.Fatalf("the client reaches %s at %s, want haad's %s", ff.vip, mac, hn.MAC)
+			}
+		})
 	}
 }
 
@@ -319,83 +371,85 @@ func TestInteropFRRSplitHeal(t *testing.T) {
 		{"haad-higher", 200, 100},
 		{"frr-higher", 100, 200},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			requireFRR(t)
-			c := newCluster(t, 2)
-			hn, fn := c.lab.Nodes[0], c.lab.Nodes[1]
-			p := v3Fast
-			high, low := hn, fn
-			if tc.frrPri > tc.haadPrio {
-				high, low = fn, hn
-			}
-			// The higher priority first: the other joins as backup.
-			var f *lab.FRR
-			if high == hn {
-				c.start(hn, p.haad(tc.haadPrio, ""))
-				c.waitActive(hn, p.masterDown(tc.haadPrio)+5*time.Second)
-				f = c.startFRR(fn, p.frr(t, tc.frrPri, true))
-				c.waitFRR(f, "Backup", 5*time.Second)
-			} else {
-				f = c.startFRR(fn, p.frr(t, tc.frrPri, true))
-				c.waitActive(fn, p.frrMasterDown(tc.frrPri)+5*time.Second)
-				c.start(hn, p.haad(tc.haadPrio, ""))
-				c.waitRunning(hn)
-			}
-			c.stableActive(high, p.masterDown(100)+500*time.Millisecond)
-
-			var undos []func() error
-			heal := func() {
-				for _, u := range undos {
-					if err := u(); err != nil {
-						t.Error(err)
-					}
+		for _, ff := range frrFamilies {
+			t.Run(ff.name+"/"+tc.name, func(t *testing.T) {
+				t.Parallel()
+				requireFRR(t)
+				c := newCluster(t, 2)
+				hn, fn := c.lab.Nodes[0], c.lab.Nodes[1]
+				p := v3Fast
+				high, low := hn, fn
+				if tc.frrPri > tc.haadPrio {
+					high, low = fn, hn
 				}
-				undos = nil
-			}
-			t.Cleanup(heal)
-			for _, n := range []*lab.Node{hn, fn} {
-				undo, err := n.DropVRRP()
+				// The higher priority first: the other joins as backup.
+				var f *lab.FRR
+				if high == hn {
+					c.start(hn, ff.haad(p, tc.haadPrio))
+					c.waitActive(ff.vip, hn, p.masterDown(tc.haadPrio)+5*time.Second)
+					f = c.startFRR(fn, ff.frr(t, p, tc.frrPri, true))
+					c.waitFRR(f, ff, "Backup", 5*time.Second)
+				} else {
+					f = c.startFRR(fn, ff.frr(t, p, tc.frrPri, true))
+					c.waitActive(ff.vip, fn, p.frrMasterDown(tc.frrPri)+5*time.Second)
+					c.start(hn, ff.haad(p, tc.haadPrio))
+					c.waitRunning(hn)
+				}
+				c.stableActive(ff.vip, high, p.masterDown(100)+500*time.Millisecond)
+
+				var undos []func() error
+				heal := func() {
+					for _, u := range undos {
+						if err := u(); err != nil {
+							t.Error(err)
+						}
+					}
+					undos = nil
+				}
+				t.Cleanup(heal)
+				for _, n := range []*lab.Node{hn, fn} {
+					undo, err := n.DropVRRP()
+					if err != nil {
+						t.Fatal(err)
+					}
+					undos = append(undos, undo)
+				}
+				at := time.Now()
+				err := lab.Poll(p.masterDown(100)+5*time.Second, 5*time.Millisecond, "both sides master", func() (bool, error) {
+					hs, err := c.lab.ActiveHolders(ff.vip)
+					return len(hs) == 2, err
+				})
 				if err != nil {
 					t.Fatal(err)
 				}
-				undos = append(undos, undo)
-			}
-			at := time.Now()
-			err := lab.Poll(p.masterDown(100)+5*time.Second, 5*time.Millisecond, "both sides master", func() (bool, error) {
-				hs, err := c.lab.ActiveHolders(vip)
-				return len(hs) == 2, err
-			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("split: %s master too after %v (master-down interval %v)", low.Name, time.Since(at), p.masterDown(100))
-			c.waitFRR(f, "Master", time.Second)
-			if st := c.status(hn)["VI_1"]; st.State != "MASTER" {
-				t.Fatalf("haad %+v: want MASTER while split", st)
-			}
-			time.Sleep(3 * p.interval) // a few adverts each, unheard
+				t.Logf("split: %s master too after %v (master-down interval %v)", low.Name, time.Since(at), p.masterDown(100))
+				c.waitFRR(f, ff, "Master", time.Second)
+				if st := c.status(hn)["VI_1"]; st.State != "MASTER" {
+					t.Fatalf("haad %+v: want MASTER while split", st)
+				}
+				time.Sleep(3 * p.interval) // a few adverts each, unheard
 
-			at = time.Now()
-			heal()
-			took := c.waitActive(high, 3*time.Second)
-			t.Logf("healed: only %s (priority %d) master after %v", high.Name, max(tc.haadPrio, tc.frrPri), took)
-			if bound := 3*p.interval + frrTakeoverSlack; time.Since(at) > bound {
-				t.Fatalf("two masters for %v after the heal, more than %v", took, bound)
-			}
-			c.stableActive(high, p.masterDown(100)+500*time.Millisecond)
-			if high == hn {
-				c.wantStatus(hn, "MASTER", nil)
-				c.waitFRR(f, "Backup", time.Second)
-			} else {
-				st := c.wantStatus(hn, "BACKUP", fn)
-				if st.LastCause != "higher_priority_advert" {
-					t.Fatalf("haad %+v: want backup by higher_priority_advert", st)
+				at = time.Now()
+				heal()
+				took := c.waitActive(ff.vip, high, 3*time.Second)
+				t.Logf("healed: only %s (priority %d) master after %v", high.Name, max(tc.haadPrio, tc.frrPri), took)
+				if bound := 3*p.interval + frrTakeoverSlack; time.Since(at) > bound {
+					t.Fatalf("two masters for %v after the heal, more than %v", took, bound)
 				}
-				if fs := c.frrState(f); fs.Status != "Master" {
-					t.Fatalf("FRR %+v: want Master", fs)
+				c.stableActive(ff.vip, high, p.masterDown(100)+500*time.Millisecond)
+				if high == hn {
+					c.wantStatus(hn, "MASTER", nil)
+					c.waitFRR(f, ff, "Backup", time.Second)
+				} else {
+					st := ff.wantBackupOf(c, hn, fn)
+					if st.LastCause != "higher_priority_advert" {
+						t.Fatalf("haad %+v: want backup by higher_priority_advert", st)
+					}
+					if fs := c.frrState(f, ff); fs.Status != "Master" {
+						t.Fatalf("FRR %+v: want Master", fs)
+					}
 				}
-			}
-		})
+			})
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Build compiles the main package pkg (e.g. "./cmd/haad") of the module at
@@ -211,7 +212,16 @@ func (n *Node) PowerOn() error {
 			}
 		}
 	}
-	return n.LinkUp()
+	if err := n.LinkUp(); err != nil {
+		return err
+	}
+	// The kernel flushed the link's IPv6 addresses when it went down:
+	// the node, booted again, configures its own (not the VIPs).
+	a6 := &netlink.Addr{IPNet: prefixNet(netip.PrefixFrom(n.Addr6, 64)), Flags: unix.IFA_F_NODAD}
+	if err := h.AddrReplace(link, a6); err != nil {
+		return fmt.Errorf("%s: add %s: %w", n.NS.Name, n.Addr6, err)
+	}
+	return nil
 }
 
 // PowerOff takes a node off the network the hard way: its link goes down and
