@@ -85,3 +85,33 @@ func TestVMAC(t *testing.T) {
 		t.Errorf("unicast with a vmac sends from the interface (as keepalived forces it)")
 	}
 }
+
+// The fleet document carries an IPv6 dual-master pair with virtual MACs:
+// every node gets the family, the vmac and the accept mode; a mistake is
+// reported with the document's path.
+func TestFleetIPv6VMAC(t *testing.T) {
+	doc := mustFleet(t, `kind: Fleet
+nodes: [lb1, lb2]
+instances:
+  - name: VI_6
+    interface: eth0
+    vrid: 51
+    vips: ["fe80::100/64", "fd77::100/64"]
+    vmac: {}
+    acceptMode: false
+    priorities: {lb1: 200, lb2: 100}
+`)
+	if err := ValidateFleet(doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, node := range []string{"lb1", "lb2"} {
+		ins, _ := ForNode(doc, node)
+		if len(ins) != 1 || ins[0].GetVmac() == nil || ins[0].AcceptMode == nil || ins[0].GetAcceptMode() {
+			t.Fatalf("%s: %v", node, ins)
+		}
+	}
+	bad := mustFleet(t, "kind: Fleet\nnodes: [lb1]\ninstances:\n  - {name: VI_6, interface: eth0, vrid: 51, version: 2, vips: [\"fd77::100/64\"]}\n")
+	if err := ValidateFleet(bad); err == nil || !strings.Contains(err.Error(), "instances[0].version: 2 with IPv6 addresses") {
+		t.Fatalf("v2 with IPv6 in a fleet document: %v", err)
+	}
+}

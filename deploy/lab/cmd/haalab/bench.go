@@ -23,12 +23,17 @@ type setting struct {
 	Version  int
 	Interval time.Duration
 	AuthPass string
+	IPv6     bool // over IPv6: the client pings the IPv6 VIP (ping -6)
+	VMAC     bool // a virtual MAC interface (use_vmac)
 }
 
 var allSettings = []setting{
 	{Key: "1s", Name: "1 s (VRRPv2, PASS auth)", Version: 2, Interval: time.Second, AuthPass: "1111"},
 	{Key: "100ms", Name: "100 ms (VRRPv3)", Version: 3, Interval: 100 * time.Millisecond},
 	{Key: "10ms", Name: "10 ms (VRRPv3)", Version: 3, Interval: 10 * time.Millisecond},
+	{Key: "100ms-v6", Name: "100 ms (VRRPv3, IPv6)", Version: 3, Interval: 100 * time.Millisecond, IPv6: true},
+	{Key: "10ms-v6", Name: "10 ms (VRRPv3, IPv6)", Version: 3, Interval: 10 * time.Millisecond, IPv6: true},
+	{Key: "100ms-vmac", Name: "100 ms (VRRPv3, use_vmac)", Version: 3, Interval: 100 * time.Millisecond, VMAC: true},
 }
 
 // The failover benchmark's virtual router: n1 is master, n2 the backup.
@@ -40,11 +45,27 @@ const (
 	targetSlack = 5 * time.Millisecond
 )
 
-var benchVIP = netip.MustParseAddr("10.77.0.100")
+var (
+	benchVIP  = netip.MustParseAddr("10.77.0.100")
+	benchVIP6 = netip.MustParseAddr("fd77::100")
+)
 
 func (st setting) instances(prio int) []instance {
+	vips := []string{benchVIP.String() + "/24"}
+	if st.IPv6 {
+		// RFC 5798 5.2.9: the link-local address first.
+		vips = []string{"fe80::100/64", benchVIP6.String() + "/64"}
+	}
 	return []instance{{Name: "VI_1", VRID: benchVRID, Priority: prio, Version: st.Version,
-		Interval: st.Interval, AuthPass: st.AuthPass, VIPs: []string{benchVIP.String() + "/24"}}}
+		Interval: st.Interval, AuthPass: st.AuthPass, VIPs: vips, VMAC: st.VMAC}}
+}
+
+// vip is the address the client pings.
+func (st setting) vip() netip.Addr {
+	if st.IPv6 {
+		return benchVIP6
+	}
+	return benchVIP
 }
 
 // bound is the protocol bound of the backup's takeover.
@@ -94,7 +115,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.soak, "soak", 5*time.Minute, "steady-state window of the soak test per implementation (0: no soak)")
 	fs.IntVar(&o.instances, "instances", 50, "VRRP instances in the soak test (1..254)")
 	quick := fs.Bool("quick", false, "smoke run: --trials 3 --soak 20s unless given")
-	keys := fs.String("settings", "1s,100ms,10ms", "advert-interval settings to run: 1s (VRRPv2), 100ms, 10ms (VRRPv3)")
+	keys := fs.String("settings", "1s,100ms,10ms,100ms-v6,10ms-v6,100ms-vmac", "settings to run: 1s (VRRPv2), 100ms, 10ms (VRRPv3), 100ms-v6, 10ms-v6 (VRRPv3 over IPv6), 100ms-vmac (use_vmac)")
 	fs.StringVar(&o.logs, "logs", "", "directory for the daemons' configs and logs (default: a new temporary directory, removed when everything passed)")
 	if err := parseFlags(fs, "bench-failover", args); err != nil {
 		return o, err
@@ -125,7 +146,7 @@ func parseBench(args []string, stderr io.Writer) (benchOptions, error) {
 		}
 		i := slices.IndexFunc(allSettings, func(s setting) bool { return s.Key == k })
 		if i < 0 {
-			return o, usageErrorf("bench-failover: --settings: unknown setting %q (use 1s, 100ms, 10ms)", k)
+			return o, usageErrorf("bench-failover: --settings: unknown setting %q (use 1s, 100ms, 10ms, 100ms-v6, 10ms-v6, 100ms-vmac)", k)
 		}
 		o.settings = append(o.settings, allSettings[i])
 	}
@@ -343,10 +364,10 @@ func (b *bench) runTrial(fl *failoverLab, st setting, d daemon, i int) (failover
 	}
 	defer p2.Kill()
 	// Both start as backups: n1 takes over after its master-down interval.
-	if _, err := l.WaitHolder(benchVIP, n1, 2*st.bound()+5*time.Second); err != nil {
+	if _, err := l.WaitActiveHolder(st.vip(), n1, 2*st.bound()+5*time.Second); err != nil {
 		return failover{}, fmt.Errorf("election: %w", err)
 	}
-	if err := stableHolder(b.s, l, benchVIP, n1, st.stable()); err != nil {
+	if err := stableHolder(b.s, l, st.vip(), n1, st.stable()); err != nil {
 		return failover{}, err
 	}
 	for _, p := range []*lab.Proc{p1, p2} {
@@ -354,7 +375,7 @@ func (b *bench) runTrial(fl *failoverLab, st setting, d daemon, i int) (failover
 			return failover{}, fmt.Errorf("%s on %s exited: %v (log %s)", d.Name(), p.Node.Name, p.Wait(), p.Log)
 		}
 	}
-	fo, err := measureFailover(l, c, benchVIP, n1, p1, fl.w, true, st.Interval, 2*st.bound()+3*time.Second)
+	fo, err := measureFailover(l, c, st.vip(), n1, p1, fl.w, true, st.Interval, 2*st.bound()+3*time.Second)
 	if err != nil {
 		return failover{}, err
 	}
@@ -371,7 +392,7 @@ func stableHolder(s *session, l *lab.Lab, a netip.Addr, want *lab.Node, period t
 		if err := s.err(); err != nil {
 			return err
 		}
-		hs, err := l.Holders(a)
+		hs, err := l.ActiveHolders(a)
 		if err != nil {
 			return err
 		}

@@ -24,6 +24,7 @@ type instance struct {
 	AuthPass string   // VRRPv2 PASS authentication; empty: none
 	VIPs     []string // ADDR/LEN
 	Iface    string   // "": lab.Iface
+	VMAC     bool     // a virtual MAC interface (use_vmac)
 }
 
 // iface is the instance's interface.
@@ -44,6 +45,9 @@ func haadConfig(name string, ins []instance) string {
 		if in.AuthPass != "" {
 			fmt.Fprintf(&b, "    auth: {type: PASS, password: %q}\n", in.AuthPass)
 		}
+		if in.VMAC {
+			b.WriteString("    vmac: {}\n")
+		}
 	}
 	return b.String()
 }
@@ -63,6 +67,9 @@ func keepalivedConfig(name string, ins []instance) string {
 			in.Name, in.iface(), in.VRID, in.Priority, strconv.FormatFloat(in.Interval.Seconds(), 'f', -1, 64))
 		if in.AuthPass != "" {
 			fmt.Fprintf(&b, "  authentication {\n    auth_type PASS\n    auth_pass %s\n  }\n", in.AuthPass)
+		}
+		if in.VMAC {
+			b.WriteString("  use_vmac\n")
 		}
 		b.WriteString("  virtual_ipaddress {\n")
 		for _, v := range in.VIPs {

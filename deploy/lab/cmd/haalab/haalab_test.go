@@ -123,7 +123,7 @@ func TestCPUTicksOwnProcess(t *testing.T) {
 
 func TestParseBench(t *testing.T) {
 	o, err := parseBench([]string{"--quick"}, io.Discard)
-	if err != nil || o.trials != 3 || o.soak != 20*time.Second || len(o.settings) != 3 {
+	if err != nil || o.trials != 3 || o.soak != 20*time.Second || len(o.settings) != len(allSettings) {
 		t.Fatalf("--quick: %+v, %v", o, err)
 	}
 	o, err = parseBench([]string{"--quick", "--trials", "5", "--settings", "10ms"}, io.Discard)

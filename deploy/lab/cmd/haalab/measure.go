@@ -47,13 +47,21 @@ func measureFailover(l *lab.Lab, client *lab.Node, vip netip.Addr, master *lab.N
 	if err := p.WaitReplies(50, 3*time.Second); err != nil {
 		return failover{}, fmt.Errorf("client does not reach %s before the power-off: %w", vip, err)
 	}
+	// Adverts come from the nodes' own addresses: IPv6 ones from their
+	// link-local address.
+	src := func(n *lab.Node) netip.Addr {
+		if vip.Is6() {
+			return n.LinkLocal
+		}
+		return n.Addr
+	}
 	if aligned {
-		if _, err := w.Next(master.Addr, 3*interval+time.Second); err != nil {
+		if _, err := w.Next(src(master), 3*interval+time.Second); err != nil {
 			return failover{}, fmt.Errorf("%s: %w", master.Name, err)
 		}
 	}
 	at := time.Now()
-	last := w.Last(master.Addr)
+	last := w.Last(src(master))
 	if err := lab.PowerOff(master, proc); err != nil {
 		return failover{}, err
 	}
@@ -65,11 +73,12 @@ func measureFailover(l *lab.Lab, client *lab.Node, vip netip.Addr, master *lab.N
 	// so that no netlink polling competes with the daemons for the CPU
 	// during the outage.
 	if err := p.WaitReplies(50, timeout); err != nil {
-		hs, _ := l.Holders(vip)
+		hs, _ := l.ActiveHolders(vip)
 		return failover{}, fmt.Errorf("client does not reach %s after the power-off (holders %s): %w", vip, lab.Names(hs), err)
 	}
+	// On a link that is up: the VIP may live on a virtual MAC interface.
 	err = lab.Poll(time.Second, 10*time.Millisecond, "a new master of "+vip.String(), func() (bool, error) {
-		hs, err := l.Holders(vip)
+		hs, err := l.ActiveHolders(vip)
 		if err != nil {
 			return false, err
 		}
@@ -84,7 +93,7 @@ func measureFailover(l *lab.Lab, client *lab.Node, vip netip.Addr, master *lab.N
 	if err != nil {
 		return failover{}, err
 	}
-	if first, ok := w.FirstAfter(fo.NewMaster.Addr, at); ok && !last.IsZero() {
+	if first, ok := w.FirstAfter(src(fo.NewMaster), at); ok && !last.IsZero() {
 		fo.Detection = first.Sub(last)
 	}
 	st := p.Stop()

@@ -9,19 +9,23 @@ import (
 	"time"
 
 	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/haa-dev/haa/deploy/lab"
 )
 
-// vrrpGroup is the IPv4 VRRP multicast group.
-var vrrpGroup = net.IPv4(224, 0, 0, 18)
+// vrrpGroup and vrrpGroup6 are VRRP's multicast groups.
+var (
+	vrrpGroup  = net.IPv4(224, 0, 0, 18)
+	vrrpGroup6 = net.ParseIP("ff02::12")
+)
 
 // advertWatch listens to VRRP adverts on a lab member's LAN (the client's):
 // when each source last sent one, and how many. It tells the benchmark where
 // in the master's advert cycle a power-off happens, and counts the adverts
 // on the wire.
 type advertWatch struct {
-	conn net.PacketConn
+	conns []net.PacketConn
 
 	mu     sync.Mutex
 	last   map[netip.Addr]time.Time
@@ -31,46 +35,59 @@ type advertWatch struct {
 	done   chan struct{}
 }
 
-// watchAdverts opens a raw IP protocol 112 socket in n's namespace and joins
-// 224.0.0.18 on its interface.
+// watchAdverts opens raw IP protocol 112 sockets in n's namespace, IPv4's
+// joined to 224.0.0.18 and IPv6's to ff02::12 on its interface.
 func watchAdverts(n *lab.Node) (*advertWatch, error) {
-	var conn net.PacketConn
+	var conns []net.PacketConn
 	err := n.Do(func() error {
-		c, err := net.ListenPacket("ip4:112", "0.0.0.0")
-		if err != nil {
-			return err
-		}
 		ifi, err := net.InterfaceByName(n.Iface)
-		if err == nil {
-			err = ipv4.NewPacketConn(c).JoinGroup(ifi, &net.IPAddr{IP: vrrpGroup})
-		}
 		if err != nil {
-			c.Close()
 			return err
 		}
-		conn = c
-		return nil
+		c4, err := net.ListenPacket("ip4:112", "0.0.0.0")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c4)
+		if err := ipv4.NewPacketConn(c4).JoinGroup(ifi, &net.IPAddr{IP: vrrpGroup}); err != nil {
+			return err
+		}
+		c6, err := net.ListenPacket("ip6:112", "::")
+		if err != nil {
+			return err
+		}
+		conns = append(conns, c6)
+		return ipv6.NewPacketConn(c6).JoinGroup(ifi, &net.IPAddr{IP: vrrpGroup6})
 	})
 	if err != nil {
+		for _, c := range conns {
+			c.Close()
+		}
 		return nil, fmt.Errorf("%s: VRRP listener: %w", n.NS.Name, err)
 	}
 	w := &advertWatch{
-		conn:   conn,
+		conns:  conns,
 		last:   map[netip.Addr]time.Time{},
 		count:  map[netip.Addr]uint64{},
 		recent: map[netip.Addr][]time.Time{},
 		notify: make(chan struct{}),
 		done:   make(chan struct{}),
 	}
-	go w.receive()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() { w.receive(c) })
+	}
+	go func() {
+		wg.Wait()
+		close(w.done)
+	}()
 	return w, nil
 }
 
-func (w *advertWatch) receive() {
-	defer close(w.done)
+func (w *advertWatch) receive(conn net.PacketConn) {
 	buf := make([]byte, 1500)
 	for {
-		n, from, err := w.conn.ReadFrom(buf)
+		n, from, err := conn.ReadFrom(buf)
 		now := time.Now()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -79,7 +96,7 @@ func (w *advertWatch) receive() {
 			time.Sleep(time.Millisecond) // transient: never spin
 			continue
 		}
-		// The IPv4 header is stripped: buf holds the VRRP message.
+		// The IP header is stripped: buf holds the VRRP message.
 		if n < 8 || buf[0]&0x0f != 1 || buf[2] == 0 { // adverts only, not priority 0
 			continue
 		}
@@ -163,6 +180,8 @@ func (w *advertWatch) Next(src netip.Addr, timeout time.Duration) (time.Time, er
 
 // Close stops listening.
 func (w *advertWatch) Close() {
-	_ = w.conn.Close()
+	for _, c := range w.conns {
+		_ = c.Close()
+	}
 	<-w.done
 }
