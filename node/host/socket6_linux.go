@@ -12,6 +12,7 @@ import (
 	"time"
 	"unsafe"
 
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/haa-dev/haa/node/vrrp"
@@ -30,6 +31,9 @@ type Socket6 struct {
 	ifname  string
 	ifindex int
 	f       *os.File
+	lane    *os.File // the priority lane: only the sources SetSources names
+	laneMu  sync.Mutex
+	onLane  []netip.Addr // the lane's sources, which the main socket's filter drops
 	closed  atomic.Bool
 	// overflows is the kernel's count of packets the full buffer
 	// dropped (SO_RXQ_OVFL), as last reported.
@@ -39,20 +43,41 @@ type Socket6 struct {
 	groups map[netip.Addr]int
 }
 
-// ListenSocket6 opens the IPv6 VRRP socket of an interface.
+// ListenSocket6 opens the IPv6 VRRP socket of an interface, and its
+// priority lane (see vrrp.Lane), as ListenSocket does for IPv4.
 func ListenSocket6(ifname string) (*Socket6, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("vrrp IPv6 socket on %s: %w", ifname, err)
 	}
+	lane, err := openRaw6(ifname, ifi.Index, true)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := openRaw6(ifname, ifi.Index, false)
+	if err != nil {
+		unix.Close(lane)
+		return nil, err
+	}
+	return &Socket6{ifname: ifname, ifindex: ifi.Index, f: os.NewFile(uintptr(fd), "vrrp6-"+ifname),
+		lane: os.NewFile(uintptr(lane), "vrrp6-lane-"+ifname), groups: map[netip.Addr]int{}}, nil
+}
+
+// openRaw6 opens a raw IPv6 socket of protocol 112 bound to the
+// interface; a lane starts with a filter that lets nothing through.
+func openRaw6(ifname string, index int, lane bool) (int, error) {
 	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, vrrp.Protocol)
 	if err != nil {
-		return nil, fmt.Errorf("vrrp IPv6 socket on %s: %w (haad needs CAP_NET_RAW and IPv6 in the kernel)", ifname, err)
+		return -1, fmt.Errorf("vrrp IPv6 socket on %s: %w (haad needs CAP_NET_RAW and IPv6 in the kernel)", ifname, err)
 	}
 	v6 := func(opt, v int) func(int) error {
 		return func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, opt, v) }
 	}
-	for _, s := range []setting{
+	var setup []setting
+	if lane {
+		setup = append(setup, setting{"filter", func(fd int) error { return attachFilter6(fd, nil, true) }})
+	}
+	setup = append(setup, []setting{
 		{"bind to device", func(fd int) error { return unix.BindToDevice(fd, ifname) }},
 		{"IPV6_MULTICAST_ALL", v6(unix.IPV6_MULTICAST_ALL, 0)},
 		{"IPV6_RECVPKTINFO", v6(unix.IPV6_RECVPKTINFO, 1)},
@@ -60,22 +85,91 @@ func ListenSocket6(ifname string) (*Socket6, error) {
 		{"IPV6_MULTICAST_HOPS", v6(unix.IPV6_MULTICAST_HOPS, 255)},
 		{"IPV6_UNICAST_HOPS", v6(unix.IPV6_UNICAST_HOPS, 255)},
 		{"IPV6_MULTICAST_LOOP", v6(unix.IPV6_MULTICAST_LOOP, 0)},
-		{"IPV6_MULTICAST_IF", v6(unix.IPV6_MULTICAST_IF, ifi.Index)},
+		{"IPV6_MULTICAST_IF", v6(unix.IPV6_MULTICAST_IF, index)},
 		{"SO_TIMESTAMPNS", func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) }},
-		{"SO_RCVBUF", func(fd int) error {
-			if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) == nil {
-				return nil
-			}
-			return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
-		}},
-		{"SO_RXQ_OVFL", func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1) }},
-	} {
+	}...)
+	if !lane {
+		setup = append(setup, []setting{
+			{"SO_RCVBUF", func(fd int) error {
+				if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvBuf) == nil {
+					return nil
+				}
+				return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvBuf)
+			}},
+			{"SO_RXQ_OVFL", func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1) }},
+		}...)
+	}
+	for _, s := range setup {
 		if err := s.fn(fd); err != nil {
 			unix.Close(fd)
-			return nil, fmt.Errorf("vrrp IPv6 socket on %s: %s: %w", ifname, s.what, err)
+			return -1, fmt.Errorf("vrrp IPv6 socket on %s: %s: %w", ifname, s.what, err)
 		}
 	}
-	return &Socket6{ifname: ifname, ifindex: ifi.Index, f: os.NewFile(uintptr(fd), "vrrp6-"+ifname), groups: map[netip.Addr]int{}}, nil
+	return fd, nil
+}
+
+// maxLaneSources6 bounds the IPv6 filter: four comparisons per source,
+// and its jumps skip at most 255 instructions.
+const maxLaneSources6 = 30
+
+// skfNetOff is SKF_NET_OFF: a classic BPF load relative to the network
+// header, which a raw IPv6 socket's packet no longer starts with.
+const skfNetOff = 0xfff00000
+
+// sourceFilter6 is sourceFilter for IPv6: the source address is bytes 8
+// to 24 of the IPv6 header, compared four bytes at a time.
+func sourceFilter6(srcs []netip.Addr, only bool) ([]bpf.Instruction, error) {
+	if len(srcs) > maxLaneSources6 {
+		return nil, fmt.Errorf("%d sources for the IPv6 priority lane, at most %d", len(srcs), maxLaneSources6)
+	}
+	n := len(srcs)
+	var prog []bpf.Instruction
+	for b, a := range srcs {
+		if !a.Is6() || a.Is4In6() {
+			return nil, fmt.Errorf("priority lane: %s is not an IPv6 address", a)
+		}
+		w := a.As16()
+		for i := range 4 {
+			p := 8*b + 2*i + 1 // the jump's index
+			jmp := bpf.JumpIf{Cond: bpf.JumpEqual, Val: binary.BigEndian.Uint32(w[4*i:]), SkipFalse: uint8(8*(b+1) - (p + 1))}
+			if i == 3 {
+				jmp.SkipTrue = uint8(8*n + 1 - (p + 1)) // matched
+			}
+			prog = append(prog, bpf.LoadAbsolute{Off: skfNetOff + 8 + uint32(4*i), Size: 4}, jmp)
+		}
+	}
+	drop, keep := bpf.RetConstant{Val: 0}, bpf.RetConstant{Val: 0xffff}
+	if only {
+		return append(prog, drop, keep), nil // [8n]: no match, [8n+1]: match
+	}
+	return append(prog, keep, drop), nil
+}
+
+func attachFilter6(fd int, srcs []netip.Addr, only bool) error {
+	prog, err := sourceFilter6(srcs, only)
+	if err != nil {
+		return err
+	}
+	return attachProgram(fd, prog)
+}
+
+// Lane returns the socket's priority lane.
+func (c *Socket6) Lane() vrrp.Lane { return lane6{c} }
+
+type lane6 struct{ c *Socket6 }
+
+func (l lane6) ReadPacket(b []byte) (int, time.Time, error) { return l.c.read(l.c.lane, b) }
+
+// SetSources is Socket's lane's, for IPv6 sources.
+func (l lane6) SetSources(srcs []netip.Addr) error {
+	c := l.c
+	c.laneMu.Lock()
+	defer c.laneMu.Unlock()
+	on, err := moveLane(c.onLane, srcs, func(f *os.File, srcs []netip.Addr, only bool) error {
+		return controlFilter(f, func(fd int) error { return attachFilter6(fd, srcs, only) })
+	}, c.f, c.lane)
+	c.onLane = on
+	return err
 }
 
 // Interface returns the interface name.
@@ -122,25 +216,25 @@ func (c *Socket6) mreq(op int, g netip.Addr) error {
 	if !g.Is6() {
 		return fmt.Errorf("%s is not an IPv6 group", g)
 	}
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return err
+	var errs []error
+	for _, f := range []*os.File{c.f, c.lane} {
+		errs = append(errs, controlFilter(f, func(fd int) error {
+			return unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, op, &unix.IPv6Mreq{Multiaddr: g.As16(), Interface: uint32(c.ifindex)})
+		}))
 	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		serr = unix.SetsockoptIPv6Mreq(int(fd), unix.IPPROTO_IPV6, op, &unix.IPv6Mreq{Multiaddr: g.As16(), Interface: uint32(c.ifindex)})
-	})
-	return errors.Join(err, serr)
+	return errors.Join(errs...)
 }
 
-// ReadPacket reads one VRRP message and returns it behind a rebuilt IPv6
-// header (vrrp.ParseIPv6 reads it), with its arrival time from the
-// kernel's receive timestamp.
-func (c *Socket6) ReadPacket(b []byte) (int, time.Time, error) {
+// ReadPacket reads one VRRP message of the main socket and returns it
+// behind a rebuilt IPv6 header (vrrp.ParseIPv6 reads it), with its arrival
+// time from the kernel's receive timestamp.
+func (c *Socket6) ReadPacket(b []byte) (int, time.Time, error) { return c.read(c.f, b) }
+
+func (c *Socket6) read(f *os.File, b []byte) (int, time.Time, error) {
 	if len(b) < vrrp.IPv6HeaderLen {
 		return 0, time.Time{}, fmt.Errorf("vrrp IPv6 socket: %d-byte buffer", len(b))
 	}
-	rc, err := c.f.SyscallConn()
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -163,7 +257,7 @@ func (c *Socket6) ReadPacket(b []byte) (int, time.Time, error) {
 	}
 	now := time.Now()
 	at, ovfl, ok := arrival(oob[:oobn], now)
-	if ok {
+	if ok && f == c.f {
 		c.overflows.Store(ovfl)
 	}
 	dst, hops := pktinfo6(oob[:oobn])
@@ -234,8 +328,8 @@ func (c *Socket6) Send(src, dst netip.Addr, msg []byte) error {
 	return errors.Join(err, serr)
 }
 
-// Close closes the socket; a blocked read returns.
+// Close closes the sockets; a blocked read returns.
 func (c *Socket6) Close() error {
 	c.closed.Store(true)
-	return c.f.Close()
+	return errors.Join(c.f.Close(), c.lane.Close())
 }

@@ -135,6 +135,11 @@ func attachFilter(fd int, srcs []netip.Addr, only bool) error {
 	if err != nil {
 		return err
 	}
+	return attachProgram(fd, prog)
+}
+
+// attachProgram sets fd's classic BPF filter.
+func attachProgram(fd int, prog []bpf.Instruction) error {
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return err
@@ -189,8 +194,21 @@ func (l lane) SetSources(srcs []netip.Addr) error {
 	c := l.c
 	c.laneMu.Lock()
 	defer c.laneMu.Unlock()
+	on, err := moveLane(c.onLane, srcs, func(f *os.File, srcs []netip.Addr, only bool) error {
+		return controlFilter(f, func(fd int) error { return attachFilter(fd, srcs, only) })
+	}, c.f, c.lane)
+	c.onLane = on
+	return err
+}
+
+// moveLane moves the lane's sources from on to srcs with set (a filter
+// setter): the main socket first drops only the sources that stay, then
+// the lane takes the new set, then the main socket drops it. It returns
+// the lane's sources after: srcs, or none when a step failed (the main
+// socket then takes everything again).
+func moveLane(on, srcs []netip.Addr, set func(f *os.File, srcs []netip.Addr, only bool) error, main, lane *os.File) ([]netip.Addr, error) {
 	var stay []netip.Addr
-	for _, a := range c.onLane {
+	for _, a := range on {
 		if slices.Contains(srcs, a) {
 			stay = append(stay, a)
 		}
@@ -199,24 +217,23 @@ func (l lane) SetSources(srcs []netip.Addr) error {
 		f    *os.File
 		srcs []netip.Addr
 		only bool
-	}{{c.f, stay, false}, {c.lane, srcs, true}, {c.f, srcs, false}} {
-		if err := setFilter(step.f, step.srcs, step.only); err != nil {
-			_ = setFilter(c.f, nil, false) // the main socket takes everything again
-			c.onLane = nil
-			return err
+	}{{main, stay, false}, {lane, srcs, true}, {main, srcs, false}} {
+		if err := set(step.f, step.srcs, step.only); err != nil {
+			_ = set(main, nil, false) // the main socket takes everything again
+			return nil, err
 		}
 	}
-	c.onLane = slices.Clone(srcs)
-	return nil
+	return slices.Clone(srcs), nil
 }
 
-func setFilter(f *os.File, srcs []netip.Addr, only bool) error {
+// controlFilter runs fn on f's descriptor.
+func controlFilter(f *os.File, fn func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}
 	var serr error
-	err = rc.Control(func(fd uintptr) { serr = attachFilter(int(fd), srcs, only) })
+	err = rc.Control(func(fd uintptr) { serr = fn(int(fd)) })
 	return errors.Join(err, serr)
 }
 
