@@ -194,13 +194,31 @@ func (n *Node) IsUp() (bool, error) {
 }
 
 // PowerOn is the return of a powered-off node: like a reboot it comes back
-// with only its own address (a VIP it held is gone), then its link goes up.
+// with only its own address (a VIP it held is gone), without the virtual
+// MAC (macvlan) interfaces a killed VRRP speaker left and with eth0's ARP
+// settings at the lab's, then its link goes up.
 func (n *Node) PowerOn() error {
 	h, link, err := n.handle()
 	if err != nil {
 		return err
 	}
 	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		return fmt.Errorf("%s: list links: %w", n.NS.Name, err)
+	}
+	for _, l := range links {
+		if _, ok := l.(*netlink.Macvlan); ok {
+			if err := h.LinkDel(l); err != nil {
+				return fmt.Errorf("%s: delete %s: %w", n.NS.Name, l.Attrs().Name, err)
+			}
+		}
+	}
+	for _, s := range memberSysctls {
+		if err := n.WriteSysctl("net/ipv4/conf/"+n.Iface+"/"+s.key, s.value); err != nil {
+			return err
+		}
+	}
 	addrs, err := h.AddrList(link, netlink.FAMILY_V4)
 	if err != nil {
 		return err
