@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,4 +116,43 @@ vrrp_instance VI_1 {
 	ka.waitLog("(VI_1) Entering BACKUP STATE", 5*time.Second)
 	c.stableActiveHolder(vip, hn, 800*time.Millisecond)
 	ka.noLog(kaComplaints...)
+}
+
+// A backup's virtual MAC interface stays quiet: no frame leaves the node
+// with the virtual MAC (no IGMP or MLD report, no router solicitation),
+// or the switch would move the virtual MAC to the backup's port. IPv4
+// and IPv6.
+func TestVMACBackupSendsNothing(t *testing.T) {
+	t.Parallel()
+	for _, fam := range []struct {
+		name string
+		in   func(prio int) instance
+		mac  string
+	}{
+		{"ipv4", func(prio int) instance { return instance{name: "VI_1", vrid: 51, prio: prio, extra: "    vmac: {}\n"} }, "00:00:5e:00:01:33"},
+		{"ipv6", func(prio int) instance { return v6(prio, "    vmac: {}\n") }, "00:00:5e:00:02:33"},
+	} {
+		t.Run(fam.name, func(t *testing.T) {
+			t.Parallel()
+			c := newCluster(t, 2)
+			n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
+			c.start(n1, fam.in(200))
+			c.waitActiveHolder(map[string]netip.Addr{"ipv4": vip, "ipv6": vip6}[fam.name], n1, 5*time.Second)
+			// Capture what leaves n2 with the virtual MAC while its
+			// haad starts, joins the group and settles as backup.
+			dump := n2.Command("timeout", "4", "tcpdump", "-i", "eth0", "-Q", "out", "-nn", "-e", "-l", "ether src "+fam.mac)
+			var out strings.Builder
+			dump.Stdout, dump.Stderr = &out, io.Discard
+			if err := dump.Start(); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(500 * time.Millisecond) // tcpdump listening
+			c.start(n2, fam.in(100))
+			_ = dump.Wait() // ends by timeout
+			c.wantStatus(n2, "BACKUP", nil)
+			if s := strings.TrimSpace(out.String()); s != "" {
+				t.Fatalf("the backup sent frames with the virtual MAC %s:\n%s", fam.mac, s)
+			}
+		})
+	}
 }

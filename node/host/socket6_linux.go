@@ -79,7 +79,14 @@ func openRaw6(ifname string, index int, lane bool) (int, error) {
 	}
 	setup = append(setup, []setting{
 		{"bind to device", func(fd int) error { return unix.BindToDevice(fd, ifname) }},
-		{"IPV6_MULTICAST_ALL", v6(unix.IPV6_MULTICAST_ALL, 0)},
+		// Linux 4.20 and later; before, a socket bound to a device
+		// gets the groups joined on it anyway.
+		{"IPV6_MULTICAST_ALL", func(fd int) error {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0); err != unix.ENOPROTOOPT {
+				return err
+			}
+			return nil
+		}},
 		{"IPV6_RECVPKTINFO", v6(unix.IPV6_RECVPKTINFO, 1)},
 		{"IPV6_RECVHOPLIMIT", v6(unix.IPV6_RECVHOPLIMIT, 1)},
 		{"IPV6_MULTICAST_HOPS", v6(unix.IPV6_MULTICAST_HOPS, 255)},
@@ -301,8 +308,12 @@ func pktinfo6(oob []byte) (dst netip.Addr, hops uint8) {
 // Send sends msg from src (an address of the interface: its link-local
 // one for adverts) to dst with a hop limit of 255.
 func (c *Socket6) Send(src, dst netip.Addr, msg []byte) error {
+	return send6(c.f, c.ifname, c.ifindex, src, dst, msg)
+}
+
+func send6(f *os.File, ifname string, ifindex int, src, dst netip.Addr, msg []byte) error {
 	if !src.Is6() || !dst.Is6() {
-		return fmt.Errorf("vrrp IPv6 socket on %s: %v -> %v is not IPv6", c.ifname, src, dst)
+		return fmt.Errorf("vrrp IPv6 socket on %s: %v -> %v is not IPv6", ifname, src, dst)
 	}
 	var oob [unix.SizeofCmsghdr + unix.SizeofInet6Pktinfo + 8]byte
 	space := unix.CmsgSpace(unix.SizeofInet6Pktinfo)
@@ -311,12 +322,12 @@ func (c *Socket6) Send(src, dst netip.Addr, msg []byte) error {
 	h.SetLen(unix.CmsgLen(unix.SizeofInet6Pktinfo))
 	pi := (*unix.Inet6Pktinfo)(unsafe.Pointer(&oob[unix.CmsgLen(0)]))
 	pi.Addr = src.As16()
-	pi.Ifindex = uint32(c.ifindex)
+	pi.Ifindex = uint32(ifindex)
 	to := unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.As16()}
 	if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() || dst.IsInterfaceLocalMulticast() {
-		to.Scope_id = uint32(c.ifindex)
+		to.Scope_id = uint32(ifindex)
 	}
-	rc, err := c.f.SyscallConn()
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}

@@ -397,8 +397,10 @@ func (c *Socket) Close() error {
 
 // SendPacket sends pkt, a whole IPv4 packet (an advert, with its IPsec AH
 // header if it has one), to dst.
-func (c *Socket) SendPacket(dst netip.Addr, pkt []byte) error {
-	rc, err := c.f.SyscallConn()
+func (c *Socket) SendPacket(dst netip.Addr, pkt []byte) error { return sendPacket4(c.f, dst, pkt) }
+
+func sendPacket4(f *os.File, dst netip.Addr, pkt []byte) error {
+	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
 	}

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
-	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -20,10 +23,12 @@ import (
 type VMAC struct {
 	Name, Parent string
 	MAC          net.HardwareAddr
-	// LinkLocal, for an IPv6 instance that sends from the macvlan: the
-	// parent's link-local address, added to the macvlan (without DAD) as
-	// the adverts' source. Invalid: none (IPv4, or sent from the parent).
-	LinkLocal netip.Addr
+	// V6: for an IPv6 instance. An IPv4 instance's macvlan has IPv6
+	// off (as keepalived makes it): it never sends a neighbour discovery
+	// or MLD packet with the virtual MAC. An IPv6 one sends no router
+	// solicitation; it has no address of its own (the adverts' link-local
+	// source comes and goes with the VIPs, see instances).
+	V6 bool
 }
 
 // vmacParents counts the VMACs of each parent interface and keeps the
@@ -33,6 +38,7 @@ type vmacParents struct {
 	mu    sync.Mutex
 	count map[string]int
 	saved map[string]map[string]string
+	quiet map[string]bool // the virtual MAC interfaces of VMACTable
 }
 
 // The parent of a VMAC answers ARP only for its own addresses (the VIPs
@@ -47,7 +53,8 @@ type vmacParents struct {
 // administrator).
 var (
 	vmacParentSysctls = [][2]string{{"arp_ignore", "1"}, {"arp_filter", "1"}, {"arp_announce", "2"}}
-	vmacSysctls       = [][2]string{{"arp_ignore", "1"}, {"accept_local", "1"}, {"rp_filter", "0"}, {"promote_secondaries", "1"}}
+	vmacSysctls       = [][3]string{{"4", "arp_ignore", "1"}, {"4", "accept_local", "1"}, {"4", "rp_filter", "0"}, {"4", "promote_secondaries", "1"}}
+	vmacSysctls6      = [][3]string{{"6", "accept_ra", "0"}, {"6", "router_solicitations", "0"}, {"6", "accept_dad", "0"}}
 )
 
 // AddVMAC creates the macvlan interface m (private mode, m.MAC), or keeps
@@ -61,6 +68,7 @@ func (l *Linux) AddVMAC(m VMAC) (err error) {
 			if lk, lerr := netlink.LinkByName(m.Name); lerr == nil {
 				_ = netlink.LinkDel(lk)
 			}
+			_ = l.quietVMAC(m.Name, false)
 		}
 	}()
 	parent, err := netlink.LinkByName(m.Parent)
@@ -102,19 +110,23 @@ func (l *Linux) AddVMAC(m VMAC) (err error) {
 			_ = l.restoreParentSysctls(m.Parent)
 		}
 	}()
-	for _, s := range vmacSysctls {
-		if err := writeConf(4, m.Name, s[0], s[1]); err != nil {
+	sysctls := vmacSysctls
+	if m.V6 {
+		sysctls = append(sysctls, vmacSysctls6...)
+	} else {
+		sysctls = append(sysctls, [3]string{"6", "disable_ipv6", "1"})
+	}
+	for _, s := range sysctls {
+		if err := writeConf(s[0], m.Name, s[1], s[2]); err != nil {
 			return fmt.Errorf("virtual MAC %s: %w", m.Name, err)
 		}
 	}
+	// Quiet before it is up: the kernel reports its groups at once.
+	if err := l.quietVMAC(m.Name, true); err != nil {
+		return fmt.Errorf("virtual MAC %s: %w", m.Name, err)
+	}
 	if err := netlink.LinkSetUp(lk); err != nil {
 		return fmt.Errorf("virtual MAC %s: set up: %w", m.Name, err)
-	}
-	if m.LinkLocal.IsValid() {
-		a := &netlink.Addr{IPNet: &net.IPNet{IP: m.LinkLocal.AsSlice(), Mask: net.CIDRMask(64, 128)}, Flags: unix.IFA_F_NODAD}
-		if err := netlink.AddrReplace(lk, a); err != nil {
-			return fmt.Errorf("virtual MAC %s: add the link-local source %s: %w", m.Name, m.LinkLocal, err)
-		}
 	}
 	return nil
 }
@@ -131,7 +143,7 @@ func (l *Linux) DelVMAC(name, parent string) error {
 			}
 		}
 	}
-	return errors.Join(err, l.restoreParentSysctls(parent))
+	return errors.Join(err, l.quietVMAC(name, false), l.restoreParentSysctls(parent))
 }
 
 func (l *Linux) vmacParentSysctls(parent string) error {
@@ -144,10 +156,10 @@ func (l *Linux) vmacParentSysctls(parent string) error {
 	if p.count[parent] == 0 {
 		saved := map[string]string{}
 		for _, s := range vmacParentSysctls {
-			if v, err := readConf(4, parent, s[0]); err == nil {
+			if v, err := readConf("4", parent, s[0]); err == nil {
 				saved[s[0]] = v
 			}
-			if err := writeConf(4, parent, s[0], s[1]); err != nil {
+			if err := writeConf("4", parent, s[0], s[1]); err != nil {
 				return fmt.Errorf("virtual MAC parent %s: %w", parent, err)
 			}
 		}
@@ -169,21 +181,106 @@ func (l *Linux) restoreParentSysctls(parent string) error {
 	}
 	var errs []error
 	for k, v := range p.saved[parent] {
-		errs = append(errs, writeConf(4, parent, k, v))
+		errs = append(errs, writeConf("4", parent, k, v))
 	}
 	delete(p.saved, parent)
 	return errors.Join(errs...)
 }
 
-func confPath(family int, dev, key string) string {
-	return fmt.Sprintf("/proc/sys/net/ipv%d/conf/%s/%s", family, dev, key)
+func confPath(family, dev, key string) string {
+	return "/proc/sys/net/ipv" + family + "/conf/" + dev + "/" + key
 }
 
-func writeConf(family int, dev, key, value string) error {
+func writeConf(family, dev, key, value string) error {
 	return os.WriteFile(confPath(family, dev, key), []byte(value), 0o644)
 }
 
-func readConf(family int, dev, key string) (string, error) {
+func readConf(family, dev, key string) (string, error) {
 	b, err := os.ReadFile(confPath(family, dev, key))
 	return strings.TrimSpace(string(b)), err
+}
+
+// VMACTable is the nftables table (family inet) through which haad keeps
+// the virtual MAC interfaces quiet: it drops the IGMP and MLD reports and
+// the router solicitations the kernel would send from them. Every node
+// has the virtual MAC, and such a packet from a backup would teach the
+// switch the virtual MAC's port, sending the master's traffic to the
+// backup until its next advert (keepalived drops them likewise). The
+// groups concerned are link-local ones, which switches flood anyway.
+const VMACTable = "haa_vmac"
+
+var vmacTable = &nftables.Table{Family: nftables.TableFamilyINet, Name: VMACTable}
+
+// writeVMACTable replaces the table by one for the interfaces names
+// (none: no table), in one transaction.
+func writeVMACTable(names []string) error {
+	c, err := nftables.New()
+	if err != nil {
+		return err
+	}
+	c.AddTable(vmacTable)
+	c.DelTable(vmacTable)
+	if len(names) > 0 {
+		t := c.AddTable(vmacTable)
+		ch := c.AddChain(&nftables.Chain{Name: "out", Table: t, Type: nftables.ChainTypeFilter,
+			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
+		for _, name := range names {
+			oif := []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyOIFNAME, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: ifnameData(name)},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+			}
+			rules := [][]expr.Any{
+				{&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_IGMP}}},
+				// MLD query, report, done (130-132), router solicitation
+				// (133), MLDv2 report (143).
+				{&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+					&expr.Range{Op: expr.CmpOpEq, Register: 1, FromData: []byte{130}, ToData: []byte{133}}},
+				{&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMPV6}},
+					&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
+					&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{143}}},
+			}
+			for _, r := range rules {
+				exprs := append(append(slices.Clone(oif), r...), &expr.Counter{}, &expr.Verdict{Kind: expr.VerdictDrop})
+				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
+			}
+		}
+	}
+	return c.Flush()
+}
+
+// ifnameData is an interface name as nftables compares it (IFNAMSIZ
+// bytes, zero-padded).
+func ifnameData(name string) []byte {
+	b := make([]byte, unix.IFNAMSIZ)
+	copy(b, name)
+	return b
+}
+
+// quietVMAC adds (on) or removes an interface from the table.
+func (l *Linux) quietVMAC(name string, on bool) error {
+	p := &l.parents
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.quiet == nil {
+		p.quiet = map[string]bool{}
+	}
+	if p.quiet[name] == on {
+		return nil
+	}
+	if on {
+		p.quiet[name] = true
+	} else {
+		delete(p.quiet, name)
+	}
+	if err := writeVMACTable(slices.Sorted(maps.Keys(p.quiet))); err != nil {
+		if on {
+			delete(p.quiet, name)
+		} else {
+			p.quiet[name] = true
+		}
+		return fmt.Errorf("nftables table inet %s: %w", VMACTable, err)
+	}
+	return nil
 }

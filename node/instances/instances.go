@@ -386,6 +386,10 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 			}
 		}()
 	}
+	// With a virtual MAC, adverts are sent and received on it (unless
+	// xmitBase): the kernel hands a multicast frame whose source is a
+	// local macvlan's MAC (every node's virtual MAC is the same) to that
+	// macvlan only, not to its parent.
 	ifc, err := s.acquireIface(c.SocketDevice(), c.IPv6())
 	if err != nil {
 		return err
@@ -410,9 +414,19 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 	}
 	held := c.HeldVIPs()
 	set := &vipSet{host: s.host, iface: c.Interface, vips: held, routes: c.Routes, rules: c.Rules}
+	if c.SocketDevice() != c.Interface && c.IPv6() {
+		// The adverts' link-local source must be on the interface they
+		// leave from: the virtual MAC holds a copy of it while master
+		// (a backup's would send MLD reports with the virtual MAC).
+		src := vip.VIP{Prefix: netip.PrefixFrom(c.VRRP.Primary, 64), Dev: c.SocketDevice()}
+		set.source = &src
+		held = append(slices.Clone(held), src) // for the stale removal below
+	}
 	if !c.Accept && c.VRRP.Priority != vrrp.PriorityOwner {
-		// RFC 5798 6.1: the address owner always accepts.
-		set.owner = c.VRRP.Name
+		// RFC 5798 6.1: the address owner always accepts. One owner per
+		// run of the instance: a restarted one's block never ends with
+		// the late removal of its predecessor's.
+		set.owner = fmt.Sprintf("%s@%p", c.VRRP.Name, set)
 	}
 	if len(c.Routes) > 0 || len(c.Rules) > 0 {
 		if err := s.host.DelRouting(c.Interface, c.Routes, c.Rules); err != nil {
@@ -539,10 +553,7 @@ func (s *Set) promoteSecondaries(dev string) {
 // addVMAC creates an instance's virtual MAC interface and gives ann the
 // GARP sender of the VIPs that live on it. Called with mu held.
 func (s *Set) addVMAC(c config.Instance, ann announcer) error {
-	m := host.VMAC{Name: c.VMAC.Name, Parent: c.Interface, MAC: c.VMAC.MAC}
-	if c.IPv6() && !c.VMAC.XmitBase {
-		m.LinkLocal = c.VRRP.Primary
-	}
+	m := host.VMAC{Name: c.VMAC.Name, Parent: c.Interface, MAC: c.VMAC.MAC, V6: c.IPv6()}
 	if err := s.host.AddVMAC(m); err != nil {
 		return err
 	}
@@ -610,17 +621,24 @@ type vipSet struct {
 	// owner: the instance's name when it does not accept packets to
 	// its VIPs (acceptMode false): they are blocked while held.
 	owner string
+	// source, when set, is the adverts' source address, held on the
+	// virtual MAC interface with the VIPs (before them, removed after
+	// them), never blocked nor announced.
+	source *vip.VIP
 }
 
 func (v *vipSet) Add() error {
 	var err error
+	if v.source != nil {
+		err = v.host.AddVIPs(v.iface, []vip.VIP{*v.source})
+	}
 	if v.owner != "" {
 		// Blocked before they exist: no packet reaches them unblocked.
 		addrs := make([]netip.Addr, len(v.vips))
 		for i, x := range v.vips {
 			addrs[i] = x.Prefix.Addr()
 		}
-		err = v.host.SetAcceptBlocked(v.owner, addrs)
+		err = errors.Join(err, v.host.SetAcceptBlocked(v.owner, addrs))
 	}
 	err = errors.Join(err, v.host.AddVIPs(v.iface, v.vips))
 	if len(v.routes) > 0 || len(v.rules) > 0 {
@@ -637,6 +655,9 @@ func (v *vipSet) Del() error {
 	err = errors.Join(err, v.host.DelVIPs(v.iface, v.vips))
 	if v.owner != "" {
 		err = errors.Join(err, v.host.SetAcceptBlocked(v.owner, nil))
+	}
+	if v.source != nil {
+		err = errors.Join(err, v.host.DelVIPs(v.iface, []vip.VIP{*v.source}))
 	}
 	return err
 }

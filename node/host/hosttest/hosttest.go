@@ -230,11 +230,7 @@ func (h *Host) AddVMAC(m host.VMAC) error {
 	if exists {
 		return nil
 	}
-	var addrs []string
-	if m.LinkLocal.IsValid() {
-		addrs = append(addrs, netip.PrefixFrom(m.LinkLocal, 64).String())
-	}
-	h.AddLink(m.Name, p.segment, addrs...)
+	h.AddLink(m.Name, p.segment)
 	return nil
 }
 
