@@ -83,7 +83,9 @@ func TestIPv6AndIPv4SameVRID(t *testing.T) {
 	c.stableHolder(vip6, n2, 100*time.Millisecond)
 }
 
-// Unicast IPv6 peers (global addresses), with the source set.
+// Unicast IPv6 peers (global addresses): n2 names its source, n1 does
+// not and sends from its address in the peer's network (not from its
+// link-local one, which no router would forward).
 func TestIPv6UnicastPeers(t *testing.T) {
 	t.Parallel()
 	c := newCluster(t, 2)
@@ -91,7 +93,7 @@ func TestIPv6UnicastPeers(t *testing.T) {
 	peer := func(self, other *lab.Node) string {
 		return "    unicastPeers: [\"" + other.Addr6.String() + "\"]\n    sourceAddress: \"" + self.Addr6.String() + "\"\n"
 	}
-	c.start(n1, v6(200, peer(n1, n2)))
+	c.start(n1, v6(200, "    unicastPeers: [\""+n2.Addr6.String()+"\"]\n"))
 	c.start(n2, v6(100, peer(n2, n1)))
 	c.waitHolder(vip6, n1, 5*time.Second)
 	c.stableHolder(vip6, n1, 500*time.Millisecond)

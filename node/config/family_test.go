@@ -115,3 +115,16 @@ instances:
 		t.Fatalf("v2 with IPv6 in a fleet document: %v", err)
 	}
 }
+
+// IPv4 and IPv6 instances of one VRID, both with the default virtual MAC
+// name: the IPv6 one is vrrp6.VRID, keepalived's fallback.
+func TestVMACDefaultNamePerFamily(t *testing.T) {
+	a, err := resolveYAML(t, "  - {name: V4, interface: eth0, vrid: 51, vips: [10.0.0.1/24], vmac: {}}\n"+
+		"  - {name: V6, interface: eth0, vrid: 51, vips: [fe80::1/64], vmac: {}}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Instances[0].VMAC.Name != "vrrp.51" || a.Instances[1].VMAC.Name != "vrrp6.51" {
+		t.Fatalf("names %s, %s; want vrrp.51, vrrp6.51", a.Instances[0].VMAC.Name, a.Instances[1].VMAC.Name)
+	}
+}

@@ -170,6 +170,11 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 			vrids[key] = i
 		}
 		if in.VMAC != nil {
+			if _, dup := vmacs[in.VMAC.Name]; dup && spec.GetVmac().GetName() == "" && in.IPv6() {
+				// keepalived's fallback for the default name of an IPv6
+				// instance: IPv4's VRID 51 has vrrp.51.
+				in.VMAC.Name = fmt.Sprintf("vrrp6.%d", in.VRRP.VRID)
+			}
 			if j, dup := vmacs[in.VMAC.Name]; dup {
 				p.add(path+".vmac.name", "%s is already the virtual MAC interface of instances[%d]: name one of them otherwise", in.VMAC.Name, j)
 			}

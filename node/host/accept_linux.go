@@ -1,7 +1,6 @@
 package host
 
 import (
-	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -79,11 +78,9 @@ func writeAcceptTable(addrs []netip.Addr) error {
 			return err
 		}
 	}
-	err = c.Flush()
-	if errors.Is(err, unix.ENOENT) {
-		err = nil
-	}
-	return err
+	// Nothing else is ignored: an error (such as ENOENT for an
+	// expression the kernel lacks) means the table blocks nothing.
+	return c.Flush()
 }
 
 func buildAcceptTable(c *nftables.Conn, addrs []netip.Addr) error {

@@ -492,13 +492,23 @@ func runnerConfig(c config.Instance) vrrp.RunnerConfig {
 
 // primaryAddr returns the source of an instance's adverts and its
 // tie-breaker: for IPv4 the first address of the interface that is not a
-// VIP; for IPv6 its first link-local address (RFC 5798 5.1.2.3).
+// VIP; for IPv6 its first link-local address (RFC 5798 5.1.2.3), or, for
+// unicast peers that are not link-local, its address in the first peer's
+// network (a router forwards no packet from a link-local source; the
+// peers then see the source they name).
 func (s *Set) primaryAddr(c config.Instance, vips map[netip.Addr]bool) (netip.Addr, error) {
 	name := c.Interface
 	if c.IPv6() {
 		addrs, err := s.host.Addrs6(name)
 		if err != nil {
 			return netip.Addr{}, err
+		}
+		if len(c.Peers) > 0 && !c.Peers[0].IsLinkLocalUnicast() {
+			for _, p := range addrs {
+				if ip := p.Addr(); !vips[ip] && !ip.IsLinkLocalUnicast() && p.Masked().Contains(c.Peers[0]) {
+					return ip, nil
+				}
+			}
 		}
 		for _, p := range addrs {
 			if ip := p.Addr(); ip.IsLinkLocalUnicast() && !vips[ip] {
@@ -519,21 +529,34 @@ func (s *Set) primaryAddr(c config.Instance, vips map[netip.Addr]bool) (netip.Ad
 	return netip.Addr{}, fmt.Errorf("interface %s has no IPv4 address of its own: add one or set sourceAddress", name)
 }
 
-// segmentOf returns the network of addr on the instance's interface;
-// for an IPv6 instance, whose source is link-local, the interface's first
-// global IPv6 network (fe80::/64 names no link), else fe80::/64.
+// segmentOf returns the network of addr on the instance's interface.
+// An IPv6 instance's source is link-local, and fe80::/64 names no link:
+// its segment is the smallest global IPv6 network of the interface that
+// is not a VIP's (the same choice on every node of the link), none when
+// the interface has no global address. Called with mu held.
 func (s *Set) segmentOf(c config.Instance, addr netip.Addr) netip.Prefix {
 	if c.IPv6() {
-		addrs, _ := s.host.Addrs6(c.Interface)
-		for _, p := range addrs {
-			if a := p.Addr(); !a.IsLinkLocalUnicast() && !slices.ContainsFunc(c.VIPs, func(v vip.VIP) bool { return v.Prefix.Addr() == a }) {
-				return p.Masked()
+		vips := map[netip.Addr]bool{}
+		for _, in := range s.running {
+			for _, v := range in.Config.VIPs {
+				vips[v.Prefix.Addr()] = true
 			}
 		}
-		if addr.IsLinkLocalUnicast() {
-			return netip.MustParsePrefix("fe80::/64")
+		for _, v := range c.VIPs {
+			vips[v.Prefix.Addr()] = true
 		}
-		return netip.Prefix{}
+		addrs, _ := s.host.Addrs6(c.Interface)
+		var best netip.Prefix
+		for _, p := range addrs {
+			a := p.Addr()
+			if a.IsLinkLocalUnicast() || vips[a] {
+				continue
+			}
+			if m := p.Masked(); !best.IsValid() || m.Addr().Less(best.Addr()) || (m.Addr() == best.Addr() && m.Bits() < best.Bits()) {
+				best = m
+			}
+		}
+		return best
 	}
 	addrs, _ := s.host.Addrs(c.Interface)
 	for _, a := range addrs {

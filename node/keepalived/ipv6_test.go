@@ -70,9 +70,17 @@ vrrp_instance N6 {
 	if !hasProblem(warns, 5, "virtual_ipaddress", "should be link-local") {
 		t.Errorf("global first address:\n%s", problemLines(warns))
 	}
-	ps := fails(t, "vrrp_instance A {\n interface eth0\n strict_mode\n virtual_router_id 7\n virtual_ipaddress {\n  fd77::100/64\n }\n}\n")
-	if !hasProblem(ps, 6, "virtual_ipaddress", "must be link-local") {
-		t.Errorf("strict mode, global first address:\n%s", problemLines(ps))
+	_, warns = ok(t, "vrrp_instance A {\n interface eth0\n strict_mode\n virtual_router_id 7\n virtual_ipaddress {\n  fd77::100/64\n }\n}\n", Options{})
+	if !hasProblem(warns, 6, "virtual_ipaddress", "must be link-local", "runs the instance as written") {
+		t.Errorf("strict mode, global first address:\n%s", problemLines(warns))
+	}
+	// Strict mode resets vmac_xmit_base, and accept with VRRPv2.
+	cfg, warns = ok(t, "global_defs {\n vrrp_strict\n}\n"+instance(" use_vmac\n vmac_xmit_base\n accept\n"), Options{})
+	if in := cfg.GetInstances()[0]; in.GetVmac().GetXmitBase() || in.AcceptMode == nil || in.GetAcceptMode() {
+		t.Errorf("strict mode: vmac %v, acceptMode %v", in.GetVmac(), in.AcceptMode)
+	}
+	if !hasProblem(warns, 11, "vmac_xmit_base", "resets vmac_xmit_base") || !hasProblem(warns, 12, "accept", "VRRPv2 has no accept mode") {
+		t.Errorf("strict mode warnings:\n%s", problemLines(warns))
 	}
 	// Strict mode: no_accept unless the address owner.
 	cfg, _ = ok(t, "global_defs {\n vrrp_strict\n}\n"+instance(""), Options{})

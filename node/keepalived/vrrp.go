@@ -1048,7 +1048,7 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 		if a, _, _ := strings.Cut(strings.Fields(spec.Vips[0])[0], "/"); !strings.HasPrefix(strings.ToLower(a), "fe8") {
 			here := in.vips[0].kw
 			if strict {
-				c.r.errorf(here, "virtual_ipaddress", "in keepalived's strict mode (%s at %s) the first address of an IPv6 instance must be link-local (RFC 5798 5.2.9), and keepalived refuses the instance: put a link-local address (fe80::...) first on every node", strictTok.text, at(strictTok, here))
+				c.r.warnf(here, "virtual_ipaddress", "in keepalived's strict mode (%s at %s) the first address of an IPv6 instance must be link-local (RFC 5798 5.2.9): keepalived reports a configuration error and runs the instance as written, and so does haa; put a link-local address (fe80::...) first on every node", strictTok.text, at(strictTok, here))
 			} else {
 				c.r.warnf(here, "virtual_ipaddress", "the first address of an IPv6 instance should be link-local (RFC 5798 5.2.9; keepalived says so too and goes on): adverts list the addresses as written, in keepalived and haa; put a link-local address (fe80::...) first on every node")
 			}
@@ -1091,7 +1091,7 @@ func (c *conv) finishInstance(in *instDef, idx int) *haav1.Instance {
 		spec.MulticastGroup = c.g.mcast6
 		toks["multicastGroup"] = c.g.mcast6Tok
 	}
-	c.vmacAccept(in, spec, prio, strict)
+	c.vmacAccept(in, spec, prio, version, strict, strictTok)
 	if in.v3as2 {
 		if version == 3 {
 			spec.V3ChecksumAsV2 = true
@@ -1626,12 +1626,15 @@ func (c *conv) instanceIPv6(in *instDef) bool {
 }
 
 // vmacAccept converts use_vmac, vmac_xmit_base, accept and no_accept.
-func (c *conv) vmacAccept(in *instDef, spec *haav1.Instance, prio uint32, strict bool) {
+func (c *conv) vmacAccept(in *instDef, spec *haav1.Instance, prio uint32, version int, strict bool, strictTok token) {
 	toks := in.toks
 	switch {
 	case in.vmac != nil:
 		spec.Vmac = in.vmac
-		if in.xmitBase {
+		if in.xmitBase && strict {
+			here := toks["vmac.xmitBase"]
+			c.r.warnf(here, here.text, "keepalived's strict mode (%s at %s) resets vmac_xmit_base (\"xmit_base is incompatible with strict mode - resetting\"), and so does this conversion: remove it", strictTok.text, at(strictTok, here))
+		} else if in.xmitBase {
 			spec.Vmac.XmitBase = true
 		} else if len(in.peers) > 0 {
 			here := toks["vmac"]
@@ -1643,6 +1646,10 @@ func (c *conv) vmacAccept(in *instDef, spec *haav1.Instance, prio uint32, strict
 		c.r.warnf(here, here.text, "without use_vmac there is no virtual MAC interface: keepalived ignores it, and so does this conversion; remove it")
 	}
 	switch {
+	case in.accept != nil && *in.accept && strict && version == 2 && prio != 255:
+		here := toks["acceptMode"]
+		c.r.warnf(here, here.text, "in keepalived's strict mode (%s at %s) VRRPv2 has no accept mode (\"accept mode for VRRP version 2 does not comply with RFC3768 - resetting\"): the master drops packets to the VIPs, and so does this conversion (acceptMode: false); remove it", strictTok.text, at(strictTok, here))
+		spec.AcceptMode = proto.Bool(false)
 	case in.accept != nil:
 		spec.AcceptMode = in.accept
 	case strict && prio != 255:
