@@ -2,6 +2,7 @@ package instances
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -235,4 +236,69 @@ func (l *lockedLog) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// start applies y to s as the agent does and returns the started set.
+func startYAML(t *testing.T, s *Set, y string) {
+	t.Helper()
+	ch, err := s.Prepare(resolved(t, y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop(context.Background(), ch)
+	s.Update(ch)
+	if err := s.Start(ch, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A virtual MAC's life: created at start on a backup too, the VIPs (and
+// an IPv6 instance's link-local source) on it while master, removed at
+// stop. acceptMode false blocks the VIPs while they are held, never the
+// source; the address owner is never blocked.
+func TestVMACAndAcceptLifecycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net := hosttest.NewNetwork()
+		h1, h2 := net.NewHost("n1"), net.NewHost("n2")
+		h1.AddLink("eth0", "lan", "10.0.0.1/24", "fe80::1/64")
+		h2.AddLink("eth0", "lan", "10.0.0.2/24", "fe80::2/64")
+		s1, s2 := newSet(h1), newSet(h2)
+		defer s1.Close(context.Background())
+		defer s2.Close(context.Background())
+		y := func(prio int) string {
+			return fmt.Sprintf("  - {name: V6, interface: eth0, vrid: 51, priority: %d, advertInterval: 0.1s, vips: [fe80::100/64], vmac: {}, acceptMode: false}\n"+
+				"  - {name: OWN, interface: eth0, vrid: 52, priority: %d, advertInterval: 0.1s, vips: [10.0.0.9/24], acceptMode: false}\n", prio, 255)
+		}
+		startYAML(t, s1, y(200))
+		startYAML(t, s2, y(100))
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if !h1.HasLink("vrrp.51") || !h2.HasLink("vrrp.51") {
+			t.Fatal("the virtual MAC interface exists only on the master: want it on every node")
+		}
+		vs := h1.VIPs("vrrp.51")
+		if len(vs) != 2 || vs[0].Prefix.String() != "fe80::1/64" || vs[1].Prefix.String() != "fe80::100/64" {
+			t.Fatalf("the master's vrrp.51 holds %v, want its link-local source, then the VIP", vs)
+		}
+		if len(h2.VIPs("vrrp.51")) != 0 {
+			t.Fatalf("the backup's vrrp.51 holds %v", h2.VIPs("vrrp.51"))
+		}
+		if b := h1.Blocked(); len(b) != 1 || b[0].String() != "fe80::100" {
+			t.Fatalf("the master blocks %v, want the VIP alone (not the source, not the owner's 10.0.0.9)", b)
+		}
+		if b := h2.Blocked(); len(b) != 0 {
+			t.Fatalf("the backup blocks %v", b)
+		}
+		if err := s1.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if h1.HasLink("vrrp.51") || len(h1.Blocked()) != 0 {
+			t.Fatalf("after stop: vrrp.51 there %v, blocked %v", h1.HasLink("vrrp.51"), h1.Blocked())
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if b := h2.Blocked(); len(b) != 1 || len(h2.VIPs("vrrp.51")) != 2 {
+			t.Fatalf("the new master blocks %v and holds %v", b, h2.VIPs("vrrp.51"))
+		}
+	})
 }

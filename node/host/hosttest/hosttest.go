@@ -265,11 +265,23 @@ func (h *Host) SetAcceptBlocked(owner string, addrs []netip.Addr) error {
 	return nil
 }
 
-// Blocked returns the addresses an instance blocks (acceptMode false).
-func (h *Host) Blocked(owner string) []netip.Addr {
+// Blocked returns the addresses the host blocks (acceptMode false),
+// whoever blocks them, in no order.
+func (h *Host) Blocked() []netip.Addr {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return slices.Clone(h.blocked[owner])
+	var out []netip.Addr
+	for _, as := range h.blocked {
+		out = append(out, as...)
+	}
+	return out
+}
+
+// HasLink reports whether the host has the named link.
+func (h *Host) HasLink(name string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.links[name] != nil
 }
 
 // Addrs6 implements node.Host: the link's own IPv6 addresses, then its
