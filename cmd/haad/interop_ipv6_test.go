@@ -50,30 +50,6 @@ vrrp_instance VI_1 {
 `, n.Name, prio, vmac, vip6ll, vip6)
 }
 
-// waitActive waits until want alone holds a on a link that is up (the
-// VIP lives on the virtual MAC interface with use_vmac).
-func (c *cluster) waitActiveHolder(a netip.Addr, want *lab.Node, timeout time.Duration) {
-	c.t.Helper()
-	if _, err := c.lab.WaitActiveHolder(a, want, timeout); err != nil {
-		c.t.Fatal(err)
-	}
-}
-
-// stableActiveHolder asserts that want alone holds a, on a link that is
-// up, for the whole period.
-func (c *cluster) stableActiveHolder(a netip.Addr, want *lab.Node, period time.Duration) {
-	c.t.Helper()
-	for end := time.Now().Add(period); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		hs, err := c.lab.ActiveHolders(a)
-		if err != nil {
-			c.t.Fatal(err)
-		}
-		if len(hs) != 1 || hs[0] != want {
-			c.t.Fatalf("holders of %s: %s, want only %s", a, lab.Names(hs), want.Name)
-		}
-	}
-}
-
 const masterDown6 = 3*100*time.Millisecond + 100*time.Millisecond*156/256
 
 func TestInteropIPv6HaadMaster(t *testing.T) {
@@ -85,10 +61,10 @@ func TestInteropIPv6HaadMaster(t *testing.T) {
 			c := newCluster(t, 2)
 			hn, kn := c.lab.Nodes[0], c.lab.Nodes[1]
 			c.start(hn, v.haad(200))
-			c.waitActiveHolder(vip6, hn, 5*time.Second)
+			c.waitActive(vip6, hn, 5*time.Second)
 			ka := c.startKeepalived(kn, v.keepalived(kn, 100))
 			ka.waitLog("(VI_1) Entering BACKUP STATE", 5*time.Second)
-			c.stableActiveHolder(vip6, hn, masterDown6+time.Second)
+			c.stableActive(vip6, hn, masterDown6+time.Second)
 			ka.noLog("Entering MASTER STATE")
 			ka.noLog(kaComplaints...)
 			c.wantStatus(hn, "MASTER", nil)
@@ -112,10 +88,10 @@ func TestInteropIPv6HaadMaster(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.start(hn, v.haad(200))
-			c.waitActiveHolder(vip6, hn, 5*time.Second)
+			c.waitActive(vip6, hn, 5*time.Second)
 			ka.waitLog("(VI_1) Entering BACKUP STATE", 5*time.Second)
 			ka.wantLog(fmt.Sprintf("(VI_1) Master received advert from %s with higher priority 200, ours 100", hn.LinkLocal))
-			c.stableActiveHolder(vip6, hn, 800*time.Millisecond)
+			c.stableActive(vip6, hn, 800*time.Millisecond)
 			ka.noLog(kaComplaints...)
 			if st := c.wantStatus(hn, "MASTER", nil); st.AdvertsReceived == 0 {
 				t.Fatalf("haad %+v never heard keepalived's adverts", st)
@@ -133,9 +109,9 @@ func TestInteropIPv6KeepalivedMaster(t *testing.T) {
 			c := newCluster(t, 2)
 			hn, kn := c.lab.Nodes[0], c.lab.Nodes[1]
 			ka := c.startKeepalived(kn, v.keepalived(kn, 200))
-			c.waitActiveHolder(vip6, kn, 5*time.Second)
+			c.waitActive(vip6, kn, 5*time.Second)
 			c.start(hn, v.haad(100))
-			c.stableActiveHolder(vip6, kn, masterDown6+time.Second)
+			c.stableActive(vip6, kn, masterDown6+time.Second)
 			st := c.wantStatus(hn, "BACKUP", nil)
 			if st.Master != kn.LinkLocal.String() || st.Transitions != 1 {
 				t.Fatalf("haad backup %+v: want one transition, following %s", st, kn.LinkLocal)
@@ -155,8 +131,8 @@ func TestInteropIPv6KeepalivedMaster(t *testing.T) {
 				t.Fatal(err)
 			}
 			ka.restart(v.keepalived(kn, 200))
-			c.waitActiveHolder(vip6, kn, 5*time.Second)
-			c.stableActiveHolder(vip6, kn, 800*time.Millisecond)
+			c.waitActive(vip6, kn, 5*time.Second)
+			c.stableActive(vip6, kn, 800*time.Millisecond)
 			if st := c.wantStatus(hn, "BACKUP", nil); st.LastCause != "higher_priority_advert" {
 				t.Fatalf("haad %+v: want backup by higher_priority_advert", st)
 			}

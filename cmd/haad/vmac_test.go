@@ -25,8 +25,8 @@ func TestVMACFailoverKeepsClientsARP(t *testing.T) {
 	in := func(prio int) instance { return instance{name: "VI_1", vrid: 51, prio: prio, extra: "    vmac: {}\n"} }
 	c.start(n1, in(200))
 	c.start(n2, in(100))
-	c.waitActiveHolder(vip, n1, 5*time.Second)
-	c.stableActiveHolder(vip, n1, 500*time.Millisecond)
+	c.waitActive(vip, n1, 5*time.Second)
+	c.stableActive(vip, n1, 500*time.Millisecond)
 	for _, n := range []*lab.Node{n1, n2} {
 		if v, err := n.ReadSysctl("net/ipv4/conf/eth0/arp_ignore"); err != nil || v != "1" {
 			t.Errorf("%s: eth0 arp_ignore %q (%v), want 1 while it has a virtual MAC", n.Name, v, err)
@@ -91,10 +91,10 @@ vrrp_instance VI_1 {
 `, kn.Name, prio, vip)
 	}
 	c.start(hn, instance{name: "VI_1", vrid: 51, prio: 200, extra: "    vmac: {}\n"})
-	c.waitActiveHolder(vip, hn, 5*time.Second)
+	c.waitActive(vip, hn, 5*time.Second)
 	ka := c.startKeepalived(kn, conf(100))
 	ka.waitLog("(VI_1) Entering BACKUP STATE", 5*time.Second)
-	c.stableActiveHolder(vip, hn, masterDown6+time.Second)
+	c.stableActive(vip, hn, masterDown6+time.Second)
 	ka.noLog("Entering MASTER STATE")
 	ka.noLog(kaComplaints...)
 	c.wantVMAC(hn, vip, "00:00:5e:00:01:33")
@@ -112,9 +112,9 @@ vrrp_instance VI_1 {
 	}
 	ka.markLog()
 	c.start(hn, instance{name: "VI_1", vrid: 51, prio: 200, extra: "    vmac: {}\n"})
-	c.waitActiveHolder(vip, hn, 5*time.Second)
+	c.waitActive(vip, hn, 5*time.Second)
 	ka.waitLog("(VI_1) Entering BACKUP STATE", 5*time.Second)
-	c.stableActiveHolder(vip, hn, 800*time.Millisecond)
+	c.stableActive(vip, hn, 800*time.Millisecond)
 	ka.noLog(kaComplaints...)
 }
 
@@ -137,7 +137,7 @@ func TestVMACBackupSendsNothing(t *testing.T) {
 			c := newCluster(t, 2)
 			n1, n2 := c.lab.Nodes[0], c.lab.Nodes[1]
 			c.start(n1, fam.in(200))
-			c.waitActiveHolder(map[string]netip.Addr{"ipv4": vip, "ipv6": vip6}[fam.name], n1, 5*time.Second)
+			c.waitActive(map[string]netip.Addr{"ipv4": vip, "ipv6": vip6}[fam.name], n1, 5*time.Second)
 			// Capture what leaves n2 with the virtual MAC while its
 			// haad starts, joins the group and settles as backup.
 			dump := n2.Command("timeout", "4", "tcpdump", "-i", "eth0", "-Q", "out", "-nn", "-e", "-l", "ether src "+fam.mac)

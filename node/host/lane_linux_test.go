@@ -65,6 +65,15 @@ func advert(t *testing.T, src netip.Addr) []byte {
 // their sources, in order.
 func sources(t *testing.T, f *os.File, rd func([]byte) (int, time.Time, error)) []netip.Addr {
 	t.Helper()
+	return readSources(t, f, rd, func(b []byte) (netip.Addr, error) {
+		h, _, err := vrrp.ParseIPv4(b)
+		return h.Src, err
+	})
+}
+
+// readSources is sources with the IP header read by src.
+func readSources(t *testing.T, f *os.File, rd func([]byte) (int, time.Time, error), src func([]byte) (netip.Addr, error)) []netip.Addr {
+	t.Helper()
 	var out []netip.Addr
 	buf := make([]byte, 2048)
 	for {
@@ -78,11 +87,11 @@ func sources(t *testing.T, f *os.File, rd func([]byte) (int, time.Time, error)) 
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, _, err := vrrp.ParseIPv4(buf[:n])
+		a, err := src(buf[:n])
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, h.Src)
+		out = append(out, a)
 	}
 }
 

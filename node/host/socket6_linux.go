@@ -40,7 +40,7 @@ type Socket6 struct {
 	overflows atomic.Uint32
 
 	mu     sync.Mutex
-	groups map[netip.Addr]int
+	groups groupRefs
 }
 
 // ListenSocket6 opens the IPv6 VRRP socket of an interface, and its
@@ -60,7 +60,7 @@ func ListenSocket6(ifname string) (*Socket6, error) {
 		return nil, err
 	}
 	return &Socket6{ifname: ifname, ifindex: ifi.Index, f: os.NewFile(uintptr(fd), "vrrp6-"+ifname),
-		lane: os.NewFile(uintptr(lane), "vrrp6-lane-"+ifname), groups: map[netip.Addr]int{}}, nil
+		lane: os.NewFile(uintptr(lane), "vrrp6-lane-"+ifname), groups: groupRefs{}}, nil
 }
 
 // openRaw6 opens a raw IPv6 socket of protocol 112 bound to the
@@ -79,8 +79,8 @@ func openRaw6(ifname string, index int, lane bool) (int, error) {
 	}
 	setup = append(setup, []setting{
 		{"bind to device", func(fd int) error { return unix.BindToDevice(fd, ifname) }},
-		// Linux 4.20 and later; before, a socket bound to a device
-		// gets the groups joined on it anyway.
+		// Linux 4.20 and later; before, the socket also gets the
+		// groups other sockets joined (the receive checks drop them).
 		{"IPV6_MULTICAST_ALL", func(fd int) error {
 			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_ALL, 0); err != unix.ENOPROTOOPT {
 				return err
@@ -194,29 +194,14 @@ func (c *Socket6) Overflows() uint32 { return c.overflows.Load() }
 func (c *Socket6) JoinGroup(g netip.Addr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.groups[g] > 0 {
-		c.groups[g]++
-		return nil
-	}
-	if err := c.mreq(unix.IPV6_JOIN_GROUP, g); err != nil {
-		return fmt.Errorf("join %s on %s: %w", g, c.ifname, err)
-	}
-	c.groups[g] = 1
-	return nil
+	return c.groups.join(g, c.ifname, func() error { return c.mreq(unix.IPV6_JOIN_GROUP, g) })
 }
 
 // LeaveGroup undoes one JoinGroup.
 func (c *Socket6) LeaveGroup(g netip.Addr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.groups[g] == 0 {
-		return nil
-	}
-	if c.groups[g]--; c.groups[g] > 0 {
-		return nil
-	}
-	delete(c.groups, g)
-	return c.mreq(unix.IPV6_LEAVE_GROUP, g)
+	return c.groups.leave(g, func() error { return c.mreq(unix.IPV6_LEAVE_GROUP, g) })
 }
 
 func (c *Socket6) mreq(op int, g netip.Addr) error {

@@ -1,7 +1,6 @@
 package host
 
 import (
-	"errors"
 	"net/netip"
 	"os"
 	"testing"
@@ -109,27 +108,13 @@ func newSocket6Pair(t *testing.T) (rx, tx *Socket6) {
 	return rx, tx
 }
 
-// sources6 reads IPv6 packets from rd until none comes for a while and
-// returns their sources, in order.
+// sources6 is sources for IPv6 packets.
 func sources6(t *testing.T, f *os.File, rd func([]byte) (int, time.Time, error)) []netip.Addr {
 	t.Helper()
-	var out []netip.Addr
-	buf := make([]byte, 2048)
-	for {
-		must(t, f.SetReadDeadline(time.Now().Add(300*time.Millisecond)))
-		n, _, err := rd(buf)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, _, err := vrrp.ParseIPv6(buf[:n])
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, h.Src)
-	}
+	return readSources(t, f, rd, func(b []byte) (netip.Addr, error) {
+		h, _, err := vrrp.ParseIPv6(b)
+		return h.Src, err
+	})
 }
 
 // The IPv6 priority lane, as IPv4's (TestLaneCarriesOnlyItsSources): its

@@ -37,7 +37,7 @@ type Socket struct {
 	overflows atomic.Uint32
 
 	mu     sync.Mutex
-	groups map[netip.Addr]int
+	groups groupRefs
 	ah     *os.File // IPsec AH packets, once ListenAH opened it
 }
 
@@ -83,7 +83,7 @@ func ListenSocket(ifname string) (*Socket, error) {
 		ifname: ifname, ifindex: ifi.Index,
 		f:      os.NewFile(uintptr(fd), "vrrp-"+ifname),
 		lane:   os.NewFile(uintptr(lane), "vrrp-lane-"+ifname),
-		groups: map[netip.Addr]int{},
+		groups: groupRefs{},
 	}, nil
 }
 
@@ -251,30 +251,42 @@ func (c *Socket) Index() int { return c.ifindex }
 func (c *Socket) JoinGroup(g netip.Addr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.groups[g] > 0 {
-		c.groups[g]++
-		return nil
-	}
-	if err := c.mreq(unix.IP_ADD_MEMBERSHIP, g); err != nil {
-		return fmt.Errorf("join %s on %s: %w", g, c.ifname, err)
-	}
-	c.groups[g] = 1
-	return nil
+	return c.groups.join(g, c.ifname, func() error { return c.mreq(unix.IP_ADD_MEMBERSHIP, g) })
 }
 
 // LeaveGroup undoes one JoinGroup.
 func (c *Socket) LeaveGroup(g netip.Addr) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.groups[g] == 0 {
+	return c.groups.leave(g, func() error { return c.mreq(unix.IP_DROP_MEMBERSHIP, g) })
+}
+
+// groupRefs counts the joins of each multicast group of a socket: the
+// kernel is asked on the first join and after the last leave. Its owner
+// serialises the calls.
+type groupRefs map[netip.Addr]int
+
+func (m groupRefs) join(g netip.Addr, ifname string, do func() error) error {
+	if m[g] > 0 {
+		m[g]++
 		return nil
 	}
-	c.groups[g]--
-	if c.groups[g] > 0 {
+	if err := do(); err != nil {
+		return fmt.Errorf("join %s on %s: %w", g, ifname, err)
+	}
+	m[g] = 1
+	return nil
+}
+
+func (m groupRefs) leave(g netip.Addr, do func() error) error {
+	if m[g] == 0 {
 		return nil
 	}
-	delete(c.groups, g)
-	return c.mreq(unix.IP_DROP_MEMBERSHIP, g)
+	if m[g]--; m[g] > 0 {
+		return nil
+	}
+	delete(m, g)
+	return do()
 }
 
 // mreq joins or leaves g on the sockets (the AH one too, if open).
