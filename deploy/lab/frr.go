@@ -91,14 +91,6 @@ func (f Family) String() string {
 	return fmt.Sprintf("Family(%d)", int(f))
 }
 
-// json is the key of the family in vtysh's `show vrrp json`.
-func (f Family) json() string {
-	if f == IPv6 {
-		return "v6"
-	}
-	return "v4"
-}
-
 // FRRVRRP is one virtual router of FRR's vrrpd on one address family: what
 // NewFRRVRRP returns, the config lines (Config) and the macvlan (Macvlan)
 // it needs.
