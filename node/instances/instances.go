@@ -650,6 +650,17 @@ type vipSet struct {
 	source *vip.VIP
 }
 
+// quickSet bounds the sets the runner adds itself at takeover
+// (vrrp.QuickAddresses): a netlink request each, well under a millisecond
+// in all.
+const quickSet = 16
+
+// Quick implements vrrp.QuickAddresses: a few addresses, routes and rules,
+// and no nftables transaction (acceptMode false) before them.
+func (v *vipSet) Quick() bool {
+	return v.owner == "" && len(v.vips)+len(v.routes)+len(v.rules) <= quickSet
+}
+
 func (v *vipSet) Add() error {
 	var err error
 	if v.source != nil {

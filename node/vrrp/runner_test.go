@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -439,6 +440,59 @@ func TestRunnerRetriesFailedVIPAdd(t *testing.T) {
 		synctest.Wait()
 		if st := r.Status(); st.VIPError != "" || !f.Held() {
 			t.Fatalf("status %+v held %v: want the VIPs added after retries", st, f.Held())
+		}
+	})
+}
+
+// quickHolder is a small address set (QuickAddresses) that notes how many
+// adverts its runner had sent when it was added.
+type quickHolder struct {
+	vipHolder
+	r         *Runner
+	sentAtAdd atomic.Int64
+	garps     func() int
+	garpAtAdd atomic.Int64
+}
+
+func (q *quickHolder) Quick() bool { return true }
+
+func (q *quickHolder) Add() error {
+	q.sentAtAdd.Store(int64(q.r.Stats().AdvertsSent.Load()))
+	q.garpAtAdd.Store(int64(q.garps()))
+	return q.vipHolder.Add()
+}
+
+// TestRunnerAddsQuickAddressesBeforeItsFirstAdvert: a small set is added
+// by the runner itself at takeover, before its first advert, and
+// announced at once (keepalived's order, no hand-off to the worker); a
+// large one (TestRunnerSlowAddressesNeverSilenceTheMaster) stays the
+// worker's.
+func TestRunnerAddsQuickAddressesBeforeItsFirstAdvert(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := newBus()
+		addr := netip.MustParseAddr("10.77.0.1")
+		rc := RunnerConfig{Config: Config{Name: "VI_1", VRID: 51, Priority: 200, Version: 3, Interval: 100 * time.Millisecond,
+			Preempt: true, Addrs: []netip.Addr{vip1}, Primary: addr}, Interface: "eth0", Group: GroupV4,
+			GARP: GARPConfig{Delay: 5 * time.Second, Repeat: 5, RefreshRepeat: 1}}
+		garp := &announcer{}
+		q := &quickHolder{garps: garp.count}
+		q.sentAtAdd.Store(-1)
+		r := NewRunner(rc, port{b, addr}, q, garp, quiet(), nil)
+		q.r = r
+		b.nodes[addr] = r
+		ctx, cancel := context.WithCancel(context.Background())
+		defer func() { cancel(); <-r.Done() }()
+		go r.Run(ctx, true)
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if r.Status().State != Master || !q.Held() {
+			t.Fatalf("alone: %v, held %v", r.Status().State, q.Held())
+		}
+		if n := q.sentAtAdd.Load(); n != 0 {
+			t.Fatalf("the addresses were added after %d adverts as master, want before the first", n)
+		}
+		if n := q.garpAtAdd.Load(); n != 0 || garp.count() == 0 {
+			t.Fatalf("GARPs: %d before the add, %d in all", n, garp.count())
 		}
 	})
 }
