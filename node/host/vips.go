@@ -23,6 +23,11 @@ type VIPs struct {
 	h     netlinkOps
 	owned *netlink.Handle // created by NewVIPs and closed by Close
 	mu    sync.Mutex      // one AddAll or DelAll at a time
+	// known are the links AddAll looked up, by name (under mu): a
+	// takeover adds its addresses without a lookup first. A link
+	// deleted since (its index is gone, ENODEV) is looked up again;
+	// the kernel never gives a new link an old index (they only grow).
+	known map[string]netlink.Link
 }
 
 // netlinkOps is what VIPs asks of netlink (*netlink.Handle).
@@ -66,8 +71,8 @@ func (m *VIPs) Del(iface string, v vip.VIP) error { return m.DelAll(iface, []vip
 // AddAll adds each of vs on its v.Dev, or on iface when v.Dev is empty. An
 // address already present (same address and prefix length) is not an
 // error. IPv6 addresses are added with IFA_F_NODAD so they are usable at
-// once. It costs one link lookup per device and one request per address:
-// it does not list addresses. Every address is tried; the errors are
+// once. It costs one request per address, and a link lookup the first
+// time a device is seen: it does not list addresses. Every address is tried; the errors are
 // joined.
 func (m *VIPs) AddAll(iface string, vs []vip.VIP) error {
 	m.mu.Lock()
@@ -80,14 +85,31 @@ func (m *VIPs) AddAll(iface string, vs []vip.VIP) error {
 			errs = append(errs, err)
 			continue
 		}
-		link, err := links.get(dev, v)
-		if err != nil {
-			errs = append(errs, err)
+		link, cached := m.known[dev]
+		if !cached {
+			var err error
+			if link, err = links.get(dev, v); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		err := m.h.AddrAdd(link, toNetlink(v, true))
+		if cached && errors.Is(err, unix.ENODEV) { // deleted and perhaps created again
+			delete(m.known, dev)
+			if link, err = links.get(dev, v); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			err = m.h.AddrAdd(link, toNetlink(v, true))
+		}
+		if err != nil && !errors.Is(err, unix.EEXIST) {
+			errs = append(errs, fmt.Errorf("vip %s: add on %s: %w", v.Prefix, dev, err))
 			continue
 		}
-		if err := m.h.AddrAdd(link, toNetlink(v, true)); err != nil && !errors.Is(err, unix.EEXIST) {
-			errs = append(errs, fmt.Errorf("vip %s: add on %s: %w", v.Prefix, dev, err))
+		if m.known == nil {
+			m.known = map[string]netlink.Link{}
 		}
+		m.known[dev] = link
 	}
 	return errors.Join(errs...)
 }

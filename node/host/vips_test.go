@@ -496,3 +496,19 @@ func BenchmarkVIPSet(b *testing.B) {
 		})
 	}
 }
+
+// AddAll remembers the links it looked up; a link deleted and created
+// again (another index) is looked up again, the address added on the new
+// one.
+func TestAddAllRecreatedLink(t *testing.T) {
+	n := newTestNS(t)
+	v := vip.VIP{Prefix: netip.MustParsePrefix("10.9.0.1/24")}
+	must(t, n.m.AddAll("d0", []vip.VIP{v}))
+	must(t, n.ns.IP("link", "del", "d0"))
+	must(t, n.ns.IP("link", "add", "d0", "type", "veth", "peer", "name", "d0p"))
+	must(t, n.ns.IP("link", "set", "d0", "up"))
+	must(t, n.m.AddAll("d0", []vip.VIP{v}))
+	if ok, err := n.m.Has("d0", v); err != nil || !ok {
+		t.Fatalf("the address is not on the new d0 (%v)", err)
+	}
+}

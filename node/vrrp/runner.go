@@ -786,9 +786,11 @@ func (r *Runner) vipReport(now time.Time, res vipResult) {
 	r.vipErr = res.err
 	if !r.vipsHeld {
 		r.vipsHeld = true
-		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeVIPs, Added: true})
+		// The announcements first: the clients wait for them, not for
+		// the event.
 		r.planGARP(now, r.rc.GARP.Delay)
 		r.garpDue(now)
+		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeVIPs, Added: true})
 	}
 }
 
