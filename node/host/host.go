@@ -181,6 +181,9 @@ func retryDump[T any](dump func() (T, error)) (T, error) {
 // AddVIPs adds each of vs on its v.Dev, or on iface (see VIPs.AddAll).
 func (l *Linux) AddVIPs(iface string, vs []vip.VIP) error { return l.vips.AddAll(iface, vs) }
 
+// WarmVIPs prepares a later AddVIPs of vs (see VIPs.Warm).
+func (l *Linux) WarmVIPs(iface string, vs []vip.VIP) { l.vips.Warm(iface, vs) }
+
 // DelVIPs removes each of vs from its v.Dev, or from iface (see
 // VIPs.DelAll).
 func (l *Linux) DelVIPs(iface string, vs []vip.VIP) error { return l.vips.DelAll(iface, vs) }

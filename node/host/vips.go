@@ -114,6 +114,26 @@ func (m *VIPs) AddAll(iface string, vs []vip.VIP) error {
 	return errors.Join(errs...)
 }
 
+// Warm looks up the links of vs (on iface when v.Dev is empty) for a
+// later AddAll, which then sends the kernel nothing but the addresses (a
+// backup's takeover). A link that is missing is skipped.
+func (m *VIPs) Warm(iface string, vs []vip.VIP) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, v := range vs {
+		dev := v.Device(iface)
+		if _, ok := m.known[dev]; ok {
+			continue
+		}
+		if link, err := m.link(dev, v); err == nil {
+			if m.known == nil {
+				m.known = map[string]netlink.Link{}
+			}
+			m.known[dev] = link
+		}
+	}
+}
+
 // DelAll removes each of vs from its v.Dev, or from iface when v.Dev is
 // empty. An absent address, or an absent interface, is not an error. It
 // costs one link lookup per device, one request per address, and one

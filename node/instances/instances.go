@@ -439,6 +439,9 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 	if err != nil {
 		return fmt.Errorf("removing stale virtual addresses: %w", err)
 	}
+	if w, ok := s.host.(interface{ WarmVIPs(string, []vip.VIP) }); ok {
+		w.WarmVIPs(c.Interface, held) // a takeover then only adds them
+	}
 	if len(stale) > 0 {
 		s.log.Warn("removed virtual addresses an earlier run left: this node holds them again when the protocol makes it master",
 			"instance", c.VRRP.Name, "iface", c.Interface, "count", len(stale), "addresses", firstPrefixes(stale, 8))
