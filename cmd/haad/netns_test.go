@@ -356,8 +356,14 @@ func TestPassMismatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A new master adds its VIP before its first advert: the other's
+	// drops come a moment after both hold it.
 	for _, n := range []*lab.Node{n1, n2} {
-		st := c.status(n)["VI_1"]
+		var st instanceDump
+		_ = lab.Poll(3*time.Second, 50*time.Millisecond, n.Name+"'s auth failures", func() (bool, error) {
+			st = c.status(n)["VI_1"]
+			return st.Drops["auth_failure"] > 0, nil
+		})
 		if st.State != "MASTER" || st.Drops["auth_failure"] == 0 || st.Transitions != 2 {
 			t.Fatalf("%s: %+v, want MASTER with auth_failure drops and no other transition", n.Name, st)
 		}
