@@ -653,6 +653,20 @@ func (r *Runner) handleAdverts() {
 }
 
 func (r *Runner) apply(now time.Time, acts []Action) {
+	// Transitions first: a takeover's addresses may be added in this
+	// step (QuickAddresses), and nobody (the status, the events) should
+	// see them held by a backup.
+	for _, a := range acts {
+		if a, ok := a.(ActTransition); ok {
+			r.stats.Transitions.Add(1)
+			if a.To == Master {
+				r.stats.BecameMaster.Add(1)
+			}
+			r.st.LastChange, r.st.LastFrom, r.st.LastCause = now, a.From, a.Cause
+			r.log.Info("state change", "from", a.From.String(), "state", a.To.String(), "cause", string(a.Cause), "priority", r.in.Priority())
+			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeTransition, From: a.From, To: a.To, Cause: a.Cause, Priority: r.in.Priority()})
+		}
+	}
 	for _, a := range acts {
 		switch a := a.(type) {
 		case ActSend:
@@ -665,6 +679,7 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 			if q, ok := r.addrs.(QuickAddresses); ok && q.Quick() && r.vipReported == r.vipSeq {
 				r.vipSeq++
 				r.vipAdd = true
+				r.refreshStatus() // MASTER before the addresses are there
 				err := q.Add()
 				r.vipReport(time.Now(), vipResult{vipWish: vipWish{seq: r.vipSeq, add: true}, err: err})
 			} else {
@@ -677,14 +692,6 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 			r.garpPlan = r.garpPlan[:0]
 			r.vipErr = nil
 			r.wishVIPs(false)
-		case ActTransition:
-			r.stats.Transitions.Add(1)
-			if a.To == Master {
-				r.stats.BecameMaster.Add(1)
-			}
-			r.st.LastChange, r.st.LastFrom, r.st.LastCause = now, a.From, a.Cause
-			r.log.Info("state change", "from", a.From.String(), "state", a.To.String(), "cause", string(a.Cause), "priority", r.in.Priority())
-			r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticeTransition, From: a.From, To: a.To, Cause: a.Cause, Priority: r.in.Priority()})
 		case ActDrop:
 			r.dropped(now, a.Reason, a.Detail)
 		case ActMaster:
@@ -698,6 +705,14 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 		}
 	}
 	prevPrio := r.st.Priority
+	r.refreshStatus()
+	if prevPrio != r.in.Priority() {
+		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticePriority, Priority: r.in.Priority()})
+	}
+}
+
+// refreshStatus publishes the instance's state as it is now.
+func (r *Runner) refreshStatus() {
 	r.st.VIPError = ""
 	if r.vipErr != nil {
 		r.st.VIPError = r.vipErr.Error()
@@ -712,9 +727,6 @@ func (r *Runner) apply(now time.Time, acts []Action) {
 	r.st.Want = r.in.Wants()
 	r.st.OwnFault = r.in.ownFault()
 	r.publish(r.st)
-	if prevPrio != r.in.Priority() {
-		r.notify(Notice{Time: now, Instance: r.rc.Name, Kind: NoticePriority, Priority: r.in.Priority()})
-	}
 }
 
 type vipWish struct {

@@ -448,10 +448,11 @@ func TestRunnerRetriesFailedVIPAdd(t *testing.T) {
 // adverts its runner had sent when it was added.
 type quickHolder struct {
 	vipHolder
-	r         *Runner
-	sentAtAdd atomic.Int64
-	garps     func() int
-	garpAtAdd atomic.Int64
+	r          *Runner
+	sentAtAdd  atomic.Int64
+	garps      func() int
+	garpAtAdd  atomic.Int64
+	stateAtAdd atomic.Int64
 }
 
 func (q *quickHolder) Quick() bool { return true }
@@ -459,6 +460,7 @@ func (q *quickHolder) Quick() bool { return true }
 func (q *quickHolder) Add() error {
 	q.sentAtAdd.Store(int64(q.r.Stats().AdvertsSent.Load()))
 	q.garpAtAdd.Store(int64(q.garps()))
+	q.stateAtAdd.Store(int64(q.r.Status().State))
 	return q.vipHolder.Add()
 }
 
@@ -490,6 +492,9 @@ func TestRunnerAddsQuickAddressesBeforeItsFirstAdvert(t *testing.T) {
 		}
 		if n := q.sentAtAdd.Load(); n != 0 {
 			t.Fatalf("the addresses were added after %d adverts as master, want before the first", n)
+		}
+		if st := State(q.stateAtAdd.Load()); st != Master {
+			t.Fatalf("the status said %v while the addresses were added, want MASTER", st)
 		}
 		if n := q.garpAtAdd.Load(); n != 0 || garp.count() == 0 {
 			t.Fatalf("GARPs: %d before the add, %d in all", n, garp.count())
