@@ -64,8 +64,9 @@ func newDiffLab(dir, ipvsadm string) (_ *diffLab, err error) {
 			return nil, err
 		}
 	}
-	if err := dl.director.AddAddr("eth0", netip.MustParsePrefix("fd77::1/64")); err != nil {
-		return nil, err
+	// The lab gives the director fd77::1/64 (lab.Node.Addr6).
+	if a := dl.director.Addr6.String(); a != "fd77::1" {
+		return nil, fmt.Errorf("the director's IPv6 address is %s, the corpus expects fd77::1", a)
 	}
 	for i := range 10 {
 		addrs := []netip.Prefix{netip.MustParsePrefix(fmt.Sprintf("fd77::%d/64", 200+i))}
