@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -290,10 +292,11 @@ func printVirtualServer(a *app, vs *haav1.VirtualServerStatus, backend string) e
 // of a virtual server, printed afterwards.
 func newRealServerCmd(a *app, use, short, long, example string, nargs int, action func(args []string) (ctl.RealServerAction, error),
 	done func(vs string, rs *haav1.RealServerStatus) string) *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	cmd := &cobra.Command{
 		Use:               use,
 		Short:             short,
-		Long:              long,
+		Long:              long + allDirectors,
 		Example:           example,
 		Args:              usageArgs(cobra.ExactArgs(nargs)),
 		ValidArgsFunction: a.completeBalancer(true),
@@ -303,6 +306,12 @@ func newRealServerCmd(a *app, use, short, long, example string, nargs int, actio
 				return &usageError{err: err, cmd: cmd.CommandPath()}
 			}
 			vsName, rsAddr := args[0], args[1]
+			if all {
+				if a.output != outTable {
+					return &usageError{err: errors.New("--all prints a table (one row per director); leave out -o"), cmd: cmd.CommandPath()}
+				}
+				return a.realServerFleet(cmd, vsName, rsAddr, act)
+			}
 			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
 				rs, err := c.SetRealServer(ctx, vsName, rsAddr, act)
 				if errors.Is(err, ctl.ErrNotFound) {
@@ -326,6 +335,100 @@ func newRealServerCmd(a *app, use, short, long, example string, nargs int, actio
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "on every director of the fleet (each node with the virtual server), reporting each")
+	return cmd
+}
+
+const allDirectors = `
+
+With --all, on every node of the fleet at once (the members gossip
+knows, as haactl get nodes lists them) that has the virtual server: a
+table says what each director did, or why not (a node without the
+virtual server is not one of its directors). It fails when a director
+could not be changed or reached, or when no node has the virtual server.`
+
+// directorResult is what one node of the fleet did with a real server.
+type directorResult struct {
+	node string
+	rs   *haav1.RealServerStatus
+	none bool // the node has no such virtual server: not a director
+	err  error
+}
+
+// realServerFleet changes a real server on every director of the fleet at
+// once and reports each.
+func (a *app) realServerFleet(cmd *cobra.Command, vsName, rsAddr string, act ctl.RealServerAction) error {
+	ctx, f, err := a.openFleet(cmd)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	clients := f.Clients()
+	down := f.Unreachable()
+	names := slices.Sorted(maps.Keys(clients))
+	results := make([]directorResult, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, a.timeout)
+			defer cancel()
+			c := clients[n]
+			results[i].node = n
+			r, err := c.VirtualServers(cctx)
+			if err != nil {
+				results[i].err = err
+				return
+			}
+			if findVirtualServer(r, vsName) == nil {
+				results[i].none = true
+				return
+			}
+			results[i].rs, results[i].err = c.SetRealServer(cctx, vsName, rsAddr, act)
+		})
+	}
+	wg.Wait()
+	for _, n := range slices.Sorted(maps.Keys(down)) {
+		results = append(results, directorResult{node: n, err: down[n]})
+	}
+	slices.SortFunc(results, func(x, y directorResult) int { return strings.Compare(x.node, y.node) })
+	var rss []*haav1.RealServerStatus
+	for _, r := range results {
+		if r.rs != nil {
+			rss = append(rss, r.rs)
+		}
+	}
+	header, row := realServerColumns(rss)
+	t := newTable()
+	t.row(append([]string{"NODE"}, header...)...)
+	directors, failed := 0, 0
+	for _, r := range results {
+		switch {
+		case r.rs != nil:
+			directors++
+			t.row(append([]string{r.node}, row(r.rs)...)...)
+		case r.none:
+			t.row(r.node, "-", "not a director: no virtual server "+vsName)
+		default:
+			failed++
+			msg := nodeErrText(r.err)
+			if errors.Is(r.err, ctl.ErrNotFound) {
+				directors++
+				msg = statusMessage(r.err)
+			}
+			t.row(r.node, "-", "FAILED: "+msg)
+		}
+	}
+	if err := t.flush(a.out); err != nil {
+		return err
+	}
+	switch {
+	case failed > 0:
+		return failf("%d of %d nodes failed (above): run it again once they are back, or on each (haactl --target NODE)", failed, len(results))
+	case directors == 0:
+		return failf("no node of the fleet has the virtual server %s (haactl get vs on a director lists them)", vsName)
+	}
+	_, err = fmt.Fprintf(a.out, "\nDone on %d director(s).\n", directors)
+	return err
 }
 
 // notFound explains a virtual or real server the agent does not have,
@@ -360,7 +463,7 @@ func notFound(ctx context.Context, c *ctl.Client, vsName, rsAddr string, err err
 // persistence is how long a change made through the API lasts.
 const persistence = `The change is not a configuration change: it lasts until the real
 server's configuration changes or haad restarts, and only on this node
-(run it on each node that balances the virtual server).`
+(--all: on every node that balances the virtual server).`
 
 func newDrainCmd(a *app) *cobra.Command {
 	return newRealServerCmd(a, "drain VIRTUAL-SERVER REAL-SERVER",

@@ -517,3 +517,54 @@ func TestFleetCompletion(t *testing.T) {
 func timeAt(ts time.Time, i int) *timestamppb.Timestamp {
 	return timestamppb.New(ts.Add(time.Duration(i) * time.Millisecond))
 }
+
+// drain --all drains a real server on every director of the fleet at
+// once and reports each: a node without the virtual server is not a
+// director; one that fails makes the command fail, the others done.
+func TestDrainAllDirectors(t *testing.T) {
+	c := ctltest.NewCluster(t, "lb1", "lb2", "lb3")
+	web := func() []*haav1.VirtualServerStatus {
+		return []*haav1.VirtualServerStatus{{Name: "web", Address: "10.77.0.100:80", Protocol: "tcp", Up: true,
+			RealServers: []*haav1.RealServerStatus{{Address: "10.77.1.1:80", Healthy: true, Programmed: true,
+				ConfiguredWeight: 100, Weight: 100, Check: "tcp", LastResult: "ok"}}}}
+	}
+	c.Node("lb1").Agent.VirtualServers = web()
+	c.Node("lb2").Agent.VirtualServers = web()
+	target := c.Node("lb3").Target
+	r := haactl(t, target, "", "drain", "web", "10.77.1.1:80", "--all")
+	wantOK(t, r)
+	out := scrub(c, r.out)
+	t.Logf("haactl drain web 10.77.1.1:80 --all:\n%s", out)
+	for _, want := range []string{"NODE", "lb1   10.77.1.1:80", "lb2   10.77.1.1:80", "lb3   -", "not a director: no virtual server web", "Done on 2 director(s)."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	for _, n := range []string{"lb1", "lb2"} {
+		sets := c.Node(n).Agent.RealServerSets()
+		if len(sets) != 1 || !sets[0].GetDrain() || sets[0].GetRealServer() != "10.77.1.1:80" {
+			t.Errorf("%s got %v, want one drain of 10.77.1.1:80", n, sets)
+		}
+	}
+	if sets := c.Node("lb3").Agent.RealServerSets(); len(sets) != 0 {
+		t.Errorf("lb3, not a director, got %v", sets)
+	}
+
+	// A director that fails: reported, the command fails, the other done.
+	c.Node("lb2").Agent.VirtualServers[0].RealServers = nil
+	r = haactl(t, target, "", "enable", "web", "10.77.1.1:80", "--all")
+	if r.code != 1 || !strings.Contains(r.out, "lb2   -") || !strings.Contains(r.out, "FAILED") ||
+		!strings.Contains(r.err, "1 of 3 nodes failed") {
+		t.Errorf("exit %d, stdout:\n%s\nstderr:\n%s", r.code, r.out, r.err)
+	}
+	if sets := c.Node("lb1").Agent.RealServerSets(); len(sets) != 2 || !sets[1].GetEnable() {
+		t.Errorf("lb1 got %v, want the drain then the enable", sets)
+	}
+	// No director at all.
+	r = haactl(t, target, "", "drain", "db", "10.77.1.9:5432", "--all")
+	if r.code != 1 || !strings.Contains(r.err, "no node of the fleet has the virtual server db") {
+		t.Errorf("exit %d, stderr:\n%s", r.code, r.err)
+	}
+	wantFail(t, haactl(t, target, "", "drain", "web", "10.77.1.1:80", "--all", "-o", "json"), 2,
+		"haactl: --all prints a table (one row per director); leave out -o\nsee 'haactl drain --help'\n")
+}
