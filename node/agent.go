@@ -434,7 +434,7 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	}
 	next.own, next.ownHash, next.resolved = own, ownHash, want
 	next.doc, next.held, next.fleetNames = doc, held, comp.fleetNames()
-	next.fleetHash = fleetHash(a.vrrp.Snapshot(), next.fleetNames)
+	next.fleetHash = fleetHash(a.vrrp.Snapshot(), next.fleetNames, comp.fleetVirtualServers())
 	a.running.Store(&next)
 	a.events.SetNode(want.Name)
 	if err := a.state.save(next.generation, next.hash, next.maintenance); err != nil {
@@ -665,15 +665,16 @@ func (ad *adopter) AdoptFleet(ctx context.Context, doc *haav1.Fleet, from string
 	return res.Applied, err
 }
 
-// fleetHash is the hash of the fleet instances running.
-func fleetHash(snap *instances.Snapshot, names []string) string {
+// fleetHash is the hash of the fleet instances running and of the fleet
+// virtual servers applied.
+func fleetHash(snap *instances.Snapshot, names []string, vss []*haav1.VirtualServer) string {
 	var specs []*haav1.Instance
 	for _, name := range names {
 		if in := snap.Get(name); in != nil {
 			specs = append(specs, in.Config.Spec)
 		}
 	}
-	return config.InstancesHash(specs)
+	return config.NodeHash(specs, vss)
 }
 
 // StartGossip joins the fleet (see fleet.Node.Start). api is where the

@@ -23,9 +23,15 @@ type composed struct {
 	nLocal int
 	// fleetPaths[i] is where instance nLocal+i comes from in the document.
 	fleetPaths []string
-	// The same for trackers and sync groups.
-	nLocalTrackers, nLocalGroups int
-	trackerPaths, groupPaths     []string
+	// The same for trackers, sync groups and virtual servers.
+	nLocalTrackers, nLocalGroups, nLocalVS int
+	trackerPaths, groupPaths, vsPaths      []string
+}
+
+// fleetVirtualServers returns the virtual servers that come from the
+// fleet, in document order.
+func (c composed) fleetVirtualServers() []*haav1.VirtualServer {
+	return c.cfg.GetVirtualServers()[c.nLocalVS:]
 }
 
 // fleetNames returns the names of the instances that come from the fleet.
@@ -54,7 +60,8 @@ func nodeName(local *haav1.AgentConfig) string {
 // paths otherwise).
 func compose(local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool) (composed, error) {
 	out := composed{cfg: local, nLocal: len(local.GetInstances()),
-		nLocalTrackers: len(local.GetTrackers()), nLocalGroups: len(local.GetSyncGroups())}
+		nLocalTrackers: len(local.GetTrackers()), nLocalGroups: len(local.GetSyncGroups()),
+		nLocalVS: len(local.GetVirtualServers())}
 	if doc == nil {
 		return out, nil // local itself: nothing modifies a composition
 	}
@@ -62,6 +69,7 @@ func compose(local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool) (compos
 	node := nodeName(local)
 	ins, paths := config.ForNode(doc, node)
 	trackers, groups, trackerPaths, groupPaths := config.ForNodeExtras(doc, node)
+	vss, vsPaths := config.ForNodeVirtualServers(doc, node)
 	var fields []config.FieldError
 	clash := func(what, list string, localNames, fleetNames []string, fleetPaths []string) {
 		at := map[string]int{}
@@ -89,6 +97,7 @@ func compose(local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool) (compos
 	clash("a tracker", "trackers", namesOf(local.GetTrackers()), namesOf(trackers), trackerPaths)
 	clash("an instance", "instances", namesOf(local.GetInstances()), namesOf(ins), paths)
 	clash("a sync group", "syncGroups", namesOf(local.GetSyncGroups()), namesOf(groups), groupPaths)
+	clash("a virtual server", "virtualServers", namesOf(local.GetVirtualServers()), namesOf(vss), vsPaths)
 	if len(fields) > 0 {
 		return composed{}, &config.Error{Fields: fields}
 	}
@@ -98,6 +107,8 @@ func compose(local *haav1.AgentConfig, doc *haav1.Fleet, fleetSide bool) (compos
 	out.trackerPaths = trackerPaths
 	out.cfg.SyncGroups = append(out.cfg.SyncGroups, groups...)
 	out.groupPaths = groupPaths
+	out.cfg.VirtualServers = append(out.cfg.VirtualServers, vss...)
+	out.vsPaths = vsPaths
 	return out, nil
 }
 
@@ -113,7 +124,7 @@ func namesOf[T interface{ GetName() string }](list []T) []string {
 // topPathRE matches a path into one of the composed lists at the top of
 // the configuration: at the start, or after a character that cannot be
 // part of a path ("syncGroups[0].instances[1]" is not an instance's path).
-var topPathRE = regexp.MustCompile(`(^|[^\w.])(instances|trackers|syncGroups)\[(\d+)\]`)
+var topPathRE = regexp.MustCompile(`(^|[^\w.])(instances|trackers|syncGroups|virtualServers)\[(\d+)\]`)
 
 // repath rewrites the instance, tracker and sync group paths of a
 // validation error of a composed configuration (instances[i] of the
@@ -137,6 +148,8 @@ func (c composed) repath(err error, fleetSide bool) error {
 				nLocal, paths = c.nLocalTrackers, c.trackerPaths
 			case "syncGroups":
 				nLocal, paths = c.nLocalGroups, c.groupPaths
+			case "virtualServers":
+				nLocal, paths = c.nLocalVS, c.vsPaths
 			}
 			switch {
 			case i >= nLocal && i-nLocal < len(paths):

@@ -192,3 +192,30 @@ func wantFields(t *testing.T, err error, want ...string) {
 		t.Fatalf("got:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
+
+// The virtual servers a node directs are composed with its own; a name
+// used by both is an error with the side's path, and a problem of a
+// fleet virtual server is reported at its document path.
+func TestComposeVirtualServers(t *testing.T) {
+	doc := parseDoc(t, `kind: Fleet
+nodes: [lb1, lb2]
+instances:
+  - {name: VI_1, interface: eth0, vrid: 51, vips: ["10.77.0.100/24"]}
+virtualServers:
+  - {name: web, address: "10.77.0.100:80", realServers: [{address: "10.77.1.1:80"}]}
+  - {name: dns, address: "10.77.0.100:53", protocol: udp, realServers: [{address: "10.77.1.1:53"}], scheduler: fastest}
+`)
+	local := &haav1.AgentConfig{Name: "lb1", VirtualServers: []*haav1.VirtualServer{{Name: "own", Address: "10.77.0.9:80"}}}
+	c, err := compose(local, doc, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := namesOf(c.cfg.GetVirtualServers()); strings.Join(got, ",") != "own,web,dns" || len(c.fleetVirtualServers()) != 2 {
+		t.Fatalf("composed virtual servers %v", got)
+	}
+	_, err = config.Resolve(c.cfg)
+	wantFields(t, c.repath(err, true), `virtualServers[1].scheduler: "fastest" is not a scheduler: use one of rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf`)
+	local.VirtualServers[0].Name = "web"
+	_, err = compose(local, doc, false)
+	wantFields(t, err, `virtualServers[0].name: "web" is also a virtual server of the fleet document (virtualServers[0]): rename one, or remove it from the document`)
+}

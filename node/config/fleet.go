@@ -273,11 +273,35 @@ func InstancesHash(ins []*haav1.Instance) string {
 	return hex.EncodeToString(h.Sum(nil))[:hashLen]
 }
 
-// FleetNodeHash is the InstancesHash of the instances the document gives
-// node: what that node runs from the fleet when it runs what it should.
+// FleetNodeHash identifies what the document gives node: the
+// InstancesHash of its instances, and of its virtual servers when it
+// directs some (NodeHash). What that node runs from the fleet when it runs
+// what it should.
 func FleetNodeHash(doc *haav1.Fleet, node string) string {
 	ins, _ := ForNode(doc, node)
-	return InstancesHash(ins)
+	vss, _ := ForNodeVirtualServers(doc, node)
+	return NodeHash(ins, vss)
+}
+
+// NodeHash is InstancesHash(ins), and, with virtual servers, a hash of
+// both (a node without virtual servers keeps the hash it had before they
+// could be in a document).
+func NodeHash(ins []*haav1.Instance, vss []*haav1.VirtualServer) string {
+	h := InstancesHash(ins)
+	if len(vss) == 0 {
+		return h
+	}
+	var b []byte
+	for _, vs := range vss {
+		m, err := deterministic.Marshal(vs)
+		if err != nil {
+			panic(fmt.Sprintf("marshal virtual server: %v", err))
+		}
+		b = binary.AppendUvarint(b, uint64(len(m)))
+		b = append(b, m...)
+	}
+	sum := sha256.Sum256(append([]byte(h), b...))
+	return hex.EncodeToString(sum[:])[:hashLen]
 }
 
 // DocumentHash identifies a fleet document's content: the first 32 hex
@@ -379,6 +403,7 @@ func validateFleet(p *problems, doc *haav1.Fleet) {
 		*p = append(*p, ip...)
 	}
 	c.checkSyncGroups(p)
+	c.checkVirtualServers(p)
 }
 
 // fleetMissingTracker ends the message of a reference to a tracker the

@@ -1987,9 +1987,11 @@ type Fleet struct {
 	// node's own trackers).
 	Trackers []*Tracker `protobuf:"bytes,5,rep,name=trackers,proto3" json:"trackers,omitempty"`
 	// Sync groups of the document's instances, on every node that runs them.
-	SyncGroups    []*SyncGroup `protobuf:"bytes,6,rep,name=sync_groups,json=syncGroups,proto3" json:"sync_groups,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SyncGroups []*SyncGroup `protobuf:"bytes,6,rep,name=sync_groups,json=syncGroups,proto3" json:"sync_groups,omitempty"`
+	// The fleet's virtual servers (load balancing), on their directors.
+	VirtualServers []*FleetVirtualServer `protobuf:"bytes,7,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Fleet) Reset() {
@@ -2060,6 +2062,13 @@ func (x *Fleet) GetTrackers() []*Tracker {
 func (x *Fleet) GetSyncGroups() []*SyncGroup {
 	if x != nil {
 		return x.SyncGroups
+	}
+	return nil
+}
+
+func (x *Fleet) GetVirtualServers() []*FleetVirtualServer {
+	if x != nil {
+		return x.VirtualServers
 	}
 	return nil
 }
@@ -2351,6 +2360,238 @@ func (x *FleetInstance) GetOverrides() map[string]*Instance {
 	return nil
 }
 
+// FleetVirtualServer is one virtual server of a fleet document: the fields
+// of VirtualServer (same names, numbers and meaning) plus the directors
+// that balance it.
+type FleetVirtualServer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// As VirtualServer.name; unique in the document.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// As VirtualServer.address.
+	Address string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	// As VirtualServer.protocol.
+	Protocol string `protobuf:"bytes,3,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// As VirtualServer.fwmark.
+	Fwmark uint32 `protobuf:"varint,4,opt,name=fwmark,proto3" json:"fwmark,omitempty"`
+	// As VirtualServer.scheduler.
+	Scheduler string `protobuf:"bytes,5,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
+	// As VirtualServer.forwarding.
+	Forwarding string `protobuf:"bytes,6,opt,name=forwarding,proto3" json:"forwarding,omitempty"`
+	// As VirtualServer.persistence_timeout.
+	PersistenceTimeout *durationpb.Duration `protobuf:"bytes,7,opt,name=persistence_timeout,json=persistenceTimeout,proto3" json:"persistence_timeout,omitempty"`
+	// As VirtualServer.persistence_prefix.
+	PersistencePrefix uint32 `protobuf:"varint,8,opt,name=persistence_prefix,json=persistencePrefix,proto3" json:"persistence_prefix,omitempty"`
+	// As VirtualServer.sorry_server.
+	SorryServer string `protobuf:"bytes,9,opt,name=sorry_server,json=sorryServer,proto3" json:"sorry_server,omitempty"`
+	// As VirtualServer.quorum.
+	Quorum uint32 `protobuf:"varint,10,opt,name=quorum,proto3" json:"quorum,omitempty"`
+	// As VirtualServer.hysteresis.
+	Hysteresis uint32 `protobuf:"varint,11,opt,name=hysteresis,proto3" json:"hysteresis,omitempty"`
+	// As VirtualServer.inhibit_on_failure.
+	InhibitOnFailure bool `protobuf:"varint,12,opt,name=inhibit_on_failure,json=inhibitOnFailure,proto3" json:"inhibit_on_failure,omitempty"`
+	// As VirtualServer.real_servers.
+	RealServers []*RealServer `protobuf:"bytes,13,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
+	// As VirtualServer.check.
+	Check *HealthCheck `protobuf:"bytes,14,opt,name=check,proto3" json:"check,omitempty"`
+	// As VirtualServer.quorum_up.
+	QuorumUp []string `protobuf:"bytes,15,rep,name=quorum_up,json=quorumUp,proto3" json:"quorum_up,omitempty"`
+	// As VirtualServer.quorum_down.
+	QuorumDown []string `protobuf:"bytes,16,rep,name=quorum_down,json=quorumDown,proto3" json:"quorum_down,omitempty"`
+	// As VirtualServer.sorry_server_inhibit.
+	SorryServerInhibit bool `protobuf:"varint,17,opt,name=sorry_server_inhibit,json=sorryServerInhibit,proto3" json:"sorry_server_inhibit,omitempty"`
+	// As VirtualServer.sorry_server_forwarding.
+	SorryServerForwarding string `protobuf:"bytes,18,opt,name=sorry_server_forwarding,json=sorryServerForwarding,proto3" json:"sorry_server_forwarding,omitempty"`
+	// As VirtualServer.group.
+	Group []string `protobuf:"bytes,19,rep,name=group,proto3" json:"group,omitempty"`
+	// The nodes that balance it, e.g. [lb1, lb2]. Default: the nodes that
+	// run an instance of the document holding the address (in vips or
+	// excludedVips): the LVS pair sharing the VIP. A fwmark or group
+	// virtual server names them.
+	Directors []string `protobuf:"bytes,100,rep,name=directors,proto3" json:"directors,omitempty"`
+	// Per-director changes, by node name: any VirtualServer field but name,
+	// e.g. {lb2: {realServers: [...]}}.
+	Overrides     map[string]*VirtualServer `protobuf:"bytes,101,rep,name=overrides,proto3" json:"overrides,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FleetVirtualServer) Reset() {
+	*x = FleetVirtualServer{}
+	mi := &file_haa_v1_config_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FleetVirtualServer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FleetVirtualServer) ProtoMessage() {}
+
+func (x *FleetVirtualServer) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_config_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FleetVirtualServer.ProtoReflect.Descriptor instead.
+func (*FleetVirtualServer) Descriptor() ([]byte, []int) {
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *FleetVirtualServer) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *FleetVirtualServer) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *FleetVirtualServer) GetProtocol() string {
+	if x != nil {
+		return x.Protocol
+	}
+	return ""
+}
+
+func (x *FleetVirtualServer) GetFwmark() uint32 {
+	if x != nil {
+		return x.Fwmark
+	}
+	return 0
+}
+
+func (x *FleetVirtualServer) GetScheduler() string {
+	if x != nil {
+		return x.Scheduler
+	}
+	return ""
+}
+
+func (x *FleetVirtualServer) GetForwarding() string {
+	if x != nil {
+		return x.Forwarding
+	}
+	return ""
+}
+
+func (x *FleetVirtualServer) GetPersistenceTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.PersistenceTimeout
+	}
+	return nil
+}
+
+func (x *FleetVirtualServer) GetPersistencePrefix() uint32 {
+	if x != nil {
+		return x.PersistencePrefix
+	}
+	return 0
+}
+
+func (x *FleetVirtualServer) GetSorryServer() string {
+	if x != nil {
+		return x.SorryServer
+	}
+	return ""
+}
+
+func (x *FleetVirtualServer) GetQuorum() uint32 {
+	if x != nil {
+		return x.Quorum
+	}
+	return 0
+}
+
+func (x *FleetVirtualServer) GetHysteresis() uint32 {
+	if x != nil {
+		return x.Hysteresis
+	}
+	return 0
+}
+
+func (x *FleetVirtualServer) GetInhibitOnFailure() bool {
+	if x != nil {
+		return x.InhibitOnFailure
+	}
+	return false
+}
+
+func (x *FleetVirtualServer) GetRealServers() []*RealServer {
+	if x != nil {
+		return x.RealServers
+	}
+	return nil
+}
+
+func (x *FleetVirtualServer) GetCheck() *HealthCheck {
+	if x != nil {
+		return x.Check
+	}
+	return nil
+}
+
+func (x *FleetVirtualServer) GetQuorumUp() []string {
+	if x != nil {
+		return x.QuorumUp
+	}
+	return nil
+}
+
+func (x *FleetVirtualServer) GetQuorumDown() []string {
+	if x != nil {
+		return x.QuorumDown
+	}
+	return nil
+}
+
+func (x *FleetVirtualServer) GetSorryServerInhibit() bool {
+	if x != nil {
+		return x.SorryServerInhibit
+	}
+	return false
+}
+
+func (x *FleetVirtualServer) GetSorryServerForwarding() string {
+	if x != nil {
+		return x.SorryServerForwarding
+	}
+	return ""
+}
+
+func (x *FleetVirtualServer) GetGroup() []string {
+	if x != nil {
+		return x.Group
+	}
+	return nil
+}
+
+func (x *FleetVirtualServer) GetDirectors() []string {
+	if x != nil {
+		return x.Directors
+	}
+	return nil
+}
+
+func (x *FleetVirtualServer) GetOverrides() map[string]*VirtualServer {
+	if x != nil {
+		return x.Overrides
+	}
+	return nil
+}
+
 // ApiConfig says where the agent's gRPC API listens.
 type ApiConfig struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -2365,7 +2606,7 @@ type ApiConfig struct {
 
 func (x *ApiConfig) Reset() {
 	*x = ApiConfig{}
-	mi := &file_haa_v1_config_proto_msgTypes[24]
+	mi := &file_haa_v1_config_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2377,7 +2618,7 @@ func (x *ApiConfig) String() string {
 func (*ApiConfig) ProtoMessage() {}
 
 func (x *ApiConfig) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[24]
+	mi := &file_haa_v1_config_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2390,7 +2631,7 @@ func (x *ApiConfig) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiConfig.ProtoReflect.Descriptor instead.
 func (*ApiConfig) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{24}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ApiConfig) GetSocket() string {
@@ -2422,7 +2663,7 @@ type TcpListener struct {
 
 func (x *TcpListener) Reset() {
 	*x = TcpListener{}
-	mi := &file_haa_v1_config_proto_msgTypes[25]
+	mi := &file_haa_v1_config_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2675,7 @@ func (x *TcpListener) String() string {
 func (*TcpListener) ProtoMessage() {}
 
 func (x *TcpListener) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[25]
+	mi := &file_haa_v1_config_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2688,7 @@ func (x *TcpListener) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TcpListener.ProtoReflect.Descriptor instead.
 func (*TcpListener) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{25}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *TcpListener) GetListen() string {
@@ -2487,7 +2728,7 @@ type Tls struct {
 
 func (x *Tls) Reset() {
 	*x = Tls{}
-	mi := &file_haa_v1_config_proto_msgTypes[26]
+	mi := &file_haa_v1_config_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2499,7 +2740,7 @@ func (x *Tls) String() string {
 func (*Tls) ProtoMessage() {}
 
 func (x *Tls) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[26]
+	mi := &file_haa_v1_config_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2512,7 +2753,7 @@ func (x *Tls) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tls.ProtoReflect.Descriptor instead.
 func (*Tls) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{26}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Tls) GetCertFile() string {
@@ -2649,7 +2890,7 @@ type Instance struct {
 
 func (x *Instance) Reset() {
 	*x = Instance{}
-	mi := &file_haa_v1_config_proto_msgTypes[27]
+	mi := &file_haa_v1_config_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2661,7 +2902,7 @@ func (x *Instance) String() string {
 func (*Instance) ProtoMessage() {}
 
 func (x *Instance) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[27]
+	mi := &file_haa_v1_config_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2674,7 +2915,7 @@ func (x *Instance) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Instance.ProtoReflect.Descriptor instead.
 func (*Instance) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{27}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Instance) GetName() string {
@@ -2868,7 +3109,7 @@ type Vmac struct {
 
 func (x *Vmac) Reset() {
 	*x = Vmac{}
-	mi := &file_haa_v1_config_proto_msgTypes[28]
+	mi := &file_haa_v1_config_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2880,7 +3121,7 @@ func (x *Vmac) String() string {
 func (*Vmac) ProtoMessage() {}
 
 func (x *Vmac) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[28]
+	mi := &file_haa_v1_config_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2893,7 +3134,7 @@ func (x *Vmac) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Vmac.ProtoReflect.Descriptor instead.
 func (*Vmac) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{28}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *Vmac) GetName() string {
@@ -2928,7 +3169,7 @@ type Auth struct {
 
 func (x *Auth) Reset() {
 	*x = Auth{}
-	mi := &file_haa_v1_config_proto_msgTypes[29]
+	mi := &file_haa_v1_config_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3181,7 @@ func (x *Auth) String() string {
 func (*Auth) ProtoMessage() {}
 
 func (x *Auth) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[29]
+	mi := &file_haa_v1_config_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3194,7 @@ func (x *Auth) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Auth.ProtoReflect.Descriptor instead.
 func (*Auth) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{29}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Auth) GetType() string {
@@ -2992,7 +3233,7 @@ type Garp struct {
 
 func (x *Garp) Reset() {
 	*x = Garp{}
-	mi := &file_haa_v1_config_proto_msgTypes[30]
+	mi := &file_haa_v1_config_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3004,7 +3245,7 @@ func (x *Garp) String() string {
 func (*Garp) ProtoMessage() {}
 
 func (x *Garp) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_config_proto_msgTypes[30]
+	mi := &file_haa_v1_config_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3017,7 +3258,7 @@ func (x *Garp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Garp.ProtoReflect.Descriptor instead.
 func (*Garp) Descriptor() ([]byte, []int) {
-	return file_haa_v1_config_proto_rawDescGZIP(), []int{30}
+	return file_haa_v1_config_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *Garp) GetDelay() *durationpb.Duration {
@@ -3211,7 +3452,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x04join\x18\x03 \x03(\tR\x04join\x12\x19\n" +
 	"\bkey_file\x18\x04 \x01(\tR\akeyFile\x12\x14\n" +
 	"\x05label\x18\x05 \x01(\tR\x05label\x12\x1a\n" +
-	"\binsecure\x18\x06 \x01(\bR\binsecure\"\xe7\x01\n" +
+	"\binsecure\x18\x06 \x01(\bR\binsecure\"\xac\x02\n" +
 	"\x05Fleet\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x1e\n" +
 	"\n" +
@@ -3221,7 +3462,8 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\tinstances\x18\x04 \x03(\v2\x15.haa.v1.FleetInstanceR\tinstances\x12+\n" +
 	"\btrackers\x18\x05 \x03(\v2\x0f.haa.v1.TrackerR\btrackers\x122\n" +
 	"\vsync_groups\x18\x06 \x03(\v2\x11.haa.v1.SyncGroupR\n" +
-	"syncGroups\"\xbe\t\n" +
+	"syncGroups\x12C\n" +
+	"\x0fvirtual_servers\x18\a \x03(\v2\x1a.haa.v1.FleetVirtualServerR\x0evirtualServers\"\xbe\t\n" +
 	"\rFleetInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -3263,7 +3505,38 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\t_priorityB\n" +
 	"\n" +
 	"\b_preemptB\x0e\n" +
-	"\f_accept_mode\"J\n" +
+	"\f_accept_mode\"\x94\a\n" +
+	"\x12FleetVirtualServer\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
+	"\bprotocol\x18\x03 \x01(\tR\bprotocol\x12\x16\n" +
+	"\x06fwmark\x18\x04 \x01(\rR\x06fwmark\x12\x1c\n" +
+	"\tscheduler\x18\x05 \x01(\tR\tscheduler\x12\x1e\n" +
+	"\n" +
+	"forwarding\x18\x06 \x01(\tR\n" +
+	"forwarding\x12J\n" +
+	"\x13persistence_timeout\x18\a \x01(\v2\x19.google.protobuf.DurationR\x12persistenceTimeout\x12-\n" +
+	"\x12persistence_prefix\x18\b \x01(\rR\x11persistencePrefix\x12!\n" +
+	"\fsorry_server\x18\t \x01(\tR\vsorryServer\x12\x16\n" +
+	"\x06quorum\x18\n" +
+	" \x01(\rR\x06quorum\x12\x1e\n" +
+	"\n" +
+	"hysteresis\x18\v \x01(\rR\n" +
+	"hysteresis\x12,\n" +
+	"\x12inhibit_on_failure\x18\f \x01(\bR\x10inhibitOnFailure\x125\n" +
+	"\freal_servers\x18\r \x03(\v2\x12.haa.v1.RealServerR\vrealServers\x12)\n" +
+	"\x05check\x18\x0e \x01(\v2\x13.haa.v1.HealthCheckR\x05check\x12\x1b\n" +
+	"\tquorum_up\x18\x0f \x03(\tR\bquorumUp\x12\x1f\n" +
+	"\vquorum_down\x18\x10 \x03(\tR\n" +
+	"quorumDown\x120\n" +
+	"\x14sorry_server_inhibit\x18\x11 \x01(\bR\x12sorryServerInhibit\x126\n" +
+	"\x17sorry_server_forwarding\x18\x12 \x01(\tR\x15sorryServerForwarding\x12\x14\n" +
+	"\x05group\x18\x13 \x03(\tR\x05group\x12\x1c\n" +
+	"\tdirectors\x18d \x03(\tR\tdirectors\x12G\n" +
+	"\toverrides\x18e \x03(\v2).haa.v1.FleetVirtualServer.OverridesEntryR\toverrides\x1aS\n" +
+	"\x0eOverridesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12+\n" +
+	"\x05value\x18\x02 \x01(\v2\x15.haa.v1.VirtualServerR\x05value:\x028\x01\"J\n" +
 	"\tApiConfig\x12\x16\n" +
 	"\x06socket\x18\x01 \x01(\tR\x06socket\x12%\n" +
 	"\x03tcp\x18\x02 \x01(\v2\x13.haa.v1.TcpListenerR\x03tcp\"`\n" +
@@ -3335,7 +3608,7 @@ func file_haa_v1_config_proto_rawDescGZIP() []byte {
 	return file_haa_v1_config_proto_rawDescData
 }
 
-var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
+var file_haa_v1_config_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_haa_v1_config_proto_goTypes = []any{
 	(*AgentConfig)(nil),         // 0: haa.v1.AgentConfig
 	(*Metrics)(nil),             // 1: haa.v1.Metrics
@@ -3361,27 +3634,29 @@ var file_haa_v1_config_proto_goTypes = []any{
 	(*Gossip)(nil),              // 21: haa.v1.Gossip
 	(*Fleet)(nil),               // 22: haa.v1.Fleet
 	(*FleetInstance)(nil),       // 23: haa.v1.FleetInstance
-	(*ApiConfig)(nil),           // 24: haa.v1.ApiConfig
-	(*TcpListener)(nil),         // 25: haa.v1.TcpListener
-	(*Tls)(nil),                 // 26: haa.v1.Tls
-	(*Instance)(nil),            // 27: haa.v1.Instance
-	(*Vmac)(nil),                // 28: haa.v1.Vmac
-	(*Auth)(nil),                // 29: haa.v1.Auth
-	(*Garp)(nil),                // 30: haa.v1.Garp
-	nil,                         // 31: haa.v1.FleetInstance.PrioritiesEntry
-	nil,                         // 32: haa.v1.FleetInstance.OverridesEntry
-	(*durationpb.Duration)(nil), // 33: google.protobuf.Duration
+	(*FleetVirtualServer)(nil),  // 24: haa.v1.FleetVirtualServer
+	(*ApiConfig)(nil),           // 25: haa.v1.ApiConfig
+	(*TcpListener)(nil),         // 26: haa.v1.TcpListener
+	(*Tls)(nil),                 // 27: haa.v1.Tls
+	(*Instance)(nil),            // 28: haa.v1.Instance
+	(*Vmac)(nil),                // 29: haa.v1.Vmac
+	(*Auth)(nil),                // 30: haa.v1.Auth
+	(*Garp)(nil),                // 31: haa.v1.Garp
+	nil,                         // 32: haa.v1.FleetInstance.PrioritiesEntry
+	nil,                         // 33: haa.v1.FleetInstance.OverridesEntry
+	nil,                         // 34: haa.v1.FleetVirtualServer.OverridesEntry
+	(*durationpb.Duration)(nil), // 35: google.protobuf.Duration
 }
 var file_haa_v1_config_proto_depIdxs = []int32{
-	24, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
-	27, // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
+	25, // 0: haa.v1.AgentConfig.api:type_name -> haa.v1.ApiConfig
+	28, // 1: haa.v1.AgentConfig.instances:type_name -> haa.v1.Instance
 	21, // 2: haa.v1.AgentConfig.gossip:type_name -> haa.v1.Gossip
 	13, // 3: haa.v1.AgentConfig.trackers:type_name -> haa.v1.Tracker
 	20, // 4: haa.v1.AgentConfig.sync_groups:type_name -> haa.v1.SyncGroup
 	3,  // 5: haa.v1.AgentConfig.virtual_servers:type_name -> haa.v1.VirtualServer
 	2,  // 6: haa.v1.AgentConfig.load_balancer:type_name -> haa.v1.LoadBalancer
 	1,  // 7: haa.v1.AgentConfig.metrics:type_name -> haa.v1.Metrics
-	33, // 8: haa.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
+	35, // 8: haa.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
 	4,  // 9: haa.v1.VirtualServer.real_servers:type_name -> haa.v1.RealServer
 	5,  // 10: haa.v1.VirtualServer.check:type_name -> haa.v1.HealthCheck
 	5,  // 11: haa.v1.RealServer.check:type_name -> haa.v1.HealthCheck
@@ -3393,50 +3668,56 @@ var file_haa_v1_config_proto_depIdxs = []int32{
 	10, // 17: haa.v1.HealthCheck.udp:type_name -> haa.v1.UdpCheck
 	11, // 18: haa.v1.HealthCheck.ping:type_name -> haa.v1.PingCheck
 	12, // 19: haa.v1.HealthCheck.exec:type_name -> haa.v1.ExecCheck
-	33, // 20: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	33, // 21: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	33, // 22: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
-	33, // 23: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	35, // 20: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	35, // 21: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	35, // 22: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
+	35, // 23: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
 	14, // 24: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
 	15, // 25: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
 	16, // 26: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
 	17, // 27: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
-	33, // 28: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
-	33, // 29: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
-	33, // 30: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
-	33, // 31: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
+	35, // 28: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
+	35, // 29: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
+	35, // 30: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
+	35, // 31: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
 	19, // 32: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
 	18, // 33: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
 	23, // 34: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
 	13, // 35: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
 	20, // 36: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
-	33, // 37: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
-	33, // 38: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
-	29, // 39: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
-	30, // 40: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
-	18, // 41: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
-	19, // 42: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
-	28, // 43: haa.v1.FleetInstance.vmac:type_name -> haa.v1.Vmac
-	31, // 44: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
-	32, // 45: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
-	25, // 46: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
-	26, // 47: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
-	33, // 48: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
-	33, // 49: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
-	29, // 50: haa.v1.Instance.auth:type_name -> haa.v1.Auth
-	30, // 51: haa.v1.Instance.garp:type_name -> haa.v1.Garp
-	18, // 52: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
-	19, // 53: haa.v1.Instance.notify:type_name -> haa.v1.Notify
-	28, // 54: haa.v1.Instance.vmac:type_name -> haa.v1.Vmac
-	33, // 55: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
-	33, // 56: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
-	33, // 57: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
-	27, // 58: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
-	59, // [59:59] is the sub-list for method output_type
-	59, // [59:59] is the sub-list for method input_type
-	59, // [59:59] is the sub-list for extension type_name
-	59, // [59:59] is the sub-list for extension extendee
-	0,  // [0:59] is the sub-list for field type_name
+	24, // 37: haa.v1.Fleet.virtual_servers:type_name -> haa.v1.FleetVirtualServer
+	35, // 38: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
+	35, // 39: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
+	30, // 40: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
+	31, // 41: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
+	18, // 42: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
+	19, // 43: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
+	29, // 44: haa.v1.FleetInstance.vmac:type_name -> haa.v1.Vmac
+	32, // 45: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
+	33, // 46: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
+	35, // 47: haa.v1.FleetVirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
+	4,  // 48: haa.v1.FleetVirtualServer.real_servers:type_name -> haa.v1.RealServer
+	5,  // 49: haa.v1.FleetVirtualServer.check:type_name -> haa.v1.HealthCheck
+	34, // 50: haa.v1.FleetVirtualServer.overrides:type_name -> haa.v1.FleetVirtualServer.OverridesEntry
+	26, // 51: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
+	27, // 52: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
+	35, // 53: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
+	35, // 54: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
+	30, // 55: haa.v1.Instance.auth:type_name -> haa.v1.Auth
+	31, // 56: haa.v1.Instance.garp:type_name -> haa.v1.Garp
+	18, // 57: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
+	19, // 58: haa.v1.Instance.notify:type_name -> haa.v1.Notify
+	29, // 59: haa.v1.Instance.vmac:type_name -> haa.v1.Vmac
+	35, // 60: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
+	35, // 61: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
+	35, // 62: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
+	28, // 63: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
+	3,  // 64: haa.v1.FleetVirtualServer.OverridesEntry.value:type_name -> haa.v1.VirtualServer
+	65, // [65:65] is the sub-list for method output_type
+	65, // [65:65] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_config_proto_init() }
@@ -3447,15 +3728,15 @@ func file_haa_v1_config_proto_init() {
 	file_haa_v1_config_proto_msgTypes[4].OneofWrappers = []any{}
 	file_haa_v1_config_proto_msgTypes[18].OneofWrappers = []any{}
 	file_haa_v1_config_proto_msgTypes[23].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[27].OneofWrappers = []any{}
-	file_haa_v1_config_proto_msgTypes[30].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[28].OneofWrappers = []any{}
+	file_haa_v1_config_proto_msgTypes[31].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_config_proto_rawDesc), len(file_haa_v1_config_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   33,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
