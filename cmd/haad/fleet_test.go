@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -394,4 +395,52 @@ func (f *fleet) allEvents(n *lab.Node) []*haav1.Event {
 		f.t.Fatal(err)
 	}
 	return evs
+}
+
+// The fleet runs the load balancers: one document gives the LVS pair
+// (lb1, lb2, which run the VIP's instance) the virtual server, and not
+// lb3; haactl drain --all drains a real server on both directors at once.
+func TestFleetVirtualServersOnDirectors(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 3)
+	lb1, lb2, lb3 := f.lab.Nodes[0], f.lab.Nodes[1], f.lab.Nodes[2]
+	doc := `kind: Fleet
+nodes: [lb1, lb2, lb3]
+instances:
+  - name: VI_1
+    interface: eth0
+    vrid: 51
+    advertInterval: 100ms
+    vips: ["192.168.55.140/24"]
+    priorities: {lb1: 200, lb2: 100}
+virtualServers:
+  - name: web
+    address: "192.168.55.140:80"
+    realServers: [{address: "192.168.55.200:8080"}, {address: "192.168.55.201:8080"}]
+    overrides:
+      lb2: {scheduler: rr}
+`
+	if out, code := f.haactl(lb3, "apply", "-f", f.writeDoc("fleet.yaml", doc)); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	for _, n := range []*lab.Node{lb1, lb2} {
+		out, code := f.haactl(n, "get", "vs")
+		if code != 0 || !strings.Contains(out, "web") || !strings.Contains(out, "192.168.55.140:80") {
+			t.Fatalf("%s, a director, has no virtual server web (exit %d):\n%s", n.Name, code, out)
+		}
+	}
+	for n, want := range map[*lab.Node]string{lb1: "wrr", lb2: "rr"} {
+		out, _ := f.haactl(n, "describe", "vs", "web")
+		if !regexp.MustCompile(`Scheduler:\s+` + want + `\n`).MatchString(out) {
+			t.Errorf("%s: want scheduler %s (lb2's override):\n%s", n.Name, want, out)
+		}
+	}
+	if out, _ := f.haactl(lb3, "get", "vs"); strings.Contains(out, "192.168.55.140:80") {
+		t.Fatalf("lb3, not a director, balances web:\n%s", out)
+	}
+	out, code := f.haactl(lb3, "drain", "web", "192.168.55.200:8080", "--all")
+	t.Logf("haactl drain web 192.168.55.200:8080 --all:\n%s", out)
+	if code != 0 || strings.Count(out, "drained") != 2 || !strings.Contains(out, "not a director: no virtual server web") {
+		t.Fatalf("drain --all: exit %d\n%s", code, out)
+	}
 }
