@@ -21,7 +21,8 @@ import (
 const vsHint = "haactl get vs lists the virtual servers and their real servers"
 
 func newGetVirtualServersCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var all bool
+	cmd := &cobra.Command{
 		Use:     "virtual-servers",
 		Aliases: []string{"vs", "virtualservers", "virtual-server", "virtualserver"},
 		Short:   "List the virtual servers and their real servers, with their health",
@@ -45,11 +46,26 @@ connections; "-" where the backend does not count them: nftables); when a
 real server has connection limits, THRESHOLDS (upper/lower, as configured:
 upperThreshold, lowerThreshold; "-" for those without).
 
--o json|yaml prints a haa.v1.ListVirtualServersResponse.`,
+-o json|yaml prints a haa.v1.ListVirtualServersResponse.
+
+With --all, the fleet's view: every real server of every virtual server,
+a row each, with a column per director (each node of the fleet that has
+the virtual server): its health (up or down) as that director sees it,
+its weight there (programmed/configured), and its connections
+(active/inactive) where the backend counts them. Directors that disagree
+about a real server's health are marked (DISPUTED): the server is
+likely fine and the path from the director that sees it down is not.`,
 		Example: `  haactl get vs
+  haactl get vs --all
   haactl get vs -o json | jq '.virtualServers[] | select(.up | not) | .name'`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if all {
+				if a.output != outTable {
+					return &usageError{err: errors.New("--all prints a table (a column per director); leave out -o"), cmd: cmd.CommandPath()}
+				}
+				return a.virtualServersFleet(cmd)
+			}
 			return a.call(cmd, func(ctx context.Context, c *ctl.Client) error {
 				r, err := c.VirtualServers(ctx)
 				if err != nil {
@@ -66,6 +82,100 @@ upperThreshold, lowerThreshold; "-" for those without).
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&all, "all", false, "every director of the fleet: a column each")
+	return cmd
+}
+
+// virtualServersFleet prints every real server of the fleet's virtual
+// servers with a column per director.
+func (a *app) virtualServersFleet(cmd *cobra.Command) error {
+	ctx, f, err := a.openFleet(cmd)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	clients := f.Clients()
+	nodes := slices.Sorted(maps.Keys(clients))
+	lists := make([]*haav1.ListVirtualServersResponse, len(nodes))
+	errs := make([]error, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		wg.Go(func() {
+			cctx, cancel := context.WithTimeout(ctx, a.timeout)
+			defer cancel()
+			lists[i], errs[i] = clients[n].VirtualServers(cctx)
+		})
+	}
+	wg.Wait()
+	type key struct{ vs, rs string }
+	var order []key
+	seen := map[key]map[string]*haav1.RealServerStatus{} // by node
+	var directors []string
+	for i, n := range nodes {
+		if errs[i] != nil {
+			fmt.Fprintf(a.errOut, "haactl: not listing %s: %s\n", n, nodeErrText(errs[i]))
+			continue
+		}
+		if len(lists[i].GetVirtualServers()) > 0 {
+			directors = append(directors, n)
+		}
+		for _, vs := range lists[i].GetVirtualServers() {
+			for _, rs := range vs.GetRealServers() {
+				k := key{vs.GetName(), rs.GetAddress()}
+				if seen[k] == nil {
+					seen[k] = map[string]*haav1.RealServerStatus{}
+					order = append(order, k)
+				}
+				seen[k][n] = rs
+			}
+		}
+	}
+	for n, err := range f.Unreachable() {
+		fmt.Fprintf(a.errOut, "haactl: not listing %s: %s\n", n, nodeErrText(err))
+	}
+	if len(order) == 0 {
+		fmt.Fprintln(a.errOut, "No virtual servers on any node of the fleet.")
+		return nil
+	}
+	slices.SortStableFunc(order, func(x, y key) int { return strings.Compare(x.vs, y.vs) })
+	t := newTable()
+	t.row(append(append([]string{"VIRTUAL SERVER", "REAL SERVER"}, directors...), "")...)
+	for _, k := range order {
+		row := []string{k.vs, k.rs}
+		up, down := 0, 0
+		for _, n := range directors {
+			rs := seen[k][n]
+			if rs == nil {
+				row = append(row, "-")
+				continue
+			}
+			health := "down"
+			if rs.GetHealthy() {
+				health = "up"
+				up++
+			} else {
+				down++
+			}
+			weight := fmt.Sprintf("-/%d", rs.GetConfiguredWeight())
+			if rs.GetProgrammed() {
+				weight = fmt.Sprintf("%d/%d", rs.GetWeight(), rs.GetConfiguredWeight())
+			}
+			cell := health + " " + weight
+			if rs.ActiveConnections != nil {
+				cell += fmt.Sprintf(" %d/%d", rs.GetActiveConnections(), rs.GetInactiveConnections())
+			}
+			if rs.GetDrained() {
+				cell += " drained"
+			}
+			row = append(row, cell)
+		}
+		note := ""
+		if up > 0 && down > 0 {
+			note = "DISPUTED"
+		}
+		t.row(append(row, note)...)
+	}
+	return t.flush(a.out)
 }
 
 // printVirtualServers prints the virtual servers the way ipvsadm -Ln does:

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -567,4 +568,32 @@ func TestDrainAllDirectors(t *testing.T) {
 	}
 	wantFail(t, haactl(t, target, "", "drain", "web", "10.77.1.1:80", "--all", "-o", "json"), 2,
 		"haactl: --all prints a table (one row per director); leave out -o\nsee 'haactl drain --help'\n")
+}
+
+// get vs --all: every real server with a column per director; directors
+// that disagree about its health are marked.
+func TestGetVirtualServersAll(t *testing.T) {
+	c := ctltest.NewCluster(t, "lb1", "lb2", "lb3")
+	web := func(healthy bool) []*haav1.VirtualServerStatus {
+		return []*haav1.VirtualServerStatus{{Name: "web", Address: "10.77.0.100:80", Protocol: "tcp", Up: true,
+			RealServers: []*haav1.RealServerStatus{
+				{Address: "10.77.1.1:80", Healthy: true, Programmed: true, ConfiguredWeight: 100, Weight: 100,
+					ActiveConnections: proto.Uint64(3), InactiveConnections: proto.Uint64(7)},
+				{Address: "10.77.1.2:80", Healthy: healthy, Programmed: healthy, ConfiguredWeight: 100, Weight: 100}}}}
+	}
+	c.Node("lb1").Agent.VirtualServers = web(true)
+	c.Node("lb2").Agent.VirtualServers = web(false)
+	r := haactl(t, c.Node("lb3").Target, "", "get", "vs", "--all")
+	want := []string{
+		"VIRTUAL SERVER  REAL SERVER   lb1             lb2",
+		"web             10.77.1.1:80  up 100/100 3/7  up 100/100 3/7",
+		"web             10.77.1.2:80  up 100/100      down -/100      DISPUTED",
+	}
+	got := strings.Split(strings.TrimRight(r.out, "\n"), "\n")
+	for i := range got {
+		got[i] = strings.TrimRight(got[i], " ")
+	}
+	if r.code != 0 || !slices.Equal(got, want) {
+		t.Errorf("exit %d, stdout:\n%s\nwant:\n%s", r.code, r.out, strings.Join(want, "\n"))
+	}
 }

@@ -438,7 +438,12 @@ virtualServers:
 	if out, _ := f.haactl(lb3, "get", "vs"); strings.Contains(out, "192.168.55.140:80") {
 		t.Fatalf("lb3, not a director, balances web:\n%s", out)
 	}
-	out, code := f.haactl(lb3, "drain", "web", "192.168.55.200:8080", "--all")
+	out, code := f.haactl(lb3, "get", "vs", "--all")
+	t.Logf("haactl get vs --all:\n%s", out)
+	if code != 0 || !regexp.MustCompile(`REAL SERVER\s+lb1\s+lb2\s*\n`).MatchString(out) || strings.Count(out, "web ") != 2 {
+		t.Fatalf("get vs --all: exit %d, want the two directors' columns and a row per real server:\n%s", code, out)
+	}
+	out, code = f.haactl(lb3, "drain", "web", "192.168.55.200:8080", "--all")
 	t.Logf("haactl drain web 192.168.55.200:8080 --all:\n%s", out)
 	if code != 0 || strings.Count(out, "drained") != 2 || !strings.Contains(out, "not a director: no virtual server web") {
 		t.Fatalf("drain --all: exit %d\n%s", code, out)
