@@ -158,3 +158,14 @@ func (c *fleetCheck) checkVirtualServers(p *problems) {
 		}
 	}
 }
+
+// VirtualServerName is the name a virtual server goes by: its name, or the
+// default its service gives it ("10.0.0.100:80/tcp", "fwmark:7"); "" when
+// it has neither (it is invalid).
+func VirtualServerName(s *haav1.VirtualServer) string {
+	if s.GetName() != "" {
+		return s.GetName()
+	}
+	var p problems
+	return resolveVirtualServer(&p, "virtualServers[0]", 0, s, "", &vsSeen{names: map[string]int{}, keys: map[lvs.Key]int{}}).Name
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/haa-dev/haa/node/config"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
@@ -635,9 +636,11 @@ func TestFleetErrors(t *testing.T) {
 	if _, err := Fleet([]*haav1.AgentConfig{a, c}, []string{"a.conf", "c.conf"}); err == nil || !strings.Contains(err.Error(), `a.conf and c.conf are both named "a"`) {
 		t.Errorf("same names: %v", err)
 	}
-	v := load("global_defs {\n router_id v\n}\nvirtual_server 10.0.0.1 80 {\n real_server 10.0.0.2 80 {\n }\n}\n")
-	if _, err := Fleet([]*haav1.AgentConfig{a, v}, []string{"a.conf", "v.conf"}); err == nil || !strings.Contains(err.Error(), "v.conf has 1 virtual_server block(s): a Fleet document has no virtual servers") {
-		t.Errorf("virtual servers: %v", err)
+	// Virtual servers are merged by name; the service must agree.
+	v := &haav1.AgentConfig{Name: "v", VirtualServers: []*haav1.VirtualServer{{Name: "web", Address: "10.0.0.1:80"}}}
+	w := &haav1.AgentConfig{Name: "w", VirtualServers: []*haav1.VirtualServer{{Name: "web", Address: "10.0.0.1:81"}}}
+	if _, err := Fleet([]*haav1.AgentConfig{v, w}, []string{"v.conf", "w.conf"}); err == nil || !strings.Contains(err.Error(), "the directors of one virtual server balance one service") {
+		t.Errorf("virtual servers of two services: %v", err)
 	}
 	// Per-node differences become overrides: interface, peers, source.
 	d := load("global_defs {\n router_id d\n}\n" + strings.Replace(instance(" unicast_src_ip 10.0.0.2\n unicast_peer {\n  10.0.0.1\n }\n"), "interface eth0", "interface eth1", 1))
@@ -1144,5 +1147,48 @@ virtual_server fwmark 3 {
 	ps := fails(t, "global_defs {\n lvs_flush_on_stop ALL\n}\n")
 	if !hasProblem(ps, 2, "lvs_flush_on_stop", "not a flush type") {
 		t.Errorf("problems:\n%s", problemLines(ps))
+	}
+}
+
+// Two LVS directors' files, each with the VIP's instance and the virtual
+// server: one Fleet document, the virtual server once, what differs in an
+// override, its directors the default (the nodes running the instance
+// that holds its address); a virtual server of one file names its
+// director.
+func TestFleetMergesVirtualServers(t *testing.T) {
+	load := func(src string) *haav1.AgentConfig {
+		cfg, _ := ok(t, src, Options{})
+		return cfg
+	}
+	vs := func(algo, extra string) string {
+		return "virtual_server 10.0.0.100 80 {\n protocol TCP\n lb_algo " + algo + "\n real_server 10.0.1.1 80 {\n }\n real_server 10.0.1.2 80 {\n }\n}\n" + extra
+	}
+	lb1 := load("global_defs {\n router_id lb1\n}\n" + instance(" priority 200\n") + vs("wrr", ""))
+	lb2 := load("global_defs {\n router_id lb2\n}\n" + instance(" priority 100\n") + vs("rr",
+		"virtual_server 10.0.0.100 443 {\n protocol TCP\n real_server 10.0.1.1 443 {\n }\n}\n"))
+	doc, err := Fleet([]*haav1.AgentConfig{lb1, lb2}, []string{"lb1.conf", "lb2.conf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.GetVirtualServers()) != 2 {
+		t.Fatalf("%d virtual servers, want 2: %v", len(doc.GetVirtualServers()), doc.GetVirtualServers())
+	}
+	web, tls := doc.GetVirtualServers()[0], doc.GetVirtualServers()[1]
+	if len(web.GetDirectors()) != 0 || len(web.GetOverrides()) != 1 || web.GetOverrides()["lb2"].GetScheduler() != "rr" || web.GetScheduler() == "rr" {
+		t.Errorf("the shared virtual server: %v", web)
+	}
+	if !slices.Equal(tls.GetDirectors(), []string{"lb2"}) {
+		t.Errorf("lb2's own virtual server: directors %v, want [lb2]", tls.GetDirectors())
+	}
+	for _, c := range []*haav1.AgentConfig{lb1, lb2} {
+		vss, _ := config.ForNodeVirtualServers(doc, c.GetName())
+		if len(vss) != len(c.GetVirtualServers()) {
+			t.Fatalf("%s directs %d, want %d", c.GetName(), len(vss), len(c.GetVirtualServers()))
+		}
+		for i, v := range vss {
+			if !proto.Equal(v, c.GetVirtualServers()[i]) {
+				t.Errorf("%s directs\n%v\nwant its file's\n%v", c.GetName(), v, c.GetVirtualServers()[i])
+			}
+		}
 	}
 }

@@ -22,9 +22,8 @@ import (
 // files' values); per-node priority in priorities, per-node differences
 // (interface, unicastPeers, sourceAddress, state, track, notify) in
 // overrides; trackers and sync groups merged when identical (else an
-// error); nodes = the names. Virtual servers are not part of Fleet
-// documents: return an error saying so if any config has them (the user
-// then imports per node).
+// error); nodes = the names; virtual servers merged by name, their
+// directors the nodes whose file has them (mergeVirtualServers).
 //
 // What the nodes of one virtual router must agree on is what goes on the
 // wire: vrid, version, advertisement interval, authentication, multicast
@@ -57,9 +56,6 @@ func Fleet(cfgs []*haav1.AgentConfig, files []string) (*haav1.Fleet, error) {
 		default:
 			nodeOf[name] = i
 			doc.Nodes = append(doc.Nodes, name)
-		}
-		if n := len(cfg.GetVirtualServers()); n > 0 {
-			add("%s has %d virtual_server block(s): a Fleet document has no virtual servers; import each node's file on its own (haactl import FILE --node NAME) and apply the agent configurations instead", file(i), n)
 		}
 	}
 
@@ -96,36 +92,12 @@ func Fleet(cfgs []*haav1.AgentConfig, files []string) (*haav1.Fleet, error) {
 		}
 		base := proto.Clone(first.in).(*haav1.Instance)
 		base.Priority = nil
-		overrides := map[string]*haav1.Instance{}
-		bm := base.ProtoReflect()
-		fields := bm.Descriptor().Fields()
-		for k := 0; k < fields.Len(); k++ {
-			fd := fields.Get(k)
-			if fd.Name() == "name" || fd.Name() == "priority" {
-				continue
-			}
-			vals := make([]*haav1.Instance, len(ms)) // each node's value alone
-			for j, m := range ms {
-				vals[j] = only(m.in, fd)
-			}
-			pick := commonValue(vals, fd)
-			bm.Clear(fd)
-			if pm := pick.ProtoReflect(); pm.Has(fd) {
-				bm.Set(fd, pm.Get(fd))
-			}
-			for j, m := range ms {
-				if proto.Equal(vals[j], pick) {
-					continue
-				}
-				ov := overrides[m.node]
-				if ov == nil {
-					ov = &haav1.Instance{}
-					overrides[m.node] = ov
-				}
-				vm := vals[j].ProtoReflect()
-				ov.ProtoReflect().Set(fd, vm.Get(fd))
-			}
+		vals := make([]*haav1.Instance, len(ms))
+		nodes := make([]string, len(ms))
+		for j, m := range ms {
+			vals[j], nodes[j] = m.in, m.node
 		}
+		overrides := splitCommon(base, vals, nodes, map[protoreflect.Name]bool{"name": true, "priority": true})
 		fi := fleetInstance(base)
 		fi.Priorities = map[string]uint32{}
 		for _, m := range ms {
@@ -172,6 +144,7 @@ func Fleet(cfgs []*haav1.AgentConfig, files []string) (*haav1.Fleet, error) {
 			doc.SyncGroups = append(doc.SyncGroups, proto.Clone(g).(*haav1.SyncGroup))
 		}
 	}
+	mergeVirtualServers(doc, cfgs, file, add)
 	if len(probs) > 0 {
 		return nil, errors.New(strings.Join(probs, "\n"))
 	}
@@ -240,22 +213,22 @@ var wireFields = []wireField{
 	}},
 }
 
-// only returns an Instance with just field fd of in.
-func only(in *haav1.Instance, fd protoreflect.FieldDescriptor) *haav1.Instance {
-	out := &haav1.Instance{}
+// only returns a message of in's type with just field fd of in.
+func only[M proto.Message](in M, fd protoreflect.FieldDescriptor) M {
+	out := in.ProtoReflect().New()
 	if m := in.ProtoReflect(); m.Has(fd) {
-		out.ProtoReflect().Set(fd, m.Get(fd))
+		out.Set(fd, m.Get(fd))
 	}
-	return out
+	return out.Interface().(M)
 }
 
-// commonValue picks the instance-wide value of a field from the nodes'
+// commonValue picks the document-wide value of a field from the nodes'
 // values: unset when any node leaves it unset (an override cannot unset a
 // field), else the most common value (the first on a tie).
-func commonValue(vals []*haav1.Instance, fd protoreflect.FieldDescriptor) *haav1.Instance {
+func commonValue[M proto.Message](vals []M, fd protoreflect.FieldDescriptor) M {
 	for _, v := range vals {
 		if !v.ProtoReflect().Has(fd) {
-			return &haav1.Instance{}
+			return vals[0].ProtoReflect().New().Interface().(M)
 		}
 	}
 	best, bestN := vals[0], 0
@@ -271,6 +244,42 @@ func commonValue(vals []*haav1.Instance, fd protoreflect.FieldDescriptor) *haav1
 		}
 	}
 	return best
+}
+
+// splitCommon sets base's fields (but those skip names) to the value
+// common to vals (each node's message, in members order) and returns the
+// per-node overrides of the fields whose value differs, by node.
+func splitCommon[M proto.Message](base M, vals []M, nodes []string, skip map[protoreflect.Name]bool) map[string]M {
+	overrides := map[string]M{}
+	bm := base.ProtoReflect()
+	fields := bm.Descriptor().Fields()
+	for k := 0; k < fields.Len(); k++ {
+		fd := fields.Get(k)
+		if skip[fd.Name()] {
+			continue
+		}
+		each := make([]M, len(vals)) // each node's value alone
+		for j, v := range vals {
+			each[j] = only(v, fd)
+		}
+		pick := commonValue(each, fd)
+		bm.Clear(fd)
+		if pm := pick.ProtoReflect(); pm.Has(fd) {
+			bm.Set(fd, pm.Get(fd))
+		}
+		for j := range vals {
+			if proto.Equal(each[j], pick) {
+				continue
+			}
+			ov, ok := overrides[nodes[j]]
+			if !ok {
+				ov = base.ProtoReflect().New().Interface().(M)
+				overrides[nodes[j]] = ov
+			}
+			ov.ProtoReflect().Set(fd, each[j].ProtoReflect().Get(fd))
+		}
+	}
+	return overrides
 }
 
 // fleetInstance copies an Instance into a FleetInstance: fields 1..18 are
@@ -294,4 +303,70 @@ func compact(m proto.Message) string {
 		return fmt.Sprint(m)
 	}
 	return strings.Join(strings.Fields(string(b)), " ")
+}
+
+// mergeVirtualServers adds the configurations' virtual servers to doc, one
+// per name, in the order they first appear: the fields the directors
+// agree on in the entry, the others in per-director overrides; the service
+// itself (address, fwmark, protocol, group) must be the same everywhere.
+// The nodes whose file has it are its directors, written out unless they
+// are the default (the nodes running the instance holding its address).
+func mergeVirtualServers(doc *haav1.Fleet, cfgs []*haav1.AgentConfig, file func(int) string, add func(string, ...any)) {
+	type member struct {
+		node string
+		i    int
+		vs   *haav1.VirtualServer
+	}
+	var order []string
+	byName := map[string][]member{}
+	for i, cfg := range cfgs {
+		for _, vs := range cfg.GetVirtualServers() {
+			name := config.VirtualServerName(vs) // converted ones have the default
+			if _, seen := byName[name]; !seen {
+				order = append(order, name)
+			}
+			byName[name] = append(byName[name], member{cfg.GetName(), i, vs})
+		}
+	}
+	service := func(vs *haav1.VirtualServer) string {
+		return fmt.Sprintf("%s %s fwmark %d group %v", vs.GetAddress(), vs.GetProtocol(), vs.GetFwmark(), vs.GetGroup())
+	}
+	for _, name := range order {
+		ms := byName[name]
+		first := ms[0]
+		for _, m := range ms[1:] {
+			if a, b := service(first.vs), service(m.vs); a != b {
+				add("virtual server %s is %s in %s but %s in %s: the directors of one virtual server balance one service; make them the same, or name them differently", name, a, file(first.i), b, file(m.i))
+			}
+		}
+		base := proto.Clone(first.vs).(*haav1.VirtualServer)
+		vals := make([]*haav1.VirtualServer, len(ms))
+		nodes := make([]string, len(ms))
+		for j, m := range ms {
+			vals[j], nodes[j] = m.vs, m.node
+		}
+		overrides := splitCommon(base, vals, nodes, map[protoreflect.Name]bool{"name": true})
+		fv := fleetVirtualServer(base)
+		if len(overrides) > 0 {
+			fv.Overrides = overrides
+		}
+		if !slices.Equal(config.Directors(doc, fv), nodes) {
+			fv.Directors = nodes
+		}
+		doc.VirtualServers = append(doc.VirtualServers, fv)
+	}
+}
+
+// fleetVirtualServer copies a VirtualServer into a FleetVirtualServer:
+// fields 1..19 are the same in both.
+func fleetVirtualServer(vs *haav1.VirtualServer) *haav1.FleetVirtualServer {
+	fv := &haav1.FleetVirtualServer{}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(vs)
+	if err == nil {
+		err = proto.Unmarshal(b, fv)
+	}
+	if err != nil {
+		panic(fmt.Sprintf("copy virtual server: %v", err)) // cannot happen: same fields
+	}
+	return fv
 }

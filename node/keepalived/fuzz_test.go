@@ -286,20 +286,13 @@ func FuzzKeepalived(f *testing.F) {
 }
 
 // fleetOfTwins merges the conversion as the file of two nodes: they agree
-// on everything, so Fleet succeeds (unless there are virtual servers,
-// which Fleet documents do not have) and gives each node the instances of
-// the file.
+// on everything, so Fleet succeeds and gives each node the instances and
+// the virtual servers of the file.
 func fleetOfTwins(t *testing.T, cfg *haav1.AgentConfig) {
 	t.Helper()
 	a, b := proto.Clone(cfg).(*haav1.AgentConfig), proto.Clone(cfg).(*haav1.AgentConfig)
 	a.Name, b.Name = "n1", "n2"
 	doc, err := Fleet([]*haav1.AgentConfig{a, b}, []string{"a.conf", "b.conf"})
-	if len(cfg.GetVirtualServers()) > 0 {
-		if err == nil {
-			t.Fatal("Fleet merged virtual servers")
-		}
-		return
-	}
 	if err != nil {
 		t.Fatalf("Fleet of two identical nodes: %v\n%v", err, cfg)
 	}
@@ -318,6 +311,15 @@ func fleetOfTwins(t *testing.T, cfg *haav1.AgentConfig) {
 			}
 			if !proto.Equal(in, want) {
 				t.Fatalf("node %s runs\n%v\nwant\n%v", n, in, want)
+			}
+		}
+		vss, _ := config.ForNodeVirtualServers(doc, n)
+		if len(vss) != len(cfg.GetVirtualServers()) {
+			t.Fatalf("node %s directs %d virtual servers, want %d", n, len(vss), len(cfg.GetVirtualServers()))
+		}
+		for i, vs := range vss {
+			if !proto.Equal(vs, cfg.GetVirtualServers()[i]) {
+				t.Fatalf("node %s directs\n%v\nwant\n%v", n, vs, cfg.GetVirtualServers()[i])
 			}
 		}
 	}
