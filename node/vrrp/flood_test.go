@@ -293,3 +293,32 @@ func BenchmarkReceiveAdvert(b *testing.B) {
 		ifc.handle(pkt, time.Now(), false, &a)
 	}
 }
+
+// TestLaneKeepsWhatTheMainSocketQueuedBefore: an advert of the master the
+// main socket had queued before the lane took that master (the lane never
+// saw it) is handled, not skipped as the lane's: a master that hands over
+// (priority 0) right after its first advert is not lost in the switch.
+func TestLaneKeepsWhatTheMainSocketQueuedBefore(t *testing.T) {
+	ifc, pkt, stop := receivingBackup(t) // following 10.77.0.1 now
+	defer stop()
+	lane := newFakeLane()
+	defer close(lane.pkts)
+	queued := time.Now()
+	time.Sleep(time.Millisecond)
+	go ifc.ServeLane(lane)
+	for deadline := time.Now().Add(5 * time.Second); len(lane.sources()) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the lane never took the followed master")
+		}
+	}
+	r := ifc.runners.Load()[51]
+	before := r.Stats().AdvertsReceived.Load()
+	ifc.HandleAt(pkt, queued) // arrived before the lane took the master
+	if got := r.Stats().AdvertsReceived.Load() - before; got != 1 {
+		t.Fatalf("%d adverts handled from the main socket's backlog, want 1", got)
+	}
+	ifc.HandleAt(pkt, time.Now()) // the lane's from now on: skipped here
+	if got := r.Stats().AdvertsReceived.Load() - before; got != 1 {
+		t.Fatalf("a main-socket copy of a lane source arriving after the switch was handled (%d)", got)
+	}
+}

@@ -45,6 +45,10 @@ type Iface struct {
 
 	lane     Lane
 	laneSrcs atomic.Pointer[[]netip.Addr] // the sources the lane carries; nil: no lane
+	// laneSince is when the lane last took its sources: a main-socket
+	// packet of a lane source that arrived before was queued there before
+	// the kernel filters moved it (the lane never saw it), and is handled.
+	laneSince atomic.Pointer[time.Time]
 
 	stats Stats
 }
@@ -140,13 +144,21 @@ func (i *Iface) refreshLaneLocked() {
 		i.laneSrcs.Store(nil)
 		return
 	}
+	since := time.Now()
+	i.laneSince.Store(&since)
 	i.laneSrcs.Store(&srcs)
 }
 
-// onLane reports whether src's packets come through the lane.
-func (i *Iface) onLane(src netip.Addr) bool {
+// onLane reports whether src's packets come through the lane, for a
+// packet that arrived at at: those the main socket had queued before the
+// lane took src are not the lane's.
+func (i *Iface) onLane(src netip.Addr, at time.Time) bool {
 	p := i.laneSrcs.Load()
-	return p != nil && slices.Contains(*p, src)
+	if p == nil || !slices.Contains(*p, src) {
+		return false
+	}
+	since := i.laneSince.Load()
+	return since == nil || !at.Before(*since)
 }
 
 // overflowCounter is a Reader that knows how many packets its socket's
@@ -207,7 +219,7 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
 	viaAH := false
 	switch h.protocol {
 	case Protocol:
-		if !lane && i.onLane(h.src) {
+		if !lane && i.onLane(h.src, at) {
 			return // its copy came through the lane
 		}
 	case ProtocolAH:
