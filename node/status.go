@@ -162,6 +162,13 @@ func (l *local) LocalState() fleet.LocalState {
 			State: instances.StateProto(st.State), Priority: uint32(st.Priority), Vips: vips,
 			Definition: in.Definition, FromFleet: fromFleet[c.VRRP.Name], Family: c.Family, VmacInterface: vmacName(c)}})
 	}
+	if lb := a.lb.Status(); lb != nil {
+		for _, vs := range lb.VirtualServers {
+			for _, rs := range vs.Reals {
+				s.RealServers = append(s.RealServers, &haav1.RealServerVerdict{VirtualServer: vs.Name, Address: rs.Addr.String(), Healthy: rs.Healthy})
+			}
+		}
+	}
 	return s
 }
 

@@ -187,6 +187,10 @@ func issueRow(is *haav1.FleetIssue) []string {
 	case *haav1.FleetIssue_Drift:
 		d := k.Drift
 		return []string{"drift", d.GetNode(), driftText(d)}
+	case *haav1.FleetIssue_RealServerDisputed:
+		d := k.RealServerDisputed
+		return []string{"real server disputed", d.GetVirtualServer() + " " + d.GetRealServer(),
+			fmt.Sprintf("down on %s, up on %s: a path problem near %s?", joinOrDash(d.GetDownOn()), joinOrDash(d.GetUpOn()), joinOrDash(d.GetDownOn()))}
 	}
 	return []string{"unknown", "-", "a newer haad? haactl get issues -o json shows it"}
 }

@@ -276,6 +276,13 @@ func describeEvent(e *haav1.Event) string {
 			return fmt.Sprintf("vrid collision over on %s vrid %d", vc.GetSegment(), vc.GetVrid())
 		}
 		return fmt.Sprintf("vrid collision on %s vrid %d: used by %s", vc.GetSegment(), vc.GetVrid(), nodeInstanceList(vc.GetInstances()))
+	case *haav1.Event_RealServerDisputed:
+		d := k.RealServerDisputed
+		if d.GetResolved() {
+			return fmt.Sprintf("real server %s of %s no longer disputed: its directors agree", d.GetRealServer(), d.GetVirtualServer())
+		}
+		return fmt.Sprintf("real server %s of %s disputed: down on %s, up on %s (a path problem near %s?)", d.GetRealServer(), d.GetVirtualServer(),
+			joinOrDash(d.GetDownOn()), joinOrDash(d.GetUpOn()), joinOrDash(d.GetDownOn()))
 	case *haav1.Event_Drift:
 		d := k.Drift
 		if d.GetResolved() {

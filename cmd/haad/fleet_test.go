@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -449,3 +450,87 @@ virtualServers:
 		t.Fatalf("drain --all: exit %d\n%s", code, out)
 	}
 }
+
+// Multi-vantage health: the directors share their verdicts on the real
+// servers through gossip. A real server cut off from lb1 only (a
+// blackhole route in lb1's namespace) is down for lb1 and up for lb2: a
+// real_server_disputed issue (haactl get issues) and event; healed, it is
+// over.
+func TestFleetRealServerDisputed(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t, 2)
+	lb1, lb2 := f.lab.Nodes[0], f.lab.Nodes[1]
+	rs := f.lab.Clients[0]
+	srv, err := rs.Respond(8080, "rs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	doc := fmt.Sprintf(`kind: Fleet
+nodes: [lb1, lb2]
+instances:
+  - {name: VI_1, interface: eth0, vrid: 51, advertInterval: 100ms, vips: ["192.168.55.140/24"], priorities: {lb1: 200, lb2: 100}}
+virtualServers:
+  - name: web
+    address: "192.168.55.140:80"
+    check: {tcp: {}, interval: 200ms, timeout: 200ms, fall: 1}
+    realServers: [{address: "%s:8080"}]
+`, rs.Addr)
+	if out, code := f.haactl(lb1, "apply", "-f", f.writeDoc("fleet.yaml", doc)); code != 0 {
+		t.Fatalf("apply: exit %d\n%s", code, out)
+	}
+	issues := func() string {
+		out, _ := f.haactl(lb2, "get", "issues")
+		return out
+	}
+	if err := lab.Poll(5*time.Second, 100*time.Millisecond, "no issue", func() (bool, error) {
+		return !strings.Contains(issues(), "real server disputed"), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lb1.IP("route", "add", "blackhole", rs.Addr.String()+"/32"); err != nil {
+		t.Fatal(err)
+	}
+	var out string
+	if err := lab.Poll(15*time.Second, 200*time.Millisecond, "a disputed real server in lb2's get issues", func() (bool, error) {
+		out = issues()
+		return strings.Contains(out, "real server disputed"), nil
+	}); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("haactl get issues:\n%s", out)
+	if !strings.Contains(out, "down on lb1, up on lb2") {
+		t.Fatalf("want lb1 down, lb2 up:\n%s", out)
+	}
+	if err := lb1.IP("route", "del", "blackhole", rs.Addr.String()+"/32"); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Poll(15*time.Second, 200*time.Millisecond, "the dispute over", func() (bool, error) {
+		return !strings.Contains(issues(), "real server disputed"), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Both ends are events on the directors involved.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := ctl.Dial(ctx, "unix://"+lb2.HaadFiles(f.dir).Socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var began, ended bool
+	err = c.Watch(ctx, new(uint64), func(e *haav1.Event) error {
+		if d := e.GetRealServerDisputed(); d != nil {
+			began, ended = began || !d.GetResolved(), ended || d.GetResolved()
+		}
+		if began && ended {
+			return errStopWatch
+		}
+		return nil
+	})
+	if !began || !ended {
+		t.Fatalf("events: dispute began %v, ended %v (%v)", began, ended, err)
+	}
+}
+
+var errStopWatch = errors.New("seen")

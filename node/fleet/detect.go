@@ -155,6 +155,8 @@ func Key(is *haav1.FleetIssue) string {
 		return fmt.Sprintf("vrid_collision/%s/%d", k.VridCollision.GetSegment(), k.VridCollision.GetVrid())
 	case *haav1.FleetIssue_Drift:
 		return "drift/" + k.Drift.GetNode()
+	case *haav1.FleetIssue_RealServerDisputed:
+		return "real_server_disputed/" + k.RealServerDisputed.GetVirtualServer() + "/" + k.RealServerDisputed.GetRealServer()
 	}
 	return ""
 }
@@ -208,6 +210,8 @@ func (t *Tracker) Update(cur []*haav1.FleetIssue) (appeared, resolved []*haav1.F
 			x.VridCollision.Resolved = true
 		case *haav1.FleetIssue_Drift:
 			x.Drift.Resolved = true
+		case *haav1.FleetIssue_RealServerDisputed:
+			x.RealServerDisputed.Resolved = true
 		}
 		resolved = append(resolved, is)
 	}

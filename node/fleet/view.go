@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -54,8 +55,9 @@ func (n *Node) detectLoop(g *gossip.Gossip) {
 		}
 		n.memberEvents(view, members)
 		name := view.Self
-		ins := fleetInstances(view, n.summary())
-		confirmed := lasting(Detect(ins), since, time.Now())
+		self := n.summary()
+		ins := fleetInstances(view, self)
+		confirmed := lasting(append(Detect(ins), Disputes(fleetVerdicts(view, self))...), since, time.Now())
 		n.issues.Store(&confirmed)
 		// Every lasting issue is tracked (an issue ends when it is gone,
 		// not when this node leaves it); events only for those this node
@@ -114,6 +116,9 @@ func involves(is *haav1.FleetIssue, node string) bool {
 		parties = k.SplitBrain.GetMasters()
 	case *haav1.FleetIssue_VridCollision:
 		parties = k.VridCollision.GetInstances()
+	case *haav1.FleetIssue_RealServerDisputed:
+		d := k.RealServerDisputed
+		return slices.Contains(d.GetDownOn(), node) || slices.Contains(d.GetUpOn(), node)
 	}
 	for _, p := range parties {
 		if p.GetNode() == node {
@@ -147,6 +152,16 @@ func (n *Node) issueEvent(is *haav1.FleetIssue, resolved bool) {
 		}
 		e.Kind = &haav1.Event_VridCollision{VridCollision: vc}
 		e.Instance = n.instanceOn(vc.GetSegment(), vc.GetVrid())
+	case *haav1.FleetIssue_RealServerDisputed:
+		d := proto.Clone(k.RealServerDisputed).(*haav1.RealServerDisputed)
+		d.Resolved = resolved
+		if !resolved {
+			n.log.Warn("real server disputed: its directors disagree about its health (a path problem near those that see it down?)",
+				"virtual_server", d.GetVirtualServer(), "real_server", d.GetRealServer(), "down_on", d.GetDownOn(), "up_on", d.GetUpOn())
+		} else {
+			n.log.Info("real server no longer disputed", "virtual_server", d.GetVirtualServer(), "real_server", d.GetRealServer())
+		}
+		e.Kind = &haav1.Event_RealServerDisputed{RealServerDisputed: d}
 	default:
 		return
 	}

@@ -1790,6 +1790,7 @@ type Event struct {
 	//	*Event_NotifyRan
 	//	*Event_RealServerChanged
 	//	*Event_VirtualServerChanged
+	//	*Event_RealServerDisputed
 	Kind          isEvent_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -2022,6 +2023,15 @@ func (x *Event) GetVirtualServerChanged() *VirtualServerChanged {
 	return nil
 }
 
+func (x *Event) GetRealServerDisputed() *RealServerDisputed {
+	if x != nil {
+		if x, ok := x.Kind.(*Event_RealServerDisputed); ok {
+			return x.RealServerDisputed
+		}
+	}
+	return nil
+}
+
 type isEvent_Kind interface {
 	isEvent_Kind()
 }
@@ -2098,6 +2108,10 @@ type Event_VirtualServerChanged struct {
 	VirtualServerChanged *VirtualServerChanged `protobuf:"bytes,27,opt,name=virtual_server_changed,json=virtualServerChanged,proto3,oneof"`
 }
 
+type Event_RealServerDisputed struct {
+	RealServerDisputed *RealServerDisputed `protobuf:"bytes,28,opt,name=real_server_disputed,json=realServerDisputed,proto3,oneof"`
+}
+
 func (*Event_StateChanged) isEvent_Kind() {}
 
 func (*Event_PriorityChanged) isEvent_Kind() {}
@@ -2133,6 +2147,8 @@ func (*Event_NotifyRan) isEvent_Kind() {}
 func (*Event_RealServerChanged) isEvent_Kind() {}
 
 func (*Event_VirtualServerChanged) isEvent_Kind() {}
+
+func (*Event_RealServerDisputed) isEvent_Kind() {}
 
 // StateChanged is a transition.
 type StateChanged struct {
@@ -3033,6 +3049,89 @@ func (x *SplitBrain) GetMaster() string {
 	return ""
 }
 
+// RealServerDisputed reports a real server the directors of its virtual
+// server disagree about for longer than a grace period: some see it down,
+// others up. Likely a path problem near the directors that see it down,
+// not a dead server. And later its end.
+type RealServerDisputed struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VirtualServer string                 `protobuf:"bytes,1,opt,name=virtual_server,json=virtualServer,proto3" json:"virtual_server,omitempty"`
+	// ADDR:PORT.
+	RealServer string `protobuf:"bytes,2,opt,name=real_server,json=realServer,proto3" json:"real_server,omitempty"`
+	// The directors whose check fails, and those whose check passes.
+	DownOn []string `protobuf:"bytes,3,rep,name=down_on,json=downOn,proto3" json:"down_on,omitempty"`
+	UpOn   []string `protobuf:"bytes,4,rep,name=up_on,json=upOn,proto3" json:"up_on,omitempty"`
+	// The directors agree again (or the real server is gone).
+	Resolved      bool `protobuf:"varint,5,opt,name=resolved,proto3" json:"resolved,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RealServerDisputed) Reset() {
+	*x = RealServerDisputed{}
+	mi := &file_haa_v1_agent_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RealServerDisputed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RealServerDisputed) ProtoMessage() {}
+
+func (x *RealServerDisputed) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_agent_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RealServerDisputed.ProtoReflect.Descriptor instead.
+func (*RealServerDisputed) Descriptor() ([]byte, []int) {
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *RealServerDisputed) GetVirtualServer() string {
+	if x != nil {
+		return x.VirtualServer
+	}
+	return ""
+}
+
+func (x *RealServerDisputed) GetRealServer() string {
+	if x != nil {
+		return x.RealServer
+	}
+	return ""
+}
+
+func (x *RealServerDisputed) GetDownOn() []string {
+	if x != nil {
+		return x.DownOn
+	}
+	return nil
+}
+
+func (x *RealServerDisputed) GetUpOn() []string {
+	if x != nil {
+		return x.UpOn
+	}
+	return nil
+}
+
+func (x *RealServerDisputed) GetResolved() bool {
+	if x != nil {
+		return x.Resolved
+	}
+	return false
+}
+
 // Drift reports a node whose fleet instances differ from what the fleet
 // document it stores says it should run (an apply failed there), and later
 // its end.
@@ -3053,7 +3152,7 @@ type Drift struct {
 
 func (x *Drift) Reset() {
 	*x = Drift{}
-	mi := &file_haa_v1_agent_proto_msgTypes[37]
+	mi := &file_haa_v1_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3065,7 +3164,7 @@ func (x *Drift) String() string {
 func (*Drift) ProtoMessage() {}
 
 func (x *Drift) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[37]
+	mi := &file_haa_v1_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3078,7 +3177,7 @@ func (x *Drift) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Drift.ProtoReflect.Descriptor instead.
 func (*Drift) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{37}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *Drift) GetNode() string {
@@ -3137,7 +3236,7 @@ type VridCollision struct {
 
 func (x *VridCollision) Reset() {
 	*x = VridCollision{}
-	mi := &file_haa_v1_agent_proto_msgTypes[38]
+	mi := &file_haa_v1_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3149,7 +3248,7 @@ func (x *VridCollision) String() string {
 func (*VridCollision) ProtoMessage() {}
 
 func (x *VridCollision) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[38]
+	mi := &file_haa_v1_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3162,7 +3261,7 @@ func (x *VridCollision) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VridCollision.ProtoReflect.Descriptor instead.
 func (*VridCollision) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{38}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *VridCollision) GetSegment() string {
@@ -3207,7 +3306,7 @@ type FleetApplied struct {
 
 func (x *FleetApplied) Reset() {
 	*x = FleetApplied{}
-	mi := &file_haa_v1_agent_proto_msgTypes[39]
+	mi := &file_haa_v1_agent_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3219,7 +3318,7 @@ func (x *FleetApplied) String() string {
 func (*FleetApplied) ProtoMessage() {}
 
 func (x *FleetApplied) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[39]
+	mi := &file_haa_v1_agent_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3232,7 +3331,7 @@ func (x *FleetApplied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FleetApplied.ProtoReflect.Descriptor instead.
 func (*FleetApplied) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{39}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *FleetApplied) GetGeneration() uint64 {
@@ -3268,7 +3367,7 @@ type MemberChanged struct {
 
 func (x *MemberChanged) Reset() {
 	*x = MemberChanged{}
-	mi := &file_haa_v1_agent_proto_msgTypes[40]
+	mi := &file_haa_v1_agent_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3280,7 +3379,7 @@ func (x *MemberChanged) String() string {
 func (*MemberChanged) ProtoMessage() {}
 
 func (x *MemberChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[40]
+	mi := &file_haa_v1_agent_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3293,7 +3392,7 @@ func (x *MemberChanged) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MemberChanged.ProtoReflect.Descriptor instead.
 func (*MemberChanged) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{40}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *MemberChanged) GetNode() string {
@@ -3329,7 +3428,7 @@ type FailoverRequest struct {
 
 func (x *FailoverRequest) Reset() {
 	*x = FailoverRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[41]
+	mi := &file_haa_v1_agent_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3341,7 +3440,7 @@ func (x *FailoverRequest) String() string {
 func (*FailoverRequest) ProtoMessage() {}
 
 func (x *FailoverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[41]
+	mi := &file_haa_v1_agent_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3354,7 +3453,7 @@ func (x *FailoverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailoverRequest.ProtoReflect.Descriptor instead.
 func (*FailoverRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{41}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *FailoverRequest) GetInstance() string {
@@ -3381,7 +3480,7 @@ type FailoverResponse struct {
 
 func (x *FailoverResponse) Reset() {
 	*x = FailoverResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[42]
+	mi := &file_haa_v1_agent_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3393,7 +3492,7 @@ func (x *FailoverResponse) String() string {
 func (*FailoverResponse) ProtoMessage() {}
 
 func (x *FailoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[42]
+	mi := &file_haa_v1_agent_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3406,7 +3505,7 @@ func (x *FailoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FailoverResponse.ProtoReflect.Descriptor instead.
 func (*FailoverResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{42}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *FailoverResponse) GetNewMaster() string {
@@ -3429,7 +3528,7 @@ type SetMaintenanceRequest struct {
 
 func (x *SetMaintenanceRequest) Reset() {
 	*x = SetMaintenanceRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[43]
+	mi := &file_haa_v1_agent_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3441,7 +3540,7 @@ func (x *SetMaintenanceRequest) String() string {
 func (*SetMaintenanceRequest) ProtoMessage() {}
 
 func (x *SetMaintenanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[43]
+	mi := &file_haa_v1_agent_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3454,7 +3553,7 @@ func (x *SetMaintenanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaintenanceRequest.ProtoReflect.Descriptor instead.
 func (*SetMaintenanceRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{43}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SetMaintenanceRequest) GetEnabled() bool {
@@ -3481,7 +3580,7 @@ type SetMaintenanceResponse struct {
 
 func (x *SetMaintenanceResponse) Reset() {
 	*x = SetMaintenanceResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[44]
+	mi := &file_haa_v1_agent_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3493,7 +3592,7 @@ func (x *SetMaintenanceResponse) String() string {
 func (*SetMaintenanceResponse) ProtoMessage() {}
 
 func (x *SetMaintenanceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[44]
+	mi := &file_haa_v1_agent_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3506,7 +3605,7 @@ func (x *SetMaintenanceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetMaintenanceResponse.ProtoReflect.Descriptor instead.
 func (*SetMaintenanceResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{44}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SetMaintenanceResponse) GetMaintenance() *Maintenance {
@@ -3525,7 +3624,7 @@ type ListVirtualServersRequest struct {
 
 func (x *ListVirtualServersRequest) Reset() {
 	*x = ListVirtualServersRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[45]
+	mi := &file_haa_v1_agent_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3537,7 +3636,7 @@ func (x *ListVirtualServersRequest) String() string {
 func (*ListVirtualServersRequest) ProtoMessage() {}
 
 func (x *ListVirtualServersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[45]
+	mi := &file_haa_v1_agent_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3550,7 +3649,7 @@ func (x *ListVirtualServersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualServersRequest.ProtoReflect.Descriptor instead.
 func (*ListVirtualServersRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{45}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{46}
 }
 
 // ListVirtualServersResponse lists the virtual servers by name.
@@ -3565,7 +3664,7 @@ type ListVirtualServersResponse struct {
 
 func (x *ListVirtualServersResponse) Reset() {
 	*x = ListVirtualServersResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[46]
+	mi := &file_haa_v1_agent_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3577,7 +3676,7 @@ func (x *ListVirtualServersResponse) String() string {
 func (*ListVirtualServersResponse) ProtoMessage() {}
 
 func (x *ListVirtualServersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[46]
+	mi := &file_haa_v1_agent_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3590,7 +3689,7 @@ func (x *ListVirtualServersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVirtualServersResponse.ProtoReflect.Descriptor instead.
 func (*ListVirtualServersResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{46}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ListVirtualServersResponse) GetVirtualServers() []*VirtualServerStatus {
@@ -3634,7 +3733,7 @@ type VirtualServerStatus struct {
 
 func (x *VirtualServerStatus) Reset() {
 	*x = VirtualServerStatus{}
-	mi := &file_haa_v1_agent_proto_msgTypes[47]
+	mi := &file_haa_v1_agent_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3646,7 +3745,7 @@ func (x *VirtualServerStatus) String() string {
 func (*VirtualServerStatus) ProtoMessage() {}
 
 func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[47]
+	mi := &file_haa_v1_agent_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3659,7 +3758,7 @@ func (x *VirtualServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VirtualServerStatus.ProtoReflect.Descriptor instead.
 func (*VirtualServerStatus) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{47}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *VirtualServerStatus) GetName() string {
@@ -3786,7 +3885,7 @@ type RealServerStatus struct {
 
 func (x *RealServerStatus) Reset() {
 	*x = RealServerStatus{}
-	mi := &file_haa_v1_agent_proto_msgTypes[48]
+	mi := &file_haa_v1_agent_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3798,7 +3897,7 @@ func (x *RealServerStatus) String() string {
 func (*RealServerStatus) ProtoMessage() {}
 
 func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[48]
+	mi := &file_haa_v1_agent_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3811,7 +3910,7 @@ func (x *RealServerStatus) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RealServerStatus.ProtoReflect.Descriptor instead.
 func (*RealServerStatus) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{48}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *RealServerStatus) GetAddress() string {
@@ -3931,7 +4030,7 @@ type SetRealServerRequest struct {
 
 func (x *SetRealServerRequest) Reset() {
 	*x = SetRealServerRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[49]
+	mi := &file_haa_v1_agent_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3943,7 +4042,7 @@ func (x *SetRealServerRequest) String() string {
 func (*SetRealServerRequest) ProtoMessage() {}
 
 func (x *SetRealServerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[49]
+	mi := &file_haa_v1_agent_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3956,7 +4055,7 @@ func (x *SetRealServerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRealServerRequest.ProtoReflect.Descriptor instead.
 func (*SetRealServerRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{49}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *SetRealServerRequest) GetVirtualServer() string {
@@ -4042,7 +4141,7 @@ type SetRealServerResponse struct {
 
 func (x *SetRealServerResponse) Reset() {
 	*x = SetRealServerResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[50]
+	mi := &file_haa_v1_agent_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4054,7 +4153,7 @@ func (x *SetRealServerResponse) String() string {
 func (*SetRealServerResponse) ProtoMessage() {}
 
 func (x *SetRealServerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[50]
+	mi := &file_haa_v1_agent_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4067,7 +4166,7 @@ func (x *SetRealServerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetRealServerResponse.ProtoReflect.Descriptor instead.
 func (*SetRealServerResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{50}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *SetRealServerResponse) GetRealServer() *RealServerStatus {
@@ -4088,7 +4187,7 @@ type SetLogLevelRequest struct {
 
 func (x *SetLogLevelRequest) Reset() {
 	*x = SetLogLevelRequest{}
-	mi := &file_haa_v1_agent_proto_msgTypes[51]
+	mi := &file_haa_v1_agent_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4100,7 +4199,7 @@ func (x *SetLogLevelRequest) String() string {
 func (*SetLogLevelRequest) ProtoMessage() {}
 
 func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[51]
+	mi := &file_haa_v1_agent_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4113,7 +4212,7 @@ func (x *SetLogLevelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelRequest.ProtoReflect.Descriptor instead.
 func (*SetLogLevelRequest) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{51}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *SetLogLevelRequest) GetLevel() string {
@@ -4134,7 +4233,7 @@ type SetLogLevelResponse struct {
 
 func (x *SetLogLevelResponse) Reset() {
 	*x = SetLogLevelResponse{}
-	mi := &file_haa_v1_agent_proto_msgTypes[52]
+	mi := &file_haa_v1_agent_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4146,7 +4245,7 @@ func (x *SetLogLevelResponse) String() string {
 func (*SetLogLevelResponse) ProtoMessage() {}
 
 func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_haa_v1_agent_proto_msgTypes[52]
+	mi := &file_haa_v1_agent_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4159,7 +4258,7 @@ func (x *SetLogLevelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetLogLevelResponse.ProtoReflect.Descriptor instead.
 func (*SetLogLevelResponse) Descriptor() ([]byte, []int) {
-	return file_haa_v1_agent_proto_rawDescGZIP(), []int{52}
+	return file_haa_v1_agent_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *SetLogLevelResponse) GetLevel() string {
@@ -4314,7 +4413,8 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"_since_seq\":\n" +
 	"\x13WatchEventsResponse\x12#\n" +
-	"\x05event\x18\x01 \x01(\v2\r.haa.v1.EventR\x05event\"\xe5\t\n" +
+	"\x05event\x18\x01 \x01(\v2\r.haa.v1.EventR\x05event\"\xb5\n" +
+	"\n" +
 	"\x05Event\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x12\n" +
@@ -4340,7 +4440,8 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\n" +
 	"notify_ran\x18\x19 \x01(\v2\x11.haa.v1.NotifyRanH\x00R\tnotifyRan\x12K\n" +
 	"\x13real_server_changed\x18\x1a \x01(\v2\x19.haa.v1.RealServerChangedH\x00R\x11realServerChanged\x12T\n" +
-	"\x16virtual_server_changed\x18\x1b \x01(\v2\x1c.haa.v1.VirtualServerChangedH\x00R\x14virtualServerChangedB\x06\n" +
+	"\x16virtual_server_changed\x18\x1b \x01(\v2\x1c.haa.v1.VirtualServerChangedH\x00R\x14virtualServerChanged\x12N\n" +
+	"\x14real_server_disputed\x18\x1c \x01(\v2\x1a.haa.v1.RealServerDisputedH\x00R\x12realServerDisputedB\x06\n" +
 	"\x04kind\"\x82\x01\n" +
 	"\fStateChanged\x12!\n" +
 	"\x04from\x18\x01 \x01(\x0e2\r.haa.v1.StateR\x04from\x12\x1d\n" +
@@ -4403,7 +4504,14 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x04vrid\x18\x02 \x01(\rR\x04vrid\x12.\n" +
 	"\amasters\x18\x03 \x03(\v2\x14.haa.v1.NodeInstanceR\amasters\x12\x1a\n" +
 	"\bresolved\x18\x04 \x01(\bR\bresolved\x12\x16\n" +
-	"\x06master\x18\x05 \x01(\tR\x06master\"\xb3\x01\n" +
+	"\x06master\x18\x05 \x01(\tR\x06master\"\xa6\x01\n" +
+	"\x12RealServerDisputed\x12%\n" +
+	"\x0evirtual_server\x18\x01 \x01(\tR\rvirtualServer\x12\x1f\n" +
+	"\vreal_server\x18\x02 \x01(\tR\n" +
+	"realServer\x12\x17\n" +
+	"\adown_on\x18\x03 \x03(\tR\x06downOn\x12\x13\n" +
+	"\x05up_on\x18\x04 \x03(\tR\x04upOn\x12\x1a\n" +
+	"\bresolved\x18\x05 \x01(\bR\bresolved\"\xb3\x01\n" +
 	"\x05Drift\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12)\n" +
 	"\x10fleet_generation\x18\x02 \x01(\x04R\x0ffleetGeneration\x12\x12\n" +
@@ -4541,7 +4649,7 @@ func file_haa_v1_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_haa_v1_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 54)
+var file_haa_v1_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_haa_v1_agent_proto_goTypes = []any{
 	(State)(0),                         // 0: haa.v1.State
 	(TrackerState)(0),                  // 1: haa.v1.TrackerState
@@ -4583,56 +4691,57 @@ var file_haa_v1_agent_proto_goTypes = []any{
 	(*InstanceError)(nil),              // 37: haa.v1.InstanceError
 	(*NodeInstance)(nil),               // 38: haa.v1.NodeInstance
 	(*SplitBrain)(nil),                 // 39: haa.v1.SplitBrain
-	(*Drift)(nil),                      // 40: haa.v1.Drift
-	(*VridCollision)(nil),              // 41: haa.v1.VridCollision
-	(*FleetApplied)(nil),               // 42: haa.v1.FleetApplied
-	(*MemberChanged)(nil),              // 43: haa.v1.MemberChanged
-	(*FailoverRequest)(nil),            // 44: haa.v1.FailoverRequest
-	(*FailoverResponse)(nil),           // 45: haa.v1.FailoverResponse
-	(*SetMaintenanceRequest)(nil),      // 46: haa.v1.SetMaintenanceRequest
-	(*SetMaintenanceResponse)(nil),     // 47: haa.v1.SetMaintenanceResponse
-	(*ListVirtualServersRequest)(nil),  // 48: haa.v1.ListVirtualServersRequest
-	(*ListVirtualServersResponse)(nil), // 49: haa.v1.ListVirtualServersResponse
-	(*VirtualServerStatus)(nil),        // 50: haa.v1.VirtualServerStatus
-	(*RealServerStatus)(nil),           // 51: haa.v1.RealServerStatus
-	(*SetRealServerRequest)(nil),       // 52: haa.v1.SetRealServerRequest
-	(*SetRealServerResponse)(nil),      // 53: haa.v1.SetRealServerResponse
-	(*SetLogLevelRequest)(nil),         // 54: haa.v1.SetLogLevelRequest
-	(*SetLogLevelResponse)(nil),        // 55: haa.v1.SetLogLevelResponse
-	nil,                                // 56: haa.v1.Counters.DropsEntry
-	(*timestamppb.Timestamp)(nil),      // 57: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),        // 58: google.protobuf.Duration
-	(*AgentConfig)(nil),                // 59: haa.v1.AgentConfig
+	(*RealServerDisputed)(nil),         // 40: haa.v1.RealServerDisputed
+	(*Drift)(nil),                      // 41: haa.v1.Drift
+	(*VridCollision)(nil),              // 42: haa.v1.VridCollision
+	(*FleetApplied)(nil),               // 43: haa.v1.FleetApplied
+	(*MemberChanged)(nil),              // 44: haa.v1.MemberChanged
+	(*FailoverRequest)(nil),            // 45: haa.v1.FailoverRequest
+	(*FailoverResponse)(nil),           // 46: haa.v1.FailoverResponse
+	(*SetMaintenanceRequest)(nil),      // 47: haa.v1.SetMaintenanceRequest
+	(*SetMaintenanceResponse)(nil),     // 48: haa.v1.SetMaintenanceResponse
+	(*ListVirtualServersRequest)(nil),  // 49: haa.v1.ListVirtualServersRequest
+	(*ListVirtualServersResponse)(nil), // 50: haa.v1.ListVirtualServersResponse
+	(*VirtualServerStatus)(nil),        // 51: haa.v1.VirtualServerStatus
+	(*RealServerStatus)(nil),           // 52: haa.v1.RealServerStatus
+	(*SetRealServerRequest)(nil),       // 53: haa.v1.SetRealServerRequest
+	(*SetRealServerResponse)(nil),      // 54: haa.v1.SetRealServerResponse
+	(*SetLogLevelRequest)(nil),         // 55: haa.v1.SetLogLevelRequest
+	(*SetLogLevelResponse)(nil),        // 56: haa.v1.SetLogLevelResponse
+	nil,                                // 57: haa.v1.Counters.DropsEntry
+	(*timestamppb.Timestamp)(nil),      // 58: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),        // 59: google.protobuf.Duration
+	(*AgentConfig)(nil),                // 60: haa.v1.AgentConfig
 }
 var file_haa_v1_agent_proto_depIdxs = []int32{
 	5,  // 0: haa.v1.GetNodeResponse.node:type_name -> haa.v1.Node
-	57, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
-	58, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
+	58, // 1: haa.v1.Node.start_time:type_name -> google.protobuf.Timestamp
+	59, // 2: haa.v1.Node.uptime:type_name -> google.protobuf.Duration
 	6,  // 3: haa.v1.Node.maintenance:type_name -> haa.v1.Maintenance
-	57, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
+	58, // 4: haa.v1.Maintenance.until:type_name -> google.protobuf.Timestamp
 	11, // 5: haa.v1.ListInstancesResponse.instances:type_name -> haa.v1.InstanceStatus
 	11, // 6: haa.v1.GetInstanceResponse.instance:type_name -> haa.v1.InstanceStatus
 	0,  // 7: haa.v1.InstanceStatus.state:type_name -> haa.v1.State
-	58, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
+	59, // 8: haa.v1.InstanceStatus.advert_interval:type_name -> google.protobuf.Duration
 	14, // 9: haa.v1.InstanceStatus.last_transition:type_name -> haa.v1.Transition
 	15, // 10: haa.v1.InstanceStatus.counters:type_name -> haa.v1.Counters
 	12, // 11: haa.v1.InstanceStatus.trackers:type_name -> haa.v1.TrackerStatus
 	13, // 12: haa.v1.InstanceStatus.notify_results:type_name -> haa.v1.NotifyResult
 	1,  // 13: haa.v1.TrackerStatus.state:type_name -> haa.v1.TrackerState
-	57, // 14: haa.v1.TrackerStatus.since:type_name -> google.protobuf.Timestamp
-	57, // 15: haa.v1.NotifyResult.time:type_name -> google.protobuf.Timestamp
-	58, // 16: haa.v1.NotifyResult.duration:type_name -> google.protobuf.Duration
-	57, // 17: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
+	58, // 14: haa.v1.TrackerStatus.since:type_name -> google.protobuf.Timestamp
+	58, // 15: haa.v1.NotifyResult.time:type_name -> google.protobuf.Timestamp
+	59, // 16: haa.v1.NotifyResult.duration:type_name -> google.protobuf.Duration
+	58, // 17: haa.v1.Transition.time:type_name -> google.protobuf.Timestamp
 	0,  // 18: haa.v1.Transition.from:type_name -> haa.v1.State
 	0,  // 19: haa.v1.Transition.to:type_name -> haa.v1.State
-	56, // 20: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
-	58, // 21: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
-	59, // 22: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
-	59, // 23: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
+	57, // 20: haa.v1.Counters.drops:type_name -> haa.v1.Counters.DropsEntry
+	59, // 21: haa.v1.Counters.timer_slip_max:type_name -> google.protobuf.Duration
+	60, // 22: haa.v1.GetConfigResponse.config:type_name -> haa.v1.AgentConfig
+	60, // 23: haa.v1.ApplyConfigRequest.config:type_name -> haa.v1.AgentConfig
 	20, // 24: haa.v1.ApplyConfigResponse.plan:type_name -> haa.v1.Plan
 	21, // 25: haa.v1.Plan.changed:type_name -> haa.v1.InstanceChange
 	24, // 26: haa.v1.WatchEventsResponse.event:type_name -> haa.v1.Event
-	57, // 27: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
+	58, // 27: haa.v1.Event.time:type_name -> google.protobuf.Timestamp
 	25, // 28: haa.v1.Event.state_changed:type_name -> haa.v1.StateChanged
 	26, // 29: haa.v1.Event.priority_changed:type_name -> haa.v1.PriorityChanged
 	31, // 30: haa.v1.Event.vips_changed:type_name -> haa.v1.VipsChanged
@@ -4643,58 +4752,59 @@ var file_haa_v1_agent_proto_depIdxs = []int32{
 	36, // 35: haa.v1.Event.master_changed:type_name -> haa.v1.MasterChanged
 	37, // 36: haa.v1.Event.error:type_name -> haa.v1.InstanceError
 	39, // 37: haa.v1.Event.split_brain:type_name -> haa.v1.SplitBrain
-	40, // 38: haa.v1.Event.drift:type_name -> haa.v1.Drift
-	41, // 39: haa.v1.Event.vrid_collision:type_name -> haa.v1.VridCollision
-	42, // 40: haa.v1.Event.fleet_applied:type_name -> haa.v1.FleetApplied
-	43, // 41: haa.v1.Event.member_changed:type_name -> haa.v1.MemberChanged
+	41, // 38: haa.v1.Event.drift:type_name -> haa.v1.Drift
+	42, // 39: haa.v1.Event.vrid_collision:type_name -> haa.v1.VridCollision
+	43, // 40: haa.v1.Event.fleet_applied:type_name -> haa.v1.FleetApplied
+	44, // 41: haa.v1.Event.member_changed:type_name -> haa.v1.MemberChanged
 	27, // 42: haa.v1.Event.tracker_changed:type_name -> haa.v1.TrackerChanged
 	30, // 43: haa.v1.Event.notify_ran:type_name -> haa.v1.NotifyRan
 	28, // 44: haa.v1.Event.real_server_changed:type_name -> haa.v1.RealServerChanged
 	29, // 45: haa.v1.Event.virtual_server_changed:type_name -> haa.v1.VirtualServerChanged
-	0,  // 46: haa.v1.StateChanged.from:type_name -> haa.v1.State
-	0,  // 47: haa.v1.StateChanged.to:type_name -> haa.v1.State
-	1,  // 48: haa.v1.TrackerChanged.state:type_name -> haa.v1.TrackerState
-	13, // 49: haa.v1.NotifyRan.result:type_name -> haa.v1.NotifyResult
-	20, // 50: haa.v1.ConfigApplied.plan:type_name -> haa.v1.Plan
-	6,  // 51: haa.v1.MaintenanceChanged.maintenance:type_name -> haa.v1.Maintenance
-	38, // 52: haa.v1.SplitBrain.masters:type_name -> haa.v1.NodeInstance
-	38, // 53: haa.v1.VridCollision.instances:type_name -> haa.v1.NodeInstance
-	20, // 54: haa.v1.FleetApplied.plan:type_name -> haa.v1.Plan
-	2,  // 55: haa.v1.MemberChanged.state:type_name -> haa.v1.MemberState
-	58, // 56: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
-	58, // 57: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
-	6,  // 58: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
-	50, // 59: haa.v1.ListVirtualServersResponse.virtual_servers:type_name -> haa.v1.VirtualServerStatus
-	51, // 60: haa.v1.VirtualServerStatus.real_servers:type_name -> haa.v1.RealServerStatus
-	57, // 61: haa.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
-	51, // 62: haa.v1.SetRealServerResponse.real_server:type_name -> haa.v1.RealServerStatus
-	3,  // 63: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
-	7,  // 64: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
-	9,  // 65: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
-	16, // 66: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
-	18, // 67: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
-	22, // 68: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
-	44, // 69: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
-	46, // 70: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
-	48, // 71: haa.v1.AgentService.ListVirtualServers:input_type -> haa.v1.ListVirtualServersRequest
-	52, // 72: haa.v1.AgentService.SetRealServer:input_type -> haa.v1.SetRealServerRequest
-	54, // 73: haa.v1.AgentService.SetLogLevel:input_type -> haa.v1.SetLogLevelRequest
-	4,  // 74: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
-	8,  // 75: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
-	10, // 76: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
-	17, // 77: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
-	19, // 78: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
-	23, // 79: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
-	45, // 80: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
-	47, // 81: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
-	49, // 82: haa.v1.AgentService.ListVirtualServers:output_type -> haa.v1.ListVirtualServersResponse
-	53, // 83: haa.v1.AgentService.SetRealServer:output_type -> haa.v1.SetRealServerResponse
-	55, // 84: haa.v1.AgentService.SetLogLevel:output_type -> haa.v1.SetLogLevelResponse
-	74, // [74:85] is the sub-list for method output_type
-	63, // [63:74] is the sub-list for method input_type
-	63, // [63:63] is the sub-list for extension type_name
-	63, // [63:63] is the sub-list for extension extendee
-	0,  // [0:63] is the sub-list for field type_name
+	40, // 46: haa.v1.Event.real_server_disputed:type_name -> haa.v1.RealServerDisputed
+	0,  // 47: haa.v1.StateChanged.from:type_name -> haa.v1.State
+	0,  // 48: haa.v1.StateChanged.to:type_name -> haa.v1.State
+	1,  // 49: haa.v1.TrackerChanged.state:type_name -> haa.v1.TrackerState
+	13, // 50: haa.v1.NotifyRan.result:type_name -> haa.v1.NotifyResult
+	20, // 51: haa.v1.ConfigApplied.plan:type_name -> haa.v1.Plan
+	6,  // 52: haa.v1.MaintenanceChanged.maintenance:type_name -> haa.v1.Maintenance
+	38, // 53: haa.v1.SplitBrain.masters:type_name -> haa.v1.NodeInstance
+	38, // 54: haa.v1.VridCollision.instances:type_name -> haa.v1.NodeInstance
+	20, // 55: haa.v1.FleetApplied.plan:type_name -> haa.v1.Plan
+	2,  // 56: haa.v1.MemberChanged.state:type_name -> haa.v1.MemberState
+	59, // 57: haa.v1.FailoverRequest.timeout:type_name -> google.protobuf.Duration
+	59, // 58: haa.v1.SetMaintenanceRequest.ttl:type_name -> google.protobuf.Duration
+	6,  // 59: haa.v1.SetMaintenanceResponse.maintenance:type_name -> haa.v1.Maintenance
+	51, // 60: haa.v1.ListVirtualServersResponse.virtual_servers:type_name -> haa.v1.VirtualServerStatus
+	52, // 61: haa.v1.VirtualServerStatus.real_servers:type_name -> haa.v1.RealServerStatus
+	58, // 62: haa.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
+	52, // 63: haa.v1.SetRealServerResponse.real_server:type_name -> haa.v1.RealServerStatus
+	3,  // 64: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
+	7,  // 65: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
+	9,  // 66: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
+	16, // 67: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
+	18, // 68: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
+	22, // 69: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
+	45, // 70: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
+	47, // 71: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
+	49, // 72: haa.v1.AgentService.ListVirtualServers:input_type -> haa.v1.ListVirtualServersRequest
+	53, // 73: haa.v1.AgentService.SetRealServer:input_type -> haa.v1.SetRealServerRequest
+	55, // 74: haa.v1.AgentService.SetLogLevel:input_type -> haa.v1.SetLogLevelRequest
+	4,  // 75: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
+	8,  // 76: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
+	10, // 77: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
+	17, // 78: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
+	19, // 79: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
+	23, // 80: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
+	46, // 81: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
+	48, // 82: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
+	50, // 83: haa.v1.AgentService.ListVirtualServers:output_type -> haa.v1.ListVirtualServersResponse
+	54, // 84: haa.v1.AgentService.SetRealServer:output_type -> haa.v1.SetRealServerResponse
+	56, // 85: haa.v1.AgentService.SetLogLevel:output_type -> haa.v1.SetLogLevelResponse
+	75, // [75:86] is the sub-list for method output_type
+	64, // [64:75] is the sub-list for method input_type
+	64, // [64:64] is the sub-list for extension type_name
+	64, // [64:64] is the sub-list for extension extendee
+	0,  // [0:64] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_agent_proto_init() }
@@ -4724,9 +4834,10 @@ func file_haa_v1_agent_proto_init() {
 		(*Event_NotifyRan)(nil),
 		(*Event_RealServerChanged)(nil),
 		(*Event_VirtualServerChanged)(nil),
+		(*Event_RealServerDisputed)(nil),
 	}
-	file_haa_v1_agent_proto_msgTypes[48].OneofWrappers = []any{}
-	file_haa_v1_agent_proto_msgTypes[49].OneofWrappers = []any{
+	file_haa_v1_agent_proto_msgTypes[49].OneofWrappers = []any{}
+	file_haa_v1_agent_proto_msgTypes[50].OneofWrappers = []any{
 		(*SetRealServerRequest_Drain)(nil),
 		(*SetRealServerRequest_Enable)(nil),
 		(*SetRealServerRequest_Weight)(nil),
@@ -4737,7 +4848,7 @@ func file_haa_v1_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_agent_proto_rawDesc), len(file_haa_v1_agent_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   54,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

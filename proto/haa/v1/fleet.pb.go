@@ -545,6 +545,7 @@ type FleetIssue struct {
 	//	*FleetIssue_SplitBrain
 	//	*FleetIssue_Drift
 	//	*FleetIssue_VridCollision
+	//	*FleetIssue_RealServerDisputed
 	Kind          isFleetIssue_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -614,6 +615,15 @@ func (x *FleetIssue) GetVridCollision() *VridCollision {
 	return nil
 }
 
+func (x *FleetIssue) GetRealServerDisputed() *RealServerDisputed {
+	if x != nil {
+		if x, ok := x.Kind.(*FleetIssue_RealServerDisputed); ok {
+			return x.RealServerDisputed
+		}
+	}
+	return nil
+}
+
 type isFleetIssue_Kind interface {
 	isFleetIssue_Kind()
 }
@@ -630,11 +640,17 @@ type FleetIssue_VridCollision struct {
 	VridCollision *VridCollision `protobuf:"bytes,3,opt,name=vrid_collision,json=vridCollision,proto3,oneof"`
 }
 
+type FleetIssue_RealServerDisputed struct {
+	RealServerDisputed *RealServerDisputed `protobuf:"bytes,4,opt,name=real_server_disputed,json=realServerDisputed,proto3,oneof"`
+}
+
 func (*FleetIssue_SplitBrain) isFleetIssue_Kind() {}
 
 func (*FleetIssue_Drift) isFleetIssue_Kind() {}
 
 func (*FleetIssue_VridCollision) isFleetIssue_Kind() {}
+
+func (*FleetIssue_RealServerDisputed) isFleetIssue_Kind() {}
 
 // GossipStats are a node's gossip counters since it started.
 type GossipStats struct {
@@ -944,13 +960,14 @@ const file_haa_v1_fleet_proto_rawDesc = "" +
 	"\n" +
 	"from_fleet\x18\r \x01(\bR\tfromFleet\x12\x16\n" +
 	"\x06family\x18\x0e \x01(\tR\x06family\x12%\n" +
-	"\x0evmac_interface\x18\x0f \x01(\tR\rvmacInterface\"\xb2\x01\n" +
+	"\x0evmac_interface\x18\x0f \x01(\tR\rvmacInterface\"\x82\x02\n" +
 	"\n" +
 	"FleetIssue\x125\n" +
 	"\vsplit_brain\x18\x01 \x01(\v2\x12.haa.v1.SplitBrainH\x00R\n" +
 	"splitBrain\x12%\n" +
 	"\x05drift\x18\x02 \x01(\v2\r.haa.v1.DriftH\x00R\x05drift\x12>\n" +
-	"\x0evrid_collision\x18\x03 \x01(\v2\x15.haa.v1.VridCollisionH\x00R\rvridCollisionB\x06\n" +
+	"\x0evrid_collision\x18\x03 \x01(\v2\x15.haa.v1.VridCollisionH\x00R\rvridCollision\x12N\n" +
+	"\x14real_server_disputed\x18\x04 \x01(\v2\x1a.haa.v1.RealServerDisputedH\x00R\x12realServerDisputedB\x06\n" +
 	"\x04kind\"\xba\x02\n" +
 	"\vGossipStats\x12\x1d\n" +
 	"\n" +
@@ -1014,7 +1031,8 @@ var file_haa_v1_fleet_proto_goTypes = []any{
 	(*SplitBrain)(nil),            // 15: haa.v1.SplitBrain
 	(*Drift)(nil),                 // 16: haa.v1.Drift
 	(*VridCollision)(nil),         // 17: haa.v1.VridCollision
-	(*Plan)(nil),                  // 18: haa.v1.Plan
+	(*RealServerDisputed)(nil),    // 18: haa.v1.RealServerDisputed
+	(*Plan)(nil),                  // 19: haa.v1.Plan
 }
 var file_haa_v1_fleet_proto_depIdxs = []int32{
 	10, // 0: haa.v1.GetFleetResponse.document:type_name -> haa.v1.Fleet
@@ -1033,19 +1051,20 @@ var file_haa_v1_fleet_proto_depIdxs = []int32{
 	15, // 13: haa.v1.FleetIssue.split_brain:type_name -> haa.v1.SplitBrain
 	16, // 14: haa.v1.FleetIssue.drift:type_name -> haa.v1.Drift
 	17, // 15: haa.v1.FleetIssue.vrid_collision:type_name -> haa.v1.VridCollision
-	9,  // 16: haa.v1.GossipStats.rejected:type_name -> haa.v1.GossipStats.RejectedEntry
-	12, // 17: haa.v1.GossipStats.since:type_name -> google.protobuf.Timestamp
-	10, // 18: haa.v1.ApplyFleetRequest.document:type_name -> haa.v1.Fleet
-	18, // 19: haa.v1.ApplyFleetResponse.plan:type_name -> haa.v1.Plan
-	0,  // 20: haa.v1.FleetService.GetFleet:input_type -> haa.v1.GetFleetRequest
-	7,  // 21: haa.v1.FleetService.ApplyFleet:input_type -> haa.v1.ApplyFleetRequest
-	1,  // 22: haa.v1.FleetService.GetFleet:output_type -> haa.v1.GetFleetResponse
-	8,  // 23: haa.v1.FleetService.ApplyFleet:output_type -> haa.v1.ApplyFleetResponse
-	22, // [22:24] is the sub-list for method output_type
-	20, // [20:22] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	18, // 16: haa.v1.FleetIssue.real_server_disputed:type_name -> haa.v1.RealServerDisputed
+	9,  // 17: haa.v1.GossipStats.rejected:type_name -> haa.v1.GossipStats.RejectedEntry
+	12, // 18: haa.v1.GossipStats.since:type_name -> google.protobuf.Timestamp
+	10, // 19: haa.v1.ApplyFleetRequest.document:type_name -> haa.v1.Fleet
+	19, // 20: haa.v1.ApplyFleetResponse.plan:type_name -> haa.v1.Plan
+	0,  // 21: haa.v1.FleetService.GetFleet:input_type -> haa.v1.GetFleetRequest
+	7,  // 22: haa.v1.FleetService.ApplyFleet:input_type -> haa.v1.ApplyFleetRequest
+	1,  // 23: haa.v1.FleetService.GetFleet:output_type -> haa.v1.GetFleetResponse
+	8,  // 24: haa.v1.FleetService.ApplyFleet:output_type -> haa.v1.ApplyFleetResponse
+	23, // [23:25] is the sub-list for method output_type
+	21, // [21:23] is the sub-list for method input_type
+	21, // [21:21] is the sub-list for extension type_name
+	21, // [21:21] is the sub-list for extension extendee
+	0,  // [0:21] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_fleet_proto_init() }
@@ -1059,6 +1078,7 @@ func file_haa_v1_fleet_proto_init() {
 		(*FleetIssue_SplitBrain)(nil),
 		(*FleetIssue_Drift)(nil),
 		(*FleetIssue_VridCollision)(nil),
+		(*FleetIssue_RealServerDisputed)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{

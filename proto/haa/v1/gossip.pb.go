@@ -161,8 +161,11 @@ type NodeSummary struct {
 	Health      *NodeHealth            `protobuf:"bytes,5,opt,name=health,proto3" json:"health,omitempty"`
 	Instances   []*InstanceSummary     `protobuf:"bytes,6,rep,name=instances,proto3" json:"instances,omitempty"`
 	// This is part `part` (0-based) of `parts`.
-	Part          uint32 `protobuf:"varint,7,opt,name=part,proto3" json:"part,omitempty"`
-	Parts         uint32 `protobuf:"varint,8,opt,name=parts,proto3" json:"parts,omitempty"`
+	Part  uint32 `protobuf:"varint,7,opt,name=part,proto3" json:"part,omitempty"`
+	Parts uint32 `protobuf:"varint,8,opt,name=parts,proto3" json:"parts,omitempty"`
+	// The health of the real servers of this node's virtual servers, as its
+	// checks see them: the fleet compares the directors' verdicts.
+	RealServers   []*RealServerVerdict `protobuf:"bytes,9,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -251,6 +254,13 @@ func (x *NodeSummary) GetParts() uint32 {
 		return x.Parts
 	}
 	return 0
+}
+
+func (x *NodeSummary) GetRealServers() []*RealServerVerdict {
+	if x != nil {
+		return x.RealServers
+	}
+	return nil
 }
 
 // InstanceSummary is one instance in a NodeSummary.
@@ -502,6 +512,68 @@ func (x *GossipState) GetSummaries() []*NodeSummary {
 	return nil
 }
 
+// RealServerVerdict is one director's verdict on one real server.
+type RealServerVerdict struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	VirtualServer string                 `protobuf:"bytes,1,opt,name=virtual_server,json=virtualServer,proto3" json:"virtual_server,omitempty"`
+	// ADDR:PORT.
+	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
+	Healthy       bool   `protobuf:"varint,3,opt,name=healthy,proto3" json:"healthy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RealServerVerdict) Reset() {
+	*x = RealServerVerdict{}
+	mi := &file_haa_v1_gossip_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RealServerVerdict) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RealServerVerdict) ProtoMessage() {}
+
+func (x *RealServerVerdict) ProtoReflect() protoreflect.Message {
+	mi := &file_haa_v1_gossip_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RealServerVerdict.ProtoReflect.Descriptor instead.
+func (*RealServerVerdict) Descriptor() ([]byte, []int) {
+	return file_haa_v1_gossip_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *RealServerVerdict) GetVirtualServer() string {
+	if x != nil {
+		return x.VirtualServer
+	}
+	return ""
+}
+
+func (x *RealServerVerdict) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *RealServerVerdict) GetHealthy() bool {
+	if x != nil {
+		return x.Healthy
+	}
+	return false
+}
+
 var File_haa_v1_gossip_proto protoreflect.FileDescriptor
 
 const file_haa_v1_gossip_proto_rawDesc = "" +
@@ -522,7 +594,7 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"fleetOffer\x12\x18\n" +
 	"\aleaving\x18\t \x01(\bR\aleaving\x12(\n" +
 	"\x10fleet_offer_hash\x18\n" +
-	" \x01(\tR\x0efleetOfferHash\"\x92\x02\n" +
+	" \x01(\tR\x0efleetOfferHash\"\xd0\x02\n" +
 	"\vNodeSummary\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x10\n" +
@@ -531,7 +603,8 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"\x06health\x18\x05 \x01(\v2\x12.haa.v1.NodeHealthR\x06health\x125\n" +
 	"\tinstances\x18\x06 \x03(\v2\x17.haa.v1.InstanceSummaryR\tinstances\x12\x12\n" +
 	"\x04part\x18\a \x01(\rR\x04part\x12\x14\n" +
-	"\x05parts\x18\b \x01(\rR\x05parts\"\xc4\x02\n" +
+	"\x05parts\x18\b \x01(\rR\x05parts\x12<\n" +
+	"\freal_servers\x18\t \x03(\v2\x19.haa.v1.RealServerVerdictR\vrealServers\"\xc4\x02\n" +
 	"\x0fInstanceSummary\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -553,7 +626,11 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"\x04kind\"k\n" +
 	"\vGossipState\x12)\n" +
 	"\bdocument\x18\x01 \x01(\v2\r.haa.v1.FleetR\bdocument\x121\n" +
-	"\tsummaries\x18\x02 \x03(\v2\x13.haa.v1.NodeSummaryR\tsummariesB+Z)github.com/haa-dev/haa/proto/haa/v1;haav1b\x06proto3"
+	"\tsummaries\x18\x02 \x03(\v2\x13.haa.v1.NodeSummaryR\tsummaries\"n\n" +
+	"\x11RealServerVerdict\x12%\n" +
+	"\x0evirtual_server\x18\x01 \x01(\tR\rvirtualServer\x12\x18\n" +
+	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
+	"\ahealthy\x18\x03 \x01(\bR\ahealthyB+Z)github.com/haa-dev/haa/proto/haa/v1;haav1b\x06proto3"
 
 var (
 	file_haa_v1_gossip_proto_rawDescOnce sync.Once
@@ -567,31 +644,33 @@ func file_haa_v1_gossip_proto_rawDescGZIP() []byte {
 	return file_haa_v1_gossip_proto_rawDescData
 }
 
-var file_haa_v1_gossip_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_haa_v1_gossip_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_haa_v1_gossip_proto_goTypes = []any{
 	(*GossipMeta)(nil),            // 0: haa.v1.GossipMeta
 	(*NodeSummary)(nil),           // 1: haa.v1.NodeSummary
 	(*InstanceSummary)(nil),       // 2: haa.v1.InstanceSummary
 	(*GossipMessage)(nil),         // 3: haa.v1.GossipMessage
 	(*GossipState)(nil),           // 4: haa.v1.GossipState
-	(*timestamppb.Timestamp)(nil), // 5: google.protobuf.Timestamp
-	(*NodeHealth)(nil),            // 6: haa.v1.NodeHealth
-	(State)(0),                    // 7: haa.v1.State
-	(*Fleet)(nil),                 // 8: haa.v1.Fleet
+	(*RealServerVerdict)(nil),     // 5: haa.v1.RealServerVerdict
+	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
+	(*NodeHealth)(nil),            // 7: haa.v1.NodeHealth
+	(State)(0),                    // 8: haa.v1.State
+	(*Fleet)(nil),                 // 9: haa.v1.Fleet
 }
 var file_haa_v1_gossip_proto_depIdxs = []int32{
-	5, // 0: haa.v1.NodeSummary.time:type_name -> google.protobuf.Timestamp
-	6, // 1: haa.v1.NodeSummary.health:type_name -> haa.v1.NodeHealth
+	6, // 0: haa.v1.NodeSummary.time:type_name -> google.protobuf.Timestamp
+	7, // 1: haa.v1.NodeSummary.health:type_name -> haa.v1.NodeHealth
 	2, // 2: haa.v1.NodeSummary.instances:type_name -> haa.v1.InstanceSummary
-	7, // 3: haa.v1.InstanceSummary.state:type_name -> haa.v1.State
-	1, // 4: haa.v1.GossipMessage.summary:type_name -> haa.v1.NodeSummary
-	8, // 5: haa.v1.GossipState.document:type_name -> haa.v1.Fleet
-	1, // 6: haa.v1.GossipState.summaries:type_name -> haa.v1.NodeSummary
-	7, // [7:7] is the sub-list for method output_type
-	7, // [7:7] is the sub-list for method input_type
-	7, // [7:7] is the sub-list for extension type_name
-	7, // [7:7] is the sub-list for extension extendee
-	0, // [0:7] is the sub-list for field type_name
+	5, // 3: haa.v1.NodeSummary.real_servers:type_name -> haa.v1.RealServerVerdict
+	8, // 4: haa.v1.InstanceSummary.state:type_name -> haa.v1.State
+	1, // 5: haa.v1.GossipMessage.summary:type_name -> haa.v1.NodeSummary
+	9, // 6: haa.v1.GossipState.document:type_name -> haa.v1.Fleet
+	1, // 7: haa.v1.GossipState.summaries:type_name -> haa.v1.NodeSummary
+	8, // [8:8] is the sub-list for method output_type
+	8, // [8:8] is the sub-list for method input_type
+	8, // [8:8] is the sub-list for extension type_name
+	8, // [8:8] is the sub-list for extension extendee
+	0, // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_gossip_proto_init() }
@@ -611,7 +690,7 @@ func file_haa_v1_gossip_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_haa_v1_gossip_proto_rawDesc), len(file_haa_v1_gossip_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,36 @@
+package fleet
+
+import (
+	"slices"
+	"testing"
+)
+
+// Directors that disagree about a real server make a dispute, with who
+// sees it down and who up; agreement (up or down everywhere) does not.
+func TestDisputes(t *testing.T) {
+	got := Disputes([]Verdict{
+		{"lb1", "web", "10.0.1.2:80", false}, {"lb2", "web", "10.0.1.2:80", true}, {"lb3", "web", "10.0.1.2:80", true},
+		{"lb1", "web", "10.0.1.1:80", true}, {"lb2", "web", "10.0.1.1:80", true},
+		{"lb1", "dns", "10.0.1.9:53", false}, {"lb2", "dns", "10.0.1.9:53", false},
+		{"lb2", "api", "10.0.1.5:80", false}, {"lb1", "api", "10.0.1.5:80", true},
+	})
+	if len(got) != 2 {
+		t.Fatalf("%d disputes, want 2: %v", len(got), got)
+	}
+	api, web := got[0].GetRealServerDisputed(), got[1].GetRealServerDisputed()
+	if api.GetVirtualServer() != "api" || !slices.Equal(api.GetDownOn(), []string{"lb2"}) || !slices.Equal(api.GetUpOn(), []string{"lb1"}) {
+		t.Errorf("api: %v", api)
+	}
+	if web.GetRealServer() != "10.0.1.2:80" || !slices.Equal(web.GetDownOn(), []string{"lb1"}) || !slices.Equal(web.GetUpOn(), []string{"lb2", "lb3"}) {
+		t.Errorf("web: %v", web)
+	}
+	if k := Key(got[1]); k != "real_server_disputed/web/10.0.1.2:80" {
+		t.Errorf("key %q", k)
+	}
+	var tr Tracker
+	tr.Update(got)
+	_, resolved := tr.Update(got[:1])
+	if len(resolved) != 1 || !resolved[0].GetRealServerDisputed().GetResolved() {
+		t.Errorf("resolved %v", resolved)
+	}
+}
