@@ -255,44 +255,6 @@ func PowerOff(n *Node, p *Proc) error {
 // must hold vip), waits until another node holds it and the client gets
 // replies again, and returns the longest gap in replies.
 func (l *Lab) MeasureFailover(client *Node, vip netip.Addr, master *Node, proc *Proc, timeout time.Duration) (Failover, error) {
-	p, err := client.StartPing(vip, 2*time.Millisecond, timeout+10*time.Second)
-	if err != nil {
-		return Failover{}, err
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			p.Stop()
-		}
-	}()
-	if err := p.WaitReplies(50, 3*time.Second); err != nil {
-		return Failover{}, fmt.Errorf("client does not reach %s before the power-off: %w", vip, err)
-	}
-	at := time.Now()
-	if err := PowerOff(master, proc); err != nil {
-		return Failover{}, err
-	}
-	var next *Node
-	err = Poll(timeout, 2*time.Millisecond, "a new master", func() (bool, error) {
-		hs, err := l.Holders(vip)
-		if err != nil {
-			return false, err
-		}
-		for _, h := range hs {
-			if h != master {
-				next = h
-				return true, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		return Failover{}, err
-	}
-	if err := p.WaitReplies(50, timeout); err != nil {
-		return Failover{}, fmt.Errorf("client does not reach %s through %s: %w", vip, next.Name, err)
-	}
-	st := p.Stop()
-	stopped = true
-	return Failover{Outage: st.GapAfter(at), NewMaster: next, Sent: st.Sent, Received: len(st.Replies)}, nil
+	to, err := l.MeasureTakeover(client, vip, master, func() error { return PowerOff(master, proc) }, timeout)
+	return to.Failover, err
 }
