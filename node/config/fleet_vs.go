@@ -127,6 +127,12 @@ func (c *fleetCheck) checkVirtualServers(p *problems) {
 			}
 			p.add(path+".directors", "required: %s; name the nodes that balance it, e.g. directors: [lb1, lb2]", what)
 		}
+		// What the virtual server's own fields bring, to tell an
+		// override's own problems from them.
+		var own problems
+		if len(fv.GetOverrides()) > 0 {
+			resolveVirtualServer(&own, path, k, base, "", &vsSeen{names: map[string]int{}, keys: map[lvs.Key]int{}})
+		}
 		keys := make([]string, 0, len(fv.GetOverrides()))
 		for node := range fv.GetOverrides() {
 			keys = append(keys, node)
@@ -148,8 +154,6 @@ func (c *fleetCheck) checkVirtualServers(p *problems) {
 			// The override's problems alone, under its path.
 			var q problems
 			resolveVirtualServer(&q, path, k, nodeVirtualServer(fv, node), "", &vsSeen{names: map[string]int{}, keys: map[lvs.Key]int{}})
-			var own problems
-			resolveVirtualServer(&own, path, k, base, "", &vsSeen{names: map[string]int{}, keys: map[lvs.Key]int{}})
 			for _, f := range q {
 				if !slices.Contains(own, f) {
 					p.add(op+f.Path[len(path):], "%s", f.Msg)

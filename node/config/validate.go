@@ -320,12 +320,13 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 			c.Priority = uint8(v)
 		}
 	}
+	in.Family = resolveFamily(p, f, s)
 	c.Version = DefaultVersion
 	switch v := s.GetVersion(); v {
 	case 0:
 	case 2, 3:
 		c.Version = int(v)
-		if v == 2 && isIPv6(s) {
+		if v == 2 && in.IPv6() {
 			p.add(f("version"), "2 with IPv6 addresses: VRRPv2 is IPv4 only; IPv6 instances use version 3 (RFC 5798)")
 		}
 	default:
@@ -374,7 +375,6 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 		// the backups would all take over.
 		p.add(f("vips"), "%d addresses: at most %d fit in an advert; split them across instances", n, vrrp.MaxAddrs)
 	}
-	in.Family = resolveFamily(p, f, s)
 	for i, str := range s.GetVips() {
 		v, err := vip.Parse(str)
 		if err != nil {

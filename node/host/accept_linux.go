@@ -64,22 +64,30 @@ func ClearAcceptTable() error { return writeAcceptTable(nil) }
 var acceptTable = &nftables.Table{Family: nftables.TableFamilyINet, Name: AcceptTable}
 
 // writeAcceptTable replaces the table by one blocking addrs (nothing:
-// no table), in one transaction: the table is added (a no-op if it
-// exists), deleted and, if addrs is not empty, built anew.
+// no table), in one transaction (rewriteTable).
 func writeAcceptTable(addrs []netip.Addr) error {
+	if len(addrs) == 0 {
+		return rewriteTable(acceptTable, nil)
+	}
+	return rewriteTable(acceptTable, func(c *nftables.Conn) error { return buildAcceptTable(c, addrs) })
+}
+
+// rewriteTable replaces table t by what build adds to it (nil: no table)
+// in one transaction: the table is added (a no-op if it exists), deleted
+// and built anew. Nothing is ignored: an error (such as ENOENT for an
+// expression the kernel lacks) means the table is as it was.
+func rewriteTable(t *nftables.Table, build func(c *nftables.Conn) error) error {
 	c, err := nftables.New()
 	if err != nil {
 		return err
 	}
-	c.AddTable(acceptTable)
-	c.DelTable(acceptTable)
-	if len(addrs) > 0 {
-		if err := buildAcceptTable(c, addrs); err != nil {
+	c.AddTable(t)
+	c.DelTable(t)
+	if build != nil {
+		if err := build(c); err != nil {
 			return err
 		}
 	}
-	// Nothing else is ignored: an error (such as ENOENT for an
-	// expression the kernel lacks) means the table blocks nothing.
 	return c.Flush()
 }
 

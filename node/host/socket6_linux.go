@@ -173,7 +173,7 @@ func (l lane6) SetSources(srcs []netip.Addr) error {
 	c.laneMu.Lock()
 	defer c.laneMu.Unlock()
 	on, err := moveLane(c.onLane, srcs, func(f *os.File, srcs []netip.Addr, only bool) error {
-		return controlFilter(f, func(fd int) error { return attachFilter6(fd, srcs, only) })
+		return control(f, func(fd int) error { return attachFilter6(fd, srcs, only) })
 	}, c.f, c.lane)
 	c.onLane = on
 	return err
@@ -210,7 +210,7 @@ func (c *Socket6) mreq(op int, g netip.Addr) error {
 	}
 	var errs []error
 	for _, f := range []*os.File{c.f, c.lane} {
-		errs = append(errs, controlFilter(f, func(fd int) error {
+		errs = append(errs, control(f, func(fd int) error {
 			return unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, op, &unix.IPv6Mreq{Multiaddr: g.As16(), Interface: uint32(c.ifindex)})
 		}))
 	}

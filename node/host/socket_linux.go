@@ -195,7 +195,7 @@ func (l lane) SetSources(srcs []netip.Addr) error {
 	c.laneMu.Lock()
 	defer c.laneMu.Unlock()
 	on, err := moveLane(c.onLane, srcs, func(f *os.File, srcs []netip.Addr, only bool) error {
-		return controlFilter(f, func(fd int) error { return attachFilter(fd, srcs, only) })
+		return control(f, func(fd int) error { return attachFilter(fd, srcs, only) })
 	}, c.f, c.lane)
 	c.onLane = on
 	return err
@@ -226,8 +226,8 @@ func moveLane(on, srcs []netip.Addr, set func(f *os.File, srcs []netip.Addr, onl
 	return slices.Clone(srcs), nil
 }
 
-// controlFilter runs fn on f's descriptor.
-func controlFilter(f *os.File, fn func(fd int) error) error {
+// control runs fn on f's descriptor.
+func control(f *os.File, fn func(fd int) error) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -305,16 +305,9 @@ func (c *Socket) mreq(op int, g netip.Addr) error {
 
 // mreqOn joins or leaves g on one of the sockets.
 func (c *Socket) mreqOn(f *os.File, op int, g netip.Addr) error {
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = rc.Control(func(fd uintptr) {
-		m := &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)}
-		serr = unix.SetsockoptIPMreqn(int(fd), unix.IPPROTO_IP, op, m)
+	return control(f, func(fd int) error {
+		return unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, op, &unix.IPMreqn{Multiaddr: g.As4(), Ifindex: int32(c.ifindex)})
 	})
-	return errors.Join(err, serr)
 }
 
 // Read reads one IP packet.

@@ -212,15 +212,12 @@ const VMACTable = "haa_vmac"
 var vmacTable = &nftables.Table{Family: nftables.TableFamilyINet, Name: VMACTable}
 
 // writeVMACTable replaces the table by one for the interfaces names
-// (none: no table), in one transaction.
+// (none: no table), in one transaction (rewriteTable).
 func writeVMACTable(names []string) error {
-	c, err := nftables.New()
-	if err != nil {
-		return err
+	if len(names) == 0 {
+		return rewriteTable(vmacTable, nil)
 	}
-	c.AddTable(vmacTable)
-	c.DelTable(vmacTable)
-	if len(names) > 0 {
+	return rewriteTable(vmacTable, func(c *nftables.Conn) error {
 		t := c.AddTable(vmacTable)
 		ch := c.AddChain(&nftables.Chain{Name: "out", Table: t, Type: nftables.ChainTypeFilter,
 			Hooknum: nftables.ChainHookOutput, Priority: nftables.ChainPriorityFilter})
@@ -246,8 +243,8 @@ func writeVMACTable(names []string) error {
 				c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
 			}
 		}
-	}
-	return c.Flush()
+		return nil
+	})
 }
 
 // ifnameData is an interface name as nftables compares it (IFNAMSIZ

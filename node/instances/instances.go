@@ -52,6 +52,8 @@ type Host interface {
 	DelVIPs(iface string, vs []vip.VIP) error
 	// DelStaleVIPs is DelVIPs saying which were there.
 	DelStaleVIPs(iface string, vs []vip.VIP) ([]netip.Prefix, error)
+	// WarmVIPs prepares a later AddVIPs of vs (a backup's takeover).
+	WarmVIPs(iface string, vs []vip.VIP)
 	// AddRouting and DelRouting add and remove virtual routes and rules
 	// (iface: the instance's interface, the device of a route without
 	// one).
@@ -439,9 +441,7 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 	if err != nil {
 		return fmt.Errorf("removing stale virtual addresses: %w", err)
 	}
-	if w, ok := s.host.(interface{ WarmVIPs(string, []vip.VIP) }); ok {
-		w.WarmVIPs(c.Interface, held) // a takeover then only adds them
-	}
+	s.host.WarmVIPs(c.Interface, held) // a takeover then only adds them
 	if len(stale) > 0 {
 		s.log.Warn("removed virtual addresses an earlier run left: this node holds them again when the protocol makes it master",
 			"instance", c.VRRP.Name, "iface", c.Interface, "count", len(stale), "addresses", firstPrefixes(stale, 8))

@@ -307,6 +307,9 @@ func (h *Host) Addrs6(dev string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// WarmVIPs implements node.Host: nothing to prepare.
+func (h *Host) WarmVIPs(string, []vip.VIP) {}
+
 // AddVIPs implements node.Host.
 func (h *Host) AddVIPs(iface string, vs []vip.VIP) error {
 	h.delayVIPs(iface, vs, true)
