@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
@@ -90,6 +91,8 @@ type InstanceStatus struct {
 	Stats  *vrrp.Stats
 	// Tracking is its trackers, sync group and latest notify commands.
 	Tracking tracking.InstanceView
+	// Peers are its unicast destinations now (none: multicast).
+	Peers []netip.Addr
 }
 
 // Instances returns every running instance's status, by name.
@@ -112,7 +115,8 @@ func (a *Agent) Instance(name string) (InstanceStatus, error) {
 }
 
 func instanceStatus(in *instances.Instance, tr *tracking.Snapshot) InstanceStatus {
-	return InstanceStatus{Config: in.Config, Status: in.Status(), Stats: in.Stats(), Tracking: tr.Instance(in.Name())}
+	return InstanceStatus{Config: in.Config, Status: in.Status(), Stats: in.Stats(), Tracking: tr.Instance(in.Name()),
+		Peers: in.Runner().Peers()}
 }
 
 // Events returns the node's event log.
@@ -160,7 +164,8 @@ func (l *local) LocalState() fleet.LocalState {
 		s.Instances = append(s.Instances, fleet.LocalInstance{VIPError: st.VIPError, Summary: &haav1.InstanceSummary{
 			Name: c.VRRP.Name, Interface: c.Interface, Vrid: uint32(c.VRRP.VRID), Segment: seg,
 			State: instances.StateProto(st.State), Priority: uint32(st.Priority), Vips: vips,
-			Definition: in.Definition, FromFleet: fromFleet[c.VRRP.Name], Family: c.Family, VmacInterface: vmacName(c)}})
+			Definition: in.Definition, FromFleet: fromFleet[c.VRRP.Name], Family: c.Family, VmacInterface: vmacName(c),
+			SourceAddress: addrString(c.VRRP.Primary)}})
 	}
 	if lb := a.lb.Status(); lb != nil {
 		for _, vs := range lb.VirtualServers {
@@ -170,6 +175,14 @@ func (l *local) LocalState() fleet.LocalState {
 		}
 	}
 	return s
+}
+
+// addrString is an address in words, "" when invalid.
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }
 
 // vmacName is the name of an instance's virtual MAC interface ("": none).

@@ -71,18 +71,22 @@ func stateProto(s vrrp.State) haav1.State {
 func instanceProto(in node.InstanceStatus) *haav1.InstanceStatus {
 	c, st := in.Config, in.Status
 	out := &haav1.InstanceStatus{
-		Name:               c.VRRP.Name,
-		Interface:          c.Interface,
-		Vrid:               uint32(c.VRRP.VRID),
-		Version:            uint32(c.VRRP.Version),
-		State:              stateProto(st.State),
-		ConfiguredPriority: uint32(c.VRRP.Priority),
-		EffectivePriority:  uint32(st.Priority),
-		VipError:           st.VIPError,
-		Hold:               st.Held,
-		Counters:           countersProto(in.Stats),
-		Family:             c.Family,
-		AcceptMode:         c.Accept || c.VRRP.Priority == vrrp.PriorityOwner,
+		Name:                  c.VRRP.Name,
+		Interface:             c.Interface,
+		Vrid:                  uint32(c.VRRP.VRID),
+		Version:               uint32(c.VRRP.Version),
+		State:                 stateProto(st.State),
+		ConfiguredPriority:    uint32(c.VRRP.Priority),
+		EffectivePriority:     uint32(st.Priority),
+		VipError:              st.VIPError,
+		Hold:                  st.Held,
+		Counters:              countersProto(in.Stats),
+		Family:                c.Family,
+		AcceptMode:            c.Accept || c.VRRP.Priority == vrrp.PriorityOwner,
+		UnicastPeersFromFleet: c.PeersFromFleet,
+	}
+	for _, p := range in.Peers {
+		out.UnicastPeers = append(out.UnicastPeers, p.String())
 	}
 	if m := c.VMAC; m != nil {
 		out.VmacInterface, out.VmacAddress = m.Name, m.MAC.String()

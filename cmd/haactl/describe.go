@@ -71,6 +71,14 @@ func printInstance(a *app, in *haav1.InstanceStatus) error {
 	}
 	t.row("Master:", master)
 	t.row("Source address:", orDash(in.GetSourceAddress()))
+	switch peers := in.GetUnicastPeers(); {
+	case in.GetUnicastPeersFromFleet() && len(peers) == 0:
+		t.row("Unicast peers:", "none yet (from the fleet: no other member runs it)")
+	case in.GetUnicastPeersFromFleet():
+		t.row("Unicast peers:", strings.Join(peers, ", ")+" (from the fleet)")
+	case len(peers) > 0:
+		t.row("Unicast peers:", strings.Join(peers, ", "))
+	}
 	t.row("Advert interval:", fmtDuration(in.GetAdvertInterval()))
 	t.row("VIPs:", joinOrDash(in.GetVips()))
 	t.row("VIPs held:", joinOrDash(in.GetVipsHeld()))

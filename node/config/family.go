@@ -20,6 +20,11 @@ const (
 // IPv6 reports whether the instance runs VRRP over IPv6.
 func (in *Instance) IPv6() bool { return in.Family == FamilyIPv6 }
 
+// Unicast reports whether the instance sends its adverts by unicast
+// (to Peers, and to the fleet's peers with PeersFromFleet) rather than to
+// its multicast Group.
+func (in *Instance) Unicast() bool { return len(in.Peers) > 0 || in.PeersFromFleet }
+
 // VIPDevice is the device the instance's VIPs live on when they name
 // none: its VMAC interface, or its interface.
 func (in *Instance) VIPDevice() string {
@@ -104,7 +109,7 @@ func resolveVMAC(p *problems, f func(string) string, s *haav1.Instance, in *Inst
 	case v.Name == in.Interface:
 		p.add(f("vmac.name"), "%q is the instance's interface: the virtual MAC needs an interface of its own", v.Name)
 	}
-	if len(in.Peers) > 0 && !v.XmitBase {
+	if in.Unicast() && !v.XmitBase {
 		// keepalived forces it too: a unicast advert from the virtual
 		// MAC would teach the switch a port for it on every node.
 		v.XmitBase = true

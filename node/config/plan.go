@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -58,7 +59,7 @@ func Diff(running, desired []Instance) Plan {
 		default:
 			c := Change{Name: name, Fields: changedFields(r.Spec, d.Spec)}
 			for _, f := range c.Fields {
-				c.Restart = c.Restart || !inPlaceFields[f]
+				c.Restart = c.Restart || !(inPlaceFields[f] || peersInPlace(f, r, &d))
 			}
 			// The address owner is master at once: becoming or ceasing to
 			// be one is a restart.
@@ -78,6 +79,25 @@ func Diff(running, desired []Instance) Plan {
 	slices.Sort(p.Unchanged)
 	slices.SortFunc(p.Changed, func(a, b Change) int { return strings.Compare(a.Name, b.Name) })
 	return p
+}
+
+// peersInPlace tells whether a change of field f, a unicast peers field,
+// can be made in place: the instance stays unicast, and its source
+// address (which for IPv6 follows the first peer) stays the same.
+func peersInPlace(f string, was, next *Instance) bool {
+	if f != "unicastPeers" && f != "unicastPeersFromFleet" {
+		return false
+	}
+	if !was.Unicast() || !next.Unicast() {
+		return false
+	}
+	first := func(in *Instance) netip.Addr {
+		if len(in.Peers) == 0 {
+			return netip.Addr{}
+		}
+		return in.Peers[0]
+	}
+	return !next.IPv6() || next.VRRP.Primary.IsValid() || first(was) == first(next)
 }
 
 // changedFields lists the top-level fields that differ, by JSON name.

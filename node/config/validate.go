@@ -71,7 +71,10 @@ type Instance struct {
 	// Accept: a non-owner master accepts packets to its VIPs (RFC 5798
 	// Accept_Mode); false: haad drops them while master.
 	Accept   bool
-	Peers    []netip.Addr // unicast peers; empty: multicast to Group
+	Peers    []netip.Addr // unicast peers; empty: multicast to Group (unless PeersFromFleet)
+	// PeersFromFleet: the instance also sends to the fleet members that
+	// run it (unicastPeersFromFleet), whatever Peers holds.
+	PeersFromFleet bool
 	Group    netip.Addr
 	Checksum vrrp.ChecksumMode
 	GARP     vrrp.GARPConfig
@@ -160,6 +163,9 @@ func Resolve(cfg *haav1.AgentConfig) (*Agent, error) {
 			p.add(path+".name", "%q is already used by instances[%d]", spec.GetName(), j)
 		}
 		names[spec.GetName()] = i
+		if in.PeersFromFleet && cfg.GetGossip() == nil {
+			p.add(path+".unicastPeersFromFleet", "the peers come from the fleet's gossip, and this node has none: configure gossip (gossip.join), or list unicastPeers")
+		}
 		if in.VRRP.VRID != 0 && in.Interface != "" {
 			// VRIDs are per family (RFC 5798 5.2.3): IPv4's 51 and
 			// IPv6's 51 are two virtual routers.
@@ -442,6 +448,7 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 			in.Peers = append(in.Peers, a)
 		}
 	}
+	in.PeersFromFleet = s.GetUnicastPeersFromFleet()
 	if src := s.GetSourceAddress(); src != "" {
 		a, err := netip.ParseAddr(src)
 		if err != nil || familyOf(a) != in.Family || a.IsMulticast() || a.IsUnspecified() || a.Zone() != "" {
@@ -471,6 +478,8 @@ func resolveInstance(p *problems, path string, s *haav1.Instance, trackers track
 			p.add(f("multicastGroup"), "%q is not an IPv4 multicast address (224.0.0.0/4)", g)
 		case len(s.GetUnicastPeers()) > 0:
 			p.add(f("multicastGroup"), "set together with unicastPeers: use one or the other")
+		case in.PeersFromFleet:
+			p.add(f("multicastGroup"), "set together with unicastPeersFromFleet: use one or the other")
 		default:
 			in.Group = a
 		}

@@ -100,6 +100,8 @@ type Deps struct {
 	Events    Events
 	Local     Local
 	Announcer Announcer
+	// Peers, if set, takes the instances' unicast peers from the fleet.
+	Peers PeerSetter
 	// File keeps the stored document across restarts ("": not kept).
 	File string
 	// Version is haad's version, for the metadata.
@@ -117,6 +119,7 @@ type Node struct {
 	events  Events
 	local   Local
 	ann     Announcer
+	peers   PeerSetter
 	file    string
 	started time.Time
 
@@ -154,7 +157,7 @@ func New(d Deps) (*Node, error) {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	n := &Node{log: d.Log, events: d.Events, local: d.Local, ann: d.Announcer, file: d.File,
+	n := &Node{log: d.Log, events: d.Events, local: d.Local, ann: d.Announcer, peers: d.Peers, file: d.File,
 		started: time.Now(), pub: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.doc.Store(&stored{})

@@ -57,6 +57,9 @@ func (n *Node) detectLoop(g *gossip.Gossip) {
 		name := view.Self
 		self := n.summary()
 		ins := fleetInstances(view, self)
+		if n.peers != nil {
+			n.peers.SetFleetPeers(Peers(view, self))
+		}
 		confirmed := lasting(append(Detect(ins), Disputes(fleetVerdicts(view, self))...), since, time.Now())
 		n.issues.Store(&confirmed)
 		// Every lasting issue is tracked (an issue ends when it is gone,

@@ -108,7 +108,7 @@ func (s *Set) releaseIface(c config.Instance) {
 		return
 	}
 	ifc.demux.Remove(c.VRRP.VRID)
-	if len(c.Peers) == 0 {
+	if !c.Unicast() {
 		_ = ifc.conn.LeaveGroup(c.Group)
 	}
 	s.releaseIfaceRef(ifc)

@@ -172,6 +172,12 @@ type Set struct {
 	ifaces map[ifaceKey]*iface
 
 	snap atomic.Pointer[Snapshot]
+
+	// peersMu guards fleetPeers, the unicast peers the fleet gives the
+	// instances with PeersFromFleet, by name (SetFleetPeers): never
+	// waits for an apply.
+	peersMu    sync.Mutex
+	fleetPeers map[string][]netip.Addr
 }
 
 // New returns a Set with no instances.
@@ -318,7 +324,41 @@ func (s *Set) Update(ch *Change) {
 	s.publish() // first: the runners' notices of the change see it
 	for _, in := range updates {
 		in.runner.Update(runnerConfig(in.Config))
+		in.runner.SetPeers(s.peersOf(in.Config))
 	}
+}
+
+// SetFleetPeers gives the instances that take their unicast peers from
+// the fleet (PeersFromFleet) the fleet's members that run them: by
+// instance name, the source addresses of the other nodes' instances of
+// that name, VRID and family. An instance's destinations change in place
+// (vrrp.Runner.SetPeers). It never waits for an apply.
+func (s *Set) SetFleetPeers(peers map[string][]netip.Addr) {
+	s.peersMu.Lock()
+	s.fleetPeers = peers
+	s.peersMu.Unlock()
+	for _, in := range s.Snapshot().List() {
+		if in.Config.PeersFromFleet {
+			in.runner.SetPeers(s.peersOf(in.Config))
+		}
+	}
+}
+
+// peersOf is an instance's unicast destinations now: its own peers, then
+// the fleet's (with PeersFromFleet), each once, sorted.
+func (s *Set) peersOf(c config.Instance) []netip.Addr {
+	out := slices.Clone(c.Peers)
+	if c.PeersFromFleet {
+		s.peersMu.Lock()
+		for _, p := range s.fleetPeers[c.VRRP.Name] {
+			if !slices.Contains(out, p) && p != c.VRRP.Primary {
+				out = append(out, p)
+			}
+		}
+		s.peersMu.Unlock()
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out
 }
 
 // Starting names the instances the change starts (added and restarted).
@@ -405,7 +445,7 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 			s.releaseIfaceRef(ifc)
 		}
 	}()
-	if c.IPv6() && c.Advertised > 0 && len(c.Peers) == 0 && !c.VRRP.Addrs[0].IsLinkLocalUnicast() {
+	if c.IPv6() && c.Advertised > 0 && !c.Unicast() && !c.VRRP.Addrs[0].IsLinkLocalUnicast() {
 		s.log.Warn("the first address of an IPv6 instance should be link-local (RFC 5798 5.2.9): adverts list the vips as configured, as keepalived's do",
 			"instance", c.VRRP.Name, "first", c.VRRP.Addrs[0])
 	}
@@ -451,7 +491,7 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 			s.promoteSecondaries(v.Dev)
 		}
 	}
-	if len(c.Peers) == 0 {
+	if !c.Unicast() {
 		if err := ifc.conn.JoinGroup(c.Group); err != nil {
 			return err
 		}
@@ -465,7 +505,9 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 	if s.held {
 		ropts = append(ropts, vrrp.WithHold())
 	}
-	r := vrrp.NewRunner(runnerConfig(c), ifc.conn, set, ann, s.log, s.noticeFunc(c), ropts...)
+	rc := runnerConfig(c)
+	rc.Peers = s.peersOf(c)
+	r := vrrp.NewRunner(rc, ifc.conn, set, ann, s.log, s.noticeFunc(c), ropts...)
 	// Attach before reading the link state: a change in between reaches
 	// the runner as an event instead of being lost.
 	if err := ifc.demux.Add(r); err != nil {
@@ -486,7 +528,7 @@ func (s *Set) startLocked(c config.Instance, ann announcer, v Verdict) (err erro
 
 func runnerConfig(c config.Instance) vrrp.RunnerConfig {
 	rc := vrrp.RunnerConfig{Config: c.VRRP, Interface: c.Interface, Group: c.Group,
-		Peers: c.Peers, Checksum: c.Checksum, GARP: c.GARP}
+		Peers: c.Peers, Unicast: c.Unicast(), Checksum: c.Checksum, GARP: c.GARP}
 	for _, v := range c.VIPs[c.Advertised:] {
 		rc.Excluded = append(rc.Excluded, v.Prefix.Addr())
 	}

@@ -127,7 +127,7 @@ func (i *Iface) refreshLaneLocked() {
 		if a := r.Followed(); a.IsValid() && !slices.Contains(srcs, a) {
 			srcs = append(srcs, a)
 		}
-		for _, p := range r.rc.Peers {
+		for _, p := range r.Peers() {
 			if !slices.Contains(srcs, p) {
 				srcs = append(srcs, p)
 			}
@@ -261,7 +261,7 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
 	// keepalived sends unicast IPv6 adverts with the kernel's default hop
 	// limit and checks 255 only for multicast ones: so does haad (an
 	// IPv6 unicast instance hears only its peers' unicast adverts).
-	if h.ttl != 255 && !(h.src.Is6() && r != nil && len(r.rc.Peers) > 0 && !h.dst.IsMulticast()) {
+	if h.ttl != 255 && !(h.src.Is6() && r != nil && r.rc.Unicast && !h.dst.IsMulticast()) {
 		if r == nil {
 			i.stats.Drop(DropTTL)
 			return
@@ -284,7 +284,7 @@ func (i *Iface) handle(pkt []byte, at time.Time, lane bool, a *Advert) {
 	// Like keepalived: a unicast instance ignores multicast adverts (a
 	// neighbouring cluster with the same VRID) and a multicast instance
 	// ignores unicast ones.
-	if unicast := len(r.rc.Peers) > 0; unicast == h.dst.IsMulticast() || (!unicast && h.dst != r.rc.Group) {
+	if unicast := r.rc.Unicast; unicast == h.dst.IsMulticast() || (!unicast && h.dst != r.rc.Group) {
 		r.drop(at, DropDestination, func() string { return fmt.Sprintf("to %s from %s", h.dst, h.src) })
 		return
 	}

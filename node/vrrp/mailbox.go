@@ -70,5 +70,5 @@ func (r *Runner) protectedSource(src netip.Addr) bool {
 	if src == r.Followed() {
 		return true
 	}
-	return slices.Contains(r.rc.Peers, src)
+	return slices.Contains(r.Peers(), src)
 }

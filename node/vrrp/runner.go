@@ -50,9 +50,13 @@ type RunnerConfig struct {
 	Config
 	Interface string
 	Group     netip.Addr   // multicast destination
-	Peers     []netip.Addr // unicast destinations; empty: Group
-	Checksum  ChecksumMode
-	GARP      GARPConfig
+	Peers     []netip.Addr // unicast destinations at start (SetPeers changes them)
+	// Unicast: adverts go to the peers, even while there are none (the
+	// fleet's peers come and go); false: to Group. Set when Peers is not
+	// empty.
+	Unicast  bool
+	Checksum ChecksumMode
+	GARP     GARPConfig
 	// Excluded are addresses the master holds and announces with Addrs
 	// but does not advertise (keepalived's virtual_ipaddress_excluded).
 	Excluded []netip.Addr
@@ -189,6 +193,9 @@ type Runner struct {
 	// onFollow, set by the Iface the runner is attached to, is called on
 	// the Run goroutine when followed changes.
 	onFollow atomic.Pointer[func()]
+	// peers are the unicast destinations now (SetPeers), read by the
+	// send and receive sides.
+	peers    atomic.Pointer[[]netip.Addr]
 	batch    []inAdvert // the Run goroutine's buffer for them
 	ctl      chan Event
 	done     chan struct{}
@@ -270,9 +277,12 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 		vipWish:      make(chan vipWish, 1),
 		vipDone:      make(chan vipResult, 1),
 	}
+	r.rc.Unicast = rc.Unicast || len(rc.Peers) > 0
+	peers := slices.Clone(rc.Peers)
+	r.peers.Store(&peers)
 	r.st = Status{Name: rc.Name, State: Init, Priority: rc.Priority}
 	if rc.Version == 2 && rc.AuthType == AuthAH {
-		r.ah = NewAH(rc.AuthData, len(rc.Peers) > 0)
+		r.ah = NewAH(rc.AuthData, r.rc.Unicast)
 	}
 	for _, o := range opts {
 		o(r)
@@ -282,6 +292,29 @@ func NewRunner(rc RunnerConfig, send Sender, addrs Addresses, garp Announcer, lo
 		r.timer = newGoTimer()
 	}
 	return r
+}
+
+// Peers returns the unicast destinations now. Do not modify them.
+func (r *Runner) Peers() []netip.Addr { return *r.peers.Load() }
+
+// SetPeers changes a unicast instance's destinations in place: the next
+// advert goes to peers, and their adverts keep their room in the mailbox
+// and on the interface's priority lane. The state does not change. It
+// does nothing for a multicast instance. It never waits for the runner.
+func (r *Runner) SetPeers(peers []netip.Addr) {
+	if !r.rc.Unicast {
+		return
+	}
+	peers = slices.Clone(peers)
+	old := r.Peers()
+	if slices.Equal(old, peers) {
+		return
+	}
+	r.log.Info("unicast peers changed", "from", old, "to", peers)
+	r.peers.Store(&peers)
+	if f := r.onFollow.Load(); f != nil {
+		(*f)() // the lane carries the peers' sources
+	}
 }
 
 // Config returns the runner's configuration.
@@ -879,11 +912,11 @@ func (r *Runner) sendAdvert(now time.Time, prio uint8) {
 		}
 		r.stats.AdvertsSent.Add(1)
 	}
-	if len(r.rc.Peers) == 0 {
+	if !r.rc.Unicast {
 		send(r.rc.Group)
 		return
 	}
-	for _, p := range r.rc.Peers {
+	for _, p := range r.Peers() {
 		send(p)
 	}
 }

@@ -688,9 +688,15 @@ type InstanceStatus struct {
 	VmacAddress   string `protobuf:"bytes,23,opt,name=vmac_address,json=vmacAddress,proto3" json:"vmac_address,omitempty"`
 	// Whether the master accepts packets to the VIPs (Instance.accept_mode;
 	// always true for the address owner).
-	AcceptMode    bool `protobuf:"varint,24,opt,name=accept_mode,json=acceptMode,proto3" json:"accept_mode,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AcceptMode bool `protobuf:"varint,24,opt,name=accept_mode,json=acceptMode,proto3" json:"accept_mode,omitempty"`
+	// Where its adverts go by unicast now: its unicast_peers and, with
+	// unicast_peers_from_fleet, the fleet members that run it (empty for
+	// multicast).
+	UnicastPeers []string `protobuf:"bytes,25,rep,name=unicast_peers,json=unicastPeers,proto3" json:"unicast_peers,omitempty"`
+	// Whether its unicast peers come from the fleet's gossip.
+	UnicastPeersFromFleet bool `protobuf:"varint,26,opt,name=unicast_peers_from_fleet,json=unicastPeersFromFleet,proto3" json:"unicast_peers_from_fleet,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *InstanceStatus) Reset() {
@@ -887,6 +893,20 @@ func (x *InstanceStatus) GetVmacAddress() string {
 func (x *InstanceStatus) GetAcceptMode() bool {
 	if x != nil {
 		return x.AcceptMode
+	}
+	return false
+}
+
+func (x *InstanceStatus) GetUnicastPeers() []string {
+	if x != nil {
+		return x.UnicastPeers
+	}
+	return nil
+}
+
+func (x *InstanceStatus) GetUnicastPeersFromFleet() bool {
+	if x != nil {
+		return x.UnicastPeersFromFleet
 	}
 	return false
 }
@@ -4310,7 +4330,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x12GetInstanceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"I\n" +
 	"\x13GetInstanceResponse\x122\n" +
-	"\binstance\x18\x01 \x01(\v2\x16.haa.v1.InstanceStatusR\binstance\"\x89\a\n" +
+	"\binstance\x18\x01 \x01(\v2\x16.haa.v1.InstanceStatusR\binstance\"\xe7\a\n" +
 	"\x0eInstanceStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -4338,7 +4358,9 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x0evmac_interface\x18\x16 \x01(\tR\rvmacInterface\x12!\n" +
 	"\fvmac_address\x18\x17 \x01(\tR\vvmacAddress\x12\x1f\n" +
 	"\vaccept_mode\x18\x18 \x01(\bR\n" +
-	"acceptMode\"\xa5\x02\n" +
+	"acceptMode\x12#\n" +
+	"\runicast_peers\x18\x19 \x03(\tR\funicastPeers\x127\n" +
+	"\x18unicast_peers_from_fleet\x18\x1a \x01(\bR\x15unicastPeersFromFleet\"\xa5\x02\n" +
 	"\rTrackerStatus\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12*\n" +

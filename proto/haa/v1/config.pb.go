@@ -2130,6 +2130,8 @@ type FleetInstance struct {
 	Vmac *Vmac `protobuf:"bytes,24,opt,name=vmac,proto3" json:"vmac,omitempty"`
 	// As Instance.accept_mode.
 	AcceptMode *bool `protobuf:"varint,25,opt,name=accept_mode,json=acceptMode,proto3,oneof" json:"accept_mode,omitempty"`
+	// As Instance.unicast_peers_from_fleet.
+	UnicastPeersFromFleet bool `protobuf:"varint,26,opt,name=unicast_peers_from_fleet,json=unicastPeersFromFleet,proto3" json:"unicast_peers_from_fleet,omitempty"`
 	// Priority per node name, e.g. {lb1: 100, lb2: 80}. The instance runs on
 	// the nodes listed here, or on every node of the document when empty.
 	Priorities map[string]uint32 `protobuf:"bytes,100,rep,name=priorities,proto3" json:"priorities,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
@@ -2342,6 +2344,13 @@ func (x *FleetInstance) GetVmac() *Vmac {
 func (x *FleetInstance) GetAcceptMode() bool {
 	if x != nil && x.AcceptMode != nil {
 		return *x.AcceptMode
+	}
+	return false
+}
+
+func (x *FleetInstance) GetUnicastPeersFromFleet() bool {
+	if x != nil {
+		return x.UnicastPeersFromFleet
 	}
 	return false
 }
@@ -2883,9 +2892,19 @@ type Instance struct {
 	// as keepalived without vrrp_strict; false makes haad drop them with
 	// nftables rules of its own (table haa_accept) while master, as
 	// keepalived's no_accept. keepalived: accept / no_accept.
-	AcceptMode    *bool `protobuf:"varint,25,opt,name=accept_mode,json=acceptMode,proto3,oneof" json:"accept_mode,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AcceptMode *bool `protobuf:"varint,25,opt,name=accept_mode,json=acceptMode,proto3,oneof" json:"accept_mode,omitempty"`
+	// Send adverts by unicast to the fleet members that run an instance of
+	// the same name, VRID and family, as gossip sees them (the source
+	// address each announces), besides any unicast_peers: for networks
+	// without multicast, with no per-node peer list. A member joining or
+	// leaving changes the destinations in place (no restart, no
+	// transition). Needs gossip. Alone, the instance sends no advert.
+	// The master-down interval should exceed gossip's propagation (about a
+	// second): a node that joins with a shorter one may take over before
+	// the master has heard of it.
+	UnicastPeersFromFleet bool `protobuf:"varint,26,opt,name=unicast_peers_from_fleet,json=unicastPeersFromFleet,proto3" json:"unicast_peers_from_fleet,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Instance) Reset() {
@@ -3089,6 +3108,13 @@ func (x *Instance) GetVmac() *Vmac {
 func (x *Instance) GetAcceptMode() bool {
 	if x != nil && x.AcceptMode != nil {
 		return *x.AcceptMode
+	}
+	return false
+}
+
+func (x *Instance) GetUnicastPeersFromFleet() bool {
+	if x != nil {
+		return x.UnicastPeersFromFleet
 	}
 	return false
 }
@@ -3463,7 +3489,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\btrackers\x18\x05 \x03(\v2\x0f.haa.v1.TrackerR\btrackers\x122\n" +
 	"\vsync_groups\x18\x06 \x03(\v2\x11.haa.v1.SyncGroupR\n" +
 	"syncGroups\x12C\n" +
-	"\x0fvirtual_servers\x18\a \x03(\v2\x1a.haa.v1.FleetVirtualServerR\x0evirtualServers\"\xbe\t\n" +
+	"\x0fvirtual_servers\x18\a \x03(\v2\x1a.haa.v1.FleetVirtualServerR\x0evirtualServers\"\xf7\t\n" +
 	"\rFleetInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -3491,7 +3517,8 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x06family\x18\x17 \x01(\tR\x06family\x12 \n" +
 	"\x04vmac\x18\x18 \x01(\v2\f.haa.v1.VmacR\x04vmac\x12$\n" +
 	"\vaccept_mode\x18\x19 \x01(\bH\x02R\n" +
-	"acceptMode\x88\x01\x01\x12E\n" +
+	"acceptMode\x88\x01\x01\x127\n" +
+	"\x18unicast_peers_from_fleet\x18\x1a \x01(\bR\x15unicastPeersFromFleet\x12E\n" +
 	"\n" +
 	"priorities\x18d \x03(\v2%.haa.v1.FleetInstance.PrioritiesEntryR\n" +
 	"priorities\x12B\n" +
@@ -3547,7 +3574,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x03Tls\x12\x1b\n" +
 	"\tcert_file\x18\x01 \x01(\tR\bcertFile\x12\x19\n" +
 	"\bkey_file\x18\x02 \x01(\tR\akeyFile\x12$\n" +
-	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\x9f\a\n" +
+	"\x0eclient_ca_file\x18\x03 \x01(\tR\fclientCaFile\"\xd8\a\n" +
 	"\bInstance\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -3575,7 +3602,8 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\x06family\x18\x17 \x01(\tR\x06family\x12 \n" +
 	"\x04vmac\x18\x18 \x01(\v2\f.haa.v1.VmacR\x04vmac\x12$\n" +
 	"\vaccept_mode\x18\x19 \x01(\bH\x02R\n" +
-	"acceptMode\x88\x01\x01B\v\n" +
+	"acceptMode\x88\x01\x01\x127\n" +
+	"\x18unicast_peers_from_fleet\x18\x1a \x01(\bR\x15unicastPeersFromFleetB\v\n" +
 	"\t_priorityB\n" +
 	"\n" +
 	"\b_preemptB\x0e\n" +

@@ -280,6 +280,9 @@ type InstanceSummary struct {
 	// As InstanceStatus.family and vmac_interface.
 	Family        string `protobuf:"bytes,10,opt,name=family,proto3" json:"family,omitempty"`
 	VmacInterface string `protobuf:"bytes,11,opt,name=vmac_interface,json=vmacInterface,proto3" json:"vmac_interface,omitempty"`
+	// The address its adverts come from: its peers' destination when they
+	// take their unicast peers from the fleet.
+	SourceAddress string `protobuf:"bytes,12,opt,name=source_address,json=sourceAddress,proto3" json:"source_address,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -387,6 +390,13 @@ func (x *InstanceSummary) GetFamily() string {
 func (x *InstanceSummary) GetVmacInterface() string {
 	if x != nil {
 		return x.VmacInterface
+	}
+	return ""
+}
+
+func (x *InstanceSummary) GetSourceAddress() string {
+	if x != nil {
+		return x.SourceAddress
 	}
 	return ""
 }
@@ -604,7 +614,7 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"\tinstances\x18\x06 \x03(\v2\x17.haa.v1.InstanceSummaryR\tinstances\x12\x12\n" +
 	"\x04part\x18\a \x01(\rR\x04part\x12\x14\n" +
 	"\x05parts\x18\b \x01(\rR\x05parts\x12<\n" +
-	"\freal_servers\x18\t \x03(\v2\x19.haa.v1.RealServerVerdictR\vrealServers\"\xc4\x02\n" +
+	"\freal_servers\x18\t \x03(\v2\x19.haa.v1.RealServerVerdictR\vrealServers\"\xeb\x02\n" +
 	"\x0fInstanceSummary\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -620,7 +630,8 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"from_fleet\x18\t \x01(\bR\tfromFleet\x12\x16\n" +
 	"\x06family\x18\n" +
 	" \x01(\tR\x06family\x12%\n" +
-	"\x0evmac_interface\x18\v \x01(\tR\rvmacInterface\"H\n" +
+	"\x0evmac_interface\x18\v \x01(\tR\rvmacInterface\x12%\n" +
+	"\x0esource_address\x18\f \x01(\tR\rsourceAddress\"H\n" +
 	"\rGossipMessage\x12/\n" +
 	"\asummary\x18\x01 \x01(\v2\x13.haa.v1.NodeSummaryH\x00R\asummaryB\x06\n" +
 	"\x04kind\"k\n" +
