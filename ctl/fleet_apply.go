@@ -22,7 +22,7 @@ const (
 	// StrategyAll applies to every node at once.
 	StrategyAll = "all"
 	// StrategyRolling applies to one node at a time, backups first and
-	// the current master last, waiting for VRRP to converge after each.
+	// the current master last, waiting for the fleet to converge after each.
 	StrategyRolling = "rolling"
 )
 
@@ -41,9 +41,15 @@ type FleetApplyOptions struct {
 	Strategy string
 	// StepTimeout bounds each call to a node (default DefaultStepTimeout).
 	StepTimeout time.Duration
-	// ConvergeTimeout bounds the wait for VRRP to converge after each step
-	// of a rolling apply (default DefaultConvergeTimeout).
+	// ConvergeTimeout bounds the wait for VRRP and the directors' tables
+	// to converge after each step of a rolling apply, and after the apply
+	// with Wait (default DefaultConvergeTimeout).
 	ConvergeTimeout time.Duration
+	// Wait, with StrategyAll, waits after the apply until the fleet has
+	// converged (VRRP, see Converged, and every director's kernel table,
+	// see VirtualServersConverged), for ConvergeTimeout at most
+	// (ErrNotConverged). A rolling apply always waits, after each step.
+	Wait bool
 	// PollInterval is how often a rolling apply reads every node's
 	// instances while it waits; converged means so on two reads at least
 	// this far apart (default DefaultPollInterval).
@@ -65,10 +71,11 @@ const (
 	StepStarted
 	// StepApplied: Node applied the document (Plan, Took).
 	StepApplied
-	// StepWaiting: a rolling step waits for VRRP; Problems is what has not
+	// StepWaiting: a rolling step (or an apply to all with Wait: Step 0)
+	// waits for VRRP and the directors' tables; Problems is what has not
 	// converged yet (reported again whenever it changes).
 	StepWaiting
-	// StepConverged: VRRP converged Took after the step's apply.
+	// StepConverged: the fleet converged Took after the step's apply.
 	StepConverged
 	// StepFailed: Node's apply failed (Err), or the step did not converge
 	// in time (Problems): the rollout stops.
@@ -166,6 +173,9 @@ type FleetApplyReport struct {
 	Problems []string
 	// Unchanged lists the nodes a stopped rollout did not change.
 	Unchanged []string
+	// Converged is how long the fleet took to converge after an apply to
+	// all with Wait (0: not waited for).
+	Converged time.Duration
 	Took      time.Duration
 }
 
@@ -365,11 +375,31 @@ func (f *Fleet) apply(ctx context.Context, doc *haav1.Fleet, o *FleetApplyOption
 		progress(FleetStep{Kind: StepApplied, Node: node, Plan: resp.GetPlan(), Took: time.Since(start), Err: err})
 		return resp, err
 	})
+	var applied []string
 	for _, res := range res {
 		r.Node(res.Node).applied(res.Value, res.Err, res.Took, OutcomeApplied)
+		if res.Err == nil {
+			applied = append(applied, res.Node)
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if o.Wait && len(applied) > 0 {
+		start := time.Now()
+		problems, took, err := f.converge(ctx, doc, applied, applied, o, func(p []string) {
+			progress(FleetStep{Kind: StepWaiting, Problems: p, Took: time.Since(start)})
+		})
+		if err != nil {
+			return err
+		}
+		if problems != nil {
+			r.Problems = problems
+			progress(FleetStep{Kind: StepFailed, Problems: problems, Took: took})
+			return fmt.Errorf("%w: applied, but not converged within %s: %s", ErrNotConverged, o.ConvergeTimeout, strings.Join(problems, "; "))
+		}
+		r.Converged = took
+		progress(FleetStep{Kind: StepConverged, Took: took})
 	}
 	return r.partialErr()
 }
@@ -379,7 +409,7 @@ func (n *NodeApply) applied(resp *haav1.ApplyFleetResponse, err error, took time
 	n.Took, n.Err = took, err
 	if resp != nil {
 		n.Result, n.Generation = resp, resp.GetFleetGeneration()
-		if n.Plan == nil || changes(resp.GetPlan()) { // a release plans nothing: keep the step's plan
+		if n.Plan == nil || PlanChanges(resp.GetPlan()) { // a release plans nothing: keep the step's plan
 			n.Plan = resp.GetPlan()
 		}
 	}
@@ -408,7 +438,7 @@ func (f *Fleet) rolling(ctx context.Context, doc *haav1.Fleet, targets []string,
 		}
 	}
 	for _, t := range targets {
-		if changes(r.Node(t).Plan) {
+		if PlanChanges(r.Node(t).Plan) {
 			r.Order = append(r.Order, t)
 		}
 	}
@@ -452,7 +482,7 @@ func (f *Fleet) rolling(ctx context.Context, doc *haav1.Fleet, targets []string,
 		step.Kind, step.Plan, step.Took = StepApplied, n.Plan, n.Took
 		progress(step)
 
-		problems, took, err := f.converge(ctx, doc, targets, o, func(p []string) {
+		problems, took, err := f.converge(ctx, doc, targets, r.Order[:i+1], o, func(p []string) {
 			progress(FleetStep{Kind: StepWaiting, Step: i + 1, Steps: steps, Node: node, Problems: p, Took: time.Since(start)})
 		})
 		if err != nil {
@@ -493,18 +523,29 @@ func notChanged(nodes []string) string {
 	return "; not changed: " + strings.Join(nodes, ", ")
 }
 
-// converge polls every node's instances until Converged finds no problem
-// on two polls at least PollInterval apart (problems nil), or returns the
+// converge polls every node's instances, and the virtual servers of the
+// directors among applied (the nodes that run the document now), until Converged and VirtualServersConverged find no problem on
+// two polls at least PollInterval apart (problems nil), or returns the
 // last problems after ConvergeTimeout. waiting hears the problems when
 // they change.
-func (f *Fleet) converge(ctx context.Context, doc *haav1.Fleet, nodes []string, o *FleetApplyOptions, waiting func([]string)) ([]string, time.Duration, error) {
+func (f *Fleet) converge(ctx context.Context, doc *haav1.Fleet, nodes, applied []string, o *FleetApplyOptions, waiting func([]string)) ([]string, time.Duration, error) {
 	start := time.Now()
 	var okSince time.Time
 	var last string
+	var directors []string
+	for _, n := range applied {
+		if vss, _ := config.ForNodeVirtualServers(doc, n); len(vss) > 0 {
+			directors = append(directors, n)
+		}
+	}
 	for {
 		polled := time.Now()
 		res := Each(ctx, f, nodes, o.StepTimeout, func(ctx context.Context, _ string, c *Client) ([]*haav1.InstanceStatus, error) {
 			return c.Instances(ctx)
+		})
+		vres := Each(ctx, f, directors, o.StepTimeout, func(ctx context.Context, _ string, c *Client) ([]*haav1.VirtualServerStatus, error) {
+			resp, err := c.VirtualServers(ctx)
+			return resp.GetVirtualServers(), err
 		})
 		if err := ctx.Err(); err != nil {
 			return nil, 0, err
@@ -518,7 +559,16 @@ func (f *Fleet) converge(ctx context.Context, doc *haav1.Fleet, nodes []string, 
 			}
 			byNode[res.Node] = res.Value
 		}
-		problems := append(Converged(byNode, doc), unread...)
+		vsByNode := map[string][]*haav1.VirtualServerStatus{}
+		for _, res := range vres {
+			if res.Err != nil {
+				unread = append(unread, fmt.Sprintf("%s: cannot read its virtual servers: %s", res.Node, errMessage(res.Err)))
+				continue
+			}
+			vsByNode[res.Node] = res.Value
+		}
+		problems := append(Converged(byNode, doc), VirtualServersConverged(vsByNode, doc)...)
+		problems = append(problems, unread...)
 		switch {
 		case len(problems) > 0:
 			okSince = time.Time{}
@@ -565,9 +615,11 @@ func unreachable(err error) bool {
 	return false
 }
 
-// changes tells whether a plan changes anything.
-func changes(p *haav1.Plan) bool {
-	return len(p.GetAdded())+len(p.GetRemoved())+len(p.GetChanged()) > 0
+// PlanChanges tells whether a plan changes anything (instances or virtual
+// servers).
+func PlanChanges(p *haav1.Plan) bool {
+	return len(p.GetAdded())+len(p.GetRemoved())+len(p.GetChanged())+
+		len(p.GetVirtualServersAdded())+len(p.GetVirtualServersRemoved())+len(p.GetVirtualServersChanged()) > 0
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -112,3 +112,83 @@ func preempts(doc *haav1.Fleet, node, name string) bool {
 	}
 	return true
 }
+
+// VirtualServersConverged checks whether every director runs the virtual
+// servers the document gives it as the document says, from each node's
+// virtual servers (ListVirtualServers, by node name; the nodes missing
+// from byNode are not judged). A director has converged when each of its
+// virtual servers is there, with the document's service (address or
+// mark, protocol, scheduler, forwarding) and real servers, and every real
+// server that is healthy, neither drained nor given a weight by an
+// operator, of a virtual server that is up, is in the kernel's table at
+// the document's weight. Health is the checks' business, not the
+// rollout's: an unhealthy real server is not judged. It returns one
+// problem per line, e.g. "web: lb2 has not programmed it", "web: lb1
+// programs 10.0.0.2:80 at weight 0, the document says 3"; nil when all
+// has converged.
+func VirtualServersConverged(byNode map[string][]*haav1.VirtualServerStatus, doc *haav1.Fleet) []string {
+	var problems []string
+	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+		vss, _ := config.ForNodeVirtualServers(doc, node)
+		if len(vss) == 0 {
+			continue
+		}
+		want, err := config.Resolve(&haav1.AgentConfig{Name: node, VirtualServers: vss})
+		if err != nil {
+			continue // the node refused it at the dry run
+		}
+		have := map[string]*haav1.VirtualServerStatus{}
+		for _, st := range byNode[node] {
+			have[st.GetName()] = st
+		}
+		for _, vs := range want.VirtualServers {
+			st := have[vs.Name]
+			if st == nil {
+				problems = append(problems, fmt.Sprintf("%s: %s has not programmed it", vs.Name, node))
+				continue
+			}
+			if d := serviceDiff(vs, st); d != "" {
+				problems = append(problems, fmt.Sprintf("%s: %s runs %s", vs.Name, node, d))
+				continue
+			}
+			rss := map[string]*haav1.RealServerStatus{}
+			for _, r := range st.GetRealServers() {
+				rss[r.GetAddress()] = r
+			}
+			for _, r := range vs.Reals {
+				addr := r.Addr.String()
+				rs := rss[addr]
+				switch {
+				case rs == nil:
+					problems = append(problems, fmt.Sprintf("%s: %s lacks real server %s", vs.Name, node, addr))
+				case int(rs.GetConfiguredWeight()) != r.Weight:
+					problems = append(problems, fmt.Sprintf("%s: %s has %s at configured weight %d, the document says %d", vs.Name, node, addr, rs.GetConfiguredWeight(), r.Weight))
+				case !rs.GetHealthy() || rs.GetDrained() || rs.WeightOverride != nil || !st.GetUp() || st.GetSorryActive():
+					// not the rollout's to judge
+				case !rs.GetProgrammed():
+					problems = append(problems, fmt.Sprintf("%s: %s has not programmed %s", vs.Name, node, addr))
+				case int(rs.GetWeight()) != r.Weight:
+					problems = append(problems, fmt.Sprintf("%s: %s programs %s at weight %d, the document says %d", vs.Name, node, addr, rs.GetWeight(), r.Weight))
+				}
+			}
+		}
+	}
+	return problems
+}
+
+// serviceDiff says how a virtual server's status differs from its
+// document's service ("" when it does not).
+func serviceDiff(vs config.VirtualServer, st *haav1.VirtualServerStatus) string {
+	k := vs.Service.Key
+	switch {
+	case k.FWMark != st.GetFwmark():
+		return fmt.Sprintf("fwmark %d, the document says %d", st.GetFwmark(), k.FWMark)
+	case k.FWMark == 0 && (st.GetAddress() != k.Addr.String() || st.GetProtocol() != k.Proto.String()):
+		return fmt.Sprintf("%s %s, the document says %s %s", st.GetProtocol(), st.GetAddress(), k.Proto, k.Addr)
+	case st.GetScheduler() != vs.Service.Scheduler:
+		return fmt.Sprintf("scheduler %s, the document says %s", st.GetScheduler(), vs.Service.Scheduler)
+	case st.GetForwarding() != vs.Service.Forwarding.String():
+		return fmt.Sprintf("forwarding %s, the document says %s", st.GetForwarding(), vs.Service.Forwarding)
+	}
+	return ""
+}

@@ -392,6 +392,11 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 		hash = config.Hash(comp.cfg)
 	}
 	res := ApplyResult{Plan: vrrpCh.Plan, Generation: cur.generation, Hash: cur.hash}
+	var running []config.VirtualServer
+	if cur.resolved != nil {
+		running = cur.resolved.VirtualServers
+	}
+	res.Plan.VirtualServers = config.DiffVirtualServers(running, want.VirtualServers)
 	if opts.DryRun {
 		return res, comp, nil
 	}

@@ -52,7 +52,9 @@ func maintenanceProto(m node.Maintenance) *haav1.Maintenance {
 }
 
 func planProto(p config.Plan) *haav1.Plan {
-	out := &haav1.Plan{Added: p.Added, Removed: p.Removed, Unchanged: p.Unchanged}
+	out := &haav1.Plan{Added: p.Added, Removed: p.Removed, Unchanged: p.Unchanged,
+		VirtualServersAdded: p.VirtualServers.Added, VirtualServersRemoved: p.VirtualServers.Removed,
+		VirtualServersChanged: p.VirtualServers.Changed}
 	for _, c := range p.Changed {
 		out.Changed = append(out.Changed, &haav1.InstanceChange{Name: c.Name, Fields: c.Fields, Restart: c.Restart})
 	}

@@ -68,6 +68,7 @@ func newApplyCmd(a *app) *cobra.Command {
 	var dryRun bool
 	var expected uint64
 	var converge time.Duration
+	var wait bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE",
 		Short: "Apply a configuration file to the node, or a fleet document to the fleet",
@@ -95,10 +96,13 @@ the fleet's next generation. Every member then plans it (a dry run): if
 any refuses, nothing changes anywhere and every node's problems are listed.
 Then, with --strategy all (the default), every node applies it at once;
 with --strategy rolling, one node at a time, those master of the fewest
-instances first and the current master last, each time waiting until VRRP
-has converged (each instance has one master, the one its priorities say),
+instances first and the current master last, each time waiting until the
+fleet has converged (each instance has one master, the one its priorities
+say; every director that runs the document has each of its virtual servers
+in its kernel table, the healthy real servers at the document's weights),
 for --converge-timeout at most: if it has not, the rollout stops and says
-what did not converge and which nodes were left unchanged. haactl prints
+what did not converge and which nodes were left unchanged. --wait waits
+for the same after an apply to all (exit 1 if it does not come). haactl prints
 each node's plan and result, and exits 1 if any node failed or could not be
 reached (it catches up through gossip when it returns). -o json|yaml prints
 the report: each node's plan (haa.v1.Plan), result (haa.v1.ApplyFleetResponse)
@@ -106,7 +110,8 @@ or error.`,
 		Example: `  haactl apply -f /etc/haa/haad.yaml --dry-run
   haactl apply -f /etc/haa/haad.yaml --expected-generation 7
   haactl apply -f fleet.yaml --dry-run
-  haactl --target 10.0.0.1:9651,10.0.0.2:9651 --tls-ca ca.pem apply -f fleet.yaml --strategy rolling`,
+  haactl --target 10.0.0.1:9651,10.0.0.2:9651 --tls-ca ca.pem apply -f fleet.yaml --strategy rolling
+  haactl apply -f fleet.yaml --wait`,
 		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			data, src, err := readInput(cmd, file)
@@ -124,9 +129,9 @@ or error.`,
 				if err != nil {
 					return err
 				}
-				return a.applyFleet(cmd, doc, src, ctl.FleetApplyOptions{DryRun: dryRun, Strategy: strategy, ConvergeTimeout: converge})
+				return a.applyFleet(cmd, doc, src, ctl.FleetApplyOptions{DryRun: dryRun, Strategy: strategy, ConvergeTimeout: converge, Wait: wait})
 			}
-			for _, f := range []string{"strategy", "converge-timeout"} {
+			for _, f := range []string{"strategy", "converge-timeout", "wait"} {
 				if cmd.Flags().Changed(f) {
 					return &usageError{err: fmt.Errorf("--%s applies to a fleet document (kind: Fleet) only", f), cmd: cmd.CommandPath()}
 				}
@@ -164,7 +169,7 @@ or error.`,
 				switch {
 				case dryRun:
 					_, err = fmt.Fprintf(a.out, "\nDry run: nothing applied; generation %d runs (hash %s).\n", r.GetGeneration(), shortHash(r.GetHash()))
-				case r.GetChanged() || r.GetApplied() && planChanges(r.GetPlan()):
+				case r.GetChanged() || r.GetApplied() && ctl.PlanChanges(r.GetPlan()):
 					// (An older haad sets no "changed": its plan says.)
 					_, err = fmt.Fprintf(a.out, "\nApplied: generation %d runs (hash %s).\n", r.GetGeneration(), shortHash(r.GetHash()))
 				default:
@@ -178,7 +183,8 @@ or error.`,
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "only show the plan")
 	cmd.Flags().Uint64Var(&expected, "expected-generation", 0, "apply only if this generation still runs")
 	cmd.Flags().StringVar(&strategy, "strategy", ctl.StrategyAll, "fleet document: all (every node at once) or rolling (one node at a time, the master last)")
-	cmd.Flags().DurationVar(&converge, "converge-timeout", ctl.DefaultConvergeTimeout, "fleet document, rolling: how long to wait for VRRP to converge after each node")
+	cmd.Flags().DurationVar(&converge, "converge-timeout", ctl.DefaultConvergeTimeout, "fleet document: how long to wait for VRRP and the directors' tables to converge (after each node when rolling; with --wait)")
+	cmd.Flags().BoolVar(&wait, "wait", false, "fleet document, strategy all: wait until VRRP and every director's kernel table have converged")
 	_ = cmd.MarkFlagRequired("filename")
 	_ = cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	_ = cmd.RegisterFlagCompletionFunc("strategy", cobra.FixedCompletions([]string{ctl.StrategyAll, ctl.StrategyRolling}, cobra.ShellCompDirectiveNoFileComp))
@@ -186,9 +192,6 @@ or error.`,
 }
 
 // planChanges reports whether a plan adds, removes or changes an instance.
-func planChanges(p *haav1.Plan) bool {
-	return len(p.GetAdded())+len(p.GetRemoved())+len(p.GetChanged()) > 0
-}
 
 // applyError explains what ApplyConfig rejected.
 func applyError(err error, src, file string, expected uint64) error {
@@ -227,7 +230,21 @@ func printPlan(a *app, p *haav1.Plan) error {
 	for _, name := range p.GetUnchanged() {
 		t.row(name, "unchanged", "", "")
 	}
-	return t.flush(a.out)
+	if err := t.flush(a.out); err != nil {
+		return err
+	}
+	vs := []struct {
+		what  string
+		names []string
+	}{{"added", p.GetVirtualServersAdded()}, {"removed", p.GetVirtualServersRemoved()}, {"changed in place", p.GetVirtualServersChanged()}}
+	for _, v := range vs {
+		if len(v.names) > 0 {
+			if _, err := fmt.Fprintf(a.out, "Virtual servers %s: %s\n", v.what, shortList(v.names, 10)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func newDiffCmd(a *app) *cobra.Command {

@@ -62,6 +62,9 @@ type fleetPrinter struct {
 func (p *fleetPrinter) progress(s ctl.FleetStep) {
 	out := p.a.out
 	step := fmt.Sprintf("[%d/%d]", s.Step, s.Steps)
+	if s.Steps == 0 {
+		step = "fleet:"
+	}
 	switch s.Kind {
 	case ctl.StepPlanned:
 		p.planned = append(p.planned, s)
@@ -80,7 +83,7 @@ func (p *fleetPrinter) progress(s ctl.FleetStep) {
 		fmt.Fprintf(out, "%s %s: applying (%s)\n", step, s.Node, planSummary(s.Plan))
 	case ctl.StepApplied:
 		if s.Step > 0 {
-			fmt.Fprintf(out, "%s %s: applied in %s, waiting for VRRP to converge\n", step, s.Node, round(s.Took))
+			fmt.Fprintf(out, "%s %s: applied in %s, waiting for the fleet to converge\n", step, s.Node, round(s.Took))
 		}
 	case ctl.StepWaiting:
 		fmt.Fprintf(out, "%s waiting: %s\n", step, strings.Join(s.Problems, "; "))
@@ -155,6 +158,9 @@ func (p *fleetPrinter) finish(r *ctl.FleetApplyReport) error {
 			msg += "; not changed: " + strings.Join(r.Unchanged, ", ")
 		}
 		_, err = fmt.Fprintln(out, msg+".")
+	case r.Converged > 0:
+		_, err = fmt.Fprintf(out, "Applied fleet generation %d to %d/%d nodes in %s; converged (VRRP, directors' tables) %s after the apply.\n",
+			r.Generation, ok, total, round(r.Took), round(r.Converged))
 	default:
 		_, err = fmt.Fprintf(out, "Applied fleet generation %d to %d/%d nodes in %s.\n", r.Generation, ok, total, round(r.Took))
 	}
@@ -164,7 +170,7 @@ func (p *fleetPrinter) finish(r *ctl.FleetApplyReport) error {
 // nodeHeadline says what became of a node.
 func nodeHeadline(n *ctl.NodeApply) string {
 	nothing := ""
-	if n.Plan != nil && len(n.Plan.GetAdded())+len(n.Plan.GetRemoved())+len(n.Plan.GetChanged()) == 0 {
+	if n.Plan != nil && !ctl.PlanChanges(n.Plan) {
 		nothing = ", nothing to change"
 	}
 	switch n.Outcome {
@@ -249,8 +255,11 @@ func (a *app) fleetApplyError(r *ctl.FleetApplyReport, err error, src string, o 
 		return failf("%s: %s; nothing was sent", src, msg)
 	case errors.Is(err, ctl.ErrRefused):
 		return failf("%s was refused by %s (see above), nothing was applied anywhere: fix it and apply again", src, strings.Join(refused, ", "))
+	case errors.Is(err, ctl.ErrNotConverged) && r.StoppedAt == "":
+		return failf("fleet generation %d applied, but the fleet did not converge within --converge-timeout %s (see above): "+
+			"haactl get instances --all, get vs --all and get issues show where", r.Generation, o.ConvergeTimeout)
 	case errors.Is(err, ctl.ErrNotConverged):
-		return failf("rollout stopped: VRRP did not converge within --converge-timeout %s after %s's step (see above); "+
+		return failf("rollout stopped: the fleet did not converge within --converge-timeout %s after %s's step (see above); "+
 			"fix the problem and apply again, or apply the previous document to roll back (haactl get instances --all shows the fleet)",
 			o.ConvergeTimeout, r.StoppedAt)
 	case errors.Is(err, ctl.ErrPartial):

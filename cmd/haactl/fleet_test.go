@@ -133,10 +133,10 @@ lb2: plan
 `+planAdded+`
 Rolling out fleet generation 1, one node at a time:
 [1/2] lb1: applying (added VI_1, VI_2)
-[1/2] lb1: applied in T, waiting for VRRP to converge
+[1/2] lb1: applied in T, waiting for the fleet to converge
 [1/2] converged after T
 [2/2] lb2: applying (added VI_1, VI_2)
-[2/2] lb2: applied in T, waiting for VRRP to converge
+[2/2] lb2: applied in T, waiting for the fleet to converge
 [2/2] converged after T
 Applied fleet generation 1 to 2/2 nodes in T.
 `, "")
@@ -152,13 +152,13 @@ lb2: plan
 `+planAdded+`
 Rolling out fleet generation 1, one node at a time:
 [1/2] lb1: applying (added VI_1, VI_2)
-[1/2] lb1: applied in T, waiting for VRRP to converge
+[1/2] lb1: applied in T, waiting for the fleet to converge
 [1/2] waiting: VI_1: no master; VI_2: no master
 [1/2] not converged after T:
   VI_1: no master
   VI_2: no master
 Rollout stopped at lb1's step after T: fleet generation 1 runs on lb1, held (not offered to its peers yet); not changed: lb2.
-`, "haactl: rollout stopped: VRRP did not converge within --converge-timeout T after lb1's step (see above); "+
+`, "haactl: rollout stopped: the fleet did not converge within --converge-timeout T after lb1's step (see above); "+
 		"fix the problem and apply again, or apply the previous document to roll back (haactl get instances --all shows the fleet)\n")
 }
 

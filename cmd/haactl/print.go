@@ -365,8 +365,24 @@ func planSummary(p *haav1.Plan) string {
 		}
 		parts = append(parts, "changed "+strings.Join(cs, ", "))
 	}
+	for _, v := range []struct {
+		what  string
+		names []string
+	}{{"added", p.GetVirtualServersAdded()}, {"removed", p.GetVirtualServersRemoved()}, {"changed", p.GetVirtualServersChanged()}} {
+		if len(v.names) > 0 {
+			parts = append(parts, "virtual servers "+v.what+" "+shortList(v.names, 5))
+		}
+	}
 	if len(parts) == 0 {
 		return "no instance changed"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// shortList joins names, the first max of them and how many more.
+func shortList(names []string, max int) string {
+	if len(names) <= max {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:max], ", "), len(names)-max)
 }

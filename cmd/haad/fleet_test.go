@@ -421,8 +421,17 @@ virtualServers:
     overrides:
       lb2: {scheduler: rr}
 `
-	if out, code := f.haactl(lb3, "apply", "-f", f.writeDoc("fleet.yaml", doc)); code != 0 {
-		t.Fatalf("apply: exit %d\n%s", code, out)
+	out, code := f.haactl(lb3, "apply", "-f", f.writeDoc("fleet.yaml", doc), "--wait")
+	if code != 0 || !strings.Contains(out, "converged (VRRP, directors' tables)") || !strings.Contains(out, "Virtual servers added: web") {
+		t.Fatalf("apply --wait: exit %d, want the plan's virtual server and the convergence\n%s", code, out)
+	}
+	// A change of the virtual servers alone rolls out director by
+	// director, each step waiting for its kernel table.
+	out, code = f.haactl(lb3, "apply", "-f", f.writeDoc("fleet.yaml", strings.Replace(doc, `{address: "192.168.55.201:8080"}`, `{address: "192.168.55.201:8080", weight: 4}`, 1)),
+		"--strategy", "rolling")
+	t.Logf("haactl apply --strategy rolling (a weight changed):\n%s", out)
+	if code != 0 || !strings.Contains(out, "[2/2]") || strings.Count(out, "converged after") != 2 || !strings.Contains(out, "virtual servers changed web") {
+		t.Fatalf("rolling apply of a virtual server change: exit %d, want two steps (lb1, lb2), each converged\n%s", code, out)
 	}
 	for _, n := range []*lab.Node{lb1, lb2} {
 		out, code := f.haactl(n, "get", "vs")
@@ -439,7 +448,7 @@ virtualServers:
 	if out, _ := f.haactl(lb3, "get", "vs"); strings.Contains(out, "192.168.55.140:80") {
 		t.Fatalf("lb3, not a director, balances web:\n%s", out)
 	}
-	out, code := f.haactl(lb3, "get", "vs", "--all")
+	out, code = f.haactl(lb3, "get", "vs", "--all")
 	t.Logf("haactl get vs --all:\n%s", out)
 	if code != 0 || !regexp.MustCompile(`REAL SERVER\s+lb1\s+lb2\s*\n`).MatchString(out) || strings.Count(out, "web ") != 2 {
 		t.Fatalf("get vs --all: exit %d, want the two directors' columns and a row per real server:\n%s", code, out)

@@ -18,6 +18,44 @@ type Plan struct {
 	Removed   []string
 	Changed   []Change
 	Unchanged []string // left running as they are: no transition, no VIP flap
+	// VirtualServers is what changes of the virtual servers, by name
+	// (DiffVirtualServers).
+	VirtualServers VirtualServerPlan
+}
+
+// VirtualServerPlan is what an apply changes of the virtual servers, by
+// name.
+type VirtualServerPlan struct {
+	Added, Removed, Changed []string
+}
+
+// DiffVirtualServers compares the running virtual servers with the
+// desired ones, by name. It is pure.
+func DiffVirtualServers(running, desired []VirtualServer) VirtualServerPlan {
+	var p VirtualServerPlan
+	have := make(map[string]*haav1.VirtualServer, len(running))
+	for _, vs := range running {
+		have[vs.Name] = vs.Spec
+	}
+	want := make(map[string]bool, len(desired))
+	for _, vs := range desired {
+		want[vs.Name] = true
+		switch spec, ok := have[vs.Name]; {
+		case !ok:
+			p.Added = append(p.Added, vs.Name)
+		case !proto.Equal(spec, vs.Spec):
+			p.Changed = append(p.Changed, vs.Name)
+		}
+	}
+	for _, vs := range running {
+		if !want[vs.Name] {
+			p.Removed = append(p.Removed, vs.Name)
+		}
+	}
+	slices.Sort(p.Added)
+	slices.Sort(p.Removed)
+	slices.Sort(p.Changed)
+	return p
 }
 
 // Change is one instance whose configuration differs.
@@ -32,7 +70,9 @@ type Change struct {
 
 // Empty reports whether applying changes nothing.
 func (p Plan) Empty() bool {
-	return len(p.Added) == 0 && len(p.Removed) == 0 && len(p.Changed) == 0
+	v := p.VirtualServers
+	return len(p.Added) == 0 && len(p.Removed) == 0 && len(p.Changed) == 0 &&
+		len(v.Added) == 0 && len(v.Removed) == 0 && len(v.Changed) == 0
 }
 
 // inPlaceFields are the fields a running instance takes without a restart.

@@ -1559,13 +1559,19 @@ func (x *ApplyConfigResponse) GetChanged() bool {
 
 // Plan says what applying a configuration changes.
 type Plan struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Added         []string               `protobuf:"bytes,1,rep,name=added,proto3" json:"added,omitempty"`
-	Removed       []string               `protobuf:"bytes,2,rep,name=removed,proto3" json:"removed,omitempty"`
-	Changed       []*InstanceChange      `protobuf:"bytes,3,rep,name=changed,proto3" json:"changed,omitempty"`
-	Unchanged     []string               `protobuf:"bytes,4,rep,name=unchanged,proto3" json:"unchanged,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Added     []string               `protobuf:"bytes,1,rep,name=added,proto3" json:"added,omitempty"`
+	Removed   []string               `protobuf:"bytes,2,rep,name=removed,proto3" json:"removed,omitempty"`
+	Changed   []*InstanceChange      `protobuf:"bytes,3,rep,name=changed,proto3" json:"changed,omitempty"`
+	Unchanged []string               `protobuf:"bytes,4,rep,name=unchanged,proto3" json:"unchanged,omitempty"`
+	// The virtual servers added, removed and changed, by name (a change
+	// takes effect in place: the kernel's table is updated, connections
+	// stay).
+	VirtualServersAdded   []string `protobuf:"bytes,5,rep,name=virtual_servers_added,json=virtualServersAdded,proto3" json:"virtual_servers_added,omitempty"`
+	VirtualServersRemoved []string `protobuf:"bytes,6,rep,name=virtual_servers_removed,json=virtualServersRemoved,proto3" json:"virtual_servers_removed,omitempty"`
+	VirtualServersChanged []string `protobuf:"bytes,7,rep,name=virtual_servers_changed,json=virtualServersChanged,proto3" json:"virtual_servers_changed,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
 }
 
 func (x *Plan) Reset() {
@@ -1622,6 +1628,27 @@ func (x *Plan) GetChanged() []*InstanceChange {
 func (x *Plan) GetUnchanged() []string {
 	if x != nil {
 		return x.Unchanged
+	}
+	return nil
+}
+
+func (x *Plan) GetVirtualServersAdded() []string {
+	if x != nil {
+		return x.VirtualServersAdded
+	}
+	return nil
+}
+
+func (x *Plan) GetVirtualServersRemoved() []string {
+	if x != nil {
+		return x.VirtualServersRemoved
+	}
+	return nil
+}
+
+func (x *Plan) GetVirtualServersChanged() []string {
+	if x != nil {
+		return x.VirtualServersChanged
 	}
 	return nil
 }
@@ -4420,12 +4447,15 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"generation\x12\x12\n" +
 	"\x04hash\x18\x03 \x01(\tR\x04hash\x12\x18\n" +
 	"\aapplied\x18\x04 \x01(\bR\aapplied\x12\x18\n" +
-	"\achanged\x18\x05 \x01(\bR\achanged\"\x86\x01\n" +
+	"\achanged\x18\x05 \x01(\bR\achanged\"\xaa\x02\n" +
 	"\x04Plan\x12\x14\n" +
 	"\x05added\x18\x01 \x03(\tR\x05added\x12\x18\n" +
 	"\aremoved\x18\x02 \x03(\tR\aremoved\x120\n" +
 	"\achanged\x18\x03 \x03(\v2\x16.haa.v1.InstanceChangeR\achanged\x12\x1c\n" +
-	"\tunchanged\x18\x04 \x03(\tR\tunchanged\"V\n" +
+	"\tunchanged\x18\x04 \x03(\tR\tunchanged\x122\n" +
+	"\x15virtual_servers_added\x18\x05 \x03(\tR\x13virtualServersAdded\x126\n" +
+	"\x17virtual_servers_removed\x18\x06 \x03(\tR\x15virtualServersRemoved\x126\n" +
+	"\x17virtual_servers_changed\x18\a \x03(\tR\x15virtualServersChanged\"V\n" +
 	"\x0eInstanceChange\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06fields\x18\x02 \x03(\tR\x06fields\x12\x18\n" +
