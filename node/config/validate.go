@@ -70,16 +70,16 @@ type Instance struct {
 	VMAC *VMAC
 	// Accept: a non-owner master accepts packets to its VIPs (RFC 5798
 	// Accept_Mode); false: haad drops them while master.
-	Accept   bool
-	Peers    []netip.Addr // unicast peers; empty: multicast to Group (unless PeersFromFleet)
+	Accept bool
+	Peers  []netip.Addr // unicast peers; empty: multicast to Group (unless PeersFromFleet)
 	// PeersFromFleet: the instance also sends to the fleet members that
 	// run it (unicastPeersFromFleet), whatever Peers holds.
 	PeersFromFleet bool
-	Group    netip.Addr
-	Checksum vrrp.ChecksumMode
-	GARP     vrrp.GARPConfig
-	Track    []TrackRef // the trackers it tracks itself (not those of its sync group)
-	Notify   *Notify    // nil: none
+	Group          netip.Addr
+	Checksum       vrrp.ChecksumMode
+	GARP           vrrp.GARPConfig
+	Track          []TrackRef // the trackers it tracks itself (not those of its sync group)
+	Notify         *Notify    // nil: none
 	// Spec is the instance as configured, to tell changed from unchanged.
 	Spec *haav1.Instance
 }
