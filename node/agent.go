@@ -221,7 +221,7 @@ func New(opts ...Option) (*Agent, error) {
 		RepairEvery: o.lbRepair})
 	a.vrrp = instances.New(instances.Deps{Log: o.log, Host: o.host, Events: a.events,
 		Observe: a.observe})
-	a.fleet, err = fleet.New(fleet.Deps{Log: o.log, Events: a.events, Local: (*local)(a), Announcer: a.vrrp, Peers: a.vrrp,
+	a.fleet, err = fleet.New(fleet.Deps{Log: o.log, Events: a.events, Local: (*local)(a), Announcer: a.vrrp, Peers: a.vrrp, Verdicts: (*lbVerdicts)(a),
 		File: o.fleetFile, Version: o.version})
 	if err != nil {
 		a.closeSubsystems(context.Background())

@@ -177,6 +177,29 @@ func (l *local) LocalState() fleet.LocalState {
 	return s
 }
 
+// lbVerdicts hands the other directors' verdicts to the balancer.
+type lbVerdicts Agent
+
+// PeerVerdicts implements fleet.VerdictSink.
+func (l *lbVerdicts) PeerVerdicts(vs []fleet.Verdict) {
+	out := make(balancer.PeerVerdicts, len(vs))
+	for _, v := range vs {
+		ap, err := netip.ParseAddrPort(v.Address)
+		if err != nil {
+			continue
+		}
+		k := balancer.PeerKey{VirtualServer: v.VirtualServer, Addr: ap}
+		pv := out[k]
+		if v.Healthy {
+			pv.Up = append(pv.Up, v.Node)
+		} else {
+			pv.Down = append(pv.Down, v.Node)
+		}
+		out[k] = pv
+	}
+	(*Agent)(l).lb.SetPeerVerdicts(out)
+}
+
 // addrString is an address in words, "" when invalid.
 func addrString(a netip.Addr) string {
 	if !a.IsValid() {

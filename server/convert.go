@@ -192,7 +192,7 @@ func virtualServerProto(vs balancer.VirtualServer) *haav1.VirtualServerStatus {
 func realServerProto(r balancer.RealServer) *haav1.RealServerStatus {
 	out := &haav1.RealServerStatus{Address: r.Addr.String(), Healthy: r.Healthy, ConfiguredWeight: uint32(r.ConfiguredWeight),
 		Drained: r.Drained, LastResult: r.LastResult, Since: timestamp(r.Since), Check: r.Check,
-		Programmed: r.Programmed, Weight: uint32(r.Weight)}
+		Programmed: r.Programmed, Weight: uint32(r.Weight), KeptUntil: timestamp(r.KeptUntil)}
 	if r.Override >= 0 {
 		out.WeightOverride = proto.Uint32(uint32(r.Override))
 	}

@@ -149,9 +149,8 @@ func (a *app) virtualServersFleet(cmd *cobra.Command) error {
 				row = append(row, "-")
 				continue
 			}
-			health := "down"
+			health := healthText(rs)
 			if rs.GetHealthy() {
-				health = "up"
 				up++
 			} else {
 				down++
@@ -249,13 +248,23 @@ func hasThresholds(rs *haav1.RealServerStatus) bool {
 	return rs.UpperThreshold != nil || rs.LowerThreshold != nil
 }
 
+// healthText is a real server's health: up, down, or "down,kept" while it
+// stays in the table because the other directors see it up
+// (keepIfPeersSeeUp).
+func healthText(rs *haav1.RealServerStatus) string {
+	switch {
+	case rs.GetHealthy():
+		return "up"
+	case rs.GetKeptUntil() != nil:
+		return "down,kept"
+	}
+	return "down"
+}
+
 // realServerRow is one real server: address, health, weight programmed /
 // configured, override, check, last result, for how long, connections.
 func realServerRow(rs *haav1.RealServerStatus) []string {
-	health := "down"
-	if rs.GetHealthy() {
-		health = "up"
-	}
+	health := healthText(rs)
 	weight := fmt.Sprintf("-/%d", rs.GetConfiguredWeight())
 	if rs.GetProgrammed() {
 		weight = fmt.Sprintf("%d/%d", rs.GetWeight(), rs.GetConfiguredWeight())

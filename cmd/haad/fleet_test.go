@@ -483,6 +483,7 @@ virtualServers:
   - name: web
     address: "192.168.55.140:80"
     check: {tcp: {}, interval: 200ms, timeout: 200ms, fall: 1}
+    keepIfPeersSeeUp: 4s
     realServers: [{address: "%s:8080"}]
 `, rs.Addr)
 	if out, code := f.haactl(lb1, "apply", "-f", f.writeDoc("fleet.yaml", doc)); code != 0 {
@@ -497,8 +498,28 @@ virtualServers:
 	}); err != nil {
 		t.Fatal(err)
 	}
+	// The directors' verdicts travel with their gossip summaries: give
+	// lb2's first one time to reach lb1.
+	time.Sleep(2 * time.Second)
 	if err := lb1.IP("route", "add", "blackhole", rs.Addr.String()+"/32"); err != nil {
 		t.Fatal(err)
+	}
+	cut := time.Now()
+	// keepIfPeersSeeUp: lb1 keeps the server lb2 sees up in its table, for
+	// 4 s at most; lb2 keeps serving it all along.
+	row := func(n *lab.Node) string {
+		out, _ := f.haactl(n, "describe", "vs", "web")
+		for _, l := range strings.Split(out, "\n") {
+			if strings.Contains(l, rs.Addr.String()+":8080") {
+				return strings.Join(strings.Fields(l), " ")
+			}
+		}
+		return ""
+	}
+	if err := lab.Poll(3*time.Second, 50*time.Millisecond, "lb1 keeps the real server (down,kept 1/1)", func() (bool, error) {
+		return strings.Contains(row(lb1), "down,kept 1/1"), nil
+	}); err != nil {
+		t.Fatalf("%v: lb1's row %q", err, row(lb1))
 	}
 	var out string
 	if err := lab.Poll(15*time.Second, 200*time.Millisecond, "a disputed real server in lb2's get issues", func() (bool, error) {
@@ -510,6 +531,17 @@ virtualServers:
 	t.Logf("haactl get issues:\n%s", out)
 	if !strings.Contains(out, "down on lb1, up on lb2") {
 		t.Fatalf("want lb1 down, lb2 up:\n%s", out)
+	}
+	if err := lab.Poll(5*time.Second, 50*time.Millisecond, "lb1 takes it out after keepIfPeersSeeUp", func() (bool, error) {
+		return strings.Contains(row(lb1), "down -/1"), nil
+	}); err != nil {
+		t.Fatalf("%v: lb1's row %q", err, row(lb1))
+	}
+	if took := time.Since(cut); took < 4*time.Second {
+		t.Fatalf("lb1 took the server out %v after the cut, before its 4 s keepIfPeersSeeUp", took)
+	}
+	if r := row(lb2); !strings.Contains(r, "up 1/1") {
+		t.Fatalf("lb2, which still reaches the server, does not serve it: %q", r)
 	}
 	if err := lb1.IP("route", "del", "blackhole", rs.Addr.String()+"/32"); err != nil {
 		t.Fatal(err)

@@ -129,6 +129,14 @@ type Balancer struct {
 	retryAt    time.Time
 	backoff    time.Duration
 	lastRepair time.Time
+	// kept are the real servers kept in the table while the other
+	// directors see them up (keepIfPeersSeeUp).
+	kept map[*realRun]struct{}
+
+	// peers are the other directors' verdicts (SetPeerVerdicts);
+	// peersChanged wakes the repair loop to review the kept ones.
+	peers        atomic.Pointer[PeerVerdicts]
+	peersChanged chan struct{}
 
 	snap atomic.Pointer[Snapshot]
 }
@@ -155,6 +163,9 @@ type realRun struct {
 	status   check.Status
 	drained  bool
 	override int // -1: none
+	// keptUntil: down for its check, kept in the table until then while
+	// the other directors see it up (zero: not kept).
+	keptUntil time.Time
 }
 
 // lbCommands are a virtual server's programs, resolved on this node.
@@ -184,6 +195,7 @@ func New(d Deps) *Balancer {
 		open: func(r string) (lvs.Backend, string, error) { return Choose(r, WithLogger(d.Log)) }, decide: Decide, prefer: Preferred,
 		q:   fifo.New[checkReport](),
 		vss: map[string]*vsRun{}, byID: map[string]*realRun{}, programmed: lvs.State{},
+		kept: map[*realRun]struct{}{}, peersChanged: make(chan struct{}, 1),
 		repairIn: cmp.Or(max(d.RepairEvery, 0), repairEvery)}
 	if fb := d.Backend; fb != nil {
 		b.open = func(string) (lvs.Backend, string, error) { return fb, "given to the agent", nil }
@@ -229,8 +241,17 @@ func (b *Balancer) repairLoop() {
 		select {
 		case <-b.ctx.Done():
 			return
+		case <-b.peersChanged:
+			b.mu.Lock()
+			if len(b.kept) > 0 {
+				b.reviewKept(time.Now())
+			}
+			b.mu.Unlock()
 		case now := <-t.C:
 			b.mu.Lock()
+			if len(b.kept) > 0 {
+				b.reviewKept(now)
+			}
 			if !b.closed && b.backend != nil && (len(b.vss) > 0 || len(b.programmed) > 0) &&
 				((b.failed && !now.Before(b.retryAt)) || now.Sub(b.lastRepair) >= due) {
 				b.repair()
@@ -756,11 +777,17 @@ func (b *Balancer) checkReports(reports []checkReport) {
 			continue
 		}
 		cause, cmd, state := "down", run.cmds.down[r.cfg.Addr], "DOWN"
+		detail := rep.st.Last.Detail
 		if rep.st.Healthy {
 			cause, cmd, state = "up", run.cmds.up[r.cfg.Addr], "UP"
+			if !r.keptUntil.IsZero() {
+				b.unkeep(r)
+			}
+		} else {
+			detail += b.keepIfPeersSeeUp(r, time.Now())
 		}
-		b.log.Info("real server "+cause, "virtual_server", run.cfg.Name, "real_server", r.cfg.Addr, "detail", rep.st.Last.Detail)
-		events = append(events, change{r, rep.st.Healthy, cause, rep.st.Last.Detail})
+		b.log.Info("real server "+cause, "virtual_server", run.cfg.Name, "real_server", r.cfg.Addr, "detail", detail)
+		events = append(events, change{r, rep.st.Healthy, cause, detail})
 		if cmd != nil {
 			b.lbNotify(run, notify.Job{Type: "REAL_SERVER", Name: run.cfg.Name + "/" + r.cfg.Addr.String(), State: state,
 				Cmd: cmd, Timeout: notify.DefaultTimeout})
@@ -790,7 +817,7 @@ func (b *Balancer) realServerEvent(r *realRun, healthy bool, cause, detail strin
 }
 
 func lvsReal(r *realRun) lvs.Real {
-	return lvs.Real{Addr: r.cfg.Addr, Weight: r.cfg.Weight, Healthy: r.status.Healthy, Dynamic: r.status.Weight,
+	return lvs.Real{Addr: r.cfg.Addr, Weight: r.cfg.Weight, Healthy: r.status.Healthy || !r.keptUntil.IsZero(), Dynamic: r.status.Weight,
 		Drained: r.drained, Override: r.override, Thresholds: r.cfg.Thresholds, Inhibit: r.cfg.Inhibit}
 }
 

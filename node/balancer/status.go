@@ -47,6 +47,9 @@ type RealServer struct {
 	// Programmed: the backend holds it, with Weight.
 	Programmed bool
 	Weight     int
+	// KeptUntil: down for its check, kept in the table until then while
+	// the other directors see it up (zero: not kept).
+	KeptUntil time.Time
 	// Conns are its connection counts, when the backend counts them and
 	// they were asked for (VirtualServers).
 	Conns *lvs.Conns
@@ -194,7 +197,7 @@ func (b *Balancer) viewOf(run *vsRun) *VirtualServer {
 func (b *Balancer) realView(r *realRun) RealServer {
 	v := RealServer{Addr: r.cfg.Addr, Healthy: r.status.Healthy, ConfiguredWeight: r.cfg.Weight, Drained: r.drained,
 		Override: r.override, Thresholds: r.cfg.Thresholds, Check: "none", LastResult: r.status.Last.Detail, LastDuration: r.status.Last.Duration,
-		Since: r.status.Since, checkID: r.id}
+		Since: r.status.Since, KeptUntil: r.keptUntil, checkID: r.id}
 	if r.cfg.Check != nil {
 		v.Check = string(r.cfg.Check.Kind)
 	}

@@ -17,7 +17,7 @@ import (
 // ForNodeVirtualServers returns the virtual servers the document gives
 // node (those it directs: Directors), in document order, with the path of
 // each in the document ("virtualServers[2]"). Each is the
-// FleetVirtualServer's VirtualServer fields (1..19) with every field of
+// FleetVirtualServer's VirtualServer fields (1..20) with every field of
 // the node's override replacing the virtual server's (its name ignored:
 // ValidateFleet refuses it). The virtual servers are fresh copies.
 func ForNodeVirtualServers(doc *haav1.Fleet, node string) (vss []*haav1.VirtualServer, paths []string) {
@@ -66,7 +66,7 @@ func holds(fi *haav1.FleetInstance, a netip.Addr) bool {
 	return false
 }
 
-// baseVirtualServer copies fv's VirtualServer fields (1..19) into a new
+// baseVirtualServer copies fv's VirtualServer fields (1..20) into a new
 // VirtualServer; directors and overrides (100, 101) are dropped.
 func baseVirtualServer(fv *haav1.FleetVirtualServer) *haav1.VirtualServer {
 	vs := &haav1.VirtualServer{}

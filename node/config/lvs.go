@@ -35,6 +35,7 @@ const (
 	DefaultDNSName       = "."
 	MaxRealWeight        = 65535
 	MaxPersistence       = 30 * 24 * time.Hour
+	MaxKeepIfPeersSeeUp  = time.Hour
 	// MaxUDPPayload is the largest datagram of a udp check (IPv4).
 	MaxUDPPayload = 65507
 )
@@ -60,8 +61,12 @@ type VirtualServer struct {
 	// service is up.
 	SorryForwarding lvs.Forwarding
 	SorryInhibit    bool
-	Quorum          int // >= 1
-	Hysteresis      int // < Quorum
+	// KeepIfPeersSeeUp keeps a real server this node's check sees down
+	// while every other director sees it up, this long at most (0: the
+	// check alone decides).
+	KeepIfPeersSeeUp time.Duration
+	Quorum           int // >= 1
+	Hysteresis       int // < Quorum
 	// Inhibit is the default of the real servers' (RealServer.Inhibit).
 	Inhibit              bool
 	Reals                []RealServer // configured order
@@ -310,6 +315,15 @@ func resolveVirtualServer(p *problems, path string, i int, s *haav1.VirtualServe
 		vs.SorryInhibit = false
 	}
 	sorryKeepsPort := sorryFwdOK && vs.SorryForwarding != lvs.NAT
+
+	if k := s.GetKeepIfPeersSeeUp(); k != nil {
+		switch d := k.AsDuration(); {
+		case d < time.Second || d > MaxKeepIfPeersSeeUp:
+			p.add(f("keepIfPeersSeeUp"), "%s is out of range 1s..%s (leave it out for keepalived's behaviour: the check alone decides)", dur(d), dur(MaxKeepIfPeersSeeUp))
+		default:
+			vs.KeepIfPeersSeeUp = d
+		}
+	}
 
 	persist := s.GetPersistenceTimeout().AsDuration()
 	if s.GetPersistenceTimeout() != nil {

@@ -48,3 +48,19 @@ instances:
 		`instances[0].multicastGroup: set together with unicastPeersFromFleet: use one or the other`,
 		`instances[0].unicastPeersFromFleet: the peers come from the fleet's gossip, and this node has none`)
 }
+
+// keepIfPeersSeeUp is bounded: 1s..1h.
+func TestKeepIfPeersSeeUpRange(t *testing.T) {
+	cfg, err := Parse([]byte(`name: n1
+virtualServers:
+  - {address: "10.0.0.1:80", keepIfPeersSeeUp: 500ms, realServers: [{address: "10.0.1.1:80"}]}
+  - {address: "10.0.0.2:80", keepIfPeersSeeUp: 2h, realServers: [{address: "10.0.1.1:80"}]}
+  - {address: "10.0.0.3:80", keepIfPeersSeeUp: 30s, realServers: [{address: "10.0.1.1:80"}]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblems(t, Validate(cfg),
+		`virtualServers[0].keepIfPeersSeeUp: 500ms is out of range 1s..1h`,
+		`virtualServers[1].keepIfPeersSeeUp: 2h is out of range 1s..1h`)
+}

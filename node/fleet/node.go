@@ -102,6 +102,9 @@ type Deps struct {
 	Announcer Announcer
 	// Peers, if set, takes the instances' unicast peers from the fleet.
 	Peers PeerSetter
+	// Verdicts, if set, takes the other directors' verdicts on the real
+	// servers.
+	Verdicts VerdictSink
 	// File keeps the stored document across restarts ("": not kept).
 	File string
 	// Version is haad's version, for the metadata.
@@ -120,6 +123,7 @@ type Node struct {
 	local   Local
 	ann     Announcer
 	peers   PeerSetter
+	verdict VerdictSink
 	file    string
 	started time.Time
 
@@ -157,7 +161,7 @@ func New(d Deps) (*Node, error) {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	n := &Node{log: d.Log, events: d.Events, local: d.Local, ann: d.Announcer, peers: d.Peers, file: d.File,
+	n := &Node{log: d.Log, events: d.Events, local: d.Local, ann: d.Announcer, peers: d.Peers, verdict: d.Verdicts, file: d.File,
 		started: time.Now(), pub: make(chan struct{}, 1), changed: make(chan struct{}, 1)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.doc.Store(&stored{})

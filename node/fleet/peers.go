@@ -14,6 +14,23 @@ type PeerSetter interface {
 	SetFleetPeers(peers map[string][]netip.Addr)
 }
 
+// VerdictSink takes the other live members' verdicts on their real
+// servers (this node's balancer, for keepIfPeersSeeUp); it must not block.
+type VerdictSink interface {
+	PeerVerdicts(v []Verdict)
+}
+
+// othersVerdicts are the verdicts of every member but this node.
+func othersVerdicts(all []Verdict, self string) []Verdict {
+	out := make([]Verdict, 0, len(all))
+	for _, v := range all {
+		if v.Node != self {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // Peers returns, for each of this node's instances (self), the source
 // addresses of the live members' instances of the same name, VRID and
 // family, sorted: the destinations of an instance that takes its unicast

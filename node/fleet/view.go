@@ -60,7 +60,11 @@ func (n *Node) detectLoop(g *gossip.Gossip) {
 		if n.peers != nil {
 			n.peers.SetFleetPeers(Peers(view, self))
 		}
-		confirmed := lasting(append(Detect(ins), Disputes(fleetVerdicts(view, self))...), since, time.Now())
+		verdicts := fleetVerdicts(view, self)
+		if n.verdict != nil {
+			n.verdict.PeerVerdicts(othersVerdicts(verdicts, name))
+		}
+		confirmed := lasting(append(Detect(ins), Disputes(verdicts)...), since, time.Now())
 		n.issues.Store(&confirmed)
 		// Every lasting issue is tracked (an issue ends when it is gone,
 		// not when this node leaves it); events only for those this node

@@ -358,7 +358,7 @@ func mergeVirtualServers(doc *haav1.Fleet, cfgs []*haav1.AgentConfig, file func(
 }
 
 // fleetVirtualServer copies a VirtualServer into a FleetVirtualServer:
-// fields 1..19 are the same in both.
+// fields 1..20 are the same in both.
 func fleetVirtualServer(vs *haav1.VirtualServer) *haav1.FleetVirtualServer {
 	fv := &haav1.FleetVirtualServer{}
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(vs)

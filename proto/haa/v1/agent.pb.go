@@ -3926,8 +3926,12 @@ type RealServerStatus struct {
 	// lower_threshold); unset when the configuration sets none.
 	UpperThreshold *uint32 `protobuf:"varint,13,opt,name=upper_threshold,json=upperThreshold,proto3,oneof" json:"upper_threshold,omitempty"`
 	LowerThreshold *uint32 `protobuf:"varint,14,opt,name=lower_threshold,json=lowerThreshold,proto3,oneof" json:"lower_threshold,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Set while the real server, down for this director's check, stays in
+	// the table because every other director sees it up
+	// (VirtualServer.keep_if_peers_see_up): until when at most.
+	KeptUntil     *timestamppb.Timestamp `protobuf:"bytes,15,opt,name=kept_until,json=keptUntil,proto3" json:"kept_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RealServerStatus) Reset() {
@@ -4056,6 +4060,13 @@ func (x *RealServerStatus) GetLowerThreshold() uint32 {
 		return *x.LowerThreshold
 	}
 	return 0
+}
+
+func (x *RealServerStatus) GetKeptUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.KeptUntil
+	}
+	return nil
 }
 
 // SetRealServerRequest changes one real server at runtime.
@@ -4617,7 +4628,7 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	" \x01(\tR\vsorryServer\x12!\n" +
 	"\fsorry_active\x18\v \x01(\bR\vsorryActive\x12;\n" +
 	"\freal_servers\x18\f \x03(\v2\x18.haa.v1.RealServerStatusR\vrealServers\x12\x14\n" +
-	"\x05group\x18\r \x03(\tR\x05group\"\x90\x05\n" +
+	"\x05group\x18\r \x03(\tR\x05group\"\xcb\x05\n" +
 	"\x10RealServerStatus\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x18\n" +
 	"\ahealthy\x18\x02 \x01(\bR\ahealthy\x12+\n" +
@@ -4636,7 +4647,9 @@ const file_haa_v1_agent_proto_rawDesc = "" +
 	"\x12active_connections\x18\v \x01(\x04H\x01R\x11activeConnections\x88\x01\x01\x126\n" +
 	"\x14inactive_connections\x18\f \x01(\x04H\x02R\x13inactiveConnections\x88\x01\x01\x12,\n" +
 	"\x0fupper_threshold\x18\r \x01(\rH\x03R\x0eupperThreshold\x88\x01\x01\x12,\n" +
-	"\x0flower_threshold\x18\x0e \x01(\rH\x04R\x0elowerThreshold\x88\x01\x01B\x12\n" +
+	"\x0flower_threshold\x18\x0e \x01(\rH\x04R\x0elowerThreshold\x88\x01\x01\x129\n" +
+	"\n" +
+	"kept_until\x18\x0f \x01(\v2\x1a.google.protobuf.TimestampR\tkeptUntilB\x12\n" +
 	"\x10_weight_overrideB\x15\n" +
 	"\x13_active_connectionsB\x17\n" +
 	"\x15_inactive_connectionsB\x12\n" +
@@ -4829,34 +4842,35 @@ var file_haa_v1_agent_proto_depIdxs = []int32{
 	51, // 60: haa.v1.ListVirtualServersResponse.virtual_servers:type_name -> haa.v1.VirtualServerStatus
 	52, // 61: haa.v1.VirtualServerStatus.real_servers:type_name -> haa.v1.RealServerStatus
 	58, // 62: haa.v1.RealServerStatus.since:type_name -> google.protobuf.Timestamp
-	52, // 63: haa.v1.SetRealServerResponse.real_server:type_name -> haa.v1.RealServerStatus
-	3,  // 64: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
-	7,  // 65: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
-	9,  // 66: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
-	16, // 67: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
-	18, // 68: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
-	22, // 69: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
-	45, // 70: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
-	47, // 71: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
-	49, // 72: haa.v1.AgentService.ListVirtualServers:input_type -> haa.v1.ListVirtualServersRequest
-	53, // 73: haa.v1.AgentService.SetRealServer:input_type -> haa.v1.SetRealServerRequest
-	55, // 74: haa.v1.AgentService.SetLogLevel:input_type -> haa.v1.SetLogLevelRequest
-	4,  // 75: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
-	8,  // 76: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
-	10, // 77: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
-	17, // 78: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
-	19, // 79: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
-	23, // 80: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
-	46, // 81: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
-	48, // 82: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
-	50, // 83: haa.v1.AgentService.ListVirtualServers:output_type -> haa.v1.ListVirtualServersResponse
-	54, // 84: haa.v1.AgentService.SetRealServer:output_type -> haa.v1.SetRealServerResponse
-	56, // 85: haa.v1.AgentService.SetLogLevel:output_type -> haa.v1.SetLogLevelResponse
-	75, // [75:86] is the sub-list for method output_type
-	64, // [64:75] is the sub-list for method input_type
-	64, // [64:64] is the sub-list for extension type_name
-	64, // [64:64] is the sub-list for extension extendee
-	0,  // [0:64] is the sub-list for field type_name
+	58, // 63: haa.v1.RealServerStatus.kept_until:type_name -> google.protobuf.Timestamp
+	52, // 64: haa.v1.SetRealServerResponse.real_server:type_name -> haa.v1.RealServerStatus
+	3,  // 65: haa.v1.AgentService.GetNode:input_type -> haa.v1.GetNodeRequest
+	7,  // 66: haa.v1.AgentService.ListInstances:input_type -> haa.v1.ListInstancesRequest
+	9,  // 67: haa.v1.AgentService.GetInstance:input_type -> haa.v1.GetInstanceRequest
+	16, // 68: haa.v1.AgentService.GetConfig:input_type -> haa.v1.GetConfigRequest
+	18, // 69: haa.v1.AgentService.ApplyConfig:input_type -> haa.v1.ApplyConfigRequest
+	22, // 70: haa.v1.AgentService.WatchEvents:input_type -> haa.v1.WatchEventsRequest
+	45, // 71: haa.v1.AgentService.Failover:input_type -> haa.v1.FailoverRequest
+	47, // 72: haa.v1.AgentService.SetMaintenance:input_type -> haa.v1.SetMaintenanceRequest
+	49, // 73: haa.v1.AgentService.ListVirtualServers:input_type -> haa.v1.ListVirtualServersRequest
+	53, // 74: haa.v1.AgentService.SetRealServer:input_type -> haa.v1.SetRealServerRequest
+	55, // 75: haa.v1.AgentService.SetLogLevel:input_type -> haa.v1.SetLogLevelRequest
+	4,  // 76: haa.v1.AgentService.GetNode:output_type -> haa.v1.GetNodeResponse
+	8,  // 77: haa.v1.AgentService.ListInstances:output_type -> haa.v1.ListInstancesResponse
+	10, // 78: haa.v1.AgentService.GetInstance:output_type -> haa.v1.GetInstanceResponse
+	17, // 79: haa.v1.AgentService.GetConfig:output_type -> haa.v1.GetConfigResponse
+	19, // 80: haa.v1.AgentService.ApplyConfig:output_type -> haa.v1.ApplyConfigResponse
+	23, // 81: haa.v1.AgentService.WatchEvents:output_type -> haa.v1.WatchEventsResponse
+	46, // 82: haa.v1.AgentService.Failover:output_type -> haa.v1.FailoverResponse
+	48, // 83: haa.v1.AgentService.SetMaintenance:output_type -> haa.v1.SetMaintenanceResponse
+	50, // 84: haa.v1.AgentService.ListVirtualServers:output_type -> haa.v1.ListVirtualServersResponse
+	54, // 85: haa.v1.AgentService.SetRealServer:output_type -> haa.v1.SetRealServerResponse
+	56, // 86: haa.v1.AgentService.SetLogLevel:output_type -> haa.v1.SetLogLevelResponse
+	76, // [76:87] is the sub-list for method output_type
+	65, // [65:76] is the sub-list for method input_type
+	65, // [65:65] is the sub-list for extension type_name
+	65, // [65:65] is the sub-list for extension extendee
+	0,  // [0:65] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_agent_proto_init() }

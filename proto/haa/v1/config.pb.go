@@ -361,9 +361,19 @@ type VirtualServer struct {
 	// forwarding is nat and every real server gives its port. The name
 	// defaults to the first service's. keepalived: virtual_server_group,
 	// used by virtual_server group NAME.
-	Group         []string `protobuf:"bytes,19,rep,name=group,proto3" json:"group,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Group []string `protobuf:"bytes,19,rep,name=group,proto3" json:"group,omitempty"`
+	// Keep a real server this director's check sees down in the table while
+	// every other director that balances this virtual server sees it up (as
+	// gossip tells), for this long at most: a fault on this director's own
+	// path to the server (a link, a firewall, a route) then does not take
+	// the server out of its table. The trade-off: if the server really is
+	// down for this director's clients too, they keep being sent to it for
+	// up to this long. Unset (the default): keepalived's behaviour, the
+	// check alone decides. 1s..1h; the checks' verdicts are those gossip
+	// shares, so the peers' view is a few hundred milliseconds old.
+	KeepIfPeersSeeUp *durationpb.Duration `protobuf:"bytes,20,opt,name=keep_if_peers_see_up,json=keepIfPeersSeeUp,proto3" json:"keep_if_peers_see_up,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *VirtualServer) Reset() {
@@ -525,6 +535,13 @@ func (x *VirtualServer) GetSorryServerForwarding() string {
 func (x *VirtualServer) GetGroup() []string {
 	if x != nil {
 		return x.Group
+	}
+	return nil
+}
+
+func (x *VirtualServer) GetKeepIfPeersSeeUp() *durationpb.Duration {
+	if x != nil {
+		return x.KeepIfPeersSeeUp
 	}
 	return nil
 }
@@ -2412,6 +2429,8 @@ type FleetVirtualServer struct {
 	SorryServerForwarding string `protobuf:"bytes,18,opt,name=sorry_server_forwarding,json=sorryServerForwarding,proto3" json:"sorry_server_forwarding,omitempty"`
 	// As VirtualServer.group.
 	Group []string `protobuf:"bytes,19,rep,name=group,proto3" json:"group,omitempty"`
+	// As VirtualServer.keep_if_peers_see_up.
+	KeepIfPeersSeeUp *durationpb.Duration `protobuf:"bytes,20,opt,name=keep_if_peers_see_up,json=keepIfPeersSeeUp,proto3" json:"keep_if_peers_see_up,omitempty"`
 	// The nodes that balance it, e.g. [lb1, lb2]. Default: the nodes that
 	// run an instance of the document holding the address (in vips or
 	// excludedVips): the LVS pair sharing the VIP. A fwmark or group
@@ -2583,6 +2602,13 @@ func (x *FleetVirtualServer) GetSorryServerForwarding() string {
 func (x *FleetVirtualServer) GetGroup() []string {
 	if x != nil {
 		return x.Group
+	}
+	return nil
+}
+
+func (x *FleetVirtualServer) GetKeepIfPeersSeeUp() *durationpb.Duration {
+	if x != nil {
+		return x.KeepIfPeersSeeUp
 	}
 	return nil
 }
@@ -3344,7 +3370,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\abackend\x18\x01 \x01(\tR\abackend\x122\n" +
 	"\x15max_concurrent_checks\x18\x02 \x01(\rR\x13maxConcurrentChecks\x12$\n" +
 	"\x0eflush_on_start\x18\x03 \x01(\bR\fflushOnStart\x12\"\n" +
-	"\rflush_on_stop\x18\x04 \x01(\bR\vflushOnStop\"\xd3\x05\n" +
+	"\rflush_on_stop\x18\x04 \x01(\bR\vflushOnStop\"\x9e\x06\n" +
 	"\rVirtualServer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -3370,7 +3396,8 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"quorumDown\x120\n" +
 	"\x14sorry_server_inhibit\x18\x11 \x01(\bR\x12sorryServerInhibit\x126\n" +
 	"\x17sorry_server_forwarding\x18\x12 \x01(\tR\x15sorryServerForwarding\x12\x14\n" +
-	"\x05group\x18\x13 \x03(\tR\x05group\"\x85\x03\n" +
+	"\x05group\x18\x13 \x03(\tR\x05group\x12I\n" +
+	"\x14keep_if_peers_see_up\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x10keepIfPeersSeeUp\"\x85\x03\n" +
 	"\n" +
 	"RealServer\x12\x18\n" +
 	"\aaddress\x18\x01 \x01(\tR\aaddress\x12\x1b\n" +
@@ -3532,7 +3559,7 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"\t_priorityB\n" +
 	"\n" +
 	"\b_preemptB\x0e\n" +
-	"\f_accept_mode\"\x94\a\n" +
+	"\f_accept_mode\"\xdf\a\n" +
 	"\x12FleetVirtualServer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x1a\n" +
@@ -3558,7 +3585,8 @@ const file_haa_v1_config_proto_rawDesc = "" +
 	"quorumDown\x120\n" +
 	"\x14sorry_server_inhibit\x18\x11 \x01(\bR\x12sorryServerInhibit\x126\n" +
 	"\x17sorry_server_forwarding\x18\x12 \x01(\tR\x15sorryServerForwarding\x12\x14\n" +
-	"\x05group\x18\x13 \x03(\tR\x05group\x12\x1c\n" +
+	"\x05group\x18\x13 \x03(\tR\x05group\x12I\n" +
+	"\x14keep_if_peers_see_up\x18\x14 \x01(\v2\x19.google.protobuf.DurationR\x10keepIfPeersSeeUp\x12\x1c\n" +
 	"\tdirectors\x18d \x03(\tR\tdirectors\x12G\n" +
 	"\toverrides\x18e \x03(\v2).haa.v1.FleetVirtualServer.OverridesEntryR\toverrides\x1aS\n" +
 	"\x0eOverridesEntry\x12\x10\n" +
@@ -3687,65 +3715,67 @@ var file_haa_v1_config_proto_depIdxs = []int32{
 	35, // 8: haa.v1.VirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
 	4,  // 9: haa.v1.VirtualServer.real_servers:type_name -> haa.v1.RealServer
 	5,  // 10: haa.v1.VirtualServer.check:type_name -> haa.v1.HealthCheck
-	5,  // 11: haa.v1.RealServer.check:type_name -> haa.v1.HealthCheck
-	6,  // 12: haa.v1.HealthCheck.tcp:type_name -> haa.v1.TcpCheck
-	7,  // 13: haa.v1.HealthCheck.http:type_name -> haa.v1.HttpCheck
-	7,  // 14: haa.v1.HealthCheck.https:type_name -> haa.v1.HttpCheck
-	8,  // 15: haa.v1.HealthCheck.smtp:type_name -> haa.v1.SmtpCheck
-	9,  // 16: haa.v1.HealthCheck.dns:type_name -> haa.v1.DnsCheck
-	10, // 17: haa.v1.HealthCheck.udp:type_name -> haa.v1.UdpCheck
-	11, // 18: haa.v1.HealthCheck.ping:type_name -> haa.v1.PingCheck
-	12, // 19: haa.v1.HealthCheck.exec:type_name -> haa.v1.ExecCheck
-	35, // 20: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
-	35, // 21: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
-	35, // 22: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
-	35, // 23: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
-	14, // 24: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
-	15, // 25: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
-	16, // 26: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
-	17, // 27: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
-	35, // 28: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
-	35, // 29: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
-	35, // 30: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
-	35, // 31: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
-	19, // 32: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
-	18, // 33: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
-	23, // 34: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
-	13, // 35: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
-	20, // 36: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
-	24, // 37: haa.v1.Fleet.virtual_servers:type_name -> haa.v1.FleetVirtualServer
-	35, // 38: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
-	35, // 39: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
-	30, // 40: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
-	31, // 41: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
-	18, // 42: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
-	19, // 43: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
-	29, // 44: haa.v1.FleetInstance.vmac:type_name -> haa.v1.Vmac
-	32, // 45: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
-	33, // 46: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
-	35, // 47: haa.v1.FleetVirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
-	4,  // 48: haa.v1.FleetVirtualServer.real_servers:type_name -> haa.v1.RealServer
-	5,  // 49: haa.v1.FleetVirtualServer.check:type_name -> haa.v1.HealthCheck
-	34, // 50: haa.v1.FleetVirtualServer.overrides:type_name -> haa.v1.FleetVirtualServer.OverridesEntry
-	26, // 51: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
-	27, // 52: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
-	35, // 53: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
-	35, // 54: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
-	30, // 55: haa.v1.Instance.auth:type_name -> haa.v1.Auth
-	31, // 56: haa.v1.Instance.garp:type_name -> haa.v1.Garp
-	18, // 57: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
-	19, // 58: haa.v1.Instance.notify:type_name -> haa.v1.Notify
-	29, // 59: haa.v1.Instance.vmac:type_name -> haa.v1.Vmac
-	35, // 60: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
-	35, // 61: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
-	35, // 62: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
-	28, // 63: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
-	3,  // 64: haa.v1.FleetVirtualServer.OverridesEntry.value:type_name -> haa.v1.VirtualServer
-	65, // [65:65] is the sub-list for method output_type
-	65, // [65:65] is the sub-list for method input_type
-	65, // [65:65] is the sub-list for extension type_name
-	65, // [65:65] is the sub-list for extension extendee
-	0,  // [0:65] is the sub-list for field type_name
+	35, // 11: haa.v1.VirtualServer.keep_if_peers_see_up:type_name -> google.protobuf.Duration
+	5,  // 12: haa.v1.RealServer.check:type_name -> haa.v1.HealthCheck
+	6,  // 13: haa.v1.HealthCheck.tcp:type_name -> haa.v1.TcpCheck
+	7,  // 14: haa.v1.HealthCheck.http:type_name -> haa.v1.HttpCheck
+	7,  // 15: haa.v1.HealthCheck.https:type_name -> haa.v1.HttpCheck
+	8,  // 16: haa.v1.HealthCheck.smtp:type_name -> haa.v1.SmtpCheck
+	9,  // 17: haa.v1.HealthCheck.dns:type_name -> haa.v1.DnsCheck
+	10, // 18: haa.v1.HealthCheck.udp:type_name -> haa.v1.UdpCheck
+	11, // 19: haa.v1.HealthCheck.ping:type_name -> haa.v1.PingCheck
+	12, // 20: haa.v1.HealthCheck.exec:type_name -> haa.v1.ExecCheck
+	35, // 21: haa.v1.HealthCheck.interval:type_name -> google.protobuf.Duration
+	35, // 22: haa.v1.HealthCheck.timeout:type_name -> google.protobuf.Duration
+	35, // 23: haa.v1.HealthCheck.retry_delay:type_name -> google.protobuf.Duration
+	35, // 24: haa.v1.HealthCheck.jitter:type_name -> google.protobuf.Duration
+	14, // 25: haa.v1.Tracker.script:type_name -> haa.v1.ScriptCheck
+	15, // 26: haa.v1.Tracker.interface:type_name -> haa.v1.InterfaceCheck
+	16, // 27: haa.v1.Tracker.file:type_name -> haa.v1.FileCheck
+	17, // 28: haa.v1.Tracker.process:type_name -> haa.v1.ProcessCheck
+	35, // 29: haa.v1.ScriptCheck.interval:type_name -> google.protobuf.Duration
+	35, // 30: haa.v1.ScriptCheck.timeout:type_name -> google.protobuf.Duration
+	35, // 31: haa.v1.ProcessCheck.interval:type_name -> google.protobuf.Duration
+	35, // 32: haa.v1.Notify.timeout:type_name -> google.protobuf.Duration
+	19, // 33: haa.v1.SyncGroup.notify:type_name -> haa.v1.Notify
+	18, // 34: haa.v1.SyncGroup.track:type_name -> haa.v1.TrackRef
+	23, // 35: haa.v1.Fleet.instances:type_name -> haa.v1.FleetInstance
+	13, // 36: haa.v1.Fleet.trackers:type_name -> haa.v1.Tracker
+	20, // 37: haa.v1.Fleet.sync_groups:type_name -> haa.v1.SyncGroup
+	24, // 38: haa.v1.Fleet.virtual_servers:type_name -> haa.v1.FleetVirtualServer
+	35, // 39: haa.v1.FleetInstance.advert_interval:type_name -> google.protobuf.Duration
+	35, // 40: haa.v1.FleetInstance.preempt_delay:type_name -> google.protobuf.Duration
+	30, // 41: haa.v1.FleetInstance.auth:type_name -> haa.v1.Auth
+	31, // 42: haa.v1.FleetInstance.garp:type_name -> haa.v1.Garp
+	18, // 43: haa.v1.FleetInstance.track:type_name -> haa.v1.TrackRef
+	19, // 44: haa.v1.FleetInstance.notify:type_name -> haa.v1.Notify
+	29, // 45: haa.v1.FleetInstance.vmac:type_name -> haa.v1.Vmac
+	32, // 46: haa.v1.FleetInstance.priorities:type_name -> haa.v1.FleetInstance.PrioritiesEntry
+	33, // 47: haa.v1.FleetInstance.overrides:type_name -> haa.v1.FleetInstance.OverridesEntry
+	35, // 48: haa.v1.FleetVirtualServer.persistence_timeout:type_name -> google.protobuf.Duration
+	4,  // 49: haa.v1.FleetVirtualServer.real_servers:type_name -> haa.v1.RealServer
+	5,  // 50: haa.v1.FleetVirtualServer.check:type_name -> haa.v1.HealthCheck
+	35, // 51: haa.v1.FleetVirtualServer.keep_if_peers_see_up:type_name -> google.protobuf.Duration
+	34, // 52: haa.v1.FleetVirtualServer.overrides:type_name -> haa.v1.FleetVirtualServer.OverridesEntry
+	26, // 53: haa.v1.ApiConfig.tcp:type_name -> haa.v1.TcpListener
+	27, // 54: haa.v1.TcpListener.tls:type_name -> haa.v1.Tls
+	35, // 55: haa.v1.Instance.advert_interval:type_name -> google.protobuf.Duration
+	35, // 56: haa.v1.Instance.preempt_delay:type_name -> google.protobuf.Duration
+	30, // 57: haa.v1.Instance.auth:type_name -> haa.v1.Auth
+	31, // 58: haa.v1.Instance.garp:type_name -> haa.v1.Garp
+	18, // 59: haa.v1.Instance.track:type_name -> haa.v1.TrackRef
+	19, // 60: haa.v1.Instance.notify:type_name -> haa.v1.Notify
+	29, // 61: haa.v1.Instance.vmac:type_name -> haa.v1.Vmac
+	35, // 62: haa.v1.Garp.delay:type_name -> google.protobuf.Duration
+	35, // 63: haa.v1.Garp.refresh:type_name -> google.protobuf.Duration
+	35, // 64: haa.v1.Garp.interval:type_name -> google.protobuf.Duration
+	28, // 65: haa.v1.FleetInstance.OverridesEntry.value:type_name -> haa.v1.Instance
+	3,  // 66: haa.v1.FleetVirtualServer.OverridesEntry.value:type_name -> haa.v1.VirtualServer
+	67, // [67:67] is the sub-list for method output_type
+	67, // [67:67] is the sub-list for method input_type
+	67, // [67:67] is the sub-list for extension type_name
+	67, // [67:67] is the sub-list for extension extendee
+	0,  // [0:67] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_config_proto_init() }
