@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
 )
 
 // PeerKey names a real server of a virtual server, across directors.
