@@ -55,7 +55,14 @@ type fleet struct {
 
 func newFleet(t *testing.T, nodes int) *fleet {
 	t.Helper()
-	l := lab.NewT(t, lab.Options{Prefix: lab.UniqueName("hf"), Nodes: nodes, Subnet: fleetSubnet})
+	return newFleetClients(t, nodes, 1)
+}
+
+// newFleetClients is newFleet with that many client namespaces (real
+// servers, users).
+func newFleetClients(t *testing.T, nodes, clients int) *fleet {
+	t.Helper()
+	l := lab.NewT(t, lab.Options{Prefix: lab.UniqueName("hf"), Nodes: nodes, Clients: clients, Subnet: fleetSubnet})
 	c := &cluster{t: t, lab: l, dir: t.TempDir(), bin: haad(t), procs: map[*lab.Node]*lab.Proc{}}
 	t.Cleanup(func() {
 		if t.Failed() {
