@@ -168,10 +168,15 @@ func (l *local) LocalState() fleet.LocalState {
 			SourceAddress: addrString(c.VRRP.Primary)}})
 	}
 	if lb := a.lb.Status(); lb != nil {
+		s.VirtualServers = make([]*haav1.VirtualServerHealth, 0, len(lb.VirtualServers))
 		for _, vs := range lb.VirtualServers {
+			h := &haav1.VirtualServerHealth{Name: vs.Name, RealServers: uint32(len(vs.Reals)), SetHash: vs.SetHash}
 			for _, rs := range vs.Reals {
-				s.RealServers = append(s.RealServers, &haav1.RealServerVerdict{VirtualServer: vs.Name, Address: rs.Addr.String(), Healthy: rs.Healthy})
+				if !rs.Healthy {
+					h.Down = append(h.Down, rs.Addr.String())
+				}
 			}
+			s.VirtualServers = append(s.VirtualServers, h)
 		}
 	}
 	return s
@@ -181,21 +186,16 @@ func (l *local) LocalState() fleet.LocalState {
 type lbVerdicts Agent
 
 // PeerVerdicts implements fleet.VerdictSink.
-func (l *lbVerdicts) PeerVerdicts(vs []fleet.Verdict) {
+func (l *lbVerdicts) PeerVerdicts(vs []fleet.Verdicts) {
 	out := make(balancer.PeerVerdicts, len(vs))
 	for _, v := range vs {
-		ap, err := netip.ParseAddrPort(v.Address)
-		if err != nil {
-			continue
+		ph := balancer.PeerHealth{Node: v.Node, SetHash: v.SetHash}
+		for _, d := range v.Down {
+			if ap, err := netip.ParseAddrPort(d); err == nil {
+				ph.Down = append(ph.Down, ap)
+			}
 		}
-		k := balancer.PeerKey{VirtualServer: v.VirtualServer, Addr: ap}
-		pv := out[k]
-		if v.Healthy {
-			pv.Up = append(pv.Up, v.Node)
-		} else {
-			pv.Down = append(pv.Down, v.Node)
-		}
-		out[k] = pv
+		out[v.VirtualServer] = append(out[v.VirtualServer], ph)
 	}
 	(*Agent)(l).lb.SetPeerVerdicts(out)
 }

@@ -152,6 +152,9 @@ type vsRun struct {
 	queue *notify.Queue // its notify commands, in order; nil until it has one to run
 	view  *VirtualServer
 	dirty bool // view is stale
+	// setHash identifies its set of real servers (SetHash), for the
+	// other directors' verdicts.
+	setHash uint32
 }
 
 // realRun is one real server of a running virtual server.
@@ -704,6 +707,11 @@ func (b *Balancer) updateVirtualServer(run *vsRun, vs config.VirtualServer, cmds
 		b.stopCheck(r)
 	}
 	run.cfg, run.reals, run.cmds, run.dirty = vs, reals, cmds, true
+	addrs := make([]netip.AddrPort, len(reals))
+	for i, r := range reals {
+		addrs[i] = r.cfg.Addr
+	}
+	run.setHash = SetHash(addrs)
 }
 
 // stopCheck stops a real server's check, if it has one.

@@ -3,25 +3,41 @@ package balancer
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
 
-// PeerKey names a real server of a virtual server, across directors.
-type PeerKey struct {
-	VirtualServer string
-	Addr          netip.AddrPort
+// PeerHealth is another director's verdicts on one virtual server: the
+// real servers its checks see down, of the set it checks (SetHash); the
+// others it sees up.
+type PeerHealth struct {
+	Node    string
+	SetHash uint32
+	Down    []netip.AddrPort
 }
 
-// PeerView is what the other directors' checks say of a real server: the
-// nodes that see it up and those that see it down.
-type PeerView struct {
-	Up, Down []string
-}
+// PeerVerdicts are the other directors' verdicts, by virtual server name.
+type PeerVerdicts map[string][]PeerHealth
 
-// PeerVerdicts are the other directors' verdicts on the real servers.
-type PeerVerdicts map[PeerKey]PeerView
+// SetHash identifies a set of real servers: FNV-1a of the sorted
+// "ADDR:PORT"s, newline-separated. Directors compare verdicts only where
+// they check the same set.
+func SetHash(addrs []netip.AddrPort) uint32 {
+	ss := make([]string, len(addrs))
+	for i, a := range addrs {
+		ss[i] = a.String()
+	}
+	slices.Sort(ss)
+	h := fnv.New32a()
+	for _, s := range ss {
+		h.Write([]byte(s))
+		h.Write([]byte{'\n'})
+	}
+	return h.Sum32()
+}
 
 // SetPeerVerdicts gives the balancer the other directors' verdicts (from
 // gossip), for the virtual servers with keepIfPeersSeeUp. It never waits:
@@ -41,8 +57,19 @@ func (b *Balancer) peersSeeUp(r *realRun) ([]string, bool) {
 	if p == nil {
 		return nil, false
 	}
-	v := (*p)[PeerKey{r.run.cfg.Name, r.cfg.Addr}]
-	return v.Up, len(v.Up) > 0 && len(v.Down) == 0
+	var up []string
+	down := 0
+	for _, ph := range (*p)[r.run.cfg.Name] {
+		switch {
+		case ph.SetHash != r.run.setHash:
+			// another set of real servers: it says nothing of this one
+		case slices.Contains(ph.Down, r.cfg.Addr):
+			down++
+		default:
+			up = append(up, ph.Node)
+		}
+	}
+	return up, len(up) > 0 && down == 0
 }
 
 // keepIfPeersSeeUp decides, as r's check has just seen it down, whether it

@@ -38,8 +38,10 @@ func TestBalancerKeepIfPeersSeeUp(t *testing.T) {
 	}
 	kept := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.1:80"), Proto: lvs.TCP}
 	plain := lvs.Key{Addr: netip.MustParseAddrPort("10.9.0.2:80"), Proto: lvs.TCP}
+	kset, pset := SetHash([]netip.AddrPort{rs2, rs1}), SetHash([]netip.AddrPort{rs3})
 	a.SetPeerVerdicts(PeerVerdicts{
-		{"kept", rs1}: {Up: []string{"lb2", "lb3"}}, {"kept", rs2}: {Up: []string{"lb2"}}, {"plain", rs3}: {Up: []string{"lb2"}},
+		"kept":  {{Node: "lb2", SetHash: kset}, {Node: "lb3", SetHash: kset}, {Node: "lb4", SetHash: 1, Down: []netip.AddrPort{rs1}}},
+		"plain": {{Node: "lb2", SetHash: pset}},
 	})
 	in := func(k lvs.Key, rs netip.AddrPort) bool { _, ok := fb.dests(k)[rs]; return ok }
 	waitFor(t, "every real server programmed", func() bool { return in(kept, rs1) && in(kept, rs2) && in(plain, rs3) })
@@ -59,7 +61,7 @@ func TestBalancerKeepIfPeersSeeUp(t *testing.T) {
 		}
 	}
 	// A peer sees rs2 down too: it goes at once.
-	a.SetPeerVerdicts(PeerVerdicts{{"kept", rs1}: {Up: []string{"lb2", "lb3"}}, {"kept", rs2}: {Down: []string{"lb2"}}})
+	a.SetPeerVerdicts(PeerVerdicts{"kept": {{Node: "lb2", SetHash: kset, Down: []netip.AddrPort{rs2}}, {Node: "lb3", SetHash: kset}}})
 	waitFor(t, "rs2 removed once a peer sees it down", func() bool { return !in(kept, rs2) })
 	if !in(kept, rs1) {
 		t.Fatal("rs1 removed with rs2, while its peers still see it up")

@@ -26,6 +26,8 @@ type VirtualServer struct {
 	Sorry         netip.AddrPort // invalid: none
 	SorryActive   bool
 	Reals         []RealServer
+	// SetHash identifies its set of real servers (SetHash).
+	SetHash uint32
 }
 
 // RealServer is one real server as it runs.
@@ -186,7 +188,7 @@ func (b *Balancer) viewOf(run *vsRun) *VirtualServer {
 	vs := run.cfg
 	v := &VirtualServer{Name: vs.Name, Key: vs.Service.Key, Also: vs.Also, Scheduler: vs.Service.Scheduler,
 		Forwarding: vs.Service.Forwarding, Up: run.up, Quorum: vs.Quorum, HealthyWeight: run.hw,
-		Sorry: vs.Sorry, SorryActive: run.sorry, Reals: make([]RealServer, 0, len(run.reals))}
+		Sorry: vs.Sorry, SorryActive: run.sorry, Reals: make([]RealServer, 0, len(run.reals)), SetHash: run.setHash}
 	for _, r := range run.reals {
 		v.Reals = append(v.Reals, b.realView(r))
 	}

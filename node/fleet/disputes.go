@@ -9,24 +9,44 @@ import (
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
-// Verdict is one director's view of one real server, as its summary says.
-type Verdict struct {
-	Node, VirtualServer, Address string
-	Healthy                      bool
+// Verdicts are one director's verdicts on one virtual server's real
+// servers, as its summary says: those it sees down; every other one of
+// the set it checks (SetHash) is up.
+type Verdicts struct {
+	Node, VirtualServer string
+	SetHash             uint32
+	Down                []string
 }
 
 // Disputes returns the real servers the directors disagree about (some
 // see it down, others up), sorted by virtual server then real server,
-// each with its directors sorted. Pure.
-func Disputes(vs []Verdict) []*haav1.FleetIssue {
+// each with its directors sorted. Directors are compared only where they
+// check the same set of real servers (SetHash): one that does not check
+// a server says nothing of it. Pure.
+func Disputes(hs []Verdicts) []*haav1.FleetIssue {
+	type group struct {
+		vs   string
+		hash uint32
+	}
 	type key struct{ vs, rs string }
+	members := map[group][]Verdicts{}
+	for _, h := range hs {
+		g := group{h.VirtualServer, h.SetHash}
+		members[g] = append(members[g], h)
+	}
 	down, up := map[key][]string{}, map[key][]string{}
-	for _, v := range vs {
-		k := key{v.VirtualServer, v.Address}
-		if v.Healthy {
-			up[k] = append(up[k], v.Node)
-		} else {
-			down[k] = append(down[k], v.Node)
+	for g, ms := range members {
+		for _, h := range ms {
+			for _, rs := range h.Down {
+				down[key{g.vs, rs}] = append(down[key{g.vs, rs}], h.Node)
+			}
+		}
+		for _, h := range ms {
+			for k := range down {
+				if k.vs == g.vs && !slices.Contains(h.Down, k.rs) && slices.ContainsFunc(ms, func(o Verdicts) bool { return slices.Contains(o.Down, k.rs) }) {
+					up[k] = append(up[k], h.Node)
+				}
+			}
 		}
 	}
 	var keys []key
@@ -45,13 +65,13 @@ func Disputes(vs []Verdict) []*haav1.FleetIssue {
 	return out
 }
 
-// fleetVerdicts gathers the real-server verdicts of this node (self) and
+// fleetVerdicts gathers the virtual servers' health of this node (self) and
 // of every live member.
-func fleetVerdicts(view gossip.View, self *haav1.NodeSummary) []Verdict {
-	var out []Verdict
+func fleetVerdicts(view gossip.View, self *haav1.NodeSummary) []Verdicts {
+	var out []Verdicts
 	add := func(node string, s *haav1.NodeSummary) {
-		for _, v := range s.GetRealServers() {
-			out = append(out, Verdict{Node: node, VirtualServer: v.GetVirtualServer(), Address: v.GetAddress(), Healthy: v.GetHealthy()})
+		for _, v := range s.GetVirtualServers() {
+			out = append(out, Verdicts{Node: node, VirtualServer: v.GetName(), SetHash: v.GetSetHash(), Down: v.GetDown()})
 		}
 	}
 	add(view.Self, self)

@@ -8,11 +8,11 @@ import (
 // Directors that disagree about a real server make a dispute, with who
 // sees it down and who up; agreement (up or down everywhere) does not.
 func TestDisputes(t *testing.T) {
-	got := Disputes([]Verdict{
-		{"lb1", "web", "10.0.1.2:80", false}, {"lb2", "web", "10.0.1.2:80", true}, {"lb3", "web", "10.0.1.2:80", true},
-		{"lb1", "web", "10.0.1.1:80", true}, {"lb2", "web", "10.0.1.1:80", true},
-		{"lb1", "dns", "10.0.1.9:53", false}, {"lb2", "dns", "10.0.1.9:53", false},
-		{"lb2", "api", "10.0.1.5:80", false}, {"lb1", "api", "10.0.1.5:80", true},
+	got := Disputes([]Verdicts{
+		{"lb1", "web", 7, []string{"10.0.1.2:80"}}, {"lb2", "web", 7, nil}, {"lb3", "web", 7, nil},
+		{"lb4", "web", 9, nil}, // another set of real servers: not compared
+		{"lb1", "dns", 5, []string{"10.0.1.9:53"}}, {"lb2", "dns", 5, []string{"10.0.1.9:53"}},
+		{"lb2", "api", 3, []string{"10.0.1.5:80"}}, {"lb1", "api", 3, nil},
 	})
 	if len(got) != 2 {
 		t.Fatalf("%d disputes, want 2: %v", len(got), got)

@@ -69,9 +69,9 @@ type LocalState struct {
 	Held      bool // Doc is not offered to peers
 	FleetHash string
 	Instances []LocalInstance
-	// RealServers are the verdicts of this node's health checks on its
-	// real servers.
-	RealServers []*haav1.RealServerVerdict
+	// VirtualServers are the verdicts of this node's health checks on its
+	// virtual servers' real servers.
+	VirtualServers []*haav1.VirtualServerHealth
 }
 
 // LocalInstance is one of this node's instances.
@@ -526,7 +526,7 @@ func (n *Node) summaryOf(l LocalState, st *stored) *haav1.NodeSummary {
 			s.Health.Problems = append(s.Health.Problems, in.GetName()+": cannot add its VIPs: "+li.VIPError)
 		}
 	}
-	s.RealServers = l.RealServers
+	s.VirtualServers = l.VirtualServers
 	if d := selfDrift(l, st); d != nil {
 		s.Health.Problems = append(s.Health.Problems, d.GetReason())
 	}

@@ -17,15 +17,15 @@ type PeerSetter interface {
 // VerdictSink takes the other live members' verdicts on their real
 // servers (this node's balancer, for keepIfPeersSeeUp); it must not block.
 type VerdictSink interface {
-	PeerVerdicts(v []Verdict)
+	PeerVerdicts(vs []Verdicts)
 }
 
 // othersVerdicts are the verdicts of every member but this node.
-func othersVerdicts(all []Verdict, self string) []Verdict {
-	out := make([]Verdict, 0, len(all))
-	for _, v := range all {
-		if v.Node != self {
-			out = append(out, v)
+func othersVerdicts(all []Verdicts, self string) []Verdicts {
+	out := make([]Verdicts, 0, len(all))
+	for _, h := range all {
+		if h.Node != self {
+			out = append(out, h)
 		}
 	}
 	return out

@@ -10,9 +10,11 @@
 // What travels:
 //   - memberlist node metadata: the node's GossipMeta (API address, version,
 //     configuration and fleet generations and hashes), under 512 bytes;
-//   - broadcasts: the node's NodeSummary (health and instances), split into
-//     parts of about 1000 bytes so that each fits one UDP packet, and sent
-//     again every RefreshInterval;
+//   - broadcasts: the node's NodeSummary (health, instances, and its
+//     virtual servers' health: the real servers its checks see down),
+//     split into parts of about 1000 bytes so that each fits one UDP
+//     packet, and sent again every RefreshInterval: every part for 30 s
+//     after a change, then the first only (push/pull repairs a lost one);
 //   - push/pull state (TCP): a GossipState with every complete summary the
 //     node knows and, on join-type syncs only (the start-up join, a rejoin
 //     after a partition, CatchUp), the fleet document the node offers. A
@@ -48,7 +50,10 @@ import (
 const DefaultPort = 7946
 
 const (
-	defaultRefresh   = 5 * time.Second
+	defaultRefresh = 5 * time.Second
+	// fullRefreshFor is how long after a change every part of a summary
+	// is broadcast again at each refresh; after it, only its first part.
+	fullRefreshFor   = 30 * time.Second
 	defaultReconnect = 2 * time.Second
 	defaultForget    = 24 * time.Hour
 	// maxRejoins bounds the failed members tried in one reconnect round
@@ -606,6 +611,14 @@ func (g *Gossip) publishLoop() {
 		case <-t.C:
 			g.mu.Lock()
 			msgs := g.ownMsgs
+			if len(msgs) > 1 && time.Since(g.ownHeard) > fullRefreshFor {
+				// At rest: part 0 tells the peers the summary is current
+				// (it refreshes their Heard); push/pull repairs a lost
+				// part. Re-sending every part of a large summary (a
+				// director's thousands of real servers) would cost each
+				// node kilobytes a second for nothing.
+				msgs = msgs[:1]
+			}
 			g.mu.Unlock()
 			g.queueOwn(msgs)
 		case <-g.metaCh:

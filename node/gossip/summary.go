@@ -3,6 +3,7 @@ package gossip
 import (
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
@@ -104,9 +105,10 @@ func (g *Gossip) mergeSummaryLocked(s *haav1.NodeSummary, direct bool, now time.
 	}
 	merged := proto.Clone(a.parts[0]).(*haav1.NodeSummary)
 	merged.Part, merged.Parts = 0, 0
-	merged.Instances = nil
+	merged.Instances, merged.VirtualServers = nil, nil
 	for _, p := range a.parts {
 		merged.Instances = append(merged.Instances, p.GetInstances()...)
+		merged.VirtualServers = append(merged.VirtualServers, p.GetVirtualServers()...)
 	}
 	ps.complete, ps.heard, ps.pending = merged, now, nil
 	return true
@@ -114,7 +116,8 @@ func (g *Gossip) mergeSummaryLocked(s *haav1.NodeSummary, direct bool, now time.
 
 // splitSummary returns s as one part, or as several when it does not fit
 // maxPartBytes: each part has the node, incarnation, seq, time and health,
-// its index and the count, and a run of the instances.
+// its index and the count, and a run of the instances and then of the
+// virtual servers' health.
 func splitSummary(s *haav1.NodeSummary) []*haav1.NodeSummary {
 	whole := proto.Clone(s).(*haav1.NodeSummary)
 	whole.Part, whole.Parts = 0, 1
@@ -122,24 +125,41 @@ func splitSummary(s *haav1.NodeSummary) []*haav1.NodeSummary {
 		return []*haav1.NodeSummary{whole}
 	}
 	base := proto.Clone(s).(*haav1.NodeSummary)
-	base.Instances = nil
+	base.Instances, base.VirtualServers = nil, nil
 	newPart := func() *haav1.NodeSummary { return proto.Clone(base).(*haav1.NodeSummary) }
 	var parts []*haav1.NodeSummary
 	cur := newPart()
-	for _, in := range s.GetInstances() {
-		cur.Instances = append(cur.Instances, in)
-		if len(cur.Instances) > 1 && msgSize(cur) > maxPartBytes {
-			cur.Instances = cur.Instances[:len(cur.Instances)-1]
+	// The instances, then the virtual servers' health, in runs that fit.
+	// (Sizes add up: a part's size is its base's plus its entries'.)
+	baseSize := msgSize(cur)
+	size := baseSize
+	entries := func() int { return len(cur.Instances) + len(cur.VirtualServers) }
+	next := func(n int) {
+		if entries() > 0 && size+n > maxPartBytes {
 			parts = append(parts, cur)
-			cur = newPart()
-			cur.Instances = append(cur.Instances, in)
+			cur, size = newPart(), baseSize
 		}
+		size += n
+	}
+	for _, in := range s.GetInstances() {
+		next(entrySize(6, proto.Size(in)))
+		cur.Instances = append(cur.Instances, in)
+	}
+	for _, v := range s.GetVirtualServers() {
+		next(entrySize(10, proto.Size(v)))
+		cur.VirtualServers = append(cur.VirtualServers, v)
 	}
 	parts = append(parts, cur)
 	for i, p := range parts {
 		p.Part, p.Parts = uint32(i), uint32(len(parts))
 	}
 	return parts
+}
+
+// entrySize is the encoded size of a repeated message field's entry of n
+// bytes, field number f (< 16): its tag, its length and itself.
+func entrySize(f protowire.Number, n int) int {
+	return protowire.SizeTag(f) + protowire.SizeBytes(n)
 }
 
 // msgSize is the encoded size of s as a GossipMessage, counting part and

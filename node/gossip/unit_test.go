@@ -460,3 +460,33 @@ func TestSetSummaryOversize(t *testing.T) {
 		t.Errorf("own summary node %q, %d queued", g.own.GetNode(), g.bq.NumQueued())
 	}
 }
+
+// A director's summary with thousands of virtual servers' health is split
+// into parts that each fit a packet, and assembled back whole.
+func TestSplitSummaryVirtualServers(t *testing.T) {
+	s := bigSummary("n", 1, 3)
+	for i := range 3000 {
+		h := &haav1.VirtualServerHealth{Name: fmt.Sprintf("vs%d", i), RealServers: 5, SetHash: uint32(i * 7919)}
+		if i%100 == 0 {
+			h.Down = []string{fmt.Sprintf("10.200.%d.%d:8080", i/256, i%256)}
+		}
+		s.VirtualServers = append(s.VirtualServers, h)
+	}
+	parts := splitSummary(s)
+	if len(parts) < 30 {
+		t.Fatalf("%d parts for 3000 virtual servers", len(parts))
+	}
+	for i, p := range parts {
+		if n := len(encodeMsg(t, p)); n > maxPartBytes+maxPartSlack {
+			t.Fatalf("part %d is %d bytes", i, n)
+		}
+	}
+	g := bare()
+	d := (*delegate)(g)
+	for _, p := range parts {
+		d.NotifyMsg(encodeMsg(t, p))
+	}
+	if c, _ := held(g, "n"); !proto.Equal(c, s) {
+		t.Fatalf("assembled summary differs: %d instances, %d virtual servers", len(c.GetInstances()), len(c.GetVirtualServers()))
+	}
+}

@@ -163,11 +163,11 @@ type NodeSummary struct {
 	// This is part `part` (0-based) of `parts`.
 	Part  uint32 `protobuf:"varint,7,opt,name=part,proto3" json:"part,omitempty"`
 	Parts uint32 `protobuf:"varint,8,opt,name=parts,proto3" json:"parts,omitempty"`
-	// The health of the real servers of this node's virtual servers, as its
+	// The health of this node's virtual servers' real servers, as its
 	// checks see them: the fleet compares the directors' verdicts.
-	RealServers   []*RealServerVerdict `protobuf:"bytes,9,rep,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	VirtualServers []*VirtualServerHealth `protobuf:"bytes,10,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *NodeSummary) Reset() {
@@ -256,9 +256,9 @@ func (x *NodeSummary) GetParts() uint32 {
 	return 0
 }
 
-func (x *NodeSummary) GetRealServers() []*RealServerVerdict {
+func (x *NodeSummary) GetVirtualServers() []*VirtualServerHealth {
 	if x != nil {
-		return x.RealServers
+		return x.VirtualServers
 	}
 	return nil
 }
@@ -522,31 +522,38 @@ func (x *GossipState) GetSummaries() []*NodeSummary {
 	return nil
 }
 
-// RealServerVerdict is one director's verdict on one real server.
-type RealServerVerdict struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	VirtualServer string                 `protobuf:"bytes,1,opt,name=virtual_server,json=virtualServer,proto3" json:"virtual_server,omitempty"`
-	// ADDR:PORT.
-	Address       string `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
-	Healthy       bool   `protobuf:"varint,3,opt,name=healthy,proto3" json:"healthy,omitempty"`
+// VirtualServerHealth is one director's verdicts on the real servers of
+// one of its virtual servers, compact because every director shares them
+// all the time: the real servers its checks see down; every other one of
+// the set it checks is up.
+type VirtualServerHealth struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// How many real servers it checks, and a hash of their addresses
+	// (FNV-1a of the sorted "ADDR:PORT"s, newline-separated): directors
+	// compare their verdicts only where they check the same set.
+	RealServers uint32 `protobuf:"varint,2,opt,name=real_servers,json=realServers,proto3" json:"real_servers,omitempty"`
+	SetHash     uint32 `protobuf:"fixed32,3,opt,name=set_hash,json=setHash,proto3" json:"set_hash,omitempty"`
+	// The real servers its checks see down, "ADDR:PORT".
+	Down          []string `protobuf:"bytes,4,rep,name=down,proto3" json:"down,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
-func (x *RealServerVerdict) Reset() {
-	*x = RealServerVerdict{}
+func (x *VirtualServerHealth) Reset() {
+	*x = VirtualServerHealth{}
 	mi := &file_haa_v1_gossip_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
 
-func (x *RealServerVerdict) String() string {
+func (x *VirtualServerHealth) String() string {
 	return protoimpl.X.MessageStringOf(x)
 }
 
-func (*RealServerVerdict) ProtoMessage() {}
+func (*VirtualServerHealth) ProtoMessage() {}
 
-func (x *RealServerVerdict) ProtoReflect() protoreflect.Message {
+func (x *VirtualServerHealth) ProtoReflect() protoreflect.Message {
 	mi := &file_haa_v1_gossip_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
@@ -558,30 +565,37 @@ func (x *RealServerVerdict) ProtoReflect() protoreflect.Message {
 	return mi.MessageOf(x)
 }
 
-// Deprecated: Use RealServerVerdict.ProtoReflect.Descriptor instead.
-func (*RealServerVerdict) Descriptor() ([]byte, []int) {
+// Deprecated: Use VirtualServerHealth.ProtoReflect.Descriptor instead.
+func (*VirtualServerHealth) Descriptor() ([]byte, []int) {
 	return file_haa_v1_gossip_proto_rawDescGZIP(), []int{5}
 }
 
-func (x *RealServerVerdict) GetVirtualServer() string {
+func (x *VirtualServerHealth) GetName() string {
 	if x != nil {
-		return x.VirtualServer
+		return x.Name
 	}
 	return ""
 }
 
-func (x *RealServerVerdict) GetAddress() string {
+func (x *VirtualServerHealth) GetRealServers() uint32 {
 	if x != nil {
-		return x.Address
+		return x.RealServers
 	}
-	return ""
+	return 0
 }
 
-func (x *RealServerVerdict) GetHealthy() bool {
+func (x *VirtualServerHealth) GetSetHash() uint32 {
 	if x != nil {
-		return x.Healthy
+		return x.SetHash
 	}
-	return false
+	return 0
+}
+
+func (x *VirtualServerHealth) GetDown() []string {
+	if x != nil {
+		return x.Down
+	}
+	return nil
 }
 
 var File_haa_v1_gossip_proto protoreflect.FileDescriptor
@@ -604,7 +618,7 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"fleetOffer\x12\x18\n" +
 	"\aleaving\x18\t \x01(\bR\aleaving\x12(\n" +
 	"\x10fleet_offer_hash\x18\n" +
-	" \x01(\tR\x0efleetOfferHash\"\xd0\x02\n" +
+	" \x01(\tR\x0efleetOfferHash\"\xde\x02\n" +
 	"\vNodeSummary\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x10\n" +
@@ -613,8 +627,10 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"\x06health\x18\x05 \x01(\v2\x12.haa.v1.NodeHealthR\x06health\x125\n" +
 	"\tinstances\x18\x06 \x03(\v2\x17.haa.v1.InstanceSummaryR\tinstances\x12\x12\n" +
 	"\x04part\x18\a \x01(\rR\x04part\x12\x14\n" +
-	"\x05parts\x18\b \x01(\rR\x05parts\x12<\n" +
-	"\freal_servers\x18\t \x03(\v2\x19.haa.v1.RealServerVerdictR\vrealServers\"\xeb\x02\n" +
+	"\x05parts\x18\b \x01(\rR\x05parts\x12D\n" +
+	"\x0fvirtual_servers\x18\n" +
+	" \x03(\v2\x1b.haa.v1.VirtualServerHealthR\x0evirtualServersJ\x04\b\t\x10\n" +
+	"\"\xeb\x02\n" +
 	"\x0fInstanceSummary\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tinterface\x18\x02 \x01(\tR\tinterface\x12\x12\n" +
@@ -637,11 +653,12 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"\x04kind\"k\n" +
 	"\vGossipState\x12)\n" +
 	"\bdocument\x18\x01 \x01(\v2\r.haa.v1.FleetR\bdocument\x121\n" +
-	"\tsummaries\x18\x02 \x03(\v2\x13.haa.v1.NodeSummaryR\tsummaries\"n\n" +
-	"\x11RealServerVerdict\x12%\n" +
-	"\x0evirtual_server\x18\x01 \x01(\tR\rvirtualServer\x12\x18\n" +
-	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x18\n" +
-	"\ahealthy\x18\x03 \x01(\bR\ahealthyB+Z)github.com/haa-dev/haa/proto/haa/v1;haav1b\x06proto3"
+	"\tsummaries\x18\x02 \x03(\v2\x13.haa.v1.NodeSummaryR\tsummaries\"{\n" +
+	"\x13VirtualServerHealth\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
+	"\freal_servers\x18\x02 \x01(\rR\vrealServers\x12\x19\n" +
+	"\bset_hash\x18\x03 \x01(\aR\asetHash\x12\x12\n" +
+	"\x04down\x18\x04 \x03(\tR\x04downB+Z)github.com/haa-dev/haa/proto/haa/v1;haav1b\x06proto3"
 
 var (
 	file_haa_v1_gossip_proto_rawDescOnce sync.Once
@@ -662,7 +679,7 @@ var file_haa_v1_gossip_proto_goTypes = []any{
 	(*InstanceSummary)(nil),       // 2: haa.v1.InstanceSummary
 	(*GossipMessage)(nil),         // 3: haa.v1.GossipMessage
 	(*GossipState)(nil),           // 4: haa.v1.GossipState
-	(*RealServerVerdict)(nil),     // 5: haa.v1.RealServerVerdict
+	(*VirtualServerHealth)(nil),   // 5: haa.v1.VirtualServerHealth
 	(*timestamppb.Timestamp)(nil), // 6: google.protobuf.Timestamp
 	(*NodeHealth)(nil),            // 7: haa.v1.NodeHealth
 	(State)(0),                    // 8: haa.v1.State
@@ -672,7 +689,7 @@ var file_haa_v1_gossip_proto_depIdxs = []int32{
 	6, // 0: haa.v1.NodeSummary.time:type_name -> google.protobuf.Timestamp
 	7, // 1: haa.v1.NodeSummary.health:type_name -> haa.v1.NodeHealth
 	2, // 2: haa.v1.NodeSummary.instances:type_name -> haa.v1.InstanceSummary
-	5, // 3: haa.v1.NodeSummary.real_servers:type_name -> haa.v1.RealServerVerdict
+	5, // 3: haa.v1.NodeSummary.virtual_servers:type_name -> haa.v1.VirtualServerHealth
 	8, // 4: haa.v1.InstanceSummary.state:type_name -> haa.v1.State
 	1, // 5: haa.v1.GossipMessage.summary:type_name -> haa.v1.NodeSummary
 	9, // 6: haa.v1.GossipState.document:type_name -> haa.v1.Fleet

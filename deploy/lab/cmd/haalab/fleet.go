@@ -33,12 +33,19 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	applies := fs.Int("applies", 10, "timed applies")
 	returns := fs.Int("returns", 5, "timed returns of a node that missed an apply")
 	idle := fs.Duration("idle", 30*time.Second, "how long gossip traffic is measured at rest")
+	lbVS := fs.Int("lb-vs", 1000, "load balancers: virtual servers in the fleet document (0: skip that part)")
+	lbRS := fs.Int("lb-rs", 5, "load balancers: real servers per virtual server")
+	lbDirectors := fs.Int("lb-directors", 8, "load balancers: the directors (the first nodes)")
+	lbApplies := fs.Int("lb-applies", 3, "load balancers: timed applies of the virtual servers from empty")
 	out := fs.String("out", "out/bench-fleet.md", "Markdown report to write")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *nodes < 3 || *nodes >= lab.FirstClientHost {
 		return usageErrorf("--nodes %d: want 3..%d", *nodes, lab.FirstClientHost-1)
+	}
+	if *lbVS > 0 && (*lbDirectors < 1 || *lbDirectors > *nodes || *lbRS < 1 || *lbVS*(*lbRS) > 65000) {
+		return usageErrorf("--lb-vs %d --lb-rs %d --lb-directors %d: want 1..--nodes directors and at most 65,000 real servers", *lbVS, *lbRS, *lbDirectors)
 	}
 	haad, err := filepath.Abs(*bin)
 	if err != nil {
@@ -115,6 +122,7 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 
 	// The document: pairs of nodes share a virtual router (an
 	// active/passive pair each), its preferred node swapped at every apply.
+	withVS := false // the document carries the virtual servers
 	doc := func(gen int) string {
 		var b strings.Builder
 		b.WriteString("kind: Fleet\nnodes: [")
@@ -134,6 +142,9 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 			fmt.Fprintf(&b, "  - name: VI_%d\n    interface: eth0\n    vrid: %d\n    advertInterval: 1s\n    vips: [\"10.77.0.%d/24\"]\n    priorities: {%s: %d, %s: %d}\n",
 				i/2+1, i/2+1, 100+i/2, a.Name, pa, c.Name, pc)
 		}
+		if withVS {
+			b.WriteString(fleetVirtualServers(l.Nodes[:*lbDirectors], *lbVS, *lbRS))
+		}
 		return b.String()
 	}
 	file := filepath.Join(dir, "fleet.yaml")
@@ -150,6 +161,7 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		}
 		return took, string(outb), nil
 	}
+	gen := 0
 	if _, _, err := apply(1, 0); err != nil {
 		return err
 	}
@@ -188,7 +200,7 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		applyTimes = append(applyTimes, took)
 		s.say("apply %d to %d agents: %v", i+1, *nodes, took.Round(100*time.Microsecond))
 	}
-	gen := *applies + 1
+	gen = *applies + 1
 
 	// Gossip at rest.
 	stats := func() (sent, recv uint64, err error) {
@@ -254,6 +266,15 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 			return err
 		}
 	}
+	lb, err := benchFleetLB(s, fleetLB{directors: l.Nodes[:*lbDirectors], vs: *lbVS, rs: *lbRS, applies: *lbApplies, idle: *idle,
+		nodes: *nodes, procs: procs, gen: &gen, withVS: &withVS, file: file, doc: doc,
+		haactl: func(args ...string) *exec.Cmd {
+			return exec.CommandContext(ctx, haactl, append([]string{"--target", sock(seed)}, args...)...)
+		},
+		stats: stats})
+	if err != nil {
+		return err
+	}
 	rss := totalRSS(procs)
 
 	var b strings.Builder
@@ -270,6 +291,7 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		len(returnTimes), ms1(p(returnTimes, 50)), ms1(returnTimes[len(returnTimes)-1]), yesNo(returnTimes[len(returnTimes)-1] <= 2*time.Second))
 	fmt.Fprintf(&b, "\nGossip at rest over %v: %.0f bytes sent and %.0f received per node per second. Memory: %d agents use %.0f MiB RSS in all (%.1f MiB each).\n",
 		idle.Round(time.Second), sentPer, recvPer, *nodes, float64(rss)/(1<<20), float64(rss)/(1<<20)/float64(*nodes))
+	b.WriteString(lb.report(*nodes))
 	report := b.String()
 	fmt.Fprint(s.out, "\n"+report)
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
