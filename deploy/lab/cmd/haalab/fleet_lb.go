@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/haa-dev/haa/deploy/lab"
@@ -67,40 +66,27 @@ func benchFleetLB(s *session, f fleetLB) (*fleetLB, error) {
 	if f.vs == 0 {
 		return &f, nil
 	}
-	// waitKernel polls every director's nftables table until it holds
-	// want services, and returns when the last one did.
+	// waitKernel polls the directors' nftables tables, one at a time
+	// (each poll dumps a table: polling all at once would take the
+	// processors from the agents being measured), until each holds want
+	// services, and returns when the last one did.
 	waitKernel := func(want int, limit time.Duration) (time.Time, error) {
-		var mu sync.Mutex
 		var last time.Time
-		var errs []error
-		var wg sync.WaitGroup
-		for _, d := range f.directors {
-			wg.Go(func() {
-				deadline := time.Now().Add(limit)
-				for {
-					k, _, err := lvsKernelServices(d.NS.Name, "nftables")
-					now := time.Now()
-					if err == nil && k == want {
-						mu.Lock()
-						if now.After(last) {
-							last = now
-						}
-						mu.Unlock()
-						return
-					}
-					if now.After(deadline) {
-						mu.Lock()
-						errs = append(errs, fmt.Errorf("%s's kernel table holds %d virtual servers after %v, want %d (%v)", d.Name, k, limit, want, err))
-						mu.Unlock()
-						return
-					}
-					time.Sleep(10 * time.Millisecond)
-				}
-			})
-		}
-		wg.Wait()
-		if len(errs) > 0 {
-			return last, errs[0]
+		pending := slices.Clone(f.directors)
+		deadline := time.Now().Add(limit)
+		for len(pending) > 0 {
+			d := pending[0]
+			k, _, err := lvsKernelServices(d.NS.Name, "nftables")
+			now := time.Now()
+			switch {
+			case err == nil && k == want:
+				last = now
+				pending = pending[1:]
+				continue
+			case now.After(deadline):
+				return last, fmt.Errorf("%s's kernel table holds %d virtual servers after %v, want %d (%v)", d.Name, k, limit, want, err)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 		return last, nil
 	}
