@@ -3,7 +3,7 @@
 #   make test            everything CI runs (unit, namespace, keepalived interop, race detector)
 #   make bench-failover  client-visible outage vs keepalived (writes out/bench-failover.md)
 #   make bench-cpu       the VRRP data path's CPU and memory beside keepalived (writes out/bench-cpu.md)
-#   make bench-fleet     32 gossiping agents: apply wall time, catch-up, gossip traffic
+#   make bench-fleet     32 gossiping agents (apply, catch-up, gossip; 1,000 virtual servers to 8 directors), then 128 agents' apply
 #   make bench-track     failing check -> VIP moved, vs keepalived (writes out/bench-track.md)
 #   make bench-lvs       IPVS in the VM: haad vs keepalived on the same keepalived.conf, 1,000 and 10,000 virtual servers
 #   make bench-lvs-nft   the nftables backend: 10,000 virtual servers programmed, one weight changed (writes out/bench-lvs.md)
@@ -149,7 +149,8 @@ bench-api: build
 
 bench-fleet: build
 	mkdir -p out
-	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 32 --applies 10 --out out/bench-fleet.md
+	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 32 --applies 10 --lb-applies 5 --out out/bench-fleet.md
+	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 128 --applies 10 --returns 3 --lb-vs 0 --out out/bench-fleet-128.md
 
 bench-track: apt-deps build
 	mkdir -p out

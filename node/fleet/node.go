@@ -144,6 +144,7 @@ type Node struct {
 	summarySeq  atomic.Uint64
 	issues      atomic.Pointer[[]*haav1.FleetIssue] // lasting ones, from the detector
 	splitBrains atomic.Uint64                       // split brains this node took part in
+	hashes      hashMemo                            // of the documents held
 }
 
 // stored is the document store's state. It is immutable.
@@ -503,7 +504,7 @@ func (n *Node) buildMeta(l LocalState) (*haav1.GossipMeta, *haav1.Fleet) {
 		if !l.Held {
 			offer = d
 			m.FleetOffer = d.Generation
-			m.FleetOfferHash = config.DocumentHash(d)
+			m.FleetOfferHash = n.hashes.document(d)
 		}
 	}
 	return m, offer
@@ -527,7 +528,7 @@ func (n *Node) summaryOf(l LocalState, st *stored) *haav1.NodeSummary {
 		}
 	}
 	s.VirtualServers = l.VirtualServers
-	if d := selfDrift(l, st); d != nil {
+	if d := n.selfDrift(l, st); d != nil {
 		s.Health.Problems = append(s.Health.Problems, d.GetReason())
 	}
 	s.Health.Healthy = !l.Maintenance && len(s.Health.Problems) == 0
@@ -537,17 +538,17 @@ func (n *Node) summaryOf(l LocalState, st *stored) *haav1.NodeSummary {
 // selfDrift is this node's own drift, if any: a newer document that cannot
 // run here, or fleet instances that do not run as the document whose part
 // runs says.
-func selfDrift(l LocalState, s *stored) *haav1.Drift {
+func (n *Node) selfDrift(l LocalState, s *stored) *haav1.Drift {
 	stored := l.Doc.GetGeneration()
 	switch {
 	case s.pending != nil:
 		return &haav1.Drift{Node: l.Name, FleetGeneration: stored, Hash: l.FleetHash,
-			ExpectedHash: config.FleetNodeHash(s.pending, l.Name),
+			ExpectedHash: n.hashes.node(s.pending, l.Name),
 			Reason:       fmt.Sprintf("fleet generation %d cannot run here: %s", s.pending.GetGeneration(), truncate(s.pendingErr, 300))}
-	case l.Doc != nil && l.FleetHash != config.FleetNodeHash(l.Doc, l.Name):
+	case l.Doc != nil && l.FleetHash != n.hashes.node(l.Doc, l.Name):
 		gen := l.Doc.GetGeneration()
 		return &haav1.Drift{Node: l.Name, FleetGeneration: gen, Hash: l.FleetHash,
-			ExpectedHash: config.FleetNodeHash(l.Doc, l.Name),
+			ExpectedHash: n.hashes.node(l.Doc, l.Name),
 			Reason:       fmt.Sprintf("runs other fleet instances than generation %d gives it (an instance failed to start?)", gen)}
 	}
 	return nil

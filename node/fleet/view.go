@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/gossip"
 	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
@@ -201,7 +200,7 @@ func (n *Node) instanceOn(segment string, vrid uint32) string {
 
 // driftEvent reports this node's own drift when it starts and ends.
 func (n *Node) driftEvent(prev *haav1.Drift) *haav1.Drift {
-	cur := selfDrift(n.local.LocalState(), n.doc.Load())
+	cur := n.selfDrift(n.local.LocalState(), n.doc.Load())
 	switch {
 	case cur != nil && (prev == nil || prev.GetReason() != cur.GetReason() || prev.GetExpectedHash() != cur.GetExpectedHash()):
 		n.log.Error("drift: this node does not run what the fleet document gives it", "reason", cur.GetReason())
@@ -222,10 +221,10 @@ func (n *Node) catchUp(g *gossip.Gossip, view gossip.View, asked map[string]time
 	var have uint64
 	haveHash := ""
 	if s.doc != nil {
-		have, haveHash = s.doc.GetGeneration(), config.DocumentHash(s.doc)
+		have, haveHash = s.doc.GetGeneration(), n.hashes.document(s.doc)
 	}
 	if s.pending != nil && s.pending.GetGeneration() >= have {
-		have, haveHash = s.pending.GetGeneration(), config.DocumentHash(s.pending)
+		have, haveHash = s.pending.GetGeneration(), n.hashes.document(s.pending)
 	}
 	// A peer offers a newer generation, or the winner of a race for this one.
 	newer := func(m *haav1.GossipMeta) bool {
@@ -399,7 +398,7 @@ func (n *Node) Status() Status {
 			mem.FleetGeneration, mem.FleetHash = meta.GetFleetGeneration(), meta.GetFleetHash()
 		}
 		if doc != nil {
-			mem.ExpectedFleetHash = config.FleetNodeHash(doc, m.Name)
+			mem.ExpectedFleetHash = n.hashes.node(doc, m.Name)
 		}
 		if sum != nil {
 			if h := sum.GetHealth(); h != nil {

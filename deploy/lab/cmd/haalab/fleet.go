@@ -37,12 +37,14 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	lbRS := fs.Int("lb-rs", 5, "load balancers: real servers per virtual server")
 	lbDirectors := fs.Int("lb-directors", 8, "load balancers: the directors (the first nodes)")
 	lbApplies := fs.Int("lb-applies", 3, "load balancers: timed applies of the virtual servers from empty")
+	profile := fs.String("profile", "", "for developers: run every haad with --cpu-profile DIR/NODE.pprof")
 	out := fs.String("out", "out/bench-fleet.md", "Markdown report to write")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *nodes < 3 || *nodes >= lab.FirstClientHost {
-		return usageErrorf("--nodes %d: want 3..%d", *nodes, lab.FirstClientHost-1)
+	// The nodes and one VIP per pair fit below the clients' addresses.
+	if *nodes < 3 || *nodes+*nodes/2 >= lab.FirstClientHost {
+		return usageErrorf("--nodes %d: want 3..%d", *nodes, (lab.FirstClientHost-1)*2/3)
 	}
 	if *lbVS > 0 && (*lbDirectors < 1 || *lbDirectors > *nodes || *lbRS < 1 || *lbVS*(*lbRS) > 65000) {
 		return usageErrorf("--lb-vs %d --lb-rs %d --lb-directors %d: want 1..--nodes directors and at most 65,000 real servers", *lbVS, *lbRS, *lbDirectors)
@@ -79,7 +81,11 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	start := func(n *lab.Node) (*lab.Proc, error) {
 		cfg := fmt.Sprintf("name: %s\ngossip:\n  bind: %s:7946\n  join: [%s]\n  keyFile: %s\n",
 			n.Name, n.Addr, strings.Join(seeds, ", "), key)
-		return n.StartHaad(dir, haad, cfg, "--log-level", "warn")
+		args := []string{"--log-level", "warn"}
+		if *profile != "" {
+			args = append(args, "--cpu-profile", filepath.Join(*profile, n.Name+".pprof"))
+		}
+		return n.StartHaad(dir, haad, cfg, args...)
 	}
 	procs := map[*lab.Node]*lab.Proc{}
 	for _, n := range l.Nodes {
@@ -140,7 +146,7 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 				pa, pc = pc, pa
 			}
 			fmt.Fprintf(&b, "  - name: VI_%d\n    interface: eth0\n    vrid: %d\n    advertInterval: 1s\n    vips: [\"10.77.0.%d/24\"]\n    priorities: {%s: %d, %s: %d}\n",
-				i/2+1, i/2+1, 100+i/2, a.Name, pa, c.Name, pc)
+				i/2+1, i/2+1, len(l.Nodes)+1+i/2, a.Name, pa, c.Name, pc) // VIPs after the nodes' addresses
 		}
 		if withVS {
 			b.WriteString(fleetVirtualServers(l.Nodes[:*lbDirectors], *lbVS, *lbRS))
@@ -276,6 +282,11 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		return err
 	}
 	rss := totalRSS(procs)
+	if *profile != "" { // haad writes its profile when it stops
+		for _, p := range procs {
+			_ = p.Stop(10 * time.Second)
+		}
+	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Fleet (%s)\n\n`%s`: %d haad agents, one per namespace on one bridge, gossip encrypted (AES-GCM),\n"+
@@ -285,8 +296,13 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	slices.Sort(applyTimes)
 	slices.Sort(returnTimes)
 	p := func(d []time.Duration, q int) time.Duration { return d[min(len(d)-1, len(d)*q/100)] }
-	fmt.Fprintf(&b, "| `haactl apply` wall time until every node applied (dry run on all, then apply on all) | %d | %s | %s | <= 1 s | %s |\n",
-		len(applyTimes), ms1(p(applyTimes, 50)), ms1(applyTimes[len(applyTimes)-1]), yesNo(applyTimes[len(applyTimes)-1] <= time.Second))
+	// The target: 1 s for 32 agents (issue 4), 2 s for 128 (issue 15).
+	target := time.Second
+	if *nodes > 32 {
+		target = 2 * time.Second
+	}
+	fmt.Fprintf(&b, "| `haactl apply` wall time until every node applied (dry run on all, then apply on all) | %d | %s | %s | <= %v | %s |\n",
+		len(applyTimes), ms1(p(applyTimes, 50)), ms1(applyTimes[len(applyTimes)-1]), target, yesNo(applyTimes[len(applyTimes)-1] <= target))
 	fmt.Fprintf(&b, "| returning node: haad start -> stores the current generation (join + catch-up + apply) | %d | %s | %s | <= 2 s | %s |\n",
 		len(returnTimes), ms1(p(returnTimes, 50)), ms1(returnTimes[len(returnTimes)-1]), yesNo(returnTimes[len(returnTimes)-1] <= 2*time.Second))
 	fmt.Fprintf(&b, "\nGossip at rest over %v: %.0f bytes sent and %.0f received per node per second. Memory: %d agents use %.0f MiB RSS in all (%.1f MiB each).\n",

@@ -33,6 +33,27 @@ type fleetLB struct {
 	sentPer     float64
 	recvPer     float64
 	rssPer      float64 // MiB per director
+	// CPU used during each apply of the virtual servers: by the
+	// directors, by the other agents.
+	cpuDirectors, cpuOthers []time.Duration
+}
+
+// cpuOf sums the processor time the agents used so far, directors and
+// others apart.
+func (f *fleetLB) cpuOf() (directors, others time.Duration) {
+	for n, p := range f.procs {
+		ticks, err := cpuTicks(p.Pid())
+		if err != nil {
+			continue
+		}
+		d := time.Duration(ticks) * 10 * time.Millisecond // USER_HZ 100
+		if slices.Contains(f.directors, n) {
+			directors += d
+		} else {
+			others += d
+		}
+	}
+	return directors, others
 }
 
 // fleetVirtualServers is the virtualServers section: n virtual servers
@@ -122,13 +143,16 @@ func benchFleetLB(s *session, f fleetLB) (*fleetLB, error) {
 		if err := s.err(); err != nil {
 			return nil, err
 		}
+		d0, o0 := f.cpuOf()
 		k, w, err := apply(true)
 		if err != nil {
 			return nil, err
 		}
+		d1, o1 := f.cpuOf()
+		f.cpuDirectors, f.cpuOthers = append(f.cpuDirectors, d1-d0), append(f.cpuOthers, o1-o0)
 		f.lbTimes, f.waitTimes = append(f.lbTimes, k), append(f.waitTimes, w)
-		s.say("apply %d of %d virtual servers x %d real servers to %d directors: every kernel table complete after %v; haactl apply --wait returned after %v",
-			i+1, f.vs, f.rs, len(f.directors), k.Round(time.Millisecond), w.Round(time.Millisecond))
+		s.say("apply %d of %d virtual servers x %d real servers to %d directors: every kernel table complete after %v; haactl apply --wait returned after %v; CPU: directors %v, other agents %v",
+			i+1, f.vs, f.rs, len(f.directors), k.Round(time.Millisecond), w.Round(time.Millisecond), (d1 - d0).Round(10*time.Millisecond), (o1 - o0).Round(10*time.Millisecond))
 		if i == f.applies-1 {
 			break
 		}
