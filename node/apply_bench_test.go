@@ -129,9 +129,7 @@ func fleetLBDoc(n int, gen uint64) *haav1.Fleet {
 	doc := &haav1.Fleet{Kind: "Fleet", Nodes: []string{"n1", "n2"}, Generation: gen}
 	for _, vs := range bigConfig(n, 5).VirtualServers {
 		fv := &haav1.FleetVirtualServer{Address: vs.Address, Scheduler: vs.Scheduler, Directors: []string{"n1", "n2"}}
-		for _, rs := range vs.RealServers {
-			fv.RealServers = append(fv.RealServers, rs)
-		}
+		fv.RealServers = append(fv.RealServers, vs.RealServers...)
 		doc.VirtualServers = append(doc.VirtualServers, fv)
 	}
 	return doc

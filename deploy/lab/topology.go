@@ -490,3 +490,34 @@ func (n *Node) Neigh(ip netip.Addr) (net.HardwareAddr, error) {
 	}
 	return nil, fmt.Errorf("%s: %s: %w", n.NS.Name, ip, ErrNoNeighbor)
 }
+
+// StaticNeighbours gives every member of the lab a permanent ARP entry for
+// every other member's address. The kernel's ARP table is one for all
+// namespaces, 1,024 entries at most by default (net.ipv4.neigh.default.
+// gc_thresh3, the host's setting): a lab of a hundred nodes that all talk
+// to each other (gossip) overflows it, and connections fail with "no route
+// to host". Permanent entries do not count towards that limit. Only the
+// members' own addresses get one: a VIP's owner changes, so VIPs are still
+// resolved by ARP.
+func (l *Lab) StaticNeighbours() error {
+	all := l.All()
+	for _, n := range all {
+		h, link, err := n.handle()
+		if err != nil {
+			return err
+		}
+		for _, o := range all {
+			if o == n {
+				continue
+			}
+			err := h.NeighSet(&netlink.Neigh{LinkIndex: link.Attrs().Index, Family: netlink.FAMILY_V4,
+				State: netlink.NUD_PERMANENT, IP: o.Addr.AsSlice(), HardwareAddr: o.MAC})
+			if err != nil {
+				h.Close()
+				return fmt.Errorf("%s: neighbour %s: %w", n.NS.Name, o.Addr, err)
+			}
+		}
+		h.Close()
+	}
+	return nil
+}

@@ -19,6 +19,10 @@ const catchUpEvery = 5 * time.Second
 // an ordinary takeover the old master's last summary still says MASTER.
 const issueGrace = 2 * time.Second
 
+// detectSettle is how long the detector lets news gather after a change
+// before it reads the fleet.
+const detectSettle = 100 * time.Millisecond
+
 // detectLoop watches the fleet through gossip: it reports members joining
 // and failing, the split brains and vrid collisions this node is part of
 // and its own drift (as events), re-announces the addresses of a split
@@ -39,6 +43,14 @@ func (n *Node) detectLoop(g *gossip.Gossip) {
 		case <-n.ctx.Done():
 			return
 		case <-n.changed:
+			// Changes come in bursts (every member's summary after a
+			// fleet apply): one round for the burst, not one per member,
+			// each of which reads the whole fleet.
+			select {
+			case <-n.ctx.Done():
+				return
+			case <-time.After(detectSettle):
+			}
 		case <-tick.C:
 		}
 		if n.ctx.Err() != nil {

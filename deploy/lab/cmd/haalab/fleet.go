@@ -67,6 +67,13 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	if err != nil {
 		return err
 	}
+	if *nodes > 32 {
+		// More agents than the kernel's ARP table holds neighbours of
+		// (one table for every namespace): see lab.StaticNeighbours.
+		if err := l.StaticNeighbours(); err != nil {
+			return err
+		}
+	}
 	key := filepath.Join(dir, "gossip.key")
 	k := make([]byte, 32)
 	rand.Read(k)
@@ -88,6 +95,13 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		return n.StartHaad(dir, haad, cfg, args...)
 	}
 	procs := map[*lab.Node]*lab.Proc{}
+	if *profile != "" {
+		defer func() { // haad writes its profile when it stops
+			for _, p := range procs {
+				_ = p.Stop(10 * time.Second)
+			}
+		}()
+	}
 	for _, n := range l.Nodes {
 		p, err := start(n)
 		if err != nil {
@@ -118,13 +132,34 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		return k
 	}
 	t0 := time.Now()
-	if err := lab.Poll(60*time.Second, 100*time.Millisecond, "every agent in the fleet view", func() (bool, error) {
+	seen := 0
+	if err := lab.Poll(time.Duration(*nodes)*time.Second, 100*time.Millisecond, "every agent in the fleet view", func() (bool, error) {
 		v, err := view(seed)
-		return err == nil && alive(v) == *nodes, nil
+		if err == nil {
+			seen = alive(v)
+		}
+		return err == nil && seen == *nodes, nil
 	}); err != nil {
-		return err
+		return fmt.Errorf("%w: %d of %d alive", err, seen, *nodes)
 	}
 	s.say("%d agents alive in gossip after %v", *nodes, time.Since(t0).Round(time.Millisecond))
+	// What the agents cost at rest, before any document: gossip, the
+	// detector, the publisher.
+	restCPU := func() time.Duration {
+		var d time.Duration
+		for _, p := range procs {
+			if t, err := cpuTicks(p.Pid()); err == nil {
+				d += time.Duration(t) * 10 * time.Millisecond
+			}
+		}
+		return d
+	}
+	c0, tr := restCPU(), time.Now()
+	if err := s.sleep(10 * time.Second); err != nil {
+		return err
+	}
+	idleCPU := float64(restCPU()-c0) / float64(time.Since(tr)) / float64(*nodes) * 100
+	s.say("at rest: %.2f %% of a processor per agent", idleCPU)
 
 	// The document: pairs of nodes share a virtual router (an
 	// active/passive pair each), its preferred node swapped at every apply.
@@ -160,8 +195,14 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		}
 		cmd := exec.CommandContext(ctx, haactl, "--target", sock(seed), "apply", "-f", file)
 		t := time.Now()
+		h0, _ := sampleHost()
 		outb, err := cmd.CombinedOutput()
 		took := time.Since(t)
+		if h1, herr := sampleHost(); herr == nil && h1.total > h0.total {
+			busy := 100 * float64((h1.total-h0.total)-(h1.idle-h0.idle)) / float64(h1.total-h0.total)
+			s.say("  the machine's processors were %.0f %% busy during the apply (haactl itself: %v)", busy,
+				(cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Round(time.Millisecond))
+		}
 		if want == 0 && err != nil {
 			return took, string(outb), fmt.Errorf("haactl apply: %v\n%s", err, outb)
 		}
@@ -282,11 +323,6 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		return err
 	}
 	rss := totalRSS(procs)
-	if *profile != "" { // haad writes its profile when it stops
-		for _, p := range procs {
-			_ = p.Stop(10 * time.Second)
-		}
-	}
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Fleet (%s)\n\n`%s`: %d haad agents, one per namespace on one bridge, gossip encrypted (AES-GCM),\n"+
@@ -305,8 +341,9 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 		len(applyTimes), ms1(p(applyTimes, 50)), ms1(applyTimes[len(applyTimes)-1]), target, yesNo(applyTimes[len(applyTimes)-1] <= target))
 	fmt.Fprintf(&b, "| returning node: haad start -> stores the current generation (join + catch-up + apply) | %d | %s | %s | <= 2 s | %s |\n",
 		len(returnTimes), ms1(p(returnTimes, 50)), ms1(returnTimes[len(returnTimes)-1]), yesNo(returnTimes[len(returnTimes)-1] <= 2*time.Second))
-	fmt.Fprintf(&b, "\nGossip at rest over %v: %.0f bytes sent and %.0f received per node per second. Memory: %d agents use %.0f MiB RSS in all (%.1f MiB each).\n",
-		idle.Round(time.Second), sentPer, recvPer, *nodes, float64(rss)/(1<<20), float64(rss)/(1<<20)/float64(*nodes))
+	fmt.Fprintf(&b, "\nGossip at rest over %v: %.0f bytes sent and %.0f received per node per second. Memory: %d agents use %.0f MiB RSS in all (%.1f MiB each). "+
+		"CPU at rest before the first apply (10 s): %.2f %% of a processor per agent.\n",
+		idle.Round(time.Second), sentPer, recvPer, *nodes, float64(rss)/(1<<20), float64(rss)/(1<<20)/float64(*nodes), idleCPU)
 	b.WriteString(lb.report(*nodes))
 	report := b.String()
 	fmt.Fprint(s.out, "\n"+report)
