@@ -387,7 +387,7 @@ func (f *Fleet) apply(ctx context.Context, doc *haav1.Fleet, o *FleetApplyOption
 	}
 	if o.Wait && len(applied) > 0 {
 		start := time.Now()
-		problems, took, err := f.converge(ctx, doc, applied, applied, o, func(p []string) {
+		problems, took, err := f.converge(ctx, doc, targets, applied, o, func(p []string) {
 			progress(FleetStep{Kind: StepWaiting, Problems: p, Took: time.Since(start)})
 		})
 		if err != nil {

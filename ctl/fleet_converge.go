@@ -121,7 +121,8 @@ func preempts(doc *haav1.Fleet, node, name string) bool {
 // mark, protocol, scheduler, forwarding) and real servers, and every real
 // server that is healthy, neither drained nor given a weight by an
 // operator, of a virtual server that is up, is in the kernel's table at
-// the document's weight. Health is the checks' business, not the
+// the document's weight (at any weight under an exec check, which may set
+// it). Health is the checks' business, not the
 // rollout's: an unhealthy real server is not judged. It returns one
 // problem per line, e.g. "web: lb2 has not programmed it", "web: lb1
 // programs 10.0.0.2:80 at weight 0, the document says 3"; nil when all
@@ -135,7 +136,9 @@ func VirtualServersConverged(byNode map[string][]*haav1.VirtualServerStatus, doc
 		}
 		want, err := config.Resolve(&haav1.AgentConfig{Name: node, VirtualServers: vss})
 		if err != nil {
-			continue // the node refused it at the dry run
+			// The node accepted it (with its own configuration beside).
+			problems = append(problems, fmt.Sprintf("%s: its virtual servers cannot be checked here: %v", node, err))
+			continue
 		}
 		have := map[string]*haav1.VirtualServerStatus{}
 		for _, st := range byNode[node] {
@@ -167,6 +170,8 @@ func VirtualServersConverged(byNode map[string][]*haav1.VirtualServerStatus, doc
 					// not the rollout's to judge
 				case !rs.GetProgrammed():
 					problems = append(problems, fmt.Sprintf("%s: %s has not programmed %s", vs.Name, node, addr))
+				case rs.GetCheck() == "exec":
+					// A dynamic exec check sets the weight itself.
 				case int(rs.GetWeight()) != r.Weight:
 					problems = append(problems, fmt.Sprintf("%s: %s programs %s at weight %d, the document says %d", vs.Name, node, addr, rs.GetWeight(), r.Weight))
 				}

@@ -19,7 +19,7 @@ virtualServers:
   - name: web
     address: "10.0.0.10:80"
     directors: [lb1, lb2]
-    realServers: [{address: "10.0.1.1:80", weight: 3}, {address: "10.0.1.2:80"}, {address: "10.0.1.3:80"}]
+    realServers: [{address: "10.0.1.1:80", weight: 3}, {address: "10.0.1.2:80"}, {address: "10.0.1.3:80"}, {address: "10.0.1.4:80", weight: 5}]
     overrides:
       lb2: {scheduler: rr}
 `))
@@ -29,20 +29,22 @@ virtualServers:
 	rs := func(addr string, cfg, weight uint32, programmed, healthy bool) *haav1.RealServerStatus {
 		return &haav1.RealServerStatus{Address: addr, ConfiguredWeight: cfg, Weight: weight, Programmed: programmed, Healthy: healthy}
 	}
+	// An exec check may set the weight itself (dynamic).
+	dyn := func(r *haav1.RealServerStatus) *haav1.RealServerStatus { r.Check = "exec"; return r }
 	vs := func(sched string, reals ...*haav1.RealServerStatus) []*haav1.VirtualServerStatus {
 		return []*haav1.VirtualServerStatus{{Name: "web", Address: "10.0.0.10:80", Protocol: "tcp", Scheduler: sched,
 			Forwarding: "nat", Up: true, RealServers: reals}}
 	}
 	good := map[string][]*haav1.VirtualServerStatus{
-		"lb1": vs("wrr", rs("10.0.1.1:80", 3, 3, true, true), rs("10.0.1.2:80", 1, 1, true, true), rs("10.0.1.3:80", 1, 0, false, false)),
-		"lb2": vs("rr", rs("10.0.1.1:80", 3, 3, true, true), rs("10.0.1.2:80", 1, 1, true, true), rs("10.0.1.3:80", 1, 1, true, true)),
+		"lb1": vs("wrr", rs("10.0.1.1:80", 3, 3, true, true), rs("10.0.1.2:80", 1, 1, true, true), rs("10.0.1.3:80", 1, 0, false, false), dyn(rs("10.0.1.4:80", 5, 17, true, true))),
+		"lb2": vs("rr", rs("10.0.1.1:80", 3, 3, true, true), rs("10.0.1.2:80", 1, 1, true, true), rs("10.0.1.3:80", 1, 1, true, true), rs("10.0.1.4:80", 5, 5, true, true)),
 		"lb3": nil,
 	}
 	if got := VirtualServersConverged(good, doc); len(got) != 0 {
 		t.Fatalf("converged fleet: %q", got)
 	}
 	bad := map[string][]*haav1.VirtualServerStatus{
-		"lb1": vs("wrr", rs("10.0.1.1:80", 3, 0, true, true), rs("10.0.1.2:80", 1, 1, false, true)),
+		"lb1": vs("wrr", rs("10.0.1.1:80", 3, 0, true, true), rs("10.0.1.2:80", 1, 1, false, true), rs("10.0.1.4:80", 5, 17, true, true)),
 		"lb2": vs("wrr"),
 	}
 	got := strings.Join(VirtualServersConverged(bad, doc), "\n")
@@ -50,6 +52,7 @@ virtualServers:
 		"web: lb1 programs 10.0.1.1:80 at weight 0, the document says 3",
 		"web: lb1 has not programmed 10.0.1.2:80",
 		"web: lb1 lacks real server 10.0.1.3:80",
+		"web: lb1 programs 10.0.1.4:80 at weight 17, the document says 5",
 		"web: lb2 runs scheduler wrr, the document says rr",
 	}, "\n")
 	if got != want {

@@ -171,16 +171,28 @@ func (l *local) LocalState() fleet.LocalState {
 		s.VirtualServers = make([]*haav1.VirtualServerHealth, 0, len(lb.VirtualServers))
 		for _, vs := range lb.VirtualServers {
 			h := &haav1.VirtualServerHealth{Name: vs.Name, RealServers: uint32(len(vs.Reals)), SetHash: vs.SetHash}
-			for _, rs := range vs.Reals {
-				if !rs.Healthy {
-					h.Down = append(h.Down, rs.Addr.String())
-				}
-			}
 			s.VirtualServers = append(s.VirtualServers, h)
+			for _, rs := range vs.Reals {
+				if rs.Healthy {
+					continue
+				}
+				if len(h.Down) == maxDownPerEntry {
+					// Another entry of the same name: each fits a gossip
+					// packet (the fleet merges them).
+					h = &haav1.VirtualServerHealth{Name: vs.Name, RealServers: uint32(len(vs.Reals)), SetHash: vs.SetHash}
+					s.VirtualServers = append(s.VirtualServers, h)
+				}
+				h.Down = append(h.Down, rs.Addr.String())
+			}
 		}
 	}
 	return s
 }
+
+// maxDownPerEntry bounds the real servers down in one VirtualServerHealth
+// of the gossip summary: at most about 50 bytes each, a full entry fits a
+// part of the summary (about 1,000 bytes).
+const maxDownPerEntry = 16
 
 // lbVerdicts hands the other directors' verdicts to the balancer.
 type lbVerdicts Agent

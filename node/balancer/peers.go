@@ -115,7 +115,8 @@ func (b *Balancer) reviewKept(now time.Time) {
 			b.unkeep(r) // its check stopped, restarted or passes again
 		case r.run.cfg.KeepIfPeersSeeUp <= 0:
 			out = append(out, release{r, "keepIfPeersSeeUp was removed"})
-		case !now.Before(r.keptUntil):
+		case !now.Before(r.keptUntil) || !now.Before(r.status.Since.Add(r.run.cfg.KeepIfPeersSeeUp)):
+			// (The second: the bound was shortened since.)
 			out = append(out, release{r, fmt.Sprintf("kept for keepIfPeersSeeUp %s, which is over", r.run.cfg.KeepIfPeersSeeUp)})
 		case !ok:
 			why := "no other director sees it up any more"

@@ -29,22 +29,27 @@ func Disputes(hs []Verdicts) []*haav1.FleetIssue {
 		hash uint32
 	}
 	type key struct{ vs, rs string }
-	members := map[group][]Verdicts{}
-	for _, h := range hs {
+	members := map[group][]int{} // indexes into hs
+	for i, h := range hs {
 		g := group{h.VirtualServer, h.SetHash}
-		members[g] = append(members[g], h)
+		members[g] = append(members[g], i)
 	}
 	down, up := map[key][]string{}, map[key][]string{}
 	for g, ms := range members {
-		for _, h := range ms {
-			for _, rs := range h.Down {
-				down[key{g.vs, rs}] = append(down[key{g.vs, rs}], h.Node)
+		// Who sees each server down, in this group: the others see it up.
+		seen := map[string][]int{}
+		for _, i := range ms {
+			for _, rs := range hs[i].Down {
+				seen[rs] = append(seen[rs], i)
 			}
 		}
-		for _, h := range ms {
-			for k := range down {
-				if k.vs == g.vs && !slices.Contains(h.Down, k.rs) && slices.ContainsFunc(ms, func(o Verdicts) bool { return slices.Contains(o.Down, k.rs) }) {
-					up[k] = append(up[k], h.Node)
+		for rs, by := range seen {
+			k := key{g.vs, rs}
+			for _, i := range ms {
+				if slices.Contains(by, i) {
+					down[k] = append(down[k], hs[i].Node)
+				} else {
+					up[k] = append(up[k], hs[i].Node)
 				}
 			}
 		}
@@ -66,11 +71,19 @@ func Disputes(hs []Verdicts) []*haav1.FleetIssue {
 }
 
 // fleetVerdicts gathers the virtual servers' health of this node (self) and
-// of every live member.
+// of every live member. A virtual server with many real servers down comes
+// in several entries of the same name (so that each fits a gossip packet):
+// they are one Verdicts here.
 func fleetVerdicts(view gossip.View, self *haav1.NodeSummary) []Verdicts {
 	var out []Verdicts
 	add := func(node string, s *haav1.NodeSummary) {
+		at := map[string]int{}
 		for _, v := range s.GetVirtualServers() {
+			if i, ok := at[v.GetName()]; ok {
+				out[i].Down = append(slices.Clip(out[i].Down), v.GetDown()...)
+				continue
+			}
+			at[v.GetName()] = len(out)
 			out = append(out, Verdicts{Node: node, VirtualServer: v.GetName(), SetHash: v.GetSetHash(), Down: v.GetDown()})
 		}
 	}

@@ -3,6 +3,9 @@ package fleet
 import (
 	"slices"
 	"testing"
+
+	"github.com/haa-dev/haa/node/gossip"
+	haav1 "github.com/haa-dev/haa/proto/haa/v1"
 )
 
 // Directors that disagree about a real server make a dispute, with who
@@ -32,5 +35,26 @@ func TestDisputes(t *testing.T) {
 	_, resolved := tr.Update(got[:1])
 	if len(resolved) != 1 || !resolved[0].GetRealServerDisputed().GetResolved() {
 		t.Errorf("resolved %v", resolved)
+	}
+}
+
+// A virtual server with many real servers down comes in several summary
+// entries of one name: they are merged, and compared as one.
+func TestFleetVerdictsMergeChunks(t *testing.T) {
+	vsh := func(down ...string) *haav1.VirtualServerHealth {
+		return &haav1.VirtualServerHealth{Name: "web", SetHash: 7, Down: down}
+	}
+	self := &haav1.NodeSummary{Node: "lb1", VirtualServers: []*haav1.VirtualServerHealth{vsh("a:80", "b:80"), vsh("c:80")}}
+	view := gossip.View{Self: "lb1", Members: []gossip.Member{
+		{Name: "lb2", State: haav1.MemberState_MEMBER_STATE_ALIVE, Summary: &haav1.NodeSummary{Node: "lb2",
+			VirtualServers: []*haav1.VirtualServerHealth{vsh("a:80"), vsh("b:80")}}},
+	}}
+	vs := fleetVerdicts(view, self)
+	if len(vs) != 2 || !slices.Equal(vs[0].Down, []string{"a:80", "b:80", "c:80"}) || !slices.Equal(vs[1].Down, []string{"a:80", "b:80"}) {
+		t.Fatalf("verdicts %+v", vs)
+	}
+	got := Disputes(vs)
+	if len(got) != 1 || got[0].GetRealServerDisputed().GetRealServer() != "c:80" {
+		t.Fatalf("disputes %v, want c:80 only (down on lb1, up on lb2)", got)
 	}
 }

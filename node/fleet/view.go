@@ -51,6 +51,11 @@ func (n *Node) detectLoop(g *gossip.Gossip) {
 				return
 			case <-time.After(detectSettle):
 			}
+			// What came meanwhile is in this round.
+			select {
+			case <-n.changed:
+			default:
+			}
 		case <-tick.C:
 		}
 		if n.ctx.Err() != nil {

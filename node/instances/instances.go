@@ -174,8 +174,8 @@ type Set struct {
 	snap atomic.Pointer[Snapshot]
 
 	// peersMu guards fleetPeers, the unicast peers the fleet gives the
-	// instances with PeersFromFleet, by name (SetFleetPeers): never
-	// waits for an apply.
+	// instances with PeersFromFleet, by name (SetFleetPeers), and orders
+	// the runners' SetPeers: never waits for an apply.
 	peersMu    sync.Mutex
 	fleetPeers map[string][]netip.Addr
 }
@@ -324,8 +324,15 @@ func (s *Set) Update(ch *Change) {
 	s.publish() // first: the runners' notices of the change see it
 	for _, in := range updates {
 		in.runner.Update(runnerConfig(in.Config))
-		in.runner.SetPeers(s.peersOf(in.Config))
 	}
+	// Under peersMu, after the publish: a SetFleetPeers in flight either
+	// ran before (and this sets the new configuration's peers) or runs
+	// after, from the new snapshot.
+	s.peersMu.Lock()
+	for _, in := range updates {
+		in.runner.SetPeers(s.peersOfLocked(in.Config))
+	}
+	s.peersMu.Unlock()
 }
 
 // SetFleetPeers gives the instances that take their unicast peers from
@@ -335,11 +342,11 @@ func (s *Set) Update(ch *Change) {
 // (vrrp.Runner.SetPeers). It never waits for an apply.
 func (s *Set) SetFleetPeers(peers map[string][]netip.Addr) {
 	s.peersMu.Lock()
+	defer s.peersMu.Unlock()
 	s.fleetPeers = peers
-	s.peersMu.Unlock()
 	for _, in := range s.Snapshot().List() {
 		if in.Config.PeersFromFleet {
-			in.runner.SetPeers(s.peersOf(in.Config))
+			in.runner.SetPeers(s.peersOfLocked(in.Config))
 		}
 	}
 }
@@ -347,15 +354,20 @@ func (s *Set) SetFleetPeers(peers map[string][]netip.Addr) {
 // peersOf is an instance's unicast destinations now: its own peers, then
 // the fleet's (with PeersFromFleet), each once, sorted.
 func (s *Set) peersOf(c config.Instance) []netip.Addr {
+	s.peersMu.Lock()
+	defer s.peersMu.Unlock()
+	return s.peersOfLocked(c)
+}
+
+// peersOfLocked is peersOf, called with peersMu held.
+func (s *Set) peersOfLocked(c config.Instance) []netip.Addr {
 	out := slices.Clone(c.Peers)
 	if c.PeersFromFleet {
-		s.peersMu.Lock()
 		for _, p := range s.fleetPeers[c.VRRP.Name] {
 			if !slices.Contains(out, p) && p != c.VRRP.Primary {
 				out = append(out, p)
 			}
 		}
-		s.peersMu.Unlock()
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out
