@@ -14,6 +14,14 @@ import (
 // catchUpEvery limits how often the node asks one peer for its document.
 const catchUpEvery = 5 * time.Second
 
+// catchUpAfter is how long a peer must have offered a newer document
+// before this node asks for it: during a fleet apply, haactl's own call
+// comes within that, and a node that asked every peer that applied first
+// would make the apply cost each node the whole fleet's state. (A node
+// that joins gets the document with its join; this is for one that missed
+// an apply while it stayed in the fleet.)
+const catchUpAfter = 2 * time.Second
+
 // issueGrace is how long a split brain or vrid collision must last before
 // it is reported: gossip news is a few hundred milliseconds old, so during
 // an ordinary takeover the old master's last summary still says MASTER.
@@ -36,6 +44,7 @@ func (n *Node) detectLoop(g *gossip.Gossip) {
 	since := map[string]time.Time{} // issue key -> first seen
 	members := map[string]haav1.MemberState{}
 	asked := map[string]time.Time{}
+	offered := map[string]offerSeen{}
 	var drift *haav1.Drift
 	first := true
 	for {
@@ -104,7 +113,7 @@ func (n *Node) detectLoop(g *gossip.Gossip) {
 			n.issueEvent(is, true)
 		}
 		drift = n.driftEvent(drift)
-		n.catchUp(g, view, asked)
+		n.catchUp(g, view, asked, offered)
 	}
 }
 
@@ -233,7 +242,14 @@ func (n *Node) driftEvent(prev *haav1.Drift) *haav1.Drift {
 
 // catchUp asks a peer that offers a newer document than this node stores
 // for it (the answer comes through gossipHandler.Offered).
-func (n *Node) catchUp(g *gossip.Gossip, view gossip.View, asked map[string]time.Time) {
+// offerSeen is a peer's offer and when this node first saw it.
+type offerSeen struct {
+	gen   uint64
+	hash  string
+	since time.Time
+}
+
+func (n *Node) catchUp(g *gossip.Gossip, view gossip.View, asked map[string]time.Time, offered map[string]offerSeen) {
 	s := n.doc.Load()
 	var have uint64
 	haveHash := ""
@@ -250,9 +266,15 @@ func (n *Node) catchUp(g *gossip.Gossip, view gossip.View, asked map[string]time
 	now := time.Now()
 	for _, m := range view.Members {
 		if m.Name == view.Self || m.State != haav1.MemberState_MEMBER_STATE_ALIVE || !newer(m.Meta) {
+			delete(offered, m.Name)
 			continue
 		}
-		if now.Sub(asked[m.Name]) < catchUpEvery {
+		o := offerSeen{m.Meta.GetFleetOffer(), m.Meta.GetFleetOfferHash(), now}
+		if seen, ok := offered[m.Name]; ok && seen.gen == o.gen && seen.hash == o.hash {
+			o.since = seen.since
+		}
+		offered[m.Name] = o
+		if now.Sub(o.since) < catchUpAfter || now.Sub(asked[m.Name]) < catchUpEvery {
 			continue
 		}
 		asked[m.Name] = now

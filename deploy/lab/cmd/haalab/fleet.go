@@ -38,6 +38,7 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	lbDirectors := fs.Int("lb-directors", 8, "load balancers: the directors (the first nodes)")
 	lbApplies := fs.Int("lb-applies", 3, "load balancers: timed applies of the virtual servers from empty")
 	profile := fs.String("profile", "", "for developers: run every haad with --cpu-profile DIR/NODE.pprof")
+	logLevel := fs.String("log-level", "warn", "haad's log level")
 	out := fs.String("out", "out/bench-fleet.md", "Markdown report to write")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -88,7 +89,7 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	start := func(n *lab.Node) (*lab.Proc, error) {
 		cfg := fmt.Sprintf("name: %s\ngossip:\n  bind: %s:7946\n  join: [%s]\n  keyFile: %s\n",
 			n.Name, n.Addr, strings.Join(seeds, ", "), key)
-		args := []string{"--log-level", "warn"}
+		args := []string{"--log-level", *logLevel}
 		if *profile != "" {
 			args = append(args, "--cpu-profile", filepath.Join(*profile, n.Name+".pprof"))
 		}
