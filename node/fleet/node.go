@@ -452,16 +452,20 @@ func (n *Node) publishLoop(g *gossip.Gossip) {
 	}
 }
 
-// publish sends the summary if it changed, and the metadata if it changed.
+// publish sends the summary if it changed, with the metadata, and
+// memberlist's metadata if what it must carry changed (see
+// NodeSummary.meta).
 func (n *Node) publish(g *gossip.Gossip) {
+	stable := n.refreshMeta()
 	s := n.summary()
+	s.Meta = n.meta.Load()
 	key := summaryKey(s)
 	if key != n.lastSummary {
 		n.lastSummary = key
 		s.Seq = n.summarySeq.Add(1)
 		g.SetSummary(s)
 	}
-	if n.refreshMeta() {
+	if stable {
 		g.UpdateMeta()
 	}
 	select {
@@ -479,15 +483,17 @@ func summaryKey(s *haav1.NodeSummary) string {
 }
 
 // refreshMeta recomputes the metadata and the offered document; it reports
-// whether the metadata changed.
+// whether what memberlist's metadata must carry changed: the name, API
+// address and version (the rest travels with the summary).
 func (n *Node) refreshMeta() bool {
 	m, offer := n.buildMeta(n.local.LocalState())
 	n.offer.Store(offer)
-	if proto.Equal(m, n.meta.Load()) {
+	old := n.meta.Load()
+	if proto.Equal(m, old) {
 		return false
 	}
 	n.meta.Store(m)
-	return true
+	return old == nil || m.GetName() != old.GetName() || m.GetApi() != old.GetApi() || m.GetVersion() != old.GetVersion()
 }
 
 // buildMeta returns the node's metadata and the document it offers, of l.

@@ -519,6 +519,9 @@ func (g *Gossip) View() View {
 		}
 		if s != nil {
 			mm.Summary = proto.Clone(s).(*haav1.NodeSummary)
+			if m := mm.Summary.GetMeta(); m != nil {
+				mm.Meta = m // newer than memberlist's (see NodeSummary.meta)
+			}
 		}
 		v.Members = append(v.Members, mm)
 	}

@@ -166,8 +166,14 @@ type NodeSummary struct {
 	// The health of this node's virtual servers' real servers, as its
 	// checks see them: the fleet compares the directors' verdicts.
 	VirtualServers []*VirtualServerHealth `protobuf:"bytes,10,rep,name=virtual_servers,json=virtualServers,proto3" json:"virtual_servers,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The node's metadata as of this summary. Its generations and hashes
+	// change at every apply: they travel here, sent by the node alone,
+	// rather than in memberlist's metadata, whose every change each member
+	// relays to the others (a fleet apply then cost each node work for
+	// every other node). Readers prefer it to memberlist's.
+	Meta          *GossipMeta `protobuf:"bytes,11,opt,name=meta,proto3" json:"meta,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeSummary) Reset() {
@@ -259,6 +265,13 @@ func (x *NodeSummary) GetParts() uint32 {
 func (x *NodeSummary) GetVirtualServers() []*VirtualServerHealth {
 	if x != nil {
 		return x.VirtualServers
+	}
+	return nil
+}
+
+func (x *NodeSummary) GetMeta() *GossipMeta {
+	if x != nil {
+		return x.Meta
 	}
 	return nil
 }
@@ -618,7 +631,7 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"fleetOffer\x12\x18\n" +
 	"\aleaving\x18\t \x01(\bR\aleaving\x12(\n" +
 	"\x10fleet_offer_hash\x18\n" +
-	" \x01(\tR\x0efleetOfferHash\"\xde\x02\n" +
+	" \x01(\tR\x0efleetOfferHash\"\x86\x03\n" +
 	"\vNodeSummary\x12\x12\n" +
 	"\x04node\x18\x01 \x01(\tR\x04node\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x10\n" +
@@ -629,7 +642,8 @@ const file_haa_v1_gossip_proto_rawDesc = "" +
 	"\x04part\x18\a \x01(\rR\x04part\x12\x14\n" +
 	"\x05parts\x18\b \x01(\rR\x05parts\x12D\n" +
 	"\x0fvirtual_servers\x18\n" +
-	" \x03(\v2\x1b.haa.v1.VirtualServerHealthR\x0evirtualServersJ\x04\b\t\x10\n" +
+	" \x03(\v2\x1b.haa.v1.VirtualServerHealthR\x0evirtualServers\x12&\n" +
+	"\x04meta\x18\v \x01(\v2\x12.haa.v1.GossipMetaR\x04metaJ\x04\b\t\x10\n" +
 	"\"\xeb\x02\n" +
 	"\x0fInstanceSummary\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
@@ -690,15 +704,16 @@ var file_haa_v1_gossip_proto_depIdxs = []int32{
 	7, // 1: haa.v1.NodeSummary.health:type_name -> haa.v1.NodeHealth
 	2, // 2: haa.v1.NodeSummary.instances:type_name -> haa.v1.InstanceSummary
 	5, // 3: haa.v1.NodeSummary.virtual_servers:type_name -> haa.v1.VirtualServerHealth
-	8, // 4: haa.v1.InstanceSummary.state:type_name -> haa.v1.State
-	1, // 5: haa.v1.GossipMessage.summary:type_name -> haa.v1.NodeSummary
-	9, // 6: haa.v1.GossipState.document:type_name -> haa.v1.Fleet
-	1, // 7: haa.v1.GossipState.summaries:type_name -> haa.v1.NodeSummary
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	0, // 4: haa.v1.NodeSummary.meta:type_name -> haa.v1.GossipMeta
+	8, // 5: haa.v1.InstanceSummary.state:type_name -> haa.v1.State
+	1, // 6: haa.v1.GossipMessage.summary:type_name -> haa.v1.NodeSummary
+	9, // 7: haa.v1.GossipState.document:type_name -> haa.v1.Fleet
+	1, // 8: haa.v1.GossipState.summaries:type_name -> haa.v1.NodeSummary
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_haa_v1_gossip_proto_init() }
