@@ -152,10 +152,11 @@ bench-fleet: build
 	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 32 --applies 10 --lb-vs 0 --out out/bench-fleet.md
 	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 8 --applies 5 --returns 2 --lb-directors 8 --lb-applies 5 --out out/bench-fleet-lb.md
 
-## bench-fleet-scale: the fleet apply at 128 agents (target <= 2 s). On
-## this 2-vCPU machine the fleet does not form: see the README.
+## bench-fleet-scale: the fleet apply at 64 agents, then at 128 (target
+## <= 2 s). On this 2-vCPU machine 128 is not met: see the README.
 bench-fleet-scale: build
 	mkdir -p out
+	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 64 --applies 10 --returns 3 --lb-vs 0 --out out/bench-fleet-64.md
 	$(BIN)/haalab bench-fleet --haad $(BIN)/haad --haactl $(BIN)/haactl --nodes 128 --applies 10 --returns 3 --lb-vs 0 --out out/bench-fleet-128.md
 
 bench-track: apt-deps build
