@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -532,12 +533,8 @@ func (f *Fleet) converge(ctx context.Context, doc *haav1.Fleet, nodes, applied [
 	start := time.Now()
 	var okSince time.Time
 	var last string
-	var directors []string
-	for _, n := range applied {
-		if vss, _ := config.ForNodeVirtualServers(doc, n); len(vss) > 0 {
-			directors = append(directors, n)
-		}
-	}
+	want := wantVirtualServers(doc, applied)
+	directors := slices.Sorted(maps.Keys(want))
 	for {
 		polled := time.Now()
 		res := Each(ctx, f, nodes, o.StepTimeout, func(ctx context.Context, _ string, c *Client) ([]*haav1.InstanceStatus, error) {
@@ -567,7 +564,7 @@ func (f *Fleet) converge(ctx context.Context, doc *haav1.Fleet, nodes, applied [
 			}
 			vsByNode[res.Node] = res.Value
 		}
-		problems := append(Converged(byNode, doc), VirtualServersConverged(vsByNode, doc)...)
+		problems := append(Converged(byNode, doc), want.converged(vsByNode)...)
 		problems = append(problems, unread...)
 		switch {
 		case len(problems) > 0:

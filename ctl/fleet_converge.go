@@ -128,23 +128,56 @@ func preempts(doc *haav1.Fleet, node, name string) bool {
 // programs 10.0.0.2:80 at weight 0, the document says 3"; nil when all
 // has converged.
 func VirtualServersConverged(byNode map[string][]*haav1.VirtualServerStatus, doc *haav1.Fleet) []string {
-	var problems []string
-	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+	return wantVirtualServers(doc, slices.Collect(maps.Keys(byNode))).converged(byNode)
+}
+
+// directorsWant is what the document gives each director, resolved (or
+// why it cannot be).
+type directorsWant map[string]directorWant
+
+type directorWant struct {
+	vss []config.VirtualServer
+	err error
+}
+
+// wantVirtualServers resolves the virtual servers the document gives each
+// of nodes (those that direct none are left out): once per rollout, not
+// at every poll.
+func wantVirtualServers(doc *haav1.Fleet, nodes []string) directorsWant {
+	out := directorsWant{}
+	for _, node := range nodes {
 		vss, _ := config.ForNodeVirtualServers(doc, node)
 		if len(vss) == 0 {
 			continue
 		}
 		want, err := config.Resolve(&haav1.AgentConfig{Name: node, VirtualServers: vss})
 		if err != nil {
+			out[node] = directorWant{err: err}
+			continue
+		}
+		out[node] = directorWant{vss: want.VirtualServers}
+	}
+	return out
+}
+
+// converged is VirtualServersConverged of the directors in byNode.
+func (w directorsWant) converged(byNode map[string][]*haav1.VirtualServerStatus) []string {
+	var problems []string
+	for _, node := range slices.Sorted(maps.Keys(byNode)) {
+		want, ok := w[node]
+		switch {
+		case !ok:
+			continue
+		case want.err != nil:
 			// The node accepted it (with its own configuration beside).
-			problems = append(problems, fmt.Sprintf("%s: its virtual servers cannot be checked here: %v", node, err))
+			problems = append(problems, fmt.Sprintf("%s: its virtual servers cannot be checked here: %v", node, want.err))
 			continue
 		}
 		have := map[string]*haav1.VirtualServerStatus{}
 		for _, st := range byNode[node] {
 			have[st.GetName()] = st
 		}
-		for _, vs := range want.VirtualServers {
+		for _, vs := range want.vss {
 			st := have[vs.Name]
 			if st == nil {
 				problems = append(problems, fmt.Sprintf("%s: %s has not programmed it", vs.Name, node))

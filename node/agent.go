@@ -447,7 +447,7 @@ func (a *Agent) apply(ctx context.Context, own *haav1.AgentConfig, doc *haav1.Fl
 	}
 	res.Generation, res.Hash, res.Applied, res.Changed = next.generation, next.hash, true, hash != cur.hash
 	a.events.Append(&haav1.Event{Kind: &haav1.Event_ConfigApplied{ConfigApplied: &haav1.ConfigApplied{
-		Generation: next.generation, Hash: next.hash, Plan: planProto(res.Plan)}}})
+		Generation: next.generation, Hash: next.hash, Plan: res.Plan.Proto()}}})
 	p := res.Plan
 	took.start("")
 	a.log.Info("configuration applied", "generation", next.generation, "added", p.Added, "removed", p.Removed,
@@ -648,7 +648,7 @@ func (a *Agent) ApplyFleet(ctx context.Context, doc *haav1.Fleet, opts FleetAppl
 		src = "api"
 	}
 	a.events.Append(&haav1.Event{Kind: &haav1.Event_FleetApplied{FleetApplied: &haav1.FleetApplied{
-		Generation: doc.Generation, Source: src, Plan: planProto(res.Plan)}}})
+		Generation: doc.Generation, Source: src, Plan: res.Plan.Proto()}}})
 	a.log.Info("fleet document applied", "fleet_generation", doc.Generation, "source", src, "held", opts.Hold,
 		"instances", names)
 	return out, err

@@ -228,17 +228,6 @@ func vmacName(c config.Instance) string {
 	return c.VMAC.Name
 }
 
-// planProto is a plan in events.
-func planProto(p config.Plan) *haav1.Plan {
-	out := &haav1.Plan{Added: p.Added, Removed: p.Removed, Unchanged: p.Unchanged,
-		VirtualServersAdded: p.VirtualServers.Added, VirtualServersRemoved: p.VirtualServers.Removed,
-		VirtualServersChanged: p.VirtualServers.Changed}
-	for _, c := range p.Changed {
-		out.Changed = append(out.Changed, &haav1.InstanceChange{Name: c.Name, Fields: c.Fields, Restart: c.Restart})
-	}
-	return out
-}
-
 // maintenanceProto is the maintenance mode in events.
 func maintenanceProto(m Maintenance) *haav1.Maintenance {
 	out := &haav1.Maintenance{Enabled: m.Enabled}

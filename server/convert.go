@@ -10,7 +10,6 @@ import (
 
 	"github.com/haa-dev/haa/node"
 	"github.com/haa-dev/haa/node/balancer"
-	"github.com/haa-dev/haa/node/config"
 	"github.com/haa-dev/haa/node/fleet"
 	"github.com/haa-dev/haa/node/notify"
 	"github.com/haa-dev/haa/node/vrrp"
@@ -49,16 +48,6 @@ func nodeProto(n node.NodeInfo, now time.Time) *haav1.Node {
 
 func maintenanceProto(m node.Maintenance) *haav1.Maintenance {
 	return &haav1.Maintenance{Enabled: m.Enabled, Until: timestamp(m.Until)}
-}
-
-func planProto(p config.Plan) *haav1.Plan {
-	out := &haav1.Plan{Added: p.Added, Removed: p.Removed, Unchanged: p.Unchanged,
-		VirtualServersAdded: p.VirtualServers.Added, VirtualServersRemoved: p.VirtualServers.Removed,
-		VirtualServersChanged: p.VirtualServers.Changed}
-	for _, c := range p.Changed {
-		out.Changed = append(out.Changed, &haav1.InstanceChange{Name: c.Name, Fields: c.Fields, Restart: c.Restart})
-	}
-	return out
 }
 
 // stateProto: the API's states are the vrrp states in their order, after

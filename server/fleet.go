@@ -49,7 +49,7 @@ func (f *Fleet) ApplyFleet(ctx context.Context, req *haav1.ApplyFleetRequest) (*
 	res, err := f.core.ApplyFleet(context.WithoutCancel(ctx), req.GetDocument(), node.FleetApplyOptions{
 		DryRun: req.GetDryRun(), Hold: req.GetHold(), Source: "api",
 	})
-	out := &haav1.ApplyFleetResponse{Node: res.Node, Plan: planProto(res.Plan), Generation: res.Generation, Hash: res.Hash,
+	out := &haav1.ApplyFleetResponse{Node: res.Node, Plan: res.Plan.Proto(), Generation: res.Generation, Hash: res.Hash,
 		FleetGeneration: res.FleetGeneration, Applied: res.Applied, Instances: res.Instances}
 	if err != nil && res.Applied {
 		return nil, f.errs.partial(err, out, "fleet generation %d applied, but", res.FleetGeneration)

@@ -141,7 +141,7 @@ func (s *Server) ApplyConfig(ctx context.Context, req *haav1.ApplyConfigRequest)
 		ExpectedGeneration: req.ExpectedGeneration,
 		Persist:            true,
 	})
-	out := &haav1.ApplyConfigResponse{Plan: planProto(res.Plan), Generation: res.Generation, Hash: res.Hash,
+	out := &haav1.ApplyConfigResponse{Plan: res.Plan.Proto(), Generation: res.Generation, Hash: res.Hash,
 		Applied: res.Applied, Changed: res.Changed}
 	if err != nil && res.Applied {
 		// The configuration runs (a new generation), but part of it failed,

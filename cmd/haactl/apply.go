@@ -191,8 +191,6 @@ or error.`,
 	return cmd
 }
 
-// planChanges reports whether a plan adds, removes or changes an instance.
-
 // applyError explains what ApplyConfig rejected.
 func applyError(err error, src, file string, expected uint64) error {
 	if vs := ctl.ErrorDetails(err); len(vs) > 0 {
@@ -233,15 +231,13 @@ func printPlan(a *app, p *haav1.Plan) error {
 	if err := t.flush(a.out); err != nil {
 		return err
 	}
-	vs := []struct {
-		what  string
-		names []string
-	}{{"added", p.GetVirtualServersAdded()}, {"removed", p.GetVirtualServersRemoved()}, {"changed in place", p.GetVirtualServersChanged()}}
-	for _, v := range vs {
-		if len(v.names) > 0 {
-			if _, err := fmt.Fprintf(a.out, "Virtual servers %s: %s\n", v.what, shortList(v.names, 10)); err != nil {
-				return err
-			}
+	for _, v := range virtualServerChanges(p) {
+		what := v.what
+		if what == "changed" {
+			what += " in place"
+		}
+		if _, err := fmt.Fprintf(a.out, "Virtual servers %s: %s\n", what, shortList(v.names, 10)); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -94,32 +93,23 @@ func (a *app) virtualServersFleet(cmd *cobra.Command) error {
 		return err
 	}
 	defer f.Close()
-	clients := f.Clients()
-	nodes := slices.Sorted(maps.Keys(clients))
-	lists := make([]*haav1.ListVirtualServersResponse, len(nodes))
-	errs := make([]error, len(nodes))
-	var wg sync.WaitGroup
-	for i, n := range nodes {
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, a.timeout)
-			defer cancel()
-			lists[i], errs[i] = clients[n].VirtualServers(cctx)
-		})
-	}
-	wg.Wait()
+	res := ctl.Each(ctx, f, nil, a.timeout, func(ctx context.Context, _ string, c *ctl.Client) (*haav1.ListVirtualServersResponse, error) {
+		return c.VirtualServers(ctx)
+	})
 	type key struct{ vs, rs string }
 	var order []key
 	seen := map[key]map[string]*haav1.RealServerStatus{} // by node
 	var directors []string
-	for i, n := range nodes {
-		if errs[i] != nil {
-			fmt.Fprintf(a.errOut, "haactl: not listing %s: %s\n", n, nodeErrText(errs[i]))
+	for _, r := range res {
+		n := r.Node
+		if r.Err != nil {
+			fmt.Fprintf(a.errOut, "haactl: not listing %s: %s\n", n, nodeErrText(r.Err))
 			continue
 		}
-		if len(lists[i].GetVirtualServers()) > 0 {
+		if len(r.Value.GetVirtualServers()) > 0 {
 			directors = append(directors, n)
 		}
-		for _, vs := range lists[i].GetVirtualServers() {
+		for _, vs := range r.Value.GetVirtualServers() {
 			for _, rs := range vs.GetRealServers() {
 				k := key{vs.GetName(), rs.GetAddress()}
 				if seen[k] == nil {
@@ -482,30 +472,23 @@ func (a *app) realServerFleet(cmd *cobra.Command, vsName, rsAddr string, act ctl
 		return err
 	}
 	defer f.Close()
-	clients := f.Clients()
 	down := f.Unreachable()
-	names := slices.Sorted(maps.Keys(clients))
-	results := make([]directorResult, len(names))
-	var wg sync.WaitGroup
-	for i, n := range names {
-		wg.Go(func() {
-			cctx, cancel := context.WithTimeout(ctx, a.timeout)
-			defer cancel()
-			c := clients[n]
-			results[i].node = n
-			r, err := c.VirtualServers(cctx)
-			if err != nil {
-				results[i].err = err
-				return
-			}
-			if findVirtualServer(r, vsName) == nil {
-				results[i].none = true
-				return
-			}
-			results[i].rs, results[i].err = c.SetRealServer(cctx, vsName, rsAddr, act)
-		})
+	res := ctl.Each(ctx, f, nil, a.timeout, func(ctx context.Context, _ string, c *ctl.Client) (directorResult, error) {
+		r, err := c.VirtualServers(ctx)
+		if err != nil {
+			return directorResult{}, err
+		}
+		if findVirtualServer(r, vsName) == nil {
+			return directorResult{none: true}, nil
+		}
+		rs, err := c.SetRealServer(ctx, vsName, rsAddr, act)
+		return directorResult{rs: rs}, err
+	})
+	results := make([]directorResult, len(res))
+	for i, r := range res {
+		results[i] = r.Value
+		results[i].node, results[i].err = r.Node, r.Err
 	}
-	wg.Wait()
 	for _, n := range slices.Sorted(maps.Keys(down)) {
 		results = append(results, directorResult{node: n, err: down[n]})
 	}

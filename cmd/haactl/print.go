@@ -365,18 +365,32 @@ func planSummary(p *haav1.Plan) string {
 		}
 		parts = append(parts, "changed "+strings.Join(cs, ", "))
 	}
-	for _, v := range []struct {
-		what  string
-		names []string
-	}{{"added", p.GetVirtualServersAdded()}, {"removed", p.GetVirtualServersRemoved()}, {"changed", p.GetVirtualServersChanged()}} {
-		if len(v.names) > 0 {
-			parts = append(parts, "virtual servers "+v.what+" "+shortList(v.names, 5))
-		}
+	for _, v := range virtualServerChanges(p) {
+		parts = append(parts, "virtual servers "+v.what+" "+shortList(v.names, 5))
 	}
 	if len(parts) == 0 {
 		return "no instance changed"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// namedList is a kind of change and the names it applies to.
+type namedList struct {
+	what  string
+	names []string
+}
+
+// virtualServerChanges are the plan's virtual servers added, removed and
+// changed, the kinds that have some.
+func virtualServerChanges(p *haav1.Plan) []namedList {
+	var out []namedList
+	for _, v := range []namedList{{"added", p.GetVirtualServersAdded()}, {"removed", p.GetVirtualServersRemoved()},
+		{"changed", p.GetVirtualServersChanged()}} {
+		if len(v.names) > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // shortList joins names, the first max of them and how many more.

@@ -166,9 +166,9 @@ type realRun struct {
 	status   check.Status
 	drained  bool
 	override int // -1: none
-	// keptUntil: down for its check, kept in the table until then while
-	// the other directors see it up (zero: not kept).
-	keptUntil time.Time
+	// kept: down for its check, kept in the table while the other
+	// directors see it up (keepIfPeersSeeUp), until keptUntil.
+	kept bool
 }
 
 // lbCommands are a virtual server's programs, resolved on this node.
@@ -788,11 +788,11 @@ func (b *Balancer) checkReports(reports []checkReport) {
 		detail := rep.st.Last.Detail
 		if rep.st.Healthy {
 			cause, cmd, state = "up", run.cmds.up[r.cfg.Addr], "UP"
-			if !r.keptUntil.IsZero() {
+			if r.kept {
 				b.unkeep(r)
 			}
 		} else {
-			detail += b.keepIfPeersSeeUp(r, time.Now())
+			detail += b.keepIfPeersSeeUp(r)
 		}
 		b.log.Info("real server "+cause, "virtual_server", run.cfg.Name, "real_server", r.cfg.Addr, "detail", detail)
 		events = append(events, change{r, rep.st.Healthy, cause, detail})
@@ -825,7 +825,7 @@ func (b *Balancer) realServerEvent(r *realRun, healthy bool, cause, detail strin
 }
 
 func lvsReal(r *realRun) lvs.Real {
-	return lvs.Real{Addr: r.cfg.Addr, Weight: r.cfg.Weight, Healthy: r.status.Healthy || !r.keptUntil.IsZero(), Dynamic: r.status.Weight,
+	return lvs.Real{Addr: r.cfg.Addr, Weight: r.cfg.Weight, Healthy: r.status.Healthy || r.kept, Dynamic: r.status.Weight,
 		Drained: r.drained, Override: r.override, Thresholds: r.cfg.Thresholds, Inhibit: r.cfg.Inhibit}
 }
 

@@ -76,7 +76,7 @@ func (b *Balancer) peersSeeUp(r *realRun) ([]string, bool) {
 // stays in the table (keepIfPeersSeeUp, while every other director sees
 // it up); it returns what the event's detail adds ("" when not kept).
 // Called with mu held.
-func (b *Balancer) keepIfPeersSeeUp(r *realRun, now time.Time) string {
+func (b *Balancer) keepIfPeersSeeUp(r *realRun) string {
 	keep := r.run.cfg.KeepIfPeersSeeUp
 	if keep <= 0 {
 		return ""
@@ -85,17 +85,28 @@ func (b *Balancer) keepIfPeersSeeUp(r *realRun, now time.Time) string {
 	if !ok {
 		return ""
 	}
-	r.keptUntil = now.Add(keep)
+	r.kept = true
 	b.kept[r] = struct{}{}
+	until := r.keptUntil()
 	b.log.Warn("real server down for this director's check only: kept in the table while the other directors see it up",
-		"virtual_server", r.run.cfg.Name, "real_server", r.cfg.Addr, "up_on", up, "until", r.keptUntil.Format(time.RFC3339))
+		"virtual_server", r.run.cfg.Name, "real_server", r.cfg.Addr, "up_on", up, "until", until.Format(time.RFC3339))
 	return fmt.Sprintf("; kept in the table until %s: %s see it up (keepIfPeersSeeUp %s)",
-		r.keptUntil.Format("15:04:05"), strings.Join(up, ", "), keep)
+		until.Format("15:04:05"), strings.Join(up, ", "), keep)
+}
+
+// keptUntil is when a kept real server leaves the table at the latest:
+// keepIfPeersSeeUp after its check saw it down (as configured now); zero
+// when it is not kept.
+func (r *realRun) keptUntil() time.Time {
+	if !r.kept {
+		return time.Time{}
+	}
+	return r.status.Since.Add(r.run.cfg.KeepIfPeersSeeUp)
 }
 
 // unkeep forgets that r is kept. Called with mu held.
 func (b *Balancer) unkeep(r *realRun) {
-	r.keptUntil = time.Time{}
+	r.kept = false
 	delete(b.kept, r)
 	r.run.dirty = true
 }
@@ -115,8 +126,7 @@ func (b *Balancer) reviewKept(now time.Time) {
 			b.unkeep(r) // its check stopped, restarted or passes again
 		case r.run.cfg.KeepIfPeersSeeUp <= 0:
 			out = append(out, release{r, "keepIfPeersSeeUp was removed"})
-		case !now.Before(r.keptUntil) || !now.Before(r.status.Since.Add(r.run.cfg.KeepIfPeersSeeUp)):
-			// (The second: the bound was shortened since.)
+		case !now.Before(r.keptUntil()):
 			out = append(out, release{r, fmt.Sprintf("kept for keepIfPeersSeeUp %s, which is over", r.run.cfg.KeepIfPeersSeeUp)})
 		case !ok:
 			why := "no other director sees it up any more"

@@ -199,7 +199,7 @@ func (b *Balancer) viewOf(run *vsRun) *VirtualServer {
 func (b *Balancer) realView(r *realRun) RealServer {
 	v := RealServer{Addr: r.cfg.Addr, Healthy: r.status.Healthy, ConfiguredWeight: r.cfg.Weight, Drained: r.drained,
 		Override: r.override, Thresholds: r.cfg.Thresholds, Check: "none", LastResult: r.status.Last.Detail, LastDuration: r.status.Last.Duration,
-		Since: r.status.Since, KeptUntil: r.keptUntil, checkID: r.id}
+		Since: r.status.Since, KeptUntil: r.keptUntil(), checkID: r.id}
 	if r.cfg.Check != nil {
 		v.Check = string(r.cfg.Check.Kind)
 	}

@@ -23,6 +23,17 @@ type Plan struct {
 	VirtualServers VirtualServerPlan
 }
 
+// Proto is the plan in the API's terms (responses and events).
+func (p Plan) Proto() *haav1.Plan {
+	out := &haav1.Plan{Added: p.Added, Removed: p.Removed, Unchanged: p.Unchanged,
+		VirtualServersAdded: p.VirtualServers.Added, VirtualServersRemoved: p.VirtualServers.Removed,
+		VirtualServersChanged: p.VirtualServers.Changed}
+	for _, c := range p.Changed {
+		out.Changed = append(out.Changed, &haav1.InstanceChange{Name: c.Name, Fields: c.Fields, Restart: c.Restart})
+	}
+	return out
+}
+
 // VirtualServerPlan is what an apply changes of the virtual servers, by
 // name.
 type VirtualServerPlan struct {

@@ -240,8 +240,6 @@ func (n *Node) driftEvent(prev *haav1.Drift) *haav1.Drift {
 	return cur
 }
 
-// catchUp asks a peer that offers a newer document than this node stores
-// for it (the answer comes through gossipHandler.Offered).
 // offerSeen is a peer's offer and when this node first saw it.
 type offerSeen struct {
 	gen   uint64
@@ -249,6 +247,10 @@ type offerSeen struct {
 	since time.Time
 }
 
+// catchUp asks a peer that offers a newer document than this node stores,
+// and has for catchUpAfter, for it (the answer comes through
+// gossipHandler.Offered). offered keeps when each peer's offer was first
+// seen.
 func (n *Node) catchUp(g *gossip.Gossip, view gossip.View, asked map[string]time.Time, offered map[string]offerSeen) {
 	s := n.doc.Load()
 	var have uint64

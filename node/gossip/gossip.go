@@ -9,7 +9,10 @@
 //
 // What travels:
 //   - memberlist node metadata: the node's GossipMeta (API address, version,
-//     configuration and fleet generations and hashes), under 512 bytes;
+//     configuration and fleet generations and hashes), under 512 bytes,
+//     updated when its name, API address or version change: the rest
+//     changes at every apply and travels in the summary (NodeSummary.meta;
+//     View prefers it), since every member relays every metadata change;
 //   - broadcasts: the node's NodeSummary (health, instances, and its
 //     virtual servers' health: the real servers its checks see down),
 //     split into parts of about 1000 bytes so that each fits one UDP

@@ -157,15 +157,7 @@ func runBenchFleet(s *session, cmdline string, args []string, stderr io.Writer) 
 	s.say("%d agents alive in gossip after %v", *nodes, time.Since(t0).Round(time.Millisecond))
 	// What the agents cost at rest, before any document: gossip, the
 	// detector, the publisher.
-	restCPU := func() time.Duration {
-		var d time.Duration
-		for _, p := range procs {
-			if t, err := cpuTicks(p.Pid()); err == nil {
-				d += time.Duration(t) * 10 * time.Millisecond
-			}
-		}
-		return d
-	}
+	restCPU := func() time.Duration { return agentsCPU(procs, func(*lab.Node) bool { return true }) }
 	c0, tr := restCPU(), time.Now()
 	if err := s.sleep(10 * time.Second); err != nil {
 		return err

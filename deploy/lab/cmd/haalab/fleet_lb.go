@@ -41,19 +41,24 @@ type fleetLB struct {
 // cpuOf sums the processor time the agents used so far, directors and
 // others apart.
 func (f *fleetLB) cpuOf() (directors, others time.Duration) {
-	for n, p := range f.procs {
-		ticks, err := cpuTicks(p.Pid())
-		if err != nil {
+	directors = agentsCPU(f.procs, func(n *lab.Node) bool { return slices.Contains(f.directors, n) })
+	others = agentsCPU(f.procs, func(n *lab.Node) bool { return !slices.Contains(f.directors, n) })
+	return directors, others
+}
+
+// agentsCPU sums the processor time (user and system) the agents of the
+// nodes pick chooses used so far.
+func agentsCPU(procs map[*lab.Node]*lab.Proc, pick func(*lab.Node) bool) time.Duration {
+	var d time.Duration
+	for n, p := range procs {
+		if !pick(n) {
 			continue
 		}
-		d := time.Duration(ticks) * 10 * time.Millisecond // USER_HZ 100
-		if slices.Contains(f.directors, n) {
-			directors += d
-		} else {
-			others += d
+		if ticks, err := cpuTicks(p.Pid()); err == nil {
+			d += time.Duration(ticks) * 10 * time.Millisecond // USER_HZ 100
 		}
 	}
-	return directors, others
+	return d
 }
 
 // fleetVirtualServers is the virtualServers section: n virtual servers
